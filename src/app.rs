@@ -1,0 +1,238 @@
+//! Builds every feature from its config, runs them, and owns shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, DEV_ADMIN_TOKEN, secs};
+use crate::hls::origin::{CachePolicy, Origin};
+use crate::hls::packager::PackagerConfig;
+use crate::hls::registry::Registry;
+use crate::http::{self, ApiState};
+use crate::ingest::rtmp::SessionConfig;
+use crate::ingest::rtmp::server::{self as rtmp_server, RtmpSettings};
+use crate::ingest::{IngestContext, LiveSet, StreamKeys};
+use crate::media::{self, MediaSettings, template::Template};
+
+/// Interval of the sweep that drops ended streams past their retention.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How long HTTP keeps serving after every playlist got EXT-X-ENDLIST at shutdown.
+const ENDLIST_LINGER: Duration = Duration::from_secs(1);
+
+/// A started server.
+pub struct App {
+    /// Where RTMP listens.
+    pub rtmp_addr: SocketAddr,
+    /// Where HTTP listens.
+    pub http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    ingest_tasks: TaskTracker,
+    registry: Arc<Registry>,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    http_shutdown: CancellationToken,
+    grace: Duration,
+}
+
+impl App {
+    /// Validates templates, binds the listeners and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        media::init()?;
+        warn_dev_defaults(&config);
+        std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+            format!(
+                "server.data_dir: cannot create {}",
+                config.server.data_dir.display()
+            )
+        })?;
+
+        let segment = secs(config.hls.segment_duration_s);
+        let part = secs(config.hls.part_duration_s);
+        let values = MediaSettings::placeholder_values(segment, part);
+        let template = Template::load(
+            &config.media.pipelines_dir,
+            &config.media.passthrough_template,
+            &values,
+        )?;
+        let media = Arc::new(MediaSettings {
+            template,
+            values,
+            track_wait_ns: secs(config.media.track_wait_s).as_nanos() as u64,
+        });
+
+        let registry = Arc::new(Registry::new(
+            PackagerConfig {
+                segment_target: segment,
+                part_target: part,
+                window: secs(config.hls.window_s),
+            },
+            secs(config.hls.ended_retention_s),
+        ));
+        let keys = StreamKeys::new(&config.streams);
+        let live = Arc::new(LiveSet::default());
+        let origin = Arc::new(Origin {
+            registry: Arc::clone(&registry),
+            cache: CachePolicy {
+                segment_max_age: Duration::from_secs(config.hls.segment_max_age_s),
+                multivariant_max_age: Duration::from_secs(config.hls.multivariant_max_age_s),
+                playlist_max_age: Duration::from_secs(config.hls.playlist_max_age_s),
+            },
+        });
+
+        let rtmp_listener = TcpListener::bind(config.rtmp.listen)
+            .await
+            .with_context(|| format!("rtmp.listen: cannot bind {}", config.rtmp.listen))?;
+        let http_listener = TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("http.listen: cannot bind {}", config.http.listen))?;
+        let rtmp_addr = rtmp_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+
+        let shutdown = CancellationToken::new();
+        let ingest_tasks = TaskTracker::new();
+        let ctx = Arc::new(IngestContext {
+            keys: keys.clone(),
+            live: Arc::clone(&live),
+            registry: Arc::clone(&registry),
+            media,
+        });
+        let rtmp_settings = Arc::new(RtmpSettings {
+            app: config.rtmp.app.clone(),
+            session: SessionConfig {
+                chunk_size: config.rtmp.chunk_size,
+                max_message_size: config.rtmp.max_message_size,
+                ..SessionConfig::default()
+            },
+            idle_timeout: secs(config.rtmp.idle_timeout_s),
+            max_connections: config.rtmp.max_connections,
+        });
+        ingest_tasks.spawn(rtmp_server::serve(
+            rtmp_listener,
+            rtmp_settings,
+            ctx,
+            shutdown.clone(),
+            ingest_tasks.clone(),
+        ));
+
+        let sweep_registry = Arc::clone(&registry);
+        let sweep_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => sweep_registry.sweep(),
+                    () = sweep_shutdown.cancelled() => break,
+                }
+            }
+        });
+
+        let api = Arc::new(ApiState {
+            admin_token: config.api.admin_token.clone(),
+            keys,
+            live,
+            origin,
+        });
+        let router = http::router(api, &config.http.cors_allow_origin);
+        let http_shutdown = CancellationToken::new();
+        let http_stop = http_shutdown.clone();
+        let http_task = tokio::spawn(async move {
+            axum::serve(http_listener, router)
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await
+        });
+
+        tracing::info!(%rtmp_addr, %http_addr, "cuecast is serving");
+        tracing::info!(
+            "publish: rtmp://HOST:{}/{} with a stream key; play: http://HOST:{}/hls/<stream>/index.m3u8",
+            rtmp_addr.port(),
+            config.rtmp.app,
+            http_addr.port()
+        );
+        Ok(App {
+            rtmp_addr,
+            http_addr,
+            shutdown,
+            ingest_tasks,
+            registry,
+            http_task,
+            http_shutdown,
+            grace: secs(config.server.shutdown_grace_s),
+        })
+    }
+
+    /// Graceful shutdown: publishers are told and disconnected, every playlist gets
+    /// EXT-X-ENDLIST, then HTTP stops after in-flight requests (bounded by the grace period).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down");
+        self.shutdown.cancel();
+        self.ingest_tasks.close();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        if tokio::time::timeout_at(deadline, self.ingest_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("ingest connections did not close within the grace period");
+        }
+        // Let pipelines drain their last chunk, then end whatever is left.
+        while tokio::time::Instant::now() < deadline
+            && self.registry.list().iter().any(|s| !s.is_ended())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.registry.end_all();
+        // Keep answering a moment so players and CDNs can fetch the final playlists.
+        tokio::time::sleep(ENDLIST_LINGER).await;
+        self.http_shutdown.cancel();
+        match tokio::time::timeout_at(
+            deadline.max(tokio::time::Instant::now() + Duration::from_secs(1)),
+            self.http_task,
+        )
+        .await
+        {
+            Ok(Ok(result)) => result.context("HTTP server")?,
+            Ok(Err(join)) => return Err(join).context("HTTP server task"),
+            Err(_) => tracing::warn!("HTTP requests still running at the end of the grace period"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn warn_dev_defaults(config: &Config) {
+    if config.api.admin_token == DEV_ADMIN_TOKEN {
+        tracing::warn!(
+            "api.admin_token is the public development default; set your own before exposing this server"
+        );
+    }
+    for stream in &config.streams {
+        if stream.key == "demo-key" {
+            tracing::warn!(stream = %stream.name, "stream key `demo-key` is the public development default");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

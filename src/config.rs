@@ -1,0 +1,561 @@
+//! Configuration: the embedded default (`config/cuecast.toml`), an optional file on top of it,
+//! and `CUECAST_<SECTION>_<KEY>` environment overrides on top of both.
+//!
+//! Errors name where the bad value came from (the file or the environment variable), the key,
+//! and the reason, so a bad config fails at startup with something an operator can act on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The embedded default configuration, also the documentation of every key.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/cuecast.toml");
+
+/// Prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "CUECAST_";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("{origin}: invalid TOML: {message}")]
+    Syntax {
+        /// The file (or "built-in default").
+        origin: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// An environment variable does not name a config key.
+    #[error(
+        "environment variable {var}: no config key `{key}` (see config/cuecast.toml for the keys)"
+    )]
+    UnknownEnv {
+        /// The variable.
+        var: String,
+        /// The key it was mapped to.
+        key: String,
+    },
+    /// A key has a value of the wrong type or an unknown key was given.
+    #[error("{origin}: key `{key}`: {reason}")]
+    Invalid {
+        /// The file or environment variable the value came from.
+        origin: String,
+        /// The dotted key path.
+        key: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Process-wide settings.
+    pub server: ServerConfig,
+    /// RTMP ingest.
+    pub rtmp: RtmpConfig,
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// API authentication.
+    pub api: ApiConfig,
+    /// HLS packaging and origin.
+    pub hls: HlsConfig,
+    /// Media pipelines.
+    pub media: MediaConfig,
+    /// Publish keys and the public stream names they map to.
+    pub streams: Vec<StreamConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Directory for persistent data.
+    pub data_dir: PathBuf,
+    /// Shutdown grace period, seconds.
+    pub shutdown_grace_s: f64,
+}
+
+/// `[rtmp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Application name publishers connect to.
+    pub app: String,
+    /// Outgoing chunk size.
+    pub chunk_size: u32,
+    /// Largest accepted message.
+    pub max_message_size: usize,
+    /// Idle timeout, seconds.
+    pub idle_timeout_s: f64,
+    /// Connection limit.
+    pub max_connections: usize,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Access-Control-Allow-Origin value.
+    pub cors_allow_origin: String,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Admin bearer token.
+    pub admin_token: String,
+}
+
+/// `[hls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Segment target, seconds.
+    pub segment_duration_s: f64,
+    /// Part target, seconds.
+    pub part_duration_s: f64,
+    /// Playlist window, seconds.
+    pub window_s: f64,
+    /// Retention of ended streams, seconds.
+    pub ended_retention_s: f64,
+    /// Cache-Control max-age of segments, seconds.
+    pub segment_max_age_s: u64,
+    /// Cache-Control max-age of the multivariant playlist, seconds.
+    pub multivariant_max_age_s: u64,
+    /// Cache-Control max-age of media playlists, seconds.
+    pub playlist_max_age_s: u64,
+}
+
+/// `[media]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Directory of pipeline templates.
+    pub pipelines_dir: PathBuf,
+    /// Passthrough template file name.
+    pub passthrough_template: String,
+    /// How long to wait for a missing track, seconds of media time.
+    pub track_wait_s: f64,
+}
+
+/// One `[[streams]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Public name (playback URLs).
+    pub name: String,
+    /// Secret publish key.
+    pub key: String,
+}
+
+/// The dev-only admin token shipped in the default config.
+pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+
+impl Config {
+    /// Loads the embedded default, then `path` (if any) on top, then `CUECAST_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = parse_table(DEFAULT_CONFIG, "built-in default")?;
+        let mut origins: BTreeMap<String, String> = BTreeMap::new();
+        let file_origin = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let origin = path.display().to_string();
+                let overlay = parse_table(&text, &origin)?;
+                merge(&mut table, overlay, "", &origin, &mut origins)?;
+                origin
+            }
+            None => "built-in default".to_string(),
+        };
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_env(&mut table, &var, &rest.to_ascii_lowercase(), &value)?;
+            origins.insert(env_key(&table, &rest.to_ascii_lowercase()), var.clone());
+        }
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|err| {
+                let key = err.path().to_string();
+                ConfigError::Invalid {
+                    origin: origin_of(&origins, &key, &file_origin),
+                    reason: err.into_inner().to_string(),
+                    key,
+                }
+            })?;
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                origin: origin_of(&origins, &key, &file_origin),
+                key,
+                reason,
+            })?;
+        Ok(config)
+    }
+
+    /// Semantic checks serde cannot express. Returns (key, reason).
+    fn validate(&self) -> Result<(), (String, String)> {
+        let positive = [
+            ("server.shutdown_grace_s", self.server.shutdown_grace_s),
+            ("rtmp.idle_timeout_s", self.rtmp.idle_timeout_s),
+            ("hls.segment_duration_s", self.hls.segment_duration_s),
+            ("hls.part_duration_s", self.hls.part_duration_s),
+            ("hls.window_s", self.hls.window_s),
+            ("hls.ended_retention_s", self.hls.ended_retention_s),
+            ("media.track_wait_s", self.media.track_wait_s),
+        ];
+        for (key, value) in positive {
+            if !(value.is_finite() && value > 0.0 && value < 1e7) {
+                return Err((
+                    key.into(),
+                    format!("must be a positive number of seconds, got {value}"),
+                ));
+            }
+        }
+        if self.hls.part_duration_s > self.hls.segment_duration_s {
+            return Err((
+                "hls.part_duration_s".into(),
+                "must not be longer than hls.segment_duration_s".into(),
+            ));
+        }
+        if self.hls.window_s < 3.0 * self.hls.segment_duration_s {
+            return Err((
+                "hls.window_s".into(),
+                "must hold at least 3 segments (3 × hls.segment_duration_s)".into(),
+            ));
+        }
+        if !(128..=65536).contains(&self.rtmp.chunk_size) {
+            return Err((
+                "rtmp.chunk_size".into(),
+                "must be within 128..=65536".into(),
+            ));
+        }
+        if self.rtmp.max_message_size < 1024 {
+            return Err((
+                "rtmp.max_message_size".into(),
+                "must be at least 1024".into(),
+            ));
+        }
+        if self.rtmp.app.is_empty() {
+            return Err(("rtmp.app".into(), "must not be empty".into()));
+        }
+        if self.api.admin_token.len() < 8 {
+            return Err((
+                "api.admin_token".into(),
+                "must be at least 8 characters".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for (i, stream) in self.streams.iter().enumerate() {
+            if !is_valid_stream_name(&stream.name) {
+                return Err((
+                    format!("streams[{i}].name"),
+                    format!(
+                        "`{}` must be 1-64 characters of letters, digits, '-' or '_'",
+                        stream.name
+                    ),
+                ));
+            }
+            if stream.key.is_empty() || stream.key.contains(['?', '/', ' ']) {
+                return Err((
+                    format!("streams[{i}].key"),
+                    "must be non-empty without '?', '/' or spaces".into(),
+                ));
+            }
+            if !names.insert(stream.name.as_str()) {
+                return Err((format!("streams[{i}].name"), "duplicate stream name".into()));
+            }
+            if !keys.insert(stream.key.as_str()) {
+                return Err((format!("streams[{i}].key"), "duplicate stream key".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Public stream names: 1–64 of `[A-Za-z0-9_-]` (they appear in URLs and file names).
+pub fn is_valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Seconds from config → Duration (validated positive and finite at load).
+pub fn secs(value: f64) -> Duration {
+    Duration::from_secs_f64(value)
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>()
+        .map_err(|err| ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: err.to_string().trim_end().to_string(),
+        })
+}
+
+/// Merges `overlay` into `base` recursively; keys unknown to the base are kept so the
+/// deserializer reports them (with `deny_unknown_fields`) under their origin.
+fn merge(
+    base: &mut toml::Table,
+    overlay: toml::Table,
+    prefix: &str,
+    origin: &str,
+    origins: &mut BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in overlay {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(sub)) => {
+                merge(existing, sub, &path, origin, origins)?;
+            }
+            (_, value) => {
+                origins.insert(path, origin.to_string());
+                base.insert(key, value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `rest` (lower-cased variable name after the prefix) to a dotted key path by walking
+/// the known keys: `hls_segment_duration_s` → `hls.segment_duration_s`.
+fn resolve_env_path(table: &toml::Table, rest: &str) -> Option<Vec<String>> {
+    if table.contains_key(rest) {
+        return Some(vec![rest.to_string()]);
+    }
+    for (key, value) in table {
+        if let (Some(tail), toml::Value::Table(sub)) =
+            (rest.strip_prefix(&format!("{key}_")), value)
+            && let Some(mut path) = resolve_env_path(sub, tail)
+        {
+            path.insert(0, key.clone());
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn env_key(table: &toml::Table, rest: &str) -> String {
+    resolve_env_path(table, rest)
+        .map(|p| p.join("."))
+        .unwrap_or_else(|| rest.to_string())
+}
+
+fn apply_env(table: &mut toml::Table, var: &str, rest: &str, raw: &str) -> Result<(), ConfigError> {
+    let path = resolve_env_path(table, rest).ok_or_else(|| ConfigError::UnknownEnv {
+        var: var.to_string(),
+        key: rest.replace('_', "."),
+    })?;
+    // A value that parses as TOML keeps its type (numbers, booleans, arrays); else it is a string.
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut cursor = table;
+    let (last, parents) = path.split_last().ok_or_else(|| ConfigError::UnknownEnv {
+        var: var.to_string(),
+        key: rest.to_string(),
+    })?;
+    for key in parents {
+        cursor = match cursor.get_mut(key) {
+            Some(toml::Value::Table(sub)) => sub,
+            _ => {
+                return Err(ConfigError::UnknownEnv {
+                    var: var.to_string(),
+                    key: path.join("."),
+                });
+            }
+        };
+    }
+    // Keep strings as strings even when they look like numbers (e.g. a numeric token).
+    let value = match (cursor.get(last), value) {
+        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(raw.to_string()),
+        (_, v) => v,
+    };
+    cursor.insert(last.clone(), value);
+    Ok(())
+}
+
+/// The origin of a dotted key from serde_path_to_error (which prints arrays as `streams[0].key`).
+fn origin_of(origins: &BTreeMap<String, String>, key: &str, default: &str) -> String {
+    let mut probe = key.to_string();
+    loop {
+        if let Some(origin) = origins.get(&probe) {
+            return origin.clone();
+        }
+        match probe.rfind(['.', '[']) {
+            Some(pos) => probe.truncate(pos),
+            None => return default.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn embedded_default_loads_with_dev_stream() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert_eq!(config.rtmp.listen.port(), 1935);
+        assert_eq!(config.http.listen.port(), 8080);
+        assert_eq!(config.api.admin_token, DEV_ADMIN_TOKEN);
+        assert_eq!(config.streams.len(), 1);
+        assert_eq!(config.streams[0].name, "demo");
+        assert_eq!(config.streams[0].key, "demo-key");
+        assert_eq!(config.hls.segment_duration_s, 2.0);
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_types() {
+        let env = vec![
+            (
+                "CUECAST_HLS_SEGMENT_DURATION_S".to_string(),
+                "4".to_string(),
+            ),
+            (
+                "CUECAST_HTTP_LISTEN".to_string(),
+                "127.0.0.1:9000".to_string(),
+            ),
+            (
+                "CUECAST_STREAMS".to_string(),
+                r#"[{name="a", key="ka"}, {name="b", key="kb"}]"#.to_string(),
+            ),
+            (
+                "CUECAST_API_ADMIN_TOKEN".to_string(),
+                "12345678".to_string(),
+            ),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let config = Config::load(None, env).expect("config");
+        assert_eq!(config.hls.segment_duration_s, 4.0);
+        assert_eq!(config.http.listen.port(), 9000);
+        assert_eq!(config.streams.len(), 2);
+        // A numeric-looking value for a string key stays a string.
+        assert_eq!(config.api.admin_token, "12345678");
+    }
+
+    #[test]
+    fn unknown_env_key_is_an_error() {
+        let env = vec![("CUECAST_HLS_NOPE".to_string(), "1".to_string())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("CUECAST_HLS_NOPE"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_value_names_variable_and_key() {
+        let env = vec![(
+            "CUECAST_RTMP_LISTEN".to_string(),
+            "not-an-address".to_string(),
+        )];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("CUECAST_RTMP_LISTEN"), "{err}");
+        assert!(err.contains("rtmp.listen"), "{err}");
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("tempfile");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn file_overlays_default_and_errors_name_file_key_reason() {
+        let f = file("[hls]\nwindow_s = 60\n");
+        let config = Config::load(Some(f.path()), no_env()).expect("config");
+        assert_eq!(config.hls.window_s, 60.0);
+        assert_eq!(config.hls.segment_duration_s, 2.0);
+
+        let f = file("[hls]\nsegment_duration_s = \"two\"\n");
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        let name = f.path().display().to_string();
+        assert!(err.contains(&name), "{err}");
+        assert!(err.contains("hls.segment_duration_s"), "{err}");
+        assert!(err.contains("invalid type"), "{err}");
+
+        let f = file("[hls]\nsegment_length = 2\n");
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("segment_length"), "{err}");
+
+        let f = file("[hls\n");
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        let name = f.path().display().to_string();
+        assert!(err.contains("invalid TOML") && err.contains(&name), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let f = file("[hls]\npart_duration_s = 3.0\n");
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hls.part_duration_s"), "{err}");
+
+        let f = file("[[streams]]\nname = \"a b\"\nkey = \"k\"\n");
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("streams[0].name"), "{err}");
+
+        let f = file(
+            "[[streams]]\nname = \"a\"\nkey = \"k\"\n[[streams]]\nname = \"b\"\nkey = \"k\"\n",
+        );
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("streams[1].key") && err.contains("duplicate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_reported() {
+        let err = Config::load(Some(Path::new("/nonexistent/cuecast.toml")), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/cuecast.toml"), "{err}");
+    }
+}

@@ -1,0 +1,7 @@
+//! HLS: the pure packager and playlist model, the live stream registry, and the HTTP origin.
+
+pub mod origin;
+pub mod packager;
+pub mod playlist;
+pub mod registry;
+pub mod stream;

@@ -1,0 +1,88 @@
+//! The streams the origin knows: live ones and ended ones kept for a retention period.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::packager::PackagerConfig;
+use super::stream::HlsStream;
+
+/// Live and recently ended streams by public name.
+pub struct Registry {
+    streams: RwLock<HashMap<String, Arc<HlsStream>>>,
+    /// Packager settings for new streams.
+    packager: PackagerConfig,
+    /// How long an ended stream stays available.
+    retention: Duration,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(packager: PackagerConfig, retention: Duration) -> Registry {
+        Registry {
+            streams: RwLock::new(HashMap::new()),
+            packager,
+            retention,
+        }
+    }
+
+    /// Starts a new stream `name`, replacing an ended one of the same name.
+    pub fn create(&self, name: &str) -> Arc<HlsStream> {
+        let stream = Arc::new(HlsStream::new(name, self.packager));
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
+            previous.end();
+        }
+        stream
+    }
+
+    /// The stream `name`, unless unknown or ended longer ago than the retention period.
+    pub fn get(&self, name: &str) -> Option<Arc<HlsStream>> {
+        let stream = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()?;
+        if self.expired(&stream) {
+            self.sweep();
+            return None;
+        }
+        Some(stream)
+    }
+
+    /// All streams still available, sorted by name.
+    pub fn list(&self) -> Vec<Arc<HlsStream>> {
+        self.sweep();
+        let mut list: Vec<_> = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// Ends every stream (shutdown).
+    pub fn end_all(&self) {
+        for stream in self.list() {
+            stream.end();
+        }
+    }
+
+    /// Drops ended streams past their retention.
+    pub fn sweep(&self) {
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, stream| !self.expired(stream));
+    }
+
+    fn expired(&self, stream: &HlsStream) -> bool {
+        stream
+            .ended_at()
+            .is_some_and(|at| at.elapsed() > self.retention)
+    }
+}

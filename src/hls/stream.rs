@@ -1,0 +1,266 @@
+//! A live (or recently ended) HLS stream: its renditions, each a [`Packager`] behind a lock, and
+//! the mapping from media time to wall-clock time used for EXT-X-PROGRAM-DATE-TIME.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::packager::{CmafChunk, Packager, PackagerConfig};
+use super::playlist::{AudioRendition, MultivariantPlaylist, Variant};
+
+/// Group id of the audio renditions in the multivariant playlist.
+pub const AUDIO_GROUP: &str = "audio";
+
+/// What a rendition carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenditionKind {
+    /// A video track (a variant of the multivariant playlist).
+    Video,
+    /// An audio track (an EXT-X-MEDIA TYPE=AUDIO rendition shared by all variants).
+    Audio,
+}
+
+/// Codec facts of a rendition, for the multivariant playlist.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrackInfo {
+    /// RFC 6381 codec string, e.g. `avc1.64001f` or `mp4a.40.2`.
+    pub codecs: Option<String>,
+    /// Video width × height.
+    pub resolution: Option<(u32, u32)>,
+    /// Video frames per second.
+    pub frame_rate: Option<f64>,
+    /// Audio channel count.
+    pub channels: Option<u32>,
+}
+
+/// One rendition of a stream.
+pub struct Rendition {
+    /// Name in URLs (`/hls/{stream}/{name}/playlist.m3u8`).
+    pub name: String,
+    /// Video or audio.
+    pub kind: RenditionKind,
+    /// The packager, fed from the pipeline's streaming thread, read by HTTP handlers.
+    packager: Mutex<Packager>,
+    /// Codec facts from the first init segment.
+    info: Mutex<TrackInfo>,
+    /// Bumped on every change, so readers can wait for new parts and segments.
+    updates: tokio::sync::watch::Sender<u64>,
+}
+
+impl Rendition {
+    fn new(name: &str, kind: RenditionKind, config: PackagerConfig) -> Rendition {
+        Rendition {
+            name: name.to_string(),
+            kind,
+            packager: Mutex::new(Packager::new(config)),
+            info: Mutex::new(TrackInfo::default()),
+            updates: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// The packager, locked. A poisoned lock (a panic elsewhere) is recovered: the packager's
+    /// state is consistent after every call.
+    pub fn packager(&self) -> MutexGuard<'_, Packager> {
+        self.packager.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Codec facts.
+    pub fn info(&self) -> TrackInfo {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A new init segment from the muxer.
+    pub fn push_init(&self, init: Bytes, info: TrackInfo) {
+        {
+            let mut current = self.info.lock().unwrap_or_else(|e| e.into_inner());
+            if info.codecs.is_some() {
+                *current = info;
+            }
+        }
+        self.packager().handle_init(init);
+        self.notify();
+    }
+
+    /// A new CMAF chunk from the muxer.
+    pub fn push_chunk(&self, chunk: CmafChunk) {
+        self.packager().handle_chunk(chunk);
+        self.notify();
+    }
+
+    /// The muxer reached end of stream.
+    pub fn end(&self) {
+        self.packager().handle_end();
+        self.notify();
+    }
+
+    /// Subscribes to changes (a counter bumped on every change).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.updates.subscribe()
+    }
+
+    fn notify(&self) {
+        self.updates.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// A stream as the HLS origin sees it.
+pub struct HlsStream {
+    /// Public name.
+    pub name: String,
+    /// Packager settings for new renditions.
+    config: PackagerConfig,
+    /// (media time ns, wall clock) of the first media unit: PROGRAM-DATE-TIME = wall + (pts − media).
+    anchor: OnceLock<(u64, DateTime<Utc>)>,
+    /// Renditions, sorted by name; added when the pipeline starts.
+    renditions: RwLock<Vec<Arc<Rendition>>>,
+    /// When the stream ended (publisher gone, pipeline stopped).
+    ended_at: OnceLock<Instant>,
+    /// When the stream was created.
+    pub created_at: Instant,
+}
+
+impl HlsStream {
+    /// A new, empty stream.
+    pub fn new(name: &str, config: PackagerConfig) -> HlsStream {
+        HlsStream {
+            name: name.to_string(),
+            config,
+            anchor: OnceLock::new(),
+            renditions: RwLock::new(Vec::new()),
+            ended_at: OnceLock::new(),
+            created_at: Instant::now(),
+        }
+    }
+
+    /// Anchors media time `media_ns` to the current wall clock (first call wins).
+    pub fn anchor(&self, media_ns: u64) {
+        self.anchor.get_or_init(|| (media_ns, Utc::now()));
+    }
+
+    /// Wall-clock time of media time `pts_ns` (the ingest clock, through the anchor).
+    pub fn program_date_time(&self, pts_ns: u64) -> DateTime<Utc> {
+        let (media, wall) = *self.anchor.get_or_init(|| (pts_ns, Utc::now()));
+        let offset = i64::try_from(pts_ns).unwrap_or(i64::MAX) - i64::try_from(media).unwrap_or(0);
+        wall + chrono::Duration::nanoseconds(offset)
+    }
+
+    /// Adds (or returns the existing) rendition `name`.
+    pub fn add_rendition(&self, name: &str, kind: RenditionKind) -> Arc<Rendition> {
+        let mut renditions = self.renditions.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = renditions.iter().find(|r| r.name == name) {
+            return Arc::clone(existing);
+        }
+        let rendition = Arc::new(Rendition::new(name, kind, self.config));
+        renditions.push(Arc::clone(&rendition));
+        renditions.sort_by(|a, b| a.name.cmp(&b.name));
+        rendition
+    }
+
+    /// The rendition called `name`.
+    pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
+        self.renditions().into_iter().find(|r| r.name == name)
+    }
+
+    /// All renditions, sorted by name.
+    pub fn renditions(&self) -> Vec<Arc<Rendition>> {
+        self.renditions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Ends the stream: every rendition's playlist gets EXT-X-ENDLIST. Idempotent.
+    pub fn end(&self) {
+        self.ended_at.get_or_init(Instant::now);
+        for rendition in self.renditions() {
+            if !rendition.packager().is_ended() {
+                rendition.end();
+            }
+        }
+    }
+
+    /// True once the stream has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended_at.get().is_some()
+    }
+
+    /// When the stream ended.
+    pub fn ended_at(&self) -> Option<Instant> {
+        self.ended_at.get().copied()
+    }
+
+    /// The multivariant playlist, once every rendition has its codec and a complete segment
+    /// (BANDWIDTH is measured from segments); `None` before that.
+    pub fn multivariant(&self) -> Option<MultivariantPlaylist> {
+        let renditions = self.renditions();
+        if renditions.is_empty() {
+            return None;
+        }
+        let mut audio = Vec::new();
+        let mut audio_bandwidth = None;
+        for r in renditions.iter().filter(|r| r.kind == RenditionKind::Audio) {
+            let info = r.info();
+            let bandwidth = r.packager().bandwidth()?;
+            let codecs = info.codecs.clone()?;
+            audio_bandwidth.get_or_insert((bandwidth, codecs));
+            audio.push(AudioRendition {
+                group_id: AUDIO_GROUP.to_string(),
+                name: r.name.clone(),
+                language: None,
+                default: audio.is_empty(),
+                autoselect: true,
+                channels: info.channels.map(|c| c.to_string()),
+                uri: Some(format!("{}/playlist.m3u8", r.name)),
+            });
+        }
+        let mut variants = Vec::new();
+        for r in renditions.iter().filter(|r| r.kind == RenditionKind::Video) {
+            let info = r.info();
+            let bandwidth = r.packager().bandwidth()?;
+            let mut codecs = info.codecs.clone()?;
+            let (mut peak, mut average) = (bandwidth.peak, bandwidth.average);
+            if let Some((audio_bw, audio_codecs)) = &audio_bandwidth {
+                peak += audio_bw.peak;
+                average += audio_bw.average;
+                codecs = format!("{codecs},{audio_codecs}");
+            }
+            variants.push(Variant {
+                bandwidth: peak,
+                average_bandwidth: Some(average),
+                codecs,
+                resolution: info.resolution,
+                frame_rate: info.frame_rate,
+                audio: (!audio.is_empty()).then(|| AUDIO_GROUP.to_string()),
+                uri: format!("{}/playlist.m3u8", r.name),
+            });
+        }
+        if variants.is_empty() {
+            // Audio-only stream: each audio rendition is a variant of its own.
+            for r in renditions.iter() {
+                let info = r.info();
+                let bandwidth = r.packager().bandwidth()?;
+                variants.push(Variant {
+                    bandwidth: bandwidth.peak,
+                    average_bandwidth: Some(bandwidth.average),
+                    codecs: info.codecs.clone()?,
+                    resolution: None,
+                    frame_rate: None,
+                    audio: None,
+                    uri: format!("{}/playlist.m3u8", r.name),
+                });
+            }
+            audio.clear();
+        }
+        variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+        let independent_segments = renditions
+            .iter()
+            .all(|r| r.packager().media_playlist(false).independent_segments);
+        Some(MultivariantPlaylist {
+            independent_segments,
+            audio,
+            variants,
+        })
+    }
+}

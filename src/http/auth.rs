@@ -1,0 +1,99 @@
+//! API authentication: `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+
+/// Proof that the request carried the admin token.
+pub struct Admin;
+
+/// Why a request is not authorised.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No (or a malformed) Authorization header.
+    #[error("missing bearer token (Authorization: Bearer <token>)")]
+    Missing,
+    /// A token that grants nothing here.
+    #[error("invalid token")]
+    Invalid,
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        (
+            StatusCode::UNAUTHORIZED,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::WWW_AUTHENTICATE, "Bearer"),
+            ],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// The bearer token of a request, if well formed.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<Arc<ApiState>> for Admin {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(AuthError::Missing)?;
+        if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(AuthError::Invalid)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(value: Option<&str>) -> Parts {
+        let mut builder = axum::http::Request::builder();
+        if let Some(v) = value {
+            builder = builder.header(header::AUTHORIZATION, v);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer(&parts(Some("Bearer abc"))), Some("abc"));
+        assert_eq!(bearer(&parts(Some("bearer  abc "))), Some("abc"));
+        assert_eq!(bearer(&parts(Some("Basic abc"))), None);
+        assert_eq!(bearer(&parts(Some("Bearer "))), None);
+        assert_eq!(bearer(&parts(None)), None);
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"dev-admin-token", b"dev-admin-token"));
+        assert!(!constant_time_eq(b"dev-admin-token", b"dev-admin-tokem"));
+        assert!(!constant_time_eq(b"dev", b"dev-admin-token"));
+    }
+}

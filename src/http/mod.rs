@@ -1,0 +1,106 @@
+//! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
+//! request tracing.
+
+pub mod auth;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::hls::origin::{self, Origin};
+use crate::ingest::{LiveSet, StreamKeys};
+
+/// What the API handlers share.
+pub struct ApiState {
+    /// Admin bearer token.
+    pub admin_token: String,
+    /// Configured streams.
+    pub keys: StreamKeys,
+    /// Current publishers.
+    pub live: Arc<LiveSet>,
+    /// Origin (for stream state).
+    pub origin: Arc<Origin>,
+}
+
+/// Builds the whole HTTP router.
+pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
+    let cors = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_origin(match cors_allow_origin {
+            "*" => AllowOrigin::any(),
+            origin => match HeaderValue::from_str(origin) {
+                Ok(value) => AllowOrigin::exact(value),
+                Err(_) => AllowOrigin::any(),
+            },
+        });
+    let api_routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/streams", get(list_streams))
+        .with_state(Arc::clone(&api));
+    Router::new()
+        .merge(origin::router(Arc::clone(&api.origin)))
+        .merge(api_routes)
+        .fallback(not_found)
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn not_found() -> Response {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "error": "no such resource" }).to_string(),
+    )
+        .into_response()
+}
+
+async fn healthz(State(api): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let live = api
+        .keys
+        .names()
+        .iter()
+        .filter(|name| api.live.get(name).is_some())
+        .count();
+    Json(serde_json::json!({ "status": "ok", "live_streams": live }))
+}
+
+/// `GET /api/streams` (admin): configured streams, who publishes them, playback URLs.
+async fn list_streams(
+    _admin: auth::Admin,
+    State(api): State<Arc<ApiState>>,
+) -> Json<serde_json::Value> {
+    let streams: Vec<serde_json::Value> = api
+        .keys
+        .names()
+        .into_iter()
+        .map(|name| {
+            let publisher = api.live.get(&name);
+            let hls = api.origin.registry.get(&name);
+            serde_json::json!({
+                "name": name,
+                "live": publisher.is_some(),
+                "publisher": publisher.as_ref().map(|p| serde_json::json!({
+                    "protocol": p.protocol,
+                    "peer": p.peer.to_string(),
+                    "live_for_s": p.since.elapsed().as_secs(),
+                })),
+                "ended": hls.as_ref().map(|s| s.is_ended()),
+                "playback_url": format!("/hls/{name}/index.m3u8"),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "streams": streams }))
+}

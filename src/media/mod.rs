@@ -1,0 +1,48 @@
+//! Media: per-stream GStreamer pipelines, built from the templates in `pipelines/`, that turn a
+//! publisher's media units into CMAF (via `cmafmux`) for the HLS packager.
+
+pub mod codec;
+pub mod frame;
+pub mod pipeline;
+pub mod template;
+
+pub use pipeline::{MediaSettings, StreamPipeline};
+
+/// Errors of the media layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// GStreamer could not be initialised.
+    #[error("GStreamer initialisation failed: {0}")]
+    Init(String),
+    /// A pipeline template is unusable.
+    #[error("pipeline template {template}: {reason}")]
+    Template {
+        /// The template's file (or built-in name).
+        template: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The publisher's codec configuration is unusable.
+    #[error("codec configuration: {0}")]
+    Codec(#[from] codec::CodecError),
+    /// The pipeline failed at runtime (the stream ends).
+    #[error("pipeline of stream {stream}: {reason}")]
+    Pipeline {
+        /// The stream.
+        stream: String,
+        /// The GStreamer error or what failed.
+        reason: String,
+    },
+}
+
+/// Initialises GStreamer and registers the statically linked fmp4 plugin (`cmafmux`). Idempotent.
+pub fn init() -> Result<(), MediaError> {
+    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        gst::init().map_err(|e| e.to_string())?;
+        gstfmp4::plugin_register_static().map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .clone()
+    .map_err(MediaError::Init)
+}

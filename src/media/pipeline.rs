@@ -1,0 +1,594 @@
+//! One GStreamer pipeline per live stream: publisher media units in (appsrc), CMAF out (appsink)
+//! into the stream's HLS renditions.
+//!
+//! The pipeline starts once the tracks are known: when both the video and the audio decoder
+//! configuration have arrived, or when `track_wait` of media time has passed with only one of them
+//! (the other branch is then removed from the pipeline). Until then units are held in order.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use gst::prelude::*;
+
+use super::MediaError;
+use super::codec::{AacInfo, AvcInfo};
+use super::frame::{AudioConfig, MediaUnit, VideoConfig};
+use super::template::{self, AUDIO_SRC, Template, VIDEO_SRC};
+use crate::hls::packager::CmafChunk;
+use crate::hls::stream::{HlsStream, Rendition, RenditionKind, TrackInfo};
+
+/// Most bytes of media held while waiting for the tracks to be known.
+const MAX_PENDING_BYTES: usize = 32 * 1024 * 1024;
+/// Most bytes an appsrc may queue before the stream is declared unable to keep up.
+const MAX_APPSRC_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
+/// How long to wait for the pipeline to drain after end-of-stream before tearing it down.
+const EOS_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings shared by all stream pipelines.
+#[derive(Debug)]
+pub struct MediaSettings {
+    /// The passthrough template.
+    pub template: Template,
+    /// Placeholder values (`fragment_ns`, `chunk_ns`).
+    pub values: BTreeMap<&'static str, String>,
+    /// Media time to wait for a missing track, ns.
+    pub track_wait_ns: u64,
+}
+
+impl MediaSettings {
+    /// Placeholder values for the given segment and part durations.
+    pub fn placeholder_values(segment: Duration, part: Duration) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("fragment_ns", segment.as_nanos().to_string()),
+            ("chunk_ns", part.as_nanos().to_string()),
+        ])
+    }
+}
+
+/// The media side of one publish: owned by the ingest connection, fed in decode order.
+pub struct StreamPipeline {
+    stream: Arc<HlsStream>,
+    settings: Arc<MediaSettings>,
+    state: State,
+}
+
+enum State {
+    /// Tracks not known yet.
+    Waiting(Waiting),
+    /// The pipeline runs.
+    Running(Running),
+    /// End of stream sent (or the pipeline failed).
+    Finished,
+}
+
+#[derive(Default)]
+struct Waiting {
+    /// Video configuration, once seen.
+    video: Option<VideoConfig>,
+    /// Audio configuration, once seen.
+    audio: Option<AudioConfig>,
+    /// Coded frames held until the start, in arrival order.
+    pending: VecDeque<MediaUnit>,
+    /// Bytes held in `pending`.
+    pending_bytes: usize,
+    /// Media time of the first coded frame, ns.
+    first_time: Option<u64>,
+}
+
+struct Running {
+    pipeline: gst::Pipeline,
+    /// Video input, if the publisher sends video.
+    video: Option<gst_app::AppSrc>,
+    /// Audio input, if the publisher sends audio.
+    audio: Option<gst_app::AppSrc>,
+    /// Current video configuration (a change updates the appsrc caps).
+    video_config: Option<VideoConfig>,
+    /// Current audio configuration.
+    audio_config: Option<AudioConfig>,
+    /// Set by the bus watcher when the pipeline posted an error.
+    failed: Arc<AtomicBool>,
+    /// Set once end-of-stream was given to the inputs (starts the drain timeout).
+    eos_sent: Arc<AtomicBool>,
+}
+
+impl StreamPipeline {
+    /// A pipeline for `stream`, started when the tracks are known.
+    pub fn new(stream: Arc<HlsStream>, settings: Arc<MediaSettings>) -> StreamPipeline {
+        StreamPipeline {
+            stream,
+            settings,
+            state: State::Waiting(Waiting::default()),
+        }
+    }
+
+    /// Feeds one unit. An error means this stream cannot continue; the caller ends the publish.
+    pub fn push(&mut self, unit: MediaUnit) -> Result<(), MediaError> {
+        if let Some(time) = unit_time(&unit) {
+            self.stream.anchor(time);
+        }
+        match &mut self.state {
+            State::Finished => Err(self.error("the stream has ended")),
+            State::Running(running) => {
+                if running.failed.load(Ordering::Acquire) {
+                    self.state = State::Finished;
+                    return Err(self.error("the pipeline failed"));
+                }
+                running.push(unit, &self.stream.name)
+            }
+            State::Waiting(waiting) => {
+                let ready = waiting.hold(unit, self.settings.track_wait_ns);
+                if ready {
+                    let State::Waiting(waiting) =
+                        std::mem::replace(&mut self.state, State::Finished)
+                    else {
+                        return Ok(());
+                    };
+                    let mut running = start(&self.stream, &self.settings, &waiting)?;
+                    for unit in waiting.pending {
+                        running.push(unit, &self.stream.name)?;
+                    }
+                    self.state = State::Running(running);
+                } else if waiting.pending_bytes > MAX_PENDING_BYTES {
+                    return Err(self.error("no decoder configuration received for the media sent"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the stream: the pipeline drains (the last segment is completed) and the playlists
+    /// end with EXT-X-ENDLIST. Idempotent.
+    pub fn finish(&mut self) {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Running(running) => {
+                running.eos_sent.store(true, Ordering::Release);
+                for src in running.video.iter().chain(running.audio.iter()) {
+                    let _ = src.end_of_stream();
+                }
+            }
+            State::Waiting(_) => self.stream.end(),
+            State::Finished => {}
+        }
+    }
+
+    fn error(&self, reason: &str) -> MediaError {
+        MediaError::Pipeline {
+            stream: self.stream.name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl Drop for StreamPipeline {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn unit_time(unit: &MediaUnit) -> Option<u64> {
+    match unit {
+        MediaUnit::Video(frame) => Some(frame.dts),
+        MediaUnit::Audio(frame) => Some(frame.pts),
+        _ => None,
+    }
+}
+
+impl Waiting {
+    /// Holds `unit`; true once the pipeline can start.
+    fn hold(&mut self, unit: MediaUnit, track_wait_ns: u64) -> bool {
+        match unit {
+            MediaUnit::VideoConfig(config) => self.video = Some(config),
+            MediaUnit::AudioConfig(config) => self.audio = Some(config),
+            MediaUnit::Video(_) | MediaUnit::Audio(_) => {
+                let has_config = match &unit {
+                    MediaUnit::Video(_) => self.video.is_some(),
+                    _ => self.audio.is_some(),
+                };
+                // Frames before their decoder configuration cannot be decoded: drop them.
+                if has_config {
+                    let time = unit_time(&unit).unwrap_or(0);
+                    self.first_time.get_or_insert(time);
+                    self.pending_bytes += unit_len(&unit);
+                    self.pending.push_back(unit);
+                }
+            }
+        }
+        if self.video.is_some() && self.audio.is_some() {
+            return true;
+        }
+        let waited = match (self.first_time, self.pending.back().and_then(unit_time)) {
+            (Some(first), Some(last)) => last.saturating_sub(first),
+            _ => 0,
+        };
+        (self.video.is_some() || self.audio.is_some()) && waited >= track_wait_ns
+    }
+}
+
+fn unit_len(unit: &MediaUnit) -> usize {
+    match unit {
+        MediaUnit::Video(frame) => frame.data.len(),
+        MediaUnit::Audio(frame) => frame.data.len(),
+        _ => 0,
+    }
+}
+
+fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> {
+    match config {
+        VideoConfig::H264 { avcc } => {
+            AvcInfo::from_avcc(avcc)?;
+            Ok(gst::Caps::builder("video/x-h264")
+                .field("stream-format", "avc")
+                .field("alignment", "au")
+                .field("codec_data", gst::Buffer::from_slice(avcc.clone()))
+                .build())
+        }
+    }
+}
+
+fn audio_caps(config: &AudioConfig) -> Result<gst::Caps, MediaError> {
+    match config {
+        AudioConfig::Aac { asc } => {
+            let info = AacInfo::from_asc(asc)?;
+            Ok(gst::Caps::builder("audio/mpeg")
+                .field("mpegversion", 4i32)
+                .field("stream-format", "raw")
+                .field("rate", info.sample_rate as i32)
+                .field("channels", info.channels as i32)
+                .field("codec_data", gst::Buffer::from_slice(asc.clone()))
+                .build())
+        }
+    }
+}
+
+fn start(
+    stream: &Arc<HlsStream>,
+    settings: &MediaSettings,
+    waiting: &Waiting,
+) -> Result<Running, MediaError> {
+    let pipeline = settings.template.instantiate(&settings.values)?;
+    pipeline.set_property("name", format!("stream-{}", stream.name));
+    let pipeline_error = |reason: String| MediaError::Pipeline {
+        stream: stream.name.clone(),
+        reason,
+    };
+
+    let mut audio_elements = HashSet::new();
+    let mut sources = BTreeMap::new();
+    for (name, config_present) in [
+        (VIDEO_SRC, waiting.video.is_some()),
+        (AUDIO_SRC, waiting.audio.is_some()),
+    ] {
+        let element = pipeline
+            .by_name(name)
+            .ok_or_else(|| pipeline_error(format!("template lacks `{name}`")))?;
+        let downstream = downstream_elements(&element);
+        if config_present {
+            if name == AUDIO_SRC {
+                audio_elements = downstream.iter().map(|e| e.name().to_string()).collect();
+            }
+            let src = element
+                .downcast::<gst_app::AppSrc>()
+                .map_err(|_| pipeline_error(format!("`{name}` is not an appsrc")))?;
+            src.set_format(gst::Format::Time);
+            src.set_is_live(false);
+            src.set_stream_type(gst_app::AppStreamType::Stream);
+            src.set_max_bytes(MAX_APPSRC_QUEUE_BYTES);
+            src.set_block(false);
+            sources.insert(name, src);
+        } else {
+            // The publisher does not send this track: remove its branch.
+            for e in std::iter::once(element).chain(downstream) {
+                let _ = e.set_state(gst::State::Null);
+                let _ = pipeline.remove(&e);
+            }
+        }
+    }
+
+    let failed = Arc::new(AtomicBool::new(false));
+    for (rendition_name, sink) in template::rendition_sinks(&pipeline) {
+        let kind = if audio_elements.contains(sink.name().as_str()) {
+            RenditionKind::Audio
+        } else {
+            RenditionKind::Video
+        };
+        let rendition = stream.add_rendition(&rendition_name, kind);
+        configure_sink(&sink, rendition, Arc::clone(stream));
+    }
+
+    let mut running = Running {
+        video: sources.remove(VIDEO_SRC),
+        audio: sources.remove(AUDIO_SRC),
+        video_config: None,
+        audio_config: None,
+        pipeline,
+        failed: Arc::clone(&failed),
+        eos_sent: Arc::new(AtomicBool::new(false)),
+    };
+    if let Some(config) = &waiting.video {
+        running.push(MediaUnit::VideoConfig(config.clone()), &stream.name)?;
+    }
+    if let Some(config) = &waiting.audio {
+        running.push(MediaUnit::AudioConfig(config.clone()), &stream.name)?;
+    }
+    running
+        .pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| pipeline_error(format!("cannot start: {e}")))?;
+    spawn_bus_watch(
+        running.pipeline.clone(),
+        Arc::clone(stream),
+        failed,
+        Arc::clone(&running.eos_sent),
+    );
+    tracing::info!(
+        stream = %stream.name,
+        video = running.video.is_some(),
+        audio = running.audio.is_some(),
+        "media pipeline started"
+    );
+    Ok(running)
+}
+
+/// All elements downstream of `element` (following every src pad).
+fn downstream_elements(element: &gst::Element) -> Vec<gst::Element> {
+    let mut seen: Vec<gst::Element> = Vec::new();
+    let mut queue = vec![element.clone()];
+    while let Some(current) = queue.pop() {
+        for pad in current.src_pads() {
+            if let Some(next) = pad.peer().and_then(|p| p.parent_element())
+                && !seen.contains(&next)
+            {
+                seen.push(next.clone());
+                queue.push(next);
+            }
+        }
+    }
+    seen
+}
+
+impl Running {
+    fn push(&mut self, unit: MediaUnit, stream: &str) -> Result<(), MediaError> {
+        let error = |reason: String| MediaError::Pipeline {
+            stream: stream.to_string(),
+            reason,
+        };
+        match unit {
+            MediaUnit::VideoConfig(config) => {
+                if let Some(src) = &self.video
+                    && self.video_config.as_ref() != Some(&config)
+                {
+                    src.set_caps(Some(&video_caps(&config)?));
+                    self.video_config = Some(config);
+                }
+            }
+            MediaUnit::AudioConfig(config) => {
+                if let Some(src) = &self.audio
+                    && self.audio_config.as_ref() != Some(&config)
+                {
+                    src.set_caps(Some(&audio_caps(&config)?));
+                    self.audio_config = Some(config);
+                }
+            }
+            MediaUnit::Video(frame) => {
+                if let Some(src) = &self.video {
+                    let mut buffer = gst::Buffer::from_slice(frame.data);
+                    if let Some(b) = buffer.get_mut() {
+                        b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
+                        b.set_dts(gst::ClockTime::from_nseconds(frame.dts));
+                        if !frame.keyframe {
+                            b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                        }
+                    }
+                    push_checked(src, buffer).map_err(error)?;
+                }
+            }
+            MediaUnit::Audio(frame) => {
+                if let Some(src) = &self.audio {
+                    let mut buffer = gst::Buffer::from_slice(frame.data);
+                    if let Some(b) = buffer.get_mut() {
+                        b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
+                    }
+                    push_checked(src, buffer).map_err(error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_checked(src: &gst_app::AppSrc, buffer: gst::Buffer) -> Result<(), String> {
+    if src.current_level_bytes() > MAX_APPSRC_QUEUE_BYTES {
+        return Err("the pipeline cannot keep up with the publisher".into());
+    }
+    src.push_buffer(buffer)
+        .map(|_| ())
+        .map_err(|e| format!("pipeline refused data: {e:?}"))
+}
+
+/// Wires an appsink to its rendition: init segment, chunks, end of stream.
+fn configure_sink(sink: &gst_app::AppSink, rendition: Arc<Rendition>, stream: Arc<HlsStream>) {
+    sink.set_sync(false);
+    sink.set_property("buffer-list", true);
+    sink.set_property("enable-last-sample", false);
+    sink.set_wait_on_eos(false);
+    let eos_rendition = Arc::clone(&rendition);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                handle_sample(sink, &sample, &rendition, &stream);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .eos(move |_| eos_rendition.end())
+            .build(),
+    );
+}
+
+/// Splits cmafmux output into the init segment and chunks. cmafmux flags the init segment
+/// HEADER|DISCONT, each chunk's moof HEADER (plus DELTA_UNIT unless it starts a fragment),
+/// and the chunk's sample data follows until the next HEADER.
+fn handle_sample(
+    sink: &gst_app::AppSink,
+    sample: &gst::Sample,
+    rendition: &Rendition,
+    stream: &HlsStream,
+) {
+    let buffers: Vec<&gst::BufferRef> = match (sample.buffer_list(), sample.buffer()) {
+        (Some(list), _) => list.iter().collect(),
+        (None, Some(buffer)) => vec![buffer],
+        (None, None) => return,
+    };
+    let mut chunk: Option<(BytesMut, u64, u64, bool)> = None;
+    let emit = |chunk: Option<(BytesMut, u64, u64, bool)>| {
+        if let Some((data, pts, duration, fragment_start)) = chunk {
+            rendition.push_chunk(CmafChunk {
+                data: data.freeze(),
+                pts,
+                duration,
+                fragment_start,
+                independent: fragment_start || rendition.kind == RenditionKind::Audio,
+                program_date_time: stream.program_date_time(pts),
+            });
+        }
+    };
+    for buffer in buffers {
+        let flags = buffer.flags();
+        let Ok(map) = buffer.map_readable() else {
+            continue;
+        };
+        if flags.contains(gst::BufferFlags::HEADER | gst::BufferFlags::DISCONT) {
+            emit(chunk.take());
+            rendition.push_init(
+                Bytes::copy_from_slice(&map),
+                track_info(sink, rendition.kind),
+            );
+        } else if flags.contains(gst::BufferFlags::HEADER) {
+            emit(chunk.take());
+            let pts = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
+            let duration = buffer.duration().map(|t| t.nseconds()).unwrap_or(0);
+            let fragment_start = !flags.contains(gst::BufferFlags::DELTA_UNIT);
+            let mut data = BytesMut::with_capacity(map.len() * 8);
+            data.extend_from_slice(&map);
+            chunk = Some((data, pts, duration, fragment_start));
+        } else if let Some((data, ..)) = chunk.as_mut() {
+            data.extend_from_slice(&map);
+        }
+    }
+    emit(chunk);
+}
+
+/// Codec facts for the multivariant playlist, read from the caps entering the rendition's muxer
+/// (so they hold for passthrough and transcoded renditions alike).
+fn track_info(sink: &gst_app::AppSink, kind: RenditionKind) -> TrackInfo {
+    let caps = sink
+        .static_pad("sink")
+        .and_then(|pad| pad.peer())
+        .and_then(|pad| pad.parent_element())
+        .and_then(|muxer| muxer.sink_pads().into_iter().next())
+        .and_then(|pad| pad.current_caps());
+    let Some(s) = caps.as_ref().and_then(|c| c.structure(0)) else {
+        return TrackInfo::default();
+    };
+    let codec_data = s
+        .get::<gst::Buffer>("codec_data")
+        .ok()
+        .and_then(|b| b.map_readable().ok().map(|m| m.to_vec()));
+    match kind {
+        RenditionKind::Video => {
+            let avc = codec_data
+                .as_deref()
+                .and_then(|d| AvcInfo::from_avcc(d).ok());
+            let width = s
+                .get::<i32>("width")
+                .ok()
+                .and_then(|w| u32::try_from(w).ok());
+            let height = s
+                .get::<i32>("height")
+                .ok()
+                .and_then(|h| u32::try_from(h).ok());
+            let caps_rate = s
+                .get::<gst::Fraction>("framerate")
+                .ok()
+                .filter(|f| f.numer() > 0 && f.denom() > 0)
+                .map(|f| f64::from(f.numer()) / f64::from(f.denom()));
+            TrackInfo {
+                codecs: avc.as_ref().map(|a| a.codec_string()),
+                resolution: width
+                    .zip(height)
+                    .or_else(|| avc.as_ref().map(|a| (a.width, a.height))),
+                frame_rate: caps_rate.or_else(|| avc.as_ref().and_then(|a| a.frame_rate)),
+                channels: None,
+            }
+        }
+        RenditionKind::Audio => {
+            let aac = codec_data
+                .as_deref()
+                .and_then(|d| AacInfo::from_asc(d).ok());
+            TrackInfo {
+                codecs: aac.as_ref().map(|a| a.codec_string()),
+                resolution: None,
+                frame_rate: None,
+                channels: s
+                    .get::<i32>("channels")
+                    .ok()
+                    .and_then(|c| u32::try_from(c).ok())
+                    .or_else(|| aac.as_ref().map(|a| u32::from(a.channels))),
+            }
+        }
+    }
+}
+
+/// Watches the pipeline bus: errors end the stream (logged), EOS tears the pipeline down.
+fn spawn_bus_watch(
+    pipeline: gst::Pipeline,
+    stream: Arc<HlsStream>,
+    failed: Arc<AtomicBool>,
+    eos_sent: Arc<AtomicBool>,
+) {
+    let Some(bus) = pipeline.bus() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut messages = bus.stream();
+        let mut draining_since: Option<tokio::time::Instant> = None;
+        loop {
+            let next = tokio::time::timeout(Duration::from_millis(500), messages.next()).await;
+            match next {
+                Ok(Some(message)) => match message.view() {
+                    gst::MessageView::Eos(_) => break,
+                    gst::MessageView::Error(err) => {
+                        tracing::error!(
+                            stream = %stream.name,
+                            element = %err.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                            error = %err.error(),
+                            debug = ?err.debug(),
+                            "media pipeline failed; ending the stream"
+                        );
+                        failed.store(true, Ordering::Release);
+                        break;
+                    }
+                    gst::MessageView::Warning(w) => {
+                        tracing::warn!(stream = %stream.name, warning = %w.error(), "media pipeline warning");
+                    }
+                    _ => {}
+                },
+                Ok(None) => break,
+                Err(_) => {}
+            }
+            if eos_sent.load(Ordering::Acquire) {
+                let since = *draining_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() > EOS_DRAIN_TIMEOUT {
+                    tracing::warn!(stream = %stream.name, "pipeline did not drain in time");
+                    break;
+                }
+            }
+        }
+        let _ = pipeline.set_state(gst::State::Null);
+        stream.end();
+        tracing::info!(stream = %stream.name, "media pipeline stopped");
+    });
+}

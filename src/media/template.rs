@@ -1,0 +1,240 @@
+//! Pipeline templates: gst-launch text with named placeholders, kept in `pipelines/` so operators
+//! can read and tune them. Loaded and validated once at startup.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gst::prelude::*;
+
+use super::MediaError;
+
+/// Name of the appsrc receiving the publisher's video.
+pub const VIDEO_SRC: &str = "video_src";
+/// Name of the appsrc receiving the publisher's audio.
+pub const AUDIO_SRC: &str = "audio_src";
+/// Prefix of appsink names; the rest of the name is the HLS rendition name.
+pub const RENDITION_SINK_PREFIX: &str = "hls_";
+
+/// A loaded pipeline template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Where it came from (file path or "built-in …"), for error messages.
+    pub origin: String,
+    /// The gst-launch description with comments removed, placeholders not yet filled.
+    text: String,
+}
+
+/// Built-in copies of the templates, used when the configured directory lacks the file.
+const BUILTIN: &[(&str, &str)] = &[(
+    "passthrough.pipeline",
+    include_str!("../../pipelines/passthrough.pipeline"),
+)];
+
+impl Template {
+    /// Loads `name` from `dir`, falling back to the built-in copy of the same name when the file
+    /// does not exist, then validates it with `sample` placeholder values.
+    pub fn load(
+        dir: &Path,
+        name: &str,
+        sample: &BTreeMap<&'static str, String>,
+    ) -> Result<Template, MediaError> {
+        let path: PathBuf = dir.join(name);
+        let template = match std::fs::read_to_string(&path) {
+            Ok(text) => Template::parse(path.display().to_string(), &text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let builtin = BUILTIN.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+                    MediaError::Template {
+                        template: path.display().to_string(),
+                        reason: "file not found and no built-in template has that name".into(),
+                    }
+                })?;
+                tracing::info!(template = %path.display(), "template file not found; using the built-in copy");
+                Template::parse(format!("built-in {name}"), builtin.1)
+            }
+            Err(err) => {
+                return Err(MediaError::Template {
+                    template: path.display().to_string(),
+                    reason: format!("cannot read: {err}"),
+                });
+            }
+        };
+        template.validate(sample)?;
+        Ok(template)
+    }
+
+    /// A template from text (comments are lines whose first non-blank character is `#`).
+    pub fn parse(origin: String, text: &str) -> Template {
+        let text = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Template { origin, text }
+    }
+
+    /// Fills the placeholders; an unknown or unfilled placeholder is an error.
+    pub fn render(&self, values: &BTreeMap<&'static str, String>) -> Result<String, MediaError> {
+        let mut out = String::with_capacity(self.text.len());
+        let mut rest = self.text.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| self.error("unclosed '{' placeholder"))?;
+            let key = &after[..close];
+            let value = values
+                .get(key)
+                .ok_or_else(|| self.error(&format!("unknown placeholder {{{key}}}")))?;
+            out.push_str(value);
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Builds the pipeline from the rendered template.
+    pub fn instantiate(
+        &self,
+        values: &BTreeMap<&'static str, String>,
+    ) -> Result<gst::Pipeline, MediaError> {
+        let description = self.render(values)?;
+        let mut context = gst::ParseContext::new();
+        let element = gst::parse::launch_full(
+            &description,
+            Some(&mut context),
+            gst::ParseFlags::FATAL_ERRORS,
+        )
+        .map_err(|err| {
+            let missing = context.missing_elements();
+            if missing.is_empty() {
+                self.error(&err.to_string())
+            } else {
+                self.error(&format!("no such element: {}", missing.join(", ")))
+            }
+        })?;
+        element
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| self.error("must describe a pipeline (at least two chains or elements)"))
+    }
+
+    /// Instantiates the template once and checks the element contract.
+    fn validate(&self, sample: &BTreeMap<&'static str, String>) -> Result<(), MediaError> {
+        let pipeline = self.instantiate(sample)?;
+        for name in [VIDEO_SRC, AUDIO_SRC] {
+            let element = pipeline.by_name(name).ok_or_else(|| {
+                self.error(&format!("missing element named `{name}` (an appsrc)"))
+            })?;
+            if element.downcast_ref::<gst_app::AppSrc>().is_none() {
+                return Err(self.error(&format!("element `{name}` must be an appsrc")));
+            }
+        }
+        let sinks = rendition_sinks(&pipeline);
+        if sinks.is_empty() {
+            return Err(self.error(&format!(
+                "no appsink named `{RENDITION_SINK_PREFIX}<rendition>`"
+            )));
+        }
+        for (rendition, _) in &sinks {
+            if !crate::config::is_valid_stream_name(rendition) {
+                return Err(self.error(&format!(
+                    "appsink `{RENDITION_SINK_PREFIX}{rendition}`: rendition names are letters, digits, '-' and '_'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn error(&self, reason: &str) -> MediaError {
+        MediaError::Template {
+            template: self.origin.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The pipeline's rendition appsinks: (rendition name, sink), sorted by name.
+pub fn rendition_sinks(pipeline: &gst::Pipeline) -> Vec<(String, gst_app::AppSink)> {
+    let mut sinks: Vec<(String, gst_app::AppSink)> = pipeline
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|element| {
+            let name = element.name();
+            let rendition = name.strip_prefix(RENDITION_SINK_PREFIX)?.to_string();
+            let sink = element.downcast::<gst_app::AppSink>().ok()?;
+            Some((rendition, sink))
+        })
+        .collect();
+    sinks.sort_by(|a, b| a.0.cmp(&b.0));
+    sinks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("fragment_ns", "2000000000".to_string()),
+            ("chunk_ns", "200000000".to_string()),
+        ])
+    }
+
+    #[test]
+    fn render_fills_placeholders_and_rejects_unknown_ones() {
+        let t = Template::parse(
+            "t".into(),
+            "# comment {nope}\na x={fragment_ns} ! b y={chunk_ns}",
+        );
+        assert_eq!(
+            t.render(&values()).unwrap(),
+            "a x=2000000000 ! b y=200000000"
+        );
+        let bad = Template::parse("bad.pipeline".into(), "a x={nope}");
+        let err = bad.render(&values()).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.pipeline") && err.contains("{nope}"),
+            "{err}"
+        );
+        let unclosed = Template::parse("u".into(), "a x={chunk_ns");
+        assert!(unclosed.render(&values()).is_err());
+    }
+
+    #[test]
+    fn builtin_passthrough_template_is_valid() {
+        crate::media::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let t = Template::load(dir.path(), "passthrough.pipeline", &values()).unwrap();
+        assert!(t.origin.contains("built-in"));
+        let pipeline = t.instantiate(&values()).unwrap();
+        let names: Vec<String> = rendition_sinks(&pipeline)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["audio", "source"]);
+    }
+
+    #[test]
+    fn broken_template_error_names_template_and_element() {
+        crate::media::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.pipeline");
+        std::fs::write(
+            &path,
+            "appsrc name=video_src ! h264parse ! nosuchelement ! appsink name=hls_source\nappsrc name=audio_src ! fakesink",
+        )
+        .unwrap();
+        let err = Template::load(dir.path(), "broken.pipeline", &values())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("broken.pipeline"), "{err}");
+        assert!(err.contains("nosuchelement"), "{err}");
+
+        std::fs::write(&path, "videotestsrc ! fakesink\naudiotestsrc ! fakesink").unwrap();
+        let err = Template::load(dir.path(), "broken.pipeline", &values())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("video_src"), "{err}");
+    }
+}

@@ -1,0 +1,74 @@
+//! The binary's command line and configuration errors.
+
+use std::process::Command;
+
+fn cuecast() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cuecast"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+#[test]
+fn bad_config_file_fails_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[rtmp]\nlisten = \"nowhere\"\n").unwrap();
+    let output = cuecast()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("rtmp.listen"), "{stderr}");
+    assert!(stderr.contains("invalid socket address"), "{stderr}");
+}
+
+#[test]
+fn bad_environment_override_names_the_variable() {
+    let output = cuecast()
+        .args(["check-config"])
+        .env("CUECAST_HLS_SEGMENT_DURATION_S", "-1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("CUECAST_HLS_SEGMENT_DURATION_S"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hls.segment_duration_s"), "{stderr}");
+}
+
+#[test]
+fn default_config_is_valid() {
+    let output = cuecast().arg("check-config").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn broken_pipeline_template_fails_startup_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("passthrough.pipeline"),
+        "appsrc name=video_src ! h264parse ! no_such_muxer ! appsink name=hls_source\nappsrc name=audio_src ! fakesink",
+    )
+    .unwrap();
+    let output = cuecast()
+        .arg("serve")
+        .env("CUECAST_MEDIA_PIPELINES_DIR", dir.path())
+        .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("passthrough.pipeline"), "{stderr}");
+    assert!(stderr.contains("no_such_muxer"), "{stderr}");
+}
