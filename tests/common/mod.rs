@@ -141,55 +141,16 @@ impl Publisher {
     }
 
     pub fn ffmpeg_args(url: &str, seconds: u32, size: &str) -> Publisher {
-        let args: Vec<String> = [
-            "-hide_banner",
-            "-loglevel",
-            "warning",
-            "-nostdin",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=size={size}:rate=30"),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &seconds.to_string(),
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "60",
-            "-keyint_min",
-            "60",
-            "-sc_threshold",
-            "0",
-            "-bf",
-            "2",
-            "-b:v",
-            "800k",
-            "-c:a",
-            "aac",
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
-            "-b:a",
-            "128k",
-            "-f",
-            "flv",
-            url,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        // x264 `veryfast` is OBS's default preset; it keeps the High profile (ultrafast drops to
+        // Main/Baseline features).
+        let args = format!(
+            "-hide_banner -loglevel warning -nostdin -re \
+             -f lavfi -i testsrc2=size={size}:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+             -t {seconds} -c:v libx264 -profile:v high -preset veryfast -pix_fmt yuv420p \
+             -g 60 -keyint_min 60 -sc_threshold 0 -bf 2 -b:v 800k \
+             -c:a aac -ar 48000 -ac 2 -b:a 128k -f flv {url}"
+        );
+        let args: Vec<String> = args.split_whitespace().map(str::to_string).collect();
         Publisher::spawn("ffmpeg", &args)
     }
 
@@ -338,10 +299,10 @@ pub fn ffprobe(bytes: &[u8], dir: &Path) -> Probe {
         v.as_u64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
     };
-    let duration = json["format"]["duration"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.0);
+    let seconds = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    // A segment from the middle of a stream starts at its tfdt, not 0.
+    let duration = seconds(&json["format"]["duration"]).unwrap_or(0.0)
+        - seconds(&json["format"]["start_time"]).unwrap_or(0.0);
     Probe {
         codec_name: stream["codec_name"].as_str().unwrap_or("").to_string(),
         width: number(&stream["width"]),
