@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{Publisher, Server, ffprobe, get, parse_master, parse_media, wait_for};
+use common::{Publisher, Server, ffprobe, get, media_url, parse_master, parse_media, wait_for};
 
 const READY: Duration = Duration::from_secs(20);
 
@@ -195,7 +195,7 @@ fn wrong_key_and_second_publisher_are_refused() {
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
 
     let _first = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 30);
-    let url = server.url("/hls/demo/source/playlist.m3u8");
+    let url = media_url(&server, "demo", "source");
     let before = last_msn(&wait_for(&url, READY, segments_at_least(1)));
 
     let mut second = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 5);
@@ -222,8 +222,8 @@ fn killed_publisher_ends_its_playlist_while_other_stream_continues() {
     let server = Server::start();
     let mut demo = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 60);
     let _second = Publisher::ffmpeg(&server.rtmp_url("second-key"), 60);
-    let demo_url = server.url("/hls/demo/source/playlist.m3u8");
-    let second_url = server.url("/hls/second/source/playlist.m3u8");
+    let demo_url = media_url(&server, "demo", "source");
+    let second_url = media_url(&server, "second", "source");
     wait_for(&demo_url, READY, segments_at_least(2));
     wait_for(&second_url, READY, segments_at_least(2));
 
@@ -239,11 +239,27 @@ fn killed_publisher_ends_its_playlist_while_other_stream_continues() {
     assert!(!later.contains("#EXT-X-ENDLIST"));
     let demo_now = get_text(&demo_url);
     assert_eq!(last_msn(&demo_now), ended_msn);
-    // The demo key can publish again after its publisher is gone.
+    // The demo key can publish again after its publisher is gone: a new session whose URLs
+    // (seg0.m4s, init.mp4, …) never collide with the ended one's, which CDNs may still cache.
     let _again = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 20);
-    wait_for(&demo_url, READY, |t| {
-        !t.contains("#EXT-X-ENDLIST") && t.contains("#EXTINF")
-    });
+    let deadline = std::time::Instant::now() + READY;
+    let new_url = loop {
+        let (status, _, _) = get(&server.url("/hls/demo/index.m3u8"));
+        if status == 200 {
+            let url = media_url(&server, "demo", "source");
+            if url != demo_url {
+                break url;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no new session");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let fresh = wait_for(&new_url, READY, segments_at_least(1));
+    assert!(!fresh.contains("#EXT-X-ENDLIST"));
+    assert_eq!(parse_media(&fresh).media_sequence, 0);
+    let (status, _, body) = get(&demo_url);
+    assert_eq!(status, 404, "the old session's URLs are gone, not reused");
+    assert!(String::from_utf8_lossy(&body).contains("is over"));
 }
 
 fn get_text(url: &str) -> String {
@@ -268,7 +284,7 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 fn garbage_and_truncated_rtmp_close_only_that_connection() {
     let server = Server::start_with(&[("CUECAST_RTMP_IDLE_TIMEOUT_S", "2")]);
     let _publisher = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 40);
-    let url = server.url("/hls/demo/source/playlist.m3u8");
+    let url = media_url(&server, "demo", "source");
     let before = last_msn(&wait_for(&url, READY, segments_at_least(1)));
 
     // 1. Random bytes (C0 is not version 3).
@@ -334,7 +350,7 @@ fn handshake(socket: &mut std::net::TcpStream) {
 fn sigterm_tells_publishers_ends_playlists_and_exits() {
     let mut server = Server::start();
     let mut publisher = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 60);
-    let url = server.url("/hls/demo/source/playlist.m3u8");
+    let url = media_url(&server, "demo", "source");
     wait_for(&url, READY, segments_at_least(1));
 
     server.terminate();
@@ -361,9 +377,9 @@ fn origin_errors_unknown_streams_and_traversal() {
     for path in [
         "/hls/nope/index.m3u8",
         "/hls/demo/index.m3u8",
-        "/hls/demo/source/playlist.m3u8",
+        "/hls/demo/18f0a1b2c3d/source/playlist.m3u8",
         "/hls/..%2F..%2Fetc%2Fpasswd/index.m3u8",
-        "/hls/demo/source/..%2F..%2FCargo.toml",
+        "/hls/demo/18f0a1b2c3d/source/..%2F..%2FCargo.toml",
         "/nothing",
     ] {
         let (status, headers, body) = get(&server.url(path));

@@ -51,7 +51,10 @@ pub struct Origin {
 pub fn router(origin: Arc<Origin>) -> Router {
     Router::new()
         .route("/hls/{stream}/index.m3u8", get(multivariant))
-        .route("/hls/{stream}/{rendition}/{file}", get(rendition_file))
+        .route(
+            "/hls/{stream}/{session}/{rendition}/{file}",
+            get(rendition_file),
+        )
         .with_state(origin)
 }
 
@@ -140,9 +143,14 @@ async fn multivariant(
 
 async fn rendition_file(
     State(origin): State<Arc<Origin>>,
-    Path((name, rendition_name, file)): Path<(String, String, String)>,
+    Path((name, session, rendition_name, file)): Path<(String, String, String, String)>,
 ) -> Result<Response, OriginError> {
     let stream = find_stream(&origin, &name)?;
+    if session != stream.session {
+        return Err(OriginError::NotFound(format!(
+            "session `{session}` of stream `{name}` is over; reload /hls/{name}/index.m3u8"
+        )));
+    }
     let rendition = stream.rendition(&rendition_name).ok_or_else(|| {
         OriginError::NotFound(format!(
             "stream `{name}` has no rendition `{rendition_name}`"

@@ -105,10 +105,14 @@ impl Rendition {
     }
 }
 
-/// A stream as the HLS origin sees it.
+/// A stream as the HLS origin sees it: one publish session.
 pub struct HlsStream {
     /// Public name.
     pub name: String,
+    /// Session id, unique per publish (hex milliseconds since the Unix epoch at creation).
+    /// Every URL below the multivariant playlist carries it, so a new session of the same
+    /// stream never reuses a URL that a CDN may hold as immutable (`seg0.m4s`, `init.mp4`).
+    pub session: String,
     /// Packager settings for new renditions.
     config: PackagerConfig,
     /// (media time ns, wall clock) of the first media unit: PROGRAM-DATE-TIME = wall + (pts − media).
@@ -126,6 +130,7 @@ impl HlsStream {
     pub fn new(name: &str, config: PackagerConfig) -> HlsStream {
         HlsStream {
             name: name.to_string(),
+            session: format!("{:x}", Utc::now().timestamp_millis()),
             config,
             anchor: OnceLock::new(),
             renditions: RwLock::new(Vec::new()),
@@ -191,6 +196,11 @@ impl HlsStream {
         self.ended_at.get().copied()
     }
 
+    /// URI of a rendition's media playlist, relative to the multivariant playlist.
+    fn playlist_uri(&self, rendition: &str) -> String {
+        format!("{}/{rendition}/playlist.m3u8", self.session)
+    }
+
     /// The multivariant playlist, once every rendition has its codec and a complete segment
     /// (BANDWIDTH is measured from segments); `None` before that.
     pub fn multivariant(&self) -> Option<MultivariantPlaylist> {
@@ -212,7 +222,7 @@ impl HlsStream {
                 default: audio.is_empty(),
                 autoselect: true,
                 channels: info.channels.map(|c| c.to_string()),
-                uri: Some(format!("{}/playlist.m3u8", r.name)),
+                uri: Some(self.playlist_uri(&r.name)),
             });
         }
         let mut variants = Vec::new();
@@ -233,7 +243,7 @@ impl HlsStream {
                 resolution: info.resolution,
                 frame_rate: info.frame_rate,
                 audio: (!audio.is_empty()).then(|| AUDIO_GROUP.to_string()),
-                uri: format!("{}/playlist.m3u8", r.name),
+                uri: self.playlist_uri(&r.name),
             });
         }
         if variants.is_empty() {
@@ -248,7 +258,7 @@ impl HlsStream {
                     resolution: None,
                     frame_rate: None,
                     audio: None,
-                    uri: format!("{}/playlist.m3u8", r.name),
+                    uri: self.playlist_uri(&r.name),
                 });
             }
             audio.clear();

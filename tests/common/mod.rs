@@ -247,6 +247,28 @@ pub fn wait_for(url: &str, timeout: Duration, accept: impl Fn(&str) -> bool) -> 
     panic!("timed out waiting for {url}; last answer {last}");
 }
 
+/// URL of a rendition's media playlist (`source`, `audio`), read from the multivariant playlist
+/// once the stream is playable.
+pub fn media_url(server: &Server, stream: &str, rendition: &str) -> String {
+    let master = wait_for(
+        &server.url(&format!("/hls/{stream}/index.m3u8")),
+        Duration::from_secs(20),
+        |_| true,
+    );
+    let uri = master
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .chain(master.lines().filter_map(|l| {
+            let start = l.find("URI=\"")? + 5;
+            let end = l[start..].find('"')? + start;
+            Some(l[start..end].to_string())
+        }))
+        .find(|uri| uri.ends_with(&format!("/{rendition}/playlist.m3u8")))
+        .unwrap_or_else(|| panic!("no rendition {rendition} in\n{master}"));
+    server.url(&format!("/hls/{stream}/{uri}"))
+}
+
 pub fn parse_master(text: &str) -> m3u8_rs::MasterPlaylist {
     match m3u8_rs::parse_playlist_res(text.as_bytes()) {
         Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => p,
