@@ -592,3 +592,171 @@ fn spawn_bus_watch(
         tracing::info!(stream = %stream.name, "media pipeline stopped");
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hls::packager::PackagerConfig;
+    use crate::media::frame::VideoFrame;
+
+    /// Real H.264 from x264enc: the avcC and `count` access units at 30 fps.
+    fn encoded_h264(count: u32) -> (Bytes, Vec<VideoFrame>) {
+        crate::media::init().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc num-buffers={count} ! video/x-raw,width=320,height=240,framerate=30/1 \
+             ! x264enc key-int-max=30 speed-preset=ultrafast \
+             ! video/x-h264,stream-format=avc,alignment=au ! appsink name=out sync=false"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let sink = pipeline
+            .by_name("out")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let mut avcc = None;
+        let mut frames = Vec::new();
+        while let Ok(sample) = sink.pull_sample() {
+            if avcc.is_none() {
+                let caps = sample.caps().unwrap();
+                let data = caps
+                    .structure(0)
+                    .unwrap()
+                    .get::<gst::Buffer>("codec_data")
+                    .unwrap();
+                avcc = Some(Bytes::copy_from_slice(&data.map_readable().unwrap()));
+            }
+            let buffer = sample.buffer().unwrap();
+            frames.push(VideoFrame {
+                dts: buffer.dts().or(buffer.pts()).unwrap().nseconds(),
+                pts: buffer.pts().unwrap().nseconds(),
+                keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                data: Bytes::copy_from_slice(&buffer.map_readable().unwrap()),
+            });
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        (avcc.unwrap(), frames)
+    }
+
+    fn settings(template: &str) -> Arc<MediaSettings> {
+        crate::media::init().unwrap();
+        Arc::new(MediaSettings {
+            template: Template::parse("test.pipeline".into(), template),
+            values: MediaSettings::placeholder_values(
+                Duration::from_secs(1),
+                Duration::from_millis(200),
+            ),
+            track_wait_ns: 0,
+        })
+    }
+
+    fn stream() -> Arc<HlsStream> {
+        Arc::new(HlsStream::new(
+            "test",
+            PackagerConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+                window: Duration::from_secs(10),
+            },
+        ))
+    }
+
+    async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn video_only_publisher_gets_cmaf_segments_and_an_ended_playlist() {
+        let (avcc, frames) = encoded_h264(90);
+        let stream = stream();
+        let template = include_str!("../../pipelines/passthrough.pipeline");
+        let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings(template));
+        pipeline
+            .push(MediaUnit::VideoConfig(VideoConfig::H264 { avcc }))
+            .unwrap();
+        for frame in frames {
+            pipeline.push(MediaUnit::Video(frame)).unwrap();
+        }
+        pipeline.finish();
+        wait_until("stream ended", || stream.is_ended()).await;
+        // The audio branch was removed: one rendition, video, with 3 one-second segments.
+        let renditions = stream.renditions();
+        assert_eq!(renditions.len(), 1);
+        assert_eq!(renditions[0].name, "source");
+        assert_eq!(renditions[0].kind, RenditionKind::Video);
+        let info = renditions[0].info();
+        assert_eq!(info.resolution, Some((320, 240)));
+        assert!(info.codecs.unwrap().starts_with("avc1."));
+        let text = renditions[0].packager().media_playlist(false).to_string();
+        assert_eq!(text.matches("#EXTINF:1.000,").count(), 3, "{text}");
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+        let multivariant = stream.multivariant().unwrap().to_string();
+        assert!(
+            multivariant.contains("RESOLUTION=320x240"),
+            "{multivariant}"
+        );
+        assert!(!multivariant.contains("TYPE=AUDIO"), "{multivariant}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pipeline_error_ends_only_that_stream() {
+        let (avcc, frames) = encoded_h264(60);
+        let stream = stream();
+        // `identity error-after` makes the video branch fail after 10 buffers.
+        let template = "appsrc name=video_src ! identity error-after=10 ! h264parse \
+            ! cmafmux fragment-duration={fragment_ns} chunk-duration={chunk_ns} ! appsink name=hls_source\n\
+            appsrc name=audio_src ! aacparse ! cmafmux ! appsink name=hls_audio";
+        let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings(template));
+        pipeline
+            .push(MediaUnit::VideoConfig(VideoConfig::H264 { avcc }))
+            .unwrap();
+        let mut refused = None;
+        for frame in frames {
+            if let Err(err) = pipeline.push(MediaUnit::Video(frame)) {
+                refused = Some(err);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        wait_until("stream ended after the error", || stream.is_ended()).await;
+        let err = match refused {
+            Some(err) => err,
+            None => pipeline
+                .push(MediaUnit::VideoConfig(VideoConfig::H264 {
+                    avcc: Bytes::new(),
+                }))
+                .expect_err("a failed pipeline refuses media"),
+        };
+        assert!(err.to_string().contains("test"), "{err}");
+        assert!(
+            stream.renditions()[0].packager().is_ended(),
+            "the playlist is ended"
+        );
+    }
+
+    #[test]
+    fn bad_decoder_configuration_is_an_error_not_a_panic() {
+        let stream = stream();
+        let template = include_str!("../../pipelines/passthrough.pipeline");
+        let mut pipeline = StreamPipeline::new(stream, settings(template));
+        let garbage = Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 3, 0x67]);
+        let err = pipeline
+            .push(MediaUnit::VideoConfig(VideoConfig::H264 { avcc: garbage }))
+            .and_then(|()| {
+                pipeline.push(MediaUnit::Video(VideoFrame {
+                    dts: 0,
+                    pts: 0,
+                    keyframe: true,
+                    data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                }))
+            })
+            .expect_err("invalid avcC");
+        assert!(err.to_string().contains("codec"), "{err}");
+    }
+}
