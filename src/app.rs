@@ -80,7 +80,12 @@ impl App {
                 segment_max_age: Duration::from_secs(config.hls.segment_max_age_s),
                 multivariant_max_age: Duration::from_secs(config.hls.multivariant_max_age_s),
                 playlist_max_age: Duration::from_secs(config.hls.playlist_max_age_s),
+                blocking_playlist_max_age: Duration::from_secs(
+                    config.hls.blocking_playlist_max_age_s,
+                ),
             },
+            low_latency: config.hls.low_latency,
+            held_requests: Default::default(),
         });
 
         let rtmp_listener = TcpListener::bind(config.rtmp.listen)

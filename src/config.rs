@@ -128,6 +128,8 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HlsConfig {
+    /// Serve LL-HLS.
+    pub low_latency: bool,
     /// Segment target, seconds.
     pub segment_duration_s: f64,
     /// Part target, seconds.
@@ -142,6 +144,8 @@ pub struct HlsConfig {
     pub multivariant_max_age_s: u64,
     /// Cache-Control max-age of media playlists, seconds.
     pub playlist_max_age_s: u64,
+    /// Cache-Control max-age of blocking-reload playlist responses, seconds.
+    pub blocking_playlist_max_age_s: u64,
 }
 
 /// `[media]`.

@@ -11,18 +11,20 @@
 //! there is no path to traverse.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use super::packager::Resource;
+use super::directives::{Directives, SkipRequest};
+use super::packager::{Packager, PartId, Resource};
 use super::registry::Registry;
-use super::stream::{HlsStream, Rendition, RenditionKind};
+use super::stream::{HlsStream, PlaylistForm, Rendition, RenditionKind};
 use crate::config::is_valid_stream_name;
 
 /// Content type of playlists (RFC 8216 §4).
@@ -35,8 +37,10 @@ pub struct CachePolicy {
     pub segment_max_age: Duration,
     /// The multivariant playlist.
     pub multivariant_max_age: Duration,
-    /// Media playlists (zero → `no-cache`).
+    /// Media playlists without delivery directives (zero → `no-cache`).
     pub playlist_max_age: Duration,
+    /// Blocking-reload responses (`_HLS_msn`): unique per query, so a CDN may keep them.
+    pub blocking_playlist_max_age: Duration,
 }
 
 /// What the origin handlers share.
@@ -45,6 +49,10 @@ pub struct Origin {
     pub registry: Arc<Registry>,
     /// Cache-Control policy.
     pub cache: CachePolicy,
+    /// Serve LL-HLS (parts, blocking reload, delta updates) rather than plain HLS.
+    pub low_latency: bool,
+    /// Requests currently held (blocking reloads and preload-hinted parts).
+    pub held_requests: AtomicUsize,
 }
 
 /// The `/hls` routes.
@@ -65,13 +73,20 @@ pub enum OriginError {
     NotFound(String),
     /// 503 + `Retry-After: 1`: the stream is live but not playable yet.
     Starting(String),
+    /// 503: a held request timed out.
+    Unavailable(String),
+    /// 400: invalid delivery directives.
+    BadRequest(String),
 }
 
 impl IntoResponse for OriginError {
     fn into_response(self) -> Response {
         let (status, reason) = match self {
             OriginError::NotFound(reason) => (StatusCode::NOT_FOUND, reason),
-            OriginError::Starting(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+            OriginError::Starting(reason) | OriginError::Unavailable(reason) => {
+                (StatusCode::SERVICE_UNAVAILABLE, reason)
+            }
+            OriginError::BadRequest(reason) => (StatusCode::BAD_REQUEST, reason),
         };
         let body = serde_json::json!({ "error": reason }).to_string();
         let mut response = (
@@ -144,6 +159,7 @@ async fn multivariant(
 async fn rendition_file(
     State(origin): State<Arc<Origin>>,
     Path((name, session, rendition_name, file)): Path<(String, String, String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, OriginError> {
     let stream = find_stream(&origin, &name)?;
     if session != stream.session {
@@ -157,11 +173,19 @@ async fn rendition_file(
         ))
     })?;
     if file == "playlist.m3u8" {
-        return media_playlist(&origin, &rendition);
+        let directives = Directives::parse(query.as_deref())
+            .map_err(|e| OriginError::BadRequest(e.to_string()))?;
+        return media_playlist(&origin, &stream, &rendition, directives).await;
     }
     let resource = Resource::parse(&file)
         .ok_or_else(|| OriginError::NotFound(format!("no such object `{file}`")))?;
-    let bytes = rendition.packager().resource(resource).ok_or_else(|| {
+    let bytes = match resource {
+        Resource::Part(part) if origin.low_latency => {
+            wait_for_part(&origin, &rendition, part).await?
+        }
+        _ => rendition.packager().resource(resource),
+    };
+    let bytes = bytes.ok_or_else(|| {
         OriginError::NotFound(format!(
             "`{resource}` is not available (not yet published or no longer in the window)"
         ))
@@ -169,30 +193,150 @@ async fn rendition_file(
     Ok(media(&origin, &rendition, bytes))
 }
 
-fn media_playlist(origin: &Origin, rendition: &Rendition) -> Result<Response, OriginError> {
-    let packager = rendition.packager();
-    if packager.init().is_none() {
-        return Err(OriginError::Starting(format!(
-            "rendition `{}` is starting",
-            rendition.name
-        )));
+/// Counts a held request while it waits.
+struct Held<'a>(&'a AtomicUsize);
+
+impl<'a> Held<'a> {
+    fn new(gauge: &'a AtomicUsize) -> Held<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Held(gauge)
     }
-    let text = packager.media_playlist(false).to_string();
-    drop(packager);
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Longest a blocking request is held: "three times the Target Duration" (→ 503).
+fn hold_limit(rendition: &Rendition) -> Duration {
+    Duration::from_secs(3 * rendition.packager().target_duration())
+}
+
+/// Waits until `ready` holds for the rendition's packager, waking on every publication (no
+/// polling). `Ok(false)` when the hold limit passed first.
+async fn wait_until(
+    origin: &Origin,
+    rendition: &Rendition,
+    ready: impl Fn(&Packager) -> bool,
+) -> bool {
+    // Subscribe before checking so a publication between the check and the wait is seen.
+    let mut updates = rendition.subscribe();
+    if ready(&rendition.packager()) {
+        return true;
+    }
+    let _held = Held::new(&origin.held_requests);
+    let deadline = tokio::time::Instant::now() + hold_limit(rendition);
+    loop {
+        match tokio::time::timeout_at(deadline, updates.changed()).await {
+            Ok(Ok(())) => {
+                if ready(&rendition.packager()) {
+                    return true;
+                }
+            }
+            // The rendition is gone (stream replaced): answer with what there is.
+            Ok(Err(_)) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn media_playlist(
+    origin: &Origin,
+    stream: &HlsStream,
+    rendition: &Rendition,
+    directives: Directives,
+) -> Result<Response, OriginError> {
+    let form = {
+        let packager = rendition.packager();
+        if packager.init().is_none() {
+            return Err(OriginError::Starting(format!(
+                "rendition `{}` is starting",
+                rendition.name
+            )));
+        }
+        if !origin.low_latency {
+            PlaylistForm::Plain
+        } else {
+            // "Once EXT-X-ENDLIST is present, the server ignores the directives."
+            if let (Some(_), false) = (directives.msn, packager.is_ended()) {
+                let last = packager.last_part().unwrap_or(packager.next_part());
+                let part_target = packager.part_target();
+                let per_segment = (packager.config().segment_target.as_nanos()
+                    / part_target.as_nanos().max(1))
+                .max(1) as u64;
+                directives
+                    .check(last, per_segment, part_target)
+                    .map_err(|e| OriginError::BadRequest(e.to_string()))?;
+            }
+            match directives.skip {
+                SkipRequest::No => PlaylistForm::LowLatency,
+                SkipRequest::Yes | SkipRequest::V2 => PlaylistForm::Delta,
+            }
+        }
+    };
+    let blocking = origin.low_latency && directives.msn.is_some();
+    if let (true, Some(msn)) = (blocking, directives.msn) {
+        let part = directives.part;
+        let ready = wait_until(origin, rendition, |p| p.is_ended() || p.contains(msn, part)).await;
+        if !ready {
+            return Err(OriginError::Unavailable(format!(
+                "segment {msn}{} did not appear within 3 target durations",
+                part.map(|p| format!(" part {p}")).unwrap_or_default()
+            )));
+        }
+    }
+    let text = rendition.playlist(form, || stream.rendition_reports(&rendition.name));
+    let max_age = if blocking {
+        origin.cache.blocking_playlist_max_age
+    } else {
+        origin.cache.playlist_max_age
+    };
     Ok((
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(PLAYLIST_CONTENT_TYPE),
             ),
-            (
-                header::CACHE_CONTROL,
-                cache_control(origin.cache.playlist_max_age, false),
-            ),
+            (header::CACHE_CONTROL, cache_control(max_age, false)),
         ],
         text,
     )
         .into_response())
+}
+
+/// A part GET. The part the playlist's EXT-X-PRELOAD-HINT names (or one a little further)
+/// is held until it is published, then served whole; a hinted part that never comes (the
+/// segment ended first) is a 404.
+async fn wait_for_part(
+    origin: &Origin,
+    rendition: &Rendition,
+    part: PartId,
+) -> Result<Option<Bytes>, OriginError> {
+    {
+        let packager = rendition.packager();
+        if let Some(bytes) = packager.part(part.msn, part.part) {
+            return Ok(Some(bytes));
+        }
+        let next = packager.next_part();
+        // Hold only requests for the next part(s), as a preload hint produces them.
+        let hinted = (part.msn == next.msn && part.part >= next.part && part.part <= next.part + 1)
+            || (part.msn == next.msn + 1 && part.part == 0);
+        if packager.is_ended() || !hinted {
+            return Ok(None);
+        }
+    }
+    let settled = |p: &Packager| {
+        p.is_ended() || p.part(part.msn, part.part).is_some() || p.contains(part.msn, None)
+    };
+    if !wait_until(origin, rendition, settled).await {
+        return Err(OriginError::Unavailable(format!(
+            "`{}` was not published within 3 target durations",
+            Resource::Part(part)
+        )));
+    }
+    Ok(rendition.packager().part(part.msn, part.part))
 }
 
 fn media(origin: &Origin, rendition: &Rendition, bytes: Bytes) -> Response {

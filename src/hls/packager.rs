@@ -32,6 +32,10 @@ use super::playlist::{
 /// (RFC 8216 §6.2.2: the server "MUST NOT remove a Media Segment from a Playlist file
 /// without an EXT-X-ENDLIST tag if that would produce a Playlist whose duration is less
 /// than three times the target duration"; we keep ≥ 3 segments).
+/// CAN-SKIP-UNTIL in target durations: "at least six times the Target Duration"
+/// (rfc8216bis §4.4.3.8); delta updates skip segments older than this.
+pub const SKIP_BOUNDARY_TARGETS: u32 = 6;
+
 pub const MIN_LISTED_SEGMENTS: usize = 3;
 
 /// Upper bound on parts in one segment. A publisher that never starts a new fragment
@@ -724,7 +728,7 @@ impl Packager {
             target_duration: target,
             server_control: low_latency.then(|| ServerControl {
                 can_block_reload: true,
-                can_skip_until: Some(target_span * 6),
+                can_skip_until: Some(target_span * SKIP_BOUNDARY_TARGETS),
                 can_skip_dateranges: false,
                 hold_back: Some(target_span * 3),
                 part_hold_back: Some(part_target * 3),

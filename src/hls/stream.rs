@@ -7,8 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::packager::{CmafChunk, Packager, PackagerConfig};
-use super::playlist::{AudioRendition, MultivariantPlaylist, Variant};
+use super::packager::{CmafChunk, Packager, PackagerConfig, SKIP_BOUNDARY_TARGETS};
+use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Variant};
 
 /// Group id of the audio renditions in the multivariant playlist.
 pub const AUDIO_GROUP: &str = "audio";
@@ -35,6 +35,37 @@ pub struct TrackInfo {
     pub channels: Option<u32>,
 }
 
+/// The forms in which a media playlist is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistForm {
+    /// RFC 8216 playlist: complete segments only.
+    Plain,
+    /// LL-HLS: parts, preload hint, server control, rendition reports.
+    LowLatency,
+    /// LL-HLS Playlist Delta Update (`_HLS_skip`): old segments replaced by EXT-X-SKIP.
+    Delta,
+}
+
+impl PlaylistForm {
+    fn index(self) -> usize {
+        match self {
+            PlaylistForm::Plain => 0,
+            PlaylistForm::LowLatency => 1,
+            PlaylistForm::Delta => 2,
+        }
+    }
+}
+
+/// Rendered playlists of one packager state, so that the thousands of requests released by
+/// one new part share one rendering.
+#[derive(Default)]
+struct RenderCache {
+    /// The update counter the texts belong to.
+    version: u64,
+    /// Text per [`PlaylistForm`].
+    texts: [Option<Bytes>; 3],
+}
+
 /// One rendition of a stream.
 pub struct Rendition {
     /// Name in URLs (`/hls/{stream}/{name}/playlist.m3u8`).
@@ -47,6 +78,8 @@ pub struct Rendition {
     info: Mutex<TrackInfo>,
     /// Bumped on every change, so readers can wait for new parts and segments.
     updates: tokio::sync::watch::Sender<u64>,
+    /// Playlists rendered for the current update counter.
+    rendered: Mutex<RenderCache>,
 }
 
 impl Rendition {
@@ -57,7 +90,50 @@ impl Rendition {
             packager: Mutex::new(Packager::new(config)),
             info: Mutex::new(TrackInfo::default()),
             updates: tokio::sync::watch::Sender::new(0),
+            rendered: Mutex::new(RenderCache::default()),
         }
+    }
+
+    /// The media playlist text in `form`, rendered once per packager update and shared.
+    /// `reports` supplies the EXT-X-RENDITION-REPORTs (LL forms), called only on a miss.
+    pub fn playlist(
+        &self,
+        form: PlaylistForm,
+        reports: impl FnOnce() -> Vec<RenditionReport>,
+    ) -> Bytes {
+        // Read the counter before the packager: the text is then at least as new as the key.
+        let version = *self.updates.borrow();
+        {
+            let cache = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.version == version
+                && let Some(text) = &cache.texts[form.index()]
+            {
+                return text.clone();
+            }
+        }
+        let reports = match form {
+            PlaylistForm::Plain => Vec::new(),
+            PlaylistForm::LowLatency | PlaylistForm::Delta => reports(),
+        };
+        let text = {
+            let packager = self.packager();
+            let mut playlist = packager.media_playlist(form != PlaylistForm::Plain);
+            if form == PlaylistForm::Delta {
+                let target = std::time::Duration::from_secs(packager.target_duration());
+                playlist.skip_segments(target * SKIP_BOUNDARY_TARGETS);
+            }
+            playlist.rendition_reports = reports;
+            Bytes::from(playlist.to_string())
+        };
+        let mut cache = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.version != version {
+            *cache = RenderCache {
+                version,
+                texts: Default::default(),
+            };
+        }
+        cache.texts[form.index()] = Some(text.clone());
+        text
     }
 
     /// The packager, locked. A poisoned lock (a panic elsewhere) is recovered: the packager's
@@ -166,6 +242,23 @@ impl HlsStream {
     /// The rendition called `name`.
     pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
         self.renditions().into_iter().find(|r| r.name == name)
+    }
+
+    /// EXT-X-RENDITION-REPORTs for every rendition but `name`, with URIs relative to
+    /// `name`'s playlist (renditions are sibling directories).
+    pub fn rendition_reports(&self, name: &str) -> Vec<RenditionReport> {
+        self.renditions()
+            .iter()
+            .filter(|r| r.name != name)
+            .map(|r| {
+                let last = r.packager().last_part();
+                RenditionReport {
+                    uri: format!("../{}/playlist.m3u8", r.name),
+                    last_msn: last.map(|p| p.msn),
+                    last_part: last.map(|p| p.part),
+                }
+            })
+            .collect()
     }
 
     /// All renditions, sorted by name.

@@ -33,7 +33,7 @@ const EOS_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct MediaSettings {
     /// The passthrough template.
     pub template: Template,
-    /// Placeholder values (`fragment_ns`, `chunk_ns`).
+    /// Placeholder values (`video_fragment_ns`, `audio_fragment_ns`, `chunk_ns`).
     pub values: BTreeMap<&'static str, String>,
     /// Media time to wait for a missing track, ns.
     pub track_wait_ns: u64,
@@ -41,9 +41,19 @@ pub struct MediaSettings {
 
 impl MediaSettings {
     /// Placeholder values for the given segment and part durations.
+    ///
+    /// `video_fragment_ns` is one part shorter than the segment target: cmafmux ends a fragment at
+    /// the first keyframe at or after its duration, and a keyframe landing exactly on the
+    /// boundary (a 2 s GOP with 2 s segments) is otherwise sometimes carried into the next
+    /// fragment, doubling that segment. With the margin the boundary keyframe always starts
+    /// the next fragment, and GOPs shorter than the target still group into full segments.
+    /// Audio has no keyframes to wait for, so `audio_fragment_ns` is the segment target itself
+    /// (its segments then line up with the video's).
     pub fn placeholder_values(segment: Duration, part: Duration) -> BTreeMap<&'static str, String> {
+        let fragment = segment.saturating_sub(part).max(part);
         BTreeMap::from([
-            ("fragment_ns", segment.as_nanos().to_string()),
+            ("video_fragment_ns", fragment.as_nanos().to_string()),
+            ("audio_fragment_ns", segment.as_nanos().to_string()),
             ("chunk_ns", part.as_nanos().to_string()),
         ])
     }
@@ -710,7 +720,7 @@ mod tests {
         let stream = stream();
         // `identity error-after` makes the video branch fail after 10 buffers.
         let template = "appsrc name=video_src ! identity error-after=10 ! h264parse \
-            ! cmafmux fragment-duration={fragment_ns} chunk-duration={chunk_ns} ! appsink name=hls_source\n\
+            ! cmafmux fragment-duration={video_fragment_ns} chunk-duration={chunk_ns} ! appsink name=hls_source\n\
             appsrc name=audio_src ! aacparse ! cmafmux ! appsink name=hls_audio";
         let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings(template));
         pipeline

@@ -176,7 +176,8 @@ mod tests {
 
     fn values() -> BTreeMap<&'static str, String> {
         BTreeMap::from([
-            ("fragment_ns", "2000000000".to_string()),
+            ("video_fragment_ns", "1800000000".to_string()),
+            ("audio_fragment_ns", "2000000000".to_string()),
             ("chunk_ns", "200000000".to_string()),
         ])
     }
@@ -185,7 +186,7 @@ mod tests {
     fn render_fills_placeholders_and_rejects_unknown_ones() {
         let t = Template::parse(
             "t".into(),
-            "# comment {nope}\na x={fragment_ns} ! b y={chunk_ns}",
+            "# comment {nope}\na x={audio_fragment_ns} ! b y={chunk_ns}",
         );
         assert_eq!(
             t.render(&values()).unwrap(),

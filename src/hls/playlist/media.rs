@@ -179,6 +179,52 @@ impl fmt::Display for PartialSegment {
     }
 }
 
+impl MediaPlaylist {
+    /// Turns this full playlist into a Playlist Delta Update (`_HLS_skip`, rfc8216bis
+    /// §6.2.5.1): the leading segments that end at least `skip_until` (CAN-SKIP-UNTIL)
+    /// before the end of the playlist are replaced by one `EXT-X-SKIP`. MEDIA-SEQUENCE and
+    /// DISCONTINUITY-SEQUENCE keep their full-playlist values; the first remaining segment
+    /// carries the `EXT-X-MAP` in force. Nothing changes when no segment qualifies.
+    pub fn skip_segments(&mut self, skip_until: Duration) {
+        let mut after: Duration = self
+            .partial
+            .iter()
+            .flat_map(|p| &p.parts)
+            .map(|p| p.duration)
+            .sum();
+        let mut keep_from = self.segments.len();
+        for (index, segment) in self.segments.iter().enumerate().rev() {
+            if after >= skip_until {
+                break;
+            }
+            keep_from = index;
+            after += segment.duration;
+        }
+        if keep_from == 0 {
+            return;
+        }
+        let map_in_force = self.segments[..keep_from]
+            .iter()
+            .rev()
+            .find_map(|s| s.map.clone());
+        self.segments.drain(..keep_from);
+        match self.segments.first_mut() {
+            Some(first) if first.map.is_none() => first.map = map_in_force,
+            Some(_) => {}
+            None => {
+                if let Some(partial) = self.partial.as_mut().filter(|p| p.map.is_none()) {
+                    partial.map = map_in_force;
+                }
+            }
+        }
+        self.skip = Some(Skip {
+            skipped_segments: keep_from as u64,
+            recently_removed_dateranges: Vec::new(),
+        });
+        self.version = self.version.max(9);
+    }
+}
+
 impl fmt::Display for MediaPlaylist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("#EXTM3U\n")?;
@@ -356,5 +402,57 @@ seg17.m4s
         let mut playlist = delta_update();
         playlist.rendition_reports[0].uri = "a\"b".into();
         assert!(playlist.validate().is_err());
+    }
+
+    #[test]
+    fn delta_update_skips_segments_older_than_the_skip_boundary() {
+        let start = chrono::DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let segment = |msn: u64, map: bool| MediaSegment {
+            discontinuity: false,
+            map: map.then(|| Map {
+                uri: "init.mp4".into(),
+            }),
+            program_date_time: Some(start + chrono::Duration::seconds(2 * msn as i64)),
+            parts: Vec::new(),
+            duration: Duration::from_secs(2),
+            uri: format!("seg{msn}.m4s"),
+        };
+        let mut playlist = MediaPlaylist {
+            version: 9,
+            target_duration: 2,
+            server_control: None,
+            part_inf: None,
+            media_sequence: 5,
+            discontinuity_sequence: 0,
+            independent_segments: true,
+            skip: None,
+            segments: (5..15).map(|msn| segment(msn, msn == 5)).collect(),
+            partial: None,
+            preload_hints: Vec::new(),
+            end_list: false,
+            rendition_reports: Vec::new(),
+        };
+        let full = playlist.clone();
+        // 10 segments of 2 s; CAN-SKIP-UNTIL 12 s: the 6 last segments stay.
+        playlist.skip_segments(Duration::from_secs(12));
+        let text = playlist.to_string();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{text}");
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "{text}");
+        assert!(
+            !text.contains("seg8.m4s") && text.contains("seg9.m4s"),
+            "{text}"
+        );
+        // The map in force moves to the first listed segment.
+        let skip_at = text.find("#EXT-X-SKIP").unwrap();
+        let map_at = text.find("#EXT-X-MAP:URI=\"init.mp4\"").unwrap();
+        assert!(
+            map_at > skip_at && map_at < text.find("seg9.m4s").unwrap(),
+            "{text}"
+        );
+        assert_eq!(playlist.segments.len(), 6);
+        // A short playlist is left whole.
+        let mut short = full.clone();
+        short.skip_segments(Duration::from_secs(60));
+        assert_eq!(short, full);
     }
 }
