@@ -18,6 +18,7 @@ use crate::ingest::rtmp::SessionConfig;
 use crate::ingest::rtmp::server::{self as rtmp_server, RtmpSettings};
 use crate::ingest::{IngestContext, LiveSet, StreamKeys};
 use crate::media::{self, MediaSettings, template::Template};
+use crate::metrics::Metrics;
 
 /// Interval of the sweep that drops ended streams past their retention.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -58,10 +59,12 @@ impl App {
             &config.media.passthrough_template,
             &values,
         )?;
+        let metrics = Arc::new(Metrics::default());
         let media = Arc::new(MediaSettings {
             template,
             values,
             track_wait_ns: secs(config.media.track_wait_s).as_nanos() as u64,
+            metrics: Arc::clone(&metrics),
         });
 
         let registry = Arc::new(Registry::new(
@@ -104,6 +107,7 @@ impl App {
             live: Arc::clone(&live),
             registry: Arc::clone(&registry),
             media,
+            metrics: Arc::clone(&metrics),
         });
         let rtmp_settings = Arc::new(RtmpSettings {
             app: config.rtmp.app.clone(),
@@ -140,6 +144,7 @@ impl App {
             keys,
             live,
             origin,
+            metrics,
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http_shutdown = CancellationToken::new();

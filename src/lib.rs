@@ -10,3 +10,4 @@ pub mod hls;
 pub mod http;
 pub mod ingest;
 pub mod media;
+pub mod metrics;

@@ -137,6 +137,17 @@ fn ffmpeg_publish_becomes_hls_that_parses_and_decodes() {
         probe.duration
     );
 
+    // Every frame's ingest-to-part latency is measured and exported.
+    let (_, _, metrics) = get(&server.url("/metrics"));
+    let metrics = String::from_utf8_lossy(&metrics).to_string();
+    let count: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cuecast_ingest_to_part_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(count > 100, "{metrics}");
+    assert!(metrics.contains("cuecast_live_streams 1"), "{metrics}");
+
     // The publisher finishes: the playlist ends and stays available.
     let status = publisher
         .wait(Duration::from_secs(30))

@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::hls::origin::{self, Origin};
 use crate::ingest::{LiveSet, StreamKeys};
+use crate::metrics::Metrics;
 
 /// What the API handlers share.
 pub struct ApiState {
@@ -26,6 +27,8 @@ pub struct ApiState {
     pub live: Arc<LiveSet>,
     /// Origin (for stream state).
     pub origin: Arc<Origin>,
+    /// Counters and latency summaries.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the whole HTTP router.
@@ -48,6 +51,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         });
     let api_routes = Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/streams", get(list_streams))
         .with_state(Arc::clone(&api));
     Router::new()
@@ -67,14 +71,35 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-async fn healthz(State(api): State<Arc<ApiState>>) -> Json<serde_json::Value> {
-    let live = api
-        .keys
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
+    let live = live_streams(&api) as u64;
+    let held = api
+        .origin
+        .held_requests
+        .load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let text = api.metrics.render(&[
+        ("cuecast_live_streams", "Streams with a publisher.", live),
+        (
+            "cuecast_hls_held_requests",
+            "Playlist and part requests currently held (blocking reload, preload hints).",
+            held,
+        ),
+    ]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Configured streams that have a publisher now.
+fn live_streams(api: &ApiState) -> usize {
+    api.keys
         .names()
         .iter()
         .filter(|name| api.live.get(name).is_some())
-        .count();
-    Json(serde_json::json!({ "status": "ok", "live_streams": live }))
+        .count()
+}
+
+async fn healthz(State(api): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "live_streams": live_streams(&api) }))
 }
 
 /// `GET /api/streams` (admin): configured streams, who publishes them, playback URLs.

@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::config::StreamConfig;
 use crate::hls::registry::Registry;
 use crate::media::MediaSettings;
+use crate::metrics::Metrics;
 
 /// Publish keys → public stream names.
 #[derive(Debug, Clone, Default)]
@@ -116,6 +117,8 @@ pub struct IngestContext {
     pub registry: Arc<Registry>,
     /// Pipeline settings.
     pub media: Arc<MediaSettings>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
 }
 
 #[cfg(test)]

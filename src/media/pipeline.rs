@@ -6,9 +6,9 @@
 //! (the other branch is then removed from the pipeline). Until then units are held in order.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -20,6 +20,7 @@ use super::frame::{AudioConfig, MediaUnit, VideoConfig};
 use super::template::{self, AUDIO_SRC, Template, VIDEO_SRC};
 use crate::hls::packager::CmafChunk;
 use crate::hls::stream::{HlsStream, Rendition, RenditionKind, TrackInfo};
+use crate::metrics::Metrics;
 
 /// Most bytes of media held while waiting for the tracks to be known.
 const MAX_PENDING_BYTES: usize = 32 * 1024 * 1024;
@@ -27,6 +28,11 @@ const MAX_PENDING_BYTES: usize = 32 * 1024 * 1024;
 const MAX_APPSRC_QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 /// How long to wait for the pipeline to drain after end-of-stream before tearing it down.
 const EOS_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most frame arrival times remembered per rendition until their part is published.
+const MAX_PENDING_ARRIVALS: usize = 1024;
+
+/// Arrival instants of video frames (by PTS) not yet in a published part.
+type Arrivals = Arc<Mutex<VecDeque<(u64, Instant)>>>;
 
 /// Settings shared by all stream pipelines.
 #[derive(Debug)]
@@ -37,6 +43,8 @@ pub struct MediaSettings {
     pub values: BTreeMap<&'static str, String>,
     /// Media time to wait for a missing track, ns.
     pub track_wait_ns: u64,
+    /// Where ingest-to-part latency is recorded.
+    pub metrics: Arc<Metrics>,
 }
 
 impl MediaSettings {
@@ -103,6 +111,8 @@ struct Running {
     failed: Arc<AtomicBool>,
     /// Set once end-of-stream was given to the inputs (starts the drain timeout).
     eos_sent: Arc<AtomicBool>,
+    /// Per video rendition: frames waiting for their part (ingest-to-part latency).
+    arrivals: Vec<Arrivals>,
 }
 
 impl StreamPipeline {
@@ -299,6 +309,7 @@ fn start(
     }
 
     let failed = Arc::new(AtomicBool::new(false));
+    let mut arrivals = Vec::new();
     for (rendition_name, sink) in template::rendition_sinks(&pipeline) {
         let kind = if audio_elements.contains(sink.name().as_str()) {
             RenditionKind::Audio
@@ -306,7 +317,12 @@ fn start(
             RenditionKind::Video
         };
         let rendition = stream.add_rendition(&rendition_name, kind);
-        configure_sink(&sink, rendition, Arc::clone(stream));
+        let latency = (kind == RenditionKind::Video).then(|| {
+            let queue = Arrivals::default();
+            arrivals.push(Arc::clone(&queue));
+            (queue, Arc::clone(&settings.metrics))
+        });
+        configure_sink(&sink, rendition, Arc::clone(stream), latency);
     }
 
     let mut running = Running {
@@ -317,6 +333,7 @@ fn start(
         pipeline,
         failed: Arc::clone(&failed),
         eos_sent: Arc::new(AtomicBool::new(false)),
+        arrivals,
     };
     if let Some(config) = &waiting.video {
         running.push(MediaUnit::VideoConfig(config.clone()), &stream.name)?;
@@ -384,6 +401,14 @@ impl Running {
                 }
             }
             MediaUnit::Video(frame) => {
+                let now = Instant::now();
+                for queue in &self.arrivals {
+                    let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    if queue.len() == MAX_PENDING_ARRIVALS {
+                        queue.pop_front();
+                    }
+                    queue.push_back((frame.pts, now));
+                }
                 if let Some(src) = &self.video {
                     let mut buffer = gst::Buffer::from_slice(frame.data);
                     if let Some(b) = buffer.get_mut() {
@@ -419,8 +444,14 @@ fn push_checked(src: &gst_app::AppSrc, buffer: gst::Buffer) -> Result<(), String
         .map_err(|e| format!("pipeline refused data: {e:?}"))
 }
 
-/// Wires an appsink to its rendition: init segment, chunks, end of stream.
-fn configure_sink(sink: &gst_app::AppSink, rendition: Arc<Rendition>, stream: Arc<HlsStream>) {
+/// Wires an appsink to its rendition: init segment, chunks, end of stream; for video
+/// renditions `latency` records each frame's ingest-to-part time as its part is published.
+fn configure_sink(
+    sink: &gst_app::AppSink,
+    rendition: Arc<Rendition>,
+    stream: Arc<HlsStream>,
+    latency: Option<(Arrivals, Arc<Metrics>)>,
+) {
     sink.set_sync(false);
     sink.set_property("buffer-list", true);
     sink.set_property("enable-last-sample", false);
@@ -430,7 +461,7 @@ fn configure_sink(sink: &gst_app::AppSink, rendition: Arc<Rendition>, stream: Ar
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                handle_sample(sink, &sample, &rendition, &stream);
+                handle_sample(sink, &sample, &rendition, &stream, latency.as_ref());
                 Ok(gst::FlowSuccess::Ok)
             })
             .eos(move |_| eos_rendition.end())
@@ -446,6 +477,7 @@ fn handle_sample(
     sample: &gst::Sample,
     rendition: &Rendition,
     stream: &HlsStream,
+    latency: Option<&(Arrivals, Arc<Metrics>)>,
 ) {
     let buffers: Vec<&gst::BufferRef> = match (sample.buffer_list(), sample.buffer()) {
         (Some(list), _) => list.iter().collect(),
@@ -455,6 +487,7 @@ fn handle_sample(
     let mut chunk: Option<(BytesMut, u64, u64, bool)> = None;
     let emit = |chunk: Option<(BytesMut, u64, u64, bool)>| {
         if let Some((data, pts, duration, fragment_start)) = chunk {
+            let end = pts.saturating_add(duration);
             rendition.push_chunk(CmafChunk {
                 data: data.freeze(),
                 pts,
@@ -463,6 +496,17 @@ fn handle_sample(
                 independent: fragment_start || rendition.kind == RenditionKind::Audio,
                 program_date_time: stream.program_date_time(pts),
             });
+            if let Some((arrivals, metrics)) = latency {
+                let now = Instant::now();
+                let mut arrivals = arrivals.lock().unwrap_or_else(|e| e.into_inner());
+                arrivals.retain(|&(frame_pts, arrived)| {
+                    let published = frame_pts < end;
+                    if published {
+                        metrics.ingest_to_part.record(now - arrived);
+                    }
+                    !published
+                });
+            }
         }
     };
     for buffer in buffers {
@@ -659,6 +703,7 @@ mod tests {
                 Duration::from_millis(200),
             ),
             track_wait_ns: 0,
+            metrics: Arc::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -60,12 +61,20 @@ pub async fn serve(
             continue;
         };
         let _ = socket.set_nodelay(true);
+        ctx.metrics.rtmp_connections.fetch_add(1, Ordering::Relaxed);
         let (settings, ctx, shutdown) = (Arc::clone(&settings), Arc::clone(&ctx), shutdown.clone());
         tasks.spawn(async move {
             let mut connection = Connection::new(peer, settings, ctx);
             match connection.run(socket, shutdown).await {
                 Ok(()) => tracing::debug!(%peer, "RTMP connection closed"),
-                Err(reason) => tracing::warn!(%peer, %reason, "RTMP connection ended"),
+                Err(reason) => {
+                    connection
+                        .ctx
+                        .metrics
+                        .rtmp_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, %reason, "RTMP connection ended");
+                }
             }
             drop(permit);
         });
@@ -171,6 +180,10 @@ impl Connection {
                 if requested == self.settings.app {
                     self.session.accept_connect();
                 } else {
+                    self.ctx
+                        .metrics
+                        .publishes_refused
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer = %self.peer, %app, ?tc_url, "RTMP connect refused: unknown application");
                     self.session
                         .reject_connect(&format!("unknown application `{app}`"));
@@ -241,6 +254,10 @@ impl Connection {
             return;
         }
         let Some(name) = self.ctx.keys.stream_for(key).map(str::to_string) else {
+            self.ctx
+                .metrics
+                .publishes_refused
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(peer = %self.peer, "RTMP publish refused: unknown stream key");
             self.session.reject_publish(
                 stream_id,
@@ -257,6 +274,10 @@ impl Connection {
         let claim = match self.ctx.live.claim(&name, info) {
             Ok(claim) => claim,
             Err(current) => {
+                self.ctx
+                    .metrics
+                    .publishes_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     peer = %self.peer,
                     stream = %name,

@@ -1,0 +1,161 @@
+//! Process metrics, exported in the Prometheus text format at `GET /metrics`.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Most latency samples kept for quantiles (a sliding reservoir of the latest ones).
+pub const MAX_LATENCY_SAMPLES: usize = 100_000;
+
+/// Quantiles exported for latency summaries.
+const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 1.0];
+
+/// Latency samples with exact quantiles over the latest [`MAX_LATENCY_SAMPLES`].
+#[derive(Debug, Default)]
+pub struct LatencySummary {
+    /// Latest samples, seconds.
+    samples: Mutex<VecDeque<f64>>,
+    /// All samples ever recorded.
+    count: AtomicU64,
+    /// Sum of all samples, microseconds.
+    sum_micros: AtomicU64,
+}
+
+impl LatencySummary {
+    /// Records one sample.
+    pub fn record(&self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.len() == MAX_LATENCY_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(seconds);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// (quantile, value) over the kept samples; empty when there are none.
+    pub fn quantiles(&self) -> Vec<(f64, f64)> {
+        let mut sorted: Vec<f64> = self
+            .samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if sorted.is_empty() {
+            return Vec::new();
+        }
+        sorted.sort_by(f64::total_cmp);
+        QUANTILES
+            .iter()
+            .map(|&q| {
+                let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+                (q, sorted[rank - 1])
+            })
+            .collect()
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
+        for (q, value) in self.quantiles() {
+            let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {value:.6}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum:.6}");
+        let _ = writeln!(out, "{name}_count {}", self.count.load(Ordering::Relaxed));
+    }
+}
+
+/// Everything the server counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Video frame arrival (RTMP message parsed) → the LL-HLS part holding it is fetchable.
+    pub ingest_to_part: LatencySummary,
+    /// RTMP connections accepted.
+    pub rtmp_connections: AtomicU64,
+    /// Publish attempts refused (unknown key, stream already live, bad application).
+    pub publishes_refused: AtomicU64,
+    /// RTMP connections ended by a protocol error or bad media.
+    pub rtmp_errors: AtomicU64,
+}
+
+impl Metrics {
+    /// Prometheus text exposition; `gauges` are added as `(name, help, value)`.
+    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
+        let mut out = String::new();
+        self.ingest_to_part.write(
+            &mut out,
+            "cuecast_ingest_to_part_seconds",
+            "Time from a video frame's arrival to the moment the LL-HLS part holding it can be fetched.",
+        );
+        for (name, help, value) in [
+            (
+                "cuecast_rtmp_connections_total",
+                "RTMP connections accepted.",
+                &self.rtmp_connections,
+            ),
+            (
+                "cuecast_rtmp_publishes_refused_total",
+                "Publish attempts refused (unknown key, stream already live, unknown application).",
+                &self.publishes_refused,
+            ),
+            (
+                "cuecast_rtmp_errors_total",
+                "RTMP connections ended by a protocol error or unusable media.",
+                &self.rtmp_errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_exact_over_the_samples() {
+        let summary = LatencySummary::default();
+        assert!(summary.quantiles().is_empty());
+        for ms in 1..=100 {
+            summary.record(Duration::from_millis(ms));
+        }
+        let q: Vec<(f64, f64)> = summary.quantiles();
+        assert_eq!(q[0], (0.5, 0.050));
+        assert_eq!(q[1], (0.9, 0.090));
+        assert_eq!(q[2], (0.99, 0.099));
+        assert_eq!(q[3], (1.0, 0.100));
+    }
+
+    #[test]
+    fn render_is_prometheus_text() {
+        let metrics = Metrics::default();
+        metrics.ingest_to_part.record(Duration::from_millis(120));
+        metrics.rtmp_connections.fetch_add(2, Ordering::Relaxed);
+        let text = metrics.render(&[("cuecast_live_streams", "Streams with a publisher.", 1)]);
+        assert!(text.contains("cuecast_ingest_to_part_seconds{quantile=\"0.5\"} 0.120000\n"));
+        assert!(text.contains("cuecast_ingest_to_part_seconds_count 1\n"));
+        assert!(text.contains(
+            "# TYPE cuecast_rtmp_connections_total counter\ncuecast_rtmp_connections_total 2\n"
+        ));
+        assert!(text.contains("cuecast_live_streams 1\n"));
+    }
+}
