@@ -239,12 +239,20 @@ fn unit_len(unit: &MediaUnit) -> usize {
 fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> {
     match config {
         VideoConfig::H264 { avcc } => {
-            AvcInfo::from_avcc(avcc)?;
-            Ok(gst::Caps::builder("video/x-h264")
+            // Complete caps (size and rate from the SPS): a template may feed cmafmux directly,
+            // without h264parse.
+            let info = AvcInfo::from_avcc(avcc)?;
+            let mut caps = gst::Caps::builder("video/x-h264")
                 .field("stream-format", "avc")
                 .field("alignment", "au")
-                .field("codec_data", gst::Buffer::from_slice(avcc.clone()))
-                .build())
+                .field("width", i32::try_from(info.width).unwrap_or(i32::MAX))
+                .field("height", i32::try_from(info.height).unwrap_or(i32::MAX))
+                .field("parsed", true)
+                .field("codec_data", gst::Buffer::from_slice(avcc.clone()));
+            if let Some(rate) = info.frame_rate.and_then(gst::Fraction::approximate_f64) {
+                caps = caps.field("framerate", rate);
+            }
+            Ok(caps.build())
         }
     }
 }
@@ -258,6 +266,7 @@ fn audio_caps(config: &AudioConfig) -> Result<gst::Caps, MediaError> {
                 .field("stream-format", "raw")
                 .field("rate", info.sample_rate as i32)
                 .field("channels", info.channels as i32)
+                .field("framed", true)
                 .field("codec_data", gst::Buffer::from_slice(asc.clone()))
                 .build())
         }
