@@ -157,4 +157,15 @@ fn hls_js_plays_low_latency_in_chromium_without_stalls() {
         Value::Bool(true),
         "hls.js was not in low-latency mode:\n{summary}"
     );
+    // The server speaks LL-HLS, and hls.js used it: parts and blocking reloads.
+    assert_eq!(
+        report["parts_seen"],
+        Value::Bool(true),
+        "hls.js saw no EXT-X-PART:\n{summary}"
+    );
+    assert_eq!(
+        report["can_block_reload"],
+        Value::Bool(true),
+        "hls.js saw no CAN-BLOCK-RELOAD:\n{summary}"
+    );
 }

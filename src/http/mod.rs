@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::hls::origin::{self, Origin};
 use crate::ingest::{LiveSet, StreamKeys};
@@ -59,7 +59,12 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .merge(api_routes)
         .fallback(not_found)
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        // 503s are part of the protocol here (stream starting, blocking reload timeout): log
+        // them with the requests at debug level, not as errors.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
 }
 
 async fn not_found() -> Response {
