@@ -22,6 +22,8 @@ use crate::metrics::Metrics;
 
 /// Interval of the sweep that drops ended streams past their retention.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// How long the ingest runtime keeps running pipelines' bus watchers after the last connection.
+const INGEST_DRAIN: Duration = Duration::from_secs(1);
 /// How long HTTP keeps serving after every playlist got EXT-X-ENDLIST at shutdown.
 const ENDLIST_LINGER: Duration = Duration::from_secs(1);
 
@@ -37,6 +39,8 @@ pub struct App {
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     http_shutdown: CancellationToken,
     grace: Duration,
+    /// The thread running the ingest runtime.
+    ingest_thread: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
 impl App {
@@ -118,14 +122,38 @@ impl App {
             },
             idle_timeout: secs(config.rtmp.idle_timeout_s),
             max_connections: config.rtmp.max_connections,
+            read_batch: (config.rtmp.read_batch_ms > 0)
+                .then(|| Duration::from_millis(config.rtmp.read_batch_ms)),
         });
-        ingest_tasks.spawn(rtmp_server::serve(
-            rtmp_listener,
-            rtmp_settings,
-            ctx,
-            shutdown.clone(),
-            ingest_tasks.clone(),
-        ));
+        // Ingest runs on its own single-threaded runtime: RTMP parsing is light, and one thread
+        // for every connection avoids waking a second worker (and a context switch) for every
+        // small read from every publisher. HTTP keeps the multi-threaded runtime.
+        let rtmp_listener = rtmp_listener.into_std()?;
+        let (ingest_shutdown, ingest_tracker) = (shutdown.clone(), ingest_tasks.clone());
+        let ingest_thread = std::thread::Builder::new()
+            .name("cuecast-ingest".into())
+            .spawn(move || -> std::io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(rtmp_listener)?;
+                    let accept = ingest_tracker.spawn(rtmp_server::serve(
+                        listener,
+                        rtmp_settings,
+                        ctx,
+                        ingest_shutdown,
+                        ingest_tracker.clone(),
+                    ));
+                    let _ = accept.await;
+                    // Drive the connections (and their pipelines' bus watchers) to the end.
+                    ingest_tracker.wait().await;
+                    // Give pipelines a moment to drain after their publishers left.
+                    tokio::time::sleep(INGEST_DRAIN).await;
+                    Ok(())
+                })
+            })
+            .context("cannot start the ingest thread")?;
 
         let sweep_registry = Arc::clone(&registry);
         let sweep_shutdown = shutdown.clone();
@@ -171,6 +199,7 @@ impl App {
             http_task,
             http_shutdown,
             grace: secs(config.server.shutdown_grace_s),
+            ingest_thread,
         })
     }
 
@@ -194,6 +223,11 @@ impl App {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.registry.end_all();
+        if self.ingest_thread.is_finished()
+            && let Ok(Err(err)) = self.ingest_thread.join()
+        {
+            tracing::warn!(error = %err, "ingest runtime failed");
+        }
         // Keep answering a moment so players and CDNs can fetch the final playlists.
         tokio::time::sleep(ENDLIST_LINGER).await;
         self.http_shutdown.cancel();

@@ -104,6 +104,8 @@ pub struct RtmpConfig {
     pub idle_timeout_s: f64,
     /// Connection limit.
     pub max_connections: usize,
+    /// Read batching period, ms (0 = off).
+    pub read_batch_ms: u64,
 }
 
 /// `[http]`.

@@ -113,6 +113,8 @@ struct Running {
     eos_sent: Arc<AtomicBool>,
     /// Per video rendition: frames waiting for their part (ingest-to-part latency).
     arrivals: Vec<Arrivals>,
+    /// An input queue is over its limit: the pipeline cannot keep up.
+    overloaded: Arc<AtomicBool>,
 }
 
 impl StreamPipeline {
@@ -285,6 +287,7 @@ fn start(
         reason,
     };
 
+    let overloaded = Arc::new(AtomicBool::new(false));
     let mut audio_elements = HashSet::new();
     let mut sources = BTreeMap::new();
     for (name, config_present) in [
@@ -307,6 +310,13 @@ fn start(
             src.set_stream_type(gst_app::AppStreamType::Stream);
             src.set_max_bytes(MAX_APPSRC_QUEUE_BYTES);
             src.set_block(false);
+            let (full, drained) = (Arc::clone(&overloaded), Arc::clone(&overloaded));
+            src.set_callbacks(
+                gst_app::AppSrcCallbacks::builder()
+                    .enough_data(move |_| full.store(true, Ordering::Relaxed))
+                    .need_data(move |_, _| drained.store(false, Ordering::Relaxed))
+                    .build(),
+            );
             sources.insert(name, src);
         } else {
             // The publisher does not send this track: remove its branch.
@@ -343,6 +353,7 @@ fn start(
         failed: Arc::clone(&failed),
         eos_sent: Arc::new(AtomicBool::new(false)),
         arrivals,
+        overloaded,
     };
     if let Some(config) = &waiting.video {
         running.push(MediaUnit::VideoConfig(config.clone()), &stream.name)?;
@@ -427,7 +438,7 @@ impl Running {
                             b.set_flags(gst::BufferFlags::DELTA_UNIT);
                         }
                     }
-                    push_checked(src, buffer).map_err(error)?;
+                    push_checked(src, &self.overloaded, buffer).map_err(error)?;
                 }
             }
             MediaUnit::Audio(frame) => {
@@ -436,7 +447,7 @@ impl Running {
                     if let Some(b) = buffer.get_mut() {
                         b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
                     }
-                    push_checked(src, buffer).map_err(error)?;
+                    push_checked(src, &self.overloaded, buffer).map_err(error)?;
                 }
             }
         }
@@ -444,8 +455,13 @@ impl Running {
     }
 }
 
-fn push_checked(src: &gst_app::AppSrc, buffer: gst::Buffer) -> Result<(), String> {
-    if src.current_level_bytes() > MAX_APPSRC_QUEUE_BYTES {
+fn push_checked(
+    src: &gst_app::AppSrc,
+    overloaded: &AtomicBool,
+    buffer: gst::Buffer,
+) -> Result<(), String> {
+    // Set by the appsrc's enough-data callback (queue above max-bytes): no lock per push.
+    if overloaded.load(Ordering::Relaxed) {
         return Err("the pipeline cannot keep up with the publisher".into());
     }
     src.push_buffer(buffer)

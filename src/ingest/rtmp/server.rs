@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,49 @@ use crate::ingest::{IngestContext, PublishClaim, PublisherInfo};
 use crate::media::StreamPipeline;
 
 /// Read buffer size per connection.
-const READ_BUFFER: usize = 64 * 1024;
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Reads what the peer sent. Without batching: waits for data (`Some(0)` at EOF). With a batch
+/// period: sleeps until the next tick shared by every connection, then takes everything the
+/// socket holds without waiting — so one wakeup of the ingest thread serves all publishers'
+/// data of that period instead of one wakeup per packet per publisher. `None`: nothing arrived
+/// during the period.
+async fn read_some(
+    socket: &TcpStream,
+    buf: &mut BytesMut,
+    batch: Option<Duration>,
+) -> std::io::Result<Option<usize>> {
+    let Some(period) = batch else {
+        socket.readable().await?;
+        return match socket.try_read_buf(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(err) => Err(err),
+        };
+    };
+    tokio::time::sleep_until(next_tick(period)).await;
+    let mut total = 0;
+    while buf.len() < buf.capacity() {
+        match socket.try_read_buf(buf) {
+            Ok(0) if total == 0 => return Ok(Some(0)),
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok((total > 0).then_some(total))
+}
+
+/// The first instant after now on the grid of `period` shared by all connections.
+fn next_tick(period: Duration) -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let period_ns = period.as_nanos().max(1);
+    let elapsed = epoch.elapsed().as_nanos();
+    let ticks = elapsed / period_ns + 1;
+    epoch + Duration::from_nanos(u64::try_from(ticks * period_ns).unwrap_or(u64::MAX))
+}
 
 /// Settings of the RTMP listener.
 #[derive(Debug, Clone)]
@@ -32,6 +74,8 @@ pub struct RtmpSettings {
     pub idle_timeout: Duration,
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// Read publishers' data in batches on this shared tick (None: read as it arrives).
+    pub read_batch: Option<Duration>,
 }
 
 /// Accepts RTMP connections until `shutdown`; connection tasks are tracked by `tasks`.
@@ -120,11 +164,30 @@ impl Connection {
         shutdown: CancellationToken,
     ) -> Result<(), String> {
         let mut buf = BytesMut::with_capacity(READ_BUFFER);
+        // Idle detection without a timer per read: a coarse tick checks when data last came.
+        let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 4);
+        idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_data = tokio::time::Instant::now();
+        let shutdown = shutdown.cancelled();
+        tokio::pin!(shutdown);
         let result = loop {
             buf.clear();
             let read = tokio::select! {
-                read = tokio::time::timeout(self.settings.idle_timeout, socket.read_buf(&mut buf)) => read,
-                () = shutdown.cancelled() => {
+                read = read_some(&socket, &mut buf, self.settings.read_batch) => match read {
+                    Ok(None) => continue,
+                    Ok(Some(n)) => Ok(n),
+                    Err(err) => Err(err),
+                },
+                _ = idle_check.tick() => {
+                    if last_data.elapsed() >= self.settings.idle_timeout {
+                        break Err(format!(
+                            "no data for {:?}; closing",
+                            self.settings.idle_timeout
+                        ));
+                    }
+                    continue;
+                }
+                () = &mut shutdown => {
                     if let Some(publish) = &self.publish {
                         self.session.end_publish(publish.stream_id, "server shutting down");
                     }
@@ -133,15 +196,9 @@ impl Connection {
                 }
             };
             match read {
-                Err(_) => {
-                    break Err(format!(
-                        "no data for {:?}; closing",
-                        self.settings.idle_timeout
-                    ));
-                }
-                Ok(Err(err)) => break Err(format!("read error: {err}")),
-                Ok(Ok(0)) => break Ok(()),
-                Ok(Ok(_)) => {}
+                Err(err) => break Err(format!("read error: {err}")),
+                Ok(0) => break Ok(()),
+                Ok(_) => last_data = tokio::time::Instant::now(),
             }
             if let Err(err) = self.session.handle_input(&buf) {
                 let _ = self.flush(&mut socket).await;
