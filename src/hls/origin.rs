@@ -22,7 +22,7 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use super::directives::{Directives, SkipRequest};
-use super::packager::{Packager, PartId, Resource};
+use super::packager::{PartId, Position, Resource};
 use super::registry::Registry;
 use super::stream::{HlsStream, PlaylistForm, Rendition, RenditionKind};
 use crate::config::is_valid_stream_name;
@@ -209,29 +209,27 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Longest a blocking request is held: "three times the Target Duration" (→ 503).
-fn hold_limit(rendition: &Rendition) -> Duration {
-    Duration::from_secs(3 * rendition.packager().target_duration())
-}
-
-/// Waits until `ready` holds for the rendition's packager, waking on every publication (no
-/// polling). `Ok(false)` when the hold limit passed first.
+/// Waits until `ready` holds for the rendition's published position, waking on every
+/// publication (no polling, no packager lock). `false` when the hold limit — "three times the
+/// Target Duration" (→ 503) — passed first.
 async fn wait_until(
     origin: &Origin,
     rendition: &Rendition,
-    ready: impl Fn(&Packager) -> bool,
+    ready: impl Fn(&Position) -> bool,
 ) -> bool {
     // Subscribe before checking so a publication between the check and the wait is seen.
     let mut updates = rendition.subscribe();
-    if ready(&rendition.packager()) {
+    let position = updates.borrow_and_update().position;
+    if ready(&position) {
         return true;
     }
     let _held = Held::new(&origin.held_requests);
-    let deadline = tokio::time::Instant::now() + hold_limit(rendition);
+    let hold = Duration::from_secs(3 * position.target_duration);
+    let deadline = tokio::time::Instant::now() + hold;
     loop {
         match tokio::time::timeout_at(deadline, updates.changed()).await {
             Ok(Ok(())) => {
-                if ready(&rendition.packager()) {
+                if ready(&updates.borrow_and_update().position) {
                     return true;
                 }
             }
@@ -279,7 +277,7 @@ async fn media_playlist(
     let blocking = origin.low_latency && directives.msn.is_some();
     if let (true, Some(msn)) = (blocking, directives.msn) {
         let part = directives.part;
-        let ready = wait_until(origin, rendition, |p| p.is_ended() || p.contains(msn, part)).await;
+        let ready = wait_until(origin, rendition, |p| p.ended || p.contains(msn, part)).await;
         if !ready {
             return Err(OriginError::Unavailable(format!(
                 "segment {msn}{} did not appear within 3 target durations",
@@ -327,9 +325,8 @@ async fn wait_for_part(
             return Ok(None);
         }
     }
-    let settled = |p: &Packager| {
-        p.is_ended() || p.part(part.msn, part.part).is_some() || p.contains(part.msn, None)
-    };
+    let settled =
+        |p: &Position| p.ended || p.has_part(part.msn, part.part) || p.contains(part.msn, None);
     if !wait_until(origin, rendition, settled).await {
         return Err(OriginError::Unavailable(format!(
             "`{}` was not published within 3 target durations",

@@ -94,6 +94,51 @@ pub struct PartId {
     pub part: u32,
 }
 
+/// The end of a rendition's playlist, as [`Packager::position`] reports it after every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// Segments below this MSN are complete.
+    pub complete_up_to: u64,
+    /// The open segment: (MSN, parts so far).
+    pub open: Option<(u64, u32)>,
+    /// Parts of the last complete segment.
+    pub last_complete_parts: u32,
+    /// Current EXT-X-TARGETDURATION, seconds.
+    pub target_duration: u64,
+    /// EXT-X-ENDLIST is present.
+    pub ended: bool,
+}
+
+impl Position {
+    /// Same answer as [`Packager::contains`] for the state this position was taken from.
+    pub fn contains(&self, msn: u64, part: Option<u32>) -> bool {
+        let Some(part) = part else {
+            return msn < self.complete_up_to;
+        };
+        if let Some((_, parts)) = self.open.filter(|(open, _)| *open == msn) {
+            return part < parts;
+        }
+        if msn >= self.complete_up_to {
+            return false;
+        }
+        // Past the last part of the last complete segment: part 0 of the next one.
+        if msn + 1 == self.complete_up_to && part >= self.last_complete_parts {
+            return self.contains(msn + 1, Some(0));
+        }
+        true
+    }
+
+    /// Whether part `part` of segment `msn` has been published (for held part GETs); older
+    /// complete segments count as published.
+    pub fn has_part(&self, msn: u64, part: u32) -> bool {
+        match self.open {
+            Some((open, parts)) if open == msn => part < parts,
+            _ if msn + 1 == self.complete_up_to => part < self.last_complete_parts,
+            _ => msn < self.complete_up_to,
+        }
+    }
+}
+
 /// Why a chunk was not published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -582,6 +627,24 @@ impl Packager {
                 self.contains(msn + 1, Some(0))
             }
             _ => true,
+        }
+    }
+
+    /// Where the rendition ends now, as a small copyable value: published to blocked readers
+    /// so they can test their directive without taking the packager's lock.
+    pub fn position(&self) -> Position {
+        Position {
+            complete_up_to: self.next_msn - u64::from(self.open.is_some()),
+            open: self
+                .open
+                .as_ref()
+                .map(|open| (open.msn, len_u32(open.parts.len()))),
+            last_complete_parts: self
+                .window
+                .back()
+                .map_or(0, |segment| len_u32(segment.parts.len())),
+            target_duration: self.target_duration,
+            ended: self.ended,
         }
     }
 
@@ -1466,6 +1529,21 @@ seg1.m4s
         assert!(!feed.packager.contains(2, Some(0)));
         feed.chunk(500, false);
         assert!(feed.packager.contains(1, Some(1)));
+        // The lock-free position gives the same answers.
+        let position = feed.packager.position();
+        for msn in 0..4 {
+            assert_eq!(
+                position.contains(msn, None),
+                feed.packager.contains(msn, None)
+            );
+            for part in 0..6 {
+                assert_eq!(
+                    position.contains(msn, Some(part)),
+                    feed.packager.contains(msn, Some(part)),
+                    "{msn}.{part}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::packager::{CmafChunk, Packager, PackagerConfig, SKIP_BOUNDARY_TARGETS};
+use super::packager::{CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS};
 use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Variant};
 
 /// Group id of the audio renditions in the multivariant playlist.
@@ -66,6 +66,15 @@ struct RenderCache {
     texts: [Option<Bytes>; 3],
 }
 
+/// What a rendition publishes to its readers after every change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Published {
+    /// Bumped on every change (keys the playlist render cache).
+    pub version: u64,
+    /// The playlist's end, so held requests test their directive without the packager lock.
+    pub position: Position,
+}
+
 /// One rendition of a stream.
 pub struct Rendition {
     /// Name in URLs (`/hls/{stream}/{name}/playlist.m3u8`).
@@ -76,10 +85,10 @@ pub struct Rendition {
     packager: Mutex<Packager>,
     /// Codec facts from the first init segment.
     info: Mutex<TrackInfo>,
-    /// Bumped on every change, so readers can wait for new parts and segments.
-    updates: tokio::sync::watch::Sender<u64>,
-    /// Playlists rendered for the current update counter.
-    rendered: Mutex<RenderCache>,
+    /// Published on every change, so readers can wait for new parts and segments.
+    updates: tokio::sync::watch::Sender<Published>,
+    /// Playlists rendered for the current update counter (read-locked on the hot path).
+    rendered: RwLock<RenderCache>,
 }
 
 impl Rendition {
@@ -89,8 +98,8 @@ impl Rendition {
             kind,
             packager: Mutex::new(Packager::new(config)),
             info: Mutex::new(TrackInfo::default()),
-            updates: tokio::sync::watch::Sender::new(0),
-            rendered: Mutex::new(RenderCache::default()),
+            updates: tokio::sync::watch::Sender::new(Published::default()),
+            rendered: RwLock::new(RenderCache::default()),
         }
     }
 
@@ -102,9 +111,9 @@ impl Rendition {
         reports: impl FnOnce() -> Vec<RenditionReport>,
     ) -> Bytes {
         // Read the counter before the packager: the text is then at least as new as the key.
-        let version = *self.updates.borrow();
+        let version = self.updates.borrow().version;
         {
-            let cache = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = self.rendered.read().unwrap_or_else(|e| e.into_inner());
             if cache.version == version
                 && let Some(text) = &cache.texts[form.index()]
             {
@@ -125,7 +134,7 @@ impl Rendition {
             playlist.rendition_reports = reports;
             Bytes::from(playlist.to_string())
         };
-        let mut cache = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.rendered.write().unwrap_or_else(|e| e.into_inner());
         if cache.version != version {
             *cache = RenderCache {
                 version,
@@ -155,29 +164,49 @@ impl Rendition {
                 *current = info;
             }
         }
-        self.packager().handle_init(init);
-        self.notify();
+        let position = {
+            let mut packager = self.packager();
+            packager.handle_init(init);
+            packager.position()
+        };
+        self.publish(position);
     }
 
     /// A new CMAF chunk from the muxer.
     pub fn push_chunk(&self, chunk: CmafChunk) {
-        self.packager().handle_chunk(chunk);
-        self.notify();
+        let position = {
+            let mut packager = self.packager();
+            packager.handle_chunk(chunk);
+            packager.position()
+        };
+        self.publish(position);
     }
 
     /// The muxer reached end of stream.
     pub fn end(&self) {
-        self.packager().handle_end();
-        self.notify();
+        let position = {
+            let mut packager = self.packager();
+            packager.handle_end();
+            packager.position()
+        };
+        self.publish(position);
     }
 
-    /// Subscribes to changes (a counter bumped on every change).
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    /// Subscribes to changes.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Published> {
         self.updates.subscribe()
     }
 
-    fn notify(&self) {
-        self.updates.send_modify(|n| *n = n.wrapping_add(1));
+    /// The playlist's end as last published.
+    pub fn position(&self) -> Position {
+        self.updates.borrow().position
+    }
+
+    fn publish(&self, position: Position) {
+        self.updates.send_modify(|published| {
+            published.version = published.version.wrapping_add(1);
+            published.position = position;
+        });
     }
 }
 
