@@ -19,7 +19,7 @@ use crate::ingest::{IngestContext, PublishClaim, PublisherInfo};
 use crate::media::StreamPipeline;
 
 /// Read buffer size per connection.
-const READ_BUFFER: usize = 256 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Reads what the peer sent. Without batching: waits for data (`Some(0)` at EOF). With a batch
 /// period: sleeps until the next tick shared by every connection, then takes everything the
