@@ -9,10 +9,20 @@
 //! audio: SoundFormat(4) SoundRate(2) SoundSize(1) SoundType(1) | AACPacketType(8) | data
 //! ```
 //!
-//! Only H.264 (CodecID 7) and AAC (SoundFormat 10) are supported. Enhanced RTMP tags
-//! (video `IsExHeader` bit, audio SoundFormat 9) are recognised and refused with
-//! [`FlvError::UnsupportedEnhanced`] until E-RTMP parsing lands. Payloads are zero-copy slices of
-//! the tag body.
+//! Enhanced RTMP video (veovera *Enhanced RTMP* v1/v2, `ExVideoTagHeader`) is parsed for the
+//! FourCCs `hvc1` (H.265) and `avc1` (H.264):
+//!
+//! ```text
+//! video: IsExHeader(1) FrameType(3) PacketType(4) | FourCC(32) | [CompositionTime(SI24)] data
+//! ```
+//!
+//! "CompositionTime" is present only for PacketType 1 (`CodedFrames`) of `avc1`/`hvc1`;
+//! PacketType 3 (`CodedFramesX`) implies a composition time of 0.
+//!
+//! Supported: H.264 (legacy CodecID 7 or E-RTMP `avc1`), H.265 (E-RTMP `hvc1`) and AAC
+//! (SoundFormat 10). Other E-RTMP FourCCs (`av01`, `vp09`, E-RTMP audio) are refused with
+//! [`FlvError::UnsupportedEnhanced`]; the E-RTMP v2 `Multitrack` and `ModEx` packet types with
+//! [`FlvError::UnsupportedEnhancedPacket`]. Payloads are zero-copy slices of the tag body.
 //!
 //! Timestamps go through one [`Timeline`] per publish, shared by audio and video.
 
@@ -32,6 +42,31 @@ const FRAME_TYPE_KEY: u8 = 1;
 const FRAME_TYPE_COMMAND: u8 = 5;
 /// Bit of the first video byte marking an Enhanced RTMP header (`IsExHeader`).
 const VIDEO_EX_HEADER: u8 = 0x80;
+/// E-RTMP VideoPacketType 0: `SequenceStart` (body = decoder configuration record).
+const EX_SEQUENCE_START: u8 = 0;
+/// E-RTMP VideoPacketType 1: `CodedFrames` (SI24 composition time, then NAL units for
+/// `avc1`/`hvc1`).
+const EX_CODED_FRAMES: u8 = 1;
+/// E-RTMP VideoPacketType 2: `SequenceEnd`.
+const EX_SEQUENCE_END: u8 = 2;
+/// E-RTMP VideoPacketType 3: `CodedFramesX` (composition time 0, no SI24 field).
+const EX_CODED_FRAMES_X: u8 = 3;
+/// E-RTMP VideoPacketType 4: `Metadata` (AMF-encoded, e.g. HDR colour info).
+const EX_METADATA: u8 = 4;
+/// E-RTMP VideoPacketType 5: `MPEG2TSSequenceStart` (AV1 only).
+const EX_MPEG2TS_SEQUENCE_START: u8 = 5;
+/// E-RTMP v2 VideoPacketType 6: `Multitrack`.
+const EX_MULTITRACK: u8 = 6;
+/// E-RTMP v2 VideoPacketType 7: `ModEx` (modifier extension before the real packet type).
+const EX_MOD_EX: u8 = 7;
+/// E-RTMP FourCC of H.265.
+const FOURCC_HEVC: &[u8; 4] = b"hvc1";
+/// E-RTMP FourCC of H.264.
+const FOURCC_AVC: &[u8; 4] = b"avc1";
+/// Bytes of an E-RTMP video header: flags/packet type byte and FourCC.
+const EX_HEADER_LEN: usize = 5;
+/// Bytes of the SI24 composition time.
+const COMPOSITION_TIME_LEN: usize = 3;
 /// AVCPacketType / AACPacketType: sequence header.
 const PACKET_SEQUENCE_HEADER: u8 = 0;
 /// AVCPacketType / AACPacketType: NALUs / raw frame.
@@ -62,7 +97,10 @@ pub enum FlvError {
     /// An Enhanced RTMP tag (with the FourCC it names); not parsed yet.
     #[error("Enhanced RTMP codec {0:?} is not supported yet")]
     UnsupportedEnhanced(String),
-    /// An AVCPacketType or AACPacketType outside the spec.
+    /// An E-RTMP v2 video packet type not parsed here (6 `Multitrack`, 7 `ModEx`).
+    #[error("Enhanced RTMP v2 video packet type {0} (multitrack/ModEx) is not supported")]
+    UnsupportedEnhancedPacket(u8),
+    /// An AVCPacketType, AACPacketType or E-RTMP VideoPacketType outside the spec.
     #[error("unknown FLV packet type {0}")]
     UnknownPacketType(u8),
 }
@@ -122,14 +160,16 @@ impl FlvUnpacker {
     }
 
     /// FLV video tag body at RTMP timestamp `timestamp_ms`. `Ok(None)` for tags carrying nothing
-    /// to forward (AVC end-of-sequence, video info/command frames, empty NALU packets).
+    /// to forward (AVC end-of-sequence, E-RTMP `SequenceEnd`/`Metadata`, video info/command
+    /// frames, empty NALU packets).
     /// Produces [`MediaUnit::VideoConfig`] for an AVC sequence header (AVCPacketType 0, body =
     /// avcC) and [`MediaUnit::Video`] for NALUs (AVCPacketType 1) with dts = timeline(timestamp),
     /// pts = dts + composition time (signed 24-bit ms; clamped at 0), keyframe = frame type 1.
+    /// E-RTMP tags (`IsExHeader` set) are handled by [`Self::enhanced_video`].
     pub fn video(&mut self, timestamp_ms: u32, body: Bytes) -> Result<Option<MediaUnit>, FlvError> {
         let &first = body.first().ok_or(FlvError::Truncated)?;
         if first & VIDEO_EX_HEADER != 0 {
-            return Err(FlvError::UnsupportedEnhanced(fourcc(&body)?));
+            return self.enhanced_video(timestamp_ms, body);
         }
         let frame_type = first >> 4;
         let codec = first & 0x0F;
@@ -148,28 +188,106 @@ impl FlvUnpacker {
             PACKET_SEQUENCE_HEADER => Ok(Some(MediaUnit::VideoConfig(VideoConfig::H264 {
                 avcc: payload,
             }))),
-            PACKET_DATA => {
-                let dts = self.timeline.map(timestamp_ms);
-                if payload.is_empty() {
-                    return Ok(None);
-                }
-                // SI24: sign-extend the 24-bit big-endian value.
-                let composition_ms = i64::from(i32::from_be_bytes([c0, c1, c2, 0]) >> 8);
-                let offset_ns = composition_ms * NS_PER_MS as i64;
-                let pts = i64::try_from(dts)
-                    .unwrap_or(i64::MAX)
-                    .saturating_add(offset_ns)
-                    .max(0) as u64;
-                Ok(Some(MediaUnit::Video(VideoFrame {
-                    dts,
-                    pts,
-                    keyframe: frame_type == FRAME_TYPE_KEY,
-                    data: payload,
-                })))
-            }
+            PACKET_DATA => Ok(self.coded_frame(
+                timestamp_ms,
+                si24([c0, c1, c2]),
+                frame_type == FRAME_TYPE_KEY,
+                payload,
+            )),
             PACKET_END_OF_SEQUENCE => Ok(None),
             other => Err(FlvError::UnknownPacketType(other)),
         }
+    }
+
+    /// An Enhanced RTMP video tag body (`ExVideoTagHeader`, E-RTMP v1/v2 "Extended VideoTagHeader"):
+    /// `IsExHeader(1) FrameType(3) PacketType(4)`, FourCC, then the packet body.
+    ///
+    /// `hvc1`: `SequenceStart` → [`VideoConfig::H265`] (body = HEVCDecoderConfigurationRecord);
+    /// `avc1`: `SequenceStart` → [`VideoConfig::H264`] (body = avcC). `CodedFrames` (SI24
+    /// composition time, then length-prefixed NAL units) and `CodedFramesX` (composition time 0)
+    /// → [`MediaUnit::Video`], keyframe = frame type 1. `SequenceEnd` and `Metadata` carry
+    /// nothing to forward.
+    fn enhanced_video(
+        &mut self,
+        timestamp_ms: u32,
+        body: Bytes,
+    ) -> Result<Option<MediaUnit>, FlvError> {
+        let &first = body.first().ok_or(FlvError::Truncated)?;
+        let frame_type = (first >> 4) & 0x07;
+        let packet_type = first & 0x0F;
+        // E-RTMP v2: Multitrack and ModEx change the layout after the first byte; not parsed.
+        if packet_type == EX_MULTITRACK || packet_type == EX_MOD_EX {
+            return Err(FlvError::UnsupportedEnhancedPacket(packet_type));
+        }
+        let code: [u8; 4] = body
+            .get(1..EX_HEADER_LEN)
+            .and_then(|c| c.try_into().ok())
+            .ok_or(FlvError::Truncated)?;
+        let hevc = match &code {
+            FOURCC_HEVC => true,
+            FOURCC_AVC => false,
+            _ => return Err(FlvError::UnsupportedEnhanced(fourcc(&body)?)),
+        };
+        // "If FrameType == Command and PacketType != Metadata": a one-byte VideoCommand, no
+        // media.
+        if frame_type == FRAME_TYPE_COMMAND && packet_type != EX_METADATA {
+            return Ok(None);
+        }
+        let payload = body.slice(EX_HEADER_LEN..);
+        let keyframe = frame_type == FRAME_TYPE_KEY;
+        match packet_type {
+            EX_SEQUENCE_START => {
+                let config = if hevc {
+                    VideoConfig::H265 { hvcc: payload }
+                } else {
+                    VideoConfig::H264 { avcc: payload }
+                };
+                Ok(Some(MediaUnit::VideoConfig(config)))
+            }
+            EX_CODED_FRAMES => {
+                let header = payload
+                    .get(..COMPOSITION_TIME_LEN)
+                    .ok_or(FlvError::Truncated)?;
+                let &[c0, c1, c2] = header else {
+                    return Err(FlvError::Truncated);
+                };
+                let data = payload.slice(COMPOSITION_TIME_LEN..);
+                Ok(self.coded_frame(timestamp_ms, si24([c0, c1, c2]), keyframe, data))
+            }
+            EX_CODED_FRAMES_X => Ok(self.coded_frame(timestamp_ms, 0, keyframe, payload)),
+            EX_SEQUENCE_END | EX_METADATA => Ok(None),
+            EX_MPEG2TS_SEQUENCE_START => Err(FlvError::UnsupportedEnhanced(format!(
+                "{} MPEG2TSSequenceStart",
+                fourcc(&body)?
+            ))),
+            other => Err(FlvError::UnknownPacketType(other)),
+        }
+    }
+
+    /// A coded video access unit: dts = timeline(timestamp), pts = dts + composition time
+    /// (clamped at 0). `None` for an empty payload (the timeline still advances).
+    fn coded_frame(
+        &mut self,
+        timestamp_ms: u32,
+        composition_ms: i32,
+        keyframe: bool,
+        data: Bytes,
+    ) -> Option<MediaUnit> {
+        let dts = self.timeline.map(timestamp_ms);
+        if data.is_empty() {
+            return None;
+        }
+        let offset_ns = i64::from(composition_ms) * NS_PER_MS as i64;
+        let pts = i64::try_from(dts)
+            .unwrap_or(i64::MAX)
+            .saturating_add(offset_ns)
+            .max(0) as u64;
+        Some(MediaUnit::Video(VideoFrame {
+            dts,
+            pts,
+            keyframe,
+            data,
+        }))
     }
 
     /// FLV audio tag body: AAC (sound format 10) sequence header (AACPacketType 0, body =
@@ -199,6 +317,11 @@ impl FlvUnpacker {
             other => Err(FlvError::UnknownPacketType(other)),
         }
     }
+}
+
+/// SI24: sign-extend a 24-bit big-endian value.
+fn si24(b: [u8; 3]) -> i32 {
+    i32::from_be_bytes([b[0], b[1], b[2], 0]) >> 8
 }
 
 /// The FourCC after the first byte of an Enhanced RTMP tag, as text.
@@ -324,22 +447,165 @@ mod tests {
         );
     }
 
+    /// An E-RTMP video tag: `IsExHeader | frame_type << 4 | packet_type`, FourCC, body.
+    fn ex(frame_type: u8, packet_type: u8, fourcc: &[u8; 4], body: &[u8]) -> Bytes {
+        let mut v = vec![VIDEO_EX_HEADER | (frame_type << 4) | packet_type];
+        v.extend_from_slice(fourcc);
+        v.extend_from_slice(body);
+        Bytes::from(v)
+    }
+
     #[test]
-    fn enhanced_rtmp_is_refused_for_now() {
+    fn enhanced_hevc_sequence_start_and_frames() {
         let mut u = FlvUnpacker::new();
-        // IsExHeader | keyframe, PacketType SequenceStart, FourCC "hvc1".
-        assert_eq!(
-            u.video(0, Bytes::from_static(b"\x90hvc1\x01")),
-            Err(FlvError::UnsupportedEnhanced("hvc1".into()))
+        let hvcc = [1, 1, 0x60, 0, 0, 0];
+        let body = ex(1, EX_SEQUENCE_START, b"hvc1", &hvcc);
+        let Ok(Some(MediaUnit::VideoConfig(VideoConfig::H265 { hvcc: got }))) =
+            u.video(0, body.clone())
+        else {
+            panic!("expected an H.265 config");
+        };
+        assert_eq!(&got[..], &hvcc);
+        assert_eq!(got.as_ptr(), body[5..].as_ptr());
+
+        // CodedFrames: SI24 composition time 66 ms, keyframe.
+        let body = ex(1, EX_CODED_FRAMES, b"hvc1", &[0, 0, 66, 0, 0, 0, 1, 0x26]);
+        let Ok(Some(MediaUnit::Video(frame))) = u.video(1000, body.clone()) else {
+            panic!("expected a frame");
+        };
+        assert_eq!((frame.dts, frame.pts, frame.keyframe), (0, 66 * MS, true));
+        assert_eq!(&frame.data[..], &[0, 0, 0, 1, 0x26]);
+        assert_eq!(frame.data.as_ptr(), body[8..].as_ptr());
+
+        // Negative composition time (-20 ms), inter frame.
+        let body = ex(
+            2,
+            EX_CODED_FRAMES,
+            b"hvc1",
+            &[0xFF, 0xFF, 0xEC, 0, 0, 0, 1, 2],
         );
+        let Ok(Some(MediaUnit::Video(frame))) = u.video(1100, body) else {
+            panic!("expected a frame");
+        };
+        assert_eq!(
+            (frame.dts, frame.pts, frame.keyframe),
+            (100 * MS, 80 * MS, false)
+        );
+
+        // CodedFramesX: no composition time field.
+        let body = ex(2, EX_CODED_FRAMES_X, b"hvc1", &[0, 0, 0, 1, 2]);
+        let Ok(Some(MediaUnit::Video(frame))) = u.video(1133, body.clone()) else {
+            panic!("expected a frame");
+        };
+        assert_eq!(
+            (frame.dts, frame.pts, frame.keyframe),
+            (133 * MS, 133 * MS, false)
+        );
+        assert_eq!(frame.data.as_ptr(), body[5..].as_ptr());
+    }
+
+    #[test]
+    fn enhanced_avc1_maps_onto_h264() {
+        let mut u = FlvUnpacker::new();
+        let avcc = [1, 0x64, 0, 0x1f, 0xff];
+        assert_eq!(
+            u.video(0, ex(1, EX_SEQUENCE_START, b"avc1", &avcc)),
+            Ok(Some(MediaUnit::VideoConfig(VideoConfig::H264 {
+                avcc: Bytes::copy_from_slice(&avcc)
+            })))
+        );
+        let Ok(Some(MediaUnit::Video(frame))) =
+            u.video(40, ex(1, EX_CODED_FRAMES, b"avc1", &[0, 0, 33, 9, 9]))
+        else {
+            panic!("expected a frame");
+        };
+        assert_eq!((frame.dts, frame.pts, frame.keyframe), (0, 33 * MS, true));
+        assert_eq!(&frame.data[..], &[9, 9]);
+    }
+
+    #[test]
+    fn enhanced_nothing_to_forward() {
+        let mut u = FlvUnpacker::new();
+        assert_eq!(u.video(0, ex(1, EX_SEQUENCE_END, b"hvc1", &[])), Ok(None));
+        assert_eq!(
+            u.video(0, ex(1, EX_METADATA, b"hvc1", b"\x02\x00\x09colorInfo")),
+            Ok(None)
+        );
+        // Command frame (frame type 5) with a VideoCommand byte.
+        assert_eq!(
+            u.video(0, ex(5, EX_CODED_FRAMES_X, b"hvc1", &[0])),
+            Ok(None)
+        );
+        // Empty frames.
+        assert_eq!(u.video(0, ex(1, EX_CODED_FRAMES_X, b"hvc1", &[])), Ok(None));
+        assert_eq!(
+            u.video(0, ex(1, EX_CODED_FRAMES, b"hvc1", &[0, 0, 0])),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn enhanced_unsupported() {
+        let mut u = FlvUnpacker::new();
+        for code in [b"av01", b"vp09", b"xxxx"] {
+            assert_eq!(
+                u.video(0, ex(1, EX_SEQUENCE_START, code, &[1, 2, 3])),
+                Err(FlvError::UnsupportedEnhanced(
+                    String::from_utf8_lossy(code).into()
+                ))
+            );
+        }
+        assert_eq!(
+            u.video(0, ex(1, EX_MPEG2TS_SEQUENCE_START, b"hvc1", &[1])),
+            Err(FlvError::UnsupportedEnhanced(
+                "hvc1 MPEG2TSSequenceStart".into()
+            ))
+        );
+        for packet_type in [EX_MULTITRACK, EX_MOD_EX] {
+            assert_eq!(
+                u.video(0, ex(1, packet_type, b"hvc1", &[0, 0, 0, 0])),
+                Err(FlvError::UnsupportedEnhancedPacket(packet_type))
+            );
+        }
+        for packet_type in 8..=15 {
+            assert_eq!(
+                u.video(0, ex(1, packet_type, b"hvc1", &[])),
+                Err(FlvError::UnknownPacketType(packet_type))
+            );
+        }
         assert_eq!(
             u.audio(0, Bytes::from_static(b"\x90Opus")),
             Err(FlvError::UnsupportedEnhanced("Opus".into()))
         );
+    }
+
+    #[test]
+    fn enhanced_truncated() {
+        let mut u = FlvUnpacker::new();
         assert_eq!(
             u.video(0, Bytes::from_static(b"\x90hv")),
             Err(FlvError::Truncated)
         );
+        assert_eq!(
+            u.video(0, Bytes::from_static(b"\x91hvc")),
+            Err(FlvError::Truncated)
+        );
+        // CodedFrames needs the 3-byte composition time.
+        for len in 0..3 {
+            assert_eq!(
+                u.video(0, ex(1, EX_CODED_FRAMES, b"hvc1", &[0, 0, 0][..len])),
+                Err(FlvError::Truncated)
+            );
+        }
+        // Every prefix of every packet type is an error or a value, never a panic.
+        let full = ex(1, EX_CODED_FRAMES, b"hvc1", &[0, 0, 1, 0, 0, 0, 1, 0x26]);
+        for packet_type in 0..16u8 {
+            let mut v = full.to_vec();
+            v[0] = VIDEO_EX_HEADER | 0x10 | packet_type;
+            for len in 0..=v.len() {
+                let _ = u.video(0, Bytes::copy_from_slice(&v[..len]));
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub const NS_PER_MS: u64 = 1_000_000;
 pub enum VideoConfig {
     /// H.264: the AVCDecoderConfigurationRecord (`avcC`, ISO/IEC 14496-15 §5.3.3.1).
     H264 { avcc: Bytes },
+    /// H.265: the HEVCDecoderConfigurationRecord (`hvcC`, ISO/IEC 14496-15 §8.3.3.1).
+    H265 { hvcc: Bytes },
 }
 
 /// Audio codec configuration, sent before the first frame and again on changes.
@@ -45,7 +47,8 @@ pub struct VideoFrame {
     pub pts: u64,
     /// True for a random access point (IDR / keyframe).
     pub keyframe: bool,
-    /// For H.264: length-prefixed (4-byte) NAL units, as carried in FLV/MP4 (`avc` stream format).
+    /// Length-prefixed NAL units as carried in FLV/MP4 (H.264 `avc`, H.265 `hvc1` stream
+    /// format); the length size is the one the avcC/hvcC declares (4 bytes in practice).
     pub data: Bytes,
 }
 

@@ -256,6 +256,11 @@ fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> {
             }
             Ok(caps.build())
         }
+        VideoConfig::H265 { hvcc } => Ok(gst::Caps::builder("video/x-h265")
+            .field("stream-format", "hvc1")
+            .field("alignment", "au")
+            .field("codec_data", gst::Buffer::from_slice(hvcc.clone()))
+            .build()),
     }
 }
 
