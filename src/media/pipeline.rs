@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use gst::prelude::*;
 
 use super::MediaError;
-use super::codec::{AacInfo, AvcInfo};
+use super::codec::{AAC_OBJECT_TYPE_PS, AAC_OBJECT_TYPE_SBR, AacInfo, AvcInfo, HevcInfo};
 use super::frame::{AudioConfig, MediaUnit, VideoConfig};
 use super::template::{self, AUDIO_SRC, Template, VIDEO_SRC};
 use crate::hls::packager::CmafChunk;
@@ -107,6 +107,12 @@ struct Running {
     video_config: Option<VideoConfig>,
     /// Current audio configuration.
     audio_config: Option<AudioConfig>,
+    /// Video frame duration (ns) when the configuration declares a frame rate: set on every
+    /// buffer so the muxer knows the last frame's duration at end of stream (no parser
+    /// element in the template infers it).
+    video_frame_ns: Option<u64>,
+    /// AAC frame duration (ns) from the AudioSpecificConfig, set on every audio buffer.
+    audio_frame_ns: Option<u64>,
     /// Set by the bus watcher when the pipeline posted an error.
     failed: Arc<AtomicBool>,
     /// Set once end-of-stream was given to the inputs (starts the drain timeout).
@@ -256,11 +262,45 @@ fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> {
             }
             Ok(caps.build())
         }
-        VideoConfig::H265 { hvcc } => Ok(gst::Caps::builder("video/x-h265")
-            .field("stream-format", "hvc1")
-            .field("alignment", "au")
-            .field("codec_data", gst::Buffer::from_slice(hvcc.clone()))
-            .build()),
+        VideoConfig::H265 { hvcc } => {
+            // Complete caps as for H.264: cmafmux takes them without h265parse.
+            let info = HevcInfo::from_hvcc(hvcc)?;
+            let mut caps = gst::Caps::builder("video/x-h265")
+                .field("stream-format", "hvc1")
+                .field("alignment", "au")
+                .field("width", i32::try_from(info.width).unwrap_or(i32::MAX))
+                .field("height", i32::try_from(info.height).unwrap_or(i32::MAX))
+                .field("parsed", true)
+                .field("codec_data", gst::Buffer::from_slice(hvcc.clone()));
+            if let Some(rate) = info.frame_rate.and_then(gst::Fraction::approximate_f64) {
+                caps = caps.field("framerate", rate);
+            }
+            Ok(caps.build())
+        }
+    }
+}
+
+/// One frame's duration in ns, when the configuration record declares a frame rate.
+fn video_frame_ns(config: &VideoConfig) -> Option<u64> {
+    let rate = match config {
+        VideoConfig::H264 { avcc } => AvcInfo::from_avcc(avcc).ok()?.frame_rate,
+        VideoConfig::H265 { hvcc } => HevcInfo::from_hvcc(hvcc).ok()?.frame_rate,
+    }?;
+    (rate > 0.0).then(|| (1e9 / rate).round() as u64)
+}
+
+/// One AAC frame's duration in ns: 1024 samples at the signalled rate, 2048 at the SBR rate
+/// for explicitly signalled HE-AAC (object types 5 and 29).
+fn audio_frame_ns(config: &AudioConfig) -> Option<u64> {
+    match config {
+        AudioConfig::Aac { asc } => {
+            let info = AacInfo::from_asc(asc).ok()?;
+            let samples = match info.object_type {
+                AAC_OBJECT_TYPE_SBR | AAC_OBJECT_TYPE_PS => 2048,
+                _ => 1024,
+            };
+            (info.sample_rate > 0).then(|| samples * 1_000_000_000 / u64::from(info.sample_rate))
+        }
     }
 }
 
@@ -354,6 +394,8 @@ fn start(
         audio: sources.remove(AUDIO_SRC),
         video_config: None,
         audio_config: None,
+        video_frame_ns: None,
+        audio_frame_ns: None,
         pipeline,
         failed: Arc::clone(&failed),
         eos_sent: Arc::new(AtomicBool::new(false)),
@@ -414,6 +456,7 @@ impl Running {
                     && self.video_config.as_ref() != Some(&config)
                 {
                     src.set_caps(Some(&video_caps(&config)?));
+                    self.video_frame_ns = video_frame_ns(&config);
                     self.video_config = Some(config);
                 }
             }
@@ -422,6 +465,7 @@ impl Running {
                     && self.audio_config.as_ref() != Some(&config)
                 {
                     src.set_caps(Some(&audio_caps(&config)?));
+                    self.audio_frame_ns = audio_frame_ns(&config);
                     self.audio_config = Some(config);
                 }
             }
@@ -439,6 +483,7 @@ impl Running {
                     if let Some(b) = buffer.get_mut() {
                         b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
                         b.set_dts(gst::ClockTime::from_nseconds(frame.dts));
+                        b.set_duration(self.video_frame_ns.map(gst::ClockTime::from_nseconds));
                         if !frame.keyframe {
                             b.set_flags(gst::BufferFlags::DELTA_UNIT);
                         }
@@ -451,6 +496,7 @@ impl Running {
                     let mut buffer = gst::Buffer::from_slice(frame.data);
                     if let Some(b) = buffer.get_mut() {
                         b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
+                        b.set_duration(self.audio_frame_ns.map(gst::ClockTime::from_nseconds));
                     }
                     push_checked(src, &self.overloaded, buffer).map_err(error)?;
                 }
@@ -583,9 +629,18 @@ fn track_info(sink: &gst_app::AppSink, kind: RenditionKind) -> TrackInfo {
         .and_then(|b| b.map_readable().ok().map(|m| m.to_vec()));
     match kind {
         RenditionKind::Video => {
-            let avc = codec_data
-                .as_deref()
-                .and_then(|d| AvcInfo::from_avcc(d).ok());
+            // (codec string, coded size, frame rate) from the codec configuration record.
+            let from_record = codec_data.as_deref().and_then(|d| {
+                if s.name() == "video/x-h265" {
+                    HevcInfo::from_hvcc(d)
+                        .ok()
+                        .map(|h| (h.codec_string(), (h.width, h.height), h.frame_rate))
+                } else {
+                    AvcInfo::from_avcc(d)
+                        .ok()
+                        .map(|a| (a.codec_string(), (a.width, a.height), a.frame_rate))
+                }
+            });
             let width = s
                 .get::<i32>("width")
                 .ok()
@@ -600,11 +655,11 @@ fn track_info(sink: &gst_app::AppSink, kind: RenditionKind) -> TrackInfo {
                 .filter(|f| f.numer() > 0 && f.denom() > 0)
                 .map(|f| f64::from(f.numer()) / f64::from(f.denom()));
             TrackInfo {
-                codecs: avc.as_ref().map(|a| a.codec_string()),
+                codecs: from_record.as_ref().map(|r| r.0.clone()),
                 resolution: width
                     .zip(height)
-                    .or_else(|| avc.as_ref().map(|a| (a.width, a.height))),
-                frame_rate: caps_rate.or_else(|| avc.as_ref().and_then(|a| a.frame_rate)),
+                    .or_else(|| from_record.as_ref().map(|r| r.1)),
+                frame_rate: caps_rate.or_else(|| from_record.as_ref().and_then(|r| r.2)),
                 channels: None,
             }
         }
@@ -685,15 +740,31 @@ mod tests {
 
     /// Real H.264 from x264enc: the avcC and `count` access units at 30 fps.
     fn encoded_h264(count: u32) -> (Bytes, Vec<VideoFrame>) {
-        crate::media::init().unwrap();
-        let pipeline = gst::parse::launch(&format!(
+        encoded(&format!(
             "videotestsrc num-buffers={count} ! video/x-raw,width=320,height=240,framerate=30/1 \
              ! x264enc key-int-max=30 speed-preset=ultrafast \
              ! video/x-h264,stream-format=avc,alignment=au ! appsink name=out sync=false"
         ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    }
+
+    /// Real H.265 from x265enc (via h265parse to `hvc1`): the hvcC and `count` access units
+    /// at 30 fps, 426x240 (cropped from 432 coded columns).
+    fn encoded_h265(count: u32) -> (Bytes, Vec<VideoFrame>) {
+        encoded(&format!(
+            "videotestsrc num-buffers={count} ! video/x-raw,format=I420,width=426,height=240,framerate=30/1 \
+             ! x265enc key-int-max=30 speed-preset=ultrafast option-string=bframes=0 \
+             ! h265parse ! video/x-h265,stream-format=hvc1,alignment=au \
+             ! appsink name=out sync=false"
+        ))
+    }
+
+    /// Runs an encoder pipeline ending in appsink `out`: its codec_data and frames.
+    fn encoded(description: &str) -> (Bytes, Vec<VideoFrame>) {
+        crate::media::init().unwrap();
+        let pipeline = gst::parse::launch(description)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
         let sink = pipeline
             .by_name("out")
             .unwrap()
@@ -754,6 +825,39 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn hevc_publisher_gets_hvc1_codec_string_and_resolution() {
+        let (hvcc, frames) = encoded_h265(60);
+        let stream = stream();
+        let template = include_str!("../../pipelines/passthrough.pipeline");
+        let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings(template));
+        pipeline
+            .push(MediaUnit::VideoConfig(VideoConfig::H265 { hvcc }))
+            .unwrap();
+        for frame in frames {
+            pipeline.push(MediaUnit::Video(frame)).unwrap();
+        }
+        pipeline.finish();
+        wait_until("stream ended", || stream.is_ended()).await;
+        let renditions = stream.renditions();
+        assert_eq!(renditions.len(), 1);
+        let info = renditions[0].info();
+        assert_eq!(info.resolution, Some((426, 240)));
+        let codecs = info.codecs.unwrap();
+        assert!(codecs.starts_with("hvc1.1.6.L"), "{codecs}");
+        let text = renditions[0].packager().media_playlist(false).to_string();
+        assert_eq!(text.matches("#EXTINF:").count(), 2, "{text}");
+        let multivariant = stream.multivariant().unwrap().to_string();
+        assert!(
+            multivariant.contains("RESOLUTION=426x240"),
+            "{multivariant}"
+        );
+        assert!(
+            multivariant.contains("CODECS=\"hvc1.1.6.L"),
+            "{multivariant}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
