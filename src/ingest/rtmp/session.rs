@@ -28,6 +28,11 @@
 //! - `end_publish` (server-initiated) does not produce an [`Event::Unpublish`]: the application
 //!   already knows.
 //! - After the session decides to close, further input is discarded.
+//!
+//! Enhanced RTMP (veovera E-RTMP v1, "Enhancing NetConnection connect Command"): a client that
+//! lists `fourCcList` in its `connect` command object gets the video FourCCs this server
+//! ingests ([`SUPPORTED_VIDEO_FOURCCS`]) back as `fourCcList` in the `_result` properties; OBS
+//! 30+ then sends HEVC as E-RTMP `hvc1`. Legacy clients see the plain FMS answer.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -62,6 +67,10 @@ const CSID_STREAM_STATUS: u32 = 5;
 const FMS_VERSION: &str = "FMS/3,0,1,123";
 /// `capabilities` reported in the connect result.
 const FMS_CAPABILITIES: f64 = 31.0;
+/// E-RTMP video FourCCs the ingest parses (`ingest::flv`), answered as `fourCcList`.
+pub const SUPPORTED_VIDEO_FOURCCS: [&str; 2] = ["hvc1", "avc1"];
+/// The `connect` command object property listing a client's E-RTMP FourCCs.
+const FOURCC_LIST: &str = "fourCcList";
 
 /// Session settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +158,8 @@ enum ConnectState {
     Pending {
         /// Transaction id of the `connect` command, echoed in the reply.
         transaction_id: f64,
+        /// The client sent `fourCcList` (Enhanced RTMP): answer with ours.
+        enhanced: bool,
     },
     /// Connect accepted.
     Connected,
@@ -302,7 +313,11 @@ impl ServerSession {
     /// Accepts the pending `connect`: Window Ack Size, Set Peer Bandwidth, Set Chunk Size, then
     /// `_result` with NetConnection.Connect.Success. Queued commands then run.
     pub fn accept_connect(&mut self) {
-        let ConnectState::Pending { transaction_id } = self.connect else {
+        let ConnectState::Pending {
+            transaction_id,
+            enhanced,
+        } = self.connect
+        else {
             tracing::debug!("accept_connect without a pending connect");
             return;
         };
@@ -314,9 +329,13 @@ impl ServerSession {
         });
         self.send_control(Message::SetChunkSize(self.config.chunk_size));
         self.writer.set_chunk_size(self.config.chunk_size);
-        let properties = Object::new()
+        let mut properties = Object::new()
             .with("fmsVer", FMS_VERSION)
             .with("capabilities", FMS_CAPABILITIES);
+        if enhanced {
+            let fourccs = SUPPORTED_VIDEO_FOURCCS.iter().map(|&f| f.into()).collect();
+            properties = properties.with(FOURCC_LIST, Value::StrictArray(fourccs));
+        }
         let information = Object::new()
             .with("level", "status")
             .with("code", "NetConnection.Connect.Success")
@@ -341,7 +360,7 @@ impl ServerSession {
 
     /// Rejects the pending `connect`: `_error` NetConnection.Connect.Rejected, then closes.
     pub fn reject_connect(&mut self, description: &str) {
-        let ConnectState::Pending { transaction_id } = self.connect else {
+        let ConnectState::Pending { transaction_id, .. } = self.connect else {
             tracing::debug!("reject_connect without a pending connect");
             self.closing = true;
             return;
@@ -560,6 +579,7 @@ impl ServerSession {
         };
         self.connect = ConnectState::Pending {
             transaction_id: command.transaction_id,
+            enhanced: command_object.get(FOURCC_LIST).is_some(),
         };
         self.events.push_back(Event::Connect {
             app: command_object.get_str("app").unwrap_or_default().to_owned(),
@@ -1180,6 +1200,64 @@ mod tests {
         // Media after the rejection is discarded.
         h.feed(&phases[4], &mut rng, 100).expect("ignored");
         assert_eq!(h.events.len(), 2);
+    }
+
+    /// C0 C1, then C2 + `connect` with the given command object.
+    fn connect_phases(connect: Object) -> Vec<Vec<u8>> {
+        let mut c = Client::new();
+        let mut c0c1 = vec![3u8];
+        c0c1.extend((0..HANDSHAKE_SIZE).map(|i| (i * 7) as u8));
+        let mut p = vec![0x55u8; HANDSHAKE_SIZE];
+        c.command(3, 0, "connect", 1.0, vec![connect.into()]);
+        p.extend(c.take());
+        vec![c0c1, p]
+    }
+
+    fn connect_result_properties(h: &Harness) -> Object {
+        let cmds = commands(&server_messages(&h.output));
+        let (_, result) = cmds
+            .iter()
+            .find(|(_, c)| c.name == "_result" && c.transaction_id == 1.0)
+            .expect("connect _result");
+        assert_eq!(info_code(result), Some("NetConnection.Connect.Success"));
+        result
+            .command_object
+            .as_object()
+            .expect("properties")
+            .clone()
+    }
+
+    #[test]
+    fn enhanced_connect_gets_the_supported_fourcc_list() {
+        // As OBS 30 sends it.
+        let connect = Object::new()
+            .with("app", "live")
+            .with("type", "nonprivate")
+            .with("flashVer", "FMLE/3.0 (compatible; FMSc/1.0)")
+            .with("tcUrl", TC_URL)
+            .with(
+                "fourCcList",
+                Value::StrictArray(vec!["av01".into(), "vp09".into(), "hvc1".into()]),
+            );
+        let mut rng = XorShift(21);
+        let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
+        run_phases(&mut h, &connect_phases(connect), &mut rng, 100);
+        let Some(Event::Connect { command_object, .. }) = h.events.first() else {
+            panic!("expected a connect event");
+        };
+        assert!(command_object.get("fourCcList").is_some());
+        let properties = connect_result_properties(&h);
+        assert_eq!(properties.get_str("fmsVer"), Some(FMS_VERSION));
+        assert_eq!(
+            properties.get("fourCcList"),
+            Some(&Value::StrictArray(vec!["hvc1".into(), "avc1".into()]))
+        );
+
+        // A legacy client gets no fourCcList.
+        let legacy = Object::new().with("app", "live").with("tcUrl", TC_URL);
+        let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
+        run_phases(&mut h, &connect_phases(legacy), &mut rng, 100);
+        assert_eq!(connect_result_properties(&h).get("fourCcList"), None);
     }
 
     #[test]
