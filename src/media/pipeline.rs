@@ -827,20 +827,24 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn hevc_publisher_gets_hvc1_codec_string_and_resolution() {
-        let (hvcc, frames) = encoded_h265(60);
+    /// Runs a video-only publish through the built-in passthrough template to its end.
+    async fn publish_video(config: VideoConfig, frames: Vec<VideoFrame>) -> Arc<HlsStream> {
         let stream = stream();
         let template = include_str!("../../pipelines/passthrough.pipeline");
         let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings(template));
-        pipeline
-            .push(MediaUnit::VideoConfig(VideoConfig::H265 { hvcc }))
-            .unwrap();
+        pipeline.push(MediaUnit::VideoConfig(config)).unwrap();
         for frame in frames {
             pipeline.push(MediaUnit::Video(frame)).unwrap();
         }
         pipeline.finish();
         wait_until("stream ended", || stream.is_ended()).await;
+        stream
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn hevc_publisher_gets_hvc1_codec_string_and_resolution() {
+        let (hvcc, frames) = encoded_h265(60);
+        let stream = publish_video(VideoConfig::H265 { hvcc }, frames).await;
         let renditions = stream.renditions();
         assert_eq!(renditions.len(), 1);
         let info = renditions[0].info();
@@ -863,17 +867,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn video_only_publisher_gets_cmaf_segments_and_an_ended_playlist() {
         let (avcc, frames) = encoded_h264(90);
-        let stream = stream();
-        let template = include_str!("../../pipelines/passthrough.pipeline");
-        let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings(template));
-        pipeline
-            .push(MediaUnit::VideoConfig(VideoConfig::H264 { avcc }))
-            .unwrap();
-        for frame in frames {
-            pipeline.push(MediaUnit::Video(frame)).unwrap();
-        }
-        pipeline.finish();
-        wait_until("stream ended", || stream.is_ended()).await;
+        let stream = publish_video(VideoConfig::H264 { avcc }, frames).await;
         // The audio branch was removed: one rendition, video, with 3 one-second segments.
         let renditions = stream.renditions();
         assert_eq!(renditions.len(), 1);
