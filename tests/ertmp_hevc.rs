@@ -173,14 +173,6 @@ impl Publisher {
     }
 }
 
-fn info_code(command: &Command) -> Option<&str> {
-    command
-        .arguments
-        .first()
-        .and_then(Value::as_object)
-        .and_then(|o| o.get_str("code"))
-}
-
 /// Handshake, E-RTMP connect, createStream, publish; returns the publishing stream id.
 fn start_publish(p: &mut Publisher, port: u16) -> u32 {
     p.send(2, 0, 0, Message::SetChunkSize(65_536));
@@ -196,7 +188,7 @@ fn start_publish(p: &mut Publisher, port: u16) -> u32 {
         );
     p.command(0, "connect", 1.0, connect.into(), vec![]);
     let result = p.wait_command(|c| c.name == "_result" && c.transaction_id == 1.0);
-    assert_eq!(info_code(&result), Some("NetConnection.Connect.Success"));
+    assert_eq!(result.status_code(), Some("NetConnection.Connect.Success"));
     let fourccs = result
         .command_object
         .as_object()
@@ -224,7 +216,7 @@ fn start_publish(p: &mut Publisher, port: u16) -> u32 {
         vec!["demo-key".into(), "live".into()],
     );
     let status = p.wait_command(|c| c.name == "onStatus");
-    assert_eq!(info_code(&status), Some("NetStream.Publish.Start"));
+    assert_eq!(status.status_code(), Some("NetStream.Publish.Start"));
     stream_id
 }
 

@@ -104,6 +104,17 @@ pub struct Command {
     pub arguments: Vec<Value>,
 }
 
+impl Command {
+    /// The `code` of a status reply (`_result`, `_error`, `onStatus`): its first argument's
+    /// `code` property, e.g. `NetStream.Publish.Start`.
+    pub fn status_code(&self) -> Option<&str> {
+        self.arguments
+            .first()
+            .and_then(Value::as_object)
+            .and_then(|o| o.get_str("code"))
+    }
+}
+
 /// A decoded RTMP message payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {

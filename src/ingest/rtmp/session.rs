@@ -1024,14 +1024,6 @@ mod tests {
             .collect()
     }
 
-    fn info_code(command: &Command) -> Option<&str> {
-        command
-            .arguments
-            .first()
-            .and_then(Value::as_object)
-            .and_then(|o| o.get_str("code"))
-    }
-
     fn run_phases(harness: &mut Harness, phases: &[Vec<u8>], rng: &mut XorShift, max_slice: usize) {
         for phase in phases {
             harness.feed(phase, rng, max_slice).expect("valid session");
@@ -1116,7 +1108,7 @@ mod tests {
             (connect.name.as_str(), connect.transaction_id),
             ("_result", 1.0)
         );
-        assert_eq!(info_code(connect), Some("NetConnection.Connect.Success"));
+        assert_eq!(connect.status_code(), Some("NetConnection.Connect.Success"));
         assert_eq!(
             connect
                 .command_object
@@ -1137,7 +1129,7 @@ mod tests {
             .find(|(_, c)| c.name == "onStatus")
             .expect("onStatus");
         assert_eq!(status.0, 1);
-        assert_eq!(info_code(&status.1), Some("NetStream.Publish.Start"));
+        assert_eq!(status.1.status_code(), Some("NetStream.Publish.Start"));
         assert!(
             messages.iter().any(|(csid, _, m)| *csid == 2
                 && *m == Message::UserControl(UserControl::StreamBegin(1)))
@@ -1192,7 +1184,7 @@ mod tests {
         let cmds = commands(&server_messages(&h.output));
         let (sid, status) = cmds.last().expect("onStatus");
         assert_eq!((*sid, status.name.as_str()), (1, "onStatus"));
-        assert_eq!(info_code(status), Some("NetStream.Publish.BadName"));
+        assert_eq!(status.status_code(), Some("NetStream.Publish.BadName"));
         let level = status.arguments[0]
             .as_object()
             .and_then(|o| o.get_str("level"));
@@ -1219,7 +1211,7 @@ mod tests {
             .iter()
             .find(|(_, c)| c.name == "_result" && c.transaction_id == 1.0)
             .expect("connect _result");
-        assert_eq!(info_code(result), Some("NetConnection.Connect.Success"));
+        assert_eq!(result.status_code(), Some("NetConnection.Connect.Success"));
         result
             .command_object
             .as_object()
@@ -1274,7 +1266,7 @@ mod tests {
             ("_error", 1.0)
         );
         assert_eq!(
-            info_code(&cmds[0].1),
+            cmds[0].1.status_code(),
             Some("NetConnection.Connect.Rejected")
         );
     }
@@ -1291,7 +1283,7 @@ mod tests {
         let cmds = commands(&server_messages(&h.output));
         let (sid, status) = cmds.last().expect("onStatus");
         assert_eq!(*sid, 1);
-        assert_eq!(info_code(status), Some("NetStream.Unpublish.Success"));
+        assert_eq!(status.status_code(), Some("NetStream.Unpublish.Success"));
         h.feed(&phases[4], &mut rng, 100).expect("ignored");
         assert!(
             !h.events
