@@ -244,40 +244,44 @@ fn unit_len(unit: &MediaUnit) -> usize {
     }
 }
 
+/// Complete video caps (size and rate from the SPS, codec_data): templates feed cmafmux
+/// directly, without h264parse/h265parse.
 fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> {
-    match config {
+    let (media_type, stream_format, record, width, height, frame_rate) = match config {
         VideoConfig::H264 { avcc } => {
-            // Complete caps (size and rate from the SPS): a template may feed cmafmux directly,
-            // without h264parse.
             let info = AvcInfo::from_avcc(avcc)?;
-            let mut caps = gst::Caps::builder("video/x-h264")
-                .field("stream-format", "avc")
-                .field("alignment", "au")
-                .field("width", i32::try_from(info.width).unwrap_or(i32::MAX))
-                .field("height", i32::try_from(info.height).unwrap_or(i32::MAX))
-                .field("parsed", true)
-                .field("codec_data", gst::Buffer::from_slice(avcc.clone()));
-            if let Some(rate) = info.frame_rate.and_then(gst::Fraction::approximate_f64) {
-                caps = caps.field("framerate", rate);
-            }
-            Ok(caps.build())
+            (
+                "video/x-h264",
+                "avc",
+                avcc,
+                info.width,
+                info.height,
+                info.frame_rate,
+            )
         }
         VideoConfig::H265 { hvcc } => {
-            // Complete caps as for H.264: cmafmux takes them without h265parse.
             let info = HevcInfo::from_hvcc(hvcc)?;
-            let mut caps = gst::Caps::builder("video/x-h265")
-                .field("stream-format", "hvc1")
-                .field("alignment", "au")
-                .field("width", i32::try_from(info.width).unwrap_or(i32::MAX))
-                .field("height", i32::try_from(info.height).unwrap_or(i32::MAX))
-                .field("parsed", true)
-                .field("codec_data", gst::Buffer::from_slice(hvcc.clone()));
-            if let Some(rate) = info.frame_rate.and_then(gst::Fraction::approximate_f64) {
-                caps = caps.field("framerate", rate);
-            }
-            Ok(caps.build())
+            (
+                "video/x-h265",
+                "hvc1",
+                hvcc,
+                info.width,
+                info.height,
+                info.frame_rate,
+            )
         }
+    };
+    let mut caps = gst::Caps::builder(media_type)
+        .field("stream-format", stream_format)
+        .field("alignment", "au")
+        .field("width", i32::try_from(width).unwrap_or(i32::MAX))
+        .field("height", i32::try_from(height).unwrap_or(i32::MAX))
+        .field("parsed", true)
+        .field("codec_data", gst::Buffer::from_slice(record.clone()));
+    if let Some(rate) = frame_rate.and_then(gst::Fraction::approximate_f64) {
+        caps = caps.field("framerate", rate);
     }
+    Ok(caps.build())
 }
 
 /// One frame's duration in ns, when the configuration record declares a frame rate.
