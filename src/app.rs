@@ -19,6 +19,7 @@ use crate::ingest::rtmp::server::{self as rtmp_server, RtmpSettings};
 use crate::ingest::{IngestContext, LiveSet, StreamKeys};
 use crate::media::{self, MediaSettings, template::Template};
 use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// Interval of the sweep that drops ended streams past their retention.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -38,6 +39,7 @@ pub struct App {
     registry: Arc<Registry>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     http_shutdown: CancellationToken,
+    store: Store,
     grace: Duration,
     /// The thread running the ingest runtime.
     ingest_thread: std::thread::JoinHandle<std::io::Result<()>>,
@@ -54,6 +56,7 @@ impl App {
                 config.server.data_dir.display()
             )
         })?;
+        let store = Store::open(&config.server.data_dir).await?;
 
         let segment = secs(config.hls.segment_duration_s);
         let part = secs(config.hls.part_duration_s);
@@ -173,6 +176,7 @@ impl App {
             live,
             origin,
             metrics,
+            store: store.clone(),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http_shutdown = CancellationToken::new();
@@ -198,6 +202,7 @@ impl App {
             registry,
             http_task,
             http_shutdown,
+            store,
             grace: secs(config.server.shutdown_grace_s),
             ingest_thread,
         })
@@ -241,6 +246,7 @@ impl App {
             Ok(Err(join)) => return Err(join).context("HTTP server task"),
             Err(_) => tracing::warn!("HTTP requests still running at the end of the grace period"),
         }
+        self.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -11,3 +11,4 @@ pub mod http;
 pub mod ingest;
 pub mod media;
 pub mod metrics;
+pub mod store;

@@ -16,6 +16,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use crate::hls::origin::{self, Origin};
 use crate::ingest::{LiveSet, StreamKeys};
 use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// What the API handlers share.
 pub struct ApiState {
@@ -29,6 +30,8 @@ pub struct ApiState {
     pub origin: Arc<Origin>,
     /// Counters and latency summaries.
     pub metrics: Arc<Metrics>,
+    /// The database.
+    pub store: Store,
 }
 
 /// Builds the whole HTTP router.
