@@ -17,7 +17,7 @@ use crate::http::{self, ApiState};
 use crate::ingest::rtmp::SessionConfig;
 use crate::ingest::rtmp::server::{self as rtmp_server, RtmpSettings};
 use crate::ingest::{IngestContext, LiveSet, StreamKeys};
-use crate::media::{self, MediaSettings, template::Template};
+use crate::media::{self, MediaSettings, ladder::Ladder, template::Template};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -66,12 +66,26 @@ impl App {
             &config.media.passthrough_template,
             &values,
         )?;
+        let ladder = if config.media.ladder.is_empty() {
+            None
+        } else {
+            Some(Ladder::load(
+                &config.media.pipelines_dir,
+                &config.media.ladder_template,
+                &config.media.rung_template,
+                &config.media.ladder,
+                &values,
+            )?)
+        };
         let metrics = Arc::new(Metrics::default());
         let media = Arc::new(MediaSettings {
             template,
             values,
             track_wait_ns: secs(config.media.track_wait_s).as_nanos() as u64,
             metrics: Arc::clone(&metrics),
+            ladder,
+            source_rung: config.media.source_rung,
+            ladder_block: false,
         });
 
         let registry = Arc::new(Registry::new(

@@ -160,6 +160,88 @@ pub struct MediaConfig {
     pub passthrough_template: String,
     /// How long to wait for a missing track, seconds of media time.
     pub track_wait_s: f64,
+    /// Ladder head template file name (decode once, `tee`).
+    pub ladder_template: String,
+    /// Per-rung template file name (scale, rate cap, encode, `cmafmux`, appsink).
+    pub rung_template: String,
+    /// Publish the publisher's own video untouched as the `source` rendition.
+    pub source_rung: bool,
+    /// Transcoded renditions; empty = no transcoding.
+    pub ladder: Vec<RungConfig>,
+}
+
+/// One `[[media.ladder]]` rung: an H.264 rendition transcoded from the source.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RungConfig {
+    /// Rendition name in URLs.
+    pub name: String,
+    /// Largest width, pixels (even).
+    pub width: u32,
+    /// Largest height, pixels (even).
+    pub height: u32,
+    /// Video bitrate, kbit/s.
+    pub video_bitrate_kbps: u32,
+    /// Frame rate cap, frames per second.
+    pub max_fps: u32,
+    /// H.264 profile.
+    pub profile: String,
+    /// x264 speed preset.
+    pub preset: String,
+}
+
+/// H.264 profiles a rung may ask for (x264enc's caps names).
+pub const H264_PROFILES: [&str; 4] = ["constrained-baseline", "baseline", "main", "high"];
+/// x264 speed presets (x264enc `speed-preset`).
+pub const X264_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+/// Rendition names the passthrough pipeline uses; rungs cannot take them.
+pub const RESERVED_RENDITIONS: [&str; 2] = ["source", "audio"];
+
+impl RungConfig {
+    /// Checks one rung; returns (field, reason).
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !is_valid_stream_name(&self.name) || RESERVED_RENDITIONS.contains(&self.name.as_str()) {
+            return Err((
+                "name",
+                format!(
+                    "`{}` must be 1-64 letters, digits, '-' or '_' and not one of {RESERVED_RENDITIONS:?}",
+                    self.name
+                ),
+            ));
+        }
+        for (field, value) in [("width", self.width), ("height", self.height)] {
+            if !(16..=7680).contains(&value) || value % 2 != 0 {
+                return Err((
+                    field,
+                    format!("must be an even number within 16..=7680, got {value}"),
+                ));
+            }
+        }
+        if !(50..=100_000).contains(&self.video_bitrate_kbps) {
+            return Err(("video_bitrate_kbps", "must be within 50..=100000".into()));
+        }
+        if !(1..=240).contains(&self.max_fps) {
+            return Err(("max_fps", "must be within 1..=240".into()));
+        }
+        if !H264_PROFILES.contains(&self.profile.as_str()) {
+            return Err(("profile", format!("must be one of {H264_PROFILES:?}")));
+        }
+        if !X264_PRESETS.contains(&self.preset.as_str()) {
+            return Err(("preset", format!("must be one of {X264_PRESETS:?}")));
+        }
+        Ok(())
+    }
 }
 
 /// One `[[streams]]` entry.
@@ -272,6 +354,23 @@ impl Config {
             return Err((
                 "api.admin_token".into(),
                 "must be at least 8 characters".into(),
+            ));
+        }
+        let mut rungs = std::collections::HashSet::new();
+        for (i, rung) in self.media.ladder.iter().enumerate() {
+            rung.validate()
+                .map_err(|(field, reason)| (format!("media.ladder[{i}].{field}"), reason))?;
+            if !rungs.insert(rung.name.as_str()) {
+                return Err((
+                    format!("media.ladder[{i}].name"),
+                    "duplicate rung name".into(),
+                ));
+            }
+        }
+        if self.media.ladder.is_empty() && !self.media.source_rung {
+            return Err((
+                "media.source_rung".into(),
+                "must be true when media.ladder is empty (no video rendition otherwise)".into(),
             ));
         }
         let mut names = std::collections::HashSet::new();
@@ -446,6 +545,52 @@ mod tests {
         assert_eq!(config.streams[0].name, "demo");
         assert_eq!(config.streams[0].key, "demo-key");
         assert_eq!(config.hls.segment_duration_s, 2.0);
+        assert!(config.media.source_rung);
+        let ladder: Vec<_> = config
+            .media
+            .ladder
+            .iter()
+            .map(|r| (r.name.as_str(), r.width, r.height))
+            .collect();
+        assert_eq!(ladder, [("480p", 854, 480), ("360p", 640, 360)]);
+    }
+
+    #[test]
+    fn ladder_can_be_emptied_and_rungs_are_validated() {
+        let env = vec![("CUECAST_MEDIA_LADDER".to_string(), "[]".to_string())];
+        let config = Config::load(None, env).expect("config");
+        assert!(config.media.ladder.is_empty());
+
+        let env = vec![
+            ("CUECAST_MEDIA_LADDER".to_string(), "[]".to_string()),
+            ("CUECAST_MEDIA_SOURCE_RUNG".to_string(), "false".to_string()),
+        ];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("media.source_rung"), "{err}");
+
+        let f = file(
+            "[[media.ladder]]\nname = \"source\"\nwidth = 640\nheight = 360\nvideo_bitrate_kbps = 800\nmax_fps = 30\nprofile = \"main\"\npreset = \"veryfast\"\n",
+        );
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("media.ladder[0].name"), "{err}");
+
+        let f = file(
+            "[[media.ladder]]\nname = \"odd\"\nwidth = 641\nheight = 360\nvideo_bitrate_kbps = 800\nmax_fps = 30\nprofile = \"main\"\npreset = \"veryfast\"\n",
+        );
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("media.ladder[0].width"), "{err}");
+
+        let f = file(
+            "[[media.ladder]]\nname = \"p\"\nwidth = 640\nheight = 360\nvideo_bitrate_kbps = 800\nmax_fps = 30\nprofile = \"main\"\npreset = \"turbo\"\n",
+        );
+        let err = Config::load(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("media.ladder[0].preset"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Process metrics, exported in the Prometheus text format at `GET /metrics`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,9 +83,32 @@ pub struct Metrics {
     pub publishes_refused: AtomicU64,
     /// RTMP connections ended by a protocol error or bad media.
     pub rtmp_errors: AtomicU64,
+    /// Source video frames not transcoded because the ladder was behind (whole GOPs).
+    pub ladder_dropped_frames: AtomicU64,
+    /// Per (stream, transcoded rendition): how far its latest part trails the source, ns.
+    rung_lag: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Metrics {
+    /// Records how far rendition `rung` of `stream` trails the source.
+    pub fn set_rung_lag(&self, stream: &str, rung: &str, lag_ns: u64) {
+        let mut lags = self.rung_lag.lock().unwrap_or_else(|e| e.into_inner());
+        match lags.get_mut(&(stream.to_string(), rung.to_string())) {
+            Some(lag) => *lag = lag_ns,
+            None => {
+                lags.insert((stream.to_string(), rung.to_string()), lag_ns);
+            }
+        }
+    }
+
+    /// Forgets the per-rendition gauges of an ended stream.
+    pub fn remove_stream(&self, stream: &str) {
+        self.rung_lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(s, _), _| s != stream);
+    }
+
     /// Prometheus text exposition; `gauges` are added as `(name, help, value)`.
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
@@ -110,12 +133,34 @@ impl Metrics {
                 "RTMP connections ended by a protocol error or unusable media.",
                 &self.rtmp_errors,
             ),
+            (
+                "cuecast_ladder_dropped_frames_total",
+                "Source video frames not transcoded because the ladder could not keep up (whole GOPs; the source rendition keeps them).",
+                &self.ladder_dropped_frames,
+            ),
         ] {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 value.load(Ordering::Relaxed)
             );
+        }
+        {
+            let lags = self.rung_lag.lock().unwrap_or_else(|e| e.into_inner());
+            if !lags.is_empty() {
+                let name = "cuecast_ladder_lag_seconds";
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} How far a transcoded rendition's latest part trails the source's latest frame.\n# TYPE {name} gauge"
+                );
+                for ((stream, rendition), lag) in lags.iter() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{stream=\"{stream}\",rendition=\"{rendition}\"}} {:.3}",
+                        *lag as f64 / 1e9
+                    );
+                }
+            }
         }
         for (name, help, value) in gauges {
             let _ = writeln!(
@@ -157,5 +202,23 @@ mod tests {
             "# TYPE cuecast_rtmp_connections_total counter\ncuecast_rtmp_connections_total 2\n"
         ));
         assert!(text.contains("cuecast_live_streams 1\n"));
+    }
+
+    #[test]
+    fn ladder_metrics() {
+        let metrics = Metrics::default();
+        assert!(
+            metrics
+                .render(&[])
+                .contains("cuecast_ladder_dropped_frames_total 0\n")
+        );
+        metrics.set_rung_lag("demo", "480p", 1_500_000_000);
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains("cuecast_ladder_lag_seconds{stream=\"demo\",rendition=\"480p\"} 1.500\n"),
+            "{text}"
+        );
+        metrics.remove_stream("demo");
+        assert!(!metrics.render(&[]).contains("cuecast_ladder_lag_seconds"));
     }
 }

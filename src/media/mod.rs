@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod frame;
+pub mod ladder;
 pub mod pipeline;
 pub mod template;
 

@@ -17,6 +17,10 @@ use gst::prelude::*;
 use super::MediaError;
 use super::codec::{AAC_OBJECT_TYPE_PS, AAC_OBJECT_TYPE_SBR, AacInfo, AvcInfo, HevcInfo};
 use super::frame::{AudioConfig, MediaUnit, VideoConfig};
+use super::ladder::{
+    self, ENCODER_PREFIX, KeyframeTimes, LADDER_SRC, Ladder, LadderFeed, RungMonitor, SourceCodec,
+    SourceVideo,
+};
 use super::template::{self, AUDIO_SRC, Template, VIDEO_SRC};
 use crate::hls::packager::CmafChunk;
 use crate::hls::stream::{HlsStream, Rendition, RenditionKind, TrackInfo};
@@ -45,6 +49,13 @@ pub struct MediaSettings {
     pub track_wait_ns: u64,
     /// Where ingest-to-part latency is recorded.
     pub metrics: Arc<Metrics>,
+    /// The transcoding ladder; `None` = passthrough only.
+    pub ladder: Option<Ladder>,
+    /// Publish the source video as rendition `source` (forced on when no rung fits).
+    pub source_rung: bool,
+    /// The ladder's input blocks instead of dropping GOPs when it is behind (file
+    /// transcoding and benchmarks; a live server drops so the source never waits).
+    pub ladder_block: bool,
 }
 
 impl MediaSettings {
@@ -121,6 +132,8 @@ struct Running {
     arrivals: Vec<Arrivals>,
     /// An input queue is over its limit: the pipeline cannot keep up.
     overloaded: Arc<AtomicBool>,
+    /// The transcoding ladder's input, when rungs are produced.
+    ladder: Option<LadderFeed>,
 }
 
 impl StreamPipeline {
@@ -176,6 +189,9 @@ impl StreamPipeline {
                 running.eos_sent.store(true, Ordering::Release);
                 for src in running.video.iter().chain(running.audio.iter()) {
                     let _ = src.end_of_stream();
+                }
+                if let Some(ladder) = &running.ladder {
+                    ladder.end_of_stream();
                 }
             }
             State::Waiting(_) => self.stream.end(),
@@ -284,6 +300,51 @@ fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> {
     Ok(caps.build())
 }
 
+/// The source facts the ladder plans with.
+fn source_video(config: &VideoConfig) -> Result<SourceVideo, MediaError> {
+    Ok(match config {
+        VideoConfig::H264 { avcc } => {
+            let info = AvcInfo::from_avcc(avcc)?;
+            SourceVideo {
+                codec: SourceCodec::H264,
+                width: info.width,
+                height: info.height,
+                frame_rate: info.frame_rate,
+            }
+        }
+        VideoConfig::H265 { hvcc } => {
+            let info = HevcInfo::from_hvcc(hvcc)?;
+            SourceVideo {
+                codec: SourceCodec::H265,
+                width: info.width,
+                height: info.height,
+                frame_rate: info.frame_rate,
+            }
+        }
+    })
+}
+
+/// The ladder part of the pipeline for this publish: its gst-launch text and the rungs.
+fn plan_ladder(
+    stream: &str,
+    settings: &MediaSettings,
+    video: Option<&VideoConfig>,
+) -> Result<Option<(String, Vec<ladder::PlannedRung>, SourceCodec)>, MediaError> {
+    let (Some(ladder), Some(config)) = (&settings.ladder, video) else {
+        return Ok(None);
+    };
+    let source = source_video(config)?;
+    let (planned, skipped) = ladder::plan(ladder.rungs(), &source);
+    for (rung, reason) in &skipped {
+        tracing::info!(stream, rendition = %rung, reason = %reason, "ladder rung skipped");
+    }
+    if planned.is_empty() {
+        return Ok(None);
+    }
+    let text = ladder.describe(source.codec, &planned, &settings.values)?;
+    Ok(Some((text, planned, source.codec)))
+}
+
 /// One frame's duration in ns, when the configuration record declares a frame rate.
 fn video_frame_ns(config: &VideoConfig) -> Option<u64> {
     let rate = match config {
@@ -329,8 +390,16 @@ fn start(
     settings: &MediaSettings,
     waiting: &Waiting,
 ) -> Result<Running, MediaError> {
-    let pipeline = settings.template.instantiate(&settings.values)?;
+    let ladder_plan = plan_ladder(&stream.name, settings, waiting.video.as_ref())?;
+    let mut description = settings.template.render(&settings.values)?;
+    if let Some((text, ..)) = &ladder_plan {
+        description.push('\n');
+        description.push_str(text);
+    }
+    let pipeline = settings.template.launch(&description)?;
     pipeline.set_property("name", format!("stream-{}", stream.name));
+    // The source rung can only be left out when a transcoded rung replaces it.
+    let source_rung = settings.source_rung || ladder_plan.is_none();
     let pipeline_error = |reason: String| MediaError::Pipeline {
         stream: stream.name.clone(),
         reason,
@@ -340,7 +409,7 @@ fn start(
     let mut audio_elements = HashSet::new();
     let mut sources = BTreeMap::new();
     for (name, config_present) in [
-        (VIDEO_SRC, waiting.video.is_some()),
+        (VIDEO_SRC, waiting.video.is_some() && source_rung),
         (AUDIO_SRC, waiting.audio.is_some()),
     ] {
         let element = pipeline
@@ -376,8 +445,49 @@ fn start(
         }
     }
 
+    let latest_pts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let keyframes = Arc::new(KeyframeTimes::default());
+    let mut ladder_feed = None;
+    let mut rungs = HashSet::new();
+    if let Some((_, planned, codec)) = &ladder_plan {
+        let src = pipeline
+            .by_name(LADDER_SRC)
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| {
+                pipeline_error(format!("ladder template lacks appsrc `{LADDER_SRC}`"))
+            })?;
+        ladder_feed = Some(LadderFeed::new(
+            src,
+            Arc::clone(&keyframes),
+            Arc::clone(&latest_pts),
+            settings.ladder_block,
+            Arc::clone(&settings.metrics),
+            &stream.name,
+        ));
+        for rung in planned {
+            let name = format!("{ENCODER_PREFIX}{}", rung.config.name);
+            let encoder = pipeline
+                .by_name(&name)
+                .ok_or_else(|| pipeline_error(format!("rung template lacks `{name}`")))?;
+            ladder::align_keyframes(&encoder, Arc::clone(&keyframes));
+            rungs.insert(rung.config.name.clone());
+        }
+        tracing::info!(
+            stream = %stream.name,
+            decoder = codec.decoder(),
+            rungs = ?planned.iter().map(|r| format!("{} {}x{}", r.config.name, r.width, r.height)).collect::<Vec<_>>(),
+            source = source_rung,
+            "transcoding ladder"
+        );
+    }
+
     let failed = Arc::new(AtomicBool::new(false));
     let mut arrivals = Vec::new();
+    let lag_threshold_ns = settings
+        .values
+        .get("audio_fragment_ns")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(2_000_000_000);
     for (rendition_name, sink) in template::rendition_sinks(&pipeline) {
         let kind = if audio_elements.contains(sink.name().as_str()) {
             RenditionKind::Audio
@@ -385,12 +495,23 @@ fn start(
             RenditionKind::Video
         };
         let rendition = stream.add_rendition(&rendition_name, kind);
-        let latency = (kind == RenditionKind::Video).then(|| {
+        let is_rung = rungs.contains(&rendition_name);
+        // Ingest-to-part latency is the passthrough's: transcoded rungs add the encoder's delay.
+        let latency = (kind == RenditionKind::Video && !is_rung).then(|| {
             let queue = Arrivals::default();
             arrivals.push(Arc::clone(&queue));
             (queue, Arc::clone(&settings.metrics))
         });
-        configure_sink(&sink, rendition, Arc::clone(stream), latency);
+        let monitor = is_rung.then(|| {
+            RungMonitor::new(
+                Arc::clone(&latest_pts),
+                lag_threshold_ns,
+                Arc::clone(&settings.metrics),
+                &stream.name,
+                &rendition_name,
+            )
+        });
+        configure_sink(&sink, rendition, Arc::clone(stream), latency, monitor);
     }
 
     let mut running = Running {
@@ -405,6 +526,7 @@ fn start(
         eos_sent: Arc::new(AtomicBool::new(false)),
         arrivals,
         overloaded,
+        ladder: ladder_feed,
     };
     if let Some(config) = &waiting.video {
         running.push(MediaUnit::VideoConfig(config.clone()), &stream.name)?;
@@ -421,6 +543,7 @@ fn start(
         Arc::clone(stream),
         failed,
         Arc::clone(&running.eos_sent),
+        Arc::clone(&settings.metrics),
     );
     tracing::info!(
         stream = %stream.name,
@@ -456,10 +579,28 @@ impl Running {
         };
         match unit {
             MediaUnit::VideoConfig(config) => {
-                if let Some(src) = &self.video
+                if (self.video.is_some() || self.ladder.is_some())
                     && self.video_config.as_ref() != Some(&config)
                 {
-                    src.set_caps(Some(&video_caps(&config)?));
+                    let caps = video_caps(&config)?;
+                    if let Some(src) = &self.video {
+                        src.set_caps(Some(&caps));
+                    }
+                    let same_codec = self.video_config.as_ref().is_none_or(|old| {
+                        std::mem::discriminant(old) == std::mem::discriminant(&config)
+                    });
+                    if same_codec {
+                        if let Some(ladder) = &self.ladder {
+                            ladder.set_caps(&caps);
+                        }
+                    } else if let Some(ladder) = self.ladder.take() {
+                        // The ladder's decoder was chosen for the first codec.
+                        tracing::warn!(
+                            stream,
+                            "video codec changed mid-stream; the transcoded renditions end"
+                        );
+                        ladder.end_of_stream();
+                    }
                     self.video_frame_ns = video_frame_ns(&config);
                     self.video_config = Some(config);
                 }
@@ -482,7 +623,7 @@ impl Running {
                     }
                     queue.push_back((frame.pts, now));
                 }
-                if let Some(src) = &self.video {
+                if self.video.is_some() || self.ladder.is_some() {
                     let mut buffer = gst::Buffer::from_slice(frame.data);
                     if let Some(b) = buffer.get_mut() {
                         b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
@@ -492,7 +633,15 @@ impl Running {
                             b.set_flags(gst::BufferFlags::DELTA_UNIT);
                         }
                     }
-                    push_checked(src, &self.overloaded, buffer).map_err(error)?;
+                    // The passthrough first: it never waits on the ladder.
+                    if let Some(src) = &self.video {
+                        push_checked(src, &self.overloaded, buffer.clone()).map_err(error)?;
+                    }
+                    if let Some(ladder) = &mut self.ladder {
+                        ladder
+                            .push(buffer, frame.pts, frame.keyframe)
+                            .map_err(error)?;
+                    }
                 }
             }
             MediaUnit::Audio(frame) => {
@@ -531,6 +680,7 @@ fn configure_sink(
     rendition: Arc<Rendition>,
     stream: Arc<HlsStream>,
     latency: Option<(Arrivals, Arc<Metrics>)>,
+    monitor: Option<RungMonitor>,
 ) {
     sink.set_sync(false);
     sink.set_property("buffer-list", true);
@@ -541,7 +691,14 @@ fn configure_sink(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                handle_sample(sink, &sample, &rendition, &stream, latency.as_ref());
+                handle_sample(
+                    sink,
+                    &sample,
+                    &rendition,
+                    &stream,
+                    latency.as_ref(),
+                    monitor.as_ref(),
+                );
                 Ok(gst::FlowSuccess::Ok)
             })
             .eos(move |_| eos_rendition.end())
@@ -558,6 +715,7 @@ fn handle_sample(
     rendition: &Rendition,
     stream: &HlsStream,
     latency: Option<&(Arrivals, Arc<Metrics>)>,
+    monitor: Option<&RungMonitor>,
 ) {
     let buffers: Vec<&gst::BufferRef> = match (sample.buffer_list(), sample.buffer()) {
         (Some(list), _) => list.iter().collect(),
@@ -576,6 +734,9 @@ fn handle_sample(
                 independent: fragment_start || rendition.kind == RenditionKind::Audio,
                 program_date_time: stream.program_date_time(pts),
             });
+            if let Some(monitor) = monitor {
+                monitor.on_chunk(end);
+            }
             if let Some((arrivals, metrics)) = latency {
                 let now = Instant::now();
                 let mut arrivals = arrivals.lock().unwrap_or_else(|e| e.into_inner());
@@ -691,6 +852,7 @@ fn spawn_bus_watch(
     stream: Arc<HlsStream>,
     failed: Arc<AtomicBool>,
     eos_sent: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 ) {
     let Some(bus) = pipeline.bus() else {
         return;
@@ -732,6 +894,7 @@ fn spawn_bus_watch(
         }
         let _ = pipeline.set_state(gst::State::Null);
         stream.end();
+        metrics.remove_stream(&stream.name);
         tracing::info!(stream = %stream.name, "media pipeline stopped");
     });
 }
@@ -809,6 +972,9 @@ mod tests {
             ),
             track_wait_ns: 0,
             metrics: Arc::default(),
+            ladder: None,
+            source_rung: true,
+            ladder_block: false,
         })
     }
 

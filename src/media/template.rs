@@ -25,19 +25,37 @@ pub struct Template {
 }
 
 /// Built-in copies of the templates, used when the configured directory lacks the file.
-const BUILTIN: &[(&str, &str)] = &[(
-    "passthrough.pipeline",
-    include_str!("../../pipelines/passthrough.pipeline"),
-)];
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "passthrough.pipeline",
+        include_str!("../../pipelines/passthrough.pipeline"),
+    ),
+    (
+        "ladder.pipeline",
+        include_str!("../../pipelines/ladder.pipeline"),
+    ),
+    (
+        "rung.pipeline",
+        include_str!("../../pipelines/rung.pipeline"),
+    ),
+];
 
 impl Template {
-    /// Loads `name` from `dir`, falling back to the built-in copy of the same name when the file
-    /// does not exist, then validates it with `sample` placeholder values.
+    /// Loads the passthrough template `name` from `dir` (see [`Template::read`]), then validates
+    /// it with `sample` placeholder values.
     pub fn load(
         dir: &Path,
         name: &str,
         sample: &BTreeMap<&'static str, String>,
     ) -> Result<Template, MediaError> {
+        let template = Template::read(dir, name)?;
+        template.validate(sample)?;
+        Ok(template)
+    }
+
+    /// Reads `name` from `dir`, falling back to the built-in copy of the same name when the file
+    /// does not exist. Not validated.
+    pub fn read(dir: &Path, name: &str) -> Result<Template, MediaError> {
         let path: PathBuf = dir.join(name);
         let template = match std::fs::read_to_string(&path) {
             Ok(text) => Template::parse(path.display().to_string(), &text),
@@ -58,8 +76,12 @@ impl Template {
                 });
             }
         };
-        template.validate(sample)?;
         Ok(template)
+    }
+
+    /// The template text with comments removed, placeholders not filled.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// A template from text (comments are lines whose first non-blank character is `#`).
@@ -99,9 +121,15 @@ impl Template {
         values: &BTreeMap<&'static str, String>,
     ) -> Result<gst::Pipeline, MediaError> {
         let description = self.render(values)?;
+        self.launch(&description)
+    }
+
+    /// Builds a pipeline from `description` (this template rendered, possibly with more text);
+    /// errors name this template.
+    pub fn launch(&self, description: &str) -> Result<gst::Pipeline, MediaError> {
         let mut context = gst::ParseContext::new();
         let element = gst::parse::launch_full(
-            &description,
+            description,
             Some(&mut context),
             gst::ParseFlags::FATAL_ERRORS,
         )
@@ -145,7 +173,8 @@ impl Template {
         Ok(())
     }
 
-    fn error(&self, reason: &str) -> MediaError {
+    /// An error naming this template.
+    pub fn error(&self, reason: &str) -> MediaError {
         MediaError::Template {
             template: self.origin.clone(),
             reason: reason.to_string(),

@@ -33,7 +33,9 @@ impl Server {
         Server::start_with(&[])
     }
 
-    /// Same, with extra `CUECAST_*` environment overrides.
+    /// Same, with extra `CUECAST_*` environment overrides. The transcoding ladder is off
+    /// (`CUECAST_MEDIA_LADDER=[]`: x264 is CPU-heavy on a shared 2-core machine) unless `env`
+    /// sets `CUECAST_MEDIA_LADDER` (tests/ladder.rs).
     pub fn start_with(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let rtmp_port = free_port();
@@ -49,6 +51,7 @@ impl Server {
             .env("CUECAST_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
             .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
             .env("CUECAST_STREAMS", STREAMS)
+            .env("CUECAST_MEDIA_LADDER", "[]")
             .stdout(Stdio::null())
             .stderr(log_file);
         for (key, value) in env {
