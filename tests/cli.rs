@@ -8,6 +8,18 @@ fn cuecast() -> Command {
     command
 }
 
+/// `cuecast serve` on ephemeral ports with templates from `dir` (expected to fail at startup).
+fn serve_with_pipelines(dir: &std::path::Path) -> std::process::Output {
+    cuecast()
+        .arg("serve")
+        .env("CUECAST_MEDIA_PIPELINES_DIR", dir)
+        .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_SERVER_DATA_DIR", dir.join("data"))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn bad_config_file_fails_with_file_key_and_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,16 +71,47 @@ fn broken_pipeline_template_fails_startup_naming_it() {
         "appsrc name=video_src ! h264parse ! no_such_muxer ! appsink name=hls_source\nappsrc name=audio_src ! fakesink",
     )
     .unwrap();
-    let output = cuecast()
-        .arg("serve")
-        .env("CUECAST_MEDIA_PIPELINES_DIR", dir.path())
-        .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
-        .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
-        .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
-        .output()
-        .unwrap();
+    let output = serve_with_pipelines(dir.path());
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("passthrough.pipeline"), "{stderr}");
     assert!(stderr.contains("no_such_muxer"), "{stderr}");
+}
+
+#[test]
+fn broken_ladder_template_fails_startup_naming_it_and_the_element() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rung.pipeline"),
+        "decoded. ! queue ! videoscale ! x265_not_here name=encoder_{name} ! appsink name=hls_{name}",
+    )
+    .unwrap();
+    let output = serve_with_pipelines(dir.path());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("rung.pipeline"), "{stderr}");
+    assert!(stderr.contains("x265_not_here"), "{stderr}");
+
+    // A placeholder the ladder does not fill, in the head template.
+    std::fs::remove_file(dir.path().join("rung.pipeline")).unwrap();
+    std::fs::write(
+        dir.path().join("ladder.pipeline"),
+        "appsrc name=ladder_src ! {decoder} ! videoflip method={flip} ! tee name=decoded",
+    )
+    .unwrap();
+    let output = serve_with_pipelines(dir.path());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ladder.pipeline") && stderr.contains("{flip}"),
+        "{stderr}"
+    );
+
+    // With the ladder off, the ladder templates are not used (nor checked).
+    let output = cuecast()
+        .arg("check-config")
+        .env("CUECAST_MEDIA_LADDER", "[]")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
 }

@@ -220,15 +220,15 @@ fn start_publish(p: &mut Publisher, port: u16) -> u32 {
     stream_id
 }
 
-#[test]
-fn ertmp_hevc_publish_becomes_hevc_hls() {
+/// Publishes `SECONDS` of x265 HEVC as E-RTMP to `server`'s `demo` stream in real time, on a
+/// thread (joined for the connection once the last frame is sent).
+fn publish_hevc(server: &Server) -> std::thread::JoinHandle<Publisher> {
     let (hvcc, units) = encode_hevc();
     assert!(units.len() >= 200 && units[0].keyframe);
-    let server = Server::start();
-    let mut p = Publisher::connect(&server);
+    let mut p = Publisher::connect(server);
     let stream_id = start_publish(&mut p, server.rtmp_port);
 
-    let publisher = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         // SequenceStart (the hvcC), then keyframes as CodedFrames (with a composition time)
         // and the other frames as CodedFramesX, paced in real time.
         p.send(
@@ -260,7 +260,13 @@ fn ertmp_hevc_publish_becomes_hevc_hls() {
             Message::Video(ex_video_tag(true, 2, &[]).into()),
         );
         p
-    });
+    })
+}
+
+#[test]
+fn ertmp_hevc_publish_becomes_hevc_hls() {
+    let server = Server::start();
+    let publisher = publish_hevc(&server);
 
     let master_text = wait_for(&server.url("/hls/demo/index.m3u8"), READY, |_| true);
     let master = parse_master(&master_text);
@@ -307,6 +313,47 @@ fn ertmp_hevc_publish_becomes_hevc_hls() {
     assert!(
         !server.log().contains("Enhanced RTMP"),
         "no E-RTMP errors:\n{}",
+        server.log()
+    );
+}
+
+/// An HEVC source reaches the transcoding ladder: avdec_h265 decodes it once and the rung is
+/// H.264 (`avc1`) at its own size, next to the `hvc1` passthrough.
+#[test]
+fn ertmp_hevc_source_feeds_the_h264_ladder() {
+    let server = Server::start_with(&[(
+        "CUECAST_MEDIA_LADDER",
+        r#"[{name="240p", width=426, height=240, video_bitrate_kbps=400, max_fps=30, profile="main", preset="ultrafast"}]"#,
+    )]);
+    let publisher = publish_hevc(&server);
+    let master_text = wait_for(&server.url("/hls/demo/index.m3u8"), READY, |t| {
+        t.matches("#EXT-X-STREAM-INF").count() == 2
+    });
+    let master = parse_master(&master_text);
+    let codecs: Vec<String> = master
+        .variants
+        .iter()
+        .map(|v| v.codecs.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        codecs.iter().any(|c| c.starts_with("hvc1."))
+            && codecs.iter().any(|c| c.starts_with("avc1.")),
+        "{master_text}"
+    );
+    let url = media_url(&server, "demo", "240p");
+    let text = wait_for(&url, READY, |t| t.matches("#EXTINF").count() >= 2);
+    let playlist = parse_media(&text);
+    let (_, _, mut file) = get(&url.replace("playlist.m3u8", "init.mp4"));
+    let (status, _, segment) = get(&url.replace("playlist.m3u8", &playlist.segments[0].uri));
+    assert_eq!(status, 200);
+    file.extend_from_slice(&segment);
+    let probe = ffprobe(&file, server.dir.path());
+    assert_eq!(probe.codec_name, "h264");
+    assert_eq!((probe.width, probe.height), (Some(426), Some(240)));
+    drop(publisher.join().expect("publisher thread"));
+    assert!(
+        server.log().contains("decoder=\"avdec_h265\""),
+        "{}",
         server.log()
     );
 }
