@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Density and memory benchmark: N concurrent passthrough RTMP publishers
+# Density and memory benchmark: N concurrent passthrough RTMP publishers (ladder off:
+# CUECAST_MEDIA_LADDER=[])
 # (`ffmpeg -re -stream_loop -1 -c copy` of one pre-encoded 2.5 Mbps 720p30 clip) into cuecast and,
 # in the same run, into nginx-rtmp (Debian nginx + libnginx-mod-rtmp, `hls on`). For each N and
 # each server: start the server on free loopback ports, measure its idle RSS, start N publishers,
@@ -212,6 +213,7 @@ run_case() {   # $1 = server, $2 = N
     CUECAST_SERVER_DATA_DIR="$data" \
     CUECAST_MEDIA_PIPELINES_DIR="$ROOT/pipelines" \
     CUECAST_HLS_WINDOW_S="$WINDOW_S" \
+    CUECAST_MEDIA_LADDER='[]' \
     CUECAST_API_ADMIN_TOKEN="density-bench-$RANDOM$RANDOM" \
     RUST_LOG="${RUST_LOG:-info}" \
       "$CUECAST" serve >"$dir/cuecast.log" 2>&1 </dev/null &

@@ -9,6 +9,7 @@
 # send it (x264 veryfast, 2 s keyframe interval), once with B-frames (OBS's default) and once
 # without (OBS x264 option bframes=0, the usual low-latency setting).
 #
+# Passthrough only (CUECAST_MEDIA_LADDER=[]): the transcoding ladder is measured by benches/ladder.
 # Usage: benches/latency/run.sh            (DURATION_S=60 PLAY_S=30 VARIANTS="bframes nobframes")
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -56,7 +57,7 @@ for variant in $VARIANTS; do
   file=$(clip "$variant")
   rtmp=$(free_port); http=$(free_port)
   CUECAST_RTMP_LISTEN=127.0.0.1:$rtmp CUECAST_HTTP_LISTEN=127.0.0.1:$http \
-    CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn \
+    CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn CUECAST_MEDIA_LADDER='[]' \
     "$root/target/release/cuecast" serve 2>"$work/server-$variant.log" &
   server=$!; pids+=("$server")
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
