@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Publisher, Server, ffprobe, get, parse_master, parse_media, wait_for};
@@ -249,4 +251,47 @@ fn rungs_above_a_360p_source_are_skipped() {
         log.contains("ladder rung skipped") && log.contains("no upscaling"),
         "{log}"
     );
+}
+
+/// hls.js in Chromium (tests/browser/switch.mjs) is forced onto every level in turn, then back
+/// with a smooth switch; each level must play at its own size, without hls.js errors.
+#[test]
+fn hls_js_switches_levels_in_chromium() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/hls.js").is_dir(),
+        "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
+    );
+    let server = Server::start_with(&[("CUECAST_MEDIA_LADDER", LADDER)]);
+    let _publisher = Publisher::ffmpeg_args(&server.rtmp_url("demo-key"), 150, "1280x720");
+    let url = server.url("/hls/demo/index.m3u8");
+    wait_for(&url, READY, |t| t.matches("#EXT-X-STREAM-INF").count() == 3);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ladder_switch.json");
+    let output = Command::new("node")
+        .arg(dir.join("switch.mjs"))
+        .args(["--url", &url, "--json"])
+        .arg(&out)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "switch.mjs harness failure:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["started"], true, "{stdout}");
+    let levels = report["levels"].as_array().map_or(0, Vec::len);
+    assert_eq!(levels, 3, "{stdout}");
+    let switches = report["switches"].as_array().cloned().unwrap_or_default();
+    assert_eq!(switches.len(), levels + 1, "{stdout}");
+    for switch in &switches {
+        assert_eq!(switch["ok"], true, "switch {switch}\n{stdout}");
+        assert!(
+            switch["advanced_s"].as_f64().unwrap_or(0.0) > 0.5,
+            "playback kept going after {switch}\n{stdout}"
+        );
+    }
+    assert_eq!(report["fatal_error"], false, "{stdout}");
+    assert_eq!(report["error_count"], 0, "hls.js errors:\n{stdout}");
 }

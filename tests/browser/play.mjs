@@ -13,13 +13,11 @@
 // the caller decides what passes. Exit code 2 on a harness failure (bad arguments, hls.js missing,
 // Chromium failed to launch, hard timeout), with the reason on stderr and as `harness_error`.
 
-import { createServer } from 'node:http';
-import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-const here = dirname(fileURLToPath(import.meta.url));
+import { launchChromium, sleep, startPageServer } from './harness.mjs';
 
 function parseArgs(argv) {
   const opts = {
@@ -80,36 +78,8 @@ function summary(values) {
   };
 }
 
-/** Serves player.html and hls.min.js on 127.0.0.1 (a secure context, and no outside network). */
-async function startPageServer() {
-  const files = {
-    '/player.html': ['text/html; charset=utf-8', await readFile(join(here, 'player.html'))],
-    '/hls.min.js': ['text/javascript', await readFile(join(here, 'node_modules/hls.js/dist/hls.min.js'))],
-  };
-  const server = createServer((req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
-    const file = files[path];
-    if (!file) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': file[0], 'cache-control': 'no-store' }).end(file[1]);
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  return server;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  let chromium;
-  try {
-    ({ chromium } = await import('playwright-core'));
-  } catch (e) {
-    throw new Error(`playwright-core is not installed (run \`npm ci\` in ${here}): ${e.message}`);
-  }
-
   const pageServer = await startPageServer();
   const pageUrl = `http://127.0.0.1:${pageServer.address().port}/player.html?src=${encodeURIComponent(opts.url)}${opts.log ? '&debug=1' : ''}`;
   const userDataDir = await mkdtemp(join(tmpdir(), 'cuecast-chromium-'));
@@ -124,21 +94,7 @@ async function main() {
     startup_ms: null,
   };
   try {
-    try {
-      context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: opts.chromium,
-        headless: true,
-        timeout: 30_000,
-        args: [
-          '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-          '--disable-background-networking', '--disable-component-update', '--disable-sync',
-          '--autoplay-policy=no-user-gesture-required',
-        ],
-        viewport: { width: 640, height: 360 },
-      });
-    } catch (e) {
-      throw new Error(`Chromium failed to launch (${opts.chromium}): ${e.message}`);
-    }
+    context = await launchChromium(opts.chromium, userDataDir);
     result.chromium = context.browser()?.version() ?? null;
     const page = context.pages()[0] ?? await context.newPage();
     page.on('console', (msg) => {
