@@ -1,0 +1,270 @@
+//! Transcoding ladder throughput: a 720p30 H.264 + AAC file through cuecast's own stream
+//! pipeline (the `pipelines/` templates, `StreamPipeline` fed parsed FLV tags as fast as the
+//! ladder takes them: passthrough + 720p/480p/360p x264 rungs into the HLS packager) versus
+//! ffmpeg doing the same ladder (one decode, split, bilinear scale, libx264 with the same
+//! settings, fragmented MP4 out) from the same file, alternating, in one run.
+//!
+//! `cargo bench --bench ladder` (20 s clip, 3 runs each). `LADDER_SECONDS=…`, `LADDER_RUNS=…`,
+//! `LADDER_PIPELINES_DIR=…` (templates to try) override. Under `cargo test --benches` it runs
+//! once on a 3 s clip with the rungs at `ultrafast`.
+//!
+//! Reports wall time, realtime factor (media seconds / wall seconds), CPU seconds (user+sys of
+//! the process / of the ffmpeg child) and the ratio ffmpeg wall / cuecast wall.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cuecast::config::RungConfig;
+use cuecast::hls::packager::PackagerConfig;
+use cuecast::hls::stream::HlsStream;
+use cuecast::ingest::flv::FlvUnpacker;
+use cuecast::media::frame::MediaUnit;
+use cuecast::media::ladder::Ladder;
+use cuecast::media::template::Template;
+use cuecast::media::{MediaSettings, StreamPipeline};
+
+/// (name, width, height, kbit/s, profile): the benchmark ladder.
+const RUNGS: [(&str, u32, u32, u32, &str); 3] = [
+    ("720p", 1280, 720, 2500, "high"),
+    ("480p", 854, 480, 1400, "main"),
+    ("360p", 640, 360, 800, "main"),
+];
+const SEGMENT: Duration = Duration::from_secs(2);
+const PART: Duration = Duration::from_millis(200);
+
+/// CPU seconds (user + system) of this process and of its waited-for children.
+fn cpu_seconds() -> (f64, f64) {
+    let read = |who| {
+        // SAFETY: getrusage fills the zeroed struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut usage) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    };
+    (read(libc::RUSAGE_SELF), read(libc::RUSAGE_CHILDREN))
+}
+
+fn run(program: &str, args: &[String]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The source clip: testsrc2 720p30 H.264 (x264 veryfast, High, 2.5 Mbit/s, 2 s GOP, 2
+/// B-frames as OBS sends) + AAC 128 kbit/s, as FLV (what an RTMP publisher sends).
+fn make_clip(dir: &Path, seconds: u32) -> PathBuf {
+    let path = dir.join("source.flv");
+    let args = format!(
+        "-hide_banner -loglevel error -nostdin -y \
+         -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+         -t {seconds} -c:v libx264 -profile:v high -preset veryfast -pix_fmt yuv420p \
+         -g 60 -keyint_min 60 -sc_threshold 0 -bf 2 -b:v 2500k -maxrate 2500k -bufsize 5000k \
+         -c:a aac -b:a 128k -f flv {}",
+        path.display()
+    );
+    run(
+        "ffmpeg",
+        &args
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+    );
+    path
+}
+
+/// FLV file → media units, as the RTMP ingest produces them.
+fn read_flv(path: &Path) -> Vec<MediaUnit> {
+    let data = std::fs::read(path).expect("read clip");
+    assert_eq!(&data[..3], b"FLV", "FLV header");
+    let header = u32::from_be_bytes(data[5..9].try_into().expect("4 bytes")) as usize;
+    let mut at = header + 4;
+    let mut unpacker = FlvUnpacker::new();
+    let mut units = Vec::new();
+    while at + 11 <= data.len() {
+        let kind = data[at];
+        let size = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[at + 7], data[at + 4], data[at + 5], data[at + 6]]);
+        let body = Bytes::copy_from_slice(&data[at + 11..at + 11 + size]);
+        let unit = match kind {
+            8 => unpacker.audio(ts, body).expect("audio tag"),
+            9 => unpacker.video(ts, body).expect("video tag"),
+            _ => None,
+        };
+        units.extend(unit);
+        at += 11 + size + 4;
+    }
+    units
+}
+
+fn rungs(preset: &str) -> Vec<RungConfig> {
+    RUNGS
+        .iter()
+        .map(|&(name, width, height, kbps, profile)| RungConfig {
+            name: name.into(),
+            width,
+            height,
+            video_bitrate_kbps: kbps,
+            max_fps: 30,
+            profile: profile.into(),
+            preset: preset.into(),
+        })
+        .collect()
+}
+
+/// One cuecast run: wall time, CPU seconds, segments per rendition.
+async fn cuecast_run(units: &[MediaUnit], settings: &Arc<MediaSettings>) -> (f64, f64, String) {
+    let stream = Arc::new(HlsStream::new(
+        "bench",
+        PackagerConfig {
+            segment_target: SEGMENT,
+            part_target: PART,
+            window: Duration::from_secs(3600),
+        },
+    ));
+    let (cpu0, _) = cpu_seconds();
+    let start = Instant::now();
+    let mut pipeline = StreamPipeline::new(Arc::clone(&stream), Arc::clone(settings));
+    for unit in units {
+        pipeline.push(unit.clone()).expect("push");
+    }
+    pipeline.finish();
+    while !stream.is_ended() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let (cpu1, _) = cpu_seconds();
+    let segments = stream
+        .renditions()
+        .iter()
+        .map(|r| {
+            let text = r.packager().media_playlist(false).to_string();
+            format!("{}={}", r.name, text.matches("#EXTINF").count())
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    (wall, cpu1 - cpu0, segments)
+}
+
+/// The same ladder with ffmpeg: wall time and CPU seconds of the child.
+fn ffmpeg_run(clip: &Path, out: &Path, preset: &str) -> (f64, f64) {
+    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(clip.display().to_string());
+    args.push("-filter_complex".into());
+    args.push(
+        "[0:v]split=3[v0][v1][v2];[v1]scale=854:480:flags=bilinear[s1];[v2]scale=640:360:flags=bilinear[s2]"
+            .into(),
+    );
+    for (i, &(name, _, _, kbps, profile)) in RUNGS.iter().enumerate() {
+        let input = if i == 0 {
+            "[v0]".to_string()
+        } else {
+            format!("[s{i}]")
+        };
+        let rung = format!(
+            "-map {input} -c:v libx264 -preset {preset} -profile:v {profile} -b:v {kbps}k \
+             -maxrate {kbps}k -bufsize {buf}k -bf 0 -x264-params keyint=infinite:scenecut=0:rc-lookahead=10 \
+             -force_key_frames expr:gte(t,n_forced*2) -map 0:a -c:a copy \
+             -f mp4 -movflags +frag_keyframe+empty_moov+default_base_moof {}",
+            out.join(format!("{name}.mp4")).display(),
+            buf = kbps * 600 / 1000,
+        );
+        args.extend(rung.split_whitespace().map(str::to_string));
+    }
+    let (_, child0) = cpu_seconds();
+    let start = Instant::now();
+    run("ffmpeg", &args);
+    let wall = start.elapsed().as_secs_f64();
+    let (_, child1) = cpu_seconds();
+    (wall, child1 - child0)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let env = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (seconds, runs, preset) = if bench {
+        (env("LADDER_SECONDS", 20), env("LADDER_RUNS", 3), "veryfast")
+    } else {
+        (3, 1, "ultrafast")
+    };
+    cuecast::media::init().expect("gstreamer");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(dir.path(), seconds);
+    let units = read_flv(&clip);
+
+    let pipelines = std::env::var("LADDER_PIPELINES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"));
+    let values = MediaSettings::placeholder_values(SEGMENT, PART);
+    let settings = Arc::new(MediaSettings {
+        template: Template::load(&pipelines, "passthrough.pipeline", &values).expect("template"),
+        ladder: Some(
+            Ladder::load(
+                &pipelines,
+                "ladder.pipeline",
+                "rung.pipeline",
+                &rungs(preset),
+                &values,
+            )
+            .expect("ladder templates"),
+        ),
+        values,
+        track_wait_ns: 1_000_000_000,
+        metrics: Arc::default(),
+        source_rung: true,
+        ladder_block: true,
+    });
+
+    println!(
+        "ladder: {seconds} s 720p30 clip -> 720p/480p/360p x264 {preset}, {runs} run(s) each, {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let (mut c_wall, mut c_cpu, mut f_wall, mut f_cpu) = (vec![], vec![], vec![], vec![]);
+    for i in 0..runs {
+        let (wall, cpu, segments) = cuecast_run(&units, &settings).await;
+        println!(
+            "run {i}: cuecast {wall:.2} s wall ({:.2}x realtime), {cpu:.2} s CPU; segments {segments}",
+            f64::from(seconds) / wall
+        );
+        c_wall.push(wall);
+        c_cpu.push(cpu);
+        let (wall, cpu) = ffmpeg_run(&clip, dir.path(), preset);
+        println!(
+            "run {i}: ffmpeg  {wall:.2} s wall ({:.2}x realtime), {cpu:.2} s CPU",
+            f64::from(seconds) / wall
+        );
+        f_wall.push(wall);
+        f_cpu.push(cpu);
+    }
+    let (cw, fw) = (median(&mut c_wall), median(&mut f_wall));
+    println!(
+        "median: cuecast {cw:.2} s ({:.2}x realtime, {:.2} s CPU) | ffmpeg {fw:.2} s ({:.2}x realtime, {:.2} s CPU) | ffmpeg/cuecast wall {:.2}",
+        f64::from(seconds) / cw,
+        median(&mut c_cpu),
+        f64::from(seconds) / fw,
+        median(&mut f_cpu),
+        fw / cw
+    );
+}
