@@ -295,3 +295,35 @@ fn hls_js_switches_levels_in_chromium() {
     assert_eq!(report["fatal_error"], false, "{stdout}");
     assert_eq!(report["error_count"], 0, "hls.js errors:\n{stdout}");
 }
+
+/// A rung that cannot keep up (x264 `placebo` at 720p on a shared 2-core machine) is reported
+/// in the log and in /metrics, while the source rendition keeps publishing in real time.
+#[test]
+fn a_rung_that_cannot_keep_up_is_reported_and_the_source_does_not_wait() {
+    let server = Server::start_with(&[(
+        "CUECAST_MEDIA_LADDER",
+        r#"[{name="slow", width=1280, height=720, video_bitrate_kbps=2500, max_fps=30, profile="high", preset="placebo"}]"#,
+    )]);
+    let _publisher = Publisher::ffmpeg_args(&server.rtmp_url("demo-key"), 60, "1280x720");
+    let source = common::media_url(&server, "demo", "source");
+    // 8 segments of source (16 s of media) arrive while the slow rung is far behind.
+    wait_for(&source, Duration::from_secs(45), |t| {
+        t.matches("#EXTINF").count() >= 8
+    });
+    let metrics = wait_for(&server.url("/metrics"), Duration::from_secs(20), |m| {
+        m.lines().any(|l| {
+            l.starts_with("cuecast_ladder_dropped_frames_total ")
+                && l.split(' ').nth(1).is_some_and(|v| v != "0")
+        })
+    });
+    // The source's frames still reach their parts promptly (generous bound for a loaded box;
+    // waiting on a 1-2 fps placebo encoder would make this tens of seconds).
+    let p50 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cuecast_ingest_to_part_seconds{quantile=\"0.5\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("ingest-to-part p50");
+    assert!(p50 < 3.0, "source ingest-to-part p50 {p50} s\n{metrics}");
+    let log = server.log();
+    assert!(log.contains("ladder cannot keep up"), "{log}");
+}

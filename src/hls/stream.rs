@@ -12,6 +12,10 @@ use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Var
 
 /// Group id of the audio renditions in the multivariant playlist.
 pub const AUDIO_GROUP: &str = "audio";
+/// A video rendition still without a complete segment once another video rendition has this
+/// many is left out of the multivariant playlist (a transcoded rung that cannot keep up must
+/// not keep viewers from starting the others).
+pub const LAGGARD_SEGMENTS: u64 = 2;
 
 /// What a rendition carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,7 +328,8 @@ impl HlsStream {
     }
 
     /// The multivariant playlist, once every rendition has its codec and a complete segment
-    /// (BANDWIDTH is measured from segments); `None` before that.
+    /// (BANDWIDTH is measured from segments); `None` before that. A video rendition that is
+    /// still not ready when another has [`LAGGARD_SEGMENTS`] complete segments is left out.
     pub fn multivariant(&self) -> Option<MultivariantPlaylist> {
         let renditions = self.renditions();
         if renditions.is_empty() {
@@ -348,10 +353,19 @@ impl HlsStream {
             });
         }
         let mut variants = Vec::new();
+        let most_segments = renditions
+            .iter()
+            .filter(|r| r.kind == RenditionKind::Video)
+            .map(|r| r.position().complete_up_to)
+            .max()
+            .unwrap_or(0);
         for r in renditions.iter().filter(|r| r.kind == RenditionKind::Video) {
             let info = r.info();
-            let bandwidth = r.packager().bandwidth()?;
-            let mut codecs = info.codecs.clone()?;
+            let (bandwidth, mut codecs) = match (r.packager().bandwidth(), info.codecs.clone()) {
+                (Some(bandwidth), Some(codecs)) => (bandwidth, codecs),
+                _ if most_segments >= LAGGARD_SEGMENTS => continue,
+                _ => return None,
+            };
             let (mut peak, mut average) = (bandwidth.peak, bandwidth.average);
             if let Some((audio_bw, audio_codecs)) = &audio_bandwidth {
                 peak += audio_bw.peak;
@@ -394,5 +408,61 @@ impl HlsStream {
             audio,
             variants,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn chunk(pts: u64) -> CmafChunk {
+        CmafChunk {
+            data: Bytes::from(vec![0u8; 1000]),
+            pts,
+            duration: SECOND,
+            fragment_start: true,
+            independent: true,
+            program_date_time: Utc::now(),
+        }
+    }
+
+    fn info(codecs: &str) -> TrackInfo {
+        TrackInfo {
+            codecs: Some(codecs.into()),
+            resolution: Some((640, 360)),
+            frame_rate: Some(30.0),
+            channels: None,
+        }
+    }
+
+    #[test]
+    fn a_lagging_rendition_is_left_out_after_two_segments_of_the_others() {
+        let stream = HlsStream::new(
+            "s",
+            PackagerConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+                window: Duration::from_secs(10),
+            },
+        );
+        let source = stream.add_rendition("source", RenditionKind::Video);
+        let slow = stream.add_rendition("slow", RenditionKind::Video);
+        source.push_init(Bytes::from_static(b"init"), info("avc1.64001f"));
+        slow.push_init(Bytes::from_static(b"init"), info("avc1.4d401e"));
+        source.push_chunk(chunk(0));
+        source.push_chunk(chunk(SECOND));
+        // One complete segment of the source: the slow rung is still waited for.
+        assert!(stream.multivariant().is_none());
+        source.push_chunk(chunk(2 * SECOND));
+        let playlist = stream.multivariant().expect("served without the laggard");
+        assert_eq!(playlist.variants.len(), 1);
+        assert!(playlist.variants[0].uri.ends_with("/source/playlist.m3u8"));
+        // Once the rung has a segment it is listed again.
+        slow.push_chunk(chunk(0));
+        slow.push_chunk(chunk(SECOND));
+        assert_eq!(stream.multivariant().expect("both").variants.len(), 2);
     }
 }
