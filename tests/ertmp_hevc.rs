@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use cuecast::ingest::rtmp::amf0::{Object, Value};
 use cuecast::ingest::rtmp::chunk::{ChunkReader, ChunkWriter};
 use cuecast::ingest::rtmp::message::{Command, Message};
+use cuecast::media::codec::{AV1_OBU_SEQUENCE_HEADER, next_obu};
 use gst::prelude::*;
 
 use common::{Server, ffprobe, get, media_url, parse_master, parse_media, wait_for};
@@ -38,36 +39,70 @@ struct AccessUnit {
 
 /// HEVC from x265: the hvcC and the access units of `SECONDS` at 30 fps.
 fn encode_hevc() -> (Bytes, Vec<AccessUnit>) {
-    cuecast::media::init().expect("gstreamer");
-    let pipeline = gst::parse::launch(&format!(
+    let (hvcc, units) = encode(&format!(
         "videotestsrc num-buffers={frames} \
          ! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate=30/1 \
          ! x265enc key-int-max=60 speed-preset=ultrafast bitrate=800 option-string=bframes=0 \
          ! h265parse ! video/x-h265,stream-format=hvc1,alignment=au \
          ! appsink name=out sync=false",
         frames = SECONDS * 30
-    ))
-    .expect("encoder pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("pipeline");
+    ));
+    (hvcc.expect("hvcC"), units)
+}
+
+/// AV1 from libaom (`av1enc`, 2 s GOP): an av1C built around the first temporal unit's
+/// sequence header OBU (av1parse in GStreamer 1.22 writes no codec_data), and the temporal
+/// units of `SECONDS` at 30 fps.
+fn encode_av1() -> (Bytes, Vec<AccessUnit>) {
+    let (_, units) = encode(&format!(
+        "videotestsrc num-buffers={frames} \
+         ! video/x-raw,format=I420,width={WIDTH},height={HEIGHT},framerate=30/1 \
+         ! av1enc usage-profile=realtime cpu-used=9 keyframe-max-dist=60 target-bitrate=600 \
+         ! av1parse ! video/x-av1,stream-format=obu-stream,alignment=tu \
+         ! appsink name=out sync=false",
+        frames = SECONDS * 30
+    ));
+    let mut obus = &units[0].data[..];
+    let mut av1c = vec![0x81, 0x08, 0x0c, 0x00];
+    while let Some((kind, _, rest)) = next_obu(obus).expect("OBUs") {
+        if kind == AV1_OBU_SEQUENCE_HEADER {
+            av1c.extend_from_slice(&obus[..obus.len() - rest.len()]);
+            break;
+        }
+        obus = rest;
+    }
+    assert!(
+        av1c.len() > 4,
+        "a sequence header OBU in the first temporal unit"
+    );
+    (Bytes::from(av1c), units)
+}
+
+/// Runs an encoder pipeline ending in appsink `out`: its caps' codec_data (if any) and the
+/// access units with timestamps from 0.
+fn encode(description: &str) -> (Option<Bytes>, Vec<AccessUnit>) {
+    cuecast::media::init().expect("gstreamer");
+    let pipeline = gst::parse::launch(description)
+        .expect("encoder pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
     let sink = pipeline
         .by_name("out")
         .expect("appsink")
         .downcast::<gst_app::AppSink>()
         .expect("appsink");
     pipeline.set_state(gst::State::Playing).expect("playing");
-    let mut hvcc = None;
+    let mut codec_data = None;
     let mut units = Vec::new();
     // x265enc's timestamps start at 1000 h: publish from 0 like an encoder would.
     let mut first_dts: Option<u64> = None;
     while let Ok(sample) = sink.pull_sample() {
-        if hvcc.is_none() {
-            let caps = sample.caps().expect("caps");
-            let data = caps
-                .structure(0)
+        if units.is_empty() {
+            codec_data = sample
+                .caps()
+                .and_then(|caps| caps.structure(0))
                 .and_then(|s| s.get::<gst::Buffer>("codec_data").ok())
-                .expect("codec_data");
-            hvcc = Some(Bytes::copy_from_slice(&data.map_readable().expect("map")));
+                .map(|data| Bytes::copy_from_slice(&data.map_readable().expect("map")));
         }
         let buffer = sample.buffer().expect("buffer");
         let pts = buffer.pts().expect("pts").mseconds();
@@ -84,14 +119,14 @@ fn encode_hevc() -> (Bytes, Vec<AccessUnit>) {
         });
     }
     pipeline.set_state(gst::State::Null).expect("null");
-    (hvcc.expect("hvcC"), units)
+    (codec_data, units)
 }
 
-/// E-RTMP video tag: `IsExHeader | FrameType << 4 | PacketType`, FourCC `hvc1`, body.
-fn ex_video_tag(keyframe: bool, packet_type: u8, body: &[&[u8]]) -> Vec<u8> {
+/// E-RTMP video tag: `IsExHeader | FrameType << 4 | PacketType`, FourCC, body.
+fn ex_video_tag(fourcc: &[u8; 4], keyframe: bool, packet_type: u8, body: &[&[u8]]) -> Vec<u8> {
     let frame_type: u8 = if keyframe { 1 } else { 2 };
     let mut tag = vec![0x80 | (frame_type << 4) | packet_type];
-    tag.extend_from_slice(b"hvc1");
+    tag.extend_from_slice(fourcc);
     for part in body {
         tag.extend_from_slice(part);
     }
@@ -196,7 +231,11 @@ fn start_publish(p: &mut Publisher, port: u16) -> u32 {
         .cloned();
     assert_eq!(
         fourccs,
-        Some(Value::StrictArray(vec!["hvc1".into(), "avc1".into()])),
+        Some(Value::StrictArray(vec![
+            "hvc1".into(),
+            "avc1".into(),
+            "av01".into()
+        ])),
         "E-RTMP server answers with its FourCCs"
     );
 
@@ -224,6 +263,16 @@ fn start_publish(p: &mut Publisher, port: u16) -> u32 {
 /// thread (joined for the connection once the last frame is sent).
 fn publish_hevc(server: &Server) -> std::thread::JoinHandle<Publisher> {
     let (hvcc, units) = encode_hevc();
+    publish(server, b"hvc1", hvcc, units)
+}
+
+/// Publishes `config` (SequenceStart) and `units` as E-RTMP `fourcc` video in real time.
+fn publish(
+    server: &Server,
+    fourcc: &'static [u8; 4],
+    config: Bytes,
+    units: Vec<AccessUnit>,
+) -> std::thread::JoinHandle<Publisher> {
     assert!(units.len() >= 200 && units[0].keyframe);
     let mut p = Publisher::connect(server);
     let stream_id = start_publish(&mut p, server.rtmp_port);
@@ -235,7 +284,7 @@ fn publish_hevc(server: &Server) -> std::thread::JoinHandle<Publisher> {
             6,
             0,
             stream_id,
-            Message::Video(ex_video_tag(true, 0, &[&hvcc]).into()),
+            Message::Video(ex_video_tag(fourcc, true, 0, &[&config]).into()),
         );
         let start = Instant::now();
         for unit in &units {
@@ -243,11 +292,14 @@ fn publish_hevc(server: &Server) -> std::thread::JoinHandle<Publisher> {
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let tag = if unit.keyframe || unit.cts_ms != 0 {
+            let tag = if fourcc == b"av01" {
+                // AV1 CodedFrames: OBUs only, no composition time.
+                ex_video_tag(fourcc, unit.keyframe, 1, &[&unit.data])
+            } else if unit.keyframe || unit.cts_ms != 0 {
                 let cts = unit.cts_ms.to_be_bytes();
-                ex_video_tag(unit.keyframe, 1, &[&cts[1..], &unit.data])
+                ex_video_tag(fourcc, unit.keyframe, 1, &[&cts[1..], &unit.data])
             } else {
-                ex_video_tag(false, 3, &[&unit.data])
+                ex_video_tag(fourcc, false, 3, &[&unit.data])
             };
             p.send(6, unit.dts_ms, stream_id, Message::Video(tag.into()));
         }
@@ -257,7 +309,7 @@ fn publish_hevc(server: &Server) -> std::thread::JoinHandle<Publisher> {
             6,
             end_ms,
             stream_id,
-            Message::Video(ex_video_tag(true, 2, &[]).into()),
+            Message::Video(ex_video_tag(fourcc, true, 2, &[]).into()),
         );
         p
     })
@@ -353,6 +405,41 @@ fn ertmp_hevc_source_feeds_the_h264_ladder() {
     drop(publisher.join().expect("publisher thread"));
     assert!(
         server.log().contains("decoder=\"avdec_h265\""),
+        "{}",
+        server.log()
+    );
+}
+
+/// An AV1 source (E-RTMP `av01`, as OBS 30+ sends it) is decoded by av1dec and transcoded by
+/// the ladder; there is no AV1 passthrough, so the rungs are the video renditions.
+#[test]
+fn ertmp_av1_source_is_transcoded_by_the_ladder() {
+    let (av1c, units) = encode_av1();
+    let server = Server::start_with(&[(
+        "CUECAST_MEDIA_LADDER",
+        r#"[{name="240p", width=426, height=240, video_bitrate_kbps=400, max_fps=30, profile="main", preset="ultrafast"}]"#,
+    )]);
+    let publisher = publish(&server, b"av01", av1c, units);
+    let master_text = wait_for(&server.url("/hls/demo/index.m3u8"), READY, |_| true);
+    let master = parse_master(&master_text);
+    assert_eq!(master.variants.len(), 1, "{master_text}");
+    assert!(
+        master.variants[0].uri.ends_with("/240p/playlist.m3u8"),
+        "{master_text}"
+    );
+    let url = media_url(&server, "demo", "240p");
+    let text = wait_for(&url, READY, |t| t.matches("#EXTINF").count() >= 2);
+    let playlist = parse_media(&text);
+    let (_, _, mut file) = get(&url.replace("playlist.m3u8", "init.mp4"));
+    let (status, _, segment) = get(&url.replace("playlist.m3u8", &playlist.segments[0].uri));
+    assert_eq!(status, 200);
+    file.extend_from_slice(&segment);
+    let probe = ffprobe(&file, server.dir.path());
+    assert_eq!(probe.codec_name, "h264");
+    assert_eq!((probe.width, probe.height), (Some(426), Some(240)));
+    drop(publisher.join().expect("publisher thread"));
+    assert!(
+        server.log().contains("decoder=\"av1dec\""),
         "{}",
         server.log()
     );

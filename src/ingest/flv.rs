@@ -10,17 +10,18 @@
 //! ```
 //!
 //! Enhanced RTMP video (veovera *Enhanced RTMP* v1/v2, `ExVideoTagHeader`) is parsed for the
-//! FourCCs `hvc1` (H.265) and `avc1` (H.264):
+//! FourCCs `hvc1` (H.265), `avc1` (H.264) and `av01` (AV1):
 //!
 //! ```text
 //! video: IsExHeader(1) FrameType(3) PacketType(4) | FourCC(32) | [CompositionTime(SI24)] data
 //! ```
 //!
 //! "CompositionTime" is present only for PacketType 1 (`CodedFrames`) of `avc1`/`hvc1`;
-//! PacketType 3 (`CodedFramesX`) implies a composition time of 0.
+//! PacketType 3 (`CodedFramesX`) implies a composition time of 0. For `av01`, `SequenceStart`
+//! carries the AV1CodecConfigurationRecord and `CodedFrames` the OBUs of a temporal unit.
 //!
-//! Supported: H.264 (legacy CodecID 7 or E-RTMP `avc1`), H.265 (E-RTMP `hvc1`) and AAC
-//! (SoundFormat 10). Other E-RTMP FourCCs (`av01`, `vp09`, E-RTMP audio) are refused with
+//! Supported: H.264 (legacy CodecID 7 or E-RTMP `avc1`), H.265 (E-RTMP `hvc1`), AV1 (E-RTMP
+//! `av01`) and AAC (SoundFormat 10). Other E-RTMP FourCCs (`vp09`, E-RTMP audio) are refused with
 //! [`FlvError::UnsupportedEnhanced`]; the E-RTMP v2 `Multitrack` and `ModEx` packet types with
 //! [`FlvError::UnsupportedEnhancedPacket`]. Payloads are zero-copy slices of the tag body.
 //!
@@ -63,6 +64,8 @@ const EX_MOD_EX: u8 = 7;
 const FOURCC_HEVC: &[u8; 4] = b"hvc1";
 /// E-RTMP FourCC of H.264.
 const FOURCC_AVC: &[u8; 4] = b"avc1";
+/// E-RTMP FourCC of AV1.
+const FOURCC_AV1: &[u8; 4] = b"av01";
 /// Bytes of an E-RTMP video header: flags/packet type byte and FourCC.
 const EX_HEADER_LEN: usize = 5;
 /// Bytes of the SI24 composition time.
@@ -223,9 +226,8 @@ impl FlvUnpacker {
             .get(1..EX_HEADER_LEN)
             .and_then(|c| c.try_into().ok())
             .ok_or(FlvError::Truncated)?;
-        let hevc = match &code {
-            FOURCC_HEVC => true,
-            FOURCC_AVC => false,
+        let codec = match &code {
+            FOURCC_HEVC | FOURCC_AVC | FOURCC_AV1 => code,
             _ => return Err(FlvError::UnsupportedEnhanced(fourcc(&body)?)),
         };
         // "If FrameType == Command and PacketType != Metadata": a one-byte VideoCommand, no
@@ -237,12 +239,16 @@ impl FlvUnpacker {
         let keyframe = frame_type == FRAME_TYPE_KEY;
         match packet_type {
             EX_SEQUENCE_START => {
-                let config = if hevc {
-                    VideoConfig::H265 { hvcc: payload }
-                } else {
-                    VideoConfig::H264 { avcc: payload }
+                let config = match &codec {
+                    FOURCC_HEVC => VideoConfig::H265 { hvcc: payload },
+                    FOURCC_AV1 => VideoConfig::Av1 { av1c: payload },
+                    _ => VideoConfig::H264 { avcc: payload },
                 };
                 Ok(Some(MediaUnit::VideoConfig(config)))
+            }
+            // AV1 has no composition time: CodedFrames is OBUs only.
+            EX_CODED_FRAMES if &codec == FOURCC_AV1 => {
+                Ok(self.coded_frame(timestamp_ms, 0, keyframe, payload))
             }
             EX_CODED_FRAMES => {
                 let header = payload
@@ -545,9 +551,50 @@ mod tests {
     }
 
     #[test]
+    fn enhanced_av1_sequence_start_and_obus_without_composition_time() {
+        let mut u = FlvUnpacker::new();
+        // av1C: marker/version, Main profile level 8 (4.0), 8-bit 4:2:0, then a sequence
+        // header OBU (type 1, with size).
+        let av1c = [0x81, 0x08, 0x0c, 0x00, 0x0a, 0x03, 0x00, 0x00, 0x00];
+        assert_eq!(
+            u.video(0, ex(1, EX_SEQUENCE_START, b"av01", &av1c)),
+            Ok(Some(MediaUnit::VideoConfig(VideoConfig::Av1 {
+                av1c: Bytes::copy_from_slice(&av1c)
+            })))
+        );
+        // CodedFrames for av01: the body is the temporal unit's OBUs, no SI24 in front.
+        let tu = [0x32, 0x02, 0xaa, 0xbb];
+        assert_eq!(
+            u.video(0, ex(1, EX_CODED_FRAMES, b"av01", &tu)),
+            Ok(Some(MediaUnit::Video(VideoFrame {
+                dts: 0,
+                pts: 0,
+                keyframe: true,
+                data: Bytes::copy_from_slice(&tu),
+            })))
+        );
+        assert_eq!(
+            u.video(33, ex(2, EX_CODED_FRAMES_X, b"av01", &tu)),
+            Ok(Some(MediaUnit::Video(VideoFrame {
+                dts: 33 * NS_PER_MS,
+                pts: 33 * NS_PER_MS,
+                keyframe: false,
+                data: Bytes::copy_from_slice(&tu),
+            })))
+        );
+        assert_eq!(
+            u.video(0, ex(1, EX_MPEG2TS_SEQUENCE_START, b"av01", &[1])),
+            Err(FlvError::UnsupportedEnhanced(
+                "av01 MPEG2TSSequenceStart".into()
+            ))
+        );
+        assert_eq!(u.video(0, ex(1, EX_SEQUENCE_END, b"av01", &[])), Ok(None));
+    }
+
+    #[test]
     fn enhanced_unsupported() {
         let mut u = FlvUnpacker::new();
-        for code in [b"av01", b"vp09", b"xxxx"] {
+        for code in [b"vp09", b"xxxx"] {
             assert_eq!(
                 u.video(0, ex(1, EX_SEQUENCE_START, code, &[1, 2, 3])),
                 Err(FlvError::UnsupportedEnhanced(

@@ -16,6 +16,9 @@ pub enum VideoConfig {
     H264 { avcc: Bytes },
     /// H.265: the HEVCDecoderConfigurationRecord (`hvcC`, ISO/IEC 14496-15 §8.3.3.1).
     H265 { hvcc: Bytes },
+    /// AV1: the AV1CodecConfigurationRecord (`av1C`, AV1-ISOBMFF §2.3.3). Transcoded only
+    /// (the ladder decodes it); not passed through.
+    Av1 { av1c: Bytes },
 }
 
 /// Audio codec configuration, sent before the first frame and again on changes.
@@ -49,6 +52,7 @@ pub struct VideoFrame {
     pub keyframe: bool,
     /// Length-prefixed NAL units as carried in FLV/MP4 (H.264 `avc`, H.265 `hvc1` stream
     /// format); the length size is the one the avcC/hvcC declares (4 bytes in practice).
+    /// For AV1: the OBUs of one temporal unit (low-overhead format, as in an MP4 sample).
     pub data: Bytes,
 }
 

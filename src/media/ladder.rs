@@ -45,6 +45,8 @@ pub enum SourceCodec {
     H264,
     /// H.265.
     H265,
+    /// AV1 (transcoded only: no passthrough).
+    Av1,
 }
 
 impl SourceCodec {
@@ -53,7 +55,13 @@ impl SourceCodec {
         match self {
             SourceCodec::H264 => "avdec_h264",
             SourceCodec::H265 => "avdec_h265",
+            SourceCodec::Av1 => "av1dec",
         }
+    }
+
+    /// True when this GStreamer installation has the decoder.
+    pub fn decoder_available(self) -> bool {
+        gst::ElementFactory::find(self.decoder()).is_some()
     }
 }
 
@@ -175,7 +183,10 @@ impl Ladder {
     }
 
     fn validate(&self, base: &BTreeMap<&'static str, String>) -> Result<(), MediaError> {
-        for codec in [SourceCodec::H264, SourceCodec::H265] {
+        let codecs = [SourceCodec::H264, SourceCodec::H265, SourceCodec::Av1];
+        // AV1 sources are refused at publish time when av1dec is missing (no startup error:
+        // H.264/H.265 publishers do not need it).
+        for codec in codecs.into_iter().filter(|c| c.decoder_available()) {
             let text = self.describe(codec, &[], base)?;
             let pipeline = self.head.launch(&text)?;
             let src = pipeline.by_name(LADDER_SRC).ok_or_else(|| {

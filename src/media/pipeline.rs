@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use gst::prelude::*;
 
 use super::MediaError;
-use super::codec::{AAC_OBJECT_TYPE_PS, AAC_OBJECT_TYPE_SBR, AacInfo, AvcInfo, HevcInfo};
+use super::codec::{AAC_OBJECT_TYPE_PS, AAC_OBJECT_TYPE_SBR, AacInfo, Av1Info, AvcInfo, HevcInfo};
 use super::frame::{AudioConfig, MediaUnit, VideoConfig};
 use super::ladder::{
     self, ENCODER_PREFIX, KeyframeTimes, LADDER_SRC, Ladder, LadderFeed, RungMonitor, SourceCodec,
@@ -122,6 +122,9 @@ struct Running {
     /// buffer so the muxer knows the last frame's duration at end of stream (no parser
     /// element in the template infers it).
     video_frame_ns: Option<u64>,
+    /// DTS of the previous video frame, for a duration estimate when the configuration
+    /// declares no frame rate and the ladder runs (its videorate needs durations).
+    last_video_dts: Option<u64>,
     /// AAC frame duration (ns) from the AudioSpecificConfig, set on every audio buffer.
     audio_frame_ns: Option<u64>,
     /// Set by the bus watcher when the pipeline posted an error.
@@ -261,40 +264,28 @@ fn unit_len(unit: &MediaUnit) -> usize {
 }
 
 /// Complete video caps (size and rate from the SPS, codec_data): templates feed cmafmux
-/// directly, without h264parse/h265parse.
+/// directly, without h264parse/h265parse. AV1 (ladder only, for av1dec): temporal units of
+/// OBUs, no codec_data.
 fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> {
-    let (media_type, stream_format, record, width, height, frame_rate) = match config {
-        VideoConfig::H264 { avcc } => {
-            let info = AvcInfo::from_avcc(avcc)?;
-            (
-                "video/x-h264",
-                "avc",
-                avcc,
-                info.width,
-                info.height,
-                info.frame_rate,
-            )
-        }
-        VideoConfig::H265 { hvcc } => {
-            let info = HevcInfo::from_hvcc(hvcc)?;
-            (
-                "video/x-h265",
-                "hvc1",
-                hvcc,
-                info.width,
-                info.height,
-                info.frame_rate,
-            )
-        }
+    let source = source_video(config)?;
+    let record = match config {
+        VideoConfig::H264 { avcc } => Some(("video/x-h264", "avc", avcc)),
+        VideoConfig::H265 { hvcc } => Some(("video/x-h265", "hvc1", hvcc)),
+        VideoConfig::Av1 { .. } => None,
     };
-    let mut caps = gst::Caps::builder(media_type)
-        .field("stream-format", stream_format)
-        .field("alignment", "au")
-        .field("width", i32::try_from(width).unwrap_or(i32::MAX))
-        .field("height", i32::try_from(height).unwrap_or(i32::MAX))
-        .field("parsed", true)
-        .field("codec_data", gst::Buffer::from_slice(record.clone()));
-    if let Some(rate) = frame_rate.and_then(gst::Fraction::approximate_f64) {
+    let mut caps = match record {
+        Some((media_type, stream_format, record)) => gst::Caps::builder(media_type)
+            .field("stream-format", stream_format)
+            .field("alignment", "au")
+            .field("parsed", true)
+            .field("codec_data", gst::Buffer::from_slice(record.clone())),
+        None => gst::Caps::builder("video/x-av1")
+            .field("stream-format", "obu-stream")
+            .field("alignment", "tu"),
+    }
+    .field("width", i32::try_from(source.width).unwrap_or(i32::MAX))
+    .field("height", i32::try_from(source.height).unwrap_or(i32::MAX));
+    if let Some(rate) = source.frame_rate.and_then(gst::Fraction::approximate_f64) {
         caps = caps.field("framerate", rate);
     }
     Ok(caps.build())
@@ -321,6 +312,15 @@ fn source_video(config: &VideoConfig) -> Result<SourceVideo, MediaError> {
                 frame_rate: info.frame_rate,
             }
         }
+        VideoConfig::Av1 { av1c } => {
+            let info = Av1Info::from_av1c(av1c)?;
+            SourceVideo {
+                codec: SourceCodec::Av1,
+                width: info.width,
+                height: info.height,
+                frame_rate: info.frame_rate,
+            }
+        }
     })
 }
 
@@ -334,6 +334,15 @@ fn plan_ladder(
         return Ok(None);
     };
     let source = source_video(config)?;
+    if !source.codec.decoder_available() {
+        return Err(MediaError::Pipeline {
+            stream: stream.to_string(),
+            reason: format!(
+                "no {} decoder element in this GStreamer installation for the transcoding ladder",
+                source.codec.decoder()
+            ),
+        });
+    }
     let (planned, skipped) = ladder::plan(ladder.rungs(), &source);
     for (rung, reason) in &skipped {
         tracing::info!(stream, rendition = %rung, reason = %reason, "ladder rung skipped");
@@ -347,11 +356,18 @@ fn plan_ladder(
 
 /// One frame's duration in ns, when the configuration record declares a frame rate.
 fn video_frame_ns(config: &VideoConfig) -> Option<u64> {
-    let rate = match config {
-        VideoConfig::H264 { avcc } => AvcInfo::from_avcc(avcc).ok()?.frame_rate,
-        VideoConfig::H265 { hvcc } => HevcInfo::from_hvcc(hvcc).ok()?.frame_rate,
-    }?;
+    let rate = source_video(config).ok()?.frame_rate?;
     (rate > 0.0).then(|| (1e9 / rate).round() as u64)
+}
+
+/// A frame duration when the stream declares no frame rate: the DTS step from the previous
+/// frame, within 1 ms..1 s (1/30 s for the first frame).
+fn estimated_frame_ns(previous_dts: Option<u64>, dts: u64) -> u64 {
+    const DEFAULT: u64 = 1_000_000_000 / 30;
+    previous_dts
+        .map(|p| dts.saturating_sub(p))
+        .filter(|d| (1_000_000..=1_000_000_000).contains(d))
+        .unwrap_or(DEFAULT)
 }
 
 /// One AAC frame's duration in ns: 1024 samples at the signalled rate, 2048 at the SBR rate
@@ -390,6 +406,10 @@ fn start(
     settings: &MediaSettings,
     waiting: &Waiting,
 ) -> Result<Running, MediaError> {
+    let pipeline_error = |reason: String| MediaError::Pipeline {
+        stream: stream.name.clone(),
+        reason,
+    };
     let ladder_plan = plan_ladder(&stream.name, settings, waiting.video.as_ref())?;
     let mut description = settings.template.render(&settings.values)?;
     if let Some((text, ..)) = &ladder_plan {
@@ -398,12 +418,16 @@ fn start(
     }
     let pipeline = settings.template.launch(&description)?;
     pipeline.set_property("name", format!("stream-{}", stream.name));
+    // AV1 is transcoded only (no AV1 passthrough): it needs at least one rung.
+    let av1 = matches!(waiting.video, Some(VideoConfig::Av1 { .. }));
+    if av1 && ladder_plan.is_none() {
+        return Err(pipeline_error(
+            "AV1 video is only transcoded (no AV1 passthrough) and no media.ladder rung fits it"
+                .into(),
+        ));
+    }
     // The source rung can only be left out when a transcoded rung replaces it.
-    let source_rung = settings.source_rung || ladder_plan.is_none();
-    let pipeline_error = |reason: String| MediaError::Pipeline {
-        stream: stream.name.clone(),
-        reason,
-    };
+    let source_rung = (settings.source_rung || ladder_plan.is_none()) && !av1;
 
     let overloaded = Arc::new(AtomicBool::new(false));
     let mut audio_elements = HashSet::new();
@@ -520,6 +544,7 @@ fn start(
         video_config: None,
         audio_config: None,
         video_frame_ns: None,
+        last_video_dts: None,
         audio_frame_ns: None,
         pipeline,
         failed: Arc::clone(&failed),
@@ -624,11 +649,17 @@ impl Running {
                     queue.push_back((frame.pts, now));
                 }
                 if self.video.is_some() || self.ladder.is_some() {
+                    let previous_dts = self.last_video_dts.replace(frame.dts);
                     let mut buffer = gst::Buffer::from_slice(frame.data);
                     if let Some(b) = buffer.get_mut() {
                         b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
                         b.set_dts(gst::ClockTime::from_nseconds(frame.dts));
-                        b.set_duration(self.video_frame_ns.map(gst::ClockTime::from_nseconds));
+                        let duration = self.video_frame_ns.or_else(|| {
+                            self.ladder
+                                .as_ref()
+                                .map(|_| estimated_frame_ns(previous_dts, frame.dts))
+                        });
+                        b.set_duration(duration.map(gst::ClockTime::from_nseconds));
                         if !frame.keyframe {
                             b.set_flags(gst::BufferFlags::DELTA_UNIT);
                         }
@@ -1091,6 +1122,15 @@ mod tests {
             stream.renditions()[0].packager().is_ended(),
             "the playlist is ended"
         );
+    }
+
+    #[test]
+    fn frame_duration_estimate_without_a_declared_rate() {
+        assert_eq!(estimated_frame_ns(None, 0), 33_333_333);
+        assert_eq!(estimated_frame_ns(Some(0), 40_000_000), 40_000_000);
+        // Same DTS or a jump of more than a second: the default.
+        assert_eq!(estimated_frame_ns(Some(5), 5), 33_333_333);
+        assert_eq!(estimated_frame_ns(Some(0), 5_000_000_000), 33_333_333);
     }
 
     #[test]

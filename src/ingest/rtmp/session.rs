@@ -68,7 +68,7 @@ const FMS_VERSION: &str = "FMS/3,0,1,123";
 /// `capabilities` reported in the connect result.
 const FMS_CAPABILITIES: f64 = 31.0;
 /// E-RTMP video FourCCs the ingest parses (`ingest::flv`), answered as `fourCcList`.
-pub const SUPPORTED_VIDEO_FOURCCS: [&str; 2] = ["hvc1", "avc1"];
+pub const SUPPORTED_VIDEO_FOURCCS: [&str; 3] = ["hvc1", "avc1", "av01"];
 /// The `connect` command object property listing a client's E-RTMP FourCCs.
 const FOURCC_LIST: &str = "fourCcList";
 
@@ -1242,7 +1242,11 @@ mod tests {
         assert_eq!(properties.get_str("fmsVer"), Some(FMS_VERSION));
         assert_eq!(
             properties.get("fourCcList"),
-            Some(&Value::StrictArray(vec!["hvc1".into(), "avc1".into()]))
+            Some(&Value::StrictArray(vec![
+                "hvc1".into(),
+                "avc1".into(),
+                "av01".into()
+            ]))
         );
 
         // A legacy client gets no fourCcList.
