@@ -1030,9 +1030,18 @@ mod tests {
 
     /// Runs a video-only publish through the built-in passthrough template to its end.
     async fn publish_video(config: VideoConfig, frames: Vec<VideoFrame>) -> Arc<HlsStream> {
-        let stream = stream();
         let template = include_str!("../../pipelines/passthrough.pipeline");
-        let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings(template));
+        publish_with(settings(template), config, frames).await
+    }
+
+    /// Runs a video-only publish with `settings` to its end.
+    async fn publish_with(
+        settings: Arc<MediaSettings>,
+        config: VideoConfig,
+        frames: Vec<VideoFrame>,
+    ) -> Arc<HlsStream> {
+        let stream = stream();
+        let mut pipeline = StreamPipeline::new(Arc::clone(&stream), settings);
         pipeline.push(MediaUnit::VideoConfig(config)).unwrap();
         for frame in frames {
             pipeline.push(MediaUnit::Video(frame)).unwrap();
@@ -1122,6 +1131,51 @@ mod tests {
             stream.renditions()[0].packager().is_ended(),
             "the playlist is ended"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ladder_without_source_rung_produces_aligned_rungs_only() {
+        let (avcc, frames) = encoded_h264(90);
+        let dir = tempfile::tempdir().unwrap();
+        let base = settings(include_str!("../../pipelines/passthrough.pipeline"));
+        let rung = |name: &str, width, height| crate::config::RungConfig {
+            name: name.into(),
+            width,
+            height,
+            video_bitrate_kbps: 200,
+            max_fps: 30,
+            profile: "main".into(),
+            preset: "ultrafast".into(),
+        };
+        // 480x360 is larger than the 320x240 source: skipped.
+        let rungs = [rung("small", 160, 120), rung("big", 480, 360)];
+        let ladder = Ladder::load(
+            dir.path(),
+            "ladder.pipeline",
+            "rung.pipeline",
+            &rungs,
+            &base.values,
+        )
+        .unwrap();
+        let settings = Arc::new(MediaSettings {
+            template: base.template.clone(),
+            values: base.values.clone(),
+            track_wait_ns: 0,
+            metrics: Arc::default(),
+            ladder: Some(ladder),
+            source_rung: false,
+            ladder_block: true,
+        });
+        let stream = publish_with(settings, VideoConfig::H264 { avcc }, frames).await;
+        let renditions = stream.renditions();
+        let names: Vec<&str> = renditions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["small"]);
+        let info = renditions[0].info();
+        assert_eq!(info.resolution, Some((160, 120)));
+        assert!(info.codecs.unwrap().starts_with("avc1.4"));
+        // Keyframes forced on the source's 1 s GOP: 3 one-second segments.
+        let text = renditions[0].packager().media_playlist(false).to_string();
+        assert_eq!(text.matches("#EXTINF:1.000,").count(), 3, "{text}");
     }
 
     #[test]
