@@ -5,7 +5,9 @@
 //! settings, fragmented MP4 out) from the same file, alternating, in one run.
 //!
 //! `cargo bench --bench ladder` (20 s clip, 3 runs each). `LADDER_SECONDS=…`, `LADDER_RUNS=…`,
-//! `LADDER_PIPELINES_DIR=…` (templates to try) override. Under `cargo test --benches` it runs
+//! `LADDER_PIPELINES_DIR=…` (templates to try) override; `LADDER_X264_THREADS=N` sets the x264
+//! thread count of every encoder on both sides (x264enc `threads=N` added to the rung template,
+//! ffmpeg `-threads:v N`; default: x264's automatic choice on both). Under `cargo test --benches` it runs
 //! once on a 3 s clip with the rungs at `ultrafast`.
 //!
 //! Reports wall time, realtime factor (media seconds / wall seconds), CPU seconds (user+sys of
@@ -155,7 +157,7 @@ async fn cuecast_run(units: &[MediaUnit], settings: &Arc<MediaSettings>) -> (f64
 }
 
 /// The same ladder with ffmpeg: wall time and CPU seconds of the child.
-fn ffmpeg_run(clip: &Path, out: &Path, preset: &str) -> (f64, f64) {
+fn ffmpeg_run(clip: &Path, out: &Path, preset: &str, threads: Option<u32>) -> (f64, f64) {
     let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"]
         .iter()
         .map(|s| s.to_string())
@@ -172,6 +174,9 @@ fn ffmpeg_run(clip: &Path, out: &Path, preset: &str) -> (f64, f64) {
         } else {
             format!("[s{i}]")
         };
+        if let Some(n) = threads {
+            args.extend(["-threads:v".to_string(), n.to_string()]);
+        }
         let rung = format!(
             "-map {input} -c:v libx264 -preset {preset} -profile:v {profile} -b:v {kbps}k \
              -maxrate {kbps}k -bufsize {buf}k -bf 0 -x264-params keyint=infinite:scenecut=0:rc-lookahead=10 \
@@ -214,9 +219,22 @@ async fn main() {
     let clip = make_clip(dir.path(), seconds);
     let units = read_flv(&clip);
 
-    let pipelines = std::env::var("LADDER_PIPELINES_DIR")
+    let mut pipelines = std::env::var("LADDER_PIPELINES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"));
+    let threads: Option<u32> = std::env::var("LADDER_X264_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if let Some(n) = threads {
+        // The same templates with `threads=N` on the encoder.
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        for name in ["passthrough.pipeline", "ladder.pipeline", "rung.pipeline"] {
+            let text = std::fs::read_to_string(pipelines.join(name)).expect("template");
+            let text = text.replace("! x264enc ", &format!("! x264enc threads={n} "));
+            std::fs::write(dir.join(name), text).expect("write template");
+        }
+        pipelines = dir;
+    }
     let values = MediaSettings::placeholder_values(SEGMENT, PART);
     let settings = Arc::new(MediaSettings {
         template: Template::load(&pipelines, "passthrough.pipeline", &values).expect("template"),
@@ -238,7 +256,8 @@ async fn main() {
     });
 
     println!(
-        "ladder: {seconds} s 720p30 clip -> 720p/480p/360p x264 {preset}, {runs} run(s) each, {} CPUs",
+        "ladder: {seconds} s 720p30 clip -> 720p/480p/360p x264 {preset}, threads {}, {runs} run(s) each, {} CPUs",
+        threads.map_or("auto".to_string(), |n| n.to_string()),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let (mut c_wall, mut c_cpu, mut f_wall, mut f_cpu) = (vec![], vec![], vec![], vec![]);
@@ -250,7 +269,7 @@ async fn main() {
         );
         c_wall.push(wall);
         c_cpu.push(cpu);
-        let (wall, cpu) = ffmpeg_run(&clip, dir.path(), preset);
+        let (wall, cpu) = ffmpeg_run(&clip, dir.path(), preset, threads);
         println!(
             "run {i}: ffmpeg  {wall:.2} s wall ({:.2}x realtime), {cpu:.2} s CPU",
             f64::from(seconds) / wall
