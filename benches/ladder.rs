@@ -5,9 +5,8 @@
 //! settings, fragmented MP4 out) from the same file, alternating, in one run.
 //!
 //! `cargo bench --bench ladder` (20 s clip, 3 runs each). `LADDER_SECONDS=…`, `LADDER_RUNS=…`,
-//! `LADDER_PIPELINES_DIR=…` (templates to try) override; `LADDER_X264_THREADS=N` sets the x264
-//! thread count of every encoder on both sides (x264enc `threads=N` added to the rung template,
-//! ffmpeg `-threads:v N`; default: x264's automatic choice on both). Under `cargo test --benches` it runs
+//! `LADDER_PIPELINES_DIR=…` (templates to try) override. ffmpeg's encoders get the rung
+//! template's x264 `threads=` (`-threads:v`); `LADDER_X264_THREADS=N` replaces it on both sides. Under `cargo test --benches` it runs
 //! once on a 3 s clip with the rungs at `ultrafast`.
 //!
 //! Reports wall time, realtime factor (media seconds / wall seconds), CPU seconds (user+sys of
@@ -195,6 +194,17 @@ fn ffmpeg_run(clip: &Path, out: &Path, preset: &str, threads: Option<u32>) -> (f
     (wall, child1 - child0)
 }
 
+/// `threads=N` of the x264enc line of a rung template, if set.
+fn x264_threads(template: &str) -> Option<u32> {
+    template
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .skip_while(|l| !l.contains("x264enc"))
+        .take(2)
+        .flat_map(str::split_whitespace)
+        .find_map(|word| word.strip_prefix("threads=")?.parse().ok())
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -222,19 +232,26 @@ async fn main() {
     let mut pipelines = std::env::var("LADDER_PIPELINES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"));
+    // The rung template's x264 thread count (or LADDER_X264_THREADS in its place) is given to
+    // ffmpeg's encoders too, so both sides run the same encoder settings.
+    let rung_template = std::fs::read_to_string(pipelines.join("rung.pipeline")).ok();
+    let template_threads = rung_template.as_deref().and_then(x264_threads);
     let threads: Option<u32> = std::env::var("LADDER_X264_THREADS")
         .ok()
         .and_then(|v| v.parse().ok());
-    if let Some(n) = threads {
-        // The same templates with `threads=N` on the encoder.
+    if let (Some(n), Some(text)) = (threads, &rung_template) {
         let dir = tempfile::tempdir().expect("tempdir").keep();
-        for name in ["passthrough.pipeline", "ladder.pipeline", "rung.pipeline"] {
-            let text = std::fs::read_to_string(pipelines.join(name)).expect("template");
-            let text = text.replace("! x264enc ", &format!("! x264enc threads={n} "));
-            std::fs::write(dir.join(name), text).expect("write template");
+        for name in ["passthrough.pipeline", "ladder.pipeline"] {
+            std::fs::copy(pipelines.join(name), dir.join(name)).expect("copy template");
         }
+        let text = match template_threads {
+            Some(old) => text.replace(&format!("threads={old}"), &format!("threads={n}")),
+            None => text.replace("! x264enc ", &format!("! x264enc threads={n} ")),
+        };
+        std::fs::write(dir.join("rung.pipeline"), text).expect("write template");
         pipelines = dir;
     }
+    let threads = threads.or(template_threads);
     let values = MediaSettings::placeholder_values(SEGMENT, PART);
     let settings = Arc::new(MediaSettings {
         template: Template::load(&pipelines, "passthrough.pipeline", &values).expect("template"),

@@ -369,6 +369,20 @@ fn ertmp_hevc_publish_becomes_hevc_hls() {
     );
 }
 
+/// The `240p` rung's first segment decodes as 426x240 H.264.
+fn assert_h264_240p_rung(server: &Server) {
+    let url = media_url(server, "demo", "240p");
+    let text = wait_for(&url, READY, |t| t.matches("#EXTINF").count() >= 2);
+    let playlist = parse_media(&text);
+    let (_, _, mut file) = get(&url.replace("playlist.m3u8", "init.mp4"));
+    let (status, _, segment) = get(&url.replace("playlist.m3u8", &playlist.segments[0].uri));
+    assert_eq!(status, 200);
+    file.extend_from_slice(&segment);
+    let probe = ffprobe(&file, server.dir.path());
+    assert_eq!(probe.codec_name, "h264");
+    assert_eq!((probe.width, probe.height), (Some(426), Some(240)));
+}
+
 /// An HEVC source reaches the transcoding ladder: avdec_h265 decodes it once and the rung is
 /// H.264 (`avc1`) at its own size, next to the `hvc1` passthrough.
 #[test]
@@ -392,16 +406,7 @@ fn ertmp_hevc_source_feeds_the_h264_ladder() {
             && codecs.iter().any(|c| c.starts_with("avc1.")),
         "{master_text}"
     );
-    let url = media_url(&server, "demo", "240p");
-    let text = wait_for(&url, READY, |t| t.matches("#EXTINF").count() >= 2);
-    let playlist = parse_media(&text);
-    let (_, _, mut file) = get(&url.replace("playlist.m3u8", "init.mp4"));
-    let (status, _, segment) = get(&url.replace("playlist.m3u8", &playlist.segments[0].uri));
-    assert_eq!(status, 200);
-    file.extend_from_slice(&segment);
-    let probe = ffprobe(&file, server.dir.path());
-    assert_eq!(probe.codec_name, "h264");
-    assert_eq!((probe.width, probe.height), (Some(426), Some(240)));
+    assert_h264_240p_rung(&server);
     drop(publisher.join().expect("publisher thread"));
     assert!(
         server.log().contains("decoder=\"avdec_h265\""),
@@ -427,16 +432,7 @@ fn ertmp_av1_source_is_transcoded_by_the_ladder() {
         master.variants[0].uri.ends_with("/240p/playlist.m3u8"),
         "{master_text}"
     );
-    let url = media_url(&server, "demo", "240p");
-    let text = wait_for(&url, READY, |t| t.matches("#EXTINF").count() >= 2);
-    let playlist = parse_media(&text);
-    let (_, _, mut file) = get(&url.replace("playlist.m3u8", "init.mp4"));
-    let (status, _, segment) = get(&url.replace("playlist.m3u8", &playlist.segments[0].uri));
-    assert_eq!(status, 200);
-    file.extend_from_slice(&segment);
-    let probe = ffprobe(&file, server.dir.path());
-    assert_eq!(probe.codec_name, "h264");
-    assert_eq!((probe.width, probe.height), (Some(426), Some(240)));
+    assert_h264_240p_rung(&server);
     drop(publisher.join().expect("publisher thread"));
     assert!(
         server.log().contains("decoder=\"av1dec\""),

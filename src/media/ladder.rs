@@ -595,16 +595,12 @@ mod tests {
         assert!(text.contains("width=854,height=480"), "{text}");
     }
 
-    #[test]
-    fn broken_rung_template_error_names_template_and_element() {
+    /// The error of loading the ladder with `rung_template` as rung.pipeline.
+    fn rung_template_error(rung_template: &str) -> String {
         crate::media::init().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("rung.pipeline"),
-            "decoded. ! queue ! no_such_encoder name=encoder_{name} ! appsink name=hls_{name}",
-        )
-        .unwrap();
-        let err = Ladder::load(
+        std::fs::write(dir.path().join("rung.pipeline"), rung_template).unwrap();
+        Ladder::load(
             dir.path(),
             "ladder.pipeline",
             "rung.pipeline",
@@ -612,24 +608,20 @@ mod tests {
             &base(),
         )
         .unwrap_err()
-        .to_string();
+        .to_string()
+    }
+
+    #[test]
+    fn broken_rung_template_error_names_template_and_element() {
+        let err = rung_template_error(
+            "decoded. ! queue ! no_such_encoder name=encoder_{name} ! appsink name=hls_{name}",
+        );
         assert!(err.contains("rung.pipeline"), "{err}");
         assert!(err.contains("no_such_encoder"), "{err}");
 
-        std::fs::write(
-            dir.path().join("rung.pipeline"),
+        let err = rung_template_error(
             "decoded. ! queue ! videoconvert name=encoder_{name} ! appsink name=hls_{name}",
-        )
-        .unwrap();
-        let err = Ladder::load(
-            dir.path(),
-            "ladder.pipeline",
-            "rung.pipeline",
-            &[rung("360p", 640, 360)],
-            &base(),
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(
             err.contains("encoder_360p") && err.contains("video encoder"),
             "{err}"

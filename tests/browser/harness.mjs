@@ -52,3 +52,24 @@ export async function launchChromium(executablePath, userDataDir) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Parses `--flag value` arguments onto a copy of `defaults`: `flags` maps each flag to
+ * [option key, 'number' | 'string']; `-h`/`--help` prints `usage` and exits.
+ */
+export function parseFlags(argv, defaults, flags, usage) {
+  const opts = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help') {
+      process.stdout.write(usage);
+      process.exit(0);
+    }
+    const spec = flags[arg];
+    if (!spec) throw new Error(`unknown argument ${arg}`);
+    if (i + 1 >= argv.length) throw new Error(`${arg} needs a value`);
+    const raw = argv[++i];
+    opts[spec[0]] = spec[1] === 'number' ? Number(raw) : raw;
+  }
+  return opts;
+}

@@ -17,10 +17,10 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { launchChromium, sleep, startPageServer } from './harness.mjs';
+import { launchChromium, parseFlags, sleep, startPageServer } from './harness.mjs';
 
 function parseArgs(argv) {
-  const opts = {
+  const opts = parseFlags(argv, {
     url: null,
     seconds: 20,
     startTimeout: 20,
@@ -28,28 +28,15 @@ function parseArgs(argv) {
     chromium: process.env.CHROMIUM || '/usr/bin/chromium',
     screenshot: null,
     log: null,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${arg} needs a value`);
-      return argv[++i];
-    };
-    switch (arg) {
-      case '--url': opts.url = value(); break;
-      case '--seconds': opts.seconds = Number(value()); break;
-      case '--start-timeout': opts.startTimeout = Number(value()); break;
-      case '--json': opts.json = value(); break;
-      case '--chromium': opts.chromium = value(); break;
-      case '--screenshot': opts.screenshot = value(); break;
-      case '--log': opts.log = value(); break;
-      case '-h': case '--help':
-        process.stdout.write('usage: node play.mjs --url MULTIVARIANT [--seconds 20] [--start-timeout 20] [--json FILE] [--chromium PATH] [--screenshot FILE] [--log FILE]\n');
-        process.exit(0);
-        break;
-      default: throw new Error(`unknown argument ${arg}`);
-    }
-  }
+  }, {
+    '--url': ['url', 'string'],
+    '--seconds': ['seconds', 'number'],
+    '--start-timeout': ['startTimeout', 'number'],
+    '--json': ['json', 'string'],
+    '--chromium': ['chromium', 'string'],
+    '--screenshot': ['screenshot', 'string'],
+    '--log': ['log', 'string'],
+  }, 'usage: node play.mjs --url MULTIVARIANT [--seconds 20] [--start-timeout 20] [--json FILE] [--chromium PATH] [--screenshot FILE] [--log FILE]\n');
   if (!opts.url) throw new Error('--url is required');
   for (const [name, v] of [['--seconds', opts.seconds], ['--start-timeout', opts.startTimeout]]) {
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);

@@ -18,31 +18,22 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { launchChromium, sleep, startPageServer } from './harness.mjs';
+import { launchChromium, parseFlags, sleep, startPageServer } from './harness.mjs';
 
 function parseArgs(argv) {
-  const opts = {
+  const opts = parseFlags(argv, {
     url: null,
     dwell: 20,
     startTimeout: 30,
     json: null,
     chromium: process.env.CHROMIUM || '/usr/bin/chromium',
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${arg} needs a value`);
-      return argv[++i];
-    };
-    switch (arg) {
-      case '--url': opts.url = value(); break;
-      case '--dwell': opts.dwell = Number(value()); break;
-      case '--start-timeout': opts.startTimeout = Number(value()); break;
-      case '--json': opts.json = value(); break;
-      case '--chromium': opts.chromium = value(); break;
-      default: throw new Error(`unknown argument ${arg}`);
-    }
-  }
+  }, {
+    '--url': ['url', 'string'],
+    '--dwell': ['dwell', 'number'],
+    '--start-timeout': ['startTimeout', 'number'],
+    '--json': ['json', 'string'],
+    '--chromium': ['chromium', 'string'],
+  }, 'usage: node switch.mjs --url MULTIVARIANT [--dwell 20] [--start-timeout 30] [--json FILE] [--chromium PATH]\n');
   if (!opts.url) throw new Error('--url is required');
   return opts;
 }
