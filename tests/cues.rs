@@ -322,7 +322,7 @@ fn check_in_band(
 
 #[test]
 fn posted_cue_reaches_playlists_and_every_rendition_and_survives_end_and_restart() {
-    let mut server = Server::start_with(&[("CUECAST_CUES_RATE_PER_S", "2")]);
+    let mut server = Server::start_with(&[("CUECAST_CUES_RATE_PER_S", "0.2")]);
     let mut publisher = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 25);
     let video = media_url(&server, "demo", "source");
     let audio = media_url(&server, "demo", "audio");
@@ -454,7 +454,7 @@ fn posted_cue_reaches_playlists_and_every_rendition_and_survives_end_and_restart
     let (status, _, body) = call("POST", &cues_url, Some(TOKEN), Some(&oversize));
     assert_eq!(status, 413, "{body}");
     assert_eq!(count(&server), 1, "no error stored anything");
-    // Rate: 2/s with a burst of 5 — a quick series runs into 429 with Retry-After.
+    // Rate: one per 5 s with a burst of 5 — a quick series runs into 429 with Retry-After.
     let mut created = 0;
     let mut limited = None;
     for _ in 0..12 {
