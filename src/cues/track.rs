@@ -558,6 +558,95 @@ mod tests {
         assert!(render(&cues, &view(11, 12)).dateranges.is_empty());
     }
 
+    /// Through a real `HlsStream` rendition: emsg in the part and the same bytes in the
+    /// segment; DATERANGEs in the LL playlist; v2 delta updates skip and report per the rules.
+    #[test]
+    fn stream_rendition_carries_cues_in_parts_segments_and_playlists() {
+        use crate::hls::packager::PackagerConfig;
+        use crate::hls::stream::{HlsStream, PlaylistForm, RenditionKind, TrackInfo};
+
+        let stream = HlsStream::new(
+            "demo",
+            PackagerConfig {
+                segment_target: Duration::from_secs(2),
+                part_target: Duration::from_millis(500),
+                window: Duration::from_secs(14),
+            },
+        );
+        stream.anchor(0);
+        let rendition = stream.add_rendition("source", RenditionKind::Video);
+        rendition.push_init(Bytes::from(init(90_000, 3000)), TrackInfo::default());
+        let at = |start_ms: u64, seq: i64, duration_ms: u64| {
+            let mut c = cue(seq, CueKind::Product, 0, None);
+            c.start_ns = start_ms * 1_000_000;
+            c.start_date = stream.program_date_time(c.start_ns);
+            c.spec.duration = Some(Duration::from_millis(duration_ms));
+            c
+        };
+        stream.add_cue(at(600, 1, 1000));
+        stream.add_cue(at(10_000, 2, 1000));
+        stream.add_cue(at(17_000, 3, 100_000));
+        for index in 0..60u64 {
+            let pts = index * 500_000_000;
+            let frames: Vec<(u32, i32)> = vec![(3000, 0); 15];
+            stream.cues().observe(pts + 500_000_000, true);
+            rendition.push_chunk(CmafChunk {
+                data: Bytes::from(make_moof(index * 45_000, &frames)),
+                pts,
+                duration: 500_000_000,
+                fragment_start: index % 4 == 0,
+                independent: index % 4 == 0,
+                program_date_time: stream.program_date_time(pts),
+            });
+            if index == 1 {
+                // Cue 1 (0.6 s) rides in the chunk 0.5–1.0 s: part 1 of segment 0.
+                let part = rendition.packager().part(0, 1).expect("part 0.1");
+                let emsg_len = u32::from_be_bytes(part[0..4].try_into().expect("4 bytes")) as usize;
+                let emsg = Emsg::parse(&part[..emsg_len]).expect("emsg first");
+                assert_eq!(emsg.presentation_time, 54_000);
+                assert_eq!(&part[emsg_len + 4..emsg_len + 8], b"moof");
+                let text = rendition.playlist(PlaylistForm::LowLatency, Vec::new);
+                let text = String::from_utf8_lossy(&text);
+                assert!(text.contains("#EXT-X-DATERANGE:ID=\"cue1\""), "{text}");
+                assert!(text.contains("CAN-SKIP-DATERANGES=YES"), "{text}");
+            }
+            if index == 4 {
+                let packager = rendition.packager();
+                let segment = packager.segment(0).expect("segment 0");
+                let parts: Vec<u8> = (0..4)
+                    .flat_map(|p| packager.part(0, p).expect("part").to_vec())
+                    .collect();
+                assert_eq!(segment.as_ref(), parts.as_slice(), "segment = its parts");
+            }
+        }
+        let text = |form| String::from_utf8_lossy(&rendition.playlist(form, Vec::new)).to_string();
+        let full = text(PlaylistForm::LowLatency);
+        let v2 = text(PlaylistForm::DeltaV2);
+        let yes = text(PlaylistForm::Delta);
+        // Cue 1 ended long before the window; cue 2 left within CAN-SKIP-UNTIL; cue 3 runs.
+        assert!(
+            !full.contains("ID=\"cue1\"") && !full.contains("ID=\"cue2\""),
+            "{full}"
+        );
+        assert!(full.contains("ID=\"cue3\""), "{full}");
+        assert!(v2.contains("RECENTLY-REMOVED-DATERANGES=\"cue2\""), "{v2}");
+        assert!(
+            !v2.contains("#EXT-X-DATERANGE"),
+            "cue3 is old and unchanged: {v2}"
+        );
+        assert!(
+            yes.contains("ID=\"cue3\"") && !yes.contains("RECENTLY-REMOVED"),
+            "{yes}"
+        );
+        // Ending cue 3 changes it: v2 sends it again, with END-DATE.
+        stream.end_cue("cue3", 29_000_000_000).expect("cue 3");
+        let v2 = text(PlaylistForm::DeltaV2);
+        assert!(
+            v2.contains("ID=\"cue3\"") && v2.contains("END-DATE="),
+            "{v2}"
+        );
+    }
+
     #[test]
     fn carriage_inserts_emsg_before_moof_with_exact_time() {
         let track = CueTrack::default();
