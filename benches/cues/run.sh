@@ -44,7 +44,7 @@ ffmpeg -hide_banner -loglevel error -nostdin -re \
   -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
   -t "$duration" -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -bf 2 \
   -g 60 -keyint_min 60 -sc_threshold 0 -b:v 2500k -c:a aac -ar 48000 -ac 2 -b:a 128k \
-  -f flv "rtmp://127.0.0.1:$rtmp/live/demo-key" &
+  -f flv "rtmp://127.0.0.1:$rtmp/live/demo-key" 2>"$work/ffmpeg.log" &
 pids+=($!)
 sleep "$WARMUP_S"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
