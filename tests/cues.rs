@@ -454,6 +454,40 @@ fn posted_cue_reaches_playlists_and_every_rendition_and_survives_end_and_restart
     let (status, _, body) = call("POST", &cues_url, Some(TOKEN), Some(&oversize));
     assert_eq!(status, 413, "{body}");
     assert_eq!(count(&server), 1, "no error stored anything");
+    // The other `at` forms: a media time, and a wall-clock time mapped through PDT.
+    let (status, _, at_media) = call(
+        "POST",
+        &cues_url,
+        Some(TOKEN),
+        Some(r#"{"kind": "clear", "at": {"media_time_s": 1.5}}"#),
+    );
+    assert_eq!(status, 201, "{at_media}");
+    assert_eq!(at_media["media_time_s"].as_f64(), Some(1.5));
+    let wall = format!(
+        r#"{{"kind": "pin", "at": {{"wall_clock": "{}"}}, "end_on_next": true}}"#,
+        cue["start_date"].as_str().unwrap()
+    );
+    let (status, _, at_wall) = call("POST", &cues_url, Some(TOKEN), Some(&wall));
+    assert_eq!(status, 201, "{at_wall}");
+    let wall_media = at_wall["media_time_s"].as_f64().unwrap();
+    assert!(
+        (wall_media - media_time_s).abs() <= 0.001,
+        "wall clock {} → {wall_media} s, expected {media_time_s} s",
+        cue["start_date"]
+    );
+    assert_eq!(at_wall["start_date"], cue["start_date"]);
+    let (status, _, body) = call(
+        "POST",
+        &cues_url,
+        Some(TOKEN),
+        Some(r#"{"kind": "pin", "at": {"wall_clock": "2001-01-01T00:00:00Z"}}"#),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("at.wall_clock")),
+        "{body}"
+    );
+    assert_eq!(count(&server), 3);
     // Rate: one per 5 s with a burst of 5 — a quick series runs into 429 with Retry-After.
     let mut created = 0;
     let mut limited = None;
@@ -473,7 +507,7 @@ fn posted_cue_reaches_playlists_and_every_rendition_and_survives_end_and_restart
     assert!(headers.contains_key("retry-after"));
     assert_eq!(
         count(&server),
-        1 + created,
+        3 + created,
         "rate-limited requests stored nothing"
     );
 
@@ -527,7 +561,7 @@ fn posted_cue_reaches_playlists_and_every_rendition_and_survives_end_and_restart
     );
     assert_eq!(status, 200);
     let listed = list["cues"].as_array().unwrap();
-    assert_eq!(listed.len(), 1 + created);
+    assert_eq!(listed.len(), 3 + created);
     let first = listed
         .iter()
         .find(|c| c["id"] == id.as_str())
