@@ -116,6 +116,22 @@ pub fn earliest_presentation_time(chunk: &[u8], timing: TrackTiming) -> Option<u
         if flags & 0x004 != 0 {
             at += 4; // first_sample_flags
         }
+        let per_sample = [0x100, 0x200, 0x400, 0x800]
+            .iter()
+            .filter(|&&f| flags & f != 0)
+            .count()
+            * 4;
+        if per_sample == 0 {
+            // Every sample has the default duration and no composition offset.
+            earliest = Some(earliest.map_or(decode_time, |e| e.min(decode_time)));
+            decode_time = decode_time
+                .saturating_add(u64::from(count).saturating_mul(u64::from(default_duration)));
+            continue;
+        }
+        // The samples must fit in the box (bounds the loop on hostile counts).
+        if trun.len() < at + usize::try_from(count).ok()?.checked_mul(per_sample)? {
+            return None;
+        }
         for _ in 0..count {
             let duration = if flags & 0x100 != 0 {
                 let d = be_u32(trun, at)?;
@@ -221,5 +237,35 @@ pub(crate) mod tests {
         let styp = [mp4_box(b"styp", b"cmf2"), data].concat();
         assert_eq!(moof_offset(&styp), Some(12));
         assert_eq!(earliest_presentation_time(b"junk", timing), None);
+    }
+
+    #[test]
+    fn truncated_and_mutated_input_never_panics() {
+        use super::super::emsg::{Emsg, parse_id3};
+        let timing = track_timing(&init(90_000, 3000)).expect("timing");
+        let good = [init(90_000, 3000), chunk(0, &[(3000, 100), (3000, -50)])].concat();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for cut in 0..good.len() {
+            let data = &good[..cut];
+            let _ = (track_timing(data), moof_offset(data));
+            let _ = earliest_presentation_time(data, timing);
+            let _ = (Emsg::parse(data), parse_id3(data));
+        }
+        for _ in 0..2000 {
+            let mut data = good.clone();
+            for _ in 0..4 {
+                let at = (next() as usize) % data.len();
+                data[at] = next() as u8;
+            }
+            let _ = (track_timing(&data), moof_offset(&data));
+            let _ = earliest_presentation_time(&data, timing);
+            let _ = (Emsg::parse(&data), parse_id3(&data));
+        }
     }
 }
