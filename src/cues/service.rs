@@ -145,8 +145,8 @@ impl CueService {
             fired: Mutex::new(Some(tx)),
             persister: Mutex::new(Some(persister)),
         });
-        let hook: Arc<dyn super::MediaClock> = Arc::clone(&service) as _;
-        registry.set_media_clock(hook);
+        // A weak reference: the registry must not keep the service (and its registry) alive.
+        registry.set_media_clock(Arc::new(WeakClock(Arc::downgrade(&service))));
         Ok(service)
     }
 
@@ -353,8 +353,20 @@ impl CueService {
     }
 }
 
-impl super::MediaClock for CueService {
+/// The service as the registry's media clock, without an ownership cycle.
+struct WeakClock(std::sync::Weak<CueService>);
+
+impl super::MediaClock for WeakClock {
     fn on_media(&self, stream: &HlsStream, now_ns: u64) {
+        if let Some(service) = self.0.upgrade() {
+            service.fire_due(stream, now_ns);
+        }
+    }
+}
+
+impl CueService {
+    /// Fires the rundown items of `stream` whose offset the media timeline reached.
+    fn fire_due(&self, stream: &HlsStream, now_ns: u64) {
         let rundown = {
             let map = self.rundowns.lock().unwrap_or_else(|e| e.into_inner());
             match map.get(&stream.name) {
