@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, DEV_ADMIN_TOKEN, secs};
+use crate::cues::service::{AdminToken, CueService, CueSettings};
 use crate::hls::origin::{CachePolicy, Origin};
 use crate::hls::packager::PackagerConfig;
 use crate::hls::registry::Registry;
@@ -40,6 +41,7 @@ pub struct App {
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     http_shutdown: CancellationToken,
     store: Store,
+    cues: Arc<CueService>,
     grace: Duration,
     /// The thread running the ingest runtime.
     ingest_thread: std::thread::JoinHandle<std::io::Result<()>>,
@@ -96,6 +98,19 @@ impl App {
             },
             secs(config.hls.ended_retention_s),
         ));
+        let cues = CueService::start(
+            store.pool().clone(),
+            CueSettings {
+                rate_per_s: config.cues.rate_per_s,
+                rate_burst: config.cues.rate_burst,
+                max_payload_bytes: config.cues.max_payload_bytes,
+                max_request_bytes: config.cues.max_request_bytes,
+                max_rundown_items: config.cues.max_rundown_items,
+            },
+            Arc::clone(&registry),
+            vec![Arc::new(AdminToken(config.api.admin_token.clone()))],
+        )
+        .await?;
         let keys = StreamKeys::new(&config.streams);
         let live = Arc::new(LiveSet::default());
         let origin = Arc::new(Origin {
@@ -191,6 +206,7 @@ impl App {
             origin,
             metrics,
             store: store.clone(),
+            cues: Arc::clone(&cues),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http_shutdown = CancellationToken::new();
@@ -217,6 +233,7 @@ impl App {
             http_task,
             http_shutdown,
             store,
+            cues,
             grace: secs(config.server.shutdown_grace_s),
             ingest_thread,
         })
@@ -260,6 +277,7 @@ impl App {
             Ok(Err(join)) => return Err(join).context("HTTP server task"),
             Err(_) => tracing::warn!("HTTP requests still running at the end of the grace period"),
         }
+        self.cues.close().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -74,6 +74,8 @@ pub struct Config {
     pub hls: HlsConfig,
     /// Media pipelines.
     pub media: MediaConfig,
+    /// Timed product cues.
+    pub cues: CuesConfig,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -244,6 +246,22 @@ impl RungConfig {
     }
 }
 
+/// `[cues]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CuesConfig {
+    /// Accepted cue requests per second per stream.
+    pub rate_per_s: f64,
+    /// Burst of requests allowed at once.
+    pub rate_burst: u32,
+    /// Largest JSON of product + data, bytes.
+    pub max_payload_bytes: usize,
+    /// Largest request body, bytes.
+    pub max_request_bytes: usize,
+    /// Most items in one rundown upload.
+    pub max_rundown_items: usize,
+}
+
 /// One `[[streams]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -334,6 +352,27 @@ impl Config {
                 "hls.window_s".into(),
                 "must hold at least 3 segments (3 × hls.segment_duration_s)".into(),
             ));
+        }
+        if !(self.cues.rate_per_s.is_finite() && self.cues.rate_per_s > 0.0) {
+            return Err(("cues.rate_per_s".into(), "must be a positive number".into()));
+        }
+        if self.cues.rate_burst == 0 {
+            return Err(("cues.rate_burst".into(), "must be at least 1".into()));
+        }
+        if self.cues.max_payload_bytes < 64 {
+            return Err((
+                "cues.max_payload_bytes".into(),
+                "must be at least 64".into(),
+            ));
+        }
+        if self.cues.max_request_bytes < self.cues.max_payload_bytes {
+            return Err((
+                "cues.max_request_bytes".into(),
+                "must be at least cues.max_payload_bytes".into(),
+            ));
+        }
+        if self.cues.max_rundown_items == 0 {
+            return Err(("cues.max_rundown_items".into(), "must be at least 1".into()));
         }
         if !(128..=65536).contains(&self.rtmp.chunk_size) {
             return Err((

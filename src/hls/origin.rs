@@ -270,7 +270,8 @@ async fn media_playlist(
             }
             match directives.skip {
                 SkipRequest::No => PlaylistForm::LowLatency,
-                SkipRequest::Yes | SkipRequest::V2 => PlaylistForm::Delta,
+                SkipRequest::Yes => PlaylistForm::Delta,
+                SkipRequest::V2 => PlaylistForm::DeltaV2,
             }
         }
     };

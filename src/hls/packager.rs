@@ -801,6 +801,7 @@ impl Packager {
             discontinuity_sequence: self.discontinuity_sequence,
             independent_segments,
             skip: None,
+            dateranges: Vec::new(),
             segments,
             partial,
             preload_hints,

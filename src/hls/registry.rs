@@ -1,11 +1,12 @@
 //! The streams the origin knows: live ones and ended ones kept for a retention period.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use super::packager::PackagerConfig;
 use super::stream::HlsStream;
+use crate::cues::MediaClock;
 
 /// Live and recently ended streams by public name.
 pub struct Registry {
@@ -14,6 +15,8 @@ pub struct Registry {
     packager: PackagerConfig,
     /// How long an ended stream stays available.
     retention: Duration,
+    /// Given to every new stream (cue rundowns).
+    media_clock: OnceLock<Arc<dyn MediaClock>>,
 }
 
 impl Registry {
@@ -23,12 +26,21 @@ impl Registry {
             streams: RwLock::new(HashMap::new()),
             packager,
             retention,
+            media_clock: OnceLock::new(),
         }
+    }
+
+    /// Sets the media clock every new stream reports to (once).
+    pub fn set_media_clock(&self, clock: Arc<dyn MediaClock>) {
+        let _ = self.media_clock.set(clock);
     }
 
     /// Starts a new stream `name`, replacing an ended one of the same name.
     pub fn create(&self, name: &str) -> Arc<HlsStream> {
         let stream = Arc::new(HlsStream::new(name, self.packager));
+        if let Some(clock) = self.media_clock.get() {
+            stream.set_media_clock(Arc::clone(clock));
+        }
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
             previous.end();

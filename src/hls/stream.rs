@@ -7,8 +7,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::packager::{CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS};
+use super::packager::{
+    ChunkOutcome, CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS,
+};
 use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Variant};
+use crate::cues::MediaClock;
+use crate::cues::model::Cue;
+use crate::cues::track::{self, Carriage, CueTrack};
+use crate::media::frame::MediaUnit;
 
 /// Group id of the audio renditions in the multivariant playlist.
 pub const AUDIO_GROUP: &str = "audio";
@@ -46,8 +52,10 @@ pub enum PlaylistForm {
     Plain,
     /// LL-HLS: parts, preload hint, server control, rendition reports.
     LowLatency,
-    /// LL-HLS Playlist Delta Update (`_HLS_skip`): old segments replaced by EXT-X-SKIP.
+    /// LL-HLS Playlist Delta Update (`_HLS_skip=YES`): old segments replaced by EXT-X-SKIP.
     Delta,
+    /// Delta update that also skips old EXT-X-DATERANGEs (`_HLS_skip=v2`, CAN-SKIP-DATERANGES).
+    DeltaV2,
 }
 
 impl PlaylistForm {
@@ -56,6 +64,7 @@ impl PlaylistForm {
             PlaylistForm::Plain => 0,
             PlaylistForm::LowLatency => 1,
             PlaylistForm::Delta => 2,
+            PlaylistForm::DeltaV2 => 3,
         }
     }
 }
@@ -67,7 +76,7 @@ struct RenderCache {
     /// The update counter the texts belong to.
     version: u64,
     /// Text per [`PlaylistForm`].
-    texts: [Option<Bytes>; 3],
+    texts: [Option<Bytes>; 4],
 }
 
 /// What a rendition publishes to its readers after every change.
@@ -93,10 +102,19 @@ pub struct Rendition {
     updates: tokio::sync::watch::Sender<Published>,
     /// Playlists rendered for the current update counter (read-locked on the hot path).
     rendered: RwLock<RenderCache>,
+    /// The session's cues (EXT-X-DATERANGE, emsg).
+    cues: Arc<CueTrack>,
+    /// Which cues this rendition still has to carry in-band.
+    carriage: Mutex<Carriage>,
 }
 
 impl Rendition {
-    fn new(name: &str, kind: RenditionKind, config: PackagerConfig) -> Rendition {
+    fn new(
+        name: &str,
+        kind: RenditionKind,
+        config: PackagerConfig,
+        cues: Arc<CueTrack>,
+    ) -> Rendition {
         Rendition {
             name: name.to_string(),
             kind,
@@ -104,6 +122,8 @@ impl Rendition {
             info: Mutex::new(TrackInfo::default()),
             updates: tokio::sync::watch::Sender::new(Published::default()),
             rendered: RwLock::new(RenderCache::default()),
+            cues,
+            carriage: Mutex::new(Carriage::default()),
         }
     }
 
@@ -126,14 +146,44 @@ impl Rendition {
         }
         let reports = match form {
             PlaylistForm::Plain => Vec::new(),
-            PlaylistForm::LowLatency | PlaylistForm::Delta => reports(),
+            _ => reports(),
         };
         let text = {
             let packager = self.packager();
             let mut playlist = packager.media_playlist(form != PlaylistForm::Plain);
-            if form == PlaylistForm::Delta {
-                let target = std::time::Duration::from_secs(packager.target_duration());
-                playlist.skip_segments(target * SKIP_BOUNDARY_TARGETS);
+            if let Some(control) = playlist.server_control.as_mut() {
+                control.can_skip_dateranges = control.can_skip_until.is_some();
+            }
+            let window_start = playlist.segments.first().and_then(|s| s.program_date_time);
+            let skip_until =
+                std::time::Duration::from_secs(packager.target_duration()) * SKIP_BOUNDARY_TARGETS;
+            let delta = matches!(form, PlaylistForm::Delta | PlaylistForm::DeltaV2);
+            if delta {
+                playlist.skip_segments(skip_until);
+            }
+            let cues = self.cues.cues();
+            if !cues.is_empty() {
+                let view = track::View {
+                    window_start,
+                    now_ns: self.cues.now_ns().unwrap_or(0),
+                    ended: packager.is_ended(),
+                    delta: delta.then(|| track::Delta {
+                        boundary: playlist
+                            .segments
+                            .first()
+                            .and_then(|s| s.program_date_time)
+                            .or_else(|| {
+                                playlist.partial.as_ref().and_then(|p| p.program_date_time)
+                            }),
+                        skip_until,
+                        skip_dateranges: form == PlaylistForm::DeltaV2 && playlist.skip.is_some(),
+                    }),
+                };
+                let rendered = track::render(&cues, &view);
+                playlist.dateranges = rendered.dateranges;
+                if let Some(skip) = playlist.skip.as_mut() {
+                    skip.recently_removed_dateranges = rendered.recently_removed;
+                }
             }
             playlist.rendition_reports = reports;
             Bytes::from(playlist.to_string())
@@ -168,6 +218,7 @@ impl Rendition {
                 *current = info;
             }
         }
+        self.carriage().handle_init(&init);
         let position = {
             let mut packager = self.packager();
             packager.handle_init(init);
@@ -176,13 +227,29 @@ impl Rendition {
         self.publish(position);
     }
 
-    /// A new CMAF chunk from the muxer.
+    /// A new CMAF chunk from the muxer. Cues starting before the chunk's end that this
+    /// rendition has not carried yet ride in it as emsg boxes before its `moof` (so the part
+    /// and its segment hold the same bytes).
     pub fn push_chunk(&self, chunk: CmafChunk) {
         let position = {
+            let mut carriage = self.carriage();
+            let (chunk, carried) = carriage.handle_chunk(&self.cues, chunk);
             let mut packager = self.packager();
-            packager.handle_chunk(chunk);
+            if let ChunkOutcome::Dropped(_) = packager.handle_chunk(chunk) {
+                carriage.requeue(carried);
+            }
             packager.position()
         };
+        self.publish(position);
+    }
+
+    fn carriage(&self) -> MutexGuard<'_, Carriage> {
+        self.carriage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cues changed: playlists are rendered again (and held reloads re-check).
+    pub fn touch(&self) {
+        let position = self.position();
         self.publish(position);
     }
 
@@ -232,6 +299,10 @@ pub struct HlsStream {
     ended_at: OnceLock<Instant>,
     /// When the stream was created.
     pub created_at: Instant,
+    /// The session's cues.
+    cues: Arc<CueTrack>,
+    /// Told about ingested media time (rundowns).
+    media_clock: OnceLock<Arc<dyn MediaClock>>,
 }
 
 impl HlsStream {
@@ -245,7 +316,58 @@ impl HlsStream {
             renditions: RwLock::new(Vec::new()),
             ended_at: OnceLock::new(),
             created_at: Instant::now(),
+            cues: Arc::new(CueTrack::default()),
+            media_clock: OnceLock::new(),
         }
+    }
+
+    /// Sets who hears about ingested media time (once).
+    pub fn set_media_clock(&self, clock: Arc<dyn MediaClock>) {
+        let _ = self.media_clock.set(clock);
+    }
+
+    /// An ingested media unit: anchors the timeline, advances "now" for cues (video by PTS)
+    /// and fires due rundown cues.
+    pub fn observe(&self, unit: &MediaUnit) {
+        let (time, video) = match unit {
+            MediaUnit::Video(frame) => (frame.pts, true),
+            MediaUnit::Audio(frame) => (frame.pts, false),
+            _ => return,
+        };
+        self.cues.observe(time, video);
+        if let (Some(clock), Some(now)) = (self.media_clock.get(), self.cues.now_ns()) {
+            clock.on_media(self, now);
+        }
+    }
+
+    /// The session's cues.
+    pub fn cues(&self) -> &CueTrack {
+        &self.cues
+    }
+
+    /// Adds a cue to every rendition's playlists and in-band carriage.
+    pub fn add_cue(&self, cue: Cue) {
+        self.cues.add(cue);
+        for rendition in self.renditions() {
+            rendition.touch();
+        }
+    }
+
+    /// Cuts cue `id` short at media time `at_ns`.
+    pub fn end_cue(&self, id: &str, at_ns: u64) -> Option<Cue> {
+        let cue = self.cues.end(id, at_ns)?;
+        for rendition in self.renditions() {
+            rendition.touch();
+        }
+        Some((*cue).clone())
+    }
+
+    /// Media time (ns) of wall-clock `date` through the PROGRAM-DATE-TIME anchor; `None`
+    /// before the anchor's media time 0 or without an anchor.
+    pub fn media_time_at(&self, date: DateTime<Utc>) -> Option<u64> {
+        let (media, wall) = *self.anchor.get()?;
+        let offset = (date - wall).num_nanoseconds()?;
+        u64::try_from(i64::try_from(media).ok()?.checked_add(offset)?).ok()
     }
 
     /// Anchors media time `media_ns` to the current wall clock (first call wins).
@@ -266,7 +388,12 @@ impl HlsStream {
         if let Some(existing) = renditions.iter().find(|r| r.name == name) {
             return Arc::clone(existing);
         }
-        let rendition = Arc::new(Rendition::new(name, kind, self.config));
+        let rendition = Arc::new(Rendition::new(
+            name,
+            kind,
+            self.config,
+            Arc::clone(&self.cues),
+        ));
         renditions.push(Arc::clone(&rendition));
         renditions.sort_by(|a, b| a.name.cmp(&b.name));
         rendition

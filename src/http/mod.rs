@@ -13,6 +13,8 @@ use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+use crate::cues::api::{self as cue_api, CueApi};
+use crate::cues::service::CueService;
 use crate::hls::origin::{self, Origin};
 use crate::ingest::{LiveSet, StreamKeys};
 use crate::metrics::Metrics;
@@ -32,6 +34,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The database.
     pub store: Store,
+    /// Timed product cues (`/api/streams/{stream}/cues`, `/rundown`).
+    pub cues: Arc<CueService>,
 }
 
 /// Builds the whole HTTP router.
@@ -41,6 +45,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
             Method::GET,
             Method::HEAD,
             Method::POST,
+            Method::PUT,
             Method::DELETE,
             Method::OPTIONS,
         ])
@@ -60,6 +65,10 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
     Router::new()
         .merge(origin::router(Arc::clone(&api.origin)))
         .merge(api_routes)
+        .merge(cue_api::router(Arc::new(CueApi {
+            service: Arc::clone(&api.cues),
+            keys: api.keys.clone(),
+        })))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log

@@ -154,6 +154,7 @@ impl StreamPipeline {
         if let Some(time) = unit_time(&unit) {
             self.stream.anchor(time);
         }
+        self.stream.observe(&unit);
         match &mut self.state {
             State::Finished => Err(self.error("the stream has ended")),
             State::Running(running) => {

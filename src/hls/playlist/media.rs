@@ -6,14 +6,16 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::format::{FormatSeconds, validate_quoted, validate_uri_line};
-use super::{Map, Part, PartInf, PlaylistError, PreloadHint, RenditionReport, ServerControl, Skip};
+use super::{
+    DateRange, Map, Part, PartInf, PlaylistError, PreloadHint, RenditionReport, ServerControl, Skip,
+};
 
 /// A Media Playlist: the list of segments (and, for LL-HLS, parts) of one rendition.
 ///
 /// Written in this order: header tags (`EXT-X-VERSION`, `EXT-X-TARGETDURATION`,
 /// `EXT-X-SERVER-CONTROL`, `EXT-X-PART-INF`, `EXT-X-MEDIA-SEQUENCE`,
 /// `EXT-X-DISCONTINUITY-SEQUENCE`, `EXT-X-INDEPENDENT-SEGMENTS`), `EXT-X-SKIP`, the
-/// segments, the open segment's parts, `EXT-X-PRELOAD-HINT`s, `EXT-X-ENDLIST`, then
+/// `EXT-X-DATERANGE`s, the segments, the open segment's parts, `EXT-X-PRELOAD-HINT`s, `EXT-X-ENDLIST`, then
 /// `EXT-X-RENDITION-REPORT`s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaPlaylist {
@@ -37,6 +39,9 @@ pub struct MediaPlaylist {
     pub independent_segments: bool,
     /// `EXT-X-SKIP` of a Playlist Delta Update; `None` in full playlists.
     pub skip: Option<Skip>,
+    /// `EXT-X-DATERANGE`s (timed metadata), written before the first segment. A playlist
+    /// with any must carry EXT-X-PROGRAM-DATE-TIME (the packager writes it on every segment).
+    pub dateranges: Vec<DateRange>,
     /// Complete Media Segments, oldest first (after the skipped ones, if any).
     pub segments: Vec<MediaSegment>,
     /// The open (still growing) segment's parts (LL-HLS only); has no `EXTINF` yet.
@@ -110,6 +115,9 @@ impl MediaPlaylist {
         }
         for report in &self.rendition_reports {
             validate_quoted("URI", &report.uri)?;
+        }
+        for range in &self.dateranges {
+            range.validate()?;
         }
         if let Some(skip) = &self.skip {
             for id in &skip.recently_removed_dateranges {
@@ -250,6 +258,9 @@ impl fmt::Display for MediaPlaylist {
         if let Some(skip) = &self.skip {
             write!(f, "{skip}")?;
         }
+        for range in &self.dateranges {
+            write!(f, "{range}")?;
+        }
         for segment in &self.segments {
             write!(f, "{segment}")?;
         }
@@ -312,6 +323,7 @@ mod tests {
                 skipped_segments: 6,
                 recently_removed_dateranges: Vec::new(),
             }),
+            dateranges: Vec::new(),
             segments: vec![
                 MediaSegment {
                     discontinuity: false,
@@ -426,6 +438,7 @@ seg17.m4s
             discontinuity_sequence: 0,
             independent_segments: true,
             skip: None,
+            dateranges: Vec::new(),
             segments: (5..15).map(|msn| segment(msn, msn == 5)).collect(),
             partial: None,
             preload_hints: Vec::new(),

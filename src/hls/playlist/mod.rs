@@ -2,7 +2,8 @@
 //!
 //! Implements the playlist text of RFC 8216 (HTTP Live Streaming) and its Low-Latency
 //! extensions from draft-pantos-hls-rfc8216bis (EXT-X-PART, EXT-X-PART-INF,
-//! EXT-X-SERVER-CONTROL, EXT-X-PRELOAD-HINT, EXT-X-SKIP, EXT-X-RENDITION-REPORT).
+//! EXT-X-SERVER-CONTROL, EXT-X-PRELOAD-HINT, EXT-X-SKIP, EXT-X-RENDITION-REPORT) and
+//! EXT-X-DATERANGE (timed metadata).
 //!
 //! One type per tag (like gohlslib's `pkg/playlist`); every type implements
 //! [`std::fmt::Display`] and writes its exact playlist text with `\n` line ends. Whole
@@ -12,6 +13,7 @@
 //! [`MediaPlaylist::validate`] / [`MultivariantPlaylist::validate`] report; the packager
 //! (`super::packager`) is what builds spec-conforming values.
 
+mod daterange;
 mod format;
 mod map;
 mod media;
@@ -22,6 +24,7 @@ mod rendition_report;
 mod server_control;
 mod skip;
 
+pub use daterange::{ClientValue, DateRange};
 pub use format::{FormatSeconds, validate_quoted};
 pub use map::Map;
 pub use media::{MediaPlaylist, MediaSegment, PartialSegment};
@@ -46,4 +49,7 @@ pub enum PlaylistError {
     /// A URI line must be one non-empty line.
     #[error("invalid URI line: {0:?}")]
     InvalidUri(String),
+    /// An EXT-X-DATERANGE that breaks a rule of rfc8216bis §4.4.5.1.
+    #[error("invalid EXT-X-DATERANGE: {0}")]
+    InvalidDateRange(&'static str),
 }

@@ -1,0 +1,329 @@
+//! HTTP API of cues (JSON):
+//! - `POST /api/streams/{stream}/cues` → 201 cue; `GET …/cues` → `{"cues": [...]}`
+//! - `DELETE /api/streams/{stream}/cues/{id}` (or `POST …/cues/{id}/end`) → 200 cue, ended now
+//! - `PUT /api/streams/{stream}/rundown` (replace) / `POST` (append) → `{"items": [...]}`;
+//!   `GET …/rundown` lists unfired items
+//!
+//! Errors are `{"error": "...", "field": "..."}` (field only for 400): 400 bad input, 401
+//! missing/invalid token, 404 unknown stream / not live / unknown cue, 409 not applicable,
+//! 413 too large, 429 over the rate (with Retry-After), 503 no media yet, 500 storage.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::to_bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::model::{CueError, CueRequest, check_seconds, ns_to_s};
+use super::rundown::ScheduledCue;
+use super::service::{CueService, MAX_OFFSET_S, RundownItem, ServiceError};
+use crate::http::auth::bearer;
+use crate::ingest::StreamKeys;
+
+/// What the handlers share.
+pub struct CueApi {
+    /// The service.
+    pub service: Arc<CueService>,
+    /// Configured streams (others are 404).
+    pub keys: StreamKeys,
+}
+
+/// The cue routes.
+pub fn router(api: Arc<CueApi>) -> Router {
+    Router::new()
+        .route("/api/streams/{stream}/cues", post(post_cue).get(list_cues))
+        .route(
+            "/api/streams/{stream}/cues/{id}",
+            axum::routing::delete(end_cue),
+        )
+        .route("/api/streams/{stream}/cues/{id}/end", post(end_cue))
+        .route(
+            "/api/streams/{stream}/rundown",
+            get(get_rundown).put(put_rundown).post(append_rundown),
+        )
+        .with_state(api)
+}
+
+/// An API error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            ServiceError::Cue(CueError::Invalid { field, .. }) => ApiError {
+                field: Some(field),
+                ..ApiError::new(StatusCode::BAD_REQUEST, message)
+            },
+            ServiceError::Cue(CueError::TooLarge { .. }) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+            }
+            ServiceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
+            ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, message),
+            ServiceError::RateLimited { retry_after, .. } => ApiError {
+                retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+            },
+            ServiceError::NoMedia(_) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
+            ServiceError::Store(err) => {
+                tracing::error!(error = %err, "cue request failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "error": self.message });
+        if let (Some(field), Some(obj)) = (&self.field, body.as_object_mut()) {
+            obj.insert("field".into(), field.clone().into());
+        }
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// Checks the token and the stream; returns the body bytes (413 over the limit).
+async fn admit(api: &CueApi, stream: &str, request: Request) -> Result<bytes::Bytes, ApiError> {
+    let (parts, body) = request.into_parts();
+    let token = bearer(&parts).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token (Authorization: Bearer <token>)",
+        )
+    })?;
+    if !api.service.authorised(token, stream) {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token"));
+    }
+    if !api.keys.names().iter().any(|n| n == stream) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no stream `{stream}`"),
+        ));
+    }
+    let limit = api.service.settings.max_request_bytes;
+    to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {limit} bytes"),
+        )
+    })
+}
+
+/// Deserializes with the failing field's path in the error.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError {
+            field: Some(field.clone()),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{field}: {}", err.into_inner()),
+            )
+        }
+    })
+}
+
+async fn post_cue(
+    State(api): State<Arc<CueApi>>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let body = admit(&api, &stream, request).await?;
+    let request: CueRequest = parse(&body)?;
+    let cue = api.service.post(&stream, request).await?;
+    Ok(json(StatusCode::CREATED, cue.to_json()))
+}
+
+async fn list_cues(
+    State(api): State<Arc<CueApi>>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    admit(&api, &stream, request).await?;
+    let cues = api.service.list(&stream).await?;
+    let cues: Vec<_> = cues.iter().map(|c| c.to_json()).collect();
+    Ok(json(StatusCode::OK, serde_json::json!({ "cues": cues })))
+}
+
+async fn end_cue(
+    State(api): State<Arc<CueApi>>,
+    Path((stream, id)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    admit(&api, &stream, request).await?;
+    Ok(match api.service.end(&stream, &id).await? {
+        Some(cue) => json(StatusCode::OK, cue.to_json()),
+        None => json(
+            StatusCode::OK,
+            serde_json::json!({ "id": id, "removed_from_rundown": true }),
+        ),
+    })
+}
+
+fn rundown_json(items: &[ScheduledCue]) -> serde_json::Value {
+    let items: Vec<_> = items
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "id": i.id,
+                "offset_s": ns_to_s(i.offset_ns),
+                "kind": i.spec.kind.as_str(),
+                "duration_s": i.spec.duration.map(|d| d.as_secs_f64()),
+                "end_on_next": i.spec.end_on_next,
+                "product": i.spec.product,
+                "data": i.spec.data,
+            })
+        })
+        .collect();
+    serde_json::json!({ "items": items })
+}
+
+/// `{"cues": [{"offset_s": 30, "kind": ..., ...}, ...]}`: each item is a cue request with
+/// `offset_s` instead of `at`.
+fn parse_rundown(body: &[u8], api: &CueApi) -> Result<Vec<RundownItem>, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Upload {
+        cues: Vec<serde_json::Map<String, serde_json::Value>>,
+    }
+    let upload: Upload = parse(body)?;
+    let limit = api.service.settings.max_rundown_items;
+    if upload.cues.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} rundown items; the limit is {limit}", upload.cues.len()),
+        ));
+    }
+    let mut items = Vec::with_capacity(upload.cues.len());
+    for (index, mut item) in upload.cues.into_iter().enumerate() {
+        let prefix = format!("cues[{index}]");
+        let bad = |field: &str, reason: String| ApiError {
+            field: Some(format!("{prefix}.{field}")),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{prefix}.{field}: {reason}"),
+            )
+        };
+        let offset_s = item
+            .remove("offset_s")
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| bad("offset_s", "required: seconds from stream start".into()))?;
+        check_seconds("offset_s", offset_s, false, MAX_OFFSET_S)
+            .map_err(|e| bad("offset_s", e.to_string()))?;
+        if item.contains_key("at") {
+            return Err(bad("at", "rundown items take offset_s, not at".into()));
+        }
+        let request: CueRequest = parse(serde_json::Value::Object(item).to_string().as_bytes())
+            .map_err(|e| ApiError {
+                field: e.field.as_ref().map(|f| format!("{prefix}.{f}")),
+                message: format!("{prefix}.{}", e.message),
+                ..e
+            })?;
+        let spec = request
+            .validate(api.service.settings.max_payload_bytes)
+            .map_err(|err| match err {
+                CueError::Invalid { field, reason } => bad(&field, reason),
+                too_large => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("{prefix}: {too_large}"),
+                ),
+            })?;
+        items.push(RundownItem { offset_s, spec });
+    }
+    Ok(items)
+}
+
+async fn upload_rundown(
+    api: Arc<CueApi>,
+    stream: String,
+    request: Request,
+    replace: bool,
+) -> Result<Response, ApiError> {
+    let body = admit(&api, &stream, request).await?;
+    let items = parse_rundown(&body, &api)?;
+    let scheduled = api.service.schedule(&stream, items, replace).await?;
+    Ok(json(StatusCode::OK, rundown_json(&scheduled)))
+}
+
+async fn put_rundown(
+    State(api): State<Arc<CueApi>>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    upload_rundown(api, stream, request, true).await
+}
+
+async fn append_rundown(
+    State(api): State<Arc<CueApi>>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    upload_rundown(api, stream, request, false).await
+}
+
+async fn get_rundown(
+    State(api): State<Arc<CueApi>>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    admit(&api, &stream, request).await?;
+    Ok(json(
+        StatusCode::OK,
+        rundown_json(&api.service.rundown_items(&stream)),
+    ))
+}

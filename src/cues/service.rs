@@ -1,0 +1,402 @@
+//! The cue service: places requested cues on a live session's media timeline, persists them
+//! before they become visible, cuts them short, keeps rundowns and fires them from the media
+//! timeline. The HTTP layer (`super::api`) is a thin shell around it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::SqlitePool;
+use tokio::sync::mpsc;
+
+use super::model::{At, Cue, CueError, CueKind, CueRequest, CueSpec, Source, check_seconds};
+use super::rate::TokenBucket;
+use super::rundown::{Rundown, ScheduledCue};
+use super::store::{self, Found, StoreError};
+use crate::hls::registry::Registry;
+use crate::hls::stream::HlsStream;
+
+/// Longest rundown offset: 7 days.
+pub const MAX_OFFSET_S: f64 = 7.0 * 86_400.0;
+
+/// Settings from `[cues]`.
+#[derive(Debug, Clone)]
+pub struct CueSettings {
+    /// Accepted cue requests per second per stream.
+    pub rate_per_s: f64,
+    /// Requests allowed at once before the rate applies.
+    pub rate_burst: u32,
+    /// Largest JSON of product + data, bytes (413 above).
+    pub max_payload_bytes: usize,
+    /// Largest request body, bytes (413 above).
+    pub max_request_bytes: usize,
+    /// Most items in one rundown upload.
+    pub max_rundown_items: usize,
+}
+
+/// Who may post cues for a stream. The admin token is one implementation; per-user host
+/// tokens (e.g. issued by the chat service) can be added as others.
+pub trait HostAuth: Send + Sync {
+    /// Whether `token` may manage the cues of `stream`.
+    fn allows(&self, token: &str, stream: &str) -> bool;
+}
+
+/// The admin bearer token: may manage every stream.
+pub struct AdminToken(pub String);
+
+impl HostAuth for AdminToken {
+    fn allows(&self, token: &str, _stream: &str) -> bool {
+        let (a, b) = (token.as_bytes(), self.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// Why a cue operation failed; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// 400 / 413 from validation.
+    #[error(transparent)]
+    Cue(#[from] CueError),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the operation does not apply in the cue's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 429: over the per-stream rate.
+    #[error("more than {rate} cue requests per second for stream `{stream}`")]
+    RateLimited {
+        /// Stream.
+        stream: String,
+        /// The configured rate.
+        rate: f64,
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// 503: live, but no frame ingested yet.
+    #[error("stream `{0}` has not ingested any media yet")]
+    NoMedia(String),
+    /// 500.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A rundown item as uploaded.
+#[derive(Debug, Clone)]
+pub struct RundownItem {
+    /// Offset from session start, seconds.
+    pub offset_s: f64,
+    /// The cue.
+    pub spec: CueSpec,
+}
+
+/// Shared state of the cue feature.
+pub struct CueService {
+    pool: SqlitePool,
+    /// Settings.
+    pub settings: CueSettings,
+    registry: Arc<Registry>,
+    /// Who may manage cues.
+    auth: Vec<Arc<dyn HostAuth>>,
+    /// Rate limiters by stream.
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Unfired rundown items by stream.
+    rundowns: Mutex<HashMap<String, Arc<Rundown>>>,
+    /// Fired rundown cues to persist (from the ingest thread).
+    fired: Mutex<Option<mpsc::UnboundedSender<Cue>>>,
+    /// The persisting task.
+    persister: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl CueService {
+    /// Loads unfired rundown items and starts the task that persists fired ones.
+    pub async fn start(
+        pool: SqlitePool,
+        settings: CueSettings,
+        registry: Arc<Registry>,
+        auth: Vec<Arc<dyn HostAuth>>,
+    ) -> Result<Arc<CueService>, StoreError> {
+        let mut rundowns: HashMap<String, Arc<Rundown>> = HashMap::new();
+        let mut by_stream: HashMap<String, Vec<ScheduledCue>> = HashMap::new();
+        for (stream, item) in store::all_scheduled(&pool).await? {
+            by_stream.entry(stream).or_default().push(item);
+        }
+        for (stream, items) in by_stream {
+            let rundown = Rundown::default();
+            rundown.set(items, true);
+            rundowns.insert(stream, Arc::new(rundown));
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<Cue>();
+        let task_pool = pool.clone();
+        let persister = tokio::spawn(async move {
+            while let Some(cue) = rx.recv().await {
+                if let Err(err) = store::mark_fired(&task_pool, &cue).await {
+                    tracing::error!(cue = %cue.id, error = %err, "rundown cue not persisted");
+                }
+            }
+        });
+        let service = Arc::new(CueService {
+            pool,
+            settings,
+            registry: Arc::clone(&registry),
+            auth,
+            buckets: Mutex::new(HashMap::new()),
+            rundowns: Mutex::new(rundowns),
+            fired: Mutex::new(Some(tx)),
+            persister: Mutex::new(Some(persister)),
+        });
+        // A weak reference: the registry must not keep the service (and its registry) alive.
+        registry.set_media_clock(Arc::new(WeakClock(Arc::downgrade(&service))));
+        Ok(service)
+    }
+
+    /// Persists what is pending and stops the persisting task (shutdown).
+    pub async fn close(&self) {
+        drop(self.fired.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let task = self
+            .persister
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Whether `token` may manage `stream`'s cues.
+    pub fn authorised(&self, token: &str, stream: &str) -> bool {
+        self.auth.iter().any(|a| a.allows(token, stream))
+    }
+
+    fn rundown(&self, stream: &str) -> Arc<Rundown> {
+        let mut map = self.rundowns.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(map.entry(stream.to_string()).or_default())
+    }
+
+    fn live_stream(&self, name: &str) -> Option<Arc<HlsStream>> {
+        self.registry.get(name).filter(|s| !s.is_ended())
+    }
+
+    /// Takes a rate token for `stream`.
+    fn take_token(&self, stream: &str) -> Result<(), ServiceError> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(stream.to_string()).or_insert_with(|| {
+            TokenBucket::new(
+                self.settings.rate_per_s,
+                f64::from(self.settings.rate_burst.max(1)),
+                now,
+            )
+        });
+        bucket
+            .take(now)
+            .map_err(|retry_after| ServiceError::RateLimited {
+                stream: stream.to_string(),
+                rate: self.settings.rate_per_s,
+                retry_after,
+            })
+    }
+
+    fn refund(&self, stream: &str) {
+        if let Some(bucket) = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(stream)
+        {
+            bucket.refund();
+        }
+    }
+
+    /// Places a validated request on `stream`'s live session, persists it, then publishes it
+    /// (playlists, emsg). Nothing is stored or shown on any error.
+    pub async fn post(&self, stream: &str, request: CueRequest) -> Result<Cue, ServiceError> {
+        let at = request.at.clone().unwrap_or_default();
+        let spec = request.validate(self.settings.max_payload_bytes)?;
+        if let At::MediaTime { media_time_s } = at {
+            check_seconds("at.media_time_s", media_time_s, false, MAX_OFFSET_S)?;
+        }
+        let session = self
+            .live_stream(stream)
+            .ok_or_else(|| ServiceError::NotFound(format!("stream `{stream}` is not live")))?;
+        let now_ns = session
+            .cues()
+            .now_ns()
+            .ok_or_else(|| ServiceError::NoMedia(stream.to_string()))?;
+        let start_ns = match at {
+            At::Now => now_ns,
+            At::MediaTime { media_time_s } => (media_time_s * 1e9).round() as u64,
+            At::WallClock { wall_clock } => {
+                session
+                    .media_time_at(wall_clock)
+                    .ok_or_else(|| CueError::Invalid {
+                        field: "at.wall_clock".into(),
+                        reason: "is before the first frame of the live session".into(),
+                    })?
+            }
+        };
+        self.take_token(stream)?;
+        let mut cue = Cue {
+            seq: 0,
+            id: store::new_id(),
+            stream: stream.to_string(),
+            session: session.session.clone(),
+            spec,
+            start_ns,
+            start_date: session.program_date_time(start_ns),
+            ended_ns: None,
+            source: Source::Api,
+            published_ns: now_ns,
+        };
+        match store::insert_live(&self.pool, &cue).await {
+            Ok(seq) => cue.seq = seq,
+            Err(err) => {
+                self.refund(stream);
+                return Err(err.into());
+            }
+        }
+        // The latest ingested frame may have moved on while the row was written.
+        cue.published_ns = session.cues().now_ns().unwrap_or(now_ns);
+        session.add_cue(cue.clone());
+        tracing::info!(stream, cue = %cue.id, kind = cue.spec.kind.as_str(), media_time_s = cue.start_ns as f64 / 1e9, "cue posted");
+        Ok(cue)
+    }
+
+    /// A stream's cues (every session), oldest first, with the live state where the session
+    /// is still in memory.
+    pub async fn list(&self, stream: &str) -> Result<Vec<Cue>, ServiceError> {
+        Ok(store::list_live(&self.pool, stream).await?)
+    }
+
+    /// Ends cue `id` now (or removes a rundown item that has not fired).
+    pub async fn end(&self, stream: &str, id: &str) -> Result<Option<Cue>, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("stream `{stream}` has no cue `{id}`"));
+        match store::find(&self.pool, stream, id)
+            .await?
+            .ok_or_else(not_found)?
+        {
+            Found::Scheduled(seq) => {
+                store::delete_scheduled(&self.pool, seq).await?;
+                self.rundown(stream).remove(id);
+                Ok(None)
+            }
+            Found::Live(cue) => {
+                if cue.spec.end_on_next {
+                    return Err(ServiceError::Conflict(format!(
+                        "cue `{id}` ends at the next cue of kind {} (END-ON-NEXT); post one to end it",
+                        cue.spec.kind.as_str()
+                    )));
+                }
+                if cue.spec.kind == CueKind::Clear {
+                    return Ok(Some(*cue));
+                }
+                let session = self
+                    .live_stream(stream)
+                    .filter(|s| s.session == cue.session)
+                    .ok_or_else(|| {
+                        ServiceError::Conflict(format!(
+                            "cue `{id}` belongs to session {} which is no longer live",
+                            cue.session
+                        ))
+                    })?;
+                let now = session.cues().now_ns().unwrap_or(cue.start_ns);
+                if cue.end_ns().is_some_and(|end| end <= now) {
+                    return Ok(Some(*cue));
+                }
+                let at = now.max(cue.start_ns);
+                store::set_ended(&self.pool, cue.seq, at).await?;
+                let ended = session.end_cue(id, at).unwrap_or(Cue {
+                    ended_ns: Some(at),
+                    ..*cue
+                });
+                tracing::info!(stream, cue = id, "cue ended");
+                Ok(Some(ended))
+            }
+        }
+    }
+
+    /// Stores rundown items (replacing the unfired ones with `replace`) and schedules them.
+    /// Offsets already passed on a live session are refused.
+    pub async fn schedule(
+        &self,
+        stream: &str,
+        items: Vec<RundownItem>,
+        replace: bool,
+    ) -> Result<Vec<ScheduledCue>, ServiceError> {
+        if let Some(now) = self.live_stream(stream).and_then(|s| s.cues().now_ns()) {
+            for (index, item) in items.iter().enumerate() {
+                if (item.offset_s * 1e9) < now as f64 {
+                    return Err(CueError::Invalid {
+                        field: format!("cues[{index}].offset_s"),
+                        reason: format!(
+                            "{} s is already past on the live session (now {:.3} s)",
+                            item.offset_s,
+                            now as f64 / 1e9
+                        ),
+                    }
+                    .into());
+                }
+            }
+        }
+        let rows = items
+            .into_iter()
+            .map(|i| (store::new_id(), (i.offset_s * 1e9).round() as u64, i.spec))
+            .collect();
+        let scheduled = store::schedule(&self.pool, stream, rows, replace).await?;
+        self.rundown(stream).set(scheduled.clone(), replace);
+        Ok(self.rundown(stream).items())
+    }
+
+    /// Unfired rundown items of `stream`.
+    pub fn rundown_items(&self, stream: &str) -> Vec<ScheduledCue> {
+        self.rundown(stream).items()
+    }
+}
+
+/// The service as the registry's media clock, without an ownership cycle.
+struct WeakClock(std::sync::Weak<CueService>);
+
+impl super::MediaClock for WeakClock {
+    fn on_media(&self, stream: &HlsStream, now_ns: u64) {
+        if let Some(service) = self.0.upgrade() {
+            service.fire_due(stream, now_ns);
+        }
+    }
+}
+
+impl CueService {
+    /// Fires the rundown items of `stream` whose offset the media timeline reached.
+    fn fire_due(&self, stream: &HlsStream, now_ns: u64) {
+        let rundown = {
+            let map = self.rundowns.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(&stream.name) {
+                Some(r) => Arc::clone(r),
+                None => return,
+            }
+        };
+        for item in rundown.take_due(now_ns) {
+            let cue = Cue {
+                seq: item.seq,
+                id: item.id,
+                stream: stream.name.clone(),
+                session: stream.session.clone(),
+                spec: item.spec,
+                start_ns: item.offset_ns,
+                start_date: stream.program_date_time(item.offset_ns),
+                ended_ns: None,
+                source: Source::Rundown,
+                published_ns: now_ns,
+            };
+            tracing::info!(stream = %stream.name, cue = %cue.id, "rundown cue fired");
+            if let Some(tx) = self
+                .fired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                let _ = tx.send(cue.clone());
+            }
+            stream.add_cue(cue);
+        }
+    }
+}
