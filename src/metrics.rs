@@ -83,6 +83,12 @@ pub struct Metrics {
     pub publishes_refused: AtomicU64,
     /// RTMP connections ended by a protocol error or bad media.
     pub rtmp_errors: AtomicU64,
+    /// SRT callers accepted (handshake completed).
+    pub srt_connections: AtomicU64,
+    /// SRT callers rejected at handshake (stream id, key, mode, conflict).
+    pub srt_rejected: AtomicU64,
+    /// Publishes that continued a stream after its publisher was lost (reconnect within grace).
+    pub publishes_resumed: AtomicU64,
 }
 
 impl Metrics {
@@ -109,6 +115,21 @@ impl Metrics {
                 "cuecast_rtmp_errors_total",
                 "RTMP connections ended by a protocol error or unusable media.",
                 &self.rtmp_errors,
+            ),
+            (
+                "cuecast_srt_connections_total",
+                "SRT callers accepted.",
+                &self.srt_connections,
+            ),
+            (
+                "cuecast_srt_rejected_total",
+                "SRT callers rejected at handshake by stream id (bad syntax, unknown key, mode, stream live).",
+                &self.srt_rejected,
+            ),
+            (
+                "cuecast_publishes_resumed_total",
+                "Publishes that continued a stream whose publisher had been lost within the reconnect grace period.",
+                &self.publishes_resumed,
             ),
         ] {
             let _ = writeln!(

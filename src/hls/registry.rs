@@ -36,6 +36,22 @@ impl Registry {
         stream
     }
 
+    /// The stream for a new publish of `name`: the current session if its publisher was lost
+    /// less than `grace` ago (continued, `true`), else a new session replacing any previous one.
+    pub fn publish(&self, name: &str, grace: Duration) -> (Arc<HlsStream>, bool) {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = streams.get(name)
+            && current.resume(grace)
+        {
+            return (Arc::clone(current), true);
+        }
+        let stream = Arc::new(HlsStream::new(name, self.packager));
+        if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
+            previous.end();
+        }
+        (stream, false)
+    }
+
     /// The stream `name`, unless unknown or ended longer ago than the retention period.
     pub fn get(&self, name: &str) -> Option<Arc<HlsStream>> {
         let stream = self

@@ -1,17 +1,21 @@
-//! Ingest: the protocols through which hosts publish (RTMP; SRT later), and what they share:
-//! stream-key authentication and the one-publisher-per-stream rule.
+//! Ingest: the protocols through which hosts publish (RTMP, SRT), and what they share:
+//! stream-key authentication, the one-publisher-per-stream rule, and continuity across
+//! reconnects ([`IngestContext::begin_publish`], [`Publication::end`]).
 
 pub mod flv;
 pub mod rtmp;
+pub mod srt;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::StreamConfig;
 use crate::hls::registry::Registry;
-use crate::media::MediaSettings;
+use crate::hls::stream::HlsStream;
+use crate::media::frame::MediaUnit;
+use crate::media::{MediaError, MediaSettings, StreamPipeline};
 use crate::metrics::Metrics;
 
 /// Publish keys → public stream names.
@@ -50,7 +54,7 @@ impl StreamKeys {
 pub struct PublisherInfo {
     /// The publisher's address.
     pub peer: SocketAddr,
-    /// Protocol name ("rtmp").
+    /// Protocol name ("rtmp", "srt").
     pub protocol: &'static str,
     /// When the publish started.
     pub since: Instant,
@@ -119,6 +123,102 @@ pub struct IngestContext {
     pub media: Arc<MediaSettings>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// How long a stream whose publisher was lost waits for it to come back (zero: it ends at
+    /// once).
+    pub reconnect_grace: Duration,
+}
+
+/// How a publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishEnd {
+    /// The publisher stopped on purpose (RTMP FCUnpublish/deleteStream) or the server is
+    /// shutting down: the playlists end now (EXT-X-ENDLIST).
+    Finished,
+    /// The connection was lost (dropped, timed out, or closed without an unpublish — SRT has
+    /// none): the stream stays live for the reconnect grace period, and a publisher of the
+    /// same key within it continues the same session.
+    Lost,
+}
+
+/// One publish in progress: the publish slot, the stream it feeds and its media pipeline.
+pub struct Publication {
+    /// Public stream name.
+    pub name: String,
+    /// The stream (a continued session when `resumed`).
+    pub stream: Arc<HlsStream>,
+    /// This publish continues a stream whose publisher was lost within the grace period.
+    pub resumed: bool,
+    pipeline: StreamPipeline,
+    grace: Duration,
+    /// Released after the pipeline was told to end.
+    _claim: PublishClaim,
+}
+
+impl IngestContext {
+    /// Starts publishing `name` (a known stream): claims the publish slot, then continues the
+    /// stream's session if its previous publisher was lost within the grace period, else starts
+    /// a new session. `Err` with the current publisher if the stream is live.
+    pub fn begin_publish(
+        &self,
+        name: &str,
+        info: PublisherInfo,
+    ) -> Result<Publication, PublisherInfo> {
+        let claim = self.live.claim(name, info)?;
+        let (stream, resumed) = self.registry.publish(name, self.reconnect_grace);
+        if resumed {
+            self.metrics
+                .publishes_resumed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                stream = %name,
+                session = %stream.session,
+                "publisher is back within the grace period; continuing the session"
+            );
+        }
+        let pipeline = StreamPipeline::new(Arc::clone(&stream), Arc::clone(&self.media));
+        Ok(Publication {
+            name: name.to_string(),
+            stream,
+            resumed,
+            pipeline,
+            grace: self.reconnect_grace,
+            _claim: claim,
+        })
+    }
+}
+
+impl Publication {
+    /// Feeds one media unit (see [`StreamPipeline::push`]).
+    pub fn push(&mut self, unit: MediaUnit) -> Result<(), MediaError> {
+        self.pipeline.push(unit)
+    }
+
+    /// Ends the publish. [`PublishEnd::Lost`] with a grace period: the pipeline drains, the
+    /// playlists stay live, and the stream ends (EXT-X-ENDLIST) when the grace period passes
+    /// without a publisher continuing it. Needs a Tokio runtime (the grace timer).
+    pub fn end(mut self, how: PublishEnd) {
+        if how == PublishEnd::Finished || self.grace.is_zero() {
+            self.pipeline.finish();
+            return;
+        }
+        self.pipeline.interrupt();
+        let generation = self.stream.interrupt();
+        let (stream, grace) = (Arc::clone(&self.stream), self.grace);
+        tracing::info!(
+            stream = %self.name,
+            grace_s = grace.as_secs_f64(),
+            "publisher lost; the stream waits for it to reconnect"
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if stream.end_if_still_interrupted(generation) {
+                tracing::info!(
+                    stream = %stream.name,
+                    "no publisher came back within the grace period; the stream ended"
+                );
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +238,7 @@ mod tests {
         let keys = StreamKeys::new(&[StreamConfig {
             name: "demo".into(),
             key: "demo-key".into(),
+            srt_passphrase: String::new(),
         }]);
         assert_eq!(keys.stream_for("demo-key"), Some("demo"));
         assert_eq!(keys.stream_for("demo-key?obs=1"), Some("demo"));

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod frame;
+pub mod mpegts;
 pub mod pipeline;
 pub mod template;
 
