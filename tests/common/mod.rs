@@ -60,6 +60,9 @@ impl Server {
             .env("CUECAST_SRT_LISTEN", format!("127.0.0.1:{srt_port}"))
             .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
             .env("CUECAST_STREAMS", STREAMS)
+            // A lost publisher ends its stream at once, as before reconnect continuity existed;
+            // tests of continuity set their own grace period.
+            .env("CUECAST_INGEST_RECONNECT_GRACE_S", "0")
             .stdout(Stdio::null())
             .stderr(log_file);
         for (key, value) in env {
@@ -207,14 +210,15 @@ impl Publisher {
     }
 
     /// GStreamer's srtsink (caller) publishing H.264 + AAC in MPEG-TS; `uri` carries the
-    /// stream id and other options as query parameters.
+    /// stream id and other options as query parameters. `alignment=7`: one SRT message per
+    /// 7 TS packets (1316 bytes), the SRT live payload; larger buffers do not survive srtsink.
     pub fn srtsink(uri: &str, seconds: u32) -> Publisher {
         let buffers = seconds * 30;
         let audio_buffers = seconds * 48000 / 1024;
         let pipeline = format!(
-            "videotestsrc is-live=true num-buffers={buffers} ! video/x-raw,width=640,height=360,framerate=30/1 \
+            "videotestsrc is-live=true num-buffers={buffers} ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
              ! x264enc key-int-max=60 bitrate=800 speed-preset=ultrafast ! h264parse \
-             ! mpegtsmux name=mux ! srtsink uri={uri} wait-for-connection=false \
+             ! mpegtsmux alignment=7 name=mux ! srtsink uri={uri} wait-for-connection=false \
              audiotestsrc is-live=true num-buffers={audio_buffers} samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
              ! voaacenc bitrate=128000 ! aacparse ! mux."
         );
@@ -237,6 +241,31 @@ impl Publisher {
         let mut args = vec!["-q".to_string(), "-e".to_string()];
         args.extend(pipeline.split_whitespace().map(str::to_string));
         Publisher::spawn("gst-launch-1.0", &args)
+    }
+
+    /// Any program as a publisher (stdin closed).
+    pub fn spawn_program(program: &str, args: &[String]) -> Publisher {
+        Publisher::spawn(program, args)
+    }
+
+    /// Any program as a publisher whose stdin stays open and empty (a caller that connects and
+    /// never sends).
+    pub fn spawn_program_stdin(program: &str, args: &[String]) -> Publisher {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr = dir.path().join("stderr.log");
+        let file = std::fs::File::create(&stderr).expect("stderr file");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        Publisher {
+            child,
+            stderr,
+            _dir: dir,
+        }
     }
 
     fn spawn(program: &str, args: &[String]) -> Publisher {

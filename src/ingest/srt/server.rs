@@ -405,7 +405,7 @@ impl Driver {
             tracing::info!(
                 %peer,
                 stream = %admission.name,
-                user = admission.user.as_deref().unwrap_or(""),
+                user = %admission.user.as_deref().unwrap_or(""),
                 encrypted = admission.passphrase.is_some(),
                 "SRT caller connected"
             );
