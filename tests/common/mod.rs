@@ -184,9 +184,21 @@ impl Publisher {
         seconds: u32,
         video: &str,
     ) -> Publisher {
+        Publisher::ffmpeg_srt_size(url, stream_id, options, seconds, video, "640x360")
+    }
+
+    /// [`Publisher::ffmpeg_srt`] at another picture size.
+    pub fn ffmpeg_srt_size(
+        url: &str,
+        stream_id: &str,
+        options: &[&str],
+        seconds: u32,
+        video: &str,
+        size: &str,
+    ) -> Publisher {
         let mut args: Vec<String> = format!(
             "-hide_banner -loglevel warning -nostdin -re \
-             -f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+             -f lavfi -i testsrc2=size={size}:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
              -t {seconds} -c:v {video} -preset veryfast -pix_fmt yuv420p \
              -g 60 -keyint_min 60 -sc_threshold 0 -bf 2 -b:v 800k \
              -c:a aac -ar 48000 -ac 2 -b:a 128k -f mpegts"
