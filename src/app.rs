@@ -284,7 +284,11 @@ impl App {
         }
         // Let pipelines drain their last chunk, then end whatever is left.
         while tokio::time::Instant::now() < deadline
-            && self.registry.list().iter().any(|s| !s.is_ended())
+            && self
+                .registry
+                .list()
+                .iter()
+                .any(|s| !s.is_ended() && s.interrupted_at().is_none())
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
