@@ -102,3 +102,62 @@ impl Registry {
             .is_some_and(|at| at.elapsed() > self.retention)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(2),
+                part_target: Duration::from_millis(500),
+                window: Duration::from_secs(6),
+            },
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn a_lost_publisher_back_within_grace_continues_the_session() {
+        let registry = registry();
+        let grace = Duration::from_secs(15);
+        let (first, resumed) = registry.publish("demo", grace);
+        assert!(!resumed);
+        let generation = first.interrupt();
+        let (again, resumed) = registry.publish("demo", grace);
+        assert!(resumed);
+        assert!(Arc::ptr_eq(&first, &again), "same session");
+        assert_eq!(again.interrupted_at(), None);
+        // The first publish's grace timer fires late: the resumed stream goes on.
+        assert!(!again.end_if_still_interrupted(generation));
+        assert!(!again.is_ended());
+        // Lost again, and this time nobody comes back in time.
+        let generation = again.interrupt();
+        assert!(again.end_if_still_interrupted(generation));
+        assert!(again.is_ended());
+        let (fresh, resumed) = registry.publish("demo", grace);
+        assert!(!resumed);
+        assert_ne!(fresh.session, "", "a new session");
+        assert!(!Arc::ptr_eq(&fresh, &again));
+    }
+
+    #[test]
+    fn no_resume_after_the_grace_period_or_for_a_live_or_ended_stream() {
+        let registry = registry();
+        let (live, _) = registry.publish("demo", Duration::from_secs(15));
+        // Not interrupted (a publisher is on it): a publish replaces it (the claim prevents
+        // this in practice) and the old one ends.
+        let (next, resumed) = registry.publish("demo", Duration::from_secs(15));
+        assert!(!resumed);
+        assert!(live.is_ended());
+        next.interrupt();
+        std::thread::sleep(Duration::from_millis(20));
+        let (after, resumed) = registry.publish("demo", Duration::from_millis(1));
+        assert!(!resumed, "grace period over");
+        assert!(next.is_ended());
+        after.interrupt();
+        after.end();
+        assert!(!registry.publish("demo", Duration::from_secs(15)).1);
+    }
+}

@@ -163,6 +163,7 @@ impl IngestContext {
         name: &str,
         info: PublisherInfo,
     ) -> Result<Publication, PublisherInfo> {
+        let (peer, protocol) = (info.peer, info.protocol);
         let claim = self.live.claim(name, info)?;
         let (stream, resumed) = self.registry.publish(name, self.reconnect_grace);
         if resumed {
@@ -175,6 +176,14 @@ impl IngestContext {
                 "publisher is back within the grace period; continuing the session"
             );
         }
+        tracing::info!(
+            %peer,
+            stream = %name,
+            session = %stream.session,
+            resumed,
+            "{} publish started",
+            protocol.to_ascii_uppercase()
+        );
         let pipeline = StreamPipeline::new(Arc::clone(&stream), Arc::clone(&self.media));
         Ok(Publication {
             name: name.to_string(),

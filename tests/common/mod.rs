@@ -255,38 +255,23 @@ impl Publisher {
         Publisher::spawn("gst-launch-1.0", &args)
     }
 
-    /// Any program as a publisher (stdin closed).
-    pub fn spawn_program(program: &str, args: &[String]) -> Publisher {
-        Publisher::spawn(program, args)
-    }
-
     /// Any program as a publisher whose stdin stays open and empty (a caller that connects and
     /// never sends).
     pub fn spawn_program_stdin(program: &str, args: &[String]) -> Publisher {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let stderr = dir.path().join("stderr.log");
-        let file = std::fs::File::create(&stderr).expect("stderr file");
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        Publisher {
-            child,
-            stderr,
-            _dir: dir,
-        }
+        Publisher::spawn_with(program, args, Stdio::piped())
     }
 
     fn spawn(program: &str, args: &[String]) -> Publisher {
+        Publisher::spawn_with(program, args, Stdio::null())
+    }
+
+    fn spawn_with(program: &str, args: &[String], stdin: Stdio) -> Publisher {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = dir.path().join("stderr.log");
         let file = std::fs::File::create(&stderr).expect("stderr file");
         let child = Command::new(program)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

@@ -348,13 +348,6 @@ impl Connection {
                 return;
             }
         };
-        tracing::info!(
-            peer = %self.peer,
-            stream = %name,
-            session = %publication.stream.session,
-            resumed = publication.resumed,
-            "RTMP publish started"
-        );
         self.session.accept_publish(stream_id);
         self.publish = Some(Publish {
             stream_id,

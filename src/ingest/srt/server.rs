@@ -550,13 +550,6 @@ fn start_media(
             current.protocol, current.peer
         )
     })?;
-    tracing::info!(
-        peer = %caller.peer,
-        stream = %name,
-        session = %publication.stream.session,
-        resumed = publication.resumed,
-        "SRT publish started"
-    );
     let (units_tx, units) = mpsc::channel(UNIT_QUEUE);
     let demuxer = {
         // Units and pipeline bus watchers need the ingest runtime.
