@@ -64,6 +64,7 @@ fn broken_pipeline_template_fails_startup_naming_it() {
         .env("CUECAST_MEDIA_PIPELINES_DIR", dir.path())
         .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
         .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_SRT_LISTEN", "127.0.0.1:0")
         .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
         .output()
         .unwrap();
