@@ -120,6 +120,7 @@ impl App {
             media,
             metrics: Arc::clone(&metrics),
             reconnect_grace: secs_or_zero(config.ingest.reconnect_grace_s),
+            takeover: config.ingest.takeover,
         });
         let srt = if config.srt.enabled {
             let settings = Arc::new(SrtSettings {
@@ -132,6 +133,7 @@ impl App {
                 stream_passphrases: SrtSettings::stream_passphrases(&config.streams),
                 idle_timeout: secs(config.srt.idle_timeout_s),
                 max_connections: config.srt.max_connections,
+                takeover: config.ingest.takeover,
             });
             let (listener, connections) = SrtListener::bind(&settings, &ctx)
                 .map_err(|e| anyhow::anyhow!("srt.listen: {e}"))?;

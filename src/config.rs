@@ -119,6 +119,8 @@ pub struct IngestConfig {
     /// How long a stream whose publisher was lost waits for it to reconnect, seconds (0 = end
     /// at once).
     pub reconnect_grace_s: f64,
+    /// A new publisher of a live stream replaces the current one instead of being refused.
+    pub takeover: bool,
 }
 
 /// `[srt]`.

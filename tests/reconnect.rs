@@ -296,3 +296,39 @@ fn hls_js_keeps_playing_across_a_reconnect() {
     let fatal = report["fatal_error"] == true;
     assert!(!fatal, "fatal hls.js error: {stdout}");
 }
+
+/// With `ingest.takeover`, a second publisher (here RTMP) replaces a live one (here SRT): the old
+/// connection is closed and the new publisher continues the same session after a discontinuity.
+#[test]
+fn takeover_replaces_the_live_publisher_and_continues_the_session() {
+    let server = Server::start_with(&[
+        ("CUECAST_INGEST_TAKEOVER", "true"),
+        ("CUECAST_INGEST_RECONNECT_GRACE_S", "15"),
+        ("CUECAST_HLS_WINDOW_S", "120"),
+    ]);
+    let mut first = Publisher::ffmpeg_srt(&server.srt_url(), "demo-key", &[], 120, "libx264");
+    let url = media_url(&server, "demo", "source");
+    wait_for(&url, READY, |t| t.matches("#EXTINF").count() >= 2);
+    let _second = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 120);
+    wait_log(&server, "new publisher takes the stream over", 1, READY);
+    // The replaced SRT caller is disconnected: ffmpeg sees its connection closed and exits.
+    assert!(
+        first.wait(Duration::from_secs(30)).is_some(),
+        "the replaced publisher is still connected"
+    );
+    let after = wait_for(&url, READY, |t| {
+        t.split("#EXT-X-DISCONTINUITY\n")
+            .nth(1)
+            .is_some_and(|tail| tail.matches("#EXTINF").count() >= 2)
+    });
+    assert!(!after.contains("#EXT-X-ENDLIST"), "{after}");
+    let playlist = parse_media(&after);
+    let uris: Vec<&str> = playlist.segments.iter().map(|s| s.uri.as_str()).collect();
+    let expected: Vec<String> = (0..uris.len() as u64)
+        .map(|i| format!("seg{}.m4s", playlist.media_sequence + i))
+        .collect();
+    assert_eq!(uris, expected, "{after}");
+    let log = server.log();
+    assert!(log.contains("replaced by a new publisher"), "{log}");
+    assert!(!log.contains("stream ended"), "{log}");
+}

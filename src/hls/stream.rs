@@ -339,12 +339,33 @@ impl HlsStream {
         self.continuity.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The publisher is gone but may come back: returns the publish generation the grace
-    /// period belongs to (see [`Self::end_if_still_interrupted`]).
-    pub fn interrupt(&self) -> u64 {
+    /// The current publish generation (bumped by every resume and takeover).
+    pub fn generation(&self) -> u64 {
+        self.continuity().generation
+    }
+
+    /// The publisher of `generation` is gone but may come back (see
+    /// [`Self::end_if_still_interrupted`]). False — nothing changes — if another publisher has
+    /// taken the stream over since.
+    pub fn interrupt(&self, generation: u64) -> bool {
         let mut continuity = self.continuity();
+        if continuity.generation != generation {
+            return false;
+        }
         continuity.interrupted_at.get_or_insert_with(Instant::now);
-        continuity.generation
+        true
+    }
+
+    /// Another publisher takes over the live stream: a new generation continues the session.
+    /// False if the stream has ended.
+    pub fn take_over(&self) -> bool {
+        let mut continuity = self.continuity();
+        if self.is_ended() {
+            return false;
+        }
+        continuity.interrupted_at = None;
+        continuity.generation += 1;
+        true
     }
 
     /// A publisher is back within `grace` of the interruption: the stream continues (true).

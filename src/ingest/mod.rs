@@ -8,8 +8,11 @@ pub mod srt;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::StreamConfig;
 use crate::hls::registry::Registry;
@@ -60,10 +63,21 @@ pub struct PublisherInfo {
     pub since: Instant,
 }
 
+/// One live stream's publisher.
+#[derive(Debug)]
+struct LiveEntry {
+    info: PublisherInfo,
+    /// Identifies the claim holding the entry (a replaced claim must not remove its successor).
+    claim_id: u64,
+    /// Cancelled when another publisher takes the stream over.
+    kick: CancellationToken,
+}
+
 /// The streams that currently have a publisher.
 #[derive(Debug, Default)]
 pub struct LiveSet {
-    live: Mutex<HashMap<String, PublisherInfo>>,
+    live: Mutex<HashMap<String, LiveEntry>>,
+    next_id: AtomicU64,
 }
 
 impl LiveSet {
@@ -75,13 +89,48 @@ impl LiveSet {
     ) -> Result<PublishClaim, PublisherInfo> {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(current) = live.get(name) {
-            return Err(current.clone());
+            return Err(current.info.clone());
         }
-        live.insert(name.to_string(), info);
-        Ok(PublishClaim {
+        Ok(self.insert(&mut live, name, info))
+    }
+
+    /// Claims `name` even if it is taken: the current publisher's claim is told to stop
+    /// ([`PublishClaim::kicked`]) and the current publisher is returned.
+    pub fn take_over(
+        self: &Arc<Self>,
+        name: &str,
+        info: PublisherInfo,
+    ) -> (PublishClaim, Option<PublisherInfo>) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = live.remove(name).map(|entry| {
+            entry.kick.cancel();
+            entry.info
+        });
+        (self.insert(&mut live, name, info), previous)
+    }
+
+    fn insert(
+        self: &Arc<Self>,
+        live: &mut HashMap<String, LiveEntry>,
+        name: &str,
+        info: PublisherInfo,
+    ) -> PublishClaim {
+        let claim_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kick = CancellationToken::new();
+        live.insert(
+            name.to_string(),
+            LiveEntry {
+                info,
+                claim_id,
+                kick: kick.clone(),
+            },
+        );
+        PublishClaim {
             name: name.to_string(),
+            claim_id,
+            kick,
             set: Arc::clone(self),
-        })
+        }
     }
 
     /// The publisher of `name`, if live.
@@ -90,7 +139,7 @@ impl LiveSet {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
-            .cloned()
+            .map(|entry| entry.info.clone())
     }
 }
 
@@ -98,16 +147,27 @@ impl LiveSet {
 #[derive(Debug)]
 pub struct PublishClaim {
     name: String,
+    claim_id: u64,
+    kick: CancellationToken,
     set: Arc<LiveSet>,
+}
+
+impl PublishClaim {
+    /// Cancelled when another publisher took the stream over: end this publish.
+    pub fn kicked(&self) -> CancellationToken {
+        self.kick.clone()
+    }
 }
 
 impl Drop for PublishClaim {
     fn drop(&mut self) {
-        self.set
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.name);
+        let mut live = self.set.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live
+            .get(&self.name)
+            .is_some_and(|entry| entry.claim_id == self.claim_id)
+        {
+            live.remove(&self.name);
+        }
     }
 }
 
@@ -126,6 +186,8 @@ pub struct IngestContext {
     /// How long a stream whose publisher was lost waits for it to come back (zero: it ends at
     /// once).
     pub reconnect_grace: Duration,
+    /// A new publisher of a live stream replaces the current one instead of being refused.
+    pub takeover: bool,
 }
 
 /// How a publish ended.
@@ -150,22 +212,42 @@ pub struct Publication {
     pub resumed: bool,
     pipeline: StreamPipeline,
     grace: Duration,
+    /// The stream's publish generation this publication belongs to.
+    generation: u64,
     /// Released after the pipeline was told to end.
-    _claim: PublishClaim,
+    claim: PublishClaim,
 }
 
 impl IngestContext {
     /// Starts publishing `name` (a known stream): claims the publish slot, then continues the
     /// stream's session if its previous publisher was lost within the grace period, else starts
-    /// a new session. `Err` with the current publisher if the stream is live.
+    /// a new session. `Err` with the current publisher if the stream is live — unless takeover
+    /// is on: then the current publisher is told to stop ([`Publication::kicked`]) and this one
+    /// continues its session.
     pub fn begin_publish(
         &self,
         name: &str,
         info: PublisherInfo,
     ) -> Result<Publication, PublisherInfo> {
         let (peer, protocol) = (info.peer, info.protocol);
-        let claim = self.live.claim(name, info)?;
-        let (stream, resumed) = self.registry.publish(name, self.reconnect_grace);
+        let (claim, replaced) = if self.takeover {
+            self.live.take_over(name, info)
+        } else {
+            (self.live.claim(name, info)?, None)
+        };
+        if let Some(previous) = &replaced {
+            tracing::info!(
+                stream = %name,
+                %peer,
+                previous = %previous.peer,
+                previous_protocol = previous.protocol,
+                "new publisher takes the stream over"
+            );
+        }
+        let (stream, resumed) =
+            self.registry
+                .publish(name, self.reconnect_grace, replaced.is_some());
+        let generation = stream.generation();
         if resumed {
             self.metrics
                 .publishes_resumed
@@ -191,12 +273,19 @@ impl IngestContext {
             resumed,
             pipeline,
             grace: self.reconnect_grace,
-            _claim: claim,
+            generation,
+            claim,
         })
     }
 }
 
 impl Publication {
+    /// Cancelled when another publisher took the stream over (with `ingest.takeover`): the
+    /// driver ends this publish ([`PublishEnd::Lost`]) and closes its connection.
+    pub fn kicked(&self) -> CancellationToken {
+        self.claim.kicked()
+    }
+
     /// Feeds one media unit (see [`StreamPipeline::push`]).
     pub fn push(&mut self, unit: MediaUnit) -> Result<(), MediaError> {
         self.pipeline.push(unit)
@@ -211,7 +300,11 @@ impl Publication {
             return;
         }
         self.pipeline.interrupt();
-        let generation = self.stream.interrupt();
+        if !self.stream.interrupt(self.generation) {
+            // Taken over: the stream already belongs to the next publisher.
+            return;
+        }
+        let generation = self.generation;
         let (stream, grace) = (Arc::clone(&self.stream), self.grace);
         tracing::info!(
             stream = %self.name,
@@ -253,6 +346,23 @@ mod tests {
         assert_eq!(keys.stream_for("demo-key?obs=1"), Some("demo"));
         assert_eq!(keys.stream_for("demo"), None);
         assert_eq!(keys.stream_for(""), None);
+    }
+
+    #[test]
+    fn take_over_kicks_the_current_claim_which_then_releases_nothing() {
+        let live = Arc::new(LiveSet::default());
+        let first = live.claim("demo", info()).expect("first claim");
+        let kicked = first.kicked();
+        let (second, previous) = live.take_over("demo", info());
+        assert!(previous.is_some());
+        assert!(kicked.is_cancelled());
+        assert!(!second.kicked().is_cancelled());
+        drop(first);
+        assert!(live.get("demo").is_some(), "the new claim stays");
+        drop(second);
+        assert!(live.get("demo").is_none());
+        let (_third, previous) = live.take_over("demo", info());
+        assert!(previous.is_none());
     }
 
     #[test]

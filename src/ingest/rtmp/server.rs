@@ -169,6 +169,14 @@ impl Connection {
         tokio::pin!(shutdown);
         let result = loop {
             buf.clear();
+            // Another publisher took the stream over (`ingest.takeover`).
+            let kicked = self.publish.as_ref().map(|p| p.publication.kicked());
+            let kicked = async move {
+                match kicked {
+                    Some(token) => token.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
             let read = tokio::select! {
                 read = read_some(&socket, &mut buf, self.settings.read_batch) => match read {
                     Ok(None) => continue,
@@ -183,6 +191,14 @@ impl Connection {
                         ));
                     }
                     continue;
+                }
+                () = kicked => {
+                    if let Some(publish) = &self.publish {
+                        self.session.end_publish(publish.stream_id, "replaced by a new publisher");
+                    }
+                    let _ = self.flush(&mut socket).await;
+                    self.end_publish(PublishEnd::Lost);
+                    break Err("replaced by a new publisher of the stream".to_string());
                 }
                 () = &mut shutdown => {
                     if let Some(publish) = &self.publish {

@@ -40,6 +40,8 @@ pub struct SrtSettings {
     pub idle_timeout: Duration,
     /// Most simultaneous callers.
     pub max_connections: usize,
+    /// A caller for a live stream takes it over (`ingest.takeover`) instead of being refused.
+    pub takeover: bool,
 }
 
 impl SrtSettings {
@@ -55,7 +57,8 @@ impl SrtSettings {
     /// The handshake-time decision for a caller with `stream_id`.
     ///
     /// Refused: unparsable ids and other modes (see [`streamid`]), unknown keys
-    /// (`SRT_REJX_FORBIDDEN`), streams that already have a publisher (`SRT_REJX_CONFLICT`).
+    /// (`SRT_REJX_FORBIDDEN`), streams that already have a publisher (`SRT_REJX_CONFLICT`,
+    /// unless takeover is on).
     /// Accepted: the stream's name and the passphrase the caller must use (the stream's own,
     /// else the global one; libsrt then rejects a wrong one with `SRT_REJ_BADSECRET`).
     pub fn admit(
@@ -69,7 +72,7 @@ impl SrtSettings {
             reason: RejectReason::Forbidden,
             detail: "unknown stream key".into(),
         })?;
-        if let Some(current) = live.get(name) {
+        if let Some(current) = live.get(name).filter(|_| !self.takeover) {
             return Err(Rejection {
                 reason: RejectReason::Conflict,
                 detail: format!(
@@ -120,6 +123,7 @@ mod tests {
             stream_passphrases: HashMap::from([("k2".into(), "second-passphrase".into())]),
             idle_timeout: Duration::from_secs(10),
             max_connections: 10,
+            takeover: false,
         }
     }
 
@@ -177,5 +181,10 @@ mod tests {
         let rejection = settings().admit("k1", &keys(), &live).unwrap_err();
         assert_eq!(rejection.reason, RejectReason::Conflict);
         assert!(rejection.detail.contains("10.0.0.1:5000"), "{rejection}");
+        let takeover = SrtSettings {
+            takeover: true,
+            ..settings()
+        };
+        assert_eq!(takeover.admit("k1", &keys(), &live).unwrap().name, "one");
     }
 }

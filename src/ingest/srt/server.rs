@@ -277,6 +277,8 @@ struct MediaLink {
     closed: oneshot::Sender<(PublishEnd, TsDemuxer)>,
     /// Set by the task when the publication ended on its own (pipeline error).
     done: Arc<AtomicBool>,
+    /// Cancelled when another publisher took the stream over.
+    kicked: CancellationToken,
 }
 
 /// Runs the listener until `shutdown`, on the calling thread. Publication tasks are spawned on
@@ -471,6 +473,9 @@ impl Driver {
             caller.media = Some(start_media(caller, &self.ctx, &self.runtime, &self.tasks)?);
         }
         match &caller.media {
+            Some(media) if media.kicked.is_cancelled() => {
+                Err("replaced by a new publisher".to_string())
+            }
             Some(media) => media.demuxer.push(batch.freeze()),
             None => Ok(()),
         }
@@ -489,6 +494,12 @@ impl Driver {
                     .is_some_and(|m| m.done.load(Ordering::Acquire))
                 {
                     Some((socket, "the stream's media pipeline stopped".to_string()))
+                } else if caller
+                    .media
+                    .as_ref()
+                    .is_some_and(|m| m.kicked.is_cancelled())
+                {
+                    Some((socket, "replaced by a new publisher".to_string()))
                 } else if caller.last_data.elapsed() >= idle {
                     Some((socket, format!("no data for {idle:?}")))
                 } else {
@@ -559,6 +570,7 @@ fn start_media(
     let bus = demuxer.bus().ok_or("the MPEG-TS demuxer has no bus")?;
     let (closed_tx, closed) = oneshot::channel();
     let done = Arc::new(AtomicBool::new(false));
+    let kicked = publication.kicked();
     tasks.spawn_on(
         drive(publication, units, bus, closed, Arc::clone(&done)),
         runtime,
@@ -567,6 +579,7 @@ fn start_media(
         demuxer,
         closed: closed_tx,
         done,
+        kicked,
     })
 }
 
