@@ -248,7 +248,10 @@ fn unencrypted_or_wrong_passphrase_is_rejected_and_logged() {
         "wrong passphrase",
     );
     let log = server.log();
-    assert!(log.contains("libsrt"), "libsrt's reason is logged:\n{log}");
+    // The caller's address and socket id, then libsrt's reason for that socket.
+    assert!(log.contains("handshake continues peer=127.0.0.1:"), "{log}");
+    assert!(log.contains("Incorrect passphrase"), "{log}");
+    assert!(log.contains("Password required or unexpected"), "{log}");
     assert!(!log.contains("SRT publish started"), "{log}");
     let (status, _, _) = get(&server.url("/hls/demo/index.m3u8"));
     assert_eq!(status, 404);

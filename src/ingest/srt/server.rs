@@ -252,8 +252,10 @@ fn admit(
         tracing::warn!(%peer, error = %err, "SRT: cannot set the stream's passphrase");
         return Err(super::streamid::RejectReason::BadRequest.code());
     }
-    tracing::debug!(
+    // libsrt names the socket (`@id`) when it then rejects the handshake (wrong passphrase).
+    tracing::info!(
         %peer,
+        socket = %format_args!("@{ns}"),
         stream = %admission.name,
         encrypted = admission.passphrase.is_some(),
         "SRT caller admitted by stream id; handshake continues"
