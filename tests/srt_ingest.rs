@@ -125,24 +125,6 @@ fn three_publishers_with_each_stream_id_form_share_one_port() {
         let log = wait_log(&server, reason, Duration::from_secs(5));
         assert!(log.contains("SRT caller rejected"), "{log}");
     }
-    // Wrong and missing passphrase for `second` (which has its own): rejected by libsrt.
-    let publisher = Publisher::ffmpeg_srt(
-        &url,
-        "second-key",
-        &["-passphrase", "not-the-secret-42"],
-        10,
-        "libx264",
-    );
-    assert_refused(publisher, "wrong passphrase");
-    let publisher = Publisher::ffmpeg_srt(
-        &url,
-        "third-key?x",
-        &["-passphrase", "needless-secret"],
-        10,
-        "libx264",
-    );
-    assert_refused(publisher, "passphrase where none is set (and stream live)");
-
     // Garbage datagrams on the port and a caller that connects but never sends.
     let noise = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let mut seed = 0x9e37_79b9_u32;
@@ -222,7 +204,6 @@ fn global_passphrase_with_each_key_length() {
         let url = media_url(&server, name, "source");
         wait_for(&url, READY, segments_at_least(1));
     }
-    // No passphrase at all, or the global one where the stream has its own: rejected.
     let live = server.log();
     assert!(live.contains("encrypted=true"), "{live}");
     drop((_a, _b, _c));
@@ -231,30 +212,46 @@ fn global_passphrase_with_each_key_length() {
 
 #[test]
 fn unencrypted_or_wrong_passphrase_is_rejected_and_logged() {
-    let server = Server::start_with(&[("CUECAST_SRT_PASSPHRASE", "global-secret-123")]);
+    let server = Server::start_with(&[
+        ("CUECAST_STREAMS", STREAMS),
+        ("CUECAST_SRT_PASSPHRASE", "global-secret-123"),
+    ]);
     let url = server.srt_url();
-    assert_refused(
-        Publisher::ffmpeg_srt(&url, "demo-key", &[], 10, "libx264"),
-        "no passphrase",
-    );
-    assert_refused(
-        Publisher::ffmpeg_srt(
-            &url,
-            "demo-key",
-            &["-passphrase", "wrong-secret-123"],
-            10,
-            "libx264",
-        ),
-        "wrong passphrase",
-    );
+    let cases: [(&str, &[&str]); 3] = [
+        ("demo-key", &[]),
+        ("demo-key", &["-passphrase", "wrong-secret-123"]),
+        // `second` has its own passphrase: the global one does not open it.
+        ("second-key", &["-passphrase", "global-secret-123"]),
+    ];
+    for (stream_id, options) in cases {
+        assert_refused(
+            Publisher::ffmpeg_srt(&url, stream_id, options, 10, "libx264"),
+            &format!("{stream_id} {options:?}"),
+        );
+    }
     let log = server.log();
     // The caller's address and socket id, then libsrt's reason for that socket.
     assert!(log.contains("handshake continues peer=127.0.0.1:"), "{log}");
     assert!(log.contains("Incorrect passphrase"), "{log}");
     assert!(log.contains("Password required or unexpected"), "{log}");
     assert!(!log.contains("SRT publish started"), "{log}");
-    let (status, _, _) = get(&server.url("/hls/demo/index.m3u8"));
-    assert_eq!(status, 404);
+    for name in ["demo", "second"] {
+        let (status, _, _) = get(&server.url(&format!("/hls/{name}/index.m3u8")));
+        assert_eq!(status, 404);
+    }
+    // A passphrase where none is configured is refused too (no silent downgrade).
+    let open = Server::start();
+    assert_refused(
+        Publisher::ffmpeg_srt(
+            &open.srt_url(),
+            "demo-key",
+            &["-passphrase", "needless-secret"],
+            10,
+            "libx264",
+        ),
+        "unexpected passphrase",
+    );
+    assert!(open.log().contains("Password required or unexpected"));
 }
 
 #[test]
