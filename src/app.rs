@@ -134,6 +134,8 @@ impl App {
                 idle_timeout: secs(config.srt.idle_timeout_s),
                 max_connections: config.srt.max_connections,
                 takeover: config.ingest.takeover,
+                read_batch: (config.srt.read_batch_ms > 0)
+                    .then(|| Duration::from_millis(config.srt.read_batch_ms)),
             });
             let (listener, connections) = SrtListener::bind(&settings, &ctx)
                 .map_err(|e| anyhow::anyhow!("srt.listen: {e}"))?;

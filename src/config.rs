@@ -141,6 +141,8 @@ pub struct SrtConfig {
     pub idle_timeout_s: f64,
     /// Connection limit.
     pub max_connections: usize,
+    /// Read batching period, ms (0 = off).
+    pub read_batch_ms: u64,
 }
 
 /// `[http]`.
@@ -318,6 +320,9 @@ impl Config {
             ));
         }
         check_passphrase("srt.passphrase", &self.srt.passphrase)?;
+        if self.srt.read_batch_ms > 1000 {
+            return Err(("srt.read_batch_ms".into(), "must be at most 1000 ms".into()));
+        }
         if !(20..=60_000).contains(&self.srt.latency_ms) {
             return Err((
                 "srt.latency_ms".into(),

@@ -42,6 +42,8 @@ pub struct SrtSettings {
     pub max_connections: usize,
     /// A caller for a live stream takes it over (`ingest.takeover`) instead of being refused.
     pub takeover: bool,
+    /// Read callers' data in batches of this period (None: as it arrives).
+    pub read_batch: Option<Duration>,
 }
 
 impl SrtSettings {
@@ -124,6 +126,7 @@ mod tests {
             idle_timeout: Duration::from_secs(10),
             max_connections: 10,
             takeover: false,
+            read_batch: None,
         }
     }
 

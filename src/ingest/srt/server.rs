@@ -331,6 +331,7 @@ impl Driver {
         let mut ready = vec![ffi::EpollEvent::default(); 256];
         let mut buf = vec![0u8; MAX_PAYLOAD];
         let mut last_sweep = Instant::now();
+        let mut wake = Instant::now();
         while !shutdown.is_cancelled() {
             // SAFETY: `ready` has room for its length in events.
             let n = unsafe {
@@ -352,6 +353,14 @@ impl Driver {
                 last_sweep = Instant::now();
                 self.sweep();
             }
+            // Batching: let payloads of every caller accumulate in libsrt until the next tick, so
+            // one wakeup (and one demuxer push per caller) serves a whole period.
+            if let Some(period) = self.settings.read_batch
+                && n > 0
+            {
+                std::thread::sleep(period.saturating_sub(wake.elapsed()));
+            }
+            wake = Instant::now();
         }
         let sockets: Vec<SrtSocket> = self.callers.keys().copied().collect();
         for socket in sockets {
