@@ -17,6 +17,8 @@ use crate::hls::registry::Registry;
 use crate::http::{self, ApiState};
 use crate::ingest::rtmp::SessionConfig;
 use crate::ingest::rtmp::server::{self as rtmp_server, RtmpSettings};
+use crate::ingest::srt::SrtSettings;
+use crate::ingest::srt::server::{self as srt_server, SrtListener};
 use crate::ingest::{IngestContext, LiveSet, StreamKeys};
 use crate::media::{self, MediaSettings, ladder::Ladder, template::Template};
 use crate::metrics::Metrics;
@@ -35,6 +37,8 @@ pub struct App {
     pub rtmp_addr: SocketAddr,
     /// Where HTTP listens.
     pub http_addr: SocketAddr,
+    /// Where SRT listens (UDP), when enabled.
+    pub srt_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     ingest_tasks: TaskTracker,
     registry: Arc<Registry>,
@@ -144,7 +148,31 @@ impl App {
             registry: Arc::clone(&registry),
             media,
             metrics: Arc::clone(&metrics),
+            reconnect_grace: secs_or_zero(config.ingest.reconnect_grace_s),
+            takeover: config.ingest.takeover,
         });
+        let srt = if config.srt.enabled {
+            let settings = Arc::new(SrtSettings {
+                listen: config.srt.listen,
+                app: config.rtmp.app.clone(),
+                latency_ms: config.srt.latency_ms,
+                passphrase: (!config.srt.passphrase.is_empty())
+                    .then(|| config.srt.passphrase.clone()),
+                pbkeylen: config.srt.pbkeylen,
+                stream_passphrases: SrtSettings::stream_passphrases(&config.streams),
+                idle_timeout: secs(config.srt.idle_timeout_s),
+                max_connections: config.srt.max_connections,
+                takeover: config.ingest.takeover,
+                read_batch: (config.srt.read_batch_ms > 0)
+                    .then(|| Duration::from_millis(config.srt.read_batch_ms)),
+            });
+            let (listener, connections) = SrtListener::bind(&settings, &ctx)
+                .map_err(|e| anyhow::anyhow!("srt.listen: {e}"))?;
+            Some((listener, connections, settings))
+        } else {
+            None
+        };
+        let srt_addr = srt.as_ref().map(|(listener, ..)| listener.local_addr);
         let rtmp_settings = Arc::new(RtmpSettings {
             app: config.rtmp.app.clone(),
             session: SessionConfig {
@@ -170,6 +198,31 @@ impl App {
                     .build()?;
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(rtmp_listener)?;
+                    // SRT: libsrt is blocking/epoll based, so it gets its own thread; its
+                    // publications run as tasks on this runtime.
+                    let srt_thread = match srt {
+                        Some((srt_listener, connections, settings)) => {
+                            let (ctx, handle) =
+                                (Arc::clone(&ctx), tokio::runtime::Handle::current());
+                            let (tracker, stop) = (ingest_tracker.clone(), ingest_shutdown.clone());
+                            Some(
+                                std::thread::Builder::new()
+                                    .name("cuecast-srt".into())
+                                    .spawn(move || {
+                                        srt_server::run(
+                                            srt_listener,
+                                            connections,
+                                            settings,
+                                            ctx,
+                                            handle,
+                                            tracker,
+                                            stop,
+                                        );
+                                    })?,
+                            )
+                        }
+                        None => None,
+                    };
                     let accept = ingest_tracker.spawn(rtmp_server::serve(
                         listener,
                         rtmp_settings,
@@ -178,6 +231,9 @@ impl App {
                         ingest_tracker.clone(),
                     ));
                     let _ = accept.await;
+                    if let Some(thread) = srt_thread {
+                        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                    }
                     // Drive the connections (and their pipelines' bus watchers) to the end.
                     ingest_tracker.wait().await;
                     // Give pipelines a moment to drain after their publishers left.
@@ -217,7 +273,15 @@ impl App {
                 .await
         });
 
-        tracing::info!(%rtmp_addr, %http_addr, "cuecast is serving");
+        tracing::info!(%rtmp_addr, %http_addr, srt_addr = ?srt_addr, "cuecast is serving");
+        if let Some(addr) = srt_addr {
+            tracing::info!(
+                "publish over SRT: srt://HOST:{}?streamid=publish:{}/<key> (or #!::r={}/<key>,m=publish)",
+                addr.port(),
+                config.rtmp.app,
+                config.rtmp.app
+            );
+        }
         tracing::info!(
             "publish: rtmp://HOST:{}/{} with a stream key; play: http://HOST:{}/hls/<stream>/index.m3u8",
             rtmp_addr.port(),
@@ -227,6 +291,7 @@ impl App {
         Ok(App {
             rtmp_addr,
             http_addr,
+            srt_addr,
             shutdown,
             ingest_tasks,
             registry,
@@ -254,7 +319,11 @@ impl App {
         }
         // Let pipelines drain their last chunk, then end whatever is left.
         while tokio::time::Instant::now() < deadline
-            && self.registry.list().iter().any(|s| !s.is_ended())
+            && self
+                .registry
+                .list()
+                .iter()
+                .any(|s| !s.is_ended() && s.interrupted_at().is_none())
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -282,6 +351,11 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Seconds from config that may be zero (validated finite and non-negative at load).
+fn secs_or_zero(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
 }
 
 fn warn_dev_defaults(config: &Config) {

@@ -64,8 +64,12 @@ pub enum ConfigError {
 pub struct Config {
     /// Process-wide settings.
     pub server: ServerConfig,
+    /// What every ingest protocol shares.
+    pub ingest: IngestConfig,
     /// RTMP ingest.
     pub rtmp: RtmpConfig,
+    /// SRT ingest.
+    pub srt: SrtConfig,
     /// HTTP server.
     pub http: HttpConfig,
     /// API authentication.
@@ -103,6 +107,39 @@ pub struct RtmpConfig {
     /// Largest accepted message.
     pub max_message_size: usize,
     /// Idle timeout, seconds.
+    pub idle_timeout_s: f64,
+    /// Connection limit.
+    pub max_connections: usize,
+    /// Read batching period, ms (0 = off).
+    pub read_batch_ms: u64,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// How long a stream whose publisher was lost waits for it to reconnect, seconds (0 = end
+    /// at once).
+    pub reconnect_grace_s: f64,
+    /// A new publisher of a live stream replaces the current one instead of being refused.
+    pub takeover: bool,
+}
+
+/// `[srt]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrtConfig {
+    /// Run the SRT listener.
+    pub enabled: bool,
+    /// UDP listen address.
+    pub listen: SocketAddr,
+    /// Receiver latency (SRTO_LATENCY / SRTO_RCVLATENCY), ms.
+    pub latency_ms: u32,
+    /// Passphrase every caller must use (empty = none), unless its stream has its own.
+    pub passphrase: String,
+    /// Key length for the listener's passphrase: 16, 24 or 32 bytes (AES-128/192/256).
+    pub pbkeylen: u32,
+    /// A caller that sends no data for this long is closed, seconds.
     pub idle_timeout_s: f64,
     /// Connection limit.
     pub max_connections: usize,
@@ -270,6 +307,9 @@ pub struct StreamConfig {
     pub name: String,
     /// Secret publish key.
     pub key: String,
+    /// SRT passphrase of this stream (overrides `srt.passphrase`; empty = the global one).
+    #[serde(default)]
+    pub srt_passphrase: String,
 }
 
 /// The dev-only admin token shipped in the default config.
@@ -332,6 +372,7 @@ impl Config {
             ("hls.window_s", self.hls.window_s),
             ("hls.ended_retention_s", self.hls.ended_retention_s),
             ("media.track_wait_s", self.media.track_wait_s),
+            ("srt.idle_timeout_s", self.srt.idle_timeout_s),
         ];
         for (key, value) in positive {
             if !(value.is_finite() && value > 0.0 && value < 1e7) {
@@ -386,6 +427,29 @@ impl Config {
                 "must be at least 1024".into(),
             ));
         }
+        let grace = self.ingest.reconnect_grace_s;
+        if !(grace.is_finite() && (0.0..=3600.0).contains(&grace)) {
+            return Err((
+                "ingest.reconnect_grace_s".into(),
+                format!("must be between 0 and 3600 seconds, got {grace}"),
+            ));
+        }
+        if ![16, 24, 32].contains(&self.srt.pbkeylen) {
+            return Err((
+                "srt.pbkeylen".into(),
+                "must be 16, 24 or 32 (AES-128/192/256)".into(),
+            ));
+        }
+        check_passphrase("srt.passphrase", &self.srt.passphrase)?;
+        if self.srt.read_batch_ms > 1000 {
+            return Err(("srt.read_batch_ms".into(), "must be at most 1000 ms".into()));
+        }
+        if !(20..=60_000).contains(&self.srt.latency_ms) {
+            return Err((
+                "srt.latency_ms".into(),
+                "must be within 20..=60000 ms".into(),
+            ));
+        }
         if self.rtmp.app.is_empty() {
             return Err(("rtmp.app".into(), "must not be empty".into()));
         }
@@ -430,6 +494,10 @@ impl Config {
                     "must be non-empty without '?', '/' or spaces".into(),
                 ));
             }
+            check_passphrase(
+                &format!("streams[{i}].srt_passphrase"),
+                &stream.srt_passphrase,
+            )?;
             if !names.insert(stream.name.as_str()) {
                 return Err((format!("streams[{i}].name"), "duplicate stream name".into()));
             }
@@ -438,6 +506,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// SRT passphrases are 10 to 79 characters (`SRTO_PASSPHRASE`); empty means none.
+fn check_passphrase(key: &str, passphrase: &str) -> Result<(), (String, String)> {
+    if passphrase.is_empty() || (10..=79).contains(&passphrase.len()) {
+        Ok(())
+    } else {
+        Err((
+            key.into(),
+            format!(
+                "an SRT passphrase has 10 to 79 characters, got {}",
+                passphrase.len()
+            ),
+        ))
     }
 }
 
@@ -738,6 +821,41 @@ mod tests {
         assert!(
             err.contains("streams[1].key") && err.contains("duplicate"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn srt_and_ingest_keys_are_checked() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert_eq!(config.srt.listen.port(), 8890);
+        assert_eq!(config.ingest.reconnect_grace_s, 15.0);
+        assert_eq!(config.streams[0].srt_passphrase, "");
+        for (text, key) in [
+            ("[srt]\npbkeylen = 20\n", "srt.pbkeylen"),
+            ("[srt]\npassphrase = \"short\"\n", "srt.passphrase"),
+            ("[srt]\nlatency_ms = 1\n", "srt.latency_ms"),
+            (
+                "[ingest]\nreconnect_grace_s = -1\n",
+                "ingest.reconnect_grace_s",
+            ),
+            (
+                "[[streams]]\nname = \"a\"\nkey = \"k\"\nsrt_passphrase = \"abc\"\n",
+                "streams[0].srt_passphrase",
+            ),
+        ] {
+            let f = file(text);
+            let err = Config::load(Some(f.path()), no_env())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let env = vec![(
+            "CUECAST_INGEST_RECONNECT_GRACE_S".to_string(),
+            "0".to_string(),
+        )];
+        assert_eq!(
+            Config::load(None, env).unwrap().ingest.reconnect_grace_s,
+            0.0
         );
     }
 

@@ -87,6 +87,12 @@ pub struct Metrics {
     pub ladder_dropped_frames: AtomicU64,
     /// Per (stream, transcoded rendition): how far its latest part trails the source, ns.
     rung_lag: Mutex<BTreeMap<(String, String), u64>>,
+    /// SRT callers accepted (handshake completed).
+    pub srt_connections: AtomicU64,
+    /// SRT callers rejected at handshake (stream id, key, mode, conflict).
+    pub srt_rejected: AtomicU64,
+    /// Publishes that continued a stream after its publisher was lost (reconnect within grace).
+    pub publishes_resumed: AtomicU64,
 }
 
 impl Metrics {
@@ -137,6 +143,21 @@ impl Metrics {
                 "cuecast_ladder_dropped_frames_total",
                 "Source video frames not transcoded because the ladder could not keep up (whole GOPs; the source rendition keeps them).",
                 &self.ladder_dropped_frames,
+            ),
+            (
+                "cuecast_srt_connections_total",
+                "SRT callers accepted.",
+                &self.srt_connections,
+            ),
+            (
+                "cuecast_srt_rejected_total",
+                "SRT callers rejected at handshake by stream id (bad syntax, unknown key, mode, stream live).",
+                &self.srt_rejected,
+            ),
+            (
+                "cuecast_publishes_resumed_total",
+                "Publishes that continued a stream whose publisher had been lost within the reconnect grace period.",
+                &self.publishes_resumed,
             ),
         ] {
             let _ = writeln!(

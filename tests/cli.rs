@@ -15,6 +15,7 @@ fn serve_with_pipelines(dir: &std::path::Path) -> std::process::Output {
         .env("CUECAST_MEDIA_PIPELINES_DIR", dir)
         .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
         .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_SRT_LISTEN", "127.0.0.1:0")
         .env("CUECAST_SERVER_DATA_DIR", dir.join("data"))
         .output()
         .unwrap()

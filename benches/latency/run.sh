@@ -56,7 +56,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|"
 for variant in $VARIANTS; do
   file=$(clip "$variant")
   rtmp=$(free_port); http=$(free_port)
-  CUECAST_RTMP_LISTEN=127.0.0.1:$rtmp CUECAST_HTTP_LISTEN=127.0.0.1:$http \
+  CUECAST_RTMP_LISTEN=127.0.0.1:$rtmp CUECAST_HTTP_LISTEN=127.0.0.1:$http CUECAST_SRT_ENABLED=false \
     CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn CUECAST_MEDIA_LADDER='[]' \
     "$root/target/release/cuecast" serve 2>"$work/server-$variant.log" &
   server=$!; pids+=("$server")

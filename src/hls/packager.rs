@@ -286,7 +286,8 @@ struct Segment {
     msn: u64,
     /// Init version the segment's chunks need.
     init_version: u32,
-    /// The init version differs from the previous segment's (EXT-X-DISCONTINUITY).
+    /// Starts a discontinuity (EXT-X-DISCONTINUITY): the init version changed, or a new
+    /// publisher continues the stream after [`Packager::handle_interrupt`].
     discontinuity: bool,
     /// Wall-clock time of the first sample.
     program_date_time: DateTime<Utc>,
@@ -327,7 +328,7 @@ struct OpenSegment {
     msn: u64,
     /// Init version its chunks need.
     init_version: u32,
-    /// The init version differs from the previous segment's.
+    /// Starts a discontinuity (see [`Segment::discontinuity`]).
     discontinuity: bool,
     /// Wall-clock time of the first sample.
     program_date_time: DateTime<Utc>,
@@ -398,6 +399,9 @@ pub struct Packager {
     max_part_duration: u64,
     /// EXT-X-DISCONTINUITY-SEQUENCE: discontinuities that slid out of the window.
     discontinuity_sequence: u64,
+    /// The publisher was lost ([`Packager::handle_interrupt`]): the next segment opened
+    /// starts with EXT-X-DISCONTINUITY (and EXT-X-MAP).
+    discontinuity_pending: bool,
     /// The publisher ended (EXT-X-ENDLIST).
     ended: bool,
 }
@@ -418,6 +422,7 @@ impl Packager {
             target_duration: ceil_secs(config.segment_target).max(1),
             max_part_duration: 0,
             discontinuity_sequence: 0,
+            discontinuity_pending: false,
             ended: false,
         }
     }
@@ -489,9 +494,11 @@ impl Packager {
         let completed = self.close_open();
         let msn = self.next_msn;
         self.next_msn += 1;
-        let discontinuity = self
-            .last_init_version
-            .is_some_and(|last| last != current_init);
+        let discontinuity = self.discontinuity_pending
+            || self
+                .last_init_version
+                .is_some_and(|last| last != current_init);
+        self.discontinuity_pending = false;
         self.last_init_version = Some(current_init);
         self.open = Some(OpenSegment {
             msn,
@@ -515,6 +522,21 @@ impl Packager {
         if !self.ended {
             self.close_open();
             self.ended = true;
+        }
+    }
+
+    /// The publisher was lost but the stream goes on (a reconnect may continue it): completes
+    /// the open segment, so every part listed so far belongs to a complete segment that stays
+    /// fetchable, and marks the next segment as a discontinuity (rfc8216bis §4.4.4.3: the
+    /// timestamps, encoder and possibly the codec parameters change there). MSNs continue.
+    /// Without a segment yet, nothing needs marking. Ignored after the end.
+    pub fn handle_interrupt(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.close_open();
+        if self.last_init_version.is_some() {
+            self.discontinuity_pending = true;
         }
     }
 
@@ -728,7 +750,11 @@ impl Packager {
             };
             segments.push(MediaSegment {
                 discontinuity: segment.discontinuity,
-                map: map_if_changed(&mut previous_init, segment.init_version),
+                map: map_if_changed(
+                    &mut previous_init,
+                    segment.init_version,
+                    segment.discontinuity,
+                ),
                 program_date_time: Some(segment.program_date_time),
                 parts,
                 duration: Duration::from_nanos(segment.duration),
@@ -753,7 +779,7 @@ impl Packager {
                 .collect();
             PartialSegment {
                 discontinuity: open.discontinuity,
-                map: map_if_changed(&mut previous_init, open.init_version),
+                map: map_if_changed(&mut previous_init, open.init_version, open.discontinuity),
                 program_date_time: Some(open.program_date_time),
                 parts,
             }
@@ -884,9 +910,10 @@ impl Packager {
     }
 }
 
-/// `EXT-X-MAP` for `version` if it differs from the previous listed segment's.
-fn map_if_changed(previous: &mut Option<u32>, version: u32) -> Option<Map> {
-    if *previous == Some(version) {
+/// `EXT-X-MAP` for `version` if it differs from the previous listed segment's, or after a
+/// discontinuity (players reset their demuxer there and re-read the init segment).
+fn map_if_changed(previous: &mut Option<u32>, version: u32, discontinuity: bool) -> Option<Map> {
+    if *previous == Some(version) && !discontinuity {
         return None;
     }
     *previous = Some(version);
@@ -1577,5 +1604,117 @@ seg1.m4s
         ] {
             assert_eq!(Resource::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn interrupt_and_resume_continue_msns_with_a_discontinuity() {
+        let mut feed = Feed::new(config());
+        feed.segment(4, 500);
+        feed.chunk(500, true);
+        feed.chunk(500, false); // open segment 1 with 2 parts
+        feed.packager.handle_interrupt();
+        // The open segment was completed: everything listed so far is a complete segment.
+        let position = feed.packager.position();
+        assert_eq!(position.complete_up_to, 2);
+        assert_eq!(position.open, None);
+        assert!(!position.ended);
+        let gap = feed.packager.media_playlist(true).to_string();
+        assert!(
+            gap.ends_with("seg1.m4s\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part2.0.m4s\"\n"),
+            "{gap}"
+        );
+        assert!(!gap.contains("#EXT-X-ENDLIST"));
+        // A second interrupt (e.g. a failed reconnect) adds nothing.
+        feed.packager.handle_interrupt();
+        // The new publisher: same init bytes (same codec and size), a 7 s wall-clock gap.
+        feed.packager.handle_init(Bytes::from_static(b"INIT0"));
+        feed.pts += 7000 * MS;
+        assert_eq!(
+            feed.chunk(500, false),
+            ChunkOutcome::Dropped(DropReason::AwaitingFragmentStart)
+        );
+        assert_eq!(
+            feed.chunk(500, true),
+            ChunkOutcome::PartAdded(PartId { msn: 2, part: 0 })
+        );
+        feed.chunk(500, false);
+        feed.chunk(500, true);
+        let text = feed.packager.media_playlist(true).to_string();
+        let expected_tail = "\
+#EXTINF:1.000,
+seg1.m4s
+#EXT-X-DISCONTINUITY
+#EXT-X-MAP:URI=\"init.mp4\"
+#EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:10.500Z
+#EXT-X-PART:DURATION=0.500,URI=\"part2.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part2.1.m4s\"
+#EXTINF:1.000,
+seg2.m4s
+#EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:11.500Z
+#EXT-X-PART:DURATION=0.500,URI=\"part3.0.m4s\",INDEPENDENT=YES
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part3.1.m4s\"
+";
+        assert!(text.ends_with(expected_tail), "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
+        let parsed = parse_media(&text);
+        assert!(parsed.segments[2].discontinuity);
+        // Everything listed before the gap is still served.
+        for msn in 0..2 {
+            assert!(feed.packager.segment(msn).is_some(), "seg{msn}");
+        }
+        assert!(feed.packager.part(1, 1).is_some());
+        assert!(feed.packager.init_by_version(0).is_some());
+    }
+
+    #[test]
+    fn resume_with_a_new_init_versions_the_map_and_keeps_the_old_one() {
+        let mut feed = Feed::new(config());
+        feed.segment(4, 500);
+        feed.chunk(500, true);
+        feed.packager.handle_interrupt();
+        feed.packager.handle_init(Bytes::from_static(b"INIT-720p"));
+        feed.chunk(500, true);
+        let text = feed.packager.media_playlist(false).to_string();
+        assert!(
+            text.ends_with("seg1.m4s\n"),
+            "the resumed segment is still open: {text}"
+        );
+        feed.chunk(500, true);
+        let text = feed.packager.media_playlist(false).to_string();
+        assert!(
+            text.contains("seg1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        // The old init stays fetchable while listed segments need it.
+        assert_eq!(
+            feed.packager.resource(Resource::Init(0)),
+            Some(Bytes::from_static(b"INIT0"))
+        );
+        // Once the seam leaves the window, the sequence counts it and the old init goes.
+        for _ in 0..10 {
+            feed.segment(4, 500);
+        }
+        let playlist = feed.packager.media_playlist(false);
+        assert_eq!(playlist.discontinuity_sequence, 1);
+        assert!(!playlist.segments.iter().any(|s| s.discontinuity));
+        assert_eq!(feed.packager.init_by_version(0), None);
+    }
+
+    #[test]
+    fn interrupt_before_any_segment_or_after_the_end_marks_nothing() {
+        let mut feed = Feed::new(config());
+        feed.packager.handle_interrupt();
+        feed.chunk(500, true);
+        feed.chunk(500, true);
+        let text = feed.packager.media_playlist(false).to_string();
+        assert!(!text.contains("DISCONTINUITY"), "{text}");
+        feed.packager.handle_end();
+        feed.packager.handle_interrupt();
+        assert!(feed.packager.is_ended());
+        assert_eq!(
+            feed.chunk(500, true),
+            ChunkOutcome::Dropped(DropReason::Ended)
+        );
     }
 }

@@ -48,6 +48,23 @@ impl Registry {
         stream
     }
 
+    /// The stream for a new publish of `name`: the current session if its publisher was lost
+    /// less than `grace` ago, or is being replaced (`take_over`) — continued, `true` — else a new
+    /// session replacing any previous one.
+    pub fn publish(&self, name: &str, grace: Duration, take_over: bool) -> (Arc<HlsStream>, bool) {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = streams.get(name)
+            && (current.resume(grace) || (take_over && current.take_over()))
+        {
+            return (Arc::clone(current), true);
+        }
+        let stream = Arc::new(HlsStream::new(name, self.packager));
+        if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
+            previous.end();
+        }
+        (stream, false)
+    }
+
     /// The stream `name`, unless unknown or ended longer ago than the retention period.
     pub fn get(&self, name: &str) -> Option<Arc<HlsStream>> {
         let stream = self
@@ -96,5 +113,74 @@ impl Registry {
         stream
             .ended_at()
             .is_some_and(|at| at.elapsed() > self.retention)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(2),
+                part_target: Duration::from_millis(500),
+                window: Duration::from_secs(6),
+            },
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn a_lost_publisher_back_within_grace_continues_the_session() {
+        let registry = registry();
+        let grace = Duration::from_secs(15);
+        let (first, resumed) = registry.publish("demo", grace, false);
+        assert!(!resumed);
+        let generation = first.generation();
+        assert!(first.interrupt(generation));
+        let (again, resumed) = registry.publish("demo", grace, false);
+        assert!(resumed);
+        assert!(Arc::ptr_eq(&first, &again), "same session");
+        assert_eq!(again.interrupted_at(), None);
+        // The first publish's grace timer fires late: the resumed stream goes on.
+        assert!(!again.end_if_still_interrupted(generation));
+        assert!(!again.is_ended());
+        // A stale interrupt from the first publish changes nothing.
+        assert!(!again.interrupt(generation));
+        assert_eq!(again.interrupted_at(), None);
+        // A takeover continues the live session; the replaced publisher's interrupt is ignored.
+        let replaced = again.generation();
+        let (taken, resumed) = registry.publish("demo", grace, true);
+        assert!(resumed && Arc::ptr_eq(&taken, &again));
+        assert!(!taken.interrupt(replaced));
+        // Lost again, and this time nobody comes back in time.
+        let generation = taken.generation();
+        assert!(again.interrupt(generation));
+        assert!(again.end_if_still_interrupted(generation));
+        assert!(again.is_ended());
+        let (fresh, resumed) = registry.publish("demo", grace, true);
+        assert!(!resumed);
+        assert_ne!(fresh.session, "", "a new session");
+        assert!(!Arc::ptr_eq(&fresh, &again));
+    }
+
+    #[test]
+    fn no_resume_after_the_grace_period_or_for_a_live_or_ended_stream() {
+        let registry = registry();
+        let (live, _) = registry.publish("demo", Duration::from_secs(15), false);
+        // Not interrupted (a publisher is on it): a publish replaces it (the claim prevents
+        // this in practice) and the old one ends.
+        let (next, resumed) = registry.publish("demo", Duration::from_secs(15), false);
+        assert!(!resumed);
+        assert!(live.is_ended());
+        next.interrupt(next.generation());
+        std::thread::sleep(Duration::from_millis(20));
+        let (after, resumed) = registry.publish("demo", Duration::from_millis(1), false);
+        assert!(!resumed, "grace period over");
+        assert!(next.is_ended());
+        after.interrupt(after.generation());
+        after.end();
+        assert!(!registry.publish("demo", Duration::from_secs(15), true).1);
     }
 }

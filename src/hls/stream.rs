@@ -2,7 +2,7 @@
 //! the mapping from media time to wall-clock time used for EXT-X-PROGRAM-DATE-TIME.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -253,6 +253,17 @@ impl Rendition {
         self.publish(position);
     }
 
+    /// The publisher's pipeline drained but the stream goes on (see
+    /// [`Packager::handle_interrupt`]).
+    pub fn interrupt(&self) {
+        let position = {
+            let mut packager = self.packager();
+            packager.handle_interrupt();
+            packager.position()
+        };
+        self.publish(position);
+    }
+
     /// The muxer reached end of stream.
     pub fn end(&self) {
         let position = {
@@ -281,18 +292,50 @@ impl Rendition {
     }
 }
 
-/// A stream as the HLS origin sees it: one publish session.
+/// Media-time margin added after the previous publish's last timestamp when a new publish
+/// continues the stream (covers the last frame's duration).
+pub const CONTINUE_MARGIN_NS: u64 = 100_000_000;
+
+/// The media timeline of a stream.
+#[derive(Debug, Default)]
+struct Timeline {
+    /// (media time ns, wall clock): PROGRAM-DATE-TIME = wall + (pts − media).
+    anchor: Option<(u64, DateTime<Utc>)>,
+    /// Latest media timestamp pushed (ns, after continuation offsets).
+    media_end: Option<u64>,
+}
+
+/// Publisher presence, for continuity across reconnects.
+#[derive(Debug, Default)]
+struct Continuity {
+    /// When the last publisher was lost (`None` while one is publishing or never lost).
+    interrupted_at: Option<Instant>,
+    /// Bumped by every resume, so a stale grace timer cannot end a resumed stream.
+    generation: u64,
+}
+
+/// Wall clock of `pts_ns` through the anchor (`media`, `wall`).
+fn wall_at(media: u64, wall: DateTime<Utc>, pts_ns: u64) -> DateTime<Utc> {
+    let offset = i64::try_from(pts_ns).unwrap_or(i64::MAX) - i64::try_from(media).unwrap_or(0);
+    wall + chrono::Duration::nanoseconds(offset)
+}
+
+/// A stream as the HLS origin sees it: one session, continued by publishers that reconnect
+/// within the grace period.
 pub struct HlsStream {
     /// Public name.
     pub name: String,
-    /// Session id, unique per publish (hex milliseconds since the Unix epoch at creation).
+    /// Session id, unique per session (hex milliseconds since the Unix epoch at creation).
     /// Every URL below the multivariant playlist carries it, so a new session of the same
     /// stream never reuses a URL that a CDN may hold as immutable (`seg0.m4s`, `init.mp4`).
+    /// A publisher that reconnects within the grace period continues the session.
     pub session: String,
     /// Packager settings for new renditions.
     config: PackagerConfig,
-    /// (media time ns, wall clock) of the first media unit: PROGRAM-DATE-TIME = wall + (pts − media).
-    anchor: OnceLock<(u64, DateTime<Utc>)>,
+    /// Media timeline and wall-clock anchor, shared by the publishes that continue the stream.
+    timeline: Mutex<Timeline>,
+    /// Whether the publisher is gone and since when, for reconnects within the grace period.
+    continuity: Mutex<Continuity>,
     /// Renditions, sorted by name; added when the pipeline starts.
     renditions: RwLock<Vec<Arc<Rendition>>>,
     /// When the stream ended (publisher gone, pipeline stopped).
@@ -312,7 +355,8 @@ impl HlsStream {
             name: name.to_string(),
             session: format!("{:x}", Utc::now().timestamp_millis()),
             config,
-            anchor: OnceLock::new(),
+            timeline: Mutex::new(Timeline::default()),
+            continuity: Mutex::new(Continuity::default()),
             renditions: RwLock::new(Vec::new()),
             ended_at: OnceLock::new(),
             created_at: Instant::now(),
@@ -365,21 +409,122 @@ impl HlsStream {
     /// Media time (ns) of wall-clock `date` through the PROGRAM-DATE-TIME anchor; `None`
     /// before the anchor's media time 0 or without an anchor.
     pub fn media_time_at(&self, date: DateTime<Utc>) -> Option<u64> {
-        let (media, wall) = *self.anchor.get()?;
+        let (media, wall) = self.timeline().anchor?;
         let offset = (date - wall).num_nanoseconds()?;
         u64::try_from(i64::try_from(media).ok()?.checked_add(offset)?).ok()
     }
 
     /// Anchors media time `media_ns` to the current wall clock (first call wins).
     pub fn anchor(&self, media_ns: u64) {
-        self.anchor.get_or_init(|| (media_ns, Utc::now()));
+        let mut timeline = self.timeline();
+        if timeline.anchor.is_none() {
+            timeline.anchor = Some((media_ns, Utc::now()));
+        }
     }
 
     /// Wall-clock time of media time `pts_ns` (the ingest clock, through the anchor).
     pub fn program_date_time(&self, pts_ns: u64) -> DateTime<Utc> {
-        let (media, wall) = *self.anchor.get_or_init(|| (pts_ns, Utc::now()));
-        let offset = i64::try_from(pts_ns).unwrap_or(i64::MAX) - i64::try_from(media).unwrap_or(0);
-        wall + chrono::Duration::nanoseconds(offset)
+        let mut timeline = self.timeline();
+        let (media, wall) = *timeline.anchor.get_or_insert_with(|| (pts_ns, Utc::now()));
+        wall_at(media, wall, pts_ns)
+    }
+
+    /// Where the next publish's media continues: the stream's media end plus a frame of margin
+    /// (`None` before any media). Used as the offset base of a publisher that continues the
+    /// stream after a reconnect, so that timestamps stay monotonic across the seam.
+    pub fn continue_at(&self) -> Option<u64> {
+        self.timeline()
+            .media_end
+            .map(|end| end.saturating_add(CONTINUE_MARGIN_NS))
+    }
+
+    /// Records media up to `end_ns` (after any continuation offset).
+    pub fn note_media(&self, end_ns: u64) {
+        let mut timeline = self.timeline();
+        timeline.media_end = Some(timeline.media_end.map_or(end_ns, |e| e.max(end_ns)));
+    }
+
+    /// A new publish continues the stream at media time `media_ns`: PROGRAM-DATE-TIME carries on
+    /// with the wall clock from now (never going back before the previous publish's last
+    /// mapped instant).
+    pub fn reanchor(&self, media_ns: u64) {
+        let now = Utc::now();
+        let mut timeline = self.timeline();
+        let wall = match timeline.anchor {
+            Some((media, wall)) => now.max(wall_at(media, wall, media_ns)),
+            None => now,
+        };
+        timeline.anchor = Some((media_ns, wall));
+    }
+
+    fn timeline(&self) -> MutexGuard<'_, Timeline> {
+        self.timeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn continuity(&self) -> MutexGuard<'_, Continuity> {
+        self.continuity.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current publish generation (bumped by every resume and takeover).
+    pub fn generation(&self) -> u64 {
+        self.continuity().generation
+    }
+
+    /// The publisher of `generation` is gone but may come back (see
+    /// [`Self::end_if_still_interrupted`]). False — nothing changes — if another publisher has
+    /// taken the stream over since.
+    pub fn interrupt(&self, generation: u64) -> bool {
+        let mut continuity = self.continuity();
+        if continuity.generation != generation {
+            return false;
+        }
+        continuity.interrupted_at.get_or_insert_with(Instant::now);
+        true
+    }
+
+    /// Another publisher takes over the live stream: a new generation continues the session.
+    /// False if the stream has ended.
+    pub fn take_over(&self) -> bool {
+        let mut continuity = self.continuity();
+        if self.is_ended() {
+            return false;
+        }
+        continuity.interrupted_at = None;
+        continuity.generation += 1;
+        true
+    }
+
+    /// A publisher is back within `grace` of the interruption: the stream continues (true).
+    /// False if the stream is not interrupted, has ended, or the grace period is over.
+    pub fn resume(&self, grace: Duration) -> bool {
+        let mut continuity = self.continuity();
+        match continuity.interrupted_at {
+            Some(at) if !self.is_ended() && at.elapsed() <= grace => {
+                continuity.interrupted_at = None;
+                continuity.generation += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// When the publisher was lost, while nobody has resumed the stream.
+    pub fn interrupted_at(&self) -> Option<Instant> {
+        self.continuity().interrupted_at
+    }
+
+    /// The grace period of publish `generation` is over: ends the stream unless a publisher
+    /// resumed it meanwhile. True if it ended the stream.
+    pub fn end_if_still_interrupted(&self, generation: u64) -> bool {
+        let still = {
+            let continuity = self.continuity();
+            continuity.interrupted_at.is_some() && continuity.generation == generation
+        };
+        if still && !self.is_ended() {
+            self.end();
+            return true;
+        }
+        false
     }
 
     /// Adds (or returns the existing) rendition `name`.
@@ -427,6 +572,14 @@ impl HlsStream {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The publisher's pipeline drained after the publisher was lost: every rendition completes
+    /// its open segment and marks the next one as a discontinuity; playlists stay live.
+    pub fn interrupt_renditions(&self) {
+        for rendition in self.renditions() {
+            rendition.interrupt();
+        }
     }
 
     /// Ends the stream: every rendition's playlist gets EXT-X-ENDLIST. Idempotent.

@@ -1,17 +1,24 @@
-//! Ingest: the protocols through which hosts publish (RTMP; SRT later), and what they share:
-//! stream-key authentication and the one-publisher-per-stream rule.
+//! Ingest: the protocols through which hosts publish (RTMP, SRT), and what they share:
+//! stream-key authentication, the one-publisher-per-stream rule, and continuity across
+//! reconnects ([`IngestContext::begin_publish`], [`Publication::end`]).
 
 pub mod flv;
 pub mod rtmp;
+pub mod srt;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::StreamConfig;
 use crate::hls::registry::Registry;
-use crate::media::MediaSettings;
+use crate::hls::stream::HlsStream;
+use crate::media::frame::MediaUnit;
+use crate::media::{MediaError, MediaSettings, StreamPipeline};
 use crate::metrics::Metrics;
 
 /// Publish keys → public stream names.
@@ -50,16 +57,27 @@ impl StreamKeys {
 pub struct PublisherInfo {
     /// The publisher's address.
     pub peer: SocketAddr,
-    /// Protocol name ("rtmp").
+    /// Protocol name ("rtmp", "srt").
     pub protocol: &'static str,
     /// When the publish started.
     pub since: Instant,
 }
 
+/// One live stream's publisher.
+#[derive(Debug)]
+struct LiveEntry {
+    info: PublisherInfo,
+    /// Identifies the claim holding the entry (a replaced claim must not remove its successor).
+    claim_id: u64,
+    /// Cancelled when another publisher takes the stream over.
+    kick: CancellationToken,
+}
+
 /// The streams that currently have a publisher.
 #[derive(Debug, Default)]
 pub struct LiveSet {
-    live: Mutex<HashMap<String, PublisherInfo>>,
+    live: Mutex<HashMap<String, LiveEntry>>,
+    next_id: AtomicU64,
 }
 
 impl LiveSet {
@@ -71,13 +89,48 @@ impl LiveSet {
     ) -> Result<PublishClaim, PublisherInfo> {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(current) = live.get(name) {
-            return Err(current.clone());
+            return Err(current.info.clone());
         }
-        live.insert(name.to_string(), info);
-        Ok(PublishClaim {
+        Ok(self.insert(&mut live, name, info))
+    }
+
+    /// Claims `name` even if it is taken: the current publisher's claim is told to stop
+    /// ([`PublishClaim::kicked`]) and the current publisher is returned.
+    pub fn take_over(
+        self: &Arc<Self>,
+        name: &str,
+        info: PublisherInfo,
+    ) -> (PublishClaim, Option<PublisherInfo>) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = live.remove(name).map(|entry| {
+            entry.kick.cancel();
+            entry.info
+        });
+        (self.insert(&mut live, name, info), previous)
+    }
+
+    fn insert(
+        self: &Arc<Self>,
+        live: &mut HashMap<String, LiveEntry>,
+        name: &str,
+        info: PublisherInfo,
+    ) -> PublishClaim {
+        let claim_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kick = CancellationToken::new();
+        live.insert(
+            name.to_string(),
+            LiveEntry {
+                info,
+                claim_id,
+                kick: kick.clone(),
+            },
+        );
+        PublishClaim {
             name: name.to_string(),
+            claim_id,
+            kick,
             set: Arc::clone(self),
-        })
+        }
     }
 
     /// The publisher of `name`, if live.
@@ -86,7 +139,7 @@ impl LiveSet {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
-            .cloned()
+            .map(|entry| entry.info.clone())
     }
 }
 
@@ -94,16 +147,27 @@ impl LiveSet {
 #[derive(Debug)]
 pub struct PublishClaim {
     name: String,
+    claim_id: u64,
+    kick: CancellationToken,
     set: Arc<LiveSet>,
+}
+
+impl PublishClaim {
+    /// Cancelled when another publisher took the stream over: end this publish.
+    pub fn kicked(&self) -> CancellationToken {
+        self.kick.clone()
+    }
 }
 
 impl Drop for PublishClaim {
     fn drop(&mut self) {
-        self.set
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.name);
+        let mut live = self.set.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live
+            .get(&self.name)
+            .is_some_and(|entry| entry.claim_id == self.claim_id)
+        {
+            live.remove(&self.name);
+        }
     }
 }
 
@@ -119,6 +183,144 @@ pub struct IngestContext {
     pub media: Arc<MediaSettings>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// How long a stream whose publisher was lost waits for it to come back (zero: it ends at
+    /// once).
+    pub reconnect_grace: Duration,
+    /// A new publisher of a live stream replaces the current one instead of being refused.
+    pub takeover: bool,
+}
+
+/// How a publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishEnd {
+    /// The publisher stopped on purpose (RTMP FCUnpublish/deleteStream) or the server is
+    /// shutting down: the playlists end now (EXT-X-ENDLIST).
+    Finished,
+    /// The connection was lost (dropped, timed out, or closed without an unpublish — SRT has
+    /// none): the stream stays live for the reconnect grace period, and a publisher of the
+    /// same key within it continues the same session.
+    Lost,
+}
+
+/// One publish in progress: the publish slot, the stream it feeds and its media pipeline.
+pub struct Publication {
+    /// Public stream name.
+    pub name: String,
+    /// The stream (a continued session when `resumed`).
+    pub stream: Arc<HlsStream>,
+    /// This publish continues a stream whose publisher was lost within the grace period.
+    pub resumed: bool,
+    pipeline: StreamPipeline,
+    grace: Duration,
+    /// The stream's publish generation this publication belongs to.
+    generation: u64,
+    /// Released after the pipeline was told to end.
+    claim: PublishClaim,
+}
+
+impl IngestContext {
+    /// Starts publishing `name` (a known stream): claims the publish slot, then continues the
+    /// stream's session if its previous publisher was lost within the grace period, else starts
+    /// a new session. `Err` with the current publisher if the stream is live — unless takeover
+    /// is on: then the current publisher is told to stop ([`Publication::kicked`]) and this one
+    /// continues its session.
+    pub fn begin_publish(
+        &self,
+        name: &str,
+        info: PublisherInfo,
+    ) -> Result<Publication, PublisherInfo> {
+        let (peer, protocol) = (info.peer, info.protocol);
+        let (claim, replaced) = if self.takeover {
+            self.live.take_over(name, info)
+        } else {
+            (self.live.claim(name, info)?, None)
+        };
+        if let Some(previous) = &replaced {
+            tracing::info!(
+                stream = %name,
+                %peer,
+                previous = %previous.peer,
+                previous_protocol = previous.protocol,
+                "new publisher takes the stream over"
+            );
+        }
+        let (stream, resumed) =
+            self.registry
+                .publish(name, self.reconnect_grace, replaced.is_some());
+        let generation = stream.generation();
+        if resumed {
+            self.metrics
+                .publishes_resumed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                stream = %name,
+                session = %stream.session,
+                "publisher is back within the grace period; continuing the session"
+            );
+        }
+        tracing::info!(
+            %peer,
+            stream = %name,
+            session = %stream.session,
+            resumed,
+            "{} publish started",
+            protocol.to_ascii_uppercase()
+        );
+        let pipeline = StreamPipeline::new(Arc::clone(&stream), Arc::clone(&self.media));
+        Ok(Publication {
+            name: name.to_string(),
+            stream,
+            resumed,
+            pipeline,
+            grace: self.reconnect_grace,
+            generation,
+            claim,
+        })
+    }
+}
+
+impl Publication {
+    /// Cancelled when another publisher took the stream over (with `ingest.takeover`): the
+    /// driver ends this publish ([`PublishEnd::Lost`]) and closes its connection.
+    pub fn kicked(&self) -> CancellationToken {
+        self.claim.kicked()
+    }
+
+    /// Feeds one media unit (see [`StreamPipeline::push`]).
+    pub fn push(&mut self, unit: MediaUnit) -> Result<(), MediaError> {
+        self.pipeline.push(unit)
+    }
+
+    /// Ends the publish. [`PublishEnd::Lost`] with a grace period: the pipeline drains, the
+    /// playlists stay live, and the stream ends (EXT-X-ENDLIST) when the grace period passes
+    /// without a publisher continuing it. Needs a Tokio runtime (the grace timer).
+    pub fn end(mut self, how: PublishEnd) {
+        if how == PublishEnd::Finished || self.grace.is_zero() {
+            self.pipeline.finish();
+            return;
+        }
+        self.pipeline.interrupt();
+        if !self.stream.interrupt(self.generation) {
+            // Taken over: the stream already belongs to the next publisher.
+            return;
+        }
+        let generation = self.generation;
+        let (stream, grace) = (Arc::clone(&self.stream), self.grace);
+        tracing::info!(
+            stream = %self.name,
+            grace_s = grace.as_secs_f64(),
+            "publisher lost; the stream waits for it to reconnect"
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if stream.end_if_still_interrupted(generation) {
+                tracing::info!(
+                    stream = %stream.name,
+                    "no publisher came back within the grace period; the stream ended"
+                );
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -138,11 +340,29 @@ mod tests {
         let keys = StreamKeys::new(&[StreamConfig {
             name: "demo".into(),
             key: "demo-key".into(),
+            srt_passphrase: String::new(),
         }]);
         assert_eq!(keys.stream_for("demo-key"), Some("demo"));
         assert_eq!(keys.stream_for("demo-key?obs=1"), Some("demo"));
         assert_eq!(keys.stream_for("demo"), None);
         assert_eq!(keys.stream_for(""), None);
+    }
+
+    #[test]
+    fn take_over_kicks_the_current_claim_which_then_releases_nothing() {
+        let live = Arc::new(LiveSet::default());
+        let first = live.claim("demo", info()).expect("first claim");
+        let kicked = first.kicked();
+        let (second, previous) = live.take_over("demo", info());
+        assert!(previous.is_some());
+        assert!(kicked.is_cancelled());
+        assert!(!second.kicked().is_cancelled());
+        drop(first);
+        assert!(live.get("demo").is_some(), "the new claim stays");
+        drop(second);
+        assert!(live.get("demo").is_none());
+        let (_third, previous) = live.take_over("demo", info());
+        assert!(previous.is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod frame;
 pub mod ladder;
+pub mod mpegts;
 pub mod pipeline;
 pub mod template;
 

@@ -83,6 +83,13 @@ pub struct StreamPipeline {
     stream: Arc<HlsStream>,
     settings: Arc<MediaSettings>,
     state: State,
+    /// Added to every timestamp: 0 for a new stream; for a publish that continues a stream
+    /// after a reconnect, moves the publisher's first timestamp just past the stream's media
+    /// end, so the CMAF timeline stays monotonic across the seam. Set by the first timed unit.
+    offset: Option<i128>,
+    /// Set by [`StreamPipeline::interrupt`]: at end of stream the renditions are interrupted
+    /// (a reconnect may continue them) instead of ended.
+    interrupted: Arc<AtomicBool>,
 }
 
 enum State {
@@ -146,14 +153,48 @@ impl StreamPipeline {
             stream,
             settings,
             state: State::Waiting(Waiting::default()),
+            offset: None,
+            interrupted: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Moves `unit` onto the stream's timeline (see [`StreamPipeline::offset`]) and records it.
+    fn place(&mut self, mut unit: MediaUnit) -> MediaUnit {
+        let Some(time) = unit_time(&unit) else {
+            return unit;
+        };
+        let offset = *self
+            .offset
+            .get_or_insert_with(|| match self.stream.continue_at() {
+                Some(base) => {
+                    self.stream.reanchor(base);
+                    i128::from(base) - i128::from(time)
+                }
+                None => {
+                    self.stream.anchor(time);
+                    0
+                }
+            });
+        let shift =
+            |t: &mut u64| *t = u64::try_from((i128::from(*t) + offset).max(0)).unwrap_or(u64::MAX);
+        match &mut unit {
+            MediaUnit::Video(frame) => {
+                shift(&mut frame.dts);
+                shift(&mut frame.pts);
+                self.stream.note_media(frame.pts.max(frame.dts));
+            }
+            MediaUnit::Audio(frame) => {
+                shift(&mut frame.pts);
+                self.stream.note_media(frame.pts);
+            }
+            MediaUnit::VideoConfig(_) | MediaUnit::AudioConfig(_) => {}
+        }
+        unit
     }
 
     /// Feeds one unit. An error means this stream cannot continue; the caller ends the publish.
     pub fn push(&mut self, unit: MediaUnit) -> Result<(), MediaError> {
-        if let Some(time) = unit_time(&unit) {
-            self.stream.anchor(time);
-        }
+        let unit = self.place(unit);
         self.stream.observe(&unit);
         match &mut self.state {
             State::Finished => Err(self.error("the stream has ended")),
@@ -172,7 +213,12 @@ impl StreamPipeline {
                     else {
                         return Ok(());
                     };
-                    let mut running = start(&self.stream, &self.settings, &waiting)?;
+                    let mut running = start(
+                        &self.stream,
+                        &self.settings,
+                        &waiting,
+                        Arc::clone(&self.interrupted),
+                    )?;
                     for unit in waiting.pending {
                         running.push(unit, &self.stream.name)?;
                     }
@@ -198,9 +244,23 @@ impl StreamPipeline {
                     ladder.end_of_stream();
                 }
             }
-            State::Waiting(_) => self.stream.end(),
+            State::Waiting(_) => {
+                if !self.interrupted.load(Ordering::Acquire) {
+                    self.stream.end();
+                }
+            }
             State::Finished => {}
         }
+    }
+
+    /// The publisher was lost: the pipeline drains (the last segment is completed) but the
+    /// playlists stay live, without EXT-X-ENDLIST, so that a reconnecting publisher can continue
+    /// the stream ([`crate::hls::packager::Packager::handle_interrupt`]). Ending the stream
+    /// when nobody comes back is the caller's job. Idempotent; a pipeline that failed still
+    /// ends its stream.
+    pub fn interrupt(&mut self) {
+        self.interrupted.store(true, Ordering::Release);
+        self.finish();
     }
 
     fn error(&self, reason: &str) -> MediaError {
@@ -406,6 +466,7 @@ fn start(
     stream: &Arc<HlsStream>,
     settings: &MediaSettings,
     waiting: &Waiting,
+    interrupted: Arc<AtomicBool>,
 ) -> Result<Running, MediaError> {
     let pipeline_error = |reason: String| MediaError::Pipeline {
         stream: stream.name.clone(),
@@ -536,7 +597,14 @@ fn start(
                 &rendition_name,
             )
         });
-        configure_sink(&sink, rendition, Arc::clone(stream), latency, monitor);
+        configure_sink(
+            &sink,
+            rendition,
+            Arc::clone(stream),
+            latency,
+            monitor,
+            Arc::clone(&interrupted),
+        );
     }
 
     let mut running = Running {
@@ -570,6 +638,7 @@ fn start(
         failed,
         Arc::clone(&running.eos_sent),
         Arc::clone(&settings.metrics),
+        interrupted,
     );
     tracing::info!(
         stream = %stream.name,
@@ -705,14 +774,16 @@ fn push_checked(
         .map_err(|e| format!("pipeline refused data: {e:?}"))
 }
 
-/// Wires an appsink to its rendition: init segment, chunks, end of stream; for video
-/// renditions `latency` records each frame's ingest-to-part time as its part is published.
+/// Wires an appsink to its rendition: init segment, chunks, end of stream (the rendition ends,
+/// or is interrupted when `interrupted` is set); for video renditions `latency` records each
+/// frame's ingest-to-part time as its part is published.
 fn configure_sink(
     sink: &gst_app::AppSink,
     rendition: Arc<Rendition>,
     stream: Arc<HlsStream>,
     latency: Option<(Arrivals, Arc<Metrics>)>,
     monitor: Option<RungMonitor>,
+    interrupted: Arc<AtomicBool>,
 ) {
     sink.set_sync(false);
     sink.set_property("buffer-list", true);
@@ -733,7 +804,13 @@ fn configure_sink(
                 );
                 Ok(gst::FlowSuccess::Ok)
             })
-            .eos(move |_| eos_rendition.end())
+            .eos(move |_| {
+                if interrupted.load(Ordering::Acquire) {
+                    eos_rendition.interrupt();
+                } else {
+                    eos_rendition.end();
+                }
+            })
             .build(),
     );
 }
@@ -878,13 +955,16 @@ fn track_info(sink: &gst_app::AppSink, kind: RenditionKind) -> TrackInfo {
     }
 }
 
-/// Watches the pipeline bus: errors end the stream (logged), EOS tears the pipeline down.
+/// Watches the pipeline bus: errors end the stream (logged), EOS tears the pipeline down and
+/// ends the stream — unless the publish was interrupted (then the stream waits for a
+/// reconnect).
 fn spawn_bus_watch(
     pipeline: gst::Pipeline,
     stream: Arc<HlsStream>,
     failed: Arc<AtomicBool>,
     eos_sent: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    interrupted: Arc<AtomicBool>,
 ) {
     let Some(bus) = pipeline.bus() else {
         return;
@@ -892,11 +972,15 @@ fn spawn_bus_watch(
     tokio::spawn(async move {
         let mut messages = bus.stream();
         let mut draining_since: Option<tokio::time::Instant> = None;
+        let mut drained = false;
         loop {
             let next = tokio::time::timeout(Duration::from_millis(500), messages.next()).await;
             match next {
                 Ok(Some(message)) => match message.view() {
-                    gst::MessageView::Eos(_) => break,
+                    gst::MessageView::Eos(_) => {
+                        drained = true;
+                        break;
+                    }
                     gst::MessageView::Error(err) => {
                         tracing::error!(
                             stream = %stream.name,
@@ -925,7 +1009,12 @@ fn spawn_bus_watch(
             }
         }
         let _ = pipeline.set_state(gst::State::Null);
-        stream.end();
+        if failed.load(Ordering::Acquire) || !interrupted.load(Ordering::Acquire) {
+            stream.end();
+        } else if !drained {
+            // The sinks never saw EOS: complete what they published.
+            stream.interrupt_renditions();
+        }
         metrics.remove_stream(&stream.name);
         tracing::info!(stream = %stream.name, "media pipeline stopped");
     });

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +13,8 @@ pub struct Server {
     child: Child,
     pub rtmp_port: u16,
     pub http_port: u16,
+    /// UDP port of the SRT listener.
+    pub srt_port: u16,
     pub dir: tempfile::TempDir,
     log: PathBuf,
 }
@@ -25,6 +27,13 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free UDP port")
 }
 
 impl Server {
@@ -40,6 +49,7 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let rtmp_port = free_port();
         let http_port = free_port();
+        let srt_port = free_udp_port();
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_cuecast"));
@@ -49,9 +59,13 @@ impl Server {
             .env("RUST_LOG", "info,cuecast=debug")
             .env("CUECAST_RTMP_LISTEN", format!("127.0.0.1:{rtmp_port}"))
             .env("CUECAST_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
+            .env("CUECAST_SRT_LISTEN", format!("127.0.0.1:{srt_port}"))
             .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
             .env("CUECAST_STREAMS", STREAMS)
             .env("CUECAST_MEDIA_LADDER", "[]")
+            // A lost publisher ends its stream at once, as before reconnect continuity existed;
+            // tests of continuity set their own grace period.
+            .env("CUECAST_INGEST_RECONNECT_GRACE_S", "0")
             .stdout(Stdio::null())
             .stderr(log_file);
         for (key, value) in env {
@@ -62,6 +76,7 @@ impl Server {
             child,
             rtmp_port,
             http_port,
+            srt_port,
             dir,
             log,
         };
@@ -83,6 +98,11 @@ impl Server {
 
     pub fn rtmp_url(&self, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
+    }
+
+    /// `srt://127.0.0.1:PORT` (options go in the publisher's arguments).
+    pub fn srt_url(&self) -> String {
+        format!("srt://127.0.0.1:{}", self.srt_port)
     }
 
     /// The server's log so far.
@@ -157,6 +177,71 @@ impl Publisher {
         Publisher::spawn("ffmpeg", &args)
     }
 
+    /// ffmpeg publishing MPEG-TS over SRT (libsrt caller) with stream id `stream_id`:
+    /// `video` is `libx264` or `libx265`; `options` are extra libsrt options placed before the
+    /// URL (e.g. `["-passphrase", "…", "-pbkeylen", "32"]`).
+    pub fn ffmpeg_srt(
+        url: &str,
+        stream_id: &str,
+        options: &[&str],
+        seconds: u32,
+        video: &str,
+    ) -> Publisher {
+        Publisher::ffmpeg_srt_size(url, stream_id, options, seconds, video, "640x360")
+    }
+
+    /// [`Publisher::ffmpeg_srt`] at another picture size.
+    pub fn ffmpeg_srt_size(
+        url: &str,
+        stream_id: &str,
+        options: &[&str],
+        seconds: u32,
+        video: &str,
+        size: &str,
+    ) -> Publisher {
+        let mut args: Vec<String> = format!(
+            "-hide_banner -loglevel warning -nostdin -re \
+             -f lavfi -i testsrc2=size={size}:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+             -t {seconds} -c:v {video} -preset veryfast -pix_fmt yuv420p \
+             -g 60 -keyint_min 60 -sc_threshold 0 -bf 2 -b:v 800k \
+             -c:a aac -ar 48000 -ac 2 -b:a 128k -f mpegts"
+        )
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+        if video == "libx265" {
+            args.extend(
+                [
+                    "-x265-params",
+                    "log-level=error:keyint=60:min-keyint=60:scenecut=0",
+                ]
+                .map(String::from),
+            );
+        }
+        args.extend(["-srt_streamid".to_string(), stream_id.to_string()]);
+        args.extend(options.iter().map(|o| o.to_string()));
+        args.push(url.to_string());
+        Publisher::spawn("ffmpeg", &args)
+    }
+
+    /// GStreamer's srtsink (caller) publishing H.264 + AAC in MPEG-TS; `uri` carries the
+    /// stream id and other options as query parameters. `alignment=7`: one SRT message per
+    /// 7 TS packets (1316 bytes), the SRT live payload; larger buffers do not survive srtsink.
+    pub fn srtsink(uri: &str, seconds: u32) -> Publisher {
+        let buffers = seconds * 30;
+        let audio_buffers = seconds * 48000 / 1024;
+        let pipeline = format!(
+            "videotestsrc is-live=true num-buffers={buffers} ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
+             ! x264enc key-int-max=60 bitrate=800 speed-preset=ultrafast ! h264parse \
+             ! mpegtsmux alignment=7 name=mux ! srtsink uri={uri} wait-for-connection=false \
+             audiotestsrc is-live=true num-buffers={audio_buffers} samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
+             ! voaacenc bitrate=128000 ! aacparse ! mux."
+        );
+        let mut args = vec!["-q".to_string(), "-e".to_string()];
+        args.extend(pipeline.split_whitespace().map(str::to_string));
+        Publisher::spawn("gst-launch-1.0", &args)
+    }
+
     /// GStreamer's rtmp2sink publishing H.264 + AAC.
     pub fn rtmp2sink(url: &str, seconds: u32) -> Publisher {
         let buffers = seconds * 30;
@@ -173,13 +258,23 @@ impl Publisher {
         Publisher::spawn("gst-launch-1.0", &args)
     }
 
+    /// Any program as a publisher whose stdin stays open and empty (a caller that connects and
+    /// never sends).
+    pub fn spawn_program_stdin(program: &str, args: &[String]) -> Publisher {
+        Publisher::spawn_with(program, args, Stdio::piped())
+    }
+
     fn spawn(program: &str, args: &[String]) -> Publisher {
+        Publisher::spawn_with(program, args, Stdio::null())
+    }
+
+    fn spawn_with(program: &str, args: &[String], stdin: Stdio) -> Publisher {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = dir.path().join("stderr.log");
         let file = std::fs::File::create(&stderr).expect("stderr file");
         let child = Command::new(program)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

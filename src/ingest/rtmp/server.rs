@@ -1,5 +1,5 @@
 //! The RTMP listener: one task per connection driving the sans-IO [`ServerSession`] over a
-//! `TcpStream`, and turning its publish into a [`StreamPipeline`].
+//! `TcpStream`, and turning its publish into a [`Publication`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Event, ServerSession, SessionConfig};
 use crate::ingest::flv::FlvUnpacker;
-use crate::ingest::{IngestContext, PublishClaim, PublisherInfo};
-use crate::media::StreamPipeline;
+use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
 
 /// Read buffer size per connection.
 const READ_BUFFER: usize = 64 * 1024;
@@ -130,9 +129,7 @@ struct Publish {
     stream_id: u32,
     name: String,
     flv: FlvUnpacker,
-    pipeline: StreamPipeline,
-    /// Released when the publish ends (dropped after the pipeline got EOS).
-    _claim: PublishClaim,
+    publication: Publication,
     started: Instant,
 }
 
@@ -172,6 +169,14 @@ impl Connection {
         tokio::pin!(shutdown);
         let result = loop {
             buf.clear();
+            // Another publisher took the stream over (`ingest.takeover`).
+            let kicked = self.publish.as_ref().map(|p| p.publication.kicked());
+            let kicked = async move {
+                match kicked {
+                    Some(token) => token.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
             let read = tokio::select! {
                 read = read_some(&socket, &mut buf, self.settings.read_batch) => match read {
                     Ok(None) => continue,
@@ -187,11 +192,20 @@ impl Connection {
                     }
                     continue;
                 }
+                () = kicked => {
+                    if let Some(publish) = &self.publish {
+                        self.session.end_publish(publish.stream_id, "replaced by a new publisher");
+                    }
+                    let _ = self.flush(&mut socket).await;
+                    self.end_publish(PublishEnd::Lost);
+                    break Err("replaced by a new publisher of the stream".to_string());
+                }
                 () = &mut shutdown => {
                     if let Some(publish) = &self.publish {
                         self.session.end_publish(publish.stream_id, "server shutting down");
                     }
                     let _ = self.flush(&mut socket).await;
+                    self.end_publish(PublishEnd::Finished);
                     break Ok(());
                 }
             };
@@ -207,7 +221,7 @@ impl Connection {
             while let Some(event) = self.session.poll_event() {
                 if let Err(reason) = self.handle_event(event) {
                     let _ = self.flush(&mut socket).await;
-                    self.end_publish();
+                    self.end_publish(PublishEnd::Lost);
                     return Err(reason);
                 }
             }
@@ -218,7 +232,8 @@ impl Connection {
                 break Ok(());
             }
         };
-        self.end_publish();
+        // Still publishing: the connection dropped, timed out or closed without unpublishing.
+        self.end_publish(PublishEnd::Lost);
         let _ = socket.shutdown().await;
         result
     }
@@ -269,7 +284,7 @@ impl Connection {
                         .video(timestamp, data)
                         .map_err(|e| format!("stream {}: video: {e}", publish.name))?;
                     if let Some(unit) = unit {
-                        publish.pipeline.push(unit).map_err(|e| e.to_string())?;
+                        publish.publication.push(unit).map_err(|e| e.to_string())?;
                     }
                 }
             }
@@ -284,7 +299,7 @@ impl Connection {
                         .audio(timestamp, data)
                         .map_err(|e| format!("stream {}: audio: {e}", publish.name))?;
                     if let Some(unit) = unit {
-                        publish.pipeline.push(unit).map_err(|e| e.to_string())?;
+                        publish.publication.push(unit).map_err(|e| e.to_string())?;
                     }
                 }
             }
@@ -294,7 +309,7 @@ impl Connection {
                     .as_ref()
                     .is_some_and(|p| p.stream_id == stream_id)
                 {
-                    self.end_publish();
+                    self.end_publish(PublishEnd::Finished);
                 }
             }
         }
@@ -328,8 +343,8 @@ impl Connection {
             protocol: "rtmp",
             since: Instant::now(),
         };
-        let claim = match self.ctx.live.claim(&name, info) {
-            Ok(claim) => claim,
+        let publication = match self.ctx.begin_publish(&name, info) {
+            Ok(publication) => publication,
             Err(current) => {
                 self.ctx
                     .metrics
@@ -349,29 +364,26 @@ impl Connection {
                 return;
             }
         };
-        let stream = self.ctx.registry.create(&name);
-        let pipeline = StreamPipeline::new(stream, Arc::clone(&self.ctx.media));
-        tracing::info!(peer = %self.peer, stream = %name, "RTMP publish started");
         self.session.accept_publish(stream_id);
         self.publish = Some(Publish {
             stream_id,
             name,
             flv: FlvUnpacker::new(),
-            pipeline,
-            _claim: claim,
+            publication,
             started: Instant::now(),
         });
     }
 
-    fn end_publish(&mut self) {
-        if let Some(mut publish) = self.publish.take() {
-            publish.pipeline.finish();
+    fn end_publish(&mut self, how: PublishEnd) {
+        if let Some(publish) = self.publish.take() {
             tracing::info!(
                 peer = %self.peer,
                 stream = %publish.name,
                 duration_s = publish.started.elapsed().as_secs(),
+                ?how,
                 "RTMP publish ended"
             );
+            publish.publication.end(how);
         }
     }
 }
