@@ -37,10 +37,7 @@ impl Registry {
 
     /// Starts a new stream `name`, replacing an ended one of the same name.
     pub fn create(&self, name: &str) -> Arc<HlsStream> {
-        let stream = Arc::new(HlsStream::new(name, self.packager));
-        if let Some(clock) = self.media_clock.get() {
-            stream.set_media_clock(Arc::clone(clock));
-        }
+        let stream = self.new_stream(name);
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
             previous.end();
@@ -58,11 +55,20 @@ impl Registry {
         {
             return (Arc::clone(current), true);
         }
-        let stream = Arc::new(HlsStream::new(name, self.packager));
+        let stream = self.new_stream(name);
         if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
             previous.end();
         }
         (stream, false)
+    }
+
+    /// A new stream, reporting to the media clock (cue rundowns) when one is set.
+    fn new_stream(&self, name: &str) -> Arc<HlsStream> {
+        let stream = Arc::new(HlsStream::new(name, self.packager));
+        if let Some(clock) = self.media_clock.get() {
+            stream.set_media_clock(Arc::clone(clock));
+        }
+        stream
     }
 
     /// The stream `name`, unless unknown or ended longer ago than the retention period.
