@@ -320,12 +320,20 @@ fn check_in_band(
     );
 }
 
+/// A cheap transcoded rung (below the test publisher's 640x360).
+const RUNG: &str = r#"[{name="180p", width=320, height=180, video_bitrate_kbps=300, max_fps=30, profile="main", preset="ultrafast"}]"#;
+
 #[test]
 fn posted_cue_reaches_playlists_and_every_rendition_and_survives_end_and_restart() {
-    let mut server = Server::start_with(&[("CUECAST_CUES_RATE_PER_S", "0.2")]);
+    // One small transcoded rung, so carriage is checked in a ladder rendition too.
+    let mut server = Server::start_with(&[
+        ("CUECAST_CUES_RATE_PER_S", "0.2"),
+        ("CUECAST_MEDIA_LADDER", RUNG),
+    ]);
     let mut publisher = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 25);
     let video = media_url(&server, "demo", "source");
     let audio = media_url(&server, "demo", "audio");
+    let rung = media_url(&server, "demo", "180p");
     let cues_url = server.url("/api/streams/demo/cues");
     // Wait for a few segments so the PDT mapping is established.
     wait_for(&video, Duration::from_secs(30), |t| segments(t).len() >= 2);
@@ -393,6 +401,8 @@ fn posted_cue_reaches_playlists_and_every_rendition_and_survives_end_and_restart
     let dir = tempfile::tempdir().unwrap();
     check_in_band(&video, &id, start_date, media_time_s, dir.path());
     check_in_band(&audio, &id, start_date, media_time_s, dir.path());
+    check_in_band(&rung, &id, start_date, media_time_s, dir.path());
+    assert!(daterange(&String::from_utf8(get(&rung).2).unwrap(), &id).is_some());
 
     // Bad inputs: the documented errors, nothing stored.
     let count = |server: &Server| {

@@ -30,6 +30,8 @@ const SECONDS: u32 = 10;
 struct Rendition {
     init: Vec<u8>,
     segments: Vec<(Vec<u8>, f64)>,
+    /// EXT-X-PROGRAM-DATE-TIME of each segment, ms since the epoch.
+    dates: Vec<Option<i64>>,
 }
 
 fn fetch(server: &Server, master_text: &str, uri: &str) -> Rendition {
@@ -47,7 +49,16 @@ fn fetch(server: &Server, master_text: &str, uri: &str) -> Rendition {
             (body, f64::from(s.duration))
         })
         .collect();
-    Rendition { init, segments }
+    let dates = playlist
+        .segments
+        .iter()
+        .map(|s| s.program_date_time.map(|d| d.timestamp_millis()))
+        .collect();
+    Rendition {
+        init,
+        segments,
+        dates,
+    }
 }
 
 /// Start times (seconds) of every CMAF chunk (LL-HLS part) of a segment: each `moof`'s
@@ -194,6 +205,15 @@ fn ladder_from_720p_source_is_aligned_and_described() {
             source.segments.len(),
             "{name}: segment count"
         );
+        // The same wall-clock time for the same media time (players switching levels, and
+        // cues placed by PROGRAM-DATE-TIME, depend on it).
+        for (i, (date, src_date)) in rung.dates.iter().zip(&source.dates).enumerate() {
+            let (date, src_date) = (date.expect("PDT"), src_date.expect("PDT"));
+            assert!(
+                (date - src_date).abs() <= 1,
+                "{name} seg{i}: PROGRAM-DATE-TIME {date} ms vs source {src_date} ms"
+            );
+        }
         for (i, (((seg, duration), (src_seg, src_duration)), (other, _))) in rung
             .segments
             .iter()

@@ -872,7 +872,12 @@ fn handle_sample(
             );
         } else if flags.contains(gst::BufferFlags::HEADER) {
             emit(chunk.take());
-            let pts = buffer.pts().map(|t| t.nseconds()).unwrap_or(0);
+            // Running time, not the buffer's PTS: encoders (x264enc sets a 1000 h minimum PTS)
+            // shift PTS and segment together, so only running time is on the source's timeline.
+            let pts = buffer
+                .pts()
+                .map(|t| running_time(sample, t).nseconds())
+                .unwrap_or(0);
             let duration = buffer.duration().map(|t| t.nseconds()).unwrap_or(0);
             let fragment_start = !flags.contains(gst::BufferFlags::DELTA_UNIT);
             let mut data = BytesMut::with_capacity(map.len() * 8);
@@ -883,6 +888,15 @@ fn handle_sample(
         }
     }
     emit(chunk);
+}
+
+/// `pts` as running time in `sample`'s segment (`pts` itself without a time segment).
+fn running_time(sample: &gst::Sample, pts: gst::ClockTime) -> gst::ClockTime {
+    sample
+        .segment()
+        .and_then(|segment| segment.downcast_ref::<gst::ClockTime>())
+        .and_then(|segment| segment.to_running_time(pts))
+        .unwrap_or(pts)
 }
 
 /// Codec facts for the multivariant playlist, read from the caps entering the rendition's muxer
