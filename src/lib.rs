@@ -2,9 +2,11 @@
 //!
 //! Data flows `ingest` (RTMP) → `media` (GStreamer pipelines, CMAF) → `hls` (packager,
 //! playlists, origin); `http` serves the origin and the API; `app` wires the features from
-//! `config` and owns shutdown.
+//! `config` and owns shutdown. `chat` is the QUIC live chat beside the video, with its accounts
+//! in `users`.
 
 pub mod app;
+pub mod chat;
 pub mod config;
 pub mod hls;
 pub mod http;
@@ -12,3 +14,4 @@ pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod store;
+pub mod users;

@@ -2,6 +2,8 @@
 //! request tracing.
 
 pub mod auth;
+pub mod chat;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -32,6 +34,10 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The database.
     pub store: Store,
+    /// Chat accounts.
+    pub users: Arc<crate::users::Users>,
+    /// The chat service (None when `chat.enabled = false`).
+    pub chat: Option<Arc<crate::chat::ChatService>>,
 }
 
 /// Builds the whole HTTP router.
@@ -60,6 +66,8 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
     Router::new()
         .merge(origin::router(Arc::clone(&api.origin)))
         .merge(api_routes)
+        .merge(users::router(Arc::clone(&api)))
+        .merge(chat::router(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log
@@ -86,7 +94,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
         .origin
         .held_requests
         .load(std::sync::atomic::Ordering::Relaxed) as u64;
-    let text = api.metrics.render(&[
+    let mut text = api.metrics.render(&[
         ("cuecast_live_streams", "Streams with a publisher.", live),
         (
             "cuecast_hls_held_requests",
@@ -94,6 +102,9 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
             held,
         ),
     ]);
+    if let Some(chat) = &api.chat {
+        text.push_str(&chat.hub.metrics.render());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -15,7 +15,10 @@ use sqlx::{Connection, Executor};
 pub const DB_FILE: &str = "cuecast.db";
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    ("0003_chat", include_str!("migrations/0003_chat.sql")),
+];
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
