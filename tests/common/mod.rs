@@ -49,6 +49,8 @@ impl Server {
             .env("CUECAST_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
             .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
             .env("CUECAST_STREAMS", STREAMS)
+            // The chat endpoint on a free UDP port (GET /api/chat/cert tells which).
+            .env("CUECAST_CHAT_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(log_file);
         for (key, value) in env {
