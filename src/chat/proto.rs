@@ -684,6 +684,29 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let seeds: [&[u8]; 3] = [
+            br#"{"type":"post","text":"x","link":{"url":"https://a.b"}}"#,
+            br#"{"type":"hello","version":1,"room":"demo"}"#,
+            br#"{"type":"timeout","user":"u","seconds":5}"#,
+        ];
+        for round in 0..20_000 {
+            let mut body = seeds[round % seeds.len()].to_vec();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..body.len());
+                body[at] = rng.random();
+            }
+            let mut buf = frame(&body);
+            if rng.random_bool(0.1) {
+                buf.truncate(rng.random_range(0..buf.len()));
+            }
+            let _ = read_client_frame(&mut buf, 1024);
+        }
+    }
+
+    #[test]
     fn close_codes_are_stable() {
         for (i, code) in ALL_CLOSE_CODES.iter().enumerate() {
             assert_eq!(code.code(), i as u32);
