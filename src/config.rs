@@ -687,6 +687,36 @@ mod tests {
     }
 
     #[test]
+    fn chat_keys_are_validated() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert_eq!(config.chat.listen.to_string(), "[::]:4433");
+        assert_eq!(config.chat.max_text_chars, 500);
+        assert_eq!(config.chat.review_timeout_ms, 200);
+        for (var, value, key) in [
+            (
+                "CUECAST_CHAT_DEV_CERT_VALIDITY_DAYS",
+                "15",
+                "chat.dev_cert_validity_days",
+            ),
+            ("CUECAST_CHAT_CERT_FILE", "/etc/cert.pem", "chat.key_file"),
+            ("CUECAST_CHAT_REVIEW_URL", "ftp://x", "chat.review_url"),
+            ("CUECAST_CHAT_LINK_POLICY", "maybe", "chat.link_policy"),
+            (
+                "CUECAST_CHAT_REVIEW_FALLBACK",
+                "perhaps",
+                "chat.review_fallback",
+            ),
+            ("CUECAST_CHAT_MAX_FRAME_BYTES", "10", "chat.max_frame_bytes"),
+            ("CUECAST_USERS_TOKEN_TTL_S", "1", "users.token_ttl_s"),
+        ] {
+            let err = Config::load(None, vec![(var.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}: {err}");
+        }
+    }
+
+    #[test]
     fn missing_file_is_reported() {
         let err = Config::load(Some(Path::new("/nonexistent/cuecast.toml")), no_env())
             .unwrap_err()

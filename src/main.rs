@@ -34,7 +34,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:4433")]
         server: String,
         /// Login token (from POST /api/login); without one the room is read only.
-        #[arg(long, env = "CUECAST_CHAT_TOKEN")]
+        #[arg(long)]
         token: Option<String>,
         /// Print JSON lines (fields id, user, text, kind, ...).
         #[arg(long)]
