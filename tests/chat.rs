@@ -1097,3 +1097,72 @@ fn cli_joins_posts_stdin_lines_and_prints_json_lines() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn operator_certificate_is_served_and_the_cli_verifies_it_with_a_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let (ca, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("chat.pem"),
+        dir.path().join("chat.key"),
+    );
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let server = start(&[
+        ("CUECAST_CHAT_CERT_FILE", cert.to_str().unwrap()),
+        ("CUECAST_CHAT_KEY_FILE", key.to_str().unwrap()),
+    ]);
+    let rt = runtime();
+    let port = rt.block_on(async {
+        let chat = Chat::of(&server).await;
+        // The published hash is the operator leaf's.
+        assert_eq!(chat.pins, [cuecast::chat::cert::sha256(leaf.der())]);
+        // A client trusting the CA (not a pin) gets in.
+        let trust = client::load_ca(&ca).unwrap();
+        let conn = client::connect(&chat.endpoint, chat.addr, "localhost", &trust)
+            .await
+            .expect("CA-verified connection");
+        let mut stream = ChatStream::join(conn, "demo", None, None).await.unwrap();
+        assert!(matches!(next(&mut stream).await, ServerMsg::Welcome { .. }));
+        // The wrong name fails verification.
+        assert!(
+            client::connect(&chat.endpoint, chat.addr, "chat.example", &trust)
+                .await
+                .is_err()
+        );
+        chat.addr.port()
+    });
+    let output = Command::new(env!("CARGO_BIN_EXE_cuecast"))
+        .args([
+            "chat",
+            "demo",
+            "--server",
+            &format!("localhost:{port}"),
+            "--ca",
+            ca.to_str().unwrap(),
+            "--json",
+            // No HTTP fallback: the CA file alone must do.
+            "--http",
+            "http://127.0.0.1:9",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(r#""kind":"welcome""#), "{stdout}");
+}

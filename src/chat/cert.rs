@@ -318,6 +318,25 @@ mod tests {
     }
 
     #[test]
+    fn source_serves_current_and_publishes_both() {
+        let t0 = chrono::Utc::now().timestamp();
+        let dev = DevCerts::new(vec!["localhost".into()], MAX_DEV_VALIDITY, t0).unwrap();
+        let next = dev.next.sha256;
+        let source = CertSource::Dev(RwLock::new(dev));
+        let published: Vec<_> = source.published().iter().map(|c| c.sha256).collect();
+        assert_eq!(published, [source.current().sha256, next]);
+        let json = source.describe();
+        assert_eq!(json["sha256"][1], hex(&next));
+        assert!(!source.tick(t0 + 60).unwrap());
+        assert!(source.tick(t0 + 8 * DAY).unwrap());
+        assert_eq!(
+            source.current().sha256,
+            next,
+            "new connections get the next certificate"
+        );
+    }
+
+    #[test]
     fn operator_files_load() {
         let dir = tempfile::tempdir().unwrap();
         let params = rcgen::CertificateParams::new(vec!["chat.example".to_string()]).unwrap();

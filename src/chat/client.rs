@@ -400,6 +400,8 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     let mut outstanding: HashSet<String> = HashSet::new();
     let mut counter = 0u64;
     let mut drain_deadline = None;
+    // After stdin ends: print the backfill (up to `live`) and the answers to our posts, then exit.
+    let mut live = false;
     loop {
         let drain = async {
             match drain_deadline {
@@ -418,7 +420,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
                 }
                 None => {
                     stdin_open = false;
-                    if outstanding.is_empty() {
+                    if live && outstanding.is_empty() {
                         break;
                     }
                     drain_deadline = Some(tokio::time::Instant::now() + DRAIN_WAIT);
@@ -429,6 +431,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
                 if let ServerMsg::Ack { nonce: Some(n), .. } | ServerMsg::Rejected { nonce: Some(n), .. } = &msg {
                     outstanding.remove(n);
                 }
+                live |= matches!(msg, ServerMsg::Live {});
                 let refused = matches!(msg, ServerMsg::Rejected { .. });
                 if let Some(line) = render(&msg, args.json) {
                     if refused && !args.json {
@@ -438,7 +441,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
                         stdout.flush().await?;
                     }
                 }
-                if !stdin_open && outstanding.is_empty() {
+                if !stdin_open && live && outstanding.is_empty() {
                     break;
                 }
             }
