@@ -82,8 +82,20 @@ impl ChatService {
             idle_timeout: secs(config.idle_timeout_s),
         };
         let quic = server::server_config(Arc::clone(&certs), &server_settings)?;
-        let endpoint = server::bind(config.listen, quic)
-            .with_context(|| format!("chat.listen: cannot bind UDP {}", config.listen))?;
+        let endpoint = match server::bind(config.listen, quic.clone()) {
+            Ok(endpoint) => endpoint,
+            // Hosts without IPv6 cannot bind "[::]": serve IPv4 on the same port instead.
+            Err(err) if config.listen.ip() == std::net::Ipv6Addr::UNSPECIFIED => {
+                let v4 = SocketAddr::from(([0, 0, 0, 0], config.listen.port()));
+                tracing::warn!(error = %err, listen = %config.listen, fallback = %v4, "chat: no IPv6; listening on IPv4 only");
+                server::bind(v4, quic)
+                    .with_context(|| format!("chat.listen: cannot bind UDP {v4}"))?
+            }
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("chat.listen: cannot bind UDP {}", config.listen));
+            }
+        };
         let addr = endpoint.local_addr()?;
 
         let metrics = Arc::new(ChatMetrics::default());
