@@ -22,7 +22,7 @@ use cuecast::chat::client::{self, ChatStream, Trust};
 use cuecast::chat::proto::{ClientMsg, ServerMsg};
 
 /// Connections per client UDP socket.
-const PER_SOCKET: usize = 500;
+const PER_SOCKET: usize = 100;
 /// Handshakes in flight while connecting.
 const CONNECT_PARALLEL: usize = 256;
 /// Host accounts posting.
@@ -166,6 +166,7 @@ struct Outcome {
     samples: usize,
     expected: u64,
     cpu_percent: f64,
+    client_cpu_percent: f64,
     rss_mb: f64,
     connect_s: f64,
     disconnected: u64,
@@ -278,12 +279,14 @@ async fn run(server: &ServerProcess, clients: usize, rate: u64, seconds: u64) ->
     tokio::time::sleep(Duration::from_secs(3.min(seconds))).await;
     let ticks = clock_ticks();
     let (cpu_before, _) = proc_usage(pid);
+    let (client_before, _) = proc_usage(std::process::id());
     let measure_start = Instant::now();
     measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let wall = measure_start.elapsed().as_secs_f64();
     let (cpu_after, rss_kb) = proc_usage(pid);
+    let (client_after, _) = proc_usage(std::process::id());
     stop.store(true, Ordering::Relaxed);
     for task in sender_tasks {
         task.abort();
@@ -307,6 +310,7 @@ async fn run(server: &ServerProcess, clients: usize, rate: u64, seconds: u64) ->
         samples: samples.len(),
         expected: (rate as f64 * wall) as u64 * sampled_clients,
         cpu_percent: (cpu_after - cpu_before) as f64 / ticks / wall * 100.0,
+        client_cpu_percent: (client_after - client_before) as f64 / ticks / wall * 100.0,
         rss_mb: rss_kb as f64 / 1024.0,
         connect_s,
         disconnected: disconnected.load(Ordering::Relaxed),
@@ -423,7 +427,7 @@ fn main() {
         let outcome = runtime.block_on(run(&server, n as usize, rate, seconds));
         drop(server);
         println!(
-            "{:>7} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>9.1} {:>9.1} {:>8.1} {:>6}",
+            "{:>7} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>6}",
             outcome.clients,
             outcome.p50.as_secs_f64() * 1e3,
             outcome.p99.as_secs_f64() * 1e3,
@@ -432,6 +436,7 @@ fn main() {
             outcome.expected,
             outcome.cpu_percent,
             outcome.rss_mb,
+            outcome.client_cpu_percent,
             outcome.connect_s,
             outcome.disconnected,
         );

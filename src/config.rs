@@ -120,6 +120,8 @@ pub struct ChatConfig {
     pub queue_batches: usize,
     /// Fan-out tick, ms (0 = immediate).
     pub batch_ms: u64,
+    /// UDP socket send/receive buffer, bytes.
+    pub socket_buffer_bytes: usize,
     /// Time to send hello, seconds.
     pub hello_timeout_s: f64,
     /// Idle timeout, seconds.

@@ -173,6 +173,9 @@ pub fn tls_config(trust: &Trust, alpn: &[u8]) -> anyhow::Result<rustls::ClientCo
     Ok(config)
 }
 
+/// Kernel buffer of client sockets (several connections may share one).
+const CLIENT_SOCKET_BUFFER: usize = 1 << 20;
+
 /// A client endpoint (bound to an ephemeral port of `server`'s address family).
 pub fn endpoint(server: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
     let bind: SocketAddr = if server.is_ipv6() {
@@ -180,7 +183,13 @@ pub fn endpoint(server: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
     } else {
         "0.0.0.0:0".parse()?
     };
-    Ok(quinn::Endpoint::client(bind)?)
+    let socket = super::server::udp_socket(bind, CLIENT_SOCKET_BUFFER)?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?)
 }
 
 /// Connects with the native ALPN.

@@ -82,13 +82,14 @@ impl ChatService {
             idle_timeout: secs(config.idle_timeout_s),
         };
         let quic = server::server_config(Arc::clone(&certs), &server_settings)?;
-        let endpoint = match server::bind(config.listen, quic.clone()) {
+        let buffer = config.socket_buffer_bytes;
+        let endpoint = match server::bind(config.listen, quic.clone(), buffer) {
             Ok(endpoint) => endpoint,
             // Hosts without IPv6 cannot bind "[::]": serve IPv4 on the same port instead.
             Err(err) if config.listen.ip() == std::net::Ipv6Addr::UNSPECIFIED => {
                 let v4 = SocketAddr::from(([0, 0, 0, 0], config.listen.port()));
                 tracing::warn!(error = %err, listen = %config.listen, fallback = %v4, "chat: no IPv6; listening on IPv4 only");
-                server::bind(v4, quic)
+                server::bind(v4, quic, buffer)
                     .with_context(|| format!("chat.listen: cannot bind UDP {v4}"))?
             }
             Err(err) => {

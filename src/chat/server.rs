@@ -438,7 +438,44 @@ where
     code
 }
 
+/// A UDP socket for a QUIC endpoint: explicitly dual-stack when bound to `[::]`, with `buffer`
+/// bytes of kernel send and receive buffer (capped by `net.core.{r,w}mem_max`). A room's fan-out
+/// sends and receives (acknowledgements) in bursts, one packet per member per tick; the
+/// default 208 kB buffer drops those bursts and loss recovery turns the drops into delays.
+pub fn udp_socket(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    if buffer > 0 {
+        // Best effort: the kernel caps the sizes silently.
+        let _ = socket.set_recv_buffer_size(buffer);
+        let _ = socket.set_send_buffer_size(buffer);
+    }
+    socket.bind(&addr.into())?;
+    let effective = socket.recv_buffer_size().unwrap_or(0);
+    // Linux reports twice the requested size (bookkeeping overhead included).
+    if buffer > 0 && effective < buffer {
+        tracing::warn!(
+            requested = buffer,
+            effective,
+            "UDP receive buffer capped by the kernel (raise net.core.rmem_max for large rooms)"
+        );
+    }
+    Ok(socket.into())
+}
+
 /// Binds the endpoint.
-pub fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> std::io::Result<quinn::Endpoint> {
-    quinn::Endpoint::server(config, addr)
+pub fn bind(
+    addr: SocketAddr,
+    config: quinn::ServerConfig,
+    buffer: usize,
+) -> std::io::Result<quinn::Endpoint> {
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        udp_socket(addr, buffer)?,
+        Arc::new(quinn::TokioRuntime),
+    )
 }
