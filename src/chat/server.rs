@@ -181,7 +181,7 @@ async fn connection(ctx: Arc<Ctx>, conn: quinn::Connection, peer: SocketAddr) {
     let open = metrics
         .open
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let _open = scopeguard(Arc::clone(&metrics));
+    let _open = OpenGuard(Arc::clone(&metrics));
     let Some(_slot) = ctx
         .limits
         .acquire(peer.ip(), &ctx.settings, open.max(0) as usize)
@@ -210,10 +210,6 @@ impl Drop for OpenGuard {
             .open
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-fn scopeguard(metrics: Arc<super::metrics::ChatMetrics>) -> OpenGuard {
-    OpenGuard(metrics)
 }
 
 fn close_conn(ctx: &Ctx, closer: &dyn Closer, code: CloseCode) {
