@@ -3,7 +3,7 @@
 //! server process's CPU and RSS. The server is the real `cuecast` binary (its own process);
 //! the clients run here, many connections sharing a few UDP sockets.
 //!
-//! `cargo bench --bench chat` runs N = 1000, 2500, 5000, 10000 at 50 msg/s and reports the
+//! `cargo bench --bench chat` runs N = 1000 … 10000 at 50 msg/s and reports the
 //! largest N whose p99 ≤ 100 ms. Overrides: `CHAT_CLIENTS=1000,5000`, `CHAT_RATE=50`,
 //! `CHAT_SECONDS=20` (measured), `CHAT_BATCH_MS=50` (server `chat.batch_ms`). Under
 //! `cargo test --benches` it runs once with 50 clients for 3 s.
@@ -391,7 +391,7 @@ fn main() {
         (vec![50], 10, 3)
     } else {
         (
-            env_list("CHAT_CLIENTS", "1000,2500,5000,10000"),
+            env_list("CHAT_CLIENTS", "1000,2000,3000,4000,5000,10000"),
             env_list("CHAT_RATE", "50")[0],
             env_list("CHAT_SECONDS", "20")[0],
         )
