@@ -45,6 +45,7 @@ fn user_error(err: UserError) -> Response {
         UserError::WrongCredentials => StatusCode::UNAUTHORIZED,
         UserError::NotFound => StatusCode::NOT_FOUND,
         UserError::SignupDisabled => StatusCode::FORBIDDEN,
+        UserError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
         UserError::Db(_) | UserError::Hash(_) => {
             tracing::error!(error = %err, "account operation failed");
             StatusCode::INTERNAL_SERVER_ERROR

@@ -26,6 +26,45 @@ pub const MIN_PASSWORD: usize = 8;
 pub const MAX_PASSWORD: usize = 256;
 /// Username length bounds.
 pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
+/// Failed logins allowed per username within [`FAILURE_WINDOW`] before logins are refused.
+pub const MAX_FAILURES: u32 = 5;
+/// Window of the failed-login limit.
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Failed-login counts per username (against password guessing), time passed in.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    failures: std::collections::HashMap<String, (u32, std::time::Instant)>,
+}
+
+impl LoginThrottle {
+    /// How long `user` must wait before trying again, if throttled at `now`.
+    pub fn wait(&mut self, user: &str, now: std::time::Instant) -> Option<std::time::Duration> {
+        let (count, since) = *self.failures.get(user)?;
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed >= FAILURE_WINDOW {
+            self.failures.remove(user);
+            return None;
+        }
+        (count >= MAX_FAILURES).then(|| FAILURE_WINDOW - elapsed)
+    }
+
+    /// Records a failure.
+    pub fn failed(&mut self, user: &str, now: std::time::Instant) {
+        // Bound the memory an attacker can make us use with made-up names.
+        if self.failures.len() >= 100_000 {
+            self.failures
+                .retain(|_, (_, since)| now.saturating_duration_since(*since) < FAILURE_WINDOW);
+        }
+        let entry = self.failures.entry(user.to_string()).or_insert((0, now));
+        entry.0 += 1;
+    }
+
+    /// Forgets failures after a success.
+    pub fn succeeded(&mut self, user: &str) {
+        self.failures.remove(user);
+    }
+}
 
 /// `[users]` settings.
 #[derive(Debug, Clone)]
@@ -59,6 +98,9 @@ pub enum UserError {
     /// Sign-up is closed.
     #[error("sign-up is disabled on this server")]
     SignupDisabled,
+    /// Too many failed logins for this username.
+    #[error("too many failed logins; try again in {0} s")]
+    Throttled(u64),
     /// Database trouble.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
@@ -72,6 +114,7 @@ pub struct Users {
     store: Store,
     key: TokenKey,
     settings: UsersSettings,
+    throttle: std::sync::Mutex<LoginThrottle>,
 }
 
 /// Canonical (lower-case) username, if valid.
@@ -123,6 +166,7 @@ impl Users {
             store,
             key: TokenKey::new(&secret),
             settings,
+            throttle: Default::default(),
         })
     }
 
@@ -157,9 +201,27 @@ impl Users {
         if password.len() > MAX_PASSWORD {
             return Err(UserError::WrongCredentials);
         }
+        let now = std::time::Instant::now();
+        if let Some(wait) = self.throttle().wait(&username, now) {
+            return Err(UserError::Throttled(wait.as_secs().max(1)));
+        }
+        let result = self.check_login(&username, password).await;
+        match &result {
+            Ok(_) => self.throttle().succeeded(&username),
+            Err(UserError::WrongCredentials) => self.throttle().failed(&username, now),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn throttle(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
+        self.throttle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn check_login(&self, username: &str, password: &str) -> Result<String, UserError> {
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT password_hash, capabilities FROM users WHERE username = ?")
-                .bind(&username)
+                .bind(username)
                 .fetch_optional(self.store.pool())
                 .await?;
         let Some((hash, caps)) = row else {
@@ -168,7 +230,7 @@ impl Users {
             return Err(UserError::WrongCredentials);
         };
         if verify_password(password.to_string(), hash).await? {
-            Ok(self.issue(&username, &caps_from_text(&caps)))
+            Ok(self.issue(username, &caps_from_text(&caps)))
         } else {
             Err(UserError::WrongCredentials)
         }
@@ -306,6 +368,40 @@ mod tests {
         assert!(matches!(
             users.set_capabilities("nobody", &caps).await,
             Err(UserError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn throttle_limits_failures_per_window() {
+        let mut throttle = LoginThrottle::default();
+        let t0 = std::time::Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(throttle.wait("bob", t0), None);
+            throttle.failed("bob", t0);
+        }
+        assert_eq!(throttle.wait("bob", t0), Some(FAILURE_WINDOW));
+        assert_eq!(throttle.wait("alice", t0), None, "per username");
+        let later = t0 + FAILURE_WINDOW;
+        assert_eq!(throttle.wait("bob", later), None, "window over");
+        throttle.failed("carol", t0);
+        throttle.succeeded("carol");
+        assert_eq!(throttle.wait("carol", t0), None);
+    }
+
+    #[tokio::test]
+    async fn repeated_wrong_passwords_are_throttled() {
+        let users = users().await;
+        users.signup("target", "right password").await.unwrap();
+        for _ in 0..MAX_FAILURES {
+            assert!(matches!(
+                users.login("target", "wrong password").await,
+                Err(UserError::WrongCredentials)
+            ));
+        }
+        // Even the right password waits now.
+        assert!(matches!(
+            users.login("target", "right password").await,
+            Err(UserError::Throttled(_))
         ));
     }
 
