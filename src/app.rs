@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::chat::ChatService;
 use crate::config::{Config, DEV_ADMIN_TOKEN, secs};
 use crate::cues::service::{AdminToken, CueService, CueSettings};
 use crate::hls::origin::{CachePolicy, Origin};
@@ -23,6 +24,7 @@ use crate::ingest::{IngestContext, LiveSet, StreamKeys};
 use crate::media::{self, MediaSettings, ladder::Ladder, template::Template};
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::users::{Users, UsersSettings};
 
 /// Interval of the sweep that drops ended streams past their retention.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -39,6 +41,9 @@ pub struct App {
     pub http_addr: SocketAddr,
     /// Where SRT listens (UDP), when enabled.
     pub srt_addr: Option<SocketAddr>,
+    /// Where the chat QUIC endpoint listens.
+    pub chat_addr: Option<SocketAddr>,
+    chat: Option<Arc<ChatService>>,
     shutdown: CancellationToken,
     ingest_tasks: TaskTracker,
     registry: Arc<Registry>,
@@ -255,6 +260,31 @@ impl App {
             }
         });
 
+        let users = Arc::new(
+            Users::open(
+                store.clone(),
+                UsersSettings {
+                    token_ttl: Duration::from_secs(config.users.token_ttl_s),
+                    signup_enabled: config.users.signup_enabled,
+                },
+            )
+            .await
+            .context("user accounts")?,
+        );
+        let chat = if config.chat.enabled {
+            Some(Arc::new(
+                ChatService::start(
+                    &config.chat,
+                    keys.names(),
+                    Arc::clone(&registry),
+                    store.clone(),
+                    Arc::clone(&users),
+                )
+                .await?,
+            ))
+        } else {
+            None
+        };
         let api = Arc::new(ApiState {
             admin_token: config.api.admin_token.clone(),
             keys,
@@ -263,6 +293,8 @@ impl App {
             metrics,
             store: store.clone(),
             cues: Arc::clone(&cues),
+            users,
+            chat: chat.clone(),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http_shutdown = CancellationToken::new();
@@ -289,6 +321,8 @@ impl App {
             http_addr.port()
         );
         Ok(App {
+            chat_addr: chat.as_ref().map(|c| c.addr),
+            chat,
             rtmp_addr,
             http_addr,
             srt_addr,
@@ -328,6 +362,9 @@ impl App {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.registry.end_all();
+        if let Some(chat) = &self.chat {
+            chat.shutdown(Duration::from_secs(1)).await;
+        }
         if self.ingest_thread.is_finished()
             && let Ok(Err(err)) = self.ingest_thread.join()
         {

@@ -80,8 +80,78 @@ pub struct Config {
     pub media: MediaConfig,
     /// Timed product cues.
     pub cues: CuesConfig,
+    /// Live chat over QUIC.
+    pub chat: ChatConfig,
+    /// Chat accounts and login tokens.
+    pub users: UsersConfig,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
+}
+
+/// `[chat]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Run the chat endpoint.
+    pub enabled: bool,
+    /// UDP address of the QUIC endpoint.
+    pub listen: SocketAddr,
+    /// Operator certificate chain (PEM); empty = development certificate.
+    pub cert_file: PathBuf,
+    /// Operator private key (PEM).
+    pub key_file: PathBuf,
+    /// Names in the development certificate.
+    pub dev_cert_names: Vec<String>,
+    /// Development certificate validity, days (≤ 14).
+    pub dev_cert_validity_days: u64,
+    /// Messages sent on join and kept in memory per room.
+    pub backfill: usize,
+    /// Longest viewer message, characters.
+    pub max_text_chars: usize,
+    /// Longest host/moderator message, characters.
+    pub max_staff_text_chars: usize,
+    /// Viewer links outside the allowlist: "strip" or "reject".
+    pub link_policy: crate::chat::room::LinkPolicy,
+    /// Domains viewers may link to.
+    pub link_allowlist: Vec<String>,
+    /// Per-user burst.
+    pub rate_burst: u32,
+    /// Per-user sustained rate, messages per second.
+    pub rate_per_s: f64,
+    /// Default slow mode, seconds.
+    pub slow_mode_s: u64,
+    /// Largest client frame, bytes.
+    pub max_frame_bytes: usize,
+    /// Per-client queue, batches.
+    pub queue_batches: usize,
+    /// Fan-out tick, ms (0 = immediate).
+    pub batch_ms: u64,
+    /// UDP socket send/receive buffer, bytes.
+    pub socket_buffer_bytes: usize,
+    /// Time to send hello, seconds.
+    pub hello_timeout_s: f64,
+    /// Idle timeout, seconds.
+    pub idle_timeout_s: f64,
+    /// Connections per client IP.
+    pub max_connections_per_ip: usize,
+    /// Connections in total.
+    pub max_connections: usize,
+    /// Review hook URL (empty = none).
+    pub review_url: String,
+    /// Review hook timeout, ms.
+    pub review_timeout_ms: u64,
+    /// Decision when the hook fails: "allow" or "deny".
+    pub review_fallback: crate::chat::review::Decision,
+}
+
+/// `[users]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Token lifetime, seconds.
+    pub token_ttl_s: u64,
+    /// Open sign-up.
+    pub signup_enabled: bool,
 }
 
 /// `[server]`.
@@ -373,6 +443,9 @@ impl Config {
             ("hls.ended_retention_s", self.hls.ended_retention_s),
             ("media.track_wait_s", self.media.track_wait_s),
             ("srt.idle_timeout_s", self.srt.idle_timeout_s),
+            ("chat.hello_timeout_s", self.chat.hello_timeout_s),
+            ("chat.idle_timeout_s", self.chat.idle_timeout_s),
+            ("chat.rate_per_s", self.chat.rate_per_s),
         ];
         for (key, value) in positive {
             if !(value.is_finite() && value > 0.0 && value < 1e7) {
@@ -476,6 +549,7 @@ impl Config {
                 "must be true when media.ladder is empty (no video rendition otherwise)".into(),
             ));
         }
+        self.validate_chat()?;
         let mut names = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
         for (i, stream) in self.streams.iter().enumerate() {
@@ -521,6 +595,63 @@ fn check_passphrase(key: &str, passphrase: &str) -> Result<(), (String, String)>
                 passphrase.len()
             ),
         ))
+    }
+}
+
+impl Config {
+    fn validate_chat(&self) -> Result<(), (String, String)> {
+        let chat = &self.chat;
+        if !(1..=14).contains(&chat.dev_cert_validity_days) {
+            return Err((
+                "chat.dev_cert_validity_days".into(),
+                "must be 1..=14 (browsers refuse serverCertificateHashes beyond 14 days)".into(),
+            ));
+        }
+        if chat.cert_file.as_os_str().is_empty() != chat.key_file.as_os_str().is_empty() {
+            return Err((
+                "chat.key_file".into(),
+                "chat.cert_file and chat.key_file must be set together".into(),
+            ));
+        }
+        if chat.dev_cert_names.is_empty() {
+            return Err(("chat.dev_cert_names".into(), "must not be empty".into()));
+        }
+        for (key, value, min) in [
+            ("chat.max_text_chars", chat.max_text_chars, 1),
+            ("chat.max_staff_text_chars", chat.max_staff_text_chars, 1),
+            ("chat.max_frame_bytes", chat.max_frame_bytes, 1024),
+            ("chat.queue_batches", chat.queue_batches, 4),
+            (
+                "chat.max_connections_per_ip",
+                chat.max_connections_per_ip,
+                1,
+            ),
+            ("chat.max_connections", chat.max_connections, 1),
+            ("chat.rate_burst", chat.rate_burst as usize, 1),
+        ] {
+            if value < min {
+                return Err((key.into(), format!("must be at least {min}")));
+            }
+        }
+        if chat.max_frame_bytes > 1 << 20 {
+            return Err((
+                "chat.max_frame_bytes".into(),
+                "must be at most 1048576".into(),
+            ));
+        }
+        let web = ["http://", "https://"]
+            .iter()
+            .any(|scheme| chat.review_url.starts_with(scheme));
+        if !chat.review_url.is_empty() && !web {
+            return Err(("chat.review_url".into(), "must be an http(s) URL".into()));
+        }
+        if !(1..=10_000).contains(&chat.review_timeout_ms) {
+            return Err(("chat.review_timeout_ms".into(), "must be 1..=10000".into()));
+        }
+        if self.users.token_ttl_s < 60 {
+            return Err(("users.token_ttl_s".into(), "must be at least 60".into()));
+        }
+        Ok(())
     }
 }
 
@@ -857,6 +988,36 @@ mod tests {
             Config::load(None, env).unwrap().ingest.reconnect_grace_s,
             0.0
         );
+    }
+
+    #[test]
+    fn chat_keys_are_validated() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert_eq!(config.chat.listen.to_string(), "[::]:4433");
+        assert_eq!(config.chat.max_text_chars, 500);
+        assert_eq!(config.chat.review_timeout_ms, 200);
+        for (var, value, key) in [
+            (
+                "CUECAST_CHAT_DEV_CERT_VALIDITY_DAYS",
+                "15",
+                "chat.dev_cert_validity_days",
+            ),
+            ("CUECAST_CHAT_CERT_FILE", "/etc/cert.pem", "chat.key_file"),
+            ("CUECAST_CHAT_REVIEW_URL", "ftp://x", "chat.review_url"),
+            ("CUECAST_CHAT_LINK_POLICY", "maybe", "chat.link_policy"),
+            (
+                "CUECAST_CHAT_REVIEW_FALLBACK",
+                "perhaps",
+                "chat.review_fallback",
+            ),
+            ("CUECAST_CHAT_MAX_FRAME_BYTES", "10", "chat.max_frame_bytes"),
+            ("CUECAST_USERS_TOKEN_TTL_S", "1", "users.token_ttl_s"),
+        ] {
+            let err = Config::load(None, vec![(var.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}: {err}");
+        }
     }
 
     #[test]

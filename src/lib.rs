@@ -1,10 +1,12 @@
 //! cuecast: a live-shopping media server.
 //!
-//! Data flows `ingest` (RTMP) → `media` (GStreamer pipelines, CMAF) → `hls` (packager,
-//! playlists, origin); `cues` adds timed product cues to playlists and segments; `http` serves the origin and the API; `app` wires the features from
-//! `config` and owns shutdown.
+//! Data flows `ingest` (RTMP, SRT) → `media` (GStreamer pipelines, CMAF) → `hls` (packager,
+//! playlists, origin); `cues` adds timed product cues to playlists and segments; `http` serves
+//! the origin and the API; `app` wires the features from `config` and owns shutdown. `chat` is
+//! the QUIC live chat beside the video, with its accounts in `users`.
 
 pub mod app;
+pub mod chat;
 pub mod config;
 pub mod cues;
 pub mod hls;
@@ -13,3 +15,4 @@ pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod store;
+pub mod users;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cuecast::app::{self, App};
+use cuecast::chat::client::ChatArgs;
 use cuecast::config::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +24,28 @@ enum Command {
         /// Config file layered over the built-in default (config/cuecast.toml).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+    },
+    /// Join a chat room over the native QUIC protocol: posts each stdin line, prints each
+    /// incoming message as a line.
+    Chat {
+        /// Room (the stream name).
+        room: String,
+        /// HOST:PORT of the chat endpoint.
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        server: String,
+        /// Login token (from POST /api/login); without one the room is read only.
+        #[arg(long)]
+        token: Option<String>,
+        /// Print JSON lines (fields id, user, text, kind, ...).
+        #[arg(long)]
+        json: bool,
+        /// CA certificate(s) (PEM) to verify the server with. Without it the client trusts the
+        /// development certificate hashes published at --http (a development convenience).
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The server's HTTP base URL, for the development certificate hashes.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        http: String,
     },
     /// Load and validate the configuration (file + environment), report, and exit.
     CheckConfig {
@@ -44,6 +67,23 @@ fn main() -> ExitCode {
     let (config_path, serve) = match cli.command {
         Command::Serve { config } => (config, true),
         Command::CheckConfig { config } => (config, false),
+        Command::Chat {
+            room,
+            server,
+            token,
+            json,
+            ca,
+            http,
+        } => {
+            return chat(ChatArgs {
+                room,
+                server,
+                token,
+                json,
+                ca,
+                http,
+            });
+        }
     };
     let config = match Config::load(config_path.as_deref(), std::env::vars()) {
         Ok(config) => config,
@@ -72,6 +112,26 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cuecast: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn chat(args: ChatArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("cuecast chat: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cuecast::chat::client::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cuecast chat: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,8 @@
 //! request tracing.
 
 pub mod auth;
+pub mod chat;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -36,6 +38,10 @@ pub struct ApiState {
     pub store: Store,
     /// Timed product cues (`/api/streams/{stream}/cues`, `/rundown`).
     pub cues: Arc<CueService>,
+    /// Chat accounts.
+    pub users: Arc<crate::users::Users>,
+    /// The chat service (None when `chat.enabled = false`).
+    pub chat: Option<Arc<crate::chat::ChatService>>,
 }
 
 /// Builds the whole HTTP router.
@@ -69,6 +75,8 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
             service: Arc::clone(&api.cues),
             keys: api.keys.clone(),
         })))
+        .merge(users::router(Arc::clone(&api)))
+        .merge(chat::router(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log
@@ -95,7 +103,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
         .origin
         .held_requests
         .load(std::sync::atomic::Ordering::Relaxed) as u64;
-    let text = api.metrics.render(&[
+    let mut text = api.metrics.render(&[
         ("cuecast_live_streams", "Streams with a publisher.", live),
         (
             "cuecast_hls_held_requests",
@@ -103,6 +111,9 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
             held,
         ),
     ]);
+    if let Some(chat) = &api.chat {
+        text.push_str(&chat.hub.metrics.render());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

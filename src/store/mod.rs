@@ -18,6 +18,7 @@ pub const DB_FILE: &str = "cuecast.db";
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_cues", include_str!("migrations/0002_cues.sql")),
+    ("0003_chat", include_str!("migrations/0003_chat.sql")),
 ];
 
 /// Why the store could not be opened.

@@ -66,6 +66,8 @@ impl Server {
             // A lost publisher ends its stream at once, as before reconnect continuity existed;
             // tests of continuity set their own grace period.
             .env("CUECAST_INGEST_RECONNECT_GRACE_S", "0")
+            // The chat endpoint on a free UDP port (GET /api/chat/cert tells which).
+            .env("CUECAST_CHAT_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(log_file);
         for (key, value) in env {

@@ -1,0 +1,198 @@
+//! Live chat over QUIC: one quinn endpoint serving the native protocol (ALPN `cuecast-chat/1`)
+//! and WebTransport (ALPN `h3`), login-gated posting, host links and product cards, moderation,
+//! and history persisted with the stream's media time. Protocol: `docs/chat-protocol.md`.
+//!
+//! Sans-IO parts: [`proto`] (frames, messages, codes), [`room`] (a room's rules and state),
+//! [`links`] (link policy), [`cert`] rotation state. IO: [`hub`] (fan-out, persistence),
+//! [`server`] (QUIC driver), [`review`] (HTTP hook), [`client`] (the `cuecast chat` CLI).
+
+pub mod cert;
+pub mod client;
+pub mod history;
+pub mod hub;
+pub mod links;
+pub mod metrics;
+pub mod proto;
+pub mod review;
+pub mod room;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ChatConfig, secs};
+use crate::hls::registry::Registry;
+use crate::store::Store;
+use crate::users::Users;
+use cert::{CertSource, DevCerts};
+use hub::{Hub, HubSettings};
+use metrics::ChatMetrics;
+use review::{Review, ReviewSettings};
+use room::RoomSettings;
+use server::ServerSettings;
+
+/// How often the development certificate's rotation is checked.
+const CERT_CHECK: Duration = Duration::from_secs(60);
+
+/// The running chat service.
+pub struct ChatService {
+    /// Where the QUIC endpoint listens.
+    pub addr: SocketAddr,
+    /// Certificates served and published.
+    pub certs: Arc<CertSource>,
+    /// Rooms.
+    pub hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl ChatService {
+    /// Binds the endpoint and starts serving.
+    pub async fn start(
+        config: &ChatConfig,
+        rooms: Vec<String>,
+        registry: Arc<Registry>,
+        store: Store,
+        users: Arc<Users>,
+    ) -> anyhow::Result<ChatService> {
+        let now = chrono::Utc::now().timestamp();
+        let certs = if config.cert_file.as_os_str().is_empty() {
+            let validity = Duration::from_secs(config.dev_cert_validity_days * 86_400);
+            CertSource::Dev(std::sync::RwLock::new(
+                DevCerts::new(config.dev_cert_names.clone(), validity, now)
+                    .context("chat development certificate")?,
+            ))
+        } else {
+            CertSource::Static(
+                cert::load(&config.cert_file, &config.key_file)
+                    .context("chat.cert_file / chat.key_file")?,
+            )
+        };
+        let certs = Arc::new(certs);
+        let server_settings = ServerSettings {
+            max_frame: config.max_frame_bytes,
+            hello_timeout: secs(config.hello_timeout_s),
+            max_connections_per_ip: config.max_connections_per_ip,
+            max_connections: config.max_connections,
+            idle_timeout: secs(config.idle_timeout_s),
+        };
+        let quic = server::server_config(Arc::clone(&certs), &server_settings)?;
+        let buffer = config.socket_buffer_bytes;
+        let endpoint = match server::bind(config.listen, quic.clone(), buffer) {
+            Ok(endpoint) => endpoint,
+            // Hosts without IPv6 cannot bind "[::]": serve IPv4 on the same port instead.
+            Err(err) if config.listen.ip() == std::net::Ipv6Addr::UNSPECIFIED => {
+                let v4 = SocketAddr::from(([0, 0, 0, 0], config.listen.port()));
+                tracing::warn!(error = %err, listen = %config.listen, fallback = %v4, "chat: no IPv6; listening on IPv4 only");
+                server::bind(v4, quic, buffer)
+                    .with_context(|| format!("chat.listen: cannot bind UDP {v4}"))?
+            }
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("chat.listen: cannot bind UDP {}", config.listen));
+            }
+        };
+        let addr = endpoint.local_addr()?;
+
+        let metrics = Arc::new(ChatMetrics::default());
+        let review = (!config.review_url.is_empty()).then(|| {
+            Review::new(
+                ReviewSettings {
+                    url: config.review_url.clone(),
+                    timeout: Duration::from_millis(config.review_timeout_ms),
+                    fallback: config.review_fallback,
+                },
+                Arc::clone(&metrics),
+            )
+        });
+        let hub = Arc::new(
+            Hub::new(
+                HubSettings {
+                    room: Arc::new(RoomSettings {
+                        backfill: config.backfill,
+                        max_text_chars: config.max_text_chars,
+                        max_staff_text_chars: config.max_staff_text_chars,
+                        link_policy: config.link_policy,
+                        link_allowlist: config
+                            .link_allowlist
+                            .iter()
+                            .map(|d| d.to_ascii_lowercase())
+                            .collect(),
+                        rate_burst: config.rate_burst,
+                        rate_per_s: config.rate_per_s,
+                        slow_mode: Duration::from_secs(config.slow_mode_s),
+                    }),
+                    tick: Duration::from_millis(config.batch_ms),
+                    queue: config.queue_batches,
+                },
+                rooms,
+                registry,
+                store,
+                review,
+                metrics,
+            )
+            .await
+            .context("chat history")?,
+        );
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(Arc::clone(&hub).run_ticker(shutdown.clone()));
+        let (rotate_certs, rotate_stop) = (Arc::clone(&certs), shutdown.clone());
+        tasks.spawn(async move {
+            let mut interval = tokio::time::interval(CERT_CHECK);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        match rotate_certs.tick(chrono::Utc::now().timestamp()) {
+                            Ok(true) => tracing::info!(sha256 = %cert::hex(&rotate_certs.current().sha256), "chat development certificate rotated"),
+                            Ok(false) => {}
+                            Err(err) => tracing::error!(error = %err, "chat certificate rotation failed"),
+                        }
+                    }
+                    () = rotate_stop.cancelled() => break,
+                }
+            }
+        });
+        tasks.spawn(server::serve(
+            endpoint,
+            Arc::clone(&hub),
+            users,
+            server_settings,
+            shutdown.clone(),
+            tasks.clone(),
+        ));
+        tracing::info!(
+            %addr,
+            sha256 = %cert::hex(&certs.current().sha256),
+            development_cert = matches!(*certs, CertSource::Dev(_)),
+            "chat is serving (ALPN cuecast-chat/1 and WebTransport at {})",
+            server::WEBTRANSPORT_PATH
+        );
+        Ok(ChatService {
+            addr,
+            certs,
+            hub,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Closes every connection (code SHUTDOWN), then writes the remaining history.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("chat connections did not close within the grace period");
+        }
+        self.hub.close().await;
+    }
+}
