@@ -211,7 +211,8 @@ fn srt_reconnect_within_grace_continues_then_grace_expiry_ends() {
     .contains("#EXT-X-DISCONTINUITY");
 }
 
-/// Chromium + hls.js play across a reconnect: currentTime goes past the seam and keeps going.
+/// Chromium + hls.js play across an RTMP reconnect: currentTime goes past the seam and keeps
+/// going.
 #[test]
 fn hls_js_keeps_playing_across_a_reconnect() {
     let server = Server::start_with(&[
@@ -219,9 +220,29 @@ fn hls_js_keeps_playing_across_a_reconnect() {
         ("CUECAST_HLS_WINDOW_S", "120"),
     ]);
     let rtmp = server.rtmp_url("demo-key");
-    let mut first = Publisher::ffmpeg(&rtmp, 120);
+    hls_js_plays_across_a_reconnect(&server, "rtmp", &|| Publisher::ffmpeg(&rtmp, 120));
+}
+
+/// The same across an SRT reconnect (libsrt notices the dead caller after its peer-idle
+/// timeout, about 5 s, so the gap is longer).
+#[test]
+fn hls_js_keeps_playing_across_an_srt_reconnect() {
+    let server = Server::start_with(&[
+        ("CUECAST_INGEST_RECONNECT_GRACE_S", "15"),
+        ("CUECAST_HLS_WINDOW_S", "120"),
+    ]);
+    let srt = server.srt_url();
+    hls_js_plays_across_a_reconnect(&server, "srt", &|| {
+        Publisher::ffmpeg_srt(&srt, "publish:live/demo-key", &[], 120, "libx264")
+    });
+}
+
+/// Plays the stream in hls.js while `publish`'s first publisher is killed and a second one
+/// continues the stream.
+fn hls_js_plays_across_a_reconnect(server: &Server, name: &str, publish: &dyn Fn() -> Publisher) {
+    let mut first = publish();
     let url = server.url("/hls/demo/index.m3u8");
-    let video = media_url(&server, "demo", "source");
+    let video = media_url(server, "demo", "source");
     wait_for(&video, READY, |t| t.matches("#EXTINF").count() >= 3);
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -229,14 +250,14 @@ fn hls_js_keeps_playing_across_a_reconnect() {
         dir.join("node_modules/hls.js").is_dir(),
         "tests/browser/node_modules is missing: run `.ci/setup --test`"
     );
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser_reconnect");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser_reconnect_{name}"));
     std::fs::create_dir_all(&out).expect("output dir");
     let player = {
         let (url, out, dir) = (url.clone(), out.clone(), dir.clone());
         std::thread::spawn(move || {
             Command::new("node")
                 .arg(dir.join("play.mjs"))
-                .args(["--url", &url, "--seconds", "40", "--start-timeout", "30"])
+                .args(["--url", &url, "--seconds", "45", "--start-timeout", "30"])
                 .arg("--json")
                 .arg(out.join("play.json"))
                 .arg("--log")
@@ -248,9 +269,9 @@ fn hls_js_keeps_playing_across_a_reconnect() {
     // Let the player start and play a while, then drop the publisher and come back.
     std::thread::sleep(Duration::from_secs(15));
     first.kill();
-    wait_log(&server, "publisher lost", 1, READY);
+    wait_log(server, "publisher lost", 1, READY);
     std::thread::sleep(Duration::from_secs(2));
-    let _second = Publisher::ffmpeg(&rtmp, 120);
+    let _second = publish();
     let output = player.join().expect("player thread");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
