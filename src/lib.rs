@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod chat;
+pub mod commerce;
 pub mod config;
 pub mod cues;
 pub mod hls;

@@ -15,6 +15,7 @@ use cuecast::chat::client::{self, ChatStream, Trust};
 use cuecast::chat::proto::{
     self, ClientMsg, CloseCode, Link, MessageKind, ProductCard, RejectCode, ServerMsg,
 };
+use cuecast::commerce::Cta;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -396,13 +397,15 @@ fn viewer_links_stripped_host_links_and_cards_delivered_and_pinned() {
                 label: Some("Buy the mug".into()),
             }),
             product: Some(Box::new(ProductCard {
-                product_id: "sku-42".into(),
-                title: "Mug".into(),
+                id: "sku-42".into(),
+                title: Some("Mug".into()),
                 price: Some("12.50".into()),
                 currency: Some("EUR".into()),
                 image_url: Some("https://brand.example/mug.jpg".into()),
-                cta_label: Some("Buy now".into()),
-                cta_url: Some("https://brand.example/mug".into()),
+                cta: Some(Cta {
+                    label: "Buy now".into(),
+                    url: "https://brand.example/mug".into(),
+                }),
             })),
             nonce: Some("h1".into()),
         })
@@ -417,10 +420,7 @@ fn viewer_links_stripped_host_links_and_cards_delivered_and_pinned() {
             got.link.as_ref().map(|l| l.url.as_str()),
             Some("https://brand.example/mug?ref=live")
         );
-        assert_eq!(
-            got.product.as_ref().map(|p| p.product_id.as_str()),
-            Some("sku-42")
-        );
+        assert_eq!(got.product.as_ref().map(|p| p.id.as_str()), Some("sku-42"));
 
         host.send(&ClientMsg::Pin { id }).await.unwrap();
         let pinned = wait_for(&mut viewer, |m| match m {

@@ -360,8 +360,8 @@ pub fn render(msg: &ServerMsg, json: bool) -> Option<String> {
             if let Some(card) = &message.product {
                 line.push_str(&format!(
                     " [product {} \"{}\" {} {}]",
-                    card.product_id,
-                    card.title,
+                    card.id,
+                    card.title.as_deref().unwrap_or(""),
                     card.price.as_deref().unwrap_or(""),
                     card.currency.as_deref().unwrap_or("")
                 ));

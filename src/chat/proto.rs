@@ -241,30 +241,8 @@ pub struct Link {
     pub label: Option<String>,
 }
 
-/// A product card, with the display data of a product cue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProductCard {
-    /// The shop's product id.
-    pub product_id: String,
-    /// Product title.
-    pub title: String,
-    /// Price as a decimal string ("19.99").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<String>,
-    /// ISO 4217 currency ("EUR").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
-    /// Product image (http or https).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-    /// Call-to-action label ("Buy now").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cta_label: Option<String>,
-    /// Call-to-action target (http or https).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cta_url: Option<String>,
-}
+/// A product card: the same product display data as a product cue.
+pub use crate::commerce::Product as ProductCard;
 
 /// A chat message as stored and broadcast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -655,13 +633,15 @@ mod tests {
             text: "look".into(),
             link: None,
             product: Some(ProductCard {
-                product_id: "sku-1".into(),
-                title: "Mug".into(),
+                id: "sku-1".into(),
+                title: Some("Mug".into()),
                 price: Some("9.99".into()),
                 currency: Some("EUR".into()),
                 image_url: None,
-                cta_label: Some("Buy".into()),
-                cta_url: Some("https://shop.example/mug".into()),
+                cta: Some(crate::commerce::Cta {
+                    label: "Buy".into(),
+                    url: "https://shop.example/mug".into(),
+                }),
             }),
             sent_at_ms: 1,
             session: Some("abc".into()),

@@ -537,31 +537,23 @@ fn check_len(field: &str, value: Option<&str>) -> Result<(), Rejection> {
     }
 }
 
+/// A card needs a title to show; every field follows the product rules of cues
+/// ([`crate::commerce::Product::validate`]). A bad URL is `invalid_link`, anything else `invalid`.
 fn check_card(card: &ProductCard) -> Result<(), Rejection> {
-    if card.product_id.is_empty() || card.title.is_empty() {
+    if card.title.is_none() {
         return Err(Rejection::new(
             RejectCode::Invalid,
-            "product.product_id and product.title are required",
+            "product.title: required on a product card",
         ));
     }
-    for (field, value) in [
-        ("product.product_id", Some(card.product_id.as_str())),
-        ("product.title", Some(card.title.as_str())),
-        ("product.price", card.price.as_deref()),
-        ("product.currency", card.currency.as_deref()),
-        ("product.cta_label", card.cta_label.as_deref()),
-    ] {
-        check_len(field, value)?;
-    }
-    for (field, value) in [
-        ("product.image_url", &card.image_url),
-        ("product.cta_url", &card.cta_url),
-    ] {
-        if let Some(url) = value {
-            check_url(field, url)?;
-        }
-    }
-    Ok(())
+    card.validate("product").map_err(|e| {
+        let code = if e.field.ends_with("url") {
+            RejectCode::InvalidLink
+        } else {
+            RejectCode::Invalid
+        };
+        Rejection::new(code, e.to_string())
+    })
 }
 
 #[cfg(test)]
@@ -775,13 +767,15 @@ mod tests {
         let mut room = room();
         let now = Instant::now();
         let card = ProductCard {
-            product_id: "sku".into(),
-            title: "Mug".into(),
+            id: "sku".into(),
+            title: Some("Mug".into()),
             price: Some("9.99".into()),
             currency: Some("EUR".into()),
             image_url: Some("https://shop.example/mug.jpg".into()),
-            cta_label: Some("Buy".into()),
-            cta_url: Some("https://shop.example/mug".into()),
+            cta: Some(crate::commerce::Cta {
+                label: "Buy".into(),
+                url: "https://shop.example/mug".into(),
+            }),
         };
         let moderator = who("m", &[Capability::Moderate]);
         assert!(
@@ -794,12 +788,32 @@ mod tests {
             .unwrap();
         assert_eq!(draft.kind, MessageKind::Product);
         let bad = ProductCard {
-            cta_url: Some("javascript:x".into()),
-            ..card
+            cta: Some(crate::commerce::Cta {
+                label: "Buy".into(),
+                url: "javascript:x".into(),
+            }),
+            ..card.clone()
         };
         let err = room
             .check_post(&host, "", None, Some(bad), now, 0)
             .unwrap_err();
         assert_eq!(err.code, RejectCode::InvalidLink);
+        let untitled = ProductCard {
+            title: None,
+            ..card.clone()
+        };
+        let err = room
+            .check_post(&host, "", None, Some(untitled), now, 0)
+            .unwrap_err();
+        assert_eq!(err.code, RejectCode::Invalid);
+        let bad_price = ProductCard {
+            price: Some("9,99".into()),
+            ..card
+        };
+        let err = room
+            .check_post(&host, "", None, Some(bad_price), now, 0)
+            .unwrap_err();
+        assert_eq!(err.code, RejectCode::Invalid);
+        assert!(err.reason.contains("product.price"), "{}", err.reason);
     }
 }

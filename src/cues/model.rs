@@ -7,16 +7,11 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::commerce::FieldError;
+pub use crate::commerce::{Cta, Product};
+
 /// Longest cue: one day.
 pub const MAX_DURATION_S: f64 = 86_400.0;
-/// Longest product id.
-pub const MAX_PRODUCT_ID: usize = 128;
-/// Longest title.
-pub const MAX_TITLE: usize = 256;
-/// Longest CTA label.
-pub const MAX_LABEL: usize = 64;
-/// Longest URL.
-pub const MAX_URL: usize = 2048;
 
 /// What a cue means to the player; the DATERANGE CLASS is `com.cuecast.<kind>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,39 +49,6 @@ impl CueKind {
     pub fn class(self) -> String {
         format!("com.cuecast.{}", self.as_str())
     }
-}
-
-/// A call to action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cta {
-    /// Button text.
-    pub label: String,
-    /// Where it leads (http/https).
-    pub url: String,
-}
-
-/// The product a cue refers to, with display data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Product {
-    /// The shop's product reference (SKU).
-    pub id: String,
-    /// Display title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    /// Price as a decimal string (`49.00`), never a float.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<String>,
-    /// ISO 4217 currency code (`USD`); required with a price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
-    /// Product image (http/https).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-    /// Call to action.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cta: Option<Cta>,
 }
 
 /// When a cue starts, as requested.
@@ -195,48 +157,17 @@ pub enum CueError {
     },
 }
 
+impl From<FieldError> for CueError {
+    fn from(e: FieldError) -> CueError {
+        invalid(e.field, e.reason)
+    }
+}
+
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> CueError {
     CueError::Invalid {
         field: field.into(),
         reason: reason.into(),
     }
-}
-
-fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), CueError> {
-    if required && value.trim().is_empty() {
-        return Err(invalid(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(invalid(field, format!("longer than {max} characters")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(field, "must not contain control characters"));
-    }
-    Ok(())
-}
-
-fn check_url(field: &str, value: &str) -> Result<(), CueError> {
-    check_text(field, value, MAX_URL, true)?;
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or_else(|| invalid(field, "must be an http:// or https:// URL"))?;
-    if rest.is_empty() || rest.starts_with('/') || value.contains([' ', '"', '<', '>', '\\']) {
-        return Err(invalid(field, "is not a valid URL"));
-    }
-    Ok(())
-}
-
-fn check_price(value: &str) -> Result<(), CueError> {
-    let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) || whole.len() > 15 || fraction.len() > 6 {
-        return Err(invalid(
-            "product.price",
-            "must be a decimal string such as \"49.00\"",
-        ));
-    }
-    Ok(())
 }
 
 /// Validates seconds: finite and within `0..=max` (`positive`: > 0).
@@ -281,35 +212,7 @@ impl CueRequest {
             ));
         }
         if let Some(p) = &self.product {
-            check_text("product.id", &p.id, MAX_PRODUCT_ID, true)?;
-            if let Some(t) = &p.title {
-                check_text("product.title", t, MAX_TITLE, true)?;
-            }
-            match (&p.price, &p.currency) {
-                (Some(price), Some(currency)) => {
-                    check_price(price)?;
-                    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                        return Err(invalid(
-                            "product.currency",
-                            "must be an ISO 4217 code such as \"USD\"",
-                        ));
-                    }
-                }
-                (Some(_), None) => {
-                    return Err(invalid("product.currency", "required with product.price"));
-                }
-                (None, Some(_)) => {
-                    return Err(invalid("product.price", "required with product.currency"));
-                }
-                (None, None) => {}
-            }
-            if let Some(url) = &p.image_url {
-                check_url("product.image_url", url)?;
-            }
-            if let Some(cta) = &p.cta {
-                check_text("product.cta.label", &cta.label, MAX_LABEL, true)?;
-                check_url("product.cta.url", &cta.url)?;
-            }
+            p.validate("product")?;
         }
         let data = self
             .data

@@ -1,0 +1,7 @@
+//! Commerce data shared by the features that show products: the product display data a cue
+//! highlights and a host's chat product card carry (one shape, one set of rules, so the viewer
+//! page renders both the same way).
+
+pub mod product;
+
+pub use product::{Cta, FieldError, Product};
