@@ -952,10 +952,11 @@ fn history_survives_a_restart_and_replays_by_media_time() {
         Duration::from_secs(30),
         |_| true,
     );
-    let token = rt.block_on(async {
+    let (token, cue_ms) = rt.block_on(async {
         let chat = Chat::of(&server).await;
         let token = chat.signup("keeper").await;
         let (mut stream, _, _) = chat.join("demo", Some(&token)).await;
+        let mut cue_ms = 0;
         for (i, nonce) in ["k1", "k2", "k3"].iter().enumerate() {
             stream
                 .send(&post(&format!("remember {i}"), nonce))
@@ -963,8 +964,23 @@ fn history_survives_a_restart_and_replays_by_media_time() {
                 .unwrap();
             answer(&mut stream, nonce).await.unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
+            if i == 1 {
+                // A cue posted between two messages lands between them on the media timeline.
+                let cue: serde_json::Value = reqwest::Client::new()
+                    .post(format!("{}/api/streams/demo/cues", chat.http))
+                    .bearer_auth("dev-admin-token")
+                    .json(&serde_json::json!({"kind": "pin", "at": "now"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                cue_ms = (cue["media_time_s"].as_f64().expect("cue media time") * 1000.0) as i64;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
         }
-        token
+        (token, cue_ms)
     });
     publisher.kill();
     server.terminate();
@@ -985,6 +1001,11 @@ fn history_survives_a_restart_and_replays_by_media_time() {
             .map(|m| m.media_time_ms.expect("media time"))
             .collect();
         assert!(media.windows(2).all(|w| w[0] < w[1]), "{media:?}");
+        // Chat and cues share one media timeline ("now" = the latest ingested frame).
+        assert!(
+            media[1] <= cue_ms && cue_ms <= media[2],
+            "cue at {cue_ms} ms between messages at {media:?}"
+        );
         let session = backfill[0].session.clone().expect("session");
 
         let history = |query: String| {

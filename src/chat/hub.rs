@@ -433,13 +433,17 @@ impl Hub {
         }
     }
 
-    /// The stream's HLS session and the media time into it: the time since the session
-    /// started (the registry's stream creation, when the publisher's first media arrived).
+    /// The stream's HLS session and the media time at send: the PTS of the latest ingested
+    /// frame, the same "now" a cue posted at this moment gets (`media_time_s`), on the timeline
+    /// the session's segments (and so its replay) play on, continued across reconnects.
     fn media_time(&self, room: &str) -> (Option<String>, Option<i64>) {
         match self.registry.get(room) {
             Some(stream) if !stream.is_ended() => (
                 Some(stream.session.clone()),
-                Some(stream.created_at.elapsed().as_millis() as i64),
+                stream
+                    .cues()
+                    .now_ns()
+                    .map(|ns| i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)),
             ),
             _ => (None, None),
         }
