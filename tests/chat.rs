@@ -114,16 +114,22 @@ impl Chat {
         (status, response.json().await.unwrap_or_default())
     }
 
-    async fn signup(&self, user: &str) -> String {
-        let (status, body) = self
+    /// POSTs `user`'s credentials to `path` (sign-up or login), expects `status`, returns the
+    /// token.
+    async fn token(&self, path: &str, user: &str, status: u16) -> String {
+        let (got, body) = self
             .post(
-                "/api/signup",
+                path,
                 serde_json::json!({"username": user, "password": "password-123"}),
                 false,
             )
             .await;
-        assert_eq!(status, 201, "{body}");
+        assert_eq!(got, status, "{path}: {body}");
         body["token"].as_str().expect("token").to_string()
+    }
+
+    async fn signup(&self, user: &str) -> String {
+        self.token("/api/signup", user, 201).await
     }
 
     /// Signs up `user`, grants `caps` as admin, logs in again for a token carrying them.
@@ -137,15 +143,7 @@ impl Chat {
             .await
             .expect("PUT");
         assert_eq!(response.status().as_u16(), 200);
-        let (status, body) = self
-            .post(
-                "/api/login",
-                serde_json::json!({"username": user, "password": "password-123"}),
-                false,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["token"].as_str().expect("token").to_string()
+        self.token("/api/login", user, 200).await
     }
 }
 

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{Publisher, Server, get, media_url, wait_for};
+use common::{Publisher, Server, get, media_url, preload_hint, wait_for};
 
 const TOKEN: &str = "dev-admin-token";
 /// One frame of the 30 fps test publisher, seconds.
@@ -189,19 +189,6 @@ fn segments(playlist: &str) -> Vec<(DateTime<Utc>, String)> {
         }
     }
     out
-}
-
-fn preload_hint(text: &str) -> (u64, u32) {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))
-        .unwrap_or_else(|| panic!("no preload hint:\n{text}"));
-    let uri = line.split("URI=\"part").nth(1).expect("part URI");
-    let (msn, rest) = uri.split_once('.').expect("msn.part");
-    (
-        msn.parse().unwrap(),
-        rest.split('.').next().unwrap().parse().unwrap(),
-    )
 }
 
 fn base(playlist_url: &str) -> &str {

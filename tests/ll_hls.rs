@@ -6,21 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Publisher, Server, get, media_url, wait_for};
+use common::{Publisher, Server, get, media_url, preload_hint, wait_for};
 
 const READY: Duration = Duration::from_secs(20);
-
-/// (msn, part) named by the playlist's EXT-X-PRELOAD-HINT.
-fn preload_hint(text: &str) -> (u64, u32) {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))
-        .unwrap_or_else(|| panic!("no preload hint:\n{text}"));
-    let uri = line.split("URI=\"part").nth(1).expect("part URI");
-    let (msn, rest) = uri.split_once('.').expect("msn.part");
-    let part = rest.split('.').next().expect("part");
-    (msn.parse().unwrap(), part.parse().unwrap())
-}
 
 fn attribute<'a>(text: &'a str, tag: &str, name: &str) -> &'a str {
     let line = text

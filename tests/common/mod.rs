@@ -460,3 +460,15 @@ pub fn closed_by_peer(stream: &mut TcpStream, timeout: Duration) -> bool {
     }
     false
 }
+
+/// (msn, part) named by a media playlist's EXT-X-PRELOAD-HINT.
+pub fn preload_hint(text: &str) -> (u64, u32) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))
+        .unwrap_or_else(|| panic!("no preload hint:\n{text}"));
+    let uri = line.split("URI=\"part").nth(1).expect("part URI");
+    let (msn, rest) = uri.split_once('.').expect("msn.part");
+    let part = rest.split('.').next().expect("part");
+    (msn.parse().unwrap(), part.parse().unwrap())
+}
