@@ -207,6 +207,15 @@ async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
     client::close_code(conn)
 }
 
+/// Joins `room` on a fresh connection and asserts the server closes it with `code`.
+async fn join_refused(chat: &Chat, room: &str, token: Option<String>, code: CloseCode) {
+    let conn = chat.conn().await;
+    let _stream = ChatStream::join(conn.clone(), room, token, None)
+        .await
+        .unwrap();
+    assert_eq!(closed_with(&conn).await, Some(code.code() as u64), "{room}");
+}
+
 #[test]
 fn native_clients_exchange_messages_backfill_presence_and_anonymous_read_only() {
     let server = start(&[]);
@@ -261,24 +270,16 @@ fn native_clients_exchange_messages_backfill_presence_and_anonymous_read_only() 
         // Another room is separate; unknown rooms are refused with their code.
         let (_, _, backfill) = chat.join("second", None).await;
         assert!(backfill.is_empty());
-        let conn = chat.conn().await;
-        let _stream = ChatStream::join(conn.clone(), "nope", None, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            closed_with(&conn).await,
-            Some(CloseCode::UnknownRoom.code() as u64)
-        );
+        join_refused(&chat, "nope", None, CloseCode::UnknownRoom).await;
 
         // A bad token is refused.
-        let conn = chat.conn().await;
-        let _stream = ChatStream::join(conn.clone(), "demo", Some("v1.forged.token".into()), None)
-            .await
-            .unwrap();
-        assert_eq!(
-            closed_with(&conn).await,
-            Some(CloseCode::Unauthorized.code() as u64)
-        );
+        join_refused(
+            &chat,
+            "demo",
+            Some("v1.forged.token".to_string()),
+            CloseCode::Unauthorized,
+        )
+        .await;
 
         // Presence goes down when a client leaves.
         drop(carol);
@@ -499,14 +500,7 @@ fn delete_propagates_and_ban_disconnects_and_refuses() {
             Some(CloseCode::Banned.code() as u64)
         );
         // Coming back is refused with the same code.
-        let conn = chat.conn().await;
-        let _again = ChatStream::join(conn.clone(), "demo", Some(troll_token.clone()), None)
-            .await
-            .unwrap();
-        assert_eq!(
-            closed_with(&conn).await,
-            Some(CloseCode::Banned.code() as u64)
-        );
+        join_refused(&chat, "demo", Some(troll_token.clone()), CloseCode::Banned).await;
         // Unban, then a timeout also disconnects.
         moderator
             .send(&ClientMsg::Unban {

@@ -48,3 +48,27 @@ pub fn init() -> Result<(), MediaError> {
     .clone()
     .map_err(MediaError::Init)
 }
+
+/// Test support: runs a `gst-launch` style pipeline ending in an appsink named `out` to the end
+/// and returns every sample it produced.
+#[cfg(test)]
+pub(crate) fn run_to_appsink(description: &str) -> Vec<gst::Sample> {
+    use gst::prelude::*;
+    init().unwrap();
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut samples = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        samples.push(sample);
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    samples
+}

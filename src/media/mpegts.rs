@@ -321,7 +321,6 @@ mod tests {
 
     /// MPEG-TS with H.264 + AAC from GStreamer's own muxer, `seconds` long.
     fn transport_stream(seconds: u32, video: &str) -> Vec<u8> {
-        crate::media::init().unwrap();
         let frames = seconds * 30;
         let description = format!(
             "videotestsrc num-buffers={frames} ! video/x-raw,width=320,height=240,framerate=30/1 \
@@ -330,21 +329,10 @@ mod tests {
              ! avenc_aac ! aacparse ! mux.",
             seconds * 47
         );
-        let pipeline = gst::parse::launch(&description)
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-        let sink = pipeline
-            .by_name("out")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
         let mut out = Vec::new();
-        while let Ok(sample) = sink.pull_sample() {
+        for sample in crate::media::run_to_appsink(&description) {
             out.extend_from_slice(&sample.buffer().unwrap().map_readable().unwrap());
         }
-        pipeline.set_state(gst::State::Null).unwrap();
         out
     }
 

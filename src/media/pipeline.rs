@@ -1062,20 +1062,9 @@ mod tests {
 
     /// Runs an encoder pipeline ending in appsink `out`: its codec_data and frames.
     fn encoded(description: &str) -> (Bytes, Vec<VideoFrame>) {
-        crate::media::init().unwrap();
-        let pipeline = gst::parse::launch(description)
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-        let sink = pipeline
-            .by_name("out")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
         let mut avcc = None;
         let mut frames = Vec::new();
-        while let Ok(sample) = sink.pull_sample() {
+        for sample in crate::media::run_to_appsink(description) {
             if avcc.is_none() {
                 let caps = sample.caps().unwrap();
                 let data = caps
@@ -1093,7 +1082,6 @@ mod tests {
                 data: Bytes::copy_from_slice(&buffer.map_readable().unwrap()),
             });
         }
-        pipeline.set_state(gst::State::Null).unwrap();
         (avcc.unwrap(), frames)
     }
 
