@@ -20,15 +20,7 @@ WARMUP_S=${WARMUP_S:-8}
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --release --locked --bin cuecast
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$root/benches/lib.sh"
 
 rtmp=$(free_port); http=$(free_port)
 duration=$(python3 -c "print(int($WARMUP_S + $CUES * ($INTERVAL_S + 0.6) + 30))")
@@ -36,7 +28,7 @@ duration=$(python3 -c "print(int($WARMUP_S + $CUES * ($INTERVAL_S + 0.6) + 30))"
 # POST pace so no request is refused.
 CUECAST_RTMP_LISTEN=127.0.0.1:$rtmp CUECAST_HTTP_LISTEN=127.0.0.1:$http \
   CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_HLS_WINDOW_S=$((duration + 60)) \
-  CUECAST_CUES_RATE_PER_S=50 RUST_LOG=warn \
+  CUECAST_CUES_RATE_PER_S=50 CUECAST_MEDIA_LADDER="[]" RUST_LOG=warn \
   "$root/target/release/cuecast" serve 2>"$work/server.log" &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done

@@ -25,16 +25,8 @@ cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --re
 
 cache="$root/target/bench-media"
 mkdir -p "$cache"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+. "$root/benches/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 clip() {
   local variant=$1 out="$cache/clip-720p-$1.flv" bf=2

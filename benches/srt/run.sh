@@ -17,23 +17,14 @@ N="${N:-10}"
 WARMUP_S="${WARMUP_S:-20}"
 MEASURE_S="${MEASURE_S:-30}"
 BIN="$ROOT/target/release/cuecast"
-WORK="$(mktemp -d)"
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$ROOT/benches/lib.sh"
 
 [ "${SKIP_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release --locked --bin cuecast >&2)
 
-free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-CLIP="$WORK/clip.mp4"
+CLIP="$work/clip.mp4"
 ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 \
   -f lavfi -i sine=frequency=440:sample_rate=48000 -t 20 -c:v libx264 -preset veryfast \
   -b:v 2500k -maxrate 2500k -bufsize 5000k -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p \
@@ -41,12 +32,12 @@ ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 \
 
 streams=""
 for ((i = 1; i <= N; i++)); do streams+="${streams:+,}{name=\"s$i\",key=\"k$i\"}"; done
-rtmp=$(free_port SOCK_STREAM); http=$(free_port SOCK_STREAM); srt=$(free_port SOCK_DGRAM)
+rtmp=$(free_port); http=$(free_port); srt=$(free_port udp)
 CUECAST_STREAMS="[$streams]" CUECAST_RTMP_LISTEN="127.0.0.1:$rtmp" \
   CUECAST_HTTP_LISTEN="127.0.0.1:$http" CUECAST_SRT_LISTEN="127.0.0.1:$srt" \
-  CUECAST_SERVER_DATA_DIR="$WORK/data" CUECAST_INGEST_RECONNECT_GRACE_S=0 RUST_LOG=warn \
-  "$BIN" serve 2>"$WORK/server.log" &
-SERVER=$!; PIDS+=("$SERVER")
+  CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_INGEST_RECONNECT_GRACE_S=0 CUECAST_MEDIA_LADDER="[]" CUECAST_CHAT_ENABLED=false RUST_LOG=warn \
+  "$BIN" serve 2>"$work/server.log" &
+SERVER=$!; pids+=("$SERVER")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
 hz=$(getconf CLK_TCK)
 
@@ -69,8 +60,8 @@ run() {
       out=(-f mpegts -srt_streamid "publish:live/k$i" "srt://127.0.0.1:$srt")
     fi
     ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$CLIP" -c copy "${out[@]}" \
-      2>>"$WORK/pub-$proto.log" &
-    pubs+=($!); PIDS+=($!)
+      2>>"$work/pub-$proto.log" &
+    pubs+=($!); pids+=($!)
   done
   sleep "$WARMUP_S"
   local before_msn; before_msn=$(last_msns | tr '\n' ' ')
