@@ -11,6 +11,8 @@
 //! Every receiver reads all its bytes; one receiver in `SAMPLE_EVERY` also decodes the frames
 //! and records latencies (decoding every copy would measure this process, not the server).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,20 +31,6 @@ const CONNECT_PARALLEL: usize = 256;
 const SENDERS: usize = 5;
 /// Latency goal.
 const GOAL_P99: Duration = Duration::from_millis(100);
-
-fn raise_fd_limit() {
-    // SAFETY: plain libc calls on a stack struct.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
 
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -378,7 +366,7 @@ async fn sample_loop(
 }
 
 fn main() {
-    raise_fd_limit();
+    support::raise_fd_limit();
     let test_mode = !std::env::args().any(|a| a == "--bench");
     let env_list = |name: &str, default: &str| -> Vec<u64> {
         std::env::var(name)

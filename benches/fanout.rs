@@ -6,6 +6,8 @@
 //! `cargo bench --bench fanout` (N=10000, 5 rounds). `FANOUT_CLIENTS=…`, `FANOUT_ROUNDS=…`
 //! override. Under `cargo test --benches` it runs once with 200 clients.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -22,20 +24,6 @@ use tokio::sync::{mpsc, watch};
 
 const PART_NS: u64 = 200_000_000;
 const PARTS_PER_SEGMENT: u64 = 10;
-
-fn raise_fd_limit() {
-    // SAFETY: plain libc calls on a stack struct.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
 
 /// Publishes part number `index` of the synthetic feed.
 fn publish(rendition: &Rendition, index: u64) {
@@ -85,7 +73,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    raise_fd_limit();
+    support::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
