@@ -1,6 +1,6 @@
 //! Blocking-reload fan-out: N clients on loopback hold `playlist.m3u8?_HLS_msn=M&_HLS_part=P`
 //! for the next part; the part is published; how long until every held request is released
-//! (server side: the held-request gauge back to 0) and until the last client has read its
+//! (server side: the last held handler produced its response) and until the last client has read its
 //! whole response.
 //!
 //! `cargo bench --bench fanout` (N=10000, 5 rounds). `FANOUT_CLIENTS=…`, `FANOUT_ROUNDS=…`
@@ -9,7 +9,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -185,7 +185,24 @@ fn spawn_client(
     });
 }
 
+/// One server under test: where its clients connect, what they request, and how the bench
+/// sees and triggers its held requests.
+struct Target<'a> {
+    name: &'a str,
+    addr: std::net::SocketAddr,
+    path: String,
+    /// Requests currently held by the server.
+    held: &'a dyn Fn() -> usize,
+    /// The `(msn, part)` to request next, then publishes it (releasing the held requests).
+    next: &'a dyn Fn() -> (u64, u32),
+    publish: &'a dyn Fn(),
+    /// Latest "response produced" stamp, ns after `epoch`.
+    answered: &'a AtomicU64,
+    epoch: Instant,
+}
+
 async fn run(clients: usize, rounds: usize) {
+    let epoch = Instant::now();
     let registry = Arc::new(Registry::new(
         PackagerConfig {
             segment_target: Duration::from_secs(2),
@@ -197,10 +214,9 @@ async fn run(clients: usize, rounds: usize) {
     let stream = registry.create("bench");
     let rendition = stream.add_rendition("source", RenditionKind::Video);
     rendition.push_init(Bytes::from_static(b"ftyp+moov"), Default::default());
-    let mut index = 0;
-    while index < 3 * PARTS_PER_SEGMENT + 3 {
-        publish(&rendition, index);
-        index += 1;
+    let index = std::sync::atomic::AtomicU64::new(0);
+    while index.load(Ordering::Relaxed) < 3 * PARTS_PER_SEGMENT + 3 {
+        publish(&rendition, index.fetch_add(1, Ordering::Relaxed));
     }
     let origin = Arc::new(Origin {
         registry: Arc::clone(&registry),
@@ -217,12 +233,157 @@ async fn run(clients: usize, rounds: usize) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = origin::router(Arc::clone(&origin));
+    // When each response was produced (ns after `epoch`, the latest wins): measured inside the
+    // server instead of by polling the held-request gauge, which would keep a third thread
+    // spinning on these two cores during the very release it measures.
+    let answered = Arc::new(AtomicU64::new(0));
+    let stamp = Arc::clone(&answered);
+    let app = origin::router(Arc::clone(&origin)).layer(axum::middleware::map_response(
+        move |response: axum::response::Response| {
+            std::future::ready(stamped(&stamp, epoch, response))
+        },
+    ));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let path = format!("/hls/bench/{}/source/playlist.m3u8", stream.session);
+    // The same response, byte for byte, for the floor server.
+    let response = fetch(addr, &path).await;
 
+    println!(
+        "blocking-reload fan-out: {clients} held clients (separate process), {rounds} rounds, loopback"
+    );
+    let cuecast = measure(
+        &Target {
+            name: "cuecast",
+            addr,
+            path,
+            held: &|| origin.held_requests.load(Ordering::Relaxed),
+            next: &|| {
+                let next: PartId = rendition.packager().next_part();
+                (next.msn, next.part)
+            },
+            publish: &|| publish(&rendition, index.fetch_add(1, Ordering::Relaxed)),
+            answered: &answered,
+            epoch,
+        },
+        clients,
+        rounds,
+    )
+    .await;
+
+    // The floor: the same clients held by a bare tokio loop that answers with the bytes above
+    // (no HTTP stack): what one write per held socket costs on this machine.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let floor_addr = listener.local_addr().expect("addr");
+    let (release_tx, release_rx) = watch::channel(0u64);
+    let floor_held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let floor_answered = Arc::new(AtomicU64::new(0));
+    tokio::spawn(floor_server(
+        listener,
+        release_rx,
+        Arc::clone(&floor_held),
+        Arc::clone(&floor_answered),
+        epoch,
+        response,
+    ));
+    let floor = measure(
+        &Target {
+            name: "floor (raw writes)",
+            addr: floor_addr,
+            path: "/".into(),
+            held: &|| floor_held.load(Ordering::Relaxed),
+            next: &|| (0, 0),
+            publish: &|| {
+                release_tx.send_modify(|n| *n += 1);
+            },
+            answered: &floor_answered,
+            epoch,
+        },
+        clients,
+        rounds,
+    )
+    .await;
+    println!(
+        "release median: cuecast {}, floor {}, ratio {:.2}; last response read median: cuecast {}, floor {}, ratio {:.2}",
+        ms(cuecast.0),
+        ms(floor.0),
+        cuecast.0.as_secs_f64() / floor.0.as_secs_f64().max(1e-9),
+        ms(cuecast.1),
+        ms(floor.1),
+        cuecast.1.as_secs_f64() / floor.1.as_secs_f64().max(1e-9),
+    );
+}
+
+/// Records when `response` was produced (the latest stamp wins) and passes it on.
+fn stamped<T>(answered: &AtomicU64, epoch: Instant, response: T) -> T {
+    let at = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    answered.fetch_max(at, Ordering::Relaxed);
+    response
+}
+
+/// One plain GET: the whole response (head and body) as the server sent it.
+async fn fetch(addr: std::net::SocketAddr, path: &str) -> Bytes {
+    let mut socket = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.expect("read");
+    // `Connection: close` is the only header the held responses do not carry.
+    let text = String::from_utf8_lossy(&response).replace("connection: close\r\n", "");
+    assert!(text.starts_with("HTTP/1.1 200"), "plain GET failed: {text}");
+    Bytes::from(text.into_bytes())
+}
+
+/// Holds every connection's requests until `release` changes, then writes `response`.
+async fn floor_server(
+    listener: tokio::net::TcpListener,
+    release: watch::Receiver<u64>,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+    answered: Arc<AtomicU64>,
+    epoch: Instant,
+    response: Bytes,
+) {
+    while let Ok((mut socket, _)) = listener.accept().await {
+        let (mut release, held, answered, response) = (
+            release.clone(),
+            Arc::clone(&held),
+            Arc::clone(&answered),
+            response.clone(),
+        );
+        tokio::spawn(async move {
+            let mut head = Vec::with_capacity(256);
+            let mut buf = [0; 256];
+            loop {
+                while !head.ends_with(b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                head.clear();
+                release.borrow_and_update();
+                held.fetch_add(1, Ordering::Relaxed);
+                let released = release.changed().await;
+                held.fetch_sub(1, Ordering::Relaxed);
+                if released.is_err()
+                    || socket
+                        .write_all(&stamped(&answered, epoch, response.clone()))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Runs `rounds` release rounds against `target` with `clients` held connections (in a child
+/// process); prints a row per round; returns the medians (release, last response read).
+async fn measure(target: &Target<'_>, clients: usize, rounds: usize) -> (Duration, Duration) {
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
-        .env("FANOUT_CLIENT_OF", addr.to_string())
+        .env("FANOUT_CLIENT_OF", target.addr.to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -234,50 +395,45 @@ async fn run(clients: usize, rounds: usize) {
         tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines()
     };
     to_child
-        .write_all(format!("connect {clients} {path}\n").as_bytes())
+        .write_all(format!("connect {clients} {}\n", target.path).as_bytes())
         .await
         .expect("to client");
     assert_eq!(
         from_child.next_line().await.expect("ready").as_deref(),
         Some("ready")
     );
-
+    println!("\n{}:", target.name);
     println!(
-        "blocking-reload fan-out: {clients} held clients (separate process), {rounds} rounds, loopback"
-    );
-    println!(
-        "| round | all held after | release (server, gauge → 0) | last response read | p50 read | p99 read |"
+        "| round | all held after | release (server: last response produced) | last response read | p50 read | p99 read |"
     );
     println!("|---|---|---|---|---|---|");
     let mut releases = Vec::new();
     let mut lasts = Vec::new();
     for round in 1..=rounds {
-        let next: PartId = rendition.packager().next_part();
+        let (msn, part) = (target.next)();
         let asked = Instant::now();
         to_child
-            .write_all(format!("get {} {}\n", next.msn, next.part).as_bytes())
+            .write_all(format!("get {msn} {part}\n").as_bytes())
             .await
             .expect("to client");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while origin.held_requests.load(Ordering::Relaxed) < clients {
-            let held = origin.held_requests.load(Ordering::Relaxed);
+        while (target.held)() < clients {
+            let held = (target.held)();
             assert!(Instant::now() < deadline, "only {held} of {clients} held");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let all_held = asked.elapsed();
         let published_at = wall_ns();
-        let published = Instant::now();
-        publish(&rendition, index);
-        index += 1;
-        while origin.held_requests.load(Ordering::Relaxed) > 0 {
-            tokio::task::yield_now().await;
-        }
-        let release = published.elapsed();
+        let published = target.epoch.elapsed();
+        (target.publish)();
         let line = from_child
             .next_line()
             .await
             .expect("done")
             .expect("done line");
+        assert_eq!((target.held)(), 0, "every held request was answered");
+        let release =
+            Duration::from_nanos(target.answered.load(Ordering::Relaxed)).saturating_sub(published);
         let mut reads: Vec<Duration> = line
             .strip_prefix("done ")
             .expect("done")
@@ -302,9 +458,11 @@ async fn run(clients: usize, rounds: usize) {
     }
     releases.sort();
     lasts.sort();
+    let medians = (percentile(&releases, 0.5), percentile(&lasts, 0.5));
     println!(
         "median over rounds: release {}, last response read {}",
-        ms(percentile(&releases, 0.5)),
-        ms(percentile(&lasts, 0.5))
+        ms(medians.0),
+        ms(medians.1)
     );
+    medians
 }
