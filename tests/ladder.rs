@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Publisher, Server, ffprobe, get, parse_master, parse_media, wait_for};
+use common::{Publisher, Server, ffprobe, get, media_url, parse_master, parse_media, wait_for};
 
 /// The default config's rungs (480p, 360p) at preset `ultrafast`: the machine running the
 /// suite is a shared 2-core box, and the test is about the ladder's plumbing, not x264.
@@ -90,6 +90,88 @@ fn chunk_starts(init: &[u8], segment: &[u8]) -> Vec<f64> {
     starts
 }
 
+/// `(URI, INDEPENDENT)` of every EXT-X-PART of a media playlist.
+fn listed_parts(playlist: &str) -> Vec<(String, bool)> {
+    playlist
+        .lines()
+        .filter_map(|line| line.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|attrs| {
+            let start = attrs.find("URI=\"")? + 5;
+            let end = attrs[start..].find('"')? + start;
+            Some((
+                attrs[start..end].to_string(),
+                attrs.contains("INDEPENDENT=YES"),
+            ))
+        })
+        .collect()
+}
+
+/// Until `publisher` exits: every part listed by both the source and a rung starts at the
+/// same presentation time in both (first `tfdt`, to half a millisecond) and is independent in
+/// both or in neither. Returns how many parts were compared per rung.
+fn compare_live_parts(
+    server: &Server,
+    publisher: &mut Publisher,
+    rungs: &[&str],
+) -> Vec<(String, usize)> {
+    wait_for(&server.url("/hls/demo/index.m3u8"), READY, |t| {
+        rungs
+            .iter()
+            .all(|name| t.contains(&format!("/{name}/playlist.m3u8")))
+    });
+    let source_url = media_url(server, "demo", "source");
+    let source_init = get(&source_url.replace("playlist.m3u8", "init.mp4")).2;
+    let mut rung_urls = Vec::new();
+    for name in rungs {
+        let url = media_url(server, "demo", name);
+        let init = get(&url.replace("playlist.m3u8", "init.mp4")).2;
+        rung_urls.push((
+            name.to_string(),
+            url,
+            init,
+            std::collections::HashSet::new(),
+        ));
+    }
+    while publisher.wait(Duration::from_millis(300)).is_none() {
+        let (_, _, source_text) = get(&source_url);
+        let source_parts = listed_parts(&String::from_utf8_lossy(&source_text));
+        for (name, url, init, compared) in &mut rung_urls {
+            let (_, _, text) = get(url);
+            for (uri, independent) in listed_parts(&String::from_utf8_lossy(&text)) {
+                let Some((_, source_independent)) = source_parts.iter().find(|(u, _)| *u == uri)
+                else {
+                    continue;
+                };
+                if !compared.insert(uri.clone()) {
+                    continue;
+                }
+                let (status, _, part) = get(&url.replace("playlist.m3u8", &uri));
+                let (source_status, _, source_part) =
+                    get(&source_url.replace("playlist.m3u8", &uri));
+                if status != 200 || source_status != 200 {
+                    // Dropped from the window meanwhile.
+                    compared.remove(&uri);
+                    continue;
+                }
+                let start = chunk_starts(init, &part)[0];
+                let source_start = chunk_starts(&source_init, &source_part)[0];
+                assert!(
+                    (start - source_start).abs() < 0.0005,
+                    "{name} {uri}: starts at {start} s, the source's at {source_start} s"
+                );
+                assert_eq!(
+                    independent, *source_independent,
+                    "{name} {uri}: INDEPENDENT differs from the source's"
+                );
+            }
+        }
+    }
+    rung_urls
+        .into_iter()
+        .map(|(name, _, _, compared)| (name, compared.len()))
+        .collect()
+}
+
 /// Peak and average bits/s over the segments, as the packager measures them.
 fn bandwidth(r: &Rendition) -> (f64, f64) {
     let peak = r
@@ -121,6 +203,15 @@ fn ladder_from_720p_source_is_aligned_and_described() {
     let _serial = one_at_a_time();
     let server = Server::start_with(&[("CUECAST_MEDIA_LADDER", LADDER)]);
     let mut publisher = Publisher::ffmpeg_args(&server.rtmp_url("demo-key"), SECONDS, "1280x720");
+    // While live: part P covers the same time in every rendition, the B-frame passthrough
+    // included.
+    let compared = compare_live_parts(&server, &mut publisher, &["480p", "360p"]);
+    for (name, count) in compared {
+        assert!(
+            count >= 10,
+            "{name}: only {count} parts compared with the source"
+        );
+    }
     let exit = publisher.wait(Duration::from_secs(u64::from(SECONDS) + 60));
     assert!(exit.is_some_and(|s| s.success()), "{}", publisher.stderr());
 
@@ -194,9 +285,8 @@ fn ladder_from_720p_source_is_aligned_and_described() {
     assert!(bandwidths.windows(2).all(|w| w[0] >= w[1]), "{master_text}");
 
     // Same segments in every rendition: same count, same durations, same start time (the
-    // first chunk's tfdt). Between transcoded rungs every part starts at the same time too;
-    // the passthrough's parts follow the publisher's decode order (B-frames here), so only
-    // its segment starts are compared.
+    // first chunk's tfdt); the transcoded rungs' chunks (one per frame) start at the same
+    // times too. Parts were compared with the source's while live, above.
     let (_, source) = &renditions[0];
     let (_, first_rung) = &renditions[1];
     for (name, rung) in &renditions[1..] {

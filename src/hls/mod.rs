@@ -1,5 +1,6 @@
 //! HLS: the pure packager and playlist model, the live stream registry, and the HTTP origin.
 
+pub mod align;
 pub mod directives;
 pub mod origin;
 pub mod packager;

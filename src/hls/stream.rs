@@ -1,12 +1,14 @@
 //! A live (or recently ended) HLS stream: its renditions, each a [`Packager`] behind a lock, and
 //! the mapping from media time to wall-clock time used for EXT-X-PROGRAM-DATE-TIME.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::align::{PartAligner, PartEnds};
 use super::packager::{
     ChunkOutcome, CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS,
 };
@@ -106,6 +108,11 @@ pub struct Rendition {
     cues: Arc<CueTrack>,
     /// Which cues this rendition still has to carry in-band.
     carriage: Mutex<Carriage>,
+    /// Where this rendition's latest parts end, for renditions aligned to it.
+    part_ends: Mutex<PartEnds>,
+    /// Set on transcoded renditions: regroups their per-frame chunks into parts ending where
+    /// the reference rendition's parts end (see [`super::align`]).
+    aligner: Mutex<Option<(PartAligner, Option<Arc<Rendition>>)>>,
 }
 
 impl Rendition {
@@ -124,7 +131,19 @@ impl Rendition {
             rendered: RwLock::new(RenderCache::default()),
             cues,
             carriage: Mutex::new(Carriage::default()),
+            part_ends: Mutex::new(PartEnds::default()),
+            aligner: Mutex::new(None),
         }
+    }
+
+    /// From now on this rendition is fed one frame per chunk and gathers them into parts that
+    /// end where `reference`'s parts end (same frames, same timestamps: a transcoded rung and
+    /// the passthrough it was decoded from), or at the part target without a reference.
+    pub fn gather_parts(&self, reference: Option<&Arc<Rendition>>) {
+        let part_target = self.packager().config().part_target;
+        let aligner = PartAligner::new(u64::try_from(part_target.as_nanos()).unwrap_or(u64::MAX));
+        *self.aligner.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((aligner, reference.cloned()));
     }
 
     /// The media playlist text in `form`, rendered once per packager update and shared.
@@ -231,6 +250,52 @@ impl Rendition {
     /// rendition has not carried yet ride in it as emsg boxes before its `moof` (so the part
     /// and its segment hold the same bytes).
     pub fn push_chunk(&self, chunk: CmafChunk) {
+        let presents = chunk.pts..chunk.pts.saturating_add(chunk.duration);
+        self.push_chunk_presenting(chunk, presents);
+    }
+
+    /// [`Self::push_chunk`] for a chunk whose samples are presented over `presents` (ns): with
+    /// B-frames that is not `pts` (its first sample in decode order) plus its decode-time
+    /// duration.
+    pub fn push_chunk_presenting(&self, chunk: CmafChunk, presents: Range<u64>) {
+        let parts = {
+            let mut aligner = self.aligner.lock().unwrap_or_else(|e| e.into_inner());
+            match aligner.as_mut() {
+                Some((aligner, Some(reference))) => {
+                    let ends = reference
+                        .part_ends
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    aligner.push(chunk, presents, &ends)
+                }
+                Some((aligner, None)) => aligner.push(chunk, presents, &PartEnds::default()),
+                None => vec![(chunk, presents)],
+            }
+        };
+        for (part, presents) in parts {
+            self.push_part(part, presents);
+        }
+    }
+
+    /// The part gathered by the aligner so far goes out (the muxer drained).
+    fn flush_aligned(&self) {
+        let part = self
+            .aligner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|(aligner, _)| aligner.flush());
+        if let Some((part, presents)) = part {
+            self.push_part(part, presents);
+        }
+    }
+
+    /// Publishes a part presenting `presents` (ns).
+    fn push_part(&self, chunk: CmafChunk, presents: Range<u64>) {
+        self.part_ends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(presents);
         let position = {
             let mut carriage = self.carriage();
             let (chunk, carried) = carriage.handle_chunk(&self.cues, chunk);
@@ -256,6 +321,7 @@ impl Rendition {
     /// The publisher's pipeline drained but the stream goes on (see
     /// [`Packager::handle_interrupt`]).
     pub fn interrupt(&self) {
+        self.flush_aligned();
         let position = {
             let mut packager = self.packager();
             packager.handle_interrupt();
@@ -266,6 +332,7 @@ impl Rendition {
 
     /// The muxer reached end of stream.
     pub fn end(&self) {
+        self.flush_aligned();
         let position = {
             let mut packager = self.packager();
             packager.handle_end();

@@ -6,6 +6,7 @@
 //! (the other branch is then removed from the pipeline). Until then units are held in order.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -574,6 +575,9 @@ fn start(
         .get("audio_fragment_ns")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(2_000_000_000);
+    // Transcoded rungs cut their parts where the passthrough's end (hls::align).
+    let mut passthrough = None;
+    let mut transcoded = Vec::new();
     for (rendition_name, sink) in template::rendition_sinks(&pipeline) {
         let kind = if audio_elements.contains(sink.name().as_str()) {
             RenditionKind::Audio
@@ -582,6 +586,11 @@ fn start(
         };
         let rendition = stream.add_rendition(&rendition_name, kind);
         let is_rung = rungs.contains(&rendition_name);
+        if is_rung {
+            transcoded.push(Arc::clone(&rendition));
+        } else if kind == RenditionKind::Video {
+            passthrough = Some(Arc::clone(&rendition));
+        }
         // Ingest-to-part latency is the passthrough's: transcoded rungs add the encoder's delay.
         let latency = (kind == RenditionKind::Video && !is_rung).then(|| {
             let queue = Arrivals::default();
@@ -605,6 +614,10 @@ fn start(
             monitor,
             Arc::clone(&interrupted),
         );
+    }
+
+    for rung in &transcoded {
+        rung.gather_parts(passthrough.as_ref());
     }
 
     let mut running = Running {
@@ -831,18 +844,29 @@ fn handle_sample(
         (None, Some(buffer)) => vec![buffer],
         (None, None) => return,
     };
-    let mut chunk: Option<(BytesMut, u64, u64, bool)> = None;
-    let emit = |chunk: Option<(BytesMut, u64, u64, bool)>| {
-        if let Some((data, pts, duration, fragment_start)) = chunk {
-            let end = pts.saturating_add(duration);
-            rendition.push_chunk(CmafChunk {
-                data: data.freeze(),
-                pts,
-                duration,
-                fragment_start,
-                independent: fragment_start || rendition.kind == RenditionKind::Audio,
-                program_date_time: stream.program_date_time(pts),
-            });
+    let mut chunk: Option<OpenChunk> = None;
+    let emit = |chunk: Option<OpenChunk>| {
+        if let Some(OpenChunk {
+            data,
+            pts,
+            duration,
+            fragment_start,
+            presents,
+        }) = chunk
+        {
+            let presents = presents.unwrap_or(pts..pts.saturating_add(duration));
+            let end = presents.end;
+            rendition.push_chunk_presenting(
+                CmafChunk {
+                    data: data.freeze(),
+                    pts,
+                    duration,
+                    fragment_start,
+                    independent: fragment_start || rendition.kind == RenditionKind::Audio,
+                    program_date_time: stream.program_date_time(pts),
+                },
+                presents,
+            );
             if let Some(monitor) = monitor {
                 monitor.on_chunk(end);
             }
@@ -878,16 +902,43 @@ fn handle_sample(
                 .pts()
                 .map(|t| running_time(sample, t).nseconds())
                 .unwrap_or(0);
-            let duration = buffer.duration().map(|t| t.nseconds()).unwrap_or(0);
-            let fragment_start = !flags.contains(gst::BufferFlags::DELTA_UNIT);
             let mut data = BytesMut::with_capacity(map.len() * 8);
             data.extend_from_slice(&map);
-            chunk = Some((data, pts, duration, fragment_start));
-        } else if let Some((data, ..)) = chunk.as_mut() {
-            data.extend_from_slice(&map);
+            chunk = Some(OpenChunk {
+                data,
+                pts,
+                duration: buffer.duration().map(|t| t.nseconds()).unwrap_or(0),
+                fragment_start: !flags.contains(gst::BufferFlags::DELTA_UNIT),
+                presents: None,
+            });
+        } else if let Some(open) = chunk.as_mut() {
+            open.data.extend_from_slice(&map);
+            if let Some(pts) = buffer.pts() {
+                let end = pts.saturating_add(buffer.duration().unwrap_or_default());
+                let (start, end) = (
+                    running_time(sample, pts).nseconds(),
+                    running_time(sample, end).nseconds(),
+                );
+                let span = open.presents.get_or_insert(start..end);
+                *span = span.start.min(start)..span.end.max(end);
+            }
         }
     }
     emit(chunk);
+}
+
+/// A chunk being read from cmafmux's output.
+struct OpenChunk {
+    /// moof, then the sample data.
+    data: BytesMut,
+    /// PTS of its first sample in decode order, running time.
+    pts: u64,
+    /// Decode-time duration.
+    duration: u64,
+    fragment_start: bool,
+    /// What its samples present (running time), from the sample buffers: with B-frames not
+    /// `pts` plus `duration`.
+    presents: Option<Range<u64>>,
 }
 
 /// `pts` as running time in `sample`'s segment (`pts` itself without a time segment).
