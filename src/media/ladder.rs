@@ -2,8 +2,9 @@
 //! (`pipelines/ladder.pipeline` + one `pipelines/rung.pipeline` per rung), each rung its own
 //! HLS rendition next to the passthrough `source`.
 //!
-//! - Rungs larger than the source are skipped for that publish ([`plan`]); frame rates are only
-//!   ever capped (videorate drops, never duplicates).
+//! - Rungs larger than the source are skipped for that publish ([`plan`]), and so are rungs
+//!   whose frame rate is above the source's when another rung of their size carries the
+//!   source's rate; frame rates are only ever capped (videorate drops, never duplicates).
 //! - Keyframe alignment: cuecast records the source's keyframe times as it feeds the ladder and
 //!   sends each rung's encoder a force-key-unit event for the frame at that time
 //!   ([`align_keyframes`]); the encoders place no keyframes of their own. Every rendition's
@@ -89,14 +90,24 @@ pub struct PlannedRung {
     pub height: u32,
 }
 
-/// The rungs to produce for `source`, and the skipped ones with the reason. A rung is skipped
-/// when its box is wider or taller than the source (no upscaling).
+/// The rungs to produce for `source`, and the skipped ones with the reason, never upscaling:
+/// - a rung whose box is wider or taller than the source is skipped;
+/// - a rung whose `max_fps` is above the source's frame rate (when the SPS declares one)
+///   would carry the source's rate, not its own: it is skipped when another rung of the same
+///   output size already carries that rate (a 720p60 rung next to a 720p30 one, for a 30 fps
+///   source), and kept, at the source's rate, when it is the only rung at its size.
 pub fn plan(
     rungs: &[RungConfig],
     source: &SourceVideo,
 ) -> (Vec<PlannedRung>, Vec<(String, String)>) {
     let mut planned = Vec::new();
     let mut skipped = Vec::new();
+    let above_source_rate = |rung: &RungConfig| {
+        source
+            .frame_rate
+            .is_some_and(|rate| f64::from(rung.max_fps) > rate + 0.5)
+    };
+    let mut fitting = Vec::new();
     for rung in rungs {
         if rung.width > source.width || rung.height > source.height {
             skipped.push((
@@ -109,11 +120,40 @@ pub fn plan(
             continue;
         }
         let (width, height) = fit(rung.width, rung.height, source.width, source.height);
-        planned.push(PlannedRung {
+        fitting.push(PlannedRung {
             config: rung.clone(),
             width,
             height,
         });
+    }
+    for candidate in &fitting {
+        if above_source_rate(&candidate.config) {
+            // A rung at the source's rate, or an earlier one also capped to it.
+            let same_size = |other: &&PlannedRung| {
+                (other.width, other.height) == (candidate.width, candidate.height)
+            };
+            let twin = fitting
+                .iter()
+                .filter(same_size)
+                .find(|other| !above_source_rate(&other.config))
+                .or_else(|| planned.iter().find(same_size));
+            if let Some(twin) = twin {
+                skipped.push((
+                    candidate.config.name.clone(),
+                    format!(
+                        "{} fps is above the source's {:.3} fps (no frame duplication); \
+                         rung {} already carries {}x{} at the source's rate",
+                        candidate.config.max_fps,
+                        source.frame_rate.unwrap_or_default(),
+                        twin.config.name,
+                        twin.width,
+                        twin.height
+                    ),
+                ));
+                continue;
+            }
+        }
+        planned.push(candidate.clone());
     }
     (planned, skipped)
 }
@@ -539,6 +579,60 @@ mod tests {
         let names: Vec<_> = skipped.iter().map(|s| s.0.as_str()).collect();
         assert_eq!(names, ["720p", "480p"]);
         assert!(skipped[0].1.contains("no upscaling"), "{}", skipped[0].1);
+    }
+
+    #[test]
+    fn plan_skips_rungs_above_the_source_frame_rate_that_duplicate_another() {
+        let fps = |name: &str, width, height, max_fps| RungConfig {
+            max_fps,
+            ..rung(name, width, height)
+        };
+        let rungs = [
+            fps("720p60", 1280, 720, 60),
+            fps("720p30", 1280, 720, 30),
+            fps("480p60", 854, 480, 60),
+            fps("480p50", 854, 480, 50),
+            fps("360p30", 640, 360, 30),
+        ];
+        let names = |planned: &[PlannedRung]| -> Vec<String> {
+            planned.iter().map(|p| p.config.name.clone()).collect()
+        };
+        // 30 fps source: 720p60 would be 720p30 again; 480p60 is the first at its size and is
+        // kept (capped at the source's rate), 480p50 would repeat it.
+        let (planned, skipped) = plan(&rungs, &source(1280, 720));
+        assert_eq!(names(&planned), ["720p30", "480p60", "360p30"]);
+        let skipped_names: Vec<&str> = skipped.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(skipped_names, ["720p60", "480p50"]);
+        assert!(skipped[1].1.contains("480p60"), "{}", skipped[1].1);
+        assert!(
+            skipped[0].1.contains("above the source's 30.000 fps")
+                && skipped[0].1.contains("720p30"),
+            "{}",
+            skipped[0].1
+        );
+        // 60 fps source: every rung fits.
+        let source60 = SourceVideo {
+            frame_rate: Some(60.0),
+            ..source(1280, 720)
+        };
+        let (planned, skipped) = plan(&rungs, &source60);
+        assert_eq!(
+            names(&planned),
+            ["720p60", "720p30", "480p60", "480p50", "360p30"]
+        );
+        assert!(skipped.is_empty());
+        // Unknown source rate (no VUI timing): nothing is skipped for its rate.
+        let unknown = SourceVideo {
+            frame_rate: None,
+            ..source(1280, 720)
+        };
+        assert_eq!(plan(&rungs, &unknown).0.len(), 5);
+        // 29.97 fps source with 30 fps rungs: not "above".
+        let ntsc = SourceVideo {
+            frame_rate: Some(29.97),
+            ..source(1280, 720)
+        };
+        assert_eq!(plan(&rungs[1..2], &ntsc).0.len(), 1);
     }
 
     #[test]
