@@ -338,10 +338,16 @@ fn ladder_from_720p_source_is_aligned_and_described() {
     );
 }
 
+/// The test ladder plus a 60 fps rung at 360p: above the 30 fps source's rate while `360p`
+/// already carries 640x360 at 30 fps.
+const LADDER_WITH_360P60: &str = r#"[{name="480p", width=854, height=480, video_bitrate_kbps=1400, max_fps=30, profile="main", preset="ultrafast"}, {name="360p60", width=640, height=360, video_bitrate_kbps=1000, max_fps=60, profile="main", preset="ultrafast"}, {name="360p", width=640, height=360, video_bitrate_kbps=800, max_fps=30, profile="main", preset="ultrafast"}]"#;
+
+/// Rungs larger than the source, or above its frame rate next to a rung at its rate, are not
+/// produced.
 #[test]
 fn rungs_above_a_360p_source_are_skipped() {
     let _serial = one_at_a_time();
-    let server = Server::start_with(&[("CUECAST_MEDIA_LADDER", LADDER)]);
+    let server = Server::start_with(&[("CUECAST_MEDIA_LADDER", LADDER_WITH_360P60)]);
     let _publisher = Publisher::ffmpeg_args(&server.rtmp_url("demo-key"), 20, "640x360");
     let master_text = wait_for(&server.url("/hls/demo/index.m3u8"), READY, |t| {
         t.matches("#EXT-X-STREAM-INF").count() >= 2
@@ -372,6 +378,11 @@ fn rungs_above_a_360p_source_are_skipped() {
         log.contains("ladder rung skipped") && log.contains("no upscaling"),
         "{log}"
     );
+    assert!(
+        log.contains("rendition=360p60") && log.contains("above the source's 30.000 fps"),
+        "{log}"
+    );
+    assert!(!master_text.contains("360p60"), "{master_text}");
 }
 
 /// hls.js in Chromium (tests/browser/switch.mjs) is forced onto every level in turn, then back
