@@ -262,6 +262,7 @@ fn rung_values(
         ("video_bitrate_kbps", c.video_bitrate_kbps.to_string()),
         ("preset", c.preset.clone()),
         ("profile", c.profile.clone()),
+        ("threads", c.threads.to_string()),
     ]);
     values
 }
@@ -503,6 +504,7 @@ mod tests {
             max_fps: 30,
             profile: "main".into(),
             preset: "veryfast".into(),
+            threads: 1,
         }
     }
 
