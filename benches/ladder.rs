@@ -6,8 +6,9 @@
 //!
 //! `cargo bench --bench ladder` (20 s clip, 3 runs each). `LADDER_SECONDS=…`, `LADDER_RUNS=…`,
 //! `LADDER_PIPELINES_DIR=…` (templates to try) override. ffmpeg's encoders get the rungs' x264
-//! `threads` (`-threads:v` per output); `LADDER_X264_THREADS=N` replaces them on both sides,
-//! `LADDER_FFMPEG_THREADS=N|auto` on ffmpeg's alone (to find its fastest setting). Under
+//! `threads` (`-threads:v` per output); `LADDER_X264_THREADS=N` (or `N/N/N` per rung) replaces
+//! them on both sides, `LADDER_FFMPEG_THREADS=N|N/N/N|auto` on ffmpeg's alone (to find its
+//! fastest setting). Under
 //! `cargo test --benches` it runs once on a 3 s clip with the rungs at `ultrafast`.
 //!
 //! Reports wall time, realtime factor (media seconds / wall seconds), CPU seconds (user+sys of
@@ -230,22 +231,28 @@ async fn main() {
     let pipelines = std::env::var("LADDER_PIPELINES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"));
-    // x264 threads per rung: the ladder's own, or LADDER_X264_THREADS=N for every rung; both
-    // sides get the same. LADDER_FFMPEG_THREADS=N|auto sets ffmpeg's alone (its best setting).
-    let threads: Vec<u32> = match std::env::var("LADDER_X264_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(n) => vec![n; RUNGS.len()],
-        None => RUNGS.iter().map(|r| r.5).collect(),
+    // x264 threads per rung: the ladder's own, or LADDER_X264_THREADS (N for every rung, or
+    // N/N/N per rung); both sides get the same. LADDER_FFMPEG_THREADS=N|N/N/N|auto sets ffmpeg's
+    // alone (to find its fastest setting).
+    let per_rung = |v: &str| -> Vec<u32> {
+        let t: Vec<u32> = v
+            .split('/')
+            .map(|n| n.parse().expect("x264 threads: N, N/N/N or auto"))
+            .collect();
+        if t.len() == 1 {
+            vec![t[0]; RUNGS.len()]
+        } else {
+            assert_eq!(t.len(), RUNGS.len(), "one thread count per rung");
+            t
+        }
+    };
+    let threads: Vec<u32> = match std::env::var("LADDER_X264_THREADS") {
+        Ok(v) => per_rung(&v),
+        Err(_) => RUNGS.iter().map(|r| r.5).collect(),
     };
     let ffmpeg_threads: Option<Vec<u32>> = match std::env::var("LADDER_FFMPEG_THREADS").as_deref() {
         Ok("auto") => None,
-        Ok(n) => Some(vec![
-            n.parse()
-                .expect("LADDER_FFMPEG_THREADS: a number or auto");
-            RUNGS.len()
-        ]),
+        Ok(v) => Some(per_rung(v)),
         Err(_) => Some(threads.clone()),
     };
     let values = MediaSettings::placeholder_values(SEGMENT, PART);
