@@ -43,7 +43,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         ELEMENT_NAME,
         gst::DebugColorFlags::empty(),
-        Some("cuecast plane-wise bilinear video scaler"),
+        Some("cuecast video scaler (libswscale, bilinear)"),
     )
 });
 
@@ -288,7 +288,7 @@ mod imp {
                 gst::subclass::ElementMetadata::new(
                     "cuecast video scaler",
                     "Filter/Converter/Video/Scaler",
-                    "Scales planar 8-bit YUV plane by plane with a SIMD bilinear resampler",
+                    "Scales planar 8-bit YUV plane by plane with libswscale, bilinear",
                     "cuecast",
                 )
             });
