@@ -5,9 +5,11 @@
 //! settings, fragmented MP4 out) from the same file, alternating, in one run.
 //!
 //! `cargo bench --bench ladder` (20 s clip, 3 runs each). `LADDER_SECONDS=…`, `LADDER_RUNS=…`,
-//! `LADDER_PIPELINES_DIR=…` (templates to try) override. ffmpeg's encoders get the rung
-//! template's x264 `threads=` (`-threads:v`); `LADDER_X264_THREADS=N` replaces it on both sides. Under `cargo test --benches` it runs
-//! once on a 3 s clip with the rungs at `ultrafast`.
+//! `LADDER_PIPELINES_DIR=…` (templates to try) override. ffmpeg's encoders get the rungs' x264
+//! `threads` (`-threads:v` per output); `LADDER_X264_THREADS=N` (or `N/N/N` per rung) replaces
+//! them on both sides, `LADDER_FFMPEG_THREADS=N|N/N/N|auto` on ffmpeg's alone (to find its
+//! fastest setting). Under
+//! `cargo test --benches` it runs once on a 3 s clip with the rungs at `ultrafast`.
 //!
 //! Reports wall time, realtime factor (media seconds / wall seconds), CPU seconds (user+sys of
 //! the process / of the ffmpeg child) and the ratio ffmpeg wall / cuecast wall.
@@ -27,11 +29,14 @@ use cuecast::media::ladder::Ladder;
 use cuecast::media::template::Template;
 use cuecast::media::{MediaSettings, StreamPipeline};
 
-/// (name, width, height, kbit/s, profile): the benchmark ladder.
-const RUNGS: [(&str, u32, u32, u32, &str); 3] = [
-    ("720p", 1280, 720, 2500, "high"),
-    ("480p", 854, 480, 1400, "main"),
-    ("360p", 640, 360, 800, "main"),
+/// (name, width, height, kbit/s, profile, x264 threads): the benchmark ladder. The threads
+/// are the rung configuration's `threads` (given to ffmpeg's encoders as `-threads:v`, so both
+/// sides run the same settings): the 720p rung, the largest encode, gets 2 frame threads; the
+/// smaller ones run in their own rung thread only (BENCHMARKS.md).
+const RUNGS: [(&str, u32, u32, u32, &str, u32); 3] = [
+    ("720p", 1280, 720, 2500, "high", 2),
+    ("480p", 854, 480, 1400, "main", 1),
+    ("360p", 640, 360, 800, "main", 1),
 ];
 const SEGMENT: Duration = Duration::from_secs(2);
 const PART: Duration = Duration::from_millis(200);
@@ -106,18 +111,22 @@ fn read_flv(path: &Path) -> Vec<MediaUnit> {
     units
 }
 
-fn rungs(preset: &str) -> Vec<RungConfig> {
+fn rungs(preset: &str, threads: &[u32]) -> Vec<RungConfig> {
     RUNGS
         .iter()
-        .map(|&(name, width, height, kbps, profile)| RungConfig {
-            name: name.into(),
-            width,
-            height,
-            video_bitrate_kbps: kbps,
-            max_fps: 30,
-            profile: profile.into(),
-            preset: preset.into(),
-        })
+        .zip(threads)
+        .map(
+            |(&(name, width, height, kbps, profile, _), &threads)| RungConfig {
+                name: name.into(),
+                width,
+                height,
+                video_bitrate_kbps: kbps,
+                max_fps: 30,
+                profile: profile.into(),
+                preset: preset.into(),
+                threads,
+            },
+        )
         .collect()
 }
 
@@ -156,7 +165,8 @@ async fn cuecast_run(units: &[MediaUnit], settings: &Arc<MediaSettings>) -> (f64
 }
 
 /// The same ladder with ffmpeg: wall time and CPU seconds of the child.
-fn ffmpeg_run(clip: &Path, out: &Path, preset: &str, threads: Option<u32>) -> (f64, f64) {
+/// `threads` per rung: x264 threads (0 = automatic), or None to leave ffmpeg's default.
+fn ffmpeg_run(clip: &Path, out: &Path, preset: &str, threads: Option<&[u32]>) -> (f64, f64) {
     let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"]
         .iter()
         .map(|s| s.to_string())
@@ -167,14 +177,14 @@ fn ffmpeg_run(clip: &Path, out: &Path, preset: &str, threads: Option<u32>) -> (f
         "[0:v]split=3[v0][v1][v2];[v1]scale=854:480:flags=bilinear[s1];[v2]scale=640:360:flags=bilinear[s2]"
             .into(),
     );
-    for (i, &(name, _, _, kbps, profile)) in RUNGS.iter().enumerate() {
+    for (i, &(name, _, _, kbps, profile, _)) in RUNGS.iter().enumerate() {
         let input = if i == 0 {
             "[v0]".to_string()
         } else {
             format!("[s{i}]")
         };
-        if let Some(n) = threads {
-            args.extend(["-threads:v".to_string(), n.to_string()]);
+        if let Some(threads) = threads {
+            args.extend(["-threads:v".to_string(), threads[i].to_string()]);
         }
         let rung = format!(
             "-map {input} -c:v libx264 -preset {preset} -profile:v {profile} -b:v {kbps}k \
@@ -192,17 +202,6 @@ fn ffmpeg_run(clip: &Path, out: &Path, preset: &str, threads: Option<u32>) -> (f
     let wall = start.elapsed().as_secs_f64();
     let (_, child1) = cpu_seconds();
     (wall, child1 - child0)
-}
-
-/// `threads=N` of the x264enc line of a rung template, if set.
-fn x264_threads(template: &str) -> Option<u32> {
-    template
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .skip_while(|l| !l.contains("x264enc"))
-        .take(2)
-        .flat_map(str::split_whitespace)
-        .find_map(|word| word.strip_prefix("threads=")?.parse().ok())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -229,29 +228,33 @@ async fn main() {
     let clip = make_clip(dir.path(), seconds);
     let units = read_flv(&clip);
 
-    let mut pipelines = std::env::var("LADDER_PIPELINES_DIR")
+    let pipelines = std::env::var("LADDER_PIPELINES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines"));
-    // The rung template's x264 thread count (or LADDER_X264_THREADS in its place) is given to
-    // ffmpeg's encoders too, so both sides run the same encoder settings.
-    let rung_template = std::fs::read_to_string(pipelines.join("rung.pipeline")).ok();
-    let template_threads = rung_template.as_deref().and_then(x264_threads);
-    let threads: Option<u32> = std::env::var("LADDER_X264_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    if let (Some(n), Some(text)) = (threads, &rung_template) {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        for name in ["passthrough.pipeline", "ladder.pipeline"] {
-            std::fs::copy(pipelines.join(name), dir.join(name)).expect("copy template");
+    // x264 threads per rung: the ladder's own, or LADDER_X264_THREADS (N for every rung, or
+    // N/N/N per rung); both sides get the same. LADDER_FFMPEG_THREADS=N|N/N/N|auto sets ffmpeg's
+    // alone (to find its fastest setting).
+    let per_rung = |v: &str| -> Vec<u32> {
+        let t: Vec<u32> = v
+            .split('/')
+            .map(|n| n.parse().expect("x264 threads: N, N/N/N or auto"))
+            .collect();
+        if t.len() == 1 {
+            vec![t[0]; RUNGS.len()]
+        } else {
+            assert_eq!(t.len(), RUNGS.len(), "one thread count per rung");
+            t
         }
-        let text = match template_threads {
-            Some(old) => text.replace(&format!("threads={old}"), &format!("threads={n}")),
-            None => text.replace("! x264enc ", &format!("! x264enc threads={n} ")),
-        };
-        std::fs::write(dir.join("rung.pipeline"), text).expect("write template");
-        pipelines = dir;
-    }
-    let threads = threads.or(template_threads);
+    };
+    let threads: Vec<u32> = match std::env::var("LADDER_X264_THREADS") {
+        Ok(v) => per_rung(&v),
+        Err(_) => RUNGS.iter().map(|r| r.5).collect(),
+    };
+    let ffmpeg_threads: Option<Vec<u32>> = match std::env::var("LADDER_FFMPEG_THREADS").as_deref() {
+        Ok("auto") => None,
+        Ok(v) => Some(per_rung(v)),
+        Err(_) => Some(threads.clone()),
+    };
     let values = MediaSettings::placeholder_values(SEGMENT, PART);
     let settings = Arc::new(MediaSettings {
         template: Template::load(&pipelines, "passthrough.pipeline", &values).expect("template"),
@@ -260,7 +263,7 @@ async fn main() {
                 &pipelines,
                 "ladder.pipeline",
                 "rung.pipeline",
-                &rungs(preset),
+                &rungs(preset, &threads),
                 &values,
             )
             .expect("ladder templates"),
@@ -272,9 +275,11 @@ async fn main() {
         ladder_block: true,
     });
 
+    let show = |t: &[u32]| t.iter().map(u32::to_string).collect::<Vec<_>>().join("/");
     println!(
-        "ladder: {seconds} s 720p30 clip -> 720p/480p/360p x264 {preset}, threads {}, {runs} run(s) each, {} CPUs",
-        threads.map_or("auto".to_string(), |n| n.to_string()),
+        "ladder: {seconds} s 720p30 clip -> 720p/480p/360p x264 {preset}, x264 threads cuecast {} ffmpeg {}, {runs} run(s) each, {} CPUs",
+        show(&threads),
+        ffmpeg_threads.as_deref().map_or("auto".to_string(), show),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let (mut c_wall, mut c_cpu, mut f_wall, mut f_cpu) = (vec![], vec![], vec![], vec![]);
@@ -286,7 +291,7 @@ async fn main() {
         );
         c_wall.push(wall);
         c_cpu.push(cpu);
-        let (wall, cpu) = ffmpeg_run(&clip, dir.path(), preset, threads);
+        let (wall, cpu) = ffmpeg_run(&clip, dir.path(), preset, ffmpeg_threads.as_deref());
         println!(
             "run {i}: ffmpeg  {wall:.2} s wall ({:.2}x realtime), {cpu:.2} s CPU",
             f64::from(seconds) / wall

@@ -297,6 +297,16 @@ pub struct RungConfig {
     pub profile: String,
     /// x264 speed preset.
     pub preset: String,
+    /// x264 threads for this rung's encoder (0 = x264's automatic count).
+    #[serde(default = "default_rung_threads")]
+    pub threads: u32,
+}
+
+/// x264 threads of a rung that does not set `threads`.
+pub const DEFAULT_RUNG_THREADS: u32 = 2;
+
+fn default_rung_threads() -> u32 {
+    DEFAULT_RUNG_THREADS
 }
 
 /// H.264 profiles a rung may ask for (x264enc's caps names).
@@ -348,6 +358,12 @@ impl RungConfig {
         }
         if !X264_PRESETS.contains(&self.preset.as_str()) {
             return Err(("preset", format!("must be one of {X264_PRESETS:?}")));
+        }
+        if self.threads > 64 {
+            return Err((
+                "threads",
+                "must be within 0..=64 (0 = x264's automatic count)".into(),
+            ));
         }
         Ok(())
     }

@@ -302,6 +302,7 @@ fn rung_values(
         ("video_bitrate_kbps", c.video_bitrate_kbps.to_string()),
         ("preset", c.preset.clone()),
         ("profile", c.profile.clone()),
+        ("threads", c.threads.to_string()),
     ]);
     values
 }
@@ -543,6 +544,7 @@ mod tests {
             max_fps: 30,
             profile: "main".into(),
             preset: "veryfast".into(),
+            threads: 1,
         }
     }
 

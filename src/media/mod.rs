@@ -6,6 +6,7 @@ pub mod frame;
 pub mod ladder;
 pub mod mpegts;
 pub mod pipeline;
+pub mod scale;
 pub mod template;
 
 pub use pipeline::{MediaSettings, StreamPipeline};
@@ -37,12 +38,14 @@ pub enum MediaError {
     },
 }
 
-/// Initialises GStreamer and registers the statically linked fmp4 plugin (`cmafmux`). Idempotent.
+/// Initialises GStreamer and registers the statically linked fmp4 plugin (`cmafmux`) and
+/// cuecast's own elements (`cuecastscale`). Idempotent.
 pub fn init() -> Result<(), MediaError> {
     static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     INIT.get_or_init(|| {
         gst::init().map_err(|e| e.to_string())?;
         gstfmp4::plugin_register_static().map_err(|e| e.to_string())?;
+        scale::register().map_err(|e| e.to_string())?;
         Ok(())
     })
     .clone()

@@ -1289,6 +1289,7 @@ mod tests {
             max_fps: 30,
             profile: "main".into(),
             preset: "ultrafast".into(),
+            threads: 1,
         };
         // 480x360 is larger than the 320x240 source: skipped.
         let rungs = [rung("small", 160, 120), rung("big", 480, 360)];
