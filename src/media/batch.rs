@@ -20,7 +20,11 @@
 //! chunk start, and each chunk starts where the previous ended). Until the clock knows a start,
 //! and whenever its news is older than the frames arriving (the muxer is behind), the boundary
 //! only looks earlier than it is: frames are flushed early — one more wakeup, never a later
-//! part. A hold limit ([`PartBatcher::new`]'s `max_hold`, measured on the injected clock) and a
+//! part. To spare those wakeups in the common race (the frame after a part's closing frame
+//! arrives in the same read batch, before the muxer has reported), a flush at a frame that
+//! surely closes a chunk — past the exactly chained chunk end, no GOP half known, no fragment
+//! end inside — assumes the next chunk starts at least half a chunk before the old end plus one
+//! chunk, until the muxer reports anything. A hold limit ([`PartBatcher::new`]'s `max_hold`, measured on the injected clock) and a
 //! frame-count limit bound what is held whatever the timestamps do; end of stream, caps changes
 //! and errors flush first ([`PartBatcher::take`]).
 
@@ -51,8 +55,12 @@ pub struct FrameTimes {
 pub struct Boundaries {
     /// Start of the chunk the muxer fills now.
     pub chunk_start: Option<u64>,
-    /// Start of the fragment the muxer fills now.
+    /// Start of the current fragment.
     pub fragment_start: Option<u64>,
+    /// The chunk start chained from the first chunk's PTS by the reported durations alone —
+    /// exact when every chunk came out as reported, while `chunk_start` may be lower (see
+    /// [`PartClock::on_chunk`]). Only used to be sure a frame closes a chunk.
+    pub chunk_start_exact: Option<u64>,
 }
 
 /// What a muxer has published, written by its appsink's thread and read by the ingest side.
@@ -67,6 +75,8 @@ pub struct PartClock {
     next_chunk: AtomicU64,
     /// Start of the current fragment, ns; [`UNKNOWN`] before the first chunk.
     fragment_start: AtomicU64,
+    /// [`Boundaries::chunk_start_exact`], ns; [`UNKNOWN`] before the first chunk.
+    exact_next: AtomicU64,
 }
 
 impl PartClock {
@@ -77,6 +87,7 @@ impl PartClock {
             fragment_ns,
             next_chunk: AtomicU64::new(UNKNOWN),
             fragment_start: AtomicU64::new(UNKNOWN),
+            exact_next: AtomicU64::new(UNKNOWN),
         }
     }
 
@@ -111,6 +122,12 @@ impl PartClock {
         {
             fragment = end;
         }
+        let exact = match self.exact_next.load(Ordering::Relaxed) {
+            UNKNOWN => pts,
+            exact => exact,
+        };
+        self.exact_next
+            .store(exact.saturating_add(duration), Ordering::Relaxed);
         self.fragment_start.store(fragment, Ordering::Relaxed);
         self.next_chunk.store(end, Ordering::Release);
     }
@@ -122,6 +139,7 @@ impl PartClock {
         Boundaries {
             chunk_start,
             fragment_start: known(self.fragment_start.load(Ordering::Relaxed)),
+            chunk_start_exact: known(self.exact_next.load(Ordering::Relaxed)),
         }
     }
 }
@@ -148,6 +166,11 @@ pub struct PartBatcher<T> {
     /// keyframe's DTS for video (no frame of its GOP presents earlier, and the muxer drops
     /// what comes before it), the first frame's PTS for audio.
     first_start: Option<u64>,
+    /// Boundaries assumed after a flush that surely closed a chunk, until the muxer reports
+    /// anything: (the reported chunk start they stand in for, the assumed boundaries). Without
+    /// them a frame arriving before the muxer's report (same read batch) would see the old
+    /// boundary and be flushed alone.
+    provisional: Option<(Option<u64>, Boundaries)>,
     /// Flushes so far (for the benchmarks' and tests' accounting).
     flushes: u64,
 }
@@ -165,6 +188,7 @@ impl<T> PartBatcher<T> {
             pending_keyframe: None,
             last_end: None,
             first_start: None,
+            provisional: None,
             flushes: 0,
         }
     }
@@ -178,11 +202,47 @@ impl<T> PartBatcher<T> {
         bounds: Boundaries,
         now: Instant,
     ) -> Option<Vec<T>> {
-        let closes = self.may_close(&times, bounds);
+        let (closes, assumed) = self.may_close(&times, bounds);
         self.held.push(item);
         let since = *self.held_since.get_or_insert(now);
         let overdue = now.saturating_duration_since(since) >= self.max_hold;
-        (closes || overdue || self.held.len() >= MAX_HELD_FRAMES).then(|| self.take())
+        if !closes && !overdue && self.held.len() < MAX_HELD_FRAMES {
+            return None;
+        }
+        if !assumed {
+            self.provisional = self.assume_after(&times, bounds);
+        }
+        Some(self.take())
+    }
+
+    /// The boundaries to assume after flushing at a frame that surely makes the muxer close a
+    /// chunk (not a fragment): its PTS past the exact chunk end, its GOP's earliest PTS known
+    /// (video), the fragment end beyond this chunk. The muxer then splits at the first frame at
+    /// or after the chunk end (audio: after the frame straddling it), so the next chunk starts
+    /// at least there; half a chunk of margin covers timestamp gaps.
+    fn assume_after(
+        &self,
+        times: &FrameTimes,
+        bounds: Boundaries,
+    ) -> Option<(Option<u64>, Boundaries)> {
+        let exact = bounds.chunk_start_exact?;
+        let end = exact.checked_add(self.chunk_ns)?;
+        let fragment_end = bounds.fragment_start?.checked_add(self.fragment_ns)?;
+        let sure = self.pending_keyframe.is_none()
+            && times.keyframe != Some(true)
+            && times.pts > end
+            && fragment_end > end;
+        sure.then(|| {
+            let start = end - self.chunk_ns / 2;
+            (
+                bounds.chunk_start,
+                Boundaries {
+                    chunk_start: Some(start),
+                    fragment_start: bounds.fragment_start,
+                    chunk_start_exact: None,
+                },
+            )
+        })
     }
 
     /// Everything held, oldest first (end of stream, caps change, error).
@@ -204,8 +264,9 @@ impl<T> PartBatcher<T> {
         self.flushes
     }
 
-    /// Whether the muxer, once it has this frame, may close a chunk or a fragment.
-    fn may_close(&mut self, times: &FrameTimes, bounds: Boundaries) -> bool {
+    /// Whether the muxer, once it has this frame, may close a chunk or a fragment, and whether
+    /// that was judged on assumed boundaries.
+    fn may_close(&mut self, times: &FrameTimes, bounds: Boundaries) -> (bool, bool) {
         let previous_end = self.last_end.replace(
             times
                 .pts
@@ -215,12 +276,20 @@ impl<T> PartBatcher<T> {
         if self.first_start.is_none() && times.keyframe != Some(false) {
             self.first_start = Some(times.dts.min(times.pts));
         }
-        let bounds = match bounds.chunk_start {
-            Some(_) => bounds,
-            None => Boundaries {
-                chunk_start: self.first_start,
-                fragment_start: self.first_start,
-            },
+        let (bounds, assumed) = match self.provisional {
+            Some((replaced, assumed)) if replaced == bounds.chunk_start => (assumed, true),
+            _ => {
+                self.provisional = None;
+                let bounds = match bounds.chunk_start {
+                    Some(_) => bounds,
+                    None => Boundaries {
+                        chunk_start: self.first_start,
+                        fragment_start: self.first_start,
+                        chunk_start_exact: None,
+                    },
+                };
+                (bounds, false)
+            }
         };
         let mut closes = false;
         match times.keyframe {
@@ -246,11 +315,12 @@ impl<T> PartBatcher<T> {
                 }
             }
         }
-        match bounds.chunk_start {
+        let closes = match bounds.chunk_start {
             Some(start) => closes || times.pts > start.saturating_add(self.chunk_ns),
             // Before the first keyframe: the muxer drops these frames anyway.
             None => true,
-        }
+        };
+        (closes, assumed)
     }
 }
 
@@ -283,6 +353,7 @@ mod tests {
         Boundaries {
             chunk_start: Some(chunk_ms * MS),
             fragment_start: Some(fragment_ms * MS),
+            chunk_start_exact: None,
         }
     }
 
@@ -370,6 +441,7 @@ mod tests {
         let unknown_fragment = Boundaries {
             chunk_start: Some(0),
             fragment_start: None,
+            chunk_start_exact: None,
         };
         assert_eq!(b.push(0, audio(100), unknown_fragment, now), None);
         assert_eq!(
@@ -402,6 +474,50 @@ mod tests {
     }
 
     #[test]
+    fn a_sure_chunk_close_assumes_the_next_boundary_until_the_muxer_reports() {
+        let now = Instant::now();
+        let stale = Boundaries {
+            chunk_start_exact: Some(0),
+            ..at(0, 0)
+        };
+        let mut b = batcher();
+        for (i, pts) in [33, 67, 100, 133, 167].into_iter().enumerate() {
+            assert_eq!(b.push(i as u32, video(pts, pts, false), stale, now), None);
+        }
+        // Past the exact end of [0, 200): the muxer surely closes it.
+        assert_eq!(
+            b.push(5, video(233, 233, false), stale, now),
+            Some(vec![0, 1, 2, 3, 4, 5])
+        );
+        // Before the muxer's report: the next chunk is assumed to start at least at 100.
+        assert_eq!(b.push(6, video(267, 267, false), stale, now), None);
+        // The report (chunk start 200) replaces the assumption.
+        let reported = Boundaries {
+            chunk_start_exact: Some(200 * MS),
+            ..at(200, 0)
+        };
+        assert_eq!(b.push(7, video(300, 300, false), reported, now), None);
+        assert_eq!(
+            b.push(8, video(433, 433, false), reported, now),
+            Some(vec![6, 7, 8])
+        );
+        // Without an exact chunk start nothing is assumed: the stale boundary flushes again.
+        let mut b = batcher();
+        let unsure = Boundaries {
+            chunk_start_exact: None,
+            ..stale
+        };
+        assert_eq!(
+            b.push(0, video(233, 233, false), unsure, now),
+            Some(vec![0])
+        );
+        assert_eq!(
+            b.push(1, video(267, 267, false), unsure, now),
+            Some(vec![1])
+        );
+    }
+
+    #[test]
     fn take_empties_and_counts_only_non_empty_flushes() {
         let mut b = batcher();
         assert!(b.take().is_empty());
@@ -414,25 +530,30 @@ mod tests {
     #[test]
     fn clock_chains_chunk_durations_from_the_first_chunk() {
         let clock = PartClock::new(200 * MS, 1000 * MS);
+        // The exact chain never takes the lower fragment-start PTS.
+        let exact = |b: Boundaries, exact_ms: u64| Boundaries {
+            chunk_start_exact: Some(exact_ms * MS),
+            ..b
+        };
         assert_eq!(clock.boundaries(), Boundaries::default());
         clock.on_chunk(40 * MS, 200 * MS, true);
-        assert_eq!(clock.boundaries(), at(240, 40));
+        assert_eq!(clock.boundaries(), exact(at(240, 40), 240));
         // A chunk whose earliest sample is a B-frame before its start: the chain decides.
         clock.on_chunk(200 * MS, 233 * MS, false);
-        assert_eq!(clock.boundaries(), at(473, 40));
+        assert_eq!(clock.boundaries(), exact(at(473, 40), 473));
         // A fragment start reported earlier than the chain (open GOP): the earlier value.
         clock.on_chunk(470 * MS, 200 * MS, true);
-        assert_eq!(clock.boundaries(), at(670, 470));
+        assert_eq!(clock.boundaries(), exact(at(670, 470), 673));
         clock.on_chunk(900 * MS, 200 * MS, true);
-        assert_eq!(clock.boundaries(), at(870, 670));
+        assert_eq!(clock.boundaries(), exact(at(870, 670), 873));
         clock.on_chunk(870 * MS, 200 * MS, false);
         clock.on_chunk(1070 * MS, 200 * MS, false);
-        assert_eq!(clock.boundaries(), at(1270, 670));
+        assert_eq!(clock.boundaries(), exact(at(1270, 670), 1273));
         clock.on_chunk(1270 * MS, 200 * MS, false);
-        assert_eq!(clock.boundaries(), at(1470, 670));
+        assert_eq!(clock.boundaries(), exact(at(1470, 670), 1473));
         // Chunk [1470, 1670) reaches the fragment end (1670): it ends the fragment.
         clock.on_chunk(1470 * MS, 190 * MS, false);
-        assert_eq!(clock.boundaries(), at(1660, 1660));
+        assert_eq!(clock.boundaries(), exact(at(1660, 1660), 1663));
     }
 
     /// One muxer, driven from the test thread: each [`Mux::sync`] returns once the muxer has
@@ -571,7 +692,12 @@ mod tests {
     /// [`PartBatcher`] learning the boundaries from the muxer's output as the pipeline does —
     /// and checks that after every frame the same chunks were out: batching never delays a
     /// part. Returns (frames, flushes).
-    fn check_against_cmafmux(description: &str, video: bool, rtmp_ms: bool) -> (usize, u64) {
+    fn check_against_cmafmux(
+        description: &str,
+        video: bool,
+        rtmp_ms: bool,
+        lag: usize,
+    ) -> (usize, u64) {
         let (chunk_ns, fragment_ns) = (200 * MS, if video { 800 * MS } else { 1000 * MS });
         let (caps, frames) = encoded(description, rtmp_ms);
         let mut reference = Mux::new(&caps, chunk_ns, fragment_ns);
@@ -587,6 +713,9 @@ mod tests {
         let clock = PartClock::new(chunk_ns, fragment_ns);
         let mut batcher = PartBatcher::new(chunk_ns, fragment_ns, Duration::from_secs(5));
         let start = Instant::now();
+        // Chunks out after each frame, reported to the clock `lag` frames later (the muxer's
+        // report racing the next frames of the same read batch).
+        let mut reports: std::collections::VecDeque<Vec<(u64, u64, bool)>> = Default::default();
         let mut seen = 0;
         for (i, frame) in frames.iter().enumerate() {
             let t = times(frame, video);
@@ -598,10 +727,13 @@ mod tests {
                 }
             }
             let count = batched.sync();
-            for &(pts, duration, fragment_start) in &batched.chunks[seen..] {
-                clock.on_chunk(pts, duration, fragment_start);
-            }
+            reports.push_back(batched.chunks[seen..].to_vec());
             seen = count;
+            while reports.len() > lag {
+                for (pts, duration, fragment_start) in reports.pop_front().unwrap_or_default() {
+                    clock.on_chunk(pts, duration, fragment_start);
+                }
+            }
             assert_eq!(
                 count, expected[i],
                 "{description}: chunks out after frame {i} ({t:?}), batched vs one by one"
@@ -617,47 +749,39 @@ mod tests {
     const CAPS_AVC: &str =
         "video/x-h264,stream-format=avc,alignment=au ! appsink name=out sync=false";
 
+    /// [`check_against_cmafmux`] with exact and RTMP (whole ms) timestamps, the muxer's
+    /// report in time and one frame late; batching must cut the pushes to under a third.
+    fn check_all(description: &str, video: bool) {
+        for rtmp_ms in [false, true] {
+            for lag in [0, 1] {
+                let (frames, flushes) = check_against_cmafmux(description, video, rtmp_ms, lag);
+                assert!(
+                    flushes * 3 < frames as u64,
+                    "{flushes} flushes for {frames} frames (rtmp_ms {rtmp_ms}, lag {lag})"
+                );
+            }
+        }
+    }
+
     #[test]
     fn batched_h264_without_b_frames_publishes_every_part_as_early_as_frame_by_frame() {
-        for rtmp_ms in [false, true] {
-            let (frames, flushes) =
-                check_against_cmafmux(&format!("{X264} bframes=0 ! {CAPS_AVC}"), true, rtmp_ms);
-            // 5 parts/s plus the GOP starts instead of 30 frames/s.
-            assert!(
-                flushes * 3 < frames as u64,
-                "{flushes} flushes for {frames} frames"
-            );
-        }
+        check_all(&format!("{X264} bframes=0 ! {CAPS_AVC}"), true);
     }
 
     #[test]
     fn batched_h264_with_b_frames_publishes_every_part_as_early_as_frame_by_frame() {
-        for rtmp_ms in [false, true] {
-            let (frames, flushes) = check_against_cmafmux(
-                &format!("{X264} bframes=2 b-adapt=false ! {CAPS_AVC}"),
-                true,
-                rtmp_ms,
-            );
-            assert!(
-                flushes * 3 < frames as u64,
-                "{flushes} flushes for {frames} frames"
-            );
-        }
+        check_all(
+            &format!("{X264} bframes=2 b-adapt=false ! {CAPS_AVC}"),
+            true,
+        );
     }
 
     #[test]
     fn batched_aac_publishes_every_part_as_early_as_frame_by_frame() {
-        for rtmp_ms in [false, true] {
-            let (frames, flushes) = check_against_cmafmux(
-                "audiotestsrc num-buffers=120 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
-                 ! avenc_aac ! aacparse ! audio/mpeg,stream-format=raw ! appsink name=out sync=false",
-                false,
-                rtmp_ms,
-            );
-            assert!(
-                flushes * 3 < frames as u64,
-                "{flushes} flushes for {frames} frames"
-            );
-        }
+        check_all(
+            "audiotestsrc num-buffers=120 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 \
+             ! avenc_aac ! aacparse ! audio/mpeg,stream-format=raw ! appsink name=out sync=false",
+            false,
+        );
     }
 }
