@@ -1,6 +1,7 @@
 //! Media: per-stream GStreamer pipelines, built from the templates in `pipelines/`, that turn a
 //! publisher's media units into CMAF (via `cmafmux`) for the HLS packager.
 
+pub mod batch;
 pub mod codec;
 pub mod frame;
 pub mod ladder;

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use gst::prelude::*;
 
 use super::MediaError;
+use super::batch::{FrameTimes, PartBatcher, PartClock};
 use super::codec::{AAC_OBJECT_TYPE_PS, AAC_OBJECT_TYPE_SBR, AacInfo, Av1Info, AvcInfo, HevcInfo};
 use super::frame::{AudioConfig, MediaUnit, VideoConfig};
 use super::ladder::{
@@ -38,6 +39,29 @@ const MAX_PENDING_ARRIVALS: usize = 1024;
 
 /// Arrival instants of video frames (by PTS) not yet in a published part.
 type Arrivals = Arc<Mutex<VecDeque<(u64, Instant)>>>;
+
+/// Longest a frame waits for its part's other frames, in chunk durations (see [`Batch`]).
+const MAX_HOLD_CHUNKS: u32 = 2;
+/// The muxer's input queue (its `latency`), in chunk durations: room for a whole batch, so
+/// that a buffer list is queued without a thread hand-off per buffer.
+const MUXER_QUEUE_CHUNKS: u64 = 4;
+
+/// Part-aligned batching of one appsrc's frames into its `cmafmux` (see [`super::batch`]).
+struct Batch {
+    /// Frames held until one may close a part.
+    batcher: PartBatcher<gst::Buffer>,
+    /// The muxer's published boundaries, fed by its appsink.
+    clock: Arc<PartClock>,
+}
+
+impl Batch {
+    /// Frames to push now (`buffer` last), or none while the part is in progress.
+    fn push(&mut self, buffer: gst::Buffer, times: FrameTimes, now: Instant) -> Vec<gst::Buffer> {
+        self.batcher
+            .push(buffer, times, self.clock.boundaries(), now)
+            .unwrap_or_default()
+    }
+}
 
 /// Settings shared by all stream pipelines.
 #[derive(Debug)]
@@ -97,7 +121,7 @@ enum State {
     /// Tracks not known yet.
     Waiting(Waiting),
     /// The pipeline runs.
-    Running(Running),
+    Running(Box<Running>),
     /// End of stream sent (or the pipeline failed).
     Finished,
 }
@@ -145,6 +169,10 @@ struct Running {
     overloaded: Arc<AtomicBool>,
     /// The transcoding ladder's input, when rungs are produced.
     ladder: Option<LadderFeed>,
+    /// Part-aligned batching of the video input (None: every frame is pushed as it comes).
+    video_batch: Option<Batch>,
+    /// Part-aligned batching of the audio input.
+    audio_batch: Option<Batch>,
 }
 
 impl StreamPipeline {
@@ -223,7 +251,7 @@ impl StreamPipeline {
                     for unit in waiting.pending {
                         running.push(unit, &self.stream.name)?;
                     }
-                    self.state = State::Running(running);
+                    self.state = State::Running(Box::new(running));
                 } else if waiting.pending_bytes > MAX_PENDING_BYTES {
                     return Err(self.error("no decoder configuration received for the media sent"));
                 }
@@ -236,7 +264,8 @@ impl StreamPipeline {
     /// end with EXT-X-ENDLIST. Idempotent.
     pub fn finish(&mut self) {
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Running(running) => {
+            State::Running(mut running) => {
+                running.flush_held();
                 running.eos_sent.store(true, Ordering::Release);
                 for src in running.video.iter().chain(running.audio.iter()) {
                     let _ = src.end_of_stream();
@@ -495,6 +524,9 @@ fn start(
     let overloaded = Arc::new(AtomicBool::new(false));
     let mut audio_elements = HashSet::new();
     let mut sources = BTreeMap::new();
+    // Per batched appsrc: its batch, and the rendition sink whose output drives its clock.
+    let mut batches = BTreeMap::new();
+    let mut clocks = BTreeMap::new();
     for (name, config_present) in [
         (VIDEO_SRC, waiting.video.is_some() && source_rung),
         (AUDIO_SRC, waiting.audio.is_some()),
@@ -522,6 +554,10 @@ fn start(
                     .need_data(move |_, _| drained.store(false, Ordering::Relaxed))
                     .build(),
             );
+            if let Some((batch, sink)) = batch_for(&downstream) {
+                clocks.insert(sink, Arc::clone(&batch.clock));
+                batches.insert(name, batch);
+            }
             sources.insert(name, src);
         } else {
             // The publisher does not send this track: remove its branch.
@@ -610,8 +646,11 @@ fn start(
             &sink,
             rendition,
             Arc::clone(stream),
-            latency,
-            monitor,
+            SinkFeedback {
+                latency,
+                monitor,
+                clock: clocks.remove(sink.name().as_str()),
+            },
             Arc::clone(&interrupted),
         );
     }
@@ -634,6 +673,8 @@ fn start(
         arrivals,
         overloaded,
         ladder: ladder_feed,
+        video_batch: batches.remove(VIDEO_SRC),
+        audio_batch: batches.remove(AUDIO_SRC),
     };
     if let Some(config) = &waiting.video {
         running.push(MediaUnit::VideoConfig(config.clone()), &stream.name)?;
@@ -662,6 +703,48 @@ fn start(
     Ok(running)
 }
 
+/// Part-aligned batching for an appsrc whose `downstream` elements are one `cmafmux` (an
+/// element with a `chunk-duration`, set) feeding one rendition appsink, and that sink's name.
+/// Anything else (no chunking, a tee to several muxers, a custom element between) keeps
+/// per-frame pushing: the batcher's boundaries are one muxer's.
+fn batch_for(downstream: &[gst::Element]) -> Option<(Batch, String)> {
+    let muxers: Vec<&gst::Element> = downstream
+        .iter()
+        .filter(|e| e.find_property("chunk-duration").is_some())
+        .collect();
+    let [muxer] = muxers.as_slice() else {
+        return None;
+    };
+    let chunk = muxer.property::<Option<gst::ClockTime>>("chunk-duration")?;
+    let fragment = muxer.property::<gst::ClockTime>("fragment-duration");
+    let sinks: Vec<&gst::Element> = downstream
+        .iter()
+        .filter(|e| e.is::<gst_app::AppSink>())
+        .collect();
+    let [sink] = sinks.as_slice() else {
+        return None;
+    };
+    if chunk.is_zero() || muxer.sink_pads().len() != 1 {
+        return None;
+    }
+    // GstAggregator queues one buffer per pad at `latency` 0 and makes the next chain call
+    // wait until the muxer took it: a list would cross threads per buffer again. In a
+    // non-live pipeline `latency` only sizes that queue (no timeout, no added delay).
+    let queue = chunk.nseconds().saturating_mul(MUXER_QUEUE_CHUNKS);
+    if muxer.property::<u64>("latency") < queue {
+        muxer.set_property("latency", queue);
+    }
+    let batch = Batch {
+        batcher: PartBatcher::new(
+            chunk.nseconds(),
+            fragment.nseconds(),
+            Duration::from_nanos(chunk.nseconds()) * MAX_HOLD_CHUNKS,
+        ),
+        clock: Arc::new(PartClock::new(chunk.nseconds(), fragment.nseconds())),
+    };
+    Some((batch, sink.name().to_string()))
+}
+
 /// All elements downstream of `element` (following every src pad).
 fn downstream_elements(element: &gst::Element) -> Vec<gst::Element> {
     let mut seen: Vec<gst::Element> = Vec::new();
@@ -680,6 +763,19 @@ fn downstream_elements(element: &gst::Element) -> Vec<gst::Element> {
 }
 
 impl Running {
+    /// Hands every held frame to its appsrc (end of stream). Errors are the stream's end
+    /// anyway and surface on the bus.
+    fn flush_held(&mut self) {
+        for (src, batch) in [
+            (&self.video, &mut self.video_batch),
+            (&self.audio, &mut self.audio_batch),
+        ] {
+            if let (Some(src), Some(batch)) = (src, batch) {
+                let _ = push_checked(src, &self.overloaded, batch.batcher.take());
+            }
+        }
+    }
+
     fn push(&mut self, unit: MediaUnit, stream: &str) -> Result<(), MediaError> {
         let error = |reason: String| MediaError::Pipeline {
             stream: stream.to_string(),
@@ -692,6 +788,11 @@ impl Running {
                 {
                     let caps = video_caps(&config)?;
                     if let Some(src) = &self.video {
+                        // Frames held under the old caps go first.
+                        if let Some(batch) = &mut self.video_batch {
+                            push_checked(src, &self.overloaded, batch.batcher.take())
+                                .map_err(error)?;
+                        }
                         src.set_caps(Some(&caps));
                     }
                     let same_codec = self.video_config.as_ref().is_none_or(|old| {
@@ -717,7 +818,11 @@ impl Running {
                 if let Some(src) = &self.audio
                     && self.audio_config.as_ref() != Some(&config)
                 {
-                    src.set_caps(Some(&audio_caps(&config)?));
+                    let caps = audio_caps(&config)?;
+                    if let Some(batch) = &mut self.audio_batch {
+                        push_checked(src, &self.overloaded, batch.batcher.take()).map_err(error)?;
+                    }
+                    src.set_caps(Some(&caps));
                     self.audio_frame_ns = audio_frame_ns(&config);
                     self.audio_config = Some(config);
                 }
@@ -749,7 +854,19 @@ impl Running {
                     }
                     // The passthrough first: it never waits on the ladder.
                     if let Some(src) = &self.video {
-                        push_checked(src, &self.overloaded, buffer.clone()).map_err(error)?;
+                        let frames = match &mut self.video_batch {
+                            Some(batch) => {
+                                let times = FrameTimes {
+                                    pts: frame.pts,
+                                    dts: frame.dts,
+                                    duration: buffer.duration().map(|d| d.nseconds()),
+                                    keyframe: Some(frame.keyframe),
+                                };
+                                batch.push(buffer.clone(), times, now)
+                            }
+                            None => vec![buffer.clone()],
+                        };
+                        push_checked(src, &self.overloaded, frames).map_err(error)?;
                     }
                     if let Some(ladder) = &mut self.ladder {
                         ladder
@@ -765,7 +882,19 @@ impl Running {
                         b.set_pts(gst::ClockTime::from_nseconds(frame.pts));
                         b.set_duration(self.audio_frame_ns.map(gst::ClockTime::from_nseconds));
                     }
-                    push_checked(src, &self.overloaded, buffer).map_err(error)?;
+                    let frames = match &mut self.audio_batch {
+                        Some(batch) => {
+                            let times = FrameTimes {
+                                pts: frame.pts,
+                                dts: frame.pts,
+                                duration: self.audio_frame_ns,
+                                keyframe: None,
+                            };
+                            batch.push(buffer, times, Instant::now())
+                        }
+                        None => vec![buffer],
+                    };
+                    push_checked(src, &self.overloaded, frames).map_err(error)?;
                 }
             }
         }
@@ -773,29 +902,50 @@ impl Running {
     }
 }
 
+/// Pushes `frames` (none, one buffer, or one buffer list: one wakeup of the appsrc thread).
 fn push_checked(
     src: &gst_app::AppSrc,
     overloaded: &AtomicBool,
-    buffer: gst::Buffer,
+    mut frames: Vec<gst::Buffer>,
 ) -> Result<(), String> {
+    if frames.is_empty() {
+        return Ok(());
+    }
     // Set by the appsrc's enough-data callback (queue above max-bytes): no lock per push.
     if overloaded.load(Ordering::Relaxed) {
         return Err("the pipeline cannot keep up with the publisher".into());
     }
-    src.push_buffer(buffer)
+    let pushed = match frames.pop() {
+        Some(last) if frames.is_empty() => src.push_buffer(last),
+        Some(last) => {
+            frames.push(last);
+            src.push_buffer_list(frames.into_iter().collect())
+        }
+        None => return Ok(()),
+    };
+    pushed
         .map(|_| ())
         .map_err(|e| format!("pipeline refused data: {e:?}"))
 }
 
+/// Who learns of a rendition's published chunks besides its packager.
+#[derive(Default)]
+struct SinkFeedback {
+    /// Video passthrough: each frame's ingest-to-part time, recorded as its part is published.
+    latency: Option<(Arrivals, Arc<Metrics>)>,
+    /// Transcoded rung: its lag behind the source.
+    monitor: Option<RungMonitor>,
+    /// Batched input: the muxer's boundaries.
+    clock: Option<Arc<PartClock>>,
+}
+
 /// Wires an appsink to its rendition: init segment, chunks, end of stream (the rendition ends,
-/// or is interrupted when `interrupted` is set); for video renditions `latency` records each
-/// frame's ingest-to-part time as its part is published.
+/// or is interrupted when `interrupted` is set); `feedback` hears of every chunk.
 fn configure_sink(
     sink: &gst_app::AppSink,
     rendition: Arc<Rendition>,
     stream: Arc<HlsStream>,
-    latency: Option<(Arrivals, Arc<Metrics>)>,
-    monitor: Option<RungMonitor>,
+    feedback: SinkFeedback,
     interrupted: Arc<AtomicBool>,
 ) {
     sink.set_sync(false);
@@ -807,14 +957,7 @@ fn configure_sink(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                handle_sample(
-                    sink,
-                    &sample,
-                    &rendition,
-                    &stream,
-                    latency.as_ref(),
-                    monitor.as_ref(),
-                );
+                handle_sample(sink, &sample, &rendition, &stream, &feedback);
                 Ok(gst::FlowSuccess::Ok)
             })
             .eos(move |_| {
@@ -836,8 +979,7 @@ fn handle_sample(
     sample: &gst::Sample,
     rendition: &Rendition,
     stream: &HlsStream,
-    latency: Option<&(Arrivals, Arc<Metrics>)>,
-    monitor: Option<&RungMonitor>,
+    feedback: &SinkFeedback,
 ) {
     let buffers: Vec<&gst::BufferRef> = match (sample.buffer_list(), sample.buffer()) {
         (Some(list), _) => list.iter().collect(),
@@ -867,10 +1009,10 @@ fn handle_sample(
                 },
                 presents,
             );
-            if let Some(monitor) = monitor {
+            if let Some(monitor) = &feedback.monitor {
                 monitor.on_chunk(end);
             }
-            if let Some((arrivals, metrics)) = latency {
+            if let Some((arrivals, metrics)) = &feedback.latency {
                 let now = Instant::now();
                 let mut arrivals = arrivals.lock().unwrap_or_else(|e| e.into_inner());
                 arrivals.retain(|&(frame_pts, arrived)| {
@@ -902,13 +1044,19 @@ fn handle_sample(
                 .pts()
                 .map(|t| running_time(sample, t).nseconds())
                 .unwrap_or(0);
+            let duration = buffer.duration().map(|t| t.nseconds()).unwrap_or(0);
+            let fragment_start = !flags.contains(gst::BufferFlags::DELTA_UNIT);
+            if let (Some(clock), Some(header_pts)) = (&feedback.clock, buffer.pts()) {
+                // The muxer's input timeline (buffer positions), as the batcher sees frames.
+                clock.on_chunk(header_pts.nseconds(), duration, fragment_start);
+            }
             let mut data = BytesMut::with_capacity(map.len() * 8);
             data.extend_from_slice(&map);
             chunk = Some(OpenChunk {
                 data,
                 pts,
-                duration: buffer.duration().map(|t| t.nseconds()).unwrap_or(0),
-                fragment_start: !flags.contains(gst::BufferFlags::DELTA_UNIT),
+                duration,
+                fragment_start,
                 presents: None,
             });
         } else if let Some(open) = chunk.as_mut() {

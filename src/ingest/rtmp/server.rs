@@ -19,6 +19,11 @@ use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
 
 /// Read buffer size per connection.
 const READ_BUFFER: usize = 64 * 1024;
+/// `SO_RCVLOWAT` of a connection read on the shared tick: far more than a tick's worth of
+/// data, so the kernel does not report readability (and wake the ingest thread's reactor) per
+/// arriving segment; the tick reads whatever is there regardless. The kernel caps it at half
+/// the largest receive buffer.
+const BATCH_RCVLOWAT: libc::c_int = 256 * 1024;
 
 /// Reads what the peer sent. Without batching: waits for data (`Some(0)` at EOF). With a batch
 /// period: sleeps until the next tick shared by every connection, then takes everything the
@@ -41,15 +46,47 @@ async fn read_some(
     tokio::time::sleep_until(next_tick(period)).await;
     let mut total = 0;
     while buf.len() < buf.capacity() {
-        match socket.try_read_buf(buf) {
+        match recv_now(socket, buf) {
             Ok(0) if total == 0 => return Ok(Some(0)),
             Ok(0) => break,
             Ok(n) => total += n,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
         }
     }
     Ok((total > 0).then_some(total))
+}
+
+/// One non-blocking `recv` into `buf`'s spare capacity, straight on the socket: tokio's
+/// `try_read` answers `WouldBlock` without a syscall unless its reactor saw the socket become
+/// readable, and with [`BATCH_RCVLOWAT`] it mostly does not.
+fn recv_now(socket: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let n = socket2::SockRef::from(socket).recv(buf.spare_capacity_mut())?;
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity it was given.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Raises the socket's receive low-water mark for tick reads (see [`BATCH_RCVLOWAT`]).
+fn set_batch_rcvlowat(socket: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = BATCH_RCVLOWAT;
+    // SAFETY: a valid socket descriptor and a pointer to a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of_val(&value) as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The first instant after now on the grid of `period` shared by all connections.
@@ -104,6 +141,11 @@ pub async fn serve(
             continue;
         };
         let _ = socket.set_nodelay(true);
+        if settings.read_batch.is_some()
+            && let Err(err) = set_batch_rcvlowat(&socket)
+        {
+            tracing::debug!(%peer, error = %err, "SO_RCVLOWAT not set; reads still batch");
+        }
         ctx.metrics.rtmp_connections.fetch_add(1, Ordering::Relaxed);
         let (settings, ctx, shutdown) = (Arc::clone(&settings), Arc::clone(&ctx), shutdown.clone());
         tasks.spawn(async move {
