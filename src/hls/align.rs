@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::packager::CmafChunk;
 
@@ -53,17 +53,13 @@ impl PartEnds {
         let after = pts.saturating_add(TOLERANCE_NS);
         self.ends.iter().copied().find(|&end| end > after)
     }
-
-    /// Forgets every end (the reference restarted its timeline).
-    pub fn clear(&mut self) {
-        self.ends.clear();
-    }
 }
 
 /// The part being gathered.
 #[derive(Debug)]
 struct Pending {
     data: BytesMut,
+    /// The first chunk's timing and flags (its bytes are in `data`).
     first: CmafChunk,
     duration: u64,
     /// What its frames present.
@@ -112,7 +108,10 @@ impl PartAligner {
                 data: BytesMut::from(&chunk.data[..]),
                 duration: chunk.duration,
                 presents,
-                first: chunk,
+                first: CmafChunk {
+                    data: Bytes::new(),
+                    ..chunk
+                },
             }),
         };
         let Range { start, end } = pending.presents;
@@ -141,7 +140,6 @@ impl PartAligner {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
     use chrono::{DateTime, Utc};
 
     use super::*;
@@ -300,7 +298,5 @@ mod tests {
                 .all(|(a, b)| a < b)
         );
         assert_eq!(reference.next_after(0), Some(137 * 200 * MS));
-        reference.clear();
-        assert_eq!(reference.next_after(0), None);
     }
 }
