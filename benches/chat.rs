@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench chat` runs N = 1000 … 10000 at 50 msg/s and reports the
 //! largest N whose p99 ≤ 100 ms. Overrides: `CHAT_CLIENTS=1000,5000`, `CHAT_RATE=50`,
-//! `CHAT_SECONDS=20` (measured), `CHAT_BATCH_MS=50` (server `chat.batch_ms`). Under
+//! `CHAT_SECONDS=20` (measured), `CHAT_BATCH_MS=50` (server `chat.batch_ms`),
+//! `CHAT_PHASES=10` (server `chat.batch_phases`; a list such as `1,10` runs each N once per
+//! value, back to back). Under
 //! `cargo test --benches` it runs once with 50 clients for 3 s.
 //!
 //! Every receiver reads all its bytes; one receiver in `SAMPLE_EVERY` also decodes the frames
@@ -52,7 +54,7 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(batch_ms: u64) -> ServerProcess {
+fn start_server(batch_ms: u64, phases: u64) -> ServerProcess {
     let dir = tempfile::tempdir().expect("tempdir");
     let http_port = free_tcp_port();
     let rtmp_port = free_tcp_port();
@@ -67,6 +69,7 @@ fn start_server(batch_ms: u64) -> ServerProcess {
         .env("CUECAST_CHAT_MAX_CONNECTIONS_PER_IP", "100000")
         .env("CUECAST_CHAT_MAX_CONNECTIONS", "100000")
         .env("CUECAST_CHAT_BATCH_MS", batch_ms.to_string())
+        .env("CUECAST_CHAT_BATCH_PHASES", phases.to_string())
         .env("CUECAST_CHAT_BACKFILL", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -388,18 +391,22 @@ fn main() {
         .first()
         .copied()
         .unwrap_or(50);
+    // Several values (e.g. `CHAT_PHASES=1,10`) run each N once per value, back to back.
+    let phase_list = env_list("CHAT_PHASES", "10");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let mut best = None;
+    // Largest N holding the goal, per phases value.
+    let mut best = std::collections::BTreeMap::new();
     println!(
         "chat fan-out: {rate} msg/s in, server batch_ms={batch_ms}, {seconds} s measured per run"
     );
     println!(
-        "{:>7} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>6}",
+        "{:>7} {:>6} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6}",
         "clients",
+        "phases",
         "p50 ms",
         "p99 ms",
         "max ms",
@@ -407,16 +414,21 @@ fn main() {
         "expected",
         "srv CPU%",
         "RSS MB",
+        "cli CPU%",
         "conn s",
         "lost"
     );
-    for n in clients {
-        let server = start_server(batch_ms);
+    for (n, phases) in clients
+        .iter()
+        .flat_map(|&n| phase_list.iter().map(move |&p| (n, p)))
+    {
+        let server = start_server(batch_ms, phases);
         let outcome = runtime.block_on(run(&server, n as usize, rate, seconds));
         drop(server);
         println!(
-            "{:>7} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>6}",
+            "{:>7} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>6}",
             outcome.clients,
+            phases,
             outcome.p50.as_secs_f64() * 1e3,
             outcome.p99.as_secs_f64() * 1e3,
             outcome.max.as_secs_f64() * 1e3,
@@ -430,7 +442,7 @@ fn main() {
         );
         let delivered_enough = outcome.samples as f64 >= outcome.expected as f64 * 0.95;
         if outcome.p99 <= GOAL_P99 && delivered_enough && outcome.disconnected == 0 {
-            best = Some(outcome.clients);
+            best.insert(phases, outcome.clients);
         }
         if test_mode {
             assert!(outcome.samples > 0, "no message was delivered");
@@ -438,8 +450,12 @@ fn main() {
         }
         let _ = outcome.rate;
     }
-    match best {
-        Some(n) => println!("largest N holding p99 <= 100 ms at {rate} msg/s: {n}"),
-        None => println!("no N held p99 <= 100 ms at {rate} msg/s"),
+    for phases in phase_list {
+        match best.get(&phases) {
+            Some(n) => {
+                println!("phases={phases}: largest N holding p99 <= 100 ms at {rate} msg/s: {n}")
+            }
+            None => println!("phases={phases}: no N held p99 <= 100 ms at {rate} msg/s"),
+        }
     }
 }

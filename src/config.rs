@@ -126,6 +126,8 @@ pub struct ChatConfig {
     pub queue_batches: usize,
     /// Fan-out tick, ms (0 = immediate).
     pub batch_ms: u64,
+    /// Member groups flushed in turn across the tick.
+    pub batch_phases: usize,
     /// UDP socket send/receive buffer, bytes.
     pub socket_buffer_bytes: usize,
     /// Time to send hello, seconds.
@@ -648,6 +650,18 @@ impl Config {
             if value < min {
                 return Err((key.into(), format!("must be at least {min}")));
             }
+        }
+        if !(1..=100).contains(&chat.batch_phases) {
+            return Err(("chat.batch_phases".into(), "must be 1..=100".into()));
+        }
+        if chat.batch_ms > 0 && chat.batch_ms < chat.batch_phases as u64 {
+            return Err((
+                "chat.batch_phases".into(),
+                format!(
+                    "must be at most chat.batch_ms ({}): one phase per millisecond at most",
+                    chat.batch_ms
+                ),
+            ));
         }
         if chat.max_frame_bytes > 1 << 20 {
             return Err((

@@ -291,6 +291,41 @@ fn native_clients_exchange_messages_backfill_presence_and_anonymous_read_only() 
 }
 
 #[test]
+fn a_member_joining_between_two_batches_gets_each_message_once() {
+    // A long tick, so a message posted just before the join is still waiting for its batch when
+    // the new member arrives; two phases, so members are flushed at different points of it.
+    let server = start(&[
+        ("CUECAST_CHAT_BATCH_MS", "4000"),
+        ("CUECAST_CHAT_BATCH_PHASES", "2"),
+    ]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let token = chat.signup("alice").await;
+        let (mut alice, _, _) = chat.join("demo", Some(&token)).await;
+        alice.send(&post("before the join", "a1")).await.unwrap();
+        answer(&mut alice, "a1").await.expect("accepted");
+
+        // The message is in the joiner's backfill...
+        let (mut dave, _, backfill) = chat.join("demo", None).await;
+        let texts: Vec<&str> = backfill.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["before the join"]);
+
+        // ...and not delivered to it a second time with the batch it was pending in: the
+        // first live message it gets is the next one.
+        alice.send(&post("after the join", "a2")).await.unwrap();
+        let first_live = wait_for(&mut dave, |m| match m {
+            ServerMsg::Message {
+                message,
+                history: false,
+            } => Some(message.text.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(first_live, "after the join");
+    });
+}
+
+#[test]
 fn accounts_api_validates_and_admin_grants() {
     let server = start(&[]);
     runtime().block_on(async {

@@ -2,9 +2,12 @@
 //! presence updates, persistence and the review hook around the [`Room`] state machines.
 //!
 //! Fan-out encodes each event once. With a tick (`chat.batch_ms` > 0) the events of a room are
-//! appended to one buffer and every member gets that buffer once per tick (one queue entry and,
-//! usually, one stream write per member per tick, however busy the room). A member whose queue
-//! is full is closed with `SLOW_CONSUMER` rather than slowing the room down.
+//! appended to a buffer and every member gets that buffer once per tick (one queue entry and,
+//! usually, one stream write per member per tick, however busy the room). The members are split
+//! into phases (`chat.batch_phases`) flushed in turn across the tick, so a room's fan-out is a
+//! steady stream of packets rather than one burst per tick: each member still waits at most one
+//! tick, but no longer behind every other member of the room. A member whose queue is full is
+//! closed with `SLOW_CONSUMER` rather than slowing the room down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -35,14 +38,24 @@ pub trait Closer: Send + Sync {
 struct Member {
     tx: mpsc::Sender<Bytes>,
     closer: Arc<dyn Closer>,
+    /// Bytes at the start of its phase's pending buffer that were queued before it joined: its
+    /// welcome and backfill already reflect them, so its first batch skips them.
+    skip: usize,
+}
+
+/// The members flushed together at one point of the tick, and what they have not yet received.
+#[derive(Default)]
+struct Phase {
+    members: HashMap<u64, Member>,
+    /// Encoded events not yet delivered to these members.
+    pending: BytesMut,
 }
 
 /// A room with its members and pending output.
 pub struct RoomEntry {
     room: Room,
-    members: HashMap<u64, Member>,
-    /// Encoded events not yet delivered (batching).
-    pending: BytesMut,
+    /// Members by phase: member `conn` is in phase `conn % phases.len()`.
+    phases: Vec<Phase>,
     /// Presence last announced, and when.
     presence_sent: (usize, Instant),
 }
@@ -54,6 +67,9 @@ pub struct HubSettings {
     pub room: Arc<RoomSettings>,
     /// Batching tick; zero = deliver each event at once.
     pub tick: Duration,
+    /// Phases the members of a room are split into, flushed in turn, one every
+    /// `tick / phases` (at least 1; 1 when `tick` is zero).
+    pub phases: usize,
     /// Queue length per member, in batches.
     pub queue: usize,
 }
@@ -160,8 +176,7 @@ impl Hub {
         );
         let entry = Arc::new(Mutex::new(RoomEntry {
             room,
-            members: HashMap::new(),
-            pending: BytesMut::new(),
+            phases: (0..self.phases()).map(|_| Phase::default()).collect(),
             presence_sent: (0, Instant::now()),
         }));
         rooms.insert(name.to_string(), Arc::clone(&entry));
@@ -224,11 +239,14 @@ impl Hub {
             proto::encode_into(&ServerMsg::Live {}, &mut out);
             // The queue is new and empty: this cannot be full.
             let _ = tx.try_send(out.freeze());
-            state.members.insert(
+            let index = Self::phase_of(conn, state);
+            let phase = &mut state.phases[index];
+            phase.members.insert(
                 conn,
                 Member {
                     tx: tx.clone(),
                     closer,
+                    skip: phase.pending.len(),
                 },
             );
         }
@@ -246,27 +264,56 @@ impl Hub {
     pub fn leave(&self, joined: &Joined) {
         let mut entry = joined.room.lock().unwrap_or_else(|e| e.into_inner());
         entry.room.leave(joined.conn);
-        entry.members.remove(&joined.conn);
+        let phase = Self::phase_of(joined.conn, &entry);
+        entry.phases[phase].members.remove(&joined.conn);
     }
 
-    /// Queues `msg` to every member (now, or at the next tick).
-    fn broadcast(&self, entry: &mut RoomEntry, msg: &ServerMsg) {
-        proto::encode_into(msg, &mut entry.pending);
+    /// Number of phases a room's members are split into.
+    fn phases(&self) -> usize {
         if self.settings.tick.is_zero() {
-            self.flush(entry);
+            1
+        } else {
+            self.settings.phases.max(1)
         }
     }
 
-    /// Delivers the pending buffer to every member.
-    fn flush(&self, entry: &mut RoomEntry) {
-        if entry.pending.is_empty() {
+    fn phase_of(conn: u64, entry: &RoomEntry) -> usize {
+        (conn % entry.phases.len() as u64) as usize
+    }
+
+    /// Queues `msg` to every member (now, or at its phase's next flush).
+    fn broadcast(&self, entry: &mut RoomEntry, msg: &ServerMsg) {
+        let encoded = proto::encode(msg);
+        for phase in &mut entry.phases {
+            phase.pending.extend_from_slice(&encoded);
+        }
+        if self.settings.tick.is_zero() {
+            self.flush(entry, 0);
+        }
+    }
+
+    /// Delivers phase `index`'s pending buffer to its members.
+    fn flush(&self, entry: &mut RoomEntry, index: usize) {
+        let phase = &mut entry.phases[index];
+        if phase.pending.is_empty() {
             return;
         }
-        let batch = entry.pending.split().freeze();
+        let batch = phase.pending.split().freeze();
         let mut dropped = Vec::new();
-        for (conn, member) in &entry.members {
-            match member.tx.try_send(batch.clone()) {
-                Ok(()) => {}
+        let mut delivered = 0u64;
+        for (conn, member) in &mut phase.members {
+            let bytes = if member.skip > 0 {
+                let rest = batch.slice(member.skip.min(batch.len())..);
+                member.skip = 0;
+                if rest.is_empty() {
+                    continue;
+                }
+                rest
+            } else {
+                batch.clone()
+            };
+            match member.tx.try_send(bytes) {
+                Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     member.closer.close(CloseCode::SlowConsumer);
                     self.metrics.closed(CloseCode::SlowConsumer);
@@ -275,45 +322,54 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => dropped.push(*conn),
             }
         }
-        self.metrics.deliveries.fetch_add(
-            (entry.members.len() - dropped.len()) as u64,
-            Ordering::Relaxed,
-        );
+        self.metrics
+            .deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
         for conn in dropped {
-            entry.members.remove(&conn);
+            phase.members.remove(&conn);
             entry.room.leave(conn);
         }
     }
 
-    /// One tick: presence updates (at most once per second per room) and batched delivery.
-    pub async fn tick(&self) {
+    /// One step of the tick: at the start of a tick, presence updates (at most once per second
+    /// per room); then phase `step % phases` of every room gets its batch.
+    pub async fn tick(&self, step: u64) {
         let rooms: Vec<_> = self.rooms.lock().await.values().cloned().collect();
         let now = Instant::now();
+        let index = (step % self.phases() as u64) as usize;
         for room in rooms {
             let mut entry = room.lock().unwrap_or_else(|e| e.into_inner());
             let presence = entry.room.presence();
-            if presence != entry.presence_sent.0
+            if index == 0
+                && presence != entry.presence_sent.0
                 && now.duration_since(entry.presence_sent.1) >= PRESENCE_INTERVAL
             {
                 entry.presence_sent = (presence, now);
-                proto::encode_into(&ServerMsg::Presence { count: presence }, &mut entry.pending);
+                let encoded = proto::encode(&ServerMsg::Presence { count: presence });
+                for phase in &mut entry.phases {
+                    phase.pending.extend_from_slice(&encoded);
+                }
             }
-            self.flush(&mut entry);
+            self.flush(&mut entry, index);
         }
     }
 
-    /// Runs the ticker until `stop`.
+    /// Runs the ticker until `stop`: one step every `tick / phases`.
     pub async fn run_ticker(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let period = if self.settings.tick.is_zero() {
             Duration::from_millis(100)
         } else {
-            self.settings.tick
+            self.settings.tick / self.phases() as u32
         };
-        let mut interval = tokio::time::interval(period);
+        let mut interval = tokio::time::interval(period.max(Duration::from_millis(1)));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut step = 0u64;
         loop {
             tokio::select! {
-                _ = interval.tick() => self.tick().await,
+                _ = interval.tick() => {
+                    self.tick(step).await;
+                    step = step.wrapping_add(1);
+                }
                 () = stop.cancelled() => break,
             }
         }
@@ -482,7 +538,8 @@ impl Hub {
             }
             Moderation::Banned { user, ban, kick } => {
                 for conn in kick {
-                    if let Some(member) = entry.members.remove(&conn) {
+                    let phase = Self::phase_of(conn, entry);
+                    if let Some(member) = entry.phases[phase].members.remove(&conn) {
                         member.closer.close(CloseCode::Banned);
                         self.metrics.closed(CloseCode::Banned);
                     }
@@ -512,9 +569,11 @@ impl Hub {
         let rooms: Vec<_> = self.rooms.lock().await.values().cloned().collect();
         for room in rooms {
             let mut entry = room.lock().unwrap_or_else(|e| e.into_inner());
-            self.flush(&mut entry);
-            for (_, member) in entry.members.drain() {
-                member.closer.close(code);
+            for index in 0..entry.phases.len() {
+                self.flush(&mut entry, index);
+                for (_, member) in entry.phases[index].members.drain() {
+                    member.closer.close(code);
+                }
             }
         }
     }

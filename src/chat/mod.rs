@@ -128,6 +128,7 @@ impl ChatService {
                         slow_mode: Duration::from_secs(config.slow_mode_s),
                     }),
                     tick: Duration::from_millis(config.batch_ms),
+                    phases: config.batch_phases,
                     queue: config.queue_batches,
                 },
                 rooms,
