@@ -87,6 +87,8 @@ pub struct Hub {
     next_id: AtomicI64,
     next_conn: AtomicU64,
     review: Option<Review>,
+    /// Wakes the idle ticker: an event was queued or a room's membership changed.
+    wake: tokio::sync::Notify,
     /// Counters.
     pub metrics: Arc<ChatMetrics>,
 }
@@ -126,6 +128,7 @@ impl Hub {
             next_id: AtomicI64::new(next_id),
             next_conn: AtomicU64::new(1),
             review,
+            wake: tokio::sync::Notify::new(),
             metrics,
         })
     }
@@ -250,6 +253,8 @@ impl Hub {
                 },
             );
         }
+        // Presence changed.
+        self.wake.notify_one();
         Ok((
             Joined {
                 room: entry,
@@ -266,6 +271,8 @@ impl Hub {
         entry.room.leave(joined.conn);
         let phase = Self::phase_of(joined.conn, &entry);
         entry.phases[phase].members.remove(&joined.conn);
+        // Presence changed.
+        self.wake.notify_one();
     }
 
     /// Number of phases a room's members are split into.
@@ -290,6 +297,7 @@ impl Hub {
         if self.settings.tick.is_zero() {
             self.flush(entry, 0);
         }
+        self.wake.notify_one();
     }
 
     /// Delivers phase `index`'s pending buffer to its members.
@@ -332,11 +340,13 @@ impl Hub {
     }
 
     /// One step of the tick: at the start of a tick, presence updates (at most once per second
-    /// per room); then phase `step % phases` of every room gets its batch.
-    pub async fn tick(&self, step: u64) {
+    /// per room); then phase `step % phases` of every room gets its batch. Returns whether
+    /// anything is still waiting (events for other phases, or a presence change not yet sent).
+    pub async fn tick(&self, step: u64) -> bool {
         let rooms: Vec<_> = self.rooms.lock().await.values().cloned().collect();
         let now = Instant::now();
         let index = (step % self.phases() as u64) as usize;
+        let mut waiting = false;
         for room in rooms {
             let mut entry = room.lock().unwrap_or_else(|e| e.into_inner());
             let presence = entry.room.presence();
@@ -351,10 +361,14 @@ impl Hub {
                 }
             }
             self.flush(&mut entry, index);
+            waiting |= entry.room.presence() != entry.presence_sent.0
+                || entry.phases.iter().any(|phase| !phase.pending.is_empty());
         }
+        waiting
     }
 
-    /// Runs the ticker until `stop`: one step every `tick / phases`.
+    /// Runs the ticker until `stop`: one step every `tick / phases` while anything is waiting;
+    /// asleep (no timer) while every room is idle, until an event or a join/leave wakes it.
     pub async fn run_ticker(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let period = if self.settings.tick.is_zero() {
             Duration::from_millis(100)
@@ -367,8 +381,14 @@ impl Hub {
         loop {
             tokio::select! {
                 _ = interval.tick() => {
-                    self.tick(step).await;
+                    let waiting = self.tick(step).await;
                     step = step.wrapping_add(1);
+                    if !waiting {
+                        tokio::select! {
+                            () = self.wake.notified() => interval.reset(),
+                            () = stop.cancelled() => break,
+                        }
+                    }
                 }
                 () = stop.cancelled() => break,
             }
