@@ -244,4 +244,36 @@ fn delta_updates_and_rendition_reports() {
         reported + 2 >= audio_next && reported <= audio_next,
         "{reported} vs {audio_next}"
     );
+
+    // A complete segment is served as its parts back to back, with its exact Content-Length.
+    let latest = String::from_utf8_lossy(&get(&url).2).to_string();
+    let mut parts = Vec::new();
+    let mut last = None;
+    for line in latest.lines() {
+        if line.starts_with("#EXT-X-PART:") {
+            parts.push(attribute(line, "#EXT-X-PART", "URI").to_string());
+        } else if line.starts_with("seg") {
+            last = Some((line.to_string(), std::mem::take(&mut parts)));
+        }
+    }
+    let (segment, parts) = last.expect("a complete segment");
+    assert!(!parts.is_empty(), "its parts are listed:\n{latest}");
+    let (status, headers, body) = get(&url.replace("playlist.m3u8", &segment));
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok()),
+        Some(body.len())
+    );
+    let joined: Vec<u8> = parts
+        .iter()
+        .flat_map(|part| {
+            let (status, _, bytes) = get(&url.replace("playlist.m3u8", part));
+            assert_eq!(status, 200, "{part}");
+            bytes
+        })
+        .collect();
+    assert_eq!(joined, body, "{segment} = {parts:?}");
 }

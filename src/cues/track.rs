@@ -616,7 +616,11 @@ mod tests {
                 let parts: Vec<u8> = (0..4)
                     .flat_map(|p| packager.part(0, p).expect("part").to_vec())
                     .collect();
-                assert_eq!(segment.as_ref(), parts.as_slice(), "segment = its parts");
+                assert_eq!(
+                    segment.to_bytes().as_ref(),
+                    parts.as_slice(),
+                    "segment = its parts"
+                );
             }
         }
         let text = |form| String::from_utf8_lossy(&rendition.playlist(form, Vec::new)).to_string();

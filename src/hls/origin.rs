@@ -22,7 +22,7 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use super::directives::{Directives, SkipRequest};
-use super::packager::{PartId, Position, Resource};
+use super::packager::{Object, PartId, Position, Resource};
 use super::registry::Registry;
 use super::stream::{HlsStream, PlaylistForm, Rendition, RenditionKind};
 use crate::config::is_valid_stream_name;
@@ -180,9 +180,9 @@ async fn rendition_file(
     let resource = Resource::parse(&file)
         .ok_or_else(|| OriginError::NotFound(format!("no such object `{file}`")))?;
     let bytes = match resource {
-        Resource::Part(part) if origin.low_latency => {
-            wait_for_part(&origin, &rendition, part).await?
-        }
+        Resource::Part(part) if origin.low_latency => wait_for_part(&origin, &rendition, part)
+            .await?
+            .map(Object::from),
         _ => rendition.packager().resource(resource),
     };
     let bytes = bytes.ok_or_else(|| {
@@ -337,7 +337,38 @@ async fn wait_for_part(
     Ok(rendition.packager().part(part.msn, part.part))
 }
 
-fn media(origin: &Origin, rendition: &Rendition, bytes: Bytes) -> Response {
+/// A response body that writes an [`Object`]'s shared buffers one after the other, with its
+/// exact length known up front (so `Content-Length`, not chunked encoding).
+struct ObjectBody {
+    pieces: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for ObjectBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.pieces.next();
+        if let Some(piece) = &next {
+            self.remaining -= piece.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|piece| Ok(http_body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+fn media(origin: &Origin, rendition: &Rendition, object: Object) -> Response {
     let content_type = match rendition.kind {
         RenditionKind::Video => "video/mp4",
         RenditionKind::Audio => "audio/mp4",
@@ -350,7 +381,10 @@ fn media(origin: &Origin, rendition: &Rendition, bytes: Bytes) -> Response {
                 cache_control(origin.cache.segment_max_age, true),
             ),
         ],
-        bytes,
+        axum::body::Body::new(ObjectBody {
+            remaining: object.len() as u64,
+            pieces: object.into_pieces().into_iter(),
+        }),
     )
         .into_response()
 }

@@ -17,10 +17,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::playlist::{
@@ -268,11 +267,60 @@ struct InitVersion {
     data: Bytes,
 }
 
-/// A part of a complete segment: a range of the segment's bytes.
+/// The bytes of a served object, shared, never copied: one buffer (an init segment or a part),
+/// or a complete segment as its parts back to back (the segment is never concatenated; the
+/// origin writes its parts one after the other under one Content-Length).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Object {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Object {
+    /// Total length, bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The buffers, in order.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
+    /// The pieces, by value.
+    pub fn into_pieces(self) -> Vec<Bytes> {
+        self.pieces
+    }
+
+    /// One contiguous buffer (copied if there are several pieces): for inspection and tests,
+    /// not for serving.
+    pub fn to_bytes(&self) -> Bytes {
+        match self.pieces.as_slice() {
+            [one] => one.clone(),
+            pieces => Bytes::from(pieces.concat()),
+        }
+    }
+}
+
+impl From<Bytes> for Object {
+    fn from(bytes: Bytes) -> Object {
+        Object {
+            len: bytes.len(),
+            pieces: vec![bytes],
+        }
+    }
+}
+
+/// A part of a complete segment.
 #[derive(Debug)]
 struct PartEntry {
-    /// Byte range of the part within [`Segment::data`].
-    range: Range<usize>,
+    /// The part's bytes (the chunk as cmafmux produced it).
+    data: Bytes,
     /// Duration, ns.
     duration: u64,
     /// Starts with an independent frame.
@@ -293,16 +341,23 @@ struct Segment {
     program_date_time: DateTime<Utc>,
     /// Sum of the part durations, ns.
     duration: u64,
-    /// Concatenated parts, built once at completion.
-    data: Bytes,
-    /// The parts, as ranges of `data`.
+    /// Sum of the part sizes, bytes.
+    size: usize,
+    /// The parts; the segment's bytes are theirs back to back.
     parts: Vec<PartEntry>,
 }
 
 impl Segment {
     fn part(&self, index: u32) -> Option<Bytes> {
         let entry = self.parts.get(usize::try_from(index).ok()?)?;
-        Some(self.data.slice(entry.range.clone()))
+        Some(entry.data.clone())
+    }
+
+    fn object(&self) -> Object {
+        Object {
+            pieces: self.parts.iter().map(|part| part.data.clone()).collect(),
+            len: self.size,
+        }
     }
 
     fn starts_independent(&self) -> bool {
@@ -342,24 +397,22 @@ struct OpenSegment {
 
 impl OpenSegment {
     fn complete(self) -> Segment {
-        let mut data = BytesMut::with_capacity(self.size);
-        let mut parts = Vec::with_capacity(self.parts.len());
-        for part in self.parts {
-            let start = data.len();
-            data.extend_from_slice(&part.data);
-            parts.push(PartEntry {
-                range: start..data.len(),
+        let parts = self
+            .parts
+            .into_iter()
+            .map(|part| PartEntry {
+                data: part.data,
                 duration: part.duration,
                 independent: part.independent,
-            });
-        }
+            })
+            .collect();
         Segment {
             msn: self.msn,
             init_version: self.init_version,
             discontinuity: self.discontinuity,
             program_date_time: self.program_date_time,
             duration: self.duration,
-            data: data.freeze(),
+            size: self.size,
             parts,
         }
     }
@@ -566,9 +619,9 @@ impl Packager {
     /// A complete segment's bytes by MSN: listed segments, and segments that slid out of
     /// the window within the last window length + one target duration (RFC 8216 §6.2.2:
     /// available "for a period of time equal to the duration of the segment plus the
-    /// duration of the longest Playlist file"). One shared [`Bytes`]; clones are cheap.
-    pub fn segment(&self, msn: u64) -> Option<Bytes> {
-        self.stored_segment(msn).map(|segment| segment.data.clone())
+    /// duration of the longest Playlist file"). Its parts' shared buffers; nothing is copied.
+    pub fn segment(&self, msn: u64) -> Option<Object> {
+        self.stored_segment(msn).map(Segment::object)
     }
 
     /// One part by (msn, index): parts of the open segment, of listed segments, and (as a
@@ -582,11 +635,11 @@ impl Packager {
     }
 
     /// Any resource of this rendition by its parsed URI.
-    pub fn resource(&self, resource: Resource) -> Option<Bytes> {
+    pub fn resource(&self, resource: Resource) -> Option<Object> {
         match resource {
-            Resource::Init(version) => self.init_by_version(version),
+            Resource::Init(version) => self.init_by_version(version).map(Object::from),
             Resource::Segment(msn) => self.segment(msn),
-            Resource::Part(PartId { msn, part }) => self.part(msn, part),
+            Resource::Part(PartId { msn, part }) => self.part(msn, part).map(Object::from),
         }
     }
 
@@ -696,7 +749,7 @@ impl Packager {
         let mut bits: u128 = 0;
         let mut nanos: u128 = 0;
         for segment in self.window.iter().filter(|s| s.duration > 0) {
-            let segment_bits = segment.data.len() as u128 * 8;
+            let segment_bits = segment.size as u128 * 8;
             let rate = bits_per_sec(segment_bits, u128::from(segment.duration));
             peak = Some(peak.map_or(rate, |p| p.max(rate)));
             bits += segment_bits;
@@ -1297,13 +1350,18 @@ seg3.m4s
         feed.chunk(500, true);
         let segment = feed.packager.segment(0).expect("segment 0 complete");
         assert_eq!(
-            segment,
+            segment.to_bytes(),
             Bytes::from_static(b"[0][500000000][1000000000][1500000000]")
         );
-        let parts: Vec<u8> = (0..4)
-            .flat_map(|i| feed.packager.part(0, i).expect("part exists").to_vec())
+        assert_eq!(segment.len(), 38);
+        // The segment is its parts' own buffers, not a copy of them.
+        let parts: Vec<Bytes> = (0..4)
+            .map(|i| feed.packager.part(0, i).expect("part exists"))
             .collect();
-        assert_eq!(segment, parts);
+        assert_eq!(segment.pieces(), parts.as_slice());
+        for (piece, part) in segment.pieces().iter().zip(&parts) {
+            assert_eq!(piece.as_ptr(), part.as_ptr(), "shared, not copied");
+        }
         // Parts of the open segment.
         assert_eq!(
             feed.packager.part(1, 0),
@@ -1316,8 +1374,14 @@ seg3.m4s
             Resource::parse(name).and_then(|resource| feed.packager.resource(resource))
         };
         assert_eq!(by_uri("seg0.m4s"), Some(segment.clone()));
-        assert_eq!(by_uri("part1.0.m4s"), feed.packager.part(1, 0));
-        assert_eq!(by_uri("init.mp4"), Some(Bytes::from_static(b"INIT0")));
+        assert_eq!(
+            by_uri("part1.0.m4s"),
+            feed.packager.part(1, 0).map(Object::from)
+        );
+        assert_eq!(
+            by_uri("init.mp4"),
+            Some(Object::from(Bytes::from_static(b"INIT0")))
+        );
     }
 
     #[test]
@@ -1497,7 +1561,7 @@ seg1.m4s
         );
         assert_eq!(
             feed.packager.resource(Resource::Init(1)),
-            Some(Bytes::from_static(b"INIT1"))
+            Some(Object::from(Bytes::from_static(b"INIT1")))
         );
         // Once segments 0 and 1 are gone for good, version 0 is dropped and the
         // discontinuity that slid out is counted.
@@ -1689,7 +1753,7 @@ seg2.m4s
         // The old init stays fetchable while listed segments need it.
         assert_eq!(
             feed.packager.resource(Resource::Init(0)),
-            Some(Bytes::from_static(b"INIT0"))
+            Some(Object::from(Bytes::from_static(b"INIT0")))
         );
         // Once the seam leaves the window, the sequence counts it and the old init goes.
         for _ in 0..10 {

@@ -1025,7 +1025,7 @@ fn handle_sample(
             }
         }
     };
-    for buffer in buffers {
+    for (index, buffer) in buffers.iter().enumerate() {
         let flags = buffer.flags();
         let Ok(map) = buffer.map_readable() else {
             continue;
@@ -1050,7 +1050,15 @@ fn handle_sample(
                 // The muxer's input timeline (buffer positions), as the batcher sees frames.
                 clock.on_chunk(header_pts.nseconds(), duration, fragment_start);
             }
-            let mut data = BytesMut::with_capacity(map.len() * 8);
+            // The chunk is this moof and the sample buffers up to the next HEADER: one
+            // allocation of its exact size, no regrowth while its samples are appended.
+            let size = map.len()
+                + buffers[index + 1..]
+                    .iter()
+                    .take_while(|b| !b.flags().contains(gst::BufferFlags::HEADER))
+                    .map(|b| b.size())
+                    .sum::<usize>();
+            let mut data = BytesMut::with_capacity(size);
             data.extend_from_slice(&map);
             chunk = Some(OpenChunk {
                 data,
