@@ -13,6 +13,12 @@
 //!
 //! Reports wall time, realtime factor (media seconds / wall seconds), CPU seconds (user+sys of
 //! the process / of the ffmpeg child) and the ratio ffmpeg wall / cuecast wall.
+//!
+//! Same work on both sides is checked, not assumed: after the first run the x264 option string
+//! each encoder wrote into its first frame (x264's SEI user data, `options: cabac=1 ref=1 …`) is
+//! read back from every cuecast rung's first segment and from ffmpeg's output for the same rung,
+//! and the bench stops if they differ in anything but the thread counts (`threads`,
+//! `lookahead_threads`: the setting each side may choose for itself).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -130,8 +136,59 @@ fn rungs(preset: &str, threads: &[u32]) -> Vec<RungConfig> {
         .collect()
 }
 
-/// One cuecast run: wall time, CPU seconds, segments per rendition.
-async fn cuecast_run(units: &[MediaUnit], settings: &Arc<MediaSettings>) -> (f64, f64, String) {
+/// The option string x264 writes into its SEI user data (`x264 - core … - options: …`), from
+/// the first one in `data` (an H.264 elementary stream, or MP4/CMAF holding one).
+fn x264_options(data: &[u8]) -> Option<String> {
+    const CORE: &[u8] = b"x264 - core ";
+    const OPTIONS: &[u8] = b"options: ";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let sei = &data[find(data, CORE)?..];
+    let text = &sei[find(sei, OPTIONS)? + OPTIONS.len()..];
+    // The string ends with its NUL terminator (SEI user data unregistered).
+    let end = text
+        .iter()
+        .position(|b| !(0x20..0x7f).contains(b))
+        .unwrap_or(text.len());
+    Some(String::from_utf8_lossy(&text[..end]).into_owned())
+}
+
+/// Checks that cuecast's and ffmpeg's x264 ran the same options for `rung`, apart from the
+/// thread counts; returns a one-line summary.
+fn compare_x264_options(rung: &str, cuecast: &str, ffmpeg: &str) -> String {
+    let is_threads = |o: &&str| o.starts_with("threads=") || o.starts_with("lookahead_threads=");
+    let split = |options: &str| -> (Vec<String>, Vec<String>) {
+        let (threads, rest): (Vec<&str>, Vec<&str>) =
+            options.split_whitespace().partition(is_threads);
+        let own = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
+        (own(threads), own(rest))
+    };
+    let ((c_threads, c_rest), (f_threads, f_rest)) = (split(cuecast), split(ffmpeg));
+    let only = |a: &[String], b: &[String]| {
+        a.iter()
+            .filter(|o| !b.contains(o))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        c_rest == f_rest,
+        "x264 options differ for {rung}: cuecast only {:?}, ffmpeg only {:?}\n  cuecast: {cuecast}\n  ffmpeg:  {ffmpeg}",
+        only(&c_rest, &f_rest),
+        only(&f_rest, &c_rest),
+    );
+    format!(
+        "{rung}: {} options identical; threads cuecast {} | ffmpeg {}",
+        c_rest.len(),
+        c_threads.join(" "),
+        f_threads.join(" ")
+    )
+}
+
+/// One cuecast run: wall time, CPU seconds, segments per rendition, and each rung's x264
+/// options (from its first segment).
+async fn cuecast_run(
+    units: &[MediaUnit],
+    settings: &Arc<MediaSettings>,
+) -> (f64, f64, String, Vec<(String, Option<String>)>) {
     let stream = Arc::new(HlsStream::new(
         "bench",
         PackagerConfig {
@@ -161,7 +218,20 @@ async fn cuecast_run(units: &[MediaUnit], settings: &Arc<MediaSettings>) -> (f64
         })
         .collect::<Vec<_>>()
         .join(" ");
-    (wall, cpu1 - cpu0, segments)
+    let options = RUNGS
+        .iter()
+        .map(|&(name, ..)| {
+            let first_segment = stream.rendition(name).and_then(|r| {
+                let packager = r.packager();
+                (0..=packager.last_msn()?).find_map(|msn| packager.segment(msn))
+            });
+            (
+                name.to_string(),
+                first_segment.and_then(|data| x264_options(&data)),
+            )
+        })
+        .collect();
+    (wall, cpu1 - cpu0, segments, options)
 }
 
 /// The same ladder with ffmpeg: wall time and CPU seconds of the child.
@@ -284,7 +354,7 @@ async fn main() {
     );
     let (mut c_wall, mut c_cpu, mut f_wall, mut f_cpu) = (vec![], vec![], vec![], vec![]);
     for i in 0..runs {
-        let (wall, cpu, segments) = cuecast_run(&units, &settings).await;
+        let (wall, cpu, segments, cuecast_options) = cuecast_run(&units, &settings).await;
         println!(
             "run {i}: cuecast {wall:.2} s wall ({:.2}x realtime), {cpu:.2} s CPU; segments {segments}",
             f64::from(seconds) / wall
@@ -298,6 +368,17 @@ async fn main() {
         );
         f_wall.push(wall);
         f_cpu.push(cpu);
+        if i == 0 {
+            for (name, cuecast) in &cuecast_options {
+                let output =
+                    std::fs::read(dir.path().join(format!("{name}.mp4"))).expect("ffmpeg output");
+                let cuecast = cuecast
+                    .as_deref()
+                    .expect("x264 SEI in cuecast's first segment");
+                let ffmpeg = x264_options(&output).expect("x264 SEI in ffmpeg's output");
+                println!("x264 {}", compare_x264_options(name, cuecast, &ffmpeg));
+            }
+        }
     }
     let (cw, fw) = (median(&mut c_wall), median(&mut f_wall));
     println!(

@@ -570,6 +570,91 @@ mod tests {
         }
     }
 
+    /// One 1280×720 testsrc2 frame as raw I420 from ffmpeg, scaled by ffmpeg's own `scale`
+    /// filter to `out` (`None`: unscaled).
+    fn ffmpeg_frame(out: Option<(u32, u32)>) -> Vec<u8> {
+        let mut args = vec![
+            "-hide_banner".to_string(),
+            "-loglevel".into(),
+            "error".into(),
+            "-nostdin".into(),
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            "testsrc2=size=1280x720:rate=30".into(),
+            "-frames:v".into(),
+            "1".into(),
+        ];
+        if let Some((w, h)) = out {
+            args.extend(["-vf".into(), format!("scale={w}:{h}:flags=bilinear")]);
+        }
+        args.extend(["-pix_fmt", "yuv420p", "-f", "rawvideo", "-"].map(String::from));
+        let output = std::process::Command::new("ffmpeg")
+            .args(&args)
+            .output()
+            .expect("run ffmpeg");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    }
+
+    /// Splits a tightly packed I420 frame into its planes.
+    fn i420_planes(data: &[u8], width: u32, height: u32) -> [(usize, usize, u32); 3] {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let luma = (width * height) as usize;
+        let chroma = (cw * ch) as usize;
+        assert_eq!(data.len(), luma + 2 * chroma, "I420 frame size");
+        [
+            (0, luma, width),
+            (luma, luma + chroma, cw),
+            (luma + chroma, luma + 2 * chroma, cw),
+        ]
+    }
+
+    #[test]
+    fn scales_exactly_like_ffmpegs_bilinear_scale_filter() {
+        // The ladder bench compares cuecast with `ffmpeg -vf scale=W:H:flags=bilinear`: the
+        // same frame scaled by both must be the same bytes, for the ladder's two scales.
+        let source = ffmpeg_frame(None);
+        let format = PlanarFormat::of(gst_video::VideoFormat::I420).unwrap();
+        for (w, h) in [(854, 480), (640, 360)] {
+            let reference = ffmpeg_frame(Some((w, h)));
+            let mut scaled = vec![0u8; reference.len()];
+            let src_layout = i420_planes(&source, 1280, 720);
+            let dst_layout = i420_planes(&scaled, w, h);
+            let src: Vec<Plane<&[u8]>> = src_layout
+                .iter()
+                .map(|&(start, end, stride)| Plane {
+                    data: &source[start..end],
+                    stride,
+                })
+                .collect();
+            let (y, rest) = scaled.split_at_mut(dst_layout[1].0);
+            let (u, v) = rest.split_at_mut(dst_layout[2].0 - dst_layout[1].0);
+            let mut dst = [y, u, v]
+                .into_iter()
+                .zip(&dst_layout)
+                .map(|(data, &(_, _, stride))| Plane { data, stride })
+                .collect::<Vec<_>>();
+            Scaler::new(format, (1280, 720), (w, h))
+                .unwrap()
+                .scale(&src, &mut dst)
+                .unwrap();
+            let differing = scaled
+                .iter()
+                .zip(&reference)
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                differing, 0,
+                "{w}x{h}: {differing} bytes differ from ffmpeg's"
+            );
+        }
+    }
+
     #[test]
     fn odd_sizes_keep_flat_areas_flat_and_edges_sharp_enough() {
         // 641×361 → 321×181: left half 40, right half 200, padded rows.
