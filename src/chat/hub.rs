@@ -10,6 +10,7 @@
 //! closed with `SLOW_CONSUMER` rather than slowing the room down.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,6 +73,78 @@ pub struct HubSettings {
     pub phases: usize,
     /// Queue length per member, in batches.
     pub queue: usize,
+}
+
+/// What a ticker step found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// Something is still queued (events for other phases, or a presence change not yet sent).
+    pub waiting: bool,
+    /// The members just served were largely still writing out their previous batch.
+    pub behind: bool,
+}
+
+/// When each phase of a room's members gets its batch (pure; the ticker sleeps until
+/// [`PhaseClock::deadline`] and flushes what [`PhaseClock::on_step`] returns).
+///
+/// A tick of `phases` steps, one every `tick / phases`: step `i` flushes phase `i`, so every
+/// member gets at most one batch per tick and the room's packets are spread over the tick.
+/// When a step runs late by more than a step, or the previous step found the members' queues
+/// still holding their last batch (the runtime or the connections are overloaded, e.g. by the
+/// fan-out itself), the phases left in that tick are flushed together: under overload one burst per
+/// tick is the cheapest way to send (fewer, fuller wakeups and socket reads), and it keeps
+/// the spreading from adding a backlog of its own. After such a burst the next tick starts
+/// no earlier than one step later, so a burst is not followed by another at once.
+#[derive(Debug, Clone)]
+pub struct PhaseClock {
+    phases: usize,
+    step: Duration,
+    tick_start: Instant,
+    next: usize,
+}
+
+impl PhaseClock {
+    /// A clock whose first step is one step after `now`.
+    pub fn new(tick: Duration, phases: usize, now: Instant) -> PhaseClock {
+        let phases = phases.max(1);
+        let step = (tick / phases as u32).max(Duration::from_millis(1));
+        PhaseClock {
+            phases,
+            step,
+            tick_start: now + step,
+            next: 0,
+        }
+    }
+
+    /// When the next step is due.
+    pub fn deadline(&self) -> Instant {
+        self.tick_start + self.step * self.next as u32
+    }
+
+    /// A step runs at `now` (`behind`: the previous step reported a backlog): the phases to
+    /// flush.
+    pub fn on_step(&mut self, now: Instant, behind: bool) -> Range<usize> {
+        let late = behind || now.saturating_duration_since(self.deadline()) > self.step;
+        let end = if late { self.phases } else { self.next + 1 };
+        let due = self.next..end;
+        self.next = end;
+        if self.next == self.phases {
+            self.next = 0;
+            let next_tick = self.tick_start + self.step * self.phases as u32;
+            self.tick_start = if late {
+                next_tick.max(now + self.step)
+            } else {
+                next_tick
+            };
+        }
+        due
+    }
+
+    /// Starts over after an idle period: the first phase one step after `now`.
+    pub fn restart(&mut self, now: Instant) {
+        self.tick_start = now + self.step;
+        self.next = 0;
+    }
 }
 
 /// The rooms.
@@ -300,16 +373,21 @@ impl Hub {
         self.wake.notify_one();
     }
 
-    /// Delivers phase `index`'s pending buffer to its members.
-    fn flush(&self, entry: &mut RoomEntry, index: usize) {
+    /// Delivers phase `index`'s pending buffer to its members. Returns how many members got a
+    /// batch and how many of those had not yet written out their previous one (backlog).
+    fn flush(&self, entry: &mut RoomEntry, index: usize) -> (usize, usize) {
         let phase = &mut entry.phases[index];
         if phase.pending.is_empty() {
-            return;
+            return (0, 0);
         }
         let batch = phase.pending.split().freeze();
         let mut dropped = Vec::new();
         let mut delivered = 0u64;
+        let mut backlogged = 0;
         for (conn, member) in &mut phase.members {
+            if member.tx.capacity() < member.tx.max_capacity() {
+                backlogged += 1;
+            }
             let bytes = if member.skip > 0 {
                 let rest = batch.slice(member.skip.min(batch.len())..);
                 member.skip = 0;
@@ -337,20 +415,20 @@ impl Hub {
             phase.members.remove(&conn);
             entry.room.leave(conn);
         }
+        (delivered as usize, backlogged)
     }
 
     /// One step of the tick: at the start of a tick, presence updates (at most once per second
-    /// per room); then phase `step % phases` of every room gets its batch. Returns whether
-    /// anything is still waiting (events for other phases, or a presence change not yet sent).
-    pub async fn tick(&self, step: u64) -> bool {
+    /// per room); then `phases` of every room get their batches.
+    pub async fn tick(&self, phases: Range<usize>) -> StepOutcome {
         let rooms: Vec<_> = self.rooms.lock().await.values().cloned().collect();
         let now = Instant::now();
-        let index = (step % self.phases() as u64) as usize;
         let mut waiting = false;
+        let (mut flushed, mut backlogged) = (0, 0);
         for room in rooms {
             let mut entry = room.lock().unwrap_or_else(|e| e.into_inner());
             let presence = entry.room.presence();
-            if index == 0
+            if phases.start == 0
                 && presence != entry.presence_sent.0
                 && now.duration_since(entry.presence_sent.1) >= PRESENCE_INTERVAL
             {
@@ -360,32 +438,41 @@ impl Hub {
                     phase.pending.extend_from_slice(&encoded);
                 }
             }
-            self.flush(&mut entry, index);
+            for index in phases.clone() {
+                let (got, behind) = self.flush(&mut entry, index);
+                flushed += got;
+                backlogged += behind;
+            }
             waiting |= entry.room.presence() != entry.presence_sent.0
                 || entry.phases.iter().any(|phase| !phase.pending.is_empty());
         }
-        waiting
+        StepOutcome {
+            waiting,
+            // More than a quarter of the members served still had their previous batch queued:
+            // the connections are not keeping up with the tick.
+            behind: backlogged * 4 > flushed,
+        }
     }
 
-    /// Runs the ticker until `stop`: one step every `tick / phases` while anything is waiting;
+    /// Runs the ticker until `stop`: steps on a [`PhaseClock`] while anything is waiting;
     /// asleep (no timer) while every room is idle, until an event or a join/leave wakes it.
     pub async fn run_ticker(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        let period = if self.settings.tick.is_zero() {
+        let tick = if self.settings.tick.is_zero() {
             Duration::from_millis(100)
         } else {
-            self.settings.tick / self.phases() as u32
+            self.settings.tick
         };
-        let mut interval = tokio::time::interval(period.max(Duration::from_millis(1)));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut step = 0u64;
+        let mut clock = PhaseClock::new(tick, self.phases(), Instant::now());
+        let mut behind = false;
         loop {
             tokio::select! {
-                _ = interval.tick() => {
-                    let waiting = self.tick(step).await;
-                    step = step.wrapping_add(1);
-                    if !waiting {
+                () = tokio::time::sleep_until(clock.deadline().into()) => {
+                    let phases = clock.on_step(Instant::now(), behind);
+                    let outcome = self.tick(phases).await;
+                    behind = outcome.behind;
+                    if !outcome.waiting {
                         tokio::select! {
-                            () = self.wake.notified() => interval.reset(),
+                            () = self.wake.notified() => clock.restart(Instant::now()),
                             () = stop.cancelled() => break,
                         }
                     }
@@ -596,5 +683,66 @@ impl Hub {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn phases_are_flushed_one_per_step_across_the_tick() {
+        let t0 = Instant::now();
+        let mut clock = PhaseClock::new(50 * MS, 10, t0);
+        for tick in 0..3u32 {
+            for phase in 0..10 {
+                let due = clock.deadline();
+                assert_eq!(due, t0 + 5 * MS + tick * 50 * MS + phase * 5 * MS);
+                // A millisecond of scheduling delay is on time.
+                assert_eq!(
+                    clock.on_step(due + MS, false),
+                    phase as usize..phase as usize + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_late_step_flushes_the_rest_of_the_tick_and_the_next_tick_waits() {
+        let t0 = Instant::now();
+        let mut clock = PhaseClock::new(50 * MS, 10, t0);
+        for phase in 0..3 {
+            let due = clock.deadline();
+            assert_eq!(clock.on_step(due, false), phase..phase + 1);
+        }
+        // Phase 3 was due at 20 ms; the ticker ran 12 ms late: phases 3..10 go now.
+        assert_eq!(clock.deadline(), t0 + 20 * MS);
+        assert_eq!(clock.on_step(t0 + 32 * MS, false), 3..10);
+        // The next tick starts on schedule (55 ms), one phase at a time again.
+        assert_eq!(clock.deadline(), t0 + 55 * MS);
+        assert_eq!(clock.on_step(t0 + 55 * MS, false), 0..1);
+        // Far behind (the step due at 60 ms runs at 200 ms): the rest at once, and the next
+        // tick starts one step later, not immediately.
+        assert_eq!(clock.on_step(t0 + 200 * MS, false), 1..10);
+        assert_eq!(clock.deadline(), t0 + 205 * MS);
+    }
+
+    #[test]
+    fn one_phase_flushes_everyone_each_tick_and_restart_resets() {
+        let t0 = Instant::now();
+        let mut clock = PhaseClock::new(50 * MS, 1, t0);
+        assert_eq!(clock.deadline(), t0 + 50 * MS);
+        assert_eq!(clock.on_step(t0 + 50 * MS, false), 0..1);
+        assert_eq!(clock.deadline(), t0 + 100 * MS);
+        let mut spread = PhaseClock::new(50 * MS, 10, t0);
+        spread.on_step(spread.deadline(), false);
+        spread.restart(t0 + 500 * MS);
+        assert_eq!(spread.deadline(), t0 + 505 * MS);
+        assert_eq!(spread.on_step(t0 + 505 * MS, false), 0..1);
+        // A backlog reported by the previous step: the rest of the tick at once, on time.
+        assert_eq!(spread.on_step(spread.deadline(), true), 1..10);
+        assert_eq!(spread.deadline(), t0 + 555 * MS);
     }
 }
