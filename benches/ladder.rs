@@ -227,7 +227,7 @@ async fn cuecast_run(
             });
             (
                 name.to_string(),
-                first_segment.and_then(|data| x264_options(&data)),
+                first_segment.and_then(|data| x264_options(&data.to_bytes())),
             )
         })
         .collect();
