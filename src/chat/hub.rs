@@ -61,6 +61,16 @@ pub struct RoomEntry {
     presence_sent: (usize, Instant),
 }
 
+impl RoomEntry {
+    /// Encodes `msg` once and queues it for every phase's next flush.
+    fn queue(&mut self, msg: &ServerMsg) {
+        let encoded = proto::encode(msg);
+        for phase in &mut self.phases {
+            phase.pending.extend_from_slice(&encoded);
+        }
+    }
+}
+
 /// Fan-out settings.
 #[derive(Debug, Clone)]
 pub struct HubSettings {
@@ -363,10 +373,7 @@ impl Hub {
 
     /// Queues `msg` to every member (now, or at its phase's next flush).
     fn broadcast(&self, entry: &mut RoomEntry, msg: &ServerMsg) {
-        let encoded = proto::encode(msg);
-        for phase in &mut entry.phases {
-            phase.pending.extend_from_slice(&encoded);
-        }
+        entry.queue(msg);
         if self.settings.tick.is_zero() {
             self.flush(entry, 0);
         }
@@ -433,10 +440,7 @@ impl Hub {
                 && now.duration_since(entry.presence_sent.1) >= PRESENCE_INTERVAL
             {
                 entry.presence_sent = (presence, now);
-                let encoded = proto::encode(&ServerMsg::Presence { count: presence });
-                for phase in &mut entry.phases {
-                    phase.pending.extend_from_slice(&encoded);
-                }
+                entry.queue(&ServerMsg::Presence { count: presence });
             }
             for index in phases.clone() {
                 let (got, behind) = self.flush(&mut entry, index);
