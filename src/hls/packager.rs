@@ -316,9 +316,9 @@ impl From<Bytes> for Object {
     }
 }
 
-/// A part of a complete segment.
+/// A part, of the open segment or of a complete one.
 #[derive(Debug)]
-struct PartEntry {
+struct StoredPart {
     /// The part's bytes (the chunk as cmafmux produced it).
     data: Bytes,
     /// Duration, ns.
@@ -344,7 +344,7 @@ struct Segment {
     /// Sum of the part sizes, bytes.
     size: usize,
     /// The parts; the segment's bytes are theirs back to back.
-    parts: Vec<PartEntry>,
+    parts: Vec<StoredPart>,
 }
 
 impl Segment {
@@ -365,17 +365,6 @@ impl Segment {
     }
 }
 
-/// A part of the open segment.
-#[derive(Debug)]
-struct OpenPart {
-    /// The chunk's bytes.
-    data: Bytes,
-    /// Duration, ns.
-    duration: u64,
-    /// Starts with an independent frame.
-    independent: bool,
-}
-
 /// The segment being filled; never empty (opened by its first chunk).
 #[derive(Debug)]
 struct OpenSegment {
@@ -392,20 +381,11 @@ struct OpenSegment {
     /// Sum of part sizes so far, bytes.
     size: usize,
     /// Parts so far.
-    parts: Vec<OpenPart>,
+    parts: Vec<StoredPart>,
 }
 
 impl OpenSegment {
     fn complete(self) -> Segment {
-        let parts = self
-            .parts
-            .into_iter()
-            .map(|part| PartEntry {
-                data: part.data,
-                duration: part.duration,
-                independent: part.independent,
-            })
-            .collect();
         Segment {
             msn: self.msn,
             init_version: self.init_version,
@@ -413,7 +393,7 @@ impl OpenSegment {
             program_date_time: self.program_date_time,
             duration: self.duration,
             size: self.size,
-            parts,
+            parts: self.parts,
         }
     }
 }
@@ -516,7 +496,7 @@ impl Packager {
         let Some(current_init) = self.inits.back().map(|init| init.version) else {
             return ChunkOutcome::Dropped(DropReason::NoInit);
         };
-        let part = OpenPart {
+        let part = StoredPart {
             data: chunk.data,
             duration: chunk.duration,
             independent: chunk.independent,
