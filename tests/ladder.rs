@@ -397,13 +397,18 @@ fn hls_js_switches_levels_in_chromium() {
         "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
     );
     let server = Server::start_with(&[("CUECAST_MEDIA_LADDER", LADDER)]);
-    let _publisher = Publisher::ffmpeg_args(&server.rtmp_url("demo-key"), 150, "1280x720");
+    // Long enough for the worst case below: start-up plus four switches at the full dwell.
+    let _publisher = Publisher::ffmpeg_args(&server.rtmp_url("demo-key"), 300, "1280x720");
     let url = server.url("/hls/demo/index.m3u8");
     wait_for(&url, READY, |t| t.matches("#EXT-X-STREAM-INF").count() == 3);
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ladder_switch.json");
+    // A switch normally lands within a few seconds and the harness moves on at once; the dwell
+    // only bounds a slow one. On a loaded 2-core box (the 720p publisher's own x264, two rungs
+    // and Chromium's decoder share the cores) a rung can trail the source by several seconds,
+    // and a 20 s bound was seen to expire before hls.js reached the 360p level.
     let output = Command::new("node")
         .arg(dir.join("switch.mjs"))
-        .args(["--url", &url, "--json"])
+        .args(["--url", &url, "--dwell", "45", "--json"])
         .arg(&out)
         .output()
         .expect("run node");
