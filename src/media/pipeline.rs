@@ -1396,6 +1396,35 @@ mod tests {
         assert!(!multivariant.contains("TYPE=AUDIO"), "{multivariant}");
     }
 
+    /// FLV composition times are signed: a publisher whose encoder does not shift its decode
+    /// timestamps back sends reordered frames with PTS < DTS (negative composition offsets).
+    /// The fuzzer's first property check tripped on such input; this checks the whole media
+    /// path takes it: segments of the right length, no pipeline error.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn frames_presented_before_their_decode_time_still_package() {
+        let (avcc, mut frames) = encoded(
+            "videotestsrc num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 \
+             ! x264enc key-int-max=30 speed-preset=veryfast bframes=2 b-adapt=false \
+             ! video/x-h264,stream-format=avc,alignment=au,profile=high ! appsink name=out sync=false",
+        );
+        // Decode times two frames later, as an encoder that starts DTS at the first PTS.
+        let shift = 2 * 1_000_000_000 / 30;
+        for frame in &mut frames {
+            frame.dts += shift;
+        }
+        let earlier = frames.iter().filter(|f| f.pts < f.dts).count();
+        assert!(
+            earlier > 30,
+            "the shift gives negative offsets ({earlier} frames)"
+        );
+        let stream = publish_video(VideoConfig::H264 { avcc }, frames).await;
+        let renditions = stream.renditions();
+        assert_eq!(renditions.len(), 1);
+        let text = renditions[0].packager().media_playlist(false).to_string();
+        assert_eq!(text.matches("#EXTINF:").count(), 3, "{text}");
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn pipeline_error_ends_only_that_stream() {
         let (avcc, frames) = encoded_h264(60);
