@@ -209,6 +209,32 @@ def hand_written():
               + frame({"type": "presence", "count": 3}))
     write("chat_frames", "session", bytes([min(len(client), 255)]) + client + server)
 
+    # chat_room: [policy] then steps [who][clock ×10 ms][length][frame body]; who: 0 anonymous,
+    # 1 and 2 viewers (ann, bob), 3 a moderator, 4 a host.
+    def step(who, clock, obj):
+        body = json.dumps(obj).encode()
+        return bytes([who, clock, len(body)]) + body
+
+    product = {"id": "sku", "title": "Mug", "price": "9.00", "currency": "USD"}
+    write("chat_room", "moderation", bytes([0]) + b"".join([
+        step(4, 1, {"type": "post", "text": "mug of the day", "product": product}),
+        step(1, 10, {"type": "post", "text": "love it https://shop.example/mug"}),
+        step(2, 10, {"type": "post", "text": "cheaper at http://evil.example"}),
+        step(0, 10, {"type": "post", "text": "anonymous hello"}),
+        step(4, 5, {"type": "pin", "id": 2}),
+        step(3, 5, {"type": "delete", "id": 2}),
+        step(3, 5, {"type": "timeout", "user": "Bob", "seconds": 2}),
+        step(2, 5, {"type": "post", "text": "am I muted?"}),
+        step(2, 1, {"type": "hello", "version": 1, "room": "demo"}),
+        step(2, 250, {"type": "hello", "version": 1, "room": "demo", "backfill": 3}),
+        step(3, 1, {"type": "slow_mode", "seconds": 3}),
+        step(1, 1, {"type": "post", "text": "one"}),
+        step(1, 1, {"type": "post", "text": "two"}),
+        step(3, 1, {"type": "ban", "user": "ann"}),
+        step(3, 1, {"type": "unban", "user": "ann"}),
+        step(4, 1, {"type": "unpin"}),
+    ]))
+
     http = {
         "directives": b"\x00_HLS_msn=10&_HLS_part=2&_HLS_skip=v2",
         "streamid": b"\x01#!::r=live/demo-key,m=publish",
