@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::links::{self, strip_links};
+use super::links::{self, STRIPPED, strip_links};
 use super::proto::{
     Capability, ChatMessage, Link, MessageKind, ProductCard, RejectCode, Role, ServerMsg,
 };
@@ -346,6 +346,17 @@ impl Room {
                     "links to that domain are not allowed",
                 ));
             }
+            // A replaced link can be longer than the link ("a.io" → "[link removed]"): the limit
+            // holds for the text as delivered too, not only as typed.
+            let delivered = filtered.text.chars().count();
+            if delivered > limit {
+                return Err(Rejection::new(
+                    RejectCode::TooLong,
+                    format!(
+                        "{delivered} characters once links are removed (each becomes \"{STRIPPED}\"); at most {limit}"
+                    ),
+                ));
+            }
             (filtered.text, filtered.removed > 0)
         };
         if !staff {
@@ -623,9 +634,41 @@ mod tests {
         );
     }
 
+    /// Found by the `chat_room` fuzz target: "a.io b.io" is 9 characters as typed but 29 once
+    /// both links are replaced, over the 10-character limit.
+    #[test]
+    fn the_length_limit_holds_after_links_are_replaced() {
+        let mut room = room();
+        let now = Instant::now();
+        let viewer = who("v", &[Capability::Send]);
+        let err = room
+            .check_post(&viewer, "a.io b.io", None, None, now, 0)
+            .unwrap_err();
+        assert_eq!(err.code, RejectCode::TooLong);
+        assert!(
+            err.reason.contains("once links are removed"),
+            "{}",
+            err.reason
+        );
+        // A post that was refused took no rate-limit token: the next two (the burst) pass.
+        assert!(room.check_post(&viewer, "one", None, None, now, 0).is_ok());
+        assert!(room.check_post(&viewer, "two", None, None, now, 0).is_ok());
+    }
+
     #[test]
     fn viewer_links_are_stripped_or_rejected_host_links_kept() {
-        let mut room = room();
+        // Room for "x [link removed]" (16 characters) once the link is replaced.
+        let mut room = Room::new(
+            "demo",
+            Arc::new(RoomSettings {
+                max_text_chars: 20,
+                ..(*settings()).clone()
+            }),
+            Vec::new(),
+            HashMap::new(),
+            None,
+            None,
+        );
         let now = Instant::now();
         let viewer = who("v", &[Capability::Send]);
         let draft = room
