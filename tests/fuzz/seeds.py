@@ -235,6 +235,17 @@ def hand_written():
         step(4, 1, {"type": "unpin"}),
     ]))
 
+    # packager: steps [flags][duration ms u16 LE]; flags 1 fragment start, 2 independent,
+    # 4 new init, 8 interruption, 16 end.
+    def chunk(flags, ms):
+        return bytes([flags]) + struct.pack("<H", ms)
+
+    live = b"".join(chunk(3 if i % 10 == 0 else 0, 200) for i in range(80))
+    write("packager", "live-200ms", live)
+    bframes = b"".join(chunk(3 if i % 9 == 0 else 0, [233, 267, 200][i % 3]) for i in range(60))
+    write("packager", "bframes-reconnect-end", bframes + chunk(8 | 4 | 3, 200)
+          + b"".join(chunk(3 if i % 10 == 0 else 0, 200) for i in range(1, 30)) + chunk(16, 0))
+
     http = {
         "directives": b"\x00_HLS_msn=10&_HLS_part=2&_HLS_skip=v2",
         "streamid": b"\x01#!::r=live/demo-key,m=publish",
