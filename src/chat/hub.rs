@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 
 use super::history::{self, HistoryWriter, Op};
 use super::metrics::ChatMetrics;
-use super::proto::{self, ChatMessage, ClientMsg, CloseCode, RejectCode, ServerMsg};
+use super::proto::{self, ClientMsg, CloseCode, RejectCode, ServerMsg};
 use super::review::{Decision, Review};
-use super::room::{Identity, Moderation, Rejection, Room, RoomSettings};
+use super::room::{Identity, Moderation, Rejection, Room, RoomSettings, timeout_until};
 use crate::hls::registry::Registry;
 use crate::store::Store;
 
@@ -503,7 +503,7 @@ impl Hub {
             ClientMsg::Pin { id } => self.moderate(joined, |room| room.pin(who, Some(id))),
             ClientMsg::Unpin {} => self.moderate(joined, |room| room.pin(who, None)),
             ClientMsg::Timeout { user, seconds } => {
-                let until = now_ms().saturating_add((seconds.min(366 * 86_400) * 1000) as i64);
+                let until = timeout_until(now_ms(), seconds);
                 let user = user.to_ascii_lowercase();
                 self.moderate(joined, |room| room.ban(who, &user, Some(until)))
             }
@@ -568,19 +568,13 @@ impl Hub {
         let message = {
             let mut entry = joined.room.lock().unwrap_or_else(|e| e.into_inner());
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let message = entry.room.commit(ChatMessage {
+            let message = entry.room.commit(draft.into_message(
                 id,
-                room: room_name,
-                user: draft.user,
-                role: draft.role,
-                kind: draft.kind,
-                text: draft.text,
-                link: draft.link,
-                product: draft.product,
-                sent_at_ms: now_ms(),
+                room_name,
+                now_ms(),
                 session,
                 media_time_ms,
-            });
+            ));
             self.broadcast(
                 &mut entry,
                 &ServerMsg::Message {

@@ -141,6 +141,38 @@ pub struct Draft {
     pub stripped: bool,
 }
 
+impl Draft {
+    /// The message this draft becomes once accepted: id `id` in room `room`, sent at
+    /// `sent_at_ms` (Unix ms), at the stream's `session` and `media_time_ms` if live.
+    pub fn into_message(
+        self,
+        id: i64,
+        room: String,
+        sent_at_ms: i64,
+        session: Option<String>,
+        media_time_ms: Option<i64>,
+    ) -> ChatMessage {
+        ChatMessage {
+            id,
+            room,
+            user: self.user,
+            role: self.role,
+            kind: self.kind,
+            text: self.text,
+            link: self.link,
+            product: self.product,
+            sent_at_ms,
+            session,
+            media_time_ms,
+        }
+    }
+}
+
+/// When a `timeout` of `seconds` given at `now_ms` (Unix ms) ends; at most a year.
+pub fn timeout_until(now_ms: i64, seconds: u64) -> i64 {
+    now_ms.saturating_add((seconds.min(366 * 86_400) * 1000) as i64)
+}
+
 /// A ban or timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ban {
@@ -596,19 +628,7 @@ mod tests {
     }
 
     fn message(id: i64, draft: Draft) -> ChatMessage {
-        ChatMessage {
-            id,
-            room: "demo".into(),
-            user: draft.user,
-            role: draft.role,
-            kind: draft.kind,
-            text: draft.text,
-            link: draft.link,
-            product: draft.product,
-            sent_at_ms: 0,
-            session: None,
-            media_time_ms: None,
-        }
+        draft.into_message(id, "demo".into(), 0, None, None)
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cuecast::chat::proto::{Capability, ChatMessage, ClientMsg, RejectCode};
-use cuecast::chat::room::{Identity, LinkPolicy, Moderation, Room, RoomSettings};
+use cuecast::chat::proto::{Capability, ClientMsg, RejectCode};
+use cuecast::chat::room::{Identity, LinkPolicy, Moderation, Room, RoomSettings, timeout_until};
 use libfuzzer_sys::fuzz_target;
 
 const BACKFILL: usize = 8;
@@ -138,19 +138,13 @@ fuzz_target!(|data: &[u8]| {
                                 elapsed_ms - first
                             );
                         }
-                        let message = room.commit(ChatMessage {
-                            id: next_id,
-                            room: "demo".into(),
-                            user: draft.user,
-                            role: draft.role,
-                            kind: draft.kind,
-                            text: draft.text,
-                            link: draft.link,
-                            product: draft.product,
-                            sent_at_ms: now_ms,
-                            session: None,
-                            media_time_ms: None,
-                        });
+                        let message = room.commit(draft.into_message(
+                            next_id,
+                            "demo".into(),
+                            now_ms,
+                            None,
+                            None,
+                        ));
                         assert_eq!(message.id, next_id);
                         next_id += 1;
                     }
@@ -188,7 +182,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             ClientMsg::Timeout { user, seconds } => {
-                let until = now_ms.saturating_add((seconds.min(366 * 86_400) * 1000) as i64);
+                let until = timeout_until(now_ms, seconds);
                 ban(
                     &mut room,
                     who,

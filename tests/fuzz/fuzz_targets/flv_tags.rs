@@ -7,9 +7,9 @@
 
 use bytes::Bytes;
 use cuecast::ingest::flv::FlvUnpacker;
-use cuecast::media::codec::{AacInfo, Av1Info, AvcInfo, HevcInfo, next_obu};
-use cuecast::media::frame::{AudioConfig, MediaUnit, VideoConfig};
 use libfuzzer_sys::fuzz_target;
+
+mod media_unit;
 
 fuzz_target!(|data: &[u8]| {
     let mut unpacker = FlvUnpacker::new();
@@ -26,28 +26,8 @@ fuzz_target!(|data: &[u8]| {
         } else {
             unpacker.audio(timestamp, body)
         };
-        match unit {
-            Ok(Some(MediaUnit::VideoConfig(VideoConfig::H264 { avcc }))) => {
-                let _ = AvcInfo::from_avcc(&avcc).map(|i| i.codec_string());
-            }
-            Ok(Some(MediaUnit::VideoConfig(VideoConfig::H265 { hvcc }))) => {
-                let _ = HevcInfo::from_hvcc(&hvcc).map(|i| i.codec_string());
-            }
-            Ok(Some(MediaUnit::VideoConfig(VideoConfig::Av1 { av1c }))) => {
-                let _ = Av1Info::from_av1c(&av1c).map(|i| i.codec_string());
-            }
-            Ok(Some(MediaUnit::AudioConfig(AudioConfig::Aac { asc }))) => {
-                let _ = AacInfo::from_asc(&asc).map(|i| i.codec_string());
-            }
-            Ok(Some(MediaUnit::Video(frame))) => {
-                // AV1 temporal units are walked OBU by OBU (keyframe detection).
-                let mut obus = &frame.data[..];
-                while let Ok(Some((_, _, rest))) = next_obu(obus) {
-                    assert!(rest.len() < obus.len(), "next_obu made no progress");
-                    obus = rest;
-                }
-            }
-            _ => {}
+        if let Ok(Some(unit)) = unit {
+            media_unit::check(&unit);
         }
     }
 });

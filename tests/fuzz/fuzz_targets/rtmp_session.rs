@@ -10,8 +10,10 @@
 use cuecast::ingest::flv::FlvUnpacker;
 use cuecast::ingest::rtmp::handshake::{HANDSHAKE_SIZE, RANDOM_SIZE};
 use cuecast::ingest::rtmp::session::{Event, ServerSession, SessionConfig};
-use cuecast::media::frame::{MediaUnit, VideoConfig};
+use cuecast::media::frame::MediaUnit;
 use libfuzzer_sys::fuzz_target;
+
+mod media_unit;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&slicing, stream)) = data.split_first() else {
@@ -59,17 +61,7 @@ fn drain(session: &mut ServerSession, unpacker: &mut FlvUnpacker) {
 }
 
 fn unpack<E>(unit: Result<Option<MediaUnit>, E>) {
-    if let Ok(Some(MediaUnit::VideoConfig(config))) = unit {
-        codec_config(&config);
+    if let Ok(Some(unit)) = unit {
+        media_unit::check(&unit);
     }
-}
-
-/// What the media pipeline derives from a configuration record (caps, CODECS strings).
-fn codec_config(config: &VideoConfig) {
-    use cuecast::media::codec::{Av1Info, AvcInfo, HevcInfo};
-    let _ = match config {
-        VideoConfig::H264 { avcc } => AvcInfo::from_avcc(avcc).map(|i| i.codec_string()),
-        VideoConfig::H265 { hvcc } => HevcInfo::from_hvcc(hvcc).map(|i| i.codec_string()),
-        VideoConfig::Av1 { av1c } => Av1Info::from_av1c(av1c).map(|i| i.codec_string()),
-    };
 }
