@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use super::MediaError;
-use super::template::{RENDITION_SINK_PREFIX, Template};
+use super::template::{RENDITION_SINK_PREFIX, Template, Timings};
 use crate::config::RungConfig;
 use crate::metrics::Metrics;
 
@@ -182,14 +182,14 @@ pub struct Ladder {
 }
 
 impl Ladder {
-    /// Loads and validates the head and rung templates for every configured rung (`base` are
-    /// the passthrough placeholder values: fragment and chunk durations).
+    /// Loads and validates the head and rung templates for every configured rung (`base`: the
+    /// fragment and chunk durations of the passthrough's placeholders).
     pub fn load(
         dir: &Path,
         head: &str,
         rung: &str,
         rungs: &[RungConfig],
-        base: &BTreeMap<&'static str, String>,
+        base: &Timings,
     ) -> Result<Ladder, MediaError> {
         let ladder = Ladder {
             head: Template::read(dir, head)?,
@@ -210,7 +210,7 @@ impl Ladder {
         &self,
         codec: SourceCodec,
         planned: &[PlannedRung],
-        base: &BTreeMap<&'static str, String>,
+        base: &Timings,
     ) -> Result<String, MediaError> {
         let mut text = self
             .head
@@ -222,7 +222,7 @@ impl Ladder {
         Ok(text)
     }
 
-    fn validate(&self, base: &BTreeMap<&'static str, String>) -> Result<(), MediaError> {
+    fn validate(&self, base: &Timings) -> Result<(), MediaError> {
         let codecs = [SourceCodec::H264, SourceCodec::H265, SourceCodec::Av1];
         // AV1 sources are refused at publish time when av1dec is missing (no startup error:
         // H.264/H.265 publishers do not need it).
@@ -287,12 +287,9 @@ impl Ladder {
     }
 }
 
-/// Placeholder values of one rung.
-fn rung_values(
-    rung: &PlannedRung,
-    base: &BTreeMap<&'static str, String>,
-) -> BTreeMap<&'static str, String> {
-    let mut values = base.clone();
+/// Placeholder values of one rung: `base`'s durations and the rung's own.
+fn rung_values(rung: &PlannedRung, base: &Timings) -> BTreeMap<&'static str, String> {
+    let mut values = base.placeholders();
     let c = &rung.config;
     values.extend([
         ("name", c.name.clone()),
@@ -305,6 +302,14 @@ fn rung_values(
         ("threads", c.threads.to_string()),
     ]);
     values
+}
+
+/// Why the ladder did not take a source frame.
+#[derive(Debug, thiserror::Error)]
+pub enum LadderError {
+    /// The ladder's appsrc refused the frame (its pipeline stopped or failed).
+    #[error("ladder refused data: {0:?}")]
+    Refused(gst::FlowError),
 }
 
 /// Source keyframe times (PTS, ns) not yet passed by every rung.
@@ -436,7 +441,12 @@ impl LadderFeed {
     }
 
     /// One source frame (the same buffer the passthrough gets).
-    pub fn push(&mut self, buffer: gst::Buffer, pts: u64, keyframe: bool) -> Result<(), String> {
+    pub fn push(
+        &mut self,
+        buffer: gst::Buffer,
+        pts: u64,
+        keyframe: bool,
+    ) -> Result<(), LadderError> {
         self.latest_pts.fetch_max(pts, Ordering::Relaxed);
         if !self.block {
             if self.behind.load(Ordering::Relaxed) && !self.skipping {
@@ -467,7 +477,7 @@ impl LadderFeed {
         self.src
             .push_buffer(buffer)
             .map(|_| ())
-            .map_err(|e| format!("ladder refused data: {e:?}"))
+            .map_err(LadderError::Refused)
     }
 
     /// End of stream.
@@ -661,7 +671,7 @@ mod tests {
         assert!(!k.any_in(Some(2_000), 2_033));
     }
 
-    fn base() -> BTreeMap<&'static str, String> {
+    fn base() -> Timings {
         super::super::MediaSettings::placeholder_values(
             std::time::Duration::from_secs(2),
             std::time::Duration::from_millis(200),

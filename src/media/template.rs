@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use gst::prelude::*;
 
@@ -14,6 +15,54 @@ pub const VIDEO_SRC: &str = "video_src";
 pub const AUDIO_SRC: &str = "audio_src";
 /// Prefix of appsink names; the rest of the name is the HLS rendition name.
 pub const RENDITION_SINK_PREFIX: &str = "hls_";
+
+/// The durations a stream's pipeline is built with, derived once from the HLS segment and part
+/// targets: they fill the templates' placeholders and pace the checks at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timings {
+    /// `{video_fragment_ns}`: cmafmux's video `fragment-duration` (see [`Timings::new`]).
+    pub video_fragment: Duration,
+    /// `{audio_fragment_ns}`: cmafmux's audio `fragment-duration`, the segment target; also the
+    /// lag behind the source above which a transcoded rendition is reported lagging.
+    pub audio_fragment: Duration,
+    /// `{chunk_ns}`: cmafmux's `chunk-duration`, the part target.
+    pub chunk: Duration,
+}
+
+impl Timings {
+    /// The timings for the given segment and part durations.
+    ///
+    /// `video_fragment` is one part shorter than the segment target: cmafmux ends a fragment at
+    /// the first keyframe at or after its duration, and a keyframe landing exactly on the
+    /// boundary (a 2 s GOP with 2 s segments) is otherwise sometimes carried into the next
+    /// fragment, doubling that segment. With the margin the boundary keyframe always starts
+    /// the next fragment, and GOPs shorter than the target still group into full segments.
+    /// Audio has no keyframes to wait for, so `audio_fragment` is the segment target itself
+    /// (its segments then line up with the video's).
+    pub fn new(segment: Duration, part: Duration) -> Timings {
+        Timings {
+            video_fragment: segment.saturating_sub(part).max(part),
+            audio_fragment: segment,
+            chunk: part,
+        }
+    }
+
+    /// The placeholder values, in nanoseconds: `video_fragment_ns`, `audio_fragment_ns`,
+    /// `chunk_ns`.
+    pub fn placeholders(&self) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            (
+                "video_fragment_ns",
+                self.video_fragment.as_nanos().to_string(),
+            ),
+            (
+                "audio_fragment_ns",
+                self.audio_fragment.as_nanos().to_string(),
+            ),
+            ("chunk_ns", self.chunk.as_nanos().to_string()),
+        ])
+    }
+}
 
 /// A loaded pipeline template.
 #[derive(Debug, Clone)]
@@ -42,14 +91,10 @@ const BUILTIN: &[(&str, &str)] = &[
 
 impl Template {
     /// Loads the passthrough template `name` from `dir` (see [`Template::read`]), then validates
-    /// it with `sample` placeholder values.
-    pub fn load(
-        dir: &Path,
-        name: &str,
-        sample: &BTreeMap<&'static str, String>,
-    ) -> Result<Template, MediaError> {
+    /// it filled with `timings`.
+    pub fn load(dir: &Path, name: &str, timings: &Timings) -> Result<Template, MediaError> {
         let template = Template::read(dir, name)?;
-        template.validate(sample)?;
+        template.validate(timings)?;
         Ok(template)
     }
 
@@ -147,8 +192,8 @@ impl Template {
     }
 
     /// Instantiates the template once and checks the element contract.
-    fn validate(&self, sample: &BTreeMap<&'static str, String>) -> Result<(), MediaError> {
-        let pipeline = self.instantiate(sample)?;
+    fn validate(&self, timings: &Timings) -> Result<(), MediaError> {
+        let pipeline = self.instantiate(&timings.placeholders())?;
         for name in [VIDEO_SRC, AUDIO_SRC] {
             let element = pipeline.by_name(name).ok_or_else(|| {
                 self.error(&format!("missing element named `{name}` (an appsrc)"))
@@ -203,12 +248,33 @@ pub fn rendition_sinks(pipeline: &gst::Pipeline) -> Vec<(String, gst_app::AppSin
 mod tests {
     use super::*;
 
+    fn timings() -> Timings {
+        Timings {
+            video_fragment: Duration::from_millis(1800),
+            audio_fragment: Duration::from_secs(2),
+            chunk: Duration::from_millis(200),
+        }
+    }
+
     fn values() -> BTreeMap<&'static str, String> {
-        BTreeMap::from([
-            ("video_fragment_ns", "1800000000".to_string()),
-            ("audio_fragment_ns", "2000000000".to_string()),
-            ("chunk_ns", "200000000".to_string()),
-        ])
+        timings().placeholders()
+    }
+
+    #[test]
+    fn timings_keep_a_part_of_margin_before_the_video_fragment_ends() {
+        let t = Timings::new(Duration::from_secs(2), Duration::from_millis(200));
+        assert_eq!(t, timings());
+        assert_eq!(
+            t.placeholders(),
+            BTreeMap::from([
+                ("video_fragment_ns", "1800000000".to_string()),
+                ("audio_fragment_ns", "2000000000".to_string()),
+                ("chunk_ns", "200000000".to_string()),
+            ])
+        );
+        // A segment target of a single part: the fragment is that part, not zero.
+        let short = Timings::new(Duration::from_millis(200), Duration::from_millis(200));
+        assert_eq!(short.video_fragment, Duration::from_millis(200));
     }
 
     #[test]
@@ -235,7 +301,7 @@ mod tests {
     fn builtin_passthrough_template_is_valid() {
         crate::media::init().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let t = Template::load(dir.path(), "passthrough.pipeline", &values()).unwrap();
+        let t = Template::load(dir.path(), "passthrough.pipeline", &timings()).unwrap();
         assert!(t.origin.contains("built-in"));
         let pipeline = t.instantiate(&values()).unwrap();
         let names: Vec<String> = rendition_sinks(&pipeline)
@@ -255,14 +321,14 @@ mod tests {
             "appsrc name=video_src ! h264parse ! nosuchelement ! appsink name=hls_source\nappsrc name=audio_src ! fakesink",
         )
         .unwrap();
-        let err = Template::load(dir.path(), "broken.pipeline", &values())
+        let err = Template::load(dir.path(), "broken.pipeline", &timings())
             .unwrap_err()
             .to_string();
         assert!(err.contains("broken.pipeline"), "{err}");
         assert!(err.contains("nosuchelement"), "{err}");
 
         std::fs::write(&path, "videotestsrc ! fakesink\naudiotestsrc ! fakesink").unwrap();
-        let err = Template::load(dir.path(), "broken.pipeline", &values())
+        let err = Template::load(dir.path(), "broken.pipeline", &timings())
             .unwrap_err()
             .to_string();
         assert!(err.contains("video_src"), "{err}");
