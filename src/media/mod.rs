@@ -17,7 +17,7 @@ pub use pipeline::{MediaSettings, StreamPipeline};
 pub enum MediaError {
     /// GStreamer could not be initialised.
     #[error("GStreamer initialisation failed: {0}")]
-    Init(String),
+    Init(InitError),
     /// A pipeline template is unusable.
     #[error("pipeline template {template}: {reason}")]
     Template {
@@ -39,14 +39,25 @@ pub enum MediaError {
     },
 }
 
+/// Why GStreamer could not be initialised (kept for every later [`init`] call).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InitError {
+    /// `gst_init` failed.
+    #[error(transparent)]
+    Gst(#[from] gst::glib::Error),
+    /// A statically linked plugin or element could not be registered.
+    #[error(transparent)]
+    Register(#[from] gst::glib::BoolError),
+}
+
 /// Initialises GStreamer and registers the statically linked fmp4 plugin (`cmafmux`) and
 /// cuecast's own elements (`cuecastscale`). Idempotent.
 pub fn init() -> Result<(), MediaError> {
-    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    static INIT: std::sync::OnceLock<Result<(), InitError>> = std::sync::OnceLock::new();
     INIT.get_or_init(|| {
-        gst::init().map_err(|e| e.to_string())?;
-        gstfmp4::plugin_register_static().map_err(|e| e.to_string())?;
-        scale::register().map_err(|e| e.to_string())?;
+        gst::init()?;
+        gstfmp4::plugin_register_static()?;
+        scale::register()?;
         Ok(())
     })
     .clone()

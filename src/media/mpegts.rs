@@ -199,16 +199,40 @@ impl Drop for TsDemuxer {
     }
 }
 
-fn link_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), String> {
+/// Why an elementary stream's branch could not be linked.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    /// The parser element could not be made (its plugin is missing).
+    #[error("{parser}: {source}")]
+    Parser {
+        /// The parser's factory name.
+        parser: &'static str,
+        /// GStreamer's error.
+        source: gst::glib::BoolError,
+    },
+    /// An element could not be made, added, linked or started.
+    #[error(transparent)]
+    Element(#[from] gst::glib::BoolError),
+    /// The demuxer's pad could not be linked to the branch.
+    #[error(transparent)]
+    Pad(#[from] gst::PadLinkError),
+    /// The branch's first element has no sink pad.
+    #[error("{0} has no sink pad")]
+    NoSinkPad(&'static str),
+}
+
+/// `pad ! fakesink`: a stream that is not used.
+fn link_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), LinkError> {
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
         .property("async", false)
-        .build()
-        .map_err(|e| e.to_string())?;
-    pipeline.add(&sink).map_err(|e| e.to_string())?;
-    let sink_pad = sink.static_pad("sink").ok_or("fakesink has no sink pad")?;
-    pad.link(&sink_pad).map_err(|e| e.to_string())?;
-    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
+        .build()?;
+    pipeline.add(&sink)?;
+    let sink_pad = sink
+        .static_pad("sink")
+        .ok_or(LinkError::NoSinkPad("fakesink"))?;
+    pad.link(&sink_pad)?;
+    sink.sync_state_with_parent()?;
     Ok(())
 }
 
@@ -219,15 +243,17 @@ fn link_track(
     track: Track,
     units: mpsc::Sender<MediaUnit>,
     overloaded: Arc<AtomicBool>,
-) -> Result<(), String> {
+) -> Result<(), LinkError> {
     let (parser_name, caps) = track.parser();
     let parser = gst::ElementFactory::make(parser_name)
         .build()
-        .map_err(|e| format!("{parser_name}: {e}"))?;
+        .map_err(|source| LinkError::Parser {
+            parser: parser_name,
+            source,
+        })?;
     let filter = gst::ElementFactory::make("capsfilter")
         .property("caps", &caps)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let sink = gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
@@ -249,17 +275,15 @@ fn link_track(
             })
             .build(),
     );
-    pipeline
-        .add_many([&parser, &filter, sink.upcast_ref()])
-        .map_err(|e| e.to_string())?;
-    gst::Element::link_many([&parser, &filter, sink.upcast_ref()]).map_err(|e| e.to_string())?;
+    pipeline.add_many([&parser, &filter, sink.upcast_ref()])?;
+    gst::Element::link_many([&parser, &filter, sink.upcast_ref()])?;
     for element in [sink.upcast_ref(), &filter, &parser] {
-        element
-            .sync_state_with_parent()
-            .map_err(|e| e.to_string())?;
+        element.sync_state_with_parent()?;
     }
-    let parser_sink = parser.static_pad("sink").ok_or("parser has no sink pad")?;
-    pad.link(&parser_sink).map_err(|e| e.to_string())?;
+    let parser_sink = parser
+        .static_pad("sink")
+        .ok_or(LinkError::NoSinkPad("parser"))?;
+    pad.link(&parser_sink)?;
     Ok(())
 }
 

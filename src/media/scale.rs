@@ -76,6 +76,8 @@ mod ffi {
     /// `SWS_BILINEAR` (libswscale/swscale.h).
     pub const SWS_BILINEAR: c_int = 2;
 
+    // SAFETY: the declarations match libswscale 6's swscale.h (FFmpeg 5.x, linked below): the
+    // same argument and return types, in order, with the C ABI.
     #[link(name = "swscale")]
     unsafe extern "C" {
         pub fn sws_getContext(
@@ -151,6 +153,64 @@ pub struct Plane<T> {
     pub stride: u32,
 }
 
+/// Why a scaler cannot be made or a frame cannot be scaled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScaleError {
+    /// A size is zero or does not fit a C `int`.
+    #[error("unsupported size {input:?} → {output:?}")]
+    UnsupportedSize {
+        /// Input (width, height).
+        input: (u32, u32),
+        /// Output (width, height).
+        output: (u32, u32),
+    },
+    /// libswscale returned no context for these sizes.
+    #[error("libswscale refused {input:?} → {output:?}")]
+    Refused {
+        /// Input (width, height).
+        input: (u32, u32),
+        /// Output (width, height).
+        output: (u32, u32),
+    },
+    /// The frame has another number of planes than the format.
+    #[error("{0} planes expected")]
+    PlaneCount(usize),
+    /// A plane's bytes cannot hold its rows at its stride, or its stride is below its width.
+    #[error("{side} plane {plane}: {width}x{height} does not fit {len} bytes with stride {stride}")]
+    PlaneTooSmall {
+        /// `"input"` or `"output"`.
+        side: &'static str,
+        /// The plane's index.
+        plane: usize,
+        /// The plane's width.
+        width: u32,
+        /// The plane's height.
+        height: u32,
+        /// The plane's bytes.
+        len: usize,
+        /// The plane's stride.
+        stride: u32,
+    },
+    /// A plane's stride does not fit a C `int`.
+    #[error("{side} plane {plane}: stride {stride}")]
+    Stride {
+        /// `"input"` or `"output"`.
+        side: &'static str,
+        /// The plane's index.
+        plane: usize,
+        /// The plane's stride.
+        stride: u32,
+    },
+    /// libswscale wrote fewer rows than the output has.
+    #[error("libswscale wrote {rows} of {expected} rows")]
+    Rows {
+        /// Rows written.
+        rows: c_int,
+        /// The output's height.
+        expected: u32,
+    },
+}
+
 /// A libswscale context for one input size → output size, bilinear.
 pub struct Scaler {
     context: NonNull<ffi::SwsContext>,
@@ -169,14 +229,16 @@ impl Scaler {
         format: PlanarFormat,
         input: (u32, u32),
         output: (u32, u32),
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ScaleError> {
         let dim = |v: u32| c_int::try_from(v).ok().filter(|&v| v > 0);
         let (Some(iw), Some(ih), Some(ow), Some(oh)) =
             (dim(input.0), dim(input.1), dim(output.0), dim(output.1))
         else {
-            return Err(format!("unsupported size {input:?} → {output:?}"));
+            return Err(ScaleError::UnsupportedSize { input, output });
         };
-        // SAFETY: plain values; null filters and parameters select libswscale's defaults.
+        // SAFETY: plain values (sizes positive and within `c_int`, checked above; a pixel format
+        // from `PlanarFormat::of`); null filters and parameters select libswscale's defaults.
+        // The returned pointer is checked for null before use.
         let context = unsafe {
             ffi::sws_getContext(
                 iw,
@@ -191,8 +253,7 @@ impl Scaler {
                 std::ptr::null(),
             )
         };
-        let context = NonNull::new(context)
-            .ok_or_else(|| format!("libswscale refused {input:?} → {output:?}"))?;
+        let context = NonNull::new(context).ok_or(ScaleError::Refused { input, output })?;
         Ok(Self {
             context,
             format,
@@ -207,19 +268,28 @@ impl Scaler {
         &mut self,
         src: &[Plane<&[u8]>],
         dst: &mut [Plane<&mut [u8]>],
-    ) -> Result<(), String> {
+    ) -> Result<(), ScaleError> {
         let planes = self.format.planes;
         if src.len() != planes || dst.len() != planes {
-            return Err(format!("{planes} planes expected"));
+            return Err(ScaleError::PlaneCount(planes));
         }
-        let check = |plane: usize, len: usize, stride: u32, (w, h): (u32, u32), what: &str| {
-            let (pw, ph) = self.format.plane_size(plane, w, h);
-            if stride < pw || (len as u64) < u64::from(stride) * u64::from(ph) {
-                return Err(format!(
-                    "{what} plane {plane}: {pw}x{ph} does not fit {len} bytes with stride {stride}"
-                ));
+        let check = |plane: usize, len: usize, stride: u32, (w, h): (u32, u32), side| {
+            let (width, height) = self.format.plane_size(plane, w, h);
+            if stride < width || (len as u64) < u64::from(stride) * u64::from(height) {
+                return Err(ScaleError::PlaneTooSmall {
+                    side,
+                    plane,
+                    width,
+                    height,
+                    len,
+                    stride,
+                });
             }
-            c_int::try_from(stride).map_err(|_| format!("{what} plane {plane}: stride {stride}"))
+            c_int::try_from(stride).map_err(|_| ScaleError::Stride {
+                side,
+                plane,
+                stride,
+            })
         };
         let mut src_ptr = [std::ptr::null::<u8>(); 4];
         let mut src_stride = [0 as c_int; 4];
@@ -250,14 +320,18 @@ impl Scaler {
         if rows == self.output.1 as c_int {
             Ok(())
         } else {
-            Err(format!("libswscale wrote {rows} of {} rows", self.output.1))
+            Err(ScaleError::Rows {
+                rows,
+                expected: self.output.1,
+            })
         }
     }
 }
 
 impl Drop for Scaler {
     fn drop(&mut self) {
-        // SAFETY: the context came from sws_getContext and is freed once.
+        // SAFETY: the context came from sws_getContext (non-null, checked in `new`), is owned by
+        // this `Scaler` alone and is freed once, here; nothing uses it afterwards.
         unsafe { ffi::sws_freeContext(self.context.as_ptr()) }
     }
 }
@@ -521,7 +595,7 @@ mod tests {
         (sw, sh, ss): (u32, u32, u32),
         dst: &mut [u8],
         (dw, dh, ds): (u32, u32, u32),
-    ) -> Result<(), String> {
+    ) -> Result<(), ScaleError> {
         let format = PlanarFormat::of(gst_video::VideoFormat::Gray8).unwrap();
         let mut scaler = Scaler::new(format, (sw, sh), (dw, dh))?;
         scaler.scale(
@@ -683,12 +757,18 @@ mod tests {
     fn planes_too_small_for_their_size_and_stride_are_refused() {
         let src = vec![0; 100 * 99];
         let mut dst = vec![0; 50 * 50];
-        let err = scale_gray(&src, (100, 100, 100), &mut dst, (50, 50, 50)).unwrap_err();
+        let err = scale_gray(&src, (100, 100, 100), &mut dst, (50, 50, 50))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("input plane 0"), "{err}");
         let src = vec![0; 100 * 100];
-        let err = scale_gray(&src, (100, 100, 100), &mut dst, (50, 50, 52)).unwrap_err();
+        let err = scale_gray(&src, (100, 100, 100), &mut dst, (50, 50, 52))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("output plane 0"), "{err}");
-        let err = scale_gray(&src, (100, 100, 99), &mut dst, (50, 50, 50)).unwrap_err();
+        let err = scale_gray(&src, (100, 100, 99), &mut dst, (50, 50, 50))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("stride 99"), "{err}");
         // I420 chroma planes are checked too (rounded up: 51×51 → 26×26 chroma).
         let format = PlanarFormat::of(gst_video::VideoFormat::I420).unwrap();
@@ -726,7 +806,8 @@ mod tests {
                     },
                 ],
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("input plane 2: 26x26"), "{err}");
         assert!(Scaler::new(format, (0, 51), (20, 20)).is_err());
     }
