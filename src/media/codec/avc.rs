@@ -128,48 +128,13 @@ fn parse_sps_rbsp(rbsp: &[u8]) -> Result<AvcInfo, CodecError> {
     let level_idc = r.u8()?;
     r.ue("seq_parameter_set_id")?;
 
-    let mut chroma_format_idc = 1;
-    let mut separate_colour_plane = false;
-    if HIGH_PROFILES.contains(&profile_idc) {
-        chroma_format_idc = r.ue_max("chroma_format_idc", MAX_CHROMA_FORMAT_IDC)?;
-        if chroma_format_idc == 3 {
-            separate_colour_plane = r.bit()?;
-        }
-        r.ue_max("bit_depth_luma_minus8", MAX_BIT_DEPTH_MINUS8)?;
-        r.ue_max("bit_depth_chroma_minus8", MAX_BIT_DEPTH_MINUS8)?;
-        r.bit()?; // qpprime_y_zero_transform_bypass_flag
-        if r.bit()? {
-            // seq_scaling_matrix_present_flag
-            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
-            for i in 0..lists {
-                if r.bit()? {
-                    // seq_scaling_list_present_flag[i]
-                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
-                }
-            }
-        }
-    }
-
+    let chroma_array_type = if HIGH_PROFILES.contains(&profile_idc) {
+        read_high_profile_fields(&mut r)?
+    } else {
+        1
+    };
     r.ue_max("log2_max_frame_num_minus4", MAX_LOG2_MINUS4)?;
-    let poc_type = r.ue_max("pic_order_cnt_type", MAX_POC_TYPE)?;
-    match poc_type {
-        0 => {
-            r.ue_max("log2_max_pic_order_cnt_lsb_minus4", MAX_LOG2_MINUS4)?;
-        }
-        1 => {
-            r.bit()?; // delta_pic_order_always_zero_flag
-            r.se("offset_for_non_ref_pic")?;
-            r.se("offset_for_top_to_bottom_field")?;
-            let cycle = r.ue_max(
-                "num_ref_frames_in_pic_order_cnt_cycle",
-                MAX_REF_FRAMES_IN_POC_CYCLE,
-            )?;
-            for _ in 0..cycle {
-                r.se("offset_for_ref_frame")?;
-            }
-        }
-        _ => {}
-    }
+    skip_pic_order_cnt(&mut r)?;
     r.ue_max("max_num_ref_frames", MAX_NUM_REF_FRAMES)?;
     r.bit()?; // gaps_in_frame_num_value_allowed_flag
     let width_mbs = r.ue_max("pic_width_in_mbs_minus1", MAX_DIMENSION_MBS - 1)? + 1;
@@ -193,37 +158,17 @@ fn parse_sps_rbsp(rbsp: &[u8]) -> Result<AvcInfo, CodecError> {
     let coded_width = width_mbs * 16;
     let coded_height = height_mbs * 16;
 
-    let (mut width, mut height) = (coded_width, coded_height);
-    if r.bit()? {
+    let (width, height) = if r.bit()? {
         // frame_cropping_flag
-        let left = r.ue("frame_crop_left_offset")?;
-        let right = r.ue("frame_crop_right_offset")?;
-        let top = r.ue("frame_crop_top_offset")?;
-        let bottom = r.ue("frame_crop_bottom_offset")?;
-        // §7.4.2.1.1: ChromaArrayType 0 → CropUnitX = 1, CropUnitY = 2 − frame_mbs_only_flag;
-        // otherwise CropUnitX = SubWidthC, CropUnitY = SubHeightC * (2 − frame_mbs_only_flag).
-        let chroma_array_type = if separate_colour_plane {
-            0
-        } else {
-            chroma_format_idc
-        };
-        let (sub_width_c, sub_height_c): (u32, u32) = match chroma_array_type {
-            1 => (2, 2),
-            2 => (2, 1),
-            _ => (1, 1), // 4:4:4 and monochrome / separate planes
-        };
-        let crop_x = u64::from(sub_width_c) * (u64::from(left) + u64::from(right));
-        let crop_y = u64::from(sub_height_c * field_factor) * (u64::from(top) + u64::from(bottom));
-        if crop_x >= u64::from(coded_width) || crop_y >= u64::from(coded_height) {
-            return Err(CodecError::BadCropping {
-                width: coded_width,
-                height: coded_height,
-            });
-        }
-        // Both crops are below the coded size, which fits u32.
-        width = coded_width - crop_x as u32;
-        height = coded_height - crop_y as u32;
-    }
+        read_cropped_size(
+            &mut r,
+            (coded_width, coded_height),
+            chroma_array_type,
+            field_factor,
+        )?
+    } else {
+        (coded_width, coded_height)
+    };
 
     let frame_rate = if r.bit()? {
         parse_vui_frame_rate(&mut r)?
@@ -239,6 +184,103 @@ fn parse_sps_rbsp(rbsp: &[u8]) -> Result<AvcInfo, CodecError> {
         height,
         frame_rate,
     })
+}
+
+/// Read the SPS fields only the high profiles carry (chroma format, bit depths, scaling
+/// matrices) and return `ChromaArrayType`: `chroma_format_idc`, or 0 with separate colour planes.
+fn read_high_profile_fields(r: &mut BitReader<'_>) -> Result<u32, CodecError> {
+    let chroma_format_idc = r.ue_max("chroma_format_idc", MAX_CHROMA_FORMAT_IDC)?;
+    let separate_colour_plane = chroma_format_idc == 3 && r.bit()?;
+    r.ue_max("bit_depth_luma_minus8", MAX_BIT_DEPTH_MINUS8)?;
+    r.ue_max("bit_depth_chroma_minus8", MAX_BIT_DEPTH_MINUS8)?;
+    r.bit()?; // qpprime_y_zero_transform_bypass_flag
+    if r.bit()? {
+        // seq_scaling_matrix_present_flag
+        let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+        for i in 0..lists {
+            if r.bit()? {
+                // seq_scaling_list_present_flag[i]
+                skip_scaling_list(r, if i < 6 { 16 } else { 64 })?;
+            }
+        }
+    }
+    Ok(if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    })
+}
+
+/// Skip `pic_order_cnt_type` and the fields that depend on it.
+fn skip_pic_order_cnt(r: &mut BitReader<'_>) -> Result<(), CodecError> {
+    match r.ue_max("pic_order_cnt_type", MAX_POC_TYPE)? {
+        0 => {
+            r.ue_max("log2_max_pic_order_cnt_lsb_minus4", MAX_LOG2_MINUS4)?;
+        }
+        1 => {
+            r.bit()?; // delta_pic_order_always_zero_flag
+            r.se("offset_for_non_ref_pic")?;
+            r.se("offset_for_top_to_bottom_field")?;
+            let cycle = r.ue_max(
+                "num_ref_frames_in_pic_order_cnt_cycle",
+                MAX_REF_FRAMES_IN_POC_CYCLE,
+            )?;
+            for _ in 0..cycle {
+                r.se("offset_for_ref_frame")?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Read the four `frame_crop_*_offset`s and return the `coded` size with them applied.
+fn read_cropped_size(
+    r: &mut BitReader<'_>,
+    coded: (u32, u32),
+    chroma_array_type: u32,
+    field_factor: u32,
+) -> Result<(u32, u32), CodecError> {
+    let left = r.ue("frame_crop_left_offset")?;
+    let right = r.ue("frame_crop_right_offset")?;
+    let top = r.ue("frame_crop_top_offset")?;
+    let bottom = r.ue("frame_crop_bottom_offset")?;
+    crop(
+        coded,
+        chroma_array_type,
+        field_factor,
+        [left, right, top, bottom],
+    )
+}
+
+/// The `coded` size less the crop `[left, right, top, bottom]`, given in chroma units
+/// (H.264 §7.4.2.1.1, the same units as H.265's conformance window, §7.4.3.2.1):
+/// ChromaArrayType 0 → CropUnitX = 1, CropUnitY = `field_factor` (2 − frame_mbs_only_flag);
+/// otherwise CropUnitX = SubWidthC, CropUnitY = SubHeightC × `field_factor`.
+///
+/// # Errors
+/// [`CodecError::BadCropping`] when the crop removes the whole picture.
+pub(super) fn crop(
+    (coded_width, coded_height): (u32, u32),
+    chroma_array_type: u32,
+    field_factor: u32,
+    [left, right, top, bottom]: [u32; 4],
+) -> Result<(u32, u32), CodecError> {
+    let (sub_width_c, sub_height_c): (u32, u32) = match chroma_array_type {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1), // 4:4:4 and monochrome / separate planes
+    };
+    let crop_x = u64::from(sub_width_c) * (u64::from(left) + u64::from(right));
+    let crop_y = u64::from(sub_height_c * field_factor) * (u64::from(top) + u64::from(bottom));
+    if crop_x >= u64::from(coded_width) || crop_y >= u64::from(coded_height) {
+        return Err(CodecError::BadCropping {
+            width: coded_width,
+            height: coded_height,
+        });
+    }
+    // Both crops are below the coded size, which fits u32.
+    Ok((coded_width - crop_x as u32, coded_height - crop_y as u32))
 }
 
 /// Skip `scaling_list(…, sizeOfScalingList, …)` (H.264 §7.3.2.1.1.1).

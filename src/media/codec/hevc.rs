@@ -3,7 +3,7 @@
 //! `profile_tier_level()` §7.3.3, cropping §7.4.3.2.1), and the Annex E.3 `hvc1.…` codec string.
 
 use super::CodecError;
-use super::avc::MAX_CHROMA_FORMAT_IDC;
+use super::avc::{MAX_CHROMA_FORMAT_IDC, crop};
 use super::bits::{BitReader, unescape_rbsp};
 
 /// Largest H.265 `pic_width/height_in_luma_samples`: `Sqrt(MaxLumaPs * 8)` for the largest
@@ -163,61 +163,33 @@ fn parse_hevc_sps_rbsp(rbsp: &[u8]) -> Result<HevcInfo, CodecError> {
         *byte = r.u8()?;
     }
     let level_idc = r.u8()?;
-    let mut sub_layer_profile = [false; 6];
-    let mut sub_layer_level = [false; 6];
-    for i in 0..max_sub_layers_minus1 as usize {
-        sub_layer_profile[i] = r.bit()?;
-        sub_layer_level[i] = r.bit()?;
-    }
-    if max_sub_layers_minus1 > 0 {
-        // reserved_zero_2bits for i in max_sub_layers_minus1..8.
-        r.skip(2 * (8 - max_sub_layers_minus1 as usize))?;
-    }
-    for i in 0..max_sub_layers_minus1 as usize {
-        if sub_layer_profile[i] {
-            // profile space, tier, idc, 32 compatibility flags, 48 constraint bits.
-            r.skip(88)?;
-        }
-        if sub_layer_level[i] {
-            r.skip(8)?;
-        }
-    }
+    skip_sub_layers(&mut r, max_sub_layers_minus1 as usize)?;
 
     r.ue_max("sps_seq_parameter_set_id", 15)?;
     let chroma_format_idc = r.ue_max("chroma_format_idc", MAX_CHROMA_FORMAT_IDC)?;
     let separate_colour_plane = chroma_format_idc == 3 && r.bit()?;
     let coded_width = r.ue_max("pic_width_in_luma_samples", MAX_HEVC_DIMENSION)?;
     let coded_height = r.ue_max("pic_height_in_luma_samples", MAX_HEVC_DIMENSION)?;
-    let (mut width, mut height) = (coded_width, coded_height);
-    if r.bit()? {
+    let (width, height) = if r.bit()? {
         // conformance_window_flag: offsets in chroma units (§7.4.3.2.1, Table 6-1).
         let chroma_array_type = if separate_colour_plane {
             0
         } else {
             chroma_format_idc
         };
-        let sub_width = u64::from(if chroma_array_type == 1 || chroma_array_type == 2 {
-            2u32
-        } else {
-            1
-        });
-        let sub_height = u64::from(if chroma_array_type == 1 { 2u32 } else { 1 });
-        let left = u64::from(r.ue("conf_win_left_offset")?);
-        let right = u64::from(r.ue("conf_win_right_offset")?);
-        let top = u64::from(r.ue("conf_win_top_offset")?);
-        let bottom = u64::from(r.ue("conf_win_bottom_offset")?);
-        let crop_w = sub_width * (left + right);
-        let crop_h = sub_height * (top + bottom);
-        if crop_w >= u64::from(coded_width) || crop_h >= u64::from(coded_height) {
-            return Err(CodecError::BadCropping {
-                width: coded_width,
-                height: coded_height,
-            });
-        }
-        // Both are below the coded size, which fits u32.
-        width = coded_width - crop_w as u32;
-        height = coded_height - crop_h as u32;
-    }
+        let left = r.ue("conf_win_left_offset")?;
+        let right = r.ue("conf_win_right_offset")?;
+        let top = r.ue("conf_win_top_offset")?;
+        let bottom = r.ue("conf_win_bottom_offset")?;
+        crop(
+            (coded_width, coded_height),
+            chroma_array_type,
+            1,
+            [left, right, top, bottom],
+        )?
+    } else {
+        (coded_width, coded_height)
+    };
     if width == 0 || height == 0 {
         return Err(CodecError::BadCropping {
             width: coded_width,
@@ -237,6 +209,31 @@ fn parse_hevc_sps_rbsp(rbsp: &[u8]) -> Result<HevcInfo, CodecError> {
         height,
         frame_rate: None,
     })
+}
+
+/// Skip the sub-layer part of `profile_tier_level()` (§7.3.3) for `max_sub_layers_minus1`
+/// sub-layers (at most 6).
+fn skip_sub_layers(r: &mut BitReader<'_>, max_sub_layers_minus1: usize) -> Result<(), CodecError> {
+    let mut sub_layer_profile = [false; 6];
+    let mut sub_layer_level = [false; 6];
+    for i in 0..max_sub_layers_minus1 {
+        sub_layer_profile[i] = r.bit()?;
+        sub_layer_level[i] = r.bit()?;
+    }
+    if max_sub_layers_minus1 > 0 {
+        // reserved_zero_2bits for i in max_sub_layers_minus1..8.
+        r.skip(2 * (8 - max_sub_layers_minus1))?;
+    }
+    for i in 0..max_sub_layers_minus1 {
+        if sub_layer_profile[i] {
+            // profile space, tier, idc, 32 compatibility flags, 48 constraint bits.
+            r.skip(88)?;
+        }
+        if sub_layer_level[i] {
+            r.skip(8)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
