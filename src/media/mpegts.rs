@@ -13,8 +13,8 @@
 //! small graph is built in code. Everything runs on tsdemux's streaming thread (no queues), so
 //! units come out in the order the publisher multiplexed them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use gst::prelude::*;
@@ -125,41 +125,14 @@ impl TsDemuxer {
                 .build(),
         );
 
-        let weak = pipeline.downgrade();
-        let stream = name.to_string();
-        let taken: Arc<std::sync::Mutex<(bool, bool)>> = Arc::default();
-        let channel_full = Arc::clone(&overloaded);
-        demux.connect_pad_added(move |_, pad| {
-            let Some(pipeline) = weak.upgrade() else {
-                return;
-            };
-            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-            let track = Track::of(&caps).filter(|track| {
-                let mut taken = taken.lock().unwrap_or_else(|e| e.into_inner());
-                let slot = if track.is_video() {
-                    &mut taken.0
-                } else {
-                    &mut taken.1
-                };
-                !std::mem::replace(slot, true)
-            });
-            let linked = match track {
-                Some(track) => link_track(
-                    &pipeline,
-                    pad,
-                    track,
-                    units.clone(),
-                    Arc::clone(&channel_full),
-                ),
-                None => {
-                    tracing::info!(stream = %stream, pad = %pad.name(), caps = %caps, "MPEG-TS stream not used (codec not supported or a second track)");
-                    link_fakesink(&pipeline, pad)
-                }
-            };
-            if let Err(err) = linked {
-                tracing::warn!(stream = %stream, pad = %pad.name(), error = %err, "cannot link an MPEG-TS stream");
-            }
-        });
+        let router = PadRouter {
+            pipeline: pipeline.downgrade(),
+            stream: name.to_string(),
+            taken: Mutex::default(),
+            units,
+            overloaded: Arc::clone(&overloaded),
+        };
+        demux.connect_pad_added(move |_, pad| router.route(pad));
 
         pipeline
             .set_state(gst::State::Playing)
@@ -190,6 +163,59 @@ impl TsDemuxer {
     /// The pipeline's bus (EOS, errors).
     pub fn bus(&self) -> Option<gst::Bus> {
         self.pipeline.bus()
+    }
+}
+
+/// Routes each pad tsdemux adds: the first video and the first audio stream of a supported
+/// codec to their parser and appsink, anything else to a fakesink.
+struct PadRouter {
+    /// The demuxer's pipeline (weak: the pipeline owns the demuxer, which owns this router).
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    /// The stream's name, for logs.
+    stream: String,
+    /// Whether a video and an audio stream were taken.
+    taken: Mutex<(bool, bool)>,
+    /// Where the units go.
+    units: mpsc::Sender<MediaUnit>,
+    /// Set when `units` is full.
+    overloaded: Arc<AtomicBool>,
+}
+
+impl PadRouter {
+    /// Links `pad` to its branch; a failure is logged (the stream then lacks that track).
+    fn route(&self, pad: &gst::Pad) {
+        let Some(pipeline) = self.pipeline.upgrade() else {
+            return;
+        };
+        let stream = &self.stream;
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let linked = match Track::of(&caps).filter(|&track| self.claim(track)) {
+            Some(track) => link_track(
+                &pipeline,
+                pad,
+                track,
+                self.units.clone(),
+                Arc::clone(&self.overloaded),
+            ),
+            None => {
+                tracing::info!(stream = %stream, pad = %pad.name(), caps = %caps, "MPEG-TS stream not used (codec not supported or a second track)");
+                link_fakesink(&pipeline, pad)
+            }
+        };
+        if let Err(err) = linked {
+            tracing::warn!(stream = %stream, pad = %pad.name(), error = %err, "cannot link an MPEG-TS stream");
+        }
+    }
+
+    /// True when `track` is the first of its kind (video or audio).
+    fn claim(&self, track: Track) -> bool {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = if track.is_video() {
+            &mut taken.0
+        } else {
+            &mut taken.1
+        };
+        !std::mem::replace(slot, true)
     }
 }
 
