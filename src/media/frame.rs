@@ -13,19 +13,31 @@ pub const NS_PER_MS: u64 = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoConfig {
     /// H.264: the AVCDecoderConfigurationRecord (`avcC`, ISO/IEC 14496-15 §5.3.3.1).
-    H264 { avcc: Bytes },
+    H264 {
+        /// The record's bytes.
+        avcc: Bytes,
+    },
     /// H.265: the HEVCDecoderConfigurationRecord (`hvcC`, ISO/IEC 14496-15 §8.3.3.1).
-    H265 { hvcc: Bytes },
+    H265 {
+        /// The record's bytes.
+        hvcc: Bytes,
+    },
     /// AV1: the AV1CodecConfigurationRecord (`av1C`, AV1-ISOBMFF §2.3.3). Transcoded only
     /// (the ladder decodes it); not passed through.
-    Av1 { av1c: Bytes },
+    Av1 {
+        /// The record's bytes (with its sequence header OBU).
+        av1c: Bytes,
+    },
 }
 
 /// Audio codec configuration, sent before the first frame and again on changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AudioConfig {
     /// AAC: the AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1).
-    Aac { asc: Bytes },
+    Aac {
+        /// The AudioSpecificConfig's bytes.
+        asc: Bytes,
+    },
 }
 
 /// One unit of media from a publisher, in decode order per track.
