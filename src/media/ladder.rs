@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use super::MediaError;
-use super::template::{RENDITION_SINK_PREFIX, Template, Timings};
+use super::template::{RENDITION_SINK_PREFIX, Template};
 use crate::config::RungConfig;
 use crate::metrics::Metrics;
 
@@ -189,7 +189,7 @@ impl Ladder {
         head: &str,
         rung: &str,
         rungs: &[RungConfig],
-        base: &Timings,
+        base: &super::template::Timings,
     ) -> Result<Ladder, MediaError> {
         let ladder = Ladder {
             head: Template::read(dir, head)?,
@@ -210,7 +210,7 @@ impl Ladder {
         &self,
         codec: SourceCodec,
         planned: &[PlannedRung],
-        base: &Timings,
+        base: &super::template::Timings,
     ) -> Result<String, MediaError> {
         let mut text = self
             .head
@@ -222,7 +222,7 @@ impl Ladder {
         Ok(text)
     }
 
-    fn validate(&self, base: &Timings) -> Result<(), MediaError> {
+    fn validate(&self, base: &super::template::Timings) -> Result<(), MediaError> {
         let codecs = [SourceCodec::H264, SourceCodec::H265, SourceCodec::Av1];
         // AV1 sources are refused at publish time when av1dec is missing (no startup error:
         // H.264/H.265 publishers do not need it).
@@ -288,7 +288,10 @@ impl Ladder {
 }
 
 /// Placeholder values of one rung: `base`'s durations and the rung's own.
-fn rung_values(rung: &PlannedRung, base: &Timings) -> BTreeMap<&'static str, String> {
+fn rung_values(
+    rung: &PlannedRung,
+    base: &super::template::Timings,
+) -> BTreeMap<&'static str, String> {
     let mut values = base.placeholders();
     let c = &rung.config;
     values.extend([
@@ -671,7 +674,7 @@ mod tests {
         assert!(!k.any_in(Some(2_000), 2_033));
     }
 
-    fn base() -> Timings {
+    fn base() -> crate::media::template::Timings {
         super::super::MediaSettings::placeholder_values(
             std::time::Duration::from_secs(2),
             std::time::Duration::from_millis(200),
