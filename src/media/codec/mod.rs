@@ -18,8 +18,8 @@
 //! - ITU-T H.265 (08/2021) §7.3.2.2.1 `seq_parameter_set_rbsp()` up to the conformance
 //!   window, §7.3.3 `profile_tier_level()`, §7.4.3.2.1 (cropping, `SubWidthC`/`SubHeightC`).
 //!
-//! One module per format: [`avc`] (H.264), [`hevc`] (H.265), [`av1`] and [`aac`], over the
-//! shared bit reader in [`bits`]. Everything public is re-exported here, so callers name
+//! One module per format: `avc` (H.264), `hevc` (H.265), `av1` and `aac`, over the shared bit
+//! reader in `bits`. Everything public is re-exported here, so callers name
 //! `crate::media::codec::X`.
 
 mod aac;

@@ -5,10 +5,11 @@
 //! configuration have arrived, or when `track_wait` of media time has passed with only one of them
 //! (the other branch is then removed from the pipeline). Until then units are held in order.
 //!
-//! The data flow, one module per step: [`waiting`] holds units until the tracks are known,
-//! [`caps`] turns codec configurations into GStreamer caps, [`build`] instantiates the graph
-//! from the templates, [`feed`] pushes units into its appsrcs, [`sink`] reads `cmafmux` output
-//! from its appsinks into the HLS renditions, and [`bus`] watches errors and the end.
+//! The data flow, one module per step: `waiting` holds units until the tracks are known, `caps`
+//! turns codec configurations into GStreamer caps, `build` instantiates the graph from the
+//! templates, `feed` pushes units into its appsrcs, `sink` reads `cmafmux` output from its
+//! appsinks into the HLS renditions (split into chunks by the pure `cmaf`), and `bus` watches
+//! errors and the end (docs/media.md).
 
 mod build;
 mod bus;
