@@ -292,3 +292,57 @@ impl Running {
         input.push(buffer, times, Instant::now())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An input whose appsrc is in no pipeline.
+    fn input(overloaded: bool) -> Input {
+        crate::media::init().unwrap();
+        Input {
+            src: gst_app::AppSrc::builder().build(),
+            batch: None,
+            overloaded: Arc::new(AtomicBool::new(overloaded)),
+        }
+    }
+
+    #[test]
+    fn nothing_to_send_is_not_an_error() {
+        assert!(input(true).send(Vec::new()).is_ok());
+        assert!(input(false).flush().is_ok());
+    }
+
+    #[test]
+    fn an_overloaded_input_refuses_frames_with_the_reason() {
+        let err = input(true)
+            .send(vec![gst::Buffer::new()])
+            .expect_err("over its queue limit");
+        assert!(matches!(err, FeedError::Overloaded));
+        assert_eq!(
+            err.to_string(),
+            "the pipeline cannot keep up with the publisher"
+        );
+    }
+
+    #[test]
+    fn an_ended_input_refuses_frames_and_lists() {
+        let mut input = input(false);
+        input.src.end_of_stream().unwrap();
+        for frames in [vec![gst::Buffer::new()], vec![gst::Buffer::new(); 3]] {
+            let err = input.send(frames).expect_err("after end of stream");
+            assert_eq!(err.to_string(), "pipeline refused data: Eos");
+        }
+        let times = FrameTimes {
+            pts: 0,
+            dts: 0,
+            duration: None,
+            keyframe: Some(true),
+        };
+        assert!(
+            input
+                .push(gst::Buffer::new(), times, Instant::now())
+                .is_err()
+        );
+    }
+}

@@ -67,3 +67,80 @@ fn unit_len(unit: &MediaUnit) -> usize {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::media::frame::{AudioFrame, VideoFrame};
+
+    fn video(dts: u64) -> MediaUnit {
+        MediaUnit::Video(VideoFrame {
+            dts,
+            pts: dts,
+            keyframe: true,
+            data: Bytes::from_static(&[0; 10]),
+        })
+    }
+
+    fn audio(pts: u64) -> MediaUnit {
+        MediaUnit::Audio(AudioFrame {
+            pts,
+            data: Bytes::from_static(&[0; 4]),
+        })
+    }
+
+    fn video_config() -> MediaUnit {
+        MediaUnit::VideoConfig(VideoConfig::H264 {
+            avcc: Bytes::from_static(b"avcC"),
+        })
+    }
+
+    fn audio_config() -> MediaUnit {
+        MediaUnit::AudioConfig(AudioConfig::Aac {
+            asc: Bytes::from_static(b"asc"),
+        })
+    }
+
+    #[test]
+    fn frames_before_their_configuration_are_dropped() {
+        let mut waiting = Waiting::default();
+        assert!(!waiting.hold(video(0), 1_000));
+        assert!(!waiting.hold(audio(0), 1_000));
+        assert!(waiting.pending.is_empty());
+        assert_eq!(waiting.pending_bytes, 0);
+        assert!(!waiting.hold(video_config(), 1_000));
+        assert!(!waiting.hold(video(10), 1_000));
+        // Audio still has no configuration: its frame is dropped, the video frame held.
+        assert!(!waiting.hold(audio(20), 1_000));
+        assert_eq!(waiting.pending, [video(10)]);
+        assert_eq!(waiting.pending_bytes, 10);
+    }
+
+    #[test]
+    fn both_configurations_start_at_once() {
+        let mut waiting = Waiting::default();
+        assert!(!waiting.hold(audio_config(), u64::MAX));
+        assert!(!waiting.hold(audio(0), u64::MAX));
+        assert!(waiting.hold(video_config(), u64::MAX));
+    }
+
+    #[test]
+    fn one_track_starts_after_the_wait_in_media_time() {
+        let mut waiting = Waiting::default();
+        assert!(!waiting.hold(video_config(), 1_000));
+        assert!(!waiting.hold(video(5_000), 1_000));
+        assert!(!waiting.hold(video(5_999), 1_000));
+        assert!(waiting.hold(video(6_000), 1_000));
+        assert_eq!(waiting.pending.len(), 3);
+    }
+
+    #[test]
+    fn no_configuration_never_starts() {
+        let mut waiting = Waiting::default();
+        for t in [0, 10_000, 1_000_000] {
+            assert!(!waiting.hold(video(t), 0));
+        }
+    }
+}
