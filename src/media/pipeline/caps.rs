@@ -41,34 +41,25 @@ pub(super) fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> 
 
 /// The source facts the ladder plans with.
 pub(super) fn source_video(config: &VideoConfig) -> Result<SourceVideo, MediaError> {
-    Ok(match config {
+    let (codec, width, height, frame_rate) = match config {
         VideoConfig::H264 { avcc } => {
-            let info = AvcInfo::from_avcc(avcc)?;
-            SourceVideo {
-                codec: SourceCodec::H264,
-                width: info.width,
-                height: info.height,
-                frame_rate: info.frame_rate,
-            }
+            let i = AvcInfo::from_avcc(avcc)?;
+            (SourceCodec::H264, i.width, i.height, i.frame_rate)
         }
         VideoConfig::H265 { hvcc } => {
-            let info = HevcInfo::from_hvcc(hvcc)?;
-            SourceVideo {
-                codec: SourceCodec::H265,
-                width: info.width,
-                height: info.height,
-                frame_rate: info.frame_rate,
-            }
+            let i = HevcInfo::from_hvcc(hvcc)?;
+            (SourceCodec::H265, i.width, i.height, i.frame_rate)
         }
         VideoConfig::Av1 { av1c } => {
-            let info = Av1Info::from_av1c(av1c)?;
-            SourceVideo {
-                codec: SourceCodec::Av1,
-                width: info.width,
-                height: info.height,
-                frame_rate: info.frame_rate,
-            }
+            let i = Av1Info::from_av1c(av1c)?;
+            (SourceCodec::Av1, i.width, i.height, i.frame_rate)
         }
+    };
+    Ok(SourceVideo {
+        codec,
+        width,
+        height,
+        frame_rate,
     })
 }
 
