@@ -1,4 +1,4 @@
-//! HTTP API of cues (JSON):
+//! HTTP API of cues (JSON), around [`crate::cues::service::CueService`]:
 //! - `POST /api/streams/{stream}/cues` → 201 cue; `GET …/cues` → `{"cues": [...]}`
 //! - `DELETE /api/streams/{stream}/cues/{id}` (or `POST …/cues/{id}/end`) → 200 cue, ended now
 //! - `PUT /api/streams/{stream}/rundown` (replace) / `POST` (append) → `{"items": [...]}`;
@@ -17,22 +17,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::model::{CueError, CueRequest, check_seconds, ns_to_s};
-use super::rundown::ScheduledCue;
-use super::service::{CueService, MAX_OFFSET_S, RundownItem, ServiceError};
-use crate::http::auth::bearer;
-use crate::ingest::StreamKeys;
+use super::ApiState;
+use super::auth::Admin;
+use crate::cues::model::{CueError, CueRequest, check_seconds, ns_to_s};
+use crate::cues::rundown::ScheduledCue;
+use crate::cues::service::{MAX_OFFSET_S, RundownItem, ServiceError};
 
-/// What the handlers share.
-pub struct CueApi {
-    /// The service.
-    pub service: Arc<CueService>,
-    /// Configured streams (others are 404).
-    pub keys: StreamKeys,
-}
-
-/// The cue routes.
-pub fn router(api: Arc<CueApi>) -> Router {
+/// The cue routes (admin token required).
+pub fn router(api: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/streams/{stream}/cues", post(post_cue).get(list_cues))
         .route(
@@ -108,11 +100,6 @@ impl IntoResponse for ApiError {
             body.to_string(),
         )
             .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
         if let Some(secs) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
@@ -131,26 +118,16 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// Checks the token and the stream; returns the body bytes (413 over the limit).
-async fn admit(api: &CueApi, stream: &str, request: Request) -> Result<bytes::Bytes, ApiError> {
-    let (parts, body) = request.into_parts();
-    let token = bearer(&parts).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <token>)",
-        )
-    })?;
-    if !api.service.authorised(token, stream) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token"));
-    }
+/// Checks the stream; returns the body bytes (413 over the limit).
+async fn admit(api: &ApiState, stream: &str, request: Request) -> Result<bytes::Bytes, ApiError> {
     if !api.keys.names().iter().any(|n| n == stream) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no stream `{stream}`"),
         ));
     }
-    let limit = api.service.settings.max_request_bytes;
-    to_bytes(body, limit).await.map_err(|_| {
+    let limit = api.cues.settings.max_request_bytes;
+    to_bytes(request.into_body(), limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over {limit} bytes"),
@@ -179,34 +156,37 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 async fn post_cue(
-    State(api): State<Arc<CueApi>>,
+    _admin: Admin,
+    State(api): State<Arc<ApiState>>,
     Path(stream): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let body = admit(&api, &stream, request).await?;
     let request: CueRequest = parse(&body)?;
-    let cue = api.service.post(&stream, request).await?;
+    let cue = api.cues.post(&stream, request).await?;
     Ok(json(StatusCode::CREATED, cue.to_json()))
 }
 
 async fn list_cues(
-    State(api): State<Arc<CueApi>>,
+    _admin: Admin,
+    State(api): State<Arc<ApiState>>,
     Path(stream): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     admit(&api, &stream, request).await?;
-    let cues = api.service.list(&stream).await?;
+    let cues = api.cues.list(&stream).await?;
     let cues: Vec<_> = cues.iter().map(|c| c.to_json()).collect();
     Ok(json(StatusCode::OK, serde_json::json!({ "cues": cues })))
 }
 
 async fn end_cue(
-    State(api): State<Arc<CueApi>>,
+    _admin: Admin,
+    State(api): State<Arc<ApiState>>,
     Path((stream, id)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
     admit(&api, &stream, request).await?;
-    Ok(match api.service.end(&stream, &id).await? {
+    Ok(match api.cues.end(&stream, &id).await? {
         Some(cue) => json(StatusCode::OK, cue.to_json()),
         None => json(
             StatusCode::OK,
@@ -235,14 +215,14 @@ fn rundown_json(items: &[ScheduledCue]) -> serde_json::Value {
 
 /// `{"cues": [{"offset_s": 30, "kind": ..., ...}, ...]}`: each item is a cue request with
 /// `offset_s` instead of `at`.
-fn parse_rundown(body: &[u8], api: &CueApi) -> Result<Vec<RundownItem>, ApiError> {
+fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Upload {
         cues: Vec<serde_json::Map<String, serde_json::Value>>,
     }
     let upload: Upload = parse(body)?;
-    let limit = api.service.settings.max_rundown_items;
+    let limit = api.cues.settings.max_rundown_items;
     if upload.cues.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -275,7 +255,7 @@ fn parse_rundown(body: &[u8], api: &CueApi) -> Result<Vec<RundownItem>, ApiError
                 ..e
             })?;
         let spec = request
-            .validate(api.service.settings.max_payload_bytes)
+            .validate(api.cues.settings.max_payload_bytes)
             .map_err(|err| match err {
                 CueError::Invalid { field, reason } => bad(&field, reason),
                 too_large => ApiError::new(
@@ -289,19 +269,20 @@ fn parse_rundown(body: &[u8], api: &CueApi) -> Result<Vec<RundownItem>, ApiError
 }
 
 async fn upload_rundown(
-    api: Arc<CueApi>,
+    api: Arc<ApiState>,
     stream: String,
     request: Request,
     replace: bool,
 ) -> Result<Response, ApiError> {
     let body = admit(&api, &stream, request).await?;
     let items = parse_rundown(&body, &api)?;
-    let scheduled = api.service.schedule(&stream, items, replace).await?;
+    let scheduled = api.cues.schedule(&stream, items, replace).await?;
     Ok(json(StatusCode::OK, rundown_json(&scheduled)))
 }
 
 async fn put_rundown(
-    State(api): State<Arc<CueApi>>,
+    _admin: Admin,
+    State(api): State<Arc<ApiState>>,
     Path(stream): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -309,7 +290,8 @@ async fn put_rundown(
 }
 
 async fn append_rundown(
-    State(api): State<Arc<CueApi>>,
+    _admin: Admin,
+    State(api): State<Arc<ApiState>>,
     Path(stream): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -317,13 +299,14 @@ async fn append_rundown(
 }
 
 async fn get_rundown(
-    State(api): State<Arc<CueApi>>,
+    _admin: Admin,
+    State(api): State<Arc<ApiState>>,
     Path(stream): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     admit(&api, &stream, request).await?;
     Ok(json(
         StatusCode::OK,
-        rundown_json(&api.service.rundown_items(&stream)),
+        rundown_json(&api.cues.rundown_items(&stream)),
     ))
 }
