@@ -248,7 +248,15 @@ fn path_sep_at(code: &[char], at: usize) -> Option<usize> {
 /// `src/x/y.rs`. Inline `mod name { … }` blocks add to it for the `super::` paths inside them.
 fn uses_in(code: &str, depth: usize) -> Vec<Use> {
     let code: Vec<char> = code.chars().collect();
-    let line_of = |at: usize| code[..at].iter().filter(|&&c| c == '\n').count() + 1;
+    let targets_at = |at: usize| -> Vec<Use> {
+        path_targets(&code, at)
+            .into_iter()
+            .map(|(target, at)| Use {
+                target,
+                line: code[..at].iter().filter(|&&c| c == '\n').count() + 1,
+            })
+            .collect()
+    };
     let mut uses = Vec::new();
     // Brace depths at which inline modules opened.
     let mut inline: Vec<usize> = Vec::new();
@@ -292,14 +300,7 @@ fn uses_in(code: &str, depth: usize) -> Vec<Use> {
             }
             "crate" => {
                 if let Some(sep) = path_sep_at(&code, after) {
-                    uses.extend(
-                        path_targets(&code, sep)
-                            .into_iter()
-                            .map(|(target, at)| Use {
-                                target,
-                                line: line_of(at),
-                            }),
-                    );
+                    uses.extend(targets_at(sep));
                 }
             }
             "super" => {
@@ -310,14 +311,7 @@ fn uses_in(code: &str, depth: usize) -> Vec<Use> {
                 while let Some(sep) = path_sep_at(&code, at) {
                     level = level.saturating_sub(1);
                     if level == 0 {
-                        uses.extend(
-                            path_targets(&code, sep)
-                                .into_iter()
-                                .map(|(target, at)| Use {
-                                    target,
-                                    line: line_of(at),
-                                }),
-                        );
+                        uses.extend(targets_at(sep));
                         reached_root = true;
                         break;
                     }

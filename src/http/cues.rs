@@ -8,12 +8,13 @@
 //! missing/invalid token, 404 unknown stream / not live / unknown cue, 409 not applicable,
 //! 413 too large, 429 over the rate (with Retry-After), 503 no media yet, 500 storage.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::to_bytes;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Bytes, to_bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -34,7 +35,7 @@ pub fn router(api: Arc<ApiState>) -> Router {
         .route("/api/streams/{stream}/cues/{id}/end", post(end_cue))
         .route(
             "/api/streams/{stream}/rundown",
-            get(get_rundown).put(put_rundown).post(append_rundown),
+            get(get_rundown).put(upload_rundown).post(upload_rundown),
         )
         .with_state(api)
 }
@@ -118,21 +119,38 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// Checks the stream; returns the body bytes (413 over the limit).
-async fn admit(api: &ApiState, stream: &str, request: Request) -> Result<bytes::Bytes, ApiError> {
-    if !api.keys.names().iter().any(|n| n == stream) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no stream `{stream}`"),
-        ));
+/// A cue request past the checks every cue route makes, in this order: the admin token (401),
+/// a configured stream (404), a body within `cues.max_request_bytes` (413).
+struct Admitted {
+    /// The `{stream}` of the path.
+    stream: String,
+    /// The request body.
+    body: Bytes,
+}
+
+impl FromRequest<Arc<ApiState>> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, api: &Arc<ApiState>) -> Result<Admitted, Response> {
+        let (mut parts, body) = request.into_parts();
+        Admin::from_request_parts(&mut parts, api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(&mut parts, api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let stream = params.remove("stream").unwrap_or_default();
+        if !api.keys.names().contains(&stream) {
+            let message = format!("no stream `{stream}`");
+            return Err(ApiError::new(StatusCode::NOT_FOUND, message).into_response());
+        }
+        let limit = api.cues.settings.max_request_bytes;
+        let body = to_bytes(body, limit).await.map_err(|_| {
+            let message = format!("request body over {limit} bytes");
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message).into_response()
+        })?;
+        Ok(Admitted { stream, body })
     }
-    let limit = api.cues.settings.max_request_bytes;
-    to_bytes(request.into_body(), limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {limit} bytes"),
-        )
-    })
 }
 
 /// Deserializes with the failing field's path in the error.
@@ -156,37 +174,29 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 async fn post_cue(
-    _admin: Admin,
     State(api): State<Arc<ApiState>>,
-    Path(stream): Path<String>,
-    request: Request,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let body = admit(&api, &stream, request).await?;
-    let request: CueRequest = parse(&body)?;
-    let cue = api.cues.post(&stream, request).await?;
+    let request: CueRequest = parse(&admitted.body)?;
+    let cue = api.cues.post(&admitted.stream, request).await?;
     Ok(json(StatusCode::CREATED, cue.to_json()))
 }
 
 async fn list_cues(
-    _admin: Admin,
     State(api): State<Arc<ApiState>>,
-    Path(stream): Path<String>,
-    request: Request,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&api, &stream, request).await?;
-    let cues = api.cues.list(&stream).await?;
+    let cues = api.cues.list(&admitted.stream).await?;
     let cues: Vec<_> = cues.iter().map(|c| c.to_json()).collect();
     Ok(json(StatusCode::OK, serde_json::json!({ "cues": cues })))
 }
 
 async fn end_cue(
-    _admin: Admin,
     State(api): State<Arc<ApiState>>,
-    Path((stream, id)): Path<(String, String)>,
-    request: Request,
+    Path((_, id)): Path<(String, String)>,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&api, &stream, request).await?;
-    Ok(match api.cues.end(&stream, &id).await? {
+    Ok(match api.cues.end(&admitted.stream, &id).await? {
         Some(cue) => json(StatusCode::OK, cue.to_json()),
         None => json(
             StatusCode::OK,
@@ -268,45 +278,22 @@ fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiErr
     Ok(items)
 }
 
+/// `PUT …/rundown` replaces the unfired items, `POST` appends to them.
 async fn upload_rundown(
-    api: Arc<ApiState>,
-    stream: String,
-    request: Request,
-    replace: bool,
+    State(api): State<Arc<ApiState>>,
+    method: Method,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let body = admit(&api, &stream, request).await?;
-    let items = parse_rundown(&body, &api)?;
-    let scheduled = api.cues.schedule(&stream, items, replace).await?;
+    let items = parse_rundown(&admitted.body, &api)?;
+    let replace = method == Method::PUT;
+    let scheduled = api.cues.schedule(&admitted.stream, items, replace).await?;
     Ok(json(StatusCode::OK, rundown_json(&scheduled)))
 }
 
-async fn put_rundown(
-    _admin: Admin,
-    State(api): State<Arc<ApiState>>,
-    Path(stream): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    upload_rundown(api, stream, request, true).await
-}
-
-async fn append_rundown(
-    _admin: Admin,
-    State(api): State<Arc<ApiState>>,
-    Path(stream): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    upload_rundown(api, stream, request, false).await
-}
-
 async fn get_rundown(
-    _admin: Admin,
     State(api): State<Arc<ApiState>>,
-    Path(stream): Path<String>,
-    request: Request,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&api, &stream, request).await?;
-    Ok(json(
-        StatusCode::OK,
-        rundown_json(&api.cues.rundown_items(&stream)),
-    ))
+    let items = api.cues.rundown_items(&admitted.stream);
+    Ok(json(StatusCode::OK, rundown_json(&items)))
 }
