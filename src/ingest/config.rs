@@ -122,3 +122,34 @@ impl StreamConfig {
         StreamKeys::new(streams)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(name: &str, key: &str, srt_passphrase: &str) -> StreamConfig {
+        StreamConfig {
+            name: name.into(),
+            key: key.into(),
+            srt_passphrase: srt_passphrase.into(),
+        }
+    }
+
+    #[test]
+    fn stream_errors_name_the_entry_and_field() {
+        let ok = [stream("a", "ka", ""), stream("b", "kb", "ten-chars!")];
+        assert_eq!(StreamConfig::validate_list(&ok), Ok(()));
+        for (streams, key) in [
+            (vec![stream("a b", "k", "")], "[0].name"),
+            (vec![stream("a", "k/1", "")], "[0].key"),
+            (vec![stream("a", "k", "short")], "[0].srt_passphrase"),
+            (vec![stream("a", "k", ""), stream("a", "l", "")], "[1].name"),
+            (vec![stream("a", "k", ""), stream("b", "k", "")], "[1].key"),
+        ] {
+            let err = StreamConfig::validate_list(&streams).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+        let keys = StreamConfig::keys(&ok);
+        assert_eq!(keys.stream_for("kb"), Some("b"));
+    }
+}

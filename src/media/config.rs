@@ -186,3 +186,50 @@ impl RungConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rung(name: &str, width: u32) -> RungConfig {
+        RungConfig {
+            name: name.into(),
+            width,
+            height: 360,
+            video_bitrate_kbps: 800,
+            max_fps: 30,
+            profile: "main".into(),
+            preset: "veryfast".into(),
+            threads: DEFAULT_RUNG_THREADS,
+        }
+    }
+
+    fn config(ladder: Vec<RungConfig>, source_rung: bool) -> Config {
+        Config {
+            pipelines_dir: "pipelines".into(),
+            passthrough_template: "passthrough.pipeline".into(),
+            track_wait_s: 1.0,
+            ladder_template: "ladder.pipeline".into(),
+            rung_template: "rung.pipeline".into(),
+            source_rung,
+            ladder,
+        }
+    }
+
+    #[test]
+    fn rung_errors_name_the_rung_and_field() {
+        assert_eq!(config(vec![rung("360p", 640)], false).validate(), Ok(()));
+        let key = |config: Config| config.validate().unwrap_err().key;
+        assert_eq!(
+            key(config(vec![rung("360p", 641)], true)),
+            "ladder[0].width"
+        );
+        assert_eq!(
+            key(config(vec![rung("source", 640)], true)),
+            "ladder[0].name"
+        );
+        let twins = vec![rung("360p", 640), rung("360p", 640)];
+        assert_eq!(key(config(twins, true)), "ladder[1].name");
+        assert_eq!(key(config(Vec::new(), false)), "source_rung");
+    }
+}
