@@ -113,19 +113,8 @@ impl App {
         let http = http::Server::start(http_listener, router)?;
 
         let (rtmp_addr, http_addr, srt_addr) = (ingest.rtmp_addr, http.addr, ingest.srt_addr);
-        let app = &config.rtmp.app;
         tracing::info!(%rtmp_addr, %http_addr, srt_addr = ?srt_addr, "cuecast is serving");
-        if let Some(addr) = srt_addr {
-            tracing::info!(
-                "publish over SRT: srt://HOST:{}?streamid=publish:{app}/<key> (or #!::r={app}/<key>,m=publish)",
-                addr.port(),
-            );
-        }
-        tracing::info!(
-            "publish: rtmp://HOST:{}/{app} with a stream key; play: http://HOST:{}/hls/<stream>/index.m3u8",
-            rtmp_addr.port(),
-            http_addr.port()
-        );
+        ingest.log_publish_urls(&config.rtmp.app, http_addr);
         Ok(App {
             rtmp_addr,
             http_addr,

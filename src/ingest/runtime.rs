@@ -140,6 +140,21 @@ impl Ingest {
         })
     }
 
+    /// Logs how to publish to this server (and where the result plays, from `http_addr`).
+    pub fn log_publish_urls(&self, app: &str, http_addr: SocketAddr) {
+        if let Some(addr) = self.srt_addr {
+            tracing::info!(
+                "publish over SRT: srt://HOST:{}?streamid=publish:{app}/<key> (or #!::r={app}/<key>,m=publish)",
+                addr.port(),
+            );
+        }
+        tracing::info!(
+            "publish: rtmp://HOST:{}/{app} with a stream key; play: http://HOST:{}/hls/<stream>/index.m3u8",
+            self.rtmp_addr.port(),
+            http_addr.port()
+        );
+    }
+
     /// After `shutdown` was cancelled: waits until every connection has closed, or `deadline`.
     pub async fn drain(&self, deadline: tokio::time::Instant) {
         self.tasks.close();
