@@ -26,10 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cuecast::config::RungConfig;
 use cuecast::hls::packager::PackagerConfig;
 use cuecast::hls::stream::HlsStream;
 use cuecast::ingest::flv::FlvUnpacker;
+use cuecast::media::RungConfig;
 use cuecast::media::frame::MediaUnit;
 use cuecast::media::ladder::Ladder;
 use cuecast::media::template::Template;

@@ -8,6 +8,7 @@
 
 pub mod cert;
 pub mod client;
+mod config;
 pub mod history;
 pub mod hub;
 pub mod links;
@@ -25,16 +26,15 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ChatConfig, secs};
 use crate::hls::registry::Registry;
 use crate::store::Store;
 use crate::users::Users;
 use cert::{CertSource, DevCerts};
-use hub::{Hub, HubSettings};
+use hub::Hub;
 use metrics::ChatMetrics;
-use review::{Review, ReviewSettings};
-use room::RoomSettings;
-use server::ServerSettings;
+use review::Review;
+
+pub use config::Config;
 
 /// How often the development certificate's rotation is checked.
 const CERT_CHECK: Duration = Duration::from_secs(60);
@@ -54,7 +54,7 @@ pub struct ChatService {
 impl ChatService {
     /// Binds the endpoint and starts serving.
     pub async fn start(
-        config: &ChatConfig,
+        config: &Config,
         rooms: Vec<String>,
         registry: Arc<Registry>,
         store: Store,
@@ -74,13 +74,7 @@ impl ChatService {
             )
         };
         let certs = Arc::new(certs);
-        let server_settings = ServerSettings {
-            max_frame: config.max_frame_bytes,
-            hello_timeout: secs(config.hello_timeout_s),
-            max_connections_per_ip: config.max_connections_per_ip,
-            max_connections: config.max_connections,
-            idle_timeout: secs(config.idle_timeout_s),
-        };
+        let server_settings = config.server_settings();
         let quic = server::server_config(Arc::clone(&certs), &server_settings)?;
         let buffer = config.socket_buffer_bytes;
         let endpoint = match server::bind(config.listen, quic.clone(), buffer) {
@@ -100,37 +94,12 @@ impl ChatService {
         let addr = endpoint.local_addr()?;
 
         let metrics = Arc::new(ChatMetrics::default());
-        let review = (!config.review_url.is_empty()).then(|| {
-            Review::new(
-                ReviewSettings {
-                    url: config.review_url.clone(),
-                    timeout: Duration::from_millis(config.review_timeout_ms),
-                    fallback: config.review_fallback,
-                },
-                Arc::clone(&metrics),
-            )
-        });
+        let review = config
+            .review_settings()
+            .map(|settings| Review::new(settings, Arc::clone(&metrics)));
         let hub = Arc::new(
             Hub::new(
-                HubSettings {
-                    room: Arc::new(RoomSettings {
-                        backfill: config.backfill,
-                        max_text_chars: config.max_text_chars,
-                        max_staff_text_chars: config.max_staff_text_chars,
-                        link_policy: config.link_policy,
-                        link_allowlist: config
-                            .link_allowlist
-                            .iter()
-                            .map(|d| d.to_ascii_lowercase())
-                            .collect(),
-                        rate_burst: config.rate_burst,
-                        rate_per_s: config.rate_per_s,
-                        slow_mode: Duration::from_secs(config.slow_mode_s),
-                    }),
-                    tick: Duration::from_millis(config.batch_ms),
-                    phases: config.batch_phases,
-                    queue: config.queue_batches,
-                },
+                config.hub_settings(),
                 rooms,
                 registry,
                 store,

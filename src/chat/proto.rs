@@ -8,6 +8,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+/// What a login token grants (defined by accounts, carried in `welcome`).
+pub use crate::users::Capability;
+
 /// ALPN of the native protocol; the `/1` is the major version.
 pub const ALPN_NATIVE: &[u8] = b"cuecast-chat/1";
 /// ALPN of HTTP/3 (WebTransport sessions).
@@ -129,39 +132,6 @@ impl FrameError {
             FrameError::TooLarge { .. } => CloseCode::FrameTooLarge,
             FrameError::Malformed(_) => CloseCode::MalformedFrame,
             FrameError::Unknown(_) => CloseCode::UnknownMessage,
-        }
-    }
-}
-
-/// Capabilities a token grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Capability {
-    /// Post messages.
-    Send,
-    /// Delete messages, time out and ban users, set slow mode; post links.
-    Moderate,
-    /// Post links and product cards, pin messages.
-    Host,
-}
-
-impl Capability {
-    /// The name used in tokens, config and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::Send => "send",
-            Capability::Moderate => "moderate",
-            Capability::Host => "host",
-        }
-    }
-
-    /// Parses a capability name.
-    pub fn parse(name: &str) -> Option<Capability> {
-        match name {
-            "send" => Some(Capability::Send),
-            "moderate" => Some(Capability::Moderate),
-            "host" => Some(Capability::Host),
-            _ => None,
         }
     }
 }

@@ -8,9 +8,10 @@
 //!   cue's start, in every rendition (`track::Carriage`).
 //!
 //! Cues are persisted (`store`, SQLite) before they are published; rundowns (`rundown`) fire
-//! from the ingested media timeline. `service` holds the logic, `api` the HTTP shell.
+//! from the ingested media timeline. `service` holds the logic, `crate::http::cues` the HTTP
+//! shell.
 
-pub mod api;
+mod config;
 pub mod emsg;
 pub mod model;
 pub mod mp4;
@@ -19,6 +20,8 @@ pub mod rundown;
 pub mod service;
 pub mod store;
 pub mod track;
+
+pub use config::Config;
 
 use crate::hls::stream::HlsStream;
 

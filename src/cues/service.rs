@@ -1,6 +1,6 @@
 //! The cue service: places requested cues on a live session's media timeline, persists them
 //! before they become visible, cuts them short, keeps rundowns and fires them from the media
-//! timeline. The HTTP layer (`super::api`) is a thin shell around it.
+//! timeline. The HTTP layer (`crate::http::cues`) is a thin shell around it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 
+use super::Config;
 use super::model::{At, Cue, CueError, CueKind, CueRequest, CueSpec, Source, check_seconds};
 use super::rate::TokenBucket;
 use super::rundown::{Rundown, ScheduledCue};
@@ -18,38 +19,6 @@ use crate::hls::stream::HlsStream;
 
 /// Longest rundown offset: 7 days.
 pub const MAX_OFFSET_S: f64 = 7.0 * 86_400.0;
-
-/// Settings from `[cues]`.
-#[derive(Debug, Clone)]
-pub struct CueSettings {
-    /// Accepted cue requests per second per stream.
-    pub rate_per_s: f64,
-    /// Requests allowed at once before the rate applies.
-    pub rate_burst: u32,
-    /// Largest JSON of product + data, bytes (413 above).
-    pub max_payload_bytes: usize,
-    /// Largest request body, bytes (413 above).
-    pub max_request_bytes: usize,
-    /// Most items in one rundown upload.
-    pub max_rundown_items: usize,
-}
-
-/// Who may post cues for a stream. The admin token is one implementation; per-user host
-/// tokens (e.g. issued by the chat service) can be added as others.
-pub trait HostAuth: Send + Sync {
-    /// Whether `token` may manage the cues of `stream`.
-    fn allows(&self, token: &str, stream: &str) -> bool;
-}
-
-/// The admin bearer token: may manage every stream.
-pub struct AdminToken(pub String);
-
-impl HostAuth for AdminToken {
-    fn allows(&self, token: &str, _stream: &str) -> bool {
-        let (a, b) = (token.as_bytes(), self.0.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-}
 
 /// Why a cue operation failed; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -94,10 +63,8 @@ pub struct RundownItem {
 pub struct CueService {
     pool: SqlitePool,
     /// Settings.
-    pub settings: CueSettings,
+    pub settings: Config,
     registry: Arc<Registry>,
-    /// Who may manage cues.
-    auth: Vec<Arc<dyn HostAuth>>,
     /// Rate limiters by stream.
     buckets: Mutex<HashMap<String, TokenBucket>>,
     /// Unfired rundown items by stream.
@@ -112,9 +79,8 @@ impl CueService {
     /// Loads unfired rundown items and starts the task that persists fired ones.
     pub async fn start(
         pool: SqlitePool,
-        settings: CueSettings,
+        settings: Config,
         registry: Arc<Registry>,
-        auth: Vec<Arc<dyn HostAuth>>,
     ) -> Result<Arc<CueService>, StoreError> {
         let mut rundowns: HashMap<String, Arc<Rundown>> = HashMap::new();
         let mut by_stream: HashMap<String, Vec<ScheduledCue>> = HashMap::new();
@@ -139,7 +105,6 @@ impl CueService {
             pool,
             settings,
             registry: Arc::clone(&registry),
-            auth,
             buckets: Mutex::new(HashMap::new()),
             rundowns: Mutex::new(rundowns),
             fired: Mutex::new(Some(tx)),
@@ -161,11 +126,6 @@ impl CueService {
         if let Some(task) = task {
             let _ = task.await;
         }
-    }
-
-    /// Whether `token` may manage `stream`'s cues.
-    pub fn authorised(&self, token: &str, stream: &str) -> bool {
-        self.auth.iter().any(|a| a.allows(token, stream))
     }
 
     fn rundown(&self, stream: &str) -> Arc<Rundown> {

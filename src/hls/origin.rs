@@ -25,7 +25,15 @@ use super::directives::{Directives, SkipRequest};
 use super::packager::{Object, PartId, Position, Resource};
 use super::registry::Registry;
 use super::stream::{HlsStream, PlaylistForm, Rendition, RenditionKind};
-use crate::config::is_valid_stream_name;
+
+/// Public stream names: 1–64 of `[A-Za-z0-9_-]` (they appear in URLs and file names).
+pub fn is_valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// Content type of playlists (RFC 8216 §4).
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";

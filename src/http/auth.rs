@@ -1,4 +1,5 @@
-//! API authentication: `Authorization: Bearer <token>`.
+//! API authentication: `Authorization: Bearer <token>`. The one admin-token check of every
+//! router ([`Admin`], [`AdminToken::matches`]).
 
 use std::sync::Arc;
 
@@ -53,6 +54,28 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The admin bearer token (`api.admin_token`): may call every admin route, for every stream.
+#[derive(Clone)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// The configured token.
+    pub fn new(token: impl Into<String>) -> AdminToken {
+        AdminToken(token.into())
+    }
+
+    /// Whether a request's `token` is the admin token (compared in constant time).
+    pub fn matches(&self, token: &str) -> bool {
+        constant_time_eq(token.as_bytes(), self.0.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
 impl FromRequestParts<Arc<ApiState>> for Admin {
     type Rejection = AuthError;
 
@@ -61,7 +84,7 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
         state: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(AuthError::Missing)?;
-        if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+        if state.admin_token.matches(token) {
             Ok(Admin)
         } else {
             Err(AuthError::Invalid)
@@ -95,5 +118,10 @@ mod tests {
         assert!(constant_time_eq(b"dev-admin-token", b"dev-admin-token"));
         assert!(!constant_time_eq(b"dev-admin-token", b"dev-admin-tokem"));
         assert!(!constant_time_eq(b"dev", b"dev-admin-token"));
+        let admin = AdminToken::new("dev-admin-token");
+        assert!(admin.matches("dev-admin-token"));
+        assert!(!admin.matches("dev-admin-tokem"));
+        assert!(!admin.matches(""));
+        assert_eq!(format!("{admin:?}"), "AdminToken(..)");
     }
 }

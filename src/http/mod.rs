@@ -1,8 +1,13 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
-//! request tracing.
+//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`), so
+//! the features do not depend on HTTP, and every admin route checks the token in one place
+//! ([`auth::Admin`]).
 
 pub mod auth;
 pub mod chat;
+mod config;
+pub mod cues;
+mod server;
 pub mod users;
 
 use std::sync::Arc;
@@ -15,17 +20,19 @@ use axum::routing::get;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-use crate::cues::api::{self as cue_api, CueApi};
 use crate::cues::service::CueService;
 use crate::hls::origin::{self, Origin};
 use crate::ingest::{LiveSet, StreamKeys};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+pub use config::{ApiConfig, Config, DEV_ADMIN_TOKEN};
+pub use server::{HttpError, Server};
+
 /// What the API handlers share.
 pub struct ApiState {
     /// Admin bearer token.
-    pub admin_token: String,
+    pub admin_token: auth::AdminToken,
     /// Configured streams.
     pub keys: StreamKeys,
     /// Current publishers.
@@ -71,10 +78,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
     Router::new()
         .merge(origin::router(Arc::clone(&api.origin)))
         .merge(api_routes)
-        .merge(cue_api::router(Arc::new(CueApi {
-            service: Arc::clone(&api.cues),
-            keys: api.keys.clone(),
-        })))
+        .merge(cues::router(Arc::clone(&api)))
         .merge(users::router(Arc::clone(&api)))
         .merge(chat::router(Arc::clone(&api)))
         .fallback(not_found)

@@ -13,8 +13,7 @@ use serde::Deserialize;
 
 use super::ApiState;
 use super::auth::Admin;
-use crate::chat::proto::Capability;
-use crate::users::UserError;
+use crate::users::{Capability, UserError};
 
 /// Login or sign-up body.
 #[derive(Deserialize)]

@@ -2,8 +2,10 @@
 //! stream-key authentication, the one-publisher-per-stream rule, and continuity across
 //! reconnects ([`IngestContext::begin_publish`], [`Publication::end`]).
 
+mod config;
 pub mod flv;
 pub mod rtmp;
+mod runtime;
 pub mod srt;
 
 use std::collections::HashMap;
@@ -14,12 +16,14 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::StreamConfig;
 use crate::hls::registry::Registry;
 use crate::hls::stream::HlsStream;
 use crate::media::frame::MediaUnit;
 use crate::media::{MediaError, MediaSettings, StreamPipeline};
 use crate::metrics::Metrics;
+
+pub use config::{Config, StreamConfig};
+pub use runtime::{Ingest, IngestError};
 
 /// Publish keys → public stream names.
 #[derive(Debug, Clone, Default)]

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use super::MediaError;
+use super::RungConfig;
 use super::template::{RENDITION_SINK_PREFIX, Template};
-use crate::config::RungConfig;
 use crate::metrics::Metrics;
 
 /// Name of the ladder's appsrc.

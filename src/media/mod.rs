@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod codec;
+mod config;
 pub mod frame;
 pub mod ladder;
 pub mod mpegts;
@@ -10,6 +11,9 @@ pub mod pipeline;
 pub mod scale;
 pub mod template;
 
+pub use config::{
+    Config, DEFAULT_RUNG_THREADS, H264_PROFILES, RESERVED_RENDITIONS, RungConfig, X264_PRESETS,
+};
 pub use pipeline::{MediaSettings, StreamPipeline};
 
 /// Errors of the media layer.

@@ -209,7 +209,7 @@ impl Template {
             )));
         }
         for (rendition, _) in &sinks {
-            if !crate::config::is_valid_stream_name(rendition) {
+            if !crate::hls::origin::is_valid_stream_name(rendition) {
                 return Err(self.error(&format!(
                     "appsink `{RENDITION_SINK_PREFIX}{rendition}`: rendition names are letters, digits, '-' and '_'"
                 )));

@@ -4,6 +4,8 @@
 //! The token signing secret is generated on first start and kept in the store's `kv` table, so
 //! tokens survive restarts.
 
+mod capability;
+mod config;
 pub mod token;
 
 use std::collections::BTreeSet;
@@ -14,9 +16,11 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::chat::proto::Capability;
 use crate::store::Store;
 use token::{Claims, TokenError, TokenKey};
+
+pub use capability::Capability;
+pub use config::Config;
 
 /// `kv` key of the token signing secret.
 const SECRET_KEY: &str = "users.token_secret";

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
-use crate::chat::proto::Capability;
+use super::Capability;
 
 /// Token format prefix.
 const PREFIX: &str = "v1.";

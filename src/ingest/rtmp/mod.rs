@@ -14,6 +14,7 @@
 
 pub mod amf0;
 pub mod chunk;
+mod config;
 pub mod error;
 pub mod handshake;
 pub mod message;
@@ -21,5 +22,6 @@ pub mod server;
 pub mod session;
 
 pub use amf0::Amf0Error;
+pub use config::Config;
 pub use error::RtmpError;
 pub use session::{Event, ServerSession, SessionConfig};

@@ -8,6 +8,7 @@
 //!   MPEG-TS handed to a [`crate::media::mpegts::TsDemuxer`] per publisher, units to a Tokio task
 //!   owning the [`crate::ingest::Publication`].
 
+mod config;
 pub mod ffi;
 pub mod server;
 pub mod streamid;
@@ -18,8 +19,9 @@ use std::time::Duration;
 
 use streamid::{RejectReason, Rejection};
 
-use super::{LiveSet, StreamKeys};
-use crate::config::StreamConfig;
+use super::{LiveSet, StreamConfig, StreamKeys};
+
+pub use config::{Config, check_passphrase};
 
 /// Settings of the SRT listener.
 #[derive(Debug, Clone)]

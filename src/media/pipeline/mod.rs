@@ -444,7 +444,7 @@ mod tests {
         let (avcc, frames) = encoded_h264(90);
         let dir = tempfile::tempdir().unwrap();
         let base = settings(include_str!("../../../pipelines/passthrough.pipeline"));
-        let rung = |name: &str, width, height| crate::config::RungConfig {
+        let rung = |name: &str, width, height| crate::media::RungConfig {
             name: name.into(),
             width,
             height,

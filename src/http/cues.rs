@@ -1,4 +1,4 @@
-//! HTTP API of cues (JSON):
+//! HTTP API of cues (JSON), around [`crate::cues::service::CueService`]:
 //! - `POST /api/streams/{stream}/cues` → 201 cue; `GET …/cues` → `{"cues": [...]}`
 //! - `DELETE /api/streams/{stream}/cues/{id}` (or `POST …/cues/{id}/end`) → 200 cue, ended now
 //! - `PUT /api/streams/{stream}/rundown` (replace) / `POST` (append) → `{"items": [...]}`;
@@ -8,31 +8,24 @@
 //! missing/invalid token, 404 unknown stream / not live / unknown cue, 409 not applicable,
 //! 413 too large, 429 over the rate (with Retry-After), 503 no media yet, 500 storage.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::to_bytes;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Bytes, to_bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::model::{CueError, CueRequest, check_seconds, ns_to_s};
-use super::rundown::ScheduledCue;
-use super::service::{CueService, MAX_OFFSET_S, RundownItem, ServiceError};
-use crate::http::auth::bearer;
-use crate::ingest::StreamKeys;
+use super::ApiState;
+use super::auth::Admin;
+use crate::cues::model::{CueError, CueRequest, check_seconds, ns_to_s};
+use crate::cues::rundown::ScheduledCue;
+use crate::cues::service::{MAX_OFFSET_S, RundownItem, ServiceError};
 
-/// What the handlers share.
-pub struct CueApi {
-    /// The service.
-    pub service: Arc<CueService>,
-    /// Configured streams (others are 404).
-    pub keys: StreamKeys,
-}
-
-/// The cue routes.
-pub fn router(api: Arc<CueApi>) -> Router {
+/// The cue routes (admin token required).
+pub fn router(api: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/streams/{stream}/cues", post(post_cue).get(list_cues))
         .route(
@@ -42,7 +35,7 @@ pub fn router(api: Arc<CueApi>) -> Router {
         .route("/api/streams/{stream}/cues/{id}/end", post(end_cue))
         .route(
             "/api/streams/{stream}/rundown",
-            get(get_rundown).put(put_rundown).post(append_rundown),
+            get(get_rundown).put(upload_rundown).post(upload_rundown),
         )
         .with_state(api)
 }
@@ -108,11 +101,6 @@ impl IntoResponse for ApiError {
             body.to_string(),
         )
             .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
         if let Some(secs) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
@@ -131,31 +119,38 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// Checks the token and the stream; returns the body bytes (413 over the limit).
-async fn admit(api: &CueApi, stream: &str, request: Request) -> Result<bytes::Bytes, ApiError> {
-    let (parts, body) = request.into_parts();
-    let token = bearer(&parts).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <token>)",
-        )
-    })?;
-    if !api.service.authorised(token, stream) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token"));
+/// A cue request past the checks every cue route makes, in this order: the admin token (401),
+/// a configured stream (404), a body within `cues.max_request_bytes` (413).
+struct Admitted {
+    /// The `{stream}` of the path.
+    stream: String,
+    /// The request body.
+    body: Bytes,
+}
+
+impl FromRequest<Arc<ApiState>> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, api: &Arc<ApiState>) -> Result<Admitted, Response> {
+        let (mut parts, body) = request.into_parts();
+        Admin::from_request_parts(&mut parts, api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(&mut parts, api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let stream = params.remove("stream").unwrap_or_default();
+        if !api.keys.names().contains(&stream) {
+            let message = format!("no stream `{stream}`");
+            return Err(ApiError::new(StatusCode::NOT_FOUND, message).into_response());
+        }
+        let limit = api.cues.settings.max_request_bytes;
+        let body = to_bytes(body, limit).await.map_err(|_| {
+            let message = format!("request body over {limit} bytes");
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message).into_response()
+        })?;
+        Ok(Admitted { stream, body })
     }
-    if !api.keys.names().iter().any(|n| n == stream) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no stream `{stream}`"),
-        ));
-    }
-    let limit = api.service.settings.max_request_bytes;
-    to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {limit} bytes"),
-        )
-    })
 }
 
 /// Deserializes with the failing field's path in the error.
@@ -179,34 +174,29 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 async fn post_cue(
-    State(api): State<Arc<CueApi>>,
-    Path(stream): Path<String>,
-    request: Request,
+    State(api): State<Arc<ApiState>>,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let body = admit(&api, &stream, request).await?;
-    let request: CueRequest = parse(&body)?;
-    let cue = api.service.post(&stream, request).await?;
+    let request: CueRequest = parse(&admitted.body)?;
+    let cue = api.cues.post(&admitted.stream, request).await?;
     Ok(json(StatusCode::CREATED, cue.to_json()))
 }
 
 async fn list_cues(
-    State(api): State<Arc<CueApi>>,
-    Path(stream): Path<String>,
-    request: Request,
+    State(api): State<Arc<ApiState>>,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&api, &stream, request).await?;
-    let cues = api.service.list(&stream).await?;
+    let cues = api.cues.list(&admitted.stream).await?;
     let cues: Vec<_> = cues.iter().map(|c| c.to_json()).collect();
     Ok(json(StatusCode::OK, serde_json::json!({ "cues": cues })))
 }
 
 async fn end_cue(
-    State(api): State<Arc<CueApi>>,
-    Path((stream, id)): Path<(String, String)>,
-    request: Request,
+    State(api): State<Arc<ApiState>>,
+    Path((_, id)): Path<(String, String)>,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&api, &stream, request).await?;
-    Ok(match api.service.end(&stream, &id).await? {
+    Ok(match api.cues.end(&admitted.stream, &id).await? {
         Some(cue) => json(StatusCode::OK, cue.to_json()),
         None => json(
             StatusCode::OK,
@@ -235,14 +225,14 @@ fn rundown_json(items: &[ScheduledCue]) -> serde_json::Value {
 
 /// `{"cues": [{"offset_s": 30, "kind": ..., ...}, ...]}`: each item is a cue request with
 /// `offset_s` instead of `at`.
-fn parse_rundown(body: &[u8], api: &CueApi) -> Result<Vec<RundownItem>, ApiError> {
+fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Upload {
         cues: Vec<serde_json::Map<String, serde_json::Value>>,
     }
     let upload: Upload = parse(body)?;
-    let limit = api.service.settings.max_rundown_items;
+    let limit = api.cues.settings.max_rundown_items;
     if upload.cues.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -275,7 +265,7 @@ fn parse_rundown(body: &[u8], api: &CueApi) -> Result<Vec<RundownItem>, ApiError
                 ..e
             })?;
         let spec = request
-            .validate(api.service.settings.max_payload_bytes)
+            .validate(api.cues.settings.max_payload_bytes)
             .map_err(|err| match err {
                 CueError::Invalid { field, reason } => bad(&field, reason),
                 too_large => ApiError::new(
@@ -288,42 +278,22 @@ fn parse_rundown(body: &[u8], api: &CueApi) -> Result<Vec<RundownItem>, ApiError
     Ok(items)
 }
 
+/// `PUT …/rundown` replaces the unfired items, `POST` appends to them.
 async fn upload_rundown(
-    api: Arc<CueApi>,
-    stream: String,
-    request: Request,
-    replace: bool,
+    State(api): State<Arc<ApiState>>,
+    method: Method,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let body = admit(&api, &stream, request).await?;
-    let items = parse_rundown(&body, &api)?;
-    let scheduled = api.service.schedule(&stream, items, replace).await?;
+    let items = parse_rundown(&admitted.body, &api)?;
+    let replace = method == Method::PUT;
+    let scheduled = api.cues.schedule(&admitted.stream, items, replace).await?;
     Ok(json(StatusCode::OK, rundown_json(&scheduled)))
 }
 
-async fn put_rundown(
-    State(api): State<Arc<CueApi>>,
-    Path(stream): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    upload_rundown(api, stream, request, true).await
-}
-
-async fn append_rundown(
-    State(api): State<Arc<CueApi>>,
-    Path(stream): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    upload_rundown(api, stream, request, false).await
-}
-
 async fn get_rundown(
-    State(api): State<Arc<CueApi>>,
-    Path(stream): Path<String>,
-    request: Request,
+    State(api): State<Arc<ApiState>>,
+    admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    admit(&api, &stream, request).await?;
-    Ok(json(
-        StatusCode::OK,
-        rundown_json(&api.service.rundown_items(&stream)),
-    ))
+    let items = api.cues.rundown_items(&admitted.stream);
+    Ok(json(StatusCode::OK, rundown_json(&items)))
 }
