@@ -144,6 +144,7 @@ impl App {
             .with_context(|| format!("http.listen: cannot bind {}", config.http.listen))?;
         let rtmp_addr = rtmp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
+        tracing::info!(http = %http_addr, "listening");
 
         let shutdown = CancellationToken::new();
         let ingest_tasks = TaskTracker::new();

@@ -17,3 +17,6 @@ pub mod media;
 pub mod metrics;
 pub mod store;
 pub mod users;
+
+#[cfg(test)]
+mod testing;

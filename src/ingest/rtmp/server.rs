@@ -146,6 +146,10 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(rtmp = %addr, "listening"),
+        Err(error) => tracing::warn!(%error, "RTMP listener has no local address"),
+    }
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     loop {
         let accepted = tokio::select! {
