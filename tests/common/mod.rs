@@ -2,13 +2,32 @@
 //! ([`Server`]), real ffmpeg and GStreamer publishers ([`Publisher`]), HTTP and playlist helpers
 //! (m3u8-rs, ffprobe) and a small ISO BMFF reader ([`bmff`]), independent of the server's.
 //! Each test binary uses a part of them.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
 pub mod bmff;
 mod hls;
 mod publisher;
 mod server;
 
+// Each test binary uses a part of these.
+#[allow(unused_imports)]
 pub use hls::*;
+#[allow(unused_imports)]
 pub use publisher::Publisher;
+#[allow(unused_imports)]
 pub use server::{STREAMS, Server, closed_by_peer, listener_addr, wait_log, wait_log_count};
+
+/// Waits up to `timeout` for `child` to exit; its status if it did.
+fn wait_child(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A publisher process (ffmpeg or gst-launch), killed on drop.
 pub struct Publisher {
@@ -144,14 +144,7 @@ impl Publisher {
 
     /// Waits up to `timeout` for exit; the status if it exited.
     pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        super::wait_child(&mut self.child, timeout)
     }
 
     /// SIGKILL, as when an encoder crashes or its machine loses the network.

@@ -108,15 +108,9 @@ impl SrtError {
                 srt_getlasterror_str(),
             )
         };
-        let message = if text.is_null() {
-            String::new()
-        } else {
-            // SAFETY: a non-null result is a NUL-terminated string owned by libsrt, valid until
-            // the next libsrt call on this thread; it is copied before that.
-            unsafe { CStr::from_ptr(text) }
-                .to_string_lossy()
-                .into_owned()
-        };
+        // SAFETY: null or a NUL-terminated string owned by libsrt, valid until the next libsrt
+        // call on this thread; it is copied before that.
+        let message = unsafe { c_string(text) };
         SrtError {
             call,
             code,
@@ -183,17 +177,31 @@ unsafe extern "C" fn on_log(
     _area: *const c_char,
     message: *const c_char,
 ) {
-    if message.is_null() {
+    // SAFETY: libsrt passes a NUL-terminated message valid for the call (or null).
+    let text = unsafe { c_string(message) };
+    let text = text.trim();
+    if text.is_empty() {
         return;
     }
-    // SAFETY: libsrt passes a NUL-terminated message valid for the call.
-    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
-    let text = text.trim();
     if level <= 3 {
         tracing::warn!(target: "libsrt", "{text}");
     } else {
         tracing::info!(target: "libsrt", "{text}");
     }
+}
+
+/// A copy of a C string from libsrt (lossy UTF-8); empty for null.
+///
+/// # Safety
+/// `text` is null or a NUL-terminated string valid for the call.
+unsafe fn c_string(text: *const c_char) -> String {
+    if text.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null, so NUL-terminated and valid (caller).
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The address in a `sockaddr` from libsrt, if it is IPv4 or IPv6; an IPv4-mapped IPv6
@@ -452,14 +460,8 @@ where
     let decide = unsafe { &*opaque.cast_const().cast::<F>() };
     // SAFETY: libsrt passes a valid peer address (or null).
     let peer = unsafe { peer_address(peer) };
-    let stream_id = if stream_id.is_null() {
-        String::new()
-    } else {
-        // SAFETY: a non-null stream id is NUL-terminated and valid for the call.
-        unsafe { CStr::from_ptr(stream_id) }
-            .to_string_lossy()
-            .into_owned()
-    };
+    // SAFETY: libsrt passes a NUL-terminated stream id valid for the call (or null).
+    let stream_id = unsafe { c_string(stream_id) };
     let handshake = Handshake {
         socket: ns,
         peer,
