@@ -50,8 +50,9 @@ const PART: Duration = Duration::from_millis(200);
 /// CPU seconds (user + system) of this process and of its waited-for children.
 fn cpu_seconds() -> (f64, f64) {
     let read = |who| {
-        // SAFETY: getrusage fills the zeroed struct.
+        // SAFETY: all-zero is a valid `rusage` (integers and timevals).
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a live, writable `rusage` that getrusage fills.
         unsafe { libc::getrusage(who, &mut usage) };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         tv(usage.ru_utime) + tv(usage.ru_stime)

@@ -22,3 +22,6 @@ pub mod metrics;
 pub mod setting;
 pub mod store;
 pub mod users;
+
+#[cfg(test)]
+mod testing;

@@ -10,6 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::bmff::{tfdt, timescale, top_boxes};
 use common::{Publisher, Server, get, media_url, preload_hint, wait_for};
 
 const TOKEN: &str = "dev-admin-token";
@@ -47,51 +48,6 @@ fn call(
     let text = response.text().unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, headers, json)
-}
-
-// ---- a small ISO BMFF reader, independent of the server's ----
-
-/// Top-level boxes: (type, whole box bytes).
-fn top_boxes(data: &[u8]) -> Vec<(String, &[u8])> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 8 <= data.len() {
-        let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
-        assert!(size >= 8 && at + size <= data.len(), "bad box at {at}");
-        out.push((
-            String::from_utf8_lossy(&data[at + 4..at + 8]).to_string(),
-            &data[at..at + size],
-        ));
-        at += size;
-    }
-    out
-}
-
-/// The payload of the first descendant box along `path`.
-fn find<'a>(data: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
-    let (first, rest) = path.split_first()?;
-    let (_, b) = top_boxes(data).into_iter().find(|(k, _)| k == first)?;
-    let payload = &b[8..];
-    if rest.is_empty() {
-        Some(payload)
-    } else {
-        find(payload, rest)
-    }
-}
-
-fn timescale(init: &[u8]) -> u64 {
-    let mdhd = find(init, &["moov", "trak", "mdia", "mdhd"]).expect("mdhd");
-    let at = if mdhd[0] == 1 { 20 } else { 12 };
-    u64::from(u32::from_be_bytes(mdhd[at..at + 4].try_into().unwrap()))
-}
-
-fn tfdt(fragment: &[u8]) -> u64 {
-    let tfdt = find(fragment, &["moof", "traf", "tfdt"]).expect("tfdt");
-    if tfdt[0] == 1 {
-        u64::from_be_bytes(tfdt[4..12].try_into().unwrap())
-    } else {
-        u64::from(u32::from_be_bytes(tfdt[4..8].try_into().unwrap()))
-    }
 }
 
 /// A parsed emsg v1.

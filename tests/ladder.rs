@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Publisher, Server, ffprobe, get, media_url, parse_master, parse_media, wait_for};
+use common::{
+    Publisher, Server, bmff, ffprobe, get, media_url, parse_master, parse_media, wait_for,
+};
 
 /// The default config's rungs (480p, 360p) at preset `ultrafast`: the machine running the
 /// suite is a shared 2-core box, and the test is about the ladder's plumbing, not x264.
@@ -65,27 +67,11 @@ fn fetch(server: &Server, master_text: &str, uri: &str) -> Rendition {
 /// `tfdt` (cmafmux writes the first sample's presentation time there, with signed composition
 /// offsets for B-frames) over the `mdhd` timescale of the init segment.
 fn chunk_starts(init: &[u8], segment: &[u8]) -> Vec<f64> {
-    let at = init
-        .windows(4)
-        .position(|w| w == b"mdhd")
-        .expect("mdhd in the init segment");
-    let version = init[at + 4];
-    let ts_at = at + if version == 1 { 24 } else { 16 };
-    let timescale = u32::from_be_bytes(init[ts_at..ts_at + 4].try_into().expect("4 bytes"));
-    let mut starts = Vec::new();
-    let mut from = 0;
-    while let Some(pos) = segment[from..].windows(4).position(|w| w == b"tfdt") {
-        let at = from + pos;
-        let time = if segment[at + 4] == 1 {
-            u64::from_be_bytes(segment[at + 8..at + 16].try_into().expect("8 bytes"))
-        } else {
-            u64::from(u32::from_be_bytes(
-                segment[at + 8..at + 12].try_into().expect("4 bytes"),
-            ))
-        };
-        starts.push(time as f64 / f64::from(timescale));
-        from = at + 4;
-    }
+    let timescale = bmff::timescale(init) as f64;
+    let starts: Vec<f64> = bmff::fragment_times(segment)
+        .into_iter()
+        .map(|time| time as f64 / timescale)
+        .collect();
     assert!(!starts.is_empty(), "no moof/tfdt in segment");
     starts
 }

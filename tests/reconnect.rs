@@ -11,25 +11,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Publisher, Server, ffprobe, get, media_url, parse_media, wait_for};
+use common::{
+    Publisher, Server, ffprobe, get, media_url, parse_media, text, wait_for, wait_log_count,
+};
 
 const READY: Duration = Duration::from_secs(40);
-
-fn text(url: &str) -> String {
-    String::from_utf8_lossy(&get(url).2).into_owned()
-}
-
-fn wait_log(server: &Server, needle: &str, count: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while server.log().matches(needle).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no {count}× `{needle}` in the log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Every URI a player may hold from an LL playlist: segments, parts, maps.
 fn listed_uris(playlist: &str) -> BTreeSet<String> {
@@ -82,7 +68,7 @@ fn reconnect_continues_the_session(server: &Server, publish: &dyn Fn(&str) -> Pu
     assert!(held.contains("init.mp4"), "{before}");
 
     first.kill();
-    wait_log(server, "publisher lost", 1, READY);
+    wait_log_count(server, "publisher lost", 1, READY);
     // During the gap the playlist is live: no ENDLIST, still answering.
     let gap = text(&url);
     assert!(!gap.contains("#EXT-X-ENDLIST"), "{gap}");
@@ -166,7 +152,7 @@ fn rtmp_reconnect_within_grace_continues_then_grace_expiry_ends() {
     let url = media_url(&server, "demo", "source");
     // Nobody comes back after the second drop: the stream ends after the grace period.
     let mut third = Publisher::ffmpeg_args(&rtmp, 120, "640x360");
-    wait_log(&server, "RTMP publish started", 3, READY);
+    wait_log_count(&server, "RTMP publish started", 3, READY);
     std::thread::sleep(Duration::from_secs(2));
     third.kill();
     let lost_at = Instant::now();
@@ -269,7 +255,7 @@ fn hls_js_plays_across_a_reconnect(server: &Server, name: &str, publish: &dyn Fn
     // Let the player start and play a while, then drop the publisher and come back.
     std::thread::sleep(Duration::from_secs(15));
     first.kill();
-    wait_log(server, "publisher lost", 1, READY);
+    wait_log_count(server, "publisher lost", 1, READY);
     std::thread::sleep(Duration::from_secs(2));
     let _second = publish();
     let output = player.join().expect("player thread");
@@ -331,7 +317,7 @@ fn takeover_replaces_the_live_publisher_and_continues_the_session() {
     let url = media_url(&server, "demo", "source");
     wait_for(&url, READY, |t| t.matches("#EXTINF").count() >= 2);
     let _second = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 120);
-    wait_log(&server, "new publisher takes the stream over", 1, READY);
+    wait_log_count(&server, "new publisher takes the stream over", 1, READY);
     // The replaced SRT caller is disconnected: ffmpeg sees its connection closed and exits.
     assert!(
         first.wait(Duration::from_secs(30)).is_some(),

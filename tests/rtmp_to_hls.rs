@@ -6,19 +6,12 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{Publisher, Server, ffprobe, get, media_url, parse_master, parse_media, wait_for};
+use common::{
+    Publisher, Server, ffprobe, get, last_msn, media_url, parse_master, parse_media,
+    segments_at_least, wait_for,
+};
 
 const READY: Duration = Duration::from_secs(20);
-
-fn segments_at_least(n: usize) -> impl Fn(&str) -> bool {
-    move |text: &str| text.matches("#EXTINF").count() >= n
-}
-
-/// Media sequence number of the last listed segment.
-fn last_msn(text: &str) -> u64 {
-    let playlist = parse_media(text);
-    playlist.media_sequence + playlist.segments.len() as u64 - 1
-}
 
 #[test]
 fn ffmpeg_publish_becomes_hls_that_parses_and_decodes() {

@@ -5,44 +5,17 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Publisher, Server, ffprobe, get, media_url, parse_media, wait_for};
+use common::{
+    Publisher, Server, ffprobe, get, last_msn, media_url, parse_media, segments_at_least, text,
+    wait_for, wait_log,
+};
 
 const READY: Duration = Duration::from_secs(30);
 
 /// Three streams: `demo` (no passphrase of its own), `second` (its own passphrase), `third`.
 const STREAMS: &str = r#"[{name="demo", key="demo-key"}, {name="second", key="second-key", srt_passphrase="second-secret-42"}, {name="third", key="third-key"}]"#;
-
-fn segments_at_least(n: usize) -> impl Fn(&str) -> bool {
-    move |text: &str| text.matches("#EXTINF").count() >= n
-}
-
-/// Media sequence number of the last listed segment.
-fn last_msn(text: &str) -> u64 {
-    let playlist = parse_media(text);
-    playlist.media_sequence + playlist.segments.len() as u64 - 1
-}
-
-fn text(url: &str) -> String {
-    String::from_utf8_lossy(&get(url).2).into_owned()
-}
-
-/// Waits until the server log contains `needle`.
-fn wait_log(server: &Server, needle: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let log = server.log();
-        if log.contains(needle) {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{needle}` in the server log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The first complete video segment of `playlist_url` with its init, as ffprobe sees it.
 fn probe_first_segment(server: &Server, playlist_url: &str) -> common::Probe {

@@ -6,7 +6,7 @@ Usage: python3 -B benches/density/threads.py PID [SECONDS]
 Samples /proc/PID/task/*/stat (utime+stime) and /proc/PID/task/*/status (voluntary and
 nonvoluntary context switches) at the start and end of SECONDS (default 15) and prints them per
 thread name, digits folded (`cmafmux12:src` -> `cmafmux#:src`), as % of one core and switches/s.
-Used for the per-thread table in BENCHMARKS.md ("Part-aligned batching"): start cuecast and the
+Used for the per-thread table in docs/benchmarks/density.md ("Part-aligned batching"): start cuecast and the
 publishers as benches/density/run.sh does, then run this against cuecast's pid.
 """
 

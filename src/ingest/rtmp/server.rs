@@ -13,9 +13,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Event, ServerSession, SessionConfig};
-use crate::ingest::flv::FlvUnpacker;
+use super::{Event, RtmpError, ServerSession, SessionConfig};
+use crate::ingest::flv::{FlvError, FlvUnpacker};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
+use crate::media::MediaError;
 
 /// Read buffer size per connection.
 const READ_BUFFER: usize = 64 * 1024;
@@ -99,6 +100,29 @@ fn next_tick(period: Duration) -> tokio::time::Instant {
     epoch + Duration::from_nanos(u64::try_from(ticks * period_ns).unwrap_or(u64::MAX))
 }
 
+/// Why an RTMP connection ended with an error (logged as the reason).
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("no data for {0:?}; closing")]
+    Idle(Duration),
+    #[error("replaced by a new publisher of the stream")]
+    Replaced,
+    #[error("read error: {0}")]
+    Read(std::io::Error),
+    #[error("write error: {0}")]
+    Write(std::io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(RtmpError),
+    #[error("stream {stream}: {track}: {error}")]
+    Flv {
+        stream: String,
+        track: &'static str,
+        error: FlvError,
+    },
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
+
 /// Settings of the RTMP listener.
 #[derive(Debug, Clone)]
 pub struct RtmpSettings {
@@ -122,6 +146,10 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(rtmp = %addr, "listening"),
+        Err(error) => tracing::warn!(%error, "RTMP listener has no local address"),
+    }
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     loop {
         let accepted = tokio::select! {
@@ -201,7 +229,7 @@ impl Connection {
         &mut self,
         mut socket: TcpStream,
         shutdown: CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnectionError> {
         let mut buf = BytesMut::with_capacity(READ_BUFFER);
         // Idle detection without a timer per read: a coarse tick checks when data last came.
         let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 4);
@@ -227,10 +255,7 @@ impl Connection {
                 },
                 _ = idle_check.tick() => {
                     if last_data.elapsed() >= self.settings.idle_timeout {
-                        break Err(format!(
-                            "no data for {:?}; closing",
-                            self.settings.idle_timeout
-                        ));
+                        break Err(ConnectionError::Idle(self.settings.idle_timeout));
                     }
                     continue;
                 }
@@ -240,7 +265,7 @@ impl Connection {
                     }
                     let _ = self.flush(&mut socket).await;
                     self.end_publish(PublishEnd::Lost);
-                    break Err("replaced by a new publisher of the stream".to_string());
+                    break Err(ConnectionError::Replaced);
                 }
                 () = &mut shutdown => {
                     if let Some(publish) = &self.publish {
@@ -252,13 +277,13 @@ impl Connection {
                 }
             };
             match read {
-                Err(err) => break Err(format!("read error: {err}")),
+                Err(err) => break Err(ConnectionError::Read(err)),
                 Ok(0) => break Ok(()),
                 Ok(_) => last_data = tokio::time::Instant::now(),
             }
             if let Err(err) = self.session.handle_input(&buf) {
                 let _ = self.flush(&mut socket).await;
-                break Err(format!("protocol error: {err}"));
+                break Err(ConnectionError::Protocol(err));
             }
             while let Some(event) = self.session.poll_event() {
                 if let Err(reason) = self.handle_event(event) {
@@ -268,7 +293,7 @@ impl Connection {
                 }
             }
             if let Err(err) = self.flush(&mut socket).await {
-                break Err(format!("write error: {err}"));
+                break Err(ConnectionError::Write(err));
             }
             if self.session.wants_close() {
                 break Ok(());
@@ -287,7 +312,7 @@ impl Connection {
         Ok(())
     }
 
-    fn handle_event(&mut self, event: Event) -> Result<(), String> {
+    fn handle_event(&mut self, event: Event) -> Result<(), ConnectionError> {
         match event {
             Event::Connect { app, tc_url, .. } => {
                 let requested = app.split('?').next().unwrap_or("").trim_end_matches('/');
@@ -321,12 +346,15 @@ impl Connection {
                 data,
             } => {
                 if let Some(publish) = self.publish.as_mut().filter(|p| p.stream_id == stream_id) {
-                    let unit = publish
-                        .flv
-                        .video(timestamp, data)
-                        .map_err(|e| format!("stream {}: video: {e}", publish.name))?;
+                    let unit = publish.flv.video(timestamp, data).map_err(|error| {
+                        ConnectionError::Flv {
+                            stream: publish.name.clone(),
+                            track: "video",
+                            error,
+                        }
+                    })?;
                     if let Some(unit) = unit {
-                        publish.publication.push(unit).map_err(|e| e.to_string())?;
+                        publish.publication.push(unit)?;
                     }
                 }
             }
@@ -336,12 +364,15 @@ impl Connection {
                 data,
             } => {
                 if let Some(publish) = self.publish.as_mut().filter(|p| p.stream_id == stream_id) {
-                    let unit = publish
-                        .flv
-                        .audio(timestamp, data)
-                        .map_err(|e| format!("stream {}: audio: {e}", publish.name))?;
+                    let unit = publish.flv.audio(timestamp, data).map_err(|error| {
+                        ConnectionError::Flv {
+                            stream: publish.name.clone(),
+                            track: "audio",
+                            error,
+                        }
+                    })?;
                     if let Some(unit) = unit {
-                        publish.publication.push(unit).map_err(|e| e.to_string())?;
+                        publish.publication.push(unit)?;
                     }
                 }
             }

@@ -767,25 +767,10 @@ mod tests {
     use super::*;
     use crate::ingest::rtmp::chunk::ChunkWriter;
     use crate::ingest::rtmp::handshake::HANDSHAKE_SIZE;
+    use crate::testing::XorShift;
 
     const KEY: &str = "live_abc?token=1";
     const TC_URL: &str = "rtmp://localhost:1935/live";
-
-    /// Deterministic xorshift64* generator for splitting and fuzzing.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
 
     /// Builds client bytes with our own chunk writer and AMF0 encoder.
     struct Client {

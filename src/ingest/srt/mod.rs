@@ -3,7 +3,8 @@
 //! - [`streamid`]: parsing the stream id forms (pure).
 //! - [`Admission`] / [`SrtSettings::admit`]: the handshake-time decision — which stream, which
 //!   passphrase, or which reject reason (pure; `srt_listen_callback` calls it).
-//! - [`ffi`]: the few libsrt functions used, hand-bound.
+//! - [`ffi`]: the few libsrt functions used, hand-bound and private, behind a safe API (an owned
+//!   socket closed on drop, an epoll set, errors with libsrt's code and text).
 //! - [`server`]: the driver — one thread with one `srt_epoll` for the listener and every caller,
 //!   MPEG-TS handed to a [`crate::media::mpegts::TsDemuxer`] per publisher, units to a Tokio task
 //!   owning the [`crate::ingest::Publication`].

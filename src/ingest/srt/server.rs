@@ -15,7 +15,6 @@
 //! reconnect grace period.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, c_char, c_int, c_void};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,10 +26,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ffi::{self, SrtSocket};
+use super::ffi::{self, Epoll, EpollEvent, Handshake, Socket, SocketId, SrtError};
 use super::streamid::redacted;
 use super::{Admission, SrtSettings};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
+use crate::media::MediaError;
 use crate::media::frame::MediaUnit;
 use crate::media::mpegts::TsDemuxer;
 
@@ -46,62 +46,75 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 const UNIT_QUEUE: usize = 2048;
 /// How long a closed caller's demuxer may take to flush.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// libsrt's `LOG_WARNING` (syslog levels): libsrt warnings and errors reach the log.
-const SRT_LOG_LEVEL: c_int = 4;
+
+/// Why the SRT listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// libsrt could not start, or a listener call failed.
+    #[error(transparent)]
+    Srt(#[from] SrtError),
+    /// A listener option could not be set.
+    #[error("{option}: {error}")]
+    Option {
+        /// The option (`non-blocking`, `latency`, `pbkeylen`, `passphrase`).
+        option: &'static str,
+        /// libsrt's error.
+        error: SrtError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot bind {address}: {error}")]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// libsrt's error.
+        error: SrtError,
+    },
+}
+
+/// Why a caller's connection closes or its publication fails (logged as the reason).
+#[derive(Debug, thiserror::Error)]
+enum CallerError {
+    #[error("server shutting down")]
+    Shutdown,
+    #[error("{0}")]
+    Broken(SrtError),
+    #[error("connection broken")]
+    ErrorEvent,
+    #[error("the stream's media pipeline stopped")]
+    PipelineStopped,
+    #[error("replaced by a new publisher")]
+    Replaced,
+    #[error("no data for {0:?}")]
+    Idle(Duration),
+    #[error("stream `{name}` already has a publisher ({protocol} from {peer})")]
+    Busy {
+        name: String,
+        protocol: &'static str,
+        peer: SocketAddr,
+    },
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("{0}")]
+    Demuxer(String),
+    #[error("the MPEG-TS demuxer has no bus")]
+    NoBus,
+    #[error("MPEG-TS demuxer: {0}")]
+    DemuxerBus(gst::glib::Error),
+}
 
 /// A bound SRT listener, before its thread runs.
 pub struct SrtListener {
-    socket: SrtSocket,
+    socket: Socket,
     /// The bound address.
     pub local_addr: SocketAddr,
 }
 
-/// What the handshake callback reads; leaked once per listener (it must outlive every
-/// callback libsrt may still be running).
+/// What the handshake callback reads (it lives as long as the process: libsrt may call it
+/// until the end).
 struct CallbackContext {
     settings: Arc<SrtSettings>,
     ctx: Arc<IngestContext>,
     connections: Arc<AtomicUsize>,
-}
-
-/// Initialises libsrt once and routes its warnings to `tracing`.
-fn startup() -> Result<(), String> {
-    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    STARTED
-        .get_or_init(|| {
-            // SAFETY: plain library initialisation; the handler is a `'static` function.
-            unsafe {
-                if ffi::srt_startup() < 0 {
-                    return Err(format!("srt_startup failed: {}", ffi::last_error().1));
-                }
-                ffi::srt_setloglevel(SRT_LOG_LEVEL);
-                ffi::srt_setloghandler(std::ptr::null_mut(), Some(on_log));
-            }
-            Ok(())
-        })
-        .clone()
-}
-
-/// libsrt log lines → `tracing` (target `libsrt`).
-unsafe extern "C" fn on_log(
-    _opaque: *mut c_void,
-    level: c_int,
-    _file: *const c_char,
-    _line: c_int,
-    _area: *const c_char,
-    message: *const c_char,
-) {
-    if message.is_null() {
-        return;
-    }
-    // SAFETY: libsrt passes a NUL-terminated message valid for the call.
-    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
-    let text = text.trim();
-    if level <= 3 {
-        tracing::warn!(target: "libsrt", "{text}");
-    } else {
-        tracing::info!(target: "libsrt", "{text}");
-    }
 }
 
 impl SrtListener {
@@ -109,120 +122,50 @@ impl SrtListener {
     pub fn bind(
         settings: &Arc<SrtSettings>,
         ctx: &Arc<IngestContext>,
-    ) -> Result<(SrtListener, Arc<AtomicUsize>), String> {
-        startup()?;
-        // SAFETY: creating a socket has no preconditions.
-        let socket = unsafe { ffi::srt_create_socket() };
-        if socket == ffi::INVALID_SOCK {
-            return Err(format!("srt_create_socket: {}", ffi::last_error().1));
-        }
-        let fail = |what: &str, message: String| {
-            // SAFETY: `socket` is ours and not used after.
-            unsafe { ffi::srt_close(socket) };
-            format!("{what}: {message}")
-        };
-        let latency = c_int::try_from(settings.latency_ms).unwrap_or(c_int::MAX);
-        let options = [
-            (ffi::opt::RCVSYN, 0, "non-blocking"),
-            (ffi::opt::LATENCY, latency, "latency"),
-            (
-                ffi::opt::PBKEYLEN,
-                c_int::try_from(settings.pbkeylen).unwrap_or(16),
-                "pbkeylen",
-            ),
-        ];
-        for (option, value, what) in options {
-            ffi::set_int(socket, option, value).map_err(|e| fail(what, e))?;
-        }
+    ) -> Result<(SrtListener, Arc<AtomicUsize>), ListenError> {
+        ffi::startup()?;
+        let socket = Socket::new()?;
+        let option = |option: &'static str| move |error| ListenError::Option { option, error };
+        socket
+            .set_blocking_receive(false)
+            .map_err(option("non-blocking"))?;
+        socket
+            .set_latency_ms(i32::try_from(settings.latency_ms).unwrap_or(i32::MAX))
+            .map_err(option("latency"))?;
+        socket
+            .set_key_length(i32::try_from(settings.pbkeylen).unwrap_or(16))
+            .map_err(option("pbkeylen"))?;
         if let Some(passphrase) = &settings.passphrase {
-            ffi::set_str(socket, ffi::opt::PASSPHRASE, passphrase)
-                .map_err(|e| fail("passphrase", e))?;
+            socket
+                .set_passphrase(passphrase)
+                .map_err(option("passphrase"))?;
         }
         let connections = Arc::new(AtomicUsize::new(0));
-        let callback = Box::leak(Box::new(CallbackContext {
+        let context = CallbackContext {
             settings: Arc::clone(settings),
             ctx: Arc::clone(ctx),
             connections: Arc::clone(&connections),
-        }));
-        // SAFETY: the context is leaked, so valid for the listener's (and process's) life; the
-        // callback only reads it.
-        let rc = unsafe {
-            ffi::srt_listen_callback(socket, Some(on_listen), std::ptr::from_mut(callback).cast())
         };
-        if rc == ffi::ERROR {
-            return Err(fail("srt_listen_callback", ffi::last_error().1));
-        }
-        let (addr, len) = ffi::to_sockaddr(settings.listen);
-        // SAFETY: `addr` is a valid sockaddr of `len` bytes.
-        if unsafe { ffi::srt_bind(socket, (&raw const addr).cast(), len) } == ffi::ERROR {
-            return Err(fail(
-                &format!("cannot bind {}", settings.listen),
-                ffi::last_error().1,
-            ));
-        }
-        // SAFETY: a bound socket.
-        if unsafe { ffi::srt_listen(socket, 64) } == ffi::ERROR {
-            return Err(fail("srt_listen", ffi::last_error().1));
-        }
-        let local_addr = local_addr(socket).unwrap_or(settings.listen);
+        socket.on_handshake(move |handshake| admit(&context, handshake))?;
+        socket
+            .bind(settings.listen)
+            .map_err(|error| ListenError::Bind {
+                address: settings.listen,
+                error,
+            })?;
+        socket.listen(64)?;
+        let local_addr = socket.local_addr().unwrap_or(settings.listen);
+        tracing::info!(srt = %local_addr, "listening");
         Ok((SrtListener { socket, local_addr }, connections))
     }
 }
 
-fn local_addr(socket: SrtSocket) -> Option<SocketAddr> {
-    // SAFETY: all-zero is a valid sockaddr_storage; libsrt writes at most `len` bytes.
-    unsafe {
-        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
-        if ffi::srt_getsockname(socket, (&raw mut storage).cast(), &mut len) == ffi::ERROR {
-            return None;
-        }
-        ffi::from_sockaddr((&raw const storage).cast())
-    }
-}
-
-/// The handshake hook (`srt_listen_callback`): admit or reject by stream id.
-unsafe extern "C" fn on_listen(
-    opaque: *mut c_void,
-    ns: SrtSocket,
-    _hs_version: c_int,
-    peer: *const libc::sockaddr,
-    stream_id: *const c_char,
-) -> c_int {
-    // SAFETY: `opaque` is the leaked CallbackContext registered with this listener.
-    let context = unsafe { &*opaque.cast::<CallbackContext>() };
-    // SAFETY: libsrt passes a valid peer address and a NUL-terminated stream id (or null).
-    let (peer, stream_id) = unsafe {
-        let peer = ffi::from_sockaddr(peer);
-        let id = if stream_id.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(stream_id).to_string_lossy().into_owned()
-        };
-        (peer, id)
-    };
-    let decision = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        admit(context, ns, peer, &stream_id)
-    }));
-    match decision {
-        Ok(Ok(())) => 0,
-        Ok(Err(code)) => {
-            // SAFETY: `ns` is the socket libsrt is handshaking.
-            unsafe { ffi::srt_setrejectreason(ns, code) };
-            -1
-        }
-        Err(_) => -1,
-    }
-}
-
 /// The callback's decision: `Err(reject code)`.
-fn admit(
-    context: &CallbackContext,
-    ns: SrtSocket,
-    peer: Option<SocketAddr>,
-    stream_id: &str,
-) -> Result<(), c_int> {
-    let peer = peer.map_or_else(|| "?".to_string(), |p| p.to_string());
+fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32> {
+    let stream_id = handshake.stream_id();
+    let peer = handshake
+        .peer()
+        .map_or_else(|| "?".to_string(), |p| p.to_string());
     let metrics = &context.ctx.metrics;
     let reject = |reason: super::streamid::RejectReason, detail: &str| {
         metrics.srt_rejected.fetch_add(1, Ordering::Relaxed);
@@ -247,7 +190,7 @@ fn admit(
         .admit(stream_id, &context.ctx.keys, &context.ctx.live)
         .map_err(|rejection| reject(rejection.reason, &rejection.detail))?;
     if let Some(passphrase) = &admission.passphrase
-        && let Err(err) = ffi::set_str(ns, ffi::opt::PASSPHRASE, passphrase)
+        && let Err(err) = handshake.set_passphrase(passphrase)
     {
         tracing::warn!(%peer, error = %err, "SRT: cannot set the stream's passphrase");
         return Err(super::streamid::RejectReason::BadRequest.code());
@@ -255,7 +198,7 @@ fn admit(
     // libsrt names the socket (`@id`) when it then rejects the handshake (wrong passphrase).
     tracing::info!(
         %peer,
-        socket = %format_args!("@{ns}"),
+        socket = %format_args!("@{}", handshake.socket()),
         stream = %admission.name,
         encrypted = admission.passphrase.is_some(),
         "SRT caller admitted by stream id; handshake continues"
@@ -265,6 +208,7 @@ fn admit(
 
 /// A connected caller.
 struct Caller {
+    socket: Socket,
     peer: SocketAddr,
     admission: Admission,
     connected: Instant,
@@ -294,10 +238,19 @@ pub fn run(
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) {
+    let epoll = match Epoll::new().and_then(|epoll| {
+        epoll.watch(&listener.socket)?;
+        Ok(epoll)
+    }) {
+        Ok(epoll) => epoll,
+        Err(error) => {
+            tracing::error!(%error, "SRT epoll setup failed; SRT ingest is off");
+            return;
+        }
+    };
     let driver = Driver {
         listener: listener.socket,
-        // SAFETY: creating an epoll id has no preconditions.
-        eid: unsafe { ffi::srt_epoll_create() },
+        epoll,
         callers: HashMap::new(),
         connections,
         settings,
@@ -308,10 +261,12 @@ pub fn run(
     driver.run(&shutdown);
 }
 
+/// The listener, its epoll set and its callers. Dropped in field order: the listener closes
+/// before the epoll set is released.
 struct Driver {
-    listener: SrtSocket,
-    eid: c_int,
-    callers: HashMap<SrtSocket, Caller>,
+    listener: Socket,
+    epoll: Epoll,
+    callers: HashMap<SocketId, Caller>,
     connections: Arc<AtomicUsize>,
     settings: Arc<SrtSettings>,
     ctx: Arc<IngestContext>,
@@ -321,32 +276,17 @@ struct Driver {
 
 impl Driver {
     fn run(mut self, shutdown: &CancellationToken) {
-        let events = ffi::EPOLL_IN | ffi::EPOLL_ERR;
-        // SAFETY: valid epoll id and socket; `events` outlives the call.
-        if self.eid < 0 || unsafe { ffi::srt_epoll_add_usock(self.eid, self.listener, &events) } < 0
-        {
-            tracing::error!(error = %ffi::last_error().1, "SRT epoll setup failed; SRT ingest is off");
-            return;
-        }
-        let mut ready = vec![ffi::EpollEvent::default(); 256];
+        let mut ready = vec![EpollEvent::default(); 256];
         let mut buf = vec![0u8; MAX_PAYLOAD];
         let mut last_sweep = Instant::now();
         let mut wake = Instant::now();
         while !shutdown.is_cancelled() {
-            // SAFETY: `ready` has room for its length in events.
-            let n = unsafe {
-                ffi::srt_epoll_uwait(
-                    self.eid,
-                    ready.as_mut_ptr(),
-                    c_int::try_from(ready.len()).unwrap_or(c_int::MAX),
-                    WAIT_MS,
-                )
-            };
-            for event in ready.iter().take(usize::try_from(n).unwrap_or(0)) {
-                if event.fd == self.listener {
+            let n = self.epoll.wait(&mut ready, WAIT_MS);
+            for event in &ready[..n.min(ready.len())] {
+                if event.socket() == self.listener.id() {
                     self.accept_one();
                 } else {
-                    self.serve(event.fd, event.events, &mut buf);
+                    self.serve(event.socket(), event.is_error(), &mut buf);
                 }
             }
             if last_sweep.elapsed() >= SWEEP_INTERVAL {
@@ -362,107 +302,81 @@ impl Driver {
             }
             wake = Instant::now();
         }
-        let sockets: Vec<SrtSocket> = self.callers.keys().copied().collect();
+        let sockets: Vec<SocketId> = self.callers.keys().copied().collect();
         for socket in sockets {
-            self.close(socket, "server shutting down", PublishEnd::Finished);
-        }
-        // SAFETY: closing our listener and releasing our epoll id, used no more.
-        unsafe {
-            ffi::srt_close(self.listener);
-            ffi::srt_epoll_release(self.eid);
+            self.close(socket, &CallerError::Shutdown, PublishEnd::Finished);
         }
     }
 
     /// Accepts one pending caller (the level-triggered epoll reports the listener again while
     /// more are pending; accepting until "none pending" would make libsrt log an error).
     fn accept_one(&mut self) {
+        let Ok((socket, peer)) = self.listener.accept() else {
+            return;
+        };
+        let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let stream_id = socket.stream_id();
+        // Admitted at handshake; decided again now (the stream may have gone live since).
+        let admission = match self
+            .settings
+            .admit(&stream_id, &self.ctx.keys, &self.ctx.live)
         {
-            // SAFETY: all-zero is a valid sockaddr_storage; libsrt writes at most `len` bytes.
-            let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as c_int;
-            // SAFETY: as above.
-            let socket =
-                unsafe { ffi::srt_accept(self.listener, (&raw mut storage).cast(), &mut len) };
-            if socket == ffi::INVALID_SOCK {
+            Ok(admission) => admission,
+            Err(rejection) => {
+                tracing::warn!(%peer, %rejection, "SRT caller closed after the handshake");
                 return;
             }
-            // SAFETY: libsrt filled `storage` with the peer's address.
-            let peer = unsafe { ffi::from_sockaddr((&raw const storage).cast()) }
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-            let stream_id = ffi::stream_id(socket);
-            // Admitted at handshake; decided again now (the stream may have gone live since).
-            let admission = match self
-                .settings
-                .admit(&stream_id, &self.ctx.keys, &self.ctx.live)
-            {
-                Ok(admission) => admission,
-                Err(rejection) => {
-                    tracing::warn!(%peer, %rejection, "SRT caller closed after the handshake");
-                    // SAFETY: the accepted socket is ours.
-                    unsafe { ffi::srt_close(socket) };
-                    return;
-                }
-            };
-            let events = ffi::EPOLL_IN | ffi::EPOLL_ERR;
-            // SAFETY: valid epoll id and socket.
-            if unsafe { ffi::srt_epoll_add_usock(self.eid, socket, &events) } < 0 {
-                tracing::warn!(%peer, error = %ffi::last_error().1, "SRT: cannot watch the caller");
-                // SAFETY: the accepted socket is ours.
-                unsafe { ffi::srt_close(socket) };
-                return;
-            }
-            self.ctx
-                .metrics
-                .srt_connections
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                %peer,
-                stream = %admission.name,
-                user = %admission.user.as_deref().unwrap_or(""),
-                encrypted = admission.passphrase.is_some(),
-                "SRT caller connected"
-            );
-            let now = Instant::now();
-            self.callers.insert(
-                socket,
-                Caller {
-                    peer,
-                    admission,
-                    connected: now,
-                    last_data: now,
-                    media: None,
-                },
-            );
-            self.connections
-                .store(self.callers.len(), Ordering::Relaxed);
+        };
+        if let Err(error) = self.epoll.watch(&socket) {
+            tracing::warn!(%peer, %error, "SRT: cannot watch the caller");
+            return;
         }
+        self.ctx
+            .metrics
+            .srt_connections
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            %peer,
+            stream = %admission.name,
+            user = %admission.user.as_deref().unwrap_or(""),
+            encrypted = admission.passphrase.is_some(),
+            "SRT caller connected"
+        );
+        let now = Instant::now();
+        self.callers.insert(
+            socket.id(),
+            Caller {
+                socket,
+                peer,
+                admission,
+                connected: now,
+                last_data: now,
+                media: None,
+            },
+        );
+        self.connections
+            .store(self.callers.len(), Ordering::Relaxed);
     }
 
     /// Reads what `socket` has (up to [`MAX_BATCH`]) and feeds it to its demuxer.
-    fn serve(&mut self, socket: SrtSocket, events: c_int, buf: &mut [u8]) {
+    fn serve(&mut self, socket: SocketId, error_event: bool, buf: &mut [u8]) {
+        let Some(caller) = self.callers.get(&socket) else {
+            return;
+        };
         let mut batch = BytesMut::new();
         let mut broken = None;
         while batch.len() < MAX_BATCH {
-            // SAFETY: `buf` has room for its length.
-            let n = unsafe {
-                ffi::srt_recvmsg(
-                    socket,
-                    buf.as_mut_ptr().cast(),
-                    c_int::try_from(buf.len()).unwrap_or(c_int::MAX),
-                )
-            };
-            if n > 0 {
-                batch.extend_from_slice(&buf[..usize::try_from(n).unwrap_or(0)]);
-                continue;
+            match caller.socket.recv(buf) {
+                Ok(Some(n)) => batch.extend_from_slice(&buf[..n.min(buf.len())]),
+                Ok(None) => break,
+                Err(error) => {
+                    broken = Some(CallerError::Broken(error));
+                    break;
+                }
             }
-            let (code, message) = ffi::last_error();
-            if n < 0 && code != ffi::EASYNCRCV {
-                broken = Some(message);
-            }
-            break;
         }
-        if broken.is_none() && events & ffi::EPOLL_ERR != 0 && batch.is_empty() {
-            broken = Some("connection broken".into());
+        if broken.is_none() && error_event && batch.is_empty() {
+            broken = Some(CallerError::ErrorEvent);
         }
         if !batch.is_empty()
             && let Err(reason) = self.feed(socket, batch)
@@ -475,7 +389,7 @@ impl Driver {
         }
     }
 
-    fn feed(&mut self, socket: SrtSocket, batch: BytesMut) -> Result<(), String> {
+    fn feed(&mut self, socket: SocketId, batch: BytesMut) -> Result<(), CallerError> {
         let Some(caller) = self.callers.get_mut(&socket) else {
             return Ok(());
         };
@@ -484,10 +398,11 @@ impl Driver {
             caller.media = Some(start_media(caller, &self.ctx, &self.runtime, &self.tasks)?);
         }
         match &caller.media {
-            Some(media) if media.kicked.is_cancelled() => {
-                Err("replaced by a new publisher".to_string())
-            }
-            Some(media) => media.demuxer.push(batch.freeze()),
+            Some(media) if media.kicked.is_cancelled() => Err(CallerError::Replaced),
+            Some(media) => media
+                .demuxer
+                .push(batch.freeze())
+                .map_err(|e| CallerError::Demuxer(e.to_string())),
             None => Ok(()),
         }
     }
@@ -495,7 +410,7 @@ impl Driver {
     /// Closes callers that stayed silent too long or whose publication ended.
     fn sweep(&mut self) {
         let idle = self.settings.idle_timeout;
-        let closing: Vec<(SrtSocket, String)> = self
+        let closing: Vec<(SocketId, CallerError)> = self
             .callers
             .iter()
             .filter_map(|(&socket, caller)| {
@@ -504,15 +419,15 @@ impl Driver {
                     .as_ref()
                     .is_some_and(|m| m.done.load(Ordering::Acquire))
                 {
-                    Some((socket, "the stream's media pipeline stopped".to_string()))
+                    Some((socket, CallerError::PipelineStopped))
                 } else if caller
                     .media
                     .as_ref()
                     .is_some_and(|m| m.kicked.is_cancelled())
                 {
-                    Some((socket, "replaced by a new publisher".to_string()))
+                    Some((socket, CallerError::Replaced))
                 } else if caller.last_data.elapsed() >= idle {
-                    Some((socket, format!("no data for {idle:?}")))
+                    Some((socket, CallerError::Idle(idle)))
                 } else {
                     None
                 }
@@ -523,15 +438,13 @@ impl Driver {
         }
     }
 
-    fn close(&mut self, socket: SrtSocket, reason: &str, how: PublishEnd) {
-        // SAFETY: our epoll id and socket; the socket is not used after.
-        unsafe {
-            ffi::srt_epoll_remove_usock(self.eid, socket);
-            ffi::srt_close(socket);
-        }
+    /// Stops watching and closes `socket`, and ends its caller's publication.
+    fn close(&mut self, socket: SocketId, reason: &CallerError, how: PublishEnd) {
         let Some(caller) = self.callers.remove(&socket) else {
             return;
         };
+        self.epoll.unwatch(&caller.socket);
+        drop(caller.socket);
         self.connections
             .store(self.callers.len(), Ordering::Relaxed);
         tracing::info!(
@@ -556,7 +469,7 @@ fn start_media(
     ctx: &Arc<IngestContext>,
     runtime: &tokio::runtime::Handle,
     tasks: &TaskTracker,
-) -> Result<MediaLink, String> {
+) -> Result<MediaLink, CallerError> {
     let name = &caller.admission.name;
     let info = PublisherInfo {
         peer: caller.peer,
@@ -567,18 +480,19 @@ fn start_media(
         ctx.metrics
             .publishes_refused
             .fetch_add(1, Ordering::Relaxed);
-        format!(
-            "stream `{name}` already has a publisher ({} from {})",
-            current.protocol, current.peer
-        )
+        CallerError::Busy {
+            name: name.clone(),
+            protocol: current.protocol,
+            peer: current.peer,
+        }
     })?;
     let (units_tx, units) = mpsc::channel(UNIT_QUEUE);
     let demuxer = {
         // Units and pipeline bus watchers need the ingest runtime.
         let _guard = runtime.enter();
-        TsDemuxer::start(name, units_tx).map_err(|e| e.to_string())?
+        TsDemuxer::start(name, units_tx)?
     };
-    let bus = demuxer.bus().ok_or("the MPEG-TS demuxer has no bus")?;
+    let bus = demuxer.bus().ok_or(CallerError::NoBus)?;
     let (closed_tx, closed) = oneshot::channel();
     let done = Arc::new(AtomicBool::new(false));
     let kicked = publication.kicked();
@@ -606,12 +520,12 @@ async fn drive(
     let mut messages = bus.stream();
     let mut ending: Option<(PublishEnd, Option<TsDemuxer>)> = None;
     let mut deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-    let outcome: Result<(), String> = loop {
+    let outcome: Result<(), CallerError> = loop {
         tokio::select! {
             unit = units.recv() => match unit {
                 Some(unit) => {
                     if let Err(err) = publication.push(unit) {
-                        break Err(err.to_string());
+                        break Err(CallerError::Media(err));
                     }
                 }
                 None => break Ok(()),
@@ -627,7 +541,7 @@ async fn drive(
                     break Ok(());
                 }
                 Some(gst::MessageView::Error(err)) => {
-                    break Err(format!("MPEG-TS demuxer: {}", err.error()));
+                    break Err(CallerError::DemuxerBus(err.error()));
                 }
                 Some(_) => {}
             },
