@@ -145,14 +145,14 @@ impl TsDemuxer {
     }
 
     /// Feeds MPEG-TS bytes (any split). Errors when the demuxer cannot keep up or has stopped.
-    pub fn push(&self, data: Bytes) -> Result<(), String> {
+    pub fn push(&self, data: Bytes) -> Result<(), PushError> {
         if self.overloaded.load(Ordering::Relaxed) {
-            return Err("the MPEG-TS demuxer cannot keep up with the publisher".into());
+            return Err(PushError::Overloaded);
         }
         self.src
             .push_buffer(gst::Buffer::from_slice(data))
             .map(|_| ())
-            .map_err(|e| format!("the MPEG-TS demuxer refused data: {e:?}"))
+            .map_err(PushError::Refused)
     }
 
     /// No more data: the demuxer flushes what it holds, then posts EOS on its bus.
@@ -226,6 +226,17 @@ impl Drop for TsDemuxer {
 }
 
 /// Why an elementary stream's branch could not be linked.
+/// Why [`TsDemuxer::push`] could not take a publisher's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The demuxer's outputs are full: the publisher sends faster than the pipeline runs.
+    #[error("the MPEG-TS demuxer cannot keep up with the publisher")]
+    Overloaded,
+    /// The demuxer's source refused the buffer (it has stopped or failed).
+    #[error("the MPEG-TS demuxer refused data: {0:?}")]
+    Refused(gst::FlowError),
+}
+
 #[derive(Debug, thiserror::Error)]
 enum LinkError {
     /// The parser element could not be made (its plugin is missing).

@@ -32,7 +32,7 @@ use super::{Admission, SrtSettings};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
 use crate::media::MediaError;
 use crate::media::frame::MediaUnit;
-use crate::media::mpegts::TsDemuxer;
+use crate::media::mpegts::{PushError, TsDemuxer};
 
 /// Largest SRT live payload (libsrt's default SRTO_PAYLOADSIZE is 1316; 1456 is the maximum).
 const MAX_PAYLOAD: usize = 1500;
@@ -95,7 +95,7 @@ enum CallerError {
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error("{0}")]
-    Demuxer(String),
+    Demuxer(#[from] PushError),
     #[error("the MPEG-TS demuxer has no bus")]
     NoBus,
     #[error("MPEG-TS demuxer: {0}")]
@@ -402,7 +402,7 @@ impl Driver {
             Some(media) => media
                 .demuxer
                 .push(batch.freeze())
-                .map_err(|e| CallerError::Demuxer(e.to_string())),
+                .map_err(CallerError::Demuxer),
             None => Ok(()),
         }
     }

@@ -358,7 +358,8 @@ fn parse_vui_frame_rate(r: &mut BitReader<'_>) -> Result<Option<f64>, CodecError
 mod tests {
     use super::*;
     use crate::media::codec::aac::AacInfo;
-    use crate::media::codec::bits::testing::{BitWriter, XorShift, hex};
+    use crate::media::codec::bits::testing::{BitWriter, hex};
+    use crate::testing::XorShift;
 
     // avcC records extracted from MP4 files written by ffmpeg/libx264
     // (`ffmpeg -f lavfi -i testsrc2=size=WxH:rate=R -frames:v 1 -c:v libx264 -profile:v P`);

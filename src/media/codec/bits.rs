@@ -220,16 +220,4 @@ pub(super) mod testing {
             self.bytes
         }
     }
-
-    /// Deterministic xorshift64 for the garbage tests.
-    pub(crate) struct XorShift(pub(crate) u64);
-
-    impl XorShift {
-        pub(crate) fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
 }

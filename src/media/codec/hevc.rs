@@ -239,7 +239,8 @@ fn skip_sub_layers(r: &mut BitReader<'_>, max_sub_layers_minus1: usize) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::codec::bits::testing::{XorShift, hex};
+    use crate::media::codec::bits::testing::hex;
+    use crate::testing::XorShift;
 
     // hvcC records (VPS, SPS and PPS arrays; x265's SEI array dropped) extracted from MP4 files
     // written by ffmpeg/libx265 (`ffmpeg -f lavfi -i testsrc2=size=WxH:rate=30 -pix_fmt P
