@@ -9,6 +9,9 @@
 //!
 //! Cues are persisted (`store`, SQLite) before they are published; rundowns (`rundown`) fire
 //! from the ingested media timeline. `service` holds the logic, `api` the HTTP shell.
+//!
+//! `cues` depends on `hls`, never the reverse: a session's [`track::CueTrack`] is its
+//! `hls::timed::TimedMetadata`, and the service is every stream's `hls::timed::StreamObserver`.
 
 pub mod api;
 pub mod emsg;
@@ -19,12 +22,3 @@ pub mod rundown;
 pub mod service;
 pub mod store;
 pub mod track;
-
-use crate::hls::stream::HlsStream;
-
-/// Told about the media timeline of every session as frames are ingested (rundowns fire
-/// from it).
-pub trait MediaClock: Send + Sync {
-    /// The latest ingested frame of `stream` is at `now_ns`.
-    fn on_media(&self, stream: &HlsStream, now_ns: u64);
-}
