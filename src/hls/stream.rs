@@ -521,4 +521,77 @@ mod tests {
         clock.advance(Duration::from_nanos(1));
         assert!(registry.get("demo").is_none());
     }
+
+    /// The observer supplies each session's timed metadata (found again by its type) and
+    /// hears "now" on the media timeline for every frame, not for configuration records.
+    #[test]
+    fn an_observer_gets_media_time_and_supplies_timed_metadata() {
+        use crate::hls::timed::{
+            FrameTime, InBandCarrier, Rendered, StreamObserver, TimedMetadata, View,
+        };
+
+        struct NoMetadata;
+        impl TimedMetadata for NoMetadata {
+            fn render(&self, _: &View) -> Rendered {
+                Rendered::default()
+            }
+            fn carrier(self: Arc<Self>) -> Box<dyn InBandCarrier> {
+                unreachable!("no rendition in this test")
+            }
+        }
+        struct Other;
+        impl TimedMetadata for Other {
+            fn render(&self, _: &View) -> Rendered {
+                Rendered::default()
+            }
+            fn carrier(self: Arc<Self>) -> Box<dyn InBandCarrier> {
+                unreachable!("never made")
+            }
+        }
+        #[derive(Default)]
+        struct Recorder(Mutex<Vec<(String, u64)>>);
+        impl StreamObserver for Recorder {
+            fn timed_metadata(&self, _: &str) -> Option<Arc<dyn TimedMetadata>> {
+                Some(Arc::new(NoMetadata))
+            }
+            fn on_media(&self, stream: &HlsStream, now_ns: u64) {
+                self.0
+                    .lock()
+                    .expect("not poisoned")
+                    .push((stream.name.clone(), now_ns));
+            }
+        }
+        /// A configuration record: no media time.
+        struct Config;
+        impl Ingested for Config {
+            fn frame_time(&self) -> Option<FrameTime> {
+                None
+            }
+        }
+
+        let recorder = Arc::new(Recorder::default());
+        let config = PackagerConfig {
+            segment_target: Duration::from_secs(2),
+            part_target: Duration::from_millis(500),
+            window: Duration::from_secs(6),
+        };
+        let stream = HlsStream::new("s", config).observed_by(recorder.clone());
+        assert!(stream.timed_metadata::<NoMetadata>().is_some());
+        assert!(stream.timed_metadata::<Other>().is_none());
+        assert!(
+            HlsStream::new("t", config)
+                .timed_metadata::<NoMetadata>()
+                .is_none()
+        );
+        stream.observe(&Config);
+        assert_eq!(stream.media_now_ns(), None);
+        let frame = |media_ns, video| FrameTime { media_ns, video };
+        stream.observe(&frame(5 * SECOND, false));
+        stream.observe(&frame(4 * SECOND, true));
+        stream.observe(&frame(6 * SECOND, false));
+        assert_eq!(stream.media_now_ns(), Some(4 * SECOND), "video leads");
+        let heard = recorder.0.lock().expect("not poisoned").clone();
+        let expected = [5 * SECOND, 4 * SECOND, 4 * SECOND].map(|ns| ("s".to_string(), ns));
+        assert_eq!(heard, expected);
+    }
 }
