@@ -71,7 +71,11 @@ fuzz_target!(|data: &[u8]| {
             // Wherever the segment boundary fell, the hinted URI is the part just published.
             let playlist = packager.media_playlist(true);
             let newest = playlist.partial.as_ref().and_then(|open| open.parts.last());
-            assert_eq!(newest.map(|part| &part.uri), hinted.as_ref(), "preload hint");
+            assert_eq!(
+                newest.map(|part| &part.uri),
+                hinted.as_ref(),
+                "preload hint"
+            );
         }
         check(&packager);
     }
