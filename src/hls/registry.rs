@@ -63,6 +63,8 @@ impl Registry {
     /// less than `grace` ago, or is being replaced (`take_over`) — continued, `true` — else a new
     /// session replacing any previous one.
     pub fn publish(&self, name: &str, grace: Duration, take_over: bool) -> (Arc<HlsStream>, bool) {
+        // Lock order: the stream map → a stream's own locks (continuity to resume or take it
+        // over, its renditions to end it); no stream lock is held when the map is taken.
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if let Some(current) = streams.get(name)
             && (current.resume(grace) || (take_over && current.take_over()))

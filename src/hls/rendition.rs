@@ -17,7 +17,9 @@
 //! `info`, `part_ends` (own), `rendered` and `packager` on its own are taken alone and released
 //! before any other lock of the rendition; playlist rendering reads the packager, releases it,
 //! then fills the render cache. Across renditions, only the rule of 1. applies; the stream's
-//! locks ([`super::stream`]) are never taken under a rendition's.
+//! locks ([`super::stream`]) are never taken under a rendition's. The timed metadata's own
+//! locks (a cue track's list) are leaves: taken under `carriage` (carrying) and under `packager`
+//! (rendering DATERANGEs), never holding another.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
