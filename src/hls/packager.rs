@@ -33,14 +33,14 @@ use super::playlist::{
     ServerControl,
 };
 
-/// At least this many complete segments are listed once available, whatever the window
-/// (RFC 8216 §6.2.2: the server "MUST NOT remove a Media Segment from a Playlist file
-/// without an EXT-X-ENDLIST tag if that would produce a Playlist whose duration is less
-/// than three times the target duration"; we keep ≥ 3 segments).
 /// CAN-SKIP-UNTIL in target durations: "at least six times the Target Duration"
 /// (rfc8216bis §4.4.3.8); delta updates skip segments older than this.
 pub const SKIP_BOUNDARY_TARGETS: u32 = 6;
 
+/// At least this many complete segments are listed once available, whatever the window
+/// (RFC 8216 §6.2.2: the server "MUST NOT remove a Media Segment from a Playlist file
+/// without an EXT-X-ENDLIST tag if that would produce a Playlist whose duration is less
+/// than three times the target duration"; we keep ≥ 3 segments).
 pub const MIN_LISTED_SEGMENTS: usize = 3;
 
 /// Upper bound on parts in one segment. A publisher that never starts a new fragment
