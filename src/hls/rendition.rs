@@ -346,21 +346,20 @@ impl Rendition {
     /// The publisher's pipeline drained but the stream goes on (see
     /// [`Packager::handle_interrupt`]).
     pub fn interrupt(&self) {
-        self.flush_aligned();
-        let position = {
-            let mut packager = self.packager();
-            packager.handle_interrupt();
-            packager.position()
-        };
-        self.publish(position);
+        self.flush_then(Packager::handle_interrupt);
     }
 
     /// The muxer reached end of stream.
     pub fn end(&self) {
+        self.flush_then(Packager::handle_end);
+    }
+
+    /// Publishes the part the aligner gathered so far, then applies `step` to the packager.
+    fn flush_then(&self, step: fn(&mut Packager)) {
         self.flush_aligned();
         let position = {
             let mut packager = self.packager();
-            packager.handle_end();
+            step(&mut packager);
             packager.position()
         };
         self.publish(position);

@@ -530,8 +530,9 @@ mod tests {
             FrameTime, InBandCarrier, Rendered, StreamObserver, TimedMetadata, View,
         };
 
-        struct NoMetadata;
-        impl TimedMetadata for NoMetadata {
+        /// Empty metadata; `KIND` makes distinct types.
+        struct Empty<const KIND: u8>;
+        impl<const KIND: u8> TimedMetadata for Empty<KIND> {
             fn render(&self, _: &View) -> Rendered {
                 Rendered::default()
             }
@@ -539,20 +540,13 @@ mod tests {
                 unreachable!("no rendition in this test")
             }
         }
-        struct Other;
-        impl TimedMetadata for Other {
-            fn render(&self, _: &View) -> Rendered {
-                Rendered::default()
-            }
-            fn carrier(self: Arc<Self>) -> Box<dyn InBandCarrier> {
-                unreachable!("never made")
-            }
-        }
+        type NoMetadata = Empty<0>;
+        type Other = Empty<1>;
         #[derive(Default)]
         struct Recorder(Mutex<Vec<(String, u64)>>);
         impl StreamObserver for Recorder {
             fn timed_metadata(&self, _: &str) -> Option<Arc<dyn TimedMetadata>> {
-                Some(Arc::new(NoMetadata))
+                Some(Arc::new(Empty::<0>))
             }
             fn on_media(&self, stream: &HlsStream, now_ns: u64) {
                 self.0

@@ -206,16 +206,13 @@ impl Continuity {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
 
     const S: u64 = 1_000_000_000;
 
+    /// 2026-03-01T20:00:00Z.
     fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, 20, 0, 0)
-            .single()
-            .expect("valid")
+        DateTime::from_timestamp(1_772_395_200, 0).expect("in range")
     }
 
     fn secs(s: f64) -> chrono::Duration {
