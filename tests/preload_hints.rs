@@ -1,10 +1,10 @@
 //! A strict LL-HLS client against a real server fed by ffmpeg: it requests every
 //! EXT-X-PRELOAD-HINT at once (held until the part exists), then the next playlist, across more
-//! than 30 segment boundaries, with and without B-frames. No hinted request may end in 404 (a
-//! segment closing at a keyframe before the hinted part used to leave `…partN.9.m4s` unserved),
-//! each must return the bytes of the part the next playlist lists at that position, and every
-//! served playlist keeps HOLD-BACK ≥ 3 × TARGETDURATION and PART-HOLD-BACK ≥ 3 × PART-TARGET
-//! as written.
+//! than 30 segment boundaries, with and without B-frames, video and audio. No hinted request may
+//! end in 404 (a segment closing at a keyframe before the hinted part used to leave
+//! `…partN.9.m4s` unserved), each must return the bytes of the part the next playlist lists at
+//! that position, and every served playlist keeps HOLD-BACK ≥ 3 × TARGETDURATION and
+//! PART-HOLD-BACK ≥ 3 × PART-TARGET as written.
 
 mod common;
 
@@ -78,10 +78,10 @@ struct Followed {
     part_targets: Vec<u64>,
 }
 
-/// Follows every preload hint of `stream`'s video rendition until [`BOUNDARIES`] hinted parts
+/// Follows every preload hint of `stream`'s `rendition` until [`BOUNDARIES`] hinted parts
 /// started a new segment.
-fn follow(server: &Server, stream: &str) -> Followed {
-    let url = media_url(server, stream, "source");
+fn follow(server: &Server, stream: &str, rendition: &str) -> Followed {
+    let url = media_url(server, stream, rendition);
     let at = |uri: &str| url.replace("playlist.m3u8", uri);
     let mut text = common::wait_for(&url, Duration::from_secs(20), |t| {
         t.contains("#EXT-X-PRELOAD-HINT")
@@ -134,26 +134,31 @@ fn every_preload_hint_becomes_the_next_part_across_segment_boundaries() {
     let started = Instant::now();
     let server = Server::start_with(&[("CUECAST_HLS_SEGMENT_DURATION_S", SEGMENT_S)]);
     // `demo` with B-frames (composition offsets, PART-TARGET above the configured 0.2 s),
-    // `second` without; both followed at the same time.
+    // `second` without (and its audio); all followed at the same time.
     let _bframes = publish(&server, "demo-key", 2, 60);
     let _plain = publish(&server, "second-key", 0, 60);
-    let (with_b, without_b) = std::thread::scope(|scope| {
-        let with_b = scope.spawn(|| follow(&server, "demo"));
-        let without_b = scope.spawn(|| follow(&server, "second"));
-        (
-            with_b.join().expect("B-frame client"),
-            without_b.join().expect("client"),
-        )
+    let clients = [
+        ("demo", "source"),
+        ("second", "source"),
+        ("second", "audio"),
+    ];
+    let followed: Vec<Followed> = std::thread::scope(|scope| {
+        let clients = clients.map(|(stream, rendition)| {
+            let server = &server;
+            scope.spawn(move || follow(server, stream, rendition))
+        });
+        clients
+            .into_iter()
+            .map(|client| client.join().expect("client"))
+            .collect()
     });
-    for (name, followed) in [("B-frames", &with_b), ("no B-frames", &without_b)] {
+    for ((stream, rendition), followed) in clients.iter().zip(&followed) {
+        let name = format!("{stream}/{rendition}");
         assert!(followed.boundaries >= BOUNDARIES, "{name}: {followed:?}");
         assert!(
             followed.hints > followed.boundaries,
             "{name}: parts within segments too: {followed:?}"
         );
     }
-    eprintln!(
-        "B-frames {with_b:?}, none {without_b:?}, {:?}",
-        started.elapsed()
-    );
+    eprintln!("{followed:?} in {:?}", started.elapsed());
 }
