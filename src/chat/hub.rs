@@ -602,8 +602,7 @@ impl Hub {
             Some(stream) if !stream.is_ended() => (
                 Some(stream.session.clone()),
                 stream
-                    .cues()
-                    .now_ns()
+                    .media_now_ns()
                     .map(|ns| i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)),
             ),
             _ => (None, None),

@@ -10,6 +10,9 @@
 //! Cues are persisted (`store`, SQLite) before they are published; rundowns (`rundown`) fire
 //! from the ingested media timeline. `service` holds the logic, `crate::http::cues` the HTTP
 //! shell.
+//!
+//! `cues` depends on `hls`, never the reverse: a session's [`track::CueTrack`] is its
+//! `hls::timed::TimedMetadata`, and the service is every stream's `hls::timed::StreamObserver`.
 
 mod config;
 pub mod emsg;
@@ -22,12 +25,3 @@ pub mod store;
 pub mod track;
 
 pub use config::Config;
-
-use crate::hls::stream::HlsStream;
-
-/// Told about the media timeline of every session as frames are ingested (rundowns fire
-/// from it).
-pub trait MediaClock: Send + Sync {
-    /// The latest ingested frame of `stream` is at `now_ns`.
-    fn on_media(&self, stream: &HlsStream, now_ns: u64);
-}

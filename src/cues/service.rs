@@ -14,8 +14,10 @@ use super::model::{At, Cue, CueError, CueKind, CueRequest, CueSpec, Source, chec
 use super::rate::TokenBucket;
 use super::rundown::{Rundown, ScheduledCue};
 use super::store::{self, Found, StoreError};
+use super::track::{self, CueTrack};
 use crate::hls::registry::Registry;
 use crate::hls::stream::HlsStream;
+use crate::hls::timed::{StreamObserver, TimedMetadata};
 
 /// Longest rundown offset: 7 days.
 pub const MAX_OFFSET_S: f64 = 7.0 * 86_400.0;
@@ -111,7 +113,7 @@ impl CueService {
             persister: Mutex::new(Some(persister)),
         });
         // A weak reference: the registry must not keep the service (and its registry) alive.
-        registry.set_media_clock(Arc::new(WeakClock(Arc::downgrade(&service))));
+        registry.set_observer(Arc::new(WeakObserver(Arc::downgrade(&service))));
         Ok(service)
     }
 
@@ -180,8 +182,7 @@ impl CueService {
             .live_stream(stream)
             .ok_or_else(|| ServiceError::NotFound(format!("stream `{stream}` is not live")))?;
         let now_ns = session
-            .cues()
-            .now_ns()
+            .media_now_ns()
             .ok_or_else(|| ServiceError::NoMedia(stream.to_string()))?;
         let start_ns = match at {
             At::Now => now_ns,
@@ -216,8 +217,8 @@ impl CueService {
             }
         }
         // The latest ingested frame may have moved on while the row was written.
-        cue.published_ns = session.cues().now_ns().unwrap_or(now_ns);
-        session.add_cue(cue.clone());
+        cue.published_ns = session.media_now_ns().unwrap_or(now_ns);
+        track::add_to_stream(&session, cue.clone());
         tracing::info!(stream, cue = %cue.id, kind = cue.spec.kind.as_str(), media_time_s = cue.start_ns as f64 / 1e9, "cue posted");
         Ok(cue)
     }
@@ -259,13 +260,13 @@ impl CueService {
                             cue.session
                         ))
                     })?;
-                let now = session.cues().now_ns().unwrap_or(cue.start_ns);
+                let now = session.media_now_ns().unwrap_or(cue.start_ns);
                 if cue.end_ns().is_some_and(|end| end <= now) {
                     return Ok(Some(*cue));
                 }
                 let at = now.max(cue.start_ns);
                 store::set_ended(&self.pool, cue.seq, at).await?;
-                let ended = session.end_cue(id, at).unwrap_or(Cue {
+                let ended = track::end_in_stream(&session, id, at).unwrap_or(Cue {
                     ended_ns: Some(at),
                     ..*cue
                 });
@@ -283,7 +284,7 @@ impl CueService {
         items: Vec<RundownItem>,
         replace: bool,
     ) -> Result<Vec<ScheduledCue>, ServiceError> {
-        if let Some(now) = self.live_stream(stream).and_then(|s| s.cues().now_ns()) {
+        if let Some(now) = self.live_stream(stream).and_then(|s| s.media_now_ns()) {
             for (index, item) in items.iter().enumerate() {
                 if (item.offset_s * 1e9) < now as f64 {
                     return Err(CueError::Invalid {
@@ -313,10 +314,15 @@ impl CueService {
     }
 }
 
-/// The service as the registry's media clock, without an ownership cycle.
-struct WeakClock(std::sync::Weak<CueService>);
+/// The service as every stream's observer (a cue track per session; rundowns fire from the
+/// media timeline), without an ownership cycle.
+struct WeakObserver(std::sync::Weak<CueService>);
 
-impl super::MediaClock for WeakClock {
+impl StreamObserver for WeakObserver {
+    fn timed_metadata(&self, _name: &str) -> Option<Arc<dyn TimedMetadata>> {
+        Some(Arc::new(CueTrack::default()))
+    }
+
     fn on_media(&self, stream: &HlsStream, now_ns: u64) {
         if let Some(service) = self.0.upgrade() {
             service.fire_due(stream, now_ns);
@@ -356,7 +362,7 @@ impl CueService {
             {
                 let _ = tx.send(cue.clone());
             }
-            stream.add_cue(cue);
+            track::add_to_stream(stream, cue);
         }
     }
 }

@@ -1,77 +1,99 @@
-//! The cues of one session (a [`CueTrack`], owned by the session's `HlsStream`), how each
-//! rendition carries them in-band ([`Carriage`]: emsg before the `moof` of the chunk that holds
-//! the cue's start) and how playlists list them ([`render`]: EXT-X-DATERANGE, with the
-//! rfc8216bis rules for Playlist Delta Updates). Pure: time comes in as media time (ns) of
-//! the latest ingested frame; nothing here reads a clock.
+//! The cues of one session (a [`CueTrack`], the session's timed metadata in its `HlsStream`),
+//! how each rendition carries them in-band ([`Carriage`]: emsg before the `moof` of the chunk
+//! that holds the cue's start) and how playlists list them ([`render`]: EXT-X-DATERANGE, with
+//! the rfc8216bis rules for Playlist Delta Updates). Pure: time comes in as media time (ns) of
+//! the latest ingested frame; nothing here reads a clock. HLS reaches all of it through its
+//! own interface ([`crate::hls::timed`]), implemented here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use chrono::{DateTime, Utc};
 
 use super::emsg::{Emsg, ID3_SCHEME, Id3Frame, UNKNOWN_DURATION, id3_tag};
 use super::model::{Cue, CueKind};
 use super::mp4::{TrackTiming, earliest_presentation_time, moof_offset, track_timing};
 use crate::hls::packager::CmafChunk;
 use crate::hls::playlist::{ClientValue, DateRange};
+use crate::hls::stream::HlsStream;
+pub use crate::hls::timed::{Delta, Rendered, View};
+use crate::hls::timed::{InBandCarrier, TimedMetadata};
 
 /// TXXX description of the cue JSON in the ID3 tag.
 pub const ID3_DESCRIPTION: &str = "com.cuecast.cue";
-/// "No time yet" in the latest-time atomics.
-const NONE: u64 = u64::MAX;
 
 /// The cues of one session, in the order they were added.
 #[derive(Debug, Default)]
 pub struct CueTrack {
     /// Cues, insertion order (renditions pick up new ones by index).
     cues: Mutex<Vec<Arc<Cue>>>,
-    /// PTS of the latest ingested video frame, ns ([`NONE`] before the first).
-    latest_video: AtomicU64Opt,
-    /// Time of the latest ingested frame of any track, ns.
-    latest_any: AtomicU64Opt,
 }
 
-/// An optional u64 in an atomic (`u64::MAX` = none), only ever raised.
-#[derive(Debug)]
-struct AtomicU64Opt(AtomicU64);
+/// Adds `cue` to `stream`'s session: its playlists and every rendition's in-band carriage.
+/// False if the stream carries no cues (made without the cue service).
+pub fn add_to_stream(stream: &HlsStream, cue: Cue) -> bool {
+    let Some(track) = stream.timed_metadata::<CueTrack>() else {
+        tracing::warn!(stream = %stream.name, cue = %cue.id, "stream carries no cues");
+        return false;
+    };
+    track.add(cue);
+    stream.timed_metadata_changed();
+    true
+}
 
-impl Default for AtomicU64Opt {
-    fn default() -> Self {
-        AtomicU64Opt(AtomicU64::new(NONE))
+/// Cuts cue `id` of `stream`'s session short at media time `at_ns`; the updated cue, or `None`
+/// if the session has no such cue.
+pub fn end_in_stream(stream: &HlsStream, id: &str, at_ns: u64) -> Option<Cue> {
+    let cue = stream.timed_metadata::<CueTrack>()?.end(id, at_ns)?;
+    stream.timed_metadata_changed();
+    Some((*cue).clone())
+}
+
+impl TimedMetadata for CueTrack {
+    fn render(&self, view: &View) -> Rendered {
+        let cues = self.cues();
+        if cues.is_empty() {
+            return Rendered::default();
+        }
+        render(&cues, view)
+    }
+
+    fn carrier(self: Arc<Self>) -> Box<dyn InBandCarrier> {
+        Box::new(RenditionCarriage {
+            track: self,
+            carriage: Carriage::default(),
+            carried: Vec::new(),
+        })
     }
 }
 
-impl AtomicU64Opt {
-    fn raise(&self, value: u64) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-                (current == NONE || value > current).then_some(value)
-            });
+/// One rendition's [`Carriage`] of a track, as HLS drives it.
+struct RenditionCarriage {
+    /// The session's cues.
+    track: Arc<CueTrack>,
+    /// What this rendition carried so far.
+    carriage: Carriage,
+    /// Carried by the last chunk (requeued if it is not published).
+    carried: Vec<Arc<Cue>>,
+}
+
+impl InBandCarrier for RenditionCarriage {
+    fn handle_init(&mut self, init: &[u8]) {
+        self.carriage.handle_init(init);
     }
 
-    fn get(&self) -> Option<u64> {
-        Some(self.0.load(Ordering::Acquire)).filter(|&v| v != NONE)
+    fn handle_chunk(&mut self, chunk: CmafChunk) -> CmafChunk {
+        let (chunk, carried) = self.carriage.handle_chunk(&self.track, chunk);
+        self.carried = carried;
+        chunk
+    }
+
+    fn requeue_last(&mut self) {
+        self.carriage.requeue(std::mem::take(&mut self.carried));
     }
 }
 
 impl CueTrack {
-    /// Records an ingested frame: `video` frames by PTS, audio by its time.
-    pub fn observe(&self, media_ns: u64, video: bool) {
-        if video {
-            self.latest_video.raise(media_ns);
-        }
-        self.latest_any.raise(media_ns);
-    }
-
-    /// "Now" on the media timeline: the PTS of the latest ingested video frame (the latest
-    /// audio frame's time for audio-only streams); `None` before any frame.
-    pub fn now_ns(&self) -> Option<u64> {
-        self.latest_video.get().or(self.latest_any.get())
-    }
-
     /// Adds a cue.
     pub fn add(&self, cue: Cue) -> Arc<Cue> {
         let cue = Arc::new(cue);
@@ -227,41 +249,6 @@ pub fn emsg_for(cue: &Cue, timescale: u32, presentation_time: u64) -> Option<Byt
     emsg.to_bytes().map(Bytes::from)
 }
 
-/// What a playlist covers, for [`render`].
-#[derive(Debug, Clone, Copy)]
-pub struct View {
-    /// PROGRAM-DATE-TIME of the first listed segment of the full playlist (`None`: nothing
-    /// listed yet, every cue is listed).
-    pub window_start: Option<DateTime<Utc>>,
-    /// Media time of the latest ingested frame, ns (cues whose end is at or before it are
-    /// finished and get their final DURATION).
-    pub now_ns: u64,
-    /// The stream ended (EXT-X-ENDLIST): every cue is final.
-    pub ended: bool,
-    /// This is a Playlist Delta Update.
-    pub delta: Option<Delta>,
-}
-
-/// A Playlist Delta Update's view.
-#[derive(Debug, Clone, Copy)]
-pub struct Delta {
-    /// PROGRAM-DATE-TIME of the first segment that is not skipped.
-    pub boundary: Option<DateTime<Utc>>,
-    /// CAN-SKIP-UNTIL: how far back a client's last reload may be.
-    pub skip_until: Duration,
-    /// `_HLS_skip=v2`: skip EXT-X-DATERANGEs the client already has.
-    pub skip_dateranges: bool,
-}
-
-/// [`render`]'s result.
-#[derive(Debug, Default, PartialEq)]
-pub struct Rendered {
-    /// The EXT-X-DATERANGE tags to write, by start then creation.
-    pub dateranges: Vec<DateRange>,
-    /// EXT-X-SKIP RECENTLY-REMOVED-DATERANGES (delta updates that skip dateranges).
-    pub recently_removed: Vec<String>,
-}
-
 /// The EXT-X-DATERANGEs of a playlist. Rules (rfc8216bis §4.4.5.1, §6.2.5.1):
 /// - a cue is listed while any segment it covers is listed: its end (END-ON-NEXT: the next
 ///   cue of its class) is after the window start, or it starts at or after it;
@@ -385,7 +372,7 @@ pub fn daterange(cue: &Cue, finished: bool) -> DateRange {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{DateTime, TimeZone, Utc};
 
     use super::super::emsg::parse_id3;
     use super::super::model::{CueSpec, Product, Source};
@@ -563,7 +550,8 @@ mod tests {
     #[test]
     fn stream_rendition_carries_cues_in_parts_segments_and_playlists() {
         use crate::hls::packager::PackagerConfig;
-        use crate::hls::stream::{HlsStream, PlaylistForm, RenditionKind, TrackInfo};
+        use crate::hls::stream::{PlaylistForm, RenditionKind, TrackInfo};
+        use crate::hls::timed::FrameTime;
 
         let stream = HlsStream::new(
             "demo",
@@ -572,7 +560,8 @@ mod tests {
                 part_target: Duration::from_millis(500),
                 window: Duration::from_secs(14),
             },
-        );
+        )
+        .with_timed_metadata(Arc::new(CueTrack::default()));
         stream.anchor(0);
         let rendition = stream.add_rendition("source", RenditionKind::Video);
         rendition.push_init(Bytes::from(init(90_000, 3000)), TrackInfo::default());
@@ -583,13 +572,16 @@ mod tests {
             c.spec.duration = Some(Duration::from_millis(duration_ms));
             c
         };
-        stream.add_cue(at(600, 1, 1000));
-        stream.add_cue(at(10_000, 2, 1000));
-        stream.add_cue(at(17_000, 3, 100_000));
+        assert!(add_to_stream(&stream, at(600, 1, 1000)));
+        assert!(add_to_stream(&stream, at(10_000, 2, 1000)));
+        assert!(add_to_stream(&stream, at(17_000, 3, 100_000)));
         for index in 0..60u64 {
             let pts = index * 500_000_000;
             let frames: Vec<(u32, i32)> = vec![(3000, 0); 15];
-            stream.cues().observe(pts + 500_000_000, true);
+            stream.observe(&FrameTime {
+                media_ns: pts + 500_000_000,
+                video: true,
+            });
             rendition.push_chunk(CmafChunk {
                 data: Bytes::from(make_moof(index * 45_000, &frames)),
                 pts,
@@ -643,7 +635,7 @@ mod tests {
             "{yes}"
         );
         // Ending cue 3 changes it: v2 sends it again, with END-DATE.
-        stream.end_cue("cue3", 29_000_000_000).expect("cue 3");
+        end_in_stream(&stream, "cue3", 29_000_000_000).expect("cue 3");
         let v2 = text(PlaylistForm::DeltaV2);
         assert!(
             v2.contains("ID=\"cue3\"") && v2.contains("END-DATE="),

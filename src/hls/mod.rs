@@ -1,4 +1,8 @@
 //! HLS: the pure packager and playlist model, the live stream registry, and the HTTP origin.
+//!
+//! Dependencies point into `hls`, never out of it to other features: the media pipeline pushes
+//! CMAF chunks in ([`packager::CmafChunk`], [`timed::Ingested`]), and the cues feature plugs its
+//! timed metadata and its media-time observer in through [`timed`].
 
 pub mod align;
 mod config;
@@ -7,6 +11,9 @@ pub mod origin;
 pub mod packager;
 pub mod playlist;
 pub mod registry;
+pub mod rendition;
 pub mod stream;
+pub mod timed;
+pub mod timeline;
 
 pub use config::Config;

@@ -5,7 +5,8 @@
 //! - `/hls/{stream}/{rendition}/playlist.m3u8` — media playlist
 //! - `/hls/{stream}/{rendition}/init.mp4` — CMAF header (EXT-X-MAP)
 //! - `/hls/{stream}/{rendition}/seg{msn}.m4s` — segment
-//! - `/hls/{stream}/{rendition}/part{msn}.{part}.m4s` — LL-HLS part
+//! - `/hls/{stream}/{rendition}/part{number}.m4s` — LL-HLS part, by part number (see
+//!   [`super::packager`])
 //!
 //! Names are matched against these shapes only; nothing is ever read from the file system, so
 //! there is no path to traverse.
@@ -22,7 +23,7 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use super::directives::{Directives, SkipRequest};
-use super::packager::{Object, PartId, Position, Resource};
+use super::packager::{Object, Position, Resource};
 use super::registry::Registry;
 use super::stream::{HlsStream, PlaylistForm, Rendition, RenditionKind};
 
@@ -313,36 +314,34 @@ async fn media_playlist(
         .into_response())
 }
 
-/// A part GET. The part the playlist's EXT-X-PRELOAD-HINT names (or one a little further)
-/// is held until it is published, then served whole; a hinted part that never comes (the
-/// segment ended first) is a 404.
+/// A part GET by part number. The part the playlist's EXT-X-PRELOAD-HINT names (or the one
+/// after it) is held until it is published, then served whole. Part numbers do not depend on
+/// where segments end, so a hinted part always comes (unless the stream ends first: 404).
 async fn wait_for_part(
     origin: &Origin,
     rendition: &Rendition,
-    part: PartId,
+    number: u64,
 ) -> Result<Option<Bytes>, OriginError> {
     {
         let packager = rendition.packager();
-        if let Some(bytes) = packager.part(part.msn, part.part) {
+        if let Some(bytes) = packager.numbered_part(number) {
             return Ok(Some(bytes));
         }
-        let next = packager.next_part();
         // Hold only requests for the next part(s), as a preload hint produces them.
-        let hinted = (part.msn == next.msn && part.part >= next.part && part.part <= next.part + 1)
-            || (part.msn == next.msn + 1 && part.part == 0);
+        let next = packager.next_part_number();
+        let hinted = number >= next && number <= next + 1;
         if packager.is_ended() || !hinted {
             return Ok(None);
         }
     }
-    let settled =
-        |p: &Position| p.ended || p.has_part(part.msn, part.part) || p.contains(part.msn, None);
+    let settled = |p: &Position| p.ended || p.has_part(number);
     if !wait_until(origin, rendition, settled).await {
         return Err(OriginError::Unavailable(format!(
             "`{}` was not published within 3 target durations",
-            Resource::Part(part)
+            Resource::Part(number)
         )));
     }
-    Ok(rendition.packager().part(part.msn, part.part))
+    Ok(rendition.packager().numbered_part(number))
 }
 
 /// A response body that writes an [`Object`]'s shared buffers one after the other, with its

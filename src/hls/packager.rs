@@ -9,11 +9,17 @@
 //! - a chunk with `fragment_start` begins a new CMAF fragment and so a new Media Segment
 //!   (cmafmux's fragment-duration is the HLS segment target; video fragments start on
 //!   keyframes);
-//! - Media Sequence Numbers start at 0; parts are numbered from 0 within their segment.
+//! - Media Sequence Numbers start at 0; parts are indexed from 0 within their segment (the
+//!   `_HLS_part` of blocking reloads and the LAST-PART of rendition reports);
+//! - every part also has a *part number*: its place among all parts the rendition published,
+//!   from 0, whatever segment it ends up in. Part URIs use it, so the EXT-X-PRELOAD-HINT (the
+//!   number of the next part) always names the part that comes next — also when the next chunk
+//!   starts a new segment, which the hint cannot know in advance (a keyframe closes the segment
+//!   wherever it falls).
 //!
 //! URIs, relative to the media playlist (`/hls/{stream}/{rendition}/playlist.m3u8`) — see
 //! [`Resource`]: `init.mp4` (init version 0) / `init{n}.mp4` (version n ≥ 1),
-//! `seg{msn}.m4s`, `part{msn}.{index}.m4s`.
+//! `seg{msn}.m4s`, `part{number}.m4s`.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -27,14 +33,14 @@ use super::playlist::{
     ServerControl,
 };
 
-/// At least this many complete segments are listed once available, whatever the window
-/// (RFC 8216 §6.2.2: the server "MUST NOT remove a Media Segment from a Playlist file
-/// without an EXT-X-ENDLIST tag if that would produce a Playlist whose duration is less
-/// than three times the target duration"; we keep ≥ 3 segments).
 /// CAN-SKIP-UNTIL in target durations: "at least six times the Target Duration"
 /// (rfc8216bis §4.4.3.8); delta updates skip segments older than this.
 pub const SKIP_BOUNDARY_TARGETS: u32 = 6;
 
+/// At least this many complete segments are listed once available, whatever the window
+/// (RFC 8216 §6.2.2: the server "MUST NOT remove a Media Segment from a Playlist file
+/// without an EXT-X-ENDLIST tag if that would produce a Playlist whose duration is less
+/// than three times the target duration"; we keep ≥ 3 segments).
 pub const MIN_LISTED_SEGMENTS: usize = 3;
 
 /// Upper bound on parts in one segment. A publisher that never starts a new fragment
@@ -106,6 +112,8 @@ pub struct Position {
     pub target_duration: u64,
     /// EXT-X-ENDLIST is present.
     pub ended: bool,
+    /// Parts published so far: the part number of the next part (the preload hint's).
+    pub parts_published: u64,
 }
 
 impl Position {
@@ -127,14 +135,9 @@ impl Position {
         true
     }
 
-    /// Whether part `part` of segment `msn` has been published (for held part GETs); older
-    /// complete segments count as published.
-    pub fn has_part(&self, msn: u64, part: u32) -> bool {
-        match self.open {
-            Some((open, parts)) if open == msn => part < parts,
-            _ if msn + 1 == self.complete_up_to => part < self.last_complete_parts,
-            _ => msn < self.complete_up_to,
-        }
+    /// Whether the part numbered `number` has been published (for held part GETs).
+    pub fn has_part(&self, number: u64) -> bool {
+        number < self.parts_published
     }
 }
 
@@ -203,8 +206,8 @@ pub enum Resource {
     Init(u32),
     /// Complete segment: `seg{msn}.m4s`.
     Segment(u64),
-    /// Part: `part{msn}.{index}.m4s`.
-    Part(PartId),
+    /// Part by part number (see the module docs): `part{number}.m4s`.
+    Part(u64),
 }
 
 impl Resource {
@@ -230,12 +233,8 @@ impl Resource {
         {
             return parse_canonical(n).map(Self::Segment);
         }
-        let rest = name.strip_prefix("part")?.strip_suffix(".m4s")?;
-        let (msn, part) = rest.split_once('.')?;
-        Some(Self::Part(PartId {
-            msn: parse_canonical(msn)?,
-            part: u32::try_from(parse_canonical(part)?).ok()?,
-        }))
+        let number = name.strip_prefix("part")?.strip_suffix(".m4s")?;
+        parse_canonical(number).map(Self::Part)
     }
 }
 
@@ -245,7 +244,7 @@ impl fmt::Display for Resource {
             Self::Init(0) => f.write_str("init.mp4"),
             Self::Init(version) => write!(f, "init{version}.mp4"),
             Self::Segment(msn) => write!(f, "seg{msn}.m4s"),
-            Self::Part(PartId { msn, part }) => write!(f, "part{msn}.{part}.m4s"),
+            Self::Part(number) => write!(f, "part{number}.m4s"),
         }
     }
 }
@@ -343,6 +342,8 @@ struct Segment {
     duration: u64,
     /// Sum of the part sizes, bytes.
     size: usize,
+    /// Part number of the first part.
+    first_part: u64,
     /// The parts; the segment's bytes are theirs back to back.
     parts: Vec<StoredPart>,
 }
@@ -363,6 +364,11 @@ impl Segment {
     fn starts_independent(&self) -> bool {
         self.parts.first().is_some_and(|p| p.independent)
     }
+
+    /// Part numbers past the last part.
+    fn parts_end(&self) -> u64 {
+        self.first_part + self.parts.len() as u64
+    }
 }
 
 /// The segment being filled; never empty (opened by its first chunk).
@@ -380,6 +386,8 @@ struct OpenSegment {
     duration: u64,
     /// Sum of part sizes so far, bytes.
     size: usize,
+    /// Part number of the first part.
+    first_part: u64,
     /// Parts so far.
     parts: Vec<StoredPart>,
 }
@@ -393,6 +401,7 @@ impl OpenSegment {
             program_date_time: self.program_date_time,
             duration: self.duration,
             size: self.size,
+            first_part: self.first_part,
             parts: self.parts,
         }
     }
@@ -424,6 +433,8 @@ pub struct Packager {
     open: Option<OpenSegment>,
     /// MSN of the next segment to open.
     next_msn: u64,
+    /// Parts published so far (the part number of the next part).
+    parts_published: u64,
     /// Init version of the most recently opened segment (for EXT-X-DISCONTINUITY).
     last_init_version: Option<u32>,
     /// Current EXT-X-TARGETDURATION, s; never decreases.
@@ -451,6 +462,7 @@ impl Packager {
             retained_duration: 0,
             open: None,
             next_msn: 0,
+            parts_published: 0,
             last_init_version: None,
             target_duration: ceil_secs(config.segment_target).max(1),
             max_part_duration: 0,
@@ -514,6 +526,7 @@ impl Packager {
                     open.duration = open.duration.saturating_add(part.duration);
                     open.size += part.data.len();
                     open.parts.push(part);
+                    self.parts_published += 1;
                     ChunkOutcome::PartAdded(PartId {
                         msn: open.msn,
                         part: index,
@@ -540,8 +553,10 @@ impl Packager {
             program_date_time: chunk.program_date_time,
             duration: part.duration,
             size: part.data.len(),
+            first_part: self.parts_published,
             parts: vec![part],
         });
+        self.parts_published += 1;
         let started = PartId { msn, part: 0 };
         match completed {
             Some(completed) => ChunkOutcome::SegmentCompleted { completed, started },
@@ -614,12 +629,29 @@ impl Packager {
         self.stored_segment(msn)?.part(part)
     }
 
+    /// One part by part number (see the module docs): parts of the open segment, of listed
+    /// segments and of retained segments.
+    pub fn numbered_part(&self, number: u64) -> Option<Bytes> {
+        if let Some(open) = self.open.as_ref().filter(|open| number >= open.first_part) {
+            let index = usize::try_from(number - open.first_part).ok()?;
+            return open.parts.get(index).map(|p| p.data.clone());
+        }
+        // Stored segments hold consecutive part numbers, oldest first.
+        [&self.retained, &self.window]
+            .into_iter()
+            .find_map(|segments| {
+                let segment =
+                    segments.get(segments.partition_point(|s| s.parts_end() <= number))?;
+                segment.part(u32::try_from(number.checked_sub(segment.first_part)?).ok()?)
+            })
+    }
+
     /// Any resource of this rendition by its parsed URI.
     pub fn resource(&self, resource: Resource) -> Option<Object> {
         match resource {
             Resource::Init(version) => self.init_by_version(version).map(Object::from),
             Resource::Segment(msn) => self.segment(msn),
-            Resource::Part(PartId { msn, part }) => self.part(msn, part).map(Object::from),
+            Resource::Part(number) => self.numbered_part(number).map(Object::from),
         }
     }
 
@@ -645,8 +677,14 @@ impl Packager {
         })
     }
 
-    /// The part the next chunk becomes unless it starts a new segment (the
-    /// `EXT-X-PRELOAD-HINT` target): the open segment's next index, else part 0 of the
+    /// The part number of the next part, whatever segment it will be in (the
+    /// `EXT-X-PRELOAD-HINT` target).
+    pub fn next_part_number(&self) -> u64 {
+        self.parts_published
+    }
+
+    /// The position the next chunk takes unless it starts a new segment (the `_HLS_msn` /
+    /// `_HLS_part` a client asks for next): the open segment's next index, else part 0 of the
     /// next MSN.
     pub fn next_part(&self) -> PartId {
         match &self.open {
@@ -700,6 +738,7 @@ impl Packager {
                 .map_or(0, |segment| len_u32(segment.parts.len())),
             target_duration: self.target_duration,
             ended: self.ended,
+            parts_published: self.parts_published,
         }
     }
 
@@ -764,20 +803,7 @@ impl Packager {
             let with_parts = low_latency && from_end <= parts_span;
             from_end = from_end.saturating_sub(segment.duration);
             let parts = if with_parts {
-                segment
-                    .parts
-                    .iter()
-                    .enumerate()
-                    .map(|(index, part)| Part {
-                        duration: Duration::from_nanos(part.duration),
-                        uri: Resource::Part(PartId {
-                            msn: segment.msn,
-                            part: len_u32(index),
-                        })
-                        .to_string(),
-                        independent: part.independent,
-                    })
-                    .collect()
+                part_lines(segment.first_part, &segment.parts)
             } else {
                 Vec::new()
             };
@@ -796,20 +822,7 @@ impl Packager {
         }
 
         let partial = self.open.as_ref().filter(|_| low_latency).map(|open| {
-            let parts = open
-                .parts
-                .iter()
-                .enumerate()
-                .map(|(index, part)| Part {
-                    duration: Duration::from_nanos(part.duration),
-                    uri: Resource::Part(PartId {
-                        msn: open.msn,
-                        part: len_u32(index),
-                    })
-                    .to_string(),
-                    independent: part.independent,
-                })
-                .collect();
+            let parts = part_lines(open.first_part, &open.parts);
             PartialSegment {
                 discontinuity: open.discontinuity,
                 map: map_if_changed(&mut previous_init, open.init_version, open.discontinuity),
@@ -835,7 +848,7 @@ impl Packager {
         let preload_hints = if low_latency && !self.ended {
             vec![PreloadHint {
                 hint_type: PreloadHintType::Part,
-                uri: Resource::Part(self.next_part()).to_string(),
+                uri: Resource::Part(self.parts_published).to_string(),
             }]
         } else {
             Vec::new()
@@ -853,7 +866,7 @@ impl Packager {
                 can_skip_until: Some(target_span * SKIP_BOUNDARY_TARGETS),
                 can_skip_dateranges: false,
                 hold_back: Some(target_span * 3),
-                part_hold_back: Some(part_target * 3),
+                part_hold_back: Some(part_hold_back(part_target)),
             }),
             part_inf: low_latency.then_some(PartInf { part_target }),
             media_sequence,
@@ -941,6 +954,32 @@ impl Packager {
             Some(index) => self.window.get(index),
         }
     }
+}
+
+/// The `EXT-X-PART` lines of `parts`, numbered from `first`.
+fn part_lines(first: u64, parts: &[StoredPart]) -> Vec<Part> {
+    (first..)
+        .zip(parts)
+        .map(|(number, part)| Part {
+            duration: Duration::from_nanos(part.duration),
+            uri: Resource::Part(number).to_string(),
+            independent: part.independent,
+        })
+        .collect()
+}
+
+/// PART-HOLD-BACK for `part_target`: three times the target rounded up to the millisecond, so
+/// that the served strings meet "at least three times the Part Target Duration" (rfc8216bis
+/// §4.4.3.8, SHOULD) against the PART-TARGET as written (rounded to the nearest millisecond).
+/// Three times the unrounded target, rounded when written, can come out below it:
+/// `PART-TARGET=0.300` with `PART-HOLD-BACK=0.899`.
+fn part_hold_back(part_target: Duration) -> Duration {
+    let millis = part_target.as_nanos().div_ceil(1_000_000);
+    Duration::from_millis(
+        u64::try_from(millis)
+            .unwrap_or(u64::MAX / 3)
+            .saturating_mul(3),
+    )
 }
 
 /// `EXT-X-MAP` for `version` if it differs from the previous listed segment's, or after a
@@ -1247,23 +1286,23 @@ seg2.m4s
 #EXTINF:2.000,
 seg1.m4s
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:04.000Z
-#EXT-X-PART:DURATION=0.500,URI=\"part2.0.m4s\",INDEPENDENT=YES
-#EXT-X-PART:DURATION=0.500,URI=\"part2.1.m4s\"
-#EXT-X-PART:DURATION=0.500,URI=\"part2.2.m4s\"
-#EXT-X-PART:DURATION=0.500,URI=\"part2.3.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part8.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part9.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part10.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part11.m4s\"
 #EXTINF:2.000,
 seg2.m4s
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:06.000Z
-#EXT-X-PART:DURATION=0.500,URI=\"part3.0.m4s\",INDEPENDENT=YES
-#EXT-X-PART:DURATION=0.500,URI=\"part3.1.m4s\"
-#EXT-X-PART:DURATION=0.500,URI=\"part3.2.m4s\"
-#EXT-X-PART:DURATION=0.500,URI=\"part3.3.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part12.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part13.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part14.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part15.m4s\"
 #EXTINF:2.000,
 seg3.m4s
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:08.000Z
-#EXT-X-PART:DURATION=0.500,URI=\"part4.0.m4s\",INDEPENDENT=YES
-#EXT-X-PART:DURATION=0.500,URI=\"part4.1.m4s\"
-#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part4.2.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part16.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part17.m4s\"
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part18.m4s\"
 #EXT-X-RENDITION-REPORT:URI=\"../audio/playlist.m3u8\",LAST-MSN=4,LAST-PART=1
 ";
         assert_eq!(text, expected);
@@ -1297,7 +1336,7 @@ seg3.m4s
         let packager = Packager::new(config());
         let text = packager.media_playlist(true).to_string();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:0\n"));
-        assert!(text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part0.0.m4s\"\n"));
+        assert!(text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part0.m4s\"\n"));
         assert_eq!(packager.last_part(), None);
         assert_eq!(packager.bandwidth(), None);
     }
@@ -1355,9 +1394,14 @@ seg3.m4s
         };
         assert_eq!(by_uri("seg0.m4s"), Some(segment.clone()));
         assert_eq!(
-            by_uri("part1.0.m4s"),
+            by_uri("part4.m4s"),
             feed.packager.part(1, 0).map(Object::from)
         );
+        assert_eq!(
+            by_uri("part1.m4s"),
+            feed.packager.part(0, 1).map(Object::from)
+        );
+        assert_eq!(by_uri("part5.m4s"), None, "not published yet");
         assert_eq!(
             by_uri("init.mp4"),
             Some(Object::from(Bytes::from_static(b"INIT0")))
@@ -1516,22 +1560,22 @@ seg3.m4s
         let expected_tail = "\
 #EXT-X-MAP:URI=\"init.mp4\"
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:00.000Z
-#EXT-X-PART:DURATION=0.500,URI=\"part0.0.m4s\",INDEPENDENT=YES
-#EXT-X-PART:DURATION=0.500,URI=\"part0.1.m4s\"
-#EXT-X-PART:DURATION=0.500,URI=\"part0.2.m4s\"
-#EXT-X-PART:DURATION=0.500,URI=\"part0.3.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part1.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part2.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part3.m4s\"
 #EXTINF:2.000,
 seg0.m4s
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:02.000Z
-#EXT-X-PART:DURATION=0.500,URI=\"part1.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part4.m4s\",INDEPENDENT=YES
 #EXTINF:0.500,
 seg1.m4s
 #EXT-X-DISCONTINUITY
 #EXT-X-MAP:URI=\"init1.mp4\"
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:03.000Z
-#EXT-X-PART:DURATION=0.500,URI=\"part2.0.m4s\",INDEPENDENT=YES
-#EXT-X-PART:DURATION=0.500,URI=\"part2.1.m4s\"
-#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part2.2.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part5.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part6.m4s\"
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part7.m4s\"
 ";
         assert!(text.ends_with(expected_tail), "{text}");
         // Both versions are fetchable while segments need them.
@@ -1625,8 +1669,8 @@ seg1.m4s
             (Resource::Init(3), "init3.mp4"),
             (Resource::Segment(0), "seg0.m4s"),
             (Resource::Segment(1234), "seg1234.m4s"),
-            (Resource::Part(PartId { msn: 7, part: 0 }), "part7.0.m4s"),
-            (Resource::Part(PartId { msn: 7, part: 12 }), "part7.12.m4s"),
+            (Resource::Part(0), "part0.m4s"),
+            (Resource::Part(712), "part712.m4s"),
         ];
         for (resource, uri) in resources {
             assert_eq!(resource.to_string(), uri);
@@ -1639,12 +1683,13 @@ seg1.m4s
             "seg01.m4s",
             "seg+1.m4s",
             "seg-1.m4s",
-            "part1.m4s",
-            "part1.01.m4s",
+            "part01.m4s",
+            "part.m4s",
+            "part1.0.m4s",
             "part1.2.3.m4s",
             "seg1.mp4",
             "playlist.m3u8",
-            "part1.99999999999.m4s",
+            "part99999999999999999999.m4s",
         ] {
             assert_eq!(Resource::parse(bad), None, "{bad}");
         }
@@ -1664,7 +1709,7 @@ seg1.m4s
         assert!(!position.ended);
         let gap = feed.packager.media_playlist(true).to_string();
         assert!(
-            gap.ends_with("seg1.m4s\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part2.0.m4s\"\n"),
+            gap.ends_with("seg1.m4s\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part6.m4s\"\n"),
             "{gap}"
         );
         assert!(!gap.contains("#EXT-X-ENDLIST"));
@@ -1690,13 +1735,13 @@ seg1.m4s
 #EXT-X-DISCONTINUITY
 #EXT-X-MAP:URI=\"init.mp4\"
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:10.500Z
-#EXT-X-PART:DURATION=0.500,URI=\"part2.0.m4s\",INDEPENDENT=YES
-#EXT-X-PART:DURATION=0.500,URI=\"part2.1.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part6.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.500,URI=\"part7.m4s\"
 #EXTINF:1.000,
 seg2.m4s
 #EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:11.500Z
-#EXT-X-PART:DURATION=0.500,URI=\"part3.0.m4s\",INDEPENDENT=YES
-#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part3.1.m4s\"
+#EXT-X-PART:DURATION=0.500,URI=\"part8.m4s\",INDEPENDENT=YES
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part9.m4s\"
 ";
         assert!(text.ends_with(expected_tail), "{text}");
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
@@ -1760,5 +1805,146 @@ seg2.m4s
             feed.chunk(500, true),
             ChunkOutcome::Dropped(DropReason::Ended)
         );
+    }
+
+    /// The URI of the playlist's EXT-X-PRELOAD-HINT.
+    fn hint(packager: &Packager) -> String {
+        let playlist = packager.media_playlist(true);
+        assert_eq!(playlist.preload_hints.len(), 1, "one hint while live");
+        playlist.preload_hints[0].uri.clone()
+    }
+
+    /// The URI of the playlist's last EXT-X-PART (open segment first, else the last segment).
+    fn last_listed_part(packager: &Packager) -> Option<String> {
+        let playlist = packager.media_playlist(true);
+        let open = playlist.partial.iter().flat_map(|p| &p.parts).last();
+        open.or_else(|| playlist.segments.last()?.parts.last())
+            .map(|part| part.uri.clone())
+    }
+
+    #[test]
+    fn the_preload_hint_is_the_next_part_wherever_the_segment_ends() {
+        let mut feed = Feed::new(config());
+        // Segments of 1 to 6 parts: a keyframe closes a segment after any part, also right
+        // after the playlist hinted a further part of it.
+        let mut boundaries = 0;
+        for step in 0..120u64 {
+            // After the gap at step 60 only a fragment start is taken.
+            let fragment_start = step == 0 || step == 61 || (step * 7) % 11 < 3;
+            boundaries += u64::from(fragment_start);
+            let hinted = hint(&feed.packager);
+            let pts = feed.pts;
+            let outcome = feed.chunk(100 + step % 5, fragment_start);
+            assert!(outcome.part().is_some(), "{outcome:?}");
+            assert_eq!(last_listed_part(&feed.packager), Some(hinted.clone()));
+            let served = Resource::parse(&hinted).and_then(|r| feed.packager.resource(r));
+            assert_eq!(
+                served,
+                Some(Object::from(Bytes::from(format!("[{pts}]")))),
+                "{hinted}"
+            );
+            if step == 60 {
+                // A lost publisher, then one with a new init: dropped chunks take no number.
+                feed.packager.handle_interrupt();
+                let after_gap = hint(&feed.packager);
+                assert_eq!(after_gap, Resource::Part(step + 1).to_string());
+                feed.packager.handle_init(Bytes::from_static(b"INIT1"));
+                feed.chunk(100, false);
+                assert_eq!(hint(&feed.packager), after_gap);
+            }
+        }
+        assert!(boundaries >= 30, "{boundaries} segment boundaries");
+        assert!(
+            feed.packager.media_playlist(true).media_sequence > 0,
+            "the window slid"
+        );
+        feed.packager.handle_end();
+        assert!(feed.packager.media_playlist(true).preload_hints.is_empty());
+    }
+
+    #[test]
+    fn a_part_number_finds_its_part_in_open_listed_and_retained_segments() {
+        let mut feed = Feed::new(config());
+        for _ in 0..12 {
+            feed.segment(4, 500);
+        }
+        feed.chunk(500, true);
+        // 12 complete segments of 4 parts, the open one with part 48. The 6 s window lists 3.
+        assert_eq!(feed.packager.media_playlist(false).media_sequence, 9);
+        assert_eq!(feed.packager.next_part_number(), 49);
+        let mut gone = 0;
+        for number in 0..49 {
+            let (msn, index) = (number / 4, (number % 4) as u32);
+            let by_number = feed.packager.numbered_part(number);
+            assert_eq!(by_number, feed.packager.part(msn, index), "{msn}.{index}");
+            // Listed and retained segments keep their parts; older ones are gone.
+            assert_eq!(
+                by_number.is_some(),
+                feed.packager.segment(msn).is_some() || msn == 12
+            );
+            gone += u64::from(by_number.is_none());
+        }
+        assert!(gone > 0 && gone < 40, "{gone} parts gone");
+        assert_eq!(feed.packager.numbered_part(49), None, "not yet");
+        assert_eq!(feed.packager.numbered_part(u64::MAX), None);
+        let position = feed.packager.position();
+        assert!(position.has_part(48) && !position.has_part(49));
+    }
+
+    #[test]
+    fn hold_backs_are_at_least_three_targets_as_written() {
+        /// A `NAME=<seconds>` attribute of `line`.
+        fn seconds(line: &str, name: &str) -> f64 {
+            line.split([':', ','])
+                .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {line}"))
+        }
+        let line = |text: &str, tag: &str| -> String {
+            text.lines()
+                .find(|l| l.starts_with(tag))
+                .unwrap_or_else(|| panic!("no {tag}:\n{text}"))
+                .to_string()
+        };
+        let config = PackagerConfig {
+            part_target: Duration::from_millis(200),
+            ..config()
+        };
+        // 29.97 fps B-frame input: parts of 9 frames ≈ 299.66 ms.
+        let mut feed = Feed::new(config);
+        feed.chunk(200, true);
+        feed.packager.handle_chunk(CmafChunk {
+            duration: 299_666_667,
+            ..make_chunk(feed.pts, 0, false)
+        });
+        let text = feed.packager.media_playlist(true).to_string();
+        assert!(text.contains("PART-TARGET=0.300\n"), "{text}");
+        assert!(text.contains("PART-HOLD-BACK=0.900\n"), "{text}");
+        // Every part target from 200 ms to 2 s in steps that hit every rounding case.
+        for micros in (200_000..2_000_000u64).step_by(333) {
+            let mut feed = Feed::new(config);
+            feed.chunk(200, true);
+            feed.packager.handle_chunk(CmafChunk {
+                duration: micros * 1000 + micros % 7,
+                ..make_chunk(feed.pts, 0, false)
+            });
+            let text = feed.packager.media_playlist(true).to_string();
+            let control = line(&text, "#EXT-X-SERVER-CONTROL:");
+            let target: f64 = line(&text, "#EXT-X-TARGETDURATION:")
+                .trim_start_matches("#EXT-X-TARGETDURATION:")
+                .parse()
+                .expect("integer");
+            let part_target = seconds(&line(&text, "#EXT-X-PART-INF:"), "PART-TARGET");
+            // In milliseconds, as written: no floating-point slack.
+            let ms = |s: f64| (s * 1000.0).round() as u64;
+            assert!(
+                ms(seconds(&control, "HOLD-BACK")) >= 3 * ms(target),
+                "{text}"
+            );
+            assert!(
+                ms(seconds(&control, "PART-HOLD-BACK")) >= 3 * ms(part_target),
+                "{text}"
+            );
+        }
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::packager::PackagerConfig;
 use super::stream::HlsStream;
-use crate::cues::MediaClock;
+use super::timed::StreamObserver;
+use super::timeline::{Clock, SystemClock};
 
 /// Live and recently ended streams by public name.
 pub struct Registry {
@@ -15,24 +16,37 @@ pub struct Registry {
     packager: PackagerConfig,
     /// How long an ended stream stays available.
     retention: Duration,
-    /// Given to every new stream (cue rundowns).
-    media_clock: OnceLock<Arc<dyn MediaClock>>,
+    /// Given to every new stream (cues: their carriage and rundowns).
+    observer: OnceLock<Arc<dyn StreamObserver>>,
+    /// Where streams read the time.
+    clock: Arc<dyn Clock>,
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry on the system clocks.
     pub fn new(packager: PackagerConfig, retention: Duration) -> Registry {
+        Registry::with_clock(packager, retention, Arc::new(SystemClock))
+    }
+
+    /// An empty registry whose streams read the time from `clock`.
+    pub fn with_clock(
+        packager: PackagerConfig,
+        retention: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Registry {
         Registry {
             streams: RwLock::new(HashMap::new()),
             packager,
             retention,
-            media_clock: OnceLock::new(),
+            observer: OnceLock::new(),
+            clock,
         }
     }
 
-    /// Sets the media clock every new stream reports to (once).
-    pub fn set_media_clock(&self, clock: Arc<dyn MediaClock>) {
-        let _ = self.media_clock.set(clock);
+    /// Sets the observer of every new stream (once): it supplies each session's timed
+    /// metadata and hears about its media time.
+    pub fn set_observer(&self, observer: Arc<dyn StreamObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     /// Starts a new stream `name`, replacing an ended one of the same name.
@@ -49,6 +63,8 @@ impl Registry {
     /// less than `grace` ago, or is being replaced (`take_over`) — continued, `true` — else a new
     /// session replacing any previous one.
     pub fn publish(&self, name: &str, grace: Duration, take_over: bool) -> (Arc<HlsStream>, bool) {
+        // Lock order: the stream map → a stream's own locks (continuity to resume or take it
+        // over, its renditions to end it); no stream lock is held when the map is taken.
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if let Some(current) = streams.get(name)
             && (current.resume(grace) || (take_over && current.take_over()))
@@ -62,13 +78,13 @@ impl Registry {
         (stream, false)
     }
 
-    /// A new stream, reporting to the media clock (cue rundowns) when one is set.
+    /// A new stream, observed by the observer when one is set.
     fn new_stream(&self, name: &str) -> Arc<HlsStream> {
-        let stream = Arc::new(HlsStream::new(name, self.packager));
-        if let Some(clock) = self.media_clock.get() {
-            stream.set_media_clock(Arc::clone(clock));
-        }
-        stream
+        let stream = HlsStream::with_clock(name, self.packager, Arc::clone(&self.clock));
+        Arc::new(match self.observer.get() {
+            Some(observer) => stream.observed_by(Arc::clone(observer)),
+            None => stream,
+        })
     }
 
     /// The stream `name`, unless unknown or ended longer ago than the retention period.
@@ -116,9 +132,7 @@ impl Registry {
     }
 
     fn expired(&self, stream: &HlsStream) -> bool {
-        stream
-            .ended_at()
-            .is_some_and(|at| at.elapsed() > self.retention)
+        stream.ended_longer_than(self.retention)
     }
 }
 

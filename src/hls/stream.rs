@@ -1,22 +1,30 @@
-//! A live (or recently ended) HLS stream: its renditions, each a [`Packager`] behind a lock, and
-//! the mapping from media time to wall-clock time used for EXT-X-PROGRAM-DATE-TIME.
+//! A live (or recently ended) HLS stream: its renditions (each a [`Packager`] behind a lock,
+//! see [`super::rendition`]), the mapping from media time to wall-clock time used for
+//! EXT-X-PROGRAM-DATE-TIME, and publisher continuity across reconnects. The decisions are pure
+//! ([`super::timeline`]); the stream keeps them behind locks and reads its [`Clock`].
+//!
+//! # Lock order
+//!
+//! The registry's stream map may be held while a stream's locks are taken (a publish resumes
+//! or ends the stream it replaces under it), never the other way round. Within a stream,
+//! `timeline` and `continuity` are leaves: nothing else is locked while one is held. The
+//! rendition list is only read-locked long enough to clone it, so a rendition's own locks
+//! (their order is in [`super::rendition`]) are never taken under a stream lock.
+//!
+//! [`Packager`]: super::packager::Packager
 
-use std::ops::Range;
+use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::align::{PartAligner, PartEnds};
-use super::packager::{
-    ChunkOutcome, CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS,
-};
+use super::packager::PackagerConfig;
 use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Variant};
-use crate::cues::MediaClock;
-use crate::cues::model::Cue;
-use crate::cues::track::{self, Carriage, CueTrack};
-use crate::media::frame::MediaUnit;
+pub use super::rendition::{PlaylistForm, Published, Rendition, RenditionKind, TrackInfo};
+use super::timed::{Ingested, MediaNow, StreamObserver, TimedMetadata};
+pub use super::timeline::CONTINUE_MARGIN_NS;
+use super::timeline::{Clock, Continuity, SystemClock, Timeline};
 
 /// Group id of the audio renditions in the multivariant playlist.
 pub const AUDIO_GROUP: &str = "audio";
@@ -24,368 +32,6 @@ pub const AUDIO_GROUP: &str = "audio";
 /// many is left out of the multivariant playlist (a transcoded rung that cannot keep up must
 /// not keep viewers from starting the others).
 pub const LAGGARD_SEGMENTS: u64 = 2;
-
-/// What a rendition carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RenditionKind {
-    /// A video track (a variant of the multivariant playlist).
-    Video,
-    /// An audio track (an EXT-X-MEDIA TYPE=AUDIO rendition shared by all variants).
-    Audio,
-}
-
-/// Codec facts of a rendition, for the multivariant playlist.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrackInfo {
-    /// RFC 6381 codec string, e.g. `avc1.64001f` or `mp4a.40.2`.
-    pub codecs: Option<String>,
-    /// Video width × height.
-    pub resolution: Option<(u32, u32)>,
-    /// Video frames per second.
-    pub frame_rate: Option<f64>,
-    /// Audio channel count.
-    pub channels: Option<u32>,
-}
-
-/// The forms in which a media playlist is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlaylistForm {
-    /// RFC 8216 playlist: complete segments only.
-    Plain,
-    /// LL-HLS: parts, preload hint, server control, rendition reports.
-    LowLatency,
-    /// LL-HLS Playlist Delta Update (`_HLS_skip=YES`): old segments replaced by EXT-X-SKIP.
-    Delta,
-    /// Delta update that also skips old EXT-X-DATERANGEs (`_HLS_skip=v2`, CAN-SKIP-DATERANGES).
-    DeltaV2,
-}
-
-impl PlaylistForm {
-    fn index(self) -> usize {
-        match self {
-            PlaylistForm::Plain => 0,
-            PlaylistForm::LowLatency => 1,
-            PlaylistForm::Delta => 2,
-            PlaylistForm::DeltaV2 => 3,
-        }
-    }
-}
-
-/// Rendered playlists of one packager state, so that the thousands of requests released by
-/// one new part share one rendering.
-#[derive(Default)]
-struct RenderCache {
-    /// The update counter the texts belong to.
-    version: u64,
-    /// Text per [`PlaylistForm`].
-    texts: [Option<Bytes>; 4],
-}
-
-/// What a rendition publishes to its readers after every change.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Published {
-    /// Bumped on every change (keys the playlist render cache).
-    pub version: u64,
-    /// The playlist's end, so held requests test their directive without the packager lock.
-    pub position: Position,
-}
-
-/// One rendition of a stream.
-pub struct Rendition {
-    /// Name in URLs (`/hls/{stream}/{name}/playlist.m3u8`).
-    pub name: String,
-    /// Video or audio.
-    pub kind: RenditionKind,
-    /// The packager, fed from the pipeline's streaming thread, read by HTTP handlers.
-    packager: Mutex<Packager>,
-    /// Codec facts from the first init segment.
-    info: Mutex<TrackInfo>,
-    /// Published on every change, so readers can wait for new parts and segments.
-    updates: tokio::sync::watch::Sender<Published>,
-    /// Playlists rendered for the current update counter (read-locked on the hot path).
-    rendered: RwLock<RenderCache>,
-    /// The session's cues (EXT-X-DATERANGE, emsg).
-    cues: Arc<CueTrack>,
-    /// Which cues this rendition still has to carry in-band.
-    carriage: Mutex<Carriage>,
-    /// Where this rendition's latest parts end, for renditions aligned to it.
-    part_ends: Mutex<PartEnds>,
-    /// Set on transcoded renditions: regroups their per-frame chunks into parts ending where
-    /// the reference rendition's parts end (see [`super::align`]).
-    aligner: Mutex<Option<(PartAligner, Option<Arc<Rendition>>)>>,
-}
-
-impl Rendition {
-    fn new(
-        name: &str,
-        kind: RenditionKind,
-        config: PackagerConfig,
-        cues: Arc<CueTrack>,
-    ) -> Rendition {
-        Rendition {
-            name: name.to_string(),
-            kind,
-            packager: Mutex::new(Packager::new(config)),
-            info: Mutex::new(TrackInfo::default()),
-            updates: tokio::sync::watch::Sender::new(Published::default()),
-            rendered: RwLock::new(RenderCache::default()),
-            cues,
-            carriage: Mutex::new(Carriage::default()),
-            part_ends: Mutex::new(PartEnds::default()),
-            aligner: Mutex::new(None),
-        }
-    }
-
-    /// From now on this rendition is fed one frame per chunk and gathers them into parts that
-    /// end where `reference`'s parts end (same frames, same timestamps: a transcoded rung and
-    /// the passthrough it was decoded from), or at the part target without a reference.
-    pub fn gather_parts(&self, reference: Option<&Arc<Rendition>>) {
-        let part_target = self.packager().config().part_target;
-        let aligner = PartAligner::new(u64::try_from(part_target.as_nanos()).unwrap_or(u64::MAX));
-        *self.aligner.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((aligner, reference.cloned()));
-    }
-
-    /// The media playlist text in `form`, rendered once per packager update and shared.
-    /// `reports` supplies the EXT-X-RENDITION-REPORTs (LL forms), called only on a miss.
-    pub fn playlist(
-        &self,
-        form: PlaylistForm,
-        reports: impl FnOnce() -> Vec<RenditionReport>,
-    ) -> Bytes {
-        // Read the counter before the packager: the text is then at least as new as the key.
-        let version = self.updates.borrow().version;
-        {
-            let cache = self.rendered.read().unwrap_or_else(|e| e.into_inner());
-            if cache.version == version
-                && let Some(text) = &cache.texts[form.index()]
-            {
-                return text.clone();
-            }
-        }
-        let reports = match form {
-            PlaylistForm::Plain => Vec::new(),
-            _ => reports(),
-        };
-        let text = {
-            let packager = self.packager();
-            let mut playlist = packager.media_playlist(form != PlaylistForm::Plain);
-            if let Some(control) = playlist.server_control.as_mut() {
-                control.can_skip_dateranges = control.can_skip_until.is_some();
-            }
-            let window_start = playlist.segments.first().and_then(|s| s.program_date_time);
-            let skip_until =
-                std::time::Duration::from_secs(packager.target_duration()) * SKIP_BOUNDARY_TARGETS;
-            let delta = matches!(form, PlaylistForm::Delta | PlaylistForm::DeltaV2);
-            if delta {
-                playlist.skip_segments(skip_until);
-            }
-            let cues = self.cues.cues();
-            if !cues.is_empty() {
-                let view = track::View {
-                    window_start,
-                    now_ns: self.cues.now_ns().unwrap_or(0),
-                    ended: packager.is_ended(),
-                    delta: delta.then(|| track::Delta {
-                        boundary: playlist
-                            .segments
-                            .first()
-                            .and_then(|s| s.program_date_time)
-                            .or_else(|| {
-                                playlist.partial.as_ref().and_then(|p| p.program_date_time)
-                            }),
-                        skip_until,
-                        skip_dateranges: form == PlaylistForm::DeltaV2 && playlist.skip.is_some(),
-                    }),
-                };
-                let rendered = track::render(&cues, &view);
-                playlist.dateranges = rendered.dateranges;
-                if let Some(skip) = playlist.skip.as_mut() {
-                    skip.recently_removed_dateranges = rendered.recently_removed;
-                }
-            }
-            playlist.rendition_reports = reports;
-            Bytes::from(playlist.to_string())
-        };
-        let mut cache = self.rendered.write().unwrap_or_else(|e| e.into_inner());
-        if cache.version != version {
-            *cache = RenderCache {
-                version,
-                texts: Default::default(),
-            };
-        }
-        cache.texts[form.index()] = Some(text.clone());
-        text
-    }
-
-    /// The packager, locked. A poisoned lock (a panic elsewhere) is recovered: the packager's
-    /// state is consistent after every call.
-    pub fn packager(&self) -> MutexGuard<'_, Packager> {
-        self.packager.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Codec facts.
-    pub fn info(&self) -> TrackInfo {
-        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// A new init segment from the muxer.
-    pub fn push_init(&self, init: Bytes, info: TrackInfo) {
-        {
-            let mut current = self.info.lock().unwrap_or_else(|e| e.into_inner());
-            if info.codecs.is_some() {
-                *current = info;
-            }
-        }
-        self.carriage().handle_init(&init);
-        let position = {
-            let mut packager = self.packager();
-            packager.handle_init(init);
-            packager.position()
-        };
-        self.publish(position);
-    }
-
-    /// A new CMAF chunk from the muxer. Cues starting before the chunk's end that this
-    /// rendition has not carried yet ride in it as emsg boxes before its `moof` (so the part
-    /// and its segment hold the same bytes).
-    pub fn push_chunk(&self, chunk: CmafChunk) {
-        let presents = chunk.pts..chunk.pts.saturating_add(chunk.duration);
-        self.push_chunk_presenting(chunk, presents);
-    }
-
-    /// [`Self::push_chunk`] for a chunk whose samples are presented over `presents` (ns): with
-    /// B-frames that is not `pts` (its first sample in decode order) plus its decode-time
-    /// duration.
-    pub fn push_chunk_presenting(&self, chunk: CmafChunk, presents: Range<u64>) {
-        let parts = {
-            let mut aligner = self.aligner.lock().unwrap_or_else(|e| e.into_inner());
-            match aligner.as_mut() {
-                Some((aligner, Some(reference))) => {
-                    let ends = reference
-                        .part_ends
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    aligner.push(chunk, presents, &ends)
-                }
-                Some((aligner, None)) => aligner.push(chunk, presents, &PartEnds::default()),
-                None => vec![(chunk, presents)],
-            }
-        };
-        for (part, presents) in parts {
-            self.push_part(part, presents);
-        }
-    }
-
-    /// The part gathered by the aligner so far goes out (the muxer drained).
-    fn flush_aligned(&self) {
-        let part = self
-            .aligner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-            .and_then(|(aligner, _)| aligner.flush());
-        if let Some((part, presents)) = part {
-            self.push_part(part, presents);
-        }
-    }
-
-    /// Publishes a part presenting `presents` (ns).
-    fn push_part(&self, chunk: CmafChunk, presents: Range<u64>) {
-        self.part_ends
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(presents);
-        let position = {
-            let mut carriage = self.carriage();
-            let (chunk, carried) = carriage.handle_chunk(&self.cues, chunk);
-            let mut packager = self.packager();
-            if let ChunkOutcome::Dropped(_) = packager.handle_chunk(chunk) {
-                carriage.requeue(carried);
-            }
-            packager.position()
-        };
-        self.publish(position);
-    }
-
-    fn carriage(&self) -> MutexGuard<'_, Carriage> {
-        self.carriage.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The cues changed: playlists are rendered again (and held reloads re-check).
-    pub fn touch(&self) {
-        let position = self.position();
-        self.publish(position);
-    }
-
-    /// The publisher's pipeline drained but the stream goes on (see
-    /// [`Packager::handle_interrupt`]).
-    pub fn interrupt(&self) {
-        self.flush_aligned();
-        let position = {
-            let mut packager = self.packager();
-            packager.handle_interrupt();
-            packager.position()
-        };
-        self.publish(position);
-    }
-
-    /// The muxer reached end of stream.
-    pub fn end(&self) {
-        self.flush_aligned();
-        let position = {
-            let mut packager = self.packager();
-            packager.handle_end();
-            packager.position()
-        };
-        self.publish(position);
-    }
-
-    /// Subscribes to changes.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Published> {
-        self.updates.subscribe()
-    }
-
-    /// The playlist's end as last published.
-    pub fn position(&self) -> Position {
-        self.updates.borrow().position
-    }
-
-    fn publish(&self, position: Position) {
-        self.updates.send_modify(|published| {
-            published.version = published.version.wrapping_add(1);
-            published.position = position;
-        });
-    }
-}
-
-/// Media-time margin added after the previous publish's last timestamp when a new publish
-/// continues the stream (covers the last frame's duration).
-pub const CONTINUE_MARGIN_NS: u64 = 100_000_000;
-
-/// The media timeline of a stream.
-#[derive(Debug, Default)]
-struct Timeline {
-    /// (media time ns, wall clock): PROGRAM-DATE-TIME = wall + (pts − media).
-    anchor: Option<(u64, DateTime<Utc>)>,
-    /// Latest media timestamp pushed (ns, after continuation offsets).
-    media_end: Option<u64>,
-}
-
-/// Publisher presence, for continuity across reconnects.
-#[derive(Debug, Default)]
-struct Continuity {
-    /// When the last publisher was lost (`None` while one is publishing or never lost).
-    interrupted_at: Option<Instant>,
-    /// Bumped by every resume, so a stale grace timer cannot end a resumed stream.
-    generation: u64,
-}
-
-/// Wall clock of `pts_ns` through the anchor (`media`, `wall`).
-fn wall_at(media: u64, wall: DateTime<Utc>, pts_ns: u64) -> DateTime<Utc> {
-    let offset = i64::try_from(pts_ns).unwrap_or(i64::MAX) - i64::try_from(media).unwrap_or(0);
-    wall + chrono::Duration::nanoseconds(offset)
-}
 
 /// A stream as the HLS origin sees it: one session, continued by publishers that reconnect
 /// within the grace period.
@@ -399,6 +45,8 @@ pub struct HlsStream {
     pub session: String,
     /// Packager settings for new renditions.
     config: PackagerConfig,
+    /// Where the stream reads the time.
+    clock: Arc<dyn Clock>,
     /// Media timeline and wall-clock anchor, shared by the publishes that continue the stream.
     timeline: Mutex<Timeline>,
     /// Whether the publisher is gone and since when, for reconnects within the grace period.
@@ -409,119 +57,121 @@ pub struct HlsStream {
     ended_at: OnceLock<Instant>,
     /// When the stream was created.
     pub created_at: Instant,
-    /// The session's cues.
-    cues: Arc<CueTrack>,
+    /// "Now" on the media timeline: the latest ingested frame.
+    media_now: Arc<MediaNow>,
+    /// The session's timed metadata (cues), listed and carried by every rendition.
+    metadata: Option<Arc<dyn TimedMetadata>>,
     /// Told about ingested media time (rundowns).
-    media_clock: OnceLock<Arc<dyn MediaClock>>,
+    observer: Option<Arc<dyn StreamObserver>>,
 }
 
 impl HlsStream {
-    /// A new, empty stream.
+    /// A new, empty stream on the system clocks, without timed metadata.
     pub fn new(name: &str, config: PackagerConfig) -> HlsStream {
+        HlsStream::with_clock(name, config, Arc::new(SystemClock))
+    }
+
+    /// A new, empty stream reading the time from `clock`.
+    pub fn with_clock(name: &str, config: PackagerConfig, clock: Arc<dyn Clock>) -> HlsStream {
         HlsStream {
             name: name.to_string(),
-            session: format!("{:x}", Utc::now().timestamp_millis()),
+            session: format!("{:x}", clock.wall().timestamp_millis()),
             config,
+            created_at: clock.now(),
+            clock,
             timeline: Mutex::new(Timeline::default()),
             continuity: Mutex::new(Continuity::default()),
             renditions: RwLock::new(Vec::new()),
             ended_at: OnceLock::new(),
-            created_at: Instant::now(),
-            cues: Arc::new(CueTrack::default()),
-            media_clock: OnceLock::new(),
+            media_now: Arc::new(MediaNow::default()),
+            metadata: None,
+            observer: None,
         }
     }
 
-    /// Sets who hears about ingested media time (once).
-    pub fn set_media_clock(&self, clock: Arc<dyn MediaClock>) {
-        let _ = self.media_clock.set(clock);
+    /// The stream reports ingested media time to `observer` and carries the timed metadata it
+    /// supplies for this session. Before the first rendition.
+    pub fn observed_by(mut self, observer: Arc<dyn StreamObserver>) -> HlsStream {
+        self.metadata = observer.timed_metadata(&self.name);
+        self.observer = Some(observer);
+        self
     }
 
-    /// An ingested media unit: anchors the timeline, advances "now" for cues (video by PTS)
-    /// and fires due rundown cues.
-    pub fn observe(&self, unit: &MediaUnit) {
-        let (time, video) = match unit {
-            MediaUnit::Video(frame) => (frame.pts, true),
-            MediaUnit::Audio(frame) => (frame.pts, false),
-            _ => return,
+    /// The stream carries `metadata` in its playlists and chunks. Before the first rendition.
+    pub fn with_timed_metadata(mut self, metadata: Arc<dyn TimedMetadata>) -> HlsStream {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// The session's timed metadata, if it is a `T` (the feature that supplied it finds it
+    /// again).
+    pub fn timed_metadata<T: TimedMetadata>(&self) -> Option<&T> {
+        let metadata: &dyn Any = self.metadata.as_deref()?;
+        metadata.downcast_ref()
+    }
+
+    /// The timed metadata changed: every rendition renders its playlists again (and held
+    /// reloads re-check).
+    pub fn timed_metadata_changed(&self) {
+        for rendition in self.renditions() {
+            rendition.touch();
+        }
+    }
+
+    /// An ingested media unit: advances "now" on the media timeline (video by PTS) and tells
+    /// the observer (rundowns fire from it).
+    pub fn observe(&self, unit: &impl Ingested) {
+        let Some(frame) = unit.frame_time() else {
+            return;
         };
-        self.cues.observe(time, video);
-        if let (Some(clock), Some(now)) = (self.media_clock.get(), self.cues.now_ns()) {
-            clock.on_media(self, now);
+        self.media_now.observe(frame);
+        if let (Some(observer), Some(now)) = (&self.observer, self.media_now.now_ns()) {
+            observer.on_media(self, now);
         }
     }
 
-    /// The session's cues.
-    pub fn cues(&self) -> &CueTrack {
-        &self.cues
-    }
-
-    /// Adds a cue to every rendition's playlists and in-band carriage.
-    pub fn add_cue(&self, cue: Cue) {
-        self.cues.add(cue);
-        for rendition in self.renditions() {
-            rendition.touch();
-        }
-    }
-
-    /// Cuts cue `id` short at media time `at_ns`.
-    pub fn end_cue(&self, id: &str, at_ns: u64) -> Option<Cue> {
-        let cue = self.cues.end(id, at_ns)?;
-        for rendition in self.renditions() {
-            rendition.touch();
-        }
-        Some((*cue).clone())
+    /// "Now" on the media timeline: the PTS of the latest ingested video frame (the latest
+    /// audio frame's time for audio-only streams), ns; `None` before any frame.
+    pub fn media_now_ns(&self) -> Option<u64> {
+        self.media_now.now_ns()
     }
 
     /// Media time (ns) of wall-clock `date` through the PROGRAM-DATE-TIME anchor; `None`
     /// before the anchor's media time 0 or without an anchor.
     pub fn media_time_at(&self, date: DateTime<Utc>) -> Option<u64> {
-        let (media, wall) = self.timeline().anchor?;
-        let offset = (date - wall).num_nanoseconds()?;
-        u64::try_from(i64::try_from(media).ok()?.checked_add(offset)?).ok()
+        self.timeline().media_time_at(date)
     }
 
     /// Anchors media time `media_ns` to the current wall clock (first call wins).
     pub fn anchor(&self, media_ns: u64) {
-        let mut timeline = self.timeline();
-        if timeline.anchor.is_none() {
-            timeline.anchor = Some((media_ns, Utc::now()));
-        }
+        let wall = self.clock.wall();
+        self.timeline().anchor(media_ns, wall);
     }
 
     /// Wall-clock time of media time `pts_ns` (the ingest clock, through the anchor).
     pub fn program_date_time(&self, pts_ns: u64) -> DateTime<Utc> {
-        let mut timeline = self.timeline();
-        let (media, wall) = *timeline.anchor.get_or_insert_with(|| (pts_ns, Utc::now()));
-        wall_at(media, wall, pts_ns)
+        let wall = self.clock.wall();
+        self.timeline().program_date_time(pts_ns, wall)
     }
 
     /// Where the next publish's media continues: the stream's media end plus a frame of margin
     /// (`None` before any media). Used as the offset base of a publisher that continues the
     /// stream after a reconnect, so that timestamps stay monotonic across the seam.
     pub fn continue_at(&self) -> Option<u64> {
-        self.timeline()
-            .media_end
-            .map(|end| end.saturating_add(CONTINUE_MARGIN_NS))
+        self.timeline().continue_at()
     }
 
     /// Records media up to `end_ns` (after any continuation offset).
     pub fn note_media(&self, end_ns: u64) {
-        let mut timeline = self.timeline();
-        timeline.media_end = Some(timeline.media_end.map_or(end_ns, |e| e.max(end_ns)));
+        self.timeline().note_media(end_ns);
     }
 
     /// A new publish continues the stream at media time `media_ns`: PROGRAM-DATE-TIME carries on
     /// with the wall clock from now (never going back before the previous publish's last
     /// mapped instant).
     pub fn reanchor(&self, media_ns: u64) {
-        let now = Utc::now();
-        let mut timeline = self.timeline();
-        let wall = match timeline.anchor {
-            Some((media, wall)) => now.max(wall_at(media, wall, media_ns)),
-            None => now,
-        };
-        timeline.anchor = Some((media_ns, wall));
+        let wall = self.clock.wall();
+        self.timeline().reanchor(media_ns, wall);
     }
 
     fn timeline(&self) -> MutexGuard<'_, Timeline> {
@@ -534,59 +184,39 @@ impl HlsStream {
 
     /// The current publish generation (bumped by every resume and takeover).
     pub fn generation(&self) -> u64 {
-        self.continuity().generation
+        self.continuity().generation()
     }
 
     /// The publisher of `generation` is gone but may come back (see
     /// [`Self::end_if_still_interrupted`]). False — nothing changes — if another publisher has
     /// taken the stream over since.
     pub fn interrupt(&self, generation: u64) -> bool {
-        let mut continuity = self.continuity();
-        if continuity.generation != generation {
-            return false;
-        }
-        continuity.interrupted_at.get_or_insert_with(Instant::now);
-        true
+        let now = self.clock.now();
+        self.continuity().interrupt(generation, now)
     }
 
     /// Another publisher takes over the live stream: a new generation continues the session.
     /// False if the stream has ended.
     pub fn take_over(&self) -> bool {
-        let mut continuity = self.continuity();
-        if self.is_ended() {
-            return false;
-        }
-        continuity.interrupted_at = None;
-        continuity.generation += 1;
-        true
+        self.continuity().take_over(self.is_ended())
     }
 
     /// A publisher is back within `grace` of the interruption: the stream continues (true).
     /// False if the stream is not interrupted, has ended, or the grace period is over.
     pub fn resume(&self, grace: Duration) -> bool {
-        let mut continuity = self.continuity();
-        match continuity.interrupted_at {
-            Some(at) if !self.is_ended() && at.elapsed() <= grace => {
-                continuity.interrupted_at = None;
-                continuity.generation += 1;
-                true
-            }
-            _ => false,
-        }
+        let now = self.clock.now();
+        self.continuity().resume(grace, self.is_ended(), now)
     }
 
     /// When the publisher was lost, while nobody has resumed the stream.
     pub fn interrupted_at(&self) -> Option<Instant> {
-        self.continuity().interrupted_at
+        self.continuity().interrupted_at()
     }
 
     /// The grace period of publish `generation` is over: ends the stream unless a publisher
     /// resumed it meanwhile. True if it ended the stream.
     pub fn end_if_still_interrupted(&self, generation: u64) -> bool {
-        let still = {
-            let continuity = self.continuity();
-            continuity.interrupted_at.is_some() && continuity.generation == generation
-        };
+        let still = self.continuity().still_interrupted(generation);
         if still && !self.is_ended() {
             self.end();
             return true;
@@ -604,7 +234,8 @@ impl HlsStream {
             name,
             kind,
             self.config,
-            Arc::clone(&self.cues),
+            Arc::clone(&self.media_now),
+            self.metadata.clone(),
         ));
         renditions.push(Arc::clone(&rendition));
         renditions.sort_by(|a, b| a.name.cmp(&b.name));
@@ -651,7 +282,7 @@ impl HlsStream {
 
     /// Ends the stream: every rendition's playlist gets EXT-X-ENDLIST. Idempotent.
     pub fn end(&self) {
-        self.ended_at.get_or_init(Instant::now);
+        self.ended_at.get_or_init(|| self.clock.now());
         for rendition in self.renditions() {
             if !rendition.packager().is_ended() {
                 rendition.end();
@@ -667,6 +298,12 @@ impl HlsStream {
     /// When the stream ended.
     pub fn ended_at(&self) -> Option<Instant> {
         self.ended_at.get().copied()
+    }
+
+    /// Whether the stream ended more than `retention` ago.
+    pub fn ended_longer_than(&self, retention: Duration) -> bool {
+        self.ended_at()
+            .is_some_and(|at| self.clock.now().saturating_duration_since(at) > retention)
     }
 
     /// URI of a rendition's media playlist, relative to the multivariant playlist.
@@ -760,7 +397,10 @@ impl HlsStream {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+    use crate::hls::packager::CmafChunk;
     use std::time::Duration;
 
     const SECOND: u64 = 1_000_000_000;
@@ -811,5 +451,141 @@ mod tests {
         slow.push_chunk(chunk(0));
         slow.push_chunk(chunk(SECOND));
         assert_eq!(stream.multivariant().expect("both").variants.len(), 2);
+    }
+
+    /// Continuity through the registry on a manual clock: a reconnect at the end of the grace
+    /// period continues the session and its PROGRAM-DATE-TIMEs, the first publish's grace timer
+    /// then ends nothing, a reconnect after the grace period starts a new session, and an ended
+    /// session is kept for exactly the retention period.
+    #[test]
+    fn reconnects_grace_timers_and_retention_on_a_manual_clock() {
+        use chrono::TimeZone;
+
+        use crate::hls::registry::Registry;
+        use crate::hls::timeline::ManualClock;
+
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 3, 1, 20, 0, 0)
+            .single()
+            .expect("valid");
+        let clock = Arc::new(ManualClock::new(t0));
+        let retention = Duration::from_secs(60);
+        let registry = Registry::with_clock(
+            PackagerConfig {
+                segment_target: Duration::from_secs(2),
+                part_target: Duration::from_millis(500),
+                window: Duration::from_secs(6),
+            },
+            retention,
+            clock.clone(),
+        );
+        let grace = Duration::from_secs(15);
+        let (stream, resumed) = registry.publish("demo", grace, false);
+        assert!(!resumed);
+        assert_eq!(stream.session, format!("{:x}", t0.timestamp_millis()));
+        // 10 s of media in 10 s, then the publisher is lost.
+        stream.anchor(0);
+        clock.advance(Duration::from_secs(10));
+        stream.note_media(10 * SECOND);
+        let before_seam = stream.program_date_time(10 * SECOND);
+        assert_eq!(before_seam, t0 + chrono::Duration::seconds(10));
+        let first = stream.generation();
+        assert!(stream.interrupt(first));
+        // Back exactly when the grace period ends: the same session goes on.
+        clock.advance(grace);
+        let (again, resumed) = registry.publish("demo", grace, false);
+        assert!(resumed && Arc::ptr_eq(&stream, &again));
+        let seam = again.continue_at().expect("media seen");
+        again.reanchor(seam);
+        // PROGRAM-DATE-TIME carries on from the reconnect's wall clock.
+        assert_eq!(
+            again.program_date_time(seam),
+            t0 + chrono::Duration::seconds(25)
+        );
+        assert!(again.program_date_time(seam) > before_seam);
+        // The first publish's grace timer fires now: stale, nothing ends.
+        assert!(!again.end_if_still_interrupted(first));
+        assert!(!again.is_ended());
+        // Lost again; back a millisecond after the grace period: a new session.
+        let second = again.generation();
+        assert!(again.interrupt(second));
+        clock.advance(grace + Duration::from_millis(1));
+        let (fresh, resumed) = registry.publish("demo", grace, false);
+        assert!(!resumed && !Arc::ptr_eq(&fresh, &again));
+        assert!(again.is_ended(), "replaced");
+        assert_ne!(fresh.session, again.session);
+        // An ended session stays for the retention period, then is gone.
+        fresh.end();
+        clock.advance(retention);
+        assert!(registry.get("demo").is_some());
+        clock.advance(Duration::from_nanos(1));
+        assert!(registry.get("demo").is_none());
+    }
+
+    /// The observer supplies each session's timed metadata (found again by its type) and
+    /// hears "now" on the media timeline for every frame, not for configuration records.
+    #[test]
+    fn an_observer_gets_media_time_and_supplies_timed_metadata() {
+        use crate::hls::timed::{
+            FrameTime, InBandCarrier, Rendered, StreamObserver, TimedMetadata, View,
+        };
+
+        /// Empty metadata; `KIND` makes distinct types.
+        struct Empty<const KIND: u8>;
+        impl<const KIND: u8> TimedMetadata for Empty<KIND> {
+            fn render(&self, _: &View) -> Rendered {
+                Rendered::default()
+            }
+            fn carrier(self: Arc<Self>) -> Box<dyn InBandCarrier> {
+                unreachable!("no rendition in this test")
+            }
+        }
+        type NoMetadata = Empty<0>;
+        type Other = Empty<1>;
+        #[derive(Default)]
+        struct Recorder(Mutex<Vec<(String, u64)>>);
+        impl StreamObserver for Recorder {
+            fn timed_metadata(&self, _: &str) -> Option<Arc<dyn TimedMetadata>> {
+                Some(Arc::new(Empty::<0>))
+            }
+            fn on_media(&self, stream: &HlsStream, now_ns: u64) {
+                self.0
+                    .lock()
+                    .expect("not poisoned")
+                    .push((stream.name.clone(), now_ns));
+            }
+        }
+        /// A configuration record: no media time.
+        struct Config;
+        impl Ingested for Config {
+            fn frame_time(&self) -> Option<FrameTime> {
+                None
+            }
+        }
+
+        let recorder = Arc::new(Recorder::default());
+        let config = PackagerConfig {
+            segment_target: Duration::from_secs(2),
+            part_target: Duration::from_millis(500),
+            window: Duration::from_secs(6),
+        };
+        let stream = HlsStream::new("s", config).observed_by(recorder.clone());
+        assert!(stream.timed_metadata::<NoMetadata>().is_some());
+        assert!(stream.timed_metadata::<Other>().is_none());
+        assert!(
+            HlsStream::new("t", config)
+                .timed_metadata::<NoMetadata>()
+                .is_none()
+        );
+        stream.observe(&Config);
+        assert_eq!(stream.media_now_ns(), None);
+        let frame = |media_ns, video| FrameTime { media_ns, video };
+        stream.observe(&frame(5 * SECOND, false));
+        stream.observe(&frame(4 * SECOND, true));
+        stream.observe(&frame(6 * SECOND, false));
+        assert_eq!(stream.media_now_ns(), Some(4 * SECOND), "video leads");
+        let heard = recorder.0.lock().expect("not poisoned").clone();
+        let expected = [5 * SECOND, 4 * SECOND, 4 * SECOND].map(|ns| ("s".to_string(), ns));
+        assert_eq!(heard, expected);
     }
 }

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+use crate::hls::timed::{FrameTime, Ingested};
+
 /// Nanoseconds per millisecond, the unit of RTMP/FLV timestamps.
 pub const NS_PER_MS: u64 = 1_000_000;
 
@@ -51,6 +53,22 @@ pub enum MediaUnit {
     Video(VideoFrame),
     /// One coded audio frame.
     Audio(AudioFrame),
+}
+
+impl Ingested for MediaUnit {
+    fn frame_time(&self) -> Option<FrameTime> {
+        match self {
+            MediaUnit::Video(frame) => Some(FrameTime {
+                media_ns: frame.pts,
+                video: true,
+            }),
+            MediaUnit::Audio(frame) => Some(FrameTime {
+                media_ns: frame.pts,
+                video: false,
+            }),
+            MediaUnit::VideoConfig(_) | MediaUnit::AudioConfig(_) => None,
+        }
+    }
 }
 
 /// A coded video access unit.

@@ -130,16 +130,78 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// (msn, part) named by a media playlist's EXT-X-PRELOAD-HINT.
+/// A part listed in a media playlist: its position and URI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedPart {
+    /// MSN of its segment.
+    pub msn: u64,
+    /// Index within the segment.
+    pub part: u32,
+    /// URI as listed.
+    pub uri: String,
+}
+
+/// Every EXT-X-PART of a media playlist in order, and the position after the last one (the
+/// part a client asks for next with `_HLS_msn`/`_HLS_part`).
+pub fn listed_parts(text: &str) -> (Vec<ListedPart>, (u64, u32)) {
+    let mut msn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no media sequence:\n{text}"));
+    let mut part = 0;
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        if let Some(skip) = line.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS=") {
+            let count = skip.split(',').next().and_then(|n| n.parse::<u64>().ok());
+            msn += count.expect("SKIPPED-SEGMENTS");
+        } else if line.starts_with("#EXT-X-PART:") {
+            parts.push(ListedPart {
+                msn,
+                part,
+                uri: quoted_uri(line),
+            });
+            part += 1;
+        } else if !line.is_empty() && !line.starts_with('#') {
+            msn += 1;
+            part = 0;
+        }
+    }
+    (parts, (msn, part))
+}
+
+/// The `URI="…"` attribute of a tag line.
+fn quoted_uri(line: &str) -> String {
+    let uri = line
+        .split("URI=\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no URI in {line}"));
+    uri.split('"').next().unwrap_or_default().to_string()
+}
+
+/// (msn, part) of the part a media playlist's EXT-X-PRELOAD-HINT stands for: the position
+/// after the last listed part (part URIs carry a rendition-wide part number, not the position).
 pub fn preload_hint(text: &str) -> (u64, u32) {
+    preload_hint_uri(text);
+    listed_parts(text).1
+}
+
+/// The URI of a media playlist's EXT-X-PRELOAD-HINT of TYPE=PART.
+pub fn preload_hint_uri(text: &str) -> String {
     let line = text
         .lines()
         .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))
         .unwrap_or_else(|| panic!("no preload hint:\n{text}"));
-    let uri = line.split("URI=\"part").nth(1).expect("part URI");
-    let (msn, rest) = uri.split_once('.').expect("msn.part");
-    let part = rest.split('.').next().expect("part");
-    (msn.parse().unwrap(), part.parse().unwrap())
+    quoted_uri(line)
+}
+
+/// The URI of the EXT-X-PART at position (msn, part) of a media playlist, if listed.
+pub fn part_uri_at(text: &str, msn: u64, part: u32) -> Option<String> {
+    let (parts, _) = listed_parts(text);
+    parts
+        .into_iter()
+        .find(|p| (p.msn, p.part) == (msn, part))
+        .map(|p| p.uri)
 }
 
 /// Text of the body at `url`.
