@@ -17,6 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("commerce", &[]),
     ("setting", &[]),
+    ("testing", &[]),
     ("users", &["store", "setting"]),
     ("hls", &["users", "store", "commerce", "metrics", "setting"]),
     (
