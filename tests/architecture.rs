@@ -15,21 +15,16 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("store", &[]),
-    ("commerce", &[]),
     ("setting", &[]),
     ("testing", &[]),
     ("users", &["store", "setting"]),
-    ("hls", &["users", "store", "commerce", "metrics", "setting"]),
-    (
-        "media",
-        &["hls", "users", "store", "commerce", "metrics", "setting"],
-    ),
+    ("hls", &["users", "store", "metrics", "setting"]),
+    ("media", &["hls", "users", "store", "metrics", "setting"]),
     (
         "ingest",
-        &[
-            "media", "hls", "users", "store", "commerce", "metrics", "setting",
-        ],
+        &["media", "hls", "users", "store", "metrics", "setting"],
     ),
+    ("commerce", &["hls", "users", "store", "metrics", "setting"]),
     ("cues", &["hls", "store", "commerce", "metrics", "setting"]),
     (
         "chat",
@@ -45,7 +40,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "config",
         &[
-            "chat", "cues", "http", "ingest", "media", "hls", "users", "setting",
+            "chat", "cues", "http", "ingest", "media", "hls", "users", "commerce", "setting",
         ],
     ),
     (
