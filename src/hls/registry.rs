@@ -236,6 +236,73 @@ mod tests {
         assert!(!Arc::ptr_eq(&fresh, &again));
     }
 
+    /// Records what the registry tells its lifecycle; holds the unpublish of `held`.
+    #[derive(Default)]
+    struct Recorder {
+        events: std::sync::Mutex<Vec<(String, String, SessionEvent)>>,
+    }
+
+    impl SessionLifecycle for Recorder {
+        fn hold_on_unpublish(&self, name: &str) -> bool {
+            name == "held"
+        }
+
+        fn on_session(&self, name: &str, session: &str, event: SessionEvent) {
+            self.events.lock().unwrap_or_else(|e| e.into_inner()).push((
+                name.into(),
+                session.into(),
+                event,
+            ));
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_hears_sessions_start_and_end_once_and_decides_holds() {
+        let registry = registry();
+        assert!(!registry.holds_on_unpublish("held"), "no lifecycle: never");
+        let recorder = Arc::new(Recorder::default());
+        registry.set_lifecycle(recorder.clone());
+        assert!(registry.holds_on_unpublish("held"));
+        assert!(!registry.holds_on_unpublish("demo"));
+        let taken = |r: &Recorder| std::mem::take(&mut *r.events.lock().expect("events"));
+        let grace = Duration::from_secs(15);
+        let (first, _) = registry.publish("demo", grace, false);
+        let session = first.session.clone();
+        assert_eq!(
+            taken(&recorder),
+            [("demo".into(), session.clone(), SessionEvent::Started)]
+        );
+        // Interrupted and resumed: the same session, nothing to tell.
+        first.interrupt(first.generation());
+        let (again, resumed) = registry.publish("demo", grace, false);
+        assert!(resumed && Arc::ptr_eq(&first, &again));
+        assert_eq!(registry.live_session("demo"), Some(session.clone()));
+        assert!(taken(&recorder).is_empty());
+        // Ended on purpose: told once, however often it is ended.
+        assert!(registry.end_session("demo"));
+        assert!(!registry.end_session("demo"), "already ended");
+        again.end();
+        assert_eq!(registry.live_session("demo"), None);
+        assert_eq!(
+            taken(&recorder),
+            [("demo".into(), session, SessionEvent::Ended)]
+        );
+        // A new session replacing a live one: the old one ends before the new one starts.
+        std::thread::sleep(Duration::from_millis(2));
+        let (second, _) = registry.publish("demo", grace, false);
+        std::thread::sleep(Duration::from_millis(2));
+        let (third, _) = registry.publish("demo", grace, false);
+        assert_eq!(
+            taken(&recorder),
+            [
+                ("demo".into(), second.session.clone(), SessionEvent::Started),
+                ("demo".into(), second.session.clone(), SessionEvent::Ended),
+                ("demo".into(), third.session.clone(), SessionEvent::Started),
+            ]
+        );
+        assert!(!registry.end_session("nothing"));
+    }
+
     #[test]
     fn no_resume_after_the_grace_period_or_for_a_live_or_ended_stream() {
         let registry = registry();

@@ -119,7 +119,11 @@ async fn list(
         .shows
         .list(state)
         .iter()
-        .filter(|s| query.get("host").is_none_or(|h| s.host == h.to_ascii_lowercase()))
+        .filter(|s| {
+            query
+                .get("host")
+                .is_none_or(|h| s.host == h.to_ascii_lowercase())
+        })
         .filter(|s| query.get("stream").is_none_or(|name| s.stream == *name))
         .map(|s| s.to_json())
         .collect();

@@ -304,10 +304,17 @@ mod tests {
             "products": ["sku-1", "sku-2"],
         }))
         .expect("valid");
-        let show = edit.create("show-1".into(), "alice".into()).expect("complete");
-        assert_eq!(show.status, ShowState::scheduled(
-            DateTime::parse_from_rfc3339("2026-12-06T18:00:00Z").expect("date").into()
-        ));
+        let show = edit
+            .create("show-1".into(), "alice".into())
+            .expect("complete");
+        assert_eq!(
+            show.status,
+            ShowState::scheduled(
+                DateTime::parse_from_rfc3339("2026-12-06T18:00:00Z")
+                    .expect("date")
+                    .into()
+            )
+        );
         let json = show.to_json();
         assert_eq!(json["scheduled_start"], "2026-12-06T18:00:00.000Z");
         assert_eq!(json["state"], "scheduled");
@@ -329,17 +336,32 @@ mod tests {
             json
         };
         assert_eq!(field_of(with("title", " ".into())), "title");
-        assert_eq!(field_of(with("title", "x".repeat(MAX_TITLE + 1).into())), "title");
+        assert_eq!(
+            field_of(with("title", "x".repeat(MAX_TITLE + 1).into())),
+            "title"
+        );
         assert_eq!(
             field_of(with("description", "a\u{7}b".into())),
             "description"
         );
         assert_eq!(field_of(with("stream", "nope".into())), "stream");
-        assert_eq!(field_of(with("scheduled_start", "tomorrow".into())), "scheduled_start");
-        assert_eq!(field_of(with("cover_image_url", "ftp://x".into())), "cover_image_url");
+        assert_eq!(
+            field_of(with("scheduled_start", "tomorrow".into())),
+            "scheduled_start"
+        );
+        assert_eq!(
+            field_of(with("cover_image_url", "ftp://x".into())),
+            "cover_image_url"
+        );
         assert_eq!(field_of(with("host", "no spaces".into())), "host");
-        assert_eq!(field_of(with("tags", serde_json::json!(["a", ""]))), "tags[1]");
-        assert_eq!(field_of(with("tags", serde_json::json!(["a", "a"]))), "tags[1]");
+        assert_eq!(
+            field_of(with("tags", serde_json::json!(["a", ""]))),
+            "tags[1]"
+        );
+        assert_eq!(
+            field_of(with("tags", serde_json::json!(["a", "a"]))),
+            "tags[1]"
+        );
         let many: Vec<String> = (0..=MAX_TAGS).map(|i| i.to_string()).collect();
         assert_eq!(field_of(with("tags", serde_json::json!(many))), "tags");
         let long = "p".repeat(MAX_PRODUCT_ID + 1);
@@ -382,6 +404,9 @@ mod tests {
             .apply(&mut show);
         assert_eq!(show.products, ["b", "a"]);
         assert_eq!(show.cover_image_url, None);
-        assert_eq!((&show.title, &show.tags, &show.status), (&before.title, &before.tags, &before.status));
+        assert_eq!(
+            (&show.title, &show.tags, &show.status),
+            (&before.title, &before.tags, &before.status)
+        );
     }
 }

@@ -281,11 +281,9 @@ impl Shows {
             }
             // Live by hand while its stream is on: the show is on that session.
             if let Some(session) = self.registry.live_session(&show.stream)
-                && let Some(next) = show.status.apply(
-                    Event::StreamOn { session: &session },
-                    now,
-                    &self.window,
-                )?
+                && let Some(next) =
+                    show.status
+                        .apply(Event::StreamOn { session: &session }, now, &self.window)?
             {
                 show.status = next;
             }
@@ -346,7 +344,12 @@ impl Shows {
     /// Stream `stream` has session `session`: a live show waiting for its stream is on it;
     /// else, with no live show on the stream, the scheduled show whose window holds `now`
     /// (the closest start) goes live.
-    async fn stream_on(&self, stream: &str, session: &str, now: DateTime<Utc>) -> Result<(), ShowError> {
+    async fn stream_on(
+        &self,
+        stream: &str,
+        session: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ShowError> {
         let (live, candidate) = {
             let shows = self.shows();
             let on_stream = || shows.values().filter(|s| s.stream == stream);
@@ -399,9 +402,10 @@ impl Shows {
                 }
                 Ok(())
             }
-            Message::RestartGraceOver { id } => {
-                self.apply(&id, Event::RestartGraceOver, now).await.map(drop)
-            }
+            Message::RestartGraceOver { id } => self
+                .apply(&id, Event::RestartGraceOver, now)
+                .await
+                .map(drop),
         }
     }
 
@@ -537,8 +541,14 @@ mod tests {
         // The stream goes live: the show in the window does, the one in two hours does not.
         let (stream, _) = registry.publish("demo", Duration::from_secs(5), false);
         let live = wait_state(&shows, &show.id, State::Live).await;
-        assert_eq!(live.status.session.as_deref(), Some(stream.session.as_str()));
-        assert_eq!(shows.get(&later.id).expect("kept").status.state, State::Scheduled);
+        assert_eq!(
+            live.status.session.as_deref(),
+            Some(stream.session.as_str())
+        );
+        assert_eq!(
+            shows.get(&later.id).expect("kept").status.state,
+            State::Scheduled
+        );
         assert!(registry.holds_on_unpublish("demo"));
         assert!(!registry.holds_on_unpublish("second"));
         // The session ends (grace over): so does the show, and it no longer holds the stream.
@@ -557,7 +567,10 @@ mod tests {
         let alice = Actor::Host("alice".into());
         let bob = Actor::Host("bob".into());
         // Far outside its window: the stream alone does not take it live.
-        let show = shows.create(&alice, new_show(24 * 60)).await.expect("created");
+        let show = shows
+            .create(&alice, new_show(24 * 60))
+            .await
+            .expect("created");
         let (stream, _) = registry.publish("demo", Duration::from_secs(5), false);
         let set = |state: &str| request(serde_json::json!({ "state": state }));
         assert!(matches!(
@@ -568,9 +581,15 @@ mod tests {
             shows.delete(&bob, &show.id).await,
             Err(ShowError::Forbidden(_))
         ));
-        let live = shows.update(&alice, &show.id, set("live")).await.expect("live");
+        let live = shows
+            .update(&alice, &show.id, set("live"))
+            .await
+            .expect("live");
         assert_eq!(live.status.state, State::Live);
-        assert_eq!(live.status.session.as_deref(), Some(stream.session.as_str()));
+        assert_eq!(
+            live.status.session.as_deref(),
+            Some(stream.session.as_str())
+        );
         // One live show per stream.
         let other = shows.create(&bob, new_show(0)).await.expect("created");
         assert!(matches!(
@@ -582,7 +601,10 @@ mod tests {
             Err(ShowError::Conflict(_))
         ));
         // Ending it ends its HLS session at once.
-        let ended = shows.update(&Actor::Admin, &show.id, set("ended")).await.expect("ended");
+        let ended = shows
+            .update(&Actor::Admin, &show.id, set("ended"))
+            .await
+            .expect("ended");
         assert_eq!(ended.status.state, State::Ended);
         assert!(stream.is_ended());
         assert!(matches!(
@@ -596,7 +618,10 @@ mod tests {
             Err(ShowError::NotFound(_))
         ));
         // The admin names the host; a host cannot create for another.
-        let err = shows.create(&Actor::Admin, new_show(0)).await.expect_err("no host");
+        let err = shows
+            .create(&Actor::Admin, new_show(0))
+            .await
+            .expect_err("no host");
         assert!(matches!(err, ShowError::Invalid(FieldError { ref field, .. }) if field == "host"));
         let mut for_bob = new_show(0);
         for_bob.host = Some("Bob".into());
@@ -630,7 +655,11 @@ mod tests {
         let store = Store::open(dir.path()).await.expect("reopened");
         let registry = self::registry();
         let shows = start(&store, &registry, Duration::from_millis(300)).await;
-        assert_eq!(shows.list(Some(State::Live)).len(), 2, "both live after the restart");
+        assert_eq!(
+            shows.list(Some(State::Live)).len(),
+            2,
+            "both live after the restart"
+        );
         // Only `demo` comes back within the grace.
         let (demo, _) = registry.publish("demo", Duration::from_secs(5), false);
         let ended = wait_state(&shows, &ends.id, State::Ended).await;

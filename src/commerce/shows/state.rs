@@ -213,14 +213,20 @@ mod tests {
             assert_eq!(live.ended_at, None);
         }
         // A session ending before the show went live changes nothing.
-        assert_eq!(apply(&show, Event::SessionEnded { session: "s1" }, at(1)), None);
+        assert_eq!(
+            apply(&show, Event::SessionEnded { session: "s1" }, at(1)),
+            None
+        );
     }
 
     #[test]
     fn the_show_ends_when_its_own_session_ends() {
         let live = apply(&ShowState::scheduled(start()), ON, at(2)).expect("live");
         // Another session ending (a previous one, replaced) is not the show's.
-        assert_eq!(apply(&live, Event::SessionEnded { session: "s0" }, at(3)), None);
+        assert_eq!(
+            apply(&live, Event::SessionEnded { session: "s0" }, at(3)),
+            None
+        );
         // A resumed or second StreamOn of the same show keeps its session.
         assert_eq!(apply(&live, Event::StreamOn { session: "s2" }, at(3)), None);
         let ended = apply(&live, Event::SessionEnded { session: "s1" }, at(50)).expect("ended");
@@ -283,7 +289,11 @@ mod tests {
         assert_eq!(apply(&back, Event::RestartGraceOver, at(2)), None);
         // Not live: the grace timer concerns nothing.
         assert_eq!(
-            apply(&ShowState::scheduled(start()), Event::RestartGraceOver, at(2)),
+            apply(
+                &ShowState::scheduled(start()),
+                Event::RestartGraceOver,
+                at(2)
+            ),
             None
         );
     }

@@ -62,7 +62,11 @@ pub async fn load_all(pool: &SqlitePool) -> Result<Vec<Show>, StoreError> {
         };
         let status = ShowState {
             state: State::parse(&state).ok_or_else(|| corrupt("state"))?,
-            scheduled_start: date(&id, "scheduled_start_ms", row.try_get("scheduled_start_ms")?)?,
+            scheduled_start: date(
+                &id,
+                "scheduled_start_ms",
+                row.try_get("scheduled_start_ms")?,
+            )?,
             started_at: optional_date("started_at_ms")?,
             ended_at: optional_date("ended_at_ms")?,
             session: row.try_get("session")?,
@@ -79,11 +83,10 @@ pub async fn load_all(pool: &SqlitePool) -> Result<Vec<Show>, StoreError> {
             id,
         });
     }
-    let products = sqlx::query(
-        "SELECT show_id, product_id FROM show_products ORDER BY show_id, position",
-    )
-    .fetch_all(pool)
-    .await?;
+    let products =
+        sqlx::query("SELECT show_id, product_id FROM show_products ORDER BY show_id, position")
+            .fetch_all(pool)
+            .await?;
     let mut by_show: std::collections::HashMap<String, Vec<String>> = Default::default();
     for row in products {
         by_show
