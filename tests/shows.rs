@@ -17,18 +17,8 @@ const READY: Duration = Duration::from_secs(40);
 
 /// A JSON request; (status, body).
 fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::blocking::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = client.request(method, url).timeout(Duration::from_secs(10));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().unwrap_or_else(|e| panic!("{url}: {e}"));
-    let status = response.status().as_u16();
-    let body = response.json().unwrap_or(Value::Null);
+    let body = body.map(|b| b.to_string());
+    let (status, _, body) = common::call(method, url, token, body.as_deref());
     (status, body)
 }
 

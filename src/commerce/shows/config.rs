@@ -55,17 +55,23 @@ impl Config {
     }
 }
 
+/// The default `[shows]` (tests).
+#[cfg(test)]
+pub(crate) fn example() -> Config {
+    Config {
+        live_window_before_s: 1800.0,
+        live_window_after_s: 3600.0,
+        hold_unpublish_without_show: false,
+        max_request_bytes: 65536,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config() -> Config {
-        Config {
-            live_window_before_s: 1800.0,
-            live_window_after_s: 3600.0,
-            hold_unpublish_without_show: false,
-            max_request_bytes: 65536,
-        }
+        example()
     }
 
     #[test]

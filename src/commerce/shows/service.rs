@@ -476,15 +476,6 @@ mod tests {
     use crate::hls::packager::PackagerConfig;
     use crate::store::Store;
 
-    fn config() -> Config {
-        Config {
-            live_window_before_s: 1800.0,
-            live_window_after_s: 3600.0,
-            hold_unpublish_without_show: false,
-            max_request_bytes: 65536,
-        }
-    }
-
     fn registry() -> Arc<Registry> {
         Arc::new(Registry::new(
             PackagerConfig {
@@ -499,7 +490,7 @@ mod tests {
     async fn start(store: &Store, registry: &Arc<Registry>, grace: Duration) -> Arc<Shows> {
         Shows::start(
             store.pool().clone(),
-            config(),
+            super::super::config::example(),
             Arc::clone(registry),
             vec!["demo".into(), "second".into()],
             grace,
