@@ -504,14 +504,17 @@ mod tests {
     }
 
     fn new_show(start_in_minutes: i64) -> ShowRequest {
-        let start = Utc::now() + chrono::Duration::minutes(start_in_minutes);
+        show_at(Utc::now() + chrono::Duration::minutes(start_in_minutes))
+    }
+
+    fn show_at(start: DateTime<Utc>) -> ShowRequest {
         request(serde_json::json!({
             "title": "Spring", "stream": "demo", "scheduled_start": start.to_rfc3339(),
         }))
     }
 
     async fn wait_state(shows: &Shows, id: &str, state: State) -> Show {
-        for _ in 0..200 {
+        for _ in 0..400 {
             if let Some(show) = shows.get(id).filter(|s| s.status.state == state) {
                 return show;
             }
@@ -547,6 +550,36 @@ mod tests {
         let ended = wait_state(&shows, &show.id, State::Ended).await;
         assert!(ended.status.ended_at >= ended.status.started_at);
         assert!(!registry.holds_on_unpublish("demo"));
+        shows.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_window_opening_on_a_live_stream_takes_the_show_live() {
+        let store = Store::in_memory().await.expect("store");
+        let registry = registry();
+        let shows = start(&store, &registry, Duration::from_secs(5)).await;
+        // The window (30 min before the start) opens a second from now; the host is already
+        // rehearsing on the stream.
+        let opens = Utc::now() + chrono::Duration::milliseconds(1000);
+        let start_at = opens + chrono::Duration::minutes(30);
+        let host = Actor::Host("alice".into());
+        let show = shows
+            .create(&host, show_at(start_at))
+            .await
+            .expect("created");
+        let (stream, _) = registry.publish("demo", Duration::from_secs(5), false);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            shows.get(&show.id).expect("show").status.state,
+            State::Scheduled,
+            "a rehearsal before the window"
+        );
+        let live = wait_state(&shows, &show.id, State::Live).await;
+        assert!(live.status.started_at.is_some_and(|at| at >= opens));
+        assert_eq!(
+            live.status.session.as_deref(),
+            Some(stream.session.as_str())
+        );
         shows.close().await;
     }
 
