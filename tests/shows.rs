@@ -209,6 +209,18 @@ fn a_show_follows_its_stream_and_survives_an_encoder_restart() {
         Some(json!({"state": "live"})),
     );
     assert_eq!(status, 409, "an ended show stays ended");
+
+    // A stream without a live show ends at a clean stop, without waiting the 8 s grace.
+    let mut plain = Publisher::ffmpeg(&server.rtmp_url("second-key"), 4);
+    let second_url = media_url(&server, "second", "source");
+    assert!(
+        plain.wait(READY).is_some_and(|s| s.success()),
+        "{}",
+        plain.stderr()
+    );
+    wait_for(&second_url, Duration::from_secs(4), |t| {
+        t.contains("#EXT-X-ENDLIST")
+    });
 }
 
 #[test]
