@@ -242,6 +242,33 @@ fn shows_survive_a_restart_and_a_live_show_gets_the_grace() {
         assert_eq!(status, 201, "{show}");
         show
     };
+    // The admin creates shows for a host it names, which must hold the host capability.
+    let for_host = |host: &str| {
+        let body = json!({
+            "title": "For a host", "stream": "demo", "scheduled_start": "2030-01-02T18:00:00Z",
+            "host": host,
+        });
+        call("POST", &shows, Some(ADMIN), Some(body))
+    };
+    let (status, body) = for_host("nobody");
+    assert_eq!(
+        (status, body["field"].clone()),
+        (400, json!("host")),
+        "{body}"
+    );
+    let (status, body) = for_host("Dana");
+    assert_eq!(
+        (status, body["host"].clone()),
+        (201, json!("dana")),
+        "{body}"
+    );
+    let url = first.url(&format!("/api/shows/{}", body["id"].as_str().expect("id")));
+    assert_eq!(
+        call("DELETE", &url, Some(&host), None).0,
+        204,
+        "the host's own"
+    );
+    assert_eq!(call("GET", &url, None, None).0, 404, "deleted");
     let scheduled = create("Next week", "2030-01-01T18:00:00Z");
     let live = create("On air", &now_rfc3339());
     let live_url = first.url(&format!("/api/shows/{}", live["id"].as_str().expect("id")));
