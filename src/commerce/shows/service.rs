@@ -514,7 +514,7 @@ mod tests {
     }
 
     async fn wait_state(shows: &Shows, id: &str, state: State) -> Show {
-        for _ in 0..400 {
+        for _ in 0..600 {
             if let Some(show) = shows.get(id).filter(|s| s.status.state == state) {
                 return show;
             }
@@ -558,9 +558,9 @@ mod tests {
         let store = Store::in_memory().await.expect("store");
         let registry = registry();
         let shows = start(&store, &registry, Duration::from_secs(5)).await;
-        // The window (30 min before the start) opens a second from now; the host is already
+        // The window (30 min before the start) opens two seconds from now; the host is already
         // rehearsing on the stream.
-        let opens = Utc::now() + chrono::Duration::milliseconds(1000);
+        let opens = Utc::now() + chrono::Duration::milliseconds(2000);
         let start_at = opens + chrono::Duration::minutes(30);
         let host = Actor::Host("alice".into());
         let show = shows
