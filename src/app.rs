@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
+use crate::commerce::shows::Shows;
 use crate::config::Config;
 use crate::cues::service::CueService;
 use crate::hls::registry::Registry;
@@ -15,7 +16,7 @@ use crate::http::{self, ApiState};
 use crate::ingest::{Ingest, LiveSet, StreamConfig};
 use crate::media;
 use crate::metrics::Metrics;
-use crate::setting::secs;
+use crate::setting::{secs, secs_or_zero};
 use crate::store::Store;
 use crate::users::Users;
 
@@ -41,6 +42,7 @@ pub struct App {
     http: http::Server,
     store: Store,
     cues: Arc<CueService>,
+    shows: Arc<Shows>,
     grace: Duration,
 }
 
@@ -65,6 +67,15 @@ impl App {
             Arc::clone(&registry),
         )
         .await?;
+        let shows = Shows::start(
+            store.pool().clone(),
+            config.shows.clone(),
+            Arc::clone(&registry),
+            keys.names(),
+            secs_or_zero(config.ingest.reconnect_grace_s),
+        )
+        .await
+        .context("shows")?;
         let live = Arc::new(LiveSet::default());
         let origin = Arc::new(config.hls.origin(Arc::clone(&registry)));
         let http_listener = config.http.bind().await?;
@@ -108,6 +119,7 @@ impl App {
             cues: Arc::clone(&cues),
             users,
             chat: chat.clone(),
+            shows: Arc::clone(&shows),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -127,6 +139,7 @@ impl App {
             http,
             store,
             cues,
+            shows,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -135,6 +148,9 @@ impl App {
     /// EXT-X-ENDLIST, then HTTP stops after in-flight requests (bounded by the grace period).
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!("shutting down");
+        // Before the streams end: a show live now stays live, and the next start gives its
+        // stream the reconnect grace.
+        self.shows.close().await;
         self.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + self.grace;
         self.ingest.drain(deadline).await;

@@ -2,11 +2,14 @@
 //!
 //! Dependencies point into `hls`, never out of it to other features: the media pipeline pushes
 //! CMAF chunks in ([`packager::CmafChunk`], [`timed::Ingested`]), and the cues feature plugs its
-//! timed metadata and its media-time observer in through [`timed`].
+//! timed metadata and its media-time observer in through [`timed`]; the shows of the commerce
+//! feature follow sessions starting and ending, and decide whether a clean unpublish holds the
+//! session for the reconnect grace, through [`lifecycle`].
 
 pub mod align;
 mod config;
 pub mod directives;
+pub mod lifecycle;
 pub mod origin;
 pub mod packager;
 pub mod playlist;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use super::lifecycle::{SessionEvent, SessionLifecycle};
 use super::packager::PackagerConfig;
 use super::stream::HlsStream;
 use super::timed::StreamObserver;
@@ -18,6 +19,9 @@ pub struct Registry {
     retention: Duration,
     /// Given to every new stream (cues: their carriage and rundowns).
     observer: OnceLock<Arc<dyn StreamObserver>>,
+    /// Told when sessions start and end, asked whether a clean unpublish holds a session
+    /// (shows).
+    lifecycle: OnceLock<Arc<dyn SessionLifecycle>>,
     /// Where streams read the time.
     clock: Arc<dyn Clock>,
 }
@@ -39,6 +43,7 @@ impl Registry {
             packager,
             retention,
             observer: OnceLock::new(),
+            lifecycle: OnceLock::new(),
             clock,
         }
     }
@@ -49,14 +54,44 @@ impl Registry {
         let _ = self.observer.set(observer);
     }
 
+    /// Sets the lifecycle of every new stream (once): it hears sessions start and end and
+    /// decides whether a clean unpublish holds a session ([`Self::holds_on_unpublish`]).
+    pub fn set_lifecycle(&self, lifecycle: Arc<dyn SessionLifecycle>) {
+        let _ = self.lifecycle.set(lifecycle);
+    }
+
+    /// Whether a clean unpublish of `name` waits the reconnect grace like a lost connection
+    /// (the lifecycle decides; without one, it ends the session at once).
+    pub fn holds_on_unpublish(&self, name: &str) -> bool {
+        self.lifecycle
+            .get()
+            .is_some_and(|lifecycle| lifecycle.hold_on_unpublish(name))
+    }
+
+    /// Ends the current session of `name` now (EXT-X-ENDLIST), whether a publisher is on it or
+    /// it waits for one to reconnect. False if there is no session that has not ended.
+    pub fn end_session(&self, name: &str) -> bool {
+        match self.get(name).filter(|stream| !stream.is_ended()) {
+            Some(stream) => {
+                stream.end();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The session of `name` that has not ended, if any (a publisher is on it or it waits for
+    /// one within the reconnect grace).
+    pub fn live_session(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .filter(|stream| !stream.is_ended())
+            .map(|stream| stream.session.clone())
+    }
+
     /// Starts a new stream `name`, replacing an ended one of the same name.
     pub fn create(&self, name: &str) -> Arc<HlsStream> {
-        let stream = self.new_stream(name);
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
-            previous.end();
-        }
-        stream
+        self.start_session(&mut streams, name)
     }
 
     /// The stream for a new publish of `name`: the current session if its publisher was lost
@@ -71,20 +106,36 @@ impl Registry {
         {
             return (Arc::clone(current), true);
         }
+        (self.start_session(&mut streams, name), false)
+    }
+
+    /// A new session of `name` in `streams` (the locked map), ending the one it replaces; the
+    /// lifecycle hears of both.
+    fn start_session(
+        &self,
+        streams: &mut HashMap<String, Arc<HlsStream>>,
+        name: &str,
+    ) -> Arc<HlsStream> {
         let stream = self.new_stream(name);
         if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
             previous.end();
         }
-        (stream, false)
+        if let Some(lifecycle) = self.lifecycle.get() {
+            lifecycle.on_session(name, &stream.session, SessionEvent::Started);
+        }
+        stream
     }
 
-    /// A new stream, observed by the observer when one is set.
+    /// A new stream, observed by the observer and the lifecycle when they are set.
     fn new_stream(&self, name: &str) -> Arc<HlsStream> {
-        let stream = HlsStream::with_clock(name, self.packager, Arc::clone(&self.clock));
-        Arc::new(match self.observer.get() {
-            Some(observer) => stream.observed_by(Arc::clone(observer)),
-            None => stream,
-        })
+        let mut stream = HlsStream::with_clock(name, self.packager, Arc::clone(&self.clock));
+        if let Some(observer) = self.observer.get() {
+            stream = stream.observed_by(Arc::clone(observer));
+        }
+        if let Some(lifecycle) = self.lifecycle.get() {
+            stream = stream.with_lifecycle(Arc::clone(lifecycle));
+        }
+        Arc::new(stream)
     }
 
     /// The stream `name`, unless unknown or ended longer ago than the retention period.
@@ -183,6 +234,73 @@ mod tests {
         assert!(!resumed);
         assert_ne!(fresh.session, "", "a new session");
         assert!(!Arc::ptr_eq(&fresh, &again));
+    }
+
+    /// Records what the registry tells its lifecycle; holds the unpublish of `held`.
+    #[derive(Default)]
+    struct Recorder {
+        events: std::sync::Mutex<Vec<(String, String, SessionEvent)>>,
+    }
+
+    impl SessionLifecycle for Recorder {
+        fn hold_on_unpublish(&self, name: &str) -> bool {
+            name == "held"
+        }
+
+        fn on_session(&self, name: &str, session: &str, event: SessionEvent) {
+            self.events.lock().unwrap_or_else(|e| e.into_inner()).push((
+                name.into(),
+                session.into(),
+                event,
+            ));
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_hears_sessions_start_and_end_once_and_decides_holds() {
+        let registry = registry();
+        assert!(!registry.holds_on_unpublish("held"), "no lifecycle: never");
+        let recorder = Arc::new(Recorder::default());
+        registry.set_lifecycle(recorder.clone());
+        assert!(registry.holds_on_unpublish("held"));
+        assert!(!registry.holds_on_unpublish("demo"));
+        let taken = |r: &Recorder| std::mem::take(&mut *r.events.lock().expect("events"));
+        let grace = Duration::from_secs(15);
+        let (first, _) = registry.publish("demo", grace, false);
+        let session = first.session.clone();
+        assert_eq!(
+            taken(&recorder),
+            [("demo".into(), session.clone(), SessionEvent::Started)]
+        );
+        // Interrupted and resumed: the same session, nothing to tell.
+        first.interrupt(first.generation());
+        let (again, resumed) = registry.publish("demo", grace, false);
+        assert!(resumed && Arc::ptr_eq(&first, &again));
+        assert_eq!(registry.live_session("demo"), Some(session.clone()));
+        assert!(taken(&recorder).is_empty());
+        // Ended on purpose: told once, however often it is ended.
+        assert!(registry.end_session("demo"));
+        assert!(!registry.end_session("demo"), "already ended");
+        again.end();
+        assert_eq!(registry.live_session("demo"), None);
+        assert_eq!(
+            taken(&recorder),
+            [("demo".into(), session, SessionEvent::Ended)]
+        );
+        // A new session replacing a live one: the old one ends before the new one starts.
+        std::thread::sleep(Duration::from_millis(2));
+        let (second, _) = registry.publish("demo", grace, false);
+        std::thread::sleep(Duration::from_millis(2));
+        let (third, _) = registry.publish("demo", grace, false);
+        assert_eq!(
+            taken(&recorder),
+            [
+                ("demo".into(), second.session.clone(), SessionEvent::Started),
+                ("demo".into(), second.session.clone(), SessionEvent::Ended),
+                ("demo".into(), third.session.clone(), SessionEvent::Started),
+            ]
+        );
+        assert!(!registry.end_session("nothing"));
     }
 
     #[test]

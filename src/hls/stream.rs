@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::lifecycle::{SessionEvent, SessionLifecycle};
 use super::packager::PackagerConfig;
 use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Variant};
 pub use super::rendition::{PlaylistForm, Published, Rendition, RenditionKind, TrackInfo};
@@ -63,6 +64,8 @@ pub struct HlsStream {
     metadata: Option<Arc<dyn TimedMetadata>>,
     /// Told about ingested media time (rundowns).
     observer: Option<Arc<dyn StreamObserver>>,
+    /// Told when the session ends (shows).
+    lifecycle: Option<Arc<dyn SessionLifecycle>>,
 }
 
 impl HlsStream {
@@ -86,7 +89,14 @@ impl HlsStream {
             media_now: Arc::new(MediaNow::default()),
             metadata: None,
             observer: None,
+            lifecycle: None,
         }
+    }
+
+    /// The stream tells `lifecycle` when its session ends. Before the first rendition.
+    pub fn with_lifecycle(mut self, lifecycle: Arc<dyn SessionLifecycle>) -> HlsStream {
+        self.lifecycle = Some(lifecycle);
+        self
     }
 
     /// The stream reports ingested media time to `observer` and carries the timed metadata it
@@ -280,9 +290,14 @@ impl HlsStream {
         }
     }
 
-    /// Ends the stream: every rendition's playlist gets EXT-X-ENDLIST. Idempotent.
+    /// Ends the stream: every rendition's playlist gets EXT-X-ENDLIST, and the lifecycle
+    /// hears of it (once). Idempotent.
     pub fn end(&self) {
-        self.ended_at.get_or_init(|| self.clock.now());
+        if self.ended_at.set(self.clock.now()).is_ok()
+            && let Some(lifecycle) = &self.lifecycle
+        {
+            lifecycle.on_session(&self.name, &self.session, SessionEvent::Ended);
+        }
         for rendition in self.renditions() {
             if !rendition.packager().is_ended() {
                 rendition.end();

@@ -50,12 +50,21 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    /// An error with `status` and `message`.
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
             field: None,
             retry_after: None,
+        }
+    }
+
+    /// A 400 naming `field`.
+    pub(super) fn invalid(field: String, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field),
+            ..ApiError::new(StatusCode::BAD_REQUEST, message)
         }
     }
 }
@@ -64,10 +73,7 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> ApiError {
         let message = err.to_string();
         match err {
-            ServiceError::Cue(CueError::Invalid { field, .. }) => ApiError {
-                field: Some(field),
-                ..ApiError::new(StatusCode::BAD_REQUEST, message)
-            },
+            ServiceError::Cue(CueError::Invalid { field, .. }) => ApiError::invalid(field, message),
             ServiceError::Cue(CueError::TooLarge { .. }) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
             }
@@ -110,7 +116,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response {
+/// A JSON response.
+pub(super) fn json(status: StatusCode, value: serde_json::Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -144,17 +151,23 @@ impl FromRequest<Arc<ApiState>> for Admitted {
             let message = format!("no stream `{stream}`");
             return Err(ApiError::new(StatusCode::NOT_FOUND, message).into_response());
         }
-        let limit = api.cues.settings.max_request_bytes;
-        let body = to_bytes(body, limit).await.map_err(|_| {
-            let message = format!("request body over {limit} bytes");
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message).into_response()
-        })?;
+        let body = read_body(body, api.cues.settings.max_request_bytes)
+            .await
+            .map_err(IntoResponse::into_response)?;
         Ok(Admitted { stream, body })
     }
 }
 
+/// A request body of at most `limit` bytes; 413 above.
+pub(super) async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    to_bytes(body, limit).await.map_err(|_| {
+        let message = format!("request body over {limit} bytes");
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    })
+}
+
 /// Deserializes with the failing field's path in the error.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -163,13 +176,8 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         } else {
             path
         };
-        ApiError {
-            field: Some(field.clone()),
-            ..ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("{field}: {}", err.into_inner()),
-            )
-        }
+        let message = format!("{field}: {}", err.into_inner());
+        ApiError::invalid(field, message)
     })
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
-//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`), so
+//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
+//! `shows.rs`), so
 //! the features do not depend on HTTP, and every admin route checks the token in one place
 //! ([`auth::Admin`]).
 
@@ -8,6 +9,7 @@ pub mod chat;
 mod config;
 pub mod cues;
 mod server;
+pub mod shows;
 pub mod users;
 
 use std::sync::Arc;
@@ -49,6 +51,8 @@ pub struct ApiState {
     pub users: Arc<crate::users::Users>,
     /// The chat service (None when `chat.enabled = false`).
     pub chat: Option<Arc<crate::chat::ChatService>>,
+    /// Shows and their schedule (`/api/shows`).
+    pub shows: Arc<crate::commerce::shows::Shows>,
 }
 
 /// Builds the whole HTTP router.
@@ -59,6 +63,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
             Method::HEAD,
             Method::POST,
             Method::PUT,
+            Method::PATCH,
             Method::DELETE,
             Method::OPTIONS,
         ])
@@ -81,6 +86,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .merge(cues::router(Arc::clone(&api)))
         .merge(users::router(Arc::clone(&api)))
         .merge(chat::router(Arc::clone(&api)))
+        .merge(shows::router(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log

@@ -197,9 +197,12 @@ pub struct IngestContext {
 /// How a publish ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishEnd {
-    /// The publisher stopped on purpose (RTMP FCUnpublish/deleteStream) or the server is
-    /// shutting down: the playlists end now (EXT-X-ENDLIST).
+    /// The server is shutting down: the playlists end now (EXT-X-ENDLIST).
     Finished,
+    /// The publisher stopped on purpose (RTMP FCUnpublish/deleteStream): the playlists end now,
+    /// unless the registry's lifecycle holds the session (a stream whose show has not ended:
+    /// an encoder restart keeps the show) — then it is treated as [`PublishEnd::Lost`].
+    Unpublished,
     /// The connection was lost (dropped, timed out, or closed without an unpublish — SRT has
     /// none): the stream stays live for the reconnect grace period, and a publisher of the
     /// same key within it continues the same session.
@@ -218,6 +221,8 @@ pub struct Publication {
     grace: Duration,
     /// The stream's publish generation this publication belongs to.
     generation: u64,
+    /// Asked whether a clean unpublish holds the session.
+    registry: Arc<Registry>,
     /// Released after the pipeline was told to end.
     claim: PublishClaim,
 }
@@ -278,6 +283,7 @@ impl IngestContext {
             pipeline,
             grace: self.reconnect_grace,
             generation,
+            registry: Arc::clone(&self.registry),
             claim,
         })
     }
@@ -295,13 +301,25 @@ impl Publication {
         self.pipeline.push(unit)
     }
 
-    /// Ends the publish. [`PublishEnd::Lost`] with a grace period: the pipeline drains, the
-    /// playlists stay live, and the stream ends (EXT-X-ENDLIST) when the grace period passes
-    /// without a publisher continuing it. Needs a Tokio runtime (the grace timer).
+    /// Ends the publish. [`PublishEnd::Lost`] (or an [`PublishEnd::Unpublished`] that the
+    /// registry holds) with a grace period: the pipeline drains, the playlists stay live, and
+    /// the stream ends (EXT-X-ENDLIST) when the grace period passes without a publisher
+    /// continuing it. Needs a Tokio runtime (the grace timer).
     pub fn end(mut self, how: PublishEnd) {
-        if how == PublishEnd::Finished || self.grace.is_zero() {
+        let hold = match how {
+            PublishEnd::Finished => false,
+            PublishEnd::Lost => true,
+            PublishEnd::Unpublished => self.registry.holds_on_unpublish(&self.name),
+        };
+        if !hold || self.grace.is_zero() {
             self.pipeline.finish();
             return;
+        }
+        if how == PublishEnd::Unpublished {
+            tracing::info!(
+                stream = %self.name,
+                "publisher stopped; the session is held for the reconnect grace (its show goes on)"
+            );
         }
         self.pipeline.interrupt();
         if !self.stream.interrupt(self.generation) {

@@ -384,7 +384,7 @@ impl Connection {
                     .as_ref()
                     .is_some_and(|p| p.stream_id == stream_id)
                 {
-                    self.end_publish(PublishEnd::Finished);
+                    self.end_publish(PublishEnd::Unpublished);
                 }
             }
         }

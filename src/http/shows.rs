@@ -1,0 +1,166 @@
+//! HTTP API of shows (JSON), around [`crate::commerce::shows::Shows`]:
+//! - `GET /api/shows[?state=scheduled|live|ended&host=&stream=]` → `{"shows": [...]}` (public)
+//! - `GET /api/shows/{id}` → show (public)
+//! - `POST /api/shows` → 201 show; `PATCH /api/shows/{id}` → show (fields given, and the
+//!   `state` override `live`/`ended`); `DELETE /api/shows/{id}` → 204
+//!
+//! Changes need a login token with the `host` capability (the host's own shows) or the admin
+//! token (any show; creating one names its `host`). Errors are `{"error", "field"}` (field
+//! only for 400): 400 bad input, 401 missing/invalid token, 403 not a host or another host's
+//! show, 404 unknown show, 409 not applicable in the show's state, 413 too large.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::ApiState;
+use super::auth::{AuthError, bearer};
+use super::cues::{ApiError, json, parse, read_body};
+use crate::commerce::shows::{Actor, ShowError, ShowRequest, State as ShowState};
+use crate::users::Capability;
+
+/// The show routes.
+pub fn router(api: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/shows", get(list).post(create))
+        .route("/api/shows/{id}", get(show).patch(update).delete(delete))
+        .with_state(api)
+}
+
+impl From<ShowError> for ApiError {
+    fn from(err: ShowError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            ShowError::Invalid(field) => ApiError::invalid(field.field, message),
+            ShowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
+            ShowError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, message),
+            ShowError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, message),
+            ShowError::Store(err) => {
+                tracing::error!(error = %err, "show request failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
+            }
+        }
+    }
+}
+
+/// Who calls: the admin token, or a login token with the `host` capability.
+async fn actor(parts: &Parts, api: &ApiState) -> Result<Actor, Response> {
+    let token = bearer(parts).ok_or_else(|| AuthError::Missing.into_response())?;
+    if api.admin_token.matches(token) {
+        return Ok(Actor::Admin);
+    }
+    let claims = api
+        .users
+        .verify(token)
+        .map_err(|_| AuthError::Invalid.into_response())?;
+    if !claims.caps.contains(&Capability::Host) {
+        let message = "managing shows needs the host capability";
+        return Err(ApiError::new(StatusCode::FORBIDDEN, message).into_response());
+    }
+    Ok(Actor::Host(claims.sub))
+}
+
+/// A show change past the checks every change makes, in this order: a token (401) that may
+/// manage shows (403), a body within `shows.max_request_bytes` (413).
+struct Change {
+    actor: Actor,
+    body: axum::body::Bytes,
+}
+
+impl axum::extract::FromRequest<Arc<ApiState>> for Change {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, api: &Arc<ApiState>) -> Result<Change, Response> {
+        let (parts, body) = request.into_parts();
+        let actor = actor(&parts, api).await?;
+        let body = read_body(body, api.shows.settings().max_request_bytes)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Change { actor, body })
+    }
+}
+
+/// The `host` an admin names must be an account with the `host` capability.
+async fn check_host(api: &ApiState, actor: &Actor, request: &ShowRequest) -> Result<(), ApiError> {
+    let (Actor::Admin, Some(host)) = (actor, &request.host) else {
+        return Ok(());
+    };
+    let is_host = api
+        .users
+        .capabilities(host)
+        .await
+        .is_ok_and(|caps| caps.contains(&Capability::Host));
+    if is_host {
+        Ok(())
+    } else {
+        let message = format!("host: `{host}` is not a user with the host capability");
+        Err(ApiError::invalid("host".into(), message))
+    }
+}
+
+async fn list(
+    State(api): State<Arc<ApiState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let state = match query.get("state") {
+        Some(name) => Some(ShowState::parse(name).ok_or_else(|| {
+            let message = "state: must be \"scheduled\", \"live\" or \"ended\"";
+            ApiError::invalid("state".into(), message)
+        })?),
+        None => None,
+    };
+    let shows: Vec<_> = api
+        .shows
+        .list(state)
+        .iter()
+        .filter(|s| {
+            query
+                .get("host")
+                .is_none_or(|h| s.host == h.to_ascii_lowercase())
+        })
+        .filter(|s| query.get("stream").is_none_or(|name| s.stream == *name))
+        .map(|s| s.to_json())
+        .collect();
+    Ok(json(StatusCode::OK, serde_json::json!({ "shows": shows })))
+}
+
+async fn show(
+    State(api): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let show = api.shows.get(&id).ok_or(ShowError::NotFound(id))?;
+    Ok(json(StatusCode::OK, show.to_json()))
+}
+
+async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Response, ApiError> {
+    let request: ShowRequest = parse(&change.body)?;
+    check_host(&api, &change.actor, &request).await?;
+    let show = api.shows.create(&change.actor, request).await?;
+    Ok(json(StatusCode::CREATED, show.to_json()))
+}
+
+async fn update(
+    State(api): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    change: Change,
+) -> Result<Response, ApiError> {
+    let request: ShowRequest = parse(&change.body)?;
+    check_host(&api, &change.actor, &request).await?;
+    let show = api.shows.update(&change.actor, &id, request).await?;
+    Ok(json(StatusCode::OK, show.to_json()))
+}
+
+async fn delete(
+    State(api): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    change: Change,
+) -> Result<Response, ApiError> {
+    api.shows.delete(&change.actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
