@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
+use crate::commerce::{Catalog, ProductLookup};
 use crate::config::Config;
 use crate::cues::service::CueService;
 use crate::hls::registry::Registry;
@@ -59,10 +60,15 @@ impl App {
             .media
             .settings(&config.hls.packager(), Arc::clone(&metrics))?;
         let registry = Arc::new(config.hls.registry());
+        let catalog = Catalog::open(store.pool().clone(), config.catalog.clone())
+            .await
+            .context("catalog")?;
+        let products: Arc<dyn ProductLookup> = catalog.clone();
         let cues = CueService::start(
             store.pool().clone(),
             config.cues.clone(),
             Arc::clone(&registry),
+            Arc::clone(&products),
         )
         .await?;
         let live = Arc::new(LiveSet::default());
@@ -93,6 +99,7 @@ impl App {
                 Arc::clone(&registry),
                 store.clone(),
                 Arc::clone(&users),
+                products,
             );
             Some(Arc::new(chat.await?))
         } else {
@@ -108,6 +115,7 @@ impl App {
             cues: Arc::clone(&cues),
             users,
             chat: chat.clone(),
+            catalog,
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;

@@ -50,12 +50,21 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    /// An error with `status` and `message`.
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
             field: None,
             retry_after: None,
+        }
+    }
+
+    /// A 400 naming `field`.
+    pub(super) fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(StatusCode::BAD_REQUEST, message)
         }
     }
 }
@@ -64,10 +73,7 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> ApiError {
         let message = err.to_string();
         match err {
-            ServiceError::Cue(CueError::Invalid { field, .. }) => ApiError {
-                field: Some(field),
-                ..ApiError::new(StatusCode::BAD_REQUEST, message)
-            },
+            ServiceError::Cue(CueError::Invalid { field, .. }) => ApiError::field(field, message),
             ServiceError::Cue(CueError::TooLarge { .. }) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
             }
@@ -110,7 +116,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response {
+/// A JSON response.
+pub(super) fn json(status: StatusCode, value: serde_json::Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -258,14 +265,16 @@ fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiErr
         if item.contains_key("at") {
             return Err(bad("at", "rundown items take offset_s, not at".into()));
         }
-        let request: CueRequest = parse(serde_json::Value::Object(item).to_string().as_bytes())
+        let mut request: CueRequest = parse(serde_json::Value::Object(item).to_string().as_bytes())
             .map_err(|e| ApiError {
                 field: e.field.as_ref().map(|f| format!("{prefix}.{f}")),
                 message: format!("{prefix}.{}", e.message),
                 ..e
             })?;
-        let spec = request
-            .validate(api.cues.settings.max_payload_bytes)
+        let spec = api
+            .cues
+            .fill_product(&mut request)
+            .and_then(|()| request.validate(api.cues.settings.max_payload_bytes))
             .map_err(|err| match err {
                 CueError::Invalid { field, reason } => bad(&field, reason),
                 too_large => ApiError::new(

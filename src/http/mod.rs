@@ -1,9 +1,10 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
-//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`), so
-//! the features do not depend on HTTP, and every admin route checks the token in one place
-//! ([`auth::Admin`]).
+//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
+//! `catalog.rs`), so the features do not depend on HTTP, and every admin route checks the token
+//! in one place ([`auth::Admin`]).
 
 pub mod auth;
+pub mod catalog;
 pub mod chat;
 mod config;
 pub mod cues;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub users: Arc<crate::users::Users>,
     /// The chat service (None when `chat.enabled = false`).
     pub chat: Option<Arc<crate::chat::ChatService>>,
+    /// The shop's catalog (`/api/catalog/products`).
+    pub catalog: Arc<crate::commerce::Catalog>,
 }
 
 /// Builds the whole HTTP router.
@@ -81,6 +84,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .merge(cues::router(Arc::clone(&api)))
         .merge(users::router(Arc::clone(&api)))
         .merge(chat::router(Arc::clone(&api)))
+        .merge(catalog::router(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log

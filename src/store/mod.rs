@@ -19,6 +19,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_cues", include_str!("migrations/0002_cues.sql")),
     ("0003_chat", include_str!("migrations/0003_chat.sql")),
+    ("0004_catalog", include_str!("migrations/0004_catalog.sql")),
 ];
 
 /// Why the store could not be opened.
