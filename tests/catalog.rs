@@ -8,37 +8,23 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Publisher, Server};
+use common::{Publisher, Server, call};
 
 const TOKEN: &str = "dev-admin-token";
 
 /// (status, JSON body) of an API call.
-fn call(
+fn api(
     method: &str,
     url: &str,
     token: Option<&str>,
     body: Option<String>,
 ) -> (u16, serde_json::Value) {
-    let client = reqwest::blocking::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = client.request(method, url).timeout(Duration::from_secs(20));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body);
-    }
-    let response = request.send().unwrap_or_else(|e| panic!("{url}: {e}"));
-    let status = response.status().as_u16();
-    let text = response.text().unwrap_or_default();
-    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    let (status, _, json) = call(method, url, token, body.as_deref());
     (status, json)
 }
 
 fn get(server: &Server, path: &str) -> (u16, serde_json::Value) {
-    call("GET", &server.url(path), None, None)
+    api("GET", &server.url(path), None, None)
 }
 
 fn product(id: &str, title: &str, brand: &str, category: &str) -> serde_json::Value {
@@ -52,7 +38,7 @@ fn product(id: &str, title: &str, brand: &str, category: &str) -> serde_json::Va
 }
 
 fn upsert(server: &Server, products: &serde_json::Value) -> (u16, serde_json::Value) {
-    call(
+    api(
         "POST",
         &server.url("/api/catalog/products"),
         Some(TOKEN),
@@ -194,8 +180,8 @@ fn upsert_get_search_facets_and_bad_input() {
 
     // Writes need the admin token.
     let url = server.url("/api/catalog/products/sku-4");
-    assert_eq!(call("DELETE", &url, None, None).0, 401);
-    assert_eq!(call("DELETE", &url, Some("wrong"), None).0, 401);
+    assert_eq!(api("DELETE", &url, None, None).0, 401);
+    assert_eq!(api("DELETE", &url, Some("wrong"), None).0, 401);
     assert_eq!(
         call(
             "POST",
@@ -206,8 +192,8 @@ fn upsert_get_search_facets_and_bad_input() {
         .0,
         401
     );
-    assert_eq!(call("DELETE", &url, Some(TOKEN), None).0, 204);
-    assert_eq!(call("DELETE", &url, Some(TOKEN), None).0, 404);
+    assert_eq!(api("DELETE", &url, Some(TOKEN), None).0, 204);
+    assert_eq!(api("DELETE", &url, Some(TOKEN), None).0, 404);
     assert_eq!(get(&server, "/api/catalog/products/sku-4").0, 404);
     let (_, page) = get(&server, "/api/catalog/products?q=bananas");
     assert_eq!(page["total"], 0);
@@ -309,7 +295,7 @@ fn a_cue_with_only_a_product_id_is_filled_from_the_catalog() {
     let body = r#"{"kind": "product", "duration_s": 5, "product": {"id": "sku-1"}}"#;
     let deadline = Instant::now() + Duration::from_secs(30);
     let (status, cue) = loop {
-        let (status, cue) = call("POST", &url, Some(TOKEN), Some(body.into()));
+        let (status, cue) = api("POST", &url, Some(TOKEN), Some(body.into()));
         // 404 until the stream is live, 503 until its first frame.
         if !matches!(status, 404 | 503) || Instant::now() > deadline {
             break (status, cue);
@@ -324,7 +310,7 @@ fn a_cue_with_only_a_product_id_is_filled_from_the_catalog() {
     assert_eq!(product["currency"], "USD");
     assert_eq!(product["cta"]["url"], "https://shop.example/p/sku-1");
     let unknown = r#"{"kind": "product", "product": {"id": "sku-404"}}"#;
-    let (status, body) = call("POST", &url, Some(TOKEN), Some(unknown.into()));
+    let (status, body) = api("POST", &url, Some(TOKEN), Some(unknown.into()));
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["field"], "product.id");
 }

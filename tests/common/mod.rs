@@ -4,12 +4,15 @@
 //! Each test binary uses a part of them.
 #![allow(dead_code)]
 
+mod api;
 pub mod bmff;
 mod hls;
 mod publisher;
 mod server;
 
 // Each test binary uses a part of these.
+#[allow(unused_imports)]
+pub use api::call;
 #[allow(unused_imports)]
 pub use hls::*;
 #[allow(unused_imports)]
