@@ -187,7 +187,7 @@ fn upsert_get_search_facets_and_bad_input() {
             "POST",
             &server.url("/api/catalog/products"),
             None,
-            Some("[]".into())
+            Some("[]")
         )
         .0,
         401
