@@ -541,8 +541,15 @@ impl Hub {
         product: Option<proto::ProductCard>,
         nonce: Option<String>,
     ) -> ServerMsg {
-        // A card may carry just a catalog id: the catalog fills in the rest.
-        let product = match product.map(|p| p.resolve(self.products.as_ref(), "product")) {
+        // A host's card may carry just a catalog id: the catalog fills in the rest (anyone
+        // else's card is refused by the room's rules, as it is).
+        let product = match product {
+            Some(card) if who.role() == proto::Role::Host => {
+                Some(card.resolve(self.products.as_ref(), "product"))
+            }
+            other => other.map(Ok),
+        };
+        let product = match product {
             None => None,
             Some(Ok(card)) => Some(card),
             Some(Err(err)) => {
