@@ -156,6 +156,12 @@ fn upsert_get_search_facets_and_bad_input() {
         (400, Some("limit")),
         "{body}"
     );
+    let (status, body) = get(&server, "/api/catalog/products?colour=red");
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("colour")),
+        "{body}"
+    );
     let (status, body) = get(&server, "/api/catalog/products?cursor=garbage");
     assert_eq!(
         (status, body["field"].as_str()),
