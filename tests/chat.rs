@@ -1233,14 +1233,7 @@ fn a_card_with_only_a_catalog_id_is_filled_from_the_catalog() {
         let host_token = chat.staff("hannah", &["send", "host"]).await;
         let (mut host, _, _) = chat.join("demo", Some(&host_token)).await;
         let (mut viewer, _, _) = chat.join("demo", None).await;
-        let card = |id: &str| ProductCard {
-            id: id.into(),
-            title: None,
-            price: None,
-            currency: None,
-            image_url: None,
-            cta: None,
-        };
+        let card = ProductCard::reference;
         host.send(&ClientMsg::Post {
             text: "tonight only".into(),
             link: None,

@@ -70,6 +70,18 @@ pub trait ProductLookup: Send + Sync {
 }
 
 impl Product {
+    /// A product given by its catalog id only, to be filled from the catalog ([`Product::resolve`]).
+    pub fn reference(id: impl Into<String>) -> Product {
+        Product {
+            id: id.into(),
+            title: None,
+            price: None,
+            currency: None,
+            image_url: None,
+            cta: None,
+        }
+    }
+
     /// Whether only the id is given (no display field): such a product must come from the
     /// catalog.
     pub fn is_reference(&self) -> bool {
@@ -331,31 +343,22 @@ mod tests {
         }
     }
 
-    fn bare(id: &str) -> Product {
-        Product {
-            id: id.into(),
-            title: None,
-            price: None,
-            currency: None,
-            image_url: None,
-            cta: None,
-        }
-    }
-
     #[test]
     fn a_bare_id_is_filled_from_the_catalog_and_given_fields_win() {
         let catalog = Catalog(product());
-        assert!(bare("sku-123").is_reference());
+        assert!(Product::reference("sku-123").is_reference());
         assert!(!product().is_reference());
         assert_eq!(
-            bare("sku-123").resolve(&catalog, "product").unwrap(),
+            Product::reference("sku-123")
+                .resolve(&catalog, "product")
+                .unwrap(),
             product()
         );
         let partial = Product {
             title: Some("Live deal".into()),
             price: Some("39.00".into()),
             currency: Some("EUR".into()),
-            ..bare("sku-123")
+            ..Product::reference("sku-123")
         };
         let filled = partial.resolve(&catalog, "product").unwrap();
         assert_eq!(filled.title.as_deref(), Some("Live deal"));
@@ -368,7 +371,9 @@ mod tests {
     #[test]
     fn an_unknown_bare_id_is_an_error_on_the_id_and_a_full_product_stays() {
         let catalog = Catalog(product());
-        let err = bare("nope").resolve(&catalog, "product").unwrap_err();
+        let err = Product::reference("nope")
+            .resolve(&catalog, "product")
+            .unwrap_err();
         assert_eq!(err.field, "product.id");
         assert!(err.reason.contains("\"nope\""), "{err}");
         let outside = Product {
