@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
 use crate::commerce::shows::Shows;
+use crate::commerce::{Catalog, ProductLookup};
 use crate::config::Config;
 use crate::cues::service::CueService;
 use crate::hls::registry::Registry;
@@ -61,10 +62,15 @@ impl App {
             .media
             .settings(&config.hls.packager(), Arc::clone(&metrics))?;
         let registry = Arc::new(config.hls.registry());
+        let catalog = Catalog::open(store.pool().clone(), config.catalog.clone())
+            .await
+            .context("catalog")?;
+        let products: Arc<dyn ProductLookup> = catalog.clone();
         let cues = CueService::start(
             store.pool().clone(),
             config.cues.clone(),
             Arc::clone(&registry),
+            Arc::clone(&products),
         )
         .await?;
         let shows = Shows::start(
@@ -104,6 +110,7 @@ impl App {
                 Arc::clone(&registry),
                 store.clone(),
                 Arc::clone(&users),
+                products,
             );
             Some(Arc::new(chat.await?))
         } else {
@@ -120,6 +127,7 @@ impl App {
             users,
             chat: chat.clone(),
             shows: Arc::clone(&shows),
+            catalog,
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;

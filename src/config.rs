@@ -91,6 +91,8 @@ pub struct Config {
     pub users: users::Config,
     /// Shows and their schedule.
     pub shows: commerce::shows::Config,
+    /// The shop's catalog.
+    pub catalog: commerce::catalog::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -174,6 +176,7 @@ impl Config {
             ("chat", self.chat.validate()),
             ("users", self.users.validate()),
             ("shows", self.shows.validate()),
+            ("catalog", self.catalog.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {

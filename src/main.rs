@@ -1,12 +1,15 @@
 //! The `cuecast` binary: parses the command line, loads config, runs the app until a signal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cuecast::app::{self, App};
 use cuecast::chat::client::ChatArgs;
+use cuecast::commerce::catalog;
 use cuecast::config::Config;
+use cuecast::store::Store;
 use tracing_subscriber::EnvFilter;
 
 /// cuecast — live-shopping media server (RTMP in, LL-HLS out).
@@ -47,9 +50,30 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         http: String,
     },
+    /// The shop's catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Load and validate the configuration (file + environment), report, and exit.
     CheckConfig {
         /// Config file layered over the built-in default.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Import products from FILE into the server's database: a JSON array of products, or CSV
+    /// with a header row (id,title,brand,category,price,currency,image_url,url,availability,
+    /// attributes as a JSON object, or attributes.NAME columns). Every row is validated; one bad
+    /// row and nothing is written. A server running on the same data directory indexes them at
+    /// its next start (POST /api/catalog/products updates a running one at once).
+    Import {
+        /// The JSON or CSV file.
+        file: PathBuf,
+        /// Config file layered over the built-in default (for server.data_dir).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
@@ -67,6 +91,9 @@ fn main() -> ExitCode {
     let (config_path, serve) = match cli.command {
         Command::Serve { config } => (config, true),
         Command::CheckConfig { config } => (config, false),
+        Command::Catalog {
+            command: CatalogCommand::Import { file, config },
+        } => return catalog_import(&file, config.as_deref()),
         Command::Chat {
             room,
             server,
@@ -112,6 +139,47 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cuecast: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cuecast catalog import FILE`: all rows or none, then how many.
+fn catalog_import(file: &Path, config_path: Option<&Path>) -> ExitCode {
+    let config = match Config::load(config_path, std::env::vars()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("cuecast: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let data_dir = &config.server.data_dir;
+                std::fs::create_dir_all(data_dir).with_context(|| {
+                    format!("server.data_dir: cannot create {}", data_dir.display())
+                })?;
+                let store = Store::open(data_dir).await?;
+                let imported = catalog::import_file(store.pool(), &bytes)
+                    .await
+                    .with_context(|| format!("{}: nothing imported", file.display()));
+                store.close().await;
+                imported
+            })
+        });
+    match result {
+        Ok(count) => {
+            println!("imported {count} products from {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("cuecast catalog import: {err:#}");
             ExitCode::FAILURE
         }
     }

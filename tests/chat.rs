@@ -1214,3 +1214,51 @@ fn operator_certificate_is_served_and_the_cli_verifies_it_with_a_ca_file() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(r#""kind":"welcome""#), "{stdout}");
 }
+
+#[test]
+fn a_card_with_only_a_catalog_id_is_filled_from_the_catalog() {
+    let server = start(&[]);
+    let products = r#"[{"id": "sku-7", "title": "Rose perfume", "price": "49.00", "currency": "USD",
+        "image_url": "https://shop.example/i/7.jpg", "url": "https://shop.example/p/7"}]"#;
+    let response = reqwest::blocking::Client::new()
+        .post(server.url("/api/catalog/products"))
+        .bearer_auth("dev-admin-token")
+        .header("content-type", "application/json")
+        .body(products)
+        .send()
+        .expect("upsert");
+    assert_eq!(response.status().as_u16(), 200);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let host_token = chat.staff("hannah", &["send", "host"]).await;
+        let (mut host, _, _) = chat.join("demo", Some(&host_token)).await;
+        let (mut viewer, _, _) = chat.join("demo", None).await;
+        let card = ProductCard::reference;
+        host.send(&ClientMsg::Post {
+            text: "tonight only".into(),
+            link: None,
+            product: Some(Box::new(card("sku-7"))),
+            nonce: Some("h1".into()),
+        })
+        .await
+        .unwrap();
+        answer(&mut host, "h1").await.expect("host card by id");
+        let got = wait_for(&mut viewer, message_text("tonight only")).await;
+        let product = got.product.expect("card");
+        assert_eq!(product.title.as_deref(), Some("Rose perfume"));
+        assert_eq!(product.price.as_deref(), Some("49.00"));
+        assert_eq!(
+            product.cta.map(|c| c.url).as_deref(),
+            Some("https://shop.example/p/7")
+        );
+        host.send(&ClientMsg::Post {
+            text: "missing".into(),
+            link: None,
+            product: Some(Box::new(card("sku-404"))),
+            nonce: Some("h2".into()),
+        })
+        .await
+        .unwrap();
+        assert_eq!(answer(&mut host, "h2").await, Err(RejectCode::Invalid));
+    });
+}

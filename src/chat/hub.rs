@@ -23,6 +23,7 @@ use super::metrics::ChatMetrics;
 use super::proto::{self, ClientMsg, CloseCode, RejectCode, ServerMsg};
 use super::review::{Decision, Review};
 use super::room::{Identity, Moderation, Rejection, Room, RoomSettings, timeout_until};
+use crate::commerce::ProductLookup;
 use crate::hls::registry::Registry;
 use crate::store::Store;
 
@@ -170,6 +171,8 @@ pub struct Hub {
     next_id: AtomicI64,
     next_conn: AtomicU64,
     review: Option<Review>,
+    /// The catalog, which fills a product card given by id only.
+    products: Arc<dyn ProductLookup>,
     /// Wakes the idle ticker: an event was queued or a room's membership changed.
     wake: tokio::sync::Notify,
     /// Counters.
@@ -199,6 +202,7 @@ impl Hub {
         store: Store,
         review: Option<Review>,
         metrics: Arc<ChatMetrics>,
+        products: Arc<dyn ProductLookup>,
     ) -> Result<Hub, sqlx::Error> {
         let next_id = history::next_id(&store).await?;
         Ok(Hub {
@@ -211,6 +215,7 @@ impl Hub {
             next_id: AtomicI64::new(next_id),
             next_conn: AtomicU64::new(1),
             review,
+            products,
             wake: tokio::sync::Notify::new(),
             metrics,
         })
@@ -536,6 +541,26 @@ impl Hub {
         product: Option<proto::ProductCard>,
         nonce: Option<String>,
     ) -> ServerMsg {
+        // A host's card may carry just a catalog id: the catalog fills in the rest (anyone
+        // else's card is refused by the room's rules, as it is).
+        let product = match product {
+            Some(card) if who.role() == proto::Role::Host => {
+                Some(card.resolve(self.products.as_ref(), "product"))
+            }
+            other => other.map(Ok),
+        };
+        let product = match product {
+            None => None,
+            Some(Ok(card)) => Some(card),
+            Some(Err(err)) => {
+                let rejection = Rejection {
+                    code: RejectCode::Invalid,
+                    reason: err.to_string(),
+                    retry_after: None,
+                };
+                return self.reject(&rejection, nonce);
+            }
+        };
         let draft = {
             let mut entry = joined.room.lock().unwrap_or_else(|e| e.into_inner());
             entry

@@ -26,6 +26,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::commerce::ProductLookup;
 use crate::hls::registry::Registry;
 use crate::store::Store;
 use crate::users::Users;
@@ -59,6 +60,7 @@ impl ChatService {
         registry: Arc<Registry>,
         store: Store,
         users: Arc<Users>,
+        products: Arc<dyn ProductLookup>,
     ) -> anyhow::Result<ChatService> {
         let now = chrono::Utc::now().timestamp();
         let certs = if config.cert_file.as_os_str().is_empty() {
@@ -106,6 +108,7 @@ impl ChatService {
                 store,
                 review,
                 metrics,
+                products,
             )
             .await
             .context("chat history")?,

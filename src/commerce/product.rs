@@ -54,14 +54,76 @@ pub struct FieldError {
     pub reason: String,
 }
 
-fn invalid(field: &str, reason: impl Into<String>) -> FieldError {
+/// A [`FieldError`] on `field`.
+pub fn invalid(field: &str, reason: impl Into<String>) -> FieldError {
     FieldError {
         field: field.to_string(),
         reason: reason.into(),
     }
 }
 
+/// Where a product that carries only its catalog id gets its display data: implemented by the
+/// catalog, used by cues and chat product cards so they depend on `commerce` only.
+pub trait ProductLookup: Send + Sync {
+    /// The display data of catalog product `id`, if the catalog has it.
+    fn display(&self, id: &str) -> Option<Product>;
+}
+
 impl Product {
+    /// A product given by its catalog id only, to be filled from the catalog ([`Product::resolve`]).
+    pub fn reference(id: impl Into<String>) -> Product {
+        Product {
+            id: id.into(),
+            title: None,
+            price: None,
+            currency: None,
+            image_url: None,
+            cta: None,
+        }
+    }
+
+    /// Whether only the id is given (no display field): such a product must come from the
+    /// catalog.
+    pub fn is_reference(&self) -> bool {
+        self.title.is_none()
+            && self.price.is_none()
+            && self.currency.is_none()
+            && self.image_url.is_none()
+            && self.cta.is_none()
+    }
+
+    /// Fills the fields this product leaves out from `catalog` (its catalog entry); the fields it
+    /// gives win. Price and currency travel together.
+    pub fn filled_from(self, catalog: Product) -> Product {
+        let (price, currency) = if self.price.is_none() && self.currency.is_none() {
+            (catalog.price, catalog.currency)
+        } else {
+            (self.price, self.currency)
+        };
+        Product {
+            id: self.id,
+            title: self.title.or(catalog.title),
+            price,
+            currency,
+            image_url: self.image_url.or(catalog.image_url),
+            cta: self.cta.or(catalog.cta),
+        }
+    }
+
+    /// This product completed from the catalog: a bare id must name a catalog product (else an
+    /// error on `{at}.id`); a product with display fields is completed where the catalog knows
+    /// it and kept as given where it does not.
+    pub fn resolve(self, lookup: &dyn ProductLookup, at: &str) -> Result<Product, FieldError> {
+        match lookup.display(&self.id) {
+            Some(catalog) => Ok(self.filled_from(catalog)),
+            None if self.is_reference() => Err(invalid(
+                &format!("{at}.id"),
+                format!("no catalog product {:?}", self.id),
+            )),
+            None => Ok(self),
+        }
+    }
+
     /// Checks every field; `at` is the product's JSON path (`product`), used in error names.
     pub fn validate(&self, at: &str) -> Result<(), FieldError> {
         let path = |name: &str| format!("{at}.{name}");
@@ -72,12 +134,7 @@ impl Product {
         match (&self.price, &self.currency) {
             (Some(price), Some(currency)) => {
                 check_price(&path("price"), price)?;
-                if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(invalid(
-                        &path("currency"),
-                        "must be an ISO 4217 code such as \"USD\"",
-                    ));
-                }
+                check_currency(&path("currency"), currency)?;
             }
             (Some(_), None) => {
                 return Err(invalid(
@@ -132,11 +189,22 @@ pub fn check_url(field: &str, value: &str) -> Result<(), FieldError> {
 }
 
 /// A decimal string such as `49.00`: digits, an optional fraction, never a float.
-fn check_price(field: &str, value: &str) -> Result<(), FieldError> {
+pub fn check_price(field: &str, value: &str) -> Result<(), FieldError> {
     let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || !digits(fraction) || whole.len() > 15 || fraction.len() > 6 {
-        return Err(invalid(field, "must be a decimal string such as \"49.00\""));
+        return Err(invalid(
+            field,
+            format!("not a decimal {value:?} (write it like \"49.00\")"),
+        ));
+    }
+    Ok(())
+}
+
+/// An ISO 4217 currency code: three upper-case letters.
+pub fn check_currency(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid(field, "must be an ISO 4217 code such as \"USD\""));
     }
     Ok(())
 }
@@ -265,6 +333,69 @@ mod tests {
         for (p, field) in cases {
             assert_eq!(field_of(&p), field, "{p:?}");
         }
+    }
+
+    struct Catalog(Product);
+
+    impl ProductLookup for Catalog {
+        fn display(&self, id: &str) -> Option<Product> {
+            (id == self.0.id).then(|| self.0.clone())
+        }
+    }
+
+    #[test]
+    fn a_bare_id_is_filled_from_the_catalog_and_given_fields_win() {
+        let catalog = Catalog(product());
+        assert!(Product::reference("sku-123").is_reference());
+        assert!(!product().is_reference());
+        assert_eq!(
+            Product::reference("sku-123")
+                .resolve(&catalog, "product")
+                .unwrap(),
+            product()
+        );
+        let partial = Product {
+            title: Some("Live deal".into()),
+            price: Some("39.00".into()),
+            currency: Some("EUR".into()),
+            ..Product::reference("sku-123")
+        };
+        let filled = partial.resolve(&catalog, "product").unwrap();
+        assert_eq!(filled.title.as_deref(), Some("Live deal"));
+        assert_eq!(filled.price.as_deref(), Some("39.00"));
+        assert_eq!(filled.currency.as_deref(), Some("EUR"));
+        assert_eq!(filled.image_url, product().image_url);
+        assert_eq!(filled.cta, product().cta);
+    }
+
+    #[test]
+    fn an_unknown_bare_id_is_an_error_on_the_id_and_a_full_product_stays() {
+        let catalog = Catalog(product());
+        let err = Product::reference("nope")
+            .resolve(&catalog, "product")
+            .unwrap_err();
+        assert_eq!(err.field, "product.id");
+        assert!(err.reason.contains("\"nope\""), "{err}");
+        let outside = Product {
+            id: "elsewhere".into(),
+            ..product()
+        };
+        assert_eq!(
+            outside.clone().resolve(&catalog, "product").unwrap(),
+            outside
+        );
+    }
+
+    #[test]
+    fn price_errors_quote_the_value() {
+        let err = check_price("products[3].price", "12,5").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "products[3].price: not a decimal \"12,5\" (write it like \"49.00\")"
+        );
+        check_price("p", "12").unwrap();
+        check_price("p", "12.50").unwrap();
+        assert!(check_currency("c", "EURO").is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::rate::TokenBucket;
 use super::rundown::{Rundown, ScheduledCue};
 use super::store::{self, Found, StoreError};
 use super::track::{self, CueTrack};
+use crate::commerce::ProductLookup;
 use crate::hls::registry::Registry;
 use crate::hls::stream::HlsStream;
 use crate::hls::timed::{StreamObserver, TimedMetadata};
@@ -67,6 +68,8 @@ pub struct CueService {
     /// Settings.
     pub settings: Config,
     registry: Arc<Registry>,
+    /// The catalog, which fills a product given by id only.
+    products: Arc<dyn ProductLookup>,
     /// Rate limiters by stream.
     buckets: Mutex<HashMap<String, TokenBucket>>,
     /// Unfired rundown items by stream.
@@ -78,11 +81,13 @@ pub struct CueService {
 }
 
 impl CueService {
-    /// Loads unfired rundown items and starts the task that persists fired ones.
+    /// Loads unfired rundown items and starts the task that persists fired ones; `products`
+    /// fills the product of a cue that gives only its catalog id.
     pub async fn start(
         pool: SqlitePool,
         settings: Config,
         registry: Arc<Registry>,
+        products: Arc<dyn ProductLookup>,
     ) -> Result<Arc<CueService>, StoreError> {
         let mut rundowns: HashMap<String, Arc<Rundown>> = HashMap::new();
         let mut by_stream: HashMap<String, Vec<ScheduledCue>> = HashMap::new();
@@ -107,6 +112,7 @@ impl CueService {
             pool,
             settings,
             registry: Arc::clone(&registry),
+            products,
             buckets: Mutex::new(HashMap::new()),
             rundowns: Mutex::new(rundowns),
             fired: Mutex::new(Some(tx)),
@@ -170,10 +176,20 @@ impl CueService {
         }
     }
 
+    /// Completes the request's product from the catalog: one given by its id only is filled
+    /// in (an unknown id is an error on `product.id`), fields given win.
+    pub fn fill_product(&self, request: &mut CueRequest) -> Result<(), CueError> {
+        if let Some(product) = request.product.take() {
+            request.product = Some(product.resolve(self.products.as_ref(), "product")?);
+        }
+        Ok(())
+    }
+
     /// Places a validated request on `stream`'s live session, persists it, then publishes it
     /// (playlists, emsg). Nothing is stored or shown on any error.
-    pub async fn post(&self, stream: &str, request: CueRequest) -> Result<Cue, ServiceError> {
+    pub async fn post(&self, stream: &str, mut request: CueRequest) -> Result<Cue, ServiceError> {
         let at = request.at.clone().unwrap_or_default();
+        self.fill_product(&mut request)?;
         let spec = request.validate(self.settings.max_payload_bytes)?;
         if let At::MediaTime { media_time_s } = at {
             check_seconds("at.media_time_s", media_time_s, false, MAX_OFFSET_S)?;

@@ -61,9 +61,9 @@ impl ApiError {
     }
 
     /// A 400 naming `field`.
-    pub(super) fn invalid(field: String, message: impl Into<String>) -> ApiError {
+    pub(super) fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError {
-            field: Some(field),
+            field: Some(field.into()),
             ..ApiError::new(StatusCode::BAD_REQUEST, message)
         }
     }
@@ -73,7 +73,7 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> ApiError {
         let message = err.to_string();
         match err {
-            ServiceError::Cue(CueError::Invalid { field, .. }) => ApiError::invalid(field, message),
+            ServiceError::Cue(CueError::Invalid { field, .. }) => ApiError::field(field, message),
             ServiceError::Cue(CueError::TooLarge { .. }) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
             }
@@ -177,7 +177,7 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ap
             path
         };
         let message = format!("{field}: {}", err.into_inner());
-        ApiError::invalid(field, message)
+        ApiError::field(field, message)
     })
 }
 
@@ -266,14 +266,16 @@ fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiErr
         if item.contains_key("at") {
             return Err(bad("at", "rundown items take offset_s, not at".into()));
         }
-        let request: CueRequest = parse(serde_json::Value::Object(item).to_string().as_bytes())
+        let mut request: CueRequest = parse(serde_json::Value::Object(item).to_string().as_bytes())
             .map_err(|e| ApiError {
                 field: e.field.as_ref().map(|f| format!("{prefix}.{f}")),
                 message: format!("{prefix}.{}", e.message),
                 ..e
             })?;
-        let spec = request
-            .validate(api.cues.settings.max_payload_bytes)
+        let spec = api
+            .cues
+            .fill_product(&mut request)
+            .and_then(|()| request.validate(api.cues.settings.max_payload_bytes))
             .map_err(|err| match err {
                 CueError::Invalid { field, reason } => bad(&field, reason),
                 too_large => ApiError::new(

@@ -1,10 +1,10 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
-//! `shows.rs`), so
-//! the features do not depend on HTTP, and every admin route checks the token in one place
-//! ([`auth::Admin`]).
+//! `shows.rs`, `catalog.rs`), so the features do not depend on HTTP, and every admin route
+//! checks the token in one place ([`auth::Admin`]).
 
 pub mod auth;
+pub mod catalog;
 pub mod chat;
 mod config;
 pub mod cues;
@@ -53,6 +53,8 @@ pub struct ApiState {
     pub chat: Option<Arc<crate::chat::ChatService>>,
     /// Shows and their schedule (`/api/shows`).
     pub shows: Arc<crate::commerce::shows::Shows>,
+    /// The shop's catalog (`/api/catalog/products`).
+    pub catalog: Arc<crate::commerce::Catalog>,
 }
 
 /// Builds the whole HTTP router.
@@ -87,6 +89,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .merge(users::router(Arc::clone(&api)))
         .merge(chat::router(Arc::clone(&api)))
         .merge(shows::router(Arc::clone(&api)))
+        .merge(catalog::router(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log

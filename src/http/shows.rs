@@ -37,7 +37,7 @@ impl From<ShowError> for ApiError {
     fn from(err: ShowError) -> ApiError {
         let message = err.to_string();
         match err {
-            ShowError::Invalid(field) => ApiError::invalid(field.field, message),
+            ShowError::Invalid(field) => ApiError::field(field.field, message),
             ShowError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
             ShowError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, message),
             ShowError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, message),
@@ -100,7 +100,7 @@ async fn check_host(api: &ApiState, actor: &Actor, request: &ShowRequest) -> Res
         Ok(())
     } else {
         let message = format!("host: `{host}` is not a user with the host capability");
-        Err(ApiError::invalid("host".into(), message))
+        Err(ApiError::field("host", message))
     }
 }
 
@@ -111,7 +111,7 @@ async fn list(
     let state = match query.get("state") {
         Some(name) => Some(ShowState::parse(name).ok_or_else(|| {
             let message = "state: must be \"scheduled\", \"live\" or \"ended\"";
-            ApiError::invalid("state".into(), message)
+            ApiError::field("state", message)
         })?),
         None => None,
     };

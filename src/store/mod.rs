@@ -19,7 +19,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_cues", include_str!("migrations/0002_cues.sql")),
     ("0003_chat", include_str!("migrations/0003_chat.sql")),
-    // Numbered for after the catalog's 0004; until that lands, shows are version 4.
+    ("0004_catalog", include_str!("migrations/0004_catalog.sql")),
     ("0005_shows", include_str!("migrations/0005_shows.sql")),
 ];
 

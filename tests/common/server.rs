@@ -49,7 +49,25 @@ impl Server {
     /// (`CUECAST_MEDIA_LADDER=[]`: x264 is CPU-heavy on a shared 2-core machine) unless `env`
     /// sets `CUECAST_MEDIA_LADDER` (tests/ladder.rs).
     pub fn start_with(env: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Server::start_in(tempfile::tempdir().expect("tempdir"), env)
+    }
+
+    /// Stops this server (SIGTERM, then waits for it to exit) and starts a new one on the same
+    /// scratch directory, so on the same data dir, with `env` as in [`Server::start_with`].
+    pub fn restart(mut self, env: &[(&str, &str)]) -> Server {
+        self.terminate();
+        assert!(
+            self.wait_exit(Duration::from_secs(20)).is_some(),
+            "server did not stop:\n{}",
+            self.log()
+        );
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        drop(self);
+        Server::start_in(dir, env)
+    }
+
+    /// [`Server::start_with`] in the scratch directory `dir` (its data dir is `data/` inside).
+    pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_cuecast"));
