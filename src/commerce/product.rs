@@ -72,12 +72,7 @@ impl Product {
         match (&self.price, &self.currency) {
             (Some(price), Some(currency)) => {
                 check_price(&path("price"), price)?;
-                if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(invalid(
-                        &path("currency"),
-                        "must be an ISO 4217 code such as \"USD\"",
-                    ));
-                }
+                check_currency(&path("currency"), currency)?;
             }
             (Some(_), None) => {
                 return Err(invalid(
@@ -131,14 +126,20 @@ pub fn check_url(field: &str, value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// A decimal string such as `49.00`: digits, an optional fraction, never a float.
-fn check_price(field: &str, value: &str) -> Result<(), FieldError> {
-    let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) || whole.len() > 15 || fraction.len() > 6 {
-        return Err(invalid(field, "must be a decimal string such as \"49.00\""));
+/// An ISO 4217 code: three upper-case letters (`USD`).
+pub fn check_currency(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid(field, "must be an ISO 4217 code such as \"USD\""));
     }
     Ok(())
+}
+
+/// A decimal string such as `49.00`: digits, an optional fraction, never a float.
+fn check_price(field: &str, value: &str) -> Result<(), FieldError> {
+    match super::money::Amount::parse(value) {
+        Some(_) => Ok(()),
+        None => Err(invalid(field, "must be a decimal string such as \"49.00\"")),
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_cues", include_str!("migrations/0002_cues.sql")),
     ("0003_chat", include_str!("migrations/0003_chat.sql")),
+    // Numbered for the merge of issue 25 (catalog 0004, shows 0005); schema version 4 here.
+    ("0006_events", include_str!("migrations/0006_events.sql")),
 ];
 
 /// Why the store could not be opened.
