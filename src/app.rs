@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
+use crate::commerce::events::{Events, KnowsEverything, NoSink};
 use crate::config::Config;
 use crate::cues::service::CueService;
 use crate::hls::registry::Registry;
@@ -41,6 +42,7 @@ pub struct App {
     http: http::Server,
     store: Store,
     cues: Arc<CueService>,
+    events: Arc<Events>,
     grace: Duration,
 }
 
@@ -98,6 +100,12 @@ impl App {
         } else {
             None
         };
+        let events = Arc::new(Events::start(
+            store.pool().clone(),
+            config.events.settings(),
+            Arc::new(KnowsEverything),
+            Arc::new(NoSink),
+        ));
         let api = Arc::new(ApiState {
             admin_token,
             keys,
@@ -108,6 +116,7 @@ impl App {
             cues: Arc::clone(&cues),
             users,
             chat: chat.clone(),
+            events: http::events::EventsApi::new(Arc::clone(&events)),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -127,6 +136,7 @@ impl App {
             http,
             store,
             cues,
+            events,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -157,6 +167,7 @@ impl App {
         tokio::time::sleep(ENDLIST_LINGER).await;
         self.http.stop(deadline).await?;
         self.cues.close().await;
+        self.events.close().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

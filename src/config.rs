@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::ingest::StreamConfig;
 use crate::setting::{Invalid, positive_secs};
-use crate::{chat, cues, hls, http, ingest, media, users};
+use crate::{chat, commerce, cues, hls, http, ingest, media, users};
 
 /// The embedded default configuration, also the documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/cuecast.toml");
@@ -89,6 +89,8 @@ pub struct Config {
     pub chat: chat::Config,
     /// Chat accounts and login tokens.
     pub users: users::Config,
+    /// Shopper events (`POST /api/events`).
+    pub events: commerce::events::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -171,6 +173,7 @@ impl Config {
             ("cues", self.cues.validate()),
             ("chat", self.chat.validate()),
             ("users", self.users.validate()),
+            ("events", self.events.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {

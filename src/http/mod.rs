@@ -1,5 +1,6 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
-//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`), so
+//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
+//! `events.rs`), so
 //! the features do not depend on HTTP, and every admin route checks the token in one place
 //! ([`auth::Admin`]).
 
@@ -7,6 +8,7 @@ pub mod auth;
 pub mod chat;
 mod config;
 pub mod cues;
+pub mod events;
 mod server;
 pub mod users;
 
@@ -49,6 +51,8 @@ pub struct ApiState {
     pub users: Arc<crate::users::Users>,
     /// The chat service (None when `chat.enabled = false`).
     pub chat: Option<Arc<crate::chat::ChatService>>,
+    /// Shopper events and show analytics (`/api/events`, `/api/shows/{id}/analytics`).
+    pub events: events::EventsApi,
 }
 
 /// Builds the whole HTTP router.
@@ -81,6 +85,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .merge(cues::router(Arc::clone(&api)))
         .merge(users::router(Arc::clone(&api)))
         .merge(chat::router(Arc::clone(&api)))
+        .merge(events::router(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log
