@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::bmff::{tfdt, timescale, top_boxes};
-use common::{Publisher, Server, get, media_url, preload_hint, wait_for};
+use common::{Publisher, Server, call, get, media_url, preload_hint, wait_for};
 
 const TOKEN: &str = "dev-admin-token";
 /// One frame of the 30 fps test publisher, seconds.
@@ -23,32 +23,6 @@ const ISSUE_BODY: &str = r#"{"kind": "product", "at": "now", "duration_s": 15,
              "image_url": "https://shop.example/i/sku-123.jpg",
              "cta": {"label": "Buy now", "url": "https://shop.example/p/sku-123"}},
  "data": {}}"#;
-
-/// (status, headers, JSON body) of an API call.
-fn call(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
-    let client = reqwest::blocking::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = client.request(method, url).timeout(Duration::from_secs(20));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().unwrap_or_else(|e| panic!("{url}: {e}"));
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().unwrap_or_default();
-    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    (status, headers, json)
-}
 
 /// A parsed emsg v1.
 #[derive(Debug)]

@@ -88,6 +88,9 @@ pub struct Analytics {
     pub products: BTreeMap<String, Counts>,
     /// Per cue, the products its events named (what the cue sold).
     pub cue_products: BTreeMap<String, BTreeMap<String, Counts>>,
+    /// Distinct shoppers (users, and visitors not linked to a user); not a sum, so the store
+    /// counts it and the caller sets it.
+    pub shoppers: u64,
 }
 
 impl Analytics {
@@ -141,6 +144,7 @@ impl Analytics {
         serde_json::json!({
             "show": show,
             "currency": currency,
+            "shoppers": self.shoppers,
             "totals": self.totals.to_json(),
             "cues": cues,
             "products": products,

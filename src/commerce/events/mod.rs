@@ -228,10 +228,11 @@ impl Events {
                 id: show.to_string(),
             });
         }
-        let groups = store::groups(&self.pool, show)
-            .await
-            .map_err(|e| EventsError::Store(e.to_string()))?;
-        Ok(Analytics::fold(&groups))
+        let failed = |e: store::StoreError| EventsError::Store(e.to_string());
+        let groups = store::groups(&self.pool, show).await.map_err(failed)?;
+        let mut analytics = Analytics::fold(&groups);
+        analytics.shoppers = store::shoppers(&self.pool, show).await.map_err(failed)?;
+        Ok(analytics)
     }
 
     /// Stops taking batches and waits for the writer to commit what it holds.
@@ -419,6 +420,8 @@ mod tests {
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
+        let shoppers = events.analytics("s1").await.unwrap().shoppers;
+        assert_eq!(shoppers, 2, "alice (once v1) and v2, not v1 + v2 + alice");
         let alice = Some("alice".to_string());
         assert_eq!(
             rows,

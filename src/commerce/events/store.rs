@@ -122,3 +122,16 @@ pub async fn groups(pool: &SqlitePool, show: &str) -> Result<Vec<Group>, StoreEr
         })
         .collect())
 }
+
+/// Distinct shoppers of a show: each user once, and each visitor not linked to a user once.
+pub async fn shoppers(pool: &SqlitePool, show: &str) -> Result<u64, StoreError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT CASE WHEN user IS NULL THEN 'v:' || visitor ELSE 'u:' || user END) \
+         FROM events WHERE show = ?",
+    )
+    .bind(show)
+    .fetch_one(pool)
+    .await
+    .map_err(err("count shoppers"))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
