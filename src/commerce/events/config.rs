@@ -85,7 +85,8 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         assert_eq!(config().validate(), Ok(()));
-        let cases: [(fn(&mut Config), &str); 6] = [
+        type Spoil = fn(&mut Config);
+        let cases: [(Spoil, &str); 6] = [
             (|c| c.max_batch_events = 0, "max_batch_events"),
             (|c| c.max_body_bytes = 10, "max_body_bytes"),
             (
