@@ -11,8 +11,8 @@ use super::analytics::Group;
 use super::model::{Event, EventType};
 use crate::commerce::money::Amount;
 
-/// Rows per INSERT statement (11 columns each: 352 parameters, far below SQLite's limit).
-pub const ROWS_PER_INSERT: usize = 32;
+/// Rows per INSERT statement (11 columns each: 704 parameters, far below SQLite's limit).
+pub const ROWS_PER_INSERT: usize = 64;
 
 /// A database error, with what was being done.
 #[derive(Debug, thiserror::Error)]
