@@ -535,6 +535,30 @@ mod tests {
     }
 
     #[test]
+    fn event_keys_are_validated_under_their_section() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert_eq!(config.events.settings().limits.max_batch_events, 100);
+        for (var, value, key) in [
+            (
+                "CUECAST_EVENTS_MAX_BATCH_EVENTS",
+                "0",
+                "events.max_batch_events",
+            ),
+            (
+                "CUECAST_EVENTS_RATE_BURST_EVENTS",
+                "10",
+                "events.rate_burst_events",
+            ),
+            ("CUECAST_EVENTS_CURRENCY", "\"euro\"", "events.currency"),
+        ] {
+            let err = Config::load(None, vec![(var.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
     fn missing_file_is_reported() {
         let err = Config::load(Some(Path::new("/nonexistent/cuecast.toml")), no_env())
             .unwrap_err()
