@@ -34,13 +34,6 @@ const SENDERS: usize = 5;
 /// Latency goal.
 const GOAL_P99: Duration = Duration::from_millis(100);
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 struct ServerProcess {
     child: Child,
     http: String,
@@ -56,14 +49,15 @@ impl Drop for ServerProcess {
 
 fn start_server(batch_ms: u64, phases: u64) -> ServerProcess {
     let dir = tempfile::tempdir().expect("tempdir");
-    let http_port = free_tcp_port();
-    let rtmp_port = free_tcp_port();
+    let log = dir.path().join("server.log");
     let child = Command::new(env!("CARGO_BIN_EXE_cuecast"))
         .arg("serve")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_LOG", "warn")
-        .env("CUECAST_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
-        .env("CUECAST_RTMP_LISTEN", format!("127.0.0.1:{rtmp_port}"))
+        // Warnings, plus the line each listener logs with the port it got.
+        .env("RUST_LOG", "warn,cuecast::listen=info")
+        .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_SRT_ENABLED", "false")
         .env("CUECAST_CHAT_LISTEN", "127.0.0.1:0")
         .env("CUECAST_SERVER_DATA_DIR", dir.path())
         .env("CUECAST_CHAT_MAX_CONNECTIONS_PER_IP", "100000")
@@ -72,24 +66,39 @@ fn start_server(batch_ms: u64, phases: u64) -> ServerProcess {
         .env("CUECAST_CHAT_BATCH_PHASES", phases.to_string())
         .env("CUECAST_CHAT_BACKFILL", "0")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(&log).expect("server log"))
         .spawn()
         .expect("spawn cuecast");
-    let server = ServerProcess {
+    let mut server = ServerProcess {
         child,
-        http: format!("http://127.0.0.1:{http_port}"),
+        http: String::new(),
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if reqwest::blocking::get(format!("{}/healthz", server.http))
-            .is_ok_and(|r| r.status().is_success())
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if server.http.is_empty()
+            && let Some(addr) = text.lines().find_map(|line| {
+                line.split_once("listening http=")?
+                    .1
+                    .split_whitespace()
+                    .next()
+            })
+        {
+            server.http = format!("http://{addr}");
+        }
+        if !server.http.is_empty()
+            && reqwest::blocking::get(format!("{}/healthz", server.http))
+                .is_ok_and(|r| r.status().is_success())
         {
             return server;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("server did not start");
+    panic!(
+        "server did not start:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 /// (utime + stime) ticks and RSS kB of a process.

@@ -1,5 +1,6 @@
 # Shared by the end-to-end bench scripts (source it): a scratch directory `$work` removed at exit,
-# `pids` killed at exit (append every background process: `pids+=($!)`), and `free_port`.
+# `pids` killed at exit (append every background process: `pids+=($!)`), and `listen_port` (the
+# port a cuecast listener started on port 0 got).
 
 work=$(mktemp -d)
 pids=()
@@ -10,9 +11,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# A free loopback port: `free_port` (TCP) or `free_port udp`.
-free_port() {
-  local kind=SOCK_STREAM
-  [ "${1:-tcp}" = udp ] && kind=SOCK_DGRAM
-  python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$kind"
+# The port a cuecast listener got: `listen_port LOG NAME` (NAME: rtmp, http, srt, chat) reads the
+# `listening NAME=ADDR` line the server writes to LOG when bound, waiting up to 10 s. Start the
+# server with `listen = "127.0.0.1:0"` keys and `RUST_LOG` including `cuecast::listen=info`.
+listen_port() {
+  local log="$1" name="$2" addr
+  for _ in $(seq 100); do
+    addr=$(grep -o "listening $name=[^ ]*" "$log" 2>/dev/null | head -n1 | cut -d= -f2)
+    if [ -n "$addr" ]; then echo "${addr##*:}"; return 0; fi
+    sleep 0.1
+  done
+  echo "no 'listening $name=' line in $log" >&2
+  return 1
 }

@@ -9,6 +9,11 @@
 
 use std::time::Duration;
 
+/// The `tracing` target of the one line each listener logs when bound (`listening http=ADDR`,
+/// `rtmp=`, `srt=`, `chat=`): the address it got, also for a configured port 0.
+/// `RUST_LOG=warn,cuecast::listen=info` shows these lines and nothing else at info.
+pub const LISTEN_TARGET: &str = "cuecast::listen";
+
 /// A value that is well typed but not acceptable: which key, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("key `{key}`: {reason}")]

@@ -22,15 +22,15 @@ cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --re
 
 . "$root/benches/lib.sh"
 
-rtmp=$(free_port); http=$(free_port)
 duration=$(python3 -c "print(int($WARMUP_S + $CUES * ($INTERVAL_S + 0.6) + 30))")
 # A window long enough to keep every cue's segment fetchable for the emsg check; rate above the
 # POST pace so no request is refused.
-CUECAST_RTMP_LISTEN=127.0.0.1:$rtmp CUECAST_HTTP_LISTEN=127.0.0.1:$http \
+CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
   CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_HLS_WINDOW_S=$((duration + 60)) \
-  CUECAST_CUES_RATE_PER_S=50 CUECAST_MEDIA_LADDER="[]" RUST_LOG=warn \
+  CUECAST_CUES_RATE_PER_S=50 CUECAST_MEDIA_LADDER="[]" RUST_LOG=warn,cuecast::listen=info \
   "$root/target/release/cuecast" serve 2>"$work/server.log" &
 pids+=($!)
+rtmp=$(listen_port "$work/server.log" rtmp); http=$(listen_port "$work/server.log" http)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
 ffmpeg -hide_banner -loglevel error -nostdin -re \
   -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \

@@ -47,11 +47,11 @@ echo "| publisher | ingest→part p50 | p90 | p99 | frames | hls.js PDT latency 
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for variant in $VARIANTS; do
   file=$(clip "$variant")
-  rtmp=$(free_port); http=$(free_port)
-  CUECAST_RTMP_LISTEN=127.0.0.1:$rtmp CUECAST_HTTP_LISTEN=127.0.0.1:$http CUECAST_SRT_ENABLED=false \
-    CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn CUECAST_MEDIA_LADDER='[]' \
+  CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
+    CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn,cuecast::listen=info CUECAST_MEDIA_LADDER='[]' \
     "$root/target/release/cuecast" serve 2>"$work/server-$variant.log" &
   server=$!; pids+=("$server")
+  rtmp=$(listen_port "$work/server-$variant.log" rtmp); http=$(listen_port "$work/server-$variant.log" http)
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
   ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$file" -c copy -t "$DURATION_S" \
     -f flv "rtmp://127.0.0.1:$rtmp/live/demo-key" &

@@ -32,12 +32,13 @@ ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 \
 
 streams=""
 for ((i = 1; i <= N; i++)); do streams+="${streams:+,}{name=\"s$i\",key=\"k$i\"}"; done
-rtmp=$(free_port); http=$(free_port); srt=$(free_port udp)
-CUECAST_STREAMS="[$streams]" CUECAST_RTMP_LISTEN="127.0.0.1:$rtmp" \
-  CUECAST_HTTP_LISTEN="127.0.0.1:$http" CUECAST_SRT_LISTEN="127.0.0.1:$srt" \
-  CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_INGEST_RECONNECT_GRACE_S=0 CUECAST_MEDIA_LADDER="[]" CUECAST_CHAT_ENABLED=false RUST_LOG=warn \
-  "$BIN" serve 2>"$work/server.log" &
+CUECAST_STREAMS="[$streams]" CUECAST_RTMP_LISTEN=127.0.0.1:0 \
+  CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_LISTEN=127.0.0.1:0 \
+  CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_INGEST_RECONNECT_GRACE_S=0 CUECAST_MEDIA_LADDER="[]" CUECAST_CHAT_ENABLED=false \
+  RUST_LOG=warn,cuecast::listen=info "$BIN" serve 2>"$work/server.log" &
 SERVER=$!; pids+=("$SERVER")
+rtmp=$(listen_port "$work/server.log" rtmp); http=$(listen_port "$work/server.log" http)
+srt=$(listen_port "$work/server.log" srt)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
 hz=$(getconf CLK_TCK)
 

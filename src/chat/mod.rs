@@ -92,7 +92,7 @@ impl ChatService {
             }
         };
         let addr = endpoint.local_addr()?;
-        tracing::info!(chat = %addr, "listening");
+        tracing::info!(target: crate::setting::LISTEN_TARGET, chat = %addr, "listening");
 
         let metrics = Arc::new(ChatMetrics::default());
         let review = config

@@ -44,7 +44,7 @@ impl Server {
     /// Serves `router` on `listener` until [`Server::stop`].
     pub fn start(listener: TcpListener, router: Router) -> Result<Server, HttpError> {
         let addr = listener.local_addr().map_err(HttpError::LocalAddr)?;
-        tracing::info!(http = %addr, "listening");
+        tracing::info!(target: crate::setting::LISTEN_TARGET, http = %addr, "listening");
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task = tokio::spawn(async move {

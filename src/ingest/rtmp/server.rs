@@ -147,7 +147,9 @@ pub async fn serve(
     tasks: TaskTracker,
 ) {
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(rtmp = %addr, "listening"),
+        Ok(addr) => {
+            tracing::info!(target: crate::setting::LISTEN_TARGET, rtmp = %addr, "listening")
+        }
         Err(error) => tracing::warn!(%error, "RTMP listener has no local address"),
     }
     let permits = Arc::new(Semaphore::new(settings.max_connections));

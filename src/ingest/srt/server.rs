@@ -155,7 +155,7 @@ impl SrtListener {
             })?;
         socket.listen(64)?;
         let local_addr = socket.local_addr().unwrap_or(settings.listen);
-        tracing::info!(srt = %local_addr, "listening");
+        tracing::info!(target: crate::setting::LISTEN_TARGET, srt = %local_addr, "listening");
         Ok((SrtListener { socket, local_addr }, connections))
     }
 }
