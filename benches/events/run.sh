@@ -39,13 +39,12 @@ fi
 . "$root/benches/lib.sh"
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-http=$(free_port)
-CUECAST_HTTP_LISTEN=127.0.0.1:$http CUECAST_RTMP_LISTEN=127.0.0.1:$(free_port) \
-  CUECAST_SRT_LISTEN=127.0.0.1:$(free_port udp) CUECAST_CHAT_ENABLED=false \
-  CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn \
+CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
+  CUECAST_CHAT_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn,cuecast::listen=info \
   CUECAST_EVENTS_RATE_PER_CLIENT_PER_S=1000000000 CUECAST_EVENTS_RATE_BURST_EVENTS=1000000000 \
   "$root/target/release/cuecast" serve 2>"$work/server.log" &
 pids+=($!)
+http=$(listen_port "$work/server.log" http)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
 python3 benches/events/load.py "http://127.0.0.1:$http" "$csv" "$CONNECTIONS" "$BATCH" cuecast
 # Every purchase line made it (the sample's order lines are unique per order and product).
@@ -64,7 +63,8 @@ for peer in $PEERS; do
   case "$peer" in
     nginx)
       command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
-      port=$(free_port)
+      # nginx cannot report a port-0 bind: take a free port the usual way (the peer only).
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
       mkdir -p "$work/nginx"
       cat >"$work/nginx/nginx.conf" <<CONF
 daemon off;
