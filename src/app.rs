@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
+use crate::commerce::events::{Events, KnowsEverything, NoSink};
 use crate::commerce::shows::Shows;
 use crate::commerce::{Catalog, ProductLookup};
 use crate::config::Config;
@@ -44,6 +45,7 @@ pub struct App {
     store: Store,
     cues: Arc<CueService>,
     shows: Arc<Shows>,
+    events: Arc<Events>,
     grace: Duration,
 }
 
@@ -116,6 +118,12 @@ impl App {
         } else {
             None
         };
+        let events = Arc::new(Events::start(
+            store.pool().clone(),
+            config.events.settings(),
+            Arc::new(KnowsEverything),
+            Arc::new(NoSink),
+        ));
         let api = Arc::new(ApiState {
             admin_token,
             keys,
@@ -128,6 +136,7 @@ impl App {
             chat: chat.clone(),
             shows: Arc::clone(&shows),
             catalog,
+            events: http::events::EventsApi::new(Arc::clone(&events)),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -148,6 +157,7 @@ impl App {
             store,
             cues,
             shows,
+            events,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -181,6 +191,7 @@ impl App {
         tokio::time::sleep(ENDLIST_LINGER).await;
         self.http.stop(deadline).await?;
         self.cues.close().await;
+        self.events.close().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -93,6 +93,8 @@ pub struct Config {
     pub shows: commerce::shows::Config,
     /// The shop's catalog.
     pub catalog: commerce::catalog::Config,
+    /// Shopper events (`POST /api/events`).
+    pub events: commerce::events::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -177,6 +179,7 @@ impl Config {
             ("users", self.users.validate()),
             ("shows", self.shows.validate()),
             ("catalog", self.catalog.validate()),
+            ("events", self.events.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {
@@ -534,6 +537,30 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(key), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn event_keys_are_validated_under_their_section() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert_eq!(config.events.settings().limits.max_batch_events, 100);
+        for (var, value, key) in [
+            (
+                "CUECAST_EVENTS_MAX_BATCH_EVENTS",
+                "0",
+                "events.max_batch_events",
+            ),
+            (
+                "CUECAST_EVENTS_RATE_BURST_EVENTS",
+                "10",
+                "events.rate_burst_events",
+            ),
+            ("CUECAST_EVENTS_CURRENCY", "\"euro\"", "events.currency"),
+        ] {
+            let err = Config::load(None, vec![(var.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(var), "{var}: {err}");
         }
     }
 

@@ -188,20 +188,18 @@ pub fn check_url(field: &str, value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// A decimal string such as `49.00`: digits, an optional fraction, never a float.
+/// A decimal string such as `49.00` (an exact [`super::money::Amount`], never a float).
 pub fn check_price(field: &str, value: &str) -> Result<(), FieldError> {
-    let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) || whole.len() > 15 || fraction.len() > 6 {
-        return Err(invalid(
+    match super::money::Amount::parse(value) {
+        Some(_) => Ok(()),
+        None => Err(invalid(
             field,
             format!("not a decimal {value:?} (write it like \"49.00\")"),
-        ));
+        )),
     }
-    Ok(())
 }
 
-/// An ISO 4217 currency code: three upper-case letters.
+/// An ISO 4217 currency code: three upper-case letters (`USD`).
 pub fn check_currency(field: &str, value: &str) -> Result<(), FieldError> {
     if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(invalid(field, "must be an ISO 4217 code such as \"USD\""));

@@ -1,5 +1,6 @@
 //! API authentication: `Authorization: Bearer <token>`. The one admin-token check of every
-//! router ([`Admin`], [`AdminToken::matches`]).
+//! router ([`Admin`], [`AdminToken::matches`]), and [`Caller`] for routes that also take users'
+//! login tokens.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
+use crate::users::Capability;
+use crate::users::token::Claims;
 
 /// Proof that the request carried the admin token.
 pub struct Admin;
@@ -89,6 +92,51 @@ impl FromRequestParts<Arc<ApiState>> for Admin {
         } else {
             Err(AuthError::Invalid)
         }
+    }
+}
+
+/// Who called a route that takes both the admin token and users' login tokens (and maybe no
+/// token at all). A token that is neither is refused (401), never taken for no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// No Authorization header.
+    Anonymous,
+    /// The admin token.
+    Admin,
+    /// A valid login token.
+    User(Claims),
+}
+
+impl Caller {
+    /// Whether the caller is the admin or holds `capability`.
+    pub fn is_admin_or(&self, capability: Capability) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::User(claims) => claims.caps.contains(&capability),
+            Caller::Anonymous => false,
+        }
+    }
+}
+
+impl FromRequestParts<Arc<ApiState>> for Caller {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(Caller::Anonymous);
+        }
+        let token = bearer(parts).ok_or(AuthError::Missing)?;
+        if state.admin_token.matches(token) {
+            return Ok(Caller::Admin);
+        }
+        state
+            .users
+            .verify(token)
+            .map(Caller::User)
+            .map_err(|_| AuthError::Invalid)
     }
 }
 

@@ -40,22 +40,25 @@ pub fn router(api: Arc<ApiState>) -> Router {
         .with_state(api)
 }
 
-/// An API error response.
+/// An API error response: `{"error": "...", "field": "..."}`, with `"errors"` (every field
+/// error, `[{"field", "error"}]`) when a request had more than one, and Retry-After.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
     field: Option<String>,
+    errors: Vec<(String, String)>,
     retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// An error with `status` and `message`.
+    /// An error with `status` and `message`, naming no field.
     pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
             field: None,
+            errors: Vec::new(),
             retry_after: None,
         }
     }
@@ -65,6 +68,27 @@ impl ApiError {
         ApiError {
             field: Some(field.into()),
             ..ApiError::new(StatusCode::BAD_REQUEST, message)
+        }
+    }
+
+    /// The same error naming `field`.
+    pub(super) fn with_field(self, field: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field.into()),
+            ..self
+        }
+    }
+
+    /// The same error listing every field error (field, message) of the request.
+    pub(super) fn errors(self, errors: Vec<(String, String)>) -> ApiError {
+        ApiError { errors, ..self }
+    }
+
+    /// The same error telling the client to wait `retry_after`.
+    pub(super) fn retry_after(self, retry_after: std::time::Duration) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            ..self
         }
     }
 }
@@ -79,10 +103,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, message),
             ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, message),
-            ServiceError::RateLimited { retry_after, .. } => ApiError {
-                retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
-            },
+            ServiceError::RateLimited { retry_after, .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry_after(retry_after)
+            }
             ServiceError::NoMedia(_) => ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
@@ -100,6 +123,14 @@ impl IntoResponse for ApiError {
         let mut body = serde_json::json!({ "error": self.message });
         if let (Some(field), Some(obj)) = (&self.field, body.as_object_mut()) {
             obj.insert("field".into(), field.clone().into());
+        }
+        if self.errors.len() > 1 {
+            let errors: Vec<_> = self
+                .errors
+                .iter()
+                .map(|(field, error)| serde_json::json!({ "field": field, "error": error }))
+                .collect();
+            body["errors"] = errors.into();
         }
         let mut response = (
             self.status,

@@ -48,7 +48,9 @@ impl Server {
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
+            // The peer address is the key of per-client limits (`events.rs`).
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(async move { stopped.cancelled().await })
                 .await
         });

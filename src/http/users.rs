@@ -127,7 +127,7 @@ async fn put_capabilities(
             None => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    format!("unknown capability `{name}` (send, moderate, host)"),
+                    format!("unknown capability `{name}` (send, moderate, host, shop)"),
                 );
             }
         }

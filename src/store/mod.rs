@@ -21,6 +21,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_chat", include_str!("migrations/0003_chat.sql")),
     ("0004_catalog", include_str!("migrations/0004_catalog.sql")),
     ("0005_shows", include_str!("migrations/0005_shows.sql")),
+    ("0006_events", include_str!("migrations/0006_events.sql")),
 ];
 
 /// Why the store could not be opened.
@@ -68,7 +69,10 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
+            .busy_timeout(std::time::Duration::from_secs(5))
+            // 64 MiB of page cache (the default is 2 MiB): the shopper events' indexes take
+            // inserts all over their B-trees, and every page missed is a read from the OS.
+            .pragma("cache_size", "-65536");
         Self::connect(options, display).await
     }
 

