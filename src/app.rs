@@ -8,7 +8,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
-use crate::commerce::events::{Events, KnowsEverything, NoSink};
+use crate::commerce::events::Events;
+use crate::commerce::shop::{PopularityFeed, ShopKnown, replay_popularity};
 use crate::commerce::shows::Shows;
 use crate::commerce::{Catalog, ProductLookup};
 use crate::config::Config;
@@ -118,11 +119,21 @@ impl App {
         } else {
             None
         };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let half_life = config.catalog.popularity_half_life_s;
+        replay_popularity(store.pool(), &catalog, half_life, now_ms)
+            .await
+            .context("catalog popularity")?;
         let events = Arc::new(Events::start(
             store.pool().clone(),
             config.events.settings(),
-            Arc::new(KnowsEverything),
-            Arc::new(NoSink),
+            Arc::new(ShopKnown {
+                shows: Arc::clone(&shows),
+                catalog: Arc::clone(&catalog),
+            }),
+            Arc::new(PopularityFeed {
+                catalog: Arc::clone(&catalog),
+            }),
         ));
         let api = Arc::new(ApiState {
             admin_token,

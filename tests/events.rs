@@ -10,7 +10,28 @@ use common::{Server, call};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "dev-admin-token";
-const SHOW: &str = "spring-drop";
+thread_local! {
+    /// The show this test's events go to, made by [`open_show`] (each test runs on its own
+    /// thread, with its own server).
+    static SHOW: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The id of this test's show.
+fn show() -> String {
+    SHOW.with(|id| id.borrow().clone())
+}
+
+/// Schedules a show on stream `demo` as the host whose token is `host`, and makes it this
+/// test's show: events name it, and they name an existing show or get 404.
+fn open_show(server: &Server, host: &str) {
+    let body = json!({ "title": "Spring drop", "stream": "demo",
+                       "scheduled_start": "2030-01-01T18:00:00Z" })
+    .to_string();
+    let (status, _, created) = call("POST", &server.url("/api/shows"), Some(host), Some(&body));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("show id").to_string();
+    SHOW.with(|show| *show.borrow_mut() = id);
+}
 
 /// POSTs `events` (a JSON array) to /api/events; (status, Retry-After, body).
 fn post(server: &Server, token: Option<&str>, events: Value) -> (u16, Option<String>, Value) {
@@ -24,7 +45,7 @@ fn post(server: &Server, token: Option<&str>, events: Value) -> (u16, Option<Str
 }
 
 fn analytics(server: &Server, token: Option<&str>) -> (u16, Value) {
-    let url = server.url(&format!("/api/shows/{SHOW}/analytics"));
+    let url = server.url(&format!("/api/shows/{}/analytics", show()));
     let (status, _, body) = call("GET", &url, token, None);
     (status, body)
 }
@@ -44,7 +65,7 @@ fn user_with(server: &Server, user: &str, caps: &[&str]) -> String {
 
 /// A page event of visitor `v` in the show.
 fn page(kind: &str, visitor: &str, product: Option<&str>, cue: Option<&str>) -> Value {
-    let mut event = json!({ "type": kind, "visitor": visitor, "show": SHOW });
+    let mut event = json!({ "type": kind, "visitor": visitor, "show": show() });
     if let Some(product) = product {
         event["product"] = product.into();
     }
@@ -81,6 +102,8 @@ fn find<'a>(list: &'a Value, key: &str, id: &str) -> &'a Value {
 #[test]
 fn attribution_adds_up_per_cue_and_product_links_visitors_and_survives_a_restart() {
     let mut server = Server::start();
+    let host = user_with(&server, "hana", &["send", "host"]);
+    open_show(&server, &host);
     let rose = Some("rose-50ml");
     let musk = Some("musk-30ml");
     let (c_rose, c_musk) = (Some("cue-rose"), Some("cue-musk"));
@@ -118,7 +141,7 @@ fn attribution_adds_up_per_cue_and_product_links_visitors_and_survives_a_restart
 
     // The shop's backend reports the orders: alice was visitor v1.
     let purchase = |order: &str, user: &str, product: &str, qty: u32, price: &str| {
-        json!({ "type": "purchase", "order": order, "user": user, "show": SHOW,
+        json!({ "type": "purchase", "order": order, "user": user, "show": show(),
                 "product": product, "quantity": qty, "price": price })
     };
     let mut o1 = purchase("o1", "alice", "rose-50ml", 2, "49.00");
@@ -143,13 +166,17 @@ fn attribution_adds_up_per_cue_and_product_links_visitors_and_survives_a_restart
     assert_eq!(analytics(&server, None).0, 401);
     assert_eq!(analytics(&server, Some(&dave)).0, 403);
     assert_eq!(analytics(&server, Some("v1.forged.token")).0, 401);
-    let host = user_with(&server, "hana", &["send", "host"]);
+    // Another host may not read hana's show; an unknown show is 404.
+    let ivan = user_with(&server, "ivan", &["send", "host"]);
+    assert_eq!(analytics(&server, Some(&ivan)).0, 403);
+    let unknown = server.url("/api/shows/show-0000000000000000/analytics");
+    assert_eq!(call("GET", &unknown, Some(ADMIN), None).0, 404);
     let (status, figures) = analytics(&server, Some(&host));
     assert_eq!(status, 200, "{figures}");
     assert_eq!(analytics(&server, Some(ADMIN)), (200, figures.clone()));
 
     // By hand. cue-rose: 3 impressions, 2 clicks, 1 CTA, 1 add-to-cart, o1 (2 × 49.00).
-    assert_eq!(figures["show"], SHOW);
+    assert_eq!(figures["show"], show());
     assert_eq!(figures["currency"], "USD");
     let cues = &figures["cues"];
     assert_eq!(
@@ -180,6 +207,38 @@ fn attribution_adds_up_per_cue_and_product_links_visitors_and_survives_a_restart
     // alice (was v1), dave (was v2), v3, bob, carol: 5, not 7.
     assert_eq!(figures["shoppers"], 5);
 
+    // Events name a show and products that exist: an unknown show is 404 naming the field,
+    // and once a catalog is loaded, so is a product it does not hold. Nothing is recorded.
+    let stray = |show: &str, product: &str| json!([{ "type": "click", "visitor": "v9", "show": show, "product": product }]);
+    let (status, _, body) = post(&server, Some(ADMIN), stray("show-0000000000000000", "x"));
+    assert_eq!(
+        (status, &body["field"]),
+        (404, &json!("events[0].show")),
+        "{body}"
+    );
+    let catalog = json!([{ "id": "rose-50ml", "title": "Rose 50 ml", "price": "49.00",
+                           "currency": "USD" }])
+    .to_string();
+    let url = server.url("/api/catalog/products");
+    assert_eq!(call("POST", &url, Some(ADMIN), Some(&catalog)).0, 200);
+    let (status, _, body) = post(&server, Some(ADMIN), stray(&show(), "musk-30ml"));
+    assert_eq!(
+        (status, &body["field"]),
+        (404, &json!("events[0].product")),
+        "{body}"
+    );
+    assert_eq!(
+        post(&server, Some(ADMIN), stray(&show(), "rose-50ml")).0,
+        202
+    );
+    let (_, after) = analytics(&server, Some(ADMIN));
+    // That one click on top of the figures above.
+    assert_eq!(
+        counts(&after["totals"]),
+        (5, 5, 1, 2, 4, 7, "163.79".into()),
+        "{after}"
+    );
+
     // A restart keeps every event.
     let data_dir = server.dir.path().join("data");
     server.terminate();
@@ -189,7 +248,7 @@ fn attribution_adds_up_per_cue_and_product_links_visitors_and_survives_a_restart
             .is_some()
     );
     let restarted = Server::start_with(&[("CUECAST_SERVER_DATA_DIR", data_dir.to_str().unwrap())]);
-    assert_eq!(analytics(&restarted, Some(ADMIN)), (200, figures));
+    assert_eq!(analytics(&restarted, Some(ADMIN)), (200, after));
 }
 
 #[test]
@@ -198,6 +257,8 @@ fn bad_batches_are_refused_whole_naming_the_field() {
         ("CUECAST_EVENTS_RATE_PER_CLIENT_PER_S", "1"),
         ("CUECAST_EVENTS_RATE_BURST_EVENTS", "150"),
     ]);
+    let host = user_with(&server, "hana", &["send", "host"]);
+    open_show(&server, &host);
     let click = || page("click", "v1", Some("p1"), Some("c1"));
     let with = |key: &str, value: Value| {
         let mut event = click();
@@ -270,7 +331,7 @@ fn bad_batches_are_refused_whole_naming_the_field() {
     assert_eq!(status, 413);
 
     // Purchases come from the shop's backend, not the page (nor a shopper's own token).
-    let purchase = json!({ "type": "purchase", "visitor": "v1", "show": SHOW, "product": "p1",
+    let purchase = json!({ "type": "purchase", "visitor": "v1", "show": show(), "product": "p1",
                            "order": "o1", "price": "10.00" });
     let (status, _, body) = post(&server, None, json!([click(), purchase.clone()]));
     assert_eq!(
@@ -313,4 +374,49 @@ fn bad_batches_are_refused_whole_naming_the_field() {
     let (_, figures) = analytics(&server, Some(ADMIN));
     assert_eq!(figures["totals"]["clicks"], 200);
     assert_eq!(figures["cues"][0]["clicks"], 200);
+}
+
+#[test]
+fn shoppers_clicks_raise_a_product_in_catalog_search_also_after_a_restart() {
+    let mut server = Server::start();
+    let host = user_with(&server, "hana", &["send", "host"]);
+    open_show(&server, &host);
+    let catalog = json!([
+        { "id": "rose-a", "title": "Rose perfume", "price": "10.00", "currency": "USD" },
+        { "id": "rose-b", "title": "Rose perfume", "price": "10.00", "currency": "USD" },
+    ])
+    .to_string();
+    let url = server.url("/api/catalog/products");
+    assert_eq!(call("POST", &url, Some(ADMIN), Some(&catalog)).0, 200);
+    let first_of = |server: &Server| {
+        let search = server.url("/api/catalog/products?q=rose%20perfume");
+        let (status, _, body) = call("GET", &search, None, None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["total"], 2, "{body}");
+        body["products"][0]["id"].as_str().expect("id").to_string()
+    };
+    let first = || first_of(&server);
+    // The same text score for both: whichever ranks second gets the shoppers' attention.
+    let before = first();
+    let other = if before == "rose-a" {
+        "rose-b"
+    } else {
+        "rose-a"
+    };
+    let clicks: Vec<Value> = ["v1", "v2", "v3"]
+        .iter()
+        .map(|v| page("click", v, Some(other), None))
+        .collect();
+    assert_eq!(post(&server, None, Value::Array(clicks)).0, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while first() != other {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{other} never ranked first after three clicks"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Popularity is rebuilt from the recorded events at startup.
+    server = server.restart(&[]);
+    assert_eq!(first_of(&server), other);
 }

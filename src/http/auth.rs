@@ -10,7 +10,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
-use crate::users::Capability;
 use crate::users::token::Claims;
 
 /// Proof that the request carried the admin token.
@@ -105,17 +104,6 @@ pub enum Caller {
     Admin,
     /// A valid login token.
     User(Claims),
-}
-
-impl Caller {
-    /// Whether the caller is the admin or holds `capability`.
-    pub fn is_admin_or(&self, capability: Capability) -> bool {
-        match self {
-            Caller::Admin => true,
-            Caller::User(claims) => claims.caps.contains(&capability),
-            Caller::Anonymous => false,
-        }
-    }
 }
 
 impl FromRequestParts<Arc<ApiState>> for Caller {

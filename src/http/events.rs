@@ -27,7 +27,9 @@ use axum::routing::{get, post};
 use super::ApiState;
 use super::auth::Caller;
 use super::cues::{ApiError, json};
+use super::shows::show_actor;
 use crate::commerce::events::{BatchError, Events, EventsError, Sender};
+use crate::commerce::shows::Actor;
 use crate::cues::rate::TokenBucket;
 use crate::users::Capability;
 
@@ -179,16 +181,16 @@ async fn analytics(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match &caller {
-        Caller::Anonymous => {
-            let message = "show analytics need the admin token or a host's login token";
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, message));
-        }
-        caller if !caller.is_admin_or(Capability::Host) => {
-            let message = "show analytics need the host capability";
-            return Err(ApiError::new(StatusCode::FORBIDDEN, message));
-        }
-        _ => {}
+    let actor = show_actor(caller, "show analytics")?;
+    let show = api
+        .shows
+        .get(&id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no show {id:?}")))?;
+    if let Actor::Host(user) = &actor
+        && *user != show.host
+    {
+        let message = format!("show {id:?} belongs to another host");
+        return Err(ApiError::new(StatusCode::FORBIDDEN, message));
     }
     let analytics = api
         .events

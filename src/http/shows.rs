@@ -13,14 +13,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::ApiState;
-use super::auth::{AuthError, bearer};
+use super::auth::Caller;
 use super::cues::{ApiError, json, parse, read_body};
 use crate::commerce::shows::{Actor, ShowError, ShowRequest, State as ShowState};
 use crate::users::Capability;
@@ -49,21 +48,23 @@ impl From<ShowError> for ApiError {
     }
 }
 
-/// Who calls: the admin token, or a login token with the `host` capability.
-async fn actor(parts: &Parts, api: &ApiState) -> Result<Actor, Response> {
-    let token = bearer(parts).ok_or_else(|| AuthError::Missing.into_response())?;
-    if api.admin_token.matches(token) {
-        return Ok(Actor::Admin);
+/// Who may manage shows: the admin token, or a login token with the `host` capability (no
+/// token 401, a login without `host` 403).
+pub(super) fn show_actor(caller: Caller, needs: &str) -> Result<Actor, ApiError> {
+    match caller {
+        Caller::Admin => Ok(Actor::Admin),
+        Caller::User(claims) if claims.caps.contains(&Capability::Host) => {
+            Ok(Actor::Host(claims.sub))
+        }
+        Caller::User(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{needs} needs the host capability"),
+        )),
+        Caller::Anonymous => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("{needs} needs the admin token or a host's login token"),
+        )),
     }
-    let claims = api
-        .users
-        .verify(token)
-        .map_err(|_| AuthError::Invalid.into_response())?;
-    if !claims.caps.contains(&Capability::Host) {
-        let message = "managing shows needs the host capability";
-        return Err(ApiError::new(StatusCode::FORBIDDEN, message).into_response());
-    }
-    Ok(Actor::Host(claims.sub))
 }
 
 /// A show change past the checks every change makes, in this order: a token (401) that may
@@ -77,8 +78,11 @@ impl axum::extract::FromRequest<Arc<ApiState>> for Change {
     type Rejection = Response;
 
     async fn from_request(request: Request, api: &Arc<ApiState>) -> Result<Change, Response> {
-        let (parts, body) = request.into_parts();
-        let actor = actor(&parts, api).await?;
+        let (mut parts, body) = request.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let actor = show_actor(caller, "managing shows").map_err(IntoResponse::into_response)?;
         let body = read_body(body, api.shows.settings().max_request_bytes)
             .await
             .map_err(IntoResponse::into_response)?;
