@@ -7,7 +7,7 @@ FROM rust:1.95-bookworm AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
-      libsrt-openssl-dev libswscale-dev \
+      libsrt-gnutls-dev libswscale-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -22,7 +22,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
       gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools ca-certificates \
-      libsrt1.5-openssl libswscale6 \
+      libsrt1.5-gnutls libswscale6 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/cuecast --create-home cuecast
 COPY --from=builder /src/target/release/cuecast /usr/local/bin/cuecast

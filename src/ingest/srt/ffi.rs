@@ -2,8 +2,12 @@
 //! module, behind a small safe API: [`Socket`] (an owned SRT socket, closed on drop), [`Epoll`]
 //! (an owned epoll set, released on drop), [`Handshake`] (a caller as the listen callback sees
 //! it) and [`SrtError`] (libsrt's error code and text). Addresses cross the boundary as
-//! [`socket2::SockAddr`]. Linked against the system library (`libsrt-openssl-dev` on Debian, the
-//! library OBS and ffmpeg use). Constants are the values from `srt.h` / `access_control.h`.
+//! [`socket2::SockAddr`]. Linked against the system library in its GnuTLS flavour
+//! (`libsrt-gnutls-dev` on Debian): the copy Debian's ffmpeg and GStreamer's libav and srt
+//! plugins load into this same process. Linking the OpenSSL flavour put two libsrt copies in the
+//! process, with the same C++ symbols: both ran their static destructors on one object at exit
+//! (a segfault after every shutdown). Constants are the values from `srt.h` /
+//! `access_control.h`.
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::net::SocketAddr;
@@ -59,9 +63,10 @@ type LogHandler = unsafe extern "C" fn(
     message: *const c_char,
 );
 
-#[link(name = "srt")]
+#[link(name = "srt-gnutls")]
 unsafe extern "C" {
     fn srt_startup() -> c_int;
+    fn srt_cleanup() -> c_int;
     fn srt_create_socket() -> SocketId;
     fn srt_bind(u: SocketId, name: *const libc::sockaddr, namelen: c_int) -> c_int;
     fn srt_listen(u: SocketId, backlog: c_int) -> c_int;
@@ -147,25 +152,41 @@ fn check(call: &'static str, rc: c_int) -> Result<(), SrtError> {
     }
 }
 
-/// Initialises libsrt (once per process) and routes its warnings and errors to `tracing`
-/// (target `libsrt`).
-pub fn startup() -> Result<(), SrtError> {
-    static STARTED: OnceLock<Result<(), SrtError>> = OnceLock::new();
-    STARTED
-        .get_or_init(|| {
-            // SAFETY: library initialisation, no preconditions.
-            if unsafe { srt_startup() } < 0 {
-                return Err(SrtError::last("srt_startup"));
-            }
+/// A hold on libsrt's global state: its threads and its socket table. libsrt counts its
+/// `srt_startup` and `srt_cleanup` calls; the last [`Library`] dropped stops its threads. Every
+/// socket and epoll set must be gone before (a [`Library`] is the last field of what owns
+/// them). Holding none when the process exits matters: libsrt's static destructors would
+/// otherwise run while its garbage-collection thread still uses them, a segfault at exit.
+#[derive(Debug)]
+pub struct Library(());
+
+impl Library {
+    /// Starts libsrt (or takes one more hold on it) and routes its warnings and errors to
+    /// `tracing` (target `libsrt`).
+    pub fn start() -> Result<Library, SrtError> {
+        // SAFETY: library initialisation, reference counted by libsrt; no preconditions.
+        if unsafe { srt_startup() } < 0 {
+            return Err(SrtError::last("srt_startup"));
+        }
+        static LOGGING: OnceLock<()> = OnceLock::new();
+        LOGGING.get_or_init(|| {
             // SAFETY: plain settings; the handler is a `'static` function that ignores the
             // (null) opaque pointer.
             unsafe {
                 srt_setloglevel(LOG_LEVEL);
                 srt_setloghandler(std::ptr::null_mut(), Some(on_log));
             }
-            Ok(())
-        })
-        .clone()
+        });
+        Ok(Library(()))
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        // SAFETY: pairs with the `srt_startup` of `start`; whoever holds this value drops its
+        // sockets and epoll sets first (see the type's docs).
+        unsafe { srt_cleanup() };
+    }
 }
 
 /// libsrt log lines → `tracing` (target `libsrt`).
@@ -573,7 +594,7 @@ mod tests {
 
     #[test]
     fn a_listener_binds_port_zero_and_reports_the_port_it_got() {
-        startup().unwrap();
+        let _library = Library::start().unwrap();
         let socket = Socket::new().unwrap();
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let bound = socket.local_addr().unwrap();

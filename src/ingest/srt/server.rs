@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ffi::{self, Epoll, EpollEvent, Handshake, Socket, SocketId, SrtError};
+use super::ffi::{Epoll, EpollEvent, Handshake, Library, Socket, SocketId, SrtError};
 use super::streamid::redacted;
 use super::{Admission, SrtSettings};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
@@ -107,6 +107,9 @@ pub struct SrtListener {
     socket: Socket,
     /// The bound address.
     pub local_addr: SocketAddr,
+    /// libsrt, held until the listener and everything the server made from it are gone (the
+    /// last field: dropped after `socket`; [`run`] drops its driver first).
+    _library: Library,
 }
 
 /// What the handshake callback reads (it lives as long as the process: libsrt may call it
@@ -123,7 +126,7 @@ impl SrtListener {
         settings: &Arc<SrtSettings>,
         ctx: &Arc<IngestContext>,
     ) -> Result<(SrtListener, Arc<AtomicUsize>), ListenError> {
-        ffi::startup()?;
+        let library = Library::start()?;
         let socket = Socket::new()?;
         let option = |option: &'static str| move |error| ListenError::Option { option, error };
         socket
@@ -156,7 +159,14 @@ impl SrtListener {
         socket.listen(64)?;
         let local_addr = socket.local_addr().unwrap_or(settings.listen);
         tracing::info!(target: crate::setting::LISTEN_TARGET, srt = %local_addr, "listening");
-        Ok((SrtListener { socket, local_addr }, connections))
+        Ok((
+            SrtListener {
+                socket,
+                local_addr,
+                _library: library,
+            },
+            connections,
+        ))
     }
 }
 
