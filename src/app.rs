@@ -81,6 +81,7 @@ impl App {
             config.shows.clone(),
             Arc::clone(&registry),
             keys.names(),
+            Arc::clone(&products),
             secs_or_zero(config.ingest.reconnect_grace_s),
         )
         .await

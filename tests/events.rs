@@ -231,6 +231,23 @@ fn attribution_adds_up_per_cue_and_product_links_visitors_and_survives_a_restart
         post(&server, Some(ADMIN), stray(&show(), "rose-50ml")).0,
         202
     );
+    // With a catalog, a show's featured products must be in it.
+    let show_url = server.url(&format!("/api/shows/{}", show()));
+    let featured = |ids: Value| json!({ "products": ids }).to_string();
+    let both = featured(json!(["rose-50ml", "musk-30ml"]));
+    let (status, _, body) = call("PATCH", &show_url, Some(&host), Some(&both));
+    assert_eq!(
+        (status, &body["field"]),
+        (400, &json!("products[1]")),
+        "{body}"
+    );
+    let rose_only = featured(json!(["rose-50ml"]));
+    let (status, _, body) = call("PATCH", &show_url, Some(&host), Some(&rose_only));
+    assert_eq!(
+        (status, &body["products"]),
+        (200, &json!(["rose-50ml"])),
+        "{body}"
+    );
     let (_, after) = analytics(&server, Some(ADMIN));
     // That one click on top of the figures above.
     assert_eq!(

@@ -67,6 +67,32 @@ pub fn invalid(field: &str, reason: impl Into<String>) -> FieldError {
 pub trait ProductLookup: Send + Sync {
     /// The display data of catalog product `id`, if the catalog has it.
     fn display(&self, id: &str) -> Option<Product>;
+
+    /// Whether the catalog holds no product at all (a shop whose cues carry their products
+    /// inline).
+    fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Whether `id` may be named where a catalog product is expected (a show's featured
+    /// products, a shopper event): the catalog has it, or there is no catalog to check against.
+    fn admits(&self, id: &str) -> bool {
+        self.is_empty() || self.display(id).is_some()
+    }
+}
+
+/// No catalog: fills nothing in, admits every product id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCatalog;
+
+impl ProductLookup for NoCatalog {
+    fn display(&self, _id: &str) -> Option<Product> {
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        true
+    }
 }
 
 impl Product {

@@ -10,11 +10,12 @@ use sqlx::SqlitePool;
 
 use super::catalog::Catalog;
 use super::events::{Event, EventSink, EventType, Known};
+use super::product::ProductLookup;
 use super::shows::Shows;
 
 /// Shows and products as the shop has them: a show is known when it is scheduled, live or
-/// ended; a product when the catalog holds it. A server whose catalog is empty (cues carry
-/// their products inline, no catalog loaded) knows every product id.
+/// ended; a product when the catalog admits it ([`ProductLookup::admits`]: it holds it, or it
+/// is empty — cues carry their products inline, no catalog loaded).
 pub struct ShopKnown {
     /// The shows.
     pub shows: Arc<Shows>,
@@ -28,8 +29,7 @@ impl Known for ShopKnown {
     }
 
     fn product_exists<'a>(&'a self, id: &'a str) -> BoxFuture<'a, bool> {
-        let known = self.catalog.is_empty() || self.catalog.get(id).is_some();
-        Box::pin(std::future::ready(known))
+        Box::pin(std::future::ready(self.catalog.admits(id)))
     }
 }
 

@@ -385,6 +385,10 @@ impl ProductLookup for Catalog {
     fn display(&self, id: &str) -> Option<Product> {
         self.get(id).map(|p| p.display())
     }
+
+    fn is_empty(&self) -> bool {
+        Catalog::is_empty(self)
+    }
 }
 
 /// `cuecast catalog import`: parses `bytes` (JSON array or CSV), validates every row and

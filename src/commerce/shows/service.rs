@@ -20,7 +20,7 @@ use super::Config;
 use super::model::{Show, ShowRequest};
 use super::state::{Event, State, TransitionError, Window};
 use super::store::{self, StoreError};
-use crate::commerce::product::FieldError;
+use crate::commerce::product::{FieldError, ProductLookup};
 use crate::hls::lifecycle::{SessionEvent, SessionLifecycle};
 use crate::hls::registry::Registry;
 
@@ -83,6 +83,8 @@ pub struct Shows {
     registry: Arc<Registry>,
     /// Configured stream names.
     streams: Vec<String>,
+    /// The catalog the featured products must be in.
+    products: Arc<dyn ProductLookup>,
     /// Every show by id: the reads, and the registry's questions.
     shows: Mutex<BTreeMap<String, Show>>,
     /// Serializes read-modify-write of shows (API changes and stream events).
@@ -99,6 +101,7 @@ impl Shows {
         settings: Config,
         registry: Arc<Registry>,
         streams: Vec<String>,
+        products: Arc<dyn ProductLookup>,
         reconnect_grace: Duration,
     ) -> Result<Arc<Shows>, StoreError> {
         let mut shows = BTreeMap::new();
@@ -118,6 +121,7 @@ impl Shows {
             settings,
             registry: Arc::clone(&registry),
             streams,
+            products,
             shows: Mutex::new(shows),
             writing: tokio::sync::Mutex::new(()),
             stop: CancellationToken::new(),
@@ -199,6 +203,7 @@ impl Shows {
     /// Creates a scheduled show: a host's own, or (admin) one for the host the request names.
     pub async fn create(&self, actor: &Actor, request: ShowRequest) -> Result<Show, ShowError> {
         let edit = request.validate(&self.streams)?;
+        self.check_products(edit.products.as_deref())?;
         let host = match (actor, &edit.host) {
             (Actor::Admin, Some(host)) => host.clone(),
             (Actor::Admin, None) => {
@@ -220,6 +225,23 @@ impl Shows {
         let show = self.commit(show).await?;
         tracing::info!(show = %show.id, host = %show.host, stream = %show.stream, "show scheduled");
         Ok(show)
+    }
+
+    /// Featured products must be catalog products (when there is a catalog): the first that is
+    /// not is named (`products[2]: no catalog product "sku-9"`).
+    fn check_products(&self, products: Option<&[String]>) -> Result<(), FieldError> {
+        let unknown = products
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .find(|(_, id)| !self.products.admits(id));
+        match unknown {
+            Some((i, id)) => Err(FieldError {
+                field: format!("products[{i}]"),
+                reason: format!("no catalog product {id:?}"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Show `id` if `actor` may change it.
@@ -252,6 +274,7 @@ impl Shows {
         request: ShowRequest,
     ) -> Result<Show, ShowError> {
         let edit = request.validate(&self.streams)?;
+        self.check_products(edit.products.as_deref())?;
         let _writing = self.writing.lock().await;
         let before = self.owned(actor, id)?;
         if edit.host.as_ref().is_some_and(|h| *h != before.host) && *actor != Actor::Admin {
@@ -493,6 +516,7 @@ mod tests {
             super::super::config::example(),
             Arc::clone(registry),
             vec!["demo".into(), "second".into()],
+            Arc::new(crate::commerce::product::NoCatalog),
             grace,
         )
         .await
