@@ -141,17 +141,7 @@ mod tests {
 
     #[test]
     fn intent_weighs_more_than_a_glance_and_units_count_for_carts_and_purchases() {
-        let weights: Vec<f64> = [
-            EventType::ViewShow,
-            EventType::Impression,
-            EventType::Click,
-            EventType::CtaClick,
-            EventType::AddToCart,
-            EventType::Purchase,
-        ]
-        .into_iter()
-        .map(popularity_weight)
-        .collect();
+        let weights: Vec<f64> = EventType::ALL.into_iter().map(popularity_weight).collect();
         assert!(weights.windows(2).all(|w| w[0] < w[1]), "{weights:?}");
         assert_eq!(event_weight(&event(EventType::Purchase, 3)), 30.0);
         assert_eq!(event_weight(&event(EventType::Click, 3)), 1.0);
