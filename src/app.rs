@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
 use crate::commerce::events::Events;
-use crate::commerce::shop::{PopularityFeed, ShopKnown, replay_popularity};
+use crate::commerce::shop::start_events;
 use crate::commerce::shows::Shows;
 use crate::commerce::{Catalog, ProductLookup};
 use crate::config::Config;
@@ -120,22 +120,15 @@ impl App {
         } else {
             None
         };
-        let now_ms = chrono::Utc::now().timestamp_millis();
         let half_life = config.catalog.popularity_half_life_s;
-        replay_popularity(store.pool(), &catalog, half_life, now_ms)
-            .await
-            .context("catalog popularity")?;
-        let events = Arc::new(Events::start(
-            store.pool().clone(),
+        let events = start_events(
+            store.pool(),
             config.events.settings(),
-            Arc::new(ShopKnown {
-                shows: Arc::clone(&shows),
-                catalog: Arc::clone(&catalog),
-            }),
-            Arc::new(PopularityFeed {
-                catalog: Arc::clone(&catalog),
-            }),
-        ));
+            &shows,
+            &catalog,
+            half_life,
+        );
+        let events = events.await.context("shopper events")?;
         let api = Arc::new(ApiState {
             admin_token,
             keys,

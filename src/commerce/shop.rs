@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use sqlx::SqlitePool;
 
 use super::catalog::Catalog;
-use super::events::{Event, EventSink, EventType, Known};
+use super::events::{Event, EventSink, EventType, Events, Known, Settings};
 use super::product::ProductLookup;
 use super::shows::Shows;
 
@@ -81,6 +81,34 @@ impl EventSink for PopularityFeed {
             }
         }
     }
+}
+
+/// Starts shopper events wired to the shop: they check their show and product against `shows`
+/// and `catalog` ([`ShopKnown`]) and raise their products in catalog search
+/// ([`PopularityFeed`]), after the recorded events of the last half-lives were replayed into
+/// the popularity (`half_life_s` is `catalog.popularity_half_life_s`).
+pub async fn start_events(
+    pool: &SqlitePool,
+    settings: Settings,
+    shows: &Arc<Shows>,
+    catalog: &Arc<Catalog>,
+    half_life_s: f64,
+) -> Result<Arc<Events>, sqlx::Error> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    replay_popularity(pool, catalog, half_life_s, now_ms).await?;
+    let known = ShopKnown {
+        shows: Arc::clone(shows),
+        catalog: Arc::clone(catalog),
+    };
+    let feed = PopularityFeed {
+        catalog: Arc::clone(catalog),
+    };
+    Ok(Arc::new(Events::start(
+        pool.clone(),
+        settings,
+        Arc::new(known),
+        Arc::new(feed),
+    )))
 }
 
 /// Events older than this many popularity half-lives are not replayed at startup: they would
