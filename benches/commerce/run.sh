@@ -122,28 +122,9 @@ wrk_run() {  # wrk_run LABEL BASE PATHS_FILE
   grep '^{' "$work/wrk.out" | tee -a "$work/wrk.jsonl"
 }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$work/nginx"
-chmod a+x "$work" && chmod -R a+rX "$work/reads"   # nginx's workers run as another user
-cat >"$work/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes auto;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:$port backlog=4096;
-    keepalive_requests 1000000;
-    root $work/reads/www;
-    default_type application/json;
-  }
-}
-CONF
-nginx -c "$work/nginx/nginx.conf" &
-pids+=($!)
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+chmod -R a+rX "$work/reads"   # nginx's workers run as another user
+start_nginx "root $work/reads/www; default_type application/json;"
+port=$nginx_port
 
 echo "load: wrk -c $CONNECTIONS -t $THREADS -d $DURATION --latency (after $WARMUP warm-up), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for read in $READS; do

@@ -51,30 +51,8 @@ PY
 for peer in $PEERS; do
   case "$peer" in
     nginx)
-      command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
-      # nginx cannot report a port-0 bind: take a free port the usual way (the peer only).
-      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-      mkdir -p "$work/nginx"
-      cat >"$work/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes auto;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_max_body_size 1m;
-  client_body_temp_path $work/nginx/body;
-  server {
-    listen 127.0.0.1:$port;
-    keepalive_requests 1000000;
-    location = /api/events { default_type application/json; return 202 '{"accepted": $BATCH}'; }
-  }
-}
-CONF
-      nginx -c "$work/nginx/nginx.conf" &
-      pids+=($!)
-      for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+      start_nginx "location = /api/events { default_type application/json; return 202 '{\"accepted\": $BATCH}'; }"
+      port=$nginx_port
       python3 benches/events/load.py "http://127.0.0.1:$port" "$csv" "$CONNECTIONS" "$BATCH" nginx
       ;;
     sqlite-floor)
