@@ -281,7 +281,8 @@ pub async fn load(
 }
 
 /// A replay query.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReplayQuery {
     /// HLS session; default: the room's latest session with messages.
     pub session: Option<String>,

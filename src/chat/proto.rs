@@ -137,7 +137,7 @@ impl FrameError {
 }
 
 /// What a message's author was when it was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A logged-in viewer.
@@ -169,7 +169,7 @@ impl Role {
 }
 
 /// What a message carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     /// Text only.
@@ -201,7 +201,7 @@ impl MessageKind {
 }
 
 /// A link attached to a host's or moderator's message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
     /// Target (http or https).
@@ -215,7 +215,7 @@ pub struct Link {
 pub use crate::commerce::Product as ProductCard;
 
 /// A chat message as stored and broadcast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     /// Server-assigned id, increasing, unique across rooms and restarts.
     pub id: i64,

@@ -12,7 +12,7 @@ pub const MAX_LABEL: usize = 64;
 pub const MAX_URL: usize = 2048;
 
 /// A call to action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cta {
     /// Button text.
@@ -22,7 +22,7 @@ pub struct Cta {
 }
 
 /// The product a cue or a chat product card refers to, with display data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Product {
     /// The shop's product reference (SKU).

@@ -14,7 +14,7 @@ pub use crate::commerce::{Cta, Product};
 pub const MAX_DURATION_S: f64 = 86_400.0;
 
 /// What a cue means to the player; the DATERANGE CLASS is `com.cuecast.<kind>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CueKind {
     /// Highlight a product.

@@ -13,30 +13,48 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Admin;
 use super::cues::{ApiError, json};
-use crate::commerce::catalog::{CatalogError, ListRequest, import, unix_now};
+use super::openapi::ErrorBody;
+use crate::commerce::catalog::{CatalogError, CatalogProduct, ListRequest, Page, import, unix_now};
 
 /// The catalog routes.
-pub fn router(api: Arc<ApiState>) -> Router {
-    Router::new()
-        .route(
-            "/api/catalog/products",
-            get(list_products).post(upsert_products),
-        )
-        .route(
-            "/api/catalog/products/{id}",
-            get(get_product).delete(delete_product),
-        )
-        .with_state(api)
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_products, upsert_products))
+        .routes(routes!(get_product, delete_product))
+}
+
+/// The answer to an upsert.
+#[derive(Serialize, ToSchema)]
+pub struct Upserted {
+    /// Products inserted or replaced.
+    pub upserted: usize,
+}
+
+/// The query string of `GET /api/catalog/products`; any other parameter is refused (400).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Full-text query (typo-tolerant, prefixes); absent = browse in id order.
+    pub q: Option<String>,
+    /// Category path (`beauty > fragrance`): it and the categories below it.
+    pub category: Option<String>,
+    /// Page size (`catalog.default_limit` when absent, at most `catalog.max_limit`).
+    #[param(minimum = 0)]
+    pub limit: Option<u64>,
+    /// Where the page starts: the previous page's `next_cursor`.
+    pub cursor: Option<String>,
 }
 
 impl From<CatalogError> for ApiError {
@@ -57,6 +75,16 @@ fn no_product(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no product `{id}`"))
 }
 
+#[utoipa::path(post, path = "/api/catalog/products", tag = "catalog",
+    summary = "Insert or replace products (all or none)",
+    security(("admin" = [])),
+    request_body = Vec<CatalogProduct>,
+    responses(
+        (status = 200, description = "How many were upserted", body = Upserted),
+        (status = 400, description = "A bad field, named (`products[3].price`)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 413, description = "Body over `catalog.max_request_bytes` or more than `catalog.max_batch` products", body = ErrorBody),
+    ))]
 async fn upsert_products(
     _admin: Admin,
     State(api): State<Arc<ApiState>>,
@@ -71,12 +99,15 @@ async fn upsert_products(
     })?;
     let products = import::parse_json(&body).map_err(CatalogError::from)?;
     let upserted = api.catalog.upsert(products).await?;
-    Ok(json(
-        StatusCode::OK,
-        serde_json::json!({ "upserted": upserted }),
-    ))
+    Ok(axum::Json(Upserted { upserted }).into_response())
 }
 
+#[utoipa::path(get, path = "/api/catalog/products/{id}", tag = "catalog", summary = "A product",
+    params(("id" = String, Path, description = "Product id (SKU)")),
+    responses(
+        (status = 200, description = "The product", body = CatalogProduct),
+        (status = 404, description = "No such product", body = ErrorBody),
+    ))]
 async fn get_product(
     State(api): State<Arc<ApiState>>,
     Path(id): Path<String>,
@@ -88,6 +119,15 @@ async fn get_product(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/catalog/products/{id}", tag = "catalog",
+    summary = "Delete a product",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "Product id (SKU)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+    ))]
 async fn delete_product(
     _admin: Admin,
     State(api): State<Arc<ApiState>>,
@@ -126,6 +166,13 @@ fn list_request(mut params: HashMap<String, String>) -> Result<ListRequest, ApiE
     Ok(request)
 }
 
+#[utoipa::path(get, path = "/api/catalog/products", tag = "catalog",
+    summary = "Search or browse products",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of products with facet counts", body = Page),
+        (status = 400, description = "A bad parameter, named", body = ErrorBody),
+    ))]
 async fn list_products(
     State(api): State<Arc<ApiState>>,
     Query(params): Query<HashMap<String, String>>,

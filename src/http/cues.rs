@@ -11,33 +11,29 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Admin;
-use crate::cues::model::{CueError, CueRequest, check_seconds, ns_to_s};
+use super::openapi::ErrorBody;
+use crate::commerce::Product;
+use crate::cues::model::{CueError, CueKind, CueRequest, check_seconds, ns_to_s};
 use crate::cues::rundown::ScheduledCue;
 use crate::cues::service::{MAX_OFFSET_S, RundownItem, ServiceError};
 
 /// The cue routes (admin token required).
-pub fn router(api: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/api/streams/{stream}/cues", post(post_cue).get(list_cues))
-        .route(
-            "/api/streams/{stream}/cues/{id}",
-            axum::routing::delete(end_cue),
-        )
-        .route("/api/streams/{stream}/cues/{id}/end", post(end_cue))
-        .route(
-            "/api/streams/{stream}/rundown",
-            get(get_rundown).put(upload_rundown).post(upload_rundown),
-        )
-        .with_state(api)
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(post_cue, list_cues))
+        .routes(routes!(delete_cue))
+        .routes(routes!(end_cue))
+        .routes(routes!(get_rundown, replace_rundown, append_rundown))
 }
 
 /// An API error response: `{"error": "...", "field": "..."}`, with `"errors"` (every field
@@ -212,6 +208,21 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ap
     })
 }
 
+#[utoipa::path(post, path = "/api/streams/{stream}/cues", tag = "cues",
+    summary = "Post a timed product cue",
+    security(("admin" = [])),
+    params(("stream" = String, Path, description = "Configured stream name")),
+    request_body = CueBody,
+    responses(
+        (status = 201, description = "The cue, placed on the live session", body = CueJson),
+        (status = 400, description = "A bad field, named", body = ErrorBody),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such stream, or it is not live", body = ErrorBody),
+        (status = 409, description = "Not applicable now", body = ErrorBody),
+        (status = 413, description = "Body over `cues.max_request_bytes` or payload over `cues.max_payload_bytes`", body = ErrorBody),
+        (status = 429, description = "Over the stream's cue rate (Retry-After)", body = ErrorBody),
+        (status = 503, description = "The stream has no media yet (Retry-After)", body = ErrorBody),
+    ))]
 async fn post_cue(
     State(api): State<Arc<ApiState>>,
     admitted: Admitted,
@@ -221,6 +232,15 @@ async fn post_cue(
     Ok(json(StatusCode::CREATED, cue.to_json()))
 }
 
+#[utoipa::path(get, path = "/api/streams/{stream}/cues", tag = "cues",
+    summary = "A stream's cues",
+    security(("admin" = [])),
+    params(("stream" = String, Path, description = "Configured stream name")),
+    responses(
+        (status = 200, description = "The cues of the stream's sessions", body = CueList),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such stream", body = ErrorBody),
+    ))]
 async fn list_cues(
     State(api): State<Arc<ApiState>>,
     admitted: Admitted,
@@ -230,12 +250,52 @@ async fn list_cues(
     Ok(json(StatusCode::OK, serde_json::json!({ "cues": cues })))
 }
 
-async fn end_cue(
+#[utoipa::path(delete, path = "/api/streams/{stream}/cues/{id}", tag = "cues",
+    summary = "End a cue now (or drop an unfired rundown item)",
+    security(("admin" = [])),
+    params(
+        ("stream" = String, Path, description = "Configured stream name"),
+        ("id" = String, Path, description = "Cue or rundown item id"),
+    ),
+    responses(
+        (status = 200, description = "The cue, ended now; or the rundown item removed", body = Ended),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such stream or cue", body = ErrorBody),
+        (status = 409, description = "The cue has already ended", body = ErrorBody),
+        (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
+    ))]
+async fn delete_cue(
     State(api): State<Arc<ApiState>>,
-    Path((_, id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    Ok(match api.cues.end(&admitted.stream, &id).await? {
+    end(&api, &admitted.stream, &ids.1).await
+}
+
+#[utoipa::path(post, path = "/api/streams/{stream}/cues/{id}/end", tag = "cues",
+    summary = "End a cue now (as DELETE, for clients without DELETE)",
+    security(("admin" = [])),
+    params(
+        ("stream" = String, Path, description = "Configured stream name"),
+        ("id" = String, Path, description = "Cue or rundown item id"),
+    ),
+    responses(
+        (status = 200, description = "The cue, ended now; or the rundown item removed", body = Ended),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such stream or cue", body = ErrorBody),
+        (status = 409, description = "The cue has already ended", body = ErrorBody),
+        (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
+    ))]
+async fn end_cue(
+    State(api): State<Arc<ApiState>>,
+    Path(ids): Path<(String, String)>,
+    admitted: Admitted,
+) -> Result<Response, ApiError> {
+    end(&api, &admitted.stream, &ids.1).await
+}
+
+async fn end(api: &ApiState, stream: &str, id: &str) -> Result<Response, ApiError> {
+    Ok(match api.cues.end(stream, id).await? {
         Some(cue) => json(StatusCode::OK, cue.to_json()),
         None => json(
             StatusCode::OK,
@@ -319,22 +379,245 @@ fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiErr
     Ok(items)
 }
 
-/// `PUT …/rundown` replaces the unfired items, `POST` appends to them.
-async fn upload_rundown(
+#[utoipa::path(put, path = "/api/streams/{stream}/rundown", tag = "cues",
+    summary = "Replace the unfired rundown items",
+    security(("admin" = [])),
+    params(("stream" = String, Path, description = "Configured stream name")),
+    request_body = RundownUpload,
+    responses(
+        (status = 200, description = "The unfired rundown items", body = Rundown),
+        (status = 400, description = "A bad item field, named (`cues[2].offset_s`)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such stream", body = ErrorBody),
+        (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
+    ))]
+async fn replace_rundown(
     State(api): State<Arc<ApiState>>,
-    method: Method,
     admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    let items = parse_rundown(&admitted.body, &api)?;
-    let replace = method == Method::PUT;
+    upload_rundown(&api, admitted, true).await
+}
+
+#[utoipa::path(post, path = "/api/streams/{stream}/rundown", tag = "cues",
+    summary = "Append rundown items",
+    security(("admin" = [])),
+    params(("stream" = String, Path, description = "Configured stream name")),
+    request_body = RundownUpload,
+    responses(
+        (status = 200, description = "The unfired rundown items", body = Rundown),
+        (status = 400, description = "A bad item field, named (`cues[2].offset_s`)", body = ErrorBody),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such stream", body = ErrorBody),
+        (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
+    ))]
+async fn append_rundown(
+    State(api): State<Arc<ApiState>>,
+    admitted: Admitted,
+) -> Result<Response, ApiError> {
+    upload_rundown(&api, admitted, false).await
+}
+
+/// Replaces (`replace`) or appends to the unfired items.
+async fn upload_rundown(
+    api: &ApiState,
+    admitted: Admitted,
+    replace: bool,
+) -> Result<Response, ApiError> {
+    let items = parse_rundown(&admitted.body, api)?;
     let scheduled = api.cues.schedule(&admitted.stream, items, replace).await?;
     Ok(json(StatusCode::OK, rundown_json(&scheduled)))
 }
 
+#[utoipa::path(get, path = "/api/streams/{stream}/rundown", tag = "cues",
+    summary = "The unfired rundown items",
+    security(("admin" = [])),
+    params(("stream" = String, Path, description = "Configured stream name")),
+    responses(
+        (status = 200, description = "The unfired rundown items", body = Rundown),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such stream", body = ErrorBody),
+    ))]
 async fn get_rundown(
     State(api): State<Arc<ApiState>>,
     admitted: Admitted,
 ) -> Result<Response, ApiError> {
     let items = api.cues.rundown_items(&admitted.stream);
     Ok(json(StatusCode::OK, rundown_json(&items)))
+}
+
+// The bodies' schemas: what `CueRequest` parses and what `Cue::to_json` and `rundown_json`
+// write, field for field (the schemathesis run checks every answer against them).
+
+/// The body of `POST /api/streams/{stream}/cues`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CueBody {
+    /// What the cue means to the player.
+    pub kind: CueKind,
+    /// When it starts (default `"now"`).
+    pub at: Option<At>,
+    /// Duration, seconds (0 to one day); absent = open-ended.
+    pub duration_s: Option<f64>,
+    /// Ends at the start of the next cue of the same kind.
+    #[serde(default)]
+    pub end_on_next: bool,
+    /// The product: a catalog id alone, or full display data.
+    pub product: Option<Product>,
+    /// Free JSON object for the player.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// When a cue starts: `"now"`, a media time or a wall-clock time.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum At {
+    /// The media time of the latest ingested frame.
+    Now(AtNow),
+    /// Seconds on the session's media timeline.
+    MediaTime(AtMediaTime),
+    /// A wall-clock time, mapped through PROGRAM-DATE-TIME.
+    WallClock(AtWallClock),
+}
+
+/// `"now"`.
+#[derive(ToSchema)]
+pub enum AtNow {
+    /// The latest ingested frame.
+    #[serde(rename = "now")]
+    Now,
+}
+
+/// `{"media_time_s": seconds}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AtMediaTime {
+    /// Seconds on the session's media timeline (0 = first frame).
+    pub media_time_s: f64,
+}
+
+/// `{"wall_clock": "RFC 3339"}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AtWallClock {
+    /// An RFC 3339 time.
+    #[schema(format = DateTime)]
+    pub wall_clock: String,
+}
+
+/// A cue as the API answers it.
+#[derive(ToSchema)]
+pub struct CueJson {
+    /// Stable public id (the DATERANGE ID).
+    pub id: String,
+    /// Meaning.
+    pub kind: CueKind,
+    /// Start on the session's media timeline, seconds.
+    pub media_time_s: f64,
+    /// START-DATE (RFC 3339, milliseconds).
+    pub start_date: String,
+    /// Duration, seconds; null = open-ended.
+    #[schema(required = true)]
+    pub duration_s: Option<f64>,
+    /// END-ON-NEXT.
+    pub end_on_next: bool,
+    /// Free JSON object for the player.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// The product, with its display data.
+    pub product: Option<Product>,
+    /// Stream name.
+    pub stream: String,
+    /// HLS session the media time belongs to.
+    pub session: String,
+    /// `api` or `rundown`.
+    pub source: String,
+    /// End (RFC 3339); null = open-ended.
+    #[schema(required = true)]
+    pub end_date: Option<String>,
+    /// Whether it was ended before its planned end.
+    pub ended_early: bool,
+}
+
+/// The body of `GET /api/streams/{stream}/cues`.
+#[derive(ToSchema)]
+pub struct CueList {
+    /// The cues.
+    pub cues: Vec<CueJson>,
+}
+
+/// The answer to ending a cue: the cue, or the rundown item that was removed.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum Ended {
+    /// The cue, ended now.
+    Cue(CueJson),
+    /// An unfired rundown item, removed.
+    Removed(RemovedFromRundown),
+}
+
+/// An unfired rundown item that was removed.
+#[derive(ToSchema)]
+pub struct RemovedFromRundown {
+    /// Its id.
+    pub id: String,
+    /// Always true.
+    pub removed_from_rundown: bool,
+}
+
+/// The body of `PUT`/`POST /api/streams/{stream}/rundown`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RundownUpload {
+    /// The items.
+    pub cues: Vec<RundownCue>,
+}
+
+/// A rundown item as uploaded: a cue body with `offset_s` instead of `at`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RundownCue {
+    /// Seconds from stream start.
+    pub offset_s: f64,
+    /// What the cue means to the player.
+    pub kind: CueKind,
+    /// Duration, seconds; absent = open-ended.
+    pub duration_s: Option<f64>,
+    /// Ends at the start of the next cue of the same kind.
+    #[serde(default)]
+    pub end_on_next: bool,
+    /// The product: a catalog id alone, or full display data.
+    pub product: Option<Product>,
+    /// Free JSON object for the player.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// The unfired items of a rundown.
+#[derive(ToSchema)]
+pub struct Rundown {
+    /// The items, in offset order.
+    pub items: Vec<RundownEntry>,
+}
+
+/// An unfired rundown item.
+#[derive(ToSchema)]
+pub struct RundownEntry {
+    /// Its id (the cue's id once it fires).
+    pub id: String,
+    /// Seconds from stream start.
+    pub offset_s: f64,
+    /// Meaning.
+    pub kind: CueKind,
+    /// Duration, seconds; null = open-ended.
+    #[schema(required = true)]
+    pub duration_s: Option<f64>,
+    /// END-ON-NEXT.
+    pub end_on_next: bool,
+    /// The product.
+    #[schema(required = true)]
+    pub product: Option<Product>,
+    /// Free JSON object for the player.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
 }

@@ -16,17 +16,20 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::to_bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::Response;
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Caller;
 use super::cues::{ApiError, json};
+use super::openapi::ErrorBody;
 use super::shows::show_actor;
 use crate::commerce::events::{BatchError, Events, EventsError, Sender};
 use crate::commerce::shows::Actor;
@@ -37,11 +40,10 @@ use crate::users::Capability;
 const MAX_CLIENTS: usize = 100_000;
 
 /// The event routes.
-pub fn router(api: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/api/events", post(post_events))
-        .route("/api/shows/{id}/analytics", get(analytics))
-        .with_state(api)
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(post_events))
+        .routes(routes!(analytics))
 }
 
 /// What the event routes hold: the service and the per-client limiter.
@@ -136,6 +138,19 @@ fn events_error(err: EventsError) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/api/events", tag = "events", summary = "Record shopper events",
+    security((), ("admin" = []), ("login" = [])),
+    request_body = EventBatch,
+    responses(
+        (status = 202, description = "Recorded (committed)", body = Accepted),
+        (status = 400, description = "Bad fields, every one named (`events[3].type`)", body = ErrorBody),
+        (status = 401, description = "A token that is neither the admin token nor a valid login", body = ErrorBody),
+        (status = 403, description = "A purchase without a shop token, or another user's id", body = ErrorBody),
+        (status = 404, description = "An unknown show or product, named", body = ErrorBody),
+        (status = 413, description = "Body over `events.max_body_bytes` or more than `events.max_batch_events` events", body = ErrorBody),
+        (status = 429, description = "Over this client's event rate (Retry-After)", body = ErrorBody),
+        (status = 503, description = "Shutting down (Retry-After)", body = ErrorBody),
+    ))]
 async fn post_events(
     State(api): State<Arc<ApiState>>,
     caller: Caller,
@@ -170,12 +185,19 @@ async fn post_events(
             })?;
     }
     let accepted = events.record(batch).await.map_err(events_error)?;
-    Ok(json(
-        StatusCode::ACCEPTED,
-        serde_json::json!({ "accepted": accepted }),
-    ))
+    Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/shows/{id}/analytics", tag = "events",
+    summary = "What a show sold, per cue, per product and in total",
+    security(("admin" = []), ("login" = [])),
+    params(("id" = String, Path, description = "Show id")),
+    responses(
+        (status = 200, description = "The show's figures", body = Analytics),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not a host, or another host's show", body = ErrorBody),
+        (status = 404, description = "No such show", body = ErrorBody),
+    ))]
 async fn analytics(
     State(api): State<Arc<ApiState>>,
     caller: Caller,
@@ -200,6 +222,141 @@ async fn analytics(
         .map_err(events_error)?;
     let currency = &api.events.service.settings().limits.currency;
     Ok(json(StatusCode::OK, analytics.to_json(&id, currency)))
+}
+
+// The bodies' schemas: what `commerce::events::model` parses and `Analytics::to_json`
+// writes, field for field.
+
+/// The body of `POST /api/events`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// The events, all recorded or none.
+    pub events: Vec<EventBody>,
+}
+
+/// One shopper event.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBody {
+    /// What the shopper did.
+    #[serde(rename = "type")]
+    pub kind: EventTypeName,
+    /// The logged-in user (the shop's backend; a login token's own name).
+    pub user: Option<String>,
+    /// The page's anonymous visitor id.
+    pub visitor: Option<String>,
+    /// The show it happened in.
+    pub show: String,
+    /// The product (every type but `view_show`).
+    pub product: Option<String>,
+    /// The product cue on screen.
+    pub cue: Option<String>,
+    /// The shop's order id (purchases).
+    pub order: Option<String>,
+    /// Units (add-to-cart, purchase; default 1).
+    pub quantity: Option<u32>,
+    /// Unit price, a decimal string (purchases; optional on add-to-cart).
+    pub price: Option<String>,
+    /// ISO 4217 code of the price (`events.currency` only).
+    pub currency: Option<String>,
+    /// When it happened: Unix milliseconds or RFC 3339 (clamped to the server clock).
+    pub ts: Option<Timestamp>,
+}
+
+/// An event type.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTypeName {
+    /// Opened the show.
+    ViewShow,
+    /// A product was shown.
+    Impression,
+    /// Clicked a product card.
+    Click,
+    /// Clicked the card's call to action.
+    CtaClick,
+    /// Put the product in the cart.
+    AddToCart,
+    /// Bought it (shop token only).
+    Purchase,
+}
+
+/// A client timestamp.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum Timestamp {
+    /// Unix milliseconds.
+    Millis(i64),
+    /// RFC 3339.
+    Text(String),
+}
+
+/// The answer to `POST /api/events`.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    /// Events recorded.
+    pub accepted: usize,
+}
+
+/// The body of `GET /api/shows/{id}/analytics`.
+#[derive(ToSchema)]
+pub struct Analytics {
+    /// The show.
+    pub show: String,
+    /// The currency of every revenue figure (`events.currency`).
+    pub currency: String,
+    /// Distinct shoppers.
+    pub shoppers: u64,
+    /// Every event of the show.
+    pub totals: Counts,
+    /// Per cue, with what each cue sold per product.
+    pub cues: Vec<CueCounts>,
+    /// Per product.
+    pub products: Vec<ProductCounts>,
+}
+
+/// Event counts and revenue.
+#[derive(ToSchema)]
+pub struct Counts {
+    /// `view_show` events.
+    pub views: u64,
+    /// Impressions.
+    pub impressions: u64,
+    /// Clicks.
+    pub clicks: u64,
+    /// CTA clicks.
+    pub cta_clicks: u64,
+    /// Add-to-carts.
+    pub add_to_carts: u64,
+    /// Purchases.
+    pub purchases: u64,
+    /// Units purchased.
+    pub units: u64,
+    /// Revenue, an exact decimal string.
+    pub revenue: String,
+}
+
+/// One cue's counts.
+#[derive(ToSchema)]
+pub struct CueCounts {
+    /// The cue id.
+    pub cue: String,
+    /// Its counts.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Per product named by its events.
+    pub products: Vec<ProductCounts>,
+}
+
+/// One product's counts.
+#[derive(ToSchema)]
+pub struct ProductCounts {
+    /// The product id.
+    pub product: String,
+    /// Its counts.
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 #[cfg(test)]

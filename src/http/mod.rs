@@ -1,7 +1,8 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
 //! `shows.rs`, `catalog.rs`, `events.rs`), so the features do not depend on HTTP, and every admin route
-//! checks the token in one place ([`auth::Admin`]).
+//! checks the token in one place ([`auth::Admin`]). Every `/api` route is documented in the
+//! OpenAPI document served at `/api/openapi.json` ([`openapi`]), built from the same routers.
 
 pub mod auth;
 pub mod catalog;
@@ -9,8 +10,10 @@ pub mod chat;
 mod config;
 pub mod cues;
 pub mod events;
+pub mod openapi;
 mod server;
 pub mod shows;
+pub mod streams;
 pub mod users;
 
 use std::sync::Arc;
@@ -80,20 +83,15 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
                 Err(_) => AllowOrigin::any(),
             },
         });
-    let api_routes = Router::new()
+    let (api_routes, _document) = openapi::api_router();
+    let service_routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/streams", get(list_streams))
         .with_state(Arc::clone(&api));
     Router::new()
         .merge(origin::router(Arc::clone(&api.origin)))
-        .merge(api_routes)
-        .merge(cues::router(Arc::clone(&api)))
-        .merge(users::router(Arc::clone(&api)))
-        .merge(chat::router(Arc::clone(&api)))
-        .merge(shows::router(Arc::clone(&api)))
-        .merge(catalog::router(Arc::clone(&api)))
-        .merge(events::router(Arc::clone(&api)))
+        .merge(service_routes)
+        .merge(api_routes.with_state(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log
@@ -145,32 +143,4 @@ fn live_streams(api: &ApiState) -> usize {
 
 async fn healthz(State(api): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "live_streams": live_streams(&api) }))
-}
-
-/// `GET /api/streams` (admin): configured streams, who publishes them, playback URLs.
-async fn list_streams(
-    _admin: auth::Admin,
-    State(api): State<Arc<ApiState>>,
-) -> Json<serde_json::Value> {
-    let streams: Vec<serde_json::Value> = api
-        .keys
-        .names()
-        .into_iter()
-        .map(|name| {
-            let publisher = api.live.get(&name);
-            let hls = api.origin.registry.get(&name);
-            serde_json::json!({
-                "name": name,
-                "live": publisher.is_some(),
-                "publisher": publisher.as_ref().map(|p| serde_json::json!({
-                    "protocol": p.protocol,
-                    "peer": p.peer.to_string(),
-                    "live_for_s": p.since.elapsed().as_secs(),
-                })),
-                "ended": hls.as_ref().map(|s| s.is_ended()),
-                "playback_url": format!("/hls/{name}/index.m3u8"),
-            })
-        })
-        .collect();
-    Json(serde_json::json!({ "streams": streams }))
 }

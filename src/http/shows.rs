@@ -12,24 +12,90 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Caller;
 use super::cues::{ApiError, json, parse, read_body};
+use super::openapi::ErrorBody;
 use crate::commerce::shows::{Actor, ShowError, ShowRequest, State as ShowState};
 use crate::users::Capability;
 
 /// The show routes.
-pub fn router(api: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/api/shows", get(list).post(create))
-        .route("/api/shows/{id}", get(show).patch(update).delete(delete))
-        .with_state(api)
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+}
+
+/// A show as the API answers it (`Show::to_json`).
+#[derive(ToSchema)]
+pub struct ShowJson {
+    /// Unique id (`show-` + 16 hex digits).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Description (may be empty).
+    pub description: String,
+    /// The host's username.
+    pub host: String,
+    /// The configured stream it is broadcast on.
+    pub stream: String,
+    /// Scheduled start (RFC 3339, UTC, milliseconds).
+    pub scheduled_start: String,
+    /// Cover image URL.
+    #[schema(required = true)]
+    pub cover_image_url: Option<String>,
+    /// Tags, in order.
+    pub tags: Vec<String>,
+    /// Featured catalog product ids, in order.
+    pub products: Vec<String>,
+    /// `scheduled`, `live` or `ended`.
+    pub state: ShowStateName,
+    /// When it went live (RFC 3339).
+    #[schema(required = true)]
+    pub started_at: Option<String>,
+    /// When it ended (RFC 3339).
+    #[schema(required = true)]
+    pub ended_at: Option<String>,
+    /// `/hls/{stream}/index.m3u8`.
+    pub playback_url: String,
+}
+
+/// A show's state.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShowStateName {
+    /// Not live yet.
+    Scheduled,
+    /// On air.
+    Live,
+    /// Over.
+    Ended,
+}
+
+/// The body of `GET /api/shows`.
+#[derive(ToSchema)]
+pub struct ShowList {
+    /// The shows, by scheduled start.
+    pub shows: Vec<ShowJson>,
+}
+
+/// The filters of `GET /api/shows` (all optional, combined).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ShowFilter {
+    /// Only shows in this state.
+    pub state: Option<ShowStateName>,
+    /// Only this host's shows.
+    pub host: Option<String>,
+    /// Only shows on this stream.
+    pub stream: Option<String>,
 }
 
 impl From<ShowError> for ApiError {
@@ -108,6 +174,12 @@ async fn check_host(api: &ApiState, actor: &Actor, request: &ShowRequest) -> Res
     }
 }
 
+#[utoipa::path(get, path = "/api/shows", tag = "shows", summary = "List shows",
+    params(ShowFilter),
+    responses(
+        (status = 200, description = "The shows", body = ShowList),
+        (status = 400, description = "A bad parameter, named", body = ErrorBody),
+    ))]
 async fn list(
     State(api): State<Arc<ApiState>>,
     Query(query): Query<HashMap<String, String>>,
@@ -134,6 +206,12 @@ async fn list(
     Ok(json(StatusCode::OK, serde_json::json!({ "shows": shows })))
 }
 
+#[utoipa::path(get, path = "/api/shows/{id}", tag = "shows", summary = "A show",
+    params(("id" = String, Path, description = "Show id")),
+    responses(
+        (status = 200, description = "The show", body = ShowJson),
+        (status = 404, description = "No such show", body = ErrorBody),
+    ))]
 async fn show(
     State(api): State<Arc<ApiState>>,
     Path(id): Path<String>,
@@ -142,6 +220,17 @@ async fn show(
     Ok(json(StatusCode::OK, show.to_json()))
 }
 
+#[utoipa::path(post, path = "/api/shows", tag = "shows", summary = "Schedule a show",
+    security(("admin" = []), ("login" = [])),
+    request_body(content = ShowRequest, description = "`title`, `stream` and `scheduled_start` are required; the admin names the `host`"),
+    responses(
+        (status = 201, description = "The show", body = ShowJson),
+        (status = 400, description = "A bad field, named", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "A login without the host capability", body = ErrorBody),
+        (status = 409, description = "Conflicts with the show's state", body = ErrorBody),
+        (status = 413, description = "Body over `shows.max_request_bytes`", body = ErrorBody),
+    ))]
 async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Response, ApiError> {
     let request: ShowRequest = parse(&change.body)?;
     check_host(&api, &change.actor, &request).await?;
@@ -149,6 +238,20 @@ async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Resp
     Ok(json(StatusCode::CREATED, show.to_json()))
 }
 
+#[utoipa::path(patch, path = "/api/shows/{id}", tag = "shows",
+    summary = "Change a show's fields, or override its state",
+    security(("admin" = []), ("login" = [])),
+    params(("id" = String, Path, description = "Show id")),
+    request_body(content = ShowRequest, description = "The fields to change; `state` (`live`, `ended`) overrides the schedule"),
+    responses(
+        (status = 200, description = "The show", body = ShowJson),
+        (status = 400, description = "A bad field, named", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not a host, or another host's show", body = ErrorBody),
+        (status = 404, description = "No such show", body = ErrorBody),
+        (status = 409, description = "Not applicable in the show's state", body = ErrorBody),
+        (status = 413, description = "Body over `shows.max_request_bytes`", body = ErrorBody),
+    ))]
 async fn update(
     State(api): State<Arc<ApiState>>,
     Path(id): Path<String>,
@@ -160,6 +263,17 @@ async fn update(
     Ok(json(StatusCode::OK, show.to_json()))
 }
 
+#[utoipa::path(delete, path = "/api/shows/{id}", tag = "shows", summary = "Delete a show",
+    security(("admin" = []), ("login" = [])),
+    params(("id" = String, Path, description = "Show id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not a host, or another host's show", body = ErrorBody),
+        (status = 404, description = "No such show", body = ErrorBody),
+        (status = 409, description = "Not applicable in the show's state (live)", body = ErrorBody),
+        (status = 413, description = "Body over `shows.max_request_bytes`", body = ErrorBody),
+    ))]
 async fn delete(
     State(api): State<Arc<ApiState>>,
     Path(id): Path<String>,

@@ -4,28 +4,43 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Admin;
+use super::openapi::ErrorBody;
 use crate::users::{Capability, UserError};
 
 /// Login or sign-up body.
-#[derive(Deserialize)]
-struct Credentials {
-    username: String,
-    password: String,
+#[derive(Deserialize, ToSchema)]
+pub struct Credentials {
+    /// 3–32 letters, digits, `_`, `-`, `.`, starting with a letter or digit (case-insensitive).
+    pub username: String,
+    /// The password (sign-up: at least 8 characters).
+    pub password: String,
 }
 
-/// Capabilities body.
-#[derive(Deserialize)]
-struct Capabilities {
-    capabilities: Vec<String>,
+/// A login token.
+#[derive(Serialize, ToSchema)]
+pub struct Token {
+    /// Bearer token for chat, shows and events (`Authorization: Bearer <token>`).
+    pub token: String,
+}
+
+/// The capabilities a user holds (`PUT` body; `GET`/`PUT` answer with `username` too).
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct Capabilities {
+    /// The user (lower case); absent in requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `send`, `moderate`, `host`, `shop`.
+    pub capabilities: Vec<String>,
 }
 
 /// JSON error response.
@@ -63,40 +78,62 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>
     })
 }
 
+#[utoipa::path(post, path = "/api/signup", tag = "users", summary = "Create a chat account",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The account's login token", body = Token),
+        (status = 400, description = "Bad JSON, username or password", body = ErrorBody),
+        (status = 403, description = "Sign-up is disabled", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
 async fn signup(State(api): State<Arc<ApiState>>, body: axum::body::Bytes) -> Response {
     let creds: Credentials = match parse(&body) {
         Ok(c) => c,
         Err(r) => return *r,
     };
     match api.users.signup(&creds.username, &creds.password).await {
-        Ok(token) => (
-            StatusCode::CREATED,
-            Json(serde_json::json!({ "token": token })),
-        )
-            .into_response(),
+        Ok(token) => (StatusCode::CREATED, Json(Token { token })).into_response(),
         Err(err) => user_error(err),
     }
 }
 
+#[utoipa::path(post, path = "/api/login", tag = "users", summary = "Log in",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A login token", body = Token),
+        (status = 400, description = "Bad JSON", body = ErrorBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
 async fn login(State(api): State<Arc<ApiState>>, body: axum::body::Bytes) -> Response {
     let creds: Credentials = match parse(&body) {
         Ok(c) => c,
         Err(r) => return *r,
     };
     match api.users.login(&creds.username, &creds.password).await {
-        Ok(token) => Json(serde_json::json!({ "token": token })).into_response(),
+        Ok(token) => Json(Token { token }).into_response(),
         Err(err) => user_error(err),
     }
 }
 
 fn caps_json(username: &str, caps: &BTreeSet<Capability>) -> Response {
-    Json(serde_json::json!({
-        "username": username.to_ascii_lowercase(),
-        "capabilities": caps.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-    }))
+    Json(Capabilities {
+        username: Some(username.to_ascii_lowercase()),
+        capabilities: caps.iter().map(|c| c.as_str().to_string()).collect(),
+    })
     .into_response()
 }
 
+#[utoipa::path(get, path = "/api/users/{username}/capabilities", tag = "users",
+    summary = "A user's capabilities",
+    security(("admin" = [])),
+    params(("username" = String, Path, description = "The user")),
+    responses(
+        (status = 200, description = "The user's capabilities", body = Capabilities),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
 async fn get_capabilities(
     _admin: Admin,
     State(api): State<Arc<ApiState>>,
@@ -108,6 +145,17 @@ async fn get_capabilities(
     }
 }
 
+#[utoipa::path(put, path = "/api/users/{username}/capabilities", tag = "users",
+    summary = "Set a user's capabilities",
+    security(("admin" = [])),
+    params(("username" = String, Path, description = "The user")),
+    request_body = Capabilities,
+    responses(
+        (status = 200, description = "The user's capabilities now", body = Capabilities),
+        (status = 400, description = "Bad JSON or an unknown capability", body = ErrorBody),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
 async fn put_capabilities(
     _admin: Admin,
     State(api): State<Arc<ApiState>>,
@@ -139,13 +187,9 @@ async fn put_capabilities(
 }
 
 /// The account routes.
-pub fn router(api: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/api/signup", post(signup))
-        .route("/api/login", post(login))
-        .route(
-            "/api/users/{username}/capabilities",
-            get(get_capabilities).put(put_capabilities),
-        )
-        .with_state(api)
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(get_capabilities, put_capabilities))
 }

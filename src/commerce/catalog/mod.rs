@@ -65,7 +65,7 @@ pub struct ListRequest {
 }
 
 /// Facet counts of a listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Facets {
     /// Categories one level below the `category` filter (top-level without one).
     pub category: Vec<FacetCount>,
@@ -74,7 +74,7 @@ pub struct Facets {
 }
 
 /// A page of a listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// The products, best match (or lowest id) first.
     pub products: Vec<CatalogProduct>,

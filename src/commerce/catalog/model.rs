@@ -28,7 +28,7 @@ pub const CTA_LABEL: &str = "Shop now";
 pub const CATEGORY_SEPARATOR: &str = " > ";
 
 /// Whether a product can be bought now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Availability {
     /// In stock (the default).
@@ -63,7 +63,7 @@ impl Availability {
 }
 
 /// A product of the shop's catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogProduct {
     /// The shop's product reference (SKU): letters, digits, `-`, `_`, `.`, `:`.

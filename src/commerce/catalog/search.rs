@@ -59,7 +59,7 @@ pub fn product_key(id: &str) -> u64 {
 }
 
 /// A facet value and how many matches carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FacetCount {
     /// The category path (`beauty > fragrance`) or brand.
     pub value: String,

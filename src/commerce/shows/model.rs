@@ -71,7 +71,7 @@ impl Show {
 
 /// The JSON body of `POST /api/shows` (create) and `PATCH /api/shows/{id}` (change the fields
 /// given).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShowRequest {
     /// Title (required to create).

@@ -1,0 +1,140 @@
+//! The API's contract: an OpenAPI 3.1 document generated from the routes themselves, served at
+//! `GET /api/openapi.json`.
+//!
+//! Every `/api` route is registered through [`utoipa_axum::router::OpenApiRouter`] with
+//! `routes!(handler, …)`, and each handler carries its `#[utoipa::path]` (method, path,
+//! parameters, request body, every status with its body, security), so a route cannot be served
+//! without being documented. The schemas of the bodies the handlers build with `json!` are the
+//! types of this module, which mirror them field for field; the schemathesis run
+//! (`tests/api/schemathesis.sh`) checks every answer of a running server against them.
+//!
+//! Authentication is HTTP bearer, in two schemes: `admin` (`api.admin_token`) and `login` (a
+//! token from `POST /api/login` or `/api/signup`). An operation that takes either lists both;
+//! one open to everyone but also reading a token lists an empty requirement too.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ApiState;
+
+/// The document's fixed parts: info, security schemes, tags. The paths come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cuecast API",
+        description = "Live shopping: streams and timed product cues, chat accounts, shows, \
+                       the catalog, shopper events and their analytics. Errors are \
+                       `{\"error\": \"...\"}`, naming the bad `field` (and every one in \
+                       `errors`) where a request had bad input.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    modifiers(&BearerSchemes),
+    tags(
+        (name = "streams", description = "Configured streams and their publishers (admin)"),
+        (name = "cues", description = "Timed product cues and rundowns (admin)"),
+        (name = "users", description = "Chat accounts, logins and capabilities"),
+        (name = "chat", description = "Chat endpoint and replay history"),
+        (name = "shows", description = "Shows and their schedule"),
+        (name = "catalog", description = "The shop's catalog"),
+        (name = "events", description = "Shopper events and show analytics"),
+        (name = "meta", description = "This document")
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `admin` and `login` bearer schemes.
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = |description: &str| {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.description = Some(description.to_string());
+            SecurityScheme::Http(http)
+        };
+        components.add_security_scheme(
+            ADMIN,
+            scheme("The admin token (`api.admin_token`): every admin route, every stream."),
+        );
+        components.add_security_scheme(
+            LOGIN,
+            scheme(
+                "A user's login token (`POST /api/login`); what it may do depends on its \
+                 capabilities (`host` for shows and analytics, `shop` for purchases).",
+            ),
+        );
+    }
+}
+
+/// The admin token's security scheme.
+pub const ADMIN: &str = "admin";
+/// Users' login tokens' security scheme.
+pub const LOGIN: &str = "login";
+
+/// The `/api` routes, each documented: the routers of every feature, merged. Adding a feature's
+/// routes is one `.merge(feature::routes())` line here (docs/api.md, "Adding a route").
+pub fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(serve_document))
+        .merge(super::streams::routes())
+        .merge(super::cues::routes())
+        .merge(super::users::routes())
+        .merge(super::chat::routes())
+        .merge(super::shows::routes())
+        .merge(super::catalog::routes())
+        .merge(super::events::routes())
+}
+
+/// The `/api` router and its document, split: the router serves the document it was built with.
+pub fn api_router() -> (axum::Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
+    let (router, document) = api_routes().split_for_parts();
+    let json = Document(Bytes::from(document.to_json().unwrap_or_default()));
+    (router.layer(axum::Extension(json)), document)
+}
+
+/// The document, rendered once.
+#[derive(Clone)]
+struct Document(Bytes);
+
+/// `GET /api/openapi.json`: this document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API",
+        content_type = "application/json", body = Object)))]
+async fn serve_document(axum::Extension(document): axum::Extension<Document>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.0,
+    )
+        .into_response()
+}
+
+/// The error body of every `/api` route.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, for a person (`title: must not be empty`).
+    pub error: String,
+    /// The bad field or parameter, as a JSON path (`products[3].price`), on input errors.
+    #[schema(required = false)]
+    pub field: Option<String>,
+    /// Every field error of the request, when it had more than one.
+    #[schema(required = false)]
+    pub errors: Option<Vec<FieldErrorBody>>,
+}
+
+/// One field error of [`ErrorBody::errors`].
+#[derive(Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    /// The field, as a JSON path (`events[3].type`).
+    pub field: String,
+    /// What is wrong with it.
+    pub error: String,
+}
