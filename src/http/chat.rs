@@ -61,7 +61,7 @@ pub struct ChatHistory {
     pub messages: Vec<ChatMessage>,
 }
 
-#[utoipa::path(get, path = "/api/chat/cert", tag = "chat",
+#[utoipa::path(get, path = "/api/chat/cert", tag = "chat", operation_id = "chat_cert",
     summary = "The chat endpoint's port and certificate hashes",
     responses(
         (status = 200, description = "Port and certificate hashes (refetch after rotation)", body = ChatCert),
@@ -78,7 +78,7 @@ async fn cert(State(api): State<Arc<ApiState>>) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], Json(body)).into_response()
 }
 
-#[utoipa::path(get, path = "/api/chat/{room}/history", tag = "chat",
+#[utoipa::path(get, path = "/api/chat/{room}/history", tag = "chat", operation_id = "chat_history",
     summary = "Chat messages of a replay's media-time range",
     params(("room" = String, Path, description = "The room (stream name)"), ReplayQuery),
     responses(

@@ -188,7 +188,7 @@ async fn post_events(
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted { accepted })).into_response())
 }
 
-#[utoipa::path(get, path = "/api/shows/{id}/analytics", tag = "events",
+#[utoipa::path(get, path = "/api/shows/{id}/analytics", tag = "events", operation_id = "show_analytics",
     summary = "What a show sold, per cue, per product and in total",
     security(("admin" = []), ("login" = [])),
     params(("id" = String, Path, description = "Show id")),

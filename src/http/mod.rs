@@ -91,7 +91,11 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
     Router::new()
         .merge(origin::router(Arc::clone(&api.origin)))
         .merge(service_routes)
-        .merge(api_routes.with_state(Arc::clone(&api)))
+        .merge(
+            api_routes
+                .with_state(Arc::clone(&api))
+                .layer(axum::middleware::map_response(json_errors)),
+        )
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log
@@ -100,6 +104,40 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
+}
+
+/// Largest plain-text error body [`json_errors`] rewrites (axum's rejections are one line).
+const MAX_TEXT_ERROR: usize = 16 * 1024;
+
+/// Every `/api` error answers `{"error": "..."}` (the document promises it): the handlers' own
+/// errors already do; this rewrites what axum answers before a handler runs — a path or query
+/// that does not decode (400 text/plain), a method a path does not take (405, empty) — keeping
+/// the status and the other headers (`Allow`, `Retry-After`).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_TEXT_ERROR)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_string(),
+        text => text.to_string(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 async fn not_found() -> Response {

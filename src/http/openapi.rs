@@ -106,7 +106,7 @@ pub fn api_router() -> (axum::Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
 struct Document(Bytes);
 
 /// `GET /api/openapi.json`: this document.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta", operation_id = "openapi_document",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API",
         content_type = "application/json", body = Object)))]
 async fn serve_document(axum::Extension(document): axum::Extension<Document>) -> Response {

@@ -174,7 +174,7 @@ async fn check_host(api: &ApiState, actor: &Actor, request: &ShowRequest) -> Res
     }
 }
 
-#[utoipa::path(get, path = "/api/shows", tag = "shows", summary = "List shows",
+#[utoipa::path(get, path = "/api/shows", tag = "shows", operation_id = "list_shows", summary = "List shows",
     params(ShowFilter),
     responses(
         (status = 200, description = "The shows", body = ShowList),
@@ -206,7 +206,7 @@ async fn list(
     Ok(json(StatusCode::OK, serde_json::json!({ "shows": shows })))
 }
 
-#[utoipa::path(get, path = "/api/shows/{id}", tag = "shows", summary = "A show",
+#[utoipa::path(get, path = "/api/shows/{id}", tag = "shows", operation_id = "get_show", summary = "A show",
     params(("id" = String, Path, description = "Show id")),
     responses(
         (status = 200, description = "The show", body = ShowJson),
@@ -220,7 +220,7 @@ async fn show(
     Ok(json(StatusCode::OK, show.to_json()))
 }
 
-#[utoipa::path(post, path = "/api/shows", tag = "shows", summary = "Schedule a show",
+#[utoipa::path(post, path = "/api/shows", tag = "shows", operation_id = "create_show", summary = "Schedule a show",
     security(("admin" = []), ("login" = [])),
     request_body(content = ShowRequest, description = "`title`, `stream` and `scheduled_start` are required; the admin names the `host`"),
     responses(
@@ -238,7 +238,7 @@ async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Resp
     Ok(json(StatusCode::CREATED, show.to_json()))
 }
 
-#[utoipa::path(patch, path = "/api/shows/{id}", tag = "shows",
+#[utoipa::path(patch, path = "/api/shows/{id}", tag = "shows", operation_id = "update_show",
     summary = "Change a show's fields, or override its state",
     security(("admin" = []), ("login" = [])),
     params(("id" = String, Path, description = "Show id")),
@@ -263,7 +263,7 @@ async fn update(
     Ok(json(StatusCode::OK, show.to_json()))
 }
 
-#[utoipa::path(delete, path = "/api/shows/{id}", tag = "shows", summary = "Delete a show",
+#[utoipa::path(delete, path = "/api/shows/{id}", tag = "shows", operation_id = "delete_show", summary = "Delete a show",
     security(("admin" = []), ("login" = [])),
     params(("id" = String, Path, description = "Show id")),
     responses(
