@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use super::ApiState;
 use super::openapi::ErrorBody;
 use super::users::error;
-use crate::chat::proto::ChatMessage;
 use crate::chat::history::{self, ReplayQuery};
+use crate::chat::proto::ChatMessage;
 
 /// The body of `GET /api/chat/cert` (what `CertSource::describe` writes, and the endpoint).
 #[derive(ToSchema)]

@@ -94,6 +94,11 @@ pub fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .merge(super::events::routes())
 }
 
+/// The document alone, built from the routers (serving nothing).
+pub fn document() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
 /// The `/api` router and its document, split: the router serves the document it was built with.
 pub fn api_router() -> (axum::Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
     let (router, document) = api_routes().split_for_parts();
@@ -110,11 +115,7 @@ struct Document(Bytes);
     responses((status = 200, description = "The OpenAPI 3.1 document of this API",
         content_type = "application/json", body = Object)))]
 async fn serve_document(axum::Extension(document): axum::Extension<Document>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document.0,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], document.0).into_response()
 }
 
 /// The error body of every `/api` route.
@@ -137,4 +138,151 @@ pub struct FieldErrorBody {
     pub field: String,
     /// What is wrong with it.
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    /// `(METHOD, path)` of every operation of the document.
+    fn operations(document: &utoipa::openapi::OpenApi) -> BTreeSet<(String, String)> {
+        let value = serde_json::to_value(document).expect("serializes");
+        let mut out = BTreeSet::new();
+        for (path, item) in value["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                out.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        out
+    }
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// `(METHOD, path)` of every `#[utoipa::path(method, path = "...")]` handler in `text`.
+    fn annotated(text: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices("#[utoipa::path(") {
+            let rest = &text[at + "#[utoipa::path(".len()..];
+            let method = rest
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_uppercase();
+            let path = rest
+                .split_once("path = \"")
+                .and_then(|(_, p)| p.split_once('"'))
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default();
+            out.push((method, path));
+        }
+        out
+    }
+
+    #[test]
+    fn every_routed_api_handler_is_in_the_document_and_only_those() {
+        let document = document();
+        let documented = operations(&document);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut in_source = BTreeSet::new();
+        for (file, text) in &files {
+            // An `/api` route added with axum's `.route(...)` would be served undocumented:
+            // every one goes through `routes!` and its `#[utoipa::path]`.
+            let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+            let squeezed: String = code.split_whitespace().collect();
+            assert!(
+                !squeezed.contains(".route(\"/api") && !squeezed.contains(".nest(\"/api"),
+                "{file}: an /api route registered outside OpenApiRouter::routes(routes!(...))"
+            );
+            in_source.extend(annotated(code));
+        }
+        assert_eq!(
+            documented, in_source,
+            "the document and the #[utoipa::path] handlers differ (a handler not in routes!?)"
+        );
+        for (method, path) in &documented {
+            assert!(
+                path.starts_with("/api/"),
+                "{method} {path} is not under /api"
+            );
+        }
+        // The routes of every feature are there (a merge forgotten in api_routes fails here).
+        for prefix in [
+            "/api/streams",
+            "/api/streams/{stream}/cues",
+            "/api/login",
+            "/api/chat/",
+            "/api/shows",
+            "/api/catalog/products",
+            "/api/events",
+            "/api/openapi.json",
+        ] {
+            assert!(
+                documented.iter().any(|(_, p)| p.starts_with(prefix)),
+                "no {prefix} route in the document"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_documents_its_errors_and_auth() {
+        let value = serde_json::to_value(document()).expect("serializes");
+        assert_eq!(value["openapi"], "3.1.0");
+        let schemes = &value["components"]["securitySchemes"];
+        for scheme in [ADMIN, LOGIN] {
+            assert_eq!(schemes[scheme]["type"], "http", "{scheme}");
+            assert_eq!(schemes[scheme]["scheme"], "bearer", "{scheme}");
+        }
+        let mut ids = BTreeSet::new();
+        for (path, item) in value["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let name = format!("{method} {path}");
+                let id = op["operationId"].as_str().expect("operationId");
+                assert!(ids.insert(id.to_string()), "{name}: operationId {id} twice");
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(
+                    responses.keys().any(|s| s.starts_with('2')),
+                    "{name}: no 2xx"
+                );
+                for (status, response) in responses {
+                    if status.starts_with('4') {
+                        let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                        assert_eq!(
+                            schema, "#/components/schemas/ErrorBody",
+                            "{name}: {status} without the error body"
+                        );
+                    }
+                }
+                let secured = op["security"].as_array().is_some_and(|alternatives| {
+                    alternatives.iter().all(|a| a != &serde_json::json!({}))
+                });
+                if secured {
+                    assert!(responses.contains_key("401"), "{name}: secured, no 401");
+                }
+                let has_path_params = path.contains('{');
+                if has_path_params {
+                    assert!(
+                        responses.contains_key("404"),
+                        "{name}: path parameters, no 404 (an empty one is no route)"
+                    );
+                }
+            }
+        }
+    }
 }
