@@ -1,6 +1,6 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
-//! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
-//! `shows.rs`, `catalog.rs`, `events.rs`), so the features do not depend on HTTP, and every admin route
+//! request tracing. Every feature's routes live here (`streams.rs`, `cues.rs`, `users.rs`,
+//! `chat.rs`, `shows.rs`, `catalog.rs`, `events.rs`), so the features do not depend on HTTP, and every admin route
 //! checks the token in one place ([`auth::Admin`]). Every `/api` route is documented in the
 //! OpenAPI document served at `/api/openapi.json` ([`openapi`]), built from the same routers.
 
