@@ -551,7 +551,7 @@ pub struct CueList {
 #[serde(untagged)]
 pub enum Ended {
     /// The cue, ended now.
-    Cue(CueJson),
+    Cue(Box<CueJson>),
     /// An unfired rundown item, removed.
     Removed(RemovedFromRundown),
 }

@@ -39,8 +39,23 @@ pub struct Capabilities {
     /// The user (lower case); absent in requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// `send`, `moderate`, `host`, `shop`.
+    /// What the user may do.
+    #[schema(value_type = Vec<CapabilityName>)]
     pub capabilities: Vec<String>,
+}
+
+/// A capability.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CapabilityName {
+    /// Post chat messages.
+    Send,
+    /// Delete messages, time out and ban in chat.
+    Moderate,
+    /// Host shows: post links, product cards and pins; manage their own shows.
+    Host,
+    /// The shop's backend: report purchases to `POST /api/events`.
+    Shop,
 }
 
 /// JSON error response.
