@@ -26,6 +26,7 @@ pub struct Cta {
 #[serde(deny_unknown_fields)]
 pub struct Product {
     /// The shop's product reference (SKU).
+    #[schema(min_length = 1)]
     pub id: String,
     /// Display title.
     #[serde(default, skip_serializing_if = "Option::is_none")]

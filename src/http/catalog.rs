@@ -51,7 +51,7 @@ pub struct ListQuery {
     /// Category path (`beauty > fragrance`): it and the categories below it.
     pub category: Option<String>,
     /// Page size (`catalog.default_limit` when absent, at most `catalog.max_limit`).
-    #[param(minimum = 0)]
+    #[param(minimum = 1)]
     pub limit: Option<u64>,
     /// Where the page starts: the previous page's `next_cursor`.
     pub cursor: Option<String>,

@@ -247,6 +247,7 @@ pub struct EventBody {
     /// The page's anonymous visitor id.
     pub visitor: Option<String>,
     /// The show it happened in.
+    #[schema(min_length = 1)]
     pub show: String,
     /// The product (every type but `view_show`).
     pub product: Option<String>,

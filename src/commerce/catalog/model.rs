@@ -67,6 +67,7 @@ impl Availability {
 #[serde(deny_unknown_fields)]
 pub struct CatalogProduct {
     /// The shop's product reference (SKU): letters, digits, `-`, `_`, `.`, `:`.
+    #[schema(min_length = 1)]
     pub id: String,
     /// Display title.
     pub title: String,

@@ -92,6 +92,7 @@ pub struct ShowRequest {
     /// Featured catalog product ids, in order.
     pub products: Option<Vec<String>>,
     /// `live` or `ended`: the manual override (PATCH only).
+    #[schema(pattern = "^(live|ended)$")]
     pub state: Option<String>,
 }
 
