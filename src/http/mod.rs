@@ -83,7 +83,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
                 Err(_) => AllowOrigin::any(),
             },
         });
-    let (api_routes, _document) = openapi::api_router();
+    let api_routes = openapi::api_router();
     let service_routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

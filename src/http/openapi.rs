@@ -99,11 +99,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-/// The `/api` router and its document, split: the router serves the document it was built with.
-pub fn api_router() -> (axum::Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
+/// The `/api` router, serving the document it was built with at `/api/openapi.json`.
+pub fn api_router() -> axum::Router<Arc<ApiState>> {
     let (router, document) = api_routes().split_for_parts();
     let json = Document(Bytes::from(document.to_json().unwrap_or_default()));
-    (router.layer(axum::Extension(json)), document)
+    router.layer(axum::Extension(json))
 }
 
 /// The document, rendered once.
