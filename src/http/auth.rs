@@ -28,7 +28,7 @@ pub enum AuthError {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        let body = super::openapi::ErrorBody::message(self.to_string()).to_json();
         (
             StatusCode::UNAUTHORIZED,
             [

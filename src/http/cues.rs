@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Admin;
-use super::openapi::ErrorBody;
+use super::openapi::{ErrorBody, FieldErrorBody};
 use crate::commerce::Product;
 use crate::cues::model::{CueError, CueKind, CueRequest, check_seconds, ns_to_s};
 use crate::cues::rundown::ScheduledCue;
@@ -116,22 +116,20 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.message });
-        if let (Some(field), Some(obj)) = (&self.field, body.as_object_mut()) {
-            obj.insert("field".into(), field.clone().into());
-        }
-        if self.errors.len() > 1 {
-            let errors: Vec<_> = self
-                .errors
-                .iter()
-                .map(|(field, error)| serde_json::json!({ "field": field, "error": error }))
-                .collect();
-            body["errors"] = errors.into();
-        }
+        let body = ErrorBody {
+            error: self.message,
+            field: self.field,
+            errors: (self.errors.len() > 1).then(|| {
+                self.errors
+                    .into_iter()
+                    .map(|(field, error)| FieldErrorBody { field, error })
+                    .collect()
+            }),
+        };
         let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
+            body.to_json(),
         )
             .into_response();
         if let Some(secs) = self.retry_after

@@ -136,7 +136,7 @@ async fn json_errors(response: Response) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = openapi::ErrorBody::message(message).to_json();
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
@@ -144,7 +144,7 @@ async fn not_found() -> Response {
     (
         axum::http::StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "error": "no such resource" }).to_string(),
+        openapi::ErrorBody::message("no such resource").to_json(),
     )
         .into_response()
 }

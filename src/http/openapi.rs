@@ -102,7 +102,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// The `/api` router, serving the document it was built with at `/api/openapi.json`.
 pub fn api_router() -> axum::Router<Arc<ApiState>> {
     let (router, document) = api_routes().split_for_parts();
-    let json = Document(Bytes::from(document.to_json().unwrap_or_default()));
+    let json = document.to_json().unwrap_or_else(|err| {
+        tracing::error!(error = %err, "the OpenAPI document does not serialize");
+        String::new()
+    });
+    let json = Document(Bytes::from(json));
     router.layer(axum::Extension(json))
 }
 
@@ -118,17 +122,34 @@ async fn serve_document(axum::Extension(document): axum::Extension<Document>) ->
     ([(header::CONTENT_TYPE, "application/json")], document.0).into_response()
 }
 
-/// The error body of every `/api` route.
+/// The error body of every `/api` route (what [`super::cues::ApiError`] and the other error
+/// answers write).
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What is wrong, for a person (`title: must not be empty`).
     pub error: String,
     /// The bad field or parameter, as a JSON path (`products[3].price`), on input errors.
-    #[schema(required = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Every field error of the request, when it had more than one.
-    #[schema(required = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldErrorBody>>,
+}
+
+impl ErrorBody {
+    /// `{"error": message}`.
+    pub fn message(message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: message.into(),
+            field: None,
+            errors: None,
+        }
+    }
+
+    /// The JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// One field error of [`ErrorBody::errors`].
@@ -191,6 +212,23 @@ mod tests {
             out.push((method, path));
         }
         out
+    }
+
+    #[test]
+    fn error_bodies_carry_field_and_errors_only_when_there_are_some() {
+        assert_eq!(ErrorBody::message("no").to_json(), r#"{"error":"no"}"#);
+        let body = ErrorBody {
+            error: "events[0].type: unknown".into(),
+            field: Some("events[0].type".into()),
+            errors: Some(vec![FieldErrorBody {
+                field: "events[0].type".into(),
+                error: "unknown".into(),
+            }]),
+        };
+        assert_eq!(
+            body.to_json(),
+            r#"{"error":"events[0].type: unknown","field":"events[0].type","errors":[{"field":"events[0].type","error":"unknown"}]}"#
+        );
     }
 
     #[test]

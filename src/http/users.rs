@@ -60,11 +60,7 @@ pub enum CapabilityName {
 
 /// JSON error response.
 pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": message.to_string() })),
-    )
-        .into_response()
+    (status, Json(ErrorBody::message(message.to_string()))).into_response()
 }
 
 fn user_error(err: UserError) -> Response {
