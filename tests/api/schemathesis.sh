@@ -75,6 +75,10 @@ call POST /api/events "{\"events\":[{\"type\":\"click\",\"show\":\"$show\",\"pro
 # Seeded values schemathesis mixes into what it generates (half the time), so operations also
 # meet ids that exist.
 cat >"$work/schemathesis.toml" <<TOML
+# Its state between runs (the failures it replays first) stays in target/, out of the tree.
+[cache]
+directory = "${CARGO_TARGET_DIR:-$root/target}/schemathesis"
+
 [auth]
 # Each run says which token it sends (none in the last): schemathesis signs no one up itself.
 auto-signup = false
