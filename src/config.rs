@@ -73,6 +73,8 @@ pub struct Config {
     pub ingest: ingest::Config,
     /// RTMP ingest.
     pub rtmp: ingest::rtmp::Config,
+    /// RTMP over TLS.
+    pub rtmps: ingest::rtmp::TlsConfig,
     /// SRT ingest.
     pub srt: ingest::srt::Config,
     /// HTTP server.
@@ -170,6 +172,7 @@ impl Config {
             ("server", self.server.validate()),
             ("ingest", self.ingest.validate()),
             ("rtmp", self.rtmp.validate()),
+            ("rtmps", self.rtmps.validate()),
             ("srt", self.srt.validate()),
             ("api", self.api.validate()),
             ("hls", self.hls.validate()),

@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use super::cert::sha256;
+use crate::tls::sha256;
 use super::proto::{self, ClientMsg, CloseCode, ServerMsg};
 
 /// Largest frame the client accepts from the server.
@@ -466,7 +466,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::cert::hex;
+    use crate::tls::hex;
 
     #[test]
     fn hex_pins_round_trip() {
