@@ -544,6 +544,33 @@ mod tests {
     }
 
     #[test]
+    fn rtmps_keys_are_validated_under_their_section() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert!(config.rtmps.enabled);
+        assert_eq!(config.rtmps.listen.to_string(), "0.0.0.0:1936");
+        assert_eq!(config.rtmp.listen.ip(), config.rtmps.listen.ip());
+        for (var, value, key) in [
+            (
+                "CUECAST_RTMPS_HANDSHAKE_TIMEOUT_S",
+                "0",
+                "rtmps.handshake_timeout_s",
+            ),
+            ("CUECAST_RTMPS_CERT_FILE", "/etc/cert.pem", "rtmps.key_file"),
+            ("CUECAST_RTMPS_LISTEN", "nowhere", "rtmps.listen"),
+            (
+                "CUECAST_RTMPS_DEV_CERT_NAMES",
+                "[\"localhost\", \"caf\u{e9}\"]",
+                "rtmps.dev_cert_names[1]",
+            ),
+        ] {
+            let err = Config::load(None, vec![(var.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}: {err}");
+        }
+    }
+
+    #[test]
     fn event_keys_are_validated_under_their_section() {
         let config = Config::load(None, no_env()).expect("default config");
         assert_eq!(config.events.settings().limits.max_batch_events, 100);

@@ -250,7 +250,9 @@ mod tests {
     #[test]
     fn rtmps_refusals_by_reason() {
         let metrics = Metrics::default();
-        metrics.rtmps_refused_plain_rtmp.fetch_add(3, Ordering::Relaxed);
+        metrics
+            .rtmps_refused_plain_rtmp
+            .fetch_add(3, Ordering::Relaxed);
         metrics.rtmps_refused_tls.fetch_add(1, Ordering::Relaxed);
         let text = metrics.render(&[]);
         let name = "cuecast_rtmps_handshake_failures_total";

@@ -163,7 +163,10 @@ mod tests {
     fn operator_files_load() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, _) = write_pair(dir.path(), "a.example");
-        let (crt, key) = (dir.path().join("a.example.crt"), dir.path().join("a.example.key"));
+        let (crt, key) = (
+            dir.path().join("a.example.crt"),
+            dir.path().join("a.example.key"),
+        );
         let issued = load(&crt, &key).unwrap();
         assert_eq!(issued.sha256, sha256(cert.der()));
         let err = load(&key, &key).unwrap_err();

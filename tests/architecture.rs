@@ -23,7 +23,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("media", &["hls", "users", "store", "metrics", "setting"]),
     (
         "ingest",
-        &["media", "hls", "users", "store", "metrics", "setting", "tls"],
+        &[
+            "media", "hls", "users", "store", "metrics", "setting", "tls",
+        ],
     ),
     ("commerce", &["hls", "users", "store", "metrics", "setting"]),
     ("cues", &["hls", "store", "commerce", "metrics", "setting"]),

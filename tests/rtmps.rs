@@ -69,13 +69,22 @@ fn ffmpeg_publishes_over_rtmps_and_the_hls_decodes() {
         .unwrap_or_else(|| panic!("{streams}"));
     assert_eq!(demo["publisher"]["protocol"], "rtmps", "{streams}");
 
-    let status = publisher.wait(Duration::from_secs(30)).expect("ffmpeg ends");
+    let status = publisher
+        .wait(Duration::from_secs(30))
+        .expect("ffmpeg ends");
     assert!(status.success(), "ffmpeg: {}", publisher.stderr());
     let ended = wait_for(&video_url, Duration::from_secs(10), |t| {
         t.contains("#EXT-X-ENDLIST")
     });
-    let total: f32 = parse_media(&ended).segments.iter().map(|s| s.duration).sum();
-    assert!(total > 7.0, "about 9 s published, {total} s listed\n{ended}");
+    let total: f32 = parse_media(&ended)
+        .segments
+        .iter()
+        .map(|s| s.duration)
+        .sum();
+    assert!(
+        total > 7.0,
+        "about 9 s published, {total} s listed\n{ended}"
+    );
 }
 
 #[test]
@@ -90,10 +99,19 @@ fn plain_rtmp_garbage_and_silence_on_the_tls_port_are_refused_while_rtmp_keeps_p
         &format!("rtmp://127.0.0.1:{}/live/demo-key", server.rtmps_port),
         5,
     );
-    let status = plain.wait(Duration::from_secs(15)).expect("refused ffmpeg exits");
+    let status = plain
+        .wait(Duration::from_secs(15))
+        .expect("refused ffmpeg exits");
     assert!(!status.success(), "plain RTMP on the TLS port must fail");
-    let log = wait_log(&server, "plain RTMP on the TLS port", Duration::from_secs(5));
-    assert!(log.contains("RTMPS connection refused peer=127.0.0.1:"), "{log}");
+    let log = wait_log(
+        &server,
+        "plain RTMP on the TLS port",
+        Duration::from_secs(5),
+    );
+    assert!(
+        log.contains("RTMPS connection refused peer=127.0.0.1:"),
+        "{log}"
+    );
 
     // Bytes that are neither TLS nor RTMP: closed by the TLS handshake.
     let mut garbage = TcpStream::connect(("127.0.0.1", server.rtmps_port)).unwrap();
@@ -102,11 +120,18 @@ fn plain_rtmp_garbage_and_silence_on_the_tls_port_are_refused_while_rtmp_keeps_p
     // A client that connects and says nothing: closed after the handshake timeout.
     let mut silent = TcpStream::connect(("127.0.0.1", server.rtmps_port)).unwrap();
     assert!(closed(&mut silent), "a silent client must be closed");
-    let log = wait_log(&server, "TLS handshake not completed", Duration::from_secs(5));
+    let log = wait_log(
+        &server,
+        "TLS handshake not completed",
+        Duration::from_secs(5),
+    );
     assert!(log.contains("TLS handshake failed"), "{log}");
 
     let name = "cuecast_rtmps_handshake_failures_total";
-    assert_eq!(metric(&server, &format!("{name}{{reason=\"plain_rtmp\"}}")), 1);
+    assert_eq!(
+        metric(&server, &format!("{name}{{reason=\"plain_rtmp\"}}")),
+        1
+    );
     assert_eq!(metric(&server, &format!("{name}{{reason=\"tls\"}}")), 1);
     assert_eq!(metric(&server, &format!("{name}{{reason=\"timeout\"}}")), 1);
     assert!(!log.contains("panicked"), "{log}");
@@ -143,7 +168,9 @@ fn closed(stream: &mut TcpStream) -> bool {
 fn wrong_key_over_rtmps_is_refused_as_over_rtmp() {
     let server = Server::start();
     let mut wrong = Publisher::ffmpeg(&server.rtmps_url("not-a-key"), 5);
-    let status = wrong.wait(Duration::from_secs(15)).expect("refused ffmpeg exits");
+    let status = wrong
+        .wait(Duration::from_secs(15))
+        .expect("refused ffmpeg exits");
     assert!(!status.success(), "an unknown key must be refused");
     let log = wait_log(&server, "unknown stream key", Duration::from_secs(5));
     assert!(log.contains("RTMP publish refused"), "{log}");
@@ -199,7 +226,9 @@ fn a_configured_certificate_is_the_one_presented() {
     let name = rustls::pki_types::ServerName::try_from("rtmps.test").unwrap();
     let mut client = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let mut socket = TcpStream::connect(("127.0.0.1", server.rtmps_port)).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     while client.is_handshaking() {
         client
             .complete_io(&mut socket)

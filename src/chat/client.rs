@@ -17,8 +17,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::tls::sha256;
 use super::proto::{self, ClientMsg, CloseCode, ServerMsg};
+use crate::tls::sha256;
 
 /// Largest frame the client accepts from the server.
 pub const MAX_SERVER_FRAME: usize = 4 << 20;

@@ -130,8 +130,13 @@ impl TlsConfig {
             return tls::load(&self.cert_file, &self.key_file).map_err(TlsError::Certificate);
         }
         let names = self.dev_names();
-        let issued = tls::generate(&names, "cuecast rtmps (development)", now_s, DEV_CERT_VALIDITY)
-            .map_err(TlsError::Certificate)?;
+        let issued = tls::generate(
+            &names,
+            "cuecast rtmps (development)",
+            now_s,
+            DEV_CERT_VALIDITY,
+        )
+        .map_err(TlsError::Certificate)?;
         tracing::warn!(
             names = ?names,
             sha256 = %tls::hex(&issued.sha256),
@@ -200,7 +205,10 @@ mod tests {
             (|c| c.handshake_timeout_s = 0.0, "handshake_timeout_s"),
             (|c| c.cert_file = "/etc/c.pem".into(), "key_file"),
             (|c| c.dev_cert_names.clear(), "dev_cert_names"),
-            (|c| c.dev_cert_names.push("bad name\u{e9}".into()), "dev_cert_names[2]"),
+            (
+                |c| c.dev_cert_names.push("bad name\u{e9}".into()),
+                "dev_cert_names[2]",
+            ),
         ];
         for (change, key) in cases {
             let mut bad = config();
@@ -218,7 +226,10 @@ mod tests {
         assert_eq!(c.dev_names(), ["localhost", "127.0.0.1"]);
         c.listen = "127.0.0.1:0".parse().unwrap();
         assert_eq!(c.dev_names(), ["localhost", "127.0.0.1"]);
-        assert!(c.describe().contains("development certificate for localhost"));
+        assert!(
+            c.describe()
+                .contains("development certificate for localhost")
+        );
         c.enabled = false;
         assert_eq!(c.describe(), "rtmps: off");
     }
