@@ -201,7 +201,8 @@ mod tests {
     #[test]
     fn tls_errors_name_the_key() {
         assert_eq!(config().validate(), Ok(()));
-        let cases: [(fn(&mut TlsConfig), &str); 4] = [
+        type Change = fn(&mut TlsConfig);
+        let cases: [(Change, &str); 4] = [
             (|c| c.handshake_timeout_s = 0.0, "handshake_timeout_s"),
             (|c| c.cert_file = "/etc/c.pem".into(), "key_file"),
             (|c| c.dev_cert_names.clear(), "dev_cert_names"),
@@ -239,7 +240,7 @@ mod tests {
         let mut c = config();
         c.cert_file = "/nonexistent/rtmps.crt".into();
         c.key_file = "/nonexistent/rtmps.key".into();
-        let err = c.settings(0).err().expect("missing files");
+        let err = c.settings(0).expect_err("missing files");
         assert!(err.to_string().contains("/nonexistent/rtmps.crt"), "{err}");
     }
 }
