@@ -267,6 +267,13 @@ pub async fn serve(
                     };
                     match handshake {
                         Ok(stream) => {
+                            let tls = stream.get_ref().1;
+                            tracing::debug!(
+                                %peer,
+                                version = ?tls.protocol_version(),
+                                cipher = ?tls.negotiated_cipher_suite().map(|c| c.suite()),
+                                "RTMPS handshake completed"
+                            );
                             run_connection(stream, peer, "rtmps", settings, ctx, shutdown).await;
                         }
                         Err(refusal) => {
