@@ -1,6 +1,6 @@
 # cuecast container image.
 #   docker build -t cuecast .
-#   docker run -p 1935:1935 -p 8080:8080 -p 8890:8890/udp -p 4433:4433/udp -v cuecast-data:/var/lib/cuecast cuecast
+#   docker run -p 1935:1935 -p 1936:1936 -p 8080:8080 -p 8890:8890/udp -p 4433:4433/udp -v cuecast-data:/var/lib/cuecast cuecast
 # Package lists are kept in step with .ci/setup (DEB_BUILD / DEB_RUNTIME).
 
 FROM rust:1.95-bookworm AS builder

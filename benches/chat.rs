@@ -57,6 +57,7 @@ fn start_server(batch_ms: u64, phases: u64) -> ServerProcess {
         .env("RUST_LOG", "warn,cuecast::listen=info")
         .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
         .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_RTMPS_ENABLED", "false")
         .env("CUECAST_SRT_ENABLED", "false")
         .env("CUECAST_CHAT_LISTEN", "127.0.0.1:0")
         .env("CUECAST_SERVER_DATA_DIR", dir.path())

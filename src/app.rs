@@ -32,6 +32,8 @@ const ENDLIST_LINGER: Duration = Duration::from_secs(1);
 pub struct App {
     /// Where RTMP listens.
     pub rtmp_addr: SocketAddr,
+    /// Where RTMPS listens, when enabled.
+    pub rtmps_addr: Option<SocketAddr>,
     /// Where HTTP listens.
     pub http_addr: SocketAddr,
     /// Where SRT listens (UDP), when enabled.
@@ -101,7 +103,9 @@ impl App {
             Arc::new(media),
             Arc::clone(&metrics),
         );
-        let ingest = Ingest::start(&config.rtmp, srt, Arc::new(ctx), shutdown.clone()).await?;
+        let rtmps = config.rtmps.settings(chrono::Utc::now().timestamp())?;
+        let ctx = Arc::new(ctx);
+        let ingest = Ingest::start(&config.rtmp, rtmps, srt, ctx, shutdown.clone()).await?;
         spawn_sweep(Arc::clone(&registry), shutdown.clone());
 
         let users = Users::open(store.clone(), config.users.settings());
@@ -151,6 +155,7 @@ impl App {
         ingest.log_publish_urls(&config.rtmp.app, http_addr);
         Ok(App {
             rtmp_addr,
+            rtmps_addr: ingest.rtmps_addr,
             http_addr,
             srt_addr,
             chat_addr: chat.as_ref().map(|c| c.addr),

@@ -73,6 +73,8 @@ pub struct Config {
     pub ingest: ingest::Config,
     /// RTMP ingest.
     pub rtmp: ingest::rtmp::Config,
+    /// RTMP over TLS.
+    pub rtmps: ingest::rtmp::TlsConfig,
     /// SRT ingest.
     pub srt: ingest::srt::Config,
     /// HTTP server.
@@ -170,6 +172,7 @@ impl Config {
             ("server", self.server.validate()),
             ("ingest", self.ingest.validate()),
             ("rtmp", self.rtmp.validate()),
+            ("rtmps", self.rtmps.validate()),
             ("srt", self.srt.validate()),
             ("api", self.api.validate()),
             ("hls", self.hls.validate()),
@@ -532,6 +535,33 @@ mod tests {
             ),
             ("CUECAST_CHAT_MAX_FRAME_BYTES", "10", "chat.max_frame_bytes"),
             ("CUECAST_USERS_TOKEN_TTL_S", "1", "users.token_ttl_s"),
+        ] {
+            let err = Config::load(None, vec![(var.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn rtmps_keys_are_validated_under_their_section() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert!(config.rtmps.enabled);
+        assert_eq!(config.rtmps.listen.to_string(), "0.0.0.0:1936");
+        assert_eq!(config.rtmp.listen.ip(), config.rtmps.listen.ip());
+        for (var, value, key) in [
+            (
+                "CUECAST_RTMPS_HANDSHAKE_TIMEOUT_S",
+                "0",
+                "rtmps.handshake_timeout_s",
+            ),
+            ("CUECAST_RTMPS_CERT_FILE", "/etc/cert.pem", "rtmps.key_file"),
+            ("CUECAST_RTMPS_LISTEN", "nowhere", "rtmps.listen"),
+            (
+                "CUECAST_RTMPS_DEV_CERT_NAMES",
+                "[\"localhost\", \"caf\u{e9}\"]",
+                "rtmps.dev_cert_names[1]",
+            ),
         ] {
             let err = Config::load(None, vec![(var.to_string(), value.to_string())])
                 .unwrap_err()

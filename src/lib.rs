@@ -21,6 +21,7 @@ pub mod media;
 pub mod metrics;
 pub mod setting;
 pub mod store;
+pub mod tls;
 pub mod users;
 
 #[cfg(test)]

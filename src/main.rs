@@ -120,7 +120,16 @@ fn main() -> ExitCode {
         }
     };
     if !serve {
+        // Configured certificate files are read now, so a bad one fails here and not at start.
+        if config.rtmps.enabled
+            && !config.rtmps.is_development()
+            && let Err(err) = config.rtmps.certificate(0)
+        {
+            eprintln!("cuecast: configuration error: {err}");
+            return ExitCode::from(2);
+        }
         println!("configuration is valid: {} stream(s)", config.streams.len());
+        println!("{}", config.rtmps.describe());
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Runtime::new() {

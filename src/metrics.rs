@@ -93,6 +93,13 @@ pub struct Metrics {
     pub srt_rejected: AtomicU64,
     /// Publishes that continued a stream after its publisher was lost (reconnect within grace).
     pub publishes_resumed: AtomicU64,
+    /// Connections to the RTMPS port that sent plain RTMP.
+    pub rtmps_refused_plain_rtmp: AtomicU64,
+    /// Connections to the RTMPS port that did not finish the TLS handshake in time.
+    pub rtmps_refused_timeout: AtomicU64,
+    /// Connections to the RTMPS port whose TLS handshake failed (not TLS, no common version or
+    /// cipher, a client that refused the certificate).
+    pub rtmps_refused_tls: AtomicU64,
 }
 
 impl Metrics {
@@ -167,6 +174,21 @@ impl Metrics {
             );
         }
         {
+            let name = "cuecast_rtmps_handshake_failures_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Connections to the RTMPS port closed before RTMP started, by reason.\n# TYPE {name} counter"
+            );
+            for (reason, value) in [
+                ("plain_rtmp", &self.rtmps_refused_plain_rtmp),
+                ("timeout", &self.rtmps_refused_timeout),
+                ("tls", &self.rtmps_refused_tls),
+            ] {
+                let value = value.load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {value}");
+            }
+        }
+        {
             let lags = self.rung_lag.lock().unwrap_or_else(|e| e.into_inner());
             if !lags.is_empty() {
                 let name = "cuecast_ladder_lag_seconds";
@@ -223,6 +245,21 @@ mod tests {
             "# TYPE cuecast_rtmp_connections_total counter\ncuecast_rtmp_connections_total 2\n"
         ));
         assert!(text.contains("cuecast_live_streams 1\n"));
+    }
+
+    #[test]
+    fn rtmps_refusals_by_reason() {
+        let metrics = Metrics::default();
+        metrics
+            .rtmps_refused_plain_rtmp
+            .fetch_add(3, Ordering::Relaxed);
+        metrics.rtmps_refused_tls.fetch_add(1, Ordering::Relaxed);
+        let text = metrics.render(&[]);
+        let name = "cuecast_rtmps_handshake_failures_total";
+        assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
+        assert!(text.contains(&format!("{name}{{reason=\"plain_rtmp\"}} 3\n")));
+        assert!(text.contains(&format!("{name}{{reason=\"timeout\"}} 0\n")));
+        assert!(text.contains(&format!("{name}{{reason=\"tls\"}} 1\n")));
     }
 
     #[test]

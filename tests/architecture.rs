@@ -16,19 +16,24 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
     ("store", &[]),
     ("setting", &[]),
+    ("tls", &[]),
     ("testing", &[]),
     ("users", &["store", "setting"]),
     ("hls", &["users", "store", "metrics", "setting"]),
     ("media", &["hls", "users", "store", "metrics", "setting"]),
     (
         "ingest",
-        &["media", "hls", "users", "store", "metrics", "setting"],
+        &[
+            "media", "hls", "users", "store", "metrics", "setting", "tls",
+        ],
     ),
     ("commerce", &["hls", "users", "store", "metrics", "setting"]),
     ("cues", &["hls", "store", "commerce", "metrics", "setting"]),
     (
         "chat",
-        &["users", "store", "hls", "commerce", "metrics", "setting"],
+        &[
+            "users", "store", "hls", "commerce", "metrics", "setting", "tls",
+        ],
     ),
     (
         "http",

@@ -1178,7 +1178,7 @@ fn operator_certificate_is_served_and_the_cli_verifies_it_with_a_ca_file() {
     let port = rt.block_on(async {
         let chat = Chat::of(&server).await;
         // The published hash is the operator leaf's.
-        assert_eq!(chat.pins, [cuecast::chat::cert::sha256(leaf.der())]);
+        assert_eq!(chat.pins, [cuecast::tls::sha256(leaf.der())]);
         // A client trusting the CA (not a pin) gets in.
         let trust = client::load_ca(&ca).unwrap();
         let conn = client::connect(&chat.endpoint, chat.addr, "localhost", &trust)

@@ -14,6 +14,7 @@ fn serve_with_pipelines(dir: &std::path::Path) -> std::process::Output {
         .arg("serve")
         .env("CUECAST_MEDIA_PIPELINES_DIR", dir)
         .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_RTMPS_LISTEN", "127.0.0.1:0")
         .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
         .env("CUECAST_SRT_LISTEN", "127.0.0.1:0")
         .env("CUECAST_SERVER_DATA_DIR", dir.join("data"))
@@ -62,6 +63,45 @@ fn default_config_is_valid() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn check_config_reports_the_rtmps_listener_and_reads_its_certificate() {
+    let output = cuecast().arg("check-config").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("rtmps: 0.0.0.0:1936 with a self-signed development certificate for localhost, 127.0.0.1, ::1"),
+        "{stdout}"
+    );
+    let output = cuecast()
+        .arg("check-config")
+        .env("CUECAST_RTMPS_ENABLED", "false")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("rtmps: off"));
+
+    // Configured files are read: a missing one fails naming the key and the file.
+    let output = cuecast()
+        .arg("check-config")
+        .env("CUECAST_RTMPS_CERT_FILE", "/nonexistent/fullchain.pem")
+        .env("CUECAST_RTMPS_KEY_FILE", "/nonexistent/privkey.pem")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("rtmps.cert_file") && stderr.contains("/nonexistent/fullchain.pem"),
+        "{stderr}"
+    );
+    // Only one of the pair.
+    let output = cuecast()
+        .arg("check-config")
+        .env("CUECAST_RTMPS_CERT_FILE", "/etc/fullchain.pem")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("rtmps.key_file"), "{stderr}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Continuity across publisher reconnects (RTMP and SRT): a publisher killed and restarted within
+//! Continuity across publisher reconnects (RTMP, RTMPS and SRT): a publisher killed and restarted within
 //! the grace period continues the same HLS session — MSNs go on, an EXT-X-DISCONTINUITY (with a
 //! new EXT-X-MAP when the resolution changed) marks the seam, every URL listed before stays
 //! fetchable, timestamps stay monotonic — and the stream ends (EXT-X-ENDLIST) when nobody comes
@@ -170,6 +170,23 @@ fn rtmp_reconnect_within_grace_continues_then_grace_expiry_ends() {
     wait_for(&url, Duration::from_secs(10), |t| {
         t.contains("#EXT-X-ENDLIST")
     });
+}
+
+#[test]
+fn an_rtmp_publisher_that_comes_back_over_rtmps_continues_the_session() {
+    let server = Server::start_with(&[
+        ("CUECAST_INGEST_RECONNECT_GRACE_S", "8"),
+        ("CUECAST_HLS_WINDOW_S", "120"),
+    ]);
+    let (rtmp, rtmps) = (server.rtmp_url("demo-key"), server.rtmps_url("demo-key"));
+    // First over plain RTMP (640x360), back over TLS (1280x720).
+    reconnect_continues_the_session(&server, &|size| {
+        let url = if size == "640x360" { &rtmp } else { &rtmps };
+        Publisher::ffmpeg_args(url, 120, size)
+    });
+    let log = server.log();
+    assert!(log.contains("RTMPS publish started"), "{log}");
+    assert!(log.contains("resumed=true"), "{log}");
 }
 
 #[test]

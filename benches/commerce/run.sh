@@ -96,7 +96,7 @@ PY
 
 # 2. Serve the imported catalog; shows through the API.
 t0=$(now)
-CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
+CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_SRT_ENABLED=false \
   CUECAST_CHAT_ENABLED=false CUECAST_MEDIA_LADDER='[]' CUECAST_SERVER_DATA_DIR="$work/data" \
   RUST_LOG=warn,cuecast::listen=info "$bin" serve 2>"$work/server.log" &
 server=$!

@@ -25,7 +25,7 @@ cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --re
 duration=$(python3 -c "print(int($WARMUP_S + $CUES * ($INTERVAL_S + 0.6) + 30))")
 # A window long enough to keep every cue's segment fetchable for the emsg check; rate above the
 # POST pace so no request is refused.
-CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
+CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
   CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_HLS_WINDOW_S=$((duration + 60)) \
   CUECAST_CUES_RATE_PER_S=50 CUECAST_MEDIA_LADDER="[]" RUST_LOG=warn,cuecast::listen=info \
   "$root/target/release/cuecast" serve 2>"$work/server.log" &

@@ -208,7 +208,7 @@ run_case() {   # $1 = server, $2 = N
       streams+="${streams:+,}{name=\"s$i\",key=\"$KEY_PREFIX$i\"}"
     done
     CUECAST_STREAMS="[$streams]" \
-    CUECAST_RTMP_LISTEN="127.0.0.1:$rtmp_port" \
+    CUECAST_RTMP_LISTEN="127.0.0.1:$rtmp_port" CUECAST_RTMPS_ENABLED=false \
     CUECAST_SRT_ENABLED=false \
     CUECAST_HTTP_LISTEN="127.0.0.1:$http_port" \
     CUECAST_SERVER_DATA_DIR="$data" \

@@ -28,7 +28,7 @@ cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --re
 csv=$(instacart_csv)
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
+CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_SRT_ENABLED=false \
   CUECAST_CHAT_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn,cuecast::listen=info \
   CUECAST_EVENTS_RATE_PER_CLIENT_PER_S=1000000000 CUECAST_EVENTS_RATE_BURST_EVENTS=1000000000 \
   "$root/target/release/cuecast" serve 2>"$work/server.log" &

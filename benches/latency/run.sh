@@ -47,7 +47,7 @@ echo "| publisher | ingest→part p50 | p90 | p99 | frames | hls.js PDT latency 
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for variant in $VARIANTS; do
   file=$(clip "$variant")
-  CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
+  CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
     CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn,cuecast::listen=info CUECAST_MEDIA_LADDER='[]' \
     "$root/target/release/cuecast" serve 2>"$work/server-$variant.log" &
   server=$!; pids+=("$server")

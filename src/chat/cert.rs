@@ -7,142 +7,28 @@
 //! keeps working across a rotation. New connections get the new certificate through a rustls
 //! certificate resolver; open connections are unaffected.
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rustls::crypto::ring::sign::any_supported_type;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use crate::tls::{self, hex};
+pub use crate::tls::{CertError, Issued};
+
 /// Longest validity Chromium accepts for `serverCertificateHashes`.
 pub const MAX_DEV_VALIDITY: Duration = Duration::from_secs(14 * 24 * 3600);
-/// Validity backdating, for clients with slightly slow clocks.
-const BACKDATE: Duration = Duration::from_secs(3600);
 /// Rotation happens this long before the half-life of the next certificate.
 const ROTATE_MARGIN: Duration = Duration::from_secs(3600);
 
-/// Why certificates could not be made or loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum CertError {
-    /// Reading a file.
-    #[error("{path}: {source}")]
-    Read {
-        /// File.
-        path: String,
-        /// Error.
-        source: std::io::Error,
-    },
-    /// PEM content.
-    #[error("{path}: {reason}")]
-    Pem {
-        /// File.
-        path: String,
-        /// Reason.
-        reason: String,
-    },
-    /// Generating.
-    #[error("generating the development certificate: {0}")]
-    Generate(#[from] rcgen::Error),
-    /// rustls refused the key.
-    #[error("unusable key: {0}")]
-    Key(#[from] rustls::Error),
-}
-
-/// One certificate with its key.
-#[derive(Debug, Clone)]
-pub struct Issued {
-    /// rustls form.
-    pub key: Arc<CertifiedKey>,
-    /// SHA-256 of the leaf DER.
-    pub sha256: [u8; 32],
-    /// Validity start, Unix seconds (None for operator certificates).
-    pub not_before: Option<i64>,
-    /// Validity end, Unix seconds (None for operator certificates).
-    pub not_after: Option<i64>,
-    /// The leaf in PEM (for clients that pin by CA file).
-    pub pem: String,
-}
-
-/// SHA-256 of a DER certificate.
-pub fn sha256(der: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Makes a development certificate valid from `now_s - 1 h` for `validity` (capped at 14 days).
+/// Makes a chat development certificate valid from `now_s - 1 h` for `validity` (capped at 14
+/// days, the longest browsers accept for `serverCertificateHashes`).
 pub fn generate(names: &[String], now_s: i64, validity: Duration) -> Result<Issued, CertError> {
-    let validity = validity.min(MAX_DEV_VALIDITY);
-    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
-    let start = now_s - BACKDATE.as_secs() as i64;
     // The whole span from not_before to not_after must stay within the 14 days.
-    let end = start + validity.as_secs() as i64;
-    params.not_before =
-        time::OffsetDateTime::from_unix_timestamp(start).map_err(|_| rcgen::Error::Time)?;
-    params.not_after =
-        time::OffsetDateTime::from_unix_timestamp(end).map_err(|_| rcgen::Error::Time)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "cuecast chat (development)");
-    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.self_signed(&key_pair)?;
-    let der = cert.der().clone();
-    let key_der = PrivateKeyDer::try_from(key_pair.serialize_der())
-        .map_err(|reason| rustls::Error::General(reason.to_string()))?;
-    let signing = any_supported_type(&key_der)?;
-    Ok(Issued {
-        sha256: sha256(&der),
-        pem: cert.pem(),
-        key: Arc::new(CertifiedKey::new(vec![der], signing)),
-        not_before: Some(start),
-        not_after: Some(end),
-    })
-}
-
-/// Loads an operator's PEM chain and key.
-pub fn load(cert_path: &Path, key_path: &Path) -> Result<Issued, CertError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| CertError::Read {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let cert_pem = read(cert_path)?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| CertError::Pem {
-            path: cert_path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    let Some(leaf) = chain.first() else {
-        return Err(CertError::Pem {
-            path: cert_path.display().to_string(),
-            reason: "no CERTIFICATE in the file".into(),
-        });
-    };
-    let key = PrivateKeyDer::from_pem_slice(&read(key_path)?).map_err(|e| CertError::Pem {
-        path: key_path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let signing = any_supported_type(&key)?;
-    Ok(Issued {
-        sha256: sha256(leaf),
-        pem: String::from_utf8_lossy(&cert_pem).into_owned(),
-        key: Arc::new(CertifiedKey::new(chain, signing)),
-        not_before: None,
-        not_after: None,
-    })
+    let validity = validity.min(MAX_DEV_VALIDITY);
+    tls::generate(names, "cuecast chat (development)", now_s, validity)
 }
 
 /// Rotation state of the development certificate (pure: time is passed in).
@@ -292,7 +178,7 @@ mod tests {
         let der = &issued.key.cert[0];
         let p256_oid = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
         assert!(der.windows(p256_oid.len()).any(|w| w == p256_oid));
-        assert_eq!(issued.sha256, sha256(der));
+        assert_eq!(issued.sha256, tls::sha256(der));
     }
 
     #[test]
@@ -334,19 +220,5 @@ mod tests {
             next,
             "new connections get the next certificate"
         );
-    }
-
-    #[test]
-    fn operator_files_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["chat.example".to_string()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(dir.path().join("c.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("k.pem"), key.serialize_pem()).unwrap();
-        let issued = load(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
-        assert_eq!(issued.sha256, sha256(cert.der()));
-        let err = load(&dir.path().join("k.pem"), &dir.path().join("k.pem")).unwrap_err();
-        assert!(err.to_string().contains("no CERTIFICATE"), "{err}");
     }
 }

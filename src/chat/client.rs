@@ -17,8 +17,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use super::cert::sha256;
 use super::proto::{self, ClientMsg, CloseCode, ServerMsg};
+use crate::tls::sha256;
 
 /// Largest frame the client accepts from the server.
 pub const MAX_SERVER_FRAME: usize = 4 << 20;
@@ -466,7 +466,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::cert::hex;
+    use crate::tls::hex;
 
     #[test]
     fn hex_pins_round_trip() {

@@ -71,7 +71,7 @@ impl ChatService {
             ))
         } else {
             CertSource::Static(
-                cert::load(&config.cert_file, &config.key_file)
+                crate::tls::load(&config.cert_file, &config.key_file)
                     .context("chat.cert_file / chat.key_file")?,
             )
         };
@@ -124,7 +124,7 @@ impl ChatService {
                 tokio::select! {
                     _ = interval.tick() => {
                         match rotate_certs.tick(chrono::Utc::now().timestamp()) {
-                            Ok(true) => tracing::info!(sha256 = %cert::hex(&rotate_certs.current().sha256), "chat development certificate rotated"),
+                            Ok(true) => tracing::info!(sha256 = %crate::tls::hex(&rotate_certs.current().sha256), "chat development certificate rotated"),
                             Ok(false) => {}
                             Err(err) => tracing::error!(error = %err, "chat certificate rotation failed"),
                         }
@@ -143,7 +143,7 @@ impl ChatService {
         ));
         tracing::info!(
             %addr,
-            sha256 = %cert::hex(&certs.current().sha256),
+            sha256 = %crate::tls::hex(&certs.current().sha256),
             development_cert = matches!(*certs, CertSource::Dev(_)),
             "chat is serving (ALPN cuecast-chat/1 and WebTransport at {})",
             server::WEBTRANSPORT_PATH

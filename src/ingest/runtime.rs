@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::IngestContext;
+use super::rtmp::tls::TlsSettings;
 use super::rtmp::{self, server as rtmp_server};
 use super::srt::SrtSettings;
 use super::srt::server::{self as srt_server, SrtListener};
@@ -33,6 +34,17 @@ pub enum IngestError {
     /// The bound RTMP socket could not be handed to the ingest runtime.
     #[error("rtmp.listen: cannot use the bound socket")]
     RtmpSocket(#[source] std::io::Error),
+    /// The RTMPS listen address could not be bound.
+    #[error("rtmps.listen: cannot bind {addr}")]
+    RtmpsBind {
+        /// `rtmps.listen`.
+        addr: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// The bound RTMPS socket could not be handed to the ingest runtime.
+    #[error("rtmps.listen: cannot use the bound socket")]
+    RtmpsSocket(#[source] std::io::Error),
     /// The SRT listener could not be set up.
     #[error("srt.listen: {0}")]
     Srt(String),
@@ -45,6 +57,8 @@ pub enum IngestError {
 pub struct Ingest {
     /// Where RTMP listens.
     pub rtmp_addr: SocketAddr,
+    /// Where RTMPS listens, when enabled.
+    pub rtmps_addr: Option<SocketAddr>,
     /// Where SRT listens (UDP), when enabled.
     pub srt_addr: Option<SocketAddr>,
     tasks: TaskTracker,
@@ -52,10 +66,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Binds RTMP (and SRT when `srt` is set), then serves both on the ingest thread until
-    /// `shutdown` is cancelled.
+    /// Binds RTMP (and RTMPS when `rtmps` is set, SRT when `srt` is set), then serves them on
+    /// the ingest thread until `shutdown` is cancelled.
     pub async fn start(
         rtmp: &rtmp::Config,
+        rtmps: Option<TlsSettings>,
         srt: Option<SrtSettings>,
         ctx: Arc<IngestContext>,
         shutdown: CancellationToken,
@@ -69,6 +84,19 @@ impl Ingest {
                 })?;
         let rtmp_addr = listener.local_addr().map_err(IngestError::RtmpSocket)?;
         let listener = listener.into_std().map_err(IngestError::RtmpSocket)?;
+        let rtmps = match rtmps {
+            Some(tls) => {
+                let addr = tls.listen;
+                let bound = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| IngestError::RtmpsBind { addr, source })?;
+                let local = bound.local_addr().map_err(IngestError::RtmpsSocket)?;
+                let bound = bound.into_std().map_err(IngestError::RtmpsSocket)?;
+                Some((bound, local, Arc::new(tls)))
+            }
+            None => None,
+        };
+        let rtmps_addr = rtmps.as_ref().map(|(_, addr, _)| *addr);
         let srt = match srt {
             Some(settings) => {
                 let settings = Arc::new(settings);
@@ -113,14 +141,29 @@ impl Ingest {
                         }
                         None => None,
                     };
+                    let accept_tls = match rtmps {
+                        Some((listener, _, tls)) => Some(tracker.spawn(rtmp_server::serve(
+                            TcpListener::from_std(listener)?,
+                            Arc::clone(&rtmp),
+                            Some(tls),
+                            Arc::clone(&ctx),
+                            shutdown.clone(),
+                            tracker.clone(),
+                        ))),
+                        None => None,
+                    };
                     let accept = tracker.spawn(rtmp_server::serve(
                         listener,
                         rtmp,
+                        None,
                         ctx,
                         shutdown,
                         tracker.clone(),
                     ));
                     let _ = accept.await;
+                    if let Some(accept_tls) = accept_tls {
+                        let _ = accept_tls.await;
+                    }
                     if let Some(thread) = srt_thread {
                         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
                     }
@@ -134,6 +177,7 @@ impl Ingest {
             .map_err(IngestError::Thread)?;
         Ok(Ingest {
             rtmp_addr,
+            rtmps_addr,
             srt_addr,
             tasks,
             thread,
@@ -146,6 +190,12 @@ impl Ingest {
             tracing::info!(
                 "publish over SRT: srt://HOST:{}?streamid=publish:{app}/<key> (or #!::r={app}/<key>,m=publish)",
                 addr.port(),
+            );
+        }
+        if let Some(addr) = self.rtmps_addr {
+            tracing::info!(
+                "publish over TLS: rtmps://HOST:{}/{app} with a stream key",
+                addr.port()
             );
         }
         tracing::info!(

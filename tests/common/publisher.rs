@@ -14,7 +14,8 @@ pub struct Publisher {
 
 impl Publisher {
     /// ffmpeg publishing as OBS does: H.264 high, 2 s keyframe interval, AAC 48 kHz stereo,
-    /// real-time (`-re`), for `seconds`.
+    /// real-time (`-re`), for `seconds`. An `rtmps://` URL publishes over TLS without verifying
+    /// the server's certificate (`-tls_verify 0`, for the development certificate).
     pub fn ffmpeg(url: &str, seconds: u32) -> Publisher {
         Publisher::ffmpeg_args(url, seconds, "640x360")
     }
@@ -27,9 +28,13 @@ impl Publisher {
              -f lavfi -i testsrc2=size={size}:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
              -t {seconds} -c:v libx264 -profile:v high -preset veryfast -pix_fmt yuv420p \
              -g 60 -keyint_min 60 -sc_threshold 0 -bf 2 -b:v 800k \
-             -c:a aac -ar 48000 -ac 2 -b:a 128k -f flv {url}"
+             -c:a aac -ar 48000 -ac 2 -b:a 128k -f flv"
         );
-        let args: Vec<String> = args.split_whitespace().map(str::to_string).collect();
+        let mut args: Vec<String> = args.split_whitespace().map(str::to_string).collect();
+        if url.starts_with("rtmps://") {
+            args.extend(["-tls_verify".to_string(), "0".to_string()]);
+        }
+        args.push(url.to_string());
         Publisher::spawn("ffmpeg", &args)
     }
 

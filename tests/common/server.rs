@@ -13,6 +13,8 @@ pub struct Server {
     child: Child,
     /// TCP port of the RTMP listener.
     pub rtmp_port: u16,
+    /// TCP port of the RTMPS listener (0 when RTMPS is disabled).
+    pub rtmps_port: u16,
     /// TCP port of the HTTP origin and API.
     pub http_port: u16,
     /// UDP port of the SRT listener (0 when SRT is disabled).
@@ -76,6 +78,7 @@ impl Server {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("RUST_LOG", "info,cuecast=debug")
             .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
+            .env("CUECAST_RTMPS_LISTEN", "127.0.0.1:0")
             .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
             .env("CUECAST_SRT_LISTEN", "127.0.0.1:0")
             .env("CUECAST_CHAT_LISTEN", "127.0.0.1:0")
@@ -92,6 +95,9 @@ impl Server {
         }
         let disabled = |key: &str| env.iter().any(|(k, v)| *k == key && *v == "false");
         let mut listeners = vec!["rtmp", "http"];
+        if !disabled("CUECAST_RTMPS_ENABLED") {
+            listeners.push("rtmps");
+        }
         if !disabled("CUECAST_SRT_ENABLED") {
             listeners.push("srt");
         }
@@ -102,6 +108,7 @@ impl Server {
         let mut server = Server {
             child,
             rtmp_port: 0,
+            rtmps_port: 0,
             http_port: 0,
             srt_port: 0,
             chat_port: 0,
@@ -133,6 +140,7 @@ impl Server {
                 for (name, port) in listeners.iter().zip(ports.into_iter().flatten()) {
                     match *name {
                         "rtmp" => self.rtmp_port = port,
+                        "rtmps" => self.rtmps_port = port,
                         "http" => self.http_port = port,
                         "srt" => self.srt_port = port,
                         _ => self.chat_port = port,
@@ -160,6 +168,11 @@ impl Server {
     /// `rtmp://127.0.0.1:PORT/live/{key}`.
     pub fn rtmp_url(&self, key: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
+    }
+
+    /// `rtmps://127.0.0.1:PORT/live/{key}` (the TLS listener).
+    pub fn rtmps_url(&self, key: &str) -> String {
+        format!("rtmps://127.0.0.1:{}/live/{key}", self.rtmps_port)
     }
 
     /// `srt://127.0.0.1:PORT` (options go in the publisher's arguments).

@@ -77,6 +77,7 @@ def rtmp_seeds(cuecast, work):
     rtmp_port = free_port()
     env = dict(os.environ,
                CUECAST_RTMP_LISTEN=f"127.0.0.1:{rtmp_port}",
+               CUECAST_RTMPS_ENABLED="false",
                CUECAST_HTTP_LISTEN=f"127.0.0.1:{free_port()}",
                CUECAST_SRT_LISTEN=f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
                CUECAST_CHAT_LISTEN=f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}",

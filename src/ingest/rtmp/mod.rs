@@ -10,7 +10,8 @@
 //! encode per message type, [`amf0`] for command/data bodies) → [`session`] (the
 //! connect/createStream/publish state machine). Nothing here does I/O or reads a clock:
 //! the async driver ([`server`]) feeds bytes into [`ServerSession::handle_input`] and writes out
-//! [`ServerSession::poll_transmit`]. See `docs/rtmp.md` for the design notes.
+//! [`ServerSession::poll_transmit`]; over RTMPS it does so after [`tls`] has completed the TLS
+//! handshake. See `docs/rtmp.md` for the design notes.
 
 pub mod amf0;
 pub mod chunk;
@@ -20,8 +21,9 @@ pub mod handshake;
 pub mod message;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 pub use amf0::Amf0Error;
-pub use config::Config;
+pub use config::{Config, TlsConfig};
 pub use error::RtmpError;
 pub use session::{Event, ServerSession, SessionConfig};

@@ -1,18 +1,23 @@
-//! The RTMP listener: one task per connection driving the sans-IO [`ServerSession`] over a
-//! `TcpStream`, and turning its publish into a [`Publication`].
+//! The RTMP and RTMPS listeners: one task per connection driving the sans-IO
+//! [`ServerSession`] over a [`Transport`] (a `TcpStream`, or TLS over one after
+//! [`TlsSettings::accept`]), and turning its publish into a [`Publication`].
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use futures_util::FutureExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::tls::TlsSettings;
 use super::{Event, RtmpError, ServerSession, SessionConfig};
 use crate::ingest::flv::{FlvError, FlvUnpacker};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
@@ -100,6 +105,71 @@ fn next_tick(period: Duration) -> tokio::time::Instant {
     epoch + Duration::from_nanos(u64::try_from(ticks * period_ns).unwrap_or(u64::MAX))
 }
 
+/// A connection's byte stream as the RTMP session reads and writes it: plain TCP, or TLS over
+/// TCP. Everything above it — session, stream keys, limits, reconnects — is the same.
+pub trait Transport: AsyncWrite + Unpin + Send {
+    /// Reads what the peer sent (`Some(0)` at EOF, `None`: nothing during a batch period), as
+    /// [`read_some`] does for plain TCP.
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+        batch: Option<Duration>,
+    ) -> impl Future<Output = std::io::Result<Option<usize>>> + Send + 'a;
+}
+
+impl Transport for TcpStream {
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+        batch: Option<Duration>,
+    ) -> impl Future<Output = std::io::Result<Option<usize>>> + Send + 'a {
+        read_some(self, buf, batch)
+    }
+}
+
+impl Transport for TlsStream<TcpStream> {
+    fn read_some<'a>(
+        &'a mut self,
+        buf: &'a mut BytesMut,
+        batch: Option<Duration>,
+    ) -> impl Future<Output = std::io::Result<Option<usize>>> + Send + 'a {
+        read_tls(self, buf, batch)
+    }
+}
+
+/// [`read_some`] for TLS: without batching waits for decrypted data; with a batch period
+/// sleeps until the shared tick, then takes every record that has arrived without waiting.
+/// The socket keeps the default `SO_RCVLOWAT` (rustls reads through tokio's readiness, which a
+/// raised low-water mark would withhold), so arriving segments still wake the reactor, but not
+/// the connection's task. A peer that closes without TLS close_notify ends like a TCP EOF.
+async fn read_tls(
+    stream: &mut TlsStream<TcpStream>,
+    buf: &mut BytesMut,
+    batch: Option<Duration>,
+) -> std::io::Result<Option<usize>> {
+    let eof_is_end = |result: std::io::Result<usize>| match result {
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+        other => other,
+    };
+    let Some(period) = batch else {
+        return eof_is_end(stream.read_buf(buf).await).map(Some);
+    };
+    tokio::time::sleep_until(next_tick(period)).await;
+    let mut total = 0;
+    while buf.len() < buf.capacity() {
+        // One poll: what rustls holds or the socket has now; `None` would mean waiting.
+        match stream.read_buf(buf).now_or_never().map(eof_is_end) {
+            None => break,
+            Some(Ok(0)) if total == 0 => return Ok(Some(0)),
+            Some(Ok(0)) => break,
+            Some(Ok(n)) => total += n,
+            Some(Err(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Some(Err(err)) => return Err(err),
+        }
+    }
+    Ok((total > 0).then_some(total))
+}
+
 /// Why an RTMP connection ended with an error (logged as the reason).
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -138,19 +208,26 @@ pub struct RtmpSettings {
     pub read_batch: Option<Duration>,
 }
 
-/// Accepts RTMP connections until `shutdown`; connection tasks are tracked by `tasks`.
+/// Accepts RTMP connections until `shutdown` — RTMPS ones when `tls` is set: each completes
+/// its TLS handshake first, and one that does not is closed with one log line and counted.
+/// Connection tasks are tracked by `tasks`.
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<RtmpSettings>,
+    tls: Option<Arc<TlsSettings>>,
     ctx: Arc<IngestContext>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let protocol = if tls.is_some() { "rtmps" } else { "rtmp" };
     match listener.local_addr() {
+        Ok(addr) if tls.is_some() => {
+            tracing::info!(target: crate::setting::LISTEN_TARGET, rtmps = %addr, "listening")
+        }
         Ok(addr) => {
             tracing::info!(target: crate::setting::LISTEN_TARGET, rtmp = %addr, "listening")
         }
-        Err(error) => tracing::warn!(%error, "RTMP listener has no local address"),
+        Err(error) => tracing::warn!(%error, protocol, "listener has no local address"),
     }
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     loop {
@@ -161,38 +238,77 @@ pub async fn serve(
         let (socket, peer) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
-                tracing::warn!(error = %err, "RTMP accept failed");
+                tracing::warn!(error = %err, protocol, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::warn!(%peer, "RTMP connection refused: too many connections");
+            tracing::warn!(%peer, protocol, "connection refused: too many connections");
             continue;
         };
         let _ = socket.set_nodelay(true);
-        if settings.read_batch.is_some()
+        // TLS reads go through tokio's readiness, which a raised low-water mark would withhold.
+        if tls.is_none()
+            && settings.read_batch.is_some()
             && let Err(err) = set_batch_rcvlowat(&socket)
         {
             tracing::debug!(%peer, error = %err, "SO_RCVLOWAT not set; reads still batch");
         }
-        ctx.metrics.rtmp_connections.fetch_add(1, Ordering::Relaxed);
         let (settings, ctx, shutdown) = (Arc::clone(&settings), Arc::clone(&ctx), shutdown.clone());
+        let tls = tls.clone();
         tasks.spawn(async move {
-            let mut connection = Connection::new(peer, settings, ctx);
-            match connection.run(socket, shutdown).await {
-                Ok(()) => tracing::debug!(%peer, "RTMP connection closed"),
-                Err(reason) => {
-                    connection
-                        .ctx
-                        .metrics
-                        .rtmp_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%peer, %reason, "RTMP connection ended");
+            match tls {
+                None => run_connection(socket, peer, "rtmp", settings, ctx, shutdown).await,
+                Some(tls) => {
+                    let handshake = tokio::select! {
+                        handshake = tls.accept(socket) => handshake,
+                        () = shutdown.cancelled() => return,
+                    };
+                    match handshake {
+                        Ok(stream) => {
+                            let tls = stream.get_ref().1;
+                            tracing::debug!(
+                                %peer,
+                                version = ?tls.protocol_version(),
+                                cipher = ?tls.negotiated_cipher_suite().map(|c| c.suite()),
+                                "RTMPS handshake completed"
+                            );
+                            run_connection(stream, peer, "rtmps", settings, ctx, shutdown).await;
+                        }
+                        Err(refusal) => {
+                            refusal.count(&ctx.metrics);
+                            tracing::warn!(%peer, reason = %refusal, "RTMPS connection refused");
+                        }
+                    }
                 }
             }
             drop(permit);
         });
+    }
+}
+
+/// Runs one connection's RTMP session over `socket` to its end, and logs how it ended.
+async fn run_connection<S: Transport>(
+    socket: S,
+    peer: SocketAddr,
+    protocol: &'static str,
+    settings: Arc<RtmpSettings>,
+    ctx: Arc<IngestContext>,
+    shutdown: CancellationToken,
+) {
+    ctx.metrics.rtmp_connections.fetch_add(1, Ordering::Relaxed);
+    let mut connection = Connection::new(peer, protocol, settings, ctx);
+    match connection.run(socket, shutdown).await {
+        Ok(()) => tracing::debug!(%peer, protocol, "RTMP connection closed"),
+        Err(reason) => {
+            connection
+                .ctx
+                .metrics
+                .rtmp_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, protocol, %reason, "RTMP connection ended");
+        }
     }
 }
 
@@ -207,6 +323,8 @@ struct Publish {
 
 struct Connection {
     peer: SocketAddr,
+    /// `rtmp` or `rtmps`, as reported in `/api/streams`.
+    protocol: &'static str,
     settings: Arc<RtmpSettings>,
     ctx: Arc<IngestContext>,
     session: ServerSession,
@@ -214,12 +332,18 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(peer: SocketAddr, settings: Arc<RtmpSettings>, ctx: Arc<IngestContext>) -> Connection {
+    fn new(
+        peer: SocketAddr,
+        protocol: &'static str,
+        settings: Arc<RtmpSettings>,
+        ctx: Arc<IngestContext>,
+    ) -> Connection {
         let mut s1_random = [0u8; 1528];
         rand::Rng::fill(&mut rand::rng(), &mut s1_random[..]);
         let session = ServerSession::new(settings.session.clone(), s1_random);
         Connection {
             peer,
+            protocol,
             settings,
             ctx,
             session,
@@ -227,9 +351,9 @@ impl Connection {
         }
     }
 
-    async fn run(
+    async fn run<S: Transport>(
         &mut self,
-        mut socket: TcpStream,
+        mut socket: S,
         shutdown: CancellationToken,
     ) -> Result<(), ConnectionError> {
         let mut buf = BytesMut::with_capacity(READ_BUFFER);
@@ -250,7 +374,7 @@ impl Connection {
                 }
             };
             let read = tokio::select! {
-                read = read_some(&socket, &mut buf, self.settings.read_batch) => match read {
+                read = socket.read_some(&mut buf, self.settings.read_batch) => match read {
                     Ok(None) => continue,
                     Ok(Some(n)) => Ok(n),
                     Err(err) => Err(err),
@@ -307,11 +431,12 @@ impl Connection {
         result
     }
 
-    async fn flush(&mut self, socket: &mut TcpStream) -> std::io::Result<()> {
+    async fn flush<S: Transport>(&mut self, socket: &mut S) -> std::io::Result<()> {
         while let Some(bytes) = self.session.poll_transmit() {
             socket.write_all(&bytes).await?;
         }
-        Ok(())
+        // TLS holds written records until flushed (a no-op for TCP).
+        socket.flush().await
     }
 
     fn handle_event(&mut self, event: Event) -> Result<(), ConnectionError> {
@@ -415,7 +540,7 @@ impl Connection {
         };
         let info = PublisherInfo {
             peer: self.peer,
-            protocol: "rtmp",
+            protocol: self.protocol,
             since: Instant::now(),
         };
         let publication = match self.ctx.begin_publish(&name, info) {
