@@ -1,6 +1,7 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
-//! `shows.rs`, `catalog.rs`, `events.rs`), so the features do not depend on HTTP, and every admin route
+//! `shows.rs`, `catalog.rs`, `events.rs`, `recordings.rs`; the recordings' playback `/vod` is
+//! `hls::recording::vod`), so the features do not depend on HTTP, and every admin route
 //! checks the token in one place ([`auth::Admin`]).
 
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod chat;
 mod config;
 pub mod cues;
 pub mod events;
+pub mod recordings;
 mod server;
 pub mod shows;
 pub mod users;
@@ -25,6 +27,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::cues::service::CueService;
 use crate::hls::origin::{self, Origin};
+use crate::hls::recording::vod;
 use crate::ingest::{LiveSet, StreamKeys};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -58,6 +61,8 @@ pub struct ApiState {
     pub catalog: Arc<crate::commerce::Catalog>,
     /// Shopper events and show analytics (`/api/events`, `/api/shows/{id}/analytics`).
     pub events: events::EventsApi,
+    /// Recordings (`/api/recordings`, `/vod`); `None` when `recordings.enabled = false`.
+    pub recordings: Option<Arc<crate::hls::recording::Recorder>>,
 }
 
 /// Builds the whole HTTP router.
@@ -85,7 +90,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/streams", get(list_streams))
         .with_state(Arc::clone(&api));
-    Router::new()
+    let router = Router::new()
         .merge(origin::router(Arc::clone(&api.origin)))
         .merge(api_routes)
         .merge(cues::router(Arc::clone(&api)))
@@ -94,6 +99,12 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .merge(shows::router(Arc::clone(&api)))
         .merge(catalog::router(Arc::clone(&api)))
         .merge(events::router(Arc::clone(&api)))
+        .merge(recordings::router(Arc::clone(&api)));
+    let router = match &api.recordings {
+        Some(recorder) => router.merge(vod::router(Arc::clone(recorder))),
+        None => router,
+    };
+    router
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log

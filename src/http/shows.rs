@@ -21,7 +21,7 @@ use axum::routing::get;
 use super::ApiState;
 use super::auth::Caller;
 use super::cues::{ApiError, json, parse, read_body};
-use crate::commerce::shows::{Actor, ShowError, ShowRequest, State as ShowState};
+use crate::commerce::shows::{Actor, Show, ShowError, ShowRequest, State as ShowState};
 use crate::users::Capability;
 
 /// The show routes.
@@ -129,8 +129,10 @@ async fn list(
                 .is_none_or(|h| s.host == h.to_ascii_lowercase())
         })
         .filter(|s| query.get("stream").is_none_or(|name| s.stream == *name))
-        .map(|s| s.to_json())
+        .cloned()
         .collect();
+    let replays = super::recordings::replays(&api).await;
+    let shows: Vec<_> = shows.iter().map(|s| with_replay(s, &replays)).collect();
     Ok(json(StatusCode::OK, serde_json::json!({ "shows": shows })))
 }
 
@@ -139,7 +141,22 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let show = api.shows.get(&id).ok_or(ShowError::NotFound(id))?;
-    Ok(json(StatusCode::OK, show.to_json()))
+    let replays = super::recordings::replays(&api).await;
+    Ok(json(StatusCode::OK, with_replay(&show, &replays)))
+}
+
+/// The show's JSON with its `replay`: the recording of an ended show, else null.
+fn with_replay(show: &Show, replays: &HashMap<String, serde_json::Value>) -> serde_json::Value {
+    let mut value = show.to_json();
+    let replay = replays
+        .get(&show.id)
+        .filter(|_| show.status.state == ShowState::Ended)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("replay".into(), replay);
+    }
+    value
 }
 
 async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Response, ApiError> {
