@@ -374,6 +374,8 @@ fn a_publish_with_a_cue_is_recorded_byte_for_byte_and_replays_as_vod() {
 fn a_reconnect_within_the_grace_is_one_recording_and_a_publish_after_it_another() {
     let server = Server::start_with(&[
         ("CUECAST_INGEST_RECONNECT_GRACE_S", "5"),
+        // ffmpeg unpublishes cleanly at its end: hold the session for the grace as for a show.
+        ("CUECAST_SHOWS_HOLD_UNPUBLISH_WITHOUT_SHOW", "true"),
         ("CUECAST_CHAT_ENABLED", "false"),
         ("CUECAST_SRT_ENABLED", "false"),
     ]);

@@ -488,8 +488,6 @@ mod tests {
     use crate::hls::packager::Object;
     use crate::hls::playlist::ClientValue;
 
-    const SECOND: u64 = 1_000_000_000;
-
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 20, 0, 0)
             .single()
