@@ -218,10 +218,10 @@ fn a_publish_with_a_cue_is_recorded_byte_for_byte_and_replays_as_vod() {
             continue;
         }
         for uri in segment_uris(&String::from_utf8_lossy(&body)) {
-            if !served.contains_key(&uri) {
-                let (status, _, bytes) = get(&format!("{live_base}/{uri}"));
+            if let std::collections::btree_map::Entry::Vacant(slot) = served.entry(uri) {
+                let (status, _, bytes) = get(&format!("{live_base}/{}", slot.key()));
                 if status == 200 {
-                    served.insert(uri, bytes);
+                    slot.insert(bytes);
                 }
             }
         }

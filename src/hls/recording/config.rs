@@ -62,7 +62,7 @@ impl Config {
         Limits {
             max_age: (self.max_age_days > 0.0)
                 .then(|| chrono::Duration::milliseconds((self.max_age_days * 86_400_000.0) as i64)),
-            max_total_bytes: (self.max_total_gb > 0.0).then(|| (self.max_total_gb * 1e9) as u64),
+            max_total_bytes: (self.max_total_gb > 0.0).then_some((self.max_total_gb * 1e9) as u64),
         }
     }
 
