@@ -36,6 +36,7 @@ pub fn to_json(entry: &Entry) -> serde_json::Value {
     serde_json::json!({
         "id": entry.id,
         "stream": entry.stream,
+        "session": entry.session,
         "show": entry.show,
         "started_at": rfc3339(entry.started_at),
         "ended_at": entry.ended_at.map(rfc3339),
