@@ -19,7 +19,9 @@
 //!
 //! # Crash safety
 //!
-//! Every file is written under a temporary name, fsynced, then renamed into place: a segment
+//! Every file is written under a temporary name, its data fsynced, then renamed into place
+//! (directories are not fsynced: a power loss may lose the last renames, and recovery then
+//! stops the recording before the first file it does not find): a segment
 //! first, then the manifest that lists it, then the playlists rendered from that manifest, so
 //! no playlist or manifest ever names a file that is not complete on disk. At startup
 //! ([`Recorder::open`]) a manifest still in state `recording` (the server was killed) is
@@ -217,6 +219,7 @@ impl Recorder {
             metadata,
             media_now,
             budget: Arc::clone(&budget),
+            indexed_at: None,
         };
         self.live
             .lock()
@@ -471,7 +474,145 @@ impl Feed {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::hls::packager::{CmafChunk, PackagerConfig};
+    use crate::hls::registry::Registry;
+    use crate::store::Store;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn chunk(pts: u64, size: usize) -> CmafChunk {
+        CmafChunk {
+            data: Bytes::from(vec![(pts / SECOND) as u8; size]),
+            pts,
+            duration: SECOND,
+            fragment_start: true,
+            independent: true,
+            program_date_time: Utc::now(),
+        }
+    }
+
+    /// A registry recording into a temporary directory with a queue of `queue_bytes`.
+    async fn recording_registry(
+        queue_bytes: usize,
+    ) -> (tempfile::TempDir, Store, Arc<Recorder>, Registry) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::in_memory().await.expect("store");
+        let recorder = Recorder::open(dir.path().join("rec"), queue_bytes, 1, store.pool().clone())
+            .await
+            .expect("opened");
+        let registry = Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+                window: Duration::from_secs(3),
+            },
+            Duration::from_secs(60),
+        );
+        registry.set_recorder(Arc::clone(&recorder));
+        (dir, store, recorder, registry)
+    }
+
+    fn info() -> TrackInfo {
+        TrackInfo {
+            codecs: Some("avc1.64001f".into()),
+            resolution: Some((640, 360)),
+            frame_rate: Some(30.0),
+            channels: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_is_recorded_with_the_bytes_served_live_and_listed_once_ended() {
+        let (_dir, _store, recorder, registry) = recording_registry(1 << 20).await;
+        let (stream, _) = registry.publish("demo", Duration::from_secs(5), false);
+        let id = stream.recording_id().expect("recorded").to_string();
+        let source = stream.add_rendition("source", RenditionKind::Video);
+        source.push_init(Bytes::from_static(b"init-bytes"), info());
+        for second in 0..4 {
+            source.push_chunk(chunk(second * SECOND, 100));
+        }
+        let live = source
+            .packager()
+            .segment(1)
+            .expect("live segment")
+            .to_bytes();
+        assert!(recorder.is_live(&id));
+        stream.end();
+        recorder.close().await;
+        assert!(!recorder.is_live(&id));
+        let entry = recorder
+            .index()
+            .get(&id)
+            .await
+            .expect("query")
+            .expect("listed");
+        assert_eq!(entry.state, RecordingState::Complete);
+        assert_eq!(entry.renditions, ["source"]);
+        assert_eq!(
+            entry.duration_s, 4.0,
+            "the open segment completed at the end"
+        );
+        let dir = recorder.dir().join(&id);
+        assert_eq!(
+            std::fs::read(dir.join("source/seg1.m4s")).expect("seg1"),
+            live
+        );
+        assert_eq!(
+            std::fs::read(dir.join("source/init.mp4")).expect("init"),
+            b"init-bytes"
+        );
+        let playlist = std::fs::read_to_string(dir.join("source/playlist.m3u8")).expect("read");
+        assert!(
+            playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+            "{playlist}"
+        );
+        assert!(
+            playlist.ends_with("seg3.m4s\n#EXT-X-ENDLIST\n"),
+            "{playlist}"
+        );
+        let index = std::fs::read_to_string(dir.join("index.m3u8")).expect("read");
+        assert!(index.contains("source/playlist.m3u8"), "{index}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_drops_segments_from_the_recording_and_never_blocks_the_packager() {
+        // Room for every 100-byte segment of the test, never for the 1000-byte one.
+        let (_dir, _store, recorder, registry) = recording_registry(500).await;
+        let (stream, _) = registry.publish("demo", Duration::from_secs(5), false);
+        let id = stream.recording_id().expect("recorded").to_string();
+        let source = stream.add_rendition("source", RenditionKind::Video);
+        source.push_init(Bytes::from_static(b"init"), info());
+        // A segment bigger than the whole queue is never recorded.
+        source.push_chunk(chunk(0, 100));
+        source.push_chunk(chunk(SECOND, 1000));
+        source.push_chunk(chunk(2 * SECOND, 100));
+        source.push_chunk(chunk(3 * SECOND, 100));
+        // Every part went live.
+        assert_eq!(source.packager().position().complete_up_to, 3);
+        stream.end();
+        recorder.close().await;
+        let dir = recorder.dir().join(&id);
+        let manifest: Manifest =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("read"))
+                .expect("json");
+        assert!(manifest.incomplete);
+        let msns: Vec<u64> = manifest.renditions[0]
+            .segments
+            .iter()
+            .map(|s| s.msn)
+            .collect();
+        assert!(!msns.contains(&1), "{msns:?}");
+        let after_gap = manifest.renditions[0]
+            .segments
+            .iter()
+            .find(|s| s.msn == 2)
+            .expect("seg2 recorded");
+        assert!(after_gap.discontinuity, "the gap is a discontinuity");
+        assert!(!dir.join("source/seg1.m4s").exists());
+    }
 
     #[test]
     fn ids_are_names_only() {

@@ -50,7 +50,13 @@ pub(super) struct Writer {
     pub media_now: Arc<MediaNow>,
     /// The session's write queue bound.
     pub budget: Arc<Budget>,
+    /// When the index row was last written (it is written at most every
+    /// [`INDEX_INTERVAL`] while the recording grows).
+    pub indexed_at: Option<std::time::Instant>,
 }
+
+/// How often a growing recording's index row is rewritten.
+const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Writer {
     /// Writes what comes until the session ends (or every sender is gone), then finishes the
@@ -172,6 +178,14 @@ impl Writer {
         if let Err(err) = write_files(&self.dir, &self.manifest, rendition) {
             tracing::error!(recording = %self.manifest.id, error = %err, "recording playlists not written");
         }
+        let due = rendition.is_none()
+            || self
+                .indexed_at
+                .is_none_or(|at| at.elapsed() >= INDEX_INTERVAL);
+        if !due {
+            return;
+        }
+        self.indexed_at = Some(std::time::Instant::now());
         let entry = Entry::of(&self.manifest);
         let index = self.recorder.index.clone();
         if let Err(err) = self.recorder.runtime.block_on(index.upsert(&entry)) {
@@ -187,11 +201,11 @@ fn write_files(
     manifest: &Manifest,
     rendition: Option<&str>,
 ) -> Result<(), RecordingError> {
-    let json = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    let json = serde_json::to_vec(manifest).unwrap_or_default();
     let path = dir.join(MANIFEST_FILE);
     write_atomic(&path, &[&json]).map_err(RecordingError::io(&path))?;
-    // Rendition dataranges change with every cue: rewrite every playlist when asked for all,
-    // else the rendition that grew (others get theirs with their own next segment).
+    // Every playlist when asked for all, else the one of the rendition that grew (the others
+    // get the latest DATERANGEs with their own next segment, and all of them at the end).
     for record in &manifest.renditions {
         if rendition.is_some_and(|name| name != record.name) || record.segments.is_empty() {
             continue;
