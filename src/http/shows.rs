@@ -1,6 +1,7 @@
 //! HTTP API of shows (JSON), around [`crate::commerce::shows::Shows`]:
 //! - `GET /api/shows[?state=scheduled|live|ended&host=&stream=]` → `{"shows": [...]}` (public)
-//! - `GET /api/shows/{id}` → show (public)
+//! - `GET /api/shows/{id}` → show (public); every show's JSON has `replay`: its recording once
+//!   it ended (`{"recording", "playlist"}`), else null
 //! - `POST /api/shows` → 201 show; `PATCH /api/shows/{id}` → show (fields given, and the
 //!   `state` override `live`/`ended`); `DELETE /api/shows/{id}` → 204
 //!
@@ -163,7 +164,8 @@ async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Resp
     let request: ShowRequest = parse(&change.body)?;
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.create(&change.actor, request).await?;
-    Ok(json(StatusCode::CREATED, show.to_json()))
+    let replays = super::recordings::replays(&api).await;
+    Ok(json(StatusCode::CREATED, with_replay(&show, &replays)))
 }
 
 async fn update(
@@ -174,7 +176,8 @@ async fn update(
     let request: ShowRequest = parse(&change.body)?;
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.update(&change.actor, &id, request).await?;
-    Ok(json(StatusCode::OK, show.to_json()))
+    let replays = super::recordings::replays(&api).await;
+    Ok(json(StatusCode::OK, with_replay(&show, &replays)))
 }
 
 async fn delete(
