@@ -67,10 +67,13 @@ def threads(pid):
 
 
 def dir_kb(path):
+    """Size of the files under path (recursively), KiB."""
     total = 0
     for entry in os.scandir(path):
         if entry.is_file():
             total += entry.stat().st_size
+        elif entry.is_dir(follow_symlinks=False):
+            total += dir_kb(entry.path) * 1024
     return total // 1024
 
 

@@ -19,9 +19,11 @@
 //!
 //! # Crash safety
 //!
-//! Every file is written under a temporary name, its data fsynced, then renamed into place
-//! (directories are not fsynced: a power loss may lose the last renames, and recovery then
-//! stops the recording before the first file it does not find): a segment
+//! Every file is written under a temporary name, then renamed into place — media files with
+//! their data fsynced first, manifests and playlists fsynced once the recording is finished
+//! (while it grows, one lost with the page cache is the previous one, naming only segments on
+//! disk; directories are not fsynced: a power loss may lose the last renames, and recovery
+//! then stops the recording before the first file it does not find): a segment
 //! first, then the manifest that lists it, then the playlists rendered from that manifest, so
 //! no playlist or manifest ever names a file that is not complete on disk. At startup
 //! ([`Recorder::open`]) a manifest still in state `recording` (the server was killed) is
@@ -219,6 +221,7 @@ impl Recorder {
             metadata,
             media_now,
             budget: Arc::clone(&budget),
+            index_text: String::new(),
             indexed_at: None,
         };
         self.live

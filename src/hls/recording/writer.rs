@@ -16,9 +16,9 @@ use crate::hls::timed::{MediaNow, TimedMetadata, View};
 /// Suffix of files being written.
 const TEMP_SUFFIX: &str = ".tmp";
 
-/// Writes `data` to `path` atomically: a temporary file in the same directory, fsynced, then
-/// renamed over `path`.
-pub(super) fn write_atomic(path: &Path, data: &[&[u8]]) -> std::io::Result<()> {
+/// Writes `data` to `path` atomically: a temporary file in the same directory, then renamed
+/// over `path`; the data is fsynced before the rename when `durable`.
+pub(super) fn write_atomic(path: &Path, data: &[&[u8]], durable: bool) -> std::io::Result<()> {
     let mut temp = path.as_os_str().to_owned();
     temp.push(TEMP_SUFFIX);
     let temp = PathBuf::from(temp);
@@ -27,7 +27,9 @@ pub(super) fn write_atomic(path: &Path, data: &[&[u8]]) -> std::io::Result<()> {
         for piece in data {
             file.write_all(piece)?;
         }
-        file.sync_data()?;
+        if durable {
+            file.sync_data()?;
+        }
         std::fs::rename(&temp, path)
     })();
     if result.is_err() {
@@ -50,6 +52,8 @@ pub(super) struct Writer {
     pub media_now: Arc<MediaNow>,
     /// The session's write queue bound.
     pub budget: Arc<Budget>,
+    /// The renditions of the multivariant playlist as last written.
+    pub index_text: String,
     /// When the index row was last written (it is written at most every
     /// [`INDEX_INTERVAL`] while the recording grows).
     pub indexed_at: Option<std::time::Instant>,
@@ -82,7 +86,7 @@ impl Writer {
                         .join(&rendition)
                         .join(Resource::Init(version).to_string());
                     let written = std::fs::create_dir_all(self.dir.join(&rendition))
-                        .and_then(|()| write_atomic(&path, &[&data]));
+                        .and_then(|()| write_atomic(&path, &[&data], true));
                     let record = self.manifest.rendition_mut(&rendition, kind);
                     record.set_info(&info);
                     match written {
@@ -109,7 +113,7 @@ impl Writer {
                         .join(Resource::Segment(segment.msn).to_string());
                     let pieces: Vec<&[u8]> =
                         segment.object.pieces().iter().map(|p| p.as_ref()).collect();
-                    let written = write_atomic(&path, &pieces);
+                    let written = write_atomic(&path, &pieces, true);
                     self.budget.release(bytes);
                     let record = self.manifest.rendition_mut(&rendition, kind);
                     match written {
@@ -175,7 +179,7 @@ impl Writer {
         if rendition.is_some() {
             self.render_dateranges(false);
         }
-        if let Err(err) = write_files(&self.dir, &self.manifest, rendition) {
+        if let Err(err) = write_files(&self.dir, &self.manifest, rendition, &mut self.index_text) {
             tracing::error!(recording = %self.manifest.id, error = %err, "recording playlists not written");
         }
         let due = rendition.is_none()
@@ -195,15 +199,20 @@ impl Writer {
 }
 
 /// Writes the manifest, then the media playlists (of `rendition`, or all) and the multivariant
-/// playlist it renders.
+/// playlist it renders (while growing, only when its renditions differ from `index`, the
+/// ones written last, which it updates). Only a finished recording's files are fsynced: while it grows, the segments are
+/// (their data is what a crash must not lose), and a manifest or playlist lost with the page
+/// cache is the previous one, which names only segments on disk.
 fn write_files(
     dir: &Path,
     manifest: &Manifest,
     rendition: Option<&str>,
+    index: &mut String,
 ) -> Result<(), RecordingError> {
+    let durable = manifest.state.is_finished();
     let json = serde_json::to_vec(manifest).unwrap_or_default();
     let path = dir.join(MANIFEST_FILE);
-    write_atomic(&path, &[&json]).map_err(RecordingError::io(&path))?;
+    write_atomic(&path, &[&json], durable).map_err(RecordingError::io(&path))?;
     // Every playlist when asked for all, else the one of the rendition that grew (the others
     // get the latest DATERANGEs with their own next segment, and all of them at the end).
     for record in &manifest.renditions {
@@ -212,14 +221,26 @@ fn write_files(
         }
         if let Some(playlist) = manifest.media_playlist(&record.name) {
             let path = dir.join(&record.name).join(PLAYLIST_FILE);
-            write_atomic(&path, &[playlist.to_string().as_bytes()])
+            write_atomic(&path, &[playlist.to_string().as_bytes()], durable)
                 .map_err(RecordingError::io(&path))?;
         }
     }
     if let Some(playlist) = manifest.multivariant() {
-        let path = dir.join(INDEX_FILE);
-        write_atomic(&path, &[playlist.to_string().as_bytes()])
-            .map_err(RecordingError::io(&path))?;
+        // Its BANDWIDTHs move with every segment: while the recording grows it is rewritten
+        // when its renditions change, and once more, exact, at the end.
+        let shape: String = playlist
+            .variants
+            .iter()
+            .map(|v| v.uri.as_str())
+            .chain(playlist.audio.iter().filter_map(|a| a.uri.as_deref()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if durable || shape != *index {
+            let path = dir.join(INDEX_FILE);
+            write_atomic(&path, &[playlist.to_string().as_bytes()], durable)
+                .map_err(RecordingError::io(&path))?;
+            *index = shape;
+        }
     }
     Ok(())
 }
@@ -263,7 +284,7 @@ fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, Recording
         })?;
     if manifest.state == RecordingState::Recording {
         manifest.cut_short(|name| dir.join(name).is_file(), now);
-        write_files(dir, &manifest, None)?;
+        write_files(dir, &manifest, None, &mut String::new())?;
         tracing::warn!(
             recording = %manifest.id,
             duration_s = manifest.duration().as_secs_f64(),
@@ -314,13 +335,14 @@ mod tests {
                 bytes: 4,
             });
         }
-        write_atomic(&rec.join("source/init.mp4"), &[b"init"]).expect("write");
+        write_atomic(&rec.join("source/init.mp4"), &[b"init"], true).expect("write");
         for msn in 0..2 {
-            write_atomic(&rec.join(format!("source/seg{msn}.m4s")), &[b"data"]).expect("write");
+            write_atomic(&rec.join(format!("source/seg{msn}.m4s")), &[b"data"], true)
+                .expect("write");
         }
         // seg2 was being written when the server died.
         std::fs::write(rec.join("source/seg2.m4s.tmp"), b"da").expect("write");
-        write_files(&rec, &manifest, None).expect("saved");
+        write_files(&rec, &manifest, None, &mut String::new()).expect("saved");
         // A directory without a manifest and a file that is not a recording are skipped.
         std::fs::create_dir_all(dir.path().join("empty")).expect("mkdir");
         std::fs::write(dir.path().join("stray.txt"), b"x").expect("write");
