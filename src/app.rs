@@ -14,6 +14,7 @@ use crate::commerce::shows::Shows;
 use crate::commerce::{Catalog, ProductLookup};
 use crate::config::Config;
 use crate::cues::service::CueService;
+use crate::hls::recording::{Recorder, ShowOf};
 use crate::hls::registry::Registry;
 use crate::http::{self, ApiState};
 use crate::ingest::{Ingest, LiveSet, StreamConfig};
@@ -49,6 +50,7 @@ pub struct App {
     cues: Arc<CueService>,
     shows: Arc<Shows>,
     events: Arc<Events>,
+    recordings: Option<Arc<Recorder>>,
     grace: Duration,
 }
 
@@ -88,11 +90,14 @@ impl App {
         )
         .await
         .context("shows")?;
+        let shutdown = CancellationToken::new();
+        let recordings = start_recordings(&config, &store, &registry, &shows, &shutdown)
+            .await
+            .context("recordings")?;
         let live = Arc::new(LiveSet::default());
         let origin = Arc::new(config.hls.origin(Arc::clone(&registry)));
         let http_listener = config.http.bind().await?;
 
-        let shutdown = CancellationToken::new();
         let srt = config
             .srt
             .settings(&config.rtmp.app, &config.streams, config.ingest.takeover);
@@ -146,6 +151,7 @@ impl App {
             shows: Arc::clone(&shows),
             catalog,
             events: http::events::EventsApi::new(Arc::clone(&events)),
+            recordings: recordings.clone(),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -168,6 +174,7 @@ impl App {
             cues,
             shows,
             events,
+            recordings,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -193,6 +200,10 @@ impl App {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.registry.end_all();
+        if let Some(recordings) = &self.recordings {
+            // Every session ended: the writers finish their recordings.
+            recordings.close().await;
+        }
         if let Some(chat) = &self.chat {
             chat.shutdown(Duration::from_secs(1)).await;
         }
@@ -219,6 +230,49 @@ fn spawn_sweep(registry: Arc<Registry>, shutdown: CancellationToken) {
             }
         }
     });
+}
+
+/// Opens the recordings (finishing what a crash left), records every new session of
+/// `registry`, names the show of each from `shows`, and runs retention until `shutdown`.
+/// `None` when `recordings.enabled = false`.
+async fn start_recordings(
+    config: &Config,
+    store: &Store,
+    registry: &Arc<Registry>,
+    shows: &Arc<Shows>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<Recorder>>> {
+    let settings = &config.recordings;
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let packager = config.hls.packager();
+    let target = packager.segment_target.as_secs_f64().ceil() as u64;
+    let recorder = Recorder::open(
+        settings.dir(&config.server.data_dir),
+        settings.queue_bytes(),
+        target,
+        store.pool().clone(),
+    )
+    .await?;
+    recorder.set_shows(Arc::clone(shows) as Arc<dyn ShowOf>);
+    registry.set_recorder(Arc::clone(&recorder));
+    let (limits, every) = (settings.limits(), settings.retention_interval());
+    let (retained, stop) = (Arc::clone(&recorder), shutdown.clone());
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if let Err(err) = retained.apply_retention(limits, chrono::Utc::now()).await {
+                        tracing::error!(error = %err, "recordings retention");
+                    }
+                }
+                () = stop.cancelled() => break,
+            }
+        }
+    });
+    Ok(Some(recorder))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -97,6 +97,8 @@ pub struct Config {
     pub catalog: commerce::catalog::Config,
     /// Shopper events (`POST /api/events`).
     pub events: commerce::events::Config,
+    /// Recordings of live sessions and their retention.
+    pub recordings: hls::recording::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -183,6 +185,7 @@ impl Config {
             ("shows", self.shows.validate()),
             ("catalog", self.catalog.validate()),
             ("events", self.events.validate()),
+            ("recordings", self.recordings.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {
@@ -586,6 +589,26 @@ mod tests {
                 "events.rate_burst_events",
             ),
             ("CUECAST_EVENTS_CURRENCY", "\"euro\"", "events.currency"),
+        ] {
+            let err = Config::load(None, vec![(var.to_string(), value.to_string())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn recording_keys_are_validated_under_their_section() {
+        let config = Config::load(None, no_env()).expect("default config");
+        assert!(config.recordings.enabled);
+        for (var, value, key) in [
+            (
+                "CUECAST_RECORDINGS_MAX_AGE_DAYS",
+                "-1.0",
+                "recordings.max_age_days",
+            ),
+            ("CUECAST_RECORDINGS_QUEUE_MB", "0", "recordings.queue_mb"),
+            ("CUECAST_RECORDINGS_DIR", "\"\"", "recordings.dir"),
         ] {
             let err = Config::load(None, vec![(var.to_string(), value.to_string())])
                 .unwrap_err()

@@ -67,10 +67,13 @@ def threads(pid):
 
 
 def dir_kb(path):
+    """Size of the files under path (recursively), KiB."""
     total = 0
     for entry in os.scandir(path):
         if entry.is_file():
             total += entry.stat().st_size
+        elif entry.is_dir(follow_symlinks=False):
+            total += dir_kb(entry.path) * 1024
     return total // 1024
 
 
@@ -171,7 +174,7 @@ def check_nginx(hls_dir, key):
 def check_all(args):
     out = {}
     for i in range(1, args.n + 1):
-        if args.server == "cuecast":
+        if args.server.startswith("cuecast"):
             out[i] = check_cuecast(args.http_base, f"s{i}")
         else:
             out[i] = check_nginx(args.hls_dir, f"{args.key_prefix}{i}")
@@ -252,6 +255,7 @@ def run_case(args):
         "rss_kb_start": rss_samples[0],
         "rss_kb_end": rss_samples[-1],
         "hls_dir_kb": dir_kb(args.hls_dir) if args.hls_dir else None,
+        "recordings_dir_kb": dir_kb(args.recordings_dir) if args.recordings_dir else None,
         "rss_kb_peak": max(rss_samples),
         "rss_kb_mean": sum(rss_samples) / len(rss_samples),
         "idle_rss_kb": args.idle_rss_kb,
@@ -301,18 +305,22 @@ def report(args):
                    f"{meta.get('window_s')} s, hls_fragment 2s")
         out.append("")
     out.append("| N | server | publishers alive | streams served | server CPU (% of a core) "
-               "| CPU %/stream | cuecast/nginx CPU | RSS total (MiB) | RSS/stream (MiB) "
+               "| CPU %/stream | cuecast/nginx CPU | recording on/off CPU | RSS total (MiB) | RSS/stream (MiB) "
                "| (RSS − idle)/stream (MiB) | idle RSS (MiB) | machine busy (%) | loadavg end |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         n = r["n"]
         ratio = ""
-        if r["server"] == "cuecast" and (n, "nginx-rtmp") in by:
+        if r["server"].startswith("cuecast") and (n, "nginx-rtmp") in by:
             ng = by[(n, "nginx-rtmp")]["cpu_pct_per_stream"]
             ratio = f"{r['cpu_pct_per_stream'] / ng:.2f}" if ng > 0 else "∞"
+        rec = ""
+        if r["server"] == "cuecast" and (n, "cuecast-norec") in by:
+            off = by[(n, "cuecast-norec")]["cpu_pct_per_stream"]
+            rec = f"{r['cpu_pct_per_stream'] / off:.2f}" if off > 0 else "∞"
         out.append(
             f"| {n} | {r['server']} | {r['publishers_alive']}/{n} | {r['streams_served']}/{n} "
-            f"| {r['cpu_pct_core']:.1f} | {r['cpu_pct_per_stream']:.2f} | {ratio} "
+            f"| {r['cpu_pct_core']:.1f} | {r['cpu_pct_per_stream']:.2f} | {ratio} | {rec} "
             f"| {mib(r['rss_kb_end']):.1f} | {mib(r['rss_kb_end']) / n:.2f} "
             f"| {mib(r['rss_kb_end'] - r['idle_rss_kb']) / n:.2f} | {mib(r['idle_rss_kb']):.1f} "
             f"| {r['machine_busy_pct']:.0f} | {r['loadavg_end']} |")
@@ -340,6 +348,9 @@ def report(args):
             notes.append(f"  - {r['server']} N={r['n']}: RSS still grew by {mib(end_ - start) / r['n']:.2f} MiB/stream "
                          f"during the window ({mib(start):.0f} → {mib(end_):.0f} MiB): not steady yet — "
                          f"a longer WARMUP_S gives the steady-state figure")
+        if r.get("recordings_dir_kb") is not None:
+            notes.append(f"  - {r['server']} N={r['n']}: its recordings took {mib(r['recordings_dir_kb']):.0f} MiB "
+                         f"on disk by the end of the window")
         if r.get("hls_dir_kb") is not None:
             notes.append(f"  - {r['server']} N={r['n']}: its HLS files (on disk / page cache, not in RSS) took "
                          f"{mib(r['hls_dir_kb']):.0f} MiB ({mib(r['hls_dir_kb']) / r['n']:.1f} MiB/stream)")
@@ -364,7 +375,7 @@ def main():
     p = sub.add_parser("wait-tcp"); p.add_argument("port", type=int); p.add_argument("timeout", type=float)
     p = sub.add_parser("rss"); p.add_argument("--pid", type=int, required=True); p.add_argument("--tree", action="store_true")
     p = sub.add_parser("case")
-    p.add_argument("--server", choices=["cuecast", "nginx-rtmp"], required=True)
+    p.add_argument("--server", choices=["cuecast", "cuecast-norec", "nginx-rtmp"], required=True)
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--tree", action="store_true", help="sum over the pid's descendants too")
     p.add_argument("--n", type=int, required=True)
@@ -373,6 +384,7 @@ def main():
     p.add_argument("--publisher-pids", default="")
     p.add_argument("--http-base", default="")
     p.add_argument("--hls-dir", default="")
+    p.add_argument("--recordings-dir", default="")
     p.add_argument("--key-prefix", default="")
     p.add_argument("--log", default="", help="server log: its warning/error lines are counted")
     p.add_argument("--out", required=True)

@@ -9,10 +9,14 @@
 #
 #   benches/density/run.sh                                  # COUNTS="20 50", 70 s warmup, 30 s measured
 #   COUNTS=2 WARMUP_S=3 MEASURE_S=5 benches/density/run.sh  # smoke run (~1 min)
+#   SERVERS="cuecast-norec cuecast nginx-rtmp" benches/density/run.sh
+#                                                           # + recording off: its cost per stream
 #
 # A default run takes ~8 minutes. Environment: COUNTS (publisher counts, "20 50"), WARMUP_S
 # (2 × WINDOW_S + 10 = 70: until RSS is steady), MEASURE_S (30), WINDOW_S (cuecast hls.window_s and
-# nginx-rtmp hls_playlist_length, 30), SERVERS ("cuecast nginx-rtmp"), SKIP_BUILD=1 (use the
+# nginx-rtmp hls_playlist_length, 30), SERVERS ("cuecast nginx-rtmp"; `cuecast` records every
+# stream as the default config does, `cuecast-norec` is cuecast with recordings.enabled = false),
+# SKIP_BUILD=1 (use the
 # existing release binary), CLIP_DIR (where the test clip is cached, default
 # $CARGO_TARGET_DIR/bench-density-cache), CARGO_TARGET_DIR (default ./target).
 # Output: markdown table on stdout and in $CARGO_TARGET_DIR/bench-density.md; per-case logs
@@ -202,8 +206,9 @@ run_case() {   # $1 = server, $2 = N
   read -r rtmp_port http_port <<<"$("${MEASURE[@]}" freeport 2)"
   log "case $server N=$n (rtmp :$rtmp_port)"
   local case_args=()
-  if [ "$server" = cuecast ]; then
-    local streams="" i data="$TMP/cuecast-data-$n"
+  if [ "$server" = cuecast ] || [ "$server" = cuecast-norec ]; then
+    local streams="" i data="$TMP/cuecast-data-$n" recording=true
+    [ "$server" = cuecast-norec ] && recording=false
     for ((i = 1; i <= n; i++)); do
       streams+="${streams:+,}{name=\"s$i\",key=\"$KEY_PREFIX$i\"}"
     done
@@ -215,6 +220,7 @@ run_case() {   # $1 = server, $2 = N
     CUECAST_MEDIA_PIPELINES_DIR="$ROOT/pipelines" \
     CUECAST_HLS_WINDOW_S="$WINDOW_S" \
     CUECAST_MEDIA_LADDER='[]' \
+    CUECAST_RECORDINGS_ENABLED="$recording" \
     CUECAST_API_ADMIN_TOKEN="density-bench-$RANDOM$RANDOM" \
     RUST_LOG="${RUST_LOG:-info}" \
       "$CUECAST" serve >"$dir/cuecast.log" 2>&1 </dev/null &
@@ -222,6 +228,7 @@ run_case() {   # $1 = server, $2 = N
     "${MEASURE[@]}" wait-http "http://127.0.0.1:$http_port/healthz" 20 \
       || { tail -20 "$dir/cuecast.log" >&2; die "cuecast did not start"; }
     case_args=(--http-base "http://127.0.0.1:$http_port" --log "$dir/cuecast.log")
+    [ "$recording" = true ] && case_args+=(--recordings-dir "$data/recordings")
   else
     local prefix="$TMP/nginx-$n"
     mkdir -p "$prefix/hls"
@@ -267,8 +274,8 @@ run_case() {   # $1 = server, $2 = N
 for n in $COUNTS; do
   for server in $SERVERS; do
     case "$server" in
-      cuecast|nginx-rtmp) run_case "$server" "$n" ;;
-      *) die "unknown server '$server' in SERVERS (cuecast, nginx-rtmp)" ;;
+      cuecast|cuecast-norec|nginx-rtmp) run_case "$server" "$n" ;;
+      *) die "unknown server '$server' in SERVERS (cuecast, cuecast-norec, nginx-rtmp)" ;;
     esac
   done
 done

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod origin;
 pub mod packager;
 pub mod playlist;
+pub mod recording;
 pub mod registry;
 pub mod rendition;
 pub mod stream;

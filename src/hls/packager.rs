@@ -141,6 +141,26 @@ impl Position {
     }
 }
 
+/// A complete segment as a recording takes it ([`Packager::completed_segment`]): the bytes
+/// served live and the facts its playlist line needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedSegment {
+    /// Media Sequence Number (its file is [`Resource::Segment`]`(msn)`).
+    pub msn: u64,
+    /// Init version its chunks need ([`Resource::Init`]).
+    pub init_version: u32,
+    /// Starts a discontinuity (EXT-X-DISCONTINUITY).
+    pub discontinuity: bool,
+    /// Starts with an independent frame.
+    pub independent: bool,
+    /// Wall-clock time of the first sample.
+    pub program_date_time: DateTime<Utc>,
+    /// Duration.
+    pub duration: Duration,
+    /// Its bytes: its parts back to back, shared with the live origin.
+    pub object: Object,
+}
+
 /// Why a chunk was not published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -619,6 +639,21 @@ impl Packager {
         self.stored_segment(msn).map(Segment::object)
     }
 
+    /// A complete segment with what a recording lists about it, while it is stored (listed or
+    /// retained): just after it completed, always.
+    pub fn completed_segment(&self, msn: u64) -> Option<CompletedSegment> {
+        let segment = self.stored_segment(msn)?;
+        Some(CompletedSegment {
+            msn,
+            init_version: segment.init_version,
+            discontinuity: segment.discontinuity,
+            independent: segment.starts_independent(),
+            program_date_time: segment.program_date_time,
+            duration: Duration::from_nanos(segment.duration),
+            object: segment.object(),
+        })
+    }
+
     /// One part by (msn, index): parts of the open segment, of listed segments, and (as a
     /// convenience) of retained segments.
     pub fn part(&self, msn: u64, part: u32) -> Option<Bytes> {
@@ -872,6 +907,7 @@ impl Packager {
             media_sequence,
             discontinuity_sequence: self.discontinuity_sequence,
             independent_segments,
+            playlist_type: None,
             skip: None,
             dateranges: Vec::new(),
             segments,
@@ -984,7 +1020,11 @@ fn part_hold_back(part_target: Duration) -> Duration {
 
 /// `EXT-X-MAP` for `version` if it differs from the previous listed segment's, or after a
 /// discontinuity (players reset their demuxer there and re-read the init segment).
-fn map_if_changed(previous: &mut Option<u32>, version: u32, discontinuity: bool) -> Option<Map> {
+pub(super) fn map_if_changed(
+    previous: &mut Option<u32>,
+    version: u32,
+    discontinuity: bool,
+) -> Option<Map> {
     if *previous == Some(version) && !discontinuity {
         return None;
     }
@@ -1005,7 +1045,7 @@ fn duration_nanos(duration: Duration) -> u64 {
 }
 
 /// `bits / (nanos / 1e9)`, rounded up, saturating.
-fn bits_per_sec(bits: u128, nanos: u128) -> u64 {
+pub(super) fn bits_per_sec(bits: u128, nanos: u128) -> u64 {
     if nanos == 0 {
         return 0;
     }

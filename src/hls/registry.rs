@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::lifecycle::{SessionEvent, SessionLifecycle};
 use super::packager::PackagerConfig;
+use super::recording::Recorder;
 use super::stream::HlsStream;
 use super::timed::StreamObserver;
 use super::timeline::{Clock, SystemClock};
@@ -22,6 +23,8 @@ pub struct Registry {
     /// Told when sessions start and end, asked whether a clean unpublish holds a session
     /// (shows).
     lifecycle: OnceLock<Arc<dyn SessionLifecycle>>,
+    /// Records every new session, when set.
+    recorder: OnceLock<Arc<Recorder>>,
     /// Where streams read the time.
     clock: Arc<dyn Clock>,
 }
@@ -44,6 +47,7 @@ impl Registry {
             retention,
             observer: OnceLock::new(),
             lifecycle: OnceLock::new(),
+            recorder: OnceLock::new(),
             clock,
         }
     }
@@ -58,6 +62,11 @@ impl Registry {
     /// decides whether a clean unpublish holds a session ([`Self::holds_on_unpublish`]).
     pub fn set_lifecycle(&self, lifecycle: Arc<dyn SessionLifecycle>) {
         let _ = self.lifecycle.set(lifecycle);
+    }
+
+    /// Sets the recorder of every new session (once).
+    pub fn set_recorder(&self, recorder: Arc<Recorder>) {
+        let _ = self.recorder.set(recorder);
     }
 
     /// Whether a clean unpublish of `name` waits the reconnect grace like a lost connection
@@ -134,6 +143,9 @@ impl Registry {
         }
         if let Some(lifecycle) = self.lifecycle.get() {
             stream = stream.with_lifecycle(Arc::clone(lifecycle));
+        }
+        if let Some(recorder) = self.recorder.get() {
+            stream = stream.recorded_by(recorder);
         }
         Arc::new(stream)
     }

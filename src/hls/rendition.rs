@@ -14,6 +14,9 @@
 //!    published as one step, so a chunk the packager drops hands its metadata back before the
 //!    next chunk is carried);
 //!
+//! `recording` is a leaf taken under `packager` (a completed segment is handed to the
+//! recording in the same step that completes it; handing over never blocks).
+//!
 //! `info`, `part_ends` (own), `rendered` and `packager` on its own are taken alone and released
 //! before any other lock of the rendition; playlist rendering reads the packager, releases it,
 //! then fills the render cache. Across renditions, only the rule of 1. applies; the stream's
@@ -31,6 +34,7 @@ use super::packager::{
     ChunkOutcome, CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS,
 };
 use super::playlist::RenditionReport;
+use super::recording::Feed;
 use super::timed::{Delta, InBandCarrier, MediaNow, TimedMetadata, View};
 
 /// What a rendition carries.
@@ -125,6 +129,8 @@ pub struct Rendition {
     /// the reference rendition's parts end (see [`super::align`]). Lock order: before the
     /// reference's `part_ends`.
     aligner: Mutex<Option<(PartAligner, Option<Arc<Rendition>>)>>,
+    /// The session's recording of this rendition, if recorded. Lock order: after `packager`.
+    recording: Mutex<Option<Feed>>,
 }
 
 impl Rendition {
@@ -150,6 +156,24 @@ impl Rendition {
             carriage: Mutex::new(carriage),
             part_ends: Mutex::new(PartEnds::default()),
             aligner: Mutex::new(None),
+            recording: Mutex::new(None),
+        }
+    }
+
+    /// From now on every init version and complete segment of this rendition is handed to
+    /// `feed` (the session's recording).
+    pub fn record_into(&self, feed: Feed) {
+        *self.recording.lock().unwrap_or_else(|e| e.into_inner()) = Some(feed);
+    }
+
+    /// Hands what `packager` (this rendition's, locked) completed to the recording.
+    fn record(&self, packager: &Packager, info: Option<&TrackInfo>) {
+        let mut recording = self.recording.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(feed) = recording.as_mut() {
+            if let Some(info) = info {
+                feed.set_info(info);
+            }
+            feed.take(packager);
         }
     }
 
@@ -250,7 +274,7 @@ impl Rendition {
         {
             let mut current = self.info.lock().unwrap_or_else(|e| e.into_inner());
             if info.codecs.is_some() {
-                *current = info;
+                *current = info.clone();
             }
         }
         if let Some(carrier) = self.carriage().as_mut() {
@@ -259,6 +283,7 @@ impl Rendition {
         let position = {
             let mut packager = self.packager();
             packager.handle_init(init);
+            self.record(&packager, Some(&info));
             packager.position()
         };
         self.publish(position);
@@ -328,6 +353,7 @@ impl Rendition {
             {
                 carrier.requeue_last();
             }
+            self.record(&packager, None);
             packager.position()
         };
         self.publish(position);
@@ -360,6 +386,7 @@ impl Rendition {
         let position = {
             let mut packager = self.packager();
             step(&mut packager);
+            self.record(&packager, None);
             packager.position()
         };
         self.publish(position);

@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use super::lifecycle::{SessionEvent, SessionLifecycle};
 use super::packager::PackagerConfig;
 use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Variant};
+use super::recording::{Recorder, StreamRecording};
 pub use super::rendition::{PlaylistForm, Published, Rendition, RenditionKind, TrackInfo};
 use super::timed::{Ingested, MediaNow, StreamObserver, TimedMetadata};
 pub use super::timeline::CONTINUE_MARGIN_NS;
@@ -66,6 +67,8 @@ pub struct HlsStream {
     observer: Option<Arc<dyn StreamObserver>>,
     /// Told when the session ends (shows).
     lifecycle: Option<Arc<dyn SessionLifecycle>>,
+    /// The session's recording, if recorded.
+    recording: Option<StreamRecording>,
 }
 
 impl HlsStream {
@@ -90,7 +93,26 @@ impl HlsStream {
             metadata: None,
             observer: None,
             lifecycle: None,
+            recording: None,
         }
+    }
+
+    /// The session is recorded by `recorder` (with its timed metadata: after
+    /// [`Self::observed_by`]). Before the first rendition.
+    pub fn recorded_by(mut self, recorder: &Arc<Recorder>) -> HlsStream {
+        self.recording = Some(recorder.begin(
+            &self.name,
+            &self.session,
+            self.clock.wall(),
+            self.metadata.clone(),
+            Arc::clone(&self.media_now),
+        ));
+        self
+    }
+
+    /// The id of the session's recording, if recorded.
+    pub fn recording_id(&self) -> Option<&str> {
+        self.recording.as_ref().map(|r| r.id.as_str())
     }
 
     /// The stream tells `lifecycle` when its session ends. Before the first rendition.
@@ -247,6 +269,9 @@ impl HlsStream {
             Arc::clone(&self.media_now),
             self.metadata.clone(),
         ));
+        if let Some(recording) = &self.recording {
+            rendition.record_into(recording.feed(name, kind));
+        }
         renditions.push(Arc::clone(&rendition));
         renditions.sort_by(|a, b| a.name.cmp(&b.name));
         rendition
@@ -293,15 +318,18 @@ impl HlsStream {
     /// Ends the stream: every rendition's playlist gets EXT-X-ENDLIST, and the lifecycle
     /// hears of it (once). Idempotent.
     pub fn end(&self) {
-        if self.ended_at.set(self.clock.now()).is_ok()
-            && let Some(lifecycle) = &self.lifecycle
-        {
+        let first = self.ended_at.set(self.clock.now()).is_ok();
+        if first && let Some(lifecycle) = &self.lifecycle {
             lifecycle.on_session(&self.name, &self.session, SessionEvent::Ended);
         }
         for rendition in self.renditions() {
             if !rendition.packager().is_ended() {
                 rendition.end();
             }
+        }
+        // After every rendition handed over its last segment.
+        if first && let Some(recording) = &self.recording {
+            recording.finish();
         }
     }
 

@@ -1,6 +1,7 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`streams.rs`, `cues.rs`, `users.rs`,
-//! `chat.rs`, `shows.rs`, `catalog.rs`, `events.rs`), so the features do not depend on HTTP, and every admin route
+//! `chat.rs`, `shows.rs`, `catalog.rs`, `events.rs`, `recordings.rs`; the recordings' playback
+//! `/vod` is `hls::recording::vod`), so the features do not depend on HTTP, and every admin route
 //! checks the token in one place ([`auth::Admin`]). Every `/api` route is documented in the
 //! OpenAPI document served at `/api/openapi.json` ([`openapi`]), built from the same routers.
 
@@ -11,6 +12,7 @@ mod config;
 pub mod cues;
 pub mod events;
 pub mod openapi;
+pub mod recordings;
 mod server;
 pub mod shows;
 pub mod streams;
@@ -28,6 +30,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::cues::service::CueService;
 use crate::hls::origin::{self, Origin};
+use crate::hls::recording::vod;
 use crate::ingest::{LiveSet, StreamKeys};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -61,6 +64,8 @@ pub struct ApiState {
     pub catalog: Arc<crate::commerce::Catalog>,
     /// Shopper events and show analytics (`/api/events`, `/api/shows/{id}/analytics`).
     pub events: events::EventsApi,
+    /// Recordings (`/api/recordings`, `/vod`); `None` when `recordings.enabled = false`.
+    pub recordings: Option<Arc<crate::hls::recording::Recorder>>,
 }
 
 /// Builds the whole HTTP router.
@@ -88,14 +93,19 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&api));
-    Router::new()
+    let router = Router::new()
         .merge(origin::router(Arc::clone(&api.origin)))
         .merge(service_routes)
         .merge(
             api_routes
                 .with_state(Arc::clone(&api))
                 .layer(axum::middleware::map_response(json_errors)),
-        )
+        );
+    let router = match &api.recordings {
+        Some(recorder) => router.merge(vod::router(Arc::clone(recorder))),
+        None => router,
+    };
+    router
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log

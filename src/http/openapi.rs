@@ -45,6 +45,7 @@ use super::ApiState;
         (name = "shows", description = "Shows and their schedule"),
         (name = "catalog", description = "The shop's catalog"),
         (name = "events", description = "Shopper events and show analytics"),
+        (name = "recordings", description = "Recordings of live streams, played at /vod"),
         (name = "meta", description = "This document")
     )
 )]
@@ -92,6 +93,7 @@ pub fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .merge(super::shows::routes())
         .merge(super::catalog::routes())
         .merge(super::events::routes())
+        .merge(super::recordings::routes())
 }
 
 /// The document alone, built from the routers (serving nothing).

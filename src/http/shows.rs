@@ -1,6 +1,7 @@
 //! HTTP API of shows (JSON), around [`crate::commerce::shows::Shows`]:
 //! - `GET /api/shows[?state=scheduled|live|ended&host=&stream=]` → `{"shows": [...]}` (public)
-//! - `GET /api/shows/{id}` → show (public)
+//! - `GET /api/shows/{id}` → show (public); every show's JSON has `replay`: its recording once
+//!   it ended (`{"recording", "playlist"}`), else null
 //! - `POST /api/shows` → 201 show; `PATCH /api/shows/{id}` → show (fields given, and the
 //!   `state` override `live`/`ended`); `DELETE /api/shows/{id}` → 204
 //!
@@ -23,7 +24,7 @@ use super::ApiState;
 use super::auth::Caller;
 use super::cues::{ApiError, json, parse, read_body};
 use super::openapi::ErrorBody;
-use crate::commerce::shows::{Actor, ShowError, ShowRequest, State as ShowState};
+use crate::commerce::shows::{Actor, Show, ShowError, ShowRequest, State as ShowState};
 use crate::users::Capability;
 
 /// The show routes.
@@ -65,6 +66,18 @@ pub struct ShowJson {
     pub ended_at: Option<String>,
     /// `/hls/{stream}/index.m3u8`.
     pub playback_url: String,
+    /// The recording of an ended show (its newest), else null.
+    #[schema(required = true)]
+    pub replay: Option<ReplayJson>,
+}
+
+/// Where an ended show replays.
+#[derive(ToSchema)]
+pub struct ReplayJson {
+    /// The recording's id.
+    pub recording: String,
+    /// `/vod/{id}/index.m3u8`.
+    pub playlist: String,
 }
 
 /// A show's state.
@@ -201,8 +214,10 @@ async fn list(
                 .is_none_or(|h| s.host == h.to_ascii_lowercase())
         })
         .filter(|s| query.get("stream").is_none_or(|name| s.stream == *name))
-        .map(|s| s.to_json())
+        .cloned()
         .collect();
+    let replays = super::recordings::replays(&api).await;
+    let shows: Vec<_> = shows.iter().map(|s| with_replay(s, &replays)).collect();
     Ok(json(StatusCode::OK, serde_json::json!({ "shows": shows })))
 }
 
@@ -217,7 +232,22 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let show = api.shows.get(&id).ok_or(ShowError::NotFound(id))?;
-    Ok(json(StatusCode::OK, show.to_json()))
+    let replays = super::recordings::replays(&api).await;
+    Ok(json(StatusCode::OK, with_replay(&show, &replays)))
+}
+
+/// The show's JSON with its `replay`: the recording of an ended show, else null.
+fn with_replay(show: &Show, replays: &HashMap<String, serde_json::Value>) -> serde_json::Value {
+    let mut value = show.to_json();
+    let replay = replays
+        .get(&show.id)
+        .filter(|_| show.status.state == ShowState::Ended)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("replay".into(), replay);
+    }
+    value
 }
 
 #[utoipa::path(post, path = "/api/shows", tag = "shows", operation_id = "create_show", summary = "Schedule a show",
@@ -235,7 +265,8 @@ async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Resp
     let request: ShowRequest = parse(&change.body)?;
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.create(&change.actor, request).await?;
-    Ok(json(StatusCode::CREATED, show.to_json()))
+    let replays = super::recordings::replays(&api).await;
+    Ok(json(StatusCode::CREATED, with_replay(&show, &replays)))
 }
 
 #[utoipa::path(patch, path = "/api/shows/{id}", tag = "shows", operation_id = "update_show",
@@ -260,7 +291,8 @@ async fn update(
     let request: ShowRequest = parse(&change.body)?;
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.update(&change.actor, &id, request).await?;
-    Ok(json(StatusCode::OK, show.to_json()))
+    let replays = super::recordings::replays(&api).await;
+    Ok(json(StatusCode::OK, with_replay(&show, &replays)))
 }
 
 #[utoipa::path(delete, path = "/api/shows/{id}", tag = "shows", operation_id = "delete_show", summary = "Delete a show",

@@ -22,6 +22,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_catalog", include_str!("migrations/0004_catalog.sql")),
     ("0005_shows", include_str!("migrations/0005_shows.sql")),
     ("0006_events", include_str!("migrations/0006_events.sql")),
+    (
+        "0007_recordings",
+        include_str!("migrations/0007_recordings.sql"),
+    ),
 ];
 
 /// Why the store could not be opened.

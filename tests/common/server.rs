@@ -68,6 +68,16 @@ impl Server {
         Server::start_in(dir, env)
     }
 
+    /// Kills this server with SIGKILL (`kill -9`: nothing runs on its way out) and starts a new
+    /// one on the same scratch directory, with `env` as in [`Server::start_with`].
+    pub fn kill_and_restart(mut self, env: &[(&str, &str)]) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        drop(self);
+        Server::start_in(dir, env)
+    }
+
     /// [`Server::start_with`] in the scratch directory `dir` (its data dir is `data/` inside).
     pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
         let log = dir.path().join("server.log");

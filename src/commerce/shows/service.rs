@@ -22,6 +22,7 @@ use super::state::{Event, State, TransitionError, Window};
 use super::store::{self, StoreError};
 use crate::commerce::product::{FieldError, ProductLookup};
 use crate::hls::lifecycle::{SessionEvent, SessionLifecycle};
+use crate::hls::recording::ShowOf;
 use crate::hls::registry::Registry;
 
 /// How often the service looks for windows that opened on an already live stream.
@@ -470,6 +471,16 @@ impl Shows {
                 tracing::error!(error = %err, "show state not updated");
             }
         }
+    }
+}
+
+/// The recordings ask which show a session they record belongs to.
+impl ShowOf for Shows {
+    fn live_show(&self, stream: &str, session: &str) -> Option<String> {
+        self.shows()
+            .values()
+            .find(|show| show.stream == stream && show.status.session.as_deref() == Some(session))
+            .map(|show| show.id.clone())
     }
 }
 

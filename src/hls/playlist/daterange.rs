@@ -17,7 +17,7 @@ use super::PlaylistError;
 use super::format::{FormatSeconds, validate_quoted};
 
 /// The value of an `X-` client attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ClientValue {
     /// A quoted-string (no `"`, CR or LF).
     Quoted(String),
@@ -25,8 +25,9 @@ pub enum ClientValue {
     Hex(Vec<u8>),
 }
 
-/// One `#EXT-X-DATERANGE` tag.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `#EXT-X-DATERANGE` tag. Serializable so a recording's manifest keeps the tags its
+/// playlists carry (`super::super::recording`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DateRange {
     /// `ID`: stable across playlist reloads.
     pub id: String,

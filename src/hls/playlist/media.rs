@@ -37,6 +37,9 @@ pub struct MediaPlaylist {
     pub discontinuity_sequence: u64,
     /// `EXT-X-INDEPENDENT-SEGMENTS`: every segment starts with an independent frame.
     pub independent_segments: bool,
+    /// `EXT-X-PLAYLIST-TYPE` (RFC 8216 §4.3.3.5): `None` for live sliding-window playlists,
+    /// `EVENT` for a recording still growing, `VOD` for a finished one.
+    pub playlist_type: Option<PlaylistType>,
     /// `EXT-X-SKIP` of a Playlist Delta Update; `None` in full playlists.
     pub skip: Option<Skip>,
     /// `EXT-X-DATERANGE`s (timed metadata), written before the first segment. A playlist
@@ -52,6 +55,24 @@ pub struct MediaPlaylist {
     pub end_list: bool,
     /// `EXT-X-RENDITION-REPORT`s for the other renditions (LL-HLS), supplied by the caller.
     pub rendition_reports: Vec<RenditionReport>,
+}
+
+/// `EXT-X-PLAYLIST-TYPE` (RFC 8216 §4.3.3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistType {
+    /// `EVENT`: "Media Segments can only be added to the end of the Media Playlist".
+    Event,
+    /// `VOD`: "the Media Playlist cannot change".
+    Vod,
+}
+
+impl fmt::Display for PlaylistType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlaylistType::Event => "EVENT",
+            PlaylistType::Vod => "VOD",
+        })
+    }
 }
 
 /// One complete Media Segment with the tags that precede its URI line.
@@ -244,6 +265,9 @@ impl fmt::Display for MediaPlaylist {
         if let Some(part_inf) = &self.part_inf {
             write!(f, "{part_inf}")?;
         }
+        if let Some(kind) = self.playlist_type {
+            writeln!(f, "#EXT-X-PLAYLIST-TYPE:{kind}")?;
+        }
         writeln!(f, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence)?;
         if self.discontinuity_sequence != 0 {
             writeln!(
@@ -319,6 +343,7 @@ mod tests {
             media_sequence: 10,
             discontinuity_sequence: 2,
             independent_segments: true,
+            playlist_type: None,
             skip: Some(Skip {
                 skipped_segments: 6,
                 recently_removed_dateranges: Vec::new(),
@@ -437,6 +462,7 @@ seg17.m4s
             media_sequence: 5,
             discontinuity_sequence: 0,
             independent_segments: true,
+            playlist_type: None,
             skip: None,
             dateranges: Vec::new(),
             segments: (5..15).map(|msn| segment(msn, msn == 5)).collect(),

@@ -27,7 +27,7 @@ mod skip;
 pub use daterange::{ClientValue, DateRange};
 pub use format::{FormatSeconds, validate_quoted};
 pub use map::Map;
-pub use media::{MediaPlaylist, MediaSegment, PartialSegment};
+pub use media::{MediaPlaylist, MediaSegment, PartialSegment, PlaylistType};
 pub use multivariant::{AudioRendition, MultivariantPlaylist, Variant};
 pub use part::{Part, PartInf};
 pub use preload_hint::{PreloadHint, PreloadHintType};

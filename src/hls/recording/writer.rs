@@ -1,0 +1,369 @@
+//! A session's writer thread, and the startup pass that finishes what a crash left. See the
+//! module docs of [`super`] for the order of writes that keeps a recording consistent.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use chrono::{DateTime, Utc};
+
+use super::manifest::{INDEX_FILE, MANIFEST_FILE, Manifest, PLAYLIST_FILE, RecordingState};
+use super::{Budget, Entry, Job, Recorder, RecordingError};
+use crate::hls::packager::Resource;
+use crate::hls::timed::{MediaNow, TimedMetadata, View};
+
+/// Suffix of files being written.
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory, then renamed
+/// over `path`; the data is fsynced before the rename when `durable`.
+pub(super) fn write_atomic(path: &Path, data: &[&[u8]], durable: bool) -> std::io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(TEMP_SUFFIX);
+    let temp = PathBuf::from(temp);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        for piece in data {
+            file.write_all(piece)?;
+        }
+        if durable {
+            file.sync_data()?;
+        }
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// A session's writer: owns the recording's manifest and directory.
+pub(super) struct Writer {
+    /// The recording's directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The recorder (index, shows, live set).
+    pub recorder: Arc<Recorder>,
+    /// The session's timed metadata (EXT-X-DATERANGE).
+    pub metadata: Option<Arc<dyn TimedMetadata>>,
+    /// "Now" on the session's media timeline.
+    pub media_now: Arc<MediaNow>,
+    /// The session's write queue bound.
+    pub budget: Arc<Budget>,
+    /// The renditions of the multivariant playlist as last written.
+    pub index_text: String,
+    /// When the index row was last written (it is written at most every
+    /// [`INDEX_INTERVAL`] while the recording grows).
+    pub indexed_at: Option<std::time::Instant>,
+}
+
+/// How often a growing recording's index row is rewritten.
+const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Writer {
+    /// Writes what comes until the session ends (or every sender is gone), then finishes the
+    /// recording as complete.
+    pub fn run(mut self, jobs: Receiver<Job>) {
+        let id = self.manifest.id.clone();
+        match std::fs::create_dir_all(&self.dir) {
+            Ok(()) => self.save(None),
+            Err(err) => tracing::error!(recording = %id, error = %err, "recording directory"),
+        }
+        tracing::info!(recording = %id, "recording started");
+        while let Ok(job) = jobs.recv() {
+            match job {
+                Job::Init {
+                    rendition,
+                    kind,
+                    version,
+                    data,
+                    info,
+                } => {
+                    let path = self
+                        .dir
+                        .join(&rendition)
+                        .join(Resource::Init(version).to_string());
+                    let written = std::fs::create_dir_all(self.dir.join(&rendition))
+                        .and_then(|()| write_atomic(&path, &[&data], true));
+                    let record = self.manifest.rendition_mut(&rendition, kind);
+                    record.set_info(&info);
+                    match written {
+                        Ok(()) => {
+                            if !record.inits.contains(&version) {
+                                record.inits.push(version);
+                            }
+                        }
+                        Err(err) => {
+                            tracing::error!(recording = %id, path = %path.display(), error = %err, "init segment not recorded");
+                            self.manifest.incomplete = true;
+                        }
+                    }
+                }
+                Job::Segment {
+                    rendition,
+                    kind,
+                    segment,
+                } => {
+                    let bytes = segment.object.len();
+                    let path = self
+                        .dir
+                        .join(&rendition)
+                        .join(Resource::Segment(segment.msn).to_string());
+                    let pieces: Vec<&[u8]> =
+                        segment.object.pieces().iter().map(|p| p.as_ref()).collect();
+                    let written = write_atomic(&path, &pieces, true);
+                    self.budget.release(bytes);
+                    let record = self.manifest.rendition_mut(&rendition, kind);
+                    match written {
+                        Ok(()) if record.inits.contains(&segment.init_version) => {
+                            let mut entry = super::manifest::SegmentEntry::of(&segment);
+                            entry.discontinuity |= std::mem::take(&mut record.gap);
+                            record.segments.push(entry);
+                            self.save(Some(&rendition));
+                        }
+                        Ok(()) => {
+                            record.gap = true;
+                            self.manifest.incomplete = true;
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        Err(err) => {
+                            tracing::error!(recording = %id, path = %path.display(), error = %err, "segment not recorded");
+                            record.gap = true;
+                            self.manifest.incomplete = true;
+                        }
+                    }
+                }
+                Job::Lost { rendition, kind } => {
+                    self.manifest.rendition_mut(&rendition, kind).gap = true;
+                    self.manifest.incomplete = true;
+                }
+                Job::End => break,
+            }
+        }
+        self.render_dateranges(true);
+        self.manifest.finish(RecordingState::Complete, Utc::now());
+        self.save(None);
+        tracing::info!(
+            recording = %id,
+            duration_s = self.manifest.duration().as_secs_f64(),
+            bytes = self.manifest.bytes(),
+            incomplete = self.manifest.incomplete,
+            "recording finished"
+        );
+        self.recorder.writer_done(&id);
+    }
+
+    /// The session's EXT-X-DATERANGEs as its live playlists list them now.
+    fn render_dateranges(&mut self, ended: bool) {
+        if let Some(metadata) = &self.metadata {
+            let view = View {
+                window_start: None,
+                now_ns: self.media_now.now_ns().unwrap_or(0),
+                ended,
+                delta: None,
+            };
+            self.manifest.dateranges = metadata.render(&view).dateranges;
+        }
+    }
+
+    /// After a change: the manifest, then the playlists of `rendition` (all if `None`) and the
+    /// multivariant playlist, then the index row.
+    fn save(&mut self, rendition: Option<&str>) {
+        if self.manifest.show.is_none()
+            && let Some(shows) = self.recorder.shows.get()
+        {
+            self.manifest.show = shows.live_show(&self.manifest.stream, &self.manifest.session);
+        }
+        if rendition.is_some() {
+            self.render_dateranges(false);
+        }
+        if let Err(err) = write_files(&self.dir, &self.manifest, rendition, &mut self.index_text) {
+            tracing::error!(recording = %self.manifest.id, error = %err, "recording playlists not written");
+        }
+        let due = rendition.is_none()
+            || self
+                .indexed_at
+                .is_none_or(|at| at.elapsed() >= INDEX_INTERVAL);
+        if !due {
+            return;
+        }
+        self.indexed_at = Some(std::time::Instant::now());
+        let entry = Entry::of(&self.manifest);
+        let index = self.recorder.index.clone();
+        if let Err(err) = self.recorder.runtime.block_on(index.upsert(&entry)) {
+            tracing::error!(recording = %self.manifest.id, error = %err, "recording index not written");
+        }
+    }
+}
+
+/// Writes the manifest, then the media playlists (of `rendition`, or all) and the multivariant
+/// playlist it renders (while growing, only when its renditions differ from `index`, the
+/// ones written last, which it updates). Only a finished recording's files are fsynced: while it grows, the segments are
+/// (their data is what a crash must not lose), and a manifest or playlist lost with the page
+/// cache is the previous one, which names only segments on disk.
+fn write_files(
+    dir: &Path,
+    manifest: &Manifest,
+    rendition: Option<&str>,
+    index: &mut String,
+) -> Result<(), RecordingError> {
+    let durable = manifest.state.is_finished();
+    let json = serde_json::to_vec(manifest).unwrap_or_default();
+    let path = dir.join(MANIFEST_FILE);
+    write_atomic(&path, &[&json], durable).map_err(RecordingError::io(&path))?;
+    // Every playlist when asked for all, else the one of the rendition that grew (the others
+    // get the latest DATERANGEs with their own next segment, and all of them at the end).
+    for record in &manifest.renditions {
+        if rendition.is_some_and(|name| name != record.name) || record.segments.is_empty() {
+            continue;
+        }
+        if let Some(playlist) = manifest.media_playlist(&record.name) {
+            let path = dir.join(&record.name).join(PLAYLIST_FILE);
+            write_atomic(&path, &[playlist.to_string().as_bytes()], durable)
+                .map_err(RecordingError::io(&path))?;
+        }
+    }
+    if let Some(playlist) = manifest.multivariant() {
+        // Its BANDWIDTHs move with every segment: while the recording grows it is rewritten
+        // when its renditions change, and once more, exact, at the end.
+        let shape: String = playlist
+            .variants
+            .iter()
+            .map(|v| v.uri.as_str())
+            .chain(playlist.audio.iter().filter_map(|a| a.uri.as_deref()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if durable || shape != *index {
+            let path = dir.join(INDEX_FILE);
+            write_atomic(&path, &[playlist.to_string().as_bytes()], durable)
+                .map_err(RecordingError::io(&path))?;
+            *index = shape;
+        }
+    }
+    Ok(())
+}
+
+/// Every recording's manifest under `dir`, those a crash left `recording` finished as
+/// `cut_short` at `now` (their playlists rewritten with EXT-X-ENDLIST), temporary files
+/// removed. Directories without a readable manifest are skipped (logged).
+pub(super) fn recover_all(dir: &Path, now: DateTime<Utc>) -> Result<Vec<Manifest>, RecordingError> {
+    let mut manifests = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(RecordingError::io(dir))? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        let is_recording = entry.file_type().is_ok_and(|t| t.is_dir())
+            && entry.file_name().to_str().is_some_and(super::is_valid_id);
+        if !is_recording {
+            continue;
+        }
+        match recover(&path, now) {
+            Ok(Some(manifest)) => manifests.push(manifest),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "recording skipped"),
+        }
+    }
+    Ok(manifests)
+}
+
+/// One recording directory: its manifest, finished as `cut_short` if a crash left it
+/// `recording`; `None` without a manifest.
+fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, RecordingError> {
+    remove_temp_files(dir);
+    let path = dir.join(MANIFEST_FILE);
+    let json = match std::fs::read(&path) {
+        Ok(json) => json,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(RecordingError::Io { path, source }),
+    };
+    let mut manifest: Manifest =
+        serde_json::from_slice(&json).map_err(|err| RecordingError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+        })?;
+    if manifest.state == RecordingState::Recording {
+        manifest.cut_short(|name| dir.join(name).is_file(), now);
+        write_files(dir, &manifest, None, &mut String::new())?;
+        tracing::warn!(
+            recording = %manifest.id,
+            duration_s = manifest.duration().as_secs_f64(),
+            "recording cut short (the server stopped while it was being written)"
+        );
+    }
+    Ok(Some(manifest))
+}
+
+/// Removes `*.tmp` files in `dir` and its rendition directories.
+fn remove_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_temp_files(&path);
+        } else if path.to_str().is_some_and(|p| p.ends_with(TEMP_SUFFIX)) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hls::recording::manifest::{Kind, SegmentEntry};
+
+    #[test]
+    fn recovery_finishes_a_recording_left_recording_and_removes_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rec = dir.path().join("demo-1");
+        std::fs::create_dir_all(rec.join("source")).expect("mkdir");
+        let t0 = Utc::now();
+        let mut manifest = Manifest::new("demo-1", "demo", "1", t0, 2);
+        let source = manifest.rendition_mut("source", Kind::Video);
+        source.codecs = Some("avc1.64001f".into());
+        source.inits.push(0);
+        for msn in 0..3 {
+            source.segments.push(SegmentEntry {
+                msn,
+                init_version: 0,
+                discontinuity: false,
+                independent: true,
+                program_date_time: t0,
+                duration_ns: 2_000_000_000,
+                bytes: 4,
+            });
+        }
+        write_atomic(&rec.join("source/init.mp4"), &[b"init"], true).expect("write");
+        for msn in 0..2 {
+            write_atomic(&rec.join(format!("source/seg{msn}.m4s")), &[b"data"], true)
+                .expect("write");
+        }
+        // seg2 was being written when the server died.
+        std::fs::write(rec.join("source/seg2.m4s.tmp"), b"da").expect("write");
+        write_files(&rec, &manifest, None, &mut String::new()).expect("saved");
+        // A directory without a manifest and a file that is not a recording are skipped.
+        std::fs::create_dir_all(dir.path().join("empty")).expect("mkdir");
+        std::fs::write(dir.path().join("stray.txt"), b"x").expect("write");
+
+        let recovered = recover_all(dir.path(), t0).expect("recovered");
+        assert_eq!(recovered.len(), 1);
+        let manifest = &recovered[0];
+        assert_eq!(manifest.state, RecordingState::CutShort);
+        assert_eq!(manifest.renditions[0].segments.len(), 2);
+        assert!(!rec.join("source/seg2.m4s.tmp").exists());
+        let playlist = std::fs::read_to_string(rec.join("source/playlist.m3u8")).expect("read");
+        assert!(
+            playlist.ends_with("seg1.m4s\n#EXT-X-ENDLIST\n"),
+            "{playlist}"
+        );
+        let saved: Manifest =
+            serde_json::from_slice(&std::fs::read(rec.join(MANIFEST_FILE)).expect("read"))
+                .expect("json");
+        assert_eq!(&saved, manifest);
+        // A second start changes nothing.
+        let again = recover_all(dir.path(), t0 + chrono::Duration::hours(1)).expect("again");
+        assert_eq!(&again[0], manifest);
+    }
+}

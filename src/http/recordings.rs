@@ -1,0 +1,202 @@
+//! HTTP API of recordings (JSON, public like the playback URLs), around
+//! [`crate::hls::recording::Recorder`]'s index:
+//! - `GET /api/recordings[?stream=&show=]` → `{"items": [...]}`, newest first
+//! - `GET /api/recordings/{id}` → one recording
+//!
+//! and the `replay` of a show (its newest recording), which the show routes join in. The
+//! recordings themselves play at `/vod/{id}/index.m3u8` ([`crate::hls::recording::vod`]).
+//! Errors are `{"error", "field"}`: 400 an unknown or malformed parameter or id, 404 an
+//! unknown recording. With recordings disabled the list is empty and every id is unknown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ApiState;
+use super::cues::{ApiError, json};
+use super::openapi::ErrorBody;
+use crate::commerce::shows::model::rfc3339;
+use crate::hls::origin::is_valid_stream_name;
+use crate::hls::recording::{Entry, Filter, index::playlist_url, is_valid_id};
+
+/// The recording routes.
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(recording))
+}
+
+/// A recording as the API answers it ([`to_json`]).
+#[derive(ToSchema)]
+pub struct RecordingJson {
+    /// Unique id.
+    pub id: String,
+    /// The stream it recorded.
+    pub stream: String,
+    /// The HLS session it recorded (the chat replay key).
+    pub session: String,
+    /// The show that was live on the stream, if any.
+    #[schema(required = true)]
+    pub show: Option<String>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339); null while recording.
+    #[schema(required = true)]
+    pub ended_at: Option<String>,
+    /// Recorded media time, seconds.
+    pub duration_s: f64,
+    /// Rendition names.
+    pub renditions: Vec<String>,
+    /// `/vod/{id}/index.m3u8`.
+    pub playlist: String,
+    /// `recording` (still growing), `complete` or `cut_short` (the server stopped mid-stream).
+    pub state: RecordingStateName,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// A recording's state.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStateName {
+    /// Still growing.
+    Recording,
+    /// Finished at the stream's end.
+    Complete,
+    /// Finished at its last complete segment after the server stopped mid-stream.
+    CutShort,
+}
+
+/// `GET /api/recordings`'s answer.
+#[derive(ToSchema)]
+pub struct RecordingList {
+    /// Newest first.
+    pub items: Vec<RecordingJson>,
+}
+
+/// The query string of `GET /api/recordings`; any other parameter is refused (400).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only recordings of this stream.
+    pub stream: Option<String>,
+    /// Only recordings of this show.
+    pub show: Option<String>,
+}
+
+/// The API's JSON of a recording.
+pub fn to_json(entry: &Entry) -> serde_json::Value {
+    serde_json::json!({
+        "id": entry.id,
+        "stream": entry.stream,
+        "session": entry.session,
+        "show": entry.show,
+        "started_at": rfc3339(entry.started_at),
+        "ended_at": entry.ended_at.map(rfc3339),
+        "duration_s": entry.duration_s,
+        "renditions": entry.renditions,
+        "playlist": entry.playlist(),
+        "state": entry.state.as_str(),
+        "bytes": entry.bytes,
+    })
+}
+
+fn storage_error(err: sqlx::Error) -> ApiError {
+    tracing::error!(error = %err, "recordings index");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
+}
+
+#[utoipa::path(get, path = "/api/recordings", tag = "recordings",
+    operation_id = "list_recordings", summary = "Recordings, newest first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The recordings", body = RecordingList),
+        (status = 400, description = "An unknown or malformed parameter, named", body = ErrorBody),
+    ))]
+async fn list(
+    State(api): State<Arc<ApiState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    for key in query.keys() {
+        if key != "stream" && key != "show" {
+            let message = format!("{key}: unknown parameter (stream and show are known)");
+            return Err(ApiError::field(key.clone(), message));
+        }
+    }
+    let stream = query.get("stream").cloned();
+    if let Some(stream) = stream.as_deref().filter(|s| !is_valid_stream_name(s)) {
+        let message = format!("stream: not a stream name: {stream:?}");
+        return Err(ApiError::field("stream", message));
+    }
+    let show = query.get("show").cloned();
+    if let Some(show) = show.as_deref().filter(|s| !is_valid_id(s)) {
+        let message = format!("show: not a show id: {show:?}");
+        return Err(ApiError::field("show", message));
+    }
+    let items = match &api.recordings {
+        Some(recorder) => recorder
+            .index()
+            .list(&Filter { stream, show })
+            .await
+            .map_err(storage_error)?,
+        None => Vec::new(),
+    };
+    let items: Vec<_> = items.iter().map(to_json).collect();
+    Ok(json(StatusCode::OK, serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(get, path = "/api/recordings/{id}", tag = "recordings",
+    operation_id = "get_recording", summary = "A recording",
+    params(("id" = String, Path, description = "Recording id")),
+    responses(
+        (status = 200, description = "The recording", body = RecordingJson),
+        (status = 400, description = "Not a recording id", body = ErrorBody),
+        (status = 404, description = "No such recording", body = ErrorBody),
+    ))]
+async fn recording(
+    State(api): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !is_valid_id(&id) {
+        return Err(ApiError::field(
+            "id",
+            format!("id: not a recording id: {id:?}"),
+        ));
+    }
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no recording {id}"));
+    let recorder = api.recordings.as_ref().ok_or_else(not_found)?;
+    let entry = recorder.index().get(&id).await.map_err(storage_error)?;
+    let entry = entry.ok_or_else(not_found)?;
+    Ok(json(StatusCode::OK, to_json(&entry)))
+}
+
+/// The `replay` of every show that has a recording: show id → `{"recording", "playlist"}` of
+/// its newest one.
+pub async fn replays(api: &ApiState) -> HashMap<String, serde_json::Value> {
+    let Some(recorder) = &api.recordings else {
+        return HashMap::new();
+    };
+    let entries = match recorder.index().list(&Filter::default()).await {
+        Ok(entries) => entries,
+        Err(err) => {
+            tracing::error!(error = %err, "recordings index: show replays left out");
+            return HashMap::new();
+        }
+    };
+    let mut replays = HashMap::new();
+    // Newest first: the first recording of a show is its newest.
+    for entry in entries {
+        if let Some(show) = entry.show {
+            replays.entry(show).or_insert_with(|| {
+                serde_json::json!({ "recording": entry.id, "playlist": playlist_url(&entry.id) })
+            });
+        }
+    }
+    replays
+}
