@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
 use crate::commerce::events::Events;
+use crate::commerce::recommend::Recommender;
 use crate::commerce::shop::start_events;
 use crate::commerce::shows::Shows;
 use crate::commerce::{Catalog, ProductLookup};
@@ -120,6 +121,13 @@ impl App {
         } else {
             None
         };
+        let recommend = Recommender::start(
+            store.pool(),
+            config.recommend.clone(),
+            Arc::clone(&catalog),
+            Arc::clone(&shows),
+        );
+        let recommend = recommend.await.context("recommendations")?;
         let half_life = config.catalog.popularity_half_life_s;
         let events = start_events(
             store.pool(),
@@ -127,6 +135,7 @@ impl App {
             &shows,
             &catalog,
             half_life,
+            recommend.clone(),
         );
         let events = events.await.context("shopper events")?;
         let api = Arc::new(ApiState {
@@ -142,6 +151,7 @@ impl App {
             shows: Arc::clone(&shows),
             catalog,
             events: http::events::EventsApi::new(Arc::clone(&events)),
+            recommend,
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;

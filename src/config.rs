@@ -95,6 +95,8 @@ pub struct Config {
     pub catalog: commerce::catalog::Config,
     /// Shopper events (`POST /api/events`).
     pub events: commerce::events::Config,
+    /// Recommendations (`/api/recommendations/...`).
+    pub recommend: commerce::recommend::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -180,6 +182,7 @@ impl Config {
             ("shows", self.shows.validate()),
             ("catalog", self.catalog.validate()),
             ("events", self.events.validate()),
+            ("recommend", self.recommend.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {

@@ -1,6 +1,6 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`cues.rs`, `users.rs`, `chat.rs`,
-//! `shows.rs`, `catalog.rs`, `events.rs`), so the features do not depend on HTTP, and every admin route
+//! `shows.rs`, `catalog.rs`, `events.rs`, `recommend.rs`), so the features do not depend on HTTP, and every admin route
 //! checks the token in one place ([`auth::Admin`]).
 
 pub mod auth;
@@ -9,6 +9,7 @@ pub mod chat;
 mod config;
 pub mod cues;
 pub mod events;
+pub mod recommend;
 mod server;
 pub mod shows;
 pub mod users;
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub catalog: Arc<crate::commerce::Catalog>,
     /// Shopper events and show analytics (`/api/events`, `/api/shows/{id}/analytics`).
     pub events: events::EventsApi,
+    /// Recommendations (`/api/recommendations/...`, `/api/shows/{id}/products`).
+    pub recommend: Arc<crate::commerce::recommend::Recommender>,
 }
 
 /// Builds the whole HTTP router.
@@ -94,6 +97,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .merge(shows::router(Arc::clone(&api)))
         .merge(catalog::router(Arc::clone(&api)))
         .merge(events::router(Arc::clone(&api)))
+        .merge(recommend::router(Arc::clone(&api)))
         .fallback(not_found)
         .layer(cors)
         // 503s are part of the protocol here (stream starting, blocking reload timeout): log
