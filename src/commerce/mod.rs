@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod events;
 pub mod money;
+pub mod recommend;
 pub mod product;
 pub mod shop;
 pub mod shows;
