@@ -48,6 +48,7 @@ pub struct App {
     cues: Arc<CueService>,
     shows: Arc<Shows>,
     events: Arc<Events>,
+    recommend: Arc<Recommender>,
     grace: Duration,
 }
 
@@ -151,7 +152,7 @@ impl App {
             shows: Arc::clone(&shows),
             catalog,
             events: http::events::EventsApi::new(Arc::clone(&events)),
-            recommend,
+            recommend: Arc::clone(&recommend),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -173,6 +174,7 @@ impl App {
             cues,
             shows,
             events,
+            recommend,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -207,6 +209,7 @@ impl App {
         self.http.stop(deadline).await?;
         self.cues.close().await;
         self.events.close().await;
+        self.recommend.close().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -6,12 +6,17 @@
 //! is there.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use sqlx::SqlitePool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::Config;
+use super::basket::{Baskets, ForYou, ForYouParams};
 use super::content::{self, Content, Kind};
 use super::coview::CoViews;
 use super::ids::{Id, Ids};
@@ -299,6 +304,13 @@ pub struct Recommender {
     catalog: Arc<Catalog>,
     shows: Arc<Shows>,
     models: RwLock<Models>,
+    /// The for-you model last fitted (none before the first fit).
+    for_you: RwLock<Option<Arc<ForYou>>>,
+    /// Purchases arrived since the last for-you fit started.
+    purchased: AtomicBool,
+    /// Stops the refit task.
+    stop: CancellationToken,
+    refits: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Hands the catalog's changes to the service without keeping it alive.
@@ -336,6 +348,46 @@ impl EventSink for Recommender {
             let show = shows.get(event.show.as_str()).unwrap_or(&None);
             models.apply(event, show);
         }
+        if events
+            .iter()
+            .any(|e| e.kind == EventType::Purchase && e.user.is_some())
+        {
+            self.purchased.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Refits for-you when purchases arrived, at most once per `interval`, off the runtime's
+/// threads; the previous model answers meanwhile. Ends on `stop` or when the service is gone.
+async fn refit_loop(service: Weak<Recommender>, interval: Duration, stop: CancellationToken) {
+    loop {
+        let Some(current) = service.upgrade() else {
+            return;
+        };
+        if current.purchased.swap(false, Ordering::AcqRel) {
+            let data = current.baskets();
+            let started = std::time::Instant::now();
+            let fitted =
+                tokio::task::spawn_blocking(move || ForYou::fit(&data, &ForYouParams::default()))
+                    .await;
+            match fitted {
+                Ok(model) => {
+                    tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        memory_bytes = model.memory_bytes(),
+                        "for-you refitted"
+                    );
+                    *current.for_you.write().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Arc::new(model));
+                }
+                Err(err) => tracing::error!(error = %err, "for-you refit failed"),
+            }
+        }
+        drop(current);
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stop.cancelled() => return,
+        }
     }
 }
 
@@ -348,6 +400,31 @@ impl Recommender {
             catalog,
             shows,
             models,
+            for_you: RwLock::new(None),
+            purchased: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+            refits: Mutex::new(None),
+        }
+    }
+
+    /// Each user's orders as the for-you model takes them.
+    pub fn baskets(&self) -> Baskets {
+        let models = self.read();
+        let mut data = Baskets::new();
+        for (user, orders) in models.purchases.users() {
+            for (_, products) in orders {
+                data.push(user, products.iter().map(|p| &**models.ids.name(*p)));
+            }
+        }
+        data
+    }
+
+    /// Stops the for-you refits.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        let task = self.refits.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
         }
     }
 
@@ -371,6 +448,15 @@ impl Recommender {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recommendations rebuilt"
         );
+        // Fit for-you at once (in the background) on what was replayed.
+        service.purchased.store(true, Ordering::Release);
+        let interval = Duration::from_secs_f64(service.settings.for_you_refit_interval_s);
+        let task = tokio::spawn(refit_loop(
+            Arc::downgrade(&service),
+            interval,
+            service.stop.clone(),
+        ));
+        *service.refits.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         Ok(service)
     }
 
@@ -701,8 +787,9 @@ impl Recommender {
         })
     }
 
-    /// `GET /api/recommendations/for-you?user=&limit=`: until a next-basket model answers,
-    /// what trends now (or sold most), with `fallback`.
+    /// `GET /api/recommendations/for-you?user=&limit=`: the next-basket model's list for
+    /// `user`; popular products (`fallback`) for an anonymous or unknown shopper, and what
+    /// trends now until the model is first fitted.
     pub fn for_you(
         &self,
         user: Option<&str>,
@@ -710,14 +797,39 @@ impl Recommender {
         now: f64,
     ) -> Result<Answer, RecommendError> {
         let limit = self.limit(limit)?;
-        let _ = user;
-        let mut answer = self.trending(Some(limit), None, None, now)?;
-        for item in &mut answer.items {
-            item.reason = format!("popular now: {}", item.reason);
-        }
-        answer.model = "for-you";
-        answer.fallback = true;
-        Ok(answer)
+        let model = self
+            .for_you
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(model) = model else {
+            let mut answer = self.trending(Some(limit), None, None, now)?;
+            for item in &mut answer.items {
+                item.reason = format!("model not fitted yet; trending: {}", item.reason);
+            }
+            answer.model = "for-you";
+            answer.fallback = true;
+            return Ok(answer);
+        };
+        let recommended = model.recommend(user.unwrap_or(""), limit);
+        let fallback = recommended.fallback;
+        let items = recommended
+            .items
+            .into_iter()
+            .map(|scored| {
+                let reason = if fallback {
+                    format!("no purchases of this shopper yet: {}", scored.reason)
+                } else {
+                    scored.reason.to_string()
+                };
+                self.product_item(&scored.product, scored.score, reason)
+            })
+            .collect();
+        Ok(Answer {
+            items,
+            model: "for-you",
+            fallback,
+        })
     }
 
     /// `GET /api/recommendations/upcoming-shows?user=&limit=` at `now_ms` (Unix ms).
