@@ -116,10 +116,13 @@ impl Answer {
     }
 }
 
+/// An order: its id and its distinct products, in the order their lines arrived.
+pub type Order = (Arc<str>, Vec<Id>);
+
 /// Each user's purchases, grouped by order, orders in the order they arrived.
 #[derive(Debug, Default)]
 pub struct Purchases {
-    users: HashMap<Arc<str>, Vec<(Arc<str>, Vec<Id>)>>,
+    users: HashMap<Arc<str>, Vec<Order>>,
 }
 
 /// Orders of a user searched (from the newest) for the order a line belongs to.
@@ -147,7 +150,7 @@ impl Purchases {
     }
 
     /// Each user's orders (product ids), oldest first.
-    pub fn users(&self) -> impl Iterator<Item = (&Arc<str>, &[(Arc<str>, Vec<Id>)])> {
+    pub fn users(&self) -> impl Iterator<Item = (&Arc<str>, &[Order])> {
         self.users.iter().map(|(u, o)| (u, o.as_slice()))
     }
 
