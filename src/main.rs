@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Recommendations, offline.
+    Recs {
+        #[command(subcommand)]
+        command: RecsCommand,
+    },
     /// Load and validate the configuration (file + environment), report, and exit.
     CheckConfig {
         /// Config file layered over the built-in default.
@@ -79,6 +84,26 @@ enum CatalogCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum RecsCommand {
+    /// Evaluate the next-basket models on an orders CSV (the Instacart layout: order_id,
+    /// user_id, order_number, product_id[, add_to_cart_order], columns found by the header):
+    /// each shopper's last order held out, one JSON line per model (docs/recommendations.md).
+    Eval {
+        /// The orders CSV.
+        #[arg(long, value_name = "FILE")]
+        orders: PathBuf,
+        /// Choose for-you's parameters on the validation split (each shopper's second-to-last
+        /// order) first, print them, and evaluate for-you with them.
+        #[arg(long)]
+        tune: bool,
+        /// Fail (exit 1) unless the baselines are within 0.01 of the reference figures and
+        /// for-you beats TIFU-KNN (Recall@10, NDCG@10) and UP-CF@r (explore Recall@10).
+        #[arg(long)]
+        check: bool,
+    },
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -94,6 +119,14 @@ fn main() -> ExitCode {
         Command::Catalog {
             command: CatalogCommand::Import { file, config },
         } => return catalog_import(&file, config.as_deref()),
+        Command::Recs {
+            command:
+                RecsCommand::Eval {
+                    orders,
+                    tune,
+                    check,
+                },
+        } => return recs_eval(&orders, tune, check),
         Command::Chat {
             room,
             server,
@@ -183,6 +216,50 @@ fn catalog_import(file: &Path, config_path: Option<&Path>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cuecast recs eval`: JSON lines on stdout (tuned parameters first with `--tune`), check
+/// failures on stderr.
+fn recs_eval(orders: &Path, tune: bool, check: bool) -> ExitCode {
+    use cuecast::commerce::recommend::basket::{ForYouParams, eval, orders::Orders};
+    let orders = match Orders::read_file(orders) {
+        Ok(orders) => orders,
+        Err(err) => {
+            eprintln!("cuecast recs eval: {}: {err}", orders.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let params = if tune {
+        let tuned = eval::tune(&orders);
+        for line in &tuned.lines {
+            println!("{line}");
+        }
+        tuned.params
+    } else {
+        ForYouParams::default()
+    };
+    let mut reports = eval::run(&orders, &params);
+    reports.extend(eval::fbt(&orders));
+    for report in &reports {
+        match serde_json::to_string(report) {
+            Ok(line) => println!("{line}"),
+            Err(err) => {
+                eprintln!("cuecast recs eval: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if check {
+        let failures = eval::check(&reports);
+        if !failures.is_empty() {
+            for failure in failures {
+                eprintln!("cuecast recs eval: check: {failure}");
+            }
+            return ExitCode::FAILURE;
+        }
+        eprintln!("cuecast recs eval: check passed");
+    }
+    ExitCode::SUCCESS
 }
 
 fn chat(args: ChatArgs) -> ExitCode {

@@ -1,1 +1,286 @@
-//! TODO
+//! The offline evaluation `cuecast recs eval` runs: the fixed next-basket protocol
+//! (../shared/reference/commerce.md, docs/recommendations.md) over every model — the baselines
+//! of [`super::models`] and [`ForYou`] through the same `recommend`/`recommend_new` the server
+//! calls — the validation grid that picks `ForYou`'s parameters, the check against the
+//! published reference figures, and the frequently-bought-together report.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::metrics::{Mean, score};
+use super::models::{Accumulator, ItemSets, Popularity, Sparse, TifuKnn, UpCf, purchase_counts};
+use super::orders::{Orders, Split};
+use super::{Baskets, ForYou, ForYouParams, ProductIx};
+
+/// The list length every metric is taken at.
+pub const K: usize = 10;
+
+/// How far a baseline may land from its reference figure.
+pub const TOLERANCE: f64 = 0.01;
+
+/// One model's figures on one split, as one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The model's name (`popularity`, `p-topfreq`, `tifu-knn`, `up-cf`, `for-you`).
+    pub model: String,
+    /// HR@10 over all shoppers.
+    #[serde(rename = "hr@10")]
+    pub hr: f64,
+    /// Recall@10 over all shoppers.
+    #[serde(rename = "recall@10")]
+    pub recall: f64,
+    /// NDCG@10 over all shoppers.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg: f64,
+    /// HR@10 of the new items, over shoppers with at least one.
+    #[serde(rename = "explore_hr@10")]
+    pub explore_hr: f64,
+    /// Recall@10 of the new items.
+    #[serde(rename = "explore_recall@10")]
+    pub explore_recall: f64,
+    /// NDCG@10 of the new items.
+    #[serde(rename = "explore_ndcg@10")]
+    pub explore_ndcg: f64,
+    /// Shoppers evaluated.
+    pub users: usize,
+    /// Shoppers with at least one new item in their held-out order.
+    pub explore_users: usize,
+}
+
+/// A model under evaluation: the top `k` for a shopper, or the top `k` of the products they
+/// never bought (`new_only`).
+pub trait Ranker {
+    /// Product ids, best first.
+    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>>;
+}
+
+impl Ranker for ForYou {
+    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+        let answer = if new_only {
+            self.recommend_new(user, k)
+        } else {
+            self.recommend(user, k)
+        };
+        answer.items.into_iter().map(|s| s.product).collect()
+    }
+}
+
+/// A baseline: popularity, P-TopFreq, TIFU-KNN or UP-CF@r over a training set.
+pub struct Baseline<'a> {
+    data: &'a Baskets,
+    popularity: Popularity,
+    sets: ItemSets,
+    kind: Kind,
+}
+
+enum Kind {
+    Popularity,
+    TopFreq,
+    Tifu(TifuKnn),
+    UpCf(UpCf),
+}
+
+impl<'a> Baseline<'a> {
+    fn new(data: &'a Baskets, kind: Kind) -> Self {
+        Baseline {
+            data,
+            popularity: Popularity::new(data),
+            sets: ItemSets::new(data),
+            kind,
+        }
+    }
+
+    /// Global popularity.
+    pub fn popularity(data: &'a Baskets) -> Self {
+        Baseline::new(data, Kind::Popularity)
+    }
+
+    /// P-TopFreq: the shopper's own purchase counts, ties by popularity.
+    pub fn top_freq(data: &'a Baskets) -> Self {
+        Baseline::new(data, Kind::TopFreq)
+    }
+
+    /// TIFU-KNN with r_b, r_g, m, k, α.
+    pub fn tifu(data: &'a Baskets, rb: f64, rg: f64, m: usize, k: usize, alpha: f64) -> Self {
+        Baseline::new(data, Kind::Tifu(TifuKnn::fit(data, rb, rg, m, k, alpha)))
+    }
+
+    /// UP-CF@r with r, q, α, k.
+    pub fn up_cf(data: &'a Baskets, r: usize, q: f64, alpha: f64, k: usize) -> Self {
+        Baseline::new(data, Kind::UpCf(UpCf::fit(data, r, q, alpha, k)))
+    }
+}
+
+impl Ranker for Baseline<'_> {
+    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+        let ix = self.data.user_ix(user);
+        let scores: Sparse = match (ix, &self.kind) {
+            (None, _) | (_, Kind::Popularity) => Vec::new(),
+            (Some(u), Kind::TopFreq) => purchase_counts(self.data.history(u))
+                .into_iter()
+                .map(|(p, c)| (p, c as f64))
+                .collect(),
+            (Some(u), Kind::Tifu(model)) => {
+                model.scores(u, &mut Accumulator::new(self.data.products()))
+            }
+            (Some(u), Kind::UpCf(model)) => model.scores(
+                u,
+                &mut Accumulator::new(self.data.products()),
+                &mut Vec::new(),
+            ),
+        };
+        let past: &[ProductIx] = match (ix, new_only) {
+            (Some(u), true) => &self.sets.sets[u],
+            _ => &[],
+        };
+        self.popularity
+            .top(&scores, k, |p| past.binary_search(&p).is_ok())
+            .into_iter()
+            .map(|(p, _, _)| self.data.product_id(p).clone())
+            .collect()
+    }
+}
+
+/// Evaluates `ranker` on `split`'s held-out orders.
+pub fn evaluate(model: &str, split: &Split, ranker: &dyn Ranker) -> Report {
+    let mut all = Mean::default();
+    let mut explore = Mean::default();
+    for (user, basket) in &split.held_out {
+        let truth: HashSet<&str> = basket.iter().map(String::as_str).collect();
+        all.add(score(&ranker.top(user, K, false), &truth, K));
+        let past: HashSet<&str> = split
+            .train
+            .user_ix(user)
+            .map(|u| {
+                split
+                    .train
+                    .history(u)
+                    .iter()
+                    .flatten()
+                    .map(|&p| split.train.product_id(p).as_ref())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let new: HashSet<&str> = truth.difference(&past).copied().collect();
+        if !new.is_empty() {
+            explore.add(score(&ranker.top(user, K, true), &new, K));
+        }
+    }
+    let (a, e) = (all.mean(), explore.mean());
+    Report {
+        model: model.to_owned(),
+        hr: a.hr,
+        recall: a.recall,
+        ndcg: a.ndcg,
+        explore_hr: e.hr,
+        explore_recall: e.recall,
+        explore_ndcg: e.ndcg,
+        users: all.count,
+        explore_users: explore.count,
+    }
+}
+
+/// The published reference figures on this protocol (commerce.md): model name, HR@10,
+/// Recall@10, NDCG@10, explore Recall@10.
+pub const REFERENCE: [(&str, f64, f64, f64, f64); 5] = [
+    ("popularity", 0.472, 0.070, 0.103, 0.027),
+    ("p-topfreq", 0.890, 0.354, 0.440, 0.027),
+    ("tifu-knn", 0.899, 0.384, 0.473, 0.029),
+    ("tifu-knn-k100", 0.899, 0.382, 0.473, 0.030),
+    ("up-cf", 0.892, 0.370, 0.457, 0.036),
+];
+
+/// Every model on the test split (each shopper's last order held out), `for-you` with
+/// `params`: the baselines with the reference settings, then `for-you`.
+pub fn run(orders: &Orders, params: &ForYouParams) -> Vec<Report> {
+    let split = orders.split(0);
+    let data = &split.train;
+    let mut reports = vec![
+        evaluate("popularity", &split, &Baseline::popularity(data)),
+        evaluate("p-topfreq", &split, &Baseline::top_freq(data)),
+        evaluate(
+            "tifu-knn",
+            &split,
+            &Baseline::tifu(data, 0.9, 0.7, 3, 300, 0.7),
+        ),
+        evaluate(
+            "tifu-knn-k100",
+            &split,
+            &Baseline::tifu(data, 0.9, 0.7, 3, 100, 0.7),
+        ),
+        evaluate("up-cf", &split, &Baseline::up_cf(data, 10, 5.0, 0.75, 100)),
+    ];
+    reports.push(evaluate("for-you", &split, &ForYou::fit(data, params)));
+    reports
+}
+
+/// What [`check`] found wrong: one line per figure out of tolerance or goal missed.
+pub fn check(reports: &[Report]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let find = |name: &str| reports.iter().find(|r| r.model == name);
+    for (name, hr, recall, ndcg, explore_recall) in REFERENCE {
+        let Some(report) = find(name) else {
+            failures.push(format!("{name}: not evaluated"));
+            continue;
+        };
+        for (metric, got, want) in [
+            ("hr@10", report.hr, hr),
+            ("recall@10", report.recall, recall),
+            ("ndcg@10", report.ndcg, ndcg),
+            ("explore_recall@10", report.explore_recall, explore_recall),
+        ] {
+            if (got - want).abs() > TOLERANCE {
+                failures.push(format!(
+                    "{name} {metric}: {got:.4}, reference {want:.3} ± {TOLERANCE}"
+                ));
+            }
+        }
+    }
+    match (find("for-you"), find("tifu-knn"), find("up-cf")) {
+        (Some(ours), Some(tifu), Some(upcf)) => {
+            for (what, got, over) in [
+                ("recall@10 over tifu-knn", ours.recall, tifu.recall),
+                ("ndcg@10 over tifu-knn", ours.ndcg, tifu.ndcg),
+                (
+                    "explore_recall@10 over up-cf",
+                    ours.explore_recall,
+                    upcf.explore_recall,
+                ),
+            ] {
+                if got <= over {
+                    failures.push(format!("goal missed: for-you {what}: {got:.4} ≤ {over:.4}"));
+                }
+            }
+        }
+        _ => failures.push("for-you, tifu-knn or up-cf not evaluated".to_owned()),
+    }
+    failures
+}
+
+/// The validation grid's outcome.
+#[derive(Debug, Clone)]
+pub struct Tuned {
+    /// The parameters chosen.
+    pub params: ForYouParams,
+    /// JSON lines describing the search and the choice.
+    pub lines: Vec<String>,
+}
+
+/// Picks `ForYou`'s parameters on the validation split (each shopper's last order dropped, the
+/// one before held out). Placeholder: the defaults.
+pub fn tune(orders: &Orders) -> Tuned {
+    let _ = orders;
+    Tuned {
+        params: ForYouParams::default(),
+        lines: Vec::new(),
+    }
+}
+
+/// Frequently bought together, on the test split: for each held-out order with ≥ 2 products,
+/// the first in cart order is the query and the others the truth. Placeholder.
+pub fn fbt(orders: &Orders) -> Vec<Report> {
+    let _ = orders;
+    Vec::new()
+}
