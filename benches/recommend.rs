@@ -54,11 +54,11 @@ struct Models {
 
 fn build(rng: &mut Rng) -> Models {
     let mut content = Content::default();
-    for p in 0..PRODUCTS {
+    content.upsert_all((0..PRODUCTS).map(|p| {
         let title = format!("brand{} line{} item {}", p % 500, p % 2000, p % 37);
         let brand = format!("brand{}", p % 500);
-        content.upsert(p, features(Some(&category(p)), Some(&brand), &title));
-    }
+        (p, features(Some(&category(p)), Some(&brand), &title))
+    }));
     let mut together = CoPurchases::default();
     let mut trending = Trending::new(Params {
         windows: vec![3600.0, 900.0, 21_600.0],

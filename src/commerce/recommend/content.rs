@@ -82,12 +82,54 @@ pub struct Content {
     postings: Vec<Vec<Id>>,
     /// Each product's features.
     products: HashMap<Id, Vec<u32>>,
+    /// Each feature's inverse document frequency, as of the last change.
+    idf: Vec<f64>,
+    /// Each product's norm, as of the last change.
+    norms: HashMap<Id, f64>,
 }
 
 impl Content {
-    /// Sets `product`'s features (replacing what it had).
-    pub fn upsert(&mut self, product: Id, features: Vec<Feature>) {
-        self.remove(product);
+    /// Sets the features of each product (replacing what they had), then the weights.
+    pub fn upsert_all(&mut self, products: impl IntoIterator<Item = (Id, Vec<Feature>)>) {
+        for (product, features) in products {
+            self.upsert(product, features);
+        }
+        self.reweigh();
+    }
+
+    /// Sets the features of one product (replacing what it had), then the weights.
+    pub fn upsert_one(&mut self, product: Id, features: Vec<Feature>) {
+        self.upsert_all([(product, features)]);
+    }
+
+    /// Forgets `product`, then updates the weights.
+    pub fn remove(&mut self, product: Id) {
+        self.forget(product);
+        self.reweigh();
+    }
+
+    /// Every feature's IDF and every product's norm, after a change (the catalog changes far
+    /// less often than it is queried: queries read them).
+    fn reweigh(&mut self) {
+        let n = self.products.len() as f64;
+        self.idf = self
+            .postings
+            .iter()
+            .map(|p| (1.0 + n / p.len().max(1) as f64).ln())
+            .collect();
+        let idf = &self.idf;
+        self.norms = self
+            .products
+            .iter()
+            .map(|(p, ids)| {
+                let norm = ids.iter().map(|f| idf[*f as usize].powi(2)).sum::<f64>();
+                (*p, norm.sqrt())
+            })
+            .collect();
+    }
+
+    fn upsert(&mut self, product: Id, features: Vec<Feature>) {
+        self.forget(product);
         let mut ids = Vec::with_capacity(features.len());
         for feature in features {
             let id = match self.names.get(&feature) {
@@ -108,8 +150,7 @@ impl Content {
         self.products.insert(product, ids);
     }
 
-    /// Forgets `product`.
-    pub fn remove(&mut self, product: Id) {
+    fn forget(&mut self, product: Id) {
         if let Some(ids) = self.products.remove(&product) {
             for id in ids {
                 let posting = &mut self.postings[id as usize];
@@ -146,12 +187,11 @@ impl Content {
     }
 
     fn idf(&self, feature: u32) -> f64 {
-        let df = self.postings[feature as usize].len().max(1) as f64;
-        (1.0 + self.products.len() as f64 / df).ln()
+        self.idf.get(feature as usize).copied().unwrap_or(0.0)
     }
 
-    fn norm(&self, ids: &[u32]) -> f64 {
-        ids.iter().map(|&f| self.idf(f).powi(2)).sum::<f64>().sqrt()
+    fn norm(&self, product: Id) -> f64 {
+        self.norms.get(&product).copied().unwrap_or(0.0)
     }
 
     /// The products most like `product`, best first, at most `limit`.
@@ -159,7 +199,7 @@ impl Content {
         let Some(own) = self.products.get(&product) else {
             return Vec::new();
         };
-        let own_norm = self.norm(own);
+        let own_norm = self.norm(product);
         if own_norm == 0.0 {
             return Vec::new();
         }
@@ -187,7 +227,7 @@ impl Content {
                         dot += self.idf(*f).powi(2);
                     }
                 }
-                let similarity = dot / (own_norm * self.norm(theirs)).max(f64::MIN_POSITIVE);
+                let similarity = dot / (own_norm * self.norm(other)).max(f64::MIN_POSITIVE);
                 Similar {
                     product: other,
                     similarity,
@@ -233,7 +273,7 @@ impl Content {
         let texts: usize = self.texts.iter().map(|(_, t)| t.len() + 64).sum();
         let postings: usize = self.postings.iter().map(|p| 24 + p.capacity() * 4).sum();
         let products: usize = self.products.values().map(|v| 56 + v.capacity() * 4).sum();
-        texts * 2 + postings + products
+        texts * 2 + postings + products + self.idf.capacity() * 8 + self.norms.capacity() * 16
     }
 }
 
@@ -242,7 +282,7 @@ mod tests {
     use super::*;
 
     fn add(content: &mut Content, id: Id, category: &str, brand: &str, title: &str) {
-        content.upsert(id, features(Some(category), Some(brand), title));
+        content.upsert_one(id, features(Some(category), Some(brand), title));
     }
 
     #[test]

@@ -483,10 +483,11 @@ impl Recommender {
             .map(|p| (p.id.as_str(), product_features(p)))
             .collect();
         let mut models = self.write();
-        for (id, features) in features {
-            let p = models.ids.intern(id);
-            models.content.upsert(p, features);
-        }
+        let described: Vec<(Id, Vec<content::Feature>)> = features
+            .into_iter()
+            .map(|(id, features)| (models.ids.intern(id), features))
+            .collect();
+        models.content.upsert_all(described);
     }
 
     /// Feeds every recorded event back into the models, oldest first; how many.
