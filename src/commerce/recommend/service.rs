@@ -37,6 +37,13 @@ pub const MAX_CART: usize = 50;
 const CANDIDATES_PER_ITEM: usize = 5;
 /// Events replayed into the models per call at startup.
 const REPLAY_CHUNK: usize = 10_000;
+/// How long a computed trending ranking answers trending queries, seconds: ranking every
+/// product costs a fraction of a millisecond, once per this per window instead of per query
+/// (an event is in the ranking within this long).
+const TRENDING_TTL_S: f64 = 0.25;
+
+/// A trending ranking of every product and when it was computed, per window.
+type TrendingCache = Mutex<Vec<Option<(f64, Arc<Vec<Trend>>)>>>;
 
 /// Why a query was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -311,6 +318,8 @@ pub struct Recommender {
     for_you: RwLock<Option<Arc<ForYou>>>,
     /// Purchases arrived since the last for-you fit started.
     purchased: AtomicBool,
+    /// The last trending ranking of each window.
+    trends: TrendingCache,
     /// Stops the refit task.
     stop: CancellationToken,
     refits: Mutex<Option<JoinHandle<()>>>,
@@ -405,6 +414,7 @@ impl Recommender {
             models,
             for_you: RwLock::new(None),
             purchased: AtomicBool::new(false),
+            trends: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
             refits: Mutex::new(None),
         }
@@ -775,12 +785,13 @@ impl Recommender {
                 })
         };
         let window_s = self.settings.trending_windows_s[index];
-        let items = models
-            .trending
-            .top(index, now, limit, admit)
-            .into_iter()
+        let items = self
+            .ranking(&models, index, now)
+            .iter()
+            .filter(|t| admit(t.product))
+            .take(limit)
             .map(|t| {
-                let reason = trend_reason(&t, window_s);
+                let reason = trend_reason(t, window_s);
                 self.product_item(models.ids.name(t.product), t.z, reason)
             })
             .collect();
@@ -789,6 +800,23 @@ impl Recommender {
             model: "trending",
             fallback: false,
         })
+    }
+
+    /// Every trending product in `window` at `now`, best first: computed at most once per
+    /// [`TRENDING_TTL_S`] (one caller computes, the others wait and share it).
+    fn ranking(&self, models: &Models, window: usize, now: f64) -> Arc<Vec<Trend>> {
+        let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() <= window {
+            cache.resize(window + 1, None);
+        }
+        if let Some((at, ranking)) = &cache[window]
+            && (*at..*at + TRENDING_TTL_S).contains(&now)
+        {
+            return Arc::clone(ranking);
+        }
+        let ranking = Arc::new(models.trending.top(window, now, usize::MAX, |_| true));
+        cache[window] = Some((now, Arc::clone(&ranking)));
+        ranking
     }
 
     /// `GET /api/recommendations/for-you?user=&limit=`: the next-basket model's list for

@@ -125,13 +125,19 @@ impl CoPurchases {
             }
         }
         let mut ranked: Vec<Together> = merged.into_values().collect();
-        ranked.sort_by(|a, b| {
+        let order = |a: &Together, b: &Together| {
             b.score
                 .total_cmp(&a.score)
                 .then(b.lift.total_cmp(&a.lift))
                 .then(a.product.cmp(&b.product))
-        });
+        };
+        let limit = limit.min(ranked.len());
+        if limit == 0 {
+            return Vec::new();
+        }
+        ranked.select_nth_unstable_by(limit - 1, order);
         ranked.truncate(limit);
+        ranked.sort_by(order);
         ranked
     }
 
