@@ -238,10 +238,14 @@ fn recs_eval(orders: &Path, tune: bool, check: bool) -> ExitCode {
     } else {
         ForYouParams::default()
     };
-    let mut reports = eval::run(&orders, &params);
-    reports.extend(eval::fbt(&orders));
-    for report in &reports {
-        match serde_json::to_string(report) {
+    let reports = eval::run(&orders, &params);
+    let lines = reports
+        .iter()
+        .map(serde_json::to_string)
+        .chain(eval::fbt(&orders).iter().map(serde_json::to_string))
+        .collect::<Vec<_>>();
+    for line in lines {
+        match line {
             Ok(line) => println!("{line}"),
             Err(err) => {
                 eprintln!("cuecast recs eval: {err}");

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::metrics::{Mean, score};
 use super::models::{Accumulator, ItemSets, Popularity, Sparse, TifuKnn, UpCf, purchase_counts};
 use super::orders::{Orders, Split};
+use super::foryou::Parts;
 use super::{Baskets, ForYou, ForYouParams, ProductIx};
 
 /// The list length every metric is taken at.
@@ -268,19 +269,261 @@ pub struct Tuned {
     pub lines: Vec<String>,
 }
 
+/// One stage of the validation grid: which parameters it varies and what it maximises.
+struct Stage {
+    name: &'static str,
+    /// The candidates, built from the best parameters of the stages before.
+    candidates: fn(&ForYouParams) -> Vec<ForYouParams>,
+    /// Higher is better.
+    objective: fn(&Report) -> f64,
+}
+
+/// The grid, in order: first the others' part on the explore metrics (the own part does not
+/// touch the new-items list), then the own repeat part and the blend on the full list.
+const STAGES: [Stage; 2] = [
+    Stage {
+        name: "explore",
+        candidates: |base| {
+            let mut out = Vec::new();
+            for neighbours in [50, 100, 200, 300] {
+                for locality in [2.0, 5.0, 8.0] {
+                    for similarity_alpha in [0.5, 0.75, 0.9] {
+                        for item_weight in [0.0, 0.2, 0.4] {
+                            out.push(ForYouParams {
+                                neighbours,
+                                locality,
+                                similarity_alpha,
+                                item_weight,
+                                ..base.clone()
+                            });
+                        }
+                    }
+                }
+            }
+            out
+        },
+        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
+    },
+    Stage {
+        name: "repeat",
+        candidates: |base| {
+            let mut out = Vec::new();
+            for own_weight in [0.5, 0.6, 0.7, 0.8, 0.9] {
+                for basket_decay in [0.8, 0.9, 1.0] {
+                    for group_decay in [0.6, 0.7, 0.8] {
+                        out.push(ForYouParams {
+                            own_weight,
+                            basket_decay,
+                            group_decay,
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+            out
+        },
+        objective: |r| r.recall + r.ndcg,
+    },
+];
+
 /// Picks `ForYou`'s parameters on the validation split (each shopper's last order dropped, the
-/// one before held out). Placeholder: the defaults.
+/// one before held out; the test orders are never seen), stage by stage, starting from the
+/// defaults. One JSON line per stage: its name, candidates, the best parameters and their
+/// validation figures.
 pub fn tune(orders: &Orders) -> Tuned {
-    let _ = orders;
+    let split = orders.split(1);
+    let mut best = ForYouParams::default();
+    let mut lines = Vec::new();
+    let mut parts = Parts::new(&split.train);
+    for stage in &STAGES {
+        let candidates = (stage.candidates)(&best);
+        let mut chosen: Option<(f64, ForYouParams, Report)> = None;
+        for params in &candidates {
+            let model = ForYou::fit_with(&split.train, &mut parts, params);
+            let report = evaluate("for-you", &split, &model);
+            let value = (stage.objective)(&report);
+            tracing::debug!(stage = stage.name, value, ?params, "candidate");
+            if chosen.as_ref().is_none_or(|c| value > c.0) {
+                chosen = Some((value, params.clone(), report));
+            }
+        }
+        if let Some((_, params, report)) = chosen {
+            lines.push(
+                serde_json::json!({
+                    "tune": stage.name,
+                    "candidates": candidates.len(),
+                    "params": params,
+                    "validation": report,
+                })
+                .to_string(),
+            );
+            best = params;
+        }
+    }
     Tuned {
-        params: ForYouParams::default(),
-        lines: Vec::new(),
+        params: best,
+        lines,
     }
 }
 
-/// Frequently bought together, on the test split: for each held-out order with ≥ 2 products,
-/// the first in cart order is the query and the others the truth. Placeholder.
-pub fn fbt(orders: &Orders) -> Vec<Report> {
-    let _ = orders;
-    Vec::new()
+/// Frequently-bought-together figures on the test split: one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FbtReport {
+    /// The scorer's name.
+    pub model: String,
+    /// HR@10: any of the order's other products in the top 10.
+    #[serde(rename = "hr@10")]
+    pub hr: f64,
+    /// Recall@10 of the order's other products.
+    #[serde(rename = "recall@10")]
+    pub recall: f64,
+    /// NDCG@10 of the order's other products.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg: f64,
+    /// Held-out orders with at least two products (the queries).
+    pub orders: usize,
+}
+
+/// Scores a bought-together recommender on `split`: for each held-out order with ≥ 2
+/// products, the first in cart order is the query, `recommend(query, 10)` the answer (the query
+/// itself left out) and the order's other products the truth. Point it at any model: the
+/// online bought-together recommender's `|product, k|` fits here.
+pub fn evaluate_bought_together(
+    model: &str,
+    split: &Split,
+    recommend: &dyn Fn(&str, usize) -> Vec<Arc<str>>,
+) -> FbtReport {
+    let mut mean = Mean::default();
+    for (_, basket) in &split.held_out {
+        let Some((query, rest)) = basket.split_first() else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let truth: HashSet<&str> = rest.iter().map(String::as_str).collect();
+        let ranked: Vec<Arc<str>> = recommend(query, K + 1)
+            .into_iter()
+            .filter(|p| p.as_ref() != query.as_str())
+            .take(K)
+            .collect();
+        mean.add(score(&ranked, &truth, K));
+    }
+    let m = mean.mean();
+    FbtReport {
+        model: model.to_owned(),
+        hr: m.hr,
+        recall: m.recall,
+        ndcg: m.ndcg,
+        orders: mean.count,
+    }
+}
+
+/// Co-purchase counts over a training set: the plain baselines of bought-together.
+pub struct CoPurchase<'a> {
+    data: &'a Baskets,
+    popularity: Popularity,
+    /// Per product, the baskets holding it, as (shopper, basket).
+    baskets_of: Vec<Vec<(u32, u32)>>,
+    /// Baskets in all.
+    total: f64,
+}
+
+impl<'a> CoPurchase<'a> {
+    /// Indexes `data`'s baskets.
+    pub fn new(data: &'a Baskets) -> Self {
+        let mut baskets_of = vec![Vec::new(); data.products()];
+        for (user, history) in data.histories().iter().enumerate() {
+            for (b, basket) in history.iter().enumerate() {
+                for &product in basket {
+                    baskets_of[product as usize].push((user as u32, b as u32));
+                }
+            }
+        }
+        CoPurchase {
+            data,
+            popularity: Popularity::new(data),
+            baskets_of,
+            total: data.baskets().max(1) as f64,
+        }
+    }
+
+    /// Orders holding `query` and each other product.
+    fn counts(&self, query: ProductIx) -> Sparse {
+        let mut acc = Accumulator::new(self.data.products());
+        for &(user, b) in &self.baskets_of[query as usize] {
+            for &other in &self.data.history(user as usize)[b as usize] {
+                if other != query {
+                    acc.add(other, 1.0);
+                }
+            }
+        }
+        acc.take()
+    }
+
+    /// The top `k` by plain co-purchase count (ties and filler by popularity).
+    pub fn by_count(&self, query: &str, k: usize) -> Vec<Arc<str>> {
+        let counts = match self.data.product_ix(query) {
+            Some(q) => self.counts(q),
+            None => Vec::new(),
+        };
+        self.ids(self.popularity.top(&counts, k, |_| false))
+    }
+
+    /// The top `k` by lift (`P(both) / (P(query) · P(other))`) among the products bought with
+    /// `query` in at least `min_support` orders, then the rest by count, then popular ones.
+    pub fn by_lift(&self, query: &str, k: usize, min_support: f64) -> Vec<Arc<str>> {
+        let Some(q) = self.data.product_ix(query) else {
+            return self.by_count(query, k);
+        };
+        let counts = self.counts(q);
+        let n_query = self.baskets_of[q as usize].len() as f64;
+        let lifts: Sparse = counts
+            .iter()
+            .filter(|&&(_, both)| both >= min_support)
+            .map(|&(p, both)| {
+                let n_other = self.baskets_of[p as usize].len() as f64;
+                (p, both * self.total / (n_query * n_other))
+            })
+            .collect();
+        let mut ranked: Vec<(ProductIx, f64, bool)> = self
+            .popularity
+            .ranked(&lifts, k, |_| false)
+            .into_iter()
+            .map(|(p, s)| (p, s, false))
+            .collect();
+        if ranked.len() < k {
+            let chosen: HashSet<ProductIx> = ranked.iter().map(|r| r.0).collect();
+            ranked.extend(
+                self.popularity
+                    .top(&counts, k, |p| chosen.contains(&p))
+                    .into_iter()
+                    .take(k - ranked.len()),
+            );
+        }
+        self.ids(ranked)
+    }
+
+    fn ids(&self, ranked: Vec<(ProductIx, f64, bool)>) -> Vec<Arc<str>> {
+        ranked
+            .into_iter()
+            .map(|(p, _, _)| self.data.product_id(p).clone())
+            .collect()
+    }
+}
+
+/// Minimum co-purchase support of `fbt-lift`.
+pub const FBT_MIN_SUPPORT: f64 = 3.0;
+
+/// Bought-together on the test split: `fbt-cooccurrence` (plain counts) and `fbt-lift` (lift
+/// with minimum support [`FBT_MIN_SUPPORT`]).
+pub fn fbt(orders: &Orders) -> Vec<FbtReport> {
+    let split = orders.split(0);
+    let model = CoPurchase::new(&split.train);
+    vec![
+        evaluate_bought_together("fbt-cooccurrence", &split, &|q, k| model.by_count(q, k)),
+        evaluate_bought_together("fbt-lift", &split, &|q, k| {
+            model.by_lift(q, k, FBT_MIN_SUPPORT)
+        }),
+    ]
 }

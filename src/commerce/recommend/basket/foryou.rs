@@ -8,12 +8,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::models::{Accumulator, ItemSets, Popularity, Sparse, recent_share, tifu_vector};
+use super::models::{
+    Accumulator, ItemSets, Popularity, Sparse, purchase_counts, recent_share, tifu_vector,
+};
 use super::{Baskets, ProductIx, Reason, Recommended, Scored};
 
 /// The model's parameters. `Default` is the set tuned on the Instacart sample's validation split
 /// (each shopper's second-to-last order).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ForYouParams {
     /// Decay per basket of the own repeat vector (TIFU's r_b), 0–1.
     pub basket_decay: f64,
@@ -29,8 +31,15 @@ pub struct ForYouParams {
     pub locality: f64,
     /// A neighbour's vote for a product: the share of its last `recent` baskets holding it.
     pub recent: usize,
-    /// Weight of the shopper's own repeat score against the neighbours' (0–1).
+    /// Weight of the shopper's own repeat score against the others' (0–1); each part is
+    /// scaled to a maximum of 1 per shopper first.
     pub own_weight: f64,
+    /// Within the others' part, the weight of item-to-item co-purchase (products often in the
+    /// same order as the shopper's own, weighted by their repeat score) against the
+    /// neighbours' votes (0–1).
+    pub item_weight: f64,
+    /// Co-purchased products kept per product for the item-to-item part.
+    pub item_neighbours: usize,
     /// Length of the list kept per shopper (answers longer than this are filled with popular
     /// products).
     pub keep: usize,
@@ -47,6 +56,8 @@ impl Default for ForYouParams {
             locality: 5.0,
             recent: 10,
             own_weight: 0.7,
+            item_weight: 0.0,
+            item_neighbours: 50,
             keep: 100,
         }
     }
@@ -59,6 +70,9 @@ struct Entry {
     score: f64,
     /// Orders of the shopper holding it (0: new to them).
     times: u32,
+    /// For a new product that co-purchase recommends more than the neighbours do: the
+    /// shopper's product it goes with.
+    with: Option<ProductIx>,
 }
 
 /// One shopper's precomputed lists.
@@ -88,68 +102,75 @@ pub struct ForYou {
 impl ForYou {
     /// Fits the model on every shopper of `data`.
     pub fn fit(data: &Baskets, params: &ForYouParams) -> ForYou {
+        ForYou::fit_with(data, &mut Parts::new(data), params)
+    }
+
+    /// [`ForYou::fit`] reusing the parts of `parts` that `params` leaves unchanged (the
+    /// validation grid fits many parameter sets on one split).
+    pub(crate) fn fit_with(data: &Baskets, parts: &mut Parts, params: &ForYouParams) -> ForYou {
+        parts.refresh(data, params);
+        let Parts {
+            popularity,
+            sets,
+            counts,
+            own,
+            shares,
+            neighbours,
+            copurchase,
+            ..
+        } = &*parts;
+        let empty = Copurchase::default();
+        let copurchase = copurchase.as_ref().map_or(&empty, |c| &c.1);
         let keep = params.keep.max(1);
-        let popularity = Popularity::new(data);
-        let sets = ItemSets::new(data);
-        let own: Vec<Sparse> = data
-            .histories()
-            .iter()
-            .map(|h| {
-                tifu_vector(
-                    h,
-                    params.basket_decay,
-                    params.group_decay,
-                    params.groups.max(1),
-                )
-            })
-            .collect();
-        let shares: Vec<Sparse> = data
-            .histories()
-            .iter()
-            .map(|h| recent_share(h, params.recent))
-            .collect();
         let mut acc = Accumulator::new(data.products());
-        let mut scratch = Vec::new();
+        let mut votes = Accumulator::new(data.products());
+        let mut together = Accumulator::new(data.products());
         let mut lists = Vec::with_capacity(data.users());
         for user in 0..data.users() {
-            let neighbours = sets.neighbours(
-                user,
-                params.neighbours,
-                params.similarity_alpha,
-                false,
-                &mut scratch,
-            );
-            let weights: Vec<(usize, f64)> = neighbours
-                .into_iter()
-                .map(|(other, sim)| (other, sim.powf(params.locality)))
-                .collect();
-            let total: f64 = weights.iter().map(|w| w.1).sum();
-            if total > 0.0 {
-                for &(other, weight) in &weights {
-                    acc.add_scaled(&shares[other], weight / total);
+            for &(other, sim) in neighbours.1[user].iter().take(params.neighbours) {
+                votes.add_scaled(&shares.1[other], sim.powf(params.locality));
+            }
+            if params.item_weight > 0.0 {
+                for &(product, weight) in &own.1[user] {
+                    together.add_scaled(copurchase.of(product), weight);
                 }
             }
-            let neighbour = acc.take();
+            let (votes_max, together_max) = (votes.max(), together.max());
+            for (product, value) in votes.entries() {
+                acc.add(product, value * (1.0 - params.item_weight) / votes_max);
+            }
+            for (product, value) in together.entries() {
+                acc.add(product, value * params.item_weight / together_max);
+            }
+            let others = acc.take();
             let past = &sets.sets[user];
             let is_past = |p: ProductIx| past.binary_search(&p).is_ok();
-            let new = popularity.top(&neighbour, keep, is_past);
-            acc.add_scaled(&own[user], params.own_weight);
-            acc.add_scaled(&neighbour, 1.0 - params.own_weight);
+            let new = popularity.ranked(&others, keep, is_past);
+            acc.add_scaled(&own.1[user], params.own_weight / max_value(&own.1[user]));
+            acc.add_scaled(&others, 1.0 - params.own_weight);
             let blended = acc.take();
-            let all = popularity.top(&blended, keep, |_| false);
-            let counts = super::models::purchase_counts(data.history(user));
+            let all = popularity.ranked(&blended, keep, |_| false);
+            let counts = &counts[user];
             let times = |p: ProductIx| match counts.binary_search_by_key(&p, |c| c.0) {
                 Ok(i) => counts[i].1,
                 Err(_) => 0,
             };
-            let entries = |ranked: Vec<(ProductIx, f64, bool)>| -> Vec<Entry> {
+            let entries = |ranked: Sparse| -> Vec<Entry> {
                 ranked
                     .into_iter()
-                    .filter(|r| !r.2)
-                    .map(|(product, score, _)| Entry {
-                        product,
-                        score,
-                        times: times(product),
+                    .map(|(product, score)| {
+                        let times = times(product);
+                        let from_items = params.item_weight * together.get(product) / together_max
+                            > (1.0 - params.item_weight) * votes.get(product) / votes_max;
+                        let with = (times == 0 && from_items)
+                            .then(|| copurchase.strongest(&own.1[user], product))
+                            .flatten();
+                        Entry {
+                            product,
+                            score,
+                            times,
+                            with,
+                        }
                     })
                     .collect()
             };
@@ -158,6 +179,8 @@ impl ForYou {
                 new: entries(new),
                 past: past.clone(),
             });
+            votes.clear();
+            together.clear();
         }
         let users = (0..data.users())
             .map(|user| (data.user_id(user).clone(), user))
@@ -207,10 +230,12 @@ impl ForYou {
             .map(|entry| Scored {
                 product: self.products[entry.product as usize].clone(),
                 score: entry.score,
-                reason: if entry.times > 0 {
-                    Reason::BuyAgain { times: entry.times }
-                } else {
-                    Reason::SimilarShoppers
+                reason: match (entry.times, entry.with) {
+                    (0, Some(with)) => Reason::BoughtWith {
+                        product: self.products[with as usize].clone(),
+                    },
+                    (0, None) => Reason::SimilarShoppers,
+                    (times, _) => Reason::BuyAgain { times },
                 },
             })
             .collect();
@@ -262,6 +287,150 @@ impl ForYou {
             })
             .sum();
         ids + users + lists + self.popular.capacity() * std::mem::size_of::<(ProductIx, u32)>()
+    }
+}
+
+/// What a fit is assembled from, each piece with the parameters it was built with, so that a
+/// fit with other parameters rebuilds only what they change.
+pub(crate) struct Parts {
+    popularity: Popularity,
+    sets: ItemSets,
+    /// Per shopper, `(product, orders holding it)`, sorted.
+    counts: Vec<Vec<(ProductIx, u32)>>,
+    /// Own repeat vectors, for (basket_decay, group_decay, groups).
+    own: ((f64, f64, usize), Vec<Sparse>),
+    /// Neighbour votes: the share of the last `recent` baskets.
+    shares: (usize, Vec<Sparse>),
+    /// Per shopper, every other shopper sharing a product, most similar first, for
+    /// `similarity_alpha`.
+    neighbours: (f64, Vec<Vec<(usize, f64)>>),
+    /// Item-to-item lists, for `item_neighbours` (built once an item weight asks for them).
+    copurchase: Option<(usize, Copurchase)>,
+}
+
+impl Parts {
+    /// The parameter-free parts; [`Parts::refresh`] builds the rest.
+    pub(crate) fn new(data: &Baskets) -> Parts {
+        Parts {
+            popularity: Popularity::new(data),
+            sets: ItemSets::new(data),
+            counts: data
+                .histories()
+                .iter()
+                .map(|h| purchase_counts(h))
+                .collect(),
+            own: ((f64::NAN, f64::NAN, 0), Vec::new()),
+            shares: (0, Vec::new()),
+            neighbours: (f64::NAN, Vec::new()),
+            copurchase: None,
+        }
+    }
+
+    /// Rebuilds the parts `params` changes.
+    fn refresh(&mut self, data: &Baskets, params: &ForYouParams) {
+        let own_key = (params.basket_decay, params.group_decay, params.groups.max(1));
+        if self.own.0 != own_key {
+            let vectors = data
+                .histories()
+                .iter()
+                .map(|h| tifu_vector(h, own_key.0, own_key.1, own_key.2))
+                .collect();
+            self.own = (own_key, vectors);
+        }
+        if self.shares.0 != params.recent || self.shares.1.is_empty() {
+            let shares = data
+                .histories()
+                .iter()
+                .map(|h| recent_share(h, params.recent))
+                .collect();
+            self.shares = (params.recent, shares);
+        }
+        if self.neighbours.0 != params.similarity_alpha {
+            let mut scratch = Vec::new();
+            let lists = (0..data.users())
+                .map(|user| {
+                    self.sets.neighbours(
+                        user,
+                        usize::MAX,
+                        params.similarity_alpha,
+                        false,
+                        &mut scratch,
+                    )
+                })
+                .collect();
+            self.neighbours = (params.similarity_alpha, lists);
+        }
+        let wanted = params.item_weight > 0.0;
+        if wanted && self.copurchase.as_ref().is_none_or(|c| c.0 != params.item_neighbours) {
+            let lists = Copurchase::new(data, &self.popularity, params.item_neighbours);
+            self.copurchase = Some((params.item_neighbours, lists));
+        }
+    }
+}
+
+/// The largest value of a sparse vector, 1 when empty (a divisor).
+fn max_value(vector: &[(ProductIx, f64)]) -> f64 {
+    let max = vector.iter().map(|v| v.1).fold(0.0, f64::max);
+    if max > 0.0 { max } else { 1.0 }
+}
+
+/// Item-to-item co-purchase: for each product, the products most often in the same basket,
+/// as the confidence `P(other | product)` = baskets with both / baskets with `product`.
+#[derive(Debug, Clone, Default)]
+struct Copurchase {
+    /// Per product, its strongest co-purchased products, sorted by product.
+    lists: Vec<Sparse>,
+}
+
+impl Copurchase {
+    /// The `keep` strongest per product (ties by popularity).
+    fn new(data: &Baskets, popularity: &Popularity, keep: usize) -> Copurchase {
+        let mut baskets_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); data.products()];
+        for (user, history) in data.histories().iter().enumerate() {
+            for (b, basket) in history.iter().enumerate() {
+                for &product in basket {
+                    baskets_of[product as usize].push((user, b));
+                }
+            }
+        }
+        let mut acc = Accumulator::new(data.products());
+        let lists = baskets_of
+            .iter()
+            .enumerate()
+            .map(|(product, holding)| {
+                let product = product as ProductIx;
+                let share = 1.0 / holding.len().max(1) as f64;
+                for &(user, b) in holding {
+                    for &other in &data.history(user)[b] {
+                        if other != product {
+                            acc.add(other, share);
+                        }
+                    }
+                }
+                let counts = acc.take();
+                let mut top = popularity.ranked(&counts, keep, |_| false);
+                top.sort_by_key(|t| t.0);
+                top
+            })
+            .collect();
+        Copurchase { lists }
+    }
+
+    /// The products co-purchased with `product`.
+    fn of(&self, product: ProductIx) -> &[(ProductIx, f64)] {
+        self.lists.get(product as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Which of the shopper's products (weighted by `own`) contributes most to `target`.
+    fn strongest(&self, own: &[(ProductIx, f64)], target: ProductIx) -> Option<ProductIx> {
+        own.iter()
+            .filter_map(|&(product, weight)| {
+                let list = self.of(product);
+                let i = list.binary_search_by_key(&target, |c| c.0).ok()?;
+                Some((product, weight * list[i].1))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|best| best.0)
     }
 }
 

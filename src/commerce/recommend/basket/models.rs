@@ -14,6 +14,7 @@ pub type Sparse = Vec<(ProductIx, f64)>;
 #[derive(Debug, Clone)]
 pub struct Accumulator {
     values: Vec<f64>,
+    marked: Vec<bool>,
     touched: Vec<ProductIx>,
 }
 
@@ -22,17 +23,19 @@ impl Accumulator {
     pub fn new(len: usize) -> Self {
         Accumulator {
             values: vec![0.0; len],
+            marked: vec![false; len],
             touched: Vec::new(),
         }
     }
 
     /// Adds `value` at `product`.
     pub fn add(&mut self, product: ProductIx, value: f64) {
-        let slot = &mut self.values[product as usize];
-        if *slot == 0.0 {
+        let i = product as usize;
+        if !self.marked[i] {
+            self.marked[i] = true;
             self.touched.push(product);
         }
-        *slot += value;
+        self.values[i] += value;
     }
 
     /// Adds `scale · vector`.
@@ -42,20 +45,44 @@ impl Accumulator {
         }
     }
 
-    /// The non-zero entries, sorted by product, leaving the accumulator at zero (an entry that
-    /// went back to zero and up again was touched twice: `dedup` keeps it once).
+    /// The value at `product`.
+    pub fn get(&self, product: ProductIx) -> f64 {
+        self.values[product as usize]
+    }
+
+    /// The largest value, 1 when there is none above 0 (a divisor).
+    pub fn max(&self) -> f64 {
+        let max = self
+            .touched
+            .iter()
+            .map(|&p| self.values[p as usize])
+            .fold(0.0, f64::max);
+        if max > 0.0 { max } else { 1.0 }
+    }
+
+    /// The non-zero entries, in the order they were first touched.
+    pub fn entries(&self) -> impl Iterator<Item = (ProductIx, f64)> + '_ {
+        self.touched
+            .iter()
+            .map(|&p| (p, self.values[p as usize]))
+            .filter(|e| e.1 != 0.0)
+    }
+
+    /// The non-zero entries in the order they were first touched, leaving the accumulator at
+    /// zero.
     pub fn take(&mut self) -> Sparse {
-        let mut out = Vec::with_capacity(self.touched.len());
-        self.touched.sort_unstable();
-        self.touched.dedup();
+        let out = self.entries().collect();
+        self.clear();
+        out
+    }
+
+    /// Back to zero.
+    pub fn clear(&mut self) {
         for &product in &self.touched {
-            let value = std::mem::take(&mut self.values[product as usize]);
-            if value != 0.0 {
-                out.push((product, value));
-            }
+            self.values[product as usize] = 0.0;
+            self.marked[product as usize] = false;
         }
         self.touched.clear();
-        out
     }
 }
 
@@ -96,14 +123,13 @@ impl Popularity {
     }
 
     /// The best `n` of `scores` (positive scores only, ties by popularity), without the
-    /// products `exclude` names, filled up to `n` from the popular products. Each entry:
-    /// product, score (0 for filler), whether it is filler.
-    pub fn top(
+    /// products `exclude` names, best first.
+    pub fn ranked(
         &self,
         scores: &[(ProductIx, f64)],
         n: usize,
         exclude: impl Fn(ProductIx) -> bool,
-    ) -> Vec<(ProductIx, f64, bool)> {
+    ) -> Vec<(ProductIx, f64)> {
         let mut ranked: Vec<(ProductIx, f64)> = scores
             .iter()
             .copied()
@@ -118,6 +144,18 @@ impl Popularity {
             ranked.truncate(n);
         }
         ranked.sort_by(by_score);
+        ranked
+    }
+
+    /// [`Popularity::ranked`] filled up to `n` from the popular products. Each entry:
+    /// product, score (0 for filler), whether it is filler.
+    pub fn top(
+        &self,
+        scores: &[(ProductIx, f64)],
+        n: usize,
+        exclude: impl Fn(ProductIx) -> bool,
+    ) -> Vec<(ProductIx, f64, bool)> {
+        let ranked = self.ranked(scores, n, &exclude);
         let mut out: Vec<(ProductIx, f64, bool)> =
             ranked.iter().map(|&(p, s)| (p, s, false)).collect();
         if out.len() < n {

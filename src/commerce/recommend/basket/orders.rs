@@ -322,7 +322,7 @@ mod tests {
         let orders = Orders::read(SAMPLE.as_bytes()).unwrap();
         let test = orders.split(0);
         assert_eq!(test.held_out[0], ("1".to_owned(), vec!["d".to_owned()]));
-        assert_eq!(test.train.baskets(), 3); // user 1's first two, user 2's only order
+        assert_eq!(test.train.baskets(), 2); // user 1's first two; user 2's only order is held out
         assert_eq!(test.held_out.len(), 2);
         let validation = orders.split(1);
         assert_eq!(validation.held_out.len(), 1); // user 2 has nothing left
