@@ -158,7 +158,8 @@ def cmd_latency(url, sample_csv, catalog_csv, shop_json, runs):
 
         def order(n):
             return [{"type": "purchase", "user": "latency", "show": show, "product": p,
-                     "order": f"latency-{run}-{n}", "quantity": 1} for p in (a, b)]
+                     "order": f"latency-{run}-{n}", "quantity": 1, "price": "1.00"}
+                    for p in (a, b)]
         post(order(1))
         start = time.monotonic()
         post(order(2))
