@@ -872,7 +872,10 @@ impl Recommender {
         now_ms: i64,
     ) -> Result<Answer, RecommendError> {
         let limit = self.limit(limit)?;
-        let shows = self.shows.list(Some(State::Scheduled));
+        // A scheduled show whose window to go live has closed is not coming.
+        let late_ms = (self.shows.settings().live_window_after_s * 1000.0) as i64;
+        let mut shows = self.shows.list(Some(State::Scheduled));
+        shows.retain(|s| s.status.scheduled_start.timestamp_millis() + late_ms >= now_ms);
         let models = self.read();
         let window = 0;
         let now = now_ms as f64 / 1000.0;
