@@ -221,3 +221,48 @@ async fn show_products(
     Params::new(query, &[], &[])?;
     Ok(answer(api.recommend.show_products(&id, unix_now())?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::users::token::Claims;
+
+    fn login(user: &str, caps: Vec<Capability>) -> Caller {
+        Caller::User(Claims {
+            sub: user.into(),
+            caps,
+            iat: 0,
+            exp: i64::MAX,
+        })
+    }
+
+    #[test]
+    fn a_shoppers_list_is_theirs_the_shops_or_the_admins() {
+        let some = |u: &str| Some(u.to_string());
+        assert_eq!(shopper(Caller::Anonymous, None).unwrap(), None);
+        assert_eq!(shopper(login("ann", vec![]), None).unwrap(), some("ann"));
+        assert_eq!(
+            shopper(login("ann", vec![]), some("ANN")).unwrap(),
+            some("ann")
+        );
+        assert_eq!(shopper(Caller::Admin, some("bob")).unwrap(), some("bob"));
+        let shop = login("backend", vec![Capability::Shop]);
+        assert_eq!(shopper(shop, some("bob")).unwrap(), some("bob"));
+        let refused = |caller, user: &str| {
+            let err = shopper(caller, some(user)).expect_err("refused");
+            let named = format!("{err:?}").contains(r#"field: Some("user")"#);
+            (
+                axum::response::IntoResponse::into_response(err).status(),
+                named,
+            )
+        };
+        assert_eq!(
+            refused(Caller::Anonymous, "bob"),
+            (StatusCode::UNAUTHORIZED, true)
+        );
+        assert_eq!(
+            refused(login("ann", vec![Capability::Host]), "bob"),
+            (StatusCode::FORBIDDEN, true)
+        );
+    }
+}
