@@ -7,8 +7,8 @@
 pub mod catalog;
 pub mod events;
 pub mod money;
-pub mod recommend;
 pub mod product;
+pub mod recommend;
 pub mod shop;
 pub mod shows;
 

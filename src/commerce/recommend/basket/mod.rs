@@ -205,7 +205,10 @@ mod tests {
             Reason::BuyAgain { times: 4 }.to_string(),
             "you bought this 4 times"
         );
-        assert_eq!(Reason::BuyAgain { times: 1 }.to_string(), "you bought this once");
+        assert_eq!(
+            Reason::BuyAgain { times: 1 }.to_string(),
+            "you bought this once"
+        );
         assert_eq!(Reason::Popular.to_string(), "popular now");
         assert_eq!(
             Reason::SimilarShoppers.to_string(),

@@ -50,7 +50,9 @@ pub enum OrdersError {
         reason: &'static str,
     },
     /// One order's lines disagree on its shopper or number.
-    #[error("line {line}, column `{column}`: order {order} was {before} on an earlier line, here {now}")]
+    #[error(
+        "line {line}, column `{column}`: order {order} was {before} on an earlier line, here {now}"
+    )]
     Inconsistent {
         /// Where.
         line: u64,
@@ -107,7 +109,9 @@ impl Orders {
 
     /// Reads CSV order lines with a header row.
     pub fn read(input: impl Read) -> Result<Orders, OrdersError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(input);
         let csv_error = |source: csv::Error| OrdersError::Csv {
             line: source.position().map_or(1, |p| p.line()),
             source,
@@ -341,11 +345,18 @@ mod tests {
 
         let empty = "order_id,user_id,order_number,product_id\n1,,3,p\n";
         let err = Orders::read(empty.as_bytes()).unwrap_err();
-        assert!(err.to_string().starts_with("line 2, column `user_id`: empty"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("line 2, column `user_id`: empty"),
+            "{err}"
+        );
 
         let moved = "order_id,user_id,order_number,product_id\n1,2,3,p\n1,9,3,q\n";
         let err = Orders::read(moved.as_bytes()).unwrap_err();
-        assert!(err.to_string().starts_with("line 3, column `user_id`"), "{err}");
+        assert!(
+            err.to_string().starts_with("line 3, column `user_id`"),
+            "{err}"
+        );
 
         let ragged = "order_id,user_id,order_number,product_id\n1,2,3\n";
         let err = Orders::read(ragged.as_bytes()).unwrap_err();
