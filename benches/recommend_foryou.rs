@@ -42,7 +42,7 @@ fn synthetic(users: usize, orders: usize, products: u64) -> (Baskets, Vec<String
             let size = 4 + rng.next() % 12;
             let basket: Vec<String> = (0..size)
                 .map(|_| {
-                    let p = if rng.next() % 2 == 0 {
+                    let p = if rng.next().is_multiple_of(2) {
                         favourites[(rng.next() % 15) as usize]
                     } else {
                         rng.skewed(products)

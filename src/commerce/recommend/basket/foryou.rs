@@ -40,6 +40,12 @@ pub struct ForYouParams {
     pub item_weight: f64,
     /// Co-purchased products kept per product for the item-to-item part.
     pub item_neighbours: usize,
+    /// Power of each product's repeat rate (how often shoppers who bought it buy it again,
+    /// over all shoppers) applied to the own repeat score: 0 ignores it.
+    pub repeat_rate_power: f64,
+    /// Power of each product's trial share (the share of its buyers who first bought it after
+    /// their first order) applied to the neighbours' votes for new products: 0 ignores it.
+    pub trial_share_power: f64,
     /// Length of the list kept per shopper (answers longer than this are filled with popular
     /// products).
     pub keep: usize,
@@ -47,17 +53,20 @@ pub struct ForYouParams {
 
 impl Default for ForYouParams {
     fn default() -> Self {
+        // `cuecast recs eval --tune` on the Instacart sample (docs/benchmarks/recommend-eval.md).
         ForYouParams {
             basket_decay: 0.9,
             group_decay: 0.7,
-            groups: 3,
+            groups: 5,
             neighbours: 100,
             similarity_alpha: 0.75,
             locality: 5.0,
             recent: 10,
-            own_weight: 0.7,
-            item_weight: 0.0,
+            own_weight: 0.95,
+            item_weight: 0.4,
             item_neighbours: 50,
+            repeat_rate_power: 0.0,
+            trial_share_power: 1.0,
             keep: 100,
         }
     }
@@ -102,12 +111,17 @@ pub struct ForYou {
 impl ForYou {
     /// Fits the model on every shopper of `data`.
     pub fn fit(data: &Baskets, params: &ForYouParams) -> ForYou {
-        ForYou::fit_with(data, &mut Parts::new(data), params)
+        ForYou::fit_with(data, &mut Parts::new(data), params, Wanted::BOTH)
     }
 
     /// [`ForYou::fit`] reusing the parts of `parts` that `params` leaves unchanged (the
     /// validation grid fits many parameter sets on one split).
-    pub(crate) fn fit_with(data: &Baskets, parts: &mut Parts, params: &ForYouParams) -> ForYou {
+    pub(crate) fn fit_with(
+        data: &Baskets,
+        parts: &mut Parts,
+        params: &ForYouParams,
+        lists_wanted: Wanted,
+    ) -> ForYou {
         parts.refresh(data, params);
         let Parts {
             popularity,
@@ -117,7 +131,7 @@ impl ForYou {
             shares,
             neighbours,
             copurchase,
-            ..
+            rates,
         } = &*parts;
         let empty = Copurchase::default();
         let copurchase = copurchase.as_ref().map_or(&empty, |c| &c.1);
@@ -131,13 +145,17 @@ impl ForYou {
                 votes.add_scaled(&shares.1[other], sim.powf(params.locality));
             }
             if params.item_weight > 0.0 {
-                for &(product, weight) in &own.1[user] {
+                for &(product, weight) in &shares.1[user] {
                     together.add_scaled(copurchase.of(product), weight);
                 }
             }
             let (votes_max, together_max) = (votes.max(), together.max());
             for (product, value) in votes.entries() {
-                acc.add(product, value * (1.0 - params.item_weight) / votes_max);
+                let trial = rates[product as usize].1.powf(params.trial_share_power);
+                acc.add(
+                    product,
+                    trial * value * (1.0 - params.item_weight) / votes_max,
+                );
             }
             for (product, value) in together.entries() {
                 acc.add(product, value * params.item_weight / together_max);
@@ -145,11 +163,23 @@ impl ForYou {
             let others = acc.take();
             let past = &sets.sets[user];
             let is_past = |p: ProductIx| past.binary_search(&p).is_ok();
-            let new = popularity.ranked(&others, keep, is_past);
-            acc.add_scaled(&own.1[user], params.own_weight / max_value(&own.1[user]));
+            let new = if lists_wanted.new {
+                popularity.ranked(&others, keep, is_past)
+            } else {
+                Vec::new()
+            };
+            let own_max = max_value(&own.1[user]);
+            for &(product, value) in &own.1[user] {
+                let rate = rates[product as usize].0.powf(params.repeat_rate_power);
+                acc.add(product, rate * value * params.own_weight / own_max);
+            }
             acc.add_scaled(&others, 1.0 - params.own_weight);
             let blended = acc.take();
-            let all = popularity.ranked(&blended, keep, |_| false);
+            let all = if lists_wanted.all {
+                popularity.ranked(&blended, keep, |_| false)
+            } else {
+                Vec::new()
+            };
             let counts = &counts[user];
             let times = |p: ProductIx| match counts.binary_search_by_key(&p, |c| c.0) {
                 Ok(i) => counts[i].1,
@@ -163,7 +193,7 @@ impl ForYou {
                         let from_items = params.item_weight * together.get(product) / together_max
                             > (1.0 - params.item_weight) * votes.get(product) / votes_max;
                         let with = (times == 0 && from_items)
-                            .then(|| copurchase.strongest(&own.1[user], product))
+                            .then(|| copurchase.strongest(&shares.1[user], product))
                             .flatten();
                         Entry {
                             product,
@@ -290,6 +320,24 @@ impl ForYou {
     }
 }
 
+/// Which lists a fit computes (a validation stage scores only one of them; the other is left
+/// empty, so its answers are all popular filler).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted {
+    /// The blended list ([`ForYou::recommend`]).
+    pub(crate) all: bool,
+    /// The new-to-you list ([`ForYou::recommend_new`]).
+    pub(crate) new: bool,
+}
+
+impl Wanted {
+    /// Both lists, as the server needs.
+    pub(crate) const BOTH: Wanted = Wanted {
+        all: true,
+        new: true,
+    };
+}
+
 /// What a fit is assembled from, each piece with the parameters it was built with, so that a
 /// fit with other parameters rebuilds only what they change.
 pub(crate) struct Parts {
@@ -306,6 +354,8 @@ pub(crate) struct Parts {
     neighbours: (f64, Vec<Vec<(usize, f64)>>),
     /// Item-to-item lists, for `item_neighbours` (built once an item weight asks for them).
     copurchase: Option<(usize, Copurchase)>,
+    /// Per product, its repeat rate and trial share ([`item_rates`]).
+    rates: Vec<(f64, f64)>,
 }
 
 impl Parts {
@@ -323,12 +373,17 @@ impl Parts {
             shares: (0, Vec::new()),
             neighbours: (f64::NAN, Vec::new()),
             copurchase: None,
+            rates: item_rates(data),
         }
     }
 
     /// Rebuilds the parts `params` changes.
     fn refresh(&mut self, data: &Baskets, params: &ForYouParams) {
-        let own_key = (params.basket_decay, params.group_decay, params.groups.max(1));
+        let own_key = (
+            params.basket_decay,
+            params.group_decay,
+            params.groups.max(1),
+        );
         if self.own.0 != own_key {
             let vectors = data
                 .histories()
@@ -361,11 +416,62 @@ impl Parts {
             self.neighbours = (params.similarity_alpha, lists);
         }
         let wanted = params.item_weight > 0.0;
-        if wanted && self.copurchase.as_ref().is_none_or(|c| c.0 != params.item_neighbours) {
+        if wanted
+            && self
+                .copurchase
+                .as_ref()
+                .is_none_or(|c| c.0 != params.item_neighbours)
+        {
             let lists = Copurchase::new(data, &self.popularity, params.item_neighbours);
             self.copurchase = Some((params.item_neighbours, lists));
         }
     }
+}
+
+/// Smoothing of [`item_rates`]: this many pseudo-observations at the global rate.
+const RATE_PRIOR: f64 = 5.0;
+
+/// Per product, over every shopper: its repeat rate, the share of the orders after a shopper's
+/// first purchase of it that hold it again, and its trial share, the share of its buyers who
+/// first bought it after their first order; both smoothed towards the global rates.
+fn item_rates(data: &Baskets) -> Vec<(f64, f64)> {
+    // Per product: repeats, opportunities, trial buyers, buyers.
+    let mut sums = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); data.products()];
+    let mut first: HashMap<ProductIx, usize> = HashMap::new();
+    for history in data.histories() {
+        first.clear();
+        for (b, basket) in history.iter().enumerate() {
+            for &product in basket {
+                match first.get(&product) {
+                    Some(_) => sums[product as usize].0 += 1.0,
+                    None => {
+                        first.insert(product, b);
+                    }
+                }
+            }
+        }
+        for (&product, &b) in &first {
+            let entry = &mut sums[product as usize];
+            entry.1 += (history.len() - 1 - b) as f64;
+            entry.3 += 1.0;
+            if b > 0 {
+                entry.2 += 1.0;
+            }
+        }
+    }
+    let total = sums.iter().fold((0.0, 0.0, 0.0, 0.0), |a, s| {
+        (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3)
+    });
+    let repeat = total.0 / total.1.max(1.0);
+    let trial = total.2 / total.3.max(1.0);
+    sums.iter()
+        .map(|s| {
+            (
+                (s.0 + RATE_PRIOR * repeat) / (s.1 + RATE_PRIOR),
+                (s.2 + RATE_PRIOR * trial) / (s.3 + RATE_PRIOR),
+            )
+        })
+        .collect()
 }
 
 /// The largest value of a sparse vector, 1 when empty (a divisor).
@@ -506,6 +612,24 @@ mod tests {
             Some(&Reason::Popular)
         );
         assert!(!answer.fallback);
+    }
+
+    #[test]
+    fn a_new_product_co_purchased_with_recent_ones_says_what_it_goes_with() {
+        let params = ForYouParams {
+            item_weight: 1.0,
+            ..ForYouParams::default()
+        };
+        let model = ForYou::fit(&shop(), &params);
+        let answer = model.recommend_new("bob", 1);
+        // bob's recent products: milk, tea, honey; milk goes with coffee in 5 of its 8 orders.
+        assert_eq!(answer.items[0].product.as_ref(), "coffee");
+        assert_eq!(
+            answer.items[0].reason,
+            Reason::BoughtWith {
+                product: Arc::from("milk")
+            }
+        );
     }
 
     #[test]
