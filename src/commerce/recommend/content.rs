@@ -203,7 +203,14 @@ impl Content {
         if own_norm == 0.0 {
             return Vec::new();
         }
-        let mut dots: HashMap<Id, f64> = HashMap::new();
+        // Dense accumulators (ids are small and dense): far cheaper than a map per candidate.
+        let size = own
+            .iter()
+            .flat_map(|f| self.postings[*f as usize].iter())
+            .max()
+            .map_or(0, |m| *m as usize + 1);
+        let mut dense = vec![0.0f64; size];
+        let mut touched: Vec<Id> = Vec::new();
         let mut wide = Vec::new();
         for &f in own {
             let posting = &self.postings[f as usize];
@@ -214,12 +221,17 @@ impl Content {
             let weight = self.idf(f).powi(2);
             for &other in posting {
                 if other != product {
-                    *dots.entry(other).or_default() += weight;
+                    let slot = &mut dense[other as usize];
+                    if *slot == 0.0 {
+                        touched.push(other);
+                    }
+                    *slot += weight;
                 }
             }
         }
-        let mut similar: Vec<Similar> = dots
+        let mut similar: Vec<Similar> = touched
             .into_iter()
+            .map(|other| (other, dense[other as usize]))
             .map(|(other, mut dot)| {
                 let theirs = self.products.get(&other).map_or(&[][..], Vec::as_slice);
                 for f in &wide {

@@ -42,8 +42,13 @@ const REPLAY_CHUNK: usize = 10_000;
 /// (an event is in the ranking within this long).
 const TRENDING_TTL_S: f64 = 0.25;
 
-/// A trending ranking of every product and when it was computed, per window.
-type TrendingCache = Mutex<Vec<Option<(f64, Arc<Vec<Trend>>)>>>;
+/// Trending rankings (of every product, or of one category) and when each was computed, by
+/// window and category.
+type TrendingCache = Mutex<HashMap<(usize, Option<String>), (f64, Arc<Vec<Trend>>)>>;
+/// Rankings kept before the cache is emptied (categories are many, the ones asked for few).
+const MAX_RANKINGS: usize = 4096;
+/// The scheduled shows as upcoming-shows ranks them and when they were described.
+type ShowsCache = Mutex<Option<(i64, Arc<Vec<Candidate>>)>>;
 
 /// Why a query was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -318,8 +323,10 @@ pub struct Recommender {
     for_you: RwLock<Option<Arc<ForYou>>>,
     /// Purchases arrived since the last for-you fit started.
     purchased: AtomicBool,
-    /// The last trending ranking of each window.
+    /// The last trending rankings.
     trends: TrendingCache,
+    /// The last description of the scheduled shows.
+    upcoming: ShowsCache,
     /// Stops the refit task.
     stop: CancellationToken,
     refits: Mutex<Option<JoinHandle<()>>>,
@@ -414,7 +421,8 @@ impl Recommender {
             models,
             for_you: RwLock::new(None),
             purchased: AtomicBool::new(false),
-            trends: Mutex::new(Vec::new()),
+            trends: Mutex::new(HashMap::new()),
+            upcoming: Mutex::new(None),
             stop: CancellationToken::new(),
             refits: Mutex::new(None),
         }
@@ -775,20 +783,11 @@ impl Recommender {
             .filter(|c| !c.is_empty())
             .map(normalize_category);
         let models = self.read();
-        let admit = |p: Id| {
-            self.listed(models.ids.name(p))
-                && category.as_deref().is_none_or(|filter| {
-                    models
-                        .content
-                        .category(p)
-                        .is_some_and(|c| in_category(c, filter))
-                })
-        };
         let window_s = self.settings.trending_windows_s[index];
         let items = self
-            .ranking(&models, index, now)
+            .ranking(&models, index, category, now)
             .iter()
-            .filter(|t| admit(t.product))
+            .filter(|t| self.listed(models.ids.name(t.product)))
             .take(limit)
             .map(|t| {
                 let reason = trend_reason(t, window_s);
@@ -804,18 +803,33 @@ impl Recommender {
 
     /// Every trending product in `window` at `now`, best first: computed at most once per
     /// [`TRENDING_TTL_S`] (one caller computes, the others wait and share it).
-    fn ranking(&self, models: &Models, window: usize, now: f64) -> Arc<Vec<Trend>> {
+    fn ranking(
+        &self,
+        models: &Models,
+        window: usize,
+        category: Option<String>,
+        now: f64,
+    ) -> Arc<Vec<Trend>> {
         let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() <= window {
-            cache.resize(window + 1, None);
-        }
-        if let Some((at, ranking)) = &cache[window]
+        let key = (window, category);
+        if let Some((at, ranking)) = cache.get(&key)
             && (*at..*at + TRENDING_TTL_S).contains(&now)
         {
             return Arc::clone(ranking);
         }
-        let ranking = Arc::new(models.trending.top(window, now, usize::MAX, |_| true));
-        cache[window] = Some((now, Arc::clone(&ranking)));
+        let admit = |p: Id| {
+            key.1.as_deref().is_none_or(|filter| {
+                models
+                    .content
+                    .category(p)
+                    .is_some_and(|c| in_category(c, filter))
+            })
+        };
+        let ranking = Arc::new(models.trending.top(window, now, usize::MAX, admit));
+        if cache.len() >= MAX_RANKINGS {
+            cache.clear();
+        }
+        cache.insert(key, (now, Arc::clone(&ranking)));
         ranking
     }
 
@@ -877,12 +891,7 @@ impl Recommender {
         let mut shows = self.shows.list(Some(State::Scheduled));
         shows.retain(|s| s.status.scheduled_start.timestamp_millis() + late_ms >= now_ms);
         let models = self.read();
-        let window = 0;
-        let now = now_ms as f64 / 1000.0;
-        let candidates: Vec<Candidate> = shows
-            .iter()
-            .map(|show| self.candidate(&models, show, window, now))
-            .collect();
+        let candidates = self.candidates(&models, &shows, now_ms);
         let weights = Weights {
             affinity: self.settings.upcoming_affinity_weight,
             trending: self.settings.upcoming_trending_weight,
@@ -926,6 +935,32 @@ impl Recommender {
             model: "upcoming-shows",
             fallback,
         })
+    }
+
+    /// The scheduled `shows` as the ranking sees them, described at most once per
+    /// [`TRENDING_TTL_S`] (their products' trends move with it; a changed list of shows is
+    /// described again at once).
+    fn candidates(&self, models: &Models, shows: &[Show], now_ms: i64) -> Arc<Vec<Candidate>> {
+        let mut cache = self.upcoming.lock().unwrap_or_else(|e| e.into_inner());
+        let ttl_ms = (TRENDING_TTL_S * 1000.0) as i64;
+        if let Some((at, candidates)) = cache.as_ref()
+            && (*at..*at + ttl_ms).contains(&now_ms)
+            && candidates.len() == shows.len()
+            && candidates.iter().zip(shows).all(|(c, s)| {
+                c.show == s.id && c.starts_at_ms == s.status.scheduled_start.timestamp_millis()
+            })
+        {
+            return Arc::clone(candidates);
+        }
+        let now = now_ms as f64 / 1000.0;
+        let candidates: Arc<Vec<Candidate>> = Arc::new(
+            shows
+                .iter()
+                .map(|show| self.candidate(models, show, 0, now))
+                .collect(),
+        );
+        *cache = Some((now_ms, Arc::clone(&candidates)));
+        candidates
     }
 
     /// A scheduled show as the upcoming-shows ranking sees it.

@@ -92,6 +92,30 @@ impl CoPurchases {
         limit: usize,
     ) -> Vec<Together> {
         let orders = self.orders.len().max(1) as f64;
+        if let [input] = inputs {
+            // One product: no merging, no map.
+            let with_orders = self.orders_with(*input);
+            let ranked = self
+                .pairs
+                .get(input)
+                .into_iter()
+                .flatten()
+                .filter(|(_, support)| **support >= min_support)
+                .map(|(&product, &support)| {
+                    let confidence = f64::from(support) / f64::from(with_orders.max(1));
+                    Together {
+                        product,
+                        score: confidence,
+                        with: *input,
+                        support,
+                        with_orders,
+                        lift: confidence * orders / f64::from(self.orders_with(product).max(1)),
+                    }
+                })
+                .filter(|t| t.score >= threshold)
+                .collect();
+            return best(ranked, limit);
+        }
         let mut merged: HashMap<Id, Together> = HashMap::new();
         let cart = inputs.len().max(1) as f64;
         for &input in inputs {
@@ -124,21 +148,7 @@ impl CoPurchases {
                 entry.score += confidence / cart;
             }
         }
-        let mut ranked: Vec<Together> = merged.into_values().collect();
-        let order = |a: &Together, b: &Together| {
-            b.score
-                .total_cmp(&a.score)
-                .then(b.lift.total_cmp(&a.lift))
-                .then(a.product.cmp(&b.product))
-        };
-        let limit = limit.min(ranked.len());
-        if limit == 0 {
-            return Vec::new();
-        }
-        ranked.select_nth_unstable_by(limit - 1, order);
-        ranked.truncate(limit);
-        ranked.sort_by(order);
-        ranked
+        best(merged.into_values().collect(), limit)
     }
 
     /// Approximate heap bytes.
@@ -151,6 +161,24 @@ impl CoPurchases {
         let pairs: usize = self.pairs.values().map(|m| 48 + m.capacity() * 9).sum();
         orders + pairs + self.count.capacity() * 9
     }
+}
+
+/// The best `limit` of `ranked`: by score, then lift, then id.
+fn best(mut ranked: Vec<Together>, limit: usize) -> Vec<Together> {
+    let order = |a: &Together, b: &Together| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.lift.total_cmp(&a.lift))
+            .then(a.product.cmp(&b.product))
+    };
+    let limit = limit.min(ranked.len());
+    if limit == 0 {
+        return Vec::new();
+    }
+    ranked.select_nth_unstable_by(limit - 1, order);
+    ranked.truncate(limit);
+    ranked.sort_by(order);
+    ranked
 }
 
 #[cfg(test)]
