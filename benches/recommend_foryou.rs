@@ -3,12 +3,19 @@
 //! `INSTACART_CSV` names df_sample.csv, else on synthetic baskets of the same shape (600
 //! shoppers × 25 orders of ~10 products over 14,000 products, a personal favourites set and a
 //! skewed global popularity); and `recommend(user, 10)` latency, shoppers taken in turn.
+//! Beside them, same run: the peer of `fit`, TIFU-KNN (k 300) scoring every shopper (its user
+//! vectors, neighbours and blended scores: what precomputing its lists would cost), and the
+//! floor of `recommend`, a `HashMap` from shopper to ten product ids, looked up and cloned.
 //! `cargo test --benches` runs each once on a smaller synthetic set.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_main};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cuecast::commerce::recommend::basket::models::{Accumulator, TifuKnn};
 use cuecast::commerce::recommend::basket::orders::Orders;
 use cuecast::commerce::recommend::basket::{Baskets, ForYou, ForYouParams};
 
@@ -96,8 +103,30 @@ fn bench(c: &mut Criterion) {
     group.bench_function(format!("fit/{name}"), |b| {
         b.iter(|| ForYou::fit(black_box(&data), &params))
     });
+    group.bench_function(format!("fit-peer-tifu-knn/{name}"), |b| {
+        b.iter(|| {
+            let model = TifuKnn::fit(black_box(&data), 0.9, 0.7, 3, 300, 0.7);
+            let mut acc = Accumulator::new(data.products());
+            (0..data.users())
+                .map(|user| model.scores(user, &mut acc).len())
+                .sum::<usize>()
+        })
+    });
     group.finish();
+    let floor: HashMap<String, Vec<Arc<str>>> = users
+        .iter()
+        .map(|user| {
+            let items = model.recommend(user, 10).items;
+            (user.clone(), items.into_iter().map(|s| s.product).collect())
+        })
+        .collect();
     let mut next = 0;
+    c.bench_function(&format!("foryou/recommend10-floor-hashmap/{name}"), |b| {
+        b.iter(|| {
+            next = (next + 1) % users.len();
+            black_box(floor.get(&users[next]).cloned())
+        })
+    });
     c.bench_function(&format!("foryou/recommend10/{name}"), |b| {
         b.iter(|| {
             next = (next + 1) % users.len();

@@ -1,9 +1,11 @@
 //! cuecast's "for you" next-basket model: a shopper's own repeat purchases (TIFU-KNN's
-//! time-decayed, grouped user vector) blended with what their nearest shoppers bought recently
-//! (UP-CF@r's asymmetric cosine with locality `q` over their last `r` baskets). The blend ranks
-//! the shopper's full list; the neighbour part alone ranks the "new to you" list, where the
-//! shopper's past products are left out. Both lists are computed at fit time, so a query is a
-//! lookup (docs/recommendations.md has the evaluation that chose the defaults).
+//! time-decayed, grouped user vector) blended with the others' score: what their nearest
+//! shoppers bought recently (UP-CF@r's asymmetric cosine with locality `q` over their last `r`
+//! baskets, each vote weighted by the product's trial share) and what is often bought with the
+//! shopper's recent products (item-to-item co-purchase). The blend ranks the shopper's full
+//! list; the others' score alone ranks the "new to you" list, where the shopper's past products
+//! are left out. Both lists are computed at fit time, so a query is a lookup (the evaluation
+//! that chose the defaults: docs/recommendations.md, docs/benchmarks/recommend-eval.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -250,7 +250,7 @@ impl Orders {
         Ok(Orders { users })
     }
 
-    /// Number of order lines' distinct orders.
+    /// Number of orders.
     pub fn orders(&self) -> usize {
         self.users.iter().map(|(_, o)| o.len()).sum()
     }
