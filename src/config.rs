@@ -99,6 +99,8 @@ pub struct Config {
     pub events: commerce::events::Config,
     /// Recordings of live sessions and their retention.
     pub recordings: hls::recording::Config,
+    /// Recommendations (`/api/recommendations/...`).
+    pub recommend: commerce::recommend::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -186,6 +188,7 @@ impl Config {
             ("catalog", self.catalog.validate()),
             ("events", self.events.validate()),
             ("recordings", self.recordings.validate()),
+            ("recommend", self.recommend.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {

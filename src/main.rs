@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Recommendations, offline.
+    Recs {
+        #[command(subcommand)]
+        command: RecsCommand,
+    },
     /// Load and validate the configuration (file + environment), report, and exit.
     CheckConfig {
         /// Config file layered over the built-in default.
@@ -79,6 +84,29 @@ enum CatalogCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum RecsCommand {
+    /// Evaluate the next-basket models on an orders CSV (the Instacart layout: order_id,
+    /// user_id, order_number, product_id[, add_to_cart_order], columns found by the header):
+    /// each shopper's last order held out, one JSON line per model (docs/recommendations.md).
+    Eval {
+        /// The orders CSV.
+        #[arg(long, value_name = "FILE")]
+        orders: PathBuf,
+        /// Choose for-you's parameters on the validation split (each shopper's second-to-last
+        /// order) first, print them, and evaluate for-you with them.
+        #[arg(long)]
+        tune: bool,
+        /// Fail (exit 1) unless the baselines are within 0.01 of the reference figures.
+        #[arg(long)]
+        check: bool,
+        /// Also fail unless for-you beats TIFU-KNN (Recall@10, NDCG@10) and UP-CF@r (explore
+        /// Recall@10), issue 26's goal (reported on stderr either way).
+        #[arg(long)]
+        check_goal: bool,
+    },
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -94,6 +122,15 @@ fn main() -> ExitCode {
         Command::Catalog {
             command: CatalogCommand::Import { file, config },
         } => return catalog_import(&file, config.as_deref()),
+        Command::Recs {
+            command:
+                RecsCommand::Eval {
+                    orders,
+                    tune,
+                    check,
+                    check_goal,
+                },
+        } => return recs_eval(&orders, tune, check, check_goal),
         Command::Chat {
             room,
             server,
@@ -191,6 +228,66 @@ fn catalog_import(file: &Path, config_path: Option<&Path>) -> ExitCode {
             eprintln!("cuecast catalog import: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `cuecast recs eval`: JSON lines on stdout (tuned parameters first with `--tune`), check
+/// failures on stderr.
+fn recs_eval(orders: &Path, tune: bool, check: bool, check_goal: bool) -> ExitCode {
+    use cuecast::commerce::recommend::basket::{ForYouParams, eval, orders::Orders};
+    let orders = match Orders::read_file(orders) {
+        Ok(orders) => orders,
+        Err(err) => {
+            eprintln!("cuecast recs eval: {}: {err}", orders.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let params = if tune {
+        let tuned = eval::tune(&orders);
+        for line in &tuned.lines {
+            println!("{line}");
+        }
+        tuned.params
+    } else {
+        ForYouParams::default()
+    };
+    let reports = eval::run(&orders, &params);
+    let lines = reports
+        .iter()
+        .map(serde_json::to_string)
+        .chain(eval::fbt(&orders).iter().map(serde_json::to_string))
+        .collect::<Vec<_>>();
+    for line in lines {
+        match line {
+            Ok(line) => println!("{line}"),
+            Err(err) => {
+                eprintln!("cuecast recs eval: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut failed = false;
+    for (what, ours, baseline, met) in eval::goal(&reports) {
+        let verdict = if met { "met" } else { "missed" };
+        eprintln!("cuecast recs eval: goal {verdict}: for-you {what}: {ours:.4} vs {baseline:.4}");
+        failed |= check_goal && !met;
+    }
+    if check {
+        let failures = eval::check(&reports);
+        for failure in &failures {
+            eprintln!("cuecast recs eval: check: {failure}");
+        }
+        if failures.is_empty() {
+            eprintln!(
+                "cuecast recs eval: check passed: the baselines reproduce the reference figures"
+            );
+        }
+        failed |= !failures.is_empty();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -2,12 +2,14 @@
 //! (one shape, one set of rules, so the viewer page renders both the same way), the shop's
 //! catalog that fills that shape from a product id ([`catalog`], [`ProductLookup`]), the shows
 //! with their schedule ([`shows`]), exact money amounts ([`money`]), shopper events with the
-//! per-moment attribution built from them ([`events`]), and how these see each other ([`shop`]).
+//! per-moment attribution built from them ([`events`]), recommendations built from those
+//! ([`recommend`]), and how these see each other ([`shop`]).
 
 pub mod catalog;
 pub mod events;
 pub mod money;
 pub mod product;
+pub mod recommend;
 pub mod shop;
 pub mod shows;
 

@@ -1,7 +1,7 @@
 //! How the commerce features see each other once they all run: shopper events check their show
 //! and product against the shows and the catalog ([`ShopKnown`]), and every recorded event
 //! raises its product's popularity in catalog search ([`PopularityFeed`]), also after a restart
-//! ([`replay_popularity`]).
+//! ([`replay_popularity`]), and feeds the recommendations ([`start_events`]).
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 use sqlx::SqlitePool;
 
 use super::catalog::Catalog;
-use super::events::{Event, EventSink, EventType, Events, Known, Settings};
+use super::events::{Event, EventSink, EventType, Events, Known, Settings, Sinks};
 use super::product::ProductLookup;
 use super::shows::Shows;
 
@@ -86,13 +86,15 @@ impl EventSink for PopularityFeed {
 /// Starts shopper events wired to the shop: they check their show and product against `shows`
 /// and `catalog` ([`ShopKnown`]) and raise their products in catalog search
 /// ([`PopularityFeed`]), after the recorded events of the last half-lives were replayed into
-/// the popularity (`half_life_s` is `catalog.popularity_half_life_s`).
+/// the popularity (`half_life_s` is `catalog.popularity_half_life_s`); `also` hears every
+/// recorded event too (the recommendations, rebuilt from the store before this call).
 pub async fn start_events(
     pool: &SqlitePool,
     settings: Settings,
     shows: &Arc<Shows>,
     catalog: &Arc<Catalog>,
     half_life_s: f64,
+    also: Arc<dyn EventSink>,
 ) -> Result<Arc<Events>, sqlx::Error> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     replay_popularity(pool, catalog, half_life_s, now_ms).await?;
@@ -107,7 +109,7 @@ pub async fn start_events(
         pool.clone(),
         settings,
         Arc::new(known),
-        Arc::new(feed),
+        Arc::new(Sinks(vec![Arc::new(feed), also])),
     )))
 }
 

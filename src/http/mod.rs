@@ -1,6 +1,6 @@
 //! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`streams.rs`, `cues.rs`, `users.rs`,
-//! `chat.rs`, `shows.rs`, `catalog.rs`, `events.rs`, `recordings.rs`; the recordings' playback
+//! `chat.rs`, `shows.rs`, `catalog.rs`, `events.rs`, `recordings.rs`, `recommend.rs`; the recordings' playback
 //! `/vod` is `hls::recording::vod`), so the features do not depend on HTTP, and every admin route
 //! checks the token in one place ([`auth::Admin`]). Every `/api` route is documented in the
 //! OpenAPI document served at `/api/openapi.json` ([`openapi`]), built from the same routers.
@@ -13,6 +13,7 @@ pub mod cues;
 pub mod events;
 pub mod openapi;
 pub mod recordings;
+pub mod recommend;
 mod server;
 pub mod shows;
 pub mod streams;
@@ -66,6 +67,8 @@ pub struct ApiState {
     pub events: events::EventsApi,
     /// Recordings (`/api/recordings`, `/vod`); `None` when `recordings.enabled = false`.
     pub recordings: Option<Arc<crate::hls::recording::Recorder>>,
+    /// Recommendations (`/api/recommendations/...`, `/api/shows/{id}/products`).
+    pub recommend: Arc<crate::commerce::recommend::Recommender>,
 }
 
 /// Builds the whole HTTP router.

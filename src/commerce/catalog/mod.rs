@@ -106,6 +106,15 @@ impl Products {
     }
 }
 
+/// Told of every catalog change once it is visible (the recommenders' content features):
+/// called with the catalog's write lock held, so changes arrive in order. Must be quick.
+pub trait CatalogObserver: Send + Sync {
+    /// `products` were added or replaced.
+    fn upserted(&self, products: &[Arc<CatalogProduct>]);
+    /// Product `id` was deleted.
+    fn deleted(&self, id: &str);
+}
+
 /// Popularity by product key, shared with the scoring function of searches.
 type Popularities = Arc<RwLock<HashMap<u64, Popularity>>>;
 
@@ -119,6 +128,8 @@ pub struct Catalog {
     popularity: Popularities,
     /// Serializes writers, so the store, memory and the index change in the same order.
     writes: tokio::sync::Mutex<()>,
+    /// Told of every change.
+    observers: RwLock<Vec<Arc<dyn CatalogObserver>>>,
 }
 
 /// Whether `product` is in `category` (a normalized path) or below it.
@@ -161,6 +172,7 @@ impl Catalog {
             index,
             popularity: Arc::default(),
             writes: tokio::sync::Mutex::new(()),
+            observers: RwLock::new(Vec::new()),
         }))
     }
 
@@ -177,9 +189,14 @@ impl Catalog {
         store::upsert(&self.pool, &products).await?;
         let products: Vec<Arc<CatalogProduct>> = products.into_iter().map(Arc::new).collect();
         self.update_index(products.clone(), Vec::new()).await?;
-        let mut memory = self.products.write().unwrap_or_else(|e| e.into_inner());
-        for p in &products {
-            memory.insert(Arc::clone(p));
+        {
+            let mut memory = self.products.write().unwrap_or_else(|e| e.into_inner());
+            for p in &products {
+                memory.insert(Arc::clone(p));
+            }
+        }
+        for observer in self.observers() {
+            observer.upserted(&products);
         }
         Ok(products.len())
     }
@@ -195,7 +212,28 @@ impl Catalog {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+        for observer in self.observers() {
+            observer.deleted(id);
+        }
         Ok(true)
+    }
+
+    /// Tells `observer` of every later change; returns every product now (a change racing
+    /// with this call may reach the observer and be in the list: observers are idempotent).
+    pub fn observe(&self, observer: Arc<dyn CatalogObserver>) -> Vec<Arc<CatalogProduct>> {
+        self.observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
+        let memory = self.products.read().unwrap_or_else(|e| e.into_inner());
+        memory.by_id.values().cloned().collect()
+    }
+
+    fn observers(&self) -> Vec<Arc<dyn CatalogObserver>> {
+        self.observers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn update_index(

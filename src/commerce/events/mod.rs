@@ -96,6 +96,17 @@ impl EventSink for NoSink {
     fn accepted(&self, _events: &[Event]) {}
 }
 
+/// Tells every sink it holds, in order (the catalog's popularity, the recommendations).
+pub struct Sinks(pub Vec<Arc<dyn EventSink>>);
+
+impl EventSink for Sinks {
+    fn accepted(&self, events: &[Event]) {
+        for sink in &self.0 {
+            sink.accepted(events);
+        }
+    }
+}
+
 /// Why events could not be recorded or read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {

@@ -1,0 +1,143 @@
+//! "For you" recommendations (criterion): `ForYou::fit` on the Instacart sample's training
+//! orders (each shopper's last order held out, as `cuecast recs eval` does) when
+//! `INSTACART_CSV` names df_sample.csv, else on synthetic baskets of the same shape (600
+//! shoppers × 25 orders of ~10 products over 14,000 products, a personal favourites set and a
+//! skewed global popularity); and `recommend(user, 10)` latency, shoppers taken in turn.
+//! Beside them, same run: the peer of `fit`, TIFU-KNN (k 300) scoring every shopper (its user
+//! vectors, neighbours and blended scores: what precomputing its lists would cost), and the
+//! floor of `recommend`, a `HashMap` from shopper to ten product ids, looked up and cloned.
+//! `cargo test --benches` runs each once on a smaller synthetic set.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_main};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cuecast::commerce::recommend::basket::models::{Accumulator, TifuKnn};
+use cuecast::commerce::recommend::basket::orders::Orders;
+use cuecast::commerce::recommend::basket::{Baskets, ForYou, ForYouParams};
+
+/// A small deterministic generator (xorshift64*), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Skewed towards 0: the square of a uniform draw.
+    fn skewed(&mut self, n: u64) -> u64 {
+        let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+        ((u * u) * n as f64) as u64
+    }
+}
+
+/// `users` shoppers with `orders` orders each.
+fn synthetic(users: usize, orders: usize, products: u64) -> (Baskets, Vec<String>) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut data = Baskets::new();
+    let mut ids = Vec::with_capacity(users);
+    for user in 0..users {
+        let id = format!("u{user}");
+        let favourites: Vec<u64> = (0..15).map(|_| rng.skewed(products)).collect();
+        for _ in 0..orders {
+            let size = 4 + rng.next() % 12;
+            let basket: Vec<String> = (0..size)
+                .map(|_| {
+                    let p = if rng.next().is_multiple_of(2) {
+                        favourites[(rng.next() % 15) as usize]
+                    } else {
+                        rng.skewed(products)
+                    };
+                    format!("p{p}")
+                })
+                .collect();
+            data.push(&id, basket.iter().map(String::as_str));
+        }
+        ids.push(id);
+    }
+    (data, ids)
+}
+
+/// The training orders and their shoppers.
+fn data(test_mode: bool) -> (Baskets, Vec<String>, &'static str) {
+    if let Ok(path) = std::env::var("INSTACART_CSV") {
+        match Orders::read_file(std::path::Path::new(&path)) {
+            Ok(orders) => {
+                let split = orders.split(0);
+                let users = split.held_out.into_iter().map(|(user, _)| user).collect();
+                return (split.train, users, "instacart");
+            }
+            Err(err) => eprintln!("INSTACART_CSV: {err}; synthetic data instead"),
+        }
+    }
+    if test_mode {
+        let (data, users) = synthetic(60, 10, 2_000);
+        (data, users, "synthetic-small")
+    } else {
+        let (data, users) = synthetic(600, 25, 14_000);
+        (data, users, "synthetic")
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let test_mode = !std::env::args().any(|a| a == "--bench");
+    let (data, users, name) = data(test_mode);
+    let params = ForYouParams::default();
+    let model = ForYou::fit(&data, &params);
+    eprintln!(
+        "{name}: {} shoppers, {} products, {} orders; model ≈ {:.1} MB",
+        data.users(),
+        data.products(),
+        data.baskets(),
+        model.memory_bytes() as f64 / 1e6
+    );
+    let mut group = c.benchmark_group("foryou");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_function(format!("fit/{name}"), |b| {
+        b.iter(|| ForYou::fit(black_box(&data), &params))
+    });
+    group.bench_function(format!("fit-peer-tifu-knn/{name}"), |b| {
+        b.iter(|| {
+            let model = TifuKnn::fit(black_box(&data), 0.9, 0.7, 3, 300, 0.7);
+            let mut acc = Accumulator::new(data.products());
+            (0..data.users())
+                .map(|user| model.scores(user, &mut acc).len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+    let floor: HashMap<String, Vec<Arc<str>>> = users
+        .iter()
+        .map(|user| {
+            let items = model.recommend(user, 10).items;
+            (user.clone(), items.into_iter().map(|s| s.product).collect())
+        })
+        .collect();
+    let mut next = 0;
+    c.bench_function(&format!("foryou/recommend10-floor-hashmap/{name}"), |b| {
+        b.iter(|| {
+            next = (next + 1) % users.len();
+            black_box(floor.get(&users[next]).cloned())
+        })
+    });
+    c.bench_function(&format!("foryou/recommend10/{name}"), |b| {
+        b.iter(|| {
+            next = (next + 1) % users.len();
+            black_box(model.recommend(&users[next], 10))
+        })
+    });
+}
+
+/// criterion's entry points, private so the generated `benches` function needs no docs.
+mod harness {
+    use criterion::criterion_group;
+    criterion_group!(benches, super::bench);
+}
+criterion_main!(harness::benches);

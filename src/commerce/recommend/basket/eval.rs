@@ -1,0 +1,690 @@
+//! The offline evaluation `cuecast recs eval` runs: the fixed next-basket protocol
+//! (../shared/reference/commerce.md, docs/recommendations.md) over every model — the baselines
+//! of [`super::models`] and [`ForYou`] through the same `recommend`/`recommend_new` the server
+//! calls — the validation grid that picks `ForYou`'s parameters, the check against the
+//! published reference figures, and the frequently-bought-together report.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::foryou::{Parts, Wanted};
+use super::metrics::{Mean, score};
+use super::models::{Accumulator, ItemSets, Popularity, Sparse, TifuKnn, UpCf, purchase_counts};
+use super::orders::{Orders, Split};
+use super::{Baskets, ForYou, ForYouParams, ProductIx};
+
+/// The list length every metric is taken at.
+pub const K: usize = 10;
+
+/// How far a baseline may land from its reference figure.
+pub const TOLERANCE: f64 = 0.01;
+
+/// One model's figures on one split, as one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The model's name (`popularity`, `p-topfreq`, `tifu-knn`, `up-cf`, `for-you`).
+    pub model: String,
+    /// HR@10 over all shoppers.
+    #[serde(rename = "hr@10")]
+    pub hr: f64,
+    /// Recall@10 over all shoppers.
+    #[serde(rename = "recall@10")]
+    pub recall: f64,
+    /// NDCG@10 over all shoppers.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg: f64,
+    /// HR@10 of the new items, over shoppers with at least one.
+    #[serde(rename = "explore_hr@10")]
+    pub explore_hr: f64,
+    /// Recall@10 of the new items.
+    #[serde(rename = "explore_recall@10")]
+    pub explore_recall: f64,
+    /// NDCG@10 of the new items.
+    #[serde(rename = "explore_ndcg@10")]
+    pub explore_ndcg: f64,
+    /// Shoppers evaluated.
+    pub users: usize,
+    /// Shoppers with at least one new item in their held-out order.
+    pub explore_users: usize,
+}
+
+/// A model under evaluation: the top `k` for a shopper, or the top `k` of the products they
+/// never bought (`new_only`).
+pub trait Ranker {
+    /// Product ids, best first.
+    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>>;
+}
+
+impl Ranker for ForYou {
+    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+        let answer = if new_only {
+            self.recommend_new(user, k)
+        } else {
+            self.recommend(user, k)
+        };
+        answer.items.into_iter().map(|s| s.product).collect()
+    }
+}
+
+/// A baseline: popularity, P-TopFreq, TIFU-KNN or UP-CF@r over a training set.
+pub struct Baseline<'a> {
+    data: &'a Baskets,
+    popularity: Popularity,
+    sets: ItemSets,
+    kind: Kind,
+}
+
+enum Kind {
+    Popularity,
+    TopFreq,
+    Tifu(TifuKnn),
+    UpCf(UpCf),
+}
+
+impl<'a> Baseline<'a> {
+    fn new(data: &'a Baskets, kind: Kind) -> Self {
+        Baseline {
+            data,
+            popularity: Popularity::new(data),
+            sets: ItemSets::new(data),
+            kind,
+        }
+    }
+
+    /// Global popularity.
+    pub fn popularity(data: &'a Baskets) -> Self {
+        Baseline::new(data, Kind::Popularity)
+    }
+
+    /// P-TopFreq: the shopper's own purchase counts, ties by popularity.
+    pub fn top_freq(data: &'a Baskets) -> Self {
+        Baseline::new(data, Kind::TopFreq)
+    }
+
+    /// TIFU-KNN with r_b, r_g, m, k, α.
+    pub fn tifu(data: &'a Baskets, rb: f64, rg: f64, m: usize, k: usize, alpha: f64) -> Self {
+        Baseline::new(data, Kind::Tifu(TifuKnn::fit(data, rb, rg, m, k, alpha)))
+    }
+
+    /// UP-CF@r with r, q, α, k.
+    pub fn up_cf(data: &'a Baskets, r: usize, q: f64, alpha: f64, k: usize) -> Self {
+        Baseline::new(data, Kind::UpCf(UpCf::fit(data, r, q, alpha, k)))
+    }
+}
+
+impl Ranker for Baseline<'_> {
+    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+        let ix = self.data.user_ix(user);
+        let scores: Sparse = match (ix, &self.kind) {
+            (None, _) | (_, Kind::Popularity) => Vec::new(),
+            (Some(u), Kind::TopFreq) => purchase_counts(self.data.history(u))
+                .into_iter()
+                .map(|(p, c)| (p, c as f64))
+                .collect(),
+            (Some(u), Kind::Tifu(model)) => {
+                model.scores(u, &mut Accumulator::new(self.data.products()))
+            }
+            (Some(u), Kind::UpCf(model)) => model.scores(
+                u,
+                &mut Accumulator::new(self.data.products()),
+                &mut Vec::new(),
+            ),
+        };
+        let past: &[ProductIx] = match (ix, new_only) {
+            (Some(u), true) => &self.sets.sets[u],
+            _ => &[],
+        };
+        self.popularity
+            .top(&scores, k, |p| past.binary_search(&p).is_ok())
+            .into_iter()
+            .map(|(p, _, _)| self.data.product_id(p).clone())
+            .collect()
+    }
+}
+
+/// Evaluates `ranker` on `split`'s held-out orders.
+pub fn evaluate(model: &str, split: &Split, ranker: &dyn Ranker) -> Report {
+    let mut all = Mean::default();
+    let mut explore = Mean::default();
+    for (user, basket) in &split.held_out {
+        let truth: HashSet<&str> = basket.iter().map(String::as_str).collect();
+        all.add(score(&ranker.top(user, K, false), &truth, K));
+        let past: HashSet<&str> = split
+            .train
+            .user_ix(user)
+            .map(|u| {
+                split
+                    .train
+                    .history(u)
+                    .iter()
+                    .flatten()
+                    .map(|&p| split.train.product_id(p).as_ref())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let new: HashSet<&str> = truth.difference(&past).copied().collect();
+        if !new.is_empty() {
+            explore.add(score(&ranker.top(user, K, true), &new, K));
+        }
+    }
+    let (a, e) = (all.mean(), explore.mean());
+    Report {
+        model: model.to_owned(),
+        hr: a.hr,
+        recall: a.recall,
+        ndcg: a.ndcg,
+        explore_hr: e.hr,
+        explore_recall: e.recall,
+        explore_ndcg: e.ndcg,
+        users: all.count,
+        explore_users: explore.count,
+    }
+}
+
+/// The published reference figures on this protocol (commerce.md): model name, HR@10,
+/// Recall@10, NDCG@10, explore Recall@10.
+pub const REFERENCE: [(&str, f64, f64, f64, f64); 5] = [
+    ("popularity", 0.472, 0.070, 0.103, 0.027),
+    ("p-topfreq", 0.890, 0.354, 0.440, 0.027),
+    ("tifu-knn", 0.899, 0.384, 0.473, 0.029),
+    ("tifu-knn-k100", 0.899, 0.382, 0.473, 0.030),
+    ("up-cf", 0.892, 0.370, 0.457, 0.036),
+];
+
+/// Every model on the test split (each shopper's last order held out), `for-you` with
+/// `params`: the baselines with the reference settings, then `for-you`.
+pub fn run(orders: &Orders, params: &ForYouParams) -> Vec<Report> {
+    let split = orders.split(0);
+    let data = &split.train;
+    let mut reports = vec![
+        evaluate("popularity", &split, &Baseline::popularity(data)),
+        evaluate("p-topfreq", &split, &Baseline::top_freq(data)),
+        evaluate(
+            "tifu-knn",
+            &split,
+            &Baseline::tifu(data, 0.9, 0.7, 3, 300, 0.7),
+        ),
+        evaluate(
+            "tifu-knn-k100",
+            &split,
+            &Baseline::tifu(data, 0.9, 0.7, 3, 100, 0.7),
+        ),
+        evaluate("up-cf", &split, &Baseline::up_cf(data, 10, 5.0, 0.75, 100)),
+    ];
+    reports.push(evaluate("for-you", &split, &ForYou::fit(data, params)));
+    reports
+}
+
+/// The baselines against the reference figures: one line per figure further than
+/// [`TOLERANCE`] from its reference (empty: all reproduce).
+pub fn check(reports: &[Report]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (name, hr, recall, ndcg, explore_recall) in REFERENCE {
+        let Some(report) = reports.iter().find(|r| r.model == name) else {
+            failures.push(format!("{name}: not evaluated"));
+            continue;
+        };
+        for (metric, got, want) in [
+            ("hr@10", report.hr, hr),
+            ("recall@10", report.recall, recall),
+            ("ndcg@10", report.ndcg, ndcg),
+            ("explore_recall@10", report.explore_recall, explore_recall),
+        ] {
+            if (got - want).abs() > TOLERANCE {
+                failures.push(format!(
+                    "{name} {metric}: {got:.4}, reference {want:.3} ± {TOLERANCE}"
+                ));
+            }
+        }
+    }
+    failures
+}
+
+/// Issue 26's goal: `for-you` above TIFU-KNN (k 300) on Recall@10 and NDCG@10 and above
+/// UP-CF@r on explore Recall@10. One line per comparison: what, for-you's figure, the
+/// baseline's, whether it is above.
+pub fn goal(reports: &[Report]) -> Vec<(&'static str, f64, f64, bool)> {
+    let find = |name: &str| reports.iter().find(|r| r.model == name);
+    let (Some(ours), Some(tifu), Some(upcf)) = (find("for-you"), find("tifu-knn"), find("up-cf"))
+    else {
+        return Vec::new();
+    };
+    [
+        ("recall@10 over tifu-knn", ours.recall, tifu.recall),
+        ("ndcg@10 over tifu-knn", ours.ndcg, tifu.ndcg),
+        (
+            "explore_recall@10 over up-cf",
+            ours.explore_recall,
+            upcf.explore_recall,
+        ),
+    ]
+    .into_iter()
+    .map(|(what, got, over)| (what, got, over, got > over))
+    .collect()
+}
+
+/// The validation grid's outcome.
+#[derive(Debug, Clone)]
+pub struct Tuned {
+    /// The parameters chosen.
+    pub params: ForYouParams,
+    /// JSON lines describing the search and the choice.
+    pub lines: Vec<String>,
+}
+
+/// One stage of the validation grid: which parameters it varies and what it maximises.
+struct Stage {
+    name: &'static str,
+    /// The candidates, built from the best parameters of the stages before.
+    candidates: fn(&ForYouParams) -> Vec<ForYouParams>,
+    /// Higher is better.
+    objective: fn(&Report) -> f64,
+    /// The list the objective reads.
+    wanted: Wanted,
+}
+
+/// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
+/// the explore metrics (the own part does not touch the new-to-you list), then the own repeat
+/// part and the blend on the full list. Small on purpose: CI runs it with the debug binary.
+const STAGES: [Stage; 2] = [
+    Stage {
+        name: "explore",
+        candidates: |base| {
+            let mut out = Vec::new();
+            for neighbours in [100, 200] {
+                for item_weight in [0.2, 0.4, 0.6] {
+                    for trial_share_power in [0.0, 1.0] {
+                        out.push(ForYouParams {
+                            neighbours,
+                            item_weight,
+                            trial_share_power,
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+            out
+        },
+        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
+        wanted: Wanted {
+            all: false,
+            new: true,
+        },
+    },
+    Stage {
+        name: "repeat",
+        candidates: |base| {
+            let mut out = Vec::new();
+            for own_weight in [0.8, 0.9, 0.95] {
+                for (basket_decay, group_decay, groups) in
+                    [(0.8, 0.8, 3), (0.9, 0.7, 3), (0.9, 0.7, 5)]
+                {
+                    out.push(ForYouParams {
+                        own_weight,
+                        basket_decay,
+                        group_decay,
+                        groups,
+                        ..base.clone()
+                    });
+                }
+            }
+            out
+        },
+        objective: |r| r.recall + r.ndcg,
+        wanted: Wanted {
+            all: true,
+            new: false,
+        },
+    },
+];
+
+/// Picks `ForYou`'s parameters on the validation split (each shopper's last order dropped, the
+/// one before held out; the test orders are never seen), stage by stage, starting from the
+/// defaults. One JSON line per stage: its name, candidates, the best parameters and their
+/// validation figures (of the one list the stage scores; the other list is popular filler);
+/// then `"tune": "chosen"` with both lists' validation figures.
+pub fn tune(orders: &Orders) -> Tuned {
+    let split = orders.split(1);
+    let mut best = ForYouParams::default();
+    let mut lines = Vec::new();
+    let mut parts = Parts::new(&split.train);
+    for stage in &STAGES {
+        let candidates = (stage.candidates)(&best);
+        let mut chosen: Option<(f64, ForYouParams, Report)> = None;
+        for params in &candidates {
+            let model = ForYou::fit_with(&split.train, &mut parts, params, stage.wanted);
+            let report = evaluate("for-you", &split, &model);
+            let value = (stage.objective)(&report);
+            tracing::debug!(stage = stage.name, value, ?params, "candidate");
+            if chosen.as_ref().is_none_or(|c| value > c.0) {
+                chosen = Some((value, params.clone(), report));
+            }
+        }
+        if let Some((_, params, report)) = chosen {
+            lines.push(
+                serde_json::json!({
+                    "tune": stage.name,
+                    "candidates": candidates.len(),
+                    "params": params,
+                    "validation": report,
+                })
+                .to_string(),
+            );
+            best = params;
+        }
+    }
+    // The stages score one list each; the choice, both lists.
+    let report = evaluate("for-you", &split, &ForYou::fit(&split.train, &best));
+    lines.push(
+        serde_json::json!({"tune": "chosen", "params": best, "validation": report}).to_string(),
+    );
+    Tuned {
+        params: best,
+        lines,
+    }
+}
+
+/// Frequently-bought-together figures on the test split: one JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FbtReport {
+    /// The scorer's name.
+    pub model: String,
+    /// HR@10: any of the order's other products in the top 10.
+    #[serde(rename = "hr@10")]
+    pub hr: f64,
+    /// Recall@10 of the order's other products.
+    #[serde(rename = "recall@10")]
+    pub recall: f64,
+    /// NDCG@10 of the order's other products.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg: f64,
+    /// Held-out orders with at least two products (the queries).
+    pub orders: usize,
+}
+
+/// Scores a bought-together recommender on `split`: for each held-out order with ≥ 2
+/// products, the first in cart order is the query, `recommend(query, 10)` the answer (the query
+/// itself left out) and the order's other products the truth. Point it at any model: the
+/// online bought-together recommender's `|product, k|` fits here.
+pub fn evaluate_bought_together(
+    model: &str,
+    split: &Split,
+    recommend: &dyn Fn(&str, usize) -> Vec<Arc<str>>,
+) -> FbtReport {
+    let mut mean = Mean::default();
+    for (_, basket) in &split.held_out {
+        let Some((query, rest)) = basket.split_first() else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let truth: HashSet<&str> = rest.iter().map(String::as_str).collect();
+        let ranked: Vec<Arc<str>> = recommend(query, K + 1)
+            .into_iter()
+            .filter(|p| p.as_ref() != query.as_str())
+            .take(K)
+            .collect();
+        mean.add(score(&ranked, &truth, K));
+    }
+    let m = mean.mean();
+    FbtReport {
+        model: model.to_owned(),
+        hr: m.hr,
+        recall: m.recall,
+        ndcg: m.ndcg,
+        orders: mean.count,
+    }
+}
+
+/// Co-purchase counts over a training set: the plain baselines of bought-together.
+pub struct CoPurchase<'a> {
+    data: &'a Baskets,
+    popularity: Popularity,
+    /// Per product, the baskets holding it, as (shopper, basket).
+    baskets_of: Vec<Vec<(u32, u32)>>,
+    /// Baskets in all.
+    total: f64,
+}
+
+impl<'a> CoPurchase<'a> {
+    /// Indexes `data`'s baskets.
+    pub fn new(data: &'a Baskets) -> Self {
+        let mut baskets_of = vec![Vec::new(); data.products()];
+        for (user, history) in data.histories().iter().enumerate() {
+            for (b, basket) in history.iter().enumerate() {
+                for &product in basket {
+                    baskets_of[product as usize].push((user as u32, b as u32));
+                }
+            }
+        }
+        CoPurchase {
+            data,
+            popularity: Popularity::new(data),
+            baskets_of,
+            total: data.baskets().max(1) as f64,
+        }
+    }
+
+    /// Orders holding `query` and each other product.
+    fn counts(&self, query: ProductIx) -> Sparse {
+        let mut acc = Accumulator::new(self.data.products());
+        for &(user, b) in &self.baskets_of[query as usize] {
+            for &other in &self.data.history(user as usize)[b as usize] {
+                if other != query {
+                    acc.add(other, 1.0);
+                }
+            }
+        }
+        acc.take()
+    }
+
+    /// The top `k` by plain co-purchase count (ties and filler by popularity), `query` left
+    /// out.
+    pub fn by_count(&self, query: &str, k: usize) -> Vec<Arc<str>> {
+        let q = self.data.product_ix(query);
+        let counts = q.map(|q| self.counts(q)).unwrap_or_default();
+        self.ids(self.popularity.top(&counts, k, |p| Some(p) == q))
+    }
+
+    /// The top `k` by lift (`P(both) / (P(query) · P(other))`) among the products bought with
+    /// `query` in at least `min_support` orders, then the rest by count, then popular ones.
+    pub fn by_lift(&self, query: &str, k: usize, min_support: f64) -> Vec<Arc<str>> {
+        let Some(q) = self.data.product_ix(query) else {
+            return self.by_count(query, k);
+        };
+        let counts = self.counts(q);
+        let n_query = self.baskets_of[q as usize].len() as f64;
+        let lifts: Sparse = counts
+            .iter()
+            .filter(|&&(_, both)| both >= min_support)
+            .map(|&(p, both)| {
+                let n_other = self.baskets_of[p as usize].len() as f64;
+                (p, both * self.total / (n_query * n_other))
+            })
+            .collect();
+        let mut ranked: Vec<(ProductIx, f64, bool)> = self
+            .popularity
+            .ranked(&lifts, k, |_| false)
+            .into_iter()
+            .map(|(p, s)| (p, s, false))
+            .collect();
+        if ranked.len() < k {
+            let chosen: HashSet<ProductIx> = ranked.iter().map(|r| r.0).collect();
+            ranked.extend(
+                self.popularity
+                    .top(&counts, k, |p| p == q || chosen.contains(&p))
+                    .into_iter()
+                    .take(k - ranked.len()),
+            );
+        }
+        self.ids(ranked)
+    }
+
+    fn ids(&self, ranked: Vec<(ProductIx, f64, bool)>) -> Vec<Arc<str>> {
+        ranked
+            .into_iter()
+            .map(|(p, _, _)| self.data.product_id(p).clone())
+            .collect()
+    }
+}
+
+/// Minimum co-purchase support of `fbt-lift`.
+pub const FBT_MIN_SUPPORT: f64 = 3.0;
+
+/// Bought-together on the test split: `fbt-cooccurrence` (plain counts) and `fbt-lift` (lift
+/// with minimum support [`FBT_MIN_SUPPORT`]).
+pub fn fbt(orders: &Orders) -> Vec<FbtReport> {
+    let split = orders.split(0);
+    let model = CoPurchase::new(&split.train);
+    vec![
+        evaluate_bought_together("fbt-cooccurrence", &split, &|q, k| model.by_count(q, k)),
+        evaluate_bought_together("fbt-lift", &split, &|q, k| {
+            model.by_lift(q, k, FBT_MIN_SUPPORT)
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "order_id,user_id,order_number,product_id,add_to_cart_order
+1,ann,1,milk,1
+1,ann,1,eggs,2
+2,ann,2,milk,1
+2,ann,2,jam,2
+3,ann,3,milk,1
+3,ann,3,tea,2
+3,ann,3,kiwi,3
+4,bob,1,eggs,1
+4,bob,1,tea,2
+5,bob,2,eggs,1
+5,bob,2,tea,2
+";
+
+    /// Always the same list: milk, tea, eggs, then kiwi.
+    struct Fixed;
+
+    impl Ranker for Fixed {
+        fn top(&self, _user: &str, k: usize, _new_only: bool) -> Vec<Arc<str>> {
+            ["milk", "tea", "eggs", "kiwi"]
+                .iter()
+                .take(k)
+                .map(|p| Arc::from(*p))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn evaluate_averages_over_shoppers_and_new_items() {
+        let orders = Orders::read(CSV.as_bytes()).unwrap();
+        let split = orders.split(0);
+        let report = evaluate("fixed", &split, &Fixed);
+        // ann's last order {milk, tea, kiwi}: 3 hits of 3 at positions 1, 2, 4.
+        // bob's last order {eggs, tea}: hits at positions 2, 3.
+        assert_eq!(report.users, 2);
+        assert_eq!(report.hr, 1.0);
+        assert!((report.recall - 1.0).abs() < 1e-12);
+        let ideal3 = 1.0 + 1.0 / 3f64.log2() + 0.5;
+        let ann = (1.0 + 1.0 / 3f64.log2() + 1.0 / 5f64.log2()) / ideal3;
+        let bob = (1.0 / 3f64.log2() + 0.5) / (1.0 + 1.0 / 3f64.log2());
+        assert!((report.ndcg - (ann + bob) / 2.0).abs() < 1e-12);
+        // New items: ann's tea and kiwi (she had milk, eggs, jam); bob has none.
+        assert_eq!(report.explore_users, 1);
+        let new = (1.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (1.0 + 1.0 / 3f64.log2());
+        assert!((report.explore_ndcg - new).abs() < 1e-12);
+        assert_eq!(report.explore_recall, 1.0);
+    }
+
+    #[test]
+    fn baselines_leave_out_past_items_when_exploring() {
+        let orders = Orders::read(CSV.as_bytes()).unwrap();
+        let split = orders.split(0);
+        let model = Baseline::top_freq(&split.train);
+        let all = model.top("ann", 3, false);
+        assert_eq!(all[0].as_ref(), "milk"); // bought twice
+        let new = model.top("ann", 3, true);
+        assert!(
+            new.iter()
+                .all(|p| !["milk", "eggs", "jam"].contains(&p.as_ref()))
+        );
+        assert_eq!(new.len(), 1); // tea is the only product ann never bought
+        let for_you = ForYou::fit(&split.train, &ForYouParams::default());
+        let new = for_you.top("ann", 3, true);
+        assert_eq!(new.first().map(|p| p.as_ref()), Some("tea"));
+    }
+
+    #[test]
+    fn co_purchase_counts_rank_the_injected_pair_first() {
+        let mut train = Baskets::new();
+        train.push("a", ["eggs", "milk"]);
+        train.push("b", ["eggs", "tea"]);
+        train.push("c", ["eggs", "tea"]);
+        train.push("d", ["milk"]);
+        train.push("d", ["milk", "jam"]);
+        let split = Split {
+            train,
+            held_out: vec![
+                ("a".to_owned(), vec!["eggs".to_owned(), "tea".to_owned()]),
+                ("b".to_owned(), vec!["jam".to_owned()]), // one product: no query
+            ],
+        };
+        let model = CoPurchase::new(&split.train);
+        // eggs went with tea twice, with milk once (milk is the more popular).
+        let top = model.by_count("eggs", 3);
+        let ids: Vec<&str> = top.iter().map(|p| p.as_ref()).collect();
+        assert_eq!(ids, ["tea", "milk", "jam"]); // jam: popular filler
+        let report = evaluate_bought_together("count", &split, &|q, k| model.by_count(q, k));
+        assert_eq!((report.orders, report.hr, report.recall), (1, 1.0, 1.0));
+        // Lift with support 2: only tea qualifies, then the rest by count.
+        let lift = model.by_lift("eggs", 2, 2.0);
+        assert_eq!(lift[0].as_ref(), "tea");
+    }
+
+    fn report(model: &str, figures: (f64, f64, f64, f64)) -> Report {
+        Report {
+            model: model.to_owned(),
+            hr: figures.0,
+            recall: figures.1,
+            ndcg: figures.2,
+            explore_hr: 0.0,
+            explore_recall: figures.3,
+            explore_ndcg: 0.0,
+            users: 593,
+            explore_users: 462,
+        }
+    }
+
+    #[test]
+    fn check_names_each_figure_off_the_reference() {
+        let mut reports: Vec<Report> = REFERENCE
+            .iter()
+            .map(|&(name, hr, recall, ndcg, explore)| report(name, (hr, recall, ndcg, explore)))
+            .collect();
+        assert_eq!(check(&reports), Vec::<String>::new());
+        reports[2].recall += 0.02;
+        reports.remove(4);
+        let failures = check(&reports);
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(
+            failures[0].starts_with("tifu-knn recall@10: 0.4040"),
+            "{failures:?}"
+        );
+        assert_eq!(failures[1], "up-cf: not evaluated");
+    }
+
+    #[test]
+    fn goal_compares_for_you_with_tifu_and_up_cf() {
+        let reports = [
+            report("tifu-knn", (0.9, 0.38, 0.47, 0.03)),
+            report("up-cf", (0.9, 0.37, 0.46, 0.036)),
+            report("for-you", (0.9, 0.39, 0.46, 0.04)),
+        ];
+        let met: Vec<bool> = goal(&reports).iter().map(|g| g.3).collect();
+        assert_eq!(met, [true, false, true]);
+        assert!(goal(&reports[..2]).is_empty());
+    }
+}

@@ -1,0 +1,643 @@
+//! cuecast's "for you" next-basket model: a shopper's own repeat purchases (TIFU-KNN's
+//! time-decayed, grouped user vector) blended with the others' score: what their nearest
+//! shoppers bought recently (UP-CF@r's asymmetric cosine with locality `q` over their last `r`
+//! baskets, each vote weighted by the product's trial share) and what is often bought with the
+//! shopper's recent products (item-to-item co-purchase). The blend ranks the shopper's full
+//! list; the others' score alone ranks the "new to you" list, where the shopper's past products
+//! are left out. Both lists are computed at fit time, so a query is a lookup (the evaluation
+//! that chose the defaults: docs/recommendations.md, docs/benchmarks/recommend-eval.md).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::models::{
+    Accumulator, ItemSets, Popularity, Sparse, purchase_counts, recent_share, tifu_vector,
+};
+use super::{Baskets, ProductIx, Reason, Recommended, Scored};
+
+/// The model's parameters. `Default` is the set tuned on the Instacart sample's validation split
+/// (each shopper's second-to-last order).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ForYouParams {
+    /// Decay per basket of the own repeat vector (TIFU's r_b), 0–1.
+    pub basket_decay: f64,
+    /// Decay per group of the own repeat vector (TIFU's r_g), 0–1.
+    pub group_decay: f64,
+    /// Groups the shopper's baskets are split into (TIFU's m), ≥ 1.
+    pub groups: usize,
+    /// Neighbours: the most similar other shoppers (by asymmetric cosine) that vote.
+    pub neighbours: usize,
+    /// Asymmetry of the cosine (UP-CF's α): `|N_u∩N_v| / (|N_u|^α · |N_v|^(1−α))`.
+    pub similarity_alpha: f64,
+    /// Locality (UP-CF's q): a neighbour's vote is weighted by `sim^q`.
+    pub locality: f64,
+    /// A neighbour's vote for a product: the share of its last `recent` baskets holding it.
+    pub recent: usize,
+    /// Weight of the shopper's own repeat score against the others' (0–1); each part is
+    /// scaled to a maximum of 1 per shopper first.
+    pub own_weight: f64,
+    /// Within the others' part, the weight of item-to-item co-purchase (products often in the
+    /// same order as the shopper's own, weighted by their repeat score) against the
+    /// neighbours' votes (0–1).
+    pub item_weight: f64,
+    /// Co-purchased products kept per product for the item-to-item part.
+    pub item_neighbours: usize,
+    /// Power of each product's repeat rate (how often shoppers who bought it buy it again,
+    /// over all shoppers) applied to the own repeat score: 0 ignores it.
+    pub repeat_rate_power: f64,
+    /// Power of each product's trial share (the share of its buyers who first bought it after
+    /// their first order) applied to the neighbours' votes for new products: 0 ignores it.
+    pub trial_share_power: f64,
+    /// Length of the list kept per shopper (answers longer than this are filled with popular
+    /// products).
+    pub keep: usize,
+}
+
+impl Default for ForYouParams {
+    fn default() -> Self {
+        // `cuecast recs eval --tune` on the Instacart sample (docs/benchmarks/recommend-eval.md).
+        ForYouParams {
+            basket_decay: 0.9,
+            group_decay: 0.7,
+            groups: 5,
+            neighbours: 100,
+            similarity_alpha: 0.75,
+            locality: 5.0,
+            recent: 10,
+            own_weight: 0.95,
+            item_weight: 0.4,
+            item_neighbours: 50,
+            repeat_rate_power: 0.0,
+            trial_share_power: 1.0,
+            keep: 100,
+        }
+    }
+}
+
+/// One precomputed entry of a shopper's list.
+#[derive(Debug, Clone)]
+struct Entry {
+    product: ProductIx,
+    score: f64,
+    /// Orders of the shopper holding it (0: new to them).
+    times: u32,
+    /// For a new product that co-purchase recommends more than the neighbours do: the
+    /// shopper's product it goes with.
+    with: Option<ProductIx>,
+}
+
+/// One shopper's precomputed lists.
+#[derive(Debug, Clone, Default)]
+struct Lists {
+    /// The blended ranking, best first.
+    all: Vec<Entry>,
+    /// Products new to the shopper, best first.
+    new: Vec<Entry>,
+    /// The shopper's past products, sorted.
+    past: Vec<ProductIx>,
+}
+
+/// The fitted "for you" model: immutable, `Send + Sync`, answers from memory.
+#[derive(Debug, Clone)]
+pub struct ForYou {
+    /// Shopper id → index in `lists`.
+    users: HashMap<Arc<str>, usize>,
+    /// Per shopper.
+    lists: Vec<Lists>,
+    /// Product ids by index.
+    products: Vec<Arc<str>>,
+    /// The most popular products, best first, with their basket counts.
+    popular: Vec<(ProductIx, u32)>,
+}
+
+impl ForYou {
+    /// Fits the model on every shopper of `data`.
+    pub fn fit(data: &Baskets, params: &ForYouParams) -> ForYou {
+        ForYou::fit_with(data, &mut Parts::new(data), params, Wanted::BOTH)
+    }
+
+    /// [`ForYou::fit`] reusing the parts of `parts` that `params` leaves unchanged (the
+    /// validation grid fits many parameter sets on one split).
+    pub(crate) fn fit_with(
+        data: &Baskets,
+        parts: &mut Parts,
+        params: &ForYouParams,
+        lists_wanted: Wanted,
+    ) -> ForYou {
+        parts.refresh(data, params);
+        let Parts {
+            popularity,
+            sets,
+            counts,
+            own,
+            shares,
+            neighbours,
+            copurchase,
+            rates,
+        } = &*parts;
+        let empty = Copurchase::default();
+        let copurchase = copurchase.as_ref().map_or(&empty, |c| &c.1);
+        let keep = params.keep.max(1);
+        let mut acc = Accumulator::new(data.products());
+        let mut votes = Accumulator::new(data.products());
+        let mut together = Accumulator::new(data.products());
+        let mut lists = Vec::with_capacity(data.users());
+        for user in 0..data.users() {
+            for &(other, sim) in neighbours.1[user].iter().take(params.neighbours) {
+                votes.add_scaled(&shares.1[other], sim.powf(params.locality));
+            }
+            if params.item_weight > 0.0 {
+                for &(product, weight) in &shares.1[user] {
+                    together.add_scaled(copurchase.of(product), weight);
+                }
+            }
+            let (votes_max, together_max) = (votes.max(), together.max());
+            for (product, value) in votes.entries() {
+                let trial = rates[product as usize].1.powf(params.trial_share_power);
+                acc.add(
+                    product,
+                    trial * value * (1.0 - params.item_weight) / votes_max,
+                );
+            }
+            for (product, value) in together.entries() {
+                acc.add(product, value * params.item_weight / together_max);
+            }
+            let others = acc.take();
+            let past = &sets.sets[user];
+            let is_past = |p: ProductIx| past.binary_search(&p).is_ok();
+            let new = if lists_wanted.new {
+                popularity.ranked(&others, keep, is_past)
+            } else {
+                Vec::new()
+            };
+            let own_max = max_value(&own.1[user]);
+            for &(product, value) in &own.1[user] {
+                let rate = rates[product as usize].0.powf(params.repeat_rate_power);
+                acc.add(product, rate * value * params.own_weight / own_max);
+            }
+            acc.add_scaled(&others, 1.0 - params.own_weight);
+            let blended = acc.take();
+            let all = if lists_wanted.all {
+                popularity.ranked(&blended, keep, |_| false)
+            } else {
+                Vec::new()
+            };
+            let counts = &counts[user];
+            let times = |p: ProductIx| match counts.binary_search_by_key(&p, |c| c.0) {
+                Ok(i) => counts[i].1,
+                Err(_) => 0,
+            };
+            let entries = |ranked: Sparse| -> Vec<Entry> {
+                ranked
+                    .into_iter()
+                    .map(|(product, score)| {
+                        let times = times(product);
+                        let from_items = params.item_weight * together.get(product) / together_max
+                            > (1.0 - params.item_weight) * votes.get(product) / votes_max;
+                        let with = (times == 0 && from_items)
+                            .then(|| copurchase.strongest(&shares.1[user], product))
+                            .flatten();
+                        Entry {
+                            product,
+                            score,
+                            times,
+                            with,
+                        }
+                    })
+                    .collect()
+            };
+            lists.push(Lists {
+                all: entries(all),
+                new: entries(new),
+                past: past.clone(),
+            });
+            votes.clear();
+            together.clear();
+        }
+        let users = (0..data.users())
+            .map(|user| (data.user_id(user).clone(), user))
+            .collect();
+        let products = (0..data.products() as ProductIx)
+            .map(|p| data.product_id(p).clone())
+            .collect();
+        let popular = popularity
+            .order
+            .iter()
+            .take(keep * 2)
+            .map(|&p| (p, popularity.counts[p as usize]))
+            .collect();
+        ForYou {
+            users,
+            lists,
+            products,
+            popular,
+        }
+    }
+
+    /// Top `limit` products for `user`: the products they are likely to buy next, repeat
+    /// purchases included. An unknown user (or one with no baskets) gets the popular products
+    /// with `fallback = true`.
+    pub fn recommend(&self, user: &str, limit: usize) -> Recommended {
+        self.answer(user, limit, false)
+    }
+
+    /// Top `limit` products `user` never bought, from the shoppers most like them (the
+    /// "explore" setting of the evaluation). An unknown user gets the popular products with
+    /// `fallback = true`.
+    pub fn recommend_new(&self, user: &str, limit: usize) -> Recommended {
+        self.answer(user, limit, true)
+    }
+
+    fn answer(&self, user: &str, limit: usize, new_only: bool) -> Recommended {
+        let Some(lists) = self.users.get(user).map(|&ix| &self.lists[ix]) else {
+            return Recommended {
+                items: self.popular(limit, &[], &[]),
+                fallback: true,
+            };
+        };
+        let list = if new_only { &lists.new } else { &lists.all };
+        let mut items: Vec<Scored> = list
+            .iter()
+            .take(limit)
+            .map(|entry| Scored {
+                product: self.products[entry.product as usize].clone(),
+                score: entry.score,
+                reason: match (entry.times, entry.with) {
+                    (0, Some(with)) => Reason::BoughtWith {
+                        product: self.products[with as usize].clone(),
+                    },
+                    (0, None) => Reason::SimilarShoppers,
+                    (times, _) => Reason::BuyAgain { times },
+                },
+            })
+            .collect();
+        if items.len() < limit {
+            let chosen: Vec<ProductIx> = list.iter().take(limit).map(|e| e.product).collect();
+            let past: &[ProductIx] = if new_only { &lists.past } else { &[] };
+            items.extend(self.popular(limit - items.len(), &chosen, past));
+        }
+        Recommended {
+            items,
+            fallback: false,
+        }
+    }
+
+    /// Up to `limit` popular products, none of `chosen` or `past` (sorted).
+    fn popular(&self, limit: usize, chosen: &[ProductIx], past: &[ProductIx]) -> Vec<Scored> {
+        self.popular
+            .iter()
+            .filter(|(p, _)| !chosen.contains(p) && past.binary_search(p).is_err())
+            .take(limit)
+            .map(|&(product, count)| Scored {
+                product: self.products[product as usize].clone(),
+                score: count as f64,
+                reason: Reason::Popular,
+            })
+            .collect()
+    }
+
+    /// Approximate heap size of the model, bytes.
+    pub fn memory_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<Entry>();
+        let ids: usize = self
+            .products
+            .iter()
+            .map(|p| p.len() + 16 + std::mem::size_of::<Arc<str>>())
+            .sum();
+        let users: usize = self
+            .users
+            .keys()
+            .map(|u| u.len() + 16 + std::mem::size_of::<(Arc<str>, usize)>() + 8)
+            .sum();
+        let lists: usize = self
+            .lists
+            .iter()
+            .map(|l| {
+                std::mem::size_of::<Lists>()
+                    + (l.all.capacity() + l.new.capacity()) * entry
+                    + l.past.capacity() * std::mem::size_of::<ProductIx>()
+            })
+            .sum();
+        ids + users + lists + self.popular.capacity() * std::mem::size_of::<(ProductIx, u32)>()
+    }
+}
+
+/// Which lists a fit computes (a validation stage scores only one of them; the other is left
+/// empty, so its answers are all popular filler).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted {
+    /// The blended list ([`ForYou::recommend`]).
+    pub(crate) all: bool,
+    /// The new-to-you list ([`ForYou::recommend_new`]).
+    pub(crate) new: bool,
+}
+
+impl Wanted {
+    /// Both lists, as the server needs.
+    pub(crate) const BOTH: Wanted = Wanted {
+        all: true,
+        new: true,
+    };
+}
+
+/// What a fit is assembled from, each piece with the parameters it was built with, so that a
+/// fit with other parameters rebuilds only what they change.
+pub(crate) struct Parts {
+    popularity: Popularity,
+    sets: ItemSets,
+    /// Per shopper, `(product, orders holding it)`, sorted.
+    counts: Vec<Vec<(ProductIx, u32)>>,
+    /// Own repeat vectors, for (basket_decay, group_decay, groups).
+    own: ((f64, f64, usize), Vec<Sparse>),
+    /// Neighbour votes: the share of the last `recent` baskets.
+    shares: (usize, Vec<Sparse>),
+    /// Per shopper, every other shopper sharing a product, most similar first, for
+    /// `similarity_alpha`.
+    neighbours: (f64, Vec<Vec<(usize, f64)>>),
+    /// Item-to-item lists, for `item_neighbours` (built once an item weight asks for them).
+    copurchase: Option<(usize, Copurchase)>,
+    /// Per product, its repeat rate and trial share ([`item_rates`]).
+    rates: Vec<(f64, f64)>,
+}
+
+impl Parts {
+    /// The parameter-free parts; [`Parts::refresh`] builds the rest.
+    pub(crate) fn new(data: &Baskets) -> Parts {
+        Parts {
+            popularity: Popularity::new(data),
+            sets: ItemSets::new(data),
+            counts: data
+                .histories()
+                .iter()
+                .map(|h| purchase_counts(h))
+                .collect(),
+            own: ((f64::NAN, f64::NAN, 0), Vec::new()),
+            shares: (0, Vec::new()),
+            neighbours: (f64::NAN, Vec::new()),
+            copurchase: None,
+            rates: item_rates(data),
+        }
+    }
+
+    /// Rebuilds the parts `params` changes.
+    fn refresh(&mut self, data: &Baskets, params: &ForYouParams) {
+        let own_key = (
+            params.basket_decay,
+            params.group_decay,
+            params.groups.max(1),
+        );
+        if self.own.0 != own_key {
+            let vectors = data
+                .histories()
+                .iter()
+                .map(|h| tifu_vector(h, own_key.0, own_key.1, own_key.2))
+                .collect();
+            self.own = (own_key, vectors);
+        }
+        if self.shares.0 != params.recent || self.shares.1.is_empty() {
+            let shares = data
+                .histories()
+                .iter()
+                .map(|h| recent_share(h, params.recent))
+                .collect();
+            self.shares = (params.recent, shares);
+        }
+        if self.neighbours.0 != params.similarity_alpha {
+            let mut scratch = Vec::new();
+            let lists = (0..data.users())
+                .map(|user| {
+                    self.sets.neighbours(
+                        user,
+                        usize::MAX,
+                        params.similarity_alpha,
+                        false,
+                        &mut scratch,
+                    )
+                })
+                .collect();
+            self.neighbours = (params.similarity_alpha, lists);
+        }
+        let wanted = params.item_weight > 0.0;
+        if wanted
+            && self
+                .copurchase
+                .as_ref()
+                .is_none_or(|c| c.0 != params.item_neighbours)
+        {
+            let lists = Copurchase::new(data, &self.popularity, params.item_neighbours);
+            self.copurchase = Some((params.item_neighbours, lists));
+        }
+    }
+}
+
+/// Smoothing of [`item_rates`]: this many pseudo-observations at the global rate.
+const RATE_PRIOR: f64 = 5.0;
+
+/// Per product, over every shopper: its repeat rate, the share of the orders after a shopper's
+/// first purchase of it that hold it again, and its trial share, the share of its buyers who
+/// first bought it after their first order; both smoothed towards the global rates.
+fn item_rates(data: &Baskets) -> Vec<(f64, f64)> {
+    // Per product: repeats, opportunities, trial buyers, buyers.
+    let mut sums = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); data.products()];
+    let mut first: HashMap<ProductIx, usize> = HashMap::new();
+    for history in data.histories() {
+        first.clear();
+        for (b, basket) in history.iter().enumerate() {
+            for &product in basket {
+                match first.get(&product) {
+                    Some(_) => sums[product as usize].0 += 1.0,
+                    None => {
+                        first.insert(product, b);
+                    }
+                }
+            }
+        }
+        for (&product, &b) in &first {
+            let entry = &mut sums[product as usize];
+            entry.1 += (history.len() - 1 - b) as f64;
+            entry.3 += 1.0;
+            if b > 0 {
+                entry.2 += 1.0;
+            }
+        }
+    }
+    let total = sums.iter().fold((0.0, 0.0, 0.0, 0.0), |a, s| {
+        (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3)
+    });
+    let repeat = total.0 / total.1.max(1.0);
+    let trial = total.2 / total.3.max(1.0);
+    sums.iter()
+        .map(|s| {
+            (
+                (s.0 + RATE_PRIOR * repeat) / (s.1 + RATE_PRIOR),
+                (s.2 + RATE_PRIOR * trial) / (s.3 + RATE_PRIOR),
+            )
+        })
+        .collect()
+}
+
+/// The largest value of a sparse vector, 1 when empty (a divisor).
+fn max_value(vector: &[(ProductIx, f64)]) -> f64 {
+    let max = vector.iter().map(|v| v.1).fold(0.0, f64::max);
+    if max > 0.0 { max } else { 1.0 }
+}
+
+/// Item-to-item co-purchase: for each product, the products most often in the same basket,
+/// as the confidence `P(other | product)` = baskets with both / baskets with `product`.
+#[derive(Debug, Clone, Default)]
+struct Copurchase {
+    /// Per product, its strongest co-purchased products, sorted by product.
+    lists: Vec<Sparse>,
+}
+
+impl Copurchase {
+    /// The `keep` strongest per product (ties by popularity).
+    fn new(data: &Baskets, popularity: &Popularity, keep: usize) -> Copurchase {
+        let mut baskets_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); data.products()];
+        for (user, history) in data.histories().iter().enumerate() {
+            for (b, basket) in history.iter().enumerate() {
+                for &product in basket {
+                    baskets_of[product as usize].push((user, b));
+                }
+            }
+        }
+        let mut acc = Accumulator::new(data.products());
+        let lists = baskets_of
+            .iter()
+            .enumerate()
+            .map(|(product, holding)| {
+                let product = product as ProductIx;
+                let share = 1.0 / holding.len().max(1) as f64;
+                for &(user, b) in holding {
+                    for &other in &data.history(user)[b] {
+                        if other != product {
+                            acc.add(other, share);
+                        }
+                    }
+                }
+                let counts = acc.take();
+                let mut top = popularity.ranked(&counts, keep, |_| false);
+                top.sort_by_key(|t| t.0);
+                top
+            })
+            .collect();
+        Copurchase { lists }
+    }
+
+    /// The products co-purchased with `product`.
+    fn of(&self, product: ProductIx) -> &[(ProductIx, f64)] {
+        self.lists.get(product as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Which of the shopper's products (weighted by `own`) contributes most to `target`.
+    fn strongest(&self, own: &[(ProductIx, f64)], target: ProductIx) -> Option<ProductIx> {
+        own.iter()
+            .filter_map(|&(product, weight)| {
+                let list = self.of(product);
+                let i = list.binary_search_by_key(&target, |c| c.0).ok()?;
+                Some((product, weight * list[i].1))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|best| best.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop() -> Baskets {
+        let mut data = Baskets::new();
+        for _ in 0..4 {
+            data.push("ann", ["coffee", "milk"]);
+        }
+        data.push("ann", ["coffee", "bread"]);
+        data.push("bob", ["milk", "tea"]);
+        data.push("bob", ["milk", "tea", "honey"]);
+        data.push("cat", ["coffee", "milk", "sugar"]);
+        data.push("cat", ["coffee", "sugar"]);
+        data.push("dan", ["bananas"]);
+        data.push("eve", ["bananas", "milk"]);
+        data
+    }
+
+    #[test]
+    fn a_shopper_who_buys_x_every_order_gets_x_first_to_buy_again() {
+        let model = ForYou::fit(&shop(), &ForYouParams::default());
+        let answer = model.recommend("ann", 3);
+        assert!(!answer.fallback);
+        assert_eq!(answer.items[0].product.as_ref(), "coffee");
+        assert_eq!(answer.items[0].reason, Reason::BuyAgain { times: 5 });
+        assert_eq!(
+            answer.items[0].reason.to_string(),
+            "you bought this 5 times"
+        );
+        assert_eq!(answer.items.len(), 3);
+    }
+
+    #[test]
+    fn a_cold_shopper_gets_the_popular_products_as_fallback() {
+        let model = ForYou::fit(&shop(), &ForYouParams::default());
+        let answer = model.recommend("nobody", 2);
+        assert!(answer.fallback);
+        let products: Vec<&str> = answer.items.iter().map(|s| s.product.as_ref()).collect();
+        assert_eq!(products, ["milk", "coffee"]); // 8 and 7 baskets
+        assert!(answer.items.iter().all(|s| s.reason == Reason::Popular));
+    }
+
+    #[test]
+    fn new_to_you_leaves_out_past_products_and_follows_similar_shoppers() {
+        let model = ForYou::fit(&shop(), &ForYouParams::default());
+        let answer = model.recommend_new("ann", 4);
+        let products: Vec<&str> = answer.items.iter().map(|s| s.product.as_ref()).collect();
+        for past in ["coffee", "milk", "bread"] {
+            assert!(!products.contains(&past), "{past} in {products:?}");
+        }
+        // cat shares coffee and milk with ann: sugar comes first, voted by similar shoppers.
+        assert_eq!(products[0], "sugar");
+        assert_eq!(answer.items[0].reason, Reason::SimilarShoppers);
+        assert_eq!(products.len(), 4);
+    }
+
+    #[test]
+    fn short_lists_are_filled_with_popular_products_once() {
+        let model = ForYou::fit(&shop(), &ForYouParams::default());
+        let answer = model.recommend("dan", 5);
+        let products: Vec<&str> = answer.items.iter().map(|s| s.product.as_ref()).collect();
+        let mut unique = products.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), products.len(), "{products:?}");
+        assert_eq!(products[0], "bananas");
+        assert_eq!(
+            answer.items.last().map(|s| &s.reason),
+            Some(&Reason::Popular)
+        );
+        assert!(!answer.fallback);
+    }
+
+    #[test]
+    fn a_new_product_co_purchased_with_recent_ones_says_what_it_goes_with() {
+        let params = ForYouParams {
+            item_weight: 1.0,
+            ..ForYouParams::default()
+        };
+        let model = ForYou::fit(&shop(), &params);
+        let answer = model.recommend_new("bob", 1);
+        // bob's recent products: milk, tea, honey; milk goes with coffee in 5 of its 8 orders.
+        assert_eq!(answer.items[0].product.as_ref(), "coffee");
+        assert_eq!(
+            answer.items[0].reason,
+            Reason::BoughtWith {
+                product: Arc::from("milk")
+            }
+        );
+    }
+
+    #[test]
+    fn the_model_is_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ForYou>();
+        assert!(ForYou::fit(&shop(), &ForYouParams::default()).memory_bytes() > 0);
+    }
+}

@@ -1,0 +1,1068 @@
+//! The recommendation service: the models in memory behind one lock, fed every recorded event
+//! ([`EventSink`], on the event writer's task — a few hash-map updates per event, so events
+//! are visible to the next query), the catalog's changes ([`CatalogObserver`]) and, at
+//! startup, every event in the store (so a restart answers as before). Queries take the lock
+//! for reading, check their parameters (each error names its parameter) and say why each item
+//! is there.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use sqlx::SqlitePool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Config;
+use super::basket::{Baskets, ForYou, ForYouParams};
+use super::content::{self, Content, Kind};
+use super::coview::CoViews;
+use super::ids::{Id, Ids};
+use super::together::CoPurchases;
+use super::trending::{Params, Trend, Trending};
+use super::upcoming::{self, Candidate, Facet, Profile, Taste, Weights};
+use crate::commerce::catalog::model::{CATEGORY_SEPARATOR, normalize_category};
+use crate::commerce::catalog::{Catalog, CatalogObserver, CatalogProduct};
+use crate::commerce::events::{Event, EventSink, EventType};
+use crate::commerce::shop::{event_weight, popularity_weight};
+use crate::commerce::shows::model::rfc3339;
+use crate::commerce::shows::state::State;
+use crate::commerce::shows::{Show, Shows};
+
+/// Most products of one bought-together query (a cart).
+pub const MAX_CART: usize = 50;
+/// Candidates drawn from each source of related products per item asked for.
+const CANDIDATES_PER_ITEM: usize = 5;
+/// Events replayed into the models per call at startup.
+const REPLAY_CHUNK: usize = 10_000;
+/// How long a computed trending ranking answers trending queries, seconds: ranking every
+/// product costs a fraction of a millisecond, once per this per window instead of per query
+/// (an event is in the ranking within this long).
+const TRENDING_TTL_S: f64 = 0.25;
+
+/// Trending rankings (of every product, or of one category) and when each was computed, by
+/// window and category.
+type TrendingCache = Mutex<HashMap<(usize, Option<String>), (f64, Arc<Vec<Trend>>)>>;
+/// Rankings kept before the cache is emptied (categories are many, the ones asked for few).
+const MAX_RANKINGS: usize = 4096;
+/// The scheduled shows as upcoming-shows ranks them and when they were described.
+type ShowsCache = Mutex<Option<(i64, Arc<Vec<Candidate>>)>>;
+
+/// Why a query was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecommendError {
+    /// 400: a parameter is not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The parameter.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// 404: it names a product or show that does not exist.
+    #[error("{field}: no {what} {id:?}")]
+    Unknown {
+        /// The parameter.
+        field: String,
+        /// `product` or `show`.
+        what: &'static str,
+        /// The id.
+        id: String,
+    },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> RecommendError {
+    RecommendError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One recommended product or show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// `product_id` or `show_id`.
+    pub key: &'static str,
+    /// The product's or show's id.
+    pub id: String,
+    /// Higher is better; comparable within one answer only.
+    pub score: f64,
+    /// Why it is recommended.
+    pub reason: String,
+    /// Display fields (title, price, currency, image_url; starts_at, host for shows).
+    pub display: Map<String, Value>,
+}
+
+/// The answer to a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// Best first.
+    pub items: Vec<Item>,
+    /// The model that answered (`bought-together`, `related`, `trending`, ...).
+    pub model: &'static str,
+    /// Whether the model had too little to go on and another answered instead (the reasons
+    /// say which).
+    pub fallback: bool,
+}
+
+impl Answer {
+    /// The API's JSON.
+    pub fn to_json(&self) -> Value {
+        let items: Vec<Value> = self
+            .items
+            .iter()
+            .map(|item| {
+                let mut object = Map::new();
+                object.insert(item.key.into(), item.id.clone().into());
+                object.insert("score".into(), json!((item.score * 1e6).round() / 1e6));
+                object.insert("reason".into(), item.reason.clone().into());
+                for (k, v) in &item.display {
+                    object.insert(k.clone(), v.clone());
+                }
+                Value::Object(object)
+            })
+            .collect();
+        json!({ "items": items, "model": self.model, "fallback": self.fallback })
+    }
+}
+
+/// An order: its id and its distinct products, in the order their lines arrived.
+pub type Order = (Arc<str>, Vec<Id>);
+
+/// Each user's purchases, grouped by order, orders in the order they arrived.
+#[derive(Debug, Default)]
+pub struct Purchases {
+    users: HashMap<Arc<str>, Vec<Order>>,
+}
+
+/// Orders of a user searched (from the newest) for the order a line belongs to.
+const RECENT_ORDERS: usize = 16;
+
+impl Purchases {
+    fn record(&mut self, user: &str, order: &str, product: Id) {
+        let orders = match self.users.get_mut(user) {
+            Some(orders) => orders,
+            None => self.users.entry(Arc::from(user)).or_default(),
+        };
+        let found = orders
+            .iter_mut()
+            .rev()
+            .take(RECENT_ORDERS)
+            .find(|(id, _)| &**id == order);
+        match found {
+            Some((_, products)) => {
+                if !products.contains(&product) {
+                    products.push(product);
+                }
+            }
+            None => orders.push((Arc::from(order), vec![product])),
+        }
+    }
+
+    /// Each user's orders (product ids), oldest first.
+    pub fn users(&self) -> impl Iterator<Item = (&Arc<str>, &[Order])> {
+        self.users.iter().map(|(u, o)| (u, o.as_slice()))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.users
+            .values()
+            .flatten()
+            .map(|(o, p)| o.len() + 56 + p.capacity() * 4)
+            .sum()
+    }
+}
+
+/// Every model, behind the service's lock.
+struct Models {
+    ids: Ids,
+    together: CoPurchases,
+    coviews: CoViews,
+    content: Content,
+    trending: Trending,
+    profiles: HashMap<Arc<str>, Profile>,
+    purchases: Purchases,
+}
+
+/// A show's host and tags, the tastes an event in it adds.
+type ShowTastes = Option<(String, Vec<String>)>;
+
+impl Models {
+    fn new(settings: &Config) -> Models {
+        Models {
+            ids: Ids::default(),
+            together: CoPurchases::default(),
+            coviews: CoViews::new((settings.related_session_s * 1000.0) as i64),
+            content: Content::default(),
+            trending: Trending::new(Params {
+                windows: settings.trending_windows_s.clone(),
+                long: settings.trending_long_half_life_s,
+                prior: settings.trending_prior,
+                min_volume: settings.trending_min_volume,
+            }),
+            profiles: HashMap::new(),
+            purchases: Purchases::default(),
+        }
+    }
+
+    fn apply(&mut self, event: &Event, show: &ShowTastes) {
+        let product = event.product.as_deref().map(|p| self.ids.intern(p));
+        if let Some(p) = product {
+            let weight = event_weight(event);
+            self.trending.record(p, weight, event.ts_ms as f64 / 1000.0);
+            match event.kind {
+                EventType::Purchase => {
+                    if let Some(order) = &event.order {
+                        self.together.record(order, p);
+                        if let Some(user) = &event.user {
+                            self.purchases.record(user, order, p);
+                        }
+                    }
+                }
+                EventType::Click | EventType::CtaClick | EventType::AddToCart => {
+                    let who = event.user.as_deref().or(event.visitor.as_deref());
+                    if let Some(who) = who {
+                        self.coviews.record(who, p, event.ts_ms);
+                    }
+                }
+                EventType::ViewShow | EventType::Impression => {}
+            }
+        }
+        let Some(user) = &event.user else {
+            return;
+        };
+        let mut tastes: Vec<(Taste, f64)> = Vec::new();
+        if let Some(p) = product {
+            let weight = popularity_weight(event.kind);
+            tastes.push(((Facet::Product, self.ids.name(p).to_string()), weight));
+            for (kind, text) in self.content.features_of(p) {
+                match kind {
+                    Kind::Category => tastes.push(((Facet::Category, text.clone()), weight)),
+                    Kind::Brand => tastes.push(((Facet::Brand, text.clone()), weight)),
+                    Kind::Word => {}
+                }
+            }
+        }
+        if let Some((host, tags)) = show {
+            // Watching a show says as much of its host as a click says of a product.
+            let weight = popularity_weight(event.kind).max(1.0);
+            tastes.push(((Facet::Host, host.clone()), weight));
+            for tag in tags {
+                tastes.push(((Facet::Tag, tag.to_lowercase()), weight));
+            }
+        }
+        if tastes.is_empty() {
+            return;
+        }
+        let profile = match self.profiles.get_mut(user.as_str()) {
+            Some(profile) => profile,
+            None => self.profiles.entry(Arc::from(user.as_str())).or_default(),
+        };
+        for (taste, weight) in tastes {
+            profile.add(taste, weight);
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.ids.memory_bytes()
+            + self.together.memory_bytes()
+            + self.coviews.memory_bytes()
+            + self.content.memory_bytes()
+            + self.trending.memory_bytes()
+            + self.purchases.memory_bytes()
+            + self
+                .profiles
+                .iter()
+                .map(|(k, p)| k.len() + 64 + p.memory_bytes())
+                .sum::<usize>()
+    }
+}
+
+/// The category features of a catalog product.
+fn product_features(product: &CatalogProduct) -> Vec<content::Feature> {
+    content::features(
+        product.category.as_deref(),
+        product.brand.as_deref(),
+        &product.title,
+    )
+}
+
+/// Whether `category` (normalized) is `filter` or below it.
+fn in_category(category: &str, filter: &str) -> bool {
+    category == filter
+        || category
+            .strip_prefix(filter)
+            .is_some_and(|rest| rest.starts_with(CATEGORY_SEPARATOR))
+}
+
+/// A trending z-score squashed into 0..1 (0 when not trending).
+fn squash(z: f64) -> f64 {
+    if z > 0.0 { z / (z + 3.0) } else { 0.0 }
+}
+
+/// A duration in the words of a reason: `15 min`, `1 h`, `6 h`, `1.5 d`.
+fn span(seconds: f64) -> String {
+    if seconds < 3600.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else if seconds < 86_400.0 {
+        format!("{} h", (seconds / 360.0).round() / 10.0)
+    } else {
+        format!("{} d", (seconds / 8640.0).round() / 10.0)
+    }
+}
+
+/// The recommendation service.
+pub struct Recommender {
+    settings: Config,
+    catalog: Arc<Catalog>,
+    shows: Arc<Shows>,
+    models: RwLock<Models>,
+    /// The for-you model last fitted (none before the first fit).
+    for_you: RwLock<Option<Arc<ForYou>>>,
+    /// Purchases arrived since the last for-you fit started.
+    purchased: AtomicBool,
+    /// The last trending rankings.
+    trends: TrendingCache,
+    /// The last description of the scheduled shows.
+    upcoming: ShowsCache,
+    /// Stops the refit task.
+    stop: CancellationToken,
+    refits: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Hands the catalog's changes to the service without keeping it alive.
+struct CatalogFeed(Weak<Recommender>);
+
+impl CatalogObserver for CatalogFeed {
+    fn upserted(&self, products: &[Arc<CatalogProduct>]) {
+        if let Some(service) = self.0.upgrade() {
+            service.describe(products);
+        }
+    }
+
+    fn deleted(&self, id: &str) {
+        if let Some(service) = self.0.upgrade() {
+            let mut models = service.write();
+            if let Some(p) = models.ids.get(id) {
+                models.content.remove(p);
+            }
+        }
+    }
+}
+
+impl EventSink for Recommender {
+    fn accepted(&self, events: &[Event]) {
+        let mut shows: HashMap<&str, ShowTastes> = HashMap::new();
+        for event in events.iter().filter(|e| e.user.is_some()) {
+            shows.entry(&event.show).or_insert_with(|| {
+                self.shows
+                    .get(&event.show)
+                    .map(|show| (show.host, show.tags))
+            });
+        }
+        let mut models = self.write();
+        for event in events {
+            let show = shows.get(event.show.as_str()).unwrap_or(&None);
+            models.apply(event, show);
+        }
+        if events
+            .iter()
+            .any(|e| e.kind == EventType::Purchase && e.user.is_some())
+        {
+            self.purchased.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Refits for-you when purchases arrived, at most once per `interval`, off the runtime's
+/// threads; the previous model answers meanwhile. Ends on `stop` or when the service is gone.
+async fn refit_loop(service: Weak<Recommender>, interval: Duration, stop: CancellationToken) {
+    loop {
+        let Some(current) = service.upgrade() else {
+            return;
+        };
+        if current.purchased.swap(false, Ordering::AcqRel) {
+            let data = current.baskets();
+            let started = std::time::Instant::now();
+            let fitted =
+                tokio::task::spawn_blocking(move || ForYou::fit(&data, &ForYouParams::default()))
+                    .await;
+            match fitted {
+                Ok(model) => {
+                    tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        memory_bytes = model.memory_bytes(),
+                        "for-you refitted"
+                    );
+                    *current.for_you.write().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Arc::new(model));
+                }
+                Err(err) => tracing::error!(error = %err, "for-you refit failed"),
+            }
+        }
+        drop(current);
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+impl Recommender {
+    /// The service over `catalog` and `shows`, empty (see [`Recommender::start`]).
+    pub fn new(settings: Config, catalog: Arc<Catalog>, shows: Arc<Shows>) -> Recommender {
+        let models = RwLock::new(Models::new(&settings));
+        Recommender {
+            settings,
+            catalog,
+            shows,
+            models,
+            for_you: RwLock::new(None),
+            purchased: AtomicBool::new(false),
+            trends: Mutex::new(HashMap::new()),
+            upcoming: Mutex::new(None),
+            stop: CancellationToken::new(),
+            refits: Mutex::new(None),
+        }
+    }
+
+    /// Each user's orders as the for-you model takes them.
+    pub fn baskets(&self) -> Baskets {
+        let models = self.read();
+        let mut data = Baskets::new();
+        for (user, orders) in models.purchases.users() {
+            for (_, products) in orders {
+                data.push(user, products.iter().map(|p| &**models.ids.name(*p)));
+            }
+        }
+        data
+    }
+
+    /// Stops the for-you refits.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        let task = self.refits.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// The service, following the catalog's changes, its models rebuilt from every event in
+    /// the store (`pool`): feed it the events recorded from now on ([`EventSink`]).
+    pub async fn start(
+        pool: &SqlitePool,
+        settings: Config,
+        catalog: Arc<Catalog>,
+        shows: Arc<Shows>,
+    ) -> Result<Arc<Recommender>, sqlx::Error> {
+        let service = Arc::new(Recommender::new(settings, Arc::clone(&catalog), shows));
+        let products = catalog.observe(Arc::new(CatalogFeed(Arc::downgrade(&service))));
+        service.describe(&products);
+        let started = std::time::Instant::now();
+        let replayed = service.replay(pool).await?;
+        tracing::info!(
+            events = replayed,
+            products = products.len(),
+            memory_bytes = service.memory_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recommendations rebuilt"
+        );
+        // Fit for-you at once (in the background) on what was replayed.
+        service.purchased.store(true, Ordering::Release);
+        let interval = Duration::from_secs_f64(service.settings.for_you_refit_interval_s);
+        let task = tokio::spawn(refit_loop(
+            Arc::downgrade(&service),
+            interval,
+            service.stop.clone(),
+        ));
+        *service.refits.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(service)
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Config {
+        &self.settings
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Models> {
+        self.models.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Models> {
+        self.models.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the content features of `products`.
+    pub fn describe(&self, products: &[Arc<CatalogProduct>]) {
+        let features: Vec<(&str, Vec<content::Feature>)> = products
+            .iter()
+            .map(|p| (p.id.as_str(), product_features(p)))
+            .collect();
+        let mut models = self.write();
+        let described: Vec<(Id, Vec<content::Feature>)> = features
+            .into_iter()
+            .map(|(id, features)| (models.ids.intern(id), features))
+            .collect();
+        models.content.upsert_all(described);
+    }
+
+    /// Feeds every recorded event back into the models, oldest first; how many.
+    pub async fn replay(&self, pool: &SqlitePool) -> Result<usize, sqlx::Error> {
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT type, user, visitor, show, product, order_id, quantity, ts_ms \
+             FROM events ORDER BY seq",
+        )
+        .fetch_all(pool)
+        .await?;
+        let count = rows.len();
+        let mut chunk = Vec::with_capacity(REPLAY_CHUNK.min(count));
+        for (kind, user, visitor, show, product, order, quantity, ts_ms) in rows {
+            let Some(kind) = EventType::parse(&kind) else {
+                continue;
+            };
+            chunk.push(Event {
+                kind,
+                user,
+                visitor,
+                show,
+                product,
+                cue: None,
+                order,
+                quantity: u32::try_from(quantity).unwrap_or(1),
+                price: None,
+                ts_ms,
+            });
+            if chunk.len() == REPLAY_CHUNK {
+                self.accepted(&chunk);
+                chunk.clear();
+            }
+        }
+        self.accepted(&chunk);
+        Ok(count)
+    }
+
+    /// Approximate heap bytes of the models.
+    pub fn memory_bytes(&self) -> usize {
+        self.read().memory_bytes()
+    }
+
+    /// `limit`, or the default; checked against `recommend.max_limit`.
+    fn limit(&self, limit: Option<usize>) -> Result<usize, RecommendError> {
+        let max = self.settings.max_limit;
+        match limit {
+            None => Ok(self.settings.default_limit),
+            Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+            Some(limit) => Err(invalid("limit", format!("{limit} is not in 1..={max}"))),
+        }
+    }
+
+    /// The id of product `id` in the models, if the catalog holds it (or, without a catalog,
+    /// an event named it).
+    fn product(&self, models: &Models, id: &str) -> Result<Id, RecommendError> {
+        match models.ids.get(id) {
+            Some(p) if self.listed(id) => Ok(p),
+            _ => Err(RecommendError::Unknown {
+                field: "product".into(),
+                what: "product",
+                id: id.into(),
+            }),
+        }
+    }
+
+    /// A product item with the catalog's display fields.
+    fn product_item(&self, id: &str, score: f64, reason: String) -> Item {
+        let mut display = Map::new();
+        if let Some(p) = self.catalog.get(id) {
+            display.insert("title".into(), p.title.clone().into());
+            display.insert("price".into(), p.price.clone().into());
+            display.insert("currency".into(), p.currency.clone().into());
+            display.insert("image_url".into(), p.image_url.clone().into());
+        }
+        Item {
+            key: "product_id",
+            id: id.into(),
+            score,
+            reason,
+            display,
+        }
+    }
+
+    /// Whether the catalog (when it has products) still holds `id`.
+    fn listed(&self, id: &str) -> bool {
+        self.catalog.is_empty() || self.catalog.get(id).is_some()
+    }
+
+    /// `GET /api/recommendations/bought-together?product=...&limit=&threshold=`: products
+    /// bought in the same orders as `products` (a cart), with a confidence of at least
+    /// `threshold` % (0..=100, default 0); when none is, related products (`fallback`).
+    pub fn bought_together(
+        &self,
+        products: &[String],
+        limit: Option<usize>,
+        threshold: Option<f64>,
+    ) -> Result<Answer, RecommendError> {
+        let limit = self.limit(limit)?;
+        let threshold = match threshold {
+            None => 0.0,
+            Some(t) if (0.0..=100.0).contains(&t) => t / 100.0,
+            Some(t) => {
+                return Err(invalid(
+                    "threshold",
+                    format!("{t} is not in 0..=100 (the least confidence, %)"),
+                ));
+            }
+        };
+        if products.is_empty() {
+            return Err(invalid("product", "required: one or more product ids"));
+        }
+        if products.len() > MAX_CART {
+            return Err(invalid("product", format!("more than {MAX_CART} products")));
+        }
+        let models = self.read();
+        let mut cart = Vec::with_capacity(products.len());
+        for id in products {
+            let p = self.product(&models, id)?;
+            if !cart.contains(&p) {
+                cart.push(p);
+            }
+        }
+        let support = self.settings.together_min_support;
+        let found = models.together.query(&cart, support, threshold, limit * 2);
+        let items: Vec<Item> = found
+            .into_iter()
+            .filter(|t| self.listed(models.ids.name(t.product)))
+            .take(limit)
+            .map(|t| {
+                let reason = format!(
+                    "bought with {} in {} of its {} orders ({:.0} %, lift {:.1})",
+                    models.ids.name(t.with),
+                    t.support,
+                    t.with_orders,
+                    100.0 * f64::from(t.support) / f64::from(t.with_orders.max(1)),
+                    t.lift
+                );
+                self.product_item(models.ids.name(t.product), t.score, reason)
+            })
+            .collect();
+        if !items.is_empty() {
+            return Ok(Answer {
+                items,
+                model: "bought-together",
+                fallback: false,
+            });
+        }
+        let mut merged: HashMap<Id, (f64, String)> = HashMap::new();
+        for &p in &cart {
+            for (q, score, reason) in self.related_of(&models, p, limit) {
+                if cart.contains(&q) {
+                    continue;
+                }
+                let entry = merged.entry(q).or_insert((0.0, reason));
+                entry.0 += score / cart.len() as f64;
+            }
+        }
+        let mut related: Vec<(Id, f64, String)> =
+            merged.into_iter().map(|(q, (s, r))| (q, s, r)).collect();
+        related.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let items = related
+            .into_iter()
+            .take(limit)
+            .map(|(q, score, reason)| {
+                let reason = format!(
+                    "too little purchase data (no product shares {support}+ orders at \
+                     {:.0} %+ confidence): related — {reason}",
+                    threshold * 100.0
+                );
+                self.product_item(models.ids.name(q), score, reason)
+            })
+            .collect();
+        Ok(Answer {
+            items,
+            model: "bought-together",
+            fallback: true,
+        })
+    }
+
+    /// `GET /api/recommendations/related?product=&limit=`.
+    pub fn related(&self, product: &str, limit: Option<usize>) -> Result<Answer, RecommendError> {
+        let limit = self.limit(limit)?;
+        let models = self.read();
+        let p = self.product(&models, product)?;
+        let items = self
+            .related_of(&models, p, limit)
+            .into_iter()
+            .map(|(q, score, reason)| self.product_item(models.ids.name(q), score, reason))
+            .collect();
+        Ok(Answer {
+            items,
+            model: "related",
+            fallback: false,
+        })
+    }
+
+    /// Co-viewed and content neighbours of `p`, blended, best first.
+    fn related_of(&self, models: &Models, p: Id, limit: usize) -> Vec<(Id, f64, String)> {
+        let alpha = self.settings.related_behaviour_weight;
+        let mut blend: HashMap<Id, (f64, u32, f64, Option<content::Feature>)> = HashMap::new();
+        for n in models.coviews.neighbours(p) {
+            blend.insert(n.product, (n.similarity, n.together, 0.0, None));
+        }
+        let candidates = (limit * CANDIDATES_PER_ITEM).max(50);
+        for s in models.content.similar(p, candidates) {
+            let entry = blend.entry(s.product).or_insert((0.0, 0, 0.0, None));
+            entry.2 = s.similarity;
+            entry.3 = s.because;
+        }
+        let mut ranked: Vec<(Id, f64, String)> = blend
+            .into_iter()
+            .filter(|(q, _)| *q != p && self.listed(models.ids.name(*q)))
+            .map(|(q, (co, sessions, similar, because))| {
+                let score = alpha * co + (1.0 - alpha) * similar;
+                let mut reasons = Vec::new();
+                if sessions > 0 {
+                    let s = if sessions == 1 { "" } else { "s" };
+                    reasons.push(format!("viewed together in {sessions} session{s}"));
+                }
+                if let Some((kind, text)) = because {
+                    reasons.push(match kind {
+                        Kind::Category => format!("same category {text:?}"),
+                        Kind::Brand => format!("same brand {text:?}"),
+                        Kind::Word => format!("similar title ({text:?})"),
+                    });
+                }
+                (q, score, reasons.join("; "))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(limit);
+        ranked
+    }
+
+    /// The index of the short half-life `window` (seconds) names, or the default (the first).
+    fn window(&self, window: Option<f64>) -> Result<usize, RecommendError> {
+        let windows = &self.settings.trending_windows_s;
+        match window {
+            None => Ok(0),
+            Some(w) => windows
+                .iter()
+                .position(|h| (h - w).abs() < 0.5)
+                .ok_or_else(|| {
+                    let choices: Vec<String> = windows.iter().map(|h| format!("{h}")).collect();
+                    invalid(
+                        "window",
+                        format!("{w} is not one of {} (seconds)", choices.join(", ")),
+                    )
+                }),
+        }
+    }
+
+    /// `GET /api/recommendations/trending?limit=&category=&window=` at `now` (Unix s).
+    pub fn trending(
+        &self,
+        limit: Option<usize>,
+        category: Option<&str>,
+        window: Option<f64>,
+        now: f64,
+    ) -> Result<Answer, RecommendError> {
+        let limit = self.limit(limit)?;
+        let index = self.window(window)?;
+        let category = category
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(normalize_category);
+        let models = self.read();
+        let window_s = self.settings.trending_windows_s[index];
+        let items = self
+            .ranking(&models, index, category, now)
+            .iter()
+            .filter(|t| self.listed(models.ids.name(t.product)))
+            .take(limit)
+            .map(|t| {
+                let reason = trend_reason(t, window_s);
+                self.product_item(models.ids.name(t.product), t.z, reason)
+            })
+            .collect();
+        Ok(Answer {
+            items,
+            model: "trending",
+            fallback: false,
+        })
+    }
+
+    /// Every trending product in `window` at `now`, best first: computed at most once per
+    /// [`TRENDING_TTL_S`] (one caller computes, the others wait and share it).
+    fn ranking(
+        &self,
+        models: &Models,
+        window: usize,
+        category: Option<String>,
+        now: f64,
+    ) -> Arc<Vec<Trend>> {
+        let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (window, category);
+        if let Some((at, ranking)) = cache.get(&key)
+            && (*at..*at + TRENDING_TTL_S).contains(&now)
+        {
+            return Arc::clone(ranking);
+        }
+        let admit = |p: Id| {
+            key.1.as_deref().is_none_or(|filter| {
+                models
+                    .content
+                    .category(p)
+                    .is_some_and(|c| in_category(c, filter))
+            })
+        };
+        let ranking = Arc::new(models.trending.top(window, now, usize::MAX, admit));
+        if cache.len() >= MAX_RANKINGS {
+            cache.clear();
+        }
+        cache.insert(key, (now, Arc::clone(&ranking)));
+        ranking
+    }
+
+    /// `GET /api/recommendations/for-you?user=&limit=`: the next-basket model's list for
+    /// `user`; popular products (`fallback`) for an anonymous or unknown shopper, and what
+    /// trends now until the model is first fitted.
+    pub fn for_you(
+        &self,
+        user: Option<&str>,
+        limit: Option<usize>,
+        now: f64,
+    ) -> Result<Answer, RecommendError> {
+        let limit = self.limit(limit)?;
+        let model = self
+            .for_you
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(model) = model else {
+            let mut answer = self.trending(Some(limit), None, None, now)?;
+            for item in &mut answer.items {
+                item.reason = format!("model not fitted yet; trending: {}", item.reason);
+            }
+            answer.model = "for-you";
+            answer.fallback = true;
+            return Ok(answer);
+        };
+        let recommended = model.recommend(user.unwrap_or(""), limit);
+        let fallback = recommended.fallback;
+        let items = recommended
+            .items
+            .into_iter()
+            .map(|scored| {
+                let reason = if fallback {
+                    format!("no purchases of this shopper yet: {}", scored.reason)
+                } else {
+                    scored.reason.to_string()
+                };
+                self.product_item(&scored.product, scored.score, reason)
+            })
+            .collect();
+        Ok(Answer {
+            items,
+            model: "for-you",
+            fallback,
+        })
+    }
+
+    /// `GET /api/recommendations/upcoming-shows?user=&limit=` at `now_ms` (Unix ms).
+    pub fn upcoming_shows(
+        &self,
+        user: Option<&str>,
+        limit: Option<usize>,
+        now_ms: i64,
+    ) -> Result<Answer, RecommendError> {
+        let limit = self.limit(limit)?;
+        // A scheduled show whose window to go live has closed is not coming.
+        let late_ms = (self.shows.settings().live_window_after_s * 1000.0) as i64;
+        let mut shows = self.shows.list(Some(State::Scheduled));
+        shows.retain(|s| s.status.scheduled_start.timestamp_millis() + late_ms >= now_ms);
+        let models = self.read();
+        let candidates = self.candidates(&models, &shows, now_ms);
+        let weights = Weights {
+            affinity: self.settings.upcoming_affinity_weight,
+            trending: self.settings.upcoming_trending_weight,
+            soon: self.settings.upcoming_soon_weight,
+            soon_half_ms: self.settings.upcoming_soon_half_s * 1000.0,
+        };
+        let profile = user.and_then(|u| models.profiles.get(u));
+        let (ranked, fallback) = upcoming::rank(profile, &candidates, now_ms, &weights, limit);
+        let by_id: HashMap<&str, &Show> = shows.iter().map(|s| (s.id.as_str(), s)).collect();
+        let items = ranked
+            .into_iter()
+            .map(|r| {
+                let mut display = Map::new();
+                display.insert(
+                    "starts_at".into(),
+                    by_id
+                        .get(r.show.as_str())
+                        .map(|s| rfc3339(s.status.scheduled_start))
+                        .into(),
+                );
+                if let Some(show) = by_id.get(r.show.as_str()) {
+                    display.insert("title".into(), show.title.clone().into());
+                    display.insert("host".into(), show.host.clone().into());
+                }
+                let reason = if fallback {
+                    format!("no shopping history: trending and soonest — {}", r.reason)
+                } else {
+                    r.reason
+                };
+                Item {
+                    key: "show_id",
+                    id: r.show,
+                    score: r.score,
+                    reason,
+                    display,
+                }
+            })
+            .collect();
+        Ok(Answer {
+            items,
+            model: "upcoming-shows",
+            fallback,
+        })
+    }
+
+    /// The scheduled `shows` as the ranking sees them, described at most once per
+    /// [`TRENDING_TTL_S`] (their products' trends move with it; a changed list of shows is
+    /// described again at once).
+    fn candidates(&self, models: &Models, shows: &[Show], now_ms: i64) -> Arc<Vec<Candidate>> {
+        let mut cache = self.upcoming.lock().unwrap_or_else(|e| e.into_inner());
+        let ttl_ms = (TRENDING_TTL_S * 1000.0) as i64;
+        if let Some((at, candidates)) = cache.as_ref()
+            && (*at..*at + ttl_ms).contains(&now_ms)
+            && candidates.len() == shows.len()
+            && candidates.iter().zip(shows).all(|(c, s)| {
+                c.show == s.id && c.starts_at_ms == s.status.scheduled_start.timestamp_millis()
+            })
+        {
+            return Arc::clone(candidates);
+        }
+        let now = now_ms as f64 / 1000.0;
+        let candidates: Arc<Vec<Candidate>> = Arc::new(
+            shows
+                .iter()
+                .map(|show| self.candidate(models, show, 0, now))
+                .collect(),
+        );
+        *cache = Some((now_ms, Arc::clone(&candidates)));
+        candidates
+    }
+
+    /// A scheduled show as the upcoming-shows ranking sees it.
+    fn candidate(&self, models: &Models, show: &Show, window: usize, now: f64) -> Candidate {
+        let mut tastes: HashMap<Taste, f64> = HashMap::new();
+        tastes.insert((Facet::Host, show.host.clone()), 1.0);
+        for tag in &show.tags {
+            tastes.insert((Facet::Tag, tag.to_lowercase()), 1.0);
+        }
+        let mut trend: f64 = 0.0;
+        for id in &show.products {
+            tastes.insert((Facet::Product, id.clone()), 1.0);
+            let Some(p) = models.ids.get(id) else {
+                continue;
+            };
+            for (kind, text) in models.content.features_of(p) {
+                let facet = match kind {
+                    Kind::Category => Facet::Category,
+                    Kind::Brand => Facet::Brand,
+                    Kind::Word => continue,
+                };
+                *tastes.entry((facet, text.clone())).or_default() += 1.0;
+            }
+            if let Some(t) = models.trending.trend(p, window, now)
+                && models.trending.is_trending(&t)
+            {
+                trend = trend.max(squash(t.z));
+            }
+        }
+        Candidate {
+            show: show.id.clone(),
+            starts_at_ms: show.status.scheduled_start.timestamp_millis(),
+            tastes,
+            trend,
+        }
+    }
+
+    /// `GET /api/shows/{id}/products` at `now` (Unix s): the show's featured products, re-ranked
+    /// by trending while it is live, in its own order otherwise.
+    pub fn show_products(&self, id: &str, now: f64) -> Result<Answer, RecommendError> {
+        let show = self.shows.get(id).ok_or_else(|| RecommendError::Unknown {
+            field: "id".into(),
+            what: "show",
+            id: id.into(),
+        })?;
+        let live = show.status.state == State::Live;
+        let models = self.read();
+        let window_s = self.settings.trending_windows_s[0];
+        let count = show.products.len().max(1) as f64;
+        let mut ranked: Vec<(usize, f64, Option<Trend>)> = show
+            .products
+            .iter()
+            .enumerate()
+            .map(|(i, product)| {
+                let trend = models
+                    .ids
+                    .get(product)
+                    .and_then(|p| models.trending.trend(p, 0, now));
+                let score = if live {
+                    trend.map_or(f64::MIN, |t| t.z)
+                } else {
+                    1.0 - i as f64 / count
+                };
+                (i, score, trend)
+            })
+            .collect();
+        if live {
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        let items = ranked
+            .into_iter()
+            .map(|(i, score, trend)| {
+                let place = format!("featured #{}", i + 1);
+                let reason = match (live, trend) {
+                    (true, Some(t)) => format!("live, by trending: {}", trend_reason(&t, window_s)),
+                    (true, None) => format!("live, by trending: no events yet; {place}"),
+                    (false, _) => format!(
+                        "{place} in the show's order (the show is {}; re-ranked by trending \
+                         while live)",
+                        show.status.state.as_str()
+                    ),
+                };
+                let score = if score == f64::MIN { 0.0 } else { score };
+                self.product_item(&show.products[i], score, reason)
+            })
+            .collect();
+        Ok(Answer {
+            items,
+            model: if live { "show-trending" } else { "show-order" },
+            fallback: false,
+        })
+    }
+}
+
+/// Why a product trends (or not) in a window of `window_s`.
+fn trend_reason(t: &Trend, window_s: f64) -> String {
+    format!(
+        "{:.1} weighted events in the last ~{} against {:.1} expected from its own baseline \
+         (z {:.1})",
+        t.recent,
+        span(window_s),
+        t.expected,
+        t.z
+    )
+}
