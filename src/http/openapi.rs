@@ -46,6 +46,7 @@ use super::ApiState;
         (name = "catalog", description = "The shop's catalog"),
         (name = "events", description = "Shopper events and show analytics"),
         (name = "recordings", description = "Recordings of live streams, played at /vod"),
+        (name = "recommendations", description = "Recommended products and shows"),
         (name = "meta", description = "This document")
     )
 )]
@@ -94,6 +95,7 @@ pub fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .merge(super::catalog::routes())
         .merge(super::events::routes())
         .merge(super::recordings::routes())
+        .merge(super::recommend::routes())
 }
 
 /// The document alone, built from the routers (serving nothing).
@@ -272,6 +274,7 @@ mod tests {
             "/api/catalog/products",
             "/api/events",
             "/api/openapi.json",
+            "/api/recommendations/",
         ] {
             assert!(
                 documented.iter().any(|(_, p)| p.starts_with(prefix)),

@@ -17,30 +17,147 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Caller;
 use super::cues::{ApiError, json};
+use super::openapi::ErrorBody;
 use crate::commerce::catalog::unix_now;
 use crate::commerce::recommend::{Answer, RecommendError};
 use crate::users::Capability;
 
 /// The recommendation routes.
-pub fn router(api: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/api/recommendations/bought-together", get(bought_together))
-        .route("/api/recommendations/related", get(related))
-        .route("/api/recommendations/trending", get(trending))
-        .route("/api/recommendations/for-you", get(for_you))
-        .route("/api/recommendations/upcoming-shows", get(upcoming_shows))
-        .route("/api/shows/{id}/products", get(show_products))
-        .with_state(api)
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(bought_together))
+        .routes(routes!(related))
+        .routes(routes!(trending))
+        .routes(routes!(for_you))
+        .routes(routes!(upcoming_shows))
+        .routes(routes!(show_products))
+}
+
+/// A list of recommended products (what [`Answer::to_json`] writes for product answers).
+#[derive(ToSchema)]
+pub struct ProductRecommendations {
+    /// Best first.
+    pub items: Vec<RecommendedProduct>,
+    /// The model that answered: `bought-together`, `related`, `trending`, `for-you`,
+    /// `show-trending` or `show-order`.
+    pub model: String,
+    /// Whether the model had too little to go on and another answered instead (the reasons
+    /// say which).
+    pub fallback: bool,
+}
+
+/// One recommended product; the display fields are there when the catalog holds it.
+#[derive(ToSchema)]
+pub struct RecommendedProduct {
+    /// The product's id (SKU).
+    pub product_id: String,
+    /// Higher is better; comparable within one answer only.
+    pub score: f64,
+    /// Why it is recommended, for a person.
+    pub reason: String,
+    /// The product's title.
+    pub title: Option<String>,
+    /// Its price, a decimal string (`49.00`).
+    pub price: Option<String>,
+    /// The price's currency (ISO 4217).
+    pub currency: Option<String>,
+    /// Its image, if it has one (null otherwise).
+    pub image_url: Option<String>,
+}
+
+/// A list of recommended upcoming shows (`GET /api/recommendations/upcoming-shows`).
+#[derive(ToSchema)]
+pub struct ShowRecommendations {
+    /// Best first.
+    pub items: Vec<RecommendedShow>,
+    /// The model that answered: `upcoming-shows`.
+    pub model: String,
+    /// Whether the shopper had no history and trending and soonest answered instead.
+    pub fallback: bool,
+}
+
+/// One recommended upcoming show.
+#[derive(ToSchema)]
+pub struct RecommendedShow {
+    /// The show's id.
+    pub show_id: String,
+    /// Higher is better; comparable within one answer only.
+    pub score: f64,
+    /// Why it is recommended, for a person.
+    pub reason: String,
+    /// Its scheduled start (RFC 3339), null if the show is gone.
+    #[schema(required = true)]
+    pub starts_at: Option<String>,
+    /// The show's title.
+    pub title: Option<String>,
+    /// The host's username.
+    pub host: Option<String>,
+}
+
+/// The query string of `GET /api/recommendations/bought-together`; any other parameter is
+/// refused (400).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoughtTogetherQuery {
+    /// The cart: one or more product ids (`product=a&product=b`).
+    #[param(min_items = 1)]
+    pub product: Vec<String>,
+    /// How many (`recommend.default_limit` when absent, at most `recommend.max_limit`).
+    #[param(minimum = 1)]
+    pub limit: Option<u64>,
+    /// The least confidence, in % (default 0); below it, related products answer (`fallback`).
+    #[param(minimum = 0, maximum = 100)]
+    pub threshold: Option<f64>,
+}
+
+/// The query string of `GET /api/recommendations/related`; any other parameter is refused.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RelatedQuery {
+    /// The product to find related products for.
+    #[param(min_length = 1)]
+    pub product: String,
+    /// How many (`recommend.default_limit` when absent, at most `recommend.max_limit`).
+    #[param(minimum = 1)]
+    pub limit: Option<u64>,
+}
+
+/// The query string of `GET /api/recommendations/trending`; any other parameter is refused.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrendingQuery {
+    /// How many (`recommend.default_limit` when absent, at most `recommend.max_limit`).
+    #[param(minimum = 1)]
+    pub limit: Option<u64>,
+    /// Only this category and those below it (`beauty > fragrance`); empty = all.
+    pub category: Option<String>,
+    /// The trend's half-life in seconds, one of `recommend.trending_windows_s` (default: the
+    /// first).
+    pub window: Option<f64>,
+}
+
+/// The query string of the personal lists (`for-you`, `upcoming-shows`); any other parameter
+/// is refused.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PersonalQuery {
+    /// The shopper (default: the login token's user; with neither, the anonymous list).
+    /// Another shopper's needs a `shop` login or the admin token.
+    pub user: Option<String>,
+    /// How many (`recommend.default_limit` when absent, at most `recommend.max_limit`).
+    #[param(minimum = 1)]
+    pub limit: Option<u64>,
 }
 
 impl From<RecommendError> for ApiError {
@@ -97,8 +214,11 @@ impl Params {
         self.all(name).into_iter().next().filter(|v| !v.is_empty())
     }
 
+    /// A number parameter: absent is `None`, given (even empty) it must parse.
     fn number<T: std::str::FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, ApiError> {
-        self.text(name)
+        self.all(name)
+            .into_iter()
+            .next()
             .map(|raw| {
                 raw.parse::<T>()
                     .map_err(|_| ApiError::field(name, format!("{name}: not {what}: {raw:?}")))
@@ -115,6 +235,15 @@ fn answer(answer: Answer) -> Response {
     json(StatusCode::OK, answer.to_json())
 }
 
+#[utoipa::path(get, path = "/api/recommendations/bought-together", tag = "recommendations",
+    operation_id = "recommend_bought_together",
+    summary = "Products bought in the same orders as a cart",
+    params(BoughtTogetherQuery),
+    responses(
+        (status = 200, description = "Best first; related products when none is bought with the cart often enough (`fallback`)", body = ProductRecommendations),
+        (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
+        (status = 404, description = "A product of the cart the catalog does not hold (`product`)", body = ErrorBody),
+    ))]
 async fn bought_together(
     State(api): State<Arc<ApiState>>,
     query: Pairs,
@@ -134,6 +263,15 @@ async fn bought_together(
     )?))
 }
 
+#[utoipa::path(get, path = "/api/recommendations/related", tag = "recommendations",
+    operation_id = "recommend_related",
+    summary = "Products related to a product (viewed together, similar)",
+    params(RelatedQuery),
+    responses(
+        (status = 200, description = "Best first", body = ProductRecommendations),
+        (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
+        (status = 404, description = "A product the catalog does not hold (`product`)", body = ErrorBody),
+    ))]
 async fn related(State(api): State<Arc<ApiState>>, query: Pairs) -> Result<Response, ApiError> {
     let params = Params::new(query, &["product", "limit"], &[])?;
     let product = params
@@ -142,6 +280,14 @@ async fn related(State(api): State<Arc<ApiState>>, query: Pairs) -> Result<Respo
     Ok(answer(api.recommend.related(&product, params.limit()?)?))
 }
 
+#[utoipa::path(get, path = "/api/recommendations/trending", tag = "recommendations",
+    operation_id = "recommend_trending",
+    summary = "Trending products, overall or in a category",
+    params(TrendingQuery),
+    responses(
+        (status = 200, description = "Most trending first", body = ProductRecommendations),
+        (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
+    ))]
 async fn trending(State(api): State<Arc<ApiState>>, query: Pairs) -> Result<Response, ApiError> {
     let params = Params::new(query, &["limit", "category", "window"], &[])?;
     let window = params.number::<f64>("window", "a number of seconds")?;
@@ -182,6 +328,17 @@ fn shopper(caller: Caller, user: Option<String>) -> Result<Option<String>, ApiEr
     }
 }
 
+#[utoipa::path(get, path = "/api/recommendations/for-you", tag = "recommendations",
+    operation_id = "recommend_for_you",
+    summary = "Products for a shopper (anonymous: the cold-start list)",
+    security((), ("admin" = []), ("login" = [])),
+    params(PersonalQuery),
+    responses(
+        (status = 200, description = "Best first; trending when the shopper has no history (`fallback`)", body = ProductRecommendations),
+        (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
+        (status = 401, description = "`user` without a token, or a token that is neither the admin token nor a valid login", body = ErrorBody),
+        (status = 403, description = "Another shopper's `user` with a login token without `shop`", body = ErrorBody),
+    ))]
 async fn for_you(
     State(api): State<Arc<ApiState>>,
     caller: Caller,
@@ -197,6 +354,17 @@ async fn for_you(
     )?))
 }
 
+#[utoipa::path(get, path = "/api/recommendations/upcoming-shows", tag = "recommendations",
+    operation_id = "recommend_upcoming_shows",
+    summary = "Upcoming shows for a shopper (anonymous: trending and soonest)",
+    security((), ("admin" = []), ("login" = [])),
+    params(PersonalQuery),
+    responses(
+        (status = 200, description = "Best first; trending and soonest when the shopper has no history (`fallback`)", body = ShowRecommendations),
+        (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
+        (status = 401, description = "`user` without a token, or a token that is neither the admin token nor a valid login", body = ErrorBody),
+        (status = 403, description = "Another shopper's `user` with a login token without `shop`", body = ErrorBody),
+    ))]
 async fn upcoming_shows(
     State(api): State<Arc<ApiState>>,
     caller: Caller,
@@ -213,6 +381,15 @@ async fn upcoming_shows(
     )?))
 }
 
+#[utoipa::path(get, path = "/api/shows/{id}/products", tag = "recommendations",
+    operation_id = "recommend_show_products",
+    summary = "A show's featured products, re-ranked by trending while it is live",
+    params(("id" = String, Path, description = "Show id")),
+    responses(
+        (status = 200, description = "The show's products, in its order or by trending while live", body = ProductRecommendations),
+        (status = 400, description = "A query parameter (this route takes none), named", body = ErrorBody),
+        (status = 404, description = "No such show (`id`)", body = ErrorBody),
+    ))]
 async fn show_products(
     State(api): State<Arc<ApiState>>,
     Path(id): Path<String>,
@@ -234,6 +411,24 @@ mod tests {
             iat: 0,
             exp: i64::MAX,
         })
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        let pairs = pairs.iter().map(|(n, v)| (n.to_string(), v.to_string()));
+        Params::new(Ok(Query(pairs.collect())), &["limit", "category"], &[]).expect("known")
+    }
+
+    #[test]
+    fn a_number_given_empty_is_refused_not_taken_as_absent() {
+        assert_eq!(params(&[]).limit().expect("absent"), None);
+        assert_eq!(params(&[("limit", " 7 ")]).limit().expect("seven"), Some(7));
+        for bad in ["", " ", "0.5", "-1"] {
+            let err = params(&[("limit", bad)]).limit().expect_err(bad);
+            let response = axum::response::IntoResponse::into_response(err);
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        // An empty text is absent (`category=` lists every category).
+        assert_eq!(params(&[("category", "")]).text("category"), None);
     }
 
     #[test]
