@@ -22,11 +22,15 @@ use crate::metrics::Metrics;
 use crate::setting::{secs, secs_or_zero};
 use crate::store::Store;
 use crate::users::Users;
+use crate::webhooks::Webhooks;
 
 /// Interval of the sweep that drops ended streams past their retention.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// How long HTTP keeps serving after every playlist got EXT-X-ENDLIST at shutdown.
 const ENDLIST_LINGER: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for webhook attempts in flight.
+const WEBHOOKS_LINGER: Duration = Duration::from_secs(1);
 
 /// A started server.
 pub struct App {
@@ -49,6 +53,7 @@ pub struct App {
     cues: Arc<CueService>,
     shows: Arc<Shows>,
     events: Arc<Events>,
+    webhooks: Arc<Webhooks>,
     grace: Duration,
 }
 
@@ -88,6 +93,10 @@ impl App {
         )
         .await
         .context("shows")?;
+        let webhooks = Webhooks::start(config.webhooks.settings()?);
+        registry.set_lifecycle(Arc::clone(&webhooks) as _);
+        shows.set_webhooks(Arc::clone(&webhooks));
+        cues.set_webhooks(Arc::clone(&webhooks));
         let live = Arc::new(LiveSet::default());
         let origin = Arc::new(config.hls.origin(Arc::clone(&registry)));
         let http_listener = config.http.bind().await?;
@@ -146,6 +155,7 @@ impl App {
             shows: Arc::clone(&shows),
             catalog,
             events: http::events::EventsApi::new(Arc::clone(&events)),
+            webhooks: Arc::clone(&webhooks),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -168,6 +178,7 @@ impl App {
             cues,
             shows,
             events,
+            webhooks,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -202,6 +213,7 @@ impl App {
         self.http.stop(deadline).await?;
         self.cues.close().await;
         self.events.close().await;
+        self.webhooks.close(WEBHOOKS_LINGER).await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

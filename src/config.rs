@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::ingest::StreamConfig;
 use crate::setting::{Invalid, positive_secs};
-use crate::{chat, commerce, cues, hls, http, ingest, media, users};
+use crate::{chat, commerce, cues, hls, http, ingest, media, users, webhooks};
 
 /// The embedded default configuration, also the documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/cuecast.toml");
@@ -97,6 +97,8 @@ pub struct Config {
     pub catalog: commerce::catalog::Config,
     /// Shopper events (`POST /api/events`).
     pub events: commerce::events::Config,
+    /// Signed webhooks.
+    pub webhooks: webhooks::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -183,6 +185,7 @@ impl Config {
             ("shows", self.shows.validate()),
             ("catalog", self.catalog.validate()),
             ("events", self.events.validate()),
+            ("webhooks", self.webhooks.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {

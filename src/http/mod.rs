@@ -61,6 +61,8 @@ pub struct ApiState {
     pub catalog: Arc<crate::commerce::Catalog>,
     /// Shopper events and show analytics (`/api/events`, `/api/shows/{id}/analytics`).
     pub events: events::EventsApi,
+    /// Signed webhooks (their counters in `/metrics`).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Builds the whole HTTP router.
@@ -167,6 +169,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
     if let Some(chat) = &api.chat {
         text.push_str(&chat.hub.metrics.render());
     }
+    text.push_str(&api.webhooks.render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
