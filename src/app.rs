@@ -23,6 +23,7 @@ use crate::setting::{secs, secs_or_zero};
 use crate::store::Store;
 use crate::users::Users;
 use crate::webhooks::Webhooks;
+use crate::webhooks::admission::AdmissionHook;
 
 /// Interval of the sweep that drops ended streams past their retention.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
@@ -105,7 +106,7 @@ impl App {
         let srt = config
             .srt
             .settings(&config.rtmp.app, &config.streams, config.ingest.takeover);
-        let ctx = config.ingest.context(
+        let mut ctx = config.ingest.context(
             keys.clone(),
             Arc::clone(&live),
             Arc::clone(&registry),
@@ -113,6 +114,10 @@ impl App {
             Arc::clone(&metrics),
         );
         let rtmps = config.rtmps.settings(chrono::Utc::now().timestamp())?;
+        ctx.admission = config
+            .webhooks
+            .admission()?
+            .map(|settings| Arc::new(AdmissionHook::new(settings)));
         let ctx = Arc::new(ctx);
         let ingest = Ingest::start(&config.rtmp, rtmps, srt, ctx, shutdown.clone()).await?;
         spawn_sweep(Arc::clone(&registry), shutdown.clone());

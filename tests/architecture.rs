@@ -25,7 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "ingest",
         &[
-            "media", "hls", "users", "store", "metrics", "setting", "tls",
+            "media", "hls", "users", "store", "metrics", "setting", "tls", "webhooks",
         ],
     ),
     (

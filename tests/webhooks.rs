@@ -63,12 +63,22 @@ struct Receiver {
 
 impl Receiver {
     fn start(statuses: Vec<u16>) -> Receiver {
+        let statuses = Mutex::new(statuses.into_iter());
+        Receiver::answering(move |_| {
+            let status = statuses.lock().unwrap().next().unwrap_or(200);
+            (status, String::new(), Duration::ZERO)
+        })
+    }
+
+    /// A receiver whose answer to each request is `answer(request)`: (status, body, delay).
+    fn answering(
+        answer: impl Fn(&Received) -> (u16, String, Duration) + Send + 'static,
+    ) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
         std::thread::spawn(move || {
-            let mut statuses = statuses.into_iter();
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -92,8 +102,7 @@ impl Receiver {
                     let length: usize = headers["content-length"].parse().unwrap();
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
-                    let status = statuses.next().unwrap_or(200);
-                    log.lock().unwrap().push(Received {
+                    let mut request = Received {
                         id: headers.get("webhook-id").cloned().unwrap_or_default(),
                         timestamp: headers
                             .get("webhook-timestamp")
@@ -104,9 +113,16 @@ impl Receiver {
                             .cloned()
                             .unwrap_or_default(),
                         body,
-                        answered: status,
-                    });
-                    let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                        answered: 0,
+                    };
+                    let (status, reply, delay) = answer(&request);
+                    request.answered = status;
+                    log.lock().unwrap().push(request);
+                    std::thread::sleep(delay);
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    );
                     if stream.write_all(response.as_bytes()).is_err() {
                         break;
                     }
@@ -276,4 +292,88 @@ fn a_private_webhook_target_fails_the_config_unless_allowed() {
             assert!(stderr.contains("allow_private"), "{stderr}");
         }
     }
+}
+
+/// A server whose admission hook answers `body` after `delay`, with `on_timeout`.
+fn with_hook(body: &'static str, delay: Duration, on_timeout: &str) -> (Receiver, Server) {
+    let hook = Receiver::answering(move |_| (200, body.to_string(), delay));
+    let server = Server::start_with(&[
+        ("CUECAST_WEBHOOKS_ALLOW_PRIVATE", "true"),
+        ("CUECAST_WEBHOOKS_ADMISSION_URL", &hook.url),
+        ("CUECAST_WEBHOOKS_ADMISSION_SECRET", SECRET),
+        ("CUECAST_WEBHOOKS_ADMISSION_TIMEOUT_MS", "500"),
+        (
+            "CUECAST_WEBHOOKS_ADMISSION_ON_TIMEOUT",
+            &format!("\"{on_timeout}\""),
+        ),
+    ]);
+    (hook, server)
+}
+
+/// Whether an ffmpeg publish of `key` for 2 s is refused (ffmpeg fails, nothing goes live).
+fn publish_refused(server: &Server, key: &str) -> bool {
+    let mut publisher = Publisher::ffmpeg(&server.rtmp_url(key), 2);
+    let status = publisher
+        .wait(Duration::from_secs(30))
+        .expect("ffmpeg ends");
+    !status.success()
+}
+
+#[test]
+fn a_deny_hook_refuses_the_publisher_with_its_reason() {
+    let (hook, server) = with_hook(
+        r#"{"allow": false, "reason": "no show booked now"}"#,
+        Duration::ZERO,
+        "allow",
+    );
+    assert!(publish_refused(&server, "demo-key"), "{}", server.log());
+    let log = common::wait_log(
+        &server,
+        "refused by the admission hook",
+        Duration::from_secs(5),
+    );
+    assert!(log.contains("no show booked now"), "{log}");
+    let asked = hook.received();
+    assert!(!asked.is_empty());
+    let request = asked[0].json();
+    assert_eq!(request["key"], "demo-key");
+    assert_eq!(request["stream"], "demo");
+    assert_eq!(request["protocol"], "rtmp");
+    assert!(request["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(asked[0].signed_with(SECRET));
+    let (_, _, streams) = call("GET", &server.url("/api/streams"), Some(TOKEN), None);
+    assert!(!streams.to_string().contains(r#""live":true"#), "{streams}");
+}
+
+#[test]
+fn an_allow_hook_admits_and_may_map_an_unknown_key_to_a_stream() {
+    let (hook, server) = with_hook(
+        r#"{"allow": true, "stream": "second"}"#,
+        Duration::ZERO,
+        "deny",
+    );
+    let _publisher = Publisher::ffmpeg(&server.rtmp_url("issued-by-the-shop"), 4);
+    wait_for(
+        &media_url(&server, "second", "source"),
+        Duration::from_secs(20),
+        |t| t.contains("#EXTINF"),
+    );
+    assert_eq!(hook.received()[0].json()["key"], "issued-by-the-shop");
+    assert!(hook.received()[0].json()["stream"].is_null());
+}
+
+#[test]
+fn a_hook_that_times_out_follows_on_timeout() {
+    let slow = Duration::from_secs(3);
+    let (_hook, server) = with_hook(r#"{"allow": true}"#, slow, "deny");
+    assert!(publish_refused(&server, "demo-key"), "{}", server.log());
+    common::wait_log(&server, "did not answer in time", Duration::from_secs(5));
+    drop(server);
+    let (_hook, server) = with_hook(r#"{"allow": false}"#, slow, "allow");
+    let _publisher = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 4);
+    wait_for(
+        &media_url(&server, "demo", "source"),
+        Duration::from_secs(20),
+        |t| t.contains("#EXTINF"),
+    );
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::admission::{AdmissionConfig, AdmissionSettings};
 use super::event::EventKind;
 use super::sign::Secret;
 use crate::setting::Invalid;
@@ -28,6 +29,8 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Allow targets on loopback, link-local, private, unspecified or multicast addresses.
     pub allow_private: bool,
+    /// The publish admission hook.
+    pub admission: AdmissionConfig,
 }
 
 /// `[[webhooks.endpoints]]`.
@@ -80,7 +83,15 @@ impl Config {
     /// Checks what serde cannot, the URLs' addresses included; keys are relative to
     /// `[webhooks]`.
     pub fn validate(&self) -> Result<(), Invalid> {
-        self.settings().map(|_| ())
+        self.settings()?;
+        self.admission().map(|_| ())
+    }
+
+    /// The admission hook's settings, `None` when `admission.url` is empty.
+    pub fn admission(&self) -> Result<Option<AdmissionSettings>, Invalid> {
+        self.admission
+            .settings(self.allow_private)
+            .map_err(|err| err.within("admission"))
     }
 
     /// The delivery settings (validated).
@@ -234,6 +245,12 @@ mod tests {
             max_attempts: 8,
             queue_capacity: 1000,
             allow_private,
+            admission: AdmissionConfig {
+                url: String::new(),
+                secret: String::new(),
+                timeout_ms: 1000,
+                on_timeout: super::super::admission::OnTimeout::Deny,
+            },
         }
     }
 
@@ -286,6 +303,12 @@ mod tests {
         let mut c = config("http://93.184.215.14/", false);
         c.retry_max_ms = 10;
         assert_eq!(c.validate().unwrap_err().key, "retry_max_ms");
+        let mut c = config("http://93.184.215.14/", false);
+        c.admission.url = "http://169.254.169.254/".into();
+        c.admission.secret = SECRET.into();
+        assert_eq!(c.validate().unwrap_err().key, "admission.url");
+        c.allow_private = true;
+        assert!(c.validate().is_ok());
         let mut c = config("http://93.184.215.14/", false);
         c.max_attempts = 0;
         assert_eq!(c.validate().unwrap_err().key, "max_attempts");

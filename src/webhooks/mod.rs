@@ -7,6 +7,7 @@
 //! session events arrive through [`hls::lifecycle::SessionLifecycle`](crate::hls::lifecycle),
 //! which [`Webhooks`] implements. This module knows nothing of the features that emit.
 
+pub mod admission;
 pub mod config;
 pub mod delivery;
 pub mod event;
