@@ -109,46 +109,57 @@ impl Webhooks {
         let _ = tokio::time::timeout(grace, self.tasks.wait()).await;
     }
 
-    /// Prometheus text for `GET /metrics` (labels: the endpoint's index and host).
+    /// Prometheus text for `GET /metrics` (labels: the endpoint's index and host, bounded by
+    /// the config).
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
-        let families: [(&str, &str, fn(&EndpointMetrics) -> u64); 3] = [
-            (
-                "cuecast_webhook_deliveries_total",
-                "Webhook events by endpoint and result (delivered, given_up).",
-                |_| 0,
-            ),
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        let labels = |index: usize, target: &Target| {
+            format!("endpoint=\"{index}\",host=\"{}\"", target.host)
+        };
+        let name = "cuecast_webhook_deliveries_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Webhook events by endpoint and result: delivered (2xx) or given_up (after max_attempts).\n# TYPE {name} counter"
+        );
+        for (index, target) in self.targets.iter().enumerate() {
+            let m = &target.metrics;
+            for (result, n) in [
+                ("delivered", load(&m.delivered)),
+                ("given_up", load(&m.given_up)),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{},result=\"{result}\"}} {n}",
+                    labels(index, target)
+                );
+            }
+        }
+        let simple: [(&str, &str, Counter); 2] = [
             (
                 "cuecast_webhook_failed_attempts_total",
                 "Webhook delivery attempts that failed (error, timeout, non-2xx); retried until max_attempts.",
-                |m| m.failed_attempts.load(Ordering::Relaxed),
+                |m| &m.failed_attempts,
             ),
             (
                 "cuecast_webhook_queue_dropped_total",
                 "Webhook events dropped because the endpoint's queue was full (oldest first).",
-                |m| m.dropped.load(Ordering::Relaxed),
+                |m| &m.dropped,
             ),
         ];
-        for (i, (name, help, value)) in families.into_iter().enumerate() {
+        for (name, help, counter) in simple {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (index, target) in self.targets.iter().enumerate() {
-                let labels = format!("endpoint=\"{index}\",host=\"{}\"", target.host);
-                let m = &target.metrics;
-                if i == 0 {
-                    for (result, n) in [
-                        ("delivered", m.delivered.load(Ordering::Relaxed)),
-                        ("given_up", m.given_up.load(Ordering::Relaxed)),
-                    ] {
-                        let _ = writeln!(out, "{name}{{{labels},result=\"{result}\"}} {n}");
-                    }
-                } else {
-                    let _ = writeln!(out, "{name}{{{labels}}} {}", value(m));
-                }
+                let n = load(counter(&target.metrics));
+                let _ = writeln!(out, "{name}{{{}}} {n}", labels(index, target));
             }
         }
         out
     }
 }
+
+/// Picks one counter of an endpoint.
+type Counter = fn(&EndpointMetrics) -> &std::sync::atomic::AtomicU64;
 
 impl SessionLifecycle for Webhooks {
     fn hold_on_unpublish(&self, _name: &str) -> bool {
