@@ -377,3 +377,36 @@ fn a_hook_that_times_out_follows_on_timeout() {
         |t| t.contains("#EXTINF"),
     );
 }
+
+#[test]
+fn a_show_going_live_is_announced() {
+    let receiver = Receiver::start(vec![]);
+    let endpoints = endpoints(&receiver.url, r#"["show.state_changed"]"#);
+    let server = Server::start_with(&[
+        ("CUECAST_WEBHOOKS_ENDPOINTS", &endpoints),
+        ("CUECAST_WEBHOOKS_ALLOW_PRIVATE", "true"),
+    ]);
+    let creds = r#"{"username": "alice", "password": "correct horse battery"}"#;
+    let (status, _, _) = call("POST", &server.url("/api/signup"), None, Some(creds));
+    assert_eq!(status, 201);
+    let grant = r#"{"capabilities": ["send", "host"]}"#;
+    let url = server.url("/api/users/alice/capabilities");
+    let (status, _, _) = call("PUT", &url, Some(TOKEN), Some(grant));
+    assert_eq!(status, 200);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let body = format!(
+        r#"{{"title": "Spring fragrances", "stream": "demo", "host": "alice", "scheduled_start": "{now}"}}"#
+    );
+    let (status, _, show) = call("POST", &server.url("/api/shows"), Some(TOKEN), Some(&body));
+    assert_eq!(status, 201, "{show}");
+    let mut publisher = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 3);
+    let received = receiver.wait(Duration::from_secs(30), |r| !r.is_empty());
+    publisher.wait(Duration::from_secs(30));
+    let event = received[0].json();
+    assert_eq!(event["type"], "show.state_changed");
+    assert_eq!(event["data"]["show"], show["id"]);
+    assert_eq!(event["data"]["stream"], "demo");
+    assert_eq!(event["data"]["from"], "scheduled");
+    assert_eq!(event["data"]["to"], "live");
+    assert!(received[0].signed_with(SECRET));
+}
