@@ -243,6 +243,31 @@ mod tests {
 
     use crate::webhooks::event::EventKind;
 
+    /// Shops' receivers are https: the client speaks TLS (a client built without it refuses the
+    /// scheme before connecting, a builder error). Here the peer closes during the handshake.
+    #[tokio::test]
+    async fn https_targets_are_reached_over_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            drop(socket);
+        });
+        let client = client(Duration::from_secs(5), true);
+        let err = client
+            .post(format!("https://127.0.0.1:{port}/hook"))
+            .body("{}")
+            .send()
+            .await
+            .expect_err("the peer closes the connection");
+        assert!(
+            !err.is_builder(),
+            "https refused before connecting: {err:?}"
+        );
+        assert!(err.is_connect() || err.is_request(), "{err:?}");
+        server.abort();
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_max_with_jitter_in_the_upper_half() {
         let backoff = Backoff {
