@@ -24,11 +24,16 @@ use crate::metrics::Metrics;
 use crate::setting::{secs, secs_or_zero};
 use crate::store::Store;
 use crate::users::Users;
+use crate::webhooks::Webhooks;
+use crate::webhooks::admission::AdmissionHook;
 
 /// Interval of the sweep that drops ended streams past their retention.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// How long HTTP keeps serving after every playlist got EXT-X-ENDLIST at shutdown.
 const ENDLIST_LINGER: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for webhook attempts in flight.
+const WEBHOOKS_LINGER: Duration = Duration::from_secs(1);
 
 /// A started server.
 pub struct App {
@@ -53,6 +58,7 @@ pub struct App {
     events: Arc<Events>,
     recordings: Option<Arc<Recorder>>,
     recommend: Arc<Recommender>,
+    webhooks: Arc<Webhooks>,
     grace: Duration,
 }
 
@@ -96,6 +102,10 @@ impl App {
         let recordings = start_recordings(&config, &store, &registry, &shows, &shutdown)
             .await
             .context("recordings")?;
+        let webhooks = Webhooks::start(config.webhooks.settings()?);
+        registry.set_lifecycle(Arc::clone(&webhooks) as _);
+        shows.set_webhooks(Arc::clone(&webhooks));
+        cues.set_webhooks(Arc::clone(&webhooks));
         let live = Arc::new(LiveSet::default());
         let origin = Arc::new(config.hls.origin(Arc::clone(&registry)));
         let http_listener = config.http.bind().await?;
@@ -103,7 +113,7 @@ impl App {
         let srt = config
             .srt
             .settings(&config.rtmp.app, &config.streams, config.ingest.takeover);
-        let ctx = config.ingest.context(
+        let mut ctx = config.ingest.context(
             keys.clone(),
             Arc::clone(&live),
             Arc::clone(&registry),
@@ -111,6 +121,10 @@ impl App {
             Arc::clone(&metrics),
         );
         let rtmps = config.rtmps.settings(chrono::Utc::now().timestamp())?;
+        ctx.admission = config
+            .webhooks
+            .admission()?
+            .map(|settings| Arc::new(AdmissionHook::new(settings)));
         let ctx = Arc::new(ctx);
         let ingest = Ingest::start(&config.rtmp, rtmps, srt, ctx, shutdown.clone()).await?;
         spawn_sweep(Arc::clone(&registry), shutdown.clone());
@@ -163,6 +177,7 @@ impl App {
             events: http::events::EventsApi::new(Arc::clone(&events)),
             recordings: recordings.clone(),
             recommend: Arc::clone(&recommend),
+            webhooks: Arc::clone(&webhooks),
         });
         let router = http::router(api, &config.http.cors_allow_origin);
         let http = http::Server::start(http_listener, router)?;
@@ -187,6 +202,7 @@ impl App {
             events,
             recordings,
             recommend,
+            webhooks,
             grace: secs(config.server.shutdown_grace_s),
         })
     }
@@ -226,6 +242,7 @@ impl App {
         self.cues.close().await;
         self.events.close().await;
         self.recommend.close().await;
+        self.webhooks.close(WEBHOOKS_LINGER).await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

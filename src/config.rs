@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::ingest::StreamConfig;
 use crate::setting::{Invalid, positive_secs};
-use crate::{chat, commerce, cues, hls, http, ingest, media, users};
+use crate::{chat, commerce, cues, hls, http, ingest, media, users, webhooks};
 
 /// The embedded default configuration, also the documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/cuecast.toml");
@@ -101,6 +101,8 @@ pub struct Config {
     pub recordings: hls::recording::Config,
     /// Recommendations (`/api/recommendations/...`).
     pub recommend: commerce::recommend::Config,
+    /// Signed webhooks.
+    pub webhooks: webhooks::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -189,6 +191,7 @@ impl Config {
             ("events", self.events.validate()),
             ("recordings", self.recordings.validate()),
             ("recommend", self.recommend.validate()),
+            ("webhooks", self.webhooks.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {

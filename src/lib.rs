@@ -23,6 +23,7 @@ pub mod setting;
 pub mod store;
 pub mod tls;
 pub mod users;
+pub mod webhooks;
 
 #[cfg(test)]
 mod testing;

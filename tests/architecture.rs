@@ -20,15 +20,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("testing", &[]),
     ("users", &["store", "setting"]),
     ("hls", &["users", "store", "metrics", "setting"]),
+    ("webhooks", &["hls", "setting"]),
     ("media", &["hls", "users", "store", "metrics", "setting"]),
     (
         "ingest",
         &[
-            "media", "hls", "users", "store", "metrics", "setting", "tls",
+            "media", "hls", "users", "store", "metrics", "setting", "tls", "webhooks",
         ],
     ),
-    ("commerce", &["hls", "users", "store", "metrics", "setting"]),
-    ("cues", &["hls", "store", "commerce", "metrics", "setting"]),
+    (
+        "commerce",
+        &["hls", "users", "store", "metrics", "setting", "webhooks"],
+    ),
+    (
+        "cues",
+        &["hls", "store", "commerce", "metrics", "setting", "webhooks"],
+    ),
     (
         "chat",
         &[
@@ -39,20 +46,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "http",
         &[
             "chat", "cues", "ingest", "media", "hls", "users", "store", "commerce", "metrics",
-            "setting",
+            "setting", "webhooks",
         ],
     ),
     (
         "config",
         &[
             "chat", "cues", "http", "ingest", "media", "hls", "users", "commerce", "setting",
+            "webhooks",
         ],
     ),
     (
         "app",
         &[
             "config", "http", "chat", "cues", "ingest", "media", "hls", "users", "store",
-            "commerce", "metrics", "setting",
+            "commerce", "metrics", "setting", "webhooks",
         ],
     ),
 ];

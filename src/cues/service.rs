@@ -3,14 +3,16 @@
 //! timeline. The HTTP layer (`crate::http::cues`) is a thin shell around it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 
 use super::Config;
-use super::model::{At, Cue, CueError, CueKind, CueRequest, CueSpec, Source, check_seconds};
+use super::model::{
+    At, Cue, CueError, CueKind, CueRequest, CueSpec, Source, check_seconds, ns_to_s,
+};
 use super::rate::TokenBucket;
 use super::rundown::{Rundown, ScheduledCue};
 use super::store::{self, Found, StoreError};
@@ -19,6 +21,7 @@ use crate::commerce::ProductLookup;
 use crate::hls::registry::Registry;
 use crate::hls::stream::HlsStream;
 use crate::hls::timed::{StreamObserver, TimedMetadata};
+use crate::webhooks::{EventKind, Webhooks};
 
 /// Longest rundown offset: 7 days.
 pub const MAX_OFFSET_S: f64 = 7.0 * 86_400.0;
@@ -78,6 +81,8 @@ pub struct CueService {
     fired: Mutex<Option<mpsc::UnboundedSender<Cue>>>,
     /// The persisting task.
     persister: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Where cues going live are announced (`cue.fired`), once set.
+    webhooks: OnceLock<Arc<Webhooks>>,
 }
 
 impl CueService {
@@ -117,10 +122,34 @@ impl CueService {
             rundowns: Mutex::new(rundowns),
             fired: Mutex::new(Some(tx)),
             persister: Mutex::new(Some(persister)),
+            webhooks: OnceLock::new(),
         });
         // A weak reference: the registry must not keep the service (and its registry) alive.
         registry.set_observer(Arc::new(WeakObserver(Arc::downgrade(&service))));
         Ok(service)
+    }
+
+    /// Announces every cue that goes live to `webhooks` from now on (once).
+    pub fn set_webhooks(&self, webhooks: Arc<Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
+    }
+
+    /// `cue.fired` for `cue`, when webhooks are set.
+    fn announce(&self, cue: &Cue) {
+        if let Some(webhooks) = self.webhooks.get() {
+            webhooks.emit(
+                EventKind::CueFired,
+                serde_json::json!({
+                    "cue": cue.id,
+                    "stream": cue.stream,
+                    "session": cue.session,
+                    "kind": cue.spec.kind.as_str(),
+                    "source": cue.source.as_str(),
+                    "media_time_s": ns_to_s(cue.start_ns),
+                    "start_date": cue.start_date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                }),
+            );
+        }
     }
 
     /// Persists what is pending and stops the persisting task (shutdown).
@@ -235,6 +264,7 @@ impl CueService {
         // The latest ingested frame may have moved on while the row was written.
         cue.published_ns = session.media_now_ns().unwrap_or(now_ns);
         track::add_to_stream(&session, cue.clone());
+        self.announce(&cue);
         tracing::info!(stream, cue = %cue.id, kind = cue.spec.kind.as_str(), media_time_s = cue.start_ns as f64 / 1e9, "cue posted");
         Ok(cue)
     }
@@ -378,6 +408,7 @@ impl CueService {
             {
                 let _ = tx.send(cue.clone());
             }
+            self.announce(&cue);
             track::add_to_stream(stream, cue);
         }
     }

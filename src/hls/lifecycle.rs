@@ -27,3 +27,21 @@ pub trait SessionLifecycle: Send + Sync {
     /// Session `session` of stream `name` changed.
     fn on_session(&self, name: &str, session: &str, event: SessionEvent);
 }
+
+/// Two lifecycles as one (the registry's second [`super::registry::Registry::set_lifecycle`]):
+/// both hear every event, first the first; a session is held if either holds it.
+pub struct Both(
+    pub std::sync::Arc<dyn SessionLifecycle>,
+    pub std::sync::Arc<dyn SessionLifecycle>,
+);
+
+impl SessionLifecycle for Both {
+    fn hold_on_unpublish(&self, name: &str) -> bool {
+        self.0.hold_on_unpublish(name) || self.1.hold_on_unpublish(name)
+    }
+
+    fn on_session(&self, name: &str, session: &str, event: SessionEvent) {
+        self.0.on_session(name, session, event);
+        self.1.on_session(name, session, event);
+    }
+}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use super::lifecycle::{SessionEvent, SessionLifecycle};
+use super::lifecycle::{Both, SessionEvent, SessionLifecycle};
 use super::packager::PackagerConfig;
 use super::recording::Recorder;
 use super::stream::HlsStream;
@@ -21,8 +21,8 @@ pub struct Registry {
     /// Given to every new stream (cues: their carriage and rundowns).
     observer: OnceLock<Arc<dyn StreamObserver>>,
     /// Told when sessions start and end, asked whether a clean unpublish holds a session
-    /// (shows).
-    lifecycle: OnceLock<Arc<dyn SessionLifecycle>>,
+    /// (shows, webhooks).
+    lifecycle: RwLock<Option<Arc<dyn SessionLifecycle>>>,
     /// Records every new session, when set.
     recorder: OnceLock<Arc<Recorder>>,
     /// Where streams read the time.
@@ -46,7 +46,7 @@ impl Registry {
             packager,
             retention,
             observer: OnceLock::new(),
-            lifecycle: OnceLock::new(),
+            lifecycle: RwLock::new(None),
             recorder: OnceLock::new(),
             clock,
         }
@@ -58,10 +58,22 @@ impl Registry {
         let _ = self.observer.set(observer);
     }
 
-    /// Sets the lifecycle of every new stream (once): it hears sessions start and end and
-    /// decides whether a clean unpublish holds a session ([`Self::holds_on_unpublish`]).
+    /// Adds a lifecycle of every new stream (before the first publish): it hears sessions
+    /// start and end and has a say in whether a clean unpublish holds a session
+    /// ([`Self::holds_on_unpublish`]). Lifecycles added later hear after the earlier ones.
     pub fn set_lifecycle(&self, lifecycle: Arc<dyn SessionLifecycle>) {
-        let _ = self.lifecycle.set(lifecycle);
+        let mut current = self.lifecycle.write().unwrap_or_else(|e| e.into_inner());
+        *current = Some(match current.take() {
+            Some(first) => Arc::new(Both(first, lifecycle)),
+            None => lifecycle,
+        });
+    }
+
+    fn lifecycle(&self) -> Option<Arc<dyn SessionLifecycle>> {
+        self.lifecycle
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Sets the recorder of every new session (once).
@@ -72,8 +84,7 @@ impl Registry {
     /// Whether a clean unpublish of `name` waits the reconnect grace like a lost connection
     /// (the lifecycle decides; without one, it ends the session at once).
     pub fn holds_on_unpublish(&self, name: &str) -> bool {
-        self.lifecycle
-            .get()
+        self.lifecycle()
             .is_some_and(|lifecycle| lifecycle.hold_on_unpublish(name))
     }
 
@@ -129,7 +140,7 @@ impl Registry {
         if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
             previous.end();
         }
-        if let Some(lifecycle) = self.lifecycle.get() {
+        if let Some(lifecycle) = self.lifecycle() {
             lifecycle.on_session(name, &stream.session, SessionEvent::Started);
         }
         stream
@@ -141,8 +152,8 @@ impl Registry {
         if let Some(observer) = self.observer.get() {
             stream = stream.observed_by(Arc::clone(observer));
         }
-        if let Some(lifecycle) = self.lifecycle.get() {
-            stream = stream.with_lifecycle(Arc::clone(lifecycle));
+        if let Some(lifecycle) = self.lifecycle() {
+            stream = stream.with_lifecycle(lifecycle);
         }
         if let Some(recorder) = self.recorder.get() {
             stream = stream.recorded_by(recorder);

@@ -69,6 +69,8 @@ pub struct ApiState {
     pub recordings: Option<Arc<crate::hls::recording::Recorder>>,
     /// Recommendations (`/api/recommendations/...`, `/api/shows/{id}/products`).
     pub recommend: Arc<crate::commerce::recommend::Recommender>,
+    /// Signed webhooks (their counters in `/metrics`).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Builds the whole HTTP router.
@@ -180,6 +182,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
     if let Some(chat) = &api.chat {
         text.push_str(&chat.hub.metrics.render());
     }
+    text.push_str(&api.webhooks.render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

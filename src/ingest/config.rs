@@ -58,6 +58,7 @@ impl Config {
             metrics,
             reconnect_grace: secs_or_zero(self.reconnect_grace_s),
             takeover: self.takeover,
+            admission: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::hls::stream::HlsStream;
 use crate::media::frame::MediaUnit;
 use crate::media::{MediaError, MediaSettings, StreamPipeline};
 use crate::metrics::Metrics;
+use crate::webhooks::admission::AdmissionHook;
 
 pub use config::{Config, StreamConfig};
 pub use runtime::{Ingest, IngestError};
@@ -192,6 +193,8 @@ pub struct IngestContext {
     pub reconnect_grace: Duration,
     /// A new publisher of a live stream replaces the current one instead of being refused.
     pub takeover: bool,
+    /// The publish admission hook (RTMP and RTMPS), when configured.
+    pub admission: Option<Arc<AdmissionHook>>,
 }
 
 /// How a publish ended.

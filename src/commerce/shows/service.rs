@@ -8,7 +8,7 @@
 //! stream was already live.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +24,7 @@ use crate::commerce::product::{FieldError, ProductLookup};
 use crate::hls::lifecycle::{SessionEvent, SessionLifecycle};
 use crate::hls::recording::ShowOf;
 use crate::hls::registry::Registry;
+use crate::webhooks::{EventKind, Webhooks};
 
 /// How often the service looks for windows that opened on an already live stream.
 const TICK: Duration = Duration::from_secs(1);
@@ -92,6 +93,8 @@ pub struct Shows {
     writing: tokio::sync::Mutex<()>,
     stop: CancellationToken,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Where state changes are announced (`show.state_changed`), once set.
+    webhooks: OnceLock<Arc<Webhooks>>,
 }
 
 impl Shows {
@@ -127,6 +130,7 @@ impl Shows {
             writing: tokio::sync::Mutex::new(()),
             stop: CancellationToken::new(),
             task: Mutex::new(None),
+            webhooks: OnceLock::new(),
         });
         for id in waiting {
             tracing::info!(show = %id, grace_s = reconnect_grace.as_secs_f64(), "show was live at shutdown; waiting for its stream");
@@ -144,6 +148,11 @@ impl Shows {
         let task = tokio::spawn(Arc::clone(&service).run(rx));
         *service.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         Ok(service)
+    }
+
+    /// Announces every state change to `webhooks` from now on (once).
+    pub fn set_webhooks(&self, webhooks: Arc<Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
     }
 
     /// Stops following the streams (shutdown, before the streams end: a show live at shutdown
@@ -361,6 +370,18 @@ impl Shows {
         let show = self.commit(show).await?;
         if from != show.status.state {
             tracing::info!(show = %show.id, stream = %show.stream, state = show.status.state.as_str(), "show state changed");
+            if let Some(webhooks) = self.webhooks.get() {
+                webhooks.emit(
+                    EventKind::ShowStateChanged,
+                    serde_json::json!({
+                        "show": show.id,
+                        "stream": show.stream,
+                        "from": from.as_str(),
+                        "to": show.status.state.as_str(),
+                        "session": show.status.session,
+                    }),
+                );
+            }
         }
         Ok(Some(show))
     }

@@ -22,6 +22,7 @@ use super::{Event, RtmpError, ServerSession, SessionConfig};
 use crate::ingest::flv::{FlvError, FlvUnpacker};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
 use crate::media::MediaError;
+use crate::webhooks::admission::{AdmissionHook, AdmissionRequest, Decision};
 
 /// Read buffer size per connection.
 const READ_BUFFER: usize = 64 * 1024;
@@ -412,7 +413,7 @@ impl Connection {
                 break Err(ConnectionError::Protocol(err));
             }
             while let Some(event) = self.session.poll_event() {
-                if let Err(reason) = self.handle_event(event) {
+                if let Err(reason) = self.handle_event(event).await {
                     let _ = self.flush(&mut socket).await;
                     self.end_publish(PublishEnd::Lost);
                     return Err(reason);
@@ -439,7 +440,7 @@ impl Connection {
         socket.flush().await
     }
 
-    fn handle_event(&mut self, event: Event) -> Result<(), ConnectionError> {
+    async fn handle_event(&mut self, event: Event) -> Result<(), ConnectionError> {
         match event {
             Event::Connect { app, tc_url, .. } => {
                 let requested = app.split('?').next().unwrap_or("").trim_end_matches('/');
@@ -459,7 +460,7 @@ impl Connection {
                 stream_id,
                 stream_key,
                 ..
-            } => self.start_publish(stream_id, &stream_key),
+            } => self.start_publish(stream_id, &stream_key).await,
             Event::Metadata { metadata, .. } => {
                 let encoder = metadata
                     .get("encoder")
@@ -516,7 +517,7 @@ impl Connection {
         Ok(())
     }
 
-    fn start_publish(&mut self, stream_id: u32, key: &str) {
+    async fn start_publish(&mut self, stream_id: u32, key: &str) {
         if self.publish.is_some() {
             self.session.reject_publish(
                 stream_id,
@@ -525,7 +526,22 @@ impl Connection {
             );
             return;
         }
-        let Some(name) = self.ctx.keys.stream_for(key).map(str::to_string) else {
+        let configured = self.ctx.keys.stream_for(key).map(str::to_string);
+        let configured = match self.ctx.admission.clone() {
+            Some(hook) => match self.admit(&hook, key, configured).await {
+                Ok(name) => Some(name),
+                Err(reason) => {
+                    self.session.reject_publish(
+                        stream_id,
+                        "NetStream.Publish.BadName",
+                        &format!("publish refused: {reason}"),
+                    );
+                    return;
+                }
+            },
+            None => configured,
+        };
+        let Some(name) = configured else {
             self.ctx
                 .metrics
                 .publishes_refused
@@ -572,6 +588,37 @@ impl Connection {
             publication,
             started: Instant::now(),
         });
+    }
+
+    /// Asks the admission hook: the stream to publish to, or why not.
+    async fn admit(
+        &self,
+        hook: &AdmissionHook,
+        key: &str,
+        configured: Option<String>,
+    ) -> Result<String, String> {
+        let request = AdmissionRequest {
+            stream: configured,
+            key: key.to_string(),
+            protocol: self.protocol.to_string(),
+            peer: self.peer,
+        };
+        let names = self.ctx.keys.names();
+        let known = |name: &str| names.iter().any(|n| n == name);
+        match hook.check(&request, known).await {
+            Decision::Admit(name) => {
+                tracing::info!(peer = %self.peer, stream = %name, "publish admitted by the admission hook");
+                Ok(name)
+            }
+            Decision::Refuse(reason) => {
+                self.ctx
+                    .metrics
+                    .publishes_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = %self.peer, stream = ?request.stream, %reason, "{} publish refused by the admission hook", self.protocol.to_ascii_uppercase());
+                Err(reason)
+            }
+        }
     }
 
     fn end_publish(&mut self, how: PublishEnd) {
