@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::models::{
-    Accumulator, ItemSets, Popularity, Sparse, purchase_counts, recent_share, tifu_vector,
+    Accumulator, ItemSets, Popularity, Sparse, TifuKnn, purchase_counts, recent_share, tifu_vector,
 };
 use super::{Baskets, ProductIx, Reason, Recommended, Scored};
 
@@ -25,6 +25,12 @@ pub struct ForYouParams {
     pub group_decay: f64,
     /// Groups the shopper's baskets are split into (TIFU's m), ≥ 1.
     pub groups: usize,
+    /// TIFU-KNN's neighbour smoothing of the own repeat vector: the shoppers nearest by
+    /// Euclidean distance between repeat vectors (TIFU's k); 0 leaves the own vector alone.
+    pub repeat_neighbours: usize,
+    /// Weight of the shopper's own repeat vector against the mean of its `repeat_neighbours`
+    /// (TIFU's α), 0–1; with `own_weight` 1 the full list is TIFU-KNN's.
+    pub repeat_alpha: f64,
     /// Neighbours: the most similar other shoppers (by asymmetric cosine) that vote.
     pub neighbours: usize,
     /// Asymmetry of the cosine (UP-CF's α): `|N_u∩N_v| / (|N_u|^α · |N_v|^(1−α))`.
@@ -60,11 +66,13 @@ impl Default for ForYouParams {
             basket_decay: 0.9,
             group_decay: 0.7,
             groups: 5,
+            repeat_neighbours: 0,
+            repeat_alpha: 0.7,
             neighbours: 100,
             similarity_alpha: 0.75,
             locality: 5.0,
             recent: 10,
-            own_weight: 0.95,
+            own_weight: 1.0,
             item_weight: 0.4,
             item_neighbours: 50,
             repeat_rate_power: 0.0,
@@ -131,42 +139,22 @@ impl ForYou {
             counts,
             own,
             shares,
-            neighbours,
             copurchase,
             rates,
+            others,
+            ..
         } = &*parts;
         let empty = Copurchase::default();
         let copurchase = copurchase.as_ref().map_or(&empty, |c| &c.1);
         let keep = params.keep.max(1);
         let mut acc = Accumulator::new(data.products());
-        let mut votes = Accumulator::new(data.products());
-        let mut together = Accumulator::new(data.products());
         let mut lists = Vec::with_capacity(data.users());
         for user in 0..data.users() {
-            for &(other, sim) in neighbours.1[user].iter().take(params.neighbours) {
-                votes.add_scaled(&shares.1[other], sim.powf(params.locality));
-            }
-            if params.item_weight > 0.0 {
-                for &(product, weight) in &shares.1[user] {
-                    together.add_scaled(copurchase.of(product), weight);
-                }
-            }
-            let (votes_max, together_max) = (votes.max(), together.max());
-            for (product, value) in votes.entries() {
-                let trial = rates[product as usize].1.powf(params.trial_share_power);
-                acc.add(
-                    product,
-                    trial * value * (1.0 - params.item_weight) / votes_max,
-                );
-            }
-            for (product, value) in together.entries() {
-                acc.add(product, value * params.item_weight / together_max);
-            }
-            let others = acc.take();
+            let (others, from_items) = &others.1[user];
             let past = &sets.sets[user];
             let is_past = |p: ProductIx| past.binary_search(&p).is_ok();
             let new = if lists_wanted.new {
-                popularity.ranked(&others, keep, is_past)
+                popularity.ranked(others, keep, is_past)
             } else {
                 Vec::new()
             };
@@ -175,7 +163,7 @@ impl ForYou {
                 let rate = rates[product as usize].0.powf(params.repeat_rate_power);
                 acc.add(product, rate * value * params.own_weight / own_max);
             }
-            acc.add_scaled(&others, 1.0 - params.own_weight);
+            acc.add_scaled(others, 1.0 - params.own_weight);
             let blended = acc.take();
             let all = if lists_wanted.all {
                 popularity.ranked(&blended, keep, |_| false)
@@ -192,8 +180,7 @@ impl ForYou {
                     .into_iter()
                     .map(|(product, score)| {
                         let times = times(product);
-                        let from_items = params.item_weight * together.get(product) / together_max
-                            > (1.0 - params.item_weight) * votes.get(product) / votes_max;
+                        let from_items = from_items.binary_search(&product).is_ok();
                         let with = (times == 0 && from_items)
                             .then(|| copurchase.strongest(&shares.1[user], product))
                             .flatten();
@@ -211,8 +198,6 @@ impl ForYou {
                 new: entries(new),
                 past: past.clone(),
             });
-            votes.clear();
-            together.clear();
         }
         let users = (0..data.users())
             .map(|user| (data.user_id(user).clone(), user))
@@ -347,8 +332,10 @@ pub(crate) struct Parts {
     sets: ItemSets,
     /// Per shopper, `(product, orders holding it)`, sorted.
     counts: Vec<Vec<(ProductIx, u32)>>,
-    /// Own repeat vectors, for (basket_decay, group_decay, groups).
-    own: ((f64, f64, usize), Vec<Sparse>),
+    /// Own repeat scores (TIFU's vector, smoothed by its nearest shoppers' when
+    /// `repeat_neighbours` > 0), for (basket_decay, group_decay, groups, repeat_neighbours,
+    /// repeat_alpha).
+    own: (OwnKey, Vec<Sparse>),
     /// Neighbour votes: the share of the last `recent` baskets.
     shares: (usize, Vec<Sparse>),
     /// Per shopper, every other shopper sharing a product, most similar first, for
@@ -358,6 +345,10 @@ pub(crate) struct Parts {
     copurchase: Option<(usize, Copurchase)>,
     /// Per product, its repeat rate and trial share ([`item_rates`]).
     rates: Vec<(f64, f64)>,
+    /// Per shopper, the others' score (neighbour votes and co-purchase, each scaled to a
+    /// maximum of 1) and the products, sorted, co-purchase recommends more than the neighbours
+    /// do; for the parameters of [`OthersKey`].
+    others: (Option<OthersKey>, Vec<(Sparse, Vec<ProductIx>)>),
 }
 
 impl Parts {
@@ -371,11 +362,12 @@ impl Parts {
                 .iter()
                 .map(|h| purchase_counts(h))
                 .collect(),
-            own: ((f64::NAN, f64::NAN, 0), Vec::new()),
+            own: ((f64::NAN, f64::NAN, 0, 0, f64::NAN), Vec::new()),
             shares: (0, Vec::new()),
             neighbours: (f64::NAN, Vec::new()),
             copurchase: None,
             rates: item_rates(data),
+            others: (None, Vec::new()),
         }
     }
 
@@ -385,13 +377,32 @@ impl Parts {
             params.basket_decay,
             params.group_decay,
             params.groups.max(1),
+            params.repeat_neighbours,
+            params.repeat_alpha,
         );
-        if self.own.0 != own_key {
-            let vectors = data
-                .histories()
-                .iter()
-                .map(|h| tifu_vector(h, own_key.0, own_key.1, own_key.2))
-                .collect();
+        // A bitwise key: NaN marks "not built yet".
+        let same = |a: &OwnKey, b: &OwnKey| {
+            (a.0.to_bits(), a.1.to_bits(), a.2, a.3, a.4.to_bits())
+                == (b.0.to_bits(), b.1.to_bits(), b.2, b.3, b.4.to_bits())
+        };
+        if !same(&self.own.0, &own_key) {
+            let (rb, rg, m, k, alpha) = own_key;
+            let vectors = if k == 0 {
+                data.histories()
+                    .iter()
+                    .map(|h| tifu_vector(h, rb, rg, m))
+                    .collect()
+            } else {
+                let model = TifuKnn::fit(data, rb, rg, m, k, alpha);
+                let mut acc = Accumulator::new(data.products());
+                (0..data.users())
+                    .map(|user| {
+                        let mut scores = model.scores(user, &mut acc);
+                        scores.sort_unstable_by_key(|s| s.0);
+                        scores
+                    })
+                    .collect()
+            };
             self.own = (own_key, vectors);
         }
         if self.shares.0 != params.recent || self.shares.1.is_empty() {
@@ -427,8 +438,84 @@ impl Parts {
             let lists = Copurchase::new(data, &self.popularity, params.item_neighbours);
             self.copurchase = Some((params.item_neighbours, lists));
         }
+        let others_key = OthersKey::of(params);
+        if self.others.0.as_ref() != Some(&others_key) {
+            self.others = (Some(others_key), self.others_scores(data, params));
+        }
+    }
+
+    /// Per shopper, the others' score and the products co-purchase recommends more than the
+    /// neighbours do (the shopper's own products included; the lists leave them out or not).
+    fn others_scores(
+        &self,
+        data: &Baskets,
+        params: &ForYouParams,
+    ) -> Vec<(Sparse, Vec<ProductIx>)> {
+        let empty = Copurchase::default();
+        let copurchase = self.copurchase.as_ref().map_or(&empty, |c| &c.1);
+        let mut acc = Accumulator::new(data.products());
+        let mut votes = Accumulator::new(data.products());
+        let mut together = Accumulator::new(data.products());
+        (0..data.users())
+            .map(|user| {
+                for &(other, sim) in self.neighbours.1[user].iter().take(params.neighbours) {
+                    votes.add_scaled(&self.shares.1[other], sim.powf(params.locality));
+                }
+                if params.item_weight > 0.0 {
+                    for &(product, weight) in &self.shares.1[user] {
+                        together.add_scaled(copurchase.of(product), weight);
+                    }
+                }
+                let (votes_max, together_max) = (votes.max(), together.max());
+                for (product, value) in votes.entries() {
+                    let trial = self.rates[product as usize]
+                        .1
+                        .powf(params.trial_share_power);
+                    acc.add(
+                        product,
+                        trial * value * (1.0 - params.item_weight) / votes_max,
+                    );
+                }
+                let mut from_items = Vec::new();
+                for (product, value) in together.entries() {
+                    let item = value * params.item_weight / together_max;
+                    if item > (1.0 - params.item_weight) * votes.get(product) / votes_max {
+                        from_items.push(product);
+                    }
+                    acc.add(product, item);
+                }
+                from_items.sort_unstable();
+                votes.clear();
+                together.clear();
+                (acc.take(), from_items)
+            })
+            .collect()
     }
 }
+
+/// The parameters the others' score is built with (bitwise, so that it can be compared):
+/// neighbours, similarity alpha, locality, recent, item weight, item neighbours, trial share
+/// power.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OthersKey([u64; 7]);
+
+impl OthersKey {
+    fn of(params: &ForYouParams) -> OthersKey {
+        OthersKey([
+            params.neighbours as u64,
+            params.similarity_alpha.to_bits(),
+            params.locality.to_bits(),
+            params.recent as u64,
+            params.item_weight.to_bits(),
+            params.item_neighbours as u64,
+            params.trial_share_power.to_bits(),
+        ])
+    }
+}
+
+/// What the own repeat scores are built with: basket decay, group decay, groups, repeat
+/// neighbours, repeat alpha.
+type OwnKey = (f64, f64, usize, usize, f64);
 
 /// Smoothing of [`item_rates`]: this many pseudo-observations at the global rate.
 const RATE_PRIOR: f64 = 5.0;
