@@ -287,11 +287,11 @@ struct Stage {
 
 /// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
 /// the explore metrics (the own part does not touch the new-to-you list), then the own repeat
-/// part and the blend on the full list. Each stage holds its baseline as one candidate — UP-CF@r
+/// part and the blend on the full list, then the per-shopper repeat/explore switch. Each stage holds its baseline as one candidate — UP-CF@r
 /// (k 100 with the shopper itself: 99 others, votes alone) and TIFU-KNN (k 300, α .7, own
 /// weight 1) — so a choice can only be better than the baseline on validation. Small on
 /// purpose: CI runs it with the debug binary.
-const STAGES: [Stage; 2] = [
+const STAGES: [Stage; 3] = [
     Stage {
         name: "explore",
         candidates: |base| {
@@ -341,12 +341,31 @@ const STAGES: [Stage; 2] = [
                             groups,
                             repeat_neighbours,
                             repeat_alpha,
+                            // The switch is the next stage's.
+                            repeat_switch: 0.0,
                             ..base.clone()
                         });
                     }
                 }
             }
             out
+        },
+        objective: |r| r.recall + r.ndcg,
+        wanted: Wanted {
+            all: true,
+            new: false,
+        },
+    },
+    Stage {
+        name: "switch",
+        candidates: |base| {
+            [0.0, 0.25, 0.5, 1.0]
+                .into_iter()
+                .map(|repeat_switch| ForYouParams {
+                    repeat_switch,
+                    ..base.clone()
+                })
+                .collect()
         },
         objective: |r| r.recall + r.ndcg,
         wanted: Wanted {
@@ -699,6 +718,7 @@ mod tests {
             repeat_neighbours: 10,
             repeat_alpha: 0.7,
             own_weight: 1.0,
+            repeat_switch: 0.0,
             ..ForYouParams::default()
         };
         let for_you = ForYou::fit(&data, &params);

@@ -42,6 +42,10 @@ pub struct ForYouParams {
     /// Weight of the shopper's own repeat score against the others' (0–1); each part is
     /// scaled to a maximum of 1 per shopper first.
     pub own_weight: f64,
+    /// Per-shopper switch between repeat and explore: the own weight of a shopper is
+    /// `own_weight · ρ^repeat_switch`, ρ the share of their purchases (after their first order)
+    /// that were repeats, from their training orders; 0 gives every shopper `own_weight`.
+    pub repeat_switch: f64,
     /// Within the others' part, the weight of item-to-item co-purchase (products often in the
     /// same order as the shopper's own, weighted by their repeat score) against the
     /// neighbours' votes (0–1).
@@ -73,6 +77,7 @@ impl Default for ForYouParams {
             locality: 5.0,
             recent: 10,
             own_weight: 1.0,
+            repeat_switch: 0.5,
             item_weight: 0.4,
             item_neighbours: 50,
             repeat_rate_power: 0.0,
@@ -142,6 +147,7 @@ impl ForYou {
             copurchase,
             rates,
             others,
+            repeat_ratios,
             ..
         } = &*parts;
         let empty = Copurchase::default();
@@ -159,11 +165,12 @@ impl ForYou {
                 Vec::new()
             };
             let own_max = max_value(&own.1[user]);
+            let own_weight = params.own_weight * repeat_ratios[user].powf(params.repeat_switch);
             for &(product, value) in &own.1[user] {
                 let rate = rates[product as usize].0.powf(params.repeat_rate_power);
-                acc.add(product, rate * value * params.own_weight / own_max);
+                acc.add(product, rate * value * own_weight / own_max);
             }
-            acc.add_scaled(others, 1.0 - params.own_weight);
+            acc.add_scaled(others, 1.0 - own_weight);
             let blended = acc.take();
             let all = if lists_wanted.all {
                 popularity.ranked(&blended, keep, |_| false)
@@ -349,6 +356,8 @@ pub(crate) struct Parts {
     /// maximum of 1) and the products, sorted, co-purchase recommends more than the neighbours
     /// do; for the parameters of [`OthersKey`].
     others: (Option<OthersKey>, Vec<(Sparse, Vec<ProductIx>)>),
+    /// Per shopper, the share of repeat purchases ([`repeat_ratios`]).
+    repeat_ratios: Vec<f64>,
 }
 
 impl Parts {
@@ -368,6 +377,7 @@ impl Parts {
             copurchase: None,
             rates: item_rates(data),
             others: (None, Vec::new()),
+            repeat_ratios: repeat_ratios(data),
         }
     }
 
@@ -563,6 +573,45 @@ fn item_rates(data: &Baskets) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Per shopper: of the products in their orders after the first, the share they had bought
+/// before, smoothed towards the share over all shoppers with [`RATE_PRIOR`] orders' worth of
+/// purchases (a shopper with one order gets about the global share).
+fn repeat_ratios(data: &Baskets) -> Vec<f64> {
+    let mut seen = std::collections::HashSet::new();
+    let counts: Vec<(f64, f64, f64)> = data
+        .histories()
+        .iter()
+        .map(|history| {
+            seen.clear();
+            let (mut repeats, mut slots) = (0.0, 0.0);
+            for (b, basket) in history.iter().enumerate() {
+                for &product in basket {
+                    if b > 0 {
+                        slots += 1.0;
+                        if seen.contains(&product) {
+                            repeats += 1.0;
+                        }
+                    }
+                }
+                seen.extend(basket.iter().copied());
+            }
+            let per_order = slots / history.len().saturating_sub(1).max(1) as f64;
+            (repeats, slots, per_order)
+        })
+        .collect();
+    let total = counts
+        .iter()
+        .fold((0.0, 0.0), |a, c| (a.0 + c.0, a.1 + c.1));
+    let global = total.0 / total.1.max(1.0);
+    counts
+        .iter()
+        .map(|&(repeats, slots, per_order)| {
+            let prior = RATE_PRIOR * per_order.max(1.0);
+            (repeats + prior * global) / (slots + prior)
+        })
+        .collect()
+}
+
 /// The largest value of a sparse vector, 1 when empty (a divisor).
 fn max_value(vector: &[(ProductIx, f64)]) -> f64 {
     let max = vector.iter().map(|v| v.1).fold(0.0, f64::max);
@@ -719,6 +768,53 @@ mod tests {
                 product: Arc::from("milk")
             }
         );
+    }
+
+    #[test]
+    fn repeat_ratios_count_products_bought_before_smoothed_to_the_global_share() {
+        let mut data = Baskets::new();
+        for product in ["a", "a", "a"] {
+            data.push("loyal", [product]);
+        }
+        for product in ["a", "b", "c"] {
+            data.push("explorer", [product]);
+        }
+        // Global: 2 repeats of 4 purchases after a first order; prior 5 purchases at 0.5.
+        let ratios = repeat_ratios(&data);
+        assert!((ratios[0] - 4.5 / 7.0).abs() < 1e-12, "{ratios:?}");
+        assert!((ratios[1] - 2.5 / 7.0).abs() < 1e-12, "{ratios:?}");
+    }
+
+    #[test]
+    fn the_switch_lets_others_lead_for_a_shopper_who_rarely_repeats() {
+        let mut data = shop();
+        for basket in [["kiwi", "coffee"], ["lime", "sugar"], ["plum", "milk"]] {
+            data.push("fay", basket);
+        }
+        let base = ForYouParams {
+            own_weight: 1.0,
+            repeat_switch: 0.0,
+            item_weight: 0.0,
+            trial_share_power: 0.0,
+            ..ForYouParams::default()
+        };
+        // fay bought 6 products, none twice: without the switch her top 5 are all repeats.
+        let repeats = |params: &ForYouParams| {
+            let answer = ForYou::fit(&data, params).recommend("fay", 5);
+            answer
+                .items
+                .iter()
+                .filter(|s| matches!(s.reason, Reason::BuyAgain { .. }))
+                .count()
+        };
+        assert_eq!(repeats(&base), 5);
+        // With a strong switch (her repeat ratio, about .4, to the power 20) the neighbours'
+        // votes lead: they name bread, tea, honey and bananas, which she never bought.
+        let switched = ForYouParams {
+            repeat_switch: 20.0,
+            ..base
+        };
+        assert!(repeats(&switched) < 5);
     }
 
     #[test]
