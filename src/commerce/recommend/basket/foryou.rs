@@ -3,9 +3,13 @@
 //! shoppers bought recently (UP-CF@r's asymmetric cosine with locality `q` over their last `r`
 //! baskets, each vote weighted by the product's trial share) and what is often bought with the
 //! shopper's recent products (item-to-item co-purchase). The blend ranks the shopper's full
-//! list; the others' score alone ranks the "new to you" list, where the shopper's past products
-//! are left out. Both lists are computed at fit time, so a query is a lookup (the evaluation
-//! that chose the defaults: docs/recommendations.md, docs/benchmarks/recommend-eval.md).
+//! list, the own part weighted per shopper by how often they re-buy (their repeat ratio), and
+//! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
+//! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
+//! baselines); the others' score alone ranks the "new to you" list, where the shopper's past
+//! products are left out. Both lists are computed at fit time, so a query is a lookup (the
+//! evaluation that chose the defaults: docs/recommendations.md,
+//! docs/benchmarks/recommend-eval.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
