@@ -287,10 +287,11 @@ struct Stage {
 
 /// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
 /// the explore metrics (the own part does not touch the new-to-you list), then the own repeat
-/// part and the blend on the full list, then the per-shopper repeat/explore switch. Each stage holds its baseline as one candidate — UP-CF@r
-/// (k 100 with the shopper itself: 99 others, votes alone) and TIFU-KNN (k 300, α .7, own
-/// weight 1) — so a choice can only be better than the baseline on validation. Small on
-/// purpose: CI runs it with the debug binary.
+/// part and the blend on the full list, then the per-shopper repeat/explore switch. The first
+/// two stages each hold their baseline as one candidate — UP-CF@r (k 100 with the shopper
+/// itself: 99 others, votes alone) and TIFU-KNN (k 300, α .7, own weight 1, no switch) — so a
+/// choice can only be better than the baseline on validation. Small on purpose: CI runs it
+/// with the debug binary.
 const STAGES: [Stage; 3] = [
     Stage {
         name: "explore",
