@@ -204,7 +204,7 @@ fn recs_eval_prints_one_json_line_per_model() {
         ]
     );
     let tuned: Vec<&str> = lines.iter().filter_map(|l| l["tune"].as_str()).collect();
-    assert_eq!(tuned, ["explore", "repeat", "chosen"]);
+    assert_eq!(tuned, ["explore", "repeat", "switch", "chosen"]);
     // Each shopper's last order is {staple, own product}: the repeat models find both.
     let for_you = lines.iter().find(|l| l["model"] == "for-you").unwrap();
     assert_eq!(for_you["recall@10"], 1.0);

@@ -287,12 +287,25 @@ struct Stage {
 
 /// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
 /// the explore metrics (the own part does not touch the new-to-you list), then the own repeat
-/// part and the blend on the full list. Small on purpose: CI runs it with the debug binary.
-const STAGES: [Stage; 2] = [
+/// part and the blend on the full list, then the per-shopper repeat/explore switch. The first
+/// two stages each hold their baseline as one candidate — UP-CF@r (k 100 with the shopper
+/// itself: 99 others, votes alone) and TIFU-KNN (k 300, α .7, own weight 1, no switch) — so a
+/// choice can only be better than the baseline on validation. Small on purpose: CI runs it
+/// with the debug binary.
+const STAGES: [Stage; 3] = [
     Stage {
         name: "explore",
         candidates: |base| {
-            let mut out = Vec::new();
+            // UP-CF@r's own settings first.
+            let mut out = vec![ForYouParams {
+                neighbours: 99,
+                similarity_alpha: 0.75,
+                locality: 5.0,
+                recent: 10,
+                item_weight: 0.0,
+                trial_share_power: 0.0,
+                ..base.clone()
+            }];
             for neighbours in [100, 200] {
                 for item_weight in [0.2, 0.4, 0.6] {
                     for trial_share_power in [0.0, 1.0] {
@@ -317,20 +330,43 @@ const STAGES: [Stage; 2] = [
         name: "repeat",
         candidates: |base| {
             let mut out = Vec::new();
-            for own_weight in [0.8, 0.9, 0.95] {
-                for (basket_decay, group_decay, groups) in
-                    [(0.8, 0.8, 3), (0.9, 0.7, 3), (0.9, 0.7, 5)]
-                {
-                    out.push(ForYouParams {
-                        own_weight,
-                        basket_decay,
-                        group_decay,
-                        groups,
-                        ..base.clone()
-                    });
+            // The own parts outside, so that each is built once.
+            for (basket_decay, group_decay, groups) in [(0.8, 0.8, 3), (0.9, 0.7, 3), (0.9, 0.7, 5)]
+            {
+                for (repeat_neighbours, repeat_alpha) in [(0, 0.7), (300, 0.7), (300, 0.9)] {
+                    for own_weight in [1.0, 0.95, 0.9] {
+                        out.push(ForYouParams {
+                            own_weight,
+                            basket_decay,
+                            group_decay,
+                            groups,
+                            repeat_neighbours,
+                            repeat_alpha,
+                            // The switch is the next stage's.
+                            repeat_switch: 0.0,
+                            ..base.clone()
+                        });
+                    }
                 }
             }
             out
+        },
+        objective: |r| r.recall + r.ndcg,
+        wanted: Wanted {
+            all: true,
+            new: false,
+        },
+    },
+    Stage {
+        name: "switch",
+        candidates: |base| {
+            [0.0, 0.25, 0.5, 1.0]
+                .into_iter()
+                .map(|repeat_switch| ForYouParams {
+                    repeat_switch,
+                    ..base.clone()
+                })
+                .collect()
         },
         objective: |r| r.recall + r.ndcg,
         wanted: Wanted {
@@ -615,6 +651,95 @@ mod tests {
         let for_you = ForYou::fit(&split.train, &ForYouParams::default());
         let new = for_you.top("ann", 3, true);
         assert_eq!(new.first().map(|p| p.as_ref()), Some("tea"));
+    }
+
+    /// 40 shoppers with 2 to 9 baskets of 1 to 6 of 30 products, from a fixed pseudo-random
+    /// sequence (skewed towards low product numbers, so that shoppers overlap).
+    fn shoppers() -> Baskets {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let names: Vec<String> = (0..30).map(|p| format!("p{p}")).collect();
+        let mut data = Baskets::new();
+        for user in 0..40 {
+            for _ in 0..2 + next(8) {
+                let basket: Vec<&str> = (0..1 + next(6))
+                    .map(|_| names[(next(30) * next(30) / 29) as usize].as_str())
+                    .collect();
+                data.push(&format!("u{user}"), basket);
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn for_you_with_up_cf_settings_is_up_cf_on_new_products() {
+        let data = shoppers();
+        let up_cf = Baseline::up_cf(&data, 10, 5.0, 0.75, 20);
+        let params = ForYouParams {
+            neighbours: 19, // UP-CF's k counts the shopper itself
+            similarity_alpha: 0.75,
+            locality: 5.0,
+            recent: 10,
+            item_weight: 0.0,
+            trial_share_power: 0.0,
+            ..ForYouParams::default()
+        };
+        let for_you = ForYou::fit(&data, &params);
+        for user in 0..data.users() {
+            let id = data.user_id(user);
+            assert_eq!(for_you.top(id, K, true), up_cf.top(id, K, true), "{id}");
+        }
+        // With the trial share, the lists differ somewhere: the test can fail.
+        let trial = ForYou::fit(
+            &data,
+            &ForYouParams {
+                trial_share_power: 1.0,
+                ..params
+            },
+        );
+        assert!(
+            (0..data.users())
+                .any(|u| trial.top(data.user_id(u), K, true) != up_cf.top(data.user_id(u), K, true))
+        );
+    }
+
+    #[test]
+    fn for_you_with_tifu_settings_is_tifu_knn() {
+        let data = shoppers();
+        let tifu = Baseline::tifu(&data, 0.9, 0.7, 3, 10, 0.7);
+        let params = ForYouParams {
+            basket_decay: 0.9,
+            group_decay: 0.7,
+            groups: 3,
+            repeat_neighbours: 10,
+            repeat_alpha: 0.7,
+            own_weight: 1.0,
+            repeat_switch: 0.0,
+            ..ForYouParams::default()
+        };
+        let for_you = ForYou::fit(&data, &params);
+        for user in 0..data.users() {
+            let id = data.user_id(user);
+            assert_eq!(for_you.top(id, K, false), tifu.top(id, K, false), "{id}");
+        }
+        // Without the neighbours' smoothing, the lists differ somewhere.
+        let alone = ForYou::fit(
+            &data,
+            &ForYouParams {
+                repeat_neighbours: 0,
+                ..params
+            },
+        );
+        assert!(
+            (0..data.users()).any(
+                |u| alone.top(data.user_id(u), K, false) != tifu.top(data.user_id(u), K, false)
+            )
+        );
     }
 
     #[test]

@@ -3,15 +3,19 @@
 //! shoppers bought recently (UP-CF@r's asymmetric cosine with locality `q` over their last `r`
 //! baskets, each vote weighted by the product's trial share) and what is often bought with the
 //! shopper's recent products (item-to-item co-purchase). The blend ranks the shopper's full
-//! list; the others' score alone ranks the "new to you" list, where the shopper's past products
-//! are left out. Both lists are computed at fit time, so a query is a lookup (the evaluation
-//! that chose the defaults: docs/recommendations.md, docs/benchmarks/recommend-eval.md).
+//! list, the own part weighted per shopper by how often they re-buy (their repeat ratio), and
+//! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
+//! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
+//! baselines); the others' score alone ranks the "new to you" list, where the shopper's past
+//! products are left out. Both lists are computed at fit time, so a query is a lookup (the
+//! evaluation that chose the defaults: docs/recommendations.md,
+//! docs/benchmarks/recommend-eval.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::models::{
-    Accumulator, ItemSets, Popularity, Sparse, purchase_counts, recent_share, tifu_vector,
+    Accumulator, ItemSets, Popularity, Sparse, TifuKnn, purchase_counts, recent_share, tifu_vector,
 };
 use super::{Baskets, ProductIx, Reason, Recommended, Scored};
 
@@ -25,6 +29,12 @@ pub struct ForYouParams {
     pub group_decay: f64,
     /// Groups the shopper's baskets are split into (TIFU's m), ≥ 1.
     pub groups: usize,
+    /// TIFU-KNN's neighbour smoothing of the own repeat vector: the shoppers nearest by
+    /// Euclidean distance between repeat vectors (TIFU's k); 0 leaves the own vector alone.
+    pub repeat_neighbours: usize,
+    /// Weight of the shopper's own repeat vector against the mean of its `repeat_neighbours`
+    /// (TIFU's α), 0–1; with `own_weight` 1 the full list is TIFU-KNN's.
+    pub repeat_alpha: f64,
     /// Neighbours: the most similar other shoppers (by asymmetric cosine) that vote.
     pub neighbours: usize,
     /// Asymmetry of the cosine (UP-CF's α): `|N_u∩N_v| / (|N_u|^α · |N_v|^(1−α))`.
@@ -36,6 +46,10 @@ pub struct ForYouParams {
     /// Weight of the shopper's own repeat score against the others' (0–1); each part is
     /// scaled to a maximum of 1 per shopper first.
     pub own_weight: f64,
+    /// Per-shopper switch between repeat and explore: the own weight of a shopper is
+    /// `own_weight · ρ^repeat_switch`, ρ the share of their purchases (after their first order)
+    /// that were repeats, from their training orders; 0 gives every shopper `own_weight`.
+    pub repeat_switch: f64,
     /// Within the others' part, the weight of item-to-item co-purchase (products often in the
     /// same order as the shopper's own, weighted by their repeat score) against the
     /// neighbours' votes (0–1).
@@ -60,11 +74,14 @@ impl Default for ForYouParams {
             basket_decay: 0.9,
             group_decay: 0.7,
             groups: 5,
+            repeat_neighbours: 0,
+            repeat_alpha: 0.7,
             neighbours: 100,
             similarity_alpha: 0.75,
             locality: 5.0,
             recent: 10,
-            own_weight: 0.95,
+            own_weight: 1.0,
+            repeat_switch: 0.5,
             item_weight: 0.4,
             item_neighbours: 50,
             repeat_rate_power: 0.0,
@@ -131,51 +148,33 @@ impl ForYou {
             counts,
             own,
             shares,
-            neighbours,
             copurchase,
             rates,
+            others,
+            repeat_ratios,
+            ..
         } = &*parts;
         let empty = Copurchase::default();
         let copurchase = copurchase.as_ref().map_or(&empty, |c| &c.1);
         let keep = params.keep.max(1);
         let mut acc = Accumulator::new(data.products());
-        let mut votes = Accumulator::new(data.products());
-        let mut together = Accumulator::new(data.products());
         let mut lists = Vec::with_capacity(data.users());
         for user in 0..data.users() {
-            for &(other, sim) in neighbours.1[user].iter().take(params.neighbours) {
-                votes.add_scaled(&shares.1[other], sim.powf(params.locality));
-            }
-            if params.item_weight > 0.0 {
-                for &(product, weight) in &shares.1[user] {
-                    together.add_scaled(copurchase.of(product), weight);
-                }
-            }
-            let (votes_max, together_max) = (votes.max(), together.max());
-            for (product, value) in votes.entries() {
-                let trial = rates[product as usize].1.powf(params.trial_share_power);
-                acc.add(
-                    product,
-                    trial * value * (1.0 - params.item_weight) / votes_max,
-                );
-            }
-            for (product, value) in together.entries() {
-                acc.add(product, value * params.item_weight / together_max);
-            }
-            let others = acc.take();
+            let (others, from_items) = &others.1[user];
             let past = &sets.sets[user];
             let is_past = |p: ProductIx| past.binary_search(&p).is_ok();
             let new = if lists_wanted.new {
-                popularity.ranked(&others, keep, is_past)
+                popularity.ranked(others, keep, is_past)
             } else {
                 Vec::new()
             };
             let own_max = max_value(&own.1[user]);
+            let own_weight = params.own_weight * repeat_ratios[user].powf(params.repeat_switch);
             for &(product, value) in &own.1[user] {
                 let rate = rates[product as usize].0.powf(params.repeat_rate_power);
-                acc.add(product, rate * value * params.own_weight / own_max);
+                acc.add(product, rate * value * own_weight / own_max);
             }
-            acc.add_scaled(&others, 1.0 - params.own_weight);
+            acc.add_scaled(others, 1.0 - own_weight);
             let blended = acc.take();
             let all = if lists_wanted.all {
                 popularity.ranked(&blended, keep, |_| false)
@@ -192,8 +191,7 @@ impl ForYou {
                     .into_iter()
                     .map(|(product, score)| {
                         let times = times(product);
-                        let from_items = params.item_weight * together.get(product) / together_max
-                            > (1.0 - params.item_weight) * votes.get(product) / votes_max;
+                        let from_items = from_items.binary_search(&product).is_ok();
                         let with = (times == 0 && from_items)
                             .then(|| copurchase.strongest(&shares.1[user], product))
                             .flatten();
@@ -211,8 +209,6 @@ impl ForYou {
                 new: entries(new),
                 past: past.clone(),
             });
-            votes.clear();
-            together.clear();
         }
         let users = (0..data.users())
             .map(|user| (data.user_id(user).clone(), user))
@@ -347,8 +343,10 @@ pub(crate) struct Parts {
     sets: ItemSets,
     /// Per shopper, `(product, orders holding it)`, sorted.
     counts: Vec<Vec<(ProductIx, u32)>>,
-    /// Own repeat vectors, for (basket_decay, group_decay, groups).
-    own: ((f64, f64, usize), Vec<Sparse>),
+    /// Own repeat scores (TIFU's vector, smoothed by its nearest shoppers' when
+    /// `repeat_neighbours` > 0), for (basket_decay, group_decay, groups, repeat_neighbours,
+    /// repeat_alpha).
+    own: (OwnKey, Vec<Sparse>),
     /// Neighbour votes: the share of the last `recent` baskets.
     shares: (usize, Vec<Sparse>),
     /// Per shopper, every other shopper sharing a product, most similar first, for
@@ -358,6 +356,12 @@ pub(crate) struct Parts {
     copurchase: Option<(usize, Copurchase)>,
     /// Per product, its repeat rate and trial share ([`item_rates`]).
     rates: Vec<(f64, f64)>,
+    /// Per shopper, the others' score (neighbour votes and co-purchase, each scaled to a
+    /// maximum of 1) and the products, sorted, co-purchase recommends more than the neighbours
+    /// do; for the parameters of [`OthersKey`].
+    others: (Option<OthersKey>, Vec<(Sparse, Vec<ProductIx>)>),
+    /// Per shopper, the share of repeat purchases ([`repeat_ratios`]).
+    repeat_ratios: Vec<f64>,
 }
 
 impl Parts {
@@ -371,11 +375,13 @@ impl Parts {
                 .iter()
                 .map(|h| purchase_counts(h))
                 .collect(),
-            own: ((f64::NAN, f64::NAN, 0), Vec::new()),
+            own: ((f64::NAN, f64::NAN, 0, 0, f64::NAN), Vec::new()),
             shares: (0, Vec::new()),
             neighbours: (f64::NAN, Vec::new()),
             copurchase: None,
             rates: item_rates(data),
+            others: (None, Vec::new()),
+            repeat_ratios: repeat_ratios(data),
         }
     }
 
@@ -385,13 +391,32 @@ impl Parts {
             params.basket_decay,
             params.group_decay,
             params.groups.max(1),
+            params.repeat_neighbours,
+            params.repeat_alpha,
         );
-        if self.own.0 != own_key {
-            let vectors = data
-                .histories()
-                .iter()
-                .map(|h| tifu_vector(h, own_key.0, own_key.1, own_key.2))
-                .collect();
+        // A bitwise key: NaN marks "not built yet".
+        let same = |a: &OwnKey, b: &OwnKey| {
+            (a.0.to_bits(), a.1.to_bits(), a.2, a.3, a.4.to_bits())
+                == (b.0.to_bits(), b.1.to_bits(), b.2, b.3, b.4.to_bits())
+        };
+        if !same(&self.own.0, &own_key) {
+            let (rb, rg, m, k, alpha) = own_key;
+            let vectors = if k == 0 {
+                data.histories()
+                    .iter()
+                    .map(|h| tifu_vector(h, rb, rg, m))
+                    .collect()
+            } else {
+                let model = TifuKnn::fit(data, rb, rg, m, k, alpha);
+                let mut acc = Accumulator::new(data.products());
+                (0..data.users())
+                    .map(|user| {
+                        let mut scores = model.scores(user, &mut acc);
+                        scores.sort_unstable_by_key(|s| s.0);
+                        scores
+                    })
+                    .collect()
+            };
             self.own = (own_key, vectors);
         }
         if self.shares.0 != params.recent || self.shares.1.is_empty() {
@@ -427,8 +452,84 @@ impl Parts {
             let lists = Copurchase::new(data, &self.popularity, params.item_neighbours);
             self.copurchase = Some((params.item_neighbours, lists));
         }
+        let others_key = OthersKey::of(params);
+        if self.others.0.as_ref() != Some(&others_key) {
+            self.others = (Some(others_key), self.others_scores(data, params));
+        }
+    }
+
+    /// Per shopper, the others' score and the products co-purchase recommends more than the
+    /// neighbours do (the shopper's own products included; the lists leave them out or not).
+    fn others_scores(
+        &self,
+        data: &Baskets,
+        params: &ForYouParams,
+    ) -> Vec<(Sparse, Vec<ProductIx>)> {
+        let empty = Copurchase::default();
+        let copurchase = self.copurchase.as_ref().map_or(&empty, |c| &c.1);
+        let mut acc = Accumulator::new(data.products());
+        let mut votes = Accumulator::new(data.products());
+        let mut together = Accumulator::new(data.products());
+        (0..data.users())
+            .map(|user| {
+                for &(other, sim) in self.neighbours.1[user].iter().take(params.neighbours) {
+                    votes.add_scaled(&self.shares.1[other], sim.powf(params.locality));
+                }
+                if params.item_weight > 0.0 {
+                    for &(product, weight) in &self.shares.1[user] {
+                        together.add_scaled(copurchase.of(product), weight);
+                    }
+                }
+                let (votes_max, together_max) = (votes.max(), together.max());
+                for (product, value) in votes.entries() {
+                    let trial = self.rates[product as usize]
+                        .1
+                        .powf(params.trial_share_power);
+                    acc.add(
+                        product,
+                        trial * value * (1.0 - params.item_weight) / votes_max,
+                    );
+                }
+                let mut from_items = Vec::new();
+                for (product, value) in together.entries() {
+                    let item = value * params.item_weight / together_max;
+                    if item > (1.0 - params.item_weight) * votes.get(product) / votes_max {
+                        from_items.push(product);
+                    }
+                    acc.add(product, item);
+                }
+                from_items.sort_unstable();
+                votes.clear();
+                together.clear();
+                (acc.take(), from_items)
+            })
+            .collect()
     }
 }
+
+/// The parameters the others' score is built with (bitwise, so that it can be compared):
+/// neighbours, similarity alpha, locality, recent, item weight, item neighbours, trial share
+/// power.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OthersKey([u64; 7]);
+
+impl OthersKey {
+    fn of(params: &ForYouParams) -> OthersKey {
+        OthersKey([
+            params.neighbours as u64,
+            params.similarity_alpha.to_bits(),
+            params.locality.to_bits(),
+            params.recent as u64,
+            params.item_weight.to_bits(),
+            params.item_neighbours as u64,
+            params.trial_share_power.to_bits(),
+        ])
+    }
+}
+
+/// What the own repeat scores are built with: basket decay, group decay, groups, repeat
+/// neighbours, repeat alpha.
+type OwnKey = (f64, f64, usize, usize, f64);
 
 /// Smoothing of [`item_rates`]: this many pseudo-observations at the global rate.
 const RATE_PRIOR: f64 = 5.0;
@@ -472,6 +573,45 @@ fn item_rates(data: &Baskets) -> Vec<(f64, f64)> {
                 (s.0 + RATE_PRIOR * repeat) / (s.1 + RATE_PRIOR),
                 (s.2 + RATE_PRIOR * trial) / (s.3 + RATE_PRIOR),
             )
+        })
+        .collect()
+}
+
+/// Per shopper: of the products in their orders after the first, the share they had bought
+/// before, smoothed towards the share over all shoppers with [`RATE_PRIOR`] orders' worth of
+/// purchases (a shopper with one order gets about the global share).
+fn repeat_ratios(data: &Baskets) -> Vec<f64> {
+    let mut seen = std::collections::HashSet::new();
+    let counts: Vec<(f64, f64, f64)> = data
+        .histories()
+        .iter()
+        .map(|history| {
+            seen.clear();
+            let (mut repeats, mut slots) = (0.0, 0.0);
+            for (b, basket) in history.iter().enumerate() {
+                for &product in basket {
+                    if b > 0 {
+                        slots += 1.0;
+                        if seen.contains(&product) {
+                            repeats += 1.0;
+                        }
+                    }
+                }
+                seen.extend(basket.iter().copied());
+            }
+            let per_order = slots / history.len().saturating_sub(1).max(1) as f64;
+            (repeats, slots, per_order)
+        })
+        .collect();
+    let total = counts
+        .iter()
+        .fold((0.0, 0.0), |a, c| (a.0 + c.0, a.1 + c.1));
+    let global = total.0 / total.1.max(1.0);
+    counts
+        .iter()
+        .map(|&(repeats, slots, per_order)| {
+            let prior = RATE_PRIOR * per_order.max(1.0);
+            (repeats + prior * global) / (slots + prior)
         })
         .collect()
 }
@@ -632,6 +772,53 @@ mod tests {
                 product: Arc::from("milk")
             }
         );
+    }
+
+    #[test]
+    fn repeat_ratios_count_products_bought_before_smoothed_to_the_global_share() {
+        let mut data = Baskets::new();
+        for product in ["a", "a", "a"] {
+            data.push("loyal", [product]);
+        }
+        for product in ["a", "b", "c"] {
+            data.push("explorer", [product]);
+        }
+        // Global: 2 repeats of 4 purchases after a first order; prior 5 purchases at 0.5.
+        let ratios = repeat_ratios(&data);
+        assert!((ratios[0] - 4.5 / 7.0).abs() < 1e-12, "{ratios:?}");
+        assert!((ratios[1] - 2.5 / 7.0).abs() < 1e-12, "{ratios:?}");
+    }
+
+    #[test]
+    fn the_switch_lets_others_lead_for_a_shopper_who_rarely_repeats() {
+        let mut data = shop();
+        for basket in [["kiwi", "coffee"], ["lime", "sugar"], ["plum", "milk"]] {
+            data.push("fay", basket);
+        }
+        let base = ForYouParams {
+            own_weight: 1.0,
+            repeat_switch: 0.0,
+            item_weight: 0.0,
+            trial_share_power: 0.0,
+            ..ForYouParams::default()
+        };
+        // fay bought 6 products, none twice: without the switch her top 5 are all repeats.
+        let repeats = |params: &ForYouParams| {
+            let answer = ForYou::fit(&data, params).recommend("fay", 5);
+            answer
+                .items
+                .iter()
+                .filter(|s| matches!(s.reason, Reason::BuyAgain { .. }))
+                .count()
+        };
+        assert_eq!(repeats(&base), 5);
+        // With a strong switch (her repeat ratio, about .4, to the power 20) the neighbours'
+        // votes lead: they name bread, tea, honey and bananas, which she never bought.
+        let switched = ForYouParams {
+            repeat_switch: 20.0,
+            ..base
+        };
+        assert!(repeats(&switched) < 5);
     }
 
     #[test]
