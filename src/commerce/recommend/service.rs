@@ -193,7 +193,11 @@ impl Models {
     fn new(settings: &Config) -> Models {
         Models {
             ids: Ids::default(),
-            together: CoPurchases::default(),
+            // A query asks the model for twice its limit (some may be off the catalog).
+            together: CoPurchases::with_lists(
+                2 * settings.max_limit,
+                settings.together_min_support,
+            ),
             coviews: CoViews::new((settings.related_session_s * 1000.0) as i64),
             content: Content::default(),
             trending: Trending::new(Params {
@@ -367,6 +371,8 @@ impl EventSink for Recommender {
             let show = shows.get(event.show.as_str()).unwrap_or(&None);
             models.apply(event, show);
         }
+        // The bought-together lists of the products these orders touched.
+        models.together.refresh();
         if events
             .iter()
             .any(|e| e.kind == EventType::Purchase && e.user.is_some())
