@@ -1,8 +1,8 @@
 //! The pure recommenders' query and update costs (criterion), on synthetic data the size of the
 //! Instacart sample (14,000 products in 21 departments × 134 aisles, 15,000 orders of ~10
 //! lines with a skewed product popularity, 150,000 page clicks by 600 shoppers):
-//! - bought-together: one product (every partner scored, and from its precomputed list), a
-//!   cart of three; a purchase line recorded (and the touched lists recomputed);
+//! - bought-together: one product (every partner scored, and from its kept list), a cart of
+//!   three; a purchase line recorded (and the lists it changes);
 //! - related: co-view neighbours + content similarity of one product; a click recorded;
 //! - trending: the top 10 of every product, one category; an event recorded;
 //! - upcoming shows: 50 scheduled shows ranked for a shopper.
@@ -80,7 +80,6 @@ fn build(rng: &mut Rng) -> Models {
             trending.record(p, 10.0, t);
         }
     }
-    listed.refresh();
     let mut coviews = CoViews::new(1_800_000);
     for i in 0..150_000u32 {
         let who = format!("v{}", i % SHOPPERS);
@@ -179,7 +178,6 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 order += 1;
                 m.listed.record(&format!("o{}", order / 10), rng.product());
-                m.listed.refresh();
             })
         },
     );

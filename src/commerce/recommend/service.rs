@@ -371,8 +371,6 @@ impl EventSink for Recommender {
             let show = shows.get(event.show.as_str()).unwrap_or(&None);
             models.apply(event, show);
         }
-        // The bought-together lists of the products these orders touched.
-        models.together.refresh();
         if events
             .iter()
             .any(|e| e.kind == EventType::Purchase && e.user.is_some())

@@ -6,13 +6,14 @@
 //! confidence over the cart), de-duplicated, without the cart's own products.
 //!
 //! A model built [`CoPurchases::with_lists`] also keeps, per product, the partners a query of
-//! that product alone can answer from: the `top` best by support with every partner tied with
-//! the last (support is what an order changes; the tie-break, lift, moves with the partner's own
-//! orders, so it is decided at query time over those few). An order marks the products whose
-//! supports it changed; [`CoPurchases::refresh`] recomputes their lists, so a query scores tens
-//! of partners, not thousands, and answers exactly as the full computation.
+//! that product alone can answer from: at least the `top` best by support and every partner
+//! tied with the last (support is what an order changes; the tie-break, lift, moves with the
+//! partner's own orders, so it is decided at query time over those few). Supports only grow,
+//! so a list stays complete when each line adds the partner whose support reached the list's
+//! floor; one grown to twice its size is cut again. A query scores a few hundred partners at
+//! most, not thousands, and answers exactly as the full computation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::ids::Id;
@@ -51,10 +52,19 @@ pub struct CoPurchases {
     top: usize,
     /// Least support of a kept partner.
     min_support: u32,
-    /// Each product's partners by support (see the module), as of the last refresh.
-    lists: HashMap<Id, Arc<[Id]>>,
-    /// Products whose supports changed since the last refresh.
-    dirty: HashSet<Id>,
+    /// Each product's partners by support (see the module).
+    lists: HashMap<Id, Partners>,
+}
+
+/// The partners of a product that hold its `top` best: every partner of support `floor`+ (and
+/// maybe some less).
+#[derive(Debug)]
+struct Partners {
+    /// Support of the `top`-th best partner when the list was last cut (or the least support).
+    floor: u32,
+    /// Length of the list when last cut; it is cut again past twice this (or `top`).
+    cut_len: usize,
+    partners: Vec<Id>,
 }
 
 impl CoPurchases {
@@ -69,32 +79,41 @@ impl CoPurchases {
         }
     }
 
-    /// Recomputes the lists of the products whose supports changed since the last refresh.
-    pub fn refresh(&mut self) {
-        if self.top == 0 {
-            self.dirty.clear();
+    /// `partner`'s support with `product` is now `support`: the list of `product` keeps it.
+    fn keep(&mut self, product: Id, partner: Id, support: u32) {
+        if self.top == 0 || support < self.min_support {
             return;
         }
-        for product in std::mem::take(&mut self.dirty) {
-            let list = self.partners(product);
-            if list.is_empty() {
-                self.lists.remove(&product);
-            } else {
-                self.lists.insert(product, list.into());
-            }
+        let min_support = self.min_support;
+        let list = self.lists.entry(product).or_insert(Partners {
+            floor: min_support,
+            cut_len: 0,
+            partners: Vec::new(),
+        });
+        if support < list.floor || list.partners.contains(&partner) {
+            return;
         }
-    }
-
-    /// Products whose lists wait for [`CoPurchases::refresh`].
-    pub fn stale(&self) -> usize {
-        self.dirty.len()
+        list.partners.push(partner);
+        if list.partners.len() > 2 * list.cut_len.max(self.top) {
+            let (floor, partners) = self.cut(product);
+            let cut_len = partners.len();
+            self.lists.insert(
+                product,
+                Partners {
+                    floor,
+                    cut_len,
+                    partners,
+                },
+            );
+        }
     }
 
     /// The partners of `product` with support `min_support`+: the `top` best by support and
-    /// every one tied with the last of them.
-    fn partners(&self, product: Id) -> Vec<Id> {
+    /// every one tied with the last of them, and the support of the last (the least support
+    /// when there are fewer).
+    fn cut(&self, product: Id) -> (u32, Vec<Id>) {
         let Some(pairs) = self.pairs.get(&product) else {
-            return Vec::new();
+            return (self.min_support, Vec::new());
         };
         let mut kept: Vec<(u32, Id)> = pairs
             .iter()
@@ -106,8 +125,9 @@ impl CoPurchases {
             kept.select_nth_unstable_by(self.top - 1, by_support);
             let cutoff = kept[self.top - 1].0;
             kept.retain(|(support, _)| *support >= cutoff);
+            return (cutoff, kept.into_iter().map(|(_, p)| p).collect());
         }
-        kept.into_iter().map(|(_, p)| p).collect()
+        (self.min_support, kept.into_iter().map(|(_, p)| p).collect())
     }
 
     /// Adds a purchase line of `product` in `order`; a product already in the order adds
@@ -120,25 +140,26 @@ impl CoPurchases {
         if lines.contains(&product) || lines.len() >= MAX_ORDER_PRODUCTS {
             return;
         }
-        if self.top > 0 {
-            self.dirty.insert(product);
-            self.dirty.extend(lines.iter().copied());
-        }
-        for other in lines.iter().copied() {
-            *self
-                .pairs
-                .entry(product)
-                .or_default()
-                .entry(other)
-                .or_default() += 1;
-            *self
-                .pairs
-                .entry(other)
-                .or_default()
-                .entry(product)
-                .or_default() += 1;
-        }
+        let others = lines.clone();
         lines.push(product);
+        for other in others {
+            let support = self
+                .pairs
+                .entry(product)
+                .or_default()
+                .entry(other)
+                .or_default();
+            *support += 1;
+            let support = *support;
+            *self
+                .pairs
+                .entry(other)
+                .or_default()
+                .entry(product)
+                .or_default() += 1;
+            self.keep(product, other, support);
+            self.keep(other, product, support);
+        }
         *self.count.entry(product).or_default() += 1;
     }
 
@@ -167,10 +188,11 @@ impl CoPurchases {
             // One product: no merging, no map; its list when it answers exactly.
             let with_orders = self.orders_with(*input);
             let pairs = self.pairs.get(input);
-            let listed = (min_support == self.min_support
-                && limit <= self.top
-                && !self.dirty.contains(input))
-            .then(|| self.lists.get(input).map_or(&[][..], |list| &list[..]));
+            let listed = (min_support == self.min_support && limit <= self.top).then(|| {
+                self.lists
+                    .get(input)
+                    .map_or(&[][..], |list| &list.partners[..])
+            });
             let candidates: Box<dyn Iterator<Item = (Id, u32)>> = match (listed, pairs) {
                 (_, None) => Box::new(std::iter::empty()),
                 (Some(list), Some(pairs)) => Box::new(
@@ -239,8 +261,12 @@ impl CoPurchases {
             .map(|(k, v)| k.len() + 48 + v.capacity() * 4)
             .sum();
         let pairs: usize = self.pairs.values().map(|m| 48 + m.capacity() * 9).sum();
-        let lists: usize = self.lists.values().map(|l| 40 + l.len() * 4).sum();
-        orders + pairs + lists + self.count.capacity() * 9 + self.dirty.capacity() * 5
+        let lists: usize = self
+            .lists
+            .values()
+            .map(|l| 48 + l.partners.capacity() * 4)
+            .sum();
+        orders + pairs + lists + self.count.capacity() * 9
     }
 }
 
@@ -337,8 +363,6 @@ mod tests {
                     full.record(&order, product);
                 }
             }
-            listed.refresh();
-            assert_eq!(listed.stale(), 0);
             let mut answered = 0;
             for product in 0..60 {
                 for limit in [1, 3, 5, 6] {
@@ -354,15 +378,8 @@ mod tests {
         }
         // A list is kept short: top 5 and the ties of the fifth, not every partner.
         let popular = full.pairs.get(&0).map_or(0, HashMap::len);
-        let kept = listed.lists.get(&0).map_or(0, |l| l.len());
+        let kept = listed.lists.get(&0).map_or(0, |l| l.partners.len());
         assert!(kept >= 5 && kept < popular, "kept {kept} of {popular}");
-        // Before a refresh a changed product computes: still the same answer.
-        listed.record("late", 0);
-        listed.record("late", 1);
-        full.record("late", 0);
-        full.record("late", 1);
-        assert_eq!(listed.stale(), 2);
-        assert_eq!(listed.query(&[0], 2, 0.0, 5), full.query(&[0], 2, 0.0, 5));
     }
 
     #[test]
