@@ -1,7 +1,8 @@
 //! The pure recommenders' query and update costs (criterion), on synthetic data the size of the
 //! Instacart sample (14,000 products in 21 departments × 134 aisles, 15,000 orders of ~10
 //! lines with a skewed product popularity, 150,000 page clicks by 600 shoppers):
-//! - bought-together: one product, a cart of three; a purchase line recorded;
+//! - bought-together: one product (every partner scored, and from its kept list), a cart of
+//!   three; a purchase line recorded (and the lists it changes);
 //! - related: co-view neighbours + content similarity of one product; a click recorded;
 //! - trending: the top 10 of every product, one category; an event recorded;
 //! - upcoming shows: 50 scheduled shows ranked for a shopper.
@@ -47,6 +48,9 @@ fn category(p: u32) -> String {
 
 struct Models {
     together: CoPurchases,
+    /// The same orders, with each product's list (as the service keeps them: twice the
+    /// largest limit, support 2+).
+    listed: CoPurchases,
     coviews: CoViews,
     content: Content,
     trending: Trending,
@@ -60,6 +64,7 @@ fn build(rng: &mut Rng) -> Models {
         (p, features(Some(&category(p)), Some(&brand), &title))
     }));
     let mut together = CoPurchases::default();
+    let mut listed = CoPurchases::with_lists(200, 2);
     let mut trending = Trending::new(Params {
         windows: vec![3600.0, 900.0, 21_600.0],
         long: 7.0 * DAY,
@@ -71,6 +76,7 @@ fn build(rng: &mut Rng) -> Models {
         for _ in 0..10 {
             let p = rng.product();
             together.record(&format!("o{order}"), p);
+            listed.record(&format!("o{order}"), p);
             trending.record(p, 10.0, t);
         }
     }
@@ -81,6 +87,7 @@ fn build(rng: &mut Rng) -> Models {
     }
     Models {
         together,
+        listed,
         coviews,
         content,
         trending,
@@ -94,6 +101,10 @@ fn bench(c: &mut Criterion) {
     c.bench_function("bought-together: one product", |b| {
         let mut rng = Rng(7);
         b.iter(|| black_box(m.together.query(&[rng.product()], 2, 0.0, 10)))
+    });
+    c.bench_function("bought-together: one product, from its list", |b| {
+        let mut rng = Rng(7);
+        b.iter(|| black_box(m.listed.query(&[rng.product()], 2, 0.0, 10)))
     });
     c.bench_function("bought-together: a cart of three", |b| {
         let mut rng = Rng(8);
@@ -156,6 +167,17 @@ fn bench(c: &mut Criterion) {
                 let p = rng.product();
                 m.together.record(&format!("o{}", order / 10), p);
                 m.trending.record(p, 10.0, now);
+            })
+        },
+    );
+    let mut order = ORDERS;
+    c.bench_function(
+        "update: a purchase line and its lists (bought-together)",
+        |b| {
+            let mut rng = Rng(10);
+            b.iter(|| {
+                order += 1;
+                m.listed.record(&format!("o{}", order / 10), rng.product());
             })
         },
     );

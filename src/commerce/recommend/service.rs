@@ -193,7 +193,11 @@ impl Models {
     fn new(settings: &Config) -> Models {
         Models {
             ids: Ids::default(),
-            together: CoPurchases::default(),
+            // A query asks the model for twice its limit (some may be off the catalog).
+            together: CoPurchases::with_lists(
+                2 * settings.max_limit,
+                settings.together_min_support,
+            ),
             coviews: CoViews::new((settings.related_session_s * 1000.0) as i64),
             content: Content::default(),
             trending: Trending::new(Params {

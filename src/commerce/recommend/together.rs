@@ -4,6 +4,14 @@
 //! query's threshold; candidates rank by confidence, ties by lift (how much more often than
 //! chance they meet). A cart of several products merges the candidates of each (mean
 //! confidence over the cart), de-duplicated, without the cart's own products.
+//!
+//! A model built [`CoPurchases::with_lists`] also keeps, per product, the partners a query of
+//! that product alone can answer from: at least the `top` best by support and every partner
+//! tied with the last (support is what an order changes; the tie-break, lift, moves with the
+//! partner's own orders, so it is decided at query time over those few). Supports only grow,
+//! so a list stays complete when each line adds the partner whose support reached the list's
+//! floor; one grown to twice its size is cut again. A query scores a few hundred partners at
+//! most, not thousands, and answers exactly as the full computation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,9 +48,88 @@ pub struct CoPurchases {
     count: HashMap<Id, u32>,
     /// Orders holding both products, both ways.
     pairs: HashMap<Id, HashMap<Id, u32>>,
+    /// Partners kept per product (0: no lists, every query computes).
+    top: usize,
+    /// Least support of a kept partner.
+    min_support: u32,
+    /// Each product's partners by support (see the module).
+    lists: HashMap<Id, Partners>,
+}
+
+/// The partners of a product that hold its `top` best: every partner of support `floor`+ (and
+/// maybe some less).
+#[derive(Debug)]
+struct Partners {
+    /// Support of the `top`-th best partner when the list was last cut (or the least support).
+    floor: u32,
+    /// Length of the list when last cut; it is cut again past twice this (or `top`).
+    cut_len: usize,
+    partners: Vec<Id>,
 }
 
 impl CoPurchases {
+    /// A model keeping, per product, the `top` best partners of support `min_support`+ and
+    /// those tied with the last, for queries of one product with that support and a `limit`
+    /// of at most `top`.
+    pub fn with_lists(top: usize, min_support: u32) -> CoPurchases {
+        CoPurchases {
+            top,
+            min_support,
+            ..CoPurchases::default()
+        }
+    }
+
+    /// `partner`'s support with `product` is now `support`: the list of `product` keeps it.
+    fn keep(&mut self, product: Id, partner: Id, support: u32) {
+        if self.top == 0 || support < self.min_support {
+            return;
+        }
+        let min_support = self.min_support;
+        let list = self.lists.entry(product).or_insert(Partners {
+            floor: min_support,
+            cut_len: 0,
+            partners: Vec::new(),
+        });
+        if support < list.floor || list.partners.contains(&partner) {
+            return;
+        }
+        list.partners.push(partner);
+        if list.partners.len() > 2 * list.cut_len.max(self.top) {
+            let (floor, partners) = self.cut(product);
+            let cut_len = partners.len();
+            self.lists.insert(
+                product,
+                Partners {
+                    floor,
+                    cut_len,
+                    partners,
+                },
+            );
+        }
+    }
+
+    /// The partners of `product` with support `min_support`+: the `top` best by support and
+    /// every one tied with the last of them, and the support of the last (the least support
+    /// when there are fewer).
+    fn cut(&self, product: Id) -> (u32, Vec<Id>) {
+        let Some(pairs) = self.pairs.get(&product) else {
+            return (self.min_support, Vec::new());
+        };
+        let mut kept: Vec<(u32, Id)> = pairs
+            .iter()
+            .filter(|(_, support)| **support >= self.min_support)
+            .map(|(&p, &support)| (support, p))
+            .collect();
+        if kept.len() > self.top {
+            let by_support = |a: &(u32, Id), b: &(u32, Id)| b.0.cmp(&a.0);
+            kept.select_nth_unstable_by(self.top - 1, by_support);
+            let cutoff = kept[self.top - 1].0;
+            kept.retain(|(support, _)| *support >= cutoff);
+            return (cutoff, kept.into_iter().map(|(_, p)| p).collect());
+        }
+        (self.min_support, kept.into_iter().map(|(_, p)| p).collect())
+    }
+
     /// Adds a purchase line of `product` in `order`; a product already in the order adds
     /// nothing (a retried line or a second line of the same product).
     pub fn record(&mut self, order: &str, product: Id) {
@@ -53,21 +140,26 @@ impl CoPurchases {
         if lines.contains(&product) || lines.len() >= MAX_ORDER_PRODUCTS {
             return;
         }
-        for other in lines.iter().copied() {
-            *self
-                .pairs
-                .entry(product)
-                .or_default()
-                .entry(other)
-                .or_default() += 1;
-            *self
-                .pairs
-                .entry(other)
-                .or_default()
-                .entry(product)
-                .or_default() += 1;
-        }
+        let others = lines.clone();
         lines.push(product);
+        for other in others {
+            let support = self
+                .pairs
+                .entry(product)
+                .or_default()
+                .entry(other)
+                .or_default();
+            *support += 1;
+            let support = *support;
+            *self
+                .pairs
+                .entry(other)
+                .or_default()
+                .entry(product)
+                .or_default() += 1;
+            self.keep(product, other, support);
+            self.keep(other, product, support);
+        }
         *self.count.entry(product).or_default() += 1;
     }
 
@@ -93,15 +185,25 @@ impl CoPurchases {
     ) -> Vec<Together> {
         let orders = self.orders.len().max(1) as f64;
         if let [input] = inputs {
-            // One product: no merging, no map.
+            // One product: no merging, no map; its list when it answers exactly.
             let with_orders = self.orders_with(*input);
-            let ranked = self
-                .pairs
-                .get(input)
-                .into_iter()
-                .flatten()
-                .filter(|(_, support)| **support >= min_support)
-                .map(|(&product, &support)| {
+            let pairs = self.pairs.get(input);
+            let listed = (min_support == self.min_support && limit <= self.top).then(|| {
+                self.lists
+                    .get(input)
+                    .map_or(&[][..], |list| &list.partners[..])
+            });
+            let candidates: Box<dyn Iterator<Item = (Id, u32)>> = match (listed, pairs) {
+                (_, None) => Box::new(std::iter::empty()),
+                (Some(list), Some(pairs)) => Box::new(
+                    list.iter()
+                        .map(|p| (*p, pairs.get(p).copied().unwrap_or(0))),
+                ),
+                (None, Some(pairs)) => Box::new(pairs.iter().map(|(&p, &s)| (p, s))),
+            };
+            let ranked = candidates
+                .filter(|(_, support)| *support >= min_support)
+                .map(|(product, support)| {
                     let confidence = f64::from(support) / f64::from(with_orders.max(1));
                     Together {
                         product,
@@ -159,7 +261,12 @@ impl CoPurchases {
             .map(|(k, v)| k.len() + 48 + v.capacity() * 4)
             .sum();
         let pairs: usize = self.pairs.values().map(|m| 48 + m.capacity() * 9).sum();
-        orders + pairs + self.count.capacity() * 9
+        let lists: usize = self
+            .lists
+            .values()
+            .map(|l| 48 + l.partners.capacity() * 4)
+            .sum();
+        orders + pairs + lists + self.count.capacity() * 9
     }
 }
 
@@ -234,6 +341,45 @@ mod tests {
             .map(|t| t.product)
             .collect();
         assert_eq!(strict, [3, 4]);
+    }
+
+    #[test]
+    fn the_lists_answer_as_the_full_computation_on_random_orders() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        let mut rng = StdRng::seed_from_u64(7);
+        // Few supports, many ties: the lists' cut and the tie-break by lift both matter.
+        let mut listed = CoPurchases::with_lists(5, 2);
+        let mut full = CoPurchases::default();
+        for round in 0..6 {
+            for n in 0..300 {
+                let order = format!("o{round}-{n}");
+                for _ in 0..rng.random_range(1..6) {
+                    // Skewed: low ids are popular.
+                    let spread = rng.random_range(2..60);
+                    let product: Id = rng.random_range(0..spread);
+                    listed.record(&order, product);
+                    full.record(&order, product);
+                }
+            }
+            let mut answered = 0;
+            for product in 0..60 {
+                for limit in [1, 3, 5, 6] {
+                    for (support, threshold) in [(2, 0.0), (2, 0.3), (1, 0.0)] {
+                        let got = listed.query(&[product], support, threshold, limit);
+                        let want = full.query(&[product], support, threshold, limit);
+                        assert_eq!(got, want, "product {product} limit {limit} round {round}");
+                        answered += usize::from(!got.is_empty() && limit <= 5 && support == 2);
+                    }
+                }
+            }
+            assert!(answered > 100, "the lists answered {answered} queries");
+        }
+        // A list is kept short: top 5 and the ties of the fifth, not every partner.
+        let popular = full.pairs.get(&0).map_or(0, HashMap::len);
+        let kept = listed.lists.get(&0).map_or(0, |l| l.partners.len());
+        assert!(kept >= 5 && kept < popular, "kept {kept} of {popular}");
     }
 
     #[test]
