@@ -106,6 +106,9 @@ impl App {
         registry.set_lifecycle(Arc::clone(&webhooks) as _);
         shows.set_webhooks(Arc::clone(&webhooks));
         cues.set_webhooks(Arc::clone(&webhooks));
+        if let Some(recorder) = &recordings {
+            recorder.set_observer(Arc::clone(&webhooks) as _);
+        }
         let live = Arc::new(LiveSet::default());
         let origin = Arc::new(config.hls.origin(Arc::clone(&registry)));
         let http_listener = config.http.bind().await?;

@@ -199,12 +199,17 @@ fn a_publish_delivers_signed_events_in_order() {
     assert_eq!(status, 201, "{cue}");
     publisher.wait(Duration::from_secs(30));
     let received = receiver.wait(Duration::from_secs(20), |r| {
-        r.iter().any(|r| r.kind() == "stream.ended")
+        r.iter().any(|r| r.kind() == "recording.ready")
     });
     let kinds: Vec<String> = received.iter().map(Received::kind).collect();
     assert_eq!(
         kinds,
-        ["stream.started", "cue.fired", "stream.ended"],
+        [
+            "stream.started",
+            "cue.fired",
+            "stream.ended",
+            "recording.ready"
+        ],
         "{kinds:?}"
     );
     let now = chrono::Utc::now().timestamp();
@@ -229,9 +234,24 @@ fn a_publish_delivers_signed_events_in_order() {
     assert_eq!(fired["data"]["cue"], cue["id"]);
     assert_eq!(fired["data"]["kind"], "product");
     assert_eq!(fired["data"]["source"], "api");
+    // The recording of the session, finished and playable at its playlist.
+    let ready = received[3].json();
+    assert_eq!(ready["data"]["session"], session);
+    assert_eq!(ready["data"]["state"], "complete");
+    let recording = ready["data"]["recording"].as_str().unwrap().to_string();
+    assert_eq!(
+        ready["data"]["playlist"],
+        format!("/vod/{recording}/index.m3u8").as_str()
+    );
+    assert!(
+        ready["data"]["duration_s"].as_f64().unwrap() > 1.0,
+        "{ready}"
+    );
+    let vod = common::text(&server.url(&format!("/vod/{recording}/index.m3u8")));
+    assert!(vod.starts_with("#EXTM3U"), "{vod}");
     wait_metric(
         &server,
-        r#"cuecast_webhook_deliveries_total{endpoint="0",host="127.0.0.1",result="delivered"} 3"#,
+        r#"cuecast_webhook_deliveries_total{endpoint="0",host="127.0.0.1",result="delivered"} 4"#,
     );
 }
 

@@ -18,15 +18,18 @@ pub enum EventKind {
     ShowStateChanged,
     /// A cue went live on a stream (posted through the API, or a rundown item reached).
     CueFired,
+    /// A recording was finished: playable whole at its `playlist`.
+    RecordingReady,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::StreamStarted,
         EventKind::StreamEnded,
         EventKind::ShowStateChanged,
         EventKind::CueFired,
+        EventKind::RecordingReady,
     ];
 
     /// The `type` field.
@@ -36,6 +39,7 @@ impl EventKind {
             EventKind::StreamEnded => "stream.ended",
             EventKind::ShowStateChanged => "show.state_changed",
             EventKind::CueFired => "cue.fired",
+            EventKind::RecordingReady => "recording.ready",
         }
     }
 

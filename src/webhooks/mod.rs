@@ -1,5 +1,5 @@
 //! Signed webhooks ([webhooks.md](../../docs/webhooks.md)): events (`stream.started`,
-//! `stream.ended`, `show.state_changed`, `cue.fired`) POSTed as JSON to the configured endpoints,
+//! `stream.ended`, `show.state_changed`, `cue.fired`, `recording.ready`) POSTed as JSON to the configured endpoints,
 //! signed per Standard Webhooks (`sign`, pure), each endpoint fed by its own bounded queue and
 //! task (`delivery`), so emitting never blocks ingest or packaging.
 //!
@@ -27,6 +27,7 @@ use delivery::{EndpointMetrics, Queue, Sender};
 pub use event::{Event, EventKind};
 
 use crate::hls::lifecycle::{SessionEvent, SessionLifecycle};
+use crate::hls::recording::{Entry, RecordingObserver};
 
 /// One endpoint as the emitter sees it.
 struct Target {
@@ -160,6 +161,23 @@ impl Webhooks {
 
 /// Picks one counter of an endpoint.
 type Counter = fn(&EndpointMetrics) -> &std::sync::atomic::AtomicU64;
+
+impl RecordingObserver for Webhooks {
+    fn ready(&self, entry: &Entry) {
+        self.emit(
+            EventKind::RecordingReady,
+            json!({
+                "recording": entry.id,
+                "stream": entry.stream,
+                "session": entry.session,
+                "show": entry.show,
+                "duration_s": entry.duration_s,
+                "state": entry.state.as_str(),
+                "playlist": entry.playlist(),
+            }),
+        );
+    }
+}
 
 impl SessionLifecycle for Webhooks {
     fn hold_on_unpublish(&self, _name: &str) -> bool {

@@ -111,6 +111,13 @@ pub trait ShowOf: Send + Sync {
     fn live_show(&self, stream: &str, session: &str) -> Option<String>;
 }
 
+/// Told when a recording is finished (`recording.ready` webhooks), on its writer thread: must
+/// be quick (queue, never wait).
+pub trait RecordingObserver: Send + Sync {
+    /// Recording `entry` is finished and playable whole.
+    fn ready(&self, entry: &Entry);
+}
+
 /// The recordings of a server: starts a writer per session, knows which recordings are being
 /// written, finishes what a crash left, and applies retention.
 pub struct Recorder {
@@ -126,6 +133,8 @@ pub struct Recorder {
     runtime: tokio::runtime::Handle,
     /// Which show is live on a session.
     shows: OnceLock<Arc<dyn ShowOf>>,
+    /// Who hears of finished recordings.
+    observer: OnceLock<Arc<dyn RecordingObserver>>,
     /// Ids of the recordings being written.
     live: Mutex<HashSet<String>>,
     /// The writer threads, joined at shutdown.
@@ -171,9 +180,15 @@ impl Recorder {
             index,
             runtime: tokio::runtime::Handle::current(),
             shows: OnceLock::new(),
+            observer: OnceLock::new(),
             live: Mutex::new(HashSet::new()),
             threads: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// Sets who hears of finished recordings (once).
+    pub fn set_observer(&self, observer: Arc<dyn RecordingObserver>) {
+        let _ = self.observer.set(observer);
     }
 
     /// Sets who answers which show is live on a session (once).

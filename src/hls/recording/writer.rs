@@ -152,6 +152,9 @@ impl Writer {
             incomplete = self.manifest.incomplete,
             "recording finished"
         );
+        if let Some(observer) = self.recorder.observer.get() {
+            observer.ready(&Entry::of(&self.manifest));
+        }
         self.recorder.writer_done(&id);
     }
 
