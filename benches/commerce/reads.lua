@@ -1,7 +1,11 @@
--- wrk script for benches/commerce/run.sh: each request GETs a path drawn at random from the file
--- named by $PATHS (one path a line; a single line = the same URL every time), and `done` prints
--- one JSON line: requests/s, p50/p90/p99/max latency (ms), errors (connect/read/write/timeout,
--- and responses >= 400 as "status").
+-- wrk script for benches/commerce/run.sh and benches/recs/run.sh: each request GETs a path drawn
+-- at random from the file named by $PATHS (one path a line; a single line = the same URL every
+-- time), and `done` prints one JSON line: requests/s, p50/p90/p99/max latency (ms), errors
+-- (connect/read/write/timeout, and responses >= 400 as "status").
+-- With $TOKEN set, every request carries it as a bearer token (recs: the admin token reads any
+-- shopper's for-you list).
+local token = os.getenv("TOKEN")
+local headers = token and {["Authorization"] = "Bearer " .. token} or nil
 local paths = {}
 local file = assert(io.open(os.getenv("PATHS"), "r"))
 for line in file:lines() do
@@ -20,7 +24,7 @@ function init(args)
 end
 
 function request()
-  return wrk.format("GET", paths[math.random(#paths)])
+  return wrk.format("GET", paths[math.random(#paths)], headers)
 end
 
 function done(summary, latency, requests)
