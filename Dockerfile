@@ -3,6 +3,14 @@
 #   docker run -p 1935:1935 -p 1936:1936 -p 8080:8080 -p 8890:8890/udp -p 4433:4433/udp -v cuecast-data:/var/lib/cuecast cuecast
 # Package lists are kept in step with .ci/setup (DEB_BUILD / DEB_RUNTIME).
 
+# The web pages (web/): npm ci from the committed lock file, then vite's build into /web/dist.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web ./
+RUN npm run build
+
 FROM rust:1.95-bookworm AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -28,8 +36,10 @@ RUN apt-get update \
 COPY --from=builder /src/target/release/cuecast /usr/local/bin/cuecast
 COPY config/cuecast.toml /etc/cuecast/cuecast.toml
 COPY pipelines /usr/share/cuecast/pipelines
+COPY --from=web /web/dist /usr/share/cuecast/web
 ENV CUECAST_SERVER_DATA_DIR=/var/lib/cuecast \
     CUECAST_MEDIA_PIPELINES_DIR=/usr/share/cuecast/pipelines \
+    CUECAST_WEB_DIR=/usr/share/cuecast/web \
     RUST_LOG=info
 USER cuecast
 WORKDIR /var/lib/cuecast

@@ -182,7 +182,7 @@ impl App {
             recommend: Arc::clone(&recommend),
             webhooks: Arc::clone(&webhooks),
         });
-        let router = http::router(api, &config.http.cors_allow_origin);
+        let router = http::router(api, &config.http.cors_allow_origin, &config.web);
         let http = http::Server::start(http_listener, router)?;
 
         let (rtmp_addr, http_addr, srt_addr) = (ingest.rtmp_addr, http.addr, ingest.srt_addr);

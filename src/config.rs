@@ -103,6 +103,8 @@ pub struct Config {
     pub recommend: commerce::recommend::Config,
     /// Signed webhooks.
     pub webhooks: webhooks::Config,
+    /// The web pages (viewer app, studio) and the shop's theme.
+    pub web: http::pages::Config,
     /// Publish keys and the public stream names they map to.
     pub streams: Vec<StreamConfig>,
 }
@@ -192,6 +194,7 @@ impl Config {
             ("recordings", self.recordings.validate()),
             ("recommend", self.recommend.validate()),
             ("webhooks", self.webhooks.validate()),
+            ("web", self.web.validate()),
             ("streams", StreamConfig::validate_list(&self.streams)),
         ];
         for (section, checked) in sections {

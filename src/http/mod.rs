@@ -1,4 +1,5 @@
-//! The HTTP server: HLS origin (`/hls`), API (`/api`), health (`/healthz`), with CORS and
+//! The HTTP server: the web pages (`/`, `/shows/{id}`, `/studio`: [`pages`]), HLS origin (`/hls`),
+//! API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`streams.rs`, `cues.rs`, `users.rs`,
 //! `chat.rs`, `shows.rs`, `catalog.rs`, `events.rs`, `recordings.rs`, `recommend.rs`; the recordings' playback
 //! `/vod` is `hls::recording::vod`), so the features do not depend on HTTP, and every admin route
@@ -12,6 +13,7 @@ mod config;
 pub mod cues;
 pub mod events;
 pub mod openapi;
+pub mod pages;
 pub mod recommend;
 pub mod recordings;
 mod server;
@@ -74,7 +76,7 @@ pub struct ApiState {
 }
 
 /// Builds the whole HTTP router.
-pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
+pub fn router(api: Arc<ApiState>, cors_allow_origin: &str, web: &pages::Config) -> Router {
     let cors = CorsLayer::new()
         .allow_methods([
             Method::GET,
@@ -99,6 +101,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str) -> Router {
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&api));
     let router = Router::new()
+        .merge(pages::router(web))
         .merge(origin::router(Arc::clone(&api.origin)))
         .merge(service_routes)
         .merge(
