@@ -320,11 +320,13 @@ impl Manifest {
         });
     }
 
-    /// Finishes a recording the server left in `recording` state: only segments whose file
-    /// `exists` (name relative to the recording: `{rendition}/seg{msn}.m4s`) and that follow
-    /// an init segment on disk stay listed — the first missing one ends its rendition — and
-    /// the state becomes `cut_short`.
-    pub fn cut_short(&mut self, exists: impl Fn(&str) -> bool, now: DateTime<Utc>) {
+    /// Finishes a recording the server left in `recording` state: only segments whose file is
+    /// on disk whole and that follow an init segment on disk stay listed — the first missing or
+    /// short one ends its rendition — and the state becomes `cut_short`. `size` answers a file's
+    /// length (name relative to the recording: `{rendition}/seg{msn}.m4s`), `None` when absent:
+    /// segments are not fsynced one by one, so after a power loss a listed file may be shorter
+    /// than recorded.
+    pub fn cut_short(&mut self, size: impl Fn(&str) -> Option<u64>, now: DateTime<Utc>) {
         for rendition in &mut self.renditions {
             let name = rendition.name.clone();
             let inits = &rendition.inits;
@@ -333,8 +335,9 @@ impl Manifest {
                 .iter()
                 .take_while(|s| {
                     inits.contains(&s.init_version)
-                        && exists(&format!("{name}/{}", Resource::Init(s.init_version)))
-                        && exists(&format!("{name}/{}", s.file()))
+                        && size(&format!("{name}/{}", Resource::Init(s.init_version)))
+                            .is_some_and(|len| len > 0)
+                        && size(&format!("{name}/{}", s.file())) == Some(s.bytes)
                 })
                 .count();
             if keep < rendition.segments.len() {
@@ -604,15 +607,18 @@ mod tests {
     fn cut_short_keeps_segments_up_to_the_first_missing_file_and_ends_at_the_media() {
         let mut manifest = manifest();
         let on_disk = [
-            "source/init.mp4",
-            "source/seg0.m4s",
-            "source/seg2.m4s",
-            "audio/seg0.m4s",
+            ("source/init.mp4", 700),
+            ("source/seg0.m4s", 1000),
+            ("source/seg2.m4s", 1000),
+            ("audio/seg0.m4s", 1000),
         ];
-        manifest.cut_short(
-            |name| on_disk.contains(&name),
-            t0() + chrono::Duration::hours(1),
-        );
+        let size = |name: &str| {
+            on_disk
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, len)| *len)
+        };
+        manifest.cut_short(size, t0() + chrono::Duration::hours(1));
         assert_eq!(manifest.state, RecordingState::CutShort);
         assert!(manifest.incomplete);
         let source = &manifest.renditions[1];
@@ -631,6 +637,24 @@ mod tests {
         let json = serde_json::to_string(&manifest).expect("serializes");
         let back: Manifest = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, manifest);
+    }
+
+    #[test]
+    fn cut_short_ends_at_a_segment_shorter_on_disk_than_recorded() {
+        let mut cut = manifest();
+        // seg1 lost its tail with the page cache (power loss): it and what follows go.
+        let size = |name: &str| match name {
+            "source/init.mp4" => Some(700),
+            "source/seg0.m4s" | "source/seg2.m4s" => Some(1000),
+            "source/seg1.m4s" => Some(10),
+            _ => None,
+        };
+        cut.cut_short(size, t0() + chrono::Duration::hours(1));
+        assert_eq!(cut.renditions[1].segments.len(), 1);
+        assert!(cut.incomplete);
+        let mut whole = manifest();
+        whole.cut_short(|name| size(name).map(|_| 1000), t0());
+        assert_eq!(whole.renditions[1].segments.len(), 3);
     }
 
     #[test]

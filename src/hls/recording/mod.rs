@@ -238,6 +238,8 @@ impl Recorder {
             budget: Arc::clone(&budget),
             index_text: String::new(),
             indexed_at: None,
+            unsynced: Vec::new(),
+            synced_at: None,
         };
         self.live
             .lock()

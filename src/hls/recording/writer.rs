@@ -57,10 +57,21 @@ pub(super) struct Writer {
     /// When the index row was last written (it is written at most every
     /// [`INDEX_INTERVAL`] while the recording grows).
     pub indexed_at: Option<std::time::Instant>,
+    /// Media files written since the last sync, and when that was ([`SYNC_INTERVAL`]).
+    pub unsynced: Vec<PathBuf>,
+    /// When the media files were last synced.
+    pub synced_at: Option<std::time::Instant>,
 }
 
-/// How often a growing recording's index row is rewritten.
-const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a growing recording's index row is rewritten (its duration in `/api/recordings`;
+/// one SQLite commit each).
+const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the media files written since are fsynced while a recording grows (and once at its
+/// end). Between syncs they sit in the page cache: a killed process loses nothing, a power loss
+/// up to this much, and the next start's check of each listed file's size
+/// ([`Manifest::cut_short`]) ends the recording before the first file that did not reach the
+/// disk whole.
+const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Writer {
     /// Writes what comes until the session ends (or every sender is gone), then finishes the
@@ -113,8 +124,12 @@ impl Writer {
                         .join(Resource::Segment(segment.msn).to_string());
                     let pieces: Vec<&[u8]> =
                         segment.object.pieces().iter().map(|p| p.as_ref()).collect();
-                    let written = write_atomic(&path, &pieces, true);
+                    let written = write_atomic(&path, &pieces, false);
                     self.budget.release(bytes);
+                    if written.is_ok() {
+                        self.unsynced.push(path.clone());
+                        self.sync_if_due(false);
+                    }
                     let record = self.manifest.rendition_mut(&rendition, kind);
                     match written {
                         Ok(()) if record.inits.contains(&segment.init_version) => {
@@ -142,6 +157,7 @@ impl Writer {
                 Job::End => break,
             }
         }
+        self.sync_if_due(true);
         self.render_dateranges(true);
         self.manifest.finish(RecordingState::Complete, Utc::now());
         self.save(None);
@@ -156,6 +172,24 @@ impl Writer {
             observer.ready(&Entry::of(&self.manifest));
         }
         self.recorder.writer_done(&id);
+    }
+
+    /// Fsyncs the media files written since the last sync when [`SYNC_INTERVAL`] has passed
+    /// (or `now`): one journal commit covers them all, where a sync per segment paid one each.
+    fn sync_if_due(&mut self, now: bool) {
+        let due = now
+            || self
+                .synced_at
+                .is_none_or(|at| at.elapsed() >= SYNC_INTERVAL);
+        if !due || self.unsynced.is_empty() {
+            return;
+        }
+        for path in self.unsynced.drain(..) {
+            if let Err(err) = std::fs::File::open(&path).and_then(|file| file.sync_data()) {
+                tracing::warn!(path = %path.display(), error = %err, "recording segment not synced");
+            }
+        }
+        self.synced_at = Some(std::time::Instant::now());
     }
 
     /// The session's EXT-X-DATERANGEs as its live playlists list them now.
@@ -286,7 +320,13 @@ fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, Recording
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
         })?;
     if manifest.state == RecordingState::Recording {
-        manifest.cut_short(|name| dir.join(name).is_file(), now);
+        let size = |name: &str| {
+            std::fs::metadata(dir.join(name))
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len())
+        };
+        manifest.cut_short(size, now);
         write_files(dir, &manifest, None, &mut String::new())?;
         tracing::warn!(
             recording = %manifest.id,
