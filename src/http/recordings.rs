@@ -21,7 +21,8 @@ use utoipa_axum::routes;
 use super::ApiState;
 use super::cues::{ApiError, json};
 use super::openapi::ErrorBody;
-use crate::commerce::shows::model::rfc3339;
+use crate::commerce::shows::State as ShowState;
+use crate::commerce::shows::model::{Show, rfc3339};
 use crate::hls::origin::is_valid_stream_name;
 use crate::hls::recording::{Entry, Filter, index::playlist_url, is_valid_id};
 
@@ -176,27 +177,31 @@ async fn recording(
     Ok(json(StatusCode::OK, to_json(&entry)))
 }
 
-/// The `replay` of every show that has a recording: show id → `{"recording", "playlist"}` of
-/// its newest one.
-pub async fn replays(api: &ApiState) -> HashMap<String, serde_json::Value> {
+/// The `replay` of each of `shows` that has ended and has a recording: show id →
+/// `{"recording", "playlist"}` of its newest one (one index query for them all).
+pub async fn replays(api: &ApiState, shows: &[&Show]) -> HashMap<String, serde_json::Value> {
     let Some(recorder) = &api.recordings else {
         return HashMap::new();
     };
-    let entries = match recorder.index().list(&Filter::default()).await {
-        Ok(entries) => entries,
+    let ended: Vec<&str> = shows
+        .iter()
+        .filter(|s| s.status.state == ShowState::Ended)
+        .map(|s| s.id.as_str())
+        .collect();
+    match recorder.index().newest_of_shows(&ended).await {
+        Ok(newest) => newest
+            .into_iter()
+            .map(|(show, entry)| {
+                let replay = serde_json::json!({
+                    "recording": entry.id,
+                    "playlist": playlist_url(&entry.id),
+                });
+                (show, replay)
+            })
+            .collect(),
         Err(err) => {
             tracing::error!(error = %err, "recordings index: show replays left out");
-            return HashMap::new();
-        }
-    };
-    let mut replays = HashMap::new();
-    // Newest first: the first recording of a show is its newest.
-    for entry in entries {
-        if let Some(show) = entry.show {
-            replays.entry(show).or_insert_with(|| {
-                serde_json::json!({ "recording": entry.id, "playlist": playlist_url(&entry.id) })
-            });
+            HashMap::new()
         }
     }
-    replays
 }

@@ -216,7 +216,7 @@ async fn list(
         .filter(|s| query.get("stream").is_none_or(|name| s.stream == *name))
         .cloned()
         .collect();
-    let replays = super::recordings::replays(&api).await;
+    let replays = super::recordings::replays(&api, &shows.iter().collect::<Vec<_>>()).await;
     let shows: Vec<_> = shows.iter().map(|s| with_replay(s, &replays)).collect();
     Ok(json(StatusCode::OK, serde_json::json!({ "shows": shows })))
 }
@@ -232,7 +232,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let show = api.shows.get(&id).ok_or(ShowError::NotFound(id))?;
-    let replays = super::recordings::replays(&api).await;
+    let replays = super::recordings::replays(&api, &[&show]).await;
     Ok(json(StatusCode::OK, with_replay(&show, &replays)))
 }
 
@@ -265,7 +265,7 @@ async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Resp
     let request: ShowRequest = parse(&change.body)?;
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.create(&change.actor, request).await?;
-    let replays = super::recordings::replays(&api).await;
+    let replays = super::recordings::replays(&api, &[&show]).await;
     Ok(json(StatusCode::CREATED, with_replay(&show, &replays)))
 }
 
@@ -291,7 +291,7 @@ async fn update(
     let request: ShowRequest = parse(&change.body)?;
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.update(&change.actor, &id, request).await?;
-    let replays = super::recordings::replays(&api).await;
+    let replays = super::recordings::replays(&api, &[&show]).await;
     Ok(json(StatusCode::OK, with_replay(&show, &replays)))
 }
 

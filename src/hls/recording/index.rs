@@ -140,6 +140,33 @@ impl Index {
         rows.iter().map(entry).collect()
     }
 
+    /// The newest recording of each of `shows` that has one: show id → entry. One query
+    /// whatever the number of shows (the ids go in as a JSON array).
+    pub async fn newest_of_shows(
+        &self,
+        shows: &[&str],
+    ) -> Result<std::collections::HashMap<String, Entry>, sqlx::Error> {
+        let mut newest = std::collections::HashMap::new();
+        if shows.is_empty() {
+            return Ok(newest);
+        }
+        let ids = serde_json::to_string(shows).unwrap_or_else(|_| "[]".into());
+        let rows = sqlx::query(select!(
+            "WHERE show IN (SELECT value FROM json_each(?1)) \
+             ORDER BY started_at_ms DESC, id DESC"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let entry = entry(row)?;
+            if let Some(show) = entry.show.clone() {
+                newest.entry(show).or_insert(entry);
+            }
+        }
+        Ok(newest)
+    }
+
     /// Removes the row of `id`.
     pub async fn delete(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM recordings WHERE id = ?")
@@ -216,5 +243,41 @@ mod tests {
         assert_eq!(index.list(&by_stream).await.expect("list")[0].id, "other-b");
         index.delete("other-b").await.expect("delete");
         assert!(index.get("other-b").await.expect("query").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_newest_recording_of_each_show_in_one_query() {
+        let store = Store::in_memory().await.expect("store");
+        let index = Index::new(store.pool().clone());
+        let t0 = Utc
+            .timestamp_millis_opt(1_772_000_000_000)
+            .single()
+            .expect("t");
+        let at = |minutes| t0 + chrono::Duration::minutes(minutes);
+        for (id, show, start) in [
+            ("demo-a", Some("show-1"), 0),
+            ("demo-b", Some("show-1"), 30),
+            ("demo-c", Some("show-2"), 10),
+            ("demo-d", None, 40),
+            ("demo-e", Some("show-3"), 50),
+        ] {
+            let mut manifest = Manifest::new(id, "demo", id, at(start), 2);
+            manifest.show = show.map(str::to_string);
+            index.upsert(&Entry::of(&manifest)).await.expect("insert");
+        }
+        let newest = index
+            .newest_of_shows(&["show-1", "show-2", "show-9"])
+            .await
+            .expect("query");
+        let mut got: Vec<(&str, &str)> = newest
+            .iter()
+            .map(|(show, entry)| (show.as_str(), entry.id.as_str()))
+            .collect();
+        got.sort();
+        assert_eq!(got, [("show-1", "demo-b"), ("show-2", "demo-c")]);
+        assert!(index.newest_of_shows(&[]).await.expect("query").is_empty());
+        // Ids are data, not SQL.
+        let odd = index.newest_of_shows(&["x') OR 1=1 --"]).await;
+        assert!(odd.expect("query").is_empty());
     }
 }
