@@ -92,3 +92,14 @@ CONF
   pids+=($!)
   for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.1; done
 }
+
+# `wrk_run LABEL BASE PATHS_FILE`: wrk with benches/commerce/reads.lua over the paths in
+# PATHS_FILE against BASE, $WARMUP of warm-up then $DURATION measured, with $CONNECTIONS and
+# $THREADS; $TOKEN (if set) is sent as a bearer. Appends the JSON line the script prints to
+# $work/wrk.jsonl (and prints it).
+wrk_run() {
+  LABEL="$1" PATHS="$3" wrk -c "$CONNECTIONS" -t "$THREADS" -d "$WARMUP" -s benches/commerce/reads.lua "$2" >/dev/null
+  LABEL="$1" PATHS="$3" wrk -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --latency \
+    -s benches/commerce/reads.lua "$2" >"$work/wrk.out"
+  grep '^{' "$work/wrk.out" | tee -a "$work/wrk.jsonl"
+}

@@ -115,12 +115,6 @@ echo "{\"serve_to_searchable_s\": $(secs "$t0" "$t1"), \"probe\": \"$probe\", \"
 python3 benches/commerce/setup.py shows "$base" "$products" "$HOSTS" "$SHOWS" "$work/reads"
 
 # 3. Load.
-wrk_run() {  # wrk_run LABEL BASE PATHS_FILE
-  LABEL="$1" PATHS="$3" wrk -c "$CONNECTIONS" -t "$THREADS" -d "$WARMUP" -s benches/commerce/reads.lua "$2" >/dev/null
-  LABEL="$1" PATHS="$3" wrk -c "$CONNECTIONS" -t "$THREADS" -d "$DURATION" --latency \
-    -s benches/commerce/reads.lua "$2" >"$work/wrk.out"
-  grep '^{' "$work/wrk.out" | tee -a "$work/wrk.jsonl"
-}
 
 chmod -R a+rX "$work/reads"   # nginx's workers run as another user
 start_nginx "root $work/reads/www; default_type application/json;"
