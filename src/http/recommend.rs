@@ -344,9 +344,7 @@ async fn for_you(
     caller: Caller,
     query: Pairs,
 ) -> Result<Response, ApiError> {
-    let params = Params::new(query, &["user", "limit"], &[])?;
-    let limit = params.limit()?;
-    let user = shopper(caller, params.text("user"))?;
+    let (user, limit) = personal(caller, query)?;
     Ok(answer(api.recommend.for_you(
         user.as_deref(),
         limit,
@@ -370,15 +368,21 @@ async fn upcoming_shows(
     caller: Caller,
     query: Pairs,
 ) -> Result<Response, ApiError> {
-    let params = Params::new(query, &["user", "limit"], &[])?;
-    let limit = params.limit()?;
-    let user = shopper(caller, params.text("user"))?;
+    let (user, limit) = personal(caller, query)?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     Ok(answer(api.recommend.upcoming_shows(
         user.as_deref(),
         limit,
         now_ms,
     )?))
+}
+
+/// The query of a personal recommendation (`PersonalQuery`): the shopper the caller may read
+/// (see [`shopper`]) and the limit.
+fn personal(caller: Caller, query: Pairs) -> Result<(Option<String>, Option<usize>), ApiError> {
+    let params = Params::new(query, &["user", "limit"], &[])?;
+    let limit = params.limit()?;
+    Ok((shopper(caller, params.text("user"))?, limit))
 }
 
 #[utoipa::path(get, path = "/api/shows/{id}/products", tag = "recommendations",
