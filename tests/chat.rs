@@ -16,7 +16,9 @@ use cuecast::chat::proto::{
     self, ClientMsg, CloseCode, Link, MessageKind, ProductCard, RejectCode, ServerMsg,
 };
 use cuecast::commerce::Cta;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -1261,4 +1263,386 @@ fn a_card_with_only_a_catalog_id_is_filled_from_the_catalog() {
         .unwrap();
         assert_eq!(answer(&mut host, "h2").await, Err(RejectCode::Invalid));
     });
+}
+
+// --- The WebSocket fallback (`GET /api/chat/{room}/ws` on the HTTP port) ---
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Chat {
+    fn ws_url(&self, room: &str) -> String {
+        format!(
+            "{}/api/chat/{room}/ws",
+            self.http.trim_end_matches('/').replace("http://", "ws://")
+        )
+    }
+
+    /// Opens a WebSocket to `room` (nothing sent yet).
+    async fn ws(&self, room: &str) -> Ws {
+        let (ws, response) = tokio_tungstenite::connect_async(self.ws_url(room))
+            .await
+            .expect("WebSocket upgrade");
+        assert_eq!(response.status().as_u16(), 101);
+        ws
+    }
+
+    /// Joins `room` over a WebSocket and reads up to `live`: the socket, welcome, backfill.
+    async fn ws_join(
+        &self,
+        room: &str,
+        token: Option<&str>,
+    ) -> (Ws, ServerMsg, Vec<proto::ChatMessage>) {
+        let mut ws = self.ws(room).await;
+        ws_send(&mut ws, &hello(room, token)).await;
+        let welcome = ws_next(&mut ws).await;
+        assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
+        let mut backfill = Vec::new();
+        loop {
+            match ws_next(&mut ws).await {
+                ServerMsg::Message {
+                    message,
+                    history: true,
+                } => backfill.push(message),
+                ServerMsg::Live {} => break,
+                ServerMsg::Presence { .. } => {}
+                other => panic!("unexpected during backfill: {other:?}"),
+            }
+        }
+        (ws, welcome, backfill)
+    }
+}
+
+fn hello(room: &str, token: Option<&str>) -> ClientMsg {
+    ClientMsg::Hello {
+        version: proto::VERSION,
+        room: room.into(),
+        token: token.map(str::to_string),
+        backfill: None,
+    }
+}
+
+async fn ws_send(ws: &mut Ws, msg: &ClientMsg) {
+    let text = serde_json::to_string(msg).expect("JSON");
+    ws.send(WsMessage::text(text)).await.expect("ws send");
+}
+
+/// The next protocol message: exactly one JSON object per text message.
+async fn ws_next(ws: &mut Ws) -> ServerMsg {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for a WebSocket message")
+            .expect("WebSocket ended")
+            .expect("WebSocket read");
+        match message {
+            WsMessage::Text(text) => {
+                return serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("not one protocol message: {text}: {e}"));
+            }
+            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            other => panic!("unexpected WebSocket message {other:?}"),
+        }
+    }
+}
+
+async fn ws_wait_for<T>(ws: &mut Ws, mut pick: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+    loop {
+        if let Some(found) = pick(&ws_next(ws).await) {
+            return found;
+        }
+    }
+}
+
+/// The ack or rejection of `nonce` on a WebSocket.
+async fn ws_answer(ws: &mut Ws, nonce: &str) -> Result<i64, RejectCode> {
+    ws_wait_for(ws, |msg| match msg {
+        ServerMsg::Ack {
+            nonce: Some(n), id, ..
+        } if n == nonce => Some(Ok(*id)),
+        ServerMsg::Rejected {
+            nonce: Some(n),
+            code,
+            ..
+        } if n == nonce => Some(Err(*code)),
+        _ => None,
+    })
+    .await
+}
+
+/// Reads until the server closes the WebSocket: its close code and reason.
+async fn ws_closed_with(ws: &mut Ws) -> (u16, String) {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("WebSocket not closed");
+        match message {
+            Some(Ok(WsMessage::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(WsMessage::Close(None))) | None | Some(Err(_)) => {
+                panic!("closed without a close code")
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// The next protocol message, or None when the server closed the socket instead.
+async fn ws_next_or_close(ws: &mut Ws) -> Option<ServerMsg> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.ok()?? {
+            Ok(WsMessage::Text(text)) => return serde_json::from_str(&text).ok(),
+            Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+fn ws_code(code: CloseCode) -> u16 {
+    4000 + code.code() as u16
+}
+
+#[test]
+fn websocket_clients_share_rooms_rules_and_moderation_with_quic_clients() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let alice_token = chat.signup("alice").await;
+        let bob_token = chat.signup("bob").await;
+        let mod_token = chat.staff("mona", &["send", "moderate"]).await;
+        let (mut alice, _, _) = chat.join("demo", Some(&alice_token)).await;
+        let (mut moderator, _, _) = chat.join("demo", Some(&mod_token)).await;
+        alice
+            .send(&post("before the fallback", "a0"))
+            .await
+            .unwrap();
+        answer(&mut alice, "a0").await.expect("accepted");
+
+        // History on join, over the WebSocket too.
+        let (mut anon, welcome, backfill) = chat.ws_join("demo", None).await;
+        let ServerMsg::Welcome { user, .. } = welcome else {
+            unreachable!()
+        };
+        assert_eq!(user, None);
+        let texts: Vec<&str> = backfill.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["before the fallback"]);
+
+        // A WebSocket member and a QUIC member see each other's posts.
+        let (mut bob, welcome, _) = chat.ws_join("demo", Some(&bob_token)).await;
+        let ServerMsg::Welcome { user, .. } = welcome else {
+            unreachable!()
+        };
+        assert_eq!(user.as_deref(), Some("bob"));
+        ws_send(&mut bob, &post("hello from a websocket", "b1")).await;
+        let id = ws_answer(&mut bob, "b1").await.expect("accepted");
+        let got = wait_for(&mut alice, message_text("hello from a websocket")).await;
+        assert_eq!((got.id, got.user.as_str()), (id, "bob"));
+        alice.send(&post("hello from quic", "a1")).await.unwrap();
+        let got = ws_wait_for(&mut bob, |m| match m {
+            ServerMsg::Message { message, history } if message.text == "hello from quic" => {
+                Some((message.user.clone(), *history))
+            }
+            _ => None,
+        })
+        .await;
+        assert_eq!(got, ("alice".to_string(), false));
+
+        // Anonymous WebSocket viewers read only.
+        ws_send(&mut anon, &post("let me in", "c1")).await;
+        assert_eq!(
+            ws_answer(&mut anon, "c1").await,
+            Err(RejectCode::LoginRequired)
+        );
+
+        // A moderator's delete over QUIC reaches the WebSocket members.
+        moderator.send(&ClientMsg::Delete { id }).await.unwrap();
+        for ws in [&mut bob, &mut anon] {
+            let deleted = ws_wait_for(ws, |m| match m {
+                ServerMsg::Deleted { id } => Some(*id),
+                _ => None,
+            })
+            .await;
+            assert_eq!(deleted, id);
+        }
+
+        // A ban closes the WebSocket with 4000 + BANNED, and a rejoin is refused the same way.
+        moderator
+            .send(&ClientMsg::Ban { user: "bob".into() })
+            .await
+            .unwrap();
+        let (code, reason) = ws_closed_with(&mut bob).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (ws_code(CloseCode::Banned), "banned")
+        );
+        let mut again = chat.ws("demo").await;
+        ws_send(&mut again, &hello("demo", Some(&bob_token))).await;
+        assert_eq!(
+            ws_closed_with(&mut again).await.0,
+            ws_code(CloseCode::Banned)
+        );
+
+        // A bad token is refused.
+        let mut forged = chat.ws("demo").await;
+        ws_send(&mut forged, &hello("demo", Some("v1.forged.token"))).await;
+        assert_eq!(
+            ws_closed_with(&mut forged).await.0,
+            ws_code(CloseCode::Unauthorized)
+        );
+
+        // Unknown rooms are 404 before any upgrade; a plain GET is 426 with a JSON error.
+        match tokio_tungstenite::connect_async(chat.ws_url("nope")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 404)
+            }
+            other => panic!("unknown room upgraded: {:?}", other.map(|r| r.1)),
+        }
+        let response = reqwest::get(format!("{}/api/chat/demo/ws", chat.http))
+            .await
+            .expect("GET");
+        assert_eq!(response.status().as_u16(), 426);
+        let body: serde_json::Value = response.json().await.expect("JSON error");
+        assert!(body["error"].as_str().is_some(), "{body}");
+
+        // The QUIC members were not disturbed.
+        alice.send(&post("still here", "a2")).await.unwrap();
+        answer(&mut alice, "a2").await.expect("accepted");
+    });
+}
+
+#[test]
+fn websocket_bad_input_closes_with_4000_plus_the_chat_code() {
+    let server = start(&[
+        ("CUECAST_CHAT_HELLO_TIMEOUT_S", "1"),
+        ("CUECAST_CHAT_MAX_CONNECTIONS_PER_IP", "4"),
+    ]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        // A QUIC member that must stay unaffected (and counts towards the per-IP limit).
+        let (mut watcher, _, _) = chat.join("demo", None).await;
+
+        let cases: Vec<(&str, bool, WsMessage, CloseCode)> = vec![
+            (
+                "garbage",
+                false,
+                WsMessage::text("{not json"),
+                CloseCode::MalformedFrame,
+            ),
+            (
+                "garbage after hello",
+                true,
+                WsMessage::text("[1,2]"),
+                CloseCode::MalformedFrame,
+            ),
+            (
+                "binary",
+                true,
+                WsMessage::binary(br#"{"type":"post","text":"hi"}"#.to_vec()),
+                CloseCode::MalformedFrame,
+            ),
+            (
+                "oversize",
+                true,
+                WsMessage::text(format!(
+                    r#"{{"type":"post","text":"{}"}}"#,
+                    "x".repeat(20_000)
+                )),
+                CloseCode::FrameTooLarge,
+            ),
+            (
+                "far oversize",
+                true,
+                WsMessage::text("y".repeat(200_000)),
+                CloseCode::FrameTooLarge,
+            ),
+            (
+                "unknown type",
+                true,
+                WsMessage::text(r#"{"type":"dance"}"#),
+                CloseCode::UnknownMessage,
+            ),
+            (
+                "post before hello",
+                false,
+                WsMessage::text(r#"{"type":"post","text":"hi"}"#),
+                CloseCode::ProtocolViolation,
+            ),
+            (
+                "hello twice",
+                true,
+                WsMessage::text(serde_json::to_string(&hello("demo", None)).unwrap()),
+                CloseCode::ProtocolViolation,
+            ),
+            (
+                "unknown room in hello",
+                false,
+                WsMessage::text(serde_json::to_string(&hello("nope", None)).unwrap()),
+                CloseCode::UnknownRoom,
+            ),
+        ];
+        for (name, hello_first, payload, code) in cases {
+            let mut ws = chat.ws("demo").await;
+            if hello_first {
+                ws_send(&mut ws, &hello("demo", None)).await;
+                ws_wait_for(&mut ws, |m| matches!(m, ServerMsg::Live {}).then_some(())).await;
+            }
+            ws.send(payload).await.expect("send");
+            let (got, reason) = ws_closed_with(&mut ws).await;
+            assert_eq!(
+                (got, reason.as_str()),
+                (ws_code(code), code.reason()),
+                "{name}"
+            );
+        }
+
+        // Silence past the hello timeout.
+        let mut silent = chat.ws("demo").await;
+        assert_eq!(
+            ws_closed_with(&mut silent).await.0,
+            ws_code(CloseCode::HelloTimeout)
+        );
+
+        // The per-IP limit counts QUIC and WebSocket connections together: with the watcher
+        // and three sockets open, the fifth connection is refused.
+        let mut open = Vec::new();
+        for _ in 0..3 {
+            let (ws, _, _) = chat.ws_join("demo", None).await;
+            open.push(ws);
+        }
+        let mut over = chat.ws("demo").await;
+        assert_eq!(
+            ws_closed_with(&mut over).await.0,
+            ws_code(CloseCode::ConnectionLimit)
+        );
+        // Closed sockets give their slots back.
+        drop(open);
+        let mut rejoined = None;
+        for _ in 0..50 {
+            let mut ws = chat.ws("demo").await;
+            ws_send(&mut ws, &hello("demo", None)).await;
+            if matches!(
+                ws_next_or_close(&mut ws).await,
+                Some(ServerMsg::Welcome { .. })
+            ) {
+                rejoined = Some(ws);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(rejoined.is_some(), "slots not given back");
+
+        // The QUIC member was not disturbed: it still gets the room's presence.
+        wait_for(&mut watcher, |m| {
+            matches!(m, ServerMsg::Presence { .. }).then_some(())
+        })
+        .await;
+    });
+}
+
+#[test]
+fn websocket_fallback_can_be_turned_off() {
+    let server = start(&[("CUECAST_CHAT_WEBSOCKET", "false")]);
+    let (status, _, body) = common::call("GET", &server.url("/api/chat/demo/ws"), None, None);
+    assert_eq!(status, 404, "{body}");
 }

@@ -1,4 +1,4 @@
-//! `[chat]`: the QUIC endpoint, its certificates, a room's rules, fan-out batching, connection
+//! `[chat]`: the QUIC endpoint and the WebSocket fallback, its certificates, a room's rules, fan-out batching, connection
 //! limits and the review hook.
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::hub::HubSettings;
 use super::review::{Decision, ReviewSettings};
 use super::room::{LinkPolicy, RoomSettings};
-use super::server::ServerSettings;
+use super::session::ServerSettings;
 use crate::setting::{Invalid, positive_secs, secs};
 
 /// `[chat]`.
@@ -22,6 +22,8 @@ pub struct Config {
     pub enabled: bool,
     /// UDP address of the QUIC endpoint.
     pub listen: SocketAddr,
+    /// Serve the WebSocket fallback (`GET /api/chat/{room}/ws` on the HTTP port).
+    pub websocket: bool,
     /// Operator certificate chain (PEM); empty = development certificate.
     pub cert_file: PathBuf,
     /// Operator private key (PEM).
@@ -145,6 +147,7 @@ impl Config {
             max_connections_per_ip: self.max_connections_per_ip,
             max_connections: self.max_connections,
             idle_timeout: secs(self.idle_timeout_s),
+            websocket: self.websocket,
         }
     }
 

@@ -4,6 +4,7 @@
 //!
 //! Sans-IO parts: [`proto`] (frames, messages, codes), [`room`] (a room's rules and state),
 //! [`links`] (link policy), [`cert`] rotation state. IO: [`hub`] (fan-out, persistence),
+//! [`session`] (one client's session over any transport: admission, hello, requests),
 //! [`server`] (QUIC driver), [`review`] (HTTP hook), [`client`] (the `cuecast chat` CLI).
 
 pub mod cert;
@@ -17,6 +18,7 @@ pub mod proto;
 pub mod review;
 pub mod room;
 pub mod server;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use cert::{CertSource, DevCerts};
 use hub::Hub;
 use metrics::ChatMetrics;
 use review::Review;
+use session::Sessions;
 
 pub use config::Config;
 
@@ -48,6 +51,8 @@ pub struct ChatService {
     pub certs: Arc<CertSource>,
     /// Rooms.
     pub hub: Arc<Hub>,
+    /// Client sessions over any transport (QUIC here, WebSocket on the HTTP port).
+    pub sessions: Arc<Sessions>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -133,12 +138,15 @@ impl ChatService {
                 }
             }
         });
-        tasks.spawn(server::serve(
-            endpoint,
+        let sessions = Arc::new(Sessions::new(
             Arc::clone(&hub),
             users,
             server_settings,
             shutdown.clone(),
+        ));
+        tasks.spawn(server::serve(
+            endpoint,
+            Arc::clone(&sessions),
             tasks.clone(),
         ));
         tracing::info!(
@@ -152,6 +160,7 @@ impl ChatService {
             addr,
             certs,
             hub,
+            sessions,
             shutdown,
             tasks,
         })

@@ -483,6 +483,21 @@ pub fn read_client_frame(
     read_frame(buf, max_len, &CLIENT_TYPES)
 }
 
+/// Decodes one client message that arrives without a length prefix (a WebSocket text
+/// message): the same limits and errors as [`read_client_frame`].
+pub fn decode_client_msg(body: &[u8], max_len: usize) -> Result<ClientMsg, FrameError> {
+    if body.len() > max_len {
+        return Err(FrameError::TooLarge {
+            len: body.len(),
+            max: max_len,
+        });
+    }
+    if body.is_empty() {
+        return Err(FrameError::Malformed("empty frame".into()));
+    }
+    decode(body, &CLIENT_TYPES)
+}
+
 /// Reads one server frame (client side). Unknown server types are an error for this version.
 pub fn read_server_frame(
     buf: &mut BytesMut,
