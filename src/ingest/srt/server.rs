@@ -82,7 +82,7 @@ enum CallerError {
     ErrorEvent,
     #[error("the stream's media pipeline stopped")]
     PipelineStopped,
-    #[error("replaced by a new publisher")]
+    #[error("replaced by a new publisher, or its stream key was revoked")]
     Replaced,
     #[error("no data for {0:?}")]
     Idle(Duration),
