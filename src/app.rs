@@ -18,7 +18,7 @@ use crate::cues::service::CueService;
 use crate::hls::recording::{Recorder, ShowOf};
 use crate::hls::registry::Registry;
 use crate::http::{self, ApiState};
-use crate::ingest::{Ingest, LiveSet, StreamConfig};
+use crate::ingest::{HostKeys, Ingest, LiveSet, StreamConfig};
 use crate::media;
 use crate::metrics::Metrics;
 use crate::setting::{secs, secs_or_zero};
@@ -67,7 +67,7 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<App> {
         media::init()?;
         let admin_token = config.api.admin_token();
-        let keys = StreamConfig::keys(&config.streams);
+        let keys = Arc::new(StreamConfig::keys(&config.streams));
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("server.data_dir: cannot create {}", data_dir.display()))?;
@@ -92,7 +92,7 @@ impl App {
             store.pool().clone(),
             config.shows.clone(),
             Arc::clone(&registry),
-            keys.names(),
+            Arc::clone(keys.directory()),
             Arc::clone(&products),
             secs_or_zero(config.ingest.reconnect_grace_s),
         )
@@ -110,6 +110,9 @@ impl App {
             recorder.set_observer(Arc::clone(&webhooks) as _);
         }
         let live = Arc::new(LiveSet::default());
+        let host_keys = HostKeys::open(store.pool().clone(), Arc::clone(&keys), Arc::clone(&live))
+            .await
+            .context("stream keys")?;
         let origin = Arc::new(config.hls.origin(Arc::clone(&registry)));
         let http_listener = config.http.bind().await?;
 
@@ -117,7 +120,7 @@ impl App {
             .srt
             .settings(&config.rtmp.app, &config.streams, config.ingest.takeover);
         let mut ctx = config.ingest.context(
-            keys.clone(),
+            Arc::clone(&keys),
             Arc::clone(&live),
             Arc::clone(&registry),
             Arc::new(media),
@@ -135,10 +138,9 @@ impl App {
         let users = Users::open(store.clone(), config.users.settings());
         let users = Arc::new(users.await.context("user accounts")?);
         let chat = if config.chat.enabled {
-            let rooms = keys.names();
             let chat = ChatService::start(
                 &config.chat,
-                rooms,
+                Arc::clone(keys.directory()),
                 Arc::clone(&registry),
                 store.clone(),
                 Arc::clone(&users),
@@ -168,6 +170,13 @@ impl App {
         let api = Arc::new(ApiState {
             admin_token,
             keys,
+            host_keys,
+            ingest: http::keys::IngestPorts {
+                app: config.rtmp.app.clone(),
+                rtmp: ingest.rtmp_addr.port(),
+                rtmps: ingest.rtmps_addr.map(|a| a.port()),
+                srt: ingest.srt_addr.map(|a| a.port()),
+            },
             live,
             origin,
             metrics,

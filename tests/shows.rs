@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Publisher, Server, get, media_url, text, wait_for, wait_log};
+use common::{Publisher, Server, account, get, media_url, text, wait_for, wait_log};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "dev-admin-token";
@@ -20,29 +20,6 @@ fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u
     let body = body.map(|b| b.to_string());
     let (status, _, body) = common::call(method, url, token, body.as_deref());
     (status, body)
-}
-
-/// Signs `user` up, grants `caps` with the admin token, and returns a login token carrying them.
-fn account(server: &Server, user: &str, caps: &[&str]) -> String {
-    let creds = json!({ "username": user, "password": "correct horse battery" });
-    let (status, _) = call(
-        "POST",
-        &server.url("/api/signup"),
-        None,
-        Some(creds.clone()),
-    );
-    assert_eq!(status, 201, "signup {user}");
-    let url = server.url(&format!("/api/users/{user}/capabilities"));
-    let (status, _) = call(
-        "PUT",
-        &url,
-        Some(ADMIN),
-        Some(json!({ "capabilities": caps })),
-    );
-    assert_eq!(status, 200, "grant {caps:?} to {user}");
-    let (status, body) = call("POST", &server.url("/api/login"), None, Some(creds));
-    assert_eq!(status, 200, "login {user}");
-    body["token"].as_str().expect("token").to_string()
 }
 
 /// Polls show `id` until `state`, or panics after `timeout`.

@@ -382,6 +382,72 @@ fn an_allow_hook_admits_and_may_map_an_unknown_key_to_a_stream() {
     assert!(hook.received()[0].json()["stream"].is_null());
 }
 
+/// An ffmpeg SRT publish of `key` (the `#!::` stream id form) for `seconds`.
+fn srt_publisher(server: &Server, key: &str, seconds: u32) -> Publisher {
+    let stream_id = format!("#!::r=live/{key},m=publish");
+    Publisher::ffmpeg_srt(&server.srt_url(), &stream_id, &[], seconds, "libx264")
+}
+
+#[test]
+fn a_deny_hook_refuses_an_srt_caller_at_handshake_with_a_reject_code() {
+    let (hook, server) = with_hook(
+        r#"{"allow": false, "reason": "no show booked now"}"#,
+        Duration::ZERO,
+        "allow",
+    );
+    let mut publisher = srt_publisher(&server, "demo-key", 10);
+    let status = publisher
+        .wait(Duration::from_secs(20))
+        .expect("ffmpeg is refused, not left running");
+    assert!(!status.success(), "{}", server.log());
+    let log = common::wait_log(
+        &server,
+        "refused by the admission hook: no show booked now",
+        Duration::from_secs(5),
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("refused by the admission hook"))
+        .unwrap_or_default();
+    assert!(line.contains("SRT caller rejected"), "{line}");
+    assert!(
+        line.contains("SRT_REJX_FORBIDDEN") && line.contains("1403"),
+        "{line}"
+    );
+    assert!(!line.contains("demo-key"), "the key is not logged: {line}");
+    let request = hook.received()[0].json();
+    assert_eq!(request["key"], "demo-key");
+    assert_eq!(request["stream"], "demo");
+    assert_eq!(request["protocol"], "srt");
+    assert!(hook.received()[0].signed_with(SECRET));
+    let (_, _, streams) = call("GET", &server.url("/api/streams"), Some(TOKEN), None);
+    assert!(!streams.to_string().contains(r#""live":true"#), "{streams}");
+}
+
+#[test]
+fn an_allow_hook_maps_an_unknown_srt_key_to_a_stream() {
+    let (hook, server) = with_hook(
+        r#"{"allow": true, "stream": "second"}"#,
+        Duration::ZERO,
+        "deny",
+    );
+    let _publisher = srt_publisher(&server, "issued-by-the-shop", 6);
+    wait_for(
+        &media_url(&server, "second", "source"),
+        Duration::from_secs(20),
+        |t| t.contains("#EXTINF"),
+    );
+    let request = hook.received()[0].json();
+    assert_eq!(request["key"], "issued-by-the-shop");
+    assert!(request["stream"].is_null());
+    assert_eq!(request["protocol"], "srt");
+    assert!(
+        server
+            .log()
+            .contains("SRT publish admitted by the admission hook")
+    );
+}
+
 #[test]
 fn a_hook_that_times_out_follows_on_timeout() {
     let slow = Duration::from_secs(3);

@@ -24,8 +24,10 @@ use super::proto::{self, ClientMsg, CloseCode, RejectCode, ServerMsg};
 use super::review::{Decision, Review};
 use super::room::{Identity, Moderation, Rejection, Room, RoomSettings, timeout_until};
 use crate::commerce::ProductLookup;
+use crate::hls::directory::{Owner, StreamDirectory};
 use crate::hls::registry::Registry;
 use crate::store::Store;
+use crate::users::Capability;
 
 /// Shortest interval between presence updates of a room.
 const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -163,8 +165,8 @@ pub struct Hub {
     settings: HubSettings,
     /// Rooms by name; a room is loaded from the store on first use.
     rooms: tokio::sync::Mutex<HashMap<String, Arc<Mutex<RoomEntry>>>>,
-    /// Room names that exist (the configured stream names).
-    names: Vec<String>,
+    /// Room names that exist (the streams, configured and hosts'), with their owners.
+    names: Arc<StreamDirectory>,
     registry: Arc<Registry>,
     store: Store,
     writer: Mutex<Option<HistoryWriter>>,
@@ -191,13 +193,15 @@ pub struct Joined {
     pub conn: u64,
     /// Own queue (for acks and rejections).
     pub tx: mpsc::Sender<Bytes>,
+    /// Who joined, as they act in the room ([`Hub::in_room`]).
+    pub who: Identity,
 }
 
 impl Hub {
     /// A hub over `store`.
     pub async fn new(
         settings: HubSettings,
-        names: Vec<String>,
+        names: Arc<StreamDirectory>,
         registry: Arc<Registry>,
         store: Store,
         review: Option<Review>,
@@ -228,7 +232,22 @@ impl Hub {
 
     /// Whether `name` is a room.
     pub fn exists(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name)
+        self.names.contains(name)
+    }
+
+    /// `who` as they act in `room`: the room of a host's own stream (a host key's) has one
+    /// host, its owner — another user's `host` capability does not count there (moderators
+    /// keep theirs).
+    pub fn in_room(&self, room: &str, who: &Identity) -> Identity {
+        match (self.names.owner(room), &who.user) {
+            (Some(Owner::Host(owner)), Some(user)) if *user == owner => who.clone(),
+            (Some(Owner::Host(_)), _) if who.can(Capability::Host) => {
+                let mut who = who.clone();
+                who.caps.remove(&Capability::Host);
+                who
+            }
+            _ => who.clone(),
+        }
     }
 
     fn persist(&self, op: Op) {
@@ -286,6 +305,7 @@ impl Hub {
         if !self.exists(room) {
             return Err(CloseCode::UnknownRoom);
         }
+        let who = &self.in_room(room, who);
         let entry = self.room(room).await.map_err(|err| {
             tracing::error!(error = %err, room, "cannot load chat room");
             CloseCode::Shutdown
@@ -348,6 +368,7 @@ impl Hub {
                 room: entry,
                 conn,
                 tx,
+                who: who.clone(),
             },
             rx,
         ))
@@ -491,8 +512,10 @@ impl Hub {
         }
     }
 
-    /// Handles one request after `hello`; returns the reply for the requester, if any.
-    pub async fn handle(&self, joined: &Joined, who: &Identity, msg: ClientMsg) -> Option<Bytes> {
+    /// Handles one request after `hello`; returns the reply for the requester, if any. The
+    /// request acts as `who` narrowed to the room ([`Joined::who`]).
+    pub async fn handle(&self, joined: &Joined, _who: &Identity, msg: ClientMsg) -> Option<Bytes> {
+        let who = &joined.who;
         let reply = match msg {
             ClientMsg::Hello { .. } => None,
             ClientMsg::Post {

@@ -61,7 +61,7 @@ impl ChatService {
     /// Binds the endpoint and starts serving.
     pub async fn start(
         config: &Config,
-        rooms: Vec<String>,
+        rooms: Arc<crate::hls::directory::StreamDirectory>,
         registry: Arc<Registry>,
         store: Store,
         users: Arc<Users>,

@@ -9,6 +9,7 @@
 pub mod align;
 mod config;
 pub mod directives;
+pub mod directory;
 pub mod lifecycle;
 pub mod origin;
 pub mod packager;

@@ -10,6 +10,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
+use super::cues::ApiError;
+use crate::hls::directory::Owner;
+use crate::users::Capability;
 use crate::users::token::Claims;
 
 /// Proof that the request carried the admin token.
@@ -125,6 +128,47 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
             .verify(token)
             .map(Caller::User)
             .map_err(|_| AuthError::Invalid)
+    }
+}
+
+/// The one check of "may this caller manage stream `stream`" (its cues and rundown, its live
+/// status, its chat's host actions), used by every route that manages a stream:
+/// - no token: 401; no such stream: 404;
+/// - the admin token: every stream;
+/// - a host's own stream (the host of its key): that host;
+/// - a configured stream: a host with a show on it that has not ended;
+/// - anyone else: 403.
+pub fn may_manage_stream(api: &ApiState, caller: &Caller, stream: &str) -> Result<(), ApiError> {
+    let user = match caller {
+        Caller::Anonymous => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "managing a stream needs the admin token or its host's login token",
+            ));
+        }
+        Caller::Admin => None,
+        Caller::User(claims) => Some(claims),
+    };
+    let owner = api
+        .keys
+        .directory()
+        .owner(stream)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stream `{stream}`")))?;
+    let Some(claims) = user else {
+        return Ok(());
+    };
+    let allowed = claims.caps.contains(&Capability::Host)
+        && match owner {
+            Owner::Host(host) => host == claims.sub,
+            Owner::Configured => api.shows.hosts_on(&claims.sub, stream),
+        };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("stream `{stream}` is managed by its host and the admin"),
+        ))
     }
 }
 

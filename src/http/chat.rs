@@ -95,7 +95,7 @@ async fn replay(
         Ok(q) => q,
         Err(err) => return error(StatusCode::BAD_REQUEST, err.body_text()),
     };
-    if !api.keys.names().contains(&room) {
+    if !api.keys.is_stream(&room) {
         return error(StatusCode::NOT_FOUND, "no such room");
     }
     match history::replay(&api.store, &room, &query).await {

@@ -20,14 +20,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiState;
-use super::auth::Admin;
+use super::auth::{Caller, may_manage_stream};
 use super::openapi::{ErrorBody, FieldErrorBody};
 use crate::commerce::Product;
 use crate::cues::model::{CueError, CueKind, CueRequest, check_seconds, ns_to_s};
 use crate::cues::rundown::ScheduledCue;
 use crate::cues::service::{MAX_OFFSET_S, RundownItem, ServiceError};
 
-/// The cue routes (admin token required).
+/// The cue routes (the admin token, or the stream's host: [`may_manage_stream`]).
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::new()
         .routes(routes!(post_cue, list_cues))
@@ -151,8 +151,9 @@ pub(super) fn json(status: StatusCode, value: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// A cue request past the checks every cue route makes, in this order: the admin token (401),
-/// a configured stream (404), a body within `cues.max_request_bytes` (413).
+/// A cue request past the checks every cue route makes, in this order: a token (401), a
+/// stream (404) the caller may manage (403, [`may_manage_stream`]), a body within
+/// `cues.max_request_bytes` (413).
 struct Admitted {
     /// The `{stream}` of the path.
     stream: String,
@@ -165,17 +166,14 @@ impl FromRequest<Arc<ApiState>> for Admitted {
 
     async fn from_request(request: Request, api: &Arc<ApiState>) -> Result<Admitted, Response> {
         let (mut parts, body) = request.into_parts();
-        Admin::from_request_parts(&mut parts, api)
+        let caller = Caller::from_request_parts(&mut parts, api)
             .await
             .map_err(IntoResponse::into_response)?;
         let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(&mut parts, api)
             .await
             .map_err(IntoResponse::into_response)?;
         let stream = params.remove("stream").unwrap_or_default();
-        if !api.keys.names().contains(&stream) {
-            let message = format!("no stream `{stream}`");
-            return Err(ApiError::new(StatusCode::NOT_FOUND, message).into_response());
-        }
+        may_manage_stream(api, &caller, &stream).map_err(IntoResponse::into_response)?;
         let body = read_body(body, api.cues.settings.max_request_bytes)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -208,13 +206,14 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ap
 
 #[utoipa::path(post, path = "/api/streams/{stream}/cues", tag = "cues",
     summary = "Post a timed product cue",
-    security(("admin" = [])),
-    params(("stream" = String, Path, description = "Configured stream name")),
+    security(("admin" = []), ("login" = [])),
+    params(("stream" = String, Path, description = "Stream name")),
     request_body = CueBody,
     responses(
         (status = 201, description = "The cue, placed on the live session", body = CueJson),
         (status = 400, description = "A bad field, named", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream, or it is not live", body = ErrorBody),
         (status = 409, description = "Not applicable now", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes` or payload over `cues.max_payload_bytes`", body = ErrorBody),
@@ -232,11 +231,12 @@ async fn post_cue(
 
 #[utoipa::path(get, path = "/api/streams/{stream}/cues", tag = "cues",
     summary = "A stream's cues",
-    security(("admin" = [])),
-    params(("stream" = String, Path, description = "Configured stream name")),
+    security(("admin" = []), ("login" = [])),
+    params(("stream" = String, Path, description = "Stream name")),
     responses(
         (status = 200, description = "The cues of the stream's sessions", body = CueList),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream", body = ErrorBody),
     ))]
 async fn list_cues(
@@ -250,14 +250,15 @@ async fn list_cues(
 
 #[utoipa::path(delete, path = "/api/streams/{stream}/cues/{id}", tag = "cues",
     summary = "End a cue now (or drop an unfired rundown item)",
-    security(("admin" = [])),
+    security(("admin" = []), ("login" = [])),
     params(
-        ("stream" = String, Path, description = "Configured stream name"),
+        ("stream" = String, Path, description = "Stream name"),
         ("id" = String, Path, description = "Cue or rundown item id"),
     ),
     responses(
         (status = 200, description = "The cue, ended now; or the rundown item removed", body = Ended),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream or cue", body = ErrorBody),
         (status = 409, description = "The cue has already ended", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
@@ -272,14 +273,15 @@ async fn delete_cue(
 
 #[utoipa::path(post, path = "/api/streams/{stream}/cues/{id}/end", tag = "cues",
     summary = "End a cue now (as DELETE, for clients without DELETE)",
-    security(("admin" = [])),
+    security(("admin" = []), ("login" = [])),
     params(
-        ("stream" = String, Path, description = "Configured stream name"),
+        ("stream" = String, Path, description = "Stream name"),
         ("id" = String, Path, description = "Cue or rundown item id"),
     ),
     responses(
         (status = 200, description = "The cue, ended now; or the rundown item removed", body = Ended),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream or cue", body = ErrorBody),
         (status = 409, description = "The cue has already ended", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
@@ -379,13 +381,14 @@ fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiErr
 
 #[utoipa::path(put, path = "/api/streams/{stream}/rundown", tag = "cues",
     summary = "Replace the unfired rundown items",
-    security(("admin" = [])),
-    params(("stream" = String, Path, description = "Configured stream name")),
+    security(("admin" = []), ("login" = [])),
+    params(("stream" = String, Path, description = "Stream name")),
     request_body = RundownUpload,
     responses(
         (status = 200, description = "The unfired rundown items", body = Rundown),
         (status = 400, description = "A bad item field, named (`cues[2].offset_s`)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
     ))]
@@ -398,13 +401,14 @@ async fn replace_rundown(
 
 #[utoipa::path(post, path = "/api/streams/{stream}/rundown", tag = "cues",
     summary = "Append rundown items",
-    security(("admin" = [])),
-    params(("stream" = String, Path, description = "Configured stream name")),
+    security(("admin" = []), ("login" = [])),
+    params(("stream" = String, Path, description = "Stream name")),
     request_body = RundownUpload,
     responses(
         (status = 200, description = "The unfired rundown items", body = Rundown),
         (status = 400, description = "A bad item field, named (`cues[2].offset_s`)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
     ))]
@@ -428,11 +432,12 @@ async fn upload_rundown(
 
 #[utoipa::path(get, path = "/api/streams/{stream}/rundown", tag = "cues",
     summary = "The unfired rundown items",
-    security(("admin" = [])),
-    params(("stream" = String, Path, description = "Configured stream name")),
+    security(("admin" = []), ("login" = [])),
+    params(("stream" = String, Path, description = "Stream name")),
     responses(
         (status = 200, description = "The unfired rundown items", body = Rundown),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream", body = ErrorBody),
     ))]
 async fn get_rundown(

@@ -13,6 +13,7 @@ pub mod chat_ws;
 mod config;
 pub mod cues;
 pub mod events;
+pub mod keys;
 pub mod openapi;
 pub mod pages;
 pub mod recommend;
@@ -35,7 +36,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use crate::cues::service::CueService;
 use crate::hls::origin::{self, Origin};
 use crate::hls::recording::vod;
-use crate::ingest::{LiveSet, StreamKeys};
+use crate::ingest::{HostKeys, LiveSet, StreamKeys};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -46,8 +47,12 @@ pub use server::{HttpError, Server};
 pub struct ApiState {
     /// Admin bearer token.
     pub admin_token: auth::AdminToken,
-    /// Configured streams.
-    pub keys: StreamKeys,
+    /// Publish keys and the streams (configured and hosts').
+    pub keys: Arc<StreamKeys>,
+    /// Hosts' stream keys (`/api/keys`).
+    pub host_keys: Arc<HostKeys>,
+    /// Where the ingest listeners are (`/api/ingest`).
+    pub ingest: keys::IngestPorts,
     /// Current publishers.
     pub live: Arc<LiveSet>,
     /// Origin (for stream state).
@@ -190,7 +195,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Configured streams that have a publisher now.
+/// Streams that have a publisher now.
 fn live_streams(api: &ApiState) -> usize {
     api.keys
         .names()

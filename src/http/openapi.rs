@@ -39,7 +39,8 @@ use super::ApiState;
     modifiers(&BearerSchemes),
     tags(
         (name = "streams", description = "Configured streams and their publishers (admin)"),
-        (name = "cues", description = "Timed product cues and rundowns (admin)"),
+        (name = "cues", description = "Timed product cues and rundowns (admin, or the stream's host)"),
+        (name = "keys", description = "Hosts' stream keys and the ingest URLs"),
         (name = "users", description = "Chat accounts, logins and capabilities"),
         (name = "chat", description = "Chat endpoint and replay history"),
         (name = "shows", description = "Shows and their schedule"),
@@ -88,6 +89,7 @@ pub fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(serve_document))
         .merge(super::streams::routes())
+        .merge(super::keys::routes())
         .merge(super::cues::routes())
         .merge(super::users::routes())
         .merge(super::chat::routes())
@@ -276,6 +278,8 @@ mod tests {
             "/api/events",
             "/api/openapi.json",
             "/api/recommendations/",
+            "/api/keys",
+            "/api/ingest",
         ] {
             assert!(
                 documented.iter().any(|(_, p)| p.starts_with(prefix)),

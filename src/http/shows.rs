@@ -257,7 +257,7 @@ fn with_replay(show: &Show, replays: &HashMap<String, serde_json::Value>) -> ser
         (status = 201, description = "The show", body = ShowJson),
         (status = 400, description = "A bad field, named", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
-        (status = 403, description = "A login without the host capability", body = ErrorBody),
+        (status = 403, description = "A login without the host capability, or another host's stream", body = ErrorBody),
         (status = 409, description = "Conflicts with the show's state", body = ErrorBody),
         (status = 413, description = "Body over `shows.max_request_bytes`", body = ErrorBody),
     ))]

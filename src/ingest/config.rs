@@ -44,7 +44,7 @@ impl Config {
     /// What every ingest protocol needs from the rest of the server.
     pub fn context(
         &self,
-        keys: StreamKeys,
+        keys: Arc<StreamKeys>,
         live: Arc<LiveSet>,
         registry: Arc<Registry>,
         media: Arc<MediaSettings>,
@@ -151,6 +151,6 @@ mod tests {
             assert_eq!(err.key, key, "{err}");
         }
         let keys = StreamConfig::keys(&ok);
-        assert_eq!(keys.stream_for("kb"), Some("b"));
+        assert_eq!(keys.stream_for("kb").as_deref(), Some("b"));
     }
 }

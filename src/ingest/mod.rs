@@ -4,6 +4,7 @@
 
 mod config;
 pub mod flv;
+pub mod keys;
 pub mod rtmp;
 mod runtime;
 pub mod srt;
@@ -24,38 +25,8 @@ use crate::metrics::Metrics;
 use crate::webhooks::admission::AdmissionHook;
 
 pub use config::{Config, StreamConfig};
+pub use keys::{HostKeys, StreamKeys};
 pub use runtime::{Ingest, IngestError};
-
-/// Publish keys → public stream names.
-#[derive(Debug, Clone, Default)]
-pub struct StreamKeys {
-    by_key: HashMap<String, String>,
-}
-
-impl StreamKeys {
-    /// Keys from the `[[streams]]` config.
-    pub fn new(streams: &[StreamConfig]) -> StreamKeys {
-        StreamKeys {
-            by_key: streams
-                .iter()
-                .map(|s| (s.key.clone(), s.name.clone()))
-                .collect(),
-        }
-    }
-
-    /// The stream name for a publish key (a `?query` suffix, as some encoders append, is ignored).
-    pub fn stream_for(&self, key: &str) -> Option<&str> {
-        let key = key.split('?').next().unwrap_or(key);
-        self.by_key.get(key).map(String::as_str)
-    }
-
-    /// All configured stream names, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.by_key.values().cloned().collect();
-        names.sort();
-        names
-    }
-}
 
 /// Who is publishing a stream.
 #[derive(Debug, Clone)]
@@ -138,6 +109,13 @@ impl LiveSet {
         }
     }
 
+    /// Tells the publisher of `name`, if live, to stop (its key was revoked); `true` if there
+    /// was one.
+    pub fn kick(&self, name: &str) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(name).map(|entry| entry.kick.cancel()).is_some()
+    }
+
     /// The publisher of `name`, if live.
     pub fn get(&self, name: &str) -> Option<PublisherInfo> {
         self.live
@@ -178,8 +156,8 @@ impl Drop for PublishClaim {
 
 /// What every ingest protocol needs from the rest of the server.
 pub struct IngestContext {
-    /// Key → name.
-    pub keys: StreamKeys,
+    /// Key → name (configured and hosts' keys, updated at run time).
+    pub keys: Arc<StreamKeys>,
     /// Current publishers.
     pub live: Arc<LiveSet>,
     /// Where streams are packaged and served.
@@ -193,7 +171,7 @@ pub struct IngestContext {
     pub reconnect_grace: Duration,
     /// A new publisher of a live stream replaces the current one instead of being refused.
     pub takeover: bool,
-    /// The publish admission hook (RTMP and RTMPS), when configured.
+    /// The publish admission hook (RTMP, RTMPS and SRT), when configured.
     pub admission: Option<Arc<AdmissionHook>>,
 }
 
@@ -358,19 +336,6 @@ mod tests {
             protocol: "rtmp",
             since: Instant::now(),
         }
-    }
-
-    #[test]
-    fn keys_map_to_names_ignoring_query() {
-        let keys = StreamKeys::new(&[StreamConfig {
-            name: "demo".into(),
-            key: "demo-key".into(),
-            srt_passphrase: String::new(),
-        }]);
-        assert_eq!(keys.stream_for("demo-key"), Some("demo"));
-        assert_eq!(keys.stream_for("demo-key?obs=1"), Some("demo"));
-        assert_eq!(keys.stream_for("demo"), None);
-        assert_eq!(keys.stream_for(""), None);
     }
 
     #[test]

@@ -100,9 +100,9 @@ impl Ingest {
         let srt = match srt {
             Some(settings) => {
                 let settings = Arc::new(settings);
-                let (listener, connections) = SrtListener::bind(&settings, &ctx)
+                let (listener, connections, hooked) = SrtListener::bind(&settings, &ctx)
                     .map_err(|e| IngestError::Srt(e.to_string()))?;
-                Some((listener, connections, settings))
+                Some((listener, connections, hooked, settings))
             }
             None => None,
         };
@@ -119,7 +119,7 @@ impl Ingest {
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
                     let srt_thread = match srt {
-                        Some((srt_listener, connections, settings)) => {
+                        Some((srt_listener, connections, hooked, settings)) => {
                             let (ctx, handle) =
                                 (Arc::clone(&ctx), tokio::runtime::Handle::current());
                             let (tracker, stop) = (tracker.clone(), shutdown.clone());
@@ -130,6 +130,7 @@ impl Ingest {
                                         srt_server::run(
                                             srt_listener,
                                             connections,
+                                            hooked,
                                             settings,
                                             ctx,
                                             handle,

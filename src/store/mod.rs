@@ -26,6 +26,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_recordings",
         include_str!("migrations/0007_recordings.sql"),
     ),
+    (
+        "0008_stream_keys",
+        include_str!("migrations/0008_stream_keys.sql"),
+    ),
 ];
 
 /// Why the store could not be opened.

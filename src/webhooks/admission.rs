@@ -83,7 +83,7 @@ pub struct AdmissionRequest {
     pub stream: Option<String>,
     /// The key as the publisher gave it.
     pub key: String,
-    /// `rtmp` or `rtmps`.
+    /// `rtmp`, `rtmps` or `srt`.
     pub protocol: String,
     /// The publisher's address.
     pub peer: SocketAddr,
@@ -119,7 +119,7 @@ struct Answer {
 }
 
 /// The rule: an answer body `{"allow": ...}` decides whatever its HTTP status; with `allow`,
-/// the publish goes to the answer's `stream` (which must be a configured stream: `known`) or
+/// the publish goes to the answer's `stream` (which must be a known stream: `known`) or
 /// else to the key's configured stream; anything else applies `on_timeout`, which admits only
 /// a configured key.
 pub fn decide(
@@ -184,7 +184,12 @@ impl AdmissionHook {
         AdmissionHook { settings, client }
     }
 
-    /// Asks the hook about `request`; `known` tells configured stream names.
+    /// How long a publisher waits for the answer.
+    pub fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    /// Asks the hook about `request`; `known` tells the stream names (configured and hosts').
     pub async fn check(
         &self,
         request: &AdmissionRequest,

@@ -27,3 +27,19 @@ pub fn call(
     let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, headers, json)
 }
+
+/// Signs `user` up on `server`, grants `caps` with the admin token, and returns a login token
+/// carrying them.
+pub fn account(server: &super::Server, user: &str, caps: &[&str]) -> String {
+    let creds = serde_json::json!({ "username": user, "password": "correct horse battery" });
+    let creds = creds.to_string();
+    let (status, _, _) = call("POST", &server.url("/api/signup"), None, Some(&creds));
+    assert_eq!(status, 201, "signup {user}");
+    let url = server.url(&format!("/api/users/{user}/capabilities"));
+    let grant = serde_json::json!({ "capabilities": caps }).to_string();
+    let (status, _, _) = call("PUT", &url, Some("dev-admin-token"), Some(&grant));
+    assert_eq!(status, 200, "grant {caps:?} to {user}");
+    let (status, _, body) = call("POST", &server.url("/api/login"), None, Some(&creds));
+    assert_eq!(status, 200, "login {user}");
+    body["token"].as_str().expect("token").to_string()
+}

@@ -12,7 +12,7 @@ mod server;
 
 // Each test binary uses a part of these.
 #[allow(unused_imports)]
-pub use api::call;
+pub use api::{account, call};
 #[allow(unused_imports)]
 pub use hls::*;
 #[allow(unused_imports)]

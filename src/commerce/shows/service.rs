@@ -21,6 +21,7 @@ use super::model::{Show, ShowRequest};
 use super::state::{Event, State, TransitionError, Window};
 use super::store::{self, StoreError};
 use crate::commerce::product::{FieldError, ProductLookup};
+use crate::hls::directory::{Owner, StreamDirectory};
 use crate::hls::lifecycle::{SessionEvent, SessionLifecycle};
 use crate::hls::recording::ShowOf;
 use crate::hls::registry::Registry;
@@ -83,8 +84,8 @@ pub struct Shows {
     settings: Config,
     window: Window,
     registry: Arc<Registry>,
-    /// Configured stream names.
-    streams: Vec<String>,
+    /// The streams (configured and hosts'), with their owners.
+    streams: Arc<StreamDirectory>,
     /// The catalog the featured products must be in.
     products: Arc<dyn ProductLookup>,
     /// Every show by id: the reads, and the registry's questions.
@@ -104,7 +105,7 @@ impl Shows {
         pool: SqlitePool,
         settings: Config,
         registry: Arc<Registry>,
-        streams: Vec<String>,
+        streams: Arc<StreamDirectory>,
         products: Arc<dyn ProductLookup>,
         reconnect_grace: Duration,
     ) -> Result<Arc<Shows>, StoreError> {
@@ -212,8 +213,9 @@ impl Shows {
 
     /// Creates a scheduled show: a host's own, or (admin) one for the host the request names.
     pub async fn create(&self, actor: &Actor, request: ShowRequest) -> Result<Show, ShowError> {
-        let edit = request.validate(&self.streams)?;
+        let edit = request.validate(&self.streams.names())?;
         self.check_products(edit.products.as_deref())?;
+        self.check_stream(actor, edit.stream.as_deref())?;
         let host = match (actor, &edit.host) {
             (Actor::Admin, Some(host)) => host.clone(),
             (Actor::Admin, None) => {
@@ -254,6 +256,27 @@ impl Shows {
         }
     }
 
+    /// A host puts shows only on configured streams and their own (a host key's stream belongs
+    /// to its host); the admin on any.
+    fn check_stream(&self, actor: &Actor, stream: Option<&str>) -> Result<(), ShowError> {
+        let (Actor::Host(user), Some(stream)) = (actor, stream) else {
+            return Ok(());
+        };
+        match self.streams.owner(stream) {
+            Some(Owner::Host(owner)) if owner != *user => Err(ShowError::Forbidden(format!(
+                "stream `{stream}` belongs to another host"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `user` hosts a show on `stream` that has not ended.
+    pub fn hosts_on(&self, user: &str, stream: &str) -> bool {
+        self.shows()
+            .values()
+            .any(|s| s.stream == stream && s.host == user && s.status.state != State::Ended)
+    }
+
     /// Show `id` if `actor` may change it.
     fn owned(&self, actor: &Actor, id: &str) -> Result<Show, ShowError> {
         let show = self
@@ -283,8 +306,9 @@ impl Shows {
         id: &str,
         request: ShowRequest,
     ) -> Result<Show, ShowError> {
-        let edit = request.validate(&self.streams)?;
+        let edit = request.validate(&self.streams.names())?;
         self.check_products(edit.products.as_deref())?;
+        self.check_stream(actor, edit.stream.as_deref())?;
         let _writing = self.writing.lock().await;
         let before = self.owned(actor, id)?;
         if edit.host.as_ref().is_some_and(|h| *h != before.host) && *actor != Actor::Admin {
@@ -547,7 +571,7 @@ mod tests {
             store.pool().clone(),
             super::super::config::example(),
             Arc::clone(registry),
-            vec!["demo".into(), "second".into()],
+            Arc::new(StreamDirectory::new(["demo".into(), "second".into()])),
             Arc::new(crate::commerce::product::NoCatalog),
             grace,
         )

@@ -176,7 +176,7 @@ async fn read_tls(
 enum ConnectionError {
     #[error("no data for {0:?}; closing")]
     Idle(Duration),
-    #[error("replaced by a new publisher of the stream")]
+    #[error("replaced by a new publisher of the stream, or its stream key was revoked")]
     Replaced,
     #[error("read error: {0}")]
     Read(std::io::Error),
@@ -388,7 +388,7 @@ impl Connection {
                 }
                 () = kicked => {
                     if let Some(publish) = &self.publish {
-                        self.session.end_publish(publish.stream_id, "replaced by a new publisher");
+                        self.session.end_publish(publish.stream_id, "replaced by a new publisher, or the stream key was revoked");
                     }
                     let _ = self.flush(&mut socket).await;
                     self.end_publish(PublishEnd::Lost);
@@ -526,7 +526,7 @@ impl Connection {
             );
             return;
         }
-        let configured = self.ctx.keys.stream_for(key).map(str::to_string);
+        let configured = self.ctx.keys.stream_for(key);
         let configured = match self.ctx.admission.clone() {
             Some(hook) => match self.admit(&hook, key, configured).await {
                 Ok(name) => Some(name),
@@ -603,9 +603,8 @@ impl Connection {
             protocol: self.protocol.to_string(),
             peer: self.peer,
         };
-        let names = self.ctx.keys.names();
-        let known = |name: &str| names.iter().any(|n| n == name);
-        match hook.check(&request, known).await {
+        let keys = &self.ctx.keys;
+        match hook.check(&request, |name| keys.is_stream(name)).await {
             Decision::Admit(name) => {
                 tracing::info!(peer = %self.peer, stream = %name, "publish admitted by the admission hook");
                 Ok(name)

@@ -77,7 +77,18 @@ impl SrtSettings {
             reason: RejectReason::Forbidden,
             detail: "unknown stream key".into(),
         })?;
-        if let Some(current) = live.get(name).filter(|_| !self.takeover) {
+        self.admit_to(name, &request, live)
+    }
+
+    /// The rest of [`SrtSettings::admit`] once the key's stream `name` is decided (by the keys,
+    /// or by the admission hook): refused if live (unless takeover), else the passphrase.
+    pub fn admit_to(
+        &self,
+        name: String,
+        request: &streamid::PublishRequest,
+        live: &LiveSet,
+    ) -> Result<Admission, Rejection> {
+        if let Some(current) = live.get(&name).filter(|_| !self.takeover) {
             return Err(Rejection {
                 reason: RejectReason::Conflict,
                 detail: format!(
@@ -92,8 +103,8 @@ impl SrtSettings {
             .cloned()
             .or_else(|| self.passphrase.clone());
         Ok(Admission {
-            name: name.to_string(),
-            user: request.user,
+            name,
+            user: request.user.clone(),
             passphrase,
         })
     }

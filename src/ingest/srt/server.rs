@@ -27,12 +27,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ffi::{Epoll, EpollEvent, Handshake, Library, Socket, SocketId, SrtError};
-use super::streamid::redacted;
+use super::streamid::{RejectReason, Rejection, redacted};
 use super::{Admission, SrtSettings};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
 use crate::media::MediaError;
 use crate::media::frame::MediaUnit;
 use crate::media::mpegts::{PushError, TsDemuxer};
+use crate::webhooks::admission::{AdmissionHook, AdmissionRequest, Decision};
 
 /// Largest SRT live payload (libsrt's default SRTO_PAYLOADSIZE is 1316; 1456 is the maximum).
 const MAX_PAYLOAD: usize = 1500;
@@ -82,7 +83,7 @@ enum CallerError {
     ErrorEvent,
     #[error("the stream's media pipeline stopped")]
     PipelineStopped,
-    #[error("replaced by a new publisher")]
+    #[error("replaced by a new publisher, or its stream key was revoked")]
     Replaced,
     #[error("no data for {0:?}")]
     Idle(Duration),
@@ -118,14 +119,27 @@ struct CallbackContext {
     settings: Arc<SrtSettings>,
     ctx: Arc<IngestContext>,
     connections: Arc<AtomicUsize>,
+    /// Where the admission hook's request runs (the runtime that bound the listener).
+    runtime: Option<tokio::runtime::Handle>,
+    /// Streams the admission hook chose at handshake, by the caller's socket.
+    hooked: Hooked,
 }
+
+/// The streams the admission hook chose at handshake, by socket, until the caller is accepted
+/// (entries of callers libsrt then rejected expire after [`HOOKED_TTL`]).
+type Hooked = Arc<std::sync::Mutex<HashMap<SocketId, (String, Instant)>>>;
+
+/// How long a handshake's hook decision waits for the caller's accept.
+const HOOKED_TTL: Duration = Duration::from_secs(30);
+/// Margin over the hook's own timeout before the handshake stops waiting for it.
+const HOOK_MARGIN: Duration = Duration::from_secs(1);
 
 impl SrtListener {
     /// Creates, configures and binds the listener (errors name the cause).
     pub fn bind(
         settings: &Arc<SrtSettings>,
         ctx: &Arc<IngestContext>,
-    ) -> Result<(SrtListener, Arc<AtomicUsize>), ListenError> {
+    ) -> Result<(SrtListener, Arc<AtomicUsize>, Hooked), ListenError> {
         let library = Library::start()?;
         let socket = Socket::new()?;
         let option = |option: &'static str| move |error| ListenError::Option { option, error };
@@ -144,10 +158,13 @@ impl SrtListener {
                 .map_err(option("passphrase"))?;
         }
         let connections = Arc::new(AtomicUsize::new(0));
+        let hooked = Hooked::default();
         let context = CallbackContext {
             settings: Arc::clone(settings),
             ctx: Arc::clone(ctx),
             connections: Arc::clone(&connections),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            hooked: Arc::clone(&hooked),
         };
         socket.on_handshake(move |handshake| admit(&context, handshake))?;
         socket
@@ -166,6 +183,7 @@ impl SrtListener {
                 _library: library,
             },
             connections,
+            hooked,
         ))
     }
 }
@@ -177,7 +195,7 @@ fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32
         .peer()
         .map_or_else(|| "?".to_string(), |p| p.to_string());
     let metrics = &context.ctx.metrics;
-    let reject = |reason: super::streamid::RejectReason, detail: &str| {
+    let reject = |reason: RejectReason, detail: &str| {
         metrics.srt_rejected.fetch_add(1, Ordering::Relaxed);
         metrics.publishes_refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
@@ -190,20 +208,28 @@ fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32
         reason.code()
     };
     if context.connections.load(Ordering::Relaxed) >= context.settings.max_connections {
-        return Err(reject(
-            super::streamid::RejectReason::Overload,
-            "too many SRT connections",
-        ));
+        return Err(reject(RejectReason::Overload, "too many SRT connections"));
     }
-    let admission = context
-        .settings
-        .admit(stream_id, &context.ctx.keys, &context.ctx.live)
-        .map_err(|rejection| reject(rejection.reason, &rejection.detail))?;
+    let admission = match &context.ctx.admission {
+        None => context
+            .settings
+            .admit(stream_id, &context.ctx.keys, &context.ctx.live),
+        Some(hook) => ask_hook(context, hook, stream_id, handshake.peer()).and_then(|name| {
+            let request = super::streamid::parse(stream_id, &context.settings.app)?;
+            context.settings.admit_to(name, &request, &context.ctx.live)
+        }),
+    }
+    .map_err(|rejection| reject(rejection.reason, &rejection.detail))?;
+    if context.ctx.admission.is_some() {
+        let mut hooked = context.hooked.lock().unwrap_or_else(|e| e.into_inner());
+        hooked.retain(|_, (_, at)| at.elapsed() < HOOKED_TTL);
+        hooked.insert(handshake.socket(), (admission.name.clone(), Instant::now()));
+    }
     if let Some(passphrase) = &admission.passphrase
         && let Err(err) = handshake.set_passphrase(passphrase)
     {
         tracing::warn!(%peer, error = %err, "SRT: cannot set the stream's passphrase");
-        return Err(super::streamid::RejectReason::BadRequest.code());
+        return Err(RejectReason::BadRequest.code());
     }
     // libsrt names the socket (`@id`) when it then rejects the handshake (wrong passphrase).
     tracing::info!(
@@ -214,6 +240,47 @@ fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32
         "SRT caller admitted by stream id; handshake continues"
     );
     Ok(())
+}
+
+/// Asks the admission hook about a caller at handshake (as RTMP asks it at publish): the
+/// stream it may publish to, or a `SRT_REJX_FORBIDDEN` rejection with the hook's reason. The
+/// handshake waits for the answer (at most the hook's timeout): libsrt's callback decides
+/// before it answers the caller, so the caller sees the reject code.
+fn ask_hook(
+    context: &CallbackContext,
+    hook: &Arc<AdmissionHook>,
+    stream_id: &str,
+    peer: Option<SocketAddr>,
+) -> Result<String, Rejection> {
+    let request = super::streamid::parse(stream_id, &context.settings.app)?;
+    let refused = |reason: String| Rejection {
+        reason: RejectReason::Forbidden,
+        detail: format!("refused by the admission hook: {reason}"),
+    };
+    let Some(runtime) = &context.runtime else {
+        return Err(refused("no runtime to ask it from".into()));
+    };
+    let keys = Arc::clone(&context.ctx.keys);
+    let asked = AdmissionRequest {
+        stream: keys.stream_for(&request.key),
+        key: request.key.clone(),
+        protocol: "srt".into(),
+        peer: peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let asking = Arc::clone(hook);
+    runtime.spawn(async move {
+        let decision = asking.check(&asked, |name| keys.is_stream(name)).await;
+        let _ = tx.send(decision);
+    });
+    match rx.recv_timeout(hook.timeout() + HOOK_MARGIN) {
+        Ok(Decision::Admit(name)) => {
+            tracing::info!(peer = ?peer, stream = %name, "SRT publish admitted by the admission hook");
+            Ok(name)
+        }
+        Ok(Decision::Refuse(reason)) => Err(refused(reason)),
+        Err(_) => Err(refused("no answer in time".into())),
+    }
 }
 
 /// A connected caller.
@@ -239,9 +306,11 @@ struct MediaLink {
 
 /// Runs the listener until `shutdown`, on the calling thread. Publication tasks are spawned on
 /// `runtime` and tracked by `tasks`.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     listener: SrtListener,
     connections: Arc<AtomicUsize>,
+    hooked: Hooked,
     settings: Arc<SrtSettings>,
     ctx: Arc<IngestContext>,
     runtime: tokio::runtime::Handle,
@@ -263,6 +332,7 @@ pub fn run(
         epoll,
         callers: HashMap::new(),
         connections,
+        hooked,
         settings,
         ctx,
         runtime,
@@ -278,6 +348,8 @@ struct Driver {
     epoll: Epoll,
     callers: HashMap<SocketId, Caller>,
     connections: Arc<AtomicUsize>,
+    /// The admission hook's choices at handshake.
+    hooked: Hooked,
     settings: Arc<SrtSettings>,
     ctx: Arc<IngestContext>,
     runtime: tokio::runtime::Handle,
@@ -326,11 +398,21 @@ impl Driver {
         };
         let peer = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let stream_id = socket.stream_id();
-        // Admitted at handshake; decided again now (the stream may have gone live since).
-        let admission = match self
-            .settings
-            .admit(&stream_id, &self.ctx.keys, &self.ctx.live)
-        {
+        // Admitted at handshake; decided again now (the stream may have gone live since) —
+        // with the stream the admission hook chose then, if it was asked.
+        let hooked = self
+            .hooked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&socket.id());
+        let admission = match hooked {
+            Some((name, _)) => super::streamid::parse(&stream_id, &self.settings.app)
+                .and_then(|request| self.settings.admit_to(name, &request, &self.ctx.live)),
+            None => self
+                .settings
+                .admit(&stream_id, &self.ctx.keys, &self.ctx.live),
+        };
+        let admission = match admission {
             Ok(admission) => admission,
             Err(rejection) => {
                 tracing::warn!(%peer, %rejection, "SRT caller closed after the handshake");
