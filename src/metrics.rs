@@ -1,5 +1,5 @@
 //! Process metrics, exported in the Prometheus text format at `GET /metrics`; per-stream live
-//! statistics in [`stream`] (docs/metrics.md lists every metric).
+//! statistics in [`stream`] (docs/operations.md, "Metrics", lists every metric).
 
 pub mod stream;
 

@@ -398,18 +398,20 @@ impl Recorder {
 
     /// Deletes recording `id`: its files, then its index row. Never one being written.
     pub async fn delete(&self, id: &str) -> Result<(), DeleteError> {
-        if !is_valid_id(id)
-            || self
-                .index
-                .get(id)
-                .await
-                .map_err(RecordingError::from)?
-                .is_none()
-        {
+        if !is_valid_id(id) {
             return Err(DeleteError::Unknown(id.to_string()));
         }
         if self.is_live(id) {
             return Err(DeleteError::Live(id.to_string()));
+        }
+        if self
+            .index
+            .get(id)
+            .await
+            .map_err(RecordingError::from)?
+            .is_none()
+        {
+            return Err(DeleteError::Unknown(id.to_string()));
         }
         self.remove(id).await?;
         tracing::info!(recording = %id, "recording deleted");
