@@ -1,4 +1,7 @@
-//! Process metrics, exported in the Prometheus text format at `GET /metrics`.
+//! Process metrics, exported in the Prometheus text format at `GET /metrics`; per-stream live
+//! statistics in [`stream`] (docs/operations.md, "Metrics", lists every metric).
+
+pub mod stream;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
@@ -72,9 +75,106 @@ impl LatencySummary {
     }
 }
 
+/// What an HLS request asked for (the `kind` label of `cuecast_hls_requests_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlsObject {
+    /// `/hls/{stream}/index.m3u8`.
+    Multivariant,
+    /// A live media playlist.
+    MediaPlaylist,
+    /// An LL-HLS part.
+    Part,
+    /// A live segment.
+    Segment,
+    /// A live init segment.
+    Init,
+    /// Anything below `/vod` (recordings' playlists and media).
+    Vod,
+    /// Anything else below `/hls` (an unknown object name).
+    Other,
+}
+
+impl HlsObject {
+    /// Every kind, in label order.
+    pub const ALL: [HlsObject; 7] = [
+        HlsObject::Multivariant,
+        HlsObject::MediaPlaylist,
+        HlsObject::Part,
+        HlsObject::Segment,
+        HlsObject::Init,
+        HlsObject::Vod,
+        HlsObject::Other,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            HlsObject::Multivariant => "multivariant",
+            HlsObject::MediaPlaylist => "media_playlist",
+            HlsObject::Part => "part",
+            HlsObject::Segment => "segment",
+            HlsObject::Init => "init",
+            HlsObject::Vod => "vod",
+            HlsObject::Other => "other",
+        }
+    }
+}
+
+/// Status classes counted per HLS object kind (1xx..5xx).
+const STATUS_CLASSES: usize = 5;
+
+/// HLS requests answered, by object kind and status class.
+#[derive(Debug, Default)]
+pub struct HlsRequests {
+    counts: [[AtomicU64; STATUS_CLASSES]; HlsObject::ALL.len()],
+}
+
+impl HlsRequests {
+    /// Counts a request for `kind` answered with `status` (100..=599; others are not counted).
+    pub fn record(&self, kind: HlsObject, status: u16) {
+        let class = usize::from(status / 100);
+        if (1..=STATUS_CLASSES).contains(&class) {
+            self.counts[kind as usize][class - 1].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests for `kind` answered with a status of class `class` (2 for 2xx).
+    pub fn count(&self, kind: HlsObject, class: usize) -> u64 {
+        class
+            .checked_sub(1)
+            .and_then(|c| self.counts[kind as usize].get(c))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn write(&self, out: &mut String) {
+        let name = "cuecast_hls_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} HLS requests (live /hls and recordings' /vod) by object kind and status class.\n# TYPE {name} counter"
+        );
+        for kind in HlsObject::ALL {
+            for class in 1..=STATUS_CLASSES {
+                let value = self.count(kind, class);
+                // Every kind's 2xx, 4xx and 5xx are always there; 1xx and 3xx once seen.
+                if value > 0 || matches!(class, 2 | 4 | 5) {
+                    let label = kind.label();
+                    let _ = writeln!(
+                        out,
+                        "{name}{{kind=\"{label}\",status=\"{class}xx\"}} {value}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Everything the server counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Per-stream live statistics (bitrate, frame rate, drops, part publish delay, live edge).
+    pub streams: stream::StreamStatsSet,
+    /// HLS requests by object kind and status class.
+    pub hls_requests: HlsRequests,
     /// Video frame arrival (RTMP message parsed) → the LL-HLS part holding it is fetchable.
     pub ingest_to_part: LatencySummary,
     /// RTMP connections accepted.
@@ -112,6 +212,16 @@ impl Metrics {
                 lags.insert((stream.to_string(), rung.to_string()), lag_ns);
             }
         }
+    }
+
+    /// How far rendition `rung` of `stream` trails the source, ns (transcoded renditions that
+    /// published a part).
+    pub fn rung_lag_ns(&self, stream: &str, rung: &str) -> Option<u64> {
+        self.rung_lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(stream.to_string(), rung.to_string()))
+            .copied()
     }
 
     /// Forgets the per-rendition gauges of an ended stream.
@@ -188,13 +298,14 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {value}");
             }
         }
+        self.hls_requests.write(&mut out);
         {
             let lags = self.rung_lag.lock().unwrap_or_else(|e| e.into_inner());
             if !lags.is_empty() {
                 let name = "cuecast_ladder_lag_seconds";
                 let _ = writeln!(
                     out,
-                    "# HELP {name} How far a transcoded rendition's latest part trails the source's latest frame.\n# TYPE {name} gauge"
+                    "# HELP {name} Rendition encode lag: how far a transcoded rendition's latest part trails the source's latest frame.\n# TYPE {name} gauge"
                 );
                 for ((stream, rendition), lag) in lags.iter() {
                     let _ = writeln!(
@@ -263,6 +374,33 @@ mod tests {
     }
 
     #[test]
+    fn hls_requests_by_kind_and_status_class() {
+        let metrics = Metrics::default();
+        metrics.hls_requests.record(HlsObject::Part, 200);
+        metrics.hls_requests.record(HlsObject::Part, 204);
+        metrics.hls_requests.record(HlsObject::Multivariant, 503);
+        metrics.hls_requests.record(HlsObject::Vod, 206);
+        metrics.hls_requests.record(HlsObject::Segment, 304);
+        metrics.hls_requests.record(HlsObject::Init, 700);
+        assert_eq!(metrics.hls_requests.count(HlsObject::Part, 2), 2);
+        assert_eq!(metrics.hls_requests.count(HlsObject::Init, 7), 0);
+        assert_eq!(metrics.hls_requests.count(HlsObject::Init, 0), 0);
+        let text = metrics.render(&[]);
+        let name = "cuecast_hls_requests_total";
+        assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
+        for line in [
+            "{kind=\"part\",status=\"2xx\"} 2",
+            "{kind=\"multivariant\",status=\"5xx\"} 1",
+            "{kind=\"vod\",status=\"2xx\"} 1",
+            "{kind=\"segment\",status=\"3xx\"} 1",
+            "{kind=\"media_playlist\",status=\"4xx\"} 0",
+        ] {
+            assert!(text.contains(&format!("{name}{line}\n")), "{line}: {text}");
+        }
+        assert!(!text.contains("status=\"1xx\""), "{text}");
+    }
+
+    #[test]
     fn ladder_metrics() {
         let metrics = Metrics::default();
         assert!(
@@ -276,7 +414,9 @@ mod tests {
             text.contains("cuecast_ladder_lag_seconds{stream=\"demo\",rendition=\"480p\"} 1.500\n"),
             "{text}"
         );
+        assert_eq!(metrics.rung_lag_ns("demo", "480p"), Some(1_500_000_000));
         metrics.remove_stream("demo");
         assert!(!metrics.render(&[]).contains("cuecast_ladder_lag_seconds"));
+        assert_eq!(metrics.rung_lag_ns("demo", "480p"), None);
     }
 }

@@ -26,6 +26,7 @@ use super::directives::{Directives, SkipRequest};
 use super::packager::{Object, Position, Resource};
 use super::registry::Registry;
 use super::stream::{HlsStream, PlaylistForm, Rendition, RenditionKind};
+use crate::metrics::{HlsObject, Metrics};
 
 /// Public stream names: 1–64 of `[A-Za-z0-9_-]` (they appear in URLs and file names).
 pub fn is_valid_stream_name(name: &str) -> bool {
@@ -34,6 +35,45 @@ pub fn is_valid_stream_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What the HLS request for `path` asks for (the `kind` of `cuecast_hls_requests_total`),
+/// by its shape alone: `/hls/{stream}/index.m3u8`, `/hls/{stream}/{session}/{rendition}/
+/// {playlist.m3u8, init.mp4, seg{n}.m4s, part{n}.m4s}`, anything below `/vod/`.
+pub fn object_of(path: &str) -> HlsObject {
+    if path.starts_with("/vod/") {
+        return HlsObject::Vod;
+    }
+    let Some(rest) = path.strip_prefix("/hls/") else {
+        return HlsObject::Other;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    match segments.as_slice() {
+        [_, "index.m3u8"] => HlsObject::Multivariant,
+        [_, _, _, "playlist.m3u8"] => HlsObject::MediaPlaylist,
+        [_, _, _, file] => match Resource::parse(file) {
+            Some(Resource::Init(_)) => HlsObject::Init,
+            Some(Resource::Segment(_)) => HlsObject::Segment,
+            Some(Resource::Part(_)) => HlsObject::Part,
+            None => HlsObject::Other,
+        },
+        _ => HlsObject::Other,
+    }
+}
+
+/// Middleware counting every request of the router it wraps in `metrics` by object kind
+/// ([`object_of`]) and status class.
+pub async fn count_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let kind = object_of(request.uri().path());
+    let response = next.run(request).await;
+    metrics
+        .hls_requests
+        .record(kind, response.status().as_u16());
+    response
 }
 
 /// Content type of playlists (RFC 8216 §4).
@@ -399,6 +439,30 @@ fn media(origin: &Origin, rendition: &Rendition, object: Object) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_paths_by_object_kind() {
+        for (path, kind) in [
+            ("/hls/demo/index.m3u8", HlsObject::Multivariant),
+            (
+                "/hls/demo/18c3/source/playlist.m3u8",
+                HlsObject::MediaPlaylist,
+            ),
+            ("/hls/demo/18c3/source/init.mp4", HlsObject::Init),
+            ("/hls/demo/18c3/source/init2.mp4", HlsObject::Init),
+            ("/hls/demo/18c3/source/seg12.m4s", HlsObject::Segment),
+            ("/hls/demo/18c3/audio/part7.m4s", HlsObject::Part),
+            ("/vod/demo-18c3/index.m3u8", HlsObject::Vod),
+            ("/vod/demo-18c3/source/seg0.m4s", HlsObject::Vod),
+            ("/hls/demo/18c3/source/seg012.m4s", HlsObject::Other),
+            ("/hls/demo/18c3/source/x.txt", HlsObject::Other),
+            ("/hls/demo/playlist.m3u8", HlsObject::Other),
+            ("/hls/", HlsObject::Other),
+            ("/api/streams", HlsObject::Other),
+        ] {
+            assert_eq!(object_of(path), kind, "{path}");
+        }
+    }
 
     #[test]
     fn cache_control_values() {

@@ -106,9 +106,12 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str, web: &pages::Config) 
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&api));
+    // Every HLS request (live and VOD) is counted by object kind and status class.
+    let count_hls =
+        axum::middleware::from_fn_with_state(Arc::clone(&api.metrics), origin::count_requests);
     let router = Router::new()
         .merge(pages::router(web))
-        .merge(origin::router(Arc::clone(&api.origin)))
+        .merge(origin::router(Arc::clone(&api.origin)).layer(count_hls.clone()))
         .merge(service_routes)
         .merge(
             api_routes
@@ -116,7 +119,7 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str, web: &pages::Config) 
                 .layer(axum::middleware::map_response(json_errors)),
         );
     let router = match &api.recordings {
-        Some(recorder) => router.merge(vod::router(Arc::clone(recorder))),
+        Some(recorder) => router.merge(vod::router(Arc::clone(recorder)).layer(count_hls)),
         None => router,
     };
     router
@@ -188,6 +191,15 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
             held,
         ),
     ]);
+    // Per stream, for the streams that exist (labels stay bounded by them).
+    api.metrics
+        .streams
+        .render(&mut text, &api.keys.names(), |name| {
+            api.live.get(name).is_some()
+        });
+    if let Some(recorder) = &api.recordings {
+        text.push_str(&recorder.counters.render());
+    }
     if let Some(chat) = &api.chat {
         text.push_str(&chat.hub.metrics.render());
     }

@@ -2,6 +2,8 @@
 //! [`crate::hls::recording::Recorder`]'s index:
 //! - `GET /api/recordings[?stream=&show=]` → `{"items": [...]}`, newest first
 //! - `GET /api/recordings/{id}` → one recording
+//! - `DELETE /api/recordings/{id}` (admin, or the host of the recording's show) → 204; 409
+//!   while it is being written
 //!
 //! and the `replay` of a show (its newest recording), which the show routes join in. The
 //! recordings themselves play at `/vod/{id}/index.m3u8` ([`crate::hls::recording::vod`]).
@@ -13,24 +15,27 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiState;
+use super::auth::Caller;
 use super::cues::{ApiError, json};
 use super::openapi::ErrorBody;
+use super::shows::show_actor;
 use crate::commerce::shows::State as ShowState;
 use crate::commerce::shows::model::{Show, rfc3339};
+use crate::commerce::shows::service::Actor;
 use crate::hls::origin::is_valid_stream_name;
-use crate::hls::recording::{Entry, Filter, index::playlist_url, is_valid_id};
+use crate::hls::recording::{DeleteError, Entry, Filter, index::playlist_url, is_valid_id};
 
 /// The recording routes.
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::new()
         .routes(routes!(list))
-        .routes(routes!(recording))
+        .routes(routes!(recording, delete_recording))
 }
 
 /// A recording as the API answers it ([`to_json`]).
@@ -175,6 +180,61 @@ async fn recording(
     let entry = recorder.index().get(&id).await.map_err(storage_error)?;
     let entry = entry.ok_or_else(not_found)?;
     Ok(json(StatusCode::OK, to_json(&entry)))
+}
+
+#[utoipa::path(delete, path = "/api/recordings/{id}", tag = "recordings",
+    operation_id = "delete_recording", summary = "Delete a finished recording (files and listing)",
+    security(("admin" = []), ("login" = [])),
+    params(("id" = String, Path, description = "Recording id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Not a recording id", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not the admin or the host of the recording's show", body = ErrorBody),
+        (status = 404, description = "No such recording", body = ErrorBody),
+        (status = 409, description = "The recording is still being written (its stream is live)", body = ErrorBody),
+    ))]
+async fn delete_recording(
+    State(api): State<Arc<ApiState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !is_valid_id(&id) {
+        return Err(ApiError::field(
+            "id",
+            format!("id: not a recording id: {id:?}"),
+        ));
+    }
+    let actor = show_actor(caller, "deleting a recording")?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no recording {id}"));
+    let recorder = api.recordings.as_ref().ok_or_else(not_found)?;
+    let entry = recorder.index().get(&id).await.map_err(storage_error)?;
+    let entry = entry.ok_or_else(not_found)?;
+    if let Actor::Host(user) = &actor {
+        let host = entry
+            .show
+            .as_deref()
+            .and_then(|show| api.shows.get(show))
+            .map(|show| show.host);
+        if host.as_ref() != Some(user) {
+            let message = format!("recording {id} is not of a show of yours");
+            return Err(ApiError::new(StatusCode::FORBIDDEN, message));
+        }
+    }
+    match recorder.delete(&id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(DeleteError::Unknown(_)) => Err(not_found()),
+        Err(err @ DeleteError::Live(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, err.to_string()))
+        }
+        Err(DeleteError::Failed(err)) => {
+            tracing::error!(recording = %id, error = %err, "recording not deleted");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the recording could not be deleted",
+            ))
+        }
+    }
 }
 
 /// The `replay` of each of `shows` that has ended and has a recording: show id →

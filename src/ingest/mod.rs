@@ -22,6 +22,7 @@ use crate::hls::stream::HlsStream;
 use crate::media::frame::MediaUnit;
 use crate::media::{MediaError, MediaSettings, StreamPipeline};
 use crate::metrics::Metrics;
+use crate::metrics::stream::StreamStats;
 use crate::webhooks::admission::AdmissionHook;
 
 pub use config::{Config, StreamConfig};
@@ -206,6 +207,8 @@ pub struct Publication {
     registry: Arc<Registry>,
     /// Released after the pipeline was told to end.
     claim: PublishClaim,
+    /// The stream's live statistics, fed with every unit.
+    stats: Arc<StreamStats>,
 }
 
 impl IngestContext {
@@ -257,7 +260,10 @@ impl IngestContext {
             protocol.to_ascii_uppercase()
         );
         let pipeline = StreamPipeline::new(Arc::clone(&stream), Arc::clone(&self.media));
+        let stats = self.metrics.streams.get_or_create(name);
+        stats.begin(protocol, chrono::Utc::now());
         Ok(Publication {
+            stats,
             name: name.to_string(),
             stream,
             resumed,
@@ -277,8 +283,10 @@ impl Publication {
         self.claim.kicked()
     }
 
-    /// Feeds one media unit (see [`StreamPipeline::push`]).
+    /// Feeds one media unit (see [`StreamPipeline::push`]), counted in the stream's
+    /// statistics.
     pub fn push(&mut self, unit: MediaUnit) -> Result<(), MediaError> {
+        crate::media::stats::observe(&self.stats, self.stats.now_ns(), &unit);
         self.pipeline.push(unit)
     }
 

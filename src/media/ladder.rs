@@ -24,6 +24,7 @@ use super::MediaError;
 use super::RungConfig;
 use super::template::{RENDITION_SINK_PREFIX, Template};
 use crate::metrics::Metrics;
+use crate::metrics::stream::StreamStats;
 
 /// Name of the ladder's appsrc.
 pub const LADDER_SRC: &str = "ladder_src";
@@ -51,6 +52,15 @@ pub enum SourceCodec {
 }
 
 impl SourceCodec {
+    /// Its short name (`h264`, `h265`, `av1`), as the stream status names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceCodec::H264 => "h264",
+            SourceCodec::H265 => "h265",
+            SourceCodec::Av1 => "av1",
+        }
+    }
+
     /// The decoder element for `{decoder}`.
     pub fn decoder(self) -> &'static str {
         match self {
@@ -396,6 +406,8 @@ pub struct LadderFeed {
     /// Latest source PTS pushed (for the rungs' lag).
     latest_pts: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    /// The stream's live statistics (its dropped frames).
+    stats: Arc<StreamStats>,
     stream: String,
 }
 
@@ -433,6 +445,7 @@ impl LadderFeed {
             dropped: 0,
             block,
             latest_pts,
+            stats: metrics.streams.get_or_create(stream),
             metrics,
             stream: stream.to_string(),
         }
@@ -470,6 +483,7 @@ impl LadderFeed {
                     self.metrics
                         .ladder_dropped_frames
                         .fetch_add(1, Ordering::Relaxed);
+                    self.stats.add_dropped(1);
                     return Ok(());
                 }
             }

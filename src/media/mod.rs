@@ -9,6 +9,7 @@ pub mod ladder;
 pub mod mpegts;
 pub mod pipeline;
 pub mod scale;
+pub mod stats;
 pub mod template;
 
 pub use config::{

@@ -46,7 +46,7 @@ mod writer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -118,6 +118,78 @@ pub trait RecordingObserver: Send + Sync {
     fn ready(&self, entry: &Entry);
 }
 
+/// What the writers did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RecordingCounters {
+    /// Recordings finished (complete, playable whole).
+    pub finished: AtomicU64,
+    /// Media files (init segments and segments) written.
+    pub files_written: AtomicU64,
+    /// Media bytes written.
+    pub bytes_written: AtomicU64,
+    /// Media that did not make it to disk: a write that failed, or a segment dropped because
+    /// the write queue was full.
+    pub failed: AtomicU64,
+    /// Recordings deleted (by retention or the API).
+    pub deleted: AtomicU64,
+}
+
+impl RecordingCounters {
+    /// Prometheus text of the counters.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "cuecast_recordings_finished_total",
+                "Recordings finished (playable whole).",
+                &self.finished,
+            ),
+            (
+                "cuecast_recording_files_written_total",
+                "Recorded media files (init segments and segments) written to disk.",
+                &self.files_written,
+            ),
+            (
+                "cuecast_recording_bytes_written_total",
+                "Recorded media bytes written to disk.",
+                &self.bytes_written,
+            ),
+            (
+                "cuecast_recording_failures_total",
+                "Recorded media not written: a failed write, or a segment dropped because the write queue was full.",
+                &self.failed,
+            ),
+            (
+                "cuecast_recordings_deleted_total",
+                "Recordings deleted (retention or DELETE /api/recordings/{id}).",
+                &self.deleted,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}
+
+/// Why a recording could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// No such recording.
+    #[error("no recording {0}")]
+    Unknown(String),
+    /// The recording is still being written.
+    #[error("recording {0} is still being written")]
+    Live(String),
+    /// Its files or row could not be removed.
+    #[error(transparent)]
+    Failed(#[from] RecordingError),
+}
+
 /// The recordings of a server: starts a writer per session, knows which recordings are being
 /// written, finishes what a crash left, and applies retention.
 pub struct Recorder {
@@ -139,6 +211,8 @@ pub struct Recorder {
     live: Mutex<HashSet<String>>,
     /// The writer threads, joined at shutdown.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// What the writers did.
+    pub counters: RecordingCounters,
 }
 
 impl Recorder {
@@ -183,6 +257,7 @@ impl Recorder {
             observer: OnceLock::new(),
             live: Mutex::new(HashSet::new()),
             threads: Mutex::new(Vec::new()),
+            counters: RecordingCounters::default(),
         }))
     }
 
@@ -262,6 +337,19 @@ impl Recorder {
         StreamRecording { id, tx, budget }
     }
 
+    /// A media file of `bytes` was written.
+    fn counted_write(&self, bytes: usize) {
+        self.counters.files_written.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_written
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Media did not make it to disk.
+    fn counted_failure(&self) {
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A writer thread finished recording `id`.
     fn writer_done(&self, id: &str) {
         self.live
@@ -304,22 +392,52 @@ impl Recorder {
             if !is_valid_id(id) || self.is_live(id) {
                 continue;
             }
-            let path = self.dir.join(id);
-            let removed = tokio::task::spawn_blocking({
-                let path = path.clone();
-                move || std::fs::remove_dir_all(&path)
-            })
-            .await
-            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
-            match removed {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(RecordingError::Io { path, source }),
-            }
-            self.index.delete(id).await?;
+            self.remove(id).await?;
             tracing::info!(recording = %id, "recording deleted by retention");
         }
         Ok(chosen)
+    }
+
+    /// Deletes recording `id`: its files, then its index row. Never one being written.
+    pub async fn delete(&self, id: &str) -> Result<(), DeleteError> {
+        if !is_valid_id(id) {
+            return Err(DeleteError::Unknown(id.to_string()));
+        }
+        if self.is_live(id) {
+            return Err(DeleteError::Live(id.to_string()));
+        }
+        if self
+            .index
+            .get(id)
+            .await
+            .map_err(RecordingError::from)?
+            .is_none()
+        {
+            return Err(DeleteError::Unknown(id.to_string()));
+        }
+        self.remove(id).await?;
+        tracing::info!(recording = %id, "recording deleted");
+        Ok(())
+    }
+
+    /// Removes the directory (gone already is fine) and the row of a finished recording with
+    /// a valid id.
+    async fn remove(&self, id: &str) -> Result<(), RecordingError> {
+        let path = self.dir.join(id);
+        let removed = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || std::fs::remove_dir_all(&path)
+        })
+        .await
+        .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        match removed {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(RecordingError::Io { path, source }),
+        }
+        self.index.delete(id).await?;
+        self.counters.deleted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -632,6 +750,51 @@ mod tests {
             .expect("seg2 recorded");
         assert!(after_gap.discontinuity, "the gap is a discontinuity");
         assert!(!dir.join("source/seg1.m4s").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delete_refuses_the_live_recording_then_removes_files_and_row() {
+        let (_dir, _store, recorder, registry) = recording_registry(1 << 20).await;
+        let (stream, _) = registry.publish("demo", Duration::from_secs(5), false);
+        let id = stream.recording_id().expect("recorded").to_string();
+        let source = stream.add_rendition("source", RenditionKind::Video);
+        source.push_init(Bytes::from_static(b"init-bytes"), info());
+        for second in 0..3 {
+            source.push_chunk(chunk(second * SECOND, 100));
+        }
+        assert!(matches!(
+            recorder.delete(&id).await,
+            Err(DeleteError::Live(_))
+        ));
+        stream.end();
+        recorder.close().await;
+        let counters = &recorder.counters;
+        assert_eq!(counters.finished.load(Ordering::Relaxed), 1);
+        assert!(
+            counters.files_written.load(Ordering::Relaxed) >= 3,
+            "init and segments"
+        );
+        assert!(counters.bytes_written.load(Ordering::Relaxed) >= 200);
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 0);
+        let dir = recorder.dir().join(&id);
+        assert!(dir.exists());
+        recorder.delete(&id).await.expect("deleted");
+        assert!(!dir.exists());
+        assert!(recorder.index().get(&id).await.expect("query").is_none());
+        assert!(matches!(
+            recorder.delete(&id).await,
+            Err(DeleteError::Unknown(_))
+        ));
+        assert!(matches!(
+            recorder.delete("../x").await,
+            Err(DeleteError::Unknown(_))
+        ));
+        assert!(
+            recorder
+                .counters
+                .render()
+                .contains("cuecast_recordings_deleted_total 1\n")
+        );
     }
 
     #[test]

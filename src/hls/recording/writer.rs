@@ -102,12 +102,14 @@ impl Writer {
                     record.set_info(&info);
                     match written {
                         Ok(()) => {
+                            self.recorder.counted_write(data.len());
                             if !record.inits.contains(&version) {
                                 record.inits.push(version);
                             }
                         }
                         Err(err) => {
                             tracing::error!(recording = %id, path = %path.display(), error = %err, "init segment not recorded");
+                            self.recorder.counted_failure();
                             self.manifest.incomplete = true;
                         }
                     }
@@ -126,9 +128,13 @@ impl Writer {
                         segment.object.pieces().iter().map(|p| p.as_ref()).collect();
                     let written = write_atomic(&path, &pieces, false);
                     self.budget.release(bytes);
-                    if written.is_ok() {
-                        self.unsynced.push(path.clone());
-                        self.sync_if_due(false);
+                    match &written {
+                        Ok(()) => {
+                            self.recorder.counted_write(bytes);
+                            self.unsynced.push(path.clone());
+                            self.sync_if_due(false);
+                        }
+                        Err(_) => self.recorder.counted_failure(),
                     }
                     let record = self.manifest.rendition_mut(&rendition, kind);
                     match written {
@@ -151,6 +157,7 @@ impl Writer {
                     }
                 }
                 Job::Lost { rendition, kind } => {
+                    self.recorder.counted_failure();
                     self.manifest.rendition_mut(&rendition, kind).gap = true;
                     self.manifest.incomplete = true;
                 }
@@ -168,6 +175,10 @@ impl Writer {
             incomplete = self.manifest.incomplete,
             "recording finished"
         );
+        self.recorder
+            .counters
+            .finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(observer) = self.recorder.observer.get() {
             observer.ready(&Entry::of(&self.manifest));
         }

@@ -372,6 +372,7 @@ fn wire_renditions(
             latency,
             monitor,
             clock: inputs.clocks.remove(sink.name().as_str()),
+            stats: Some(settings.metrics.streams.get_or_create(&stream.name)),
         };
         configure_sink(
             &sink,

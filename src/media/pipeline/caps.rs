@@ -40,7 +40,7 @@ pub(super) fn video_caps(config: &VideoConfig) -> Result<gst::Caps, MediaError> 
 }
 
 /// The source facts the ladder plans with.
-pub(super) fn source_video(config: &VideoConfig) -> Result<SourceVideo, MediaError> {
+pub(crate) fn source_video(config: &VideoConfig) -> Result<SourceVideo, MediaError> {
     let (codec, width, height, frame_rate) = match config {
         VideoConfig::H264 { avcc } => {
             let i = AvcInfo::from_avcc(avcc)?;

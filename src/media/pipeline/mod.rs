@@ -29,6 +29,7 @@ use super::ladder::Ladder;
 use super::template::{Template, Timings};
 use crate::hls::stream::HlsStream;
 use crate::metrics::Metrics;
+pub(crate) use caps::source_video;
 use feed::Running;
 use waiting::{Waiting, unit_time};
 

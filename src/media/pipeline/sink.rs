@@ -15,6 +15,7 @@ use crate::hls::stream::{HlsStream, Rendition, RenditionKind};
 use crate::media::batch::PartClock;
 use crate::media::ladder::RungMonitor;
 use crate::metrics::Metrics;
+use crate::metrics::stream::StreamStats;
 
 /// Arrival instants of video frames (by PTS) not yet in a published part.
 pub(super) type Arrivals = Arc<Mutex<VecDeque<(u64, Instant)>>>;
@@ -28,6 +29,9 @@ pub(super) struct SinkFeedback {
     pub(super) monitor: Option<RungMonitor>,
     /// Batched input: the muxer's boundaries.
     pub(super) clock: Option<Arc<PartClock>>,
+    /// The stream's live statistics: every part's publication (the live edge) and, with
+    /// `latency`, its publish delay.
+    pub(super) stats: Option<Arc<StreamStats>>,
 }
 
 impl SinkFeedback {
@@ -44,16 +48,23 @@ impl SinkFeedback {
         if let Some(monitor) = &self.monitor {
             monitor.on_chunk(end);
         }
+        let now = Instant::now();
+        // The arrival of the part's last frame.
+        let mut last_arrival: Option<Instant> = None;
         if let Some((arrivals, metrics)) = &self.latency {
-            let now = Instant::now();
             let mut arrivals = arrivals.lock().unwrap_or_else(|e| e.into_inner());
             arrivals.retain(|&(frame_pts, arrived)| {
                 let published = frame_pts < end;
                 if published {
                     metrics.ingest_to_part.record(now - arrived);
+                    last_arrival = Some(last_arrival.map_or(arrived, |last| last.max(arrived)));
                 }
                 !published
             });
+        }
+        if let Some(stats) = &self.stats {
+            let delay = last_arrival.map(|arrived| now.saturating_duration_since(arrived));
+            stats.on_part(stats.ns_at(now), delay);
         }
     }
 }
