@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiState;
-use super::auth::{Admin, Caller};
+use super::auth::{Admin, Caller, may_manage_stream};
 use super::cues::{ApiError, json};
 use super::openapi::ErrorBody;
 use crate::commerce::shows::model::rfc3339;
@@ -89,23 +89,6 @@ async fn list_streams(_admin: Admin, State(api): State<Arc<ApiState>>) -> Json<S
         })
         .collect();
     Json(StreamList { streams })
-}
-
-/// The one check of who may read a stream's live status: the admin token (no token 401, any
-/// other caller 403). Streams owned by a host (host stream keys) will also let their owner in:
-/// that is decided here, and only here.
-fn authorize_stream(_api: &ApiState, caller: &Caller, stream: &str) -> Result<(), ApiError> {
-    match caller {
-        Caller::Admin => Ok(()),
-        Caller::User(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("the status of stream {stream:?} is for the admin and the stream's owner"),
-        )),
-        Caller::Anonymous => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <token>)",
-        )),
-    }
 }
 
 /// The body of `GET /api/streams/{stream}/status`.
@@ -229,13 +212,8 @@ async fn stream_status(
         let message = format!("stream: not a stream name: {stream:?}");
         return Err(ApiError::field("stream", message));
     }
-    authorize_stream(&api, &caller, &stream)?;
-    if !api.keys.names().contains(&stream) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no stream {stream:?}"),
-        ));
-    }
+    // The admin, or the stream's host (404 for a stream that does not exist).
+    may_manage_stream(&api, &caller, &stream)?;
     Ok(json(StatusCode::OK, status_of(&api, &stream)))
 }
 
