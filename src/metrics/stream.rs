@@ -7,7 +7,7 @@
 //! [`StreamStats`] reads its own monotonic clock only in its `*_now` conveniences.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -230,6 +230,9 @@ pub struct StreamStats {
     /// The stats' own clock origin (times below are ns since it).
     epoch: Instant,
     publish: Mutex<PublishFacts>,
+    /// Whether the publish declared its video / audio (read per frame without `publish`'s lock).
+    video_declared: AtomicBool,
+    audio_declared: AtomicBool,
     window: Mutex<IngestWindow>,
     /// Frames not delivered (before their decoder configuration, or not transcoded because
     /// the ladder was behind), since the server started.
@@ -266,6 +269,8 @@ impl StreamStats {
         StreamStats {
             epoch,
             publish: Mutex::new(PublishFacts::default()),
+            video_declared: AtomicBool::new(false),
+            audio_declared: AtomicBool::new(false),
             window: Mutex::new(IngestWindow::default()),
             dropped_frames: AtomicU64::new(0),
             late_frames: AtomicU64::new(0),
@@ -298,6 +303,8 @@ impl StreamStats {
             video: None,
             audio: None,
         };
+        self.video_declared.store(false, Ordering::Relaxed);
+        self.audio_declared.store(false, Ordering::Relaxed);
         *lock(&self.window) = IngestWindow::default();
         self.dropped_at_begin.store(
             self.dropped_frames.load(Ordering::Relaxed),
@@ -310,17 +317,19 @@ impl StreamStats {
     /// The publisher declared its video.
     pub fn set_video(&self, video: VideoFacts) {
         lock(&self.publish).video = Some(video);
+        self.video_declared.store(true, Ordering::Relaxed);
     }
 
     /// The publisher declared its audio.
     pub fn set_audio(&self, audio: AudioFacts) {
         lock(&self.publish).audio = Some(audio);
+        self.audio_declared.store(true, Ordering::Relaxed);
     }
 
     /// A video frame of `bytes` with decode time `dts_ns` arrived at `now_ns`. Dropped (and
     /// counted so) when no video configuration was declared before it.
     pub fn on_video(&self, now_ns: u64, bytes: usize, dts_ns: u64) {
-        let configured = lock(&self.publish).video.is_some();
+        let configured = self.video_declared.load(Ordering::Relaxed);
         let late = {
             let mut window = lock(&self.window);
             window.bytes.add(now_ns, bytes as u64);
@@ -336,7 +345,7 @@ impl StreamStats {
 
     /// An audio frame of `bytes` at `pts_ns` arrived at `now_ns` (see [`Self::on_video`]).
     pub fn on_audio(&self, now_ns: u64, bytes: usize, pts_ns: u64) {
-        let configured = lock(&self.publish).audio.is_some();
+        let configured = self.audio_declared.load(Ordering::Relaxed);
         let late = {
             let mut window = lock(&self.window);
             window.bytes.add(now_ns, bytes as u64);
