@@ -294,8 +294,9 @@ impl StreamStats {
         self.ns_at(Instant::now())
     }
 
-    /// A publish over `protocol` started at `started_at`: the publish facts and the windows
-    /// start over (the counters go on; the snapshot counts from here).
+    /// A publish over `protocol` started at `started_at`: the publish facts, the windows, the
+    /// part delay quantiles and the live edge start over (the counters and the summary's sum
+    /// and count go on; the snapshot counts from here).
     pub fn begin(&self, protocol: &'static str, started_at: DateTime<Utc>) {
         *lock(&self.publish) = PublishFacts {
             protocol: Some(protocol),
@@ -306,6 +307,8 @@ impl StreamStats {
         self.video_declared.store(false, Ordering::Relaxed);
         self.audio_declared.store(false, Ordering::Relaxed);
         *lock(&self.window) = IngestWindow::default();
+        *lock(&self.part_delay) = Reservoir::new(PART_DELAY_SAMPLES);
+        self.last_part.store(0, Ordering::Relaxed);
         self.dropped_at_begin.store(
             self.dropped_frames.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -557,10 +560,10 @@ impl StreamStatsSet {
             out,
             metric,
             "gauge",
-            "Time since a stream's latest part was published (streams that published a part).",
+            "Time since the latest part of a stream with a publisher was published.",
         );
-        for (name, _, snapshot, _) in &snapshots {
-            if let Some(age) = snapshot.live_edge_age {
+        for (name, _, snapshot, live) in &snapshots {
+            if let Some(age) = snapshot.live_edge_age.filter(|_| *live) {
                 let _ = writeln!(
                     out,
                     "{metric}{{stream=\"{name}\"}} {:.3}",
@@ -697,6 +700,7 @@ mod tests {
         let snapshot = stats.snapshot(3 * SECOND);
         assert_eq!(snapshot.publish.protocol, Some("srt"));
         assert!(snapshot.publish.video.is_none() && snapshot.fps.is_none());
+        assert!(snapshot.part_delay_p50_p99.is_none() && snapshot.live_edge_age.is_none());
         assert_eq!(snapshot.ingest_bps, 0.0);
         assert_eq!((snapshot.dropped_frames, snapshot.late_frames), (0, 0));
     }
@@ -730,5 +734,13 @@ mod tests {
         assert!(text.contains("cuecast_stream_ingest_bitrate_bps{stream=\"demo\"} "));
         assert!(text.contains("cuecast_stream_live_edge_age_seconds{stream=\"demo\"} "));
         assert!(!text.contains("gone") && !text.contains("never"), "{text}");
+        // Without a publisher: no live edge, a zero bitrate.
+        let mut text = String::new();
+        set.render(&mut text, &["demo".to_string()], |_| false);
+        assert!(
+            !text.contains("cuecast_stream_live_edge_age_seconds{"),
+            "{text}"
+        );
+        assert!(text.contains("cuecast_stream_ingest_bitrate_bps{stream=\"demo\"} 0\n"));
     }
 }
