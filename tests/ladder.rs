@@ -470,4 +470,26 @@ fn a_rung_that_cannot_keep_up_is_reported_and_the_source_does_not_wait() {
     assert!(p50 < 3.0, "source ingest-to-part p50 {p50} s\n{metrics}");
     let log = server.log();
     assert!(log.contains("ladder cannot keep up"), "{log}");
+    // The drops are the stream's: in its own series and in its live status, which lists the
+    // lagging rendition beside the source.
+    let dropped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cuecast_stream_dropped_frames_total{stream=\"demo\"} "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("per-stream dropped frames");
+    assert!(dropped > 0, "{metrics}");
+    let url = server.url("/api/streams/demo/status");
+    let (status, _, live) = common::call("GET", &url, Some("dev-admin-token"), None);
+    assert_eq!(status, 200, "{live}");
+    assert!(
+        live["dropped_frames"].as_u64().is_some_and(|d| d > 0),
+        "{live}"
+    );
+    let renditions: Vec<&str> = live["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(renditions, ["slow", "source"], "{live}");
 }

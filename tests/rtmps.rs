@@ -68,6 +68,11 @@ fn ffmpeg_publishes_over_rtmps_and_the_hls_decodes() {
         .and_then(|all| all.iter().find(|s| s["name"] == "demo"))
         .unwrap_or_else(|| panic!("{streams}"));
     assert_eq!(demo["publisher"]["protocol"], "rtmps", "{streams}");
+    // And so by the stream's live status.
+    let url = server.url("/api/streams/demo/status");
+    let (status, _, live) = call("GET", &url, Some(ADMIN), None);
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(live["protocol"], "rtmps", "{live}");
 
     let status = publisher
         .wait(Duration::from_secs(30))

@@ -258,6 +258,19 @@ fn h265_over_srt_becomes_hvc1() {
     let probe = probe_first_segment(&server, &url);
     assert_eq!(probe.codec_name, "hevc");
     assert_eq!((probe.width, probe.height), (Some(640), Some(360)));
+    // The stream's live status tells the protocol and the codec.
+    let url = server.url("/api/streams/demo/status");
+    let (status, _, live) = common::call("GET", &url, Some("dev-admin-token"), None);
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(live["protocol"], "srt", "{live}");
+    assert_eq!(live["video"]["codec"], "h265", "{live}");
+    assert_eq!(live["video"]["width"], 640, "{live}");
+    assert!(
+        live["ingest_bitrate_kbps"]
+            .as_f64()
+            .is_some_and(|k| k > 0.0),
+        "{live}"
+    );
 }
 
 /// libsrt is released before the process exits: without `srt_cleanup`, its static destructors

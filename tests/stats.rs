@@ -60,6 +60,16 @@ fn status_and_metrics_of_a_real_publish_then_delete_its_recording() {
     );
     assert_eq!(status(&server, "demo", None).0, 401);
     assert_eq!(status(&server, "demo", Some("not-a-token")).0, 401);
+    // A login token is not the stream's owner.
+    let (code, _, signed_up) = call(
+        "POST",
+        &server.url("/api/signup"),
+        None,
+        Some(r#"{"username":"viewer1","password":"viewer-password"}"#),
+    );
+    assert!(code == 200 || code == 201, "{signed_up}");
+    let viewer = signed_up["token"].as_str().expect("token").to_string();
+    assert_eq!(status(&server, "demo", Some(&viewer)).0, 403);
     assert_eq!(status(&server, "nope", Some(ADMIN)).0, 404);
     assert_eq!(status(&server, "bad.name", Some(ADMIN)).0, 400);
 
@@ -244,6 +254,7 @@ fn status_and_metrics_of_a_real_publish_then_delete_its_recording() {
 
     // Delete: a token is needed, then it is gone with its files.
     assert_eq!(delete(None).0, 401);
+    assert_eq!(delete(Some(&viewer)).0, 403);
     let (code, _, body) = delete(Some(ADMIN));
     assert_eq!(code, 204, "{body}");
     assert!(!server.dir.path().join("data/recordings").join(&id).exists());

@@ -53,7 +53,7 @@ pub struct StreamInfo {
 /// Who publishes a stream.
 #[derive(Serialize, ToSchema)]
 pub struct Publisher {
-    /// `rtmp` or `srt`.
+    /// `rtmp`, `rtmps` or `srt`.
     pub protocol: String,
     /// The encoder's address.
     pub peer: String,
@@ -123,7 +123,7 @@ pub struct StreamStatus {
     /// stream ended).
     pub renditions: Vec<RenditionStatus>,
     /// Time from a part's last frame arriving to the part being published, ms, over the
-    /// latest 1024 parts (null before the first).
+    /// latest 1024 parts of the current publish (null before the first).
     pub part_publish_delay_ms: DelayQuantiles,
     /// Time since the latest part was published, ms (null before the first).
     #[schema(required = true)]

@@ -7,7 +7,7 @@
 //! [`StreamStats`] reads its own monotonic clock only in its `*_now` conveniences.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -230,6 +230,9 @@ pub struct StreamStats {
     /// The stats' own clock origin (times below are ns since it).
     epoch: Instant,
     publish: Mutex<PublishFacts>,
+    /// Whether the publish declared its video / audio (read per frame without `publish`'s lock).
+    video_declared: AtomicBool,
+    audio_declared: AtomicBool,
     window: Mutex<IngestWindow>,
     /// Frames not delivered (before their decoder configuration, or not transcoded because
     /// the ladder was behind), since the server started.
@@ -266,6 +269,8 @@ impl StreamStats {
         StreamStats {
             epoch,
             publish: Mutex::new(PublishFacts::default()),
+            video_declared: AtomicBool::new(false),
+            audio_declared: AtomicBool::new(false),
             window: Mutex::new(IngestWindow::default()),
             dropped_frames: AtomicU64::new(0),
             late_frames: AtomicU64::new(0),
@@ -289,8 +294,9 @@ impl StreamStats {
         self.ns_at(Instant::now())
     }
 
-    /// A publish over `protocol` started at `started_at`: the publish facts and the windows
-    /// start over (the counters go on; the snapshot counts from here).
+    /// A publish over `protocol` started at `started_at`: the publish facts, the windows, the
+    /// part delay quantiles and the live edge start over (the counters and the summary's sum
+    /// and count go on; the snapshot counts from here).
     pub fn begin(&self, protocol: &'static str, started_at: DateTime<Utc>) {
         *lock(&self.publish) = PublishFacts {
             protocol: Some(protocol),
@@ -298,7 +304,11 @@ impl StreamStats {
             video: None,
             audio: None,
         };
+        self.video_declared.store(false, Ordering::Relaxed);
+        self.audio_declared.store(false, Ordering::Relaxed);
         *lock(&self.window) = IngestWindow::default();
+        *lock(&self.part_delay) = Reservoir::new(PART_DELAY_SAMPLES);
+        self.last_part.store(0, Ordering::Relaxed);
         self.dropped_at_begin.store(
             self.dropped_frames.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -310,17 +320,19 @@ impl StreamStats {
     /// The publisher declared its video.
     pub fn set_video(&self, video: VideoFacts) {
         lock(&self.publish).video = Some(video);
+        self.video_declared.store(true, Ordering::Relaxed);
     }
 
     /// The publisher declared its audio.
     pub fn set_audio(&self, audio: AudioFacts) {
         lock(&self.publish).audio = Some(audio);
+        self.audio_declared.store(true, Ordering::Relaxed);
     }
 
     /// A video frame of `bytes` with decode time `dts_ns` arrived at `now_ns`. Dropped (and
     /// counted so) when no video configuration was declared before it.
     pub fn on_video(&self, now_ns: u64, bytes: usize, dts_ns: u64) {
-        let configured = lock(&self.publish).video.is_some();
+        let configured = self.video_declared.load(Ordering::Relaxed);
         let late = {
             let mut window = lock(&self.window);
             window.bytes.add(now_ns, bytes as u64);
@@ -336,7 +348,7 @@ impl StreamStats {
 
     /// An audio frame of `bytes` at `pts_ns` arrived at `now_ns` (see [`Self::on_video`]).
     pub fn on_audio(&self, now_ns: u64, bytes: usize, pts_ns: u64) {
-        let configured = lock(&self.publish).audio.is_some();
+        let configured = self.audio_declared.load(Ordering::Relaxed);
         let late = {
             let mut window = lock(&self.window);
             window.bytes.add(now_ns, bytes as u64);
@@ -548,10 +560,10 @@ impl StreamStatsSet {
             out,
             metric,
             "gauge",
-            "Time since a stream's latest part was published (streams that published a part).",
+            "Time since the latest part of a stream with a publisher was published.",
         );
-        for (name, _, snapshot, _) in &snapshots {
-            if let Some(age) = snapshot.live_edge_age {
+        for (name, _, snapshot, live) in &snapshots {
+            if let Some(age) = snapshot.live_edge_age.filter(|_| *live) {
                 let _ = writeln!(
                     out,
                     "{metric}{{stream=\"{name}\"}} {:.3}",
@@ -688,6 +700,7 @@ mod tests {
         let snapshot = stats.snapshot(3 * SECOND);
         assert_eq!(snapshot.publish.protocol, Some("srt"));
         assert!(snapshot.publish.video.is_none() && snapshot.fps.is_none());
+        assert!(snapshot.part_delay_p50_p99.is_none() && snapshot.live_edge_age.is_none());
         assert_eq!(snapshot.ingest_bps, 0.0);
         assert_eq!((snapshot.dropped_frames, snapshot.late_frames), (0, 0));
     }
@@ -721,5 +734,13 @@ mod tests {
         assert!(text.contains("cuecast_stream_ingest_bitrate_bps{stream=\"demo\"} "));
         assert!(text.contains("cuecast_stream_live_edge_age_seconds{stream=\"demo\"} "));
         assert!(!text.contains("gone") && !text.contains("never"), "{text}");
+        // Without a publisher: no live edge, a zero bitrate.
+        let mut text = String::new();
+        set.render(&mut text, &["demo".to_string()], |_| false);
+        assert!(
+            !text.contains("cuecast_stream_live_edge_age_seconds{"),
+            "{text}"
+        );
+        assert!(text.contains("cuecast_stream_ingest_bitrate_bps{stream=\"demo\"} 0\n"));
     }
 }
