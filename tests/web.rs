@@ -33,3 +33,8 @@ fn run(script: &str) {
         output.status
     );
 }
+
+#[test]
+fn embed_relays_add_to_cart_from_its_own_iframe_to_a_shop_on_another_origin_and_the_theme_applies() {
+    run("web-embed.mjs");
+}
