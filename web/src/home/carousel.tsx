@@ -133,53 +133,53 @@ export function Carousel({ label, labelledBy, slides, keys, header }: Props) {
       data-rotating={String(rotating)}
     >
       <div class="carousel-head">
-      <div class="carousel-title">{header}</div>
-      <div class="carousel-controls" style={{ visibility: scrolls ? 'visible' : 'hidden' }}>
-        <button
-          type="button"
-          class="button icon carousel-play"
-          aria-label={playing ? 'Pause automatic slide show' : 'Start automatic slide show'}
-          aria-controls={trackId}
-          onClick={() => setPlaying((p) => !p)}
-        >
-          {playing ? (
+        <div class="carousel-title">{header}</div>
+        <div class="carousel-controls" style={{ visibility: scrolls ? 'visible' : 'hidden' }}>
+          <button
+            type="button"
+            class="button icon carousel-play"
+            aria-label={playing ? 'Pause automatic slide show' : 'Start automatic slide show'}
+            aria-controls={trackId}
+            onClick={() => setPlaying((p) => !p)}
+          >
+            {playing ? (
+              <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
+                <path fill="currentColor" d="M7 5h4v14H7zm6 0h4v14h-4z" />
+              </svg>
+            ) : (
+              <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
+                <path fill="currentColor" d="M8 5v14l11-7z" />
+              </svg>
+            )}
+          </button>
+          <span class="carousel-position" aria-hidden="true">
+            {Math.min(index + 1, count)} / {count}
+          </span>
+          <button
+            type="button"
+            class="button icon carousel-prev"
+            aria-label="Previous slide"
+            aria-controls={trackId}
+            disabled={edges.start}
+            onClick={() => go(Math.max(0, index - 1))}
+          >
             <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
-              <path fill="currentColor" d="M7 5h4v14H7zm6 0h4v14h-4z" />
+              <path fill="currentColor" d="M15.4 7.4 14 6l-6 6 6 6 1.4-1.4L10.8 12z" />
             </svg>
-          ) : (
+          </button>
+          <button
+            type="button"
+            class="button icon carousel-next"
+            aria-label="Next slide"
+            aria-controls={trackId}
+            disabled={edges.end}
+            onClick={() => go(Math.min(count - 1, index + 1))}
+          >
             <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
-              <path fill="currentColor" d="M8 5v14l11-7z" />
+              <path fill="currentColor" d="M8.6 16.6 10 18l6-6-6-6-1.4 1.4 4.6 4.6z" />
             </svg>
-          )}
-        </button>
-        <span class="carousel-position" aria-hidden="true">
-          {Math.min(index + 1, count)} / {count}
-        </span>
-        <button
-          type="button"
-          class="button icon carousel-prev"
-          aria-label="Previous slide"
-          aria-controls={trackId}
-          disabled={edges.start}
-          onClick={() => go(Math.max(0, index - 1))}
-        >
-          <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
-            <path fill="currentColor" d="M15.4 7.4 14 6l-6 6 6 6 1.4-1.4L10.8 12z" />
-          </svg>
-        </button>
-        <button
-          type="button"
-          class="button icon carousel-next"
-          aria-label="Next slide"
-          aria-controls={trackId}
-          disabled={edges.end}
-          onClick={() => go(Math.min(count - 1, index + 1))}
-        >
-          <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
-            <path fill="currentColor" d="M8.6 16.6 10 18l6-6-6-6-1.4 1.4 4.6 4.6z" />
-          </svg>
-        </button>
-      </div>
+          </button>
+        </div>
       </div>
       <div
         class="carousel-track"
