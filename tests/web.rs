@@ -35,6 +35,11 @@ fn run(script: &str) {
 }
 
 #[test]
-fn embed_relays_add_to_cart_from_its_own_iframe_to_a_shop_on_another_origin_and_the_theme_applies() {
+fn embed_relays_cart_events_to_a_shop_on_another_origin_and_takes_the_theme() {
     run("web-embed.mjs");
+}
+
+#[test]
+fn home_page_live_now_personal_upcoming_carousel_and_replays() {
+    run("web-home.mjs");
 }
