@@ -39,8 +39,29 @@ async function bridgeScript() {
   return out.outputFiles[0].text;
 }
 
+/**
+ * Every stylesheet of the build takes the shop's colour and font from the variables: the default
+ * accent is written once (base.css's default), and every font-family is var(--font) (or
+ * monospace for code).
+ */
+async function checkBuiltStyles() {
+  const { readdir } = await import('node:fs/promises');
+  const dir = join(root, 'web/dist/assets');
+  const css = (await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.css'))
+    .map(async (f) => [f, await readFile(join(dir, f), 'utf8')])));
+  check(css.length > 0, 'the build has stylesheets');
+  const accents = css.flatMap(([f, text]) => (text.match(/#b4235a/gi) ?? []).map(() => f));
+  check(accents.length === 1, `the default accent is hard-coded outside base.css's default: ${accents}`);
+  for (const [f, text] of css) {
+    for (const [, value] of text.matchAll(/font-family:([^;}]+)/g)) {
+      check(/var\(--font\)|monospace|inherit/.test(value), `${f}: font-family ${value} ignores --font`);
+    }
+  }
+}
+
 await main(
   async ({ server, browser }) => {
+    await checkBuiltStyles();
     // A show to embed, with a host and a product.
     await user(server, 'maison', ['host']);
     let r = await call(server, 'POST', '/api/catalog/products', {

@@ -300,6 +300,12 @@ await main(async ({ server, browser }) => {
       await phone.click('.carousel-play');
       await waitFor('auto-advance after play', async () => (await state()).index !== later.index, ADVANCE_MS + 4000, 200);
       await phone.click('.carousel-play'); // pause again for the keyboard checks
+      // Previous/next say where they went (a status line; the track itself is not a live region,
+      // or every countdown tick would be read out).
+      await phone.click('.carousel-prev:not([disabled]), .carousel-next:not([disabled])');
+      const said = await waitFor('the slide announcement', () => phone.textContent('.carousel [role="status"]'), 3000);
+      check(/^Slide \d of 3: \S/.test(said), `announcement: ${said}`);
+      check(!(await phone.$('.carousel [aria-live="polite"]')), 'no live region around the countdowns');
 
       // Keyboard: Tab reaches the carousel's controls; ←/→/Home/End move between slides.
       await phone.evaluate(() => document.activeElement?.blur());

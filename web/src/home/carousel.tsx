@@ -1,7 +1,8 @@
 // An accessible carousel (the WAI-ARIA APG carousel pattern): a region with
 // aria-roledescription="carousel", slides as labelled groups in a scroll-snapping track that
-// also scrolls by touch, previous/next buttons, ←/→/Home/End between slides, and auto-advance
-// with a pause control. Auto-advance starts paused for people who ask for reduced motion, holds
+// also scrolls by touch, previous/next buttons (announced through a status line rather than a
+// live track, whose countdowns change every second), ←/→/Home/End between slides (focus moves),
+// and auto-advance with a pause control. Auto-advance starts paused for people who ask for reduced motion, holds
 // while the pointer is over the slides or focus is in them, and skips when every slide is in view.
 
 import { ComponentChildren } from 'preact';
@@ -30,6 +31,8 @@ export function Carousel({ label, labelledBy, slides, keys, header }: Props) {
   const [edges, setEdges] = useState({ start: true, end: true });
   const [playing, setPlaying] = useState(() => !reducedMotion());
   const [hold, setHold] = useState({ hover: false, focus: false });
+  /** What a screen reader hears after previous/next (not on auto-advance, not per countdown tick). */
+  const [announcement, setAnnouncement] = useState('');
   const count = slides.length;
   const scrolls = !(edges.start && edges.end);
 
@@ -110,6 +113,14 @@ export function Carousel({ label, labelledBy, slides, keys, header }: Props) {
     return () => clearTimeout(timer);
   }, [rotating, index, edges.end, go]);
 
+  /** Previous/next: scroll there and say which slide it is. */
+  const step = (i: number) => {
+    const target = Math.max(0, Math.min(count - 1, i));
+    go(target);
+    const title = slideAt(target)?.querySelector('h3, h2')?.textContent ?? '';
+    setAnnouncement(`Slide ${target + 1} of ${count}${title ? `: ${title}` : ''}`);
+  };
+
   const onKeyDown = (event: KeyboardEvent) => {
     const target = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: count - 1 }[event.key];
     if (target === undefined || event.altKey || event.ctrlKey || event.metaKey) return;
@@ -161,7 +172,7 @@ export function Carousel({ label, labelledBy, slides, keys, header }: Props) {
             aria-label="Previous slide"
             aria-controls={trackId}
             disabled={edges.start}
-            onClick={() => go(Math.max(0, index - 1))}
+            onClick={() => step(index - 1)}
           >
             <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
               <path fill="currentColor" d="M15.4 7.4 14 6l-6 6 6 6 1.4-1.4L10.8 12z" />
@@ -173,7 +184,7 @@ export function Carousel({ label, labelledBy, slides, keys, header }: Props) {
             aria-label="Next slide"
             aria-controls={trackId}
             disabled={edges.end}
-            onClick={() => go(Math.min(count - 1, index + 1))}
+            onClick={() => step(index + 1)}
           >
             <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
               <path fill="currentColor" d="M8.6 16.6 10 18l6-6-6-6-1.4 1.4 4.6 4.6z" />
@@ -185,7 +196,6 @@ export function Carousel({ label, labelledBy, slides, keys, header }: Props) {
         class="carousel-track"
         id={trackId}
         ref={track}
-        aria-live={rotating ? 'off' : 'polite'}
         onKeyDown={onKeyDown}
       >
         {slides.map((slide, i) => (
@@ -201,6 +211,9 @@ export function Carousel({ label, labelledBy, slides, keys, header }: Props) {
           </div>
         ))}
       </div>
+      <p class="visually-hidden" role="status">
+        {announcement}
+      </p>
     </div>
   );
 }
