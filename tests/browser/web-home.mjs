@@ -335,6 +335,12 @@ await main(async ({ server, browser }) => {
       await phone.keyboard.press('Home');
       check((await focusedSlide()) === 0, 'Home focuses the first slide');
       await waitFor('the first slide in view', () => inView(0), 3000);
+      const ring = await phone.evaluate(() => {
+        const link = document.activeElement;
+        return [getComputedStyle(link.closest('.card')).outlineStyle, getComputedStyle(link, '::after').outlineStyle];
+      });
+      check(ring.includes('solid'), `a visible focus ring on the focused card: ${ring}`);
+      await screenshot(phone, 'home-phone-keyboard');
       await phone.keyboard.press('Enter');
       await phone.waitForURL(`**/shows/${warm[0]}`);
       assertNoConsoleErrors(phone);
