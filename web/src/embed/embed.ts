@@ -38,7 +38,7 @@ const STYLE = `
 :host { display: block; width: 100%; container-type: inline-size; }
 :host([hidden]) { display: none; }
 iframe {
-  display: block; width: 100%; border: 0; background: #000;
+  display: block; width: 100%; border: 0; background: transparent;
   border-radius: var(--cuecast-radius, 12px);
   height: 640px;
   height: var(--cuecast-height, clamp(520px, calc(56.25cqw + 200px), 900px));
