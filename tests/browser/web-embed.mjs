@@ -88,199 +88,199 @@ await main(
     check(r.status === 201, `show: ${r.status} ${JSON.stringify(r.body)}`);
     const ffmpeg = publish(server.rtmpUrl('demo-key'), 240);
     try {
-    await waitFor('the embedded show to go live', async () =>
-      (await call(server, 'GET', `/api/shows/${show}`)).body.state === 'live', 20000, 250);
-    await waitFor('the live playlist', async () => (await fetch(server.url('/hls/demo/index.m3u8'))).ok, 20000, 250);
+      await waitFor('the embedded show to go live', async () =>
+        (await call(server, 'GET', `/api/shows/${show}`)).body.state === 'live', 20000, 250);
+      await waitFor('the live playlist', async () => (await fetch(server.url('/hls/demo/index.m3u8'))).ok, 20000, 250);
 
-    // embed.js: served from the top of the build, no-cache, and a classic script.
-    const js = await fetch(server.url('/embed.js'));
-    check(js.status === 200, `/embed.js: ${js.status}`);
-    check(/javascript/.test(js.headers.get('content-type') ?? ''), `/embed.js type ${js.headers.get('content-type')}`);
-    check(js.headers.get('cache-control') === 'no-cache', `/embed.js cache-control ${js.headers.get('cache-control')}`);
-    check(!/\bimport\s*[{(*'"]|\bexport\s/.test(await js.text()), '/embed.js is a classic script (no import/export)');
+      // embed.js: served from the top of the build, no-cache, and a classic script.
+      const js = await fetch(server.url('/embed.js'));
+      check(js.status === 200, `/embed.js: ${js.status}`);
+      check(/javascript/.test(js.headers.get('content-type') ?? ''), `/embed.js type ${js.headers.get('content-type')}`);
+      check(js.headers.get('cache-control') === 'no-cache', `/embed.js cache-control ${js.headers.get('cache-control')}`);
+      check(!/\bimport\s*[{(*'"]|\bexport\s/.test(await js.text()), '/embed.js is a classic script (no import/export)');
 
-    const template = await readFile(join(import.meta.dirname, 'embed.html'), 'utf8');
-    const cuecast = new URL(server.url('/')).origin;
-    const shop = await serveOrigin({
-      '/embed.html': {
-        type: 'text/html; charset=utf-8',
-        body: template.replaceAll('{{CUECAST}}', cuecast).replaceAll('{{SHOW}}', show),
-      },
-    });
-    check(shop.origin !== cuecast, 'the shop page is on another origin');
-    const bridge = await bridgeScript();
-    try {
-      const page = await newPage(browser, 'desktop');
-      await page.goto(shop.url('/embed.html'));
-      const embedUrl = `${cuecast}/embed/shows/${show}`;
-      const frame = await waitFor('the embedded watch page', () =>
-        page.frames().find((f) => f.url() === embedUrl && f.parentFrame() === page.mainFrame()),
-      );
-      await frame.waitForLoadState('load');
-      // The iframe is the element's width and a responsive height; it asks for what a player needs.
-      const box = await page.evaluate(() => {
-        const el = document.getElementById('live');
-        const iframe = el.shadowRoot.querySelector('iframe');
-        const a = el.getBoundingClientRect();
-        const b = iframe.getBoundingClientRect();
-        return { el: a.width, width: b.width, height: b.height, allow: iframe.allow, title: iframe.title };
+      const template = await readFile(join(import.meta.dirname, 'embed.html'), 'utf8');
+      const cuecast = new URL(server.url('/')).origin;
+      const shop = await serveOrigin({
+        '/embed.html': {
+          type: 'text/html; charset=utf-8',
+          body: template.replaceAll('{{CUECAST}}', cuecast).replaceAll('{{SHOW}}', show),
+        },
       });
-      check(Math.abs(box.width - box.el) < 1, `iframe width ${box.width} = element ${box.el}`);
-      check(box.height >= 520 && box.height <= 900, `desktop iframe height ${box.height}`);
-      check(/autoplay/.test(box.allow) && /fullscreen/.test(box.allow), `allow=${box.allow}`);
-      check(box.title === 'Maison Lune live show', `iframe title ${box.title}`);
-      // The embedded page carries the shop's theme too.
-      const framedAccent = await frame.evaluate(() =>
-        getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
-      );
-      check(framedAccent === ACCENT, `--accent in the embed page: ${framedAccent}`);
-
-      // The real watch page: if it speaks the bridge, its banner's "Add to cart" reaches the shop.
-      const speaks = await waitFor('the watch page\'s hello', () =>
-        page.evaluate(() => window.cuecastMessages.includes('cuecast:hello')), 4000).catch(() => false);
-      if (speaks) {
-        r = await call(server, 'POST', '/api/streams/demo/cues', {
-          token: ADMIN,
-          body: { kind: 'product', at: 'now', duration_s: 60, product: { id: 'rose-50', title: 'Rose perfume 50 ml',
-            price: '49.00', currency: 'USD', cta: { label: 'Buy now', url: 'https://shop.example/p/rose-50' } }, data: {} },
+      check(shop.origin !== cuecast, 'the shop page is on another origin');
+      const bridge = await bridgeScript();
+      try {
+        const page = await newPage(browser, 'desktop');
+        await page.goto(shop.url('/embed.html'));
+        const embedUrl = `${cuecast}/embed/shows/${show}`;
+        const frame = await waitFor('the embedded watch page', () =>
+          page.frames().find((f) => f.url() === embedUrl && f.parentFrame() === page.mainFrame()),
+        );
+        await frame.waitForLoadState('load');
+        // The iframe is the element's width and a responsive height; it asks for what a player needs.
+        const box = await page.evaluate(() => {
+          const el = document.getElementById('live');
+          const iframe = el.shadowRoot.querySelector('iframe');
+          const a = el.getBoundingClientRect();
+          const b = iframe.getBoundingClientRect();
+          return { el: a.width, width: b.width, height: b.height, allow: iframe.allow, title: iframe.title };
         });
-        check(r.status === 201, `cue: ${r.status} ${JSON.stringify(r.body)}`);
-        const cue = r.body.id;
-        const add = frame.locator('.banner-add').first();
-        await add.waitFor({ state: 'visible', timeout: 20000 });
-        await add.click();
-        const real = await waitFor('cuecast:add_to_cart from the watch page', async () => {
+        check(Math.abs(box.width - box.el) < 1, `iframe width ${box.width} = element ${box.el}`);
+        check(box.height >= 520 && box.height <= 900, `desktop iframe height ${box.height}`);
+        check(/autoplay/.test(box.allow) && /fullscreen/.test(box.allow), `allow=${box.allow}`);
+        check(box.title === 'Maison Lune live show', `iframe title ${box.title}`);
+        // The embedded page carries the shop's theme too.
+        const framedAccent = await frame.evaluate(() =>
+          getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+        );
+        check(framedAccent === ACCENT, `--accent in the embed page: ${framedAccent}`);
+
+        // The real watch page: if it speaks the bridge, its banner's "Add to cart" reaches the shop.
+        const speaks = await waitFor('the watch page\'s hello', () =>
+          page.evaluate(() => window.cuecastMessages.includes('cuecast:hello')), 4000).catch(() => false);
+        if (speaks) {
+          r = await call(server, 'POST', '/api/streams/demo/cues', {
+            token: ADMIN,
+            body: { kind: 'product', at: 'now', duration_s: 60, product: { id: 'rose-50', title: 'Rose perfume 50 ml',
+              price: '49.00', currency: 'USD', cta: { label: 'Buy now', url: 'https://shop.example/p/rose-50' } }, data: {} },
+          });
+          check(r.status === 201, `cue: ${r.status} ${JSON.stringify(r.body)}`);
+          const cue = r.body.id;
+          const add = frame.locator('.banner-add').first();
+          await add.waitFor({ state: 'visible', timeout: 20000 });
+          await add.click();
+          const real = await waitFor('cuecast:add_to_cart from the watch page', async () => {
+            const got = await page.evaluate(() => window.received);
+            return got.length ? got : null;
+          }, 5000);
+          check(real[0].type === 'cuecast:add_to_cart' && real[0].detail.product.id === 'rose-50' && real[0].detail.cue === cue
+            && real[0].detail.show === show, `from the watch page: ${JSON.stringify(real)}`);
+          const dialog = await frame.$('dialog[open]');
+          check(!dialog, 'the shop took the cart over: no login prompt in the frame');
+          await screenshot(page, 'embed-desktop-banner');
+          await page.evaluate(() => { window.received = []; });
+        } else {
+          console.log('note: the watch page on this branch does not call embed-bridge.ts (no cuecast:hello): only the bridge itself is clicked');
+        }
+
+        // The bridge itself, and a stand-in "Add to cart" button that calls it.
+        await frame.addScriptTag({ content: bridge });
+        await frame.evaluate(() => {
+          const button = document.createElement('button');
+          button.id = 'stand-in-add';
+          button.textContent = 'Add to cart';
+          button.style.cssText = 'position:fixed;left:16px;bottom:16px;z-index:99;min-height:44px';
+          button.addEventListener('click', () => {
+            window.notified = window.cuecastBridge.notifyHost('add_to_cart', {
+              show: location.pathname.split('/').pop(),
+              product: { id: 'rose-50', title: 'Rose perfume 50 ml', price: '49.00', currency: 'USD' },
+              cue: 'cue-17',
+              quantity: 1,
+            });
+          });
+          document.body.append(button);
+        });
+        await waitFor('the handshake (the shop listens)', () =>
+          frame.evaluate(() => window.cuecastBridge.hostListens('add_to_cart') && window.cuecastBridge.hostListens('checkout')),
+        5000);
+        check(await frame.evaluate(() => window.cuecastBridge.isEmbedded()), 'isEmbedded() in the frame');
+
+        // A real click inside the iframe → a DOM event on the shop's element.
+        await frame.click('#stand-in-add');
+        const received = await waitFor('cuecast:add_to_cart on the shop page', async () => {
           const got = await page.evaluate(() => window.received);
           return got.length ? got : null;
         }, 5000);
-        check(real[0].type === 'cuecast:add_to_cart' && real[0].detail.product.id === 'rose-50' && real[0].detail.cue === cue
-          && real[0].detail.show === show, `from the watch page: ${JSON.stringify(real)}`);
-        const dialog = await frame.$('dialog[open]');
-        check(!dialog, 'the shop took the cart over: no login prompt in the frame');
-        await screenshot(page, 'embed-desktop-banner');
-        await page.evaluate(() => { window.received = []; });
-      } else {
-        console.log('note: the watch page on this branch does not call embed-bridge.ts (no cuecast:hello): only the bridge itself is clicked');
-      }
+        check(await frame.evaluate(() => window.notified) === true, 'notifyHost returned true (the shop took over)');
+        check(received.length === 1 && received[0].type === 'cuecast:add_to_cart', `received ${JSON.stringify(received)}`);
+        const detail = received[0].detail;
+        check(detail.product.id === 'rose-50' && detail.cue === 'cue-17' && detail.show === show && detail.quantity === 1,
+          `detail ${JSON.stringify(detail)}`);
+        // checkout, too (from the frame's code, no click needed).
+        check(await frame.evaluate(() => window.cuecastBridge.notifyHost('checkout', {
+          show: 'x', product: { id: 'rose-50' }, cue: null,
+          items: [{ product: { id: 'rose-50' }, quantity: 2, cue: 'cue-17' }],
+        })), 'notifyHost(checkout) true');
+        await waitFor('cuecast:checkout', () => page.evaluate(() => window.received.length === 2), 5000);
+        const checkout = (await page.evaluate(() => window.received))[1];
+        check(checkout.type === 'cuecast:checkout' && checkout.detail.items[0].quantity === 2, `checkout ${JSON.stringify(checkout)}`);
 
-      // The bridge itself, and a stand-in "Add to cart" button that calls it.
-      await frame.addScriptTag({ content: bridge });
-      await frame.evaluate(() => {
-        const button = document.createElement('button');
-        button.id = 'stand-in-add';
-        button.textContent = 'Add to cart';
-        button.style.cssText = 'position:fixed;left:16px;bottom:16px;z-index:99;min-height:44px';
-        button.addEventListener('click', () => {
-          window.notified = window.cuecastBridge.notifyHost('add_to_cart', {
-            show: location.pathname.split('/').pop(),
-            product: { id: 'rose-50', title: 'Rose perfume 50 ml', price: '49.00', currency: 'USD' },
-            cue: 'cue-17',
-            quantity: 1,
-          });
+        await screenshot(page, 'embed-desktop');
+
+        // Origin and source checks: the same message from the shop page itself, or from another
+        // cuecast frame that is not this element's, is not relayed.
+        await page.evaluate((msg) => window.postMessage(msg, '*'), {
+          source: 'cuecast', type: 'cuecast:event', kind: 'add_to_cart',
+          detail: { show, product: { id: 'forged' }, cue: null },
         });
-        document.body.append(button);
-      });
-      await waitFor('the handshake (the shop listens)', () =>
-        frame.evaluate(() => window.cuecastBridge.hostListens('add_to_cart') && window.cuecastBridge.hostListens('checkout')),
-      5000);
-      check(await frame.evaluate(() => window.cuecastBridge.isEmbedded()), 'isEmbedded() in the frame');
+        const plainFrameUrl = embedUrl;
+        await page.evaluate(() => document.getElementById('plain').scrollIntoView());
+        const plain = await waitFor('the second (lazy) embed', () =>
+          page.frames().find((f) => f.url() === plainFrameUrl && f !== frame),
+        );
+        await plain.waitForLoadState('load');
+        await plain.evaluate(() => parent.postMessage({
+          source: 'cuecast', type: 'cuecast:event', kind: 'add_to_cart',
+          detail: { show: 'x', product: { id: 'from-the-other-frame' }, cue: null },
+        }, '*'));
+        // Nobody listens to the second element: its frame keeps the built-in cart.
+        await plain.addScriptTag({ content: bridge });
+        await sleep(1000);
+        const plainAnswer = await plain.evaluate(() => ({
+          listens: window.cuecastBridge.hostListens('add_to_cart'),
+          notified: window.cuecastBridge.notifyHost('add_to_cart', { show: 'x', product: { id: 'rose-50' }, cue: null }),
+        }));
+        check(!plainAnswer.listens && plainAnswer.notified === false,
+          `an element nobody listens to: ${JSON.stringify(plainAnswer)} (built-in cart expected)`);
+        await sleep(500);
+        const all = await page.evaluate(() => window.received);
+        check(all.length === 2, `forged or foreign messages were relayed: ${JSON.stringify(all.slice(2))}`);
+        // Outside a frame, notifyHost says no.
+        const top = await newPage(browser, 'desktop');
+        await top.goto(embedUrl);
+        await top.addScriptTag({ content: bridge });
+        check(await top.evaluate(() => !window.cuecastBridge.isEmbedded()
+          && window.cuecastBridge.notifyHost('add_to_cart', { show: 'x', product: { id: 'a' }, cue: null }) === false),
+          'not embedded: notifyHost false');
+        assertNoConsoleErrors(page);
 
-      // A real click inside the iframe → a DOM event on the shop's element.
-      await frame.click('#stand-in-add');
-      const received = await waitFor('cuecast:add_to_cart on the shop page', async () => {
-        const got = await page.evaluate(() => window.received);
-        return got.length ? got : null;
-      }, 5000);
-      check(await frame.evaluate(() => window.notified) === true, 'notifyHost returned true (the shop took over)');
-      check(received.length === 1 && received[0].type === 'cuecast:add_to_cart', `received ${JSON.stringify(received)}`);
-      const detail = received[0].detail;
-      check(detail.product.id === 'rose-50' && detail.cue === 'cue-17' && detail.show === show && detail.quantity === 1,
-        `detail ${JSON.stringify(detail)}`);
-      // checkout, too (from the frame's code, no click needed).
-      check(await frame.evaluate(() => window.cuecastBridge.notifyHost('checkout', {
-        show: 'x', product: { id: 'rose-50' }, cue: null,
-        items: [{ product: { id: 'rose-50' }, quantity: 2, cue: 'cue-17' }],
-      })), 'notifyHost(checkout) true');
-      await waitFor('cuecast:checkout', () => page.evaluate(() => window.received.length === 2), 5000);
-      const checkout = (await page.evaluate(() => window.received))[1];
-      check(checkout.type === 'cuecast:checkout' && checkout.detail.items[0].quantity === 2, `checkout ${JSON.stringify(checkout)}`);
+        // Phone: the embed is 9:16-ish and never taller than the screen.
+        const phone = await newPage(browser, 'phone');
+        await phone.goto(shop.url('/embed.html'));
+        const phoneBox = await phone.evaluate(() => {
+          const iframe = document.getElementById('live').shadowRoot.querySelector('iframe');
+          const b = iframe.getBoundingClientRect();
+          return { width: b.width, height: b.height, screen: window.innerHeight };
+        });
+        check(phoneBox.height > phoneBox.width && phoneBox.height <= phoneBox.screen,
+          `phone iframe ${JSON.stringify(phoneBox)}`);
+        await screenshot(phone, 'embed-phone');
+        assertNoConsoleErrors(phone);
 
-      await screenshot(page, 'embed-desktop');
-
-      // Origin and source checks: the same message from the shop page itself, or from another
-      // cuecast frame that is not this element's, is not relayed.
-      await page.evaluate((msg) => window.postMessage(msg, '*'), {
-        source: 'cuecast', type: 'cuecast:event', kind: 'add_to_cart',
-        detail: { show, product: { id: 'forged' }, cue: null },
-      });
-      const plainFrameUrl = embedUrl;
-      await page.evaluate(() => document.getElementById('plain').scrollIntoView());
-      const plain = await waitFor('the second (lazy) embed', () =>
-        page.frames().find((f) => f.url() === plainFrameUrl && f !== frame),
-      );
-      await plain.waitForLoadState('load');
-      await plain.evaluate(() => parent.postMessage({
-        source: 'cuecast', type: 'cuecast:event', kind: 'add_to_cart',
-        detail: { show: 'x', product: { id: 'from-the-other-frame' }, cue: null },
-      }, '*'));
-      // Nobody listens to the second element: its frame keeps the built-in cart.
-      await plain.addScriptTag({ content: bridge });
-      await sleep(1000);
-      const plainAnswer = await plain.evaluate(() => ({
-        listens: window.cuecastBridge.hostListens('add_to_cart'),
-        notified: window.cuecastBridge.notifyHost('add_to_cart', { show: 'x', product: { id: 'rose-50' }, cue: null }),
-      }));
-      check(!plainAnswer.listens && plainAnswer.notified === false,
-        `an element nobody listens to: ${JSON.stringify(plainAnswer)} (built-in cart expected)`);
-      await sleep(500);
-      const all = await page.evaluate(() => window.received);
-      check(all.length === 2, `forged or foreign messages were relayed: ${JSON.stringify(all.slice(2))}`);
-      // Outside a frame, notifyHost says no.
-      const top = await newPage(browser, 'desktop');
-      await top.goto(embedUrl);
-      await top.addScriptTag({ content: bridge });
-      check(await top.evaluate(() => !window.cuecastBridge.isEmbedded()
-        && window.cuecastBridge.notifyHost('add_to_cart', { show: 'x', product: { id: 'a' }, cue: null }) === false),
-        'not embedded: notifyHost false');
-      assertNoConsoleErrors(page);
-
-      // Phone: the embed is 9:16-ish and never taller than the screen.
-      const phone = await newPage(browser, 'phone');
-      await phone.goto(shop.url('/embed.html'));
-      const phoneBox = await phone.evaluate(() => {
-        const iframe = document.getElementById('live').shadowRoot.querySelector('iframe');
-        const b = iframe.getBoundingClientRect();
-        return { width: b.width, height: b.height, screen: window.innerHeight };
-      });
-      check(phoneBox.height > phoneBox.width && phoneBox.height <= phoneBox.screen,
-        `phone iframe ${JSON.stringify(phoneBox)}`);
-      await screenshot(phone, 'embed-phone');
-      assertNoConsoleErrors(phone);
-
-      // Theming: the configured accent and font in the computed styles of `/`.
-      const home = await newPage(browser, 'desktop');
-      await home.goto(server.url('/'));
-      await home.waitForSelector('.carousel .card');
-      const theme = await home.evaluate(() => {
-        const style = (sel, prop) => (document.querySelector(sel) ? getComputedStyle(document.querySelector(sel))[prop] : null);
-        return {
-          accent: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
-          link: style('.section-note .button.link', 'color'),
-          placeholder: style('.cover-placeholder', 'backgroundImage'),
-          font: getComputedStyle(document.body).fontFamily,
-          button: getComputedStyle(document.querySelector('.site-header .button')).fontFamily,
-        };
-      });
-      check(theme.accent === ACCENT, `--accent ${theme.accent}`);
-      check(theme.link === ACCENT_RGB, `the log-in link's colour ${theme.link}`);
-      check(theme.placeholder?.includes(ACCENT_RGB), `the cover placeholder ${theme.placeholder}`);
-      check(/^Georgia/.test(theme.font) && /^Georgia/.test(theme.button), `font ${theme.font} / ${theme.button}`);
-      await axe(home, 'home with a custom accent');
-      await screenshot(home, 'home-custom-accent');
-      assertNoConsoleErrors(home);
-    } finally {
-      await shop.close();
-    }
+        // Theming: the configured accent and font in the computed styles of `/`.
+        const home = await newPage(browser, 'desktop');
+        await home.goto(server.url('/'));
+        await home.waitForSelector('.carousel .card');
+        const theme = await home.evaluate(() => {
+          const style = (sel, prop) => (document.querySelector(sel) ? getComputedStyle(document.querySelector(sel))[prop] : null);
+          return {
+            accent: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+            link: style('.section-note .button.link', 'color'),
+            placeholder: style('.cover-placeholder', 'backgroundImage'),
+            font: getComputedStyle(document.body).fontFamily,
+            button: getComputedStyle(document.querySelector('.site-header .button')).fontFamily,
+          };
+        });
+        check(theme.accent === ACCENT, `--accent ${theme.accent}`);
+        check(theme.link === ACCENT_RGB, `the log-in link's colour ${theme.link}`);
+        check(theme.placeholder?.includes(ACCENT_RGB), `the cover placeholder ${theme.placeholder}`);
+        check(/^Georgia/.test(theme.font) && /^Georgia/.test(theme.button), `font ${theme.font} / ${theme.button}`);
+        await axe(home, 'home with a custom accent');
+        await screenshot(home, 'home-custom-accent');
+        assertNoConsoleErrors(home);
+      } finally {
+        await shop.close();
+      }
     } finally {
       ffmpeg.stop();
     }
