@@ -33,3 +33,13 @@ fn run(script: &str) {
         output.status
     );
 }
+
+#[test]
+fn embed_relays_cart_events_to_a_shop_on_another_origin_and_takes_the_theme() {
+    run("web-embed.mjs");
+}
+
+#[test]
+fn home_page_live_now_personal_upcoming_carousel_and_replays() {
+    run("web-home.mjs");
+}

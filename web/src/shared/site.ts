@@ -1,5 +1,8 @@
 // What the server wrote into the page about the shop (src/http/pages.rs, `[web]` in the config):
-// its name, logo and accent colour. The CSS variables (--accent, --font) are already applied.
+// its name, logo and accent colour. The CSS variables (--accent, --font) are already applied;
+// theme.ts adds the text colour that reads on the accent.
+
+import './theme';
 
 export interface Site {
   shop_name: string;
