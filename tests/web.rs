@@ -33,3 +33,8 @@ fn run(script: &str) {
         output.status
     );
 }
+
+#[test]
+fn watch_page_plays_shows_cues_chats_and_sells() {
+    run("web-watch.mjs");
+}

@@ -47,6 +47,31 @@ function safeUrl(url: string | undefined): string | null {
   }
 }
 
+const URL_RE = /(https?:\/\/[^\s<>"']+)/g;
+
+/** The text with its http(s) URLs as links (the server already removed links viewers may not post). */
+function Linked({ text }: { text: string }) {
+  const parts = text.split(URL_RE);
+  return (
+    <>
+      {parts.map((part, i) => {
+        if (i % 2 === 0) return part;
+        const trimmed = part.replace(/[.,!?)]+$/, '');
+        const url = safeUrl(trimmed);
+        if (!url) return part;
+        return (
+          <>
+            <a href={url} target="_blank" rel="noopener noreferrer">
+              {trimmed}
+            </a>
+            {part.slice(trimmed.length)}
+          </>
+        );
+      })}
+    </>
+  );
+}
+
 function Message({
   message,
   canDelete,
@@ -61,12 +86,14 @@ function Message({
   const link = safeUrl(message.link?.url);
   const product = message.product;
   return (
-    <li class={`chat-message role-${message.role}`} data-id={message.id}>
+    <div class={`chat-message role-${message.role}`} data-id={message.id}>
       <span class="chat-user">
         {message.user ?? 'anonymous'}
         {message.role !== 'viewer' ? <span class="chat-role">{message.role}</span> : null}
       </span>{' '}
-      <span class="chat-text">{message.text}</span>
+      <span class="chat-text">
+        <Linked text={message.text} />
+      </span>
       {link ? (
         <a class="chat-link" href={link} target="_blank" rel="noopener noreferrer">
           {message.link?.label || link}
@@ -91,7 +118,7 @@ function Message({
           Delete
         </button>
       ) : null}
-    </li>
+    </div>
   );
 }
 
@@ -115,7 +142,7 @@ export function Chat({ room, replay, mediaTime, onProduct }: ChatProps) {
   const [replayAll, setReplayAll] = useState<ChatMessage[]>([]);
   const transport = useRef<ChatTransport | null>(null);
   const pending = useRef<string | null>(null);
-  const list = useRef<HTMLOListElement>(null);
+  const list = useRef<HTMLDivElement>(null);
   const nonce = useRef(0);
 
   // Live: one connection per login state (the token goes in `hello`); reconnect after drops.
@@ -277,16 +304,14 @@ export function Chat({ room, replay, mediaTime, onProduct }: ChatProps) {
       {pinned ? (
         <div class="chat-pinned" aria-label="Pinned message">
           <span class="chat-pin-label">Pinned</span>
-          <ol class="chat-list-pinned">
-            <Message message={pinned} canDelete={false} onDelete={remove} onProduct={onProduct} />
-          </ol>
+          <Message message={pinned} canDelete={false} onDelete={remove} onProduct={onProduct} />
         </div>
       ) : null}
-      <ol class="chat-list" role="log" aria-label="Chat messages" aria-live="polite" ref={list} tabIndex={0}>
+      <div class="chat-list" role="log" aria-label="Chat messages" aria-live="polite" ref={list} tabIndex={0}>
         {shown.map((m) => (
           <Message key={m.id} message={m} canDelete={canModerate && !replay} onDelete={remove} onProduct={onProduct} />
         ))}
-      </ol>
+      </div>
       <p class="chat-status" role="status">
         {status}
       </p>
