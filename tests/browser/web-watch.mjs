@@ -217,6 +217,12 @@ main(async ({ server, browser }) => {
       a.$eval('.chat-message.role-host .chat-text a', (el) => el.href).catch(() => null), 10000);
     check(hostLink === `${SHOP}/p/sku-1`, `host link href ${hostLink}`);
 
+    // The host pins it: on top for everyone.
+    await host.locator('.chat-list .chat-message', { hasText: 'Get it here' }).locator('.chat-pin').click();
+    for (const p of [a, b]) {
+      await waitFor('pinned on top', async () => (await p.textContent('.chat-pinned').catch(() => '')).includes('Get it here'), 10000);
+    }
+
     // Anonymous: the login prompt, then the typed message goes out.
     await send(b, 'anna says hi');
     await b.waitForSelector('dialog.login-dialog', { timeout: 5000 });

@@ -76,11 +76,16 @@ function Message({
   message,
   canDelete,
   onDelete,
+  onPin,
+  pinned = false,
   onProduct,
 }: {
   message: ChatMessage;
   canDelete: boolean;
   onDelete(id: number): void;
+  /** Hosts: pin this message (or, for the pinned one, unpin). */
+  onPin?: (() => void) | null;
+  pinned?: boolean;
   onProduct(product: CueProduct): void;
 }) {
   const link = safeUrl(message.link?.url);
@@ -106,6 +111,11 @@ function Message({
             <strong>{product.title ?? product.id}</strong>
             <span>{formatPrice(product.price, product.currency)}</span>
           </span>
+        </button>
+      ) : null}
+      {onPin ? (
+        <button type="button" class="button link chat-pin" onClick={onPin}>
+          {pinned ? 'Unpin' : 'Pin'}
         </button>
       ) : null}
       {canDelete ? (
@@ -233,6 +243,7 @@ export function Chat({ room, replay, mediaTime, onProduct }: ChatProps) {
       window.clearTimeout(retry);
       transport.current?.close();
       transport.current = null;
+      setKind(null);
     };
   }, [room, replay ? 'replay' : 'live', claims?.sub]);
 
@@ -292,6 +303,7 @@ export function Chat({ room, replay, mediaTime, onProduct }: ChatProps) {
   };
 
   const canModerate = !!welcome?.capabilities?.includes('moderate');
+  const canHost = !!welcome?.capabilities?.includes('host');
   const remove = (id: number) => transport.current?.send({ type: 'delete', id });
   const maxChars = welcome?.max_text_chars ?? 500;
 
@@ -304,12 +316,26 @@ export function Chat({ room, replay, mediaTime, onProduct }: ChatProps) {
       {pinned ? (
         <div class="chat-pinned" aria-label="Pinned message">
           <span class="chat-pin-label">Pinned</span>
-          <Message message={pinned} canDelete={false} onDelete={remove} onProduct={onProduct} />
+          <Message
+            message={pinned}
+            canDelete={false}
+            onDelete={remove}
+            onPin={canHost && !replay ? () => transport.current?.send({ type: 'unpin' }) : null}
+            pinned
+            onProduct={onProduct}
+          />
         </div>
       ) : null}
       <div class="chat-list" role="log" aria-label="Chat messages" aria-live="polite" ref={list} tabIndex={0}>
         {shown.map((m) => (
-          <Message key={m.id} message={m} canDelete={canModerate && !replay} onDelete={remove} onProduct={onProduct} />
+          <Message
+            key={m.id}
+            message={m}
+            canDelete={canModerate && !replay}
+            onDelete={remove}
+            onPin={canHost && !replay ? () => transport.current?.send({ type: 'pin', id: m.id }) : null}
+            onProduct={onProduct}
+          />
         ))}
       </div>
       <p class="chat-status" role="status">

@@ -59,6 +59,19 @@ function viewersText(n: number | undefined): string | null {
   return n === 1 ? '1 watching' : `${n.toLocaleString()} watching`;
 }
 
+function SpeakerIcon({ muted }: { muted: boolean }) {
+  return (
+    <svg width="20" height="20" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+      <path d="M11 5 6 9H2v6h4l5 4V5z" fill="currentColor" />
+      {muted ? (
+        <path d="m23 9-6 6M17 9l6 6" />
+      ) : (
+        <path d="M15.5 8.5a5 5 0 0 1 0 7M19 5a10 10 0 0 1 0 14" />
+      )}
+    </svg>
+  );
+}
+
 function LiveBadge({ state, onJump }: { state: PlayerState; onJump(): void }) {
   const latency = state.latency;
   const behind = latency !== null && latency > Math.max(BEHIND_S, (state.target ?? 0) + 3);
@@ -355,11 +368,11 @@ function App() {
                     }
                   }}
                 >
-                  <span aria-hidden="true">🔇</span> Tap to unmute
+                  <SpeakerIcon muted /> Tap to unmute
                 </button>
               ) : (
                 <button type="button" class="badge-button unmute" onClick={() => video.current && (video.current.muted = true)}>
-                  <span aria-hidden="true">🔊</span> Mute
+                  <SpeakerIcon muted={false} /> Mute
                 </button>
               )}
               <span class="player-badges">

@@ -123,7 +123,7 @@ export function Banner({
           {product.cta_label || 'Buy now'}
         </a>
         <button type="button" class="button banner-add" onClick={() => actions.addToCart(product, cue.id)}>
-          Add to cart
+          Add<span class="wide-only"> to cart</span>
         </button>
       </div>
     </div>
