@@ -18,7 +18,7 @@
 
 import {
   ADMIN, main, call, user, publish, newPage, axe, screenshot, check, waitFor, sleep,
-  assertNoConsoleErrors,
+  assertNoConsoleErrors, startServer,
 } from './cuecast.mjs';
 
 const SHOP = 'https://shop.example';
@@ -294,4 +294,51 @@ main(async ({ server, browser }) => {
   } finally {
     ffmpeg.stop();
   }
+  await restartAndEmbed(browser);
 });
+
+/**
+ * The encoder drops and comes back within the reconnect grace (the show stays live): the embedded
+ * page (/embed/shows/{id}: no site header) says "the host will be right back" and resumes by
+ * itself; then the host ends the show and the page says so.
+ */
+async function restartAndEmbed(browser) {
+  const server = await startServer({ CUECAST_INGEST_RECONNECT_GRACE_S: '30' });
+  let ffmpeg = null;
+  try {
+    await user(server, 'hana', ['send', 'host']);
+    const r = await call(server, 'POST', '/api/shows', {
+      token: ADMIN,
+      body: { title: 'Encoder restart', host: 'hana', stream: 'demo', scheduled_start: new Date().toISOString() },
+    });
+    check(r.status === 201, `create show: ${r.status} ${JSON.stringify(r.body)}`);
+    const showId = r.body.id;
+    ffmpeg = publish(server.rtmpUrl('demo-key'), 600);
+    await waitFor('playlist ready', async () => (await fetch(server.url('/hls/demo/index.m3u8'))).status === 200, 30000, 250);
+    const page = await newPage(browser, 'phone');
+    await page.goto(server.url(`/embed/shows/${showId}`), { waitUntil: 'load' });
+    check((await page.$('.site-header')) === null, 'embed: no site header');
+    check((await page.$('main.watch.embed')) !== null, 'embed layout');
+    await playing(page, 'embed');
+    ffmpeg.stop();
+    await ffmpeg.exited;
+    await waitFor('"the host will be right back"', async () =>
+      (await page.textContent('.player-notice').catch(() => '')).includes('right back'), 30000, 250);
+    const show = (await call(server, 'GET', `/api/shows/${showId}`)).body;
+    check(show.state === 'live', `the show is still live during the grace: ${show.state}`);
+    await screenshot(page, 'watch-embed-phone-right-back');
+    ffmpeg = publish(server.rtmpUrl('demo-key'), 600);
+    await waitFor('the page resumes by itself', async () => (await page.$('.player-notice')) === null, 40000, 250);
+    await playing(page, 'embed after the restart');
+    await axe(page, 'embed phone');
+    const end = await call(server, 'PATCH', `/api/shows/${showId}`, { token: ADMIN, body: { state: 'ended' } });
+    check(end.status === 200, `end show: ${end.status} ${JSON.stringify(end.body)}`);
+    await waitFor('"this show has ended"', async () =>
+      (await page.textContent('.player-notice').catch(() => '')).includes('ended'), 30000, 250);
+    assertNoConsoleErrors(page);
+    await page.context().close();
+  } finally {
+    ffmpeg?.stop();
+    await server.stop();
+  }
+}
