@@ -327,6 +327,9 @@ export function Chat({ room, replay, mediaTime, onProduct }: ChatProps) {
         </div>
       ) : null}
       <div class="chat-list" role="log" aria-label="Chat messages" aria-live="polite" ref={list} tabIndex={0}>
+        {shown.length === 0 && !status ? (
+          <p class="chat-empty">{replay ? 'Messages appear here as the replay reaches them.' : 'No messages yet. Say hello!'}</p>
+        ) : null}
         {shown.map((m) => (
           <Message
             key={m.id}
