@@ -18,8 +18,9 @@
 
 import {
   ADMIN, main, call, user, publish, newPage, axe, screenshot, check, waitFor, sleep,
-  assertNoConsoleErrors, startServer,
+  assertNoConsoleErrors, startServer, artifacts,
 } from './cuecast.mjs';
+import { join } from 'node:path';
 
 const SHOP = 'https://shop.example';
 const PRODUCTS = [
@@ -144,6 +145,15 @@ main(async ({ server, browser }) => {
     }, 20000, 250);
     console.log(`live latency ${latency} s`);
     check((await a.textContent('.badge.live')).includes('LIVE'), 'LIVE badge');
+
+    // Far behind the edge: the badge says so and jumps back to live.
+    await a.evaluate(() => document.querySelector('video').pause());
+    await sleep(1500);
+    await a.click('.badge-button.behind', { timeout: 10000 });
+    await waitFor('back at the live edge', async () => {
+      const text = await a.getAttribute('.badge.live', 'data-latency').catch(() => null);
+      return text && Number(text) < 3;
+    }, 20000, 250);
 
     // --- A cue at "now": the banner within 0.5 s of its frame (PDT)
     r = await call(server, 'POST', '/api/streams/demo/cues', {
@@ -283,6 +293,7 @@ main(async ({ server, browser }) => {
       check(v.lcp > 0 && v.lcp <= 2500, `${label}: LCP ${v.lcp} ms ≤ 2.5 s`);
     }
     await screenshot(a, 'watch-desktop');
+    await a.screenshot({ path: join(artifacts, 'watch-desktop-full.png'), fullPage: true });
     await screenshot(b, 'watch-phone');
 
     // --- The stream ends: the page says so and offers the replay, which shows the banner at the

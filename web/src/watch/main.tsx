@@ -407,7 +407,7 @@ function App() {
           ) : null}
         </aside>
         <div class="shop">
-          <ForProduct product={product} catalog={catalog} actions={actions} onSeen={seen} />
+          {show?.description ? <p class="show-description">{show.description}</p> : null}
           <ProductRow
             id="row-show"
             title={show?.state === 'live' ? 'In this show — trending now' : 'In this show'}
@@ -416,7 +416,7 @@ function App() {
             actions={actions}
             onSeen={seen}
           />
-          {show?.description ? <p class="show-description">{show.description}</p> : null}
+          <ForProduct product={product} catalog={catalog} actions={actions} onSeen={seen} />
         </div>
       </main>
       <div class="visually-hidden" role="status" aria-live="polite">
