@@ -7,6 +7,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import '../shared/base.css';
 import './watch.css';
 import { api, ApiError } from '../shared/api';
+import { hostListens, notifyHost, type EmbedProduct } from '../shared/embed-bridge';
 import { Header } from '../shared/header';
 import { requireLogin } from '../shared/login';
 import { pageTitle } from '../shared/site';
@@ -242,35 +243,55 @@ function App() {
 
   const cueId = (explicit?: string) => explicit ?? cue?.payload.id;
 
+  const urlOf = (p: ShopProduct) => p.url ?? catalogRef.current.get(p.id)?.url;
+  const embedProduct = (p: ShopProduct): EmbedProduct => ({
+    id: p.id,
+    title: p.title,
+    price: p.price,
+    currency: p.currency,
+    image_url: p.image_url,
+    url: urlOf(p),
+  });
+
+  // Embedded in a shop's page that listens (shared/embed-bridge.ts), the shop's own cart takes
+  // over: no login here, no built-in cart. Otherwise the built-in cart, for logged-in shoppers.
   const actions: BuyActions = {
     buy: async (p, c) => {
-      const who = await requireLogin('Log in to buy from the show.');
-      if (!who) return;
-      events.push({ type: 'cta_click', product: p.id, cue: cueId(c) });
+      const cueOnScreen = cueId(c) ?? null;
+      if (!hostListens('checkout') && !(await requireLogin('Log in to buy from the show.'))) return;
+      events.push({ type: 'cta_click', product: p.id, cue: cueOnScreen ?? undefined });
       void events.flush();
-      const url = p.url ?? catalogRef.current.get(p.id)?.url;
+      if (notifyHost('checkout', { show: showId, product: embedProduct(p), cue: cueOnScreen, quantity: 1 })) {
+        setAnnounce(`${p.title}: continue in the shop`);
+        return;
+      }
+      const url = urlOf(p);
       if (url) window.open(url, '_blank', 'noopener');
     },
     addToCart: async (p, c) => {
-      const who = await requireLogin('Log in to add products to your cart.');
-      if (!who) return;
+      const cueOnScreen = cueId(c) ?? null;
+      if (!hostListens('add_to_cart') && !(await requireLogin('Log in to add products to your cart.'))) return;
+      events.push({ type: 'add_to_cart', product: p.id, cue: cueOnScreen ?? undefined, quantity: 1 });
+      void events.flush();
+      if (notifyHost('add_to_cart', { show: showId, product: embedProduct(p), cue: cueOnScreen, quantity: 1 })) {
+        setAnnounce(`${p.title} added to the shop's cart`);
+        return;
+      }
       cart.add({
         product: p.id,
         title: p.title,
         price: p.price,
         currency: p.currency,
         image_url: p.image_url,
-        url: p.url ?? catalogRef.current.get(p.id)?.url,
-        cue: cueId(c),
+        url: urlOf(p),
+        cue: cueOnScreen ?? undefined,
         show: showId,
       });
-      events.push({ type: 'add_to_cart', product: p.id, cue: cueId(c), quantity: 1 });
-      void events.flush();
       setAnnounce(`${p.title} added to your cart`);
     },
     open: (p, c) => {
       events.push({ type: 'click', product: p.id, cue: cueId(c) });
-      const url = p.url ?? catalogRef.current.get(p.id)?.url;
+      const url = urlOf(p);
       if (url) window.open(url, '_blank', 'noopener');
     },
   };
@@ -281,7 +302,17 @@ function App() {
   const checkout = (item: CartItem) => {
     events.push({ type: 'cta_click', product: item.product, cue: item.cue });
     void events.flush();
-    if (item.url) window.open(item.url, '_blank', 'noopener');
+    const line = (i: CartItem) => ({
+      product: { id: i.product, title: i.title, price: i.price, currency: i.currency, image_url: i.image_url, url: i.url },
+      quantity: i.quantity,
+      cue: i.cue ?? null,
+    });
+    const handed = notifyHost('checkout', {
+      show: showId,
+      ...line(item),
+      items: items.map(line),
+    });
+    if (!handed && item.url) window.open(item.url, '_blank', 'noopener');
   };
   const seen = (p: ShopProduct) => events.push({ type: 'impression', product: p.id, cue: cue?.payload.id });
 

@@ -204,7 +204,8 @@ export function ForProduct({
 }) {
   const [together, setTogether] = useState<ShopProduct[]>([]);
   const [related, setRelated] = useState<ShopProduct[]>([]);
-  const id = product?.id;
+  // Only catalog products have neighbours (another id would be a 404, logged by the browser).
+  const id = product && catalog.has(product.id) ? product.id : undefined;
   useEffect(() => {
     setTogether([]);
     setRelated([]);
@@ -221,7 +222,7 @@ export function ForProduct({
       live = false;
     };
   }, [id]);
-  if (!product) return null;
+  if (!product || !id) return null;
   return (
     <>
       <ProductRow id="row-together" title={`Frequently bought with ${product.title}`} products={together} actions={actions} onSeen={onSeen} />
