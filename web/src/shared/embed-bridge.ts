@@ -10,7 +10,12 @@
 //   shows a short confirmation and does not open its own cart / checkout hand-off. It returns
 //   **false** when the page is not embedded, or nobody on the host page listens (yet): keep the
 //   built-in cart, which stays the default. It never throws. Still send the shopper events to
-//   /api/events as usual either way.
+//   /api/events as usual either way. Call it *before* `requireLogin`: a shop that takes the cart
+//   over has its own accounts, so its shoppers are not asked to log in to cuecast to buy.
+//   E.g. in the watch page's addToCart:
+//     if (notifyHost('add_to_cart', { show, product: { id, title, price, currency, image_url, url },
+//                                      cue: cueId ?? null, quantity: 1 })) { announce(); return; }
+//     const who = await requireLogin(...); ... the built-in cart ...
 // - `detail` is `EmbedEventDetail` (embed-protocol.ts): the show, the product (id and what the shop's cart needs
 //   to show it) and the id of the product cue on screen (or null), plus the quantity; a checkout
 //   may add the whole built-in cart as `items`.
