@@ -104,7 +104,7 @@ async function cueReport(page, id) {
 }
 
 async function chatTexts(page) {
-  return page.$$eval('.chat-list .chat-message', (els) => els.map((e) => e.querySelector('.chat-text').textContent));
+  return page.$$eval('.chat-list > .chat-message', (els) => els.map((e) => e.querySelector('.chat-text').textContent));
 }
 
 async function send(page, text) {
@@ -251,7 +251,7 @@ main(async ({ server, browser }) => {
     check(hostLink === `${SHOP}/p/sku-1`, `host link href ${hostLink}`);
 
     // The host pins it: on top for everyone.
-    await host.locator('.chat-list .chat-message', { hasText: 'Get it here' }).locator('.chat-pin').click();
+    await host.locator('.chat-list > .chat-message', { hasText: 'Get it here' }).locator('.chat-pin').click();
     for (const p of [a, b]) {
       await waitFor('pinned on top', async () => (await p.textContent('.chat-pinned').catch(() => '')).includes('Get it here'), 10000);
     }
@@ -278,7 +278,7 @@ main(async ({ server, browser }) => {
     // The moderator deletes vera's message: gone everywhere.
     const viewers = [a, b, host, ...(ws ? [ws] : [])];
     for (const p of viewers) await waitFor('message everywhere', async () => (await chatTexts(p)).includes('hello from vera'), 10000);
-    const row = host.locator('.chat-list .chat-message', { hasText: 'hello from vera' });
+    const row = host.locator('.chat-list > .chat-message', { hasText: 'hello from vera' });
     await row.locator('.chat-delete').click();
     for (const p of viewers) {
       await waitFor('message deleted everywhere', async () => !(await chatTexts(p)).includes('hello from vera'), 10000);

@@ -313,20 +313,22 @@ export function Chat({ room, replay, mediaTime, onProduct }: ChatProps) {
         <h2 id="chat-title">{replay ? 'Chat replay' : 'Live chat'}</h2>
         {kind ? <span class="chat-kind">{kind === 'webtransport' ? 'WebTransport' : 'WebSocket'}</span> : null}
       </div>
-      {pinned ? (
-        <div class="chat-pinned" aria-label="Pinned message">
-          <span class="chat-pin-label">Pinned</span>
-          <Message
-            message={pinned}
-            canDelete={false}
-            onDelete={remove}
-            onPin={canHost && !replay ? () => transport.current?.send({ type: 'unpin' }) : null}
-            pinned
-            onProduct={onProduct}
-          />
-        </div>
-      ) : null}
       <div class="chat-list" role="log" aria-label="Chat messages" aria-live="polite" ref={list} tabIndex={0}>
+        {/* Sticky at the top of the log; inserted inside the scroller, whose scroll anchoring
+            keeps the messages on screen where they were. */}
+        {pinned ? (
+          <div class="chat-pinned" aria-label="Pinned message">
+            <span class="chat-pin-label">Pinned</span>
+            <Message
+              message={pinned}
+              canDelete={false}
+              onDelete={remove}
+              onPin={canHost && !replay ? () => transport.current?.send({ type: 'unpin' }) : null}
+              pinned
+              onProduct={onProduct}
+            />
+          </div>
+        ) : null}
         {shown.length === 0 && !status ? (
           <p class="chat-empty">{replay ? 'Messages appear here as the replay reaches them.' : 'No messages yet. Say hello!'}</p>
         ) : null}
