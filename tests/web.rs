@@ -38,3 +38,8 @@ fn run(script: &str) {
 fn watch_page_plays_shows_cues_chats_and_sells() {
     run("web-watch.mjs");
 }
+
+#[test]
+fn watch_page_cue_logic() {
+    run("web-watch-cues.mjs");
+}
