@@ -51,10 +51,11 @@ async function shopRoutes(context) {
 }
 
 /** A page in its own context, logged in as `who` (null: anonymous), with vitals recorded. */
-async function openWatch(browser, server, showId, { kind = 'desktop', who = null, query = '' } = {}) {
+async function openWatch(browser, server, showId, { kind = 'desktop', who = null, query = '', noWebTransport = false } = {}) {
   const page = await newPage(browser, kind);
   const context = page.context();
   await shopRoutes(context);
+  if (noWebTransport) await context.addInitScript(() => { delete window.WebTransport; });
   await context.addInitScript((token) => {
     if (token) localStorage.setItem('cuecast.token', token);
     window.__vitals = { cls: 0, lcp: 0 };
@@ -273,6 +274,12 @@ main(async ({ server, browser }) => {
       await send(ws, 'wes over websocket');
       await waitFor('vera sees wes', async () => (await chatTexts(a)).includes('wes over websocket'), 10000);
       await waitFor('wes sees vera', async () => (await chatTexts(ws)).includes('hello from vera'), 10000);
+      // A browser without WebTransport picks the WebSocket by itself.
+      const noWt = await openWatch(browser, server, showId, { noWebTransport: true });
+      await waitFor('automatic WebSocket fallback', async () => (await noWt.getAttribute('.chat', 'data-transport')) === 'websocket', 15000);
+      await waitFor('history over the fallback', async () => (await chatTexts(noWt)).includes('wes over websocket'), 10000);
+      assertNoConsoleErrors(noWt);
+      await noWt.context().close();
     }
 
     // The moderator deletes vera's message: gone everywhere.
