@@ -167,8 +167,7 @@ function App() {
         .then((r) => !stopped && setRanked(r.items.map((i) => fromRecommended(i, catalogRef.current))))
         .catch(() => {});
     void load();
-    if (show.state !== 'live') return;
-    const t = window.setInterval(load, LIVE_REFRESH_MS);
+    const t = show.state === 'live' ? window.setInterval(load, LIVE_REFRESH_MS) : undefined;
     return () => {
       stopped = true;
       window.clearInterval(t);
