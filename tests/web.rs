@@ -43,3 +43,13 @@ fn embed_relays_cart_events_to_a_shop_on_another_origin_and_takes_the_theme() {
 fn home_page_live_now_personal_upcoming_carousel_and_replays() {
     run("web-home.mjs");
 }
+
+#[test]
+fn watch_page_plays_shows_cues_chats_and_sells() {
+    run("web-watch.mjs");
+}
+
+#[test]
+fn watch_page_cue_logic() {
+    run("web-watch-cues.mjs");
+}
