@@ -105,7 +105,7 @@ type Chat = ReturnType<typeof useChat>;
 export function ChatPanel({ chat }: { chat: Chat }) {
   const [text, setText] = useState('');
   const [error, setError] = useState('');
-  const log = useRef<HTMLOListElement>(null);
+  const log = useRef<HTMLDivElement>(null);
   const me = session.claims()?.sub;
   const moderate = chat.caps.includes('moderate');
   const host = chat.caps.includes('host');
@@ -134,6 +134,8 @@ export function ChatPanel({ chat }: { chat: Chat }) {
         <span class={`badge ${chat.state === 'open' ? 'ok' : ''}`}>
           {chat.state === 'open' ? `${chat.presence ?? 0} in chat` : chat.state === 'connecting' ? 'connecting…' : 'reconnecting…'}
         </span>
+      </div>
+      <div class="chat-tools">
         <label class="inline" for="slow-mode">
           Slow mode
         </label>
@@ -164,9 +166,9 @@ export function ChatPanel({ chat }: { chat: Chat }) {
           ) : null}
         </div>
       ) : null}
-      <ol class="chat-log" role="log" aria-label="Chat messages" aria-live="polite" ref={log} tabIndex={0}>
+      <div class="chat-log" role="log" aria-label="Chat messages" aria-live="polite" ref={log} tabIndex={0}>
         {chat.messages.map((m) => (
-          <li key={m.id} class={`chat-message role-${m.role}`} data-id={m.id}>
+          <div key={m.id} class={`chat-message role-${m.role}`} data-id={m.id}>
             <span class="chat-text">
               <strong class="chat-user">{m.user}</strong>
               {m.role !== 'viewer' ? <span class="badge">{m.role}</span> : null} {m.text}
@@ -206,10 +208,10 @@ export function ChatPanel({ chat }: { chat: Chat }) {
                 </>
               ) : null}
             </span>
-          </li>
+          </div>
         ))}
-        {chat.messages.length === 0 ? <li class="muted">No messages yet.</li> : null}
-      </ol>
+        {chat.messages.length === 0 ? <p class="muted">No messages yet.</p> : null}
+      </div>
       {!moderate && chat.state === 'open' ? (
         <p class="hint">Your account has no moderate capability: you can pin, but not delete or time out.</p>
       ) : null}

@@ -120,7 +120,7 @@ export function KeysPage() {
           <section class="card" aria-labelledby="your-keys-title">
             <h2 id="your-keys-title">Your keys</h2>
             {keys.error && !unavailable ? <p class="form-error">{keys.error.message}</p> : null}
-            <div class="table-wrap">
+            <div class="table-wrap" tabIndex={0} role="region" aria-label="Your keys">
               <table class="data keys-table">
                 <thead>
                   <tr>

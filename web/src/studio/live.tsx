@@ -4,7 +4,7 @@
 
 import Hls from 'hls.js';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api } from '../shared/api';
+import { api, ApiError } from '../shared/api';
 import { Analytics, Cue, Product, RundownItem, Show, StreamStatus, Viewers, clock, cueActive, cueProduct, errorText, money, useApi } from './model';
 import { ProductThumb } from './shows';
 import { useShowProducts } from './rundown';
@@ -21,22 +21,20 @@ export function LivePanel({ show }: { show: Show }) {
   const chat = useChat(show.stream);
   const showCues = filterShowCues(cues.data?.cues ?? [], show);
   return (
-    <div class="live">
-      <div class="live-top">
-        <StatusPanel show={show} />
+    <div class="live-layout">
+      <div class="live-side">
         <Preview show={show} />
+        <StatusPanel show={show} />
+        <RundownProgress show={show} cues={showCues} />
       </div>
-      <div class="live-main">
-        <ProductControls show={show} cues={showCues} cuesError={cues.error?.message} reload={cues.reload} chat={chat} />
-        <ChatPanel chat={chat} />
-      </div>
-      <div class="live-bottom">
+      <div class="live-center">
+        <ProductControls show={show} cues={showCues} cuesError={cues.error} reload={cues.reload} chat={chat} />
         <section class="card" aria-labelledby="live-sales-title">
           <h2 id="live-sales-title">Live sales per product moment</h2>
           <SalesTable analytics={analytics.data} cues={showCues} error={analytics.error?.message} live />
         </section>
-        <RundownProgress show={show} cues={showCues} />
       </div>
+      <ChatPanel chat={chat} />
     </div>
   );
 }
@@ -161,7 +159,7 @@ function ProductControls({
 }: {
   show: Show;
   cues: Cue[];
-  cuesError?: string;
+  cuesError: ApiError | null;
   reload: () => void;
   chat: ReturnType<typeof useChat>;
 }) {
@@ -243,9 +241,15 @@ function ProductControls({
           Clear all
         </button>
       </div>
-      {cuesError ? <p class="muted">Cues: {cuesError}</p> : null}
+      {cuesError ? (
+        <p class="form-error">
+          {cuesError.status === 401 || cuesError.status === 403
+            ? 'This server does not let your account post cues on this stream.'
+            : `Cues: ${cuesError.message}`}
+        </p>
+      ) : null}
       {show.state !== 'live' ? <p class="muted">The buttons work once the show is live (your encoder is publishing).</p> : null}
-      <div class="table-wrap">
+      <div class="table-wrap" tabIndex={0} role="region" aria-label="Products">
         <table class="data product-controls">
           <thead>
             <tr>

@@ -70,11 +70,8 @@ function Studio() {
     );
   } else {
     body = (
-      <div class="studio-layout">
-        <Nav path={path} />
-        <div class="studio-content">
-          <Routes path={path} user={claims.sub} />
-        </div>
+      <div class="studio-content">
+        <Routes path={path} user={claims.sub} />
       </div>
     );
   }
@@ -82,6 +79,7 @@ function Studio() {
     <>
       <Header>
         <span class="studio-badge">Studio</span>
+        {claims?.caps.includes('host') ? <Nav path={path} /> : <span class="studio-spacer" />}
       </Header>
       <main id="main" class="studio">
         {body}

@@ -94,7 +94,7 @@ export function RundownEditor({ show }: { show: Show }) {
         <p class="muted">{unavailable}</p>
       ) : (
         <form onSubmit={save}>
-          <div class="table-wrap">
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Rundown cues">
             <table class="data rundown-table">
               <thead>
                 <tr>

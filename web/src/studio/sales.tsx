@@ -40,7 +40,7 @@ export function SalesTable({
   rows.sort((a, b) => (a.cue ? Date.parse(a.cue.start_date) : Infinity) - (b.cue ? Date.parse(b.cue.start_date) : Infinity));
   const currency = analytics.currency;
   return (
-    <div class="table-wrap">
+    <div class="table-wrap" tabIndex={0} role="region" aria-label="Sales per product moment">
       <table class="data sales-table" aria-describedby={live ? 'sales-note' : undefined}>
         <thead>
           <tr>

@@ -135,7 +135,7 @@ function AfterPanel({ show }: { show: Show }) {
   const recordings = useApi<{ items: Recording[] }>(`/api/recordings?show=${encodeURIComponent(show.id)}`);
   const showCues = filterShowCues(cues.data?.cues ?? [], show);
   return (
-    <div class="after">
+    <div class="after-layout">
       <section class="card" aria-labelledby="recording-title">
         <h2 id="recording-title">Recording and replay</h2>
         {show.state !== 'ended' ? <p class="muted">The recording is ready once the show has ended.</p> : null}
@@ -148,7 +148,7 @@ function AfterPanel({ show }: { show: Show }) {
           </p>
         ) : null}
         {(recordings.data?.items ?? []).length ? (
-          <div class="table-wrap">
+          <div class="table-wrap" tabIndex={0} role="region" aria-label="Recordings">
             <table class="data">
               <thead>
                 <tr>

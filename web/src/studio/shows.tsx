@@ -30,7 +30,7 @@ export function ShowList({ user }: { user: string }) {
         <p class="empty">No shows yet. Create one, add the products you will present, and go live from OBS.</p>
       ) : null}
       {sorted.length > 0 ? (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="My shows">
           <table class="data shows-table">
             <thead>
               <tr>
