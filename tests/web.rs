@@ -33,3 +33,8 @@ fn run(script: &str) {
         output.status
     );
 }
+
+#[test]
+fn web_studio() {
+    run("web-studio.mjs");
+}

@@ -48,7 +48,7 @@ export function TimelineChart({
   const times = [...points.map((p) => p.t), ...bars.map((b) => b.t)];
   if (show.started_at) times.push(Date.parse(show.started_at));
   if (show.ended_at) times.push(Date.parse(show.ended_at));
-  if (times.length < 2 && points.length === 0) return <p class="muted chart-empty">Nothing to chart yet.</p>;
+  if (points.length === 0 && bars.length === 0) return <p class="muted chart-empty">Nothing to chart yet.</p>;
   const t0 = Math.min(...times);
   const t1 = Math.max(t0 + 60_000, ...times);
   const maxV = Math.max(1, ...points.map((p) => p.v));

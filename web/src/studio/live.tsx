@@ -2,7 +2,6 @@
 // Offer, Sold out, Clear), the rundown's progress, chat with moderation, and live sales per
 // product moment (refreshed every 2 s).
 
-import Hls from 'hls.js';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../shared/api';
 import { Analytics, Cue, Product, RundownItem, Show, StreamStatus, Viewers, clock, cueActive, cueProduct, errorText, money, useApi } from './model';
@@ -116,23 +115,31 @@ function Preview({ show }: { show: Show }) {
   useEffect(() => {
     const element = video.current;
     if (!element || show.state !== 'live') return;
-    let hls: Hls | null = null;
-    if (Hls.isSupported()) {
-      hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2 });
-      hls.on(Hls.Events.ERROR, (_e, data) => {
-        if (data.fatal) {
-          setNote('The preview lost the stream; retrying…');
-          hls?.startLoad();
-        }
-      });
-      hls.on(Hls.Events.FRAG_LOADED, () => setNote(''));
-      hls.loadSource(show.playback_url);
-      hls.attachMedia(element);
-    } else if (element.canPlayType('application/vnd.apple.mpegurl')) {
-      element.src = show.playback_url;
-    }
-    element.play().catch(() => {});
-    return () => hls?.destroy();
+    let hls: import('hls.js').default | null = null;
+    let cancelled = false;
+    // hls.js is loaded only when a preview plays (its own chunk).
+    void import('hls.js').then(({ default: Hls }) => {
+      if (cancelled) return;
+      if (Hls.isSupported()) {
+        hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2 });
+        hls.on(Hls.Events.ERROR, (_e, data) => {
+          if (data.fatal) {
+            setNote('The preview lost the stream; retrying…');
+            hls?.startLoad();
+          }
+        });
+        hls.on(Hls.Events.FRAG_LOADED, () => setNote(''));
+        hls.loadSource(show.playback_url);
+        hls.attachMedia(element);
+      } else if (element.canPlayType('application/vnd.apple.mpegurl')) {
+        element.src = show.playback_url;
+      }
+      element.play().catch(() => {});
+    });
+    return () => {
+      cancelled = true;
+      hls?.destroy();
+    };
   }, [show.playback_url, show.state]);
   return (
     <section class="card preview" aria-labelledby="preview-title">
@@ -330,7 +337,7 @@ function RundownProgress({ show, cues }: { show: Show; cues: Cue[] }) {
   return (
     <section class="card" aria-labelledby="progress-title">
       <h2 id="progress-title">Rundown</h2>
-      {rundown.error ? <p class="muted">{rundown.error.message}</p> : null}
+      {rundown.error ? <p class="muted">{rundown.error.status === 401 || rundown.error.status === 403 ? 'The rundown of this stream is not yours to read.' : rundown.error.message}</p> : null}
       <ol class="rundown-progress">
         {fired.map((c) => (
           <li key={c.id} class="fired">

@@ -77,7 +77,7 @@ export function ShowPage({ id }: { id: string }) {
         <h1 id="show-title">{show.title}</h1>
         <StateBadge state={show.state} />
         <span class="muted">
-          {show.state === 'live' ? `live since ${when(show.started_at)}` : `starts ${when(show.scheduled_start)}`} · stream{' '}
+          {show.state === 'live' ? `live since ${when(show.started_at)}` : show.state === 'ended' ? `ended ${when(show.ended_at)}` : `starts ${when(show.scheduled_start)}`} · stream{' '}
           <code>{show.stream}</code>
         </span>
         <a class="button" href={`/shows/${encodeURIComponent(show.id)}`} target="_blank" rel="noopener">
