@@ -243,7 +243,7 @@ function TestStream({ streams, stream, onStream }: { streams: string[]; stream: 
         <p class={`light ${live ? 'on' : 'off'}`} role="status" id="test-light">
           <span class="lamp" aria-hidden="true" />
           {live
-            ? `Receiving ${s?.protocol?.toUpperCase() ?? ''}${s?.video ? ` · ${s.video.width}x${s.video.height} ${Math.round(s.video.fps)} fps` : ''}${s?.ingest_bitrate_kbps ? ` · ${Math.round(s.ingest_bitrate_kbps)} kb/s` : ''}`
+            ? `Receiving ${s?.protocol?.toUpperCase() ?? ''}${s?.video ? ` · ${s.video.width}x${s.video.height}${s.video.fps != null ? ` ${Math.round(s.video.fps)} fps` : ''}` : ''}${s?.ingest_bitrate_kbps ? ` · ${Math.round(s.ingest_bitrate_kbps)} kb/s` : ''}`
             : status.error
               ? `Cannot check: ${status.error.message}`
               : `Waiting for media on “${stream}”… start streaming in OBS.`}

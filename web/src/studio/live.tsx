@@ -70,14 +70,14 @@ export function StatusPanel({ show }: { show: Show }) {
       <dl class="stats">
         <Stat label="Protocol" value={s?.protocol?.toUpperCase() ?? '—'} />
         <Stat label="Video" id="stat-video" value={video ? `${video.codec} ${video.width}x${video.height}` : '—'} />
-        <Stat label="Frame rate" id="stat-fps" value={video ? `${Math.round(video.fps * 10) / 10} fps` : '—'} />
+        <Stat label="Frame rate" id="stat-fps" value={video?.fps != null ? `${Math.round(video.fps * 10) / 10} fps` : '—'} />
         <Stat label="Audio" value={audio ? `${audio.codec} ${audio.sample_rate / 1000} kHz ${audio.channels === 2 ? 'stereo' : `${audio.channels} ch`}` : '—'} />
         <Stat label="Bitrate" value={s?.ingest_bitrate_kbps != null ? `${Math.round(s.ingest_bitrate_kbps)} kb/s` : '—'} />
         <Stat label="Dropped frames" value={s?.dropped_frames ?? '—'} />
         <Stat label="Live latency" value={s?.live_edge_age_ms != null ? `${(s.live_edge_age_ms / 1000).toFixed(1)} s` : '—'} />
         <Stat
           label="Part delay p50 / p99"
-          value={s?.part_publish_delay_ms?.p50 != null ? `${s.part_publish_delay_ms.p50} / ${s.part_publish_delay_ms.p99 ?? '—'} ms` : '—'}
+          value={s?.part_publish_delay_ms?.p50 != null ? `${Math.round(s.part_publish_delay_ms.p50)} / ${Math.round(s.part_publish_delay_ms.p99 ?? 0)} ms` : '—'}
         />
         <Stat label="Viewers now" id="stat-viewers" value={viewers.data?.now ?? show.viewers ?? '—'} />
       </dl>
@@ -97,8 +97,8 @@ export function StatusPanel({ show }: { show: Show }) {
               <tr key={r.name}>
                 <th scope="row">{r.name}</th>
                 <td>{r.width ? `${r.width}x${r.height}` : 'audio'}</td>
-                <td class="num">{Math.round(r.bandwidth / 1000)} kb/s</td>
-                <td class="num">{r.encode_lag_ms != null ? `${r.encode_lag_ms} ms` : '—'}</td>
+                <td class="num">{r.bandwidth != null ? `${Math.round(r.bandwidth / 1000)} kb/s` : '—'}</td>
+                <td class="num">{r.encode_lag_ms != null ? `${Math.round(r.encode_lag_ms)} ms` : '—'}</td>
               </tr>
             ))}
           </tbody>

@@ -96,11 +96,11 @@ export interface StreamStatus {
   live: boolean;
   protocol: string | null;
   started_at: string | null;
-  video: { codec: string; width: number; height: number; fps: number } | null;
+  video: { codec: string; width: number; height: number; fps: number | null } | null;
   audio: { codec: string; sample_rate: number; channels: number } | null;
   ingest_bitrate_kbps: number | null;
   dropped_frames: number | null;
-  renditions: { name: string; width?: number; height?: number; bandwidth: number; encode_lag_ms: number | null }[];
+  renditions: { name: string; width?: number | null; height?: number | null; bandwidth: number | null; encode_lag_ms: number | null }[];
   part_publish_delay_ms: { p50: number | null; p99: number | null } | null;
   live_edge_age_ms: number | null;
 }
