@@ -16,7 +16,8 @@ export function LivePanel({ show }: { show: Show }) {
   const stream = encodeURIComponent(show.stream);
   const base = `/api/shows/${encodeURIComponent(show.id)}`;
   const cues = useApi<{ cues: Cue[] }>(`/api/streams/${stream}/cues`, 2000);
-  const analytics = useApi<Analytics>(`${base}/analytics`, 2000);
+  // Polled every second so a sale shows within 2 s of happening.
+  const analytics = useApi<Analytics>(`${base}/analytics`, 1000);
   const chat = useChat(show.stream);
   const showCues = filterShowCues(cues.data?.cues ?? [], show);
   return (

@@ -82,7 +82,7 @@ export function SalesTable({
       </table>
       {live ? (
         <p id="sales-note" class="hint">
-          Updated every 2 s.
+          Updated every second.
         </p>
       ) : null}
     </div>
