@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import {
-  ADMIN, assertNoConsoleErrors, axe, call, check, main, newPage, publish, screenshot, sleep, user, waitFor,
+  ADMIN, artifacts, assertNoConsoleErrors, axe, call, check, main, newPage, publish, screenshot, sleep, user, waitFor,
 } from './cuecast.mjs';
 
 const note = (text) => console.log(`note: ${text}`);
@@ -201,7 +201,7 @@ await main(async ({ server, browser }) => {
     });
     check(r.status === 202, `events: ${r.status} ${JSON.stringify(r.body)}`);
     const clicked = Date.now();
-    await waitFor('the CTA click in the studio', async () => (await row.locator('td').nth(2).textContent()).trim() === '1', 2000, 100);
+    await waitFor('the CTA click in the studio', async () => (await row.locator('td.cta').textContent()).trim() === '1', 2000, 100);
     console.log(`cta click shown after ${Date.now() - clicked} ms`);
 
     // Clear ends it.
@@ -245,6 +245,7 @@ await main(async ({ server, browser }) => {
   await sleep(500);
   await axe(page, 'studio live');
   await screenshot(page, 'studio-during');
+  await page.screenshot({ path: `${artifacts}/studio-during-full.png`, fullPage: true });
   const tablet = await newPage(browser, 'desktop', { viewport: { width: 820, height: 1180 } });
   await tablet.goto(server.url('/'));
   await tablet.evaluate((t) => localStorage.setItem('cuecast.token', t), host.token);
@@ -300,6 +301,29 @@ await main(async ({ server, browser }) => {
   await sleep(300);
   await axe(page, 'studio after');
   await screenshot(page, 'studio-after');
+  await page.screenshot({ path: `${artifacts}/studio-after-full.png`, fullPage: true });
+
+  // Keyboard: the phase tabs follow the arrow keys.
+  await page.focus('#tab-after');
+  await page.keyboard.press('ArrowLeft');
+  await page.locator('#tab-live[aria-selected=true]').waitFor();
+  check(await page.evaluate(() => document.activeElement?.id === 'tab-live'), 'focus follows the selected tab');
+  await page.keyboard.press('ArrowLeft');
+  await page.locator('#tab-setup[aria-selected=true]').waitFor();
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  await page.locator('#tab-after[aria-selected=true]').waitFor();
+
+  // A phone still gets a usable (single-column) studio.
+  const phone = await newPage(browser, 'phone');
+  await phone.goto(server.url('/'));
+  await phone.evaluate((t) => localStorage.setItem('cuecast.token', t), host.token);
+  await phone.goto(server.url('/studio'));
+  await phone.getByRole('link', { name: 'Studio merch drop' }).waitFor({ timeout: 10000 });
+  await axe(phone, 'studio shows (phone)');
+  await screenshot(phone, 'studio-phone');
+  assertNoConsoleErrors(phone, allow);
+  await phone.context().close();
 
   // A revoked key can no longer publish.
   if (merged) {

@@ -3,8 +3,8 @@
 
 import { Analytics, Cue, Show, Viewers, money } from './model';
 
-const W = 640;
-const H = 180;
+const W = 1000;
+const H = 220;
 const PAD = { l: 40, r: 48, t: 12, b: 24 };
 
 /** A small sparkline-style chart of viewers per minute. */

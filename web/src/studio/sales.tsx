@@ -1,16 +1,16 @@
 // Sales per product moment: one row per cue (GET /api/shows/{id}/analytics `cues`), named by the
 // cue's product and time, with the show's totals.
 
-import { Analytics, Counts, Cue, money } from './model';
+import { Analytics, Counts, Cue, clock, money } from './model';
 
 function Cells({ c, currency }: { c: Counts; currency: string }) {
   return (
     <>
-      <td class="num">{c.impressions}</td>
-      <td class="num">{c.cta_clicks}</td>
-      <td class="num">{c.add_to_carts}</td>
-      <td class="num">{c.purchases}</td>
-      <td class="num">{money(c.revenue, currency)}</td>
+      <td class="num impressions">{c.impressions}</td>
+      <td class="num cta">{c.cta_clicks}</td>
+      <td class="num carts">{c.add_to_carts}</td>
+      <td class="num purchases">{c.purchases}</td>
+      <td class="num revenue">{money(c.revenue, currency)}</td>
     </>
   );
 }
@@ -28,7 +28,6 @@ export function SalesTable({
 }) {
   if (!analytics) return <p class="muted">{error ?? 'Loading sales…'}</p>;
   const byId = new Map(cues.map((c) => [c.id, c]));
-  const first = cues.length ? Date.parse(cues[0].start_date) : 0;
   // Every product moment of the show, also those that have no events yet (a live cue).
   const rows = analytics.cues.map((row) => ({ row, cue: byId.get(row.cue) }));
   const seen = new Set(analytics.cues.map((c) => c.cue));
@@ -45,10 +44,9 @@ export function SalesTable({
         <thead>
           <tr>
             <th scope="col">Product moment</th>
-            <th scope="col">At</th>
             <th scope="col">Impressions</th>
             <th scope="col">CTA clicks</th>
-            <th scope="col">Add to cart</th>
+            <th scope="col">Add to carts</th>
             <th scope="col">Purchases</th>
             <th scope="col">Revenue</th>
           </tr>
@@ -58,15 +56,14 @@ export function SalesTable({
             <tr key={row.cue} data-cue={row.cue}>
               <th scope="row">
                 {cue?.product?.title ?? cue?.product?.id ?? row.cue}
-                <small class="muted"> {cue ? cue.kind : ''}</small>
+                <small class="muted cue-meta">{cue ? `${cue.data?.sold_out ? 'sold out' : cue.kind} at ${clock(cue.media_time_s)}` : 'earlier cue'}</small>
               </th>
-              <td>{cue ? `+${Math.round((Date.parse(cue.start_date) - first) / 1000)} s` : '—'}</td>
               <Cells c={row} currency={currency} />
             </tr>
           ))}
           {rows.length === 0 ? (
             <tr>
-              <td colSpan={7} class="muted">
+              <td colSpan={6} class="muted">
                 No product moments yet: press “Show now” on a product.
               </td>
             </tr>
@@ -74,8 +71,12 @@ export function SalesTable({
         </tbody>
         <tfoot>
           <tr>
-            <th scope="row">Whole show</th>
-            <td>{analytics.shoppers} shoppers</td>
+            <th scope="row">
+              Whole show
+              <small class="muted cue-meta">
+                {analytics.shoppers} shopper{analytics.shoppers === 1 ? '' : 's'}
+              </small>
+            </th>
             <Cells c={analytics.totals} currency={currency} />
           </tr>
         </tfoot>

@@ -140,10 +140,10 @@ function AfterPanel({ show }: { show: Show }) {
         <h2 id="recording-title">Recording and replay</h2>
         {show.state !== 'ended' ? <p class="muted">The recording is ready once the show has ended.</p> : null}
         {show.replay ? (
-          <p>
+          <p class="replay-links">
             <a class="button primary" href={`/shows/${encodeURIComponent(show.id)}`}>
               Open the replay
-            </a>{' '}
+            </a>
             <a href={show.replay.playlist}>Replay playlist (HLS)</a>
           </p>
         ) : null}
