@@ -71,6 +71,9 @@ function Studio() {
   } else {
     body = (
       <div class="studio-content">
+        <div class="studio-nav-narrow">
+          <Nav path={path} />
+        </div>
         <Routes path={path} user={claims.sub} />
       </div>
     );
@@ -79,7 +82,13 @@ function Studio() {
     <>
       <Header>
         <span class="studio-badge">Studio</span>
-        {claims?.caps.includes('host') ? <Nav path={path} /> : <span class="studio-spacer" />}
+        {claims?.caps.includes('host') ? (
+          <div class="studio-nav-wide">
+            <Nav path={path} />
+          </div>
+        ) : (
+          <span class="studio-spacer" />
+        )}
       </Header>
       <main id="main" class="studio">
         {body}
