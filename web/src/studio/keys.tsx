@@ -101,7 +101,7 @@ export function KeysPage() {
   const unavailable = keys.error?.status === 404;
   const ing = ingest.data;
   const srtUrl = (key: string) =>
-    ing?.srt ? `${ing.srt}?streamid=${encodeURIComponent(ing.srt_streamid_template.replace('{key}', key))}` : '';
+    ing?.srt ? `${ing.srt}?streamid=${ing.srt_streamid_template.replace('{key}', key).replace(/#/g, '%23')}` : '';
   const shown = revealed?.key ?? '';
   return (
     <section aria-labelledby="keys-title" class="keys-page">
@@ -243,7 +243,7 @@ function TestStream({ streams, stream, onStream }: { streams: string[]; stream: 
         <p class={`light ${live ? 'on' : 'off'}`} role="status" id="test-light">
           <span class="lamp" aria-hidden="true" />
           {live
-            ? `Receiving ${s?.protocol?.toUpperCase() ?? ''}${s?.video ? ` · ${s.video.width}x${s.video.height}${s.video.fps != null ? ` ${Math.round(s.video.fps)} fps` : ''}` : ''}${s?.ingest_bitrate_kbps ? ` · ${Math.round(s.ingest_bitrate_kbps)} kb/s` : ''}`
+            ? `“${stream}”: receiving ${s?.protocol?.toUpperCase() ?? ''}${s?.video ? ` · ${s.video.width}x${s.video.height}${s.video.fps != null ? ` ${Math.round(s.video.fps)} fps` : ''}` : ''}${s?.ingest_bitrate_kbps ? ` · ${Math.round(s.ingest_bitrate_kbps)} kb/s` : ''}`
             : status.error
               ? `Cannot check: ${status.error.message}`
               : `Waiting for media on “${stream}”… start streaming in OBS.`}

@@ -83,28 +83,22 @@ export function StatusPanel({ show }: { show: Show }) {
         <Stat label="Viewers now" id="stat-viewers" value={viewers.data?.now ?? show.viewers ?? '—'} />
       </dl>
       {s?.renditions?.length ? (
-        <table class="data compact renditions">
-          <caption class="visually-hidden">Renditions</caption>
-          <thead>
-            <tr>
-              <th scope="col">Rendition</th>
-              <th scope="col">Size</th>
-              <th scope="col">Bandwidth</th>
-              <th scope="col">Encode lag</th>
-            </tr>
-          </thead>
-          <tbody>
+        <>
+          <h3 class="mini-title" id="renditions-title">
+            Renditions
+          </h3>
+          <ul class="renditions" aria-labelledby="renditions-title">
             {s.renditions.map((r) => (
-              <tr key={r.name}>
-                <th scope="row">{r.name}</th>
-                <td>{r.width ? `${r.width}x${r.height}` : 'audio'}</td>
-                <td class="num">{r.bandwidth != null ? `${Math.round(r.bandwidth / 1000)} kb/s` : '—'}</td>
-                <td class="num">{r.encode_lag_ms != null ? `${Math.round(r.encode_lag_ms)} ms` : '—'}</td>
-              </tr>
+              <li key={r.name}>
+                <strong>{r.name}</strong> {r.width ? `${r.width}x${r.height}` : 'audio'}
+                {r.bandwidth != null ? ` · ${Math.round(r.bandwidth / 1000)} kb/s` : ''}
+                {r.encode_lag_ms != null ? ` · lag ${Math.round(r.encode_lag_ms)} ms` : ''}
+              </li>
             ))}
-          </tbody>
-        </table>
+          </ul>
+        </>
       ) : null}
+      <h3 class="mini-title">Viewers per minute</h3>
       <ViewersChart viewers={viewers.data} />
     </section>
   );
@@ -118,27 +112,36 @@ function Preview({ show }: { show: Show }) {
     if (!element || show.state !== 'live') return;
     let hls: import('hls.js').default | null = null;
     let cancelled = false;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     // hls.js is loaded only when a preview plays (its own chunk).
     void import('hls.js').then(({ default: Hls }) => {
       if (cancelled) return;
-      if (Hls.isSupported()) {
+      if (!Hls.isSupported()) {
+        if (element.canPlayType('application/vnd.apple.mpegurl')) element.src = show.playback_url;
+        element.play().catch(() => {});
+        return;
+      }
+      const start = () => {
+        if (cancelled) return;
         hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2 });
         hls.on(Hls.Events.ERROR, (_e, data) => {
-          if (data.fatal) {
-            setNote('The preview lost the stream; retrying…');
-            hls?.startLoad();
-          }
+          if (!data.fatal) return;
+          // The playlist may not exist yet (the first segment is being made): start over.
+          setNote('Waiting for the stream…');
+          hls?.destroy();
+          hls = null;
+          retry = setTimeout(start, 2000);
         });
         hls.on(Hls.Events.FRAG_LOADED, () => setNote(''));
         hls.loadSource(show.playback_url);
         hls.attachMedia(element);
-      } else if (element.canPlayType('application/vnd.apple.mpegurl')) {
-        element.src = show.playback_url;
-      }
-      element.play().catch(() => {});
+        element.play().catch(() => {});
+      };
+      start();
     });
     return () => {
       cancelled = true;
+      clearTimeout(retry);
       hls?.destroy();
     };
   }, [show.playback_url, show.state]);
@@ -262,7 +265,6 @@ function ProductControls({
           <thead>
             <tr>
               <th scope="col">Product</th>
-              <th scope="col">On screen</th>
               <th scope="col">Actions</th>
             </tr>
           </thead>
@@ -279,20 +281,20 @@ function ProductControls({
                       <span>
                         {p.title}
                         <small>{money(p.price, p.currency)}</small>
+                        {on.length ? (
+                          <span class="badge live on-screen">
+                            {offerCue?.end_date
+                              ? `offer ends in ${clock((Date.parse(offerCue.end_date) - Date.now()) / 1000)}`
+                              : on.some((c) => c.data?.sold_out)
+                                ? 'sold out'
+                                : 'on screen'}
+                          </span>
+                        ) : null}
                       </span>
                     </span>
                   </th>
-                  <td class="on-screen">
-                    {on.length ? (
-                      <span class="badge live">
-                        {offerCue?.end_date ? `offer ${clock((Date.parse(offerCue.end_date) - Date.now()) / 1000)}` : on.some((c) => c.data?.sold_out) ? 'sold out' : 'on screen'}
-                      </span>
-                    ) : (
-                      <span class="muted">—</span>
-                    )}
-                  </td>
                   <td>
-                    <div class="row-actions">
+                    <div class="row-actions cue-actions">
                       <button type="button" class="button primary" disabled={disabled} onClick={() => showNow(p)} aria-label={`Show now: ${p.title}`}>
                         Show now
                       </button>
@@ -315,7 +317,7 @@ function ProductControls({
             })}
             {products.length === 0 ? (
               <tr>
-                <td colSpan={3} class="muted">
+                <td colSpan={2} class="muted">
                   This show has no products: add them under “Before the show”.
                 </td>
               </tr>
