@@ -210,6 +210,24 @@ await main(async ({ server, browser }) => {
       const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
       return c.body.cues.find((x) => x.id === cue.id)?.ended_early;
     }, 10000, 200);
+
+    // Offer with a countdown (the chosen length), then Clear all ends it.
+    const cap = products[2];
+    await page.selectOption('#offer-minutes', '5');
+    await page.getByRole('button', { name: `Offer: ${cap.title}` }).click();
+    const offer = await waitFor('the offer cue', async () => {
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      return c.body.cues.find((x) => x.kind === 'offer' && x.product?.id === cap.id);
+    }, 10000, 200);
+    check(offer.duration_s === 300 && offer.end_date, `offer: ${JSON.stringify(offer)}`);
+    const badge = page.locator(`tr[data-product="${cap.id}"] .on-screen`);
+    await waitFor('the countdown', async () => /offer ends in 4:[0-5]\d/.test((await badge.textContent().catch(() => '')) || ''), 10000, 200);
+    await page.getByRole('button', { name: 'Clear all' }).click();
+    await waitFor('the offer to end', async () => {
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      return c.body.cues.find((x) => x.id === offer.id)?.ended_early;
+    }, 10000, 200);
+    await waitFor('the badge to go', async () => (await badge.count()) === 0, 5000);
   }
 
   // Moderation: a viewer's message deleted from the studio reaches the viewer as `deleted`.
