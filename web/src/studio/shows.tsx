@@ -138,7 +138,9 @@ export function ShowForm({
       stream: stream.trim(),
       products,
     };
-    if (show && show.state === 'live') delete (body as Partial<typeof body>).stream;
+    // Unchanged fields stay as they are (the form shows the start to the minute only).
+    if (show && start === localInput(show.scheduled_start)) delete (body as Partial<typeof body>).scheduled_start;
+    if (show && show.state !== 'scheduled') delete (body as Partial<typeof body>).stream;
     setSaving(true);
     try {
       const result = show
