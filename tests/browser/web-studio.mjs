@@ -139,6 +139,15 @@ await main(async ({ server, browser }) => {
   await page.locator('#tab-setup[aria-selected=true]').waitFor();
   await page.locator('#rundown-title').waitFor();
 
+  // Edit: a new description, the rest unchanged.
+  await page.fill('#show-description', 'Mugs, tees and caps — live tonight.');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('.show-form .saved', { hasText: 'Saved.' }).waitFor({ timeout: 5000 });
+  const before = r.body;
+  r = await call(server, 'GET', `/api/shows/${showId}`);
+  check(r.body.description === 'Mugs, tees and caps — live tonight.', `edited description: ${r.body.description}`);
+  check(r.body.scheduled_start === before.scheduled_start && r.body.products.length === 3, `edit kept the rest: ${JSON.stringify(r.body)}`);
+
   // A rundown: one offer an hour in (it stays unfired through the test).
   await page.getByRole('button', { name: 'Add cue' }).click();
   await page.getByLabel('Cue 1 offset in seconds').fill('3600');
