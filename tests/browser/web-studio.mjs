@@ -237,6 +237,15 @@ await main(async ({ server, browser }) => {
       return c.body.cues.find((x) => x.id === offer.id)?.ended_early;
     }, 10000, 200);
     await waitFor('the badge to go', async () => (await badge.count()) === 0, 5000);
+
+    // Sold out: a short product cue marked sold out.
+    await page.getByRole('button', { name: `Sold out: ${first.title}` }).click();
+    const sold = await waitFor('the sold-out cue', async () => {
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      return c.body.cues.find((x) => x.kind === 'product' && x.product?.id === first.id && x.data?.sold_out === true);
+    }, 10000, 200);
+    check(sold.duration_s === 10, `sold out: ${JSON.stringify(sold)}`);
+    await page.locator(`tr[data-product="${first.id}"] .on-screen`, { hasText: 'sold out' }).waitFor({ timeout: 5000 });
   }
 
   // Moderation: a viewer's message deleted from the studio reaches the viewer as `deleted`.
