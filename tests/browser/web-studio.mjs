@@ -51,10 +51,30 @@ function chatClient(server, room, token) {
 }
 
 await main(async ({ server, browser }) => {
-  const merged = (await call(server, 'GET', '/api/ingest')).status === 200;
-  if (!merged) note('this server has no /api/keys, /api/ingest or stream status: using the configured stream demo/demo-key; stream keys, live status, chat export and key revocation are not checked');
+  // Checks whose failure should not hide the rest of the run: collected, failed at the end.
+  const failures = [];
+  const soft = async (what, fn) => {
+    try {
+      await fn();
+    } catch (e) {
+      failures.push(`${what}: ${e.message}`);
+      console.error(`FAIL (reported at the end) ${what}: ${e.message}`);
+    }
+  };
+  // Which of the sprint's routes this server has (main has none of them; a merged build may
+  // have some): what it lacks is noted and not checked, and the page's 404s for it are allowed.
+  const paths = (await call(server, 'GET', '/api/openapi.json')).body.paths ?? {};
+  const has = (path) => path in paths;
+  const merged = has('/api/keys') && has('/api/ingest');
+  const hasStatus = has('/api/streams/{stream}/status');
+  const hasCsv = has('/api/shows/{id}/chat.csv');
+  const missing = ['/api/keys', '/api/ingest', '/api/streams/{stream}/status', '/api/shows/{id}/viewers', '/api/shows/{id}/chat.csv'].filter((p) => !has(p));
+  if (missing.length) note(`this server lacks ${missing.join(', ')}: not checked`);
+  if (!merged) note('no host stream keys: using the configured stream demo/demo-key');
   // hls.js retries a playlist the origin answers 503 while the first segment is being made.
-  const allow = merged ? [/status of 503/] : [/status of 40[134]/, /status of 503/];
+  const allow = [/status of 503/];
+  if (missing.length) allow.push(/status of 404/);
+  if (!merged) allow.push(/status of 40[13]/);
   const serverErrors = [];
   const watch5xx = (p) =>
     p.on('response', (res) => {
@@ -92,6 +112,7 @@ await main(async ({ server, browser }) => {
   // A stream key.
   let stream = 'demo';
   let key = 'demo-key';
+  let keyId = null;
   await page.getByRole('link', { name: 'Stream keys' }).click();
   await page.locator('#keys-title').waitFor();
   if (merged) {
@@ -103,10 +124,14 @@ await main(async ({ server, browser }) => {
     const keys = await call(server, 'GET', '/api/keys', { token: host.token });
     check(keys.status === 200 && keys.body.items.length === 1, `GET /api/keys: ${JSON.stringify(keys.body)}`);
     stream = keys.body.items[0].stream;
+    keyId = keys.body.items[0].id;
     const rtmp = await page.inputValue('#obs-rtmp');
     check(rtmp.startsWith('rtmp://'), `OBS server: ${rtmp}`);
-    const light = await page.locator('#test-light').textContent();
-    check(/Waiting for media/.test(light), `test light before publishing: ${light}`);
+    if (hasStatus) await soft('the test light before publishing', async () => {
+      await sleep(500);
+      const light = await page.locator('#test-light').textContent();
+      check(/Waiting for media/.test(light), `test light before publishing: ${light}`);
+    });
   }
   await axe(page, 'studio keys');
   await screenshot(page, 'studio-keys');
@@ -173,12 +198,15 @@ await main(async ({ server, browser }) => {
   const ffmpeg = publish(server.rtmpUrl(key), 120);
   await waitFor('the show to go live', async () => (await call(server, 'GET', `/api/shows/${showId}`)).body.state === 'live', 30000, 250);
   await page.locator('#tab-live[aria-selected=true]').waitFor({ timeout: 15000 });
-  if (merged) {
-    await waitFor('live status 640x360 ~30 fps', async () => {
-      const video = await page.locator('#stat-video').textContent();
-      const fps = parseFloat((await page.locator('#stat-fps dd').textContent()) || '');
-      return video.includes('640x360') && fps >= 28 && fps <= 32;
-    }, 20000, 250);
+  if (hasStatus) {
+    await soft('the status panel', async () => {
+      await waitFor('live status 640x360 ~30 fps', async () => {
+        const video = await page.locator('#stat-video').textContent();
+        const fps = parseFloat((await page.locator('#stat-fps dd').textContent()) || '');
+        return video.includes('640x360') && fps >= 28 && fps <= 32;
+      }, 20000, 250);
+      check((await page.locator('#stat-protocol').textContent()).includes('RTMP'), 'protocol RTMP');
+    });
     check((await page.locator('#stream-state').textContent()).includes('LIVE'), 'the LIVE badge');
   }
 
@@ -290,7 +318,17 @@ await main(async ({ server, browser }) => {
   await sleep(1000);
   await axe(tablet, 'studio live (tablet)');
   await screenshot(tablet, 'studio-during-tablet');
-  assertNoConsoleErrors(tablet, allow);
+  if (merged && hasStatus) {
+    // The key's "test your stream" light is green while ffmpeg publishes.
+    await tablet.goto(server.url('/studio/keys'));
+    await soft('the test light while publishing', () =>
+      waitFor('the test light to turn green', async () => {
+        const text = await tablet.locator('#test-light.on').textContent({ timeout: 500 }).catch(() => '');
+        return /receiving RTMP · 640x360 30 fps/.test(text);
+      }, 10000, 250));
+    await screenshot(tablet, 'studio-keys-live');
+  }
+  await soft('console errors (tablet)', async () => assertNoConsoleErrors(tablet, allow));
   await tablet.context().close();
 
   // A second host sees none of it; the API refuses with 403.
@@ -309,11 +347,21 @@ await main(async ({ server, browser }) => {
     check(r.status === 403, `another host's cue: ${r.status}`);
     r = await call(server, 'GET', `/api/streams/${stream}/status`, { token: other.token });
     check(r.status === 403, `another host's stream status: ${r.status}`);
+    r = await call(server, 'PUT', `/api/streams/${stream}/rundown`, { token: other.token, body: { cues: [] } });
+    check(r.status === 403, `another host's rundown: ${r.status}`);
+    for (const [method, path, body] of [
+      ['PATCH', `/api/keys/${keyId}`, { name: 'mine' }],
+      ['POST', `/api/keys/${keyId}/rotate`, undefined],
+      ['DELETE', `/api/keys/${keyId}`, undefined],
+    ]) {
+      r = await call(server, method, path, { token: other.token, body });
+      check(r.status === 403, `another host's ${method} ${path}: ${r.status}`);
+    }
     await page2.goto(server.url('/studio/keys'));
     await page2.locator('.keys-table').waitFor();
     check(!(await page2.getByText('Main cam').count()), 'the second host does not see the key');
   }
-  assertNoConsoleErrors(page2, allow);
+  await soft('console errors (page2)', async () => assertNoConsoleErrors(page2, allow));
   await page2.context().close();
 
   // After the show.
@@ -327,7 +375,7 @@ await main(async ({ server, browser }) => {
     return (await page.getByRole('link', { name: 'Open the replay' }).count()) > 0;
   }, 30000, 1000);
   await page.locator('.timeline svg, .chart-empty').first().waitFor();
-  if (merged) {
+  if (hasCsv) {
     const download = page.waitForEvent('download', { timeout: 10000 });
     await page.getByRole('button', { name: 'Download chat (CSV)' }).click();
     const file = await download;
@@ -358,7 +406,7 @@ await main(async ({ server, browser }) => {
   await phone.getByRole('link', { name: 'Studio merch drop' }).waitFor({ timeout: 10000 });
   await axe(phone, 'studio shows (phone)');
   await screenshot(phone, 'studio-phone');
-  assertNoConsoleErrors(phone, allow);
+  await soft('console errors (phone)', async () => assertNoConsoleErrors(phone, allow));
   await phone.context().close();
 
   // A revoked key can no longer publish.
@@ -370,6 +418,7 @@ await main(async ({ server, browser }) => {
     const { code } = await again.exited;
     check(code !== 0, 'a revoked key can no longer publish');
   }
-  assertNoConsoleErrors(page, allow);
+  await soft('console errors (page)', async () => assertNoConsoleErrors(page, allow));
   check(serverErrors.length === 0, `server errors: ${serverErrors.join(', ')}`);
+  check(failures.length === 0, `failed:\n${failures.join('\n')}`);
 });

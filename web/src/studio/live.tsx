@@ -69,7 +69,7 @@ export function StatusPanel({ show }: { show: Show }) {
         </p>
       ) : null}
       <dl class="stats">
-        <Stat label="Protocol" value={s?.protocol?.toUpperCase() ?? '—'} />
+        <Stat label="Protocol" id="stat-protocol" value={s?.protocol?.toUpperCase() ?? '—'} />
         <Stat label="Video" id="stat-video" value={video ? `${video.codec} ${video.width}x${video.height}` : '—'} />
         <Stat label="Frame rate" id="stat-fps" value={video?.fps != null ? `${Math.round(video.fps * 10) / 10} fps` : '—'} />
         <Stat label="Audio" value={audio ? `${audio.codec} ${audio.sample_rate / 1000} kHz ${audio.channels === 2 ? 'stereo' : `${audio.channels} ch`}` : '—'} />
