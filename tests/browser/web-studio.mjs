@@ -135,6 +135,23 @@ await main(async ({ server, browser }) => {
   }
   await axe(page, 'studio keys');
   await screenshot(page, 'studio-keys');
+  if (merged && hasStatus && (await page.locator('#obs-srt').count())) {
+    // The SRT URL as shown (stream id included) publishes, as OBS would use it.
+    const srt = await page.inputValue('#obs-srt');
+    check(srt.includes(key), `the SRT URL carries the key: ${srt}`);
+    const ff = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30',
+      '-t', '20', '-c:v', 'libx264', '-preset', 'veryfast', '-g', '60', '-f', 'mpegts', srt], { stdio: 'ignore' });
+    try {
+      await soft('publishing with the SRT URL', () => waitFor('an SRT publish with the shown URL', async () => {
+        const st = await call(server, 'GET', `/api/streams/${stream}/status`, { token: host.token });
+        return st.body.live && st.body.protocol === 'srt';
+      }, 15000, 250));
+      await soft('the test light on an SRT publish', () => page.locator('#test-light.on', { hasText: 'receiving SRT' }).waitFor({ timeout: 5000 }));
+    } finally {
+      ff.kill('SIGKILL');
+    }
+    await waitFor('the SRT publish to end', async () => !(await call(server, 'GET', `/api/streams/${stream}/status`, { token: host.token })).body.live, 15000, 250);
+  }
 
   // A show with three products picked by search.
   await page.getByRole('link', { name: 'Shows' }).click();

@@ -101,7 +101,7 @@ export function KeysPage() {
   const unavailable = keys.error?.status === 404;
   const ing = ingest.data;
   const srtUrl = (key: string) =>
-    ing?.srt ? `${ing.srt}?streamid=${ing.srt_streamid_template.replace('{key}', key).replace(/#/g, '%23')}` : '';
+    ing?.srt ? `${ing.srt}?streamid=${ing.srt_streamid_template.replace('{key}', key)}` : '';
   const shown = revealed?.key ?? '';
   return (
     <section aria-labelledby="keys-title" class="keys-page">
