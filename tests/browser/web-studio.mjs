@@ -328,10 +328,29 @@ await main(async ({ server, browser }) => {
   await screenshot(page, 'studio-during');
   await page.screenshot({ path: `${artifacts}/studio-during-full.png`, fullPage: true });
   const tablet = await newPage(browser, 'desktop', { viewport: { width: 820, height: 1180 } });
+  const hasWs = has('/api/chat/{room}/ws');
+  if (hasWs) {
+    // This tablet's browser has no WebTransport: the studio's chat takes the WebSocket fallback.
+    await tablet.addInitScript(() => {
+      delete window.WebTransport;
+    });
+  }
+  const sockets = [];
+  tablet.on('websocket', (ws) => sockets.push(ws.url()));
   await tablet.goto(server.url('/'));
   await tablet.evaluate((t) => localStorage.setItem('cuecast.token', t), host.token);
   await tablet.goto(server.url(`/studio/shows/${showId}`));
   await tablet.locator('#tab-live[aria-selected=true]').waitFor({ timeout: 10000 });
+  if (hasWs) {
+    await soft('chat over the WebSocket fallback', async () => {
+      await tablet.locator('.chat-panel .badge.ok').waitFor({ timeout: 10000 });
+      await tablet.locator('.chat-panel .pinned', { hasText: products[1].title }).waitFor({ timeout: 5000 });
+      await tablet.fill('#chat-input', 'hello over the fallback');
+      await tablet.getByRole('button', { name: 'Send' }).click();
+      await page.locator('.chat-message', { hasText: 'hello over the fallback' }).waitFor({ timeout: 5000 });
+      check(sockets.some((u) => u.endsWith(`/api/chat/${stream}/ws`)), `the chat used the WebSocket: ${sockets}`);
+    });
+  }
   await sleep(1000);
   await axe(tablet, 'studio live (tablet)');
   await screenshot(tablet, 'studio-during-tablet');
