@@ -258,6 +258,17 @@ await main(async ({ server, browser }) => {
     await waitFor('the CTA click in the studio', async () => (await row.locator('td.cta').textContent()).trim() === '1', 2000, 100);
     console.log(`cta click shown after ${Date.now() - clicked} ms`);
 
+    // The shop's backend reports a purchase credited to that moment: revenue in the row.
+    r = await call(server, 'POST', '/api/events', {
+      token: ADMIN,
+      body: { events: [{ type: 'purchase', user: viewer.username, visitor: 'v-studio-test', show: showId, product: first.id, cue: cue.id, order: 'o-1', quantity: 2, price: first.price }] },
+    });
+    check(r.status === 202, `purchase: ${r.status} ${JSON.stringify(r.body)}`);
+    await waitFor('the purchase in the studio', async () => {
+      const [purchases, revenue] = await Promise.all([row.locator('td.purchases').textContent(), row.locator('td.revenue').textContent()]);
+      return purchases.trim() === '1' && revenue.includes('25.00');
+    }, 2000, 100);
+
     // Clear ends it.
     await page.getByRole('button', { name: `Clear: ${first.title}` }).click();
     await waitFor('the cue to end', async () => {
