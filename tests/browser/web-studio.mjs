@@ -105,7 +105,9 @@ await main(async ({ server, browser }) => {
     await page.route(/\/api\/streams\/[^/]+\/(cues|rundown)/, (route) =>
       route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${ADMIN}` } }));
   }
-  page.on('dialog', (d) => d.accept());
+  // confirm() answers yes; prompt() (rename a key) answers `promptAnswer`.
+  let promptAnswer = '';
+  page.on('dialog', (d) => (d.type() === 'prompt' ? d.accept(promptAnswer) : d.accept()));
   await login(page, server, host);
   await axe(page, 'studio shows (empty)');
 
@@ -456,14 +458,26 @@ await main(async ({ server, browser }) => {
   await soft('console errors (phone)', async () => assertNoConsoleErrors(phone, allow));
   await phone.context().close();
 
-  // A revoked key can no longer publish.
+  // Keys after the show: rename, rotate (the old key stops working), revoke (so does the new one).
   if (merged) {
     await page.goto(server.url('/studio/keys'));
-    await page.getByRole('button', { name: 'Revoke Main cam' }).click();
+    promptAnswer = 'Studio cam';
+    await page.getByRole('button', { name: 'Rename Main cam' }).click();
+    await page.locator('#keys-status', { hasText: 'Renamed to “Studio cam”' }).waitFor();
+    r = await call(server, 'GET', '/api/keys', { token: host.token });
+    check(r.body.items[0].name === 'Studio cam', `renamed: ${JSON.stringify(r.body.items)}`);
+    await page.getByRole('button', { name: 'Rotate Studio cam' }).click();
+    await page.locator('#keys-status', { hasText: 'rotated' }).waitFor();
+    const rotated = await page.inputValue('#obs-key');
+    check(rotated && rotated !== key, 'rotating shows a new key');
+    const old = publish(server.rtmpUrl(key), 5);
+    check((await old.exited).code !== 0, 'the rotated-out key can no longer publish');
+    await page.getByRole('button', { name: 'Revoke Studio cam' }).click();
     await page.locator('#keys-status', { hasText: 'revoked' }).waitFor();
-    const again = publish(server.rtmpUrl(key), 5);
-    const { code } = await again.exited;
-    check(code !== 0, 'a revoked key can no longer publish');
+    check((await page.locator('#obs-key').count()) === 0, 'a revoked key is no longer shown');
+    const again = publish(server.rtmpUrl(rotated), 5);
+    check((await again.exited).code !== 0, 'a revoked key can no longer publish');
+    await axe(page, 'studio keys (after)');
   }
   await soft('console errors (page)', async () => assertNoConsoleErrors(page, allow));
   check(serverErrors.length === 0, `server errors: ${serverErrors.join(', ')}`);
