@@ -42,8 +42,10 @@ function chatClient(server, room, token) {
       /* not JSON */
     }
   });
+  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     events,
+    exited,
     stderr: () => stderr,
     say: (text) => child.stdin.write(`${text}\n`),
     stop: () => child.kill('SIGKILL'),
@@ -94,6 +96,7 @@ await main(async ({ server, browser }) => {
   const host = await user(server, 'hannah', ['send', 'host', 'moderate']);
   const other = await user(server, 'otto', ['send', 'host', 'moderate']);
   const viewer = await user(server, 'vera', ['send']);
+  const rowdy = await user(server, 'walt', ['send']);
 
   // Anonymous: the studio asks to log in.
   const page = await newPage(browser, 'desktop');
@@ -333,6 +336,27 @@ await main(async ({ server, browser }) => {
     const pinned = await waitFor('the viewer to see the pinned card', () => chat.events.find((e) => e.kind === 'pinned' && e.message), 10000);
     check(pinned.message.product?.id === tee.id && pinned.message.user === host.username, `pinned: ${JSON.stringify(pinned)}`);
     await page.locator('.pinned', { hasText: tee.title }).waitFor({ timeout: 5000 });
+
+    // Time out: the viewer is disconnected (close code 6) and cannot rejoin.
+    const walt = chatClient(server, stream, rowdy.token);
+    try {
+      await waitFor('walt to join', () => walt.events.some((e) => e.kind === 'live'), 15000);
+      walt.say('BUY MY STUFF');
+      const shout = page.locator('.chat-message', { hasText: 'BUY MY STUFF' });
+      await shout.waitFor({ timeout: 10000 });
+      await shout.getByRole('button', { name: `Time out ${rowdy.username} for 5 minutes` }).click();
+      await waitFor('the timed-out viewer to be disconnected (close code 0x6)', () => /code 0x6/.test(walt.stderr()), 10000);
+      await page.locator('#chat-status', { hasText: `${rowdy.username} is timed out` }).waitFor({ timeout: 5000 });
+    } finally {
+      walt.stop();
+    }
+    const again = chatClient(server, stream, rowdy.token);
+    try {
+      await waitFor('the timed-out viewer to be refused', () => /code 0x6/.test(again.stderr()), 10000);
+      check(!again.events.some((e) => e.kind === 'live'), 'a timed-out viewer cannot rejoin');
+    } finally {
+      again.stop();
+    }
   } finally {
     chat.stop();
   }
