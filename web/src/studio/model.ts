@@ -211,7 +211,10 @@ export function useApi<T>(path: string | null, everyMs = 0): Loaded<T> {
     const load = async () => {
       setLoading(true);
       try {
-        const value = await api<T>(path, { signal: controller.signal, keepSession: true });
+        // Stream routes (cues, rundown, status) may take only the admin token on some servers:
+        // a 401 there is not a reason to log the host out.
+        const keepSession = path.startsWith('/api/streams/');
+        const value = await api<T>(path, { signal: controller.signal, keepSession });
         if (cancelled) return;
         setData(value);
         setError(null);
