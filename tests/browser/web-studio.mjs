@@ -234,6 +234,17 @@ await main(async ({ server, browser }) => {
 
   await page.locator('.rundown-progress li.next', { hasText: products[2].title }).waitFor({ timeout: 10000 });
 
+  if (has('/api/shows/{id}/viewers')) {
+    // Two viewers' heartbeats: "viewers now" and the per-minute chart.
+    r = await call(server, 'POST', '/api/events', {
+      body: { events: ['v-a', 'v-b'].map((visitor) => ({ type: 'view_show', visitor, show: showId })) },
+    });
+    check(r.status === 202, `view_show: ${r.status} ${JSON.stringify(r.body)}`);
+    await soft('viewers now', () => waitFor('2 viewers in the studio', async () =>
+      (await page.locator('#stat-viewers dd').textContent()).trim() === '2', 15000, 250));
+    await soft('the viewers chart', () => page.locator('svg.spark').waitFor({ timeout: 5000 }));
+  }
+
   // Chat: the studio is connected as the host.
   await page.locator('.chat-panel .badge.ok').waitFor({ timeout: 15000 });
 
