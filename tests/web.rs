@@ -53,3 +53,8 @@ fn watch_page_plays_shows_cues_chats_and_sells() {
 fn watch_page_cue_logic() {
     run("web-watch-cues.mjs");
 }
+
+#[test]
+fn studio_runs_a_show_from_keys_to_sales_and_moderation() {
+    run("web-studio.mjs");
+}

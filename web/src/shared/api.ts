@@ -22,6 +22,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Keep the request alive while the page unloads (events). */
   keepalive?: boolean;
+  /** Keep the session on a 401 (a route that takes only the admin token on this server). */
+  keepSession?: boolean;
 }
 
 /** Calls `path` (e.g. `/api/shows`) and returns the parsed JSON (undefined for 204). */
@@ -41,7 +43,7 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
     signal: options.signal,
     keepalive: options.keepalive,
   });
-  if (response.status === 401 && token) {
+  if (response.status === 401 && token && !options.keepSession) {
     // The token expired or the server's secret changed: log out, the caller may ask again.
     session.clear();
   }
