@@ -8,7 +8,7 @@ import { api } from '../shared/api';
 import { useSession } from '../shared/header';
 import { requireLogin } from '../shared/login';
 import { session } from '../shared/session';
-import { connectChat, type ChatTransport, type ServerMessage, type TransportKind } from './chat-transport';
+import { connectChat, type ChatTransport, type ServerMessage, type TransportKind } from '../shared/chat-transport';
 import type { CueProduct } from './cues';
 import { formatPrice } from './commerce';
 
