@@ -137,6 +137,20 @@ fn a_hosts_key_publishes_its_own_stream_until_rotated_or_revoked() {
     let (_, list) = call("GET", &format!("{keys}?host=alice"), Some(ADMIN), None);
     assert_eq!(list["items"][0]["id"], id.as_str());
 
+    let (_, streams) = call("GET", &server.url("/api/streams"), Some(ADMIN), None);
+    let listed = streams["streams"].as_array().expect("streams");
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["name"] == stream.as_str() && s["owner"] == "alice"),
+        "{streams}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["name"] == "demo" && s["owner"].is_null())
+    );
+
     // ffmpeg publishes with the key; a configured key at the same time.
     let _publisher = Publisher::ffmpeg(&server.rtmp_url(&key), 6);
     let _configured = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 6);

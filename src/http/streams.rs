@@ -1,4 +1,5 @@
-//! `GET /api/streams` (admin): the configured streams, who publishes them, playback URLs.
+//! `GET /api/streams` (admin): the streams (configured and hosts'), who publishes them, playback
+//! URLs.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use utoipa_axum::routes;
 use super::ApiState;
 use super::auth::Admin;
 use super::openapi::ErrorBody;
+use crate::hls::directory::Owner;
 
 /// The stream routes.
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
@@ -21,15 +23,17 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
 /// The body of `GET /api/streams`.
 #[derive(Serialize, ToSchema)]
 pub struct StreamList {
-    /// Every configured stream.
+    /// Every stream, configured and hosts'.
     pub streams: Vec<StreamInfo>,
 }
 
-/// A configured stream.
+/// A stream.
 #[derive(Serialize, ToSchema)]
 pub struct StreamInfo {
     /// Public stream name (in playback URLs; never the key).
     pub name: String,
+    /// The host whose stream key publishes it (null: a configured stream).
+    pub owner: Option<String>,
     /// Whether a publisher is on it now.
     pub live: bool,
     /// The publisher, while live.
@@ -51,10 +55,10 @@ pub struct Publisher {
     pub live_for_s: u64,
 }
 
-/// `GET /api/streams` (admin): configured streams, who publishes them, playback URLs.
+/// `GET /api/streams` (admin): the streams, who publishes them, playback URLs.
 #[utoipa::path(get, path = "/api/streams", tag = "streams", security(("admin" = [])),
     responses(
-        (status = 200, description = "Configured streams", body = StreamList),
+        (status = 200, description = "The streams (configured and hosts')", body = StreamList),
         (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
     ))]
 async fn list_streams(_admin: Admin, State(api): State<Arc<ApiState>>) -> Json<StreamList> {
@@ -69,7 +73,12 @@ async fn list_streams(_admin: Admin, State(api): State<Arc<ApiState>>) -> Json<S
                 live_for_s: p.since.elapsed().as_secs(),
             });
             let ended = api.origin.registry.get(&name).map(|s| s.is_ended());
+            let owner = match api.keys.directory().owner(&name) {
+                Some(Owner::Host(host)) => Some(host),
+                _ => None,
+            };
             StreamInfo {
+                owner,
                 live: publisher.is_some(),
                 publisher,
                 ended,
