@@ -181,13 +181,16 @@ pub struct Hub {
     pub metrics: Arc<ChatMetrics>,
 }
 
-/// `who` in a room owned by `owner`: in a host's own room, only its owner keeps `host`.
+/// `who` in a room owned by `owner`: in a host's own room, only its owner keeps `host`, and the
+/// owner (a host) also moderates there — the room is theirs.
 fn narrowed(owner: Option<&Owner>, who: &Identity) -> Identity {
     let mut who = who.clone();
-    if let Some(Owner::Host(owner)) = owner
-        && who.user.as_deref() != Some(owner.as_str())
-    {
-        who.caps.remove(&Capability::Host);
+    if let Some(Owner::Host(owner)) = owner {
+        if who.user.as_deref() != Some(owner.as_str()) {
+            who.caps.remove(&Capability::Host);
+        } else if who.can(Capability::Host) {
+            who.caps.insert(Capability::Moderate);
+        }
     }
     who
 }
@@ -247,8 +250,8 @@ impl Hub {
     }
 
     /// `who` as they act in `room`: the room of a host's own stream (a host key's) has one
-    /// host, its owner — another user's `host` capability does not count there (moderators
-    /// keep theirs).
+    /// host, its owner, who also moderates it — another user's `host` capability does not
+    /// count there (moderators keep theirs).
     pub fn in_room(&self, room: &str, who: &Identity) -> Identity {
         narrowed(self.names.owner(room).as_ref(), who)
     }
@@ -750,7 +753,13 @@ mod tests {
         let bob = who("bob", &[Capability::Send, Capability::Host]);
         let moderator = who("mo", &[Capability::Send, Capability::Moderate]);
         let owned = Owner::Host("alice".into());
-        assert_eq!(narrowed(Some(&owned), &alice), alice);
+        let alice_there = narrowed(Some(&owned), &alice);
+        assert_eq!(alice_there.role(), proto::Role::Host);
+        assert!(
+            alice_there.can(Capability::Moderate),
+            "the owner moderates her room"
+        );
+        assert!(!narrowed(None, &alice).can(Capability::Moderate));
         let bob_there = narrowed(Some(&owned), &bob);
         assert_eq!(bob_there.role(), proto::Role::Viewer);
         assert!(bob_there.can(Capability::Send));
