@@ -1646,3 +1646,67 @@ fn websocket_fallback_can_be_turned_off() {
     let (status, _, body) = common::call("GET", &server.url("/api/chat/demo/ws"), None, None);
     assert_eq!(status, 404, "{body}");
 }
+
+#[test]
+fn a_hosts_own_room_has_one_host_who_moderates_it() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let alice_token = chat.staff("alice", &["send", "host"]).await;
+        let bob_token = chat.staff("bob", &["send", "host"]).await;
+        let created = reqwest::Client::new()
+            .post(format!("{}/api/keys", chat.http))
+            .bearer_auth(&alice_token)
+            .json(&serde_json::json!({ "name": "studio" }))
+            .send()
+            .await
+            .expect("POST /api/keys");
+        assert_eq!(created.status().as_u16(), 201);
+        let room = created.json::<serde_json::Value>().await.unwrap()["stream"]
+            .as_str()
+            .expect("stream")
+            .to_string();
+
+        // The key's stream is a room at once; its owner is its host and moderates it.
+        let capabilities = |welcome: ServerMsg| match welcome {
+            ServerMsg::Welcome { capabilities, .. } => capabilities,
+            other => panic!("{other:?}"),
+        };
+        let (mut alice, welcome, _) = chat.join(&room, Some(&alice_token)).await;
+        assert_eq!(
+            capabilities(welcome),
+            [
+                proto::Capability::Send,
+                proto::Capability::Moderate,
+                proto::Capability::Host
+            ]
+        );
+        // Another host is a viewer there (and a host in a configured room, as before).
+        let (mut bob, welcome, _) = chat.join(&room, Some(&bob_token)).await;
+        assert_eq!(capabilities(welcome), [proto::Capability::Send]);
+        let (_, welcome, _) = chat.join("demo", Some(&bob_token)).await;
+        assert!(capabilities(welcome).contains(&proto::Capability::Host));
+
+        bob.send(&post("bob was here", "b1")).await.unwrap();
+        let (id, _) = answer(&mut bob, "b1").await.unwrap();
+        bob.send(&ClientMsg::Pin { id }).await.unwrap();
+        let code = wait_for(&mut bob, |m| match m {
+            ServerMsg::Rejected { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            code,
+            RejectCode::Forbidden,
+            "bob cannot pin in alice's room"
+        );
+        wait_for(&mut alice, message_text("bob was here")).await;
+        alice.send(&ClientMsg::Delete { id }).await.unwrap();
+        let deleted = wait_for(&mut bob, |m| match m {
+            ServerMsg::Deleted { id } => Some(*id),
+            _ => None,
+        })
+        .await;
+        assert_eq!(deleted, id, "the owner moderates her room");
+    });
+}

@@ -1,6 +1,6 @@
 //! Hosts' stream keys end to end: a host creates a key through the API, ffmpeg publishes with it
-//! over RTMP (as OBS would) and SRT, and the key's stream works like a configured one (HLS,
-//! chat room, cues, shows); rotating refuses the old key, revoking refuses the key and
+//! over RTMP (as OBS would), SRT and RTMPS, and the key's stream works like a configured one
+//! (HLS, recording, chat room, cues, shows); rotating refuses the old key, revoking refuses the key and
 //! disconnects its live publisher; another host gets 403 on the key, the stream's cues, rundown
 //! and shows; the configured keys keep publishing; keys survive a restart.
 
@@ -137,6 +137,20 @@ fn a_hosts_key_publishes_its_own_stream_until_rotated_or_revoked() {
     let (_, list) = call("GET", &format!("{keys}?host=alice"), Some(ADMIN), None);
     assert_eq!(list["items"][0]["id"], id.as_str());
 
+    let (_, streams) = call("GET", &server.url("/api/streams"), Some(ADMIN), None);
+    let listed = streams["streams"].as_array().expect("streams");
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["name"] == stream.as_str() && s["owner"] == "alice"),
+        "{streams}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["name"] == "demo" && s["owner"].is_null())
+    );
+
     // ffmpeg publishes with the key; a configured key at the same time.
     let _publisher = Publisher::ffmpeg(&server.rtmp_url(&key), 6);
     let _configured = Publisher::ffmpeg(&server.rtmp_url("demo-key"), 6);
@@ -210,6 +224,24 @@ fn a_hosts_key_publishes_its_own_stream_until_rotated_or_revoked() {
 
     // Rotate: the old key is refused, the new one publishes (over SRT too).
     wait_live(&server, &stream, false, READY);
+    let recordings = server.url(&format!("/api/recordings?stream={stream}"));
+    let deadline = Instant::now() + READY;
+    loop {
+        let (status, body) = call("GET", &recordings, None, None);
+        assert_eq!(status, 200, "{body}");
+        if body["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty())
+        {
+            assert_eq!(body["items"][0]["stream"], stream.as_str());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recording of {stream}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (status, rotated) = call("POST", &rotate_url, Some(&alice), None);
     assert_eq!(status, 200, "{rotated}");
     let new_key = rotated["key"].as_str().expect("key").to_string();
@@ -251,6 +283,8 @@ fn a_hosts_key_publishes_its_own_stream_until_rotated_or_revoked() {
         status, 201,
         "a revoked key's stream takes a new key: {again}"
     );
-    let _publisher = Publisher::ffmpeg(&server.rtmp_url(again["key"].as_str().unwrap()), 4);
+    // Over RTMPS this time.
+    let rtmps = server.rtmps_url(again["key"].as_str().unwrap());
+    let _publisher = Publisher::ffmpeg(&rtmps, 4);
     wait_live(&server, &stream, true, READY);
 }

@@ -181,6 +181,20 @@ pub struct Hub {
     pub metrics: Arc<ChatMetrics>,
 }
 
+/// `who` in a room owned by `owner`: in a host's own room, only its owner keeps `host`, and the
+/// owner (a host) also moderates there — the room is theirs.
+fn narrowed(owner: Option<&Owner>, who: &Identity) -> Identity {
+    let mut who = who.clone();
+    if let Some(Owner::Host(owner)) = owner {
+        if who.user.as_deref() != Some(owner.as_str()) {
+            who.caps.remove(&Capability::Host);
+        } else if who.can(Capability::Host) {
+            who.caps.insert(Capability::Moderate);
+        }
+    }
+    who
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -236,18 +250,10 @@ impl Hub {
     }
 
     /// `who` as they act in `room`: the room of a host's own stream (a host key's) has one
-    /// host, its owner — another user's `host` capability does not count there (moderators
-    /// keep theirs).
+    /// host, its owner, who also moderates it — another user's `host` capability does not
+    /// count there (moderators keep theirs).
     pub fn in_room(&self, room: &str, who: &Identity) -> Identity {
-        match (self.names.owner(room), &who.user) {
-            (Some(Owner::Host(owner)), Some(user)) if *user == owner => who.clone(),
-            (Some(Owner::Host(_)), _) if who.can(Capability::Host) => {
-                let mut who = who.clone();
-                who.caps.remove(&Capability::Host);
-                who
-            }
-            _ => who.clone(),
-        }
+        narrowed(self.names.owner(room).as_ref(), who)
     }
 
     fn persist(&self, op: Op) {
@@ -736,6 +742,33 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn in_a_hosts_own_room_only_its_owner_keeps_the_host_capability() {
+        let who = |user: &str, caps: &[Capability]| Identity {
+            user: Some(user.into()),
+            caps: caps.iter().copied().collect(),
+        };
+        let alice = who("alice", &[Capability::Send, Capability::Host]);
+        let bob = who("bob", &[Capability::Send, Capability::Host]);
+        let moderator = who("mo", &[Capability::Send, Capability::Moderate]);
+        let owned = Owner::Host("alice".into());
+        let alice_there = narrowed(Some(&owned), &alice);
+        assert_eq!(alice_there.role(), proto::Role::Host);
+        assert!(
+            alice_there.can(Capability::Moderate),
+            "the owner moderates her room"
+        );
+        assert!(!narrowed(None, &alice).can(Capability::Moderate));
+        let bob_there = narrowed(Some(&owned), &bob);
+        assert_eq!(bob_there.role(), proto::Role::Viewer);
+        assert!(bob_there.can(Capability::Send));
+        assert_eq!(narrowed(Some(&owned), &moderator), moderator);
+        assert_eq!(narrowed(Some(&Owner::Configured), &bob), bob);
+        assert_eq!(narrowed(None, &bob), bob);
+        let anonymous = Identity::anonymous();
+        assert_eq!(narrowed(Some(&owned), &anonymous), anonymous);
+    }
 
     #[test]
     fn phases_are_flushed_one_per_step_across_the_tick() {

@@ -45,7 +45,7 @@ pub enum CloseCode {
     ConnectionLimit = 0x7,
     /// The client read too slowly; its queue overflowed.
     SlowConsumer = 0x8,
-    /// The room does not exist (rooms are the configured stream names).
+    /// The room does not exist (rooms are the stream names: configured and hosts').
     UnknownRoom = 0x9,
     /// The token is invalid or expired.
     Unauthorized = 0xA,

@@ -38,7 +38,7 @@ use super::ApiState;
     ),
     modifiers(&BearerSchemes),
     tags(
-        (name = "streams", description = "Configured streams and their publishers (admin)"),
+        (name = "streams", description = "Streams (configured and hosts') and their publishers (admin)"),
         (name = "cues", description = "Timed product cues and rundowns (admin, or the stream's host)"),
         (name = "keys", description = "Hosts' stream keys and the ingest URLs"),
         (name = "users", description = "Chat accounts, logins and capabilities"),

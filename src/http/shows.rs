@@ -278,7 +278,7 @@ async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Resp
         (status = 200, description = "The show", body = ShowJson),
         (status = 400, description = "A bad field, named", body = ErrorBody),
         (status = 401, description = "No token, or an invalid one", body = ErrorBody),
-        (status = 403, description = "Not a host, or another host's show", body = ErrorBody),
+        (status = 403, description = "Not a host, another host's show, or another host's stream", body = ErrorBody),
         (status = 404, description = "No such show", body = ErrorBody),
         (status = 409, description = "Not applicable in the show's state", body = ErrorBody),
         (status = 413, description = "Body over `shows.max_request_bytes`", body = ErrorBody),

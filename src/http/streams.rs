@@ -1,6 +1,6 @@
-//! `GET /api/streams` (admin): the configured streams, who publishes them, playback URLs;
-//! `GET /api/streams/{stream}/status`: a stream's live statistics (the studio's health panel),
-//! read from [`crate::metrics::stream`] and the HLS stream's renditions.
+//! `GET /api/streams` (admin): the streams (configured and hosts'), who publishes them, playback
+//! URLs; `GET /api/streams/{stream}/status`: a stream's live statistics (the studio's health
+//! panel), read from [`crate::metrics::stream`] and the HLS stream's renditions.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use super::openapi::ErrorBody;
 use crate::commerce::shows::model::rfc3339;
 use crate::hls::origin::is_valid_stream_name;
 use crate::hls::stream::RenditionKind;
+use crate::hls::directory::Owner;
 
 /// The stream routes.
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
@@ -31,15 +32,17 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
 /// The body of `GET /api/streams`.
 #[derive(Serialize, ToSchema)]
 pub struct StreamList {
-    /// Every configured stream.
+    /// Every stream, configured and hosts'.
     pub streams: Vec<StreamInfo>,
 }
 
-/// A configured stream.
+/// A stream.
 #[derive(Serialize, ToSchema)]
 pub struct StreamInfo {
     /// Public stream name (in playback URLs; never the key).
     pub name: String,
+    /// The host whose stream key publishes it (null: a configured stream).
+    pub owner: Option<String>,
     /// Whether a publisher is on it now.
     pub live: bool,
     /// The publisher, while live.
@@ -61,10 +64,10 @@ pub struct Publisher {
     pub live_for_s: u64,
 }
 
-/// `GET /api/streams` (admin): configured streams, who publishes them, playback URLs.
+/// `GET /api/streams` (admin): the streams, who publishes them, playback URLs.
 #[utoipa::path(get, path = "/api/streams", tag = "streams", security(("admin" = [])),
     responses(
-        (status = 200, description = "Configured streams", body = StreamList),
+        (status = 200, description = "The streams (configured and hosts')", body = StreamList),
         (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
     ))]
 async fn list_streams(_admin: Admin, State(api): State<Arc<ApiState>>) -> Json<StreamList> {
@@ -79,7 +82,12 @@ async fn list_streams(_admin: Admin, State(api): State<Arc<ApiState>>) -> Json<S
                 live_for_s: p.since.elapsed().as_secs(),
             });
             let ended = api.origin.registry.get(&name).map(|s| s.is_ended());
+            let owner = match api.keys.directory().owner(&name) {
+                Some(Owner::Host(host)) => Some(host),
+                _ => None,
+            };
             StreamInfo {
+                owner,
                 live: publisher.is_some(),
                 publisher,
                 ended,

@@ -554,6 +554,108 @@ mod tests {
         assert_eq!(keys.stream_for(&key), None);
     }
 
+    #[tokio::test]
+    async fn a_hosts_keys_are_theirs_and_stop_publishing_when_rotated_or_revoked() {
+        let store = crate::store::Store::in_memory().await.unwrap();
+        let keys = Arc::new(StreamKeys::new(&[StreamConfig {
+            name: "demo".into(),
+            key: "demo-key".into(),
+            srt_passphrase: String::new(),
+        }]));
+        let live = Arc::new(LiveSet::default());
+        let host_keys = HostKeys::open(store.pool().clone(), Arc::clone(&keys), live)
+            .await
+            .unwrap();
+        let created = host_keys
+            .create("alice", "Main studio", None)
+            .await
+            .unwrap();
+        assert_eq!(created.info.stream, "alice-main-studio");
+        assert_eq!(
+            keys.stream_for(&created.key).as_deref(),
+            Some("alice-main-studio")
+        );
+        assert_eq!(
+            keys.directory().owner("alice-main-studio"),
+            Some(Owner::Host("alice".into()))
+        );
+        // Only the hash is stored.
+        let stored: String = sqlx::query_scalar("SELECT key_hash FROM stream_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, hash(&created.key));
+        assert!(!stored.contains(&created.key));
+
+        let conflict = |err: KeyError| {
+            matches!(
+                err,
+                KeyError::Conflict {
+                    field: "stream",
+                    ..
+                }
+            )
+        };
+        let taken = host_keys
+            .create("bob", "x", Some("alice-main-studio"))
+            .await;
+        assert!(conflict(taken.unwrap_err()));
+        let configured = host_keys.create("bob", "x", Some("demo")).await;
+        assert!(conflict(configured.unwrap_err()));
+        let twice = host_keys
+            .create("alice", "y", Some("alice-main-studio"))
+            .await;
+        assert!(conflict(twice.unwrap_err()), "rotate instead");
+        let bad = host_keys.create("alice", "y", Some("a b")).await;
+        assert!(matches!(
+            bad.unwrap_err(),
+            KeyError::Invalid {
+                field: "stream",
+                ..
+            }
+        ));
+
+        let bob = KeyActor::Host("bob".into());
+        let alice = KeyActor::Host("alice".into());
+        let id = created.info.id.clone();
+        for result in [
+            host_keys.rename(&bob, &id, "mine").await.map(drop),
+            host_keys.rotate(&bob, &id).await.map(drop),
+            host_keys.revoke(&bob, &id).await,
+        ] {
+            assert!(matches!(result, Err(KeyError::Forbidden(_))), "{result:?}");
+        }
+        let rotated = host_keys.rotate(&alice, &id).await.unwrap();
+        assert_eq!(keys.stream_for(&created.key), None);
+        assert_eq!(
+            keys.stream_for(&rotated.key).as_deref(),
+            Some("alice-main-studio")
+        );
+        host_keys.revoke(&KeyActor::Admin, &id).await.unwrap();
+        assert_eq!(keys.stream_for(&rotated.key), None);
+        assert!(matches!(
+            host_keys.rotate(&alice, &id).await,
+            Err(KeyError::Conflict { .. })
+        ));
+        assert!(keys.is_stream("alice-main-studio"), "the stream stays");
+        assert!(host_keys.list(Some("bob")).await.unwrap().is_empty());
+        let listed = host_keys.list(None).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].revoked_at.is_some() && listed[0].rotated_at.is_some());
+
+        // A restart loads the keys: the stream and its owner, no active key.
+        let reloaded = Arc::new(StreamKeys::new(&[]));
+        HostKeys::open(
+            store.pool().clone(),
+            Arc::clone(&reloaded),
+            Arc::new(LiveSet::default()),
+        )
+        .await
+        .unwrap();
+        assert!(reloaded.is_stream("alice-main-studio"));
+        assert_eq!(reloaded.stream_for(&rotated.key), None);
+    }
+
     #[test]
     fn derived_stream_names_are_valid() {
         assert_eq!(derived_stream("alice", "Main studio"), "alice-main-studio");
