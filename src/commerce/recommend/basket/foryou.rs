@@ -7,7 +7,9 @@
 //! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
 //! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
 //! baselines); the others' score alone ranks the "new to you" list, where the shopper's past
-//! products are left out. Both lists are computed at fit time, so a query is a lookup (the
+//! products are left out. Recency-weighted votes, rank fusion of votes and co-purchase and
+//! adaptive explore slots in the full list are options the validation grid tries (off by
+//! default: they lost there). Both lists are computed at fit time, so a query is a lookup (the
 //! evaluation that chose the defaults: docs/recommendations.md,
 //! docs/benchmarks/recommend-eval.md).
 
