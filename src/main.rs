@@ -97,6 +97,11 @@ enum RecsCommand {
         /// order) first, print them, and evaluate for-you with them.
         #[arg(long)]
         tune: bool,
+        /// With `--tune`: print the validation grid's lines and stop, without evaluating
+        /// anything on the test split (each shopper's last order is never scored), to compare
+        /// designs on validation only.
+        #[arg(long, requires = "tune")]
+        tune_only: bool,
         /// Fail (exit 1) unless the baselines are within 0.01 of the reference figures.
         #[arg(long)]
         check: bool,
@@ -127,10 +132,11 @@ fn main() -> ExitCode {
                 RecsCommand::Eval {
                     orders,
                     tune,
+                    tune_only,
                     check,
                     check_goal,
                 },
-        } => return recs_eval(&orders, tune, check, check_goal),
+        } => return recs_eval(&orders, tune, tune_only, check, check_goal),
         Command::Chat {
             room,
             server,
@@ -233,7 +239,13 @@ fn catalog_import(file: &Path, config_path: Option<&Path>) -> ExitCode {
 
 /// `cuecast recs eval`: JSON lines on stdout (tuned parameters first with `--tune`), check
 /// failures on stderr.
-fn recs_eval(orders: &Path, tune: bool, check: bool, check_goal: bool) -> ExitCode {
+fn recs_eval(
+    orders: &Path,
+    tune: bool,
+    tune_only: bool,
+    check: bool,
+    check_goal: bool,
+) -> ExitCode {
     use cuecast::commerce::recommend::basket::{ForYouParams, eval, orders::Orders};
     let orders = match Orders::read_file(orders) {
         Ok(orders) => orders,
@@ -246,6 +258,9 @@ fn recs_eval(orders: &Path, tune: bool, check: bool, check_goal: bool) -> ExitCo
         let tuned = eval::tune(&orders);
         for line in &tuned.lines {
             println!("{line}");
+        }
+        if tune_only {
+            return ExitCode::SUCCESS;
         }
         tuned.params
     } else {

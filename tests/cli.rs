@@ -204,7 +204,12 @@ fn recs_eval_prints_one_json_line_per_model() {
         ]
     );
     let tuned: Vec<&str> = lines.iter().filter_map(|l| l["tune"].as_str()).collect();
-    assert_eq!(tuned, ["explore", "repeat", "switch", "chosen"]);
+    assert_eq!(
+        tuned,
+        [
+            "explore", "recency", "fusion", "repeat", "switch", "slots", "chosen"
+        ]
+    );
     // Each shopper's last order is {staple, own product}: the repeat models find both.
     let for_you = lines.iter().find(|l| l["model"] == "for-you").unwrap();
     assert_eq!(for_you["recall@10"], 1.0);
@@ -220,6 +225,36 @@ fn recs_eval_prints_one_json_line_per_model() {
     assert_eq!(checked.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&checked.stderr);
     assert!(stderr.contains("check: popularity hr@10"), "{stderr}");
+}
+
+#[test]
+fn recs_eval_tune_only_prints_the_validation_grid_and_scores_no_model_on_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    std::fs::write(&path, orders_csv(5)).unwrap();
+    let output = cuecast()
+        .args(["recs", "eval", "--tune", "--tune-only", "--orders"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(lines.iter().all(|l| l.get("model").is_none()), "{stdout}");
+    assert_eq!(lines.last().unwrap()["tune"], "chosen");
+    // Nothing on the test split: no goal either.
+    assert!(!stderr.contains("goal"), "{stderr}");
+    // --tune-only needs --tune.
+    let refused = cuecast()
+        .args(["recs", "eval", "--tune-only", "--orders"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
 }
 
 #[test]

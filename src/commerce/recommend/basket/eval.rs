@@ -286,13 +286,15 @@ struct Stage {
 }
 
 /// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
-/// the explore metrics (the own part does not touch the new-to-you list), then the own repeat
-/// part and the blend on the full list, then the per-shopper repeat/explore switch. The first
-/// two stages each hold their baseline as one candidate — UP-CF@r (k 100 with the shopper
-/// itself: 99 others, votes alone) and TIFU-KNN (k 300, α .7, own weight 1, no switch) — so a
-/// choice can only be better than the baseline on validation. Small on purpose: CI runs it
-/// with the debug binary.
-const STAGES: [Stage; 3] = [
+/// the explore metrics (the own part does not touch the new-to-you list), then the recency of
+/// the baskets that vote and rank fusion against the score blend (same metrics), then the own
+/// repeat part and the blend on the full list, then the per-shopper repeat/explore switch and
+/// the adaptive explore slots. The explore and repeat stages each hold their baseline as one
+/// candidate — UP-CF@r (k 100 with the shopper itself: 99 others, votes alone) and TIFU-KNN
+/// (k 300, α .7, own weight 1, no switch, no slots) — and every later stage holds the choice
+/// before it as its first candidate (a tie keeps it), so a choice can only be better than the
+/// baselines on validation. Small on purpose: CI runs it with the debug binary.
+const STAGES: [Stage; 6] = [
     Stage {
         name: "explore",
         candidates: |base| {
@@ -304,6 +306,8 @@ const STAGES: [Stage; 3] = [
                 recent: 10,
                 item_weight: 0.0,
                 trial_share_power: 0.0,
+                vote_decay: 1.0,
+                fusion: 0.0,
                 ..base.clone()
             }];
             for neighbours in [100, 200] {
@@ -313,9 +317,52 @@ const STAGES: [Stage; 3] = [
                             neighbours,
                             item_weight,
                             trial_share_power,
+                            // The next stages' choices.
+                            vote_decay: 1.0,
+                            fusion: 0.0,
                             ..base.clone()
                         });
                     }
+                }
+            }
+            out
+        },
+        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
+        wanted: Wanted {
+            all: false,
+            new: true,
+        },
+    },
+    Stage {
+        name: "recency",
+        candidates: |base| {
+            // 1 (UP-CF@r's share, the explore stage's) first.
+            [1.0, 0.9, 0.8, 0.7]
+                .into_iter()
+                .map(|vote_decay| ForYouParams {
+                    vote_decay,
+                    ..base.clone()
+                })
+                .collect()
+        },
+        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
+        wanted: Wanted {
+            all: false,
+            new: true,
+        },
+    },
+    Stage {
+        name: "fusion",
+        candidates: |base| {
+            // The score blend (the stages' before) first.
+            let mut out = vec![base.clone()];
+            for fusion in [10.0, 60.0] {
+                for item_weight in [base.item_weight, 0.5] {
+                    out.push(ForYouParams {
+                        fusion,
+                        item_weight,
+                        ..base.clone()
+                    });
                 }
             }
             out
@@ -342,8 +389,9 @@ const STAGES: [Stage; 3] = [
                             groups,
                             repeat_neighbours,
                             repeat_alpha,
-                            // The switch is the next stage's.
+                            // The switch and the slots are the next stages'.
                             repeat_switch: 0.0,
+                            explore_slots: 0.0,
                             ..base.clone()
                         });
                     }
@@ -364,6 +412,24 @@ const STAGES: [Stage; 3] = [
                 .into_iter()
                 .map(|repeat_switch| ForYouParams {
                     repeat_switch,
+                    ..base.clone()
+                })
+                .collect()
+        },
+        objective: |r| r.recall + r.ndcg,
+        wanted: Wanted {
+            all: true,
+            new: false,
+        },
+    },
+    Stage {
+        name: "slots",
+        candidates: |base| {
+            // 0 (the blend alone, the stages' before) first.
+            [0.0, 0.1, 0.25, 0.5]
+                .into_iter()
+                .map(|explore_slots| ForYouParams {
+                    explore_slots,
                     ..base.clone()
                 })
                 .collect()

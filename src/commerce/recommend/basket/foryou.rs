@@ -7,7 +7,9 @@
 //! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
 //! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
 //! baselines); the others' score alone ranks the "new to you" list, where the shopper's past
-//! products are left out. Both lists are computed at fit time, so a query is a lookup (the
+//! products are left out. Recency-weighted votes, rank fusion of votes and co-purchase and
+//! adaptive explore slots in the full list are options the validation grid tries (off by
+//! default: they lost there). Both lists are computed at fit time, so a query is a lookup (the
 //! evaluation that chose the defaults: docs/recommendations.md,
 //! docs/benchmarks/recommend-eval.md).
 
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::models::{
-    Accumulator, ItemSets, Popularity, Sparse, TifuKnn, purchase_counts, recent_share, tifu_vector,
+    Accumulator, ItemSets, Popularity, Sparse, TifuKnn, decayed_share, purchase_counts, tifu_vector,
 };
 use super::{Baskets, ProductIx, Reason, Recommended, Scored};
 
@@ -43,6 +45,15 @@ pub struct ForYouParams {
     pub locality: f64,
     /// A neighbour's vote for a product: the share of its last `recent` baskets holding it.
     pub recent: usize,
+    /// Recency within those `recent` baskets (of the neighbours' votes and of the shopper's own
+    /// products co-purchase starts from): the last basket weighs 1, the one before
+    /// `vote_decay`, then `vote_decay²`…; 1 weighs them alike (UP-CF@r's share).
+    pub vote_decay: f64,
+    /// How the neighbours' votes and co-purchase combine in the others' score: 0 adds their
+    /// scores (each scaled to a maximum of 1, weighted by `item_weight`); a value c > 0 fuses
+    /// their ranks instead (reciprocal rank fusion, `w / (c + rank)` from each, the weights as
+    /// before).
+    pub fusion: f64,
     /// Weight of the shopper's own repeat score against the others' (0–1); each part is
     /// scaled to a maximum of 1 per shopper first.
     pub own_weight: f64,
@@ -50,6 +61,12 @@ pub struct ForYouParams {
     /// `own_weight · ρ^repeat_switch`, ρ the share of their purchases (after their first order)
     /// that were repeats, from their training orders; 0 gives every shopper `own_weight`.
     pub repeat_switch: f64,
+    /// Adaptive explore slots of the full list: a shopper's predicted number of new products
+    /// in the next order, `(1 − ρ) ·` their mean basket size (ρ their repeat ratio), times
+    /// `explore_slots`, rounded, is the least number of new products among the first
+    /// [`SLOT_WINDOW`] entries (the best of the new-to-you list take the places of the last
+    /// repeats there); 0 leaves the blend alone.
+    pub explore_slots: f64,
     /// Within the others' part, the weight of item-to-item co-purchase (products often in the
     /// same order as the shopper's own, weighted by their repeat score) against the
     /// neighbours' votes (0–1).
@@ -80,8 +97,11 @@ impl Default for ForYouParams {
             similarity_alpha: 0.75,
             locality: 5.0,
             recent: 10,
+            vote_decay: 1.0,
+            fusion: 0.0,
             own_weight: 1.0,
             repeat_switch: 0.5,
+            explore_slots: 0.0,
             item_weight: 0.4,
             item_neighbours: 50,
             repeat_rate_power: 0.0,
@@ -163,7 +183,8 @@ impl ForYou {
             let (others, from_items) = &others.1[user];
             let past = &sets.sets[user];
             let is_past = |p: ProductIx| past.binary_search(&p).is_ok();
-            let new = if lists_wanted.new {
+            let slots = explore_slots(data.history(user), repeat_ratios[user], params);
+            let new = if lists_wanted.new || (lists_wanted.all && slots > 0) {
                 popularity.ranked(others, keep, is_past)
             } else {
                 Vec::new()
@@ -177,10 +198,16 @@ impl ForYou {
             acc.add_scaled(others, 1.0 - own_weight);
             let blended = acc.take();
             let all = if lists_wanted.all {
-                popularity.ranked(&blended, keep, |_| false)
+                with_slots(
+                    popularity.ranked(&blended, keep, |_| false),
+                    &new,
+                    slots,
+                    is_past,
+                )
             } else {
                 Vec::new()
             };
+            let new = if lists_wanted.new { new } else { Vec::new() };
             let counts = &counts[user];
             let times = |p: ProductIx| match counts.binary_search_by_key(&p, |c| c.0) {
                 Ok(i) => counts[i].1,
@@ -347,8 +374,9 @@ pub(crate) struct Parts {
     /// `repeat_neighbours` > 0), for (basket_decay, group_decay, groups, repeat_neighbours,
     /// repeat_alpha).
     own: (OwnKey, Vec<Sparse>),
-    /// Neighbour votes: the share of the last `recent` baskets.
-    shares: (usize, Vec<Sparse>),
+    /// Neighbour votes: the (decayed) share of the last `recent` baskets, for (recent,
+    /// vote_decay's bits).
+    shares: ((usize, u64), Vec<Sparse>),
     /// Per shopper, every other shopper sharing a product, most similar first, for
     /// `similarity_alpha`.
     neighbours: (f64, Vec<Vec<(usize, f64)>>),
@@ -376,7 +404,7 @@ impl Parts {
                 .map(|h| purchase_counts(h))
                 .collect(),
             own: ((f64::NAN, f64::NAN, 0, 0, f64::NAN), Vec::new()),
-            shares: (0, Vec::new()),
+            shares: ((0, 0), Vec::new()),
             neighbours: (f64::NAN, Vec::new()),
             copurchase: None,
             rates: item_rates(data),
@@ -419,13 +447,14 @@ impl Parts {
             };
             self.own = (own_key, vectors);
         }
-        if self.shares.0 != params.recent || self.shares.1.is_empty() {
+        let shares_key = (params.recent, params.vote_decay.to_bits());
+        if self.shares.0 != shares_key || self.shares.1.is_empty() {
             let shares = data
                 .histories()
                 .iter()
-                .map(|h| recent_share(h, params.recent))
+                .map(|h| decayed_share(h, params.recent, params.vote_decay))
                 .collect();
-            self.shares = (params.recent, shares);
+            self.shares = (shares_key, shares);
         }
         if self.neighbours.0 != params.similarity_alpha {
             let mut scratch = Vec::new();
@@ -480,27 +509,46 @@ impl Parts {
                         together.add_scaled(copurchase.of(product), weight);
                     }
                 }
-                let (votes_max, together_max) = (votes.max(), together.max());
-                for (product, value) in votes.entries() {
-                    let trial = self.rates[product as usize]
-                        .1
-                        .powf(params.trial_share_power);
-                    acc.add(
-                        product,
-                        trial * value * (1.0 - params.item_weight) / votes_max,
-                    );
+                // The votes, each times its product's trial share, and co-purchase, each
+                // divided by its largest raw value, or their reciprocal ranks divided by the
+                // largest.
+                let (mut votes_max, mut together_max) = (votes.max(), together.max());
+                let mut voted: Sparse = votes
+                    .entries()
+                    .map(|(product, value)| {
+                        let trial = self.rates[product as usize]
+                            .1
+                            .powf(params.trial_share_power);
+                        (product, trial * value)
+                    })
+                    .collect();
+                let mut items: Sparse = together.entries().collect();
+                together.clear();
+                if params.fusion > 0.0 {
+                    voted = reciprocal_ranks(&self.popularity, &voted, params.fusion);
+                    items = reciprocal_ranks(&self.popularity, &items, params.fusion);
+                    (votes_max, together_max) = (max_value(&voted), max_value(&items));
+                }
+                for &(product, value) in &voted {
+                    acc.add(product, value * (1.0 - params.item_weight) / votes_max);
                 }
                 let mut from_items = Vec::new();
-                for (product, value) in together.entries() {
+                for (product, value) in items {
                     let item = value * params.item_weight / together_max;
-                    if item > (1.0 - params.item_weight) * votes.get(product) / votes_max {
+                    // The reason: co-purchase is the larger part (against the raw votes, trial
+                    // share left out, in the score blend).
+                    let voted = if params.fusion > 0.0 {
+                        acc.get(product)
+                    } else {
+                        (1.0 - params.item_weight) * votes.get(product) / votes_max
+                    };
+                    if item > voted {
                         from_items.push(product);
                     }
                     acc.add(product, item);
                 }
-                from_items.sort_unstable();
                 votes.clear();
-                together.clear();
+                from_items.sort_unstable();
                 (acc.take(), from_items)
             })
             .collect()
@@ -509,9 +557,9 @@ impl Parts {
 
 /// The parameters the others' score is built with (bitwise, so that it can be compared):
 /// neighbours, similarity alpha, locality, recent, item weight, item neighbours, trial share
-/// power.
+/// power, vote decay, fusion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct OthersKey([u64; 7]);
+struct OthersKey([u64; 9]);
 
 impl OthersKey {
     fn of(params: &ForYouParams) -> OthersKey {
@@ -523,6 +571,8 @@ impl OthersKey {
             params.item_weight.to_bits(),
             params.item_neighbours as u64,
             params.trial_share_power.to_bits(),
+            params.vote_decay.to_bits(),
+            params.fusion.to_bits(),
         ])
     }
 }
@@ -613,6 +663,84 @@ fn repeat_ratios(data: &Baskets) -> Vec<f64> {
             let prior = RATE_PRIOR * per_order.max(1.0);
             (repeats + prior * global) / (slots + prior)
         })
+        .collect()
+}
+
+/// The first entries of the full list at least a shopper's explore slots are kept for: the
+/// length of the lists the evaluation scores (its K) and of a for-you carousel.
+pub const SLOT_WINDOW: usize = 10;
+
+/// A shopper's explore slots ([`ForYouParams::explore_slots`]): `explore_slots · (1 − ρ) ·`
+/// their mean basket size, rounded, at most [`SLOT_WINDOW`].
+fn explore_slots(history: &[Vec<ProductIx>], repeat_ratio: f64, params: &ForYouParams) -> usize {
+    if params.explore_slots <= 0.0 || history.is_empty() {
+        return 0;
+    }
+    let size = history.iter().map(Vec::len).sum::<usize>() as f64 / history.len() as f64;
+    let slots = (params.explore_slots * (1.0 - repeat_ratio).max(0.0) * size).round();
+    (slots as usize).min(SLOT_WINDOW)
+}
+
+/// The full list `all` (best first) with at least `slots` new products (not `is_past`) among
+/// its first [`SLOT_WINDOW`] entries: the best of `new` not already there take the places of
+/// the last past products in the window (which move down just after it). Each position keeps
+/// its score, so scores still fall along the list.
+fn with_slots(
+    all: Vec<(ProductIx, f64)>,
+    new: &[(ProductIx, f64)],
+    slots: usize,
+    is_past: impl Fn(ProductIx) -> bool,
+) -> Vec<(ProductIx, f64)> {
+    let window = all.len().min(SLOT_WINDOW);
+    let present = all[..window].iter().filter(|e| !is_past(e.0)).count();
+    let mut wanted = slots.saturating_sub(present);
+    if wanted == 0 {
+        return all;
+    }
+    let in_window = |p: ProductIx| all[..window].iter().any(|e| e.0 == p);
+    let incoming: Vec<ProductIx> = new
+        .iter()
+        .map(|e| e.0)
+        .filter(|&p| !in_window(p))
+        .take(wanted)
+        .collect();
+    wanted = incoming.len();
+    // The last `wanted` past products of the window move out of it.
+    let mut moved = Vec::new();
+    let mut kept: Vec<ProductIx> = Vec::with_capacity(all.len() + wanted);
+    for (i, e) in all[..window].iter().enumerate().rev() {
+        if moved.len() < wanted && is_past(e.0) {
+            moved.push(e.0);
+        } else {
+            kept.push(all[i].0);
+        }
+    }
+    kept.reverse();
+    moved.reverse();
+    kept.extend(&incoming);
+    kept.extend(moved);
+    kept.extend(
+        all[window..]
+            .iter()
+            .map(|e| e.0)
+            .filter(|p| !incoming.contains(p)),
+    );
+    // Scores by position: the old list's, then (past its end) its last.
+    let last = all.last().map_or(0.0, |e| e.1);
+    kept.into_iter()
+        .enumerate()
+        .map(|(i, p)| (p, all.get(i).map_or(last, |e| e.1)))
+        .collect()
+}
+
+/// Reciprocal ranks of `scores` (best first, ties by popularity): `1 / (c + rank)`, rank
+/// from 1.
+fn reciprocal_ranks(popularity: &Popularity, scores: &[(ProductIx, f64)], c: f64) -> Sparse {
+    popularity
+        .ranked(scores, usize::MAX, |_| false)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (product, _))| (product, 1.0 / (c + 1.0 + i as f64)))
         .collect()
 }
 
@@ -819,6 +947,100 @@ mod tests {
             ..base
         };
         assert!(repeats(&switched) < 5);
+    }
+
+    #[test]
+    fn explore_slots_give_new_products_the_last_repeat_places_of_the_window() {
+        // Twelve products ranked 0..12, scores falling; 0..=9 past, 10 and 11 new.
+        let all: Vec<(ProductIx, f64)> = (0..12).map(|p| (p, 12.0 - p as f64)).collect();
+        let is_past = |p: ProductIx| p < 10;
+        let new = [(11, 0.9), (20, 0.8), (21, 0.7)];
+        // Two slots: 11 and 20 (11 is not in the window) replace the window's last past
+        // products, 8 and 9, which move down just after it; scores stay by position.
+        let got = with_slots(all.clone(), &new, 2, is_past);
+        let products: Vec<ProductIx> = got.iter().map(|e| e.0).collect();
+        assert_eq!(products, [0, 1, 2, 3, 4, 5, 6, 7, 11, 20, 8, 9, 10]);
+        let scores: Vec<f64> = got.iter().map(|e| e.1).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        assert_eq!(got[8].1, 4.0);
+        // A window already holding enough new products, or no slots, is left alone.
+        let mut mixed = all.clone();
+        mixed.swap(3, 10);
+        assert_eq!(with_slots(mixed.clone(), &new, 1, is_past), mixed);
+        assert_eq!(with_slots(all.clone(), &new, 0, is_past), all);
+    }
+
+    #[test]
+    fn explore_slots_follow_the_predicted_number_of_new_products() {
+        let history = vec![vec![0, 1, 2, 3], vec![0, 1, 2, 3, 4, 5]];
+        let params = |explore_slots| ForYouParams {
+            explore_slots,
+            ..ForYouParams::default()
+        };
+        // Mean basket 5, repeat ratio .6: 2 new products expected.
+        assert_eq!(explore_slots(&history, 0.6, &params(1.0)), 2);
+        assert_eq!(explore_slots(&history, 0.6, &params(0.5)), 1);
+        assert_eq!(explore_slots(&history, 0.6, &params(0.0)), 0);
+        assert_eq!(explore_slots(&history, 0.0, &params(5.0)), SLOT_WINDOW);
+    }
+
+    #[test]
+    fn slots_put_a_new_product_in_a_loyal_shoppers_top_list() {
+        let mut data = shop();
+        data.push("fay", ["kiwi", "coffee"]);
+        data.push("fay", ["lime", "milk"]);
+        let base = ForYouParams {
+            own_weight: 1.0,
+            repeat_switch: 0.0,
+            ..ForYouParams::default()
+        };
+        let new_in_top = |params: &ForYouParams| {
+            let answer = ForYou::fit(&data, params).recommend("fay", 4);
+            answer
+                .items
+                .iter()
+                .filter(|s| !matches!(s.reason, Reason::BuyAgain { .. } | Reason::Popular))
+                .count()
+        };
+        // Own weight 1: her four past products fill her top 4.
+        assert_eq!(new_in_top(&base), 0);
+        let slotted = ForYouParams {
+            explore_slots: 2.0,
+            ..base
+        };
+        assert!(new_in_top(&slotted) >= 1);
+    }
+
+    #[test]
+    fn reciprocal_ranks_follow_the_scores_ties_by_popularity() {
+        let data = shop();
+        let popularity = Popularity::new(&data);
+        let milk = data.product_ix("milk").unwrap_or(ProductIx::MAX);
+        let coffee = data.product_ix("coffee").unwrap_or(ProductIx::MAX);
+        let tea = data.product_ix("tea").unwrap_or(ProductIx::MAX);
+        // coffee and milk tie: milk is more popular.
+        let ranks = reciprocal_ranks(&popularity, &[(tea, 3.0), (coffee, 1.0), (milk, 1.0)], 1.0);
+        assert_eq!(ranks, [(tea, 0.5), (milk, 1.0 / 3.0), (coffee, 0.25)]);
+    }
+
+    #[test]
+    fn fusion_and_vote_recency_keep_the_new_to_you_list_new() {
+        for params in [
+            ForYouParams {
+                fusion: 10.0,
+                ..ForYouParams::default()
+            },
+            ForYouParams {
+                vote_decay: 0.5,
+                ..ForYouParams::default()
+            },
+        ] {
+            let answer = ForYou::fit(&shop(), &params).recommend_new("ann", 2);
+            let products: Vec<&str> = answer.items.iter().map(|s| s.product.as_ref()).collect();
+            // cat's sugar, which co-purchase (with coffee) and the neighbours both name.
+            assert_eq!(products[0], "sugar", "{params:?}");
+            assert!(!products.contains(&"coffee"));
+        }
     }
 
     #[test]

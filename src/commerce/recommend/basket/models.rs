@@ -267,6 +267,41 @@ pub fn recent_share(history: &[Vec<ProductIx>], r: usize) -> Sparse {
         .collect()
 }
 
+/// [`recent_share`] with the baskets weighted by recency: the last basket 1, the one before
+/// `decay`, then `decay²`…, divided by the sum of the weights (so `decay` 1 is `recent_share`
+/// exactly), sorted by product. A product of the last basket counts more than one bought nine
+/// baskets ago.
+pub fn decayed_share(history: &[Vec<ProductIx>], r: usize, decay: f64) -> Sparse {
+    if decay == 1.0 {
+        return recent_share(history, r);
+    }
+    let recent = &history[history.len().saturating_sub(r.max(1))..];
+    let mut weights: Vec<(ProductIx, f64)> = Vec::new();
+    let mut total = 0.0;
+    let mut weight = 1.0;
+    for basket in recent.iter().rev() {
+        total += weight;
+        let mut products = basket.clone();
+        products.sort_unstable();
+        products.dedup();
+        weights.extend(products.into_iter().map(|p| (p, weight)));
+        weight *= decay;
+    }
+    weights.sort_unstable_by_key(|w| w.0);
+    let mut out: Sparse = Vec::new();
+    for (product, weight) in weights {
+        match out.last_mut() {
+            Some(last) if last.0 == product => last.1 += weight,
+            _ => out.push((product, weight)),
+        }
+    }
+    let total = if total > 0.0 { total } else { 1.0 };
+    for entry in &mut out {
+        entry.1 /= total;
+    }
+    out
+}
+
 /// Each shopper's distinct products (sorted), and for each product the shoppers who bought it:
 /// the sets the similarity of two shoppers is computed on.
 #[derive(Debug, Clone)]
@@ -535,6 +570,21 @@ mod tests {
         assert_eq!(recent_share(&history, 2), vec![(1, 1.0), (2, 0.5)]);
         // Fewer baskets than r: divided by their number.
         assert_eq!(recent_share(&history[..1], 10), vec![(0, 1.0)]);
+    }
+
+    #[test]
+    fn decayed_share_weights_recent_baskets_more_and_is_recent_share_at_one() {
+        let history = vec![vec![0], vec![0, 1], vec![1], vec![1, 2]];
+        assert_eq!(decayed_share(&history, 3, 1.0), recent_share(&history, 3));
+        // Last three baskets with weights .25, .5, 1 (sum 1.75): 0 in the first, 1 in all,
+        // 2 in the last.
+        let shares = decayed_share(&history, 3, 0.5);
+        let expected = [(0, 0.25 / 1.75), (1, 1.0), (2, 1.0 / 1.75)];
+        assert_eq!(shares.len(), 3);
+        for ((p, got), (q, want)) in shares.iter().zip(expected) {
+            assert_eq!(*p, q);
+            assert!((got - want).abs() < 1e-12, "{shares:?}");
+        }
     }
 
     #[test]
