@@ -1,6 +1,7 @@
 //! The web pages' serving (src/http/pages.rs), against a small build written by the test (the
 //! real build's pages are driven in Chromium by tests/web.rs): each route gets its HTML entry
-//! point with the shop's theme from `[web]` written in, hashed assets are immutable, the build's
+//! point with the shop's theme from `[web]` written in and a framing policy (only the embed may
+//! be framed by other sites), hashed assets are immutable, the build's
 //! top-level files are served and nothing outside the build is, and a server without a build
 //! answers the pages with 503 and how to build them while the API keeps working.
 
@@ -39,6 +40,7 @@ fn pages_are_served_with_the_shops_theme_and_nothing_outside_the_build() {
         ("CUECAST_WEB_DIR", dir),
         ("CUECAST_WEB_SHOP_NAME", "Maison </script> Lune"),
         ("CUECAST_WEB_ACCENT", "#0a7d5a"),
+        ("CUECAST_WEB_EMBED_ANCESTORS", r#"["https://shop.example"]"#),
     ]);
 
     for (path, page) in [
@@ -68,6 +70,16 @@ fn pages_are_served_with_the_shops_theme_and_nothing_outside_the_build() {
             "{path}: {body}"
         );
         assert!(!body.contains("<!--cuecast:site-->"), "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        // Only the embed may be framed by other sites (the config's embed_ancestors).
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        if path.starts_with("/embed/") {
+            assert_eq!(csp, "frame-ancestors https://shop.example", "{path}");
+            assert!(headers.get("x-frame-options").is_none(), "{path}");
+        } else {
+            assert_eq!(csp, "frame-ancestors 'self'", "{path}");
+            assert_eq!(headers["x-frame-options"], "SAMEORIGIN", "{path}");
+        }
     }
 
     let (status, headers, body) = text(&server, "/assets/app-0123abcd.js");

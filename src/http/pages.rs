@@ -39,6 +39,10 @@ pub struct Config {
     pub accent: String,
     /// The font stack (CSS `font-family`).
     pub font: String,
+    /// Who may frame the embed (`/embed/shows/{id}`): CSP `frame-ancestors` sources, e.g.
+    /// `["https://shop.example"]`; `["*"]` lets any site embed it. The other pages may only be
+    /// framed by cuecast's own origin.
+    pub embed_ancestors: Vec<String>,
 }
 
 impl Config {
@@ -60,6 +64,12 @@ impl Config {
         }
         if !is_hex_colour(&self.accent) {
             return Err(Invalid::new("accent", "must be #rgb or #rrggbb"));
+        }
+        for (i, source) in self.embed_ancestors.iter().enumerate() {
+            if !is_frame_source(source) {
+                let reason = "must be `*`, `'self'` or an origin such as https://shop.example";
+                return Err(Invalid::new(format!("embed_ancestors[{i}]"), reason));
+            }
         }
         if !is_font_stack(&self.font) {
             let reason =
@@ -95,6 +105,21 @@ fn is_hex_colour(value: &str) -> bool {
     matches!(hex.len(), 3 | 6) && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// A CSP source that `frame-ancestors` takes and that cannot smuggle another directive in.
+fn is_frame_source(value: &str) -> bool {
+    if value == "*" || value == "'self'" {
+        return true;
+    }
+    let Some((scheme, host)) = value.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*'))
+}
+
 fn is_font_stack(value: &str) -> bool {
     !value.trim().is_empty()
         && value.len() <= 200
@@ -127,10 +152,42 @@ impl Page {
 struct Pages {
     dir: PathBuf,
     site_head: String,
+    /// `Content-Security-Policy` of the embed: who may frame it.
+    embed_policy: HeaderValue,
 }
 
+/// `Content-Security-Policy` of every page but the embed: framed by this origin only
+/// (clickjacking), as `X-Frame-Options: SAMEORIGIN` says to older browsers.
+const OWN_FRAMES_ONLY: &str = "frame-ancestors 'self'";
+
 impl Pages {
-    async fn render(&self, page: Page) -> Response {
+    async fn render(&self, page: Page, embed: bool) -> Response {
+        let mut response = self.html(page).await;
+        let headers = response.headers_mut();
+        if embed {
+            headers.insert(header::CONTENT_SECURITY_POLICY, self.embed_policy.clone());
+        } else {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(OWN_FRAMES_ONLY),
+            );
+            headers.insert(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("SAMEORIGIN"),
+            );
+        }
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        );
+        response
+    }
+
+    async fn html(&self, page: Page) -> Response {
         let path = self.dir.join(page.file());
         match tokio::fs::read_to_string(&path).await {
             Ok(html) => {
@@ -180,15 +237,19 @@ fn html_escape(text: &str) -> String {
 }
 
 async fn home(State(pages): State<Arc<Pages>>) -> Response {
-    pages.render(Page::Home).await
+    pages.render(Page::Home, false).await
 }
 
 async fn show(State(pages): State<Arc<Pages>>) -> Response {
-    pages.render(Page::Show).await
+    pages.render(Page::Show, false).await
+}
+
+async fn embed(State(pages): State<Arc<Pages>>) -> Response {
+    pages.render(Page::Show, true).await
 }
 
 async fn studio(State(pages): State<Arc<Pages>>) -> Response {
-    pages.render(Page::Studio).await
+    pages.render(Page::Studio, false).await
 }
 
 /// A top-level file of the build (`favicon.svg`, `embed.js`): served `no-cache` (its name does
@@ -239,9 +300,16 @@ pub fn router(config: &Config) -> Router {
             "web assets are not built (npm ci && npm run build in web/): the pages answer 503"
         );
     }
+    let ancestors = match config.embed_ancestors.as_slice() {
+        [] => "'none'".to_string(),
+        sources => sources.join(" "),
+    };
+    let embed_policy = HeaderValue::from_str(&format!("frame-ancestors {ancestors}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(OWN_FRAMES_ONLY));
     let pages = Arc::new(Pages {
         dir: config.dir.clone(),
         site_head: config.site_head(),
+        embed_policy,
     });
     let assets = Router::new()
         .nest_service("/assets", ServeDir::new(config.dir.join("assets")))
@@ -249,7 +317,7 @@ pub fn router(config: &Config) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/shows/{id}", get(show))
-        .route("/embed/shows/{id}", get(show))
+        .route("/embed/shows/{id}", get(embed))
         .route("/studio", get(studio))
         .route("/studio/{*rest}", get(studio))
         .route("/{file}", get(top_level))
@@ -279,6 +347,7 @@ mod tests {
             logo_url: "/logo.svg".into(),
             accent: "#c2185b".into(),
             font: "\"Inter\", system-ui, sans-serif".into(),
+            embed_ancestors: vec!["https://shop.example".into(), "'self'".into()],
         }
     }
 
@@ -309,6 +378,12 @@ mod tests {
         assert!(err.contains("logo_url"), "{err}");
         let err = bad(|c| c.shop_name = "  ".into()).unwrap_err();
         assert!(err.contains("shop_name"), "{err}");
+        let err = bad(|c| c.embed_ancestors = vec!["*; script-src *".into()]).unwrap_err();
+        assert!(err.contains("embed_ancestors[0]"), "{err}");
+        let err = bad(|c| c.embed_ancestors = vec!["javascript:x".into()]).unwrap_err();
+        assert!(err.contains("embed_ancestors[0]"), "{err}");
+        assert!(bad(|c| c.embed_ancestors = vec!["*".into()]).is_ok());
+        assert!(bad(|c| c.embed_ancestors = vec!["https://*.shop.example:8443".into()]).is_ok());
         assert!(bad(|c| c.accent = "#abc".into()).is_ok());
         assert!(bad(|c| c.logo_url = String::new()).is_ok());
     }
