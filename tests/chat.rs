@@ -1646,3 +1646,134 @@ fn websocket_fallback_can_be_turned_off() {
     let (status, _, body) = common::call("GET", &server.url("/api/chat/demo/ws"), None, None);
     assert_eq!(status, 404, "{body}");
 }
+
+/// GET `path` with `token`: status and body text.
+async fn get_text(chat: &Chat, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", chat.http));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[test]
+fn a_shows_chat_exports_as_csv_for_its_host_only() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let hana = chat.staff("hana", &["send", "host"]).await;
+        let olga = chat.staff("olga", &["send", "host"]).await;
+        let viewer = chat.signup("vic").await;
+        let (mut host, _, _) = chat.join("demo", Some(&hana)).await;
+        let (mut vic, _, _) = chat.ws_join("demo", Some(&viewer)).await;
+
+        let request = serde_json::json!({ "title": "Drop", "stream": "demo",
+            "scheduled_start": "2030-01-01T18:00:00Z" });
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/shows", chat.http))
+            .bearer_auth(&hana)
+            .json(&request)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 201);
+        let show: serde_json::Value = response.json().await.expect("show");
+        let id = show["id"].as_str().expect("id").to_string();
+        let csv_path = format!("/api/shows/{id}/chat.csv");
+
+        // Before the show: not part of its chat.
+        ws_send(&mut vic, &post("before the show", "v0")).await;
+        ws_answer(&mut vic, "v0").await.expect("accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let response = reqwest::Client::new()
+            .patch(format!("{}/api/shows/{id}", chat.http))
+            .bearer_auth(&hana)
+            .json(&serde_json::json!({ "state": "live" }))
+            .send()
+            .await
+            .expect("PATCH");
+        assert_eq!(response.status().as_u16(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        ws_send(&mut vic, &post("=HYPERLINK(\"http://evil.example\")", "v1")).await;
+        ws_answer(&mut vic, "v1").await.expect("accepted");
+        ws_send(&mut vic, &post("nice, \"really\" nice", "v2")).await;
+        ws_answer(&mut vic, "v2").await.expect("accepted");
+        host.send(&ClientMsg::Post {
+            text: "our shop".into(),
+            link: Some(Link {
+                url: "https://shop.example/spring".into(),
+                label: None,
+            }),
+            product: None,
+            nonce: Some("h1".into()),
+        })
+        .await
+        .unwrap();
+        answer(&mut host, "h1").await.expect("accepted");
+
+        assert_eq!(get_text(&chat, &csv_path, None).await.0, 401);
+        assert_eq!(get_text(&chat, &csv_path, Some(&olga)).await.0, 403);
+        assert_eq!(get_text(&chat, &csv_path, Some(&viewer)).await.0, 403);
+        assert_eq!(
+            get_text(&chat, "/api/shows/show-0/chat.csv", Some(&hana))
+                .await
+                .0,
+            404
+        );
+
+        // History is written behind the room: wait for the three messages.
+        let mut rows = Vec::new();
+        for _ in 0..50 {
+            let (status, text) = get_text(&chat, &csv_path, Some(&hana)).await;
+            assert_eq!(status, 200, "{text}");
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            let header: Vec<String> = reader
+                .headers()
+                .expect("header")
+                .iter()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(
+                header,
+                [
+                    "id",
+                    "sent_at",
+                    "media_time_ms",
+                    "user",
+                    "role",
+                    "kind",
+                    "text",
+                    "link_url",
+                    "product_id"
+                ]
+            );
+            rows = reader.records().map(|r| r.expect("row")).collect();
+            if rows.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let cells: Vec<(&str, &str, &str, &str)> =
+            rows.iter().map(|r| (&r[3], &r[5], &r[6], &r[7])).collect();
+        assert_eq!(
+            cells,
+            [
+                ("vic", "chat", "'=HYPERLINK(\"http://evil.example\")", ""),
+                ("vic", "chat", "nice, \"really\" nice", ""),
+                ("hana", "link", "our shop", "https://shop.example/spring"),
+            ]
+        );
+        assert!(
+            rows[0][1].ends_with('Z'),
+            "sent_at in RFC 3339: {:?}",
+            &rows[0]
+        );
+        // The admin may export too.
+        let (status, text) = get_text(&chat, &csv_path, Some("dev-admin-token")).await;
+        assert_eq!(status, 200);
+        assert_eq!(text.lines().count(), 4, "{text}");
+    });
+}

@@ -11,11 +11,16 @@
 //! Visitor linking: an event that carries both a `user` (from a shopper's login token, or named
 //! by the shop's backend) and a `visitor` links that visitor's earlier anonymous events to the
 //! user, in the same transaction.
+//!
+//! Watching now: every committed `view_show` also feeds a [`viewers::ViewerCounter`] (distinct
+//! viewers per show in the last minute); [`Events::viewer_timeline`] counts them per minute
+//! from the store.
 
 pub mod analytics;
 mod config;
 pub mod model;
 pub mod store;
+pub mod viewers;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -107,6 +112,17 @@ impl EventSink for Sinks {
     }
 }
 
+/// Feeds committed `view_show` events to the counter of viewers watching now.
+struct ViewerFeed(Arc<Mutex<viewers::ViewerCounter>>);
+
+impl EventSink for ViewerFeed {
+    fn accepted(&self, events: &[Event]) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut counter = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counter.record(events, now_ms);
+    }
+}
+
 /// Why events could not be recorded or read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -144,6 +160,7 @@ pub struct Events {
     known: Arc<dyn Known>,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    viewers: Arc<Mutex<viewers::ViewerCounter>>,
 }
 
 impl Events {
@@ -155,6 +172,9 @@ impl Events {
         sink: Arc<dyn EventSink>,
     ) -> Events {
         let (queue, jobs) = mpsc::channel(QUEUE_BATCHES);
+        let viewers = Arc::new(Mutex::new(viewers::ViewerCounter::default()));
+        let feed = Arc::new(ViewerFeed(Arc::clone(&viewers)));
+        let sink = Arc::new(Sinks(vec![feed, sink]));
         let writer = tokio::spawn(write_loop(pool.clone(), jobs, sink));
         Events {
             settings,
@@ -162,6 +182,7 @@ impl Events {
             known,
             queue: Mutex::new(Some(queue)),
             writer: Mutex::new(Some(writer)),
+            viewers,
         }
     }
 
@@ -244,6 +265,26 @@ impl Events {
         let mut analytics = Analytics::fold(&groups);
         analytics.shoppers = store::shoppers(&self.pool, show).await.map_err(failed)?;
         Ok(analytics)
+    }
+
+    /// Distinct viewers of `show` with a `view_show` in the minute before `now_ms`.
+    pub fn viewers_now(&self, show: &str, now_ms: i64) -> usize {
+        let counter = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        counter.count(show, now_ms)
+    }
+
+    /// Distinct viewers of `show` per minute from `from_ms` to `to_ms`, from the stored
+    /// `view_show` events.
+    pub async fn viewer_timeline(
+        &self,
+        show: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<viewers::Minute>, EventsError> {
+        let counted = store::viewers_per_minute(&self.pool, show, from_ms, to_ms)
+            .await
+            .map_err(|e| EventsError::Store(e.to_string()))?;
+        Ok(viewers::timeline(&counted, from_ms, to_ms))
     }
 
     /// Stops taking batches and waits for the writer to commit what it holds.
