@@ -1777,3 +1777,55 @@ fn a_shows_chat_exports_as_csv_for_its_host_only() {
         assert_eq!(text.lines().count(), 4, "{text}");
     });
 }
+
+#[test]
+fn a_silent_websocket_is_pinged_and_closed_after_the_idle_timeout() {
+    let server = start(&[("CUECAST_CHAT_IDLE_TIMEOUT_S", "1.5")]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let (mut awake, _, _) = chat.ws_join("demo", None).await;
+        let (mut asleep, _, _) = chat.ws_join("demo", None).await;
+        // The awake client reads (and so answers the server's pings) for over twice the
+        // timeout; the asleep one never reads, never answers, and leaves the room.
+        let (mut pings, mut presence) = (0, Vec::new());
+        let until = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Ok(message) = tokio::time::timeout_at(until, awake.next()).await {
+            match message {
+                Some(Ok(WsMessage::Ping(_))) => pings += 1,
+                Some(Ok(WsMessage::Text(text))) => {
+                    if let Ok(ServerMsg::Presence { count }) = serde_json::from_str(&text) {
+                        presence.push(count);
+                    }
+                }
+                other => panic!("an answering client got {other:?}"),
+            }
+        }
+        assert!(pings >= 3, "{pings} pings in 4 s with a 1.5 s idle timeout");
+        assert_eq!(
+            presence.last(),
+            Some(&1),
+            "the silent client left: {presence:?}"
+        );
+        // What the silent client finds: pings, then the end (its close frame, or a reset: it
+        // did not read during the closing handshake).
+        loop {
+            match tokio::time::timeout(WAIT, asleep.next())
+                .await
+                .expect("ended")
+            {
+                Some(Ok(WsMessage::Ping(_))) => {}
+                Some(Ok(WsMessage::Close(frame))) => {
+                    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
+                    break;
+                }
+                Some(Ok(other)) => panic!("{other:?}"),
+                None | Some(Err(_)) => break,
+            }
+        }
+        ws_send(&mut awake, &post("still here", "a1")).await;
+        assert_eq!(
+            ws_answer(&mut awake, "a1").await,
+            Err(RejectCode::LoginRequired)
+        );
+    });
+}
