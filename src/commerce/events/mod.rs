@@ -175,6 +175,7 @@ impl Events {
         let viewers = Arc::new(Mutex::new(viewers::ViewerCounter::default()));
         let feed = Arc::new(ViewerFeed(Arc::clone(&viewers)));
         let sink = Arc::new(Sinks(vec![feed, sink]));
+        tokio::spawn(seed_viewers(pool.clone(), Arc::clone(&viewers)));
         let writer = tokio::spawn(write_loop(pool.clone(), jobs, sink));
         Events {
             settings,
@@ -296,6 +297,21 @@ impl Events {
         {
             tracing::error!(error = %err, "event writer failed");
         }
+    }
+}
+
+/// Counts the viewers of the last minute stored before a restart, so that "watching now" does
+/// not start from zero.
+async fn seed_viewers(pool: SqlitePool, counter: Arc<Mutex<viewers::ViewerCounter>>) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    match store::recent_views(&pool, now_ms - viewers::WINDOW_MS).await {
+        Ok(views) => {
+            let mut counter = counter.lock().unwrap_or_else(|e| e.into_inner());
+            for (show, viewer, ts_ms) in views {
+                counter.seen(&show, &viewer, ts_ms, now_ms);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "viewers of the last minute not restored"),
     }
 }
 
@@ -453,6 +469,47 @@ mod tests {
             events.analytics("gone").await,
             Err(EventsError::Unknown { what: "show", .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn view_heartbeats_count_now_and_survive_a_restart() {
+        let (store, events) = service(Arc::new(NoSink)).await;
+        let body = r#"{"events": [
+            {"type": "view_show", "visitor": "v1", "show": "s1"},
+            {"type": "view_show", "visitor": "v2", "show": "s1"},
+            {"type": "view_show", "visitor": "v1", "show": "s1"},
+            {"type": "view_show", "visitor": "v3", "show": "s2"},
+            {"type": "click", "visitor": "v9", "show": "s1", "product": "p1"}]}"#;
+        post(&events, Sender::Page, body).await.unwrap();
+        post(
+            &events,
+            Sender::User("al".into()),
+            r#"{"events": [
+            {"type": "view_show", "visitor": "v4", "show": "s1"}]}"#,
+        )
+        .await
+        .unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        assert_eq!(events.viewers_now("s1", now), 3, "v1, v2 and al");
+        assert_eq!(events.viewers_now("s2", now), 1);
+        let timeline = events.viewer_timeline("s1", now - 60_000, now).await.unwrap();
+        assert_eq!(timeline.iter().map(|m| m.viewers).sum::<u64>(), 3);
+        events.close().await;
+
+        let restarted = Events::start(
+            store.pool().clone(),
+            settings(),
+            Arc::new(TestCatalog),
+            Arc::new(NoSink),
+        );
+        for _ in 0..100 {
+            if restarted.viewers_now("s1", now) == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(restarted.viewers_now("s1", now), 3);
+        assert_eq!(restarted.viewers_now("s2", now), 1);
     }
 
     #[tokio::test]

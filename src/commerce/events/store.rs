@@ -136,6 +136,28 @@ pub async fn shoppers(pool: &SqlitePool, show: &str) -> Result<u64, StoreError> 
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
+/// The `view_show` events since `since_ms`: (show, viewer key, time), for the viewers counter
+/// after a restart.
+pub async fn recent_views(
+    pool: &SqlitePool,
+    since_ms: i64,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT show, user, visitor, ts_ms FROM events WHERE type = 'view_show' AND ts_ms > ?",
+    )
+    .bind(since_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(err("read recent views"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(show, user, visitor, ts_ms)| {
+            let key = super::viewers::viewer_key(user.as_deref(), visitor.as_deref())?;
+            Some((show, key, ts_ms))
+        })
+        .collect())
+}
+
 /// Distinct viewers (each user once, each visitor not linked to a user once) of `show`'s
 /// `view_show` events per minute (`ts_ms / 60 000`) from `from_ms` to `to_ms` (inclusive).
 pub async fn viewers_per_minute(
