@@ -151,20 +151,21 @@ async fn session(sessions: Arc<Sessions>, socket: WebSocket, ip: IpAddr) {
         code: ws_close_code(code),
         reason: Utf8Bytes::from(code.reason()),
     };
-    let sent = out.lock().await.send(Message::Close(Some(frame))).await;
     // The closing handshake: the client answers with its close frame (a client that already
-    // sent one has its answer). Until then it may still be reading what came before.
-    if sent.is_ok() {
-        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+    // sent one has its answer); until then it may still be reading what came before. Bounded:
+    // a client that reads nothing (a slow consumer) cannot hold the connection open.
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        let mut out = out.lock().await;
+        if out.send(Message::Close(Some(frame))).await.is_ok() {
             while let Some(Ok(message)) = source.incoming.next().await {
                 if matches!(message, Message::Close(_)) {
                     break;
                 }
             }
-        })
-        .await;
-    }
-    let _ = out.lock().await.close().await;
+        }
+        let _ = out.close().await;
+    })
+    .await;
 }
 
 /// The client's messages: one protocol message per text message. While it waits, it pings
@@ -191,7 +192,12 @@ impl FrameSource for WsSource {
                     if self.last_heard.elapsed() >= self.idle_timeout {
                         return Ok(None);
                     }
-                    let _ = self.out.lock().await.send(Message::Ping(Bytes::new())).await;
+                    // The writer holding the socket is traffic enough; a ping never waits on a
+                    // client that does not read.
+                    if let Ok(mut out) = self.out.try_lock() {
+                        let ping = out.send(Message::Ping(Bytes::new()));
+                        let _ = tokio::time::timeout(every, ping).await;
+                    }
                     continue;
                 }
                 () = self.closer.closed.cancelled() => return Ok(None),

@@ -492,7 +492,10 @@ mod tests {
         let now = chrono::Utc::now().timestamp_millis();
         assert_eq!(events.viewers_now("s1", now), 3, "v1, v2 and al");
         assert_eq!(events.viewers_now("s2", now), 1);
-        let timeline = events.viewer_timeline("s1", now - 60_000, now).await.unwrap();
+        let timeline = events
+            .viewer_timeline("s1", now - 60_000, now)
+            .await
+            .unwrap();
         assert_eq!(timeline.iter().map(|m| m.viewers).sum::<u64>(), 3);
         events.close().await;
 
