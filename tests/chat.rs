@@ -1,5 +1,6 @@
 //! End-to-end chat tests against the real `cuecast` binary: native QUIC clients (quinn), a
-//! WebTransport client (wtransport, an independent HTTP/3 implementation), accounts over HTTP,
+//! WebTransport client (wtransport, an independent HTTP/3 implementation), WebSocket clients of
+//! the HTTP port's fallback (tokio-tungstenite), the show's chat export, accounts over HTTP,
 //! moderation, limits, the review hook, persistence across a restart, and the CLI.
 
 mod common;
@@ -1708,5 +1709,249 @@ fn a_hosts_own_room_has_one_host_who_moderates_it() {
         })
         .await;
         assert_eq!(deleted, id, "the owner moderates her room");
+    });
+}
+
+/// GET `path` with `token`: status and body text.
+async fn get_text(chat: &Chat, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", chat.http));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+#[test]
+fn a_shows_chat_exports_as_csv_for_its_host_only() {
+    let server = start(&[]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let hana = chat.staff("hana", &["send", "host"]).await;
+        let olga = chat.staff("olga", &["send", "host"]).await;
+        let viewer = chat.signup("vic").await;
+        let (mut host, _, _) = chat.join("demo", Some(&hana)).await;
+        let (mut vic, _, _) = chat.ws_join("demo", Some(&viewer)).await;
+
+        let request = serde_json::json!({ "title": "Drop", "stream": "demo",
+            "scheduled_start": "2030-01-01T18:00:00Z" });
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/shows", chat.http))
+            .bearer_auth(&hana)
+            .json(&request)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 201);
+        let show: serde_json::Value = response.json().await.expect("show");
+        let id = show["id"].as_str().expect("id").to_string();
+        let csv_path = format!("/api/shows/{id}/chat.csv");
+
+        // Before the show: not part of its chat.
+        ws_send(&mut vic, &post("before the show", "v0")).await;
+        ws_answer(&mut vic, "v0").await.expect("accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let response = reqwest::Client::new()
+            .patch(format!("{}/api/shows/{id}", chat.http))
+            .bearer_auth(&hana)
+            .json(&serde_json::json!({ "state": "live" }))
+            .send()
+            .await
+            .expect("PATCH");
+        assert_eq!(response.status().as_u16(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        ws_send(&mut vic, &post("=HYPERLINK(\"http://evil.example\")", "v1")).await;
+        ws_answer(&mut vic, "v1").await.expect("accepted");
+        ws_send(&mut vic, &post("nice, \"really\" nice", "v2")).await;
+        ws_answer(&mut vic, "v2").await.expect("accepted");
+        host.send(&ClientMsg::Post {
+            text: "our shop".into(),
+            link: Some(Link {
+                url: "https://shop.example/spring".into(),
+                label: None,
+            }),
+            product: None,
+            nonce: Some("h1".into()),
+        })
+        .await
+        .unwrap();
+        answer(&mut host, "h1").await.expect("accepted");
+
+        assert_eq!(get_text(&chat, &csv_path, None).await.0, 401);
+        assert_eq!(get_text(&chat, &csv_path, Some(&olga)).await.0, 403);
+        assert_eq!(get_text(&chat, &csv_path, Some(&viewer)).await.0, 403);
+        assert_eq!(
+            get_text(&chat, "/api/shows/show-0/chat.csv", Some(&hana))
+                .await
+                .0,
+            404
+        );
+
+        // History is written behind the room: wait for the three messages.
+        let mut rows = Vec::new();
+        for _ in 0..50 {
+            let (status, text) = get_text(&chat, &csv_path, Some(&hana)).await;
+            assert_eq!(status, 200, "{text}");
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            let header: Vec<String> = reader
+                .headers()
+                .expect("header")
+                .iter()
+                .map(str::to_string)
+                .collect();
+            assert_eq!(
+                header,
+                [
+                    "id",
+                    "sent_at",
+                    "media_time_ms",
+                    "user",
+                    "role",
+                    "kind",
+                    "text",
+                    "link_url",
+                    "product_id"
+                ]
+            );
+            rows = reader.records().map(|r| r.expect("row")).collect();
+            if rows.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let cells: Vec<(&str, &str, &str, &str)> =
+            rows.iter().map(|r| (&r[3], &r[5], &r[6], &r[7])).collect();
+        assert_eq!(
+            cells,
+            [
+                ("vic", "chat", "'=HYPERLINK(\"http://evil.example\")", ""),
+                ("vic", "chat", "nice, \"really\" nice", ""),
+                ("hana", "link", "our shop", "https://shop.example/spring"),
+            ]
+        );
+        assert!(
+            rows[0][1].ends_with('Z'),
+            "sent_at in RFC 3339: {:?}",
+            &rows[0]
+        );
+        // The admin may export too.
+        let (status, text) = get_text(&chat, &csv_path, Some("dev-admin-token")).await;
+        assert_eq!(status, 200);
+        assert_eq!(text.lines().count(), 4, "{text}");
+    });
+}
+
+#[test]
+fn a_silent_websocket_is_pinged_and_closed_after_the_idle_timeout() {
+    let server = start(&[("CUECAST_CHAT_IDLE_TIMEOUT_S", "1.5")]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let (mut awake, _, _) = chat.ws_join("demo", None).await;
+        let (mut asleep, _, _) = chat.ws_join("demo", None).await;
+        // The awake client reads (and so answers the server's pings) for over twice the
+        // timeout; the asleep one never reads, never answers, and leaves the room.
+        let (mut pings, mut presence) = (0, Vec::new());
+        let until = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Ok(message) = tokio::time::timeout_at(until, awake.next()).await {
+            match message {
+                Some(Ok(WsMessage::Ping(_))) => pings += 1,
+                Some(Ok(WsMessage::Text(text))) => {
+                    if let Ok(ServerMsg::Presence { count }) = serde_json::from_str(&text) {
+                        presence.push(count);
+                    }
+                }
+                other => panic!("an answering client got {other:?}"),
+            }
+        }
+        assert!(pings >= 3, "{pings} pings in 4 s with a 1.5 s idle timeout");
+        assert_eq!(
+            presence.last(),
+            Some(&1),
+            "the silent client left: {presence:?}"
+        );
+        // What the silent client finds: pings, then the end (its close frame, or a reset: it
+        // did not read during the closing handshake).
+        loop {
+            match tokio::time::timeout(WAIT, asleep.next())
+                .await
+                .expect("ended")
+            {
+                Some(Ok(WsMessage::Ping(_))) => {}
+                Some(Ok(WsMessage::Close(frame))) => {
+                    assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));
+                    break;
+                }
+                Some(Ok(other)) => panic!("{other:?}"),
+                None | Some(Err(_)) => break,
+            }
+        }
+        ws_send(&mut awake, &post("still here", "a1")).await;
+        assert_eq!(
+            ws_answer(&mut awake, "a1").await,
+            Err(RejectCode::LoginRequired)
+        );
+    });
+}
+
+#[test]
+fn a_websocket_that_does_not_read_is_closed_as_a_slow_consumer_and_the_room_goes_on() {
+    let server = start(&[
+        ("CUECAST_CHAT_QUEUE_BATCHES", "64"),
+        ("CUECAST_CHAT_BATCH_MS", "0"),
+    ]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let host_token = chat.staff("hana", &["send", "host"]).await;
+        let (host, _, _) = chat.ws_join("demo", Some(&host_token)).await;
+        let (_stalled, _, _) = chat.ws_join("demo", None).await;
+        let (mut out, mut incoming) = host.split();
+        // The host reads everything (its acks and its own messages) in the background, until
+        // the answer to its last post.
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(message)) = incoming.next().await {
+                if let WsMessage::Text(text) = message
+                    && let Ok(ServerMsg::Ack { nonce, .. }) = serde_json::from_str(&text)
+                    && nonce.as_deref() == Some("last")
+                {
+                    return true;
+                }
+            }
+            false
+        });
+        // Far more than the loopback socket buffers hold for a client that reads nothing.
+        let text = "x".repeat(1900);
+        let metrics = format!("{}/metrics", chat.http);
+        let slow = "cuecast_chat_closes_total{code=\"8\",reason=\"slow consumer\"} 1";
+        let mut closed = false;
+        for round in 0..40 {
+            for i in 0..250 {
+                let msg = post(&text, &format!("n{round}-{i}"));
+                out.send(WsMessage::text(serde_json::to_string(&msg).unwrap()))
+                    .await
+                    .expect("host send");
+                if i % 25 == 24 {
+                    // Paced, so that the host, which reads, keeps up with its own queue.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            let body = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+            if body.contains(slow) {
+                closed = true;
+                break;
+            }
+        }
+        assert!(
+            closed,
+            "the stalled client was never closed as a slow consumer"
+        );
+        // The host was not slowed into a close: it still posts and gets its answer.
+        let last = post("after the stall", "last");
+        out.send(WsMessage::text(serde_json::to_string(&last).unwrap()))
+            .await
+            .expect("host send");
+        let acked = tokio::time::timeout(WAIT, reader).await.expect("reader");
+        assert!(acked.unwrap(), "the host's last post was not acknowledged");
     });
 }

@@ -437,3 +437,66 @@ fn shoppers_clicks_raise_a_product_in_catalog_search_also_after_a_restart() {
     server = server.restart(&[]);
     assert_eq!(first_of(&server), other);
 }
+
+/// Waits until the current second of the minute is below 50, so that what follows (a few
+/// seconds) falls in one minute.
+fn away_from_a_minute_boundary() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+    let second = since.as_secs() % 60;
+    if second >= 50 {
+        std::thread::sleep(std::time::Duration::from_secs(61 - second));
+    }
+}
+
+#[test]
+fn heartbeats_count_distinct_viewers_now_and_per_minute() {
+    let server = Server::start();
+    let host = user_with(&server, "hana", &["host"]);
+    open_show(&server, &host);
+    let show_url = server.url(&format!("/api/shows/{}", show()));
+
+    // Before it goes live: no viewers, an empty timeline.
+    let (status, _, body) = call("GET", &format!("{show_url}/viewers"), None, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({ "now": 0, "timeline": [] }));
+    let (_, _, body) = call("GET", &show_url, None, None);
+    assert_eq!(body["viewers"], 0, "{body}");
+
+    away_from_a_minute_boundary();
+    let live = json!({ "state": "live" }).to_string();
+    let (status, _, body) = call("PATCH", &show_url, Some(&host), Some(&live));
+    assert_eq!(status, 200, "{body}");
+
+    // Three visitors; two of them send a second heartbeat (as the page does every 20 s).
+    let heartbeat =
+        |visitor: &str| json!({ "type": "view_show", "visitor": visitor, "show": show() });
+    let (status, _, body) = post(&server, None, json!([heartbeat("v1"), heartbeat("v2")]));
+    assert_eq!(status, 202, "{body}");
+    let (status, _, body) = post(&server, None, json!([heartbeat("v3")]));
+    assert_eq!(status, 202, "{body}");
+    let (status, _, body) = post(&server, None, json!([heartbeat("v1"), heartbeat("v2")]));
+    assert_eq!(status, 202, "{body}");
+
+    let (_, _, body) = call("GET", &show_url, None, None);
+    assert_eq!(body["viewers"], 3, "{body}");
+    let (_, _, list) = call("GET", &server.url("/api/shows"), None, None);
+    let listed = find(&list["shows"], "id", &show());
+    assert_eq!(listed["viewers"], 3, "{listed}");
+
+    let (status, _, body) = call("GET", &format!("{show_url}/viewers"), None, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["now"], 3, "{body}");
+    let timeline = body["timeline"].as_array().expect("timeline");
+    assert_eq!(timeline.len(), 1, "one minute on air: {body}");
+    assert_eq!(timeline[0]["viewers"], 3, "{body}");
+    let t = timeline[0]["t"].as_str().expect("t");
+    assert!(
+        t.ends_with(":00Z") && t.len() == 20,
+        "a whole minute in RFC 3339: {t}"
+    );
+
+    // An unknown show is 404.
+    let (status, _, _) = call("GET", &server.url("/api/shows/show-0/viewers"), None, None);
+    assert_eq!(status, 404);
+}

@@ -280,6 +280,32 @@ pub async fn load(
     })
 }
 
+/// Most messages one export returns.
+pub const MAX_EXPORT: i64 = 100_000;
+
+/// Messages of `room` sent from `from_ms` to `to_ms` (inclusive), oldest first, at most
+/// [`MAX_EXPORT`] (the first ones).
+pub async fn sent_between(
+    store: &Store,
+    room: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<ChatMessage>, sqlx::Error> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM chat_messages WHERE room = ? AND sent_at_ms >= ? AND sent_at_ms <= ? \
+         ORDER BY sent_at_ms, id LIMIT ?"
+    ))
+    .bind(room)
+    .bind(from_ms)
+    .bind(to_ms)
+    .bind(MAX_EXPORT)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(message).collect()
+}
+
 /// A replay query.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -8,7 +8,7 @@ use super::proto::{ALL_CLOSE_CODES, CloseCode};
 /// Everything chat counts.
 #[derive(Debug, Default)]
 pub struct ChatMetrics {
-    /// QUIC connections accepted (native and WebTransport).
+    /// Connections accepted (native, WebTransport and WebSocket).
     pub connections: AtomicU64,
     /// Connections open now.
     pub open: AtomicI64,
@@ -40,7 +40,7 @@ impl ChatMetrics {
         for (name, help, value) in [
             (
                 "cuecast_chat_connections_total",
-                "Chat connections accepted (native and WebTransport).",
+                "Chat connections accepted (native, WebTransport and WebSocket).",
                 &self.connections,
             ),
             (

@@ -3,13 +3,14 @@
 //! and history persisted with the stream's media time. Protocol: `docs/chat-protocol.md`.
 //!
 //! Sans-IO parts: [`proto`] (frames, messages, codes), [`room`] (a room's rules and state),
-//! [`links`] (link policy), [`cert`] rotation state. IO: [`hub`] (fan-out, persistence),
+//! [`links`] (link policy), [`export`] (CSV of a show's chat), [`cert`] rotation state. IO: [`hub`] (fan-out, persistence),
 //! [`session`] (one client's session over any transport: admission, hello, requests),
 //! [`server`] (QUIC driver), [`review`] (HTTP hook), [`client`] (the `cuecast chat` CLI).
 
 pub mod cert;
 pub mod client;
 mod config;
+pub mod export;
 pub mod history;
 pub mod hub;
 pub mod links;

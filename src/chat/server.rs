@@ -132,8 +132,9 @@ async fn native(ctx: &Sessions, conn: quinn::Connection) {
         }
     };
     let closer: Arc<dyn Closer> = Arc::new(conn.clone());
+    let mut source = StreamSource::new(recv, ctx.settings.max_frame);
     let code = tokio::select! {
-        code = ctx.run(Arc::clone(&closer), StreamSink(send), StreamSource::new(recv, ctx.settings.max_frame)) => code,
+        code = ctx.run(Arc::clone(&closer), StreamSink(send), &mut source) => code,
         () = native_extra_stream(&conn) => Some(CloseCode::StreamLimit),
     };
     ctx.finish(&*closer, code);
@@ -190,8 +191,9 @@ async fn webtransport(ctx: &Sessions, conn: quinn::Connection, peer: SocketAddr)
         }
     };
     let closer: Arc<dyn Closer> = Arc::new(session.clone());
+    let mut source = StreamSource::new(recv, ctx.settings.max_frame);
     let code = tokio::select! {
-        code = ctx.run(Arc::clone(&closer), StreamSink(send), StreamSource::new(recv, ctx.settings.max_frame)) => code,
+        code = ctx.run(Arc::clone(&closer), StreamSink(send), &mut source) => code,
         () = wt_extra_stream(&session) => Some(CloseCode::StreamLimit),
     };
     ctx.finish(&*closer, code);

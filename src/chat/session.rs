@@ -227,7 +227,7 @@ impl Sessions {
         &self,
         closer: Arc<dyn Closer>,
         mut sink: K,
-        mut source: S,
+        source: &mut S,
     ) -> Option<CloseCode> {
         let hello = tokio::time::timeout(self.settings.hello_timeout, source.next_msg()).await;
         let (room, token, backfill) = match hello {

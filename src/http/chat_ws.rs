@@ -3,10 +3,12 @@
 //! protocol JSON object (no length prefix), in both directions; the session — admission
 //! (limits shared with the QUIC endpoint), hello timeout, rooms, rules — is the QUIC one's
 //! ([`Sessions::run`]). The server closes with WebSocket code `4000 +` the chat close code and
-//! its reason (1000 for a normal end); a binary message is a malformed frame.
+//! its reason (1000 for a normal end); a binary message is a malformed frame. The server pings
+//! a quiet client and ends the session after `chat.idle_timeout_s` without a word from it.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::rejection::ExtensionRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -17,6 +19,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ApiState;
@@ -110,24 +113,30 @@ impl Closer for WsCloser {
 
 type Outgoing = Arc<tokio::sync::Mutex<SplitSink<WebSocket, Message>>>;
 
+/// How long the server waits for the client's answer to its close frame before it drops the
+/// connection.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
 /// One WebSocket client: admitted, run as a chat session, closed with its code.
 async fn session(sessions: Arc<Sessions>, socket: WebSocket, ip: IpAddr) {
     let (out, incoming) = socket.split();
     let out: Outgoing = Arc::new(tokio::sync::Mutex::new(out));
     let closer = Arc::new(WsCloser::default());
+    let mut source = WsSource {
+        incoming,
+        out: Arc::clone(&out),
+        closer: Arc::clone(&closer),
+        shutdown: sessions.shutdown.clone(),
+        max_frame: sessions.settings.max_frame,
+        idle_timeout: sessions.settings.idle_timeout,
+        last_heard: Instant::now(),
+    };
     let code = match sessions.admit(ip) {
         Err(code) => Some(code),
         Ok(_admission) => {
-            let source = WsSource {
-                incoming,
-                closer: Arc::clone(&closer),
-                shutdown: sessions.shutdown.clone(),
-                max_frame: sessions.settings.max_frame,
-            };
             let sink = WsSink(Arc::clone(&out));
-            let code = sessions
-                .run(closer.clone() as Arc<dyn Closer>, sink, source)
-                .await;
+            let closer = closer.clone() as Arc<dyn Closer>;
+            let code = sessions.run(closer, sink, &mut source).await;
             if let Some(code) = code {
                 sessions.hub.metrics.closed(code);
             }
@@ -142,30 +151,62 @@ async fn session(sessions: Arc<Sessions>, socket: WebSocket, ip: IpAddr) {
         code: ws_close_code(code),
         reason: Utf8Bytes::from(code.reason()),
     };
-    let mut out = out.lock().await;
-    let _ = out.send(Message::Close(Some(frame))).await;
-    let _ = out.close().await;
+    // The closing handshake: the client answers with its close frame (a client that already
+    // sent one has its answer); until then it may still be reading what came before. Bounded:
+    // a client that reads nothing (a slow consumer) cannot hold the connection open.
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        let mut out = out.lock().await;
+        if out.send(Message::Close(Some(frame))).await.is_ok() {
+            while let Some(Ok(message)) = source.incoming.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        }
+        let _ = out.close().await;
+    })
+    .await;
 }
 
-/// The client's messages: one protocol message per text message.
+/// The client's messages: one protocol message per text message. While it waits, it pings
+/// the client every third of `chat.idle_timeout_s` and ends the session when nothing (not even
+/// a pong) came for the whole timeout, as QUIC's idle timeout does.
 struct WsSource {
     incoming: SplitStream<WebSocket>,
+    out: Outgoing,
     closer: Arc<WsCloser>,
     shutdown: CancellationToken,
     max_frame: usize,
+    idle_timeout: Duration,
+    last_heard: Instant,
 }
 
 impl FrameSource for WsSource {
     async fn next_msg(&mut self) -> Result<Option<ClientMsg>, CloseCode> {
+        let every = (self.idle_timeout / 3).max(Duration::from_millis(100));
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         loop {
             let message = tokio::select! {
                 message = self.incoming.next() => message,
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() >= self.idle_timeout {
+                        return Ok(None);
+                    }
+                    // The writer holding the socket is traffic enough; a ping never waits on a
+                    // client that does not read.
+                    if let Ok(mut out) = self.out.try_lock() {
+                        let ping = out.send(Message::Ping(Bytes::new()));
+                        let _ = tokio::time::timeout(every, ping).await;
+                    }
+                    continue;
+                }
                 () = self.closer.closed.cancelled() => return Ok(None),
                 () = self.shutdown.cancelled() => {
                     self.closer.close(CloseCode::Shutdown);
                     return Ok(None);
                 }
             };
+            self.last_heard = Instant::now();
             return match message {
                 Some(Ok(Message::Text(text))) => {
                     proto::decode_client_msg(text.as_bytes(), self.max_frame)

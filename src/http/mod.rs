@@ -1,7 +1,7 @@
 //! The HTTP server: the web pages (`/`, `/shows/{id}`, `/studio`: [`pages`]), HLS origin (`/hls`),
 //! API (`/api`), health (`/healthz`), with CORS and
 //! request tracing. Every feature's routes live here (`streams.rs`, `cues.rs`, `users.rs`,
-//! `chat.rs`, `chat_ws.rs`, `shows.rs`, `catalog.rs`, `events.rs`, `recordings.rs`, `recommend.rs`; the recordings' playback
+//! `chat.rs`, `chat_ws.rs`, `shows.rs`, `catalog.rs`, `events.rs`, `live.rs`, `recordings.rs`, `recommend.rs`; the recordings' playback
 //! `/vod` is `hls::recording::vod`), so the features do not depend on HTTP, and every admin route
 //! checks the token in one place ([`auth::Admin`]). Every `/api` route is documented in the
 //! OpenAPI document served at `/api/openapi.json` ([`openapi`]), built from the same routers.
@@ -14,6 +14,7 @@ mod config;
 pub mod cues;
 pub mod events;
 pub mod keys;
+pub mod live;
 pub mod openapi;
 pub mod pages;
 pub mod recommend;

@@ -97,6 +97,7 @@ pub fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .merge(super::shows::routes())
         .merge(super::catalog::routes())
         .merge(super::events::routes())
+        .merge(super::live::routes())
         .merge(super::recordings::routes())
         .merge(super::recommend::routes())
 }

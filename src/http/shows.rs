@@ -1,7 +1,7 @@
 //! HTTP API of shows (JSON), around [`crate::commerce::shows::Shows`]:
 //! - `GET /api/shows[?state=scheduled|live|ended&host=&stream=]` → `{"shows": [...]}` (public)
 //! - `GET /api/shows/{id}` → show (public); every show's JSON has `replay`: its recording once
-//!   it ended (`{"recording", "playlist"}`), else null
+//!   it ended (`{"recording", "playlist"}`), else null, and `viewers`: watching now
 //! - `POST /api/shows` → 201 show; `PATCH /api/shows/{id}` → show (fields given, and the
 //!   `state` override `live`/`ended`); `DELETE /api/shows/{id}` → 204
 //!
@@ -69,6 +69,9 @@ pub struct ShowJson {
     /// The recording of an ended show (its newest), else null.
     #[schema(required = true)]
     pub replay: Option<ReplayJson>,
+    /// Watching now: distinct viewers (visitors or users) with a `view_show` heartbeat in the
+    /// last 60 s.
+    pub viewers: u64,
 }
 
 /// Where an ended show replays.
@@ -217,7 +220,7 @@ async fn list(
         .cloned()
         .collect();
     let replays = super::recordings::replays(&api, &shows.iter().collect::<Vec<_>>()).await;
-    let shows: Vec<_> = shows.iter().map(|s| with_replay(s, &replays)).collect();
+    let shows: Vec<_> = shows.iter().map(|s| show_json(&api, s, &replays)).collect();
     Ok(json(StatusCode::OK, serde_json::json!({ "shows": shows })))
 }
 
@@ -233,12 +236,19 @@ async fn show(
 ) -> Result<Response, ApiError> {
     let show = api.shows.get(&id).ok_or(ShowError::NotFound(id))?;
     let replays = super::recordings::replays(&api, &[&show]).await;
-    Ok(json(StatusCode::OK, with_replay(&show, &replays)))
+    Ok(json(StatusCode::OK, show_json(&api, &show, &replays)))
 }
 
-/// The show's JSON with its `replay`: the recording of an ended show, else null.
-fn with_replay(show: &Show, replays: &HashMap<String, serde_json::Value>) -> serde_json::Value {
+/// The show's JSON with its `replay` (the recording of an ended show, else null) and its
+/// `viewers` watching now.
+fn show_json(
+    api: &ApiState,
+    show: &Show,
+    replays: &HashMap<String, serde_json::Value>,
+) -> serde_json::Value {
     let mut value = show.to_json();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let viewers = api.events.service.viewers_now(&show.id, now_ms);
     let replay = replays
         .get(&show.id)
         .filter(|_| show.status.state == ShowState::Ended)
@@ -246,6 +256,7 @@ fn with_replay(show: &Show, replays: &HashMap<String, serde_json::Value>) -> ser
         .unwrap_or(serde_json::Value::Null);
     if let Some(object) = value.as_object_mut() {
         object.insert("replay".into(), replay);
+        object.insert("viewers".into(), viewers.into());
     }
     value
 }
@@ -266,7 +277,7 @@ async fn create(State(api): State<Arc<ApiState>>, change: Change) -> Result<Resp
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.create(&change.actor, request).await?;
     let replays = super::recordings::replays(&api, &[&show]).await;
-    Ok(json(StatusCode::CREATED, with_replay(&show, &replays)))
+    Ok(json(StatusCode::CREATED, show_json(&api, &show, &replays)))
 }
 
 #[utoipa::path(patch, path = "/api/shows/{id}", tag = "shows", operation_id = "update_show",
@@ -292,7 +303,7 @@ async fn update(
     check_host(&api, &change.actor, &request).await?;
     let show = api.shows.update(&change.actor, &id, request).await?;
     let replays = super::recordings::replays(&api, &[&show]).await;
-    Ok(json(StatusCode::OK, with_replay(&show, &replays)))
+    Ok(json(StatusCode::OK, show_json(&api, &show, &replays)))
 }
 
 #[utoipa::path(delete, path = "/api/shows/{id}", tag = "shows", operation_id = "delete_show", summary = "Delete a show",

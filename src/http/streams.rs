@@ -18,9 +18,9 @@ use super::auth::{Admin, Caller, may_manage_stream};
 use super::cues::{ApiError, json};
 use super::openapi::ErrorBody;
 use crate::commerce::shows::model::rfc3339;
+use crate::hls::directory::Owner;
 use crate::hls::origin::is_valid_stream_name;
 use crate::hls::stream::RenditionKind;
-use crate::hls::directory::Owner;
 
 /// The stream routes.
 pub fn routes() -> OpenApiRouter<Arc<ApiState>> {

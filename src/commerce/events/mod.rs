@@ -11,11 +11,16 @@
 //! Visitor linking: an event that carries both a `user` (from a shopper's login token, or named
 //! by the shop's backend) and a `visitor` links that visitor's earlier anonymous events to the
 //! user, in the same transaction.
+//!
+//! Watching now: every committed `view_show` also feeds a [`viewers::ViewerCounter`] (distinct
+//! viewers per show in the last minute); [`Events::viewer_timeline`] counts them per minute
+//! from the store.
 
 pub mod analytics;
 mod config;
 pub mod model;
 pub mod store;
+pub mod viewers;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -107,6 +112,17 @@ impl EventSink for Sinks {
     }
 }
 
+/// Feeds committed `view_show` events to the counter of viewers watching now.
+struct ViewerFeed(Arc<Mutex<viewers::ViewerCounter>>);
+
+impl EventSink for ViewerFeed {
+    fn accepted(&self, events: &[Event]) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut counter = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counter.record(events, now_ms);
+    }
+}
+
 /// Why events could not be recorded or read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -144,6 +160,7 @@ pub struct Events {
     known: Arc<dyn Known>,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    viewers: Arc<Mutex<viewers::ViewerCounter>>,
 }
 
 impl Events {
@@ -155,6 +172,10 @@ impl Events {
         sink: Arc<dyn EventSink>,
     ) -> Events {
         let (queue, jobs) = mpsc::channel(QUEUE_BATCHES);
+        let viewers = Arc::new(Mutex::new(viewers::ViewerCounter::default()));
+        let feed = Arc::new(ViewerFeed(Arc::clone(&viewers)));
+        let sink = Arc::new(Sinks(vec![feed, sink]));
+        tokio::spawn(seed_viewers(pool.clone(), Arc::clone(&viewers)));
         let writer = tokio::spawn(write_loop(pool.clone(), jobs, sink));
         Events {
             settings,
@@ -162,6 +183,7 @@ impl Events {
             known,
             queue: Mutex::new(Some(queue)),
             writer: Mutex::new(Some(writer)),
+            viewers,
         }
     }
 
@@ -246,6 +268,26 @@ impl Events {
         Ok(analytics)
     }
 
+    /// Distinct viewers of `show` with a `view_show` in the minute before `now_ms`.
+    pub fn viewers_now(&self, show: &str, now_ms: i64) -> usize {
+        let counter = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        counter.count(show, now_ms)
+    }
+
+    /// Distinct viewers of `show` per minute from `from_ms` to `to_ms`, from the stored
+    /// `view_show` events.
+    pub async fn viewer_timeline(
+        &self,
+        show: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<viewers::Minute>, EventsError> {
+        let counted = store::viewers_per_minute(&self.pool, show, from_ms, to_ms)
+            .await
+            .map_err(|e| EventsError::Store(e.to_string()))?;
+        Ok(viewers::timeline(&counted, from_ms, to_ms))
+    }
+
     /// Stops taking batches and waits for the writer to commit what it holds.
     pub async fn close(&self) {
         drop(self.queue.lock().unwrap_or_else(|e| e.into_inner()).take());
@@ -255,6 +297,21 @@ impl Events {
         {
             tracing::error!(error = %err, "event writer failed");
         }
+    }
+}
+
+/// Counts the viewers of the last minute stored before a restart, so that "watching now" does
+/// not start from zero.
+async fn seed_viewers(pool: SqlitePool, counter: Arc<Mutex<viewers::ViewerCounter>>) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    match store::recent_views(&pool, now_ms - viewers::WINDOW_MS).await {
+        Ok(views) => {
+            let mut counter = counter.lock().unwrap_or_else(|e| e.into_inner());
+            for (show, viewer, ts_ms) in views {
+                counter.seen(&show, &viewer, ts_ms, now_ms);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "viewers of the last minute not restored"),
     }
 }
 
@@ -412,6 +469,50 @@ mod tests {
             events.analytics("gone").await,
             Err(EventsError::Unknown { what: "show", .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn view_heartbeats_count_now_and_survive_a_restart() {
+        let (store, events) = service(Arc::new(NoSink)).await;
+        let body = r#"{"events": [
+            {"type": "view_show", "visitor": "v1", "show": "s1"},
+            {"type": "view_show", "visitor": "v2", "show": "s1"},
+            {"type": "view_show", "visitor": "v1", "show": "s1"},
+            {"type": "view_show", "visitor": "v3", "show": "s2"},
+            {"type": "click", "visitor": "v9", "show": "s1", "product": "p1"}]}"#;
+        post(&events, Sender::Page, body).await.unwrap();
+        post(
+            &events,
+            Sender::User("al".into()),
+            r#"{"events": [
+            {"type": "view_show", "visitor": "v4", "show": "s1"}]}"#,
+        )
+        .await
+        .unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        assert_eq!(events.viewers_now("s1", now), 3, "v1, v2 and al");
+        assert_eq!(events.viewers_now("s2", now), 1);
+        let timeline = events
+            .viewer_timeline("s1", now - 60_000, now)
+            .await
+            .unwrap();
+        assert_eq!(timeline.iter().map(|m| m.viewers).sum::<u64>(), 3);
+        events.close().await;
+
+        let restarted = Events::start(
+            store.pool().clone(),
+            settings(),
+            Arc::new(TestCatalog),
+            Arc::new(NoSink),
+        );
+        for _ in 0..100 {
+            if restarted.viewers_now("s1", now) == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(restarted.viewers_now("s1", now), 3);
+        assert_eq!(restarted.viewers_now("s2", now), 1);
     }
 
     #[tokio::test]

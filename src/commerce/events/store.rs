@@ -2,7 +2,7 @@
 //! transaction of multi-row INSERTs (prepared once per row count, cached by the connection),
 //! visitor linking, and the grouped read the analytics fold sums.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sqlx::{AssertSqlSafe, SqlitePool};
@@ -134,4 +134,51 @@ pub async fn shoppers(pool: &SqlitePool, show: &str) -> Result<u64, StoreError> 
     .await
     .map_err(err("count shoppers"))?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// The `view_show` events since `since_ms`: (show, viewer key, time), for the viewers counter
+/// after a restart.
+pub async fn recent_views(
+    pool: &SqlitePool,
+    since_ms: i64,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT show, user, visitor, ts_ms FROM events WHERE type = 'view_show' AND ts_ms > ?",
+    )
+    .bind(since_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(err("read recent views"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(show, user, visitor, ts_ms)| {
+            let key = super::viewers::viewer_key(user.as_deref(), visitor.as_deref())?;
+            Some((show, key, ts_ms))
+        })
+        .collect())
+}
+
+/// Distinct viewers (each user once, each visitor not linked to a user once) of `show`'s
+/// `view_show` events per minute (`ts_ms / 60 000`) from `from_ms` to `to_ms` (inclusive).
+pub async fn viewers_per_minute(
+    pool: &SqlitePool,
+    show: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<HashMap<i64, u64>, StoreError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT ts_ms / 60000, COUNT(DISTINCT CASE WHEN user IS NULL THEN 'v:' || visitor \
+         ELSE 'u:' || user END) FROM events WHERE show = ? AND type = 'view_show' \
+         AND ts_ms >= ? AND ts_ms <= ? GROUP BY ts_ms / 60000",
+    )
+    .bind(show)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(err("count viewers"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(minute, viewers)| (minute, u64::try_from(viewers).unwrap_or(0)))
+        .collect())
 }
