@@ -137,7 +137,7 @@ main(async ({ server, browser }) => {
     await waitFor('playlist ready', async () => (await fetch(server.url('/hls/demo/index.m3u8'))).status === 200, 30000, 250);
     const wsRoute = await fetch(server.url('/api/chat/demo/ws'));
     const hasWs = wsRoute.status === 426 || wsRoute.status === 400;
-    if (!hasWs) console.log(`note: no /api/chat/{room}/ws on this binary (${wsRoute.status}): the WebSocket fallback part is skipped`);
+    check(hasWs, `the chat's WebSocket fallback answers a plain GET with 426 (got ${wsRoute.status})`);
 
     // --- Playback and latency
     const a = await openWatch(browser, server, showId, { who: vera });
@@ -206,9 +206,8 @@ main(async ({ server, browser }) => {
 
     // "Watching now", when the server counts it (contract.md: `viewers` in the show).
     const counted = (await call(server, 'GET', `/api/shows/${showId}`)).body.viewers;
-    if (typeof counted === 'number') {
-      await waitFor('viewer count on the page', async () => /\d+ watching/.test(await a.textContent('.badge.viewers').catch(() => '')), 30000, 500);
-    } else console.log('note: the server has no `viewers` in the show yet: the viewer count is not checked');
+    check(typeof counted === 'number' && counted >= 1, `viewers in the show's JSON: ${counted}`);
+    await waitFor('viewer count on the page', async () => /\d+ watching/.test(await a.textContent('.badge.viewers').catch(() => '')), 30000, 500);
 
     // --- CTA: cta_click with the cue id, and the product page opens.
     const [popup] = await Promise.all([a.context().waitForEvent('page'), a.click('.banner-buy')]);
@@ -237,6 +236,19 @@ main(async ({ server, browser }) => {
       return row && row.add_to_carts >= 1 ? row : null;
     }, 15000, 500);
     console.log(`analytics for the cue: ${JSON.stringify(addCue)}`);
+
+    // --- The studio's "Sold out" (a product cue with data.sold_out): nothing to buy on the
+    // banner while it shows; the product on screen before it comes back after it.
+    r = await call(server, 'POST', '/api/streams/demo/cues', {
+      token: ADMIN,
+      body: { kind: 'product', at: 'now', duration_s: 4, product: { id: 'sku-1' }, data: { sold_out: true } },
+    });
+    check(r.status === 201, `post sold-out cue: ${r.status} ${JSON.stringify(r.body)}`);
+    const soldOut = r.body;
+    await a.waitForSelector(`.banner.sold-out[data-cue="${soldOut.id}"]`, { timeout: 15000 });
+    check((await a.textContent('.banner-kind')).trim() === 'Sold out', 'sold-out banner label');
+    check((await a.locator('.banner-buy, .banner-add').count()) === 0, 'no Buy now / Add to cart while sold out');
+    await a.waitForSelector(`.banner[data-cue="${cue.id}"]:not(.sold-out)`, { timeout: 15000 });
 
     // --- Chat over WebTransport: vera (a), the host, an anonymous phone viewer (b).
     const host = await openWatch(browser, server, showId, { who: hana });

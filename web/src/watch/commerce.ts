@@ -45,7 +45,14 @@ export interface ShopEvent {
   price?: string;
 }
 
-/** Batches a show's events; `flush` on a timer and when the page goes away. */
+/** What the shop acts on (the studio's live sales): sent at once rather than with the batch. */
+const URGENT: ReadonlySet<EventType> = new Set(['cta_click', 'add_to_cart']);
+
+/**
+ * Batches a show's events; `flush` on a timer and when the page goes away. A CTA click or an
+ * add-to-cart goes out at once (with whatever is queued), keepalive since a "Buy now" may take
+ * the shopper to another tab.
+ */
 export class EventQueue {
   private queue: Record<string, unknown>[] = [];
   private timer: number;
@@ -63,7 +70,8 @@ export class EventQueue {
     const entry: Record<string, unknown> = { ...event, visitor: this.visitor, show: this.show, ts: Date.now() };
     for (const key of Object.keys(entry)) if (entry[key] === undefined) delete entry[key];
     this.queue.push(entry);
-    if (this.queue.length >= 50) void this.flush();
+    if (URGENT.has(event.type)) void this.flush(true);
+    else if (this.queue.length >= 50) void this.flush();
   }
 
   /** Sends what is queued (keepalive while the page unloads). Errors drop the batch quietly. */

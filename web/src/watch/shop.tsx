@@ -96,13 +96,17 @@ export function Banner({
   offerEnd: number | null;
   actions: BuyActions;
 }) {
+  // The studio's "Sold out" is a product cue with `data.sold_out` (docs/cues.md): the banner
+  // says so and offers nothing to buy.
+  const soldOut = cue.data?.sold_out === true;
+  const label = soldOut ? 'Sold out' : cue.kind === 'offer' ? 'Live offer' : cue.kind === 'pin' ? 'Pinned' : 'Now showing';
   return (
-    <div class={`banner kind-${cue.kind}`} data-cue={cue.id}>
+    <div class={`banner kind-${cue.kind}${soldOut ? ' sold-out' : ''}`} data-cue={cue.id}>
       <div class="banner-image">
         {product.image_url ? <img src={product.image_url} alt="" width={72} height={72} /> : null}
       </div>
       <div class="banner-body">
-        <span class="banner-kind">{cue.kind === 'offer' ? 'Live offer' : cue.kind === 'pin' ? 'Pinned' : 'Now showing'}</span>
+        <span class="banner-kind">{label}</span>
         <strong class="banner-title">{product.title}</strong>
         <span class="banner-price">
           {formatPrice(product.price, product.currency)}
@@ -110,6 +114,10 @@ export function Banner({
         </span>
       </div>
       <div class="banner-actions">
+        {soldOut ? (
+          <span class="banner-sold-out">Sold out</span>
+        ) : (
+          <>
         <a
           class="button primary banner-buy"
           href={product.url ?? '#'}
@@ -125,6 +133,8 @@ export function Banner({
         <button type="button" class="button banner-add" onClick={() => actions.addToCart(product, cue.id)}>
           Add<span class="wide-only"> to cart</span>
         </button>
+          </>
+        )}
       </div>
     </div>
   );
