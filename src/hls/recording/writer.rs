@@ -54,8 +54,8 @@ pub(super) struct Writer {
     pub budget: Arc<Budget>,
     /// The renditions of the multivariant playlist as last written.
     pub index_text: String,
-    /// When the index row was last written (it is written at most every
-    /// [`INDEX_INTERVAL`] while the recording grows).
+    /// When the index row was last written for a new segment (it is written at the first
+    /// segment, then at most every [`INDEX_INTERVAL`] while the recording grows).
     pub indexed_at: Option<std::time::Instant>,
     /// Media files written since the last sync, and when that was ([`SYNC_INTERVAL`]).
     pub unsynced: Vec<PathBuf>,
@@ -237,7 +237,11 @@ impl Writer {
         if !due {
             return;
         }
-        self.indexed_at = Some(std::time::Instant::now());
+        // The interval counts from the first write with media in it, so a new recording is
+        // listed with its first segment's duration at once (the write at its start has none).
+        if rendition.is_some() {
+            self.indexed_at = Some(std::time::Instant::now());
+        }
         let entry = Entry::of(&self.manifest);
         let index = self.recorder.index.clone();
         if let Err(err) = self.recorder.runtime.block_on(index.upsert(&entry)) {
