@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bmff::top_boxes;
-use common::{Publisher, Server, call, get, media_url, wait_for};
+use common::{Publisher, Server, call, get, media_url, text, wait_for};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "dev-admin-token";
@@ -433,11 +433,15 @@ fn kill_9_during_a_live_stream_leaves_a_recording_the_restart_cuts_short() {
     wait_for(&video, Duration::from_secs(30), |t| {
         segment_uris(t).len() >= 3
     });
-    let live = wait_recordings(&server, "stream=demo", Duration::from_secs(10), |items| {
+    // A growing recording's listing is updated every 10 s (docs/recordings.md).
+    let live = wait_recordings(&server, "stream=demo", Duration::from_secs(25), |items| {
         items.len() == 1 && items[0]["duration_s"].as_f64().unwrap_or(0.0) >= 4.0
     });
     let id = live[0]["id"].as_str().expect("id").to_string();
     let data = server.dir.path().join("data").join("recordings").join(&id);
+    // What was live just before the kill: the recording keeps all of it but the segment being
+    // written (the ones since the last checkpoint come back from the journal).
+    let live_segments = segment_uris(&text(&video)).len();
     let server = server.kill_and_restart(&env);
     publisher.kill();
     // On disk the manifest still says recording until the restart finished it.
@@ -450,6 +454,15 @@ fn kill_9_during_a_live_stream_leaves_a_recording_the_restart_cuts_short() {
     let duration = item["duration_s"].as_f64().expect("duration");
     assert!(duration >= 4.0, "{duration}");
     let playlists = check_complete(&server, &id);
+    let (_, source) = playlists
+        .iter()
+        .find(|(uri, _)| uri == "source/playlist.m3u8")
+        .expect("source listed");
+    let recorded = segment_uris(source).len();
+    assert!(
+        recorded + 1 >= live_segments,
+        "{recorded} segments recorded, {live_segments} were live at the kill"
+    );
     // The playlist ends at the last segment whose file is complete on disk.
     for (uri, playlist) in &playlists {
         let dir = uri.rsplit_once('/').expect("dir").0;

@@ -32,6 +32,48 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const INDEX_FILE: &str = "index.m3u8";
 /// File name of a rendition's media playlist in its directory.
 pub const PLAYLIST_FILE: &str = "playlist.m3u8";
+/// File name of the segment journal of a growing recording: one JSON line per segment recorded
+/// since the manifest was last written ([`JournalLine`]).
+pub const JOURNAL_FILE: &str = "segments.jsonl";
+
+/// One line of the segment journal: a segment appended to a rendition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalLine {
+    /// The rendition's name.
+    pub rendition: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// The segment.
+    pub segment: SegmentEntry,
+}
+
+impl Manifest {
+    /// Applies a journal's text: each whole line's segment is appended to its rendition unless
+    /// the manifest already lists it (a journal written before the manifest it was folded into).
+    /// A torn last line (the process died mid-write) and anything after it are ignored.
+    /// Returns how many segments were added.
+    pub fn replay_journal(&mut self, text: &str) -> usize {
+        let mut added = 0;
+        for line in text.split_inclusive('\n') {
+            let Some(line) = line.strip_suffix('\n') else {
+                break;
+            };
+            let Ok(entry) = serde_json::from_str::<JournalLine>(line) else {
+                break;
+            };
+            let record = self.rendition_mut(&entry.rendition, entry.kind);
+            if record
+                .segments
+                .last()
+                .is_none_or(|last| entry.segment.msn > last.msn)
+            {
+                record.segments.push(entry.segment);
+                added += 1;
+            }
+        }
+        added
+    }
+}
 
 /// Where a recording is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -668,5 +710,39 @@ mod tests {
         }
         assert_eq!(RecordingState::parse("done"), None);
         assert!(!RecordingState::Recording.is_finished());
+    }
+
+    #[test]
+    fn a_journal_appends_what_the_manifest_lacks_and_stops_at_a_torn_line() {
+        let mut manifest = manifest();
+        let line = |rendition: &str, kind, msn| {
+            let segment = segment(msn, false);
+            let entry = JournalLine {
+                rendition: rendition.into(),
+                kind,
+                segment,
+            };
+            serde_json::to_string(&entry).expect("json") + "\n"
+        };
+        // seg2 of source is already in the manifest; seg3 is new; audio gets seg2; the last
+        // line was cut by the crash.
+        let journal = line("source", Kind::Video, 2)
+            + &line("source", Kind::Video, 3)
+            + &line("audio", Kind::Audio, 2)
+            + &line("source", Kind::Video, 4)[..20];
+        assert_eq!(manifest.replay_journal(&journal), 2);
+        let msns = |name: &str| -> Vec<u64> {
+            let rendition = manifest.renditions.iter().find(|r| r.name == name);
+            rendition
+                .expect("rendition")
+                .segments
+                .iter()
+                .map(|s| s.msn)
+                .collect()
+        };
+        assert_eq!(msns("source"), [0, 1, 2, 3]);
+        assert_eq!(msns("audio"), [0, 1, 2]);
+        assert_eq!(manifest.replay_journal(""), 0);
+        assert_eq!(manifest.replay_journal("garbage\n"), 0);
     }
 }

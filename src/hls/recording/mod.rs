@@ -312,9 +312,9 @@ impl Recorder {
             media_now,
             budget: Arc::clone(&budget),
             index_text: String::new(),
-            indexed_at: None,
-            unsynced: Vec::new(),
-            synced_at: None,
+            checkpoint_at: None,
+            journal: None,
+            unsynced: std::collections::VecDeque::new(),
         };
         self.live
             .lock()

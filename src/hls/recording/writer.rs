@@ -8,7 +8,10 @@ use std::sync::mpsc::Receiver;
 
 use chrono::{DateTime, Utc};
 
-use super::manifest::{INDEX_FILE, MANIFEST_FILE, Manifest, PLAYLIST_FILE, RecordingState};
+use super::manifest::{
+    INDEX_FILE, JOURNAL_FILE, JournalLine, Kind, MANIFEST_FILE, Manifest, PLAYLIST_FILE,
+    RecordingState, SegmentEntry,
+};
 use super::{Budget, Entry, Job, Recorder, RecordingError};
 use crate::hls::packager::Resource;
 use crate::hls::timed::{MediaNow, TimedMetadata, View};
@@ -54,24 +57,33 @@ pub(super) struct Writer {
     pub budget: Arc<Budget>,
     /// The renditions of the multivariant playlist as last written.
     pub index_text: String,
-    /// When the index row was last written for a new segment (it is written at the first
-    /// segment, then at most every [`INDEX_INTERVAL`] while the recording grows).
-    pub indexed_at: Option<std::time::Instant>,
-    /// Media files written since the last sync, and when that was ([`SYNC_INTERVAL`]).
-    pub unsynced: Vec<PathBuf>,
-    /// When the media files were last synced.
-    pub synced_at: Option<std::time::Instant>,
+    /// When the manifest, playlists and index row were last written for new segments (at the
+    /// first segment, then every [`CHECKPOINT_INTERVAL`] while the recording grows; the
+    /// segments between go to the journal).
+    pub checkpoint_at: Option<std::time::Instant>,
+    /// The segment journal ([`JOURNAL_FILE`]), open for appending once a segment went to it.
+    pub journal: Option<std::fs::File>,
+    /// Media files written in the last [`WRITEBACK_WINDOW`], and when: what the end of the
+    /// recording fsyncs.
+    pub unsynced: std::collections::VecDeque<(PathBuf, std::time::Instant)>,
 }
 
-/// How often a growing recording's index row is rewritten (its duration in `/api/recordings`;
-/// one SQLite commit each).
-const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-/// How often the media files written since are fsynced while a recording grows (and once at its
-/// end). Between syncs they sit in the page cache: a killed process loses nothing, a power loss
-/// up to this much, and the next start's check of each listed file's size
-/// ([`Manifest::cut_short`]) ends the recording before the first file that did not reach the
-/// disk whole.
-const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a growing recording's manifest, playlists and index row are rewritten. Between
+/// these checkpoints each new segment is one line appended to the journal: rewriting the
+/// manifest and a playlist per segment (a new file renamed over the old one, each time) made
+/// the file system allocate and free inodes at every segment, which cost more CPU than the
+/// media. The playlists of a recording being written (`/vod`, `/api/recordings`) lag by up to
+/// this much; a crash loses nothing the journal holds (the next start replays it).
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Media files are not fsynced while a recording grows: the kernel writes them back (within
+/// `vm.dirty_expire_centisecs`, 30 s by default) from its own threads, where a sync from the
+/// writer made the recording pay for the disk I/O in the server's CPU. A killed process loses
+/// nothing (the page cache holds it), a power loss the last seconds, and the next start's check
+/// of each listed file's size ([`Manifest::cut_short`]) ends the recording before the first
+/// file that did not reach the disk whole. When the recording finishes, the files written in
+/// this last window (older ones are on disk by then) are fsynced, so a finished recording is
+/// durable.
+const WRITEBACK_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Writer {
     /// Writes what comes until the session ends (or every sender is gone), then finishes the
@@ -79,7 +91,7 @@ impl Writer {
     pub fn run(mut self, jobs: Receiver<Job>) {
         let id = self.manifest.id.clone();
         match std::fs::create_dir_all(&self.dir) {
-            Ok(()) => self.save(None),
+            Ok(()) => self.save(false),
             Err(err) => tracing::error!(recording = %id, error = %err, "recording directory"),
         }
         tracing::info!(recording = %id, "recording started");
@@ -105,6 +117,8 @@ impl Writer {
                             self.recorder.counted_write(data.len());
                             if !record.inits.contains(&version) {
                                 record.inits.push(version);
+                                // The segments that follow name it: the manifest lists it first.
+                                self.save(true);
                             }
                         }
                         Err(err) => {
@@ -131,18 +145,17 @@ impl Writer {
                     match &written {
                         Ok(()) => {
                             self.recorder.counted_write(bytes);
-                            self.unsynced.push(path.clone());
-                            self.sync_if_due(false);
+                            self.written(path.clone());
                         }
                         Err(_) => self.recorder.counted_failure(),
                     }
                     let record = self.manifest.rendition_mut(&rendition, kind);
                     match written {
                         Ok(()) if record.inits.contains(&segment.init_version) => {
-                            let mut entry = super::manifest::SegmentEntry::of(&segment);
+                            let mut entry = SegmentEntry::of(&segment);
                             entry.discontinuity |= std::mem::take(&mut record.gap);
-                            record.segments.push(entry);
-                            self.save(Some(&rendition));
+                            record.segments.push(entry.clone());
+                            self.grew(rendition, kind, entry);
                         }
                         Ok(()) => {
                             record.gap = true;
@@ -164,10 +177,16 @@ impl Writer {
                 Job::End => break,
             }
         }
-        self.sync_if_due(true);
+        self.sync_recent();
         self.render_dateranges(true);
         self.manifest.finish(RecordingState::Complete, Utc::now());
-        self.save(None);
+        self.save(false);
+        self.journal = None;
+        if let Err(err) = std::fs::remove_file(self.dir.join(JOURNAL_FILE))
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(recording = %id, error = %err, "recording journal not removed");
+        }
         tracing::info!(
             recording = %id,
             duration_s = self.manifest.duration().as_secs_f64(),
@@ -185,22 +204,26 @@ impl Writer {
         self.recorder.writer_done(&id);
     }
 
-    /// Fsyncs the media files written since the last sync when [`SYNC_INTERVAL`] has passed
-    /// (or `now`): one journal commit covers them all, where a sync per segment paid one each.
-    fn sync_if_due(&mut self, now: bool) {
-        let due = now
-            || self
-                .synced_at
-                .is_none_or(|at| at.elapsed() >= SYNC_INTERVAL);
-        if !due || self.unsynced.is_empty() {
-            return;
+    /// Notes a media file written now (forgetting those older than [`WRITEBACK_WINDOW`]).
+    fn written(&mut self, path: PathBuf) {
+        let now = std::time::Instant::now();
+        while self
+            .unsynced
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) > WRITEBACK_WINDOW)
+        {
+            self.unsynced.pop_front();
         }
-        for path in self.unsynced.drain(..) {
+        self.unsynced.push_back((path, now));
+    }
+
+    /// Fsyncs the media files of the last [`WRITEBACK_WINDOW`] (the recording has finished).
+    fn sync_recent(&mut self) {
+        for (path, _) in self.unsynced.drain(..) {
             if let Err(err) = std::fs::File::open(&path).and_then(|file| file.sync_data()) {
                 tracing::warn!(path = %path.display(), error = %err, "recording segment not synced");
             }
         }
-        self.synced_at = Some(std::time::Instant::now());
     }
 
     /// The session's EXT-X-DATERANGEs as its live playlists list them now.
@@ -216,31 +239,75 @@ impl Writer {
         }
     }
 
-    /// After a change: the manifest, then the playlists of `rendition` (all if `None`) and the
-    /// multivariant playlist, then the index row.
-    fn save(&mut self, rendition: Option<&str>) {
+    /// A segment was recorded: a checkpoint when one is due, else a line in the journal.
+    fn grew(&mut self, rendition: String, kind: Kind, segment: SegmentEntry) {
+        let due = self
+            .checkpoint_at
+            .is_none_or(|at| at.elapsed() >= CHECKPOINT_INTERVAL);
+        if due {
+            self.save(true);
+            return;
+        }
+        let line = JournalLine {
+            rendition,
+            kind,
+            segment,
+        };
+        if let Err(err) = self.append(&line) {
+            tracing::warn!(recording = %self.manifest.id, error = %err, "recording journal not written: checkpoint instead");
+            self.save(true);
+        }
+    }
+
+    /// Appends `line` to the journal (opened on first use).
+    fn append(&mut self, line: &JournalLine) -> std::io::Result<()> {
+        let mut text = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        let journal = match self.journal.as_mut() {
+            Some(journal) => journal,
+            None => self.journal.insert(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(JOURNAL_FILE))?,
+            ),
+        };
+        journal.write_all(&text)
+    }
+
+    /// A checkpoint (`growing`) or the start or end of the recording: the manifest, then every
+    /// playlist (the multivariant one when its renditions changed), then the journal emptied
+    /// (the manifest now lists what it held), then the index row.
+    fn save(&mut self, growing: bool) {
         if self.manifest.show.is_none()
             && let Some(shows) = self.recorder.shows.get()
         {
             self.manifest.show = shows.live_show(&self.manifest.stream, &self.manifest.session);
         }
-        if rendition.is_some() {
+        if growing {
             self.render_dateranges(false);
+            // The interval counts from the first checkpoint with media in it, so a new
+            // recording is listed with its first segment at once (an init segment comes first).
+            if self
+                .manifest
+                .renditions
+                .iter()
+                .any(|r| !r.segments.is_empty())
+            {
+                self.checkpoint_at = Some(std::time::Instant::now());
+            }
         }
-        if let Err(err) = write_files(&self.dir, &self.manifest, rendition, &mut self.index_text) {
-            tracing::error!(recording = %self.manifest.id, error = %err, "recording playlists not written");
-        }
-        let due = rendition.is_none()
-            || self
-                .indexed_at
-                .is_none_or(|at| at.elapsed() >= INDEX_INTERVAL);
-        if !due {
-            return;
-        }
-        // The interval counts from the first write with media in it, so a new recording is
-        // listed with its first segment's duration at once (the write at its start has none).
-        if rendition.is_some() {
-            self.indexed_at = Some(std::time::Instant::now());
+        match write_files(&self.dir, &self.manifest, None, &mut self.index_text) {
+            Ok(()) => {
+                if let Some(journal) = &self.journal
+                    && let Err(err) = journal.set_len(0)
+                {
+                    tracing::warn!(recording = %self.manifest.id, error = %err, "recording journal not emptied");
+                }
+            }
+            Err(err) => {
+                tracing::error!(recording = %self.manifest.id, error = %err, "recording playlists not written");
+            }
         }
         let entry = Entry::of(&self.manifest);
         let index = self.recorder.index.clone();
@@ -334,6 +401,12 @@ fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, Recording
             path: path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
         })?;
+    let journal = dir.join(JOURNAL_FILE);
+    if manifest.state == RecordingState::Recording
+        && let Ok(text) = std::fs::read_to_string(&journal)
+    {
+        manifest.replay_journal(&text);
+    }
     if manifest.state == RecordingState::Recording {
         let size = |name: &str| {
             std::fs::metadata(dir.join(name))
@@ -348,6 +421,12 @@ fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, Recording
             duration_s = manifest.duration().as_secs_f64(),
             "recording cut short (the server stopped while it was being written)"
         );
+    }
+    // Folded into the manifest now (or left by a finish that stopped before removing it).
+    if let Err(err) = std::fs::remove_file(&journal)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %journal.display(), error = %err, "recording journal not removed");
     }
     Ok(Some(manifest))
 }
