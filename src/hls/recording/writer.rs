@@ -71,13 +71,13 @@ pub(super) struct Writer {
 /// How often a growing recording's manifest, playlists and index row are rewritten. Between
 /// these checkpoints each new segment is one line appended to the journal: rewriting the
 /// manifest and a playlist per segment (a new file renamed over the old one, each time) made
-/// the file system allocate and free inodes at every segment, which cost more CPU than the
-/// media. The playlists of a recording being written (`/vod`, `/api/recordings`) lag by up to
-/// this much; a crash loses nothing the journal holds (the next start replays it).
+/// the file system allocate and free inodes at every segment, the writer threads' top cost in
+/// a profile (docs/benchmarks/density.md). The playlists of a recording being written (`/vod`,
+/// `/api/recordings`) lag by up to this much; a crash loses nothing the journal holds (the next
+/// start replays it).
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Media files are not fsynced while a recording grows: the kernel writes them back (within
-/// `vm.dirty_expire_centisecs`, 30 s by default) from its own threads, where a sync from the
-/// writer made the recording pay for the disk I/O in the server's CPU. A killed process loses
+/// `vm.dirty_expire_centisecs`, 30 s by default) from its own threads. A killed process loses
 /// nothing (the page cache holds it), a power loss the last seconds, and the next start's check
 /// of each listed file's size ([`Manifest::cut_short`]) ends the recording before the first
 /// file that did not reach the disk whole. When the recording finishes, the files written in
@@ -318,10 +318,10 @@ impl Writer {
 }
 
 /// Writes the manifest, then the media playlists (of `rendition`, or all) and the multivariant
-/// playlist it renders (while growing, only when its renditions differ from `index`, the
-/// ones written last, which it updates). Only a finished recording's files are fsynced: while it grows, the segments are
-/// (their data is what a crash must not lose), and a manifest or playlist lost with the page
-/// cache is the previous one, which names only segments on disk.
+/// playlist it renders (while growing, only when its renditions differ from `index`, the ones
+/// written last, which it updates). Only a finished recording's files are fsynced; while it
+/// grows, a manifest or playlist lost with the page cache is the previous one, and the check at
+/// the next start ends it before any segment that is not whole on disk.
 fn write_files(
     dir: &Path,
     manifest: &Manifest,
