@@ -4,25 +4,9 @@
 // scheduled shows for their covers and tags.
 
 import { api } from '../shared/api';
+import type { Show } from '../shared/show';
 
-export interface Show {
-  id: string;
-  title: string;
-  description: string;
-  host: string;
-  stream: string;
-  scheduled_start: string;
-  cover_image_url: string | null;
-  tags: string[];
-  products: string[];
-  state: 'scheduled' | 'live' | 'ended';
-  started_at: string | null;
-  ended_at: string | null;
-  playback_url: string;
-  replay: { recording: string; playlist: string } | null;
-  /** People watching now (servers with the "watching now" counter; absent on older ones). */
-  viewers?: number;
-}
+export type { Show } from '../shared/show';
 
 interface ShowList {
   shows: Show[];

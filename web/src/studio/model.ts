@@ -4,23 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../shared/api';
 
-export interface Show {
-  id: string;
-  title: string;
-  description: string;
-  host: string;
-  stream: string;
-  scheduled_start: string;
-  cover_image_url: string | null;
-  tags: string[];
-  products: string[];
-  state: 'scheduled' | 'live' | 'ended';
-  started_at: string | null;
-  ended_at: string | null;
-  playback_url: string;
-  replay: { recording: string; playlist: string } | null;
-  viewers?: number;
-}
+export type { Show } from '../shared/show';
 
 export interface Product {
   id: string;

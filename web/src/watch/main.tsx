@@ -26,21 +26,8 @@ import {
   type CatalogProduct,
   type ShopProduct,
 } from './shop';
+import type { Show } from '../shared/show';
 
-interface Show {
-  id: string;
-  title: string;
-  description: string;
-  host: string;
-  stream: string;
-  scheduled_start: string;
-  cover_image_url: string | null;
-  products: string[];
-  state: 'scheduled' | 'live' | 'ended';
-  playback_url: string;
-  replay: { recording: string; playlist: string } | null;
-  viewers?: number;
-}
 
 const embedded = location.pathname.startsWith('/embed/');
 const showId = decodeURIComponent(location.pathname.replace(/\/+$/, '').split('/').pop() ?? '');
@@ -56,7 +43,8 @@ const hooks: DebugHooks = { player: null, banners: [] };
 (window as unknown as { cuecast: DebugHooks }).cuecast = hooks;
 
 function viewersText(n: number | undefined): string | null {
-  if (typeof n !== 'number') return null;
+  // Nobody counted yet (this page's first heartbeat is on its way): say nothing rather than 0.
+  if (typeof n !== 'number' || n < 1) return null;
   return n === 1 ? '1 watching' : `${n.toLocaleString()} watching`;
 }
 
