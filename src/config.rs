@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::ingest::StreamConfig;
 use crate::setting::{Invalid, positive_secs};
-use crate::{chat, commerce, cues, hls, http, ingest, media, users, webhooks};
+use crate::{chat, cluster, commerce, cues, hls, http, ingest, media, store, users, webhooks};
 
 /// The embedded default configuration, also the documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/cuecast.toml");
@@ -69,6 +69,10 @@ pub enum ConfigError {
 pub struct Config {
     /// Process-wide settings.
     pub server: ServerConfig,
+    /// Where persistent state lives (embedded SQLite or PostgreSQL).
+    pub store: store::Config,
+    /// Several nodes sharing state through Redis.
+    pub cluster: cluster::Config,
     /// What every ingest protocol shares.
     pub ingest: ingest::Config,
     /// RTMP ingest.
@@ -178,6 +182,8 @@ impl Config {
     fn validate(&self) -> Result<(), Invalid> {
         let sections = [
             ("server", self.server.validate()),
+            ("store", self.store.validate()),
+            ("cluster", self.cluster.validate()),
             ("ingest", self.ingest.validate()),
             ("rtmp", self.rtmp.validate()),
             ("rtmps", self.rtmps.validate()),

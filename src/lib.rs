@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod chat;
+pub mod cluster;
 pub mod commerce;
 pub mod config;
 pub mod cues;

@@ -173,6 +173,8 @@ fn main() -> ExitCode {
         }
         println!("configuration is valid: {} stream(s)", config.streams.len());
         println!("{}", config.rtmps.describe());
+        println!("{}", config.store.describe());
+        println!("{}", config.cluster.describe());
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Runtime::new() {

@@ -5,6 +5,10 @@
 //! line to [`MIGRATIONS`]. Migrations run in order at startup inside one transaction each, and the
 //! applied version is kept in `schema_version`, so a restart never re-runs or loses anything.
 
+pub mod config;
+
+pub use config::{Backend, Config};
+
 use std::path::Path;
 use std::str::FromStr;
 

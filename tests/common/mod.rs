@@ -9,6 +9,7 @@ pub mod bmff;
 mod hls;
 mod publisher;
 mod server;
+pub mod services;
 
 // Each test binary uses a part of these.
 #[allow(unused_imports)]
