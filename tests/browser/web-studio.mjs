@@ -63,20 +63,13 @@ await main(async ({ server, browser }) => {
       console.error(`FAIL (reported at the end) ${what}: ${e.message}`);
     }
   };
-  // Which of the sprint's routes this server has (main has none of them; a merged build may
-  // have some): what it lacks is noted and not checked, and the page's 404s for it are allowed.
+  // The routes the studio uses must all be there (a server without them fails here, not later).
   const paths = (await call(server, 'GET', '/api/openapi.json')).body.paths ?? {};
   const has = (path) => path in paths;
-  const merged = has('/api/keys') && has('/api/ingest');
-  const hasStatus = has('/api/streams/{stream}/status');
-  const hasCsv = has('/api/shows/{id}/chat.csv');
   const missing = ['/api/keys', '/api/ingest', '/api/streams/{stream}/status', '/api/shows/{id}/viewers', '/api/shows/{id}/chat.csv'].filter((p) => !has(p));
   check(missing.length === 0, `this server lacks ${missing.join(', ')}`);
-  if (!merged) note('no host stream keys: using the configured stream demo/demo-key');
   // hls.js retries a playlist the origin answers 503 while the first segment is being made.
   const allow = [/status of 503/];
-  if (missing.length) allow.push(/status of 404/);
-  if (!merged) allow.push(/status of 40[13]/);
   const serverErrors = [];
   const watch5xx = (p) =>
     p.on('response', (res) => {
@@ -101,46 +94,36 @@ await main(async ({ server, browser }) => {
   // Anonymous: the studio asks to log in.
   const page = await newPage(browser, 'desktop');
   watch5xx(page);
-  if (!merged) {
-    // On main the cue routes take only the admin token: let the page's own cue and rundown
-    // calls through with it, so the studio's controls are still exercised end to end.
-    note('cue/rundown calls from the page are sent with the admin token (main has no host cues)');
-    await page.route(/\/api\/streams\/[^/]+\/(cues|rundown)/, (route) =>
-      route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${ADMIN}` } }));
-  }
   // confirm() answers yes; prompt() (rename a key) answers `promptAnswer`.
   let promptAnswer = '';
   page.on('dialog', (d) => (d.type() === 'prompt' ? d.accept(promptAnswer) : d.accept()));
   await login(page, server, host);
   await axe(page, 'studio shows (empty)');
 
-  // A stream key.
-  let stream = 'demo';
-  let key = 'demo-key';
-  let keyId = null;
+  // A stream key: the host's own, made on the keys page: the stream it publishes and its id.
   await page.getByRole('link', { name: 'Stream keys' }).click();
   await page.locator('#keys-title').waitFor();
-  if (merged) {
-    await page.fill('#key-name', 'Main cam');
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await page.locator('#obs-key').waitFor();
-    key = await page.inputValue('#obs-key');
-    check(key.length >= 16, `the key is shown once: ${JSON.stringify(key)}`);
-    const keys = await call(server, 'GET', '/api/keys', { token: host.token });
-    check(keys.status === 200 && keys.body.items.length === 1, `GET /api/keys: ${JSON.stringify(keys.body)}`);
-    stream = keys.body.items[0].stream;
-    keyId = keys.body.items[0].id;
-    const rtmp = await page.inputValue('#obs-rtmp');
-    check(rtmp.startsWith('rtmp://'), `OBS server: ${rtmp}`);
-    if (hasStatus) await soft('the test light before publishing', async () => {
-      await sleep(500);
-      const light = await page.locator('#test-light').textContent();
-      check(/Waiting for media/.test(light), `test light before publishing: ${light}`);
-    });
-  }
+  await page.fill('#key-name', 'Main cam');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await page.locator('#obs-key').waitFor();
+  const key = await page.inputValue('#obs-key');
+  check(key.length >= 16, `the key is shown once: ${JSON.stringify(key)}`);
+  const keys = await call(server, 'GET', '/api/keys', { token: host.token });
+  check(keys.status === 200 && keys.body.items.length === 1, `GET /api/keys: ${JSON.stringify(keys.body)}`);
+  const stream = keys.body.items[0].stream;
+  const keyId = keys.body.items[0].id;
+  const rtmp = await page.inputValue('#obs-rtmp');
+  check(rtmp.startsWith('rtmp://'), `OBS server: ${rtmp}`);
+  await soft('the test light before publishing', async () => {
+    await sleep(500);
+    const light = await page.locator('#test-light').textContent();
+    check(/Waiting for media/.test(light), `test light before publishing: ${light}`);
+  });
   await axe(page, 'studio keys');
   await screenshot(page, 'studio-keys');
-  if (merged && hasStatus && (await page.locator('#obs-srt').count())) {
+  {
+    // SRT ingest is on by default: the key's page shows its SRT URL.
+    check((await page.locator('#obs-srt').count()) === 1, 'the key page shows the SRT URL');
     // The SRT URL as shown (stream id included) publishes, as OBS would use it.
     const srt = await page.inputValue('#obs-srt');
     check(srt.includes(key), `the SRT URL carries the key: ${srt}`);
@@ -203,7 +186,7 @@ await main(async ({ server, browser }) => {
   await page.getByLabel('Cue 1 length in seconds').fill('600');
   await page.getByRole('button', { name: 'Save rundown' }).click();
   await page.getByText('Rundown saved: 1 cue.').waitFor({ timeout: 5000 });
-  r = await call(server, 'GET', `/api/streams/${stream}/rundown`, { token: merged ? host.token : ADMIN });
+  r = await call(server, 'GET', `/api/streams/${stream}/rundown`, { token: host.token });
   check(r.status === 200 && r.body.items.length === 1, `rundown: ${r.status} ${JSON.stringify(r.body)}`);
   const item = r.body.items[0];
   check(item.offset_s === 3600 && item.kind === 'offer' && item.duration_s === 600 && item.product?.id === products[2].id,
@@ -220,17 +203,15 @@ await main(async ({ server, browser }) => {
   const ffmpeg = publish(server.rtmpUrl(key), 120);
   await waitFor('the show to go live', async () => (await call(server, 'GET', `/api/shows/${showId}`)).body.state === 'live', 30000, 250);
   await page.locator('#tab-live[aria-selected=true]').waitFor({ timeout: 15000 });
-  if (hasStatus) {
-    await soft('the status panel', async () => {
-      await waitFor('live status 640x360 ~30 fps', async () => {
-        const video = await page.locator('#stat-video').textContent();
-        const fps = parseFloat((await page.locator('#stat-fps dd').textContent()) || '');
-        return video.includes('640x360') && fps >= 28 && fps <= 32;
-      }, 20000, 250);
-      check((await page.locator('#stat-protocol').textContent()).includes('RTMP'), 'protocol RTMP');
-    });
-    check((await page.locator('#stream-state').textContent()).includes('LIVE'), 'the LIVE badge');
-  }
+  await soft('the status panel', async () => {
+    await waitFor('live status 640x360 ~30 fps', async () => {
+      const video = await page.locator('#stat-video').textContent();
+      const fps = parseFloat((await page.locator('#stat-fps dd').textContent()) || '');
+      return video.includes('640x360') && fps >= 28 && fps <= 32;
+    }, 20000, 250);
+    check((await page.locator('#stat-protocol').textContent()).includes('RTMP'), 'protocol RTMP');
+  });
+  check((await page.locator('#stream-state').textContent()).includes('LIVE'), 'the LIVE badge');
 
   await page.locator('.rundown-progress li.next', { hasText: products[2].title }).waitFor({ timeout: 10000 });
 
@@ -256,7 +237,7 @@ await main(async ({ server, browser }) => {
     await page.getByRole('button', { name: `Show now: ${first.title}` }).click();
     await page.locator('#controls-status', { hasText: 'is on screen' }).waitFor({ timeout: 10000 });
     const cue = await waitFor('the product cue', async () => {
-      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: host.token });
       return c.status === 200 && c.body.cues.find((x) => x.kind === 'product' && x.product?.id === first.id);
     }, 10000, 200);
     check(cue.product.title === first.title && cue.product.price === first.price, `cue card: ${JSON.stringify(cue.product)}`);
@@ -292,7 +273,7 @@ await main(async ({ server, browser }) => {
     // Clear ends it.
     await page.getByRole('button', { name: `Clear: ${first.title}` }).click();
     await waitFor('the cue to end', async () => {
-      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: host.token });
       return c.body.cues.find((x) => x.id === cue.id)?.ended_early;
     }, 10000, 200);
 
@@ -301,7 +282,7 @@ await main(async ({ server, browser }) => {
     await page.selectOption('#offer-minutes', '5');
     await page.getByRole('button', { name: `Offer: ${cap.title}` }).click();
     const offer = await waitFor('the offer cue', async () => {
-      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: host.token });
       return c.body.cues.find((x) => x.kind === 'offer' && x.product?.id === cap.id);
     }, 10000, 200);
     check(offer.duration_s === 300 && offer.end_date, `offer: ${JSON.stringify(offer)}`);
@@ -309,7 +290,7 @@ await main(async ({ server, browser }) => {
     await waitFor('the countdown', async () => /offer ends in 4:[0-5]\d/.test((await badge.textContent().catch(() => '')) || ''), 10000, 200);
     await page.getByRole('button', { name: 'Clear all' }).click();
     await waitFor('the offer to end', async () => {
-      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: host.token });
       return c.body.cues.find((x) => x.id === offer.id)?.ended_early;
     }, 10000, 200);
     await waitFor('the badge to go', async () => (await badge.count()) === 0, 5000);
@@ -317,7 +298,7 @@ await main(async ({ server, browser }) => {
     // Sold out: a short product cue marked sold out.
     await page.getByRole('button', { name: `Sold out: ${first.title}` }).click();
     const sold = await waitFor('the sold-out cue', async () => {
-      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: merged ? host.token : ADMIN });
+      const c = await call(server, 'GET', `/api/streams/${stream}/cues`, { token: host.token });
       return c.body.cues.find((x) => x.kind === 'product' && x.product?.id === first.id && x.data?.sold_out === true);
     }, 10000, 200);
     check(sold.duration_s === 10, `sold out: ${JSON.stringify(sold)}`);
@@ -383,42 +364,35 @@ await main(async ({ server, browser }) => {
   await screenshot(page, 'studio-during');
   await page.screenshot({ path: `${artifacts}/studio-during-full.png`, fullPage: true });
   const tablet = await newPage(browser, 'desktop', { viewport: { width: 820, height: 1180 } });
-  const hasWs = has('/api/chat/{room}/ws');
-  if (hasWs) {
-    // This tablet's browser has no WebTransport: the studio's chat takes the WebSocket fallback.
-    await tablet.addInitScript(() => {
-      delete window.WebTransport;
-    });
-  }
+  // This tablet's browser has no WebTransport: the studio's chat takes the WebSocket fallback.
+  await tablet.addInitScript(() => {
+    delete window.WebTransport;
+  });
   const sockets = [];
   tablet.on('websocket', (ws) => sockets.push(ws.url()));
   await tablet.goto(server.url('/'));
   await tablet.evaluate((t) => localStorage.setItem('cuecast.token', t), host.token);
   await tablet.goto(server.url(`/studio/shows/${showId}`));
   await tablet.locator('#tab-live[aria-selected=true]').waitFor({ timeout: 10000 });
-  if (hasWs) {
-    await soft('chat over the WebSocket fallback', async () => {
-      await tablet.locator('.chat-panel .badge.ok').waitFor({ timeout: 10000 });
-      await tablet.locator('.chat-panel .pinned', { hasText: products[1].title }).waitFor({ timeout: 5000 });
-      await tablet.fill('#chat-input', 'hello over the fallback');
-      await tablet.getByRole('button', { name: 'Send' }).click();
-      await page.locator('.chat-message', { hasText: 'hello over the fallback' }).waitFor({ timeout: 5000 });
-      check(sockets.some((u) => u.endsWith(`/api/chat/${stream}/ws`)), `the chat used the WebSocket: ${sockets}`);
-    });
-  }
+  await soft('chat over the WebSocket fallback', async () => {
+    await tablet.locator('.chat-panel .badge.ok').waitFor({ timeout: 10000 });
+    await tablet.locator('.chat-panel .pinned', { hasText: products[1].title }).waitFor({ timeout: 5000 });
+    await tablet.fill('#chat-input', 'hello over the fallback');
+    await tablet.getByRole('button', { name: 'Send' }).click();
+    await page.locator('.chat-message', { hasText: 'hello over the fallback' }).waitFor({ timeout: 5000 });
+    check(sockets.some((u) => u.endsWith(`/api/chat/${stream}/ws`)), `the chat used the WebSocket: ${sockets}`);
+  });
   await sleep(1000);
   await axe(tablet, 'studio live (tablet)');
   await screenshot(tablet, 'studio-during-tablet');
-  if (merged && hasStatus) {
-    // The key's "test your stream" light is green while ffmpeg publishes.
-    await tablet.goto(server.url('/studio/keys'));
-    await soft('the test light while publishing', () =>
-      waitFor('the test light to turn green', async () => {
-        const text = await tablet.locator('#test-light.on').textContent({ timeout: 500 }).catch(() => '');
-        return /receiving RTMP · 640x360 30 fps/.test(text);
-      }, 10000, 250));
-    await screenshot(tablet, 'studio-keys-live');
-  }
+  // The key's "test your stream" light is green while ffmpeg publishes.
+  await tablet.goto(server.url('/studio/keys'));
+  await soft('the test light while publishing', () =>
+    waitFor('the test light to turn green', async () => {
+      const text = await tablet.locator('#test-light.on').textContent({ timeout: 500 }).catch(() => '');
+      return /receiving RTMP · 640x360 30 fps/.test(text);
+    }, 10000, 250));
+  await screenshot(tablet, 'studio-keys-live');
   await soft('console errors (tablet)', async () => assertNoConsoleErrors(tablet, allow));
   await tablet.context().close();
 
@@ -431,27 +405,25 @@ await main(async ({ server, browser }) => {
   await page2.getByText('belongs to another host').waitFor({ timeout: 10000 });
   r = await call(server, 'PATCH', `/api/shows/${showId}`, { token: other.token, body: { title: 'mine now' } });
   check(r.status === 403, `another host's PATCH: ${r.status}`);
-  if (merged) {
-    r = await call(server, 'GET', '/api/keys', { token: other.token });
-    check(r.status === 200 && r.body.items.length === 0, `another host's keys: ${JSON.stringify(r.body)}`);
-    r = await call(server, 'POST', `/api/streams/${stream}/cues`, { token: other.token, body: { kind: 'clear' } });
-    check(r.status === 403, `another host's cue: ${r.status}`);
-    r = await call(server, 'GET', `/api/streams/${stream}/status`, { token: other.token });
-    check(r.status === 403, `another host's stream status: ${r.status}`);
-    r = await call(server, 'PUT', `/api/streams/${stream}/rundown`, { token: other.token, body: { cues: [] } });
-    check(r.status === 403, `another host's rundown: ${r.status}`);
-    for (const [method, path, body] of [
-      ['PATCH', `/api/keys/${keyId}`, { name: 'mine' }],
-      ['POST', `/api/keys/${keyId}/rotate`, undefined],
-      ['DELETE', `/api/keys/${keyId}`, undefined],
-    ]) {
-      r = await call(server, method, path, { token: other.token, body });
-      check(r.status === 403, `another host's ${method} ${path}: ${r.status}`);
-    }
-    await page2.goto(server.url('/studio/keys'));
-    await page2.locator('.keys-table').waitFor();
-    check(!(await page2.getByText('Main cam').count()), 'the second host does not see the key');
+  r = await call(server, 'GET', '/api/keys', { token: other.token });
+  check(r.status === 200 && r.body.items.length === 0, `another host's keys: ${JSON.stringify(r.body)}`);
+  r = await call(server, 'POST', `/api/streams/${stream}/cues`, { token: other.token, body: { kind: 'clear' } });
+  check(r.status === 403, `another host's cue: ${r.status}`);
+  r = await call(server, 'GET', `/api/streams/${stream}/status`, { token: other.token });
+  check(r.status === 403, `another host's stream status: ${r.status}`);
+  r = await call(server, 'PUT', `/api/streams/${stream}/rundown`, { token: other.token, body: { cues: [] } });
+  check(r.status === 403, `another host's rundown: ${r.status}`);
+  for (const [method, path, body] of [
+    ['PATCH', `/api/keys/${keyId}`, { name: 'mine' }],
+    ['POST', `/api/keys/${keyId}/rotate`, undefined],
+    ['DELETE', `/api/keys/${keyId}`, undefined],
+  ]) {
+    r = await call(server, method, path, { token: other.token, body });
+    check(r.status === 403, `another host's ${method} ${path}: ${r.status}`);
   }
+  await page2.goto(server.url('/studio/keys'));
+  await page2.locator('.keys-table').waitFor();
+  check(!(await page2.getByText('Main cam').count()), 'the second host does not see the key');
   await soft('console errors (page2)', async () => assertNoConsoleErrors(page2, allow));
   await page2.context().close();
 
@@ -466,13 +438,11 @@ await main(async ({ server, browser }) => {
     return (await page.getByRole('link', { name: 'Open the replay' }).count()) > 0;
   }, 30000, 1000);
   await page.locator('.timeline svg, .chart-empty').first().waitFor();
-  if (hasCsv) {
-    const download = page.waitForEvent('download', { timeout: 10000 });
-    await page.getByRole('button', { name: 'Download chat (CSV)' }).click();
-    const file = await download;
-    check(/chat\.csv$/.test(file.suggestedFilename()), `download: ${file.suggestedFilename()}`);
-    await page.getByText(/Downloaded .*chat\.csv/).waitFor();
-  }
+  const download = page.waitForEvent('download', { timeout: 10000 });
+  await page.getByRole('button', { name: 'Download chat (CSV)' }).click();
+  const file = await download;
+  check(/chat\.csv$/.test(file.suggestedFilename()), `download: ${file.suggestedFilename()}`);
+  await page.getByText(/Downloaded .*chat\.csv/).waitFor();
   await sleep(300);
   await axe(page, 'studio after');
   await screenshot(page, 'studio-after');
@@ -501,26 +471,24 @@ await main(async ({ server, browser }) => {
   await phone.context().close();
 
   // Keys after the show: rename, rotate (the old key stops working), revoke (so does the new one).
-  if (merged) {
-    await page.goto(server.url('/studio/keys'));
-    promptAnswer = 'Studio cam';
-    await page.getByRole('button', { name: 'Rename Main cam' }).click();
-    await page.locator('#keys-status', { hasText: 'Renamed to “Studio cam”' }).waitFor();
-    r = await call(server, 'GET', '/api/keys', { token: host.token });
-    check(r.body.items[0].name === 'Studio cam', `renamed: ${JSON.stringify(r.body.items)}`);
-    await page.getByRole('button', { name: 'Rotate Studio cam' }).click();
-    await page.locator('#keys-status', { hasText: 'rotated' }).waitFor();
-    const rotated = await page.inputValue('#obs-key');
-    check(rotated && rotated !== key, 'rotating shows a new key');
-    const old = publish(server.rtmpUrl(key), 5);
-    check((await old.exited).code !== 0, 'the rotated-out key can no longer publish');
-    await page.getByRole('button', { name: 'Revoke Studio cam' }).click();
-    await page.locator('#keys-status', { hasText: 'revoked' }).waitFor();
-    check((await page.locator('#obs-key').count()) === 0, 'a revoked key is no longer shown');
-    const again = publish(server.rtmpUrl(rotated), 5);
-    check((await again.exited).code !== 0, 'a revoked key can no longer publish');
-    await axe(page, 'studio keys (after)');
-  }
+  await page.goto(server.url('/studio/keys'));
+  promptAnswer = 'Studio cam';
+  await page.getByRole('button', { name: 'Rename Main cam' }).click();
+  await page.locator('#keys-status', { hasText: 'Renamed to “Studio cam”' }).waitFor();
+  r = await call(server, 'GET', '/api/keys', { token: host.token });
+  check(r.body.items[0].name === 'Studio cam', `renamed: ${JSON.stringify(r.body.items)}`);
+  await page.getByRole('button', { name: 'Rotate Studio cam' }).click();
+  await page.locator('#keys-status', { hasText: 'rotated' }).waitFor();
+  const rotated = await page.inputValue('#obs-key');
+  check(rotated && rotated !== key, 'rotating shows a new key');
+  const old = publish(server.rtmpUrl(key), 5);
+  check((await old.exited).code !== 0, 'the rotated-out key can no longer publish');
+  await page.getByRole('button', { name: 'Revoke Studio cam' }).click();
+  await page.locator('#keys-status', { hasText: 'revoked' }).waitFor();
+  check((await page.locator('#obs-key').count()) === 0, 'a revoked key is no longer shown');
+  const again = publish(server.rtmpUrl(rotated), 5);
+  check((await again.exited).code !== 0, 'a revoked key can no longer publish');
+  await axe(page, 'studio keys (after)');
   await soft('console errors (page)', async () => assertNoConsoleErrors(page, allow));
   check(serverErrors.length === 0, `server errors: ${serverErrors.join(', ')}`);
   check(failures.length === 0, `failed:\n${failures.join('\n')}`);
