@@ -677,13 +677,22 @@ mod tests {
         header(&mut b, 0, 4, 0, limit as u32, 9, 1);
         assert_eq!(reader.read_message(&mut b), Ok(None));
         let mut sent = 0;
-        for _ in 0..200 {
+        for i in 0..64 {
             b.put_slice(&[7; 1024]);
             sent += 1024;
             assert_eq!(reader.read_message(&mut b), Ok(None));
             // Bytes wait in the input until a whole chunk is in, then move to the message.
-            assert_eq!(reader.buffered() + b.len(), sent);
+            if i < 63 {
+                assert_eq!((reader.buffered(), b.len()), (0, 12 + sent));
+            }
         }
+        assert_eq!((reader.buffered(), b.len()), (sent, 0));
+        // Further chunks (type 3) add what they carry.
+        b.put_u8(0xC4);
+        b.put_slice(&[7; 65_536]);
+        sent += 65_536;
+        assert_eq!(reader.read_message(&mut b), Ok(None));
+        assert_eq!(reader.buffered(), sent);
         let held: usize = reader
             .streams
             .values()
