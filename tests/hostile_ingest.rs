@@ -74,7 +74,13 @@ mod rtmp {
     }
 
     /// One message as chunks of `chunk_size`: a type 0 chunk, then type 3 continuations.
-    pub fn chunks(csid: u8, type_id: u8, stream_id: u32, payload: &[u8], chunk_size: usize) -> Vec<u8> {
+    pub fn chunks(
+        csid: u8,
+        type_id: u8,
+        stream_id: u32,
+        payload: &[u8],
+        chunk_size: usize,
+    ) -> Vec<u8> {
         let mut out = vec![csid & 0x3F, 0, 0, 0];
         out.extend(&(payload.len() as u32).to_be_bytes()[1..]);
         out.push(type_id);
@@ -102,7 +108,10 @@ mod rtmp {
     /// `connect` to application `live`.
     pub fn connect_message() -> Vec<u8> {
         let mut rest = Vec::new();
-        object(&mut rest, &[("app", "live"), ("tcUrl", "rtmp://127.0.0.1/live")]);
+        object(
+            &mut rest,
+            &[("app", "live"), ("tcUrl", "rtmp://127.0.0.1/live")],
+        );
         command_message(0, &command("connect", 1.0, &rest))
     }
 
@@ -185,10 +194,7 @@ impl PartWatch {
         );
         // Playlist updates (each adds one part or more) at least every PART_DEADLINE.
         let at_least = (watched.as_secs_f64() / PART_DEADLINE.as_secs_f64()) as usize;
-        assert!(
-            updates >= at_least,
-            "{updates} part updates in {watched:?}"
-        );
+        assert!(updates >= at_least, "{updates} part updates in {watched:?}");
     }
 }
 
@@ -213,6 +219,19 @@ fn refused(server: &Server, protocol: &str, reason: &str) -> u64 {
         .find_map(|line| line.strip_prefix(&series))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+}
+
+/// [`refused`] once it reaches `at_least` (the server counts a connection as it finishes closing
+/// it, so a test may see the close first), or after 5 s.
+fn refused_reaches(server: &Server, protocol: &str, reason: &str, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = refused(server, protocol, reason);
+        if value >= at_least || Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Reads what the server sends until it closes the connection; `None` if still open after
@@ -277,8 +296,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-/// Resident memory of the server process, KiB (found by its data directory).
-fn server_rss_kib(server: &Server) -> u64 {
+/// Memory of the server process (found by its data directory), KiB: resident and virtual
+/// (`VmSize` shows what was reserved even where no page was touched yet).
+fn server_memory_kib(server: &Server) -> (u64, u64) {
     let marker = format!(
         "CUECAST_SERVER_DATA_DIR={}",
         server.dir.path().join("data").display()
@@ -292,11 +312,14 @@ fn server_rss_kib(server: &Server) -> u64 {
             .any(|var| var == marker.as_bytes())
         {
             let status = std::fs::read_to_string(entry.path().join("status")).expect("status");
-            return status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .expect("VmRSS");
+            let field = |name: &str| -> u64 {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or_else(|| panic!("no {name}"))
+            };
+            return (field("VmRSS:"), field("VmSize:"));
         }
     }
     panic!("server process not found");
@@ -345,22 +368,29 @@ fn unfinished_and_trickled_handshakes_are_closed_by_the_handshake_timeout() {
         })
     };
 
-    assert!(closed_by_peer(&mut silent, Duration::from_secs(8)), "silent connection still open");
+    assert!(
+        closed_by_peer(&mut silent, Duration::from_secs(8)),
+        "silent connection still open"
+    );
     let trickled = trickle.join().expect("trickle");
     let trickled = trickled.expect("the trickling connection was never closed");
     assert!(trickled < Duration::from_secs(8), "{trickled:?}");
-    assert!(closed_by_peer(&mut stalled, Duration::from_secs(8)), "connected but never published: still open");
+    assert!(
+        closed_by_peer(&mut stalled, Duration::from_secs(8)),
+        "connected but never published: still open"
+    );
     pinger.join().expect("pinger");
     assert!(started.elapsed() >= Duration::from_millis(1900));
-    assert_eq!(refused(&server, "rtmp", "handshake_timeout"), 3);
-    let log = server.log();
-    assert!(log.contains("not publishing 2s after connecting"), "{log}");
+    assert_eq!(refused_reaches(&server, "rtmp", "handshake_timeout", 3), 3);
+    common::wait_log_count(&server, "not publishing 2s after connecting", 3, READY);
     watch.assert_on_time(started.elapsed());
 }
 
 #[test]
 fn chunk_size_attacks_close_the_connection_and_memory_does_not_follow_declared_sizes() {
-    let (server, _publisher) = server_with_healthy_stream(&[], 60);
+    // Room for the forty stalled connections below (all from 127.0.0.1).
+    let (server, _publisher) =
+        server_with_healthy_stream(&[("CUECAST_RTMP_MAX_CONNECTIONS_PER_IP", "64")], 60);
     let watch = PartWatch::start(&server, "demo");
     let started = Instant::now();
     let addr = rtmp_addr(&server);
@@ -376,46 +406,56 @@ fn chunk_size_attacks_close_the_connection_and_memory_does_not_follow_declared_s
     // Half of a 1000-byte video message, then Set Chunk Size.
     let mut socket = rtmp::connected(addr);
     let video = rtmp::chunks(6, 9, 1, &[0x17; 1000], 128);
-    socket.write_all(&video[..12 + 128 + 1 + 128]).expect("send");
+    socket
+        .write_all(&video[..12 + 128 + 1 + 128])
+        .expect("send");
     socket.write_all(&rtmp::set_chunk_size(4096)).expect("send");
-    assert!(closed_by_peer(&mut socket, Duration::from_secs(5)), "mid-message change: still open");
-    let log = server.log();
-    assert!(log.contains("RTMP chunk size 0 is outside 128..=65536"), "{log}");
-    assert!(log.contains("RTMP chunk size 2147483647 is outside"), "{log}");
-    assert!(log.contains("Set Chunk Size 4096 while a message is incomplete"), "{log}");
+    assert!(
+        closed_by_peer(&mut socket, Duration::from_secs(5)),
+        "mid-message change: still open"
+    );
+    for line in [
+        "RTMP chunk size 0 is outside 128..=65536",
+        "RTMP chunk size 1 is outside",
+        "RTMP chunk size 2147483647 is outside",
+        "Set Chunk Size 4096 while a message is incomplete",
+    ] {
+        wait_log(&server, line, Duration::from_secs(5));
+    }
 
     // Forty connections each declare a 16 MiB - 1 message, send 64 KiB of it and stall. If the
     // server reserved what the headers claim it would hold 640 MiB; it holds what arrived.
-    let before = server_rss_kib(&server);
+    let before = server_memory_kib(&server);
     let mut stalled = Vec::new();
     for _ in 0..40 {
         let mut socket = rtmp::connected(addr);
-        socket.write_all(&rtmp::set_chunk_size(65_536)).expect("send");
+        socket
+            .write_all(&rtmp::set_chunk_size(65_536))
+            .expect("send");
         let mut message = vec![6, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0];
         message.extend(vec![0x17; 64 * 1024]);
         socket.write_all(&message).expect("send");
         stalled.push(socket);
     }
     std::thread::sleep(Duration::from_secs(1));
-    let after = server_rss_kib(&server);
-    let grown_mib = after.saturating_sub(before) / 1024;
+    let after = server_memory_kib(&server);
+    let rss_mib = after.0.saturating_sub(before.0) / 1024;
+    let virtual_mib = after.1.saturating_sub(before.1) / 1024;
     assert!(
-        grown_mib < 64,
-        "server RSS grew {grown_mib} MiB for 40 × 64 KiB received"
+        rss_mib < 64 && virtual_mib < 128,
+        "server memory grew {rss_mib} MiB resident, {virtual_mib} MiB virtual for 40 × 64 KiB received"
     );
     // They are under every limit: still open, waiting for the rest of their messages.
     assert!(stalled.iter_mut().all(is_open));
     drop(stalled);
-    assert_eq!(refused(&server, "rtmp", "protocol_limit"), 4);
+    assert_eq!(refused_reaches(&server, "rtmp", "protocol_limit", 4), 4);
     watch.assert_on_time(started.elapsed());
 }
 
 #[test]
 fn message_past_the_size_limit_is_refused_from_its_header() {
-    let (server, _publisher) = server_with_healthy_stream(
-        &[("CUECAST_RTMP_MAX_MESSAGE_SIZE", "1048576")],
-        40,
-    );
+    let (server, _publisher) =
+        server_with_healthy_stream(&[("CUECAST_RTMP_MAX_MESSAGE_SIZE", "1048576")], 40);
     let watch = PartWatch::start(&server, "demo");
     let started = Instant::now();
     let mut socket = rtmp::connected(rtmp_addr(&server));
@@ -423,13 +463,16 @@ fn message_past_the_size_limit_is_refused_from_its_header() {
     socket
         .write_all(&[6, 0, 0, 0, 0x20, 0x00, 0x00, 9, 1, 0, 0, 0])
         .expect("send");
-    assert!(closed_by_peer(&mut socket, Duration::from_secs(5)), "still open");
-    let log = server.log();
     assert!(
-        log.contains("RTMP message of 2097152 bytes exceeds the limit of 1048576 bytes"),
-        "{log}"
+        closed_by_peer(&mut socket, Duration::from_secs(5)),
+        "still open"
     );
-    assert_eq!(refused(&server, "rtmp", "protocol_limit"), 1);
+    wait_log(
+        &server,
+        "RTMP message of 2097152 bytes exceeds the limit of 1048576 bytes",
+        Duration::from_secs(5),
+    );
+    assert_eq!(refused_reaches(&server, "rtmp", "protocol_limit", 1), 1);
     std::thread::sleep(Duration::from_secs(3));
     watch.assert_on_time(started.elapsed());
 }
@@ -469,39 +512,61 @@ fn hostile_amf0_and_stream_names_are_refused_without_a_lookup() {
             "{what}: still open"
         );
     }
-    let log = server.log();
-    assert_eq!(log.matches("AMF0: ").count(), 3, "{log}");
+    common::wait_log_count(&server, "protocol error: AMF0: ", 3, Duration::from_secs(5));
 
     // Publish before connect.
     let mut socket = rtmp::handshake(addr);
     socket
         .write_all(&rtmp::publish_messages("demo-key"))
         .expect("send");
-    assert!(closed_by_peer(&mut socket, Duration::from_secs(5)), "publish before connect: open");
+    assert!(
+        closed_by_peer(&mut socket, Duration::from_secs(5)),
+        "publish before connect: open"
+    );
     wait_log(&server, "command before connect", Duration::from_secs(5));
 
     // Stream names: refused with NetStream.Publish.BadName before any key lookup.
     let long = "k".repeat(10 * 1024);
-    for name in [long.as_str(), "../../../etc/passwd", "%2e%2e%2fdemo-key", "demo-key\0.flv"] {
+    for name in [
+        long.as_str(),
+        "../../../etc/passwd",
+        "%2e%2e%2fdemo-key",
+        "demo-key\0.flv",
+    ] {
         let mut socket = rtmp::connected(addr);
         socket
             .write_all(&rtmp::publish_messages(name))
             .expect("send");
         let replies = read_until_closed(&mut socket, Duration::from_secs(5))
             .unwrap_or_else(|| panic!("{:.20}: still open", name));
-        assert!(contains(&replies, "NetStream.Publish.BadName"), "{:.20}", name);
+        assert!(
+            contains(&replies, "NetStream.Publish.BadName"),
+            "{:.20}",
+            name
+        );
     }
-    assert_eq!(refused(&server, "rtmp", "bad_stream_name"), 4);
-    let log = server.log();
-    assert_eq!(log.matches("refused stream name").count(), 4, "{log}");
-    assert!(!log.contains("unknown stream key"), "a hostile name was looked up:\n{log}");
+    assert_eq!(refused_reaches(&server, "rtmp", "bad_stream_name", 4), 4);
+    let log = common::wait_log_count(
+        &server,
+        "reason=protocol error: refused stream name",
+        4,
+        READY,
+    );
+    assert!(
+        !log.contains("unknown stream key"),
+        "a hostile name was looked up:\n{log}"
+    );
     assert!(!log.contains("etc/passwd"), "{log}");
     let data = server.dir.path().join("data");
     let mut stack = vec![data];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            assert!(!name.contains("passwd") && !name.contains('%'), "{name} in {}", dir.display());
+            assert!(
+                !name.contains("passwd") && !name.contains('%'),
+                "{name} in {}",
+                dir.display()
+            );
             if entry.path().is_dir() {
                 stack.push(entry.path());
             }
@@ -522,7 +587,11 @@ fn video_before_its_codec_header_and_a_one_track_stream() {
     socket
         .write_all(&rtmp::publish_messages("second-key"))
         .expect("send");
-    wait_reply(&mut socket, "NetStream.Publish.Start", Duration::from_secs(5));
+    wait_reply(
+        &mut socket,
+        "NetStream.Publish.Start",
+        Duration::from_secs(5),
+    );
     for i in 0..30u32 {
         let mut frame = vec![if i == 0 { 0x17 } else { 0x27 }, 1, 0, 0, 0];
         frame.extend([0, 0, 0, 5, 0x65, 0x88, 0x84, 0x00, 0x33]);
@@ -584,22 +653,25 @@ fn a_thousand_idle_connections_meet_the_per_ip_cap_and_the_timeout() {
         sockets.retain_mut(is_open);
         sockets.len()
     };
-    // The cap is applied at accept: all but CAP are closed at once.
+    // The cap is applied at accept: all but CAP are closed at once (a few more may have got
+    // in as the first ones reached the handshake timeout while the loop was still connecting).
     let deadline = Instant::now() + Duration::from_secs(5);
     while open(&mut sockets) > CAP && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(open(&mut sockets), CAP);
-    assert_eq!(
-        refused(&server, "rtmp", "max_connections_per_ip"),
-        (1000 - CAP) as u64
-    );
+    assert!(open(&mut sockets) <= CAP);
+    let per_ip = refused(&server, "rtmp", "max_connections_per_ip");
+    assert!(per_ip >= (1000 - 3 * CAP) as u64, "{per_ip} refused");
     // A publisher from another address still gets in meanwhile.
     let mut other = rtmp::connected(rtmp_addr(&server));
     other
         .write_all(&rtmp::publish_messages("second-key"))
         .expect("send");
-    wait_reply(&mut other, "NetStream.Publish.Start", Duration::from_secs(5));
+    wait_reply(
+        &mut other,
+        "NetStream.Publish.Start",
+        Duration::from_secs(5),
+    );
     drop(other);
     // The ones within the cap never publish: closed by the handshake timeout.
     let deadline = Instant::now() + Duration::from_secs(8);
@@ -607,7 +679,12 @@ fn a_thousand_idle_connections_meet_the_per_ip_cap_and_the_timeout() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(open(&mut sockets), 0);
-    assert_eq!(refused(&server, "rtmp", "handshake_timeout"), CAP as u64);
+    // Every one of the 1,000 was either refused at accept or timed out.
+    let timed_out = refused_reaches(&server, "rtmp", "handshake_timeout", 1000 - per_ip);
+    assert_eq!(
+        refused(&server, "rtmp", "max_connections_per_ip") + timed_out,
+        1000
+    );
     // One log line per second of refusals, not one per connection.
     let log = server.log();
     let lines = log.matches("connection refused").count();
@@ -639,24 +716,21 @@ fn srt_hostile_stream_ids_silent_callers_and_a_handshake_flood() {
     };
 
     // Stream ids at libsrt's 512-byte limit with a key of path and percent characters.
-    for stream_id in [
+    let refused_callers: Vec<Publisher> = [
         format!("publish:live/{}%2e%2e", "k".repeat(490)),
         format!("#!::r=live/..,m=publish,u={}", "u".repeat(480)),
-    ] {
-        let mut refused_caller = caller(&stream_id);
-        refused_caller.wait(Duration::from_secs(10));
-        refused_caller.kill();
-    }
-    assert_eq!(refused(&server, "srt", "bad_stream_name"), 2);
-    let log = server.log();
-    assert_eq!(log.matches("refused stream key").count(), 2, "{log}");
+    ]
+    .iter()
+    .map(|id| caller(id))
+    .collect();
+    assert_eq!(refused_reaches(&server, "srt", "bad_stream_name", 2), 2);
+    common::wait_log_count(&server, "refused stream key", 2, Duration::from_secs(5));
+    drop(refused_callers);
 
     // A flood of callers from one address (each a new UDP port): CAP are admitted, the rest
     // rejected at handshake with SRT_REJX_OVERLOAD. The admitted ones never send: they are
     // closed by the idle timeout and hold no stream.
-    let mut flood: Vec<Publisher> = (0..12)
-        .map(|_| caller("publish:live/third-key"))
-        .collect();
+    let mut flood: Vec<Publisher> = (0..12).map(|_| caller("publish:live/second-key")).collect();
     common::wait_log_count(&server, "SRT caller connected", CAP, READY);
     let deadline = Instant::now() + Duration::from_secs(15);
     while refused(&server, "srt", "max_connections_per_ip") < (12 - CAP) as u64 {
@@ -677,10 +751,8 @@ fn srt_hostile_stream_ids_silent_callers_and_a_handshake_flood() {
 /// Proves [`PartWatch`] can fail: a stream whose publisher stops has no new parts.
 #[test]
 fn part_watch_notices_a_stalled_stream() {
-    let (server, mut publisher) = server_with_healthy_stream(
-        &[("CUECAST_INGEST_RECONNECT_GRACE_S", "30")],
-        60,
-    );
+    let (server, mut publisher) =
+        server_with_healthy_stream(&[("CUECAST_INGEST_RECONNECT_GRACE_S", "30")], 60);
     let watch = PartWatch::start(&server, "demo");
     std::thread::sleep(Duration::from_secs(1));
     publisher.kill();

@@ -192,7 +192,9 @@ mod tests {
         drop(a1);
         assert_eq!(limits.open(ip("10.0.0.1")), (2, 1));
         assert_eq!(limits.check(ip("10.0.0.3")), Ok(()));
-        let _a3 = limits.try_acquire(ip("10.0.0.1")).expect("a place came back");
+        let _a3 = limits
+            .try_acquire(ip("10.0.0.1"))
+            .expect("a place came back");
     }
 
     #[test]
@@ -217,7 +219,11 @@ mod tests {
     fn counts_are_forgotten_when_the_last_slot_goes() {
         let limits = ConnectionLimits::new(10, 10);
         let slots: Vec<_> = (0..5)
-            .map(|i| limits.try_acquire(ip(&format!("10.1.0.{i}"))).expect("slot"))
+            .map(|i| {
+                limits
+                    .try_acquire(ip(&format!("10.1.0.{i}")))
+                    .expect("slot")
+            })
             .collect();
         drop(slots);
         assert_eq!(limits.open(ip("10.1.0.1")), (0, 0));

@@ -637,11 +637,18 @@ mod tests {
         assert_eq!(second.payload.len(), 5000);
         assert!(b.is_empty());
         for bad in [0, 1, 127, 65_537, MAX_CHUNK_SIZE, 0x8000_0000] {
-            assert_eq!(reader.set_chunk_size(bad), Err(RtmpError::BadChunkSize(bad)));
+            assert_eq!(
+                reader.set_chunk_size(bad),
+                Err(RtmpError::BadChunkSize(bad))
+            );
         }
         assert_eq!(reader.chunk_size(), 4096);
-        reader.set_chunk_size(MAX_PEER_CHUNK_SIZE).expect("the spec's maximum");
-        reader.set_chunk_size(MIN_PEER_CHUNK_SIZE).expect("the default");
+        reader
+            .set_chunk_size(MAX_PEER_CHUNK_SIZE)
+            .expect("the spec's maximum");
+        reader
+            .set_chunk_size(MIN_PEER_CHUNK_SIZE)
+            .expect("the default");
     }
 
     #[test]
@@ -699,7 +706,10 @@ mod tests {
             .filter_map(|s| s.partial.as_ref())
             .map(BytesMut::capacity)
             .sum();
-        assert!(held <= sent + INITIAL_REASSEMBLY_CAPACITY, "{held} for {sent}");
+        assert!(
+            held <= sent + INITIAL_REASSEMBLY_CAPACITY,
+            "{held} for {sent}"
+        );
         // One byte past the limit is refused from the header, before any payload.
         let mut reader = ChunkReader::new(limit);
         let mut b = BytesMut::new();

@@ -490,7 +490,11 @@ impl Connection {
                 break Err(ConnectionError::Write(err));
             }
             if self.session.wants_close() {
-                break Ok(());
+                // A pipelined command (sent before connect was answered) may have failed.
+                break match self.session.take_deferred_error() {
+                    Some(err) => Err(ConnectionError::Protocol(err)),
+                    None => Ok(()),
+                };
             }
         };
         // Still publishing: the connection dropped, timed out or closed without unpublishing.

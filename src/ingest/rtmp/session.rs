@@ -39,11 +39,11 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::{Bytes, BytesMut};
 
 use super::RtmpError;
-use crate::ingest::names::check_publish_name;
 use super::amf0::{Object, Value};
 use super::chunk::{ChunkReader, ChunkWriter, RawMessage};
 use super::handshake::{HandshakeState, RANDOM_SIZE, ServerHandshake};
 use super::message::{self, Command, LIMIT_TYPE_DYNAMIC, Message, UserControl, split_aggregate};
+use crate::ingest::names::check_publish_name;
 
 /// Default chunk size the server announces and uses.
 pub const DEFAULT_CHUNK_SIZE: u32 = 4096;
@@ -441,6 +441,18 @@ impl ServerSession {
     /// are flushed), or after an error.
     pub fn wants_close(&self) -> bool {
         self.closing || self.failed
+    }
+
+    /// Why the session closes, when a command queued during `connect` failed as it was
+    /// replayed by `accept_connect` (otherwise reported by the next `handle_input`): the driver
+    /// asks once [`Self::wants_close`] is true. Taking it marks the session failed.
+    pub fn take_deferred_error(&mut self) -> Option<RtmpError> {
+        let error = self.deferred_error.take();
+        if error.is_some() {
+            self.failed = true;
+            self.input.clear();
+        }
+        error
     }
 
     /// Bytes held by the session's input buffers (for bounded-memory tests and metrics).
@@ -1435,7 +1447,12 @@ mod tests {
     fn hostile_publish_names_are_refused_before_the_application_sees_them() {
         let phases = ffmpeg_phases(0);
         let long = "k".repeat(10 * 1024);
-        for name in [long.as_str(), "../../etc/passwd", "%2e%2e%2fx", "demo-key\0"] {
+        for name in [
+            long.as_str(),
+            "../../etc/passwd",
+            "%2e%2e%2fx",
+            "demo-key\0",
+        ] {
             let mut rng = XorShift(37);
             let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
             run_phases(&mut h, &phases[..3], &mut rng, 10_000);
@@ -1461,6 +1478,31 @@ mod tests {
             };
             assert_eq!(info.get_str("code"), Some("NetStream.Publish.BadName"));
         }
+    }
+
+    #[test]
+    fn hostile_name_pipelined_before_connect_is_answered_is_reported() {
+        let phases = ffmpeg_phases(0);
+        let mut rng = XorShift(39);
+        let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
+        h.feed(&phases[0], &mut rng, 10_000).expect("c0c1");
+        // C2, connect, createStream and publish in one read: publish is queued until the
+        // application accepts connect, and fails when replayed.
+        let mut bytes = phases[1].clone();
+        bytes.extend(&phases[2]);
+        let mut c = Client::new();
+        c.writer.set_chunk_size(4096);
+        c.command(8, 1, "publish", 5.0, vec![Value::Null, "../x".into()]);
+        bytes.extend(c.take());
+        h.session.handle_input(&bytes).expect("queued");
+        h.drain();
+        assert!(h.session.wants_close());
+        assert_eq!(
+            h.session.take_deferred_error(),
+            Some(RtmpError::BadStreamName("path separator in the key"))
+        );
+        assert_eq!(h.session.handle_input(&[0]), Err(RtmpError::SessionClosed));
+        assert!(!h.events.iter().any(|e| matches!(e, Event::Publish { .. })));
     }
 
     #[test]

@@ -273,7 +273,11 @@ mod tests {
             "demo\\key",
         ] {
             let rejection = parse(id, "live").expect_err(id);
-            assert_eq!(rejection.reason, RejectReason::BadRequest, "{id}: {rejection}");
+            assert_eq!(
+                rejection.reason,
+                RejectReason::BadRequest,
+                "{id}: {rejection}"
+            );
         }
     }
 
