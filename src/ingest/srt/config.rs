@@ -103,3 +103,43 @@ pub fn check_passphrase(key: &str, passphrase: &str) -> Result<(), Invalid> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            enabled: true,
+            listen: "127.0.0.1:8890".parse().unwrap(),
+            latency_ms: 200,
+            passphrase: String::new(),
+            pbkeylen: 16,
+            idle_timeout_s: 10.0,
+            max_connections: 10,
+            max_connections_per_ip: 4,
+            read_batch_ms: 20,
+        }
+    }
+
+    #[test]
+    fn connection_limit_errors_name_the_key() {
+        assert_eq!(config().validate(), Ok(()));
+        type Change = fn(&mut Config);
+        let cases: [(Change, &str); 3] = [
+            (|c| c.max_connections = 0, "max_connections"),
+            (|c| c.max_connections_per_ip = 0, "max_connections_per_ip"),
+            (|c| c.max_connections_per_ip = 11, "max_connections_per_ip"),
+        ];
+        for (change, key) in cases {
+            let mut bad = config();
+            change(&mut bad);
+            assert_eq!(bad.validate().unwrap_err().key, key);
+        }
+        let settings = config().settings("live", &[], false).expect("enabled");
+        assert_eq!(
+            (settings.max_connections, settings.max_connections_per_ip),
+            (10, 4)
+        );
+    }
+}
