@@ -689,6 +689,37 @@ fn a_thousand_idle_connections_meet_the_per_ip_cap_and_the_timeout() {
     let log = server.log();
     let lines = log.matches("connection refused").count();
     assert!((1..=10).contains(&lines), "{lines} refusal lines");
+
+    // RTMP and RTMPS share the places: with CAP plain connections open from 127.0.0.3, an
+    // RTMPS one from there is closed at accept, before TLS.
+    let from = |ip: [u8; 4], port: u16| {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&socket2::SockAddr::from(SocketAddr::from((ip, 0))))
+            .expect("bind");
+        socket
+            .connect(&socket2::SockAddr::from(SocketAddr::from((
+                [127, 0, 0, 1],
+                port,
+            ))))
+            .expect("connect");
+        TcpStream::from(socket)
+    };
+    let mut plain: Vec<TcpStream> = (0..CAP)
+        .map(|_| from([127, 0, 0, 3], server.rtmp_port))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(open(&mut plain), CAP);
+    let mut tls = from([127, 0, 0, 3], server.rtmps_port);
+    assert!(
+        closed_by_peer(&mut tls, Duration::from_secs(2)),
+        "RTMPS over the shared cap"
+    );
+    assert_eq!(
+        refused_reaches(&server, "rtmps", "max_connections_per_ip", 1),
+        1
+    );
     watch.assert_on_time(started.elapsed());
 }
 
