@@ -1,6 +1,7 @@
 //! Process metrics, exported in the Prometheus text format at `GET /metrics`; per-stream live
 //! statistics in [`stream`] (docs/operations.md, "Metrics", lists every metric).
 
+pub mod ingest;
 pub mod stream;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -200,6 +201,8 @@ pub struct Metrics {
     /// Connections to the RTMPS port whose TLS handshake failed (not TLS, no common version or
     /// cipher, a client that refused the certificate).
     pub rtmps_refused_tls: AtomicU64,
+    /// Ingest connections refused or closed by a limit, by protocol and reason.
+    pub ingest_refused: ingest::IngestRefusals,
 }
 
 impl Metrics {
@@ -298,6 +301,7 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {value}");
             }
         }
+        self.ingest_refused.write(&mut out);
         self.hls_requests.write(&mut out);
         {
             let lags = self.rung_lag.lock().unwrap_or_else(|e| e.into_inner());

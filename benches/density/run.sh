@@ -214,6 +214,7 @@ run_case() {   # $1 = server, $2 = N
     done
     CUECAST_STREAMS="[$streams]" \
     CUECAST_RTMP_LISTEN="127.0.0.1:$rtmp_port" CUECAST_RTMPS_ENABLED=false \
+    CUECAST_RTMP_MAX_CONNECTIONS_PER_IP=256 \
     CUECAST_SRT_ENABLED=false \
     CUECAST_HTTP_LISTEN="127.0.0.1:$http_port" \
     CUECAST_SERVER_DATA_DIR="$data" \

@@ -37,6 +37,7 @@ streams=""
 for ((i = 1; i <= N; i++)); do streams+="${streams:+,}{name=\"s$i\",key=\"k$i\"}"; done
 CUECAST_STREAMS="[$streams]" CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_LISTEN=127.0.0.1:0 \
   CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false CUECAST_CHAT_ENABLED=false \
+  CUECAST_RTMP_MAX_CONNECTIONS_PER_IP=256 \
   CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_INGEST_RECONNECT_GRACE_S=0 CUECAST_MEDIA_LADDER="[]" \
   RUST_LOG=warn,cuecast::listen=info "$BIN" serve 2>"$work/server.log" &
 SERVER=$!; pids+=("$SERVER")

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::names::check_publish_name;
 use super::srt::check_passphrase;
 use super::{IngestContext, LiveSet, StreamKeys};
 use crate::hls::origin::is_valid_stream_name;
@@ -112,6 +113,14 @@ impl StreamConfig {
                 "must be non-empty without '?', '/' or spaces",
             ));
         }
+        // What publishers may send as a name (ingest::names): a key outside it could never
+        // publish.
+        if let Err(reason) = check_publish_name(&self.key) {
+            return Err(Invalid::new(
+                "key",
+                format!("publishers could not use it: {reason}"),
+            ));
+        }
         check_passphrase("srt_passphrase", &self.srt_passphrase)
     }
 
@@ -143,6 +152,9 @@ mod tests {
         for (streams, key) in [
             (vec![stream("a b", "k", "")], "[0].name"),
             (vec![stream("a", "k/1", "")], "[0].key"),
+            (vec![stream("a", "k%2e", "")], "[0].key"),
+            (vec![stream("a", "k..1", "")], "[0].key"),
+            (vec![stream("a", "k\\1", "")], "[0].key"),
             (vec![stream("a", "k", "short")], "[0].srt_passphrase"),
             (vec![stream("a", "k", ""), stream("a", "l", "")], "[1].name"),
             (vec![stream("a", "k", ""), stream("b", "k", "")], "[1].key"),

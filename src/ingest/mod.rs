@@ -5,6 +5,8 @@
 mod config;
 pub mod flv;
 pub mod keys;
+pub mod limits;
+pub mod names;
 pub mod rtmp;
 mod runtime;
 pub mod srt;

@@ -13,8 +13,12 @@
 //! - Extended timestamp: present when the 24-bit field is 0xFFFFFF; as librtmp and ffmpeg do,
 //!   type 3 chunks following such a header carry it too (it is read and, on continuation
 //!   chunks, ignored).
-//! - "The maximum chunk size can be 65536 bytes … (range 1–2147483647)": any size in
-//!   `1..=0x7FFFFFFF` is accepted; buffering is bounded by the message size limit instead.
+//! - "The maximum chunk size can be 65536 bytes … (range 1–2147483647)": a peer's Set Chunk
+//!   Size must be within [`MIN_PEER_CHUNK_SIZE`]`..=`[`MAX_PEER_CHUNK_SIZE`] (128..=65536, as
+//!   SRS requires; encoders send 4096) and must not arrive while a message is incomplete on
+//!   any chunk stream; otherwise the connection is closed. Tiny chunk sizes only multiply the
+//!   header work per byte, huge ones only serve to make a server allocate what a length field
+//!   claims (the bug of nginx-rtmp forks); neither is needed by a real encoder.
 //!
 //! Against hostile peers the reader bounds the message length (`max_message_size`), the number
 //! of chunk streams ([`MAX_CHUNK_STREAMS`]), how many of them hold an incomplete message
@@ -32,6 +36,10 @@ use super::RtmpError;
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 /// Largest chunk size allowed by the spec (the top bit must be 0).
 pub const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
+/// Smallest chunk size accepted from a peer (the protocol's default).
+pub const MIN_PEER_CHUNK_SIZE: u32 = DEFAULT_CHUNK_SIZE;
+/// Largest chunk size accepted from a peer ("The maximum chunk size can be 65536 bytes").
+pub const MAX_PEER_CHUNK_SIZE: u32 = 65_536;
 /// Most distinct chunk streams a peer may use on one connection.
 pub const MAX_CHUNK_STREAMS: usize = 64;
 /// Most chunk streams that may hold an incomplete message at once.
@@ -171,10 +179,15 @@ impl ChunkReader {
         self.chunk_size
     }
 
-    /// Applies the peer's Set Chunk Size (must be in `1..=0x7FFFFFFF`).
+    /// Applies the peer's Set Chunk Size: within
+    /// [`MIN_PEER_CHUNK_SIZE`]`..=`[`MAX_PEER_CHUNK_SIZE`], and not while a message is
+    /// incomplete.
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), RtmpError> {
-        if size == 0 || size > MAX_CHUNK_SIZE {
+        if !(MIN_PEER_CHUNK_SIZE..=MAX_PEER_CHUNK_SIZE).contains(&size) {
             return Err(RtmpError::BadChunkSize(size));
+        }
+        if self.partial_streams > 0 {
+            return Err(RtmpError::ChunkSizeMidMessage(size));
         }
         self.chunk_size = usize::try_from(size).map_err(|_| RtmpError::BadChunkSize(size))?;
         Ok(())
@@ -623,10 +636,90 @@ mod tests {
         let second = reader.read_message(&mut b).expect("ok").expect("message");
         assert_eq!(second.payload.len(), 5000);
         assert!(b.is_empty());
-        assert_eq!(reader.set_chunk_size(0), Err(RtmpError::BadChunkSize(0)));
+        for bad in [0, 1, 127, 65_537, MAX_CHUNK_SIZE, 0x8000_0000] {
+            assert_eq!(
+                reader.set_chunk_size(bad),
+                Err(RtmpError::BadChunkSize(bad))
+            );
+        }
+        assert_eq!(reader.chunk_size(), 4096);
+        reader
+            .set_chunk_size(MAX_PEER_CHUNK_SIZE)
+            .expect("the spec's maximum");
+        reader
+            .set_chunk_size(MIN_PEER_CHUNK_SIZE)
+            .expect("the default");
+    }
+
+    #[test]
+    fn chunk_size_change_mid_message_is_refused() {
+        let mut reader = ChunkReader::new(1 << 20);
+        let mut b = BytesMut::new();
+        // 300-byte message on csid 4: one 128-byte chunk arrives, the rest never does.
+        header(&mut b, 0, 4, 0, 300, 9, 1);
+        b.put_slice(&[0; 128]);
+        assert_eq!(reader.read_message(&mut b), Ok(None));
         assert_eq!(
-            reader.set_chunk_size(0x8000_0000),
-            Err(RtmpError::BadChunkSize(0x8000_0000))
+            reader.set_chunk_size(4096),
+            Err(RtmpError::ChunkSizeMidMessage(4096))
+        );
+        assert_eq!(reader.chunk_size(), 128);
+        // Once the message completes, a change is fine.
+        header(&mut b, 3, 4, 0, 0, 0, 0);
+        b.put_slice(&[0; 128]);
+        header(&mut b, 3, 4, 0, 0, 0, 0);
+        b.put_slice(&[0; 44]);
+        assert_eq!(reader.read_message(&mut b).map(|m| m.is_some()), Ok(true));
+        reader.set_chunk_size(4096).expect("between messages");
+    }
+
+    #[test]
+    fn memory_follows_the_bytes_received_not_the_declared_length() {
+        // An 8 MiB message declared with the largest chunk size, fed 1 KiB at a time: the
+        // reader holds what arrived and reserves at most 64 KiB ahead.
+        let limit = 8 << 20;
+        let mut reader = ChunkReader::new(limit);
+        reader.set_chunk_size(MAX_PEER_CHUNK_SIZE).expect("valid");
+        let mut b = BytesMut::new();
+        header(&mut b, 0, 4, 0, limit as u32, 9, 1);
+        assert_eq!(reader.read_message(&mut b), Ok(None));
+        let mut sent = 0;
+        for i in 0..64 {
+            b.put_slice(&[7; 1024]);
+            sent += 1024;
+            assert_eq!(reader.read_message(&mut b), Ok(None));
+            // Bytes wait in the input until a whole chunk is in, then move to the message.
+            if i < 63 {
+                assert_eq!((reader.buffered(), b.len()), (0, 12 + sent));
+            }
+        }
+        assert_eq!((reader.buffered(), b.len()), (sent, 0));
+        // Further chunks (type 3) add what they carry.
+        b.put_u8(0xC4);
+        b.put_slice(&[7; 65_536]);
+        sent += 65_536;
+        assert_eq!(reader.read_message(&mut b), Ok(None));
+        assert_eq!(reader.buffered(), sent);
+        let held: usize = reader
+            .streams
+            .values()
+            .filter_map(|s| s.partial.as_ref())
+            .map(BytesMut::capacity)
+            .sum();
+        assert!(
+            held <= sent + INITIAL_REASSEMBLY_CAPACITY,
+            "{held} for {sent}"
+        );
+        // One byte past the limit is refused from the header, before any payload.
+        let mut reader = ChunkReader::new(limit);
+        let mut b = BytesMut::new();
+        header(&mut b, 0, 4, 0, limit as u32 + 1, 9, 1);
+        assert_eq!(
+            reader.read_message(&mut b),
+            Err(RtmpError::MessageTooLarge {
+                length: limit + 1,
+                limit
+            })
         );
     }
 

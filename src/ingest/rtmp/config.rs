@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::SessionConfig;
 use super::server::RtmpSettings;
 use super::tls::{DEV_CERT_VALIDITY, TlsError, TlsSettings};
+use crate::ingest::limits::ConnectionLimits;
 use crate::setting::{Invalid, millis_or_off, positive_secs, secs};
 use crate::tls::{self, Issued};
 
@@ -26,8 +27,12 @@ pub struct Config {
     pub max_message_size: usize,
     /// Idle timeout, seconds.
     pub idle_timeout_s: f64,
-    /// Connection limit.
+    /// Time from accepting a connection to its publish starting, seconds.
+    pub handshake_timeout_s: f64,
+    /// Connection limit (RTMP and RTMPS together).
     pub max_connections: usize,
+    /// Connection limit per client address (IPv6: per /64).
+    pub max_connections_per_ip: usize,
     /// Read batching period, ms (0 = off).
     pub read_batch_ms: u64,
 }
@@ -36,6 +41,19 @@ impl Config {
     /// Checks what serde cannot; keys are relative to `[rtmp]`.
     pub fn validate(&self) -> Result<(), Invalid> {
         positive_secs("idle_timeout_s", self.idle_timeout_s)?;
+        positive_secs("handshake_timeout_s", self.handshake_timeout_s)?;
+        if self.max_connections == 0 {
+            return Err(Invalid::new("max_connections", "must be at least 1"));
+        }
+        if !(1..=self.max_connections).contains(&self.max_connections_per_ip) {
+            return Err(Invalid::new(
+                "max_connections_per_ip",
+                format!(
+                    "must be within 1..=max_connections ({})",
+                    self.max_connections
+                ),
+            ));
+        }
         if !(128..=65536).contains(&self.chunk_size) {
             return Err(Invalid::new("chunk_size", "must be within 128..=65536"));
         }
@@ -58,7 +76,8 @@ impl Config {
                 ..SessionConfig::default()
             },
             idle_timeout: secs(self.idle_timeout_s),
-            max_connections: self.max_connections,
+            handshake_timeout: secs(self.handshake_timeout_s),
+            limits: ConnectionLimits::new(self.max_connections, self.max_connections_per_ip),
             read_batch: millis_or_off(self.read_batch_ms),
         }
     }
@@ -185,7 +204,48 @@ impl TlsConfig {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn rtmp_config() -> Config {
+        Config {
+            listen: "127.0.0.1:1935".parse().unwrap(),
+            app: "live".into(),
+            chunk_size: 4096,
+            max_message_size: 1 << 20,
+            idle_timeout_s: 10.0,
+            handshake_timeout_s: 10.0,
+            max_connections: 10,
+            max_connections_per_ip: 4,
+            read_batch_ms: 20,
+        }
+    }
+
+    #[test]
+    fn limit_errors_name_the_key() {
+        assert_eq!(rtmp_config().validate(), Ok(()));
+        type Change = fn(&mut Config);
+        let cases: [(Change, &str); 5] = [
+            (|c| c.handshake_timeout_s = 0.0, "handshake_timeout_s"),
+            (|c| c.handshake_timeout_s = f64::NAN, "handshake_timeout_s"),
+            (|c| c.max_connections = 0, "max_connections"),
+            (|c| c.max_connections_per_ip = 0, "max_connections_per_ip"),
+            (|c| c.max_connections_per_ip = 11, "max_connections_per_ip"),
+        ];
+        for (change, key) in cases {
+            let mut bad = rtmp_config();
+            change(&mut bad);
+            assert_eq!(bad.validate().unwrap_err().key, key);
+        }
+        let settings = rtmp_config().settings();
+        assert_eq!(settings.handshake_timeout, Duration::from_secs(10));
+        let ip = "10.0.0.1".parse().unwrap();
+        let _slots: Vec<_> = (0..4)
+            .map(|_| settings.limits.try_acquire(ip).expect("under the limit"))
+            .collect();
+        assert!(settings.limits.try_acquire(ip).is_err());
+    }
 
     fn config() -> TlsConfig {
         TlsConfig {

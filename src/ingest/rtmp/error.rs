@@ -16,9 +16,17 @@ pub enum RtmpError {
         /// The configured maximum.
         limit: usize,
     },
-    /// Set Chunk Size with a value outside 1..=0x7FFFFFFF (RTMP spec §5.4.1).
-    #[error("invalid RTMP chunk size {0}")]
+    /// Set Chunk Size with a value outside 128..=65536 (RTMP spec §5.4.1 allows
+    /// 1..=0x7FFFFFFF; nothing real sends less than the default or more than the maximum it
+    /// names).
+    #[error("RTMP chunk size {0} is outside 128..=65536")]
     BadChunkSize(u32),
+    /// Set Chunk Size while a message was incomplete on some chunk stream.
+    #[error("RTMP Set Chunk Size {0} while a message is incomplete")]
+    ChunkSizeMidMessage(u32),
+    /// A publishing name refused before any lookup (too long, path or control characters).
+    #[error("refused stream name: {0}")]
+    BadStreamName(&'static str),
     /// A chunk of type 1, 2 or 3 on a chunk stream that never had a type 0 header.
     #[error("chunk header type {fmt} on chunk stream {csid} without a previous type 0 header")]
     MissingPreviousHeader {

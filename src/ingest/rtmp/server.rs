@@ -12,7 +12,6 @@ use bytes::BytesMut;
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,10 +19,14 @@ use tokio_util::task::TaskTracker;
 use super::tls::TlsSettings;
 use super::{Event, RtmpError, ServerSession, SessionConfig};
 use crate::ingest::flv::{FlvError, FlvUnpacker};
+use crate::ingest::limits::{ConnectionLimits, LimitRefusal, RefusalLog};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
 use crate::media::MediaError;
+use crate::metrics::ingest::{IngestProtocol, RefusalReason};
 use crate::webhooks::admission::{AdmissionHook, AdmissionRequest, Decision};
 
+/// At most one log line per this period about refused connections per listener.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(1);
 /// Read buffer size per connection.
 const READ_BUFFER: usize = 64 * 1024;
 /// `SO_RCVLOWAT` of a connection read on the shared tick: far more than a tick's worth of
@@ -176,6 +179,8 @@ async fn read_tls(
 enum ConnectionError {
     #[error("no data for {0:?}; closing")]
     Idle(Duration),
+    #[error("not publishing {0:?} after connecting; closing")]
+    HandshakeTimeout(Duration),
     #[error("replaced by a new publisher of the stream, or its stream key was revoked")]
     Replaced,
     #[error("read error: {0}")]
@@ -203,8 +208,10 @@ pub struct RtmpSettings {
     pub session: SessionConfig,
     /// Close connections silent for this long.
     pub idle_timeout: Duration,
-    /// Most simultaneous connections.
-    pub max_connections: usize,
+    /// Close connections not publishing this long after they were accepted.
+    pub handshake_timeout: Duration,
+    /// Connection limits, in total and per address, shared by the RTMP and RTMPS listeners.
+    pub limits: Arc<ConnectionLimits>,
     /// Read publishers' data in batches on this shared tick (None: read as it arrives).
     pub read_batch: Option<Duration>,
 }
@@ -230,7 +237,8 @@ pub async fn serve(
         }
         Err(error) => tracing::warn!(%error, protocol, "listener has no local address"),
     }
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let metric = IngestProtocol::rtmp(tls.is_some());
+    let mut refusals = RefusalLog::new(REFUSAL_LOG_PERIOD);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -244,9 +252,21 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::warn!(%peer, protocol, "connection refused: too many connections");
-            continue;
+        let permit = match settings.limits.try_acquire(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let reason = match refusal {
+                    LimitRefusal::Total(_) => RefusalReason::MaxConnections,
+                    LimitRefusal::PerIp(_) => RefusalReason::MaxConnectionsPerIp,
+                };
+                ctx.metrics.ingest_refused.count(metric, reason);
+                if let Some(unlogged) = refusals.refused(Instant::now()) {
+                    tracing::warn!(%peer, protocol, %refusal, refused_since_last_line = unlogged, "connection refused");
+                }
+                // Dropping the socket closes it at once, before any byte is read.
+                drop(socket);
+                continue;
+            }
         };
         let _ = socket.set_nodelay(true);
         // TLS reads go through tokio's readiness, which a raised low-water mark would withhold.
@@ -303,13 +323,46 @@ async fn run_connection<S: Transport>(
     match connection.run(socket, shutdown).await {
         Ok(()) => tracing::debug!(%peer, protocol, "RTMP connection closed"),
         Err(reason) => {
-            connection
-                .ctx
-                .metrics
-                .rtmp_errors
-                .fetch_add(1, Ordering::Relaxed);
+            let metrics = &connection.ctx.metrics;
+            let metric = IngestProtocol::rtmp(protocol == "rtmps");
+            match &reason {
+                ConnectionError::Idle(_) => {
+                    metrics
+                        .ingest_refused
+                        .count(metric, RefusalReason::IdleTimeout);
+                }
+                ConnectionError::HandshakeTimeout(_) => {
+                    metrics
+                        .ingest_refused
+                        .count(metric, RefusalReason::HandshakeTimeout);
+                }
+                ConnectionError::Protocol(error) => {
+                    metrics.rtmp_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Some(reason) = refusal_reason(error) {
+                        metrics.ingest_refused.count(metric, reason);
+                    }
+                }
+                _ => {
+                    metrics.rtmp_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             tracing::warn!(%peer, protocol, %reason, "RTMP connection ended");
         }
+    }
+}
+
+/// The limit a protocol error stands for, counted in `cuecast_ingest_refused_total`.
+fn refusal_reason(error: &RtmpError) -> Option<RefusalReason> {
+    match error {
+        RtmpError::BadStreamName(_) => Some(RefusalReason::BadStreamName),
+        RtmpError::MessageTooLarge { .. }
+        | RtmpError::BadChunkSize(_)
+        | RtmpError::ChunkSizeMidMessage(_)
+        | RtmpError::TooManyChunkStreams(_)
+        | RtmpError::TooMuchBuffered(_)
+        | RtmpError::TooManyStreams(_)
+        | RtmpError::TooManyPendingCommands(_) => Some(RefusalReason::ProtocolLimit),
+        _ => None,
     }
 }
 
@@ -358,8 +411,15 @@ impl Connection {
         shutdown: CancellationToken,
     ) -> Result<(), ConnectionError> {
         let mut buf = BytesMut::with_capacity(READ_BUFFER);
-        // Idle detection without a timer per read: a coarse tick checks when data last came.
-        let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 4);
+        // Idle detection without a timer per read: a coarse tick checks when data last came,
+        // and whether a connection that is not publishing yet has run out of time to start.
+        let accepted = tokio::time::Instant::now();
+        let check_every = self
+            .settings
+            .idle_timeout
+            .min(self.settings.handshake_timeout)
+            / 4;
+        let mut idle_check = tokio::time::interval(check_every);
         idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_data = tokio::time::Instant::now();
         let shutdown = shutdown.cancelled();
@@ -383,6 +443,13 @@ impl Connection {
                 _ = idle_check.tick() => {
                     if last_data.elapsed() >= self.settings.idle_timeout {
                         break Err(ConnectionError::Idle(self.settings.idle_timeout));
+                    }
+                    if self.publish.is_none()
+                        && accepted.elapsed() >= self.settings.handshake_timeout
+                    {
+                        break Err(ConnectionError::HandshakeTimeout(
+                            self.settings.handshake_timeout,
+                        ));
                     }
                     continue;
                 }
@@ -423,7 +490,11 @@ impl Connection {
                 break Err(ConnectionError::Write(err));
             }
             if self.session.wants_close() {
-                break Ok(());
+                // A pipelined command (sent before connect was answered) may have failed.
+                break match self.session.take_deferred_error() {
+                    Some(err) => Err(ConnectionError::Protocol(err)),
+                    None => Ok(()),
+                };
             }
         };
         // Still publishing: the connection dropped, timed out or closed without unpublishing.

@@ -43,6 +43,7 @@ use super::amf0::{Object, Value};
 use super::chunk::{ChunkReader, ChunkWriter, RawMessage};
 use super::handshake::{HandshakeState, RANDOM_SIZE, ServerHandshake};
 use super::message::{self, Command, LIMIT_TYPE_DYNAMIC, Message, UserControl, split_aggregate};
+use crate::ingest::names::check_publish_name;
 
 /// Default chunk size the server announces and uses.
 pub const DEFAULT_CHUNK_SIZE: u32 = 4096;
@@ -442,6 +443,18 @@ impl ServerSession {
         self.closing || self.failed
     }
 
+    /// Why the session closes, when a command queued during `connect` failed as it was
+    /// replayed by `accept_connect` (otherwise reported by the next `handle_input`): the driver
+    /// asks once [`Self::wants_close`] is true. Taking it marks the session failed.
+    pub fn take_deferred_error(&mut self) -> Option<RtmpError> {
+        let error = self.deferred_error.take();
+        if error.is_some() {
+            self.failed = true;
+            self.input.clear();
+        }
+        error
+    }
+
     /// Bytes held by the session's input buffers (for bounded-memory tests and metrics).
     pub fn buffered_input(&self) -> usize {
         self.input.len() + self.reader.buffered()
@@ -596,7 +609,11 @@ impl ServerSession {
             "releaseStream" => self.send_result(txn, Value::Undefined),
             "FCPublish" => {
                 self.send_result(txn, Value::Undefined);
-                let name = first_arg.and_then(Value::as_str).unwrap_or_default();
+                // Echoed back only when it is a name `publish` would accept.
+                let name = first_arg
+                    .and_then(Value::as_str)
+                    .filter(|name| check_publish_name(name).is_ok())
+                    .unwrap_or_default();
                 let info = Object::new()
                     .with("code", "NetStream.Publish.Start")
                     .with("description", name);
@@ -688,6 +705,15 @@ impl ServerSession {
         let Some(stream_key) = args.next().and_then(Value::as_str) else {
             return Err(RtmpError::ProtocolViolation("publish without a name"));
         };
+        // Refused before the application sees the name (no lookup, no path, no log of it).
+        if let Err(reason) = check_publish_name(stream_key) {
+            let info = Object::new()
+                .with("level", "error")
+                .with("code", "NetStream.Publish.BadName")
+                .with("description", format!("refused stream name: {reason}"));
+            self.send_on_status(stream_id, info);
+            return Err(RtmpError::BadStreamName(reason));
+        }
         let publish_type = args.next().and_then(Value::as_str).unwrap_or("live");
         *state = PublishState::Pending {
             stream_key: stream_key.to_owned(),
@@ -1414,6 +1440,100 @@ mod tests {
         assert_eq!(
             h.feed(&c.take(), &mut rng, 10_000),
             Err(RtmpError::BadChunkSize(0x8000_0000))
+        );
+    }
+
+    #[test]
+    fn hostile_publish_names_are_refused_before_the_application_sees_them() {
+        let phases = ffmpeg_phases(0);
+        let long = "k".repeat(10 * 1024);
+        for name in [
+            long.as_str(),
+            "../../etc/passwd",
+            "%2e%2e%2fx",
+            "demo-key\0",
+        ] {
+            let mut rng = XorShift(37);
+            let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
+            run_phases(&mut h, &phases[..3], &mut rng, 10_000);
+            let mut c = Client::new();
+            c.writer.set_chunk_size(4096);
+            c.command(8, 1, "publish", 5.0, vec![Value::Null, name.into()]);
+            let result = h.feed(&c.take(), &mut rng, 10_000);
+            assert!(
+                matches!(result, Err(RtmpError::BadStreamName(_))),
+                "{name:?}: {result:?}"
+            );
+            h.drain();
+            assert!(h.session.wants_close());
+            assert!(
+                !h.events.iter().any(|e| matches!(e, Event::Publish { .. })),
+                "{name:?} reached the application"
+            );
+            let replies = commands(&server_messages(&h.output));
+            let (sid, status) = replies.last().expect("a reply");
+            assert_eq!((*sid, status.name.as_str()), (1, "onStatus"));
+            let Some(Value::Object(info)) = status.arguments.first() else {
+                panic!("onStatus without info: {status:?}");
+            };
+            assert_eq!(info.get_str("code"), Some("NetStream.Publish.BadName"));
+        }
+    }
+
+    #[test]
+    fn hostile_name_pipelined_before_connect_is_answered_is_reported() {
+        let phases = ffmpeg_phases(0);
+        let mut rng = XorShift(39);
+        let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
+        h.feed(&phases[0], &mut rng, 10_000).expect("c0c1");
+        // C2, connect, createStream and publish in one read: publish is queued until the
+        // application accepts connect, and fails when replayed.
+        let mut bytes = phases[1].clone();
+        bytes.extend(&phases[2]);
+        let mut c = Client::new();
+        c.writer.set_chunk_size(4096);
+        c.command(8, 1, "publish", 5.0, vec![Value::Null, "../x".into()]);
+        bytes.extend(c.take());
+        h.session.handle_input(&bytes).expect("queued");
+        h.drain();
+        assert!(h.session.wants_close());
+        assert_eq!(
+            h.session.take_deferred_error(),
+            Some(RtmpError::BadStreamName("path separator in the key"))
+        );
+        assert_eq!(h.session.handle_input(&[0]), Err(RtmpError::SessionClosed));
+        assert!(!h.events.iter().any(|e| matches!(e, Event::Publish { .. })));
+    }
+
+    #[test]
+    fn set_chunk_size_out_of_range_or_mid_message_closes() {
+        let phases = ffmpeg_phases(0);
+        for size in [0u32, 1, 0x7FFF_FFFF] {
+            let mut rng = XorShift(41);
+            let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
+            run_phases(&mut h, &phases[..2], &mut rng, 10_000);
+            let mut c = Client::new();
+            c.message(2, 0, 0, Message::SetChunkSize(size));
+            assert_eq!(
+                h.feed(&c.take(), &mut rng, 10_000),
+                Err(RtmpError::BadChunkSize(size))
+            );
+            assert!(h.session.wants_close());
+        }
+        // A video message half sent on chunk stream 6, then Set Chunk Size on chunk stream 2.
+        let mut rng = XorShift(43);
+        let mut h = Harness::new(SessionConfig::default(), Answer::Accept);
+        run_phases(&mut h, &phases[..2], &mut rng, 10_000);
+        let mut c = Client::new();
+        c.message(6, 0, 1, Message::Video(video_tag(true, 1000)));
+        let mut bytes = c.take();
+        bytes.truncate(12 + 128 + 1 + 128);
+        let mut c = Client::new();
+        c.message(2, 0, 0, Message::SetChunkSize(4096));
+        bytes.extend(c.take());
+        assert_eq!(
+            h.feed(&bytes, &mut rng, 10_000),
+            Err(RtmpError::ChunkSizeMidMessage(4096))
         );
     }
 

@@ -26,6 +26,8 @@ pub struct Config {
     pub idle_timeout_s: f64,
     /// Connection limit.
     pub max_connections: usize,
+    /// Connection limit per caller address (IPv6: per /64).
+    pub max_connections_per_ip: usize,
     /// Read batching period, ms (0 = off).
     pub read_batch_ms: u64,
 }
@@ -34,6 +36,18 @@ impl Config {
     /// Checks what serde cannot; keys are relative to `[srt]`.
     pub fn validate(&self) -> Result<(), Invalid> {
         positive_secs("idle_timeout_s", self.idle_timeout_s)?;
+        if self.max_connections == 0 {
+            return Err(Invalid::new("max_connections", "must be at least 1"));
+        }
+        if !(1..=self.max_connections).contains(&self.max_connections_per_ip) {
+            return Err(Invalid::new(
+                "max_connections_per_ip",
+                format!(
+                    "must be within 1..=max_connections ({})",
+                    self.max_connections
+                ),
+            ));
+        }
         if ![16, 24, 32].contains(&self.pbkeylen) {
             return Err(Invalid::new(
                 "pbkeylen",
@@ -68,6 +82,7 @@ impl Config {
             stream_passphrases: SrtSettings::stream_passphrases(streams),
             idle_timeout: secs(self.idle_timeout_s),
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
             takeover,
             read_batch: millis_or_off(self.read_batch_ms),
         })
@@ -86,5 +101,45 @@ pub fn check_passphrase(key: &str, passphrase: &str) -> Result<(), Invalid> {
                 passphrase.len()
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            enabled: true,
+            listen: "127.0.0.1:8890".parse().unwrap(),
+            latency_ms: 200,
+            passphrase: String::new(),
+            pbkeylen: 16,
+            idle_timeout_s: 10.0,
+            max_connections: 10,
+            max_connections_per_ip: 4,
+            read_batch_ms: 20,
+        }
+    }
+
+    #[test]
+    fn connection_limit_errors_name_the_key() {
+        assert_eq!(config().validate(), Ok(()));
+        type Change = fn(&mut Config);
+        let cases: [(Change, &str); 3] = [
+            (|c| c.max_connections = 0, "max_connections"),
+            (|c| c.max_connections_per_ip = 0, "max_connections_per_ip"),
+            (|c| c.max_connections_per_ip = 11, "max_connections_per_ip"),
+        ];
+        for (change, key) in cases {
+            let mut bad = config();
+            change(&mut bad);
+            assert_eq!(bad.validate().unwrap_err().key, key);
+        }
+        let settings = config().settings("live", &[], false).expect("enabled");
+        assert_eq!(
+            (settings.max_connections, settings.max_connections_per_ip),
+            (10, 4)
+        );
     }
 }

@@ -43,6 +43,8 @@ pub struct SrtSettings {
     pub idle_timeout: Duration,
     /// Most simultaneous callers.
     pub max_connections: usize,
+    /// Most simultaneous callers from one address (IPv6: per /64).
+    pub max_connections_per_ip: usize,
     /// A caller for a live stream takes it over (`ingest.takeover`) instead of being refused.
     pub takeover: bool,
     /// Read callers' data in batches of this period (None: as it arrives).
@@ -139,6 +141,7 @@ mod tests {
             stream_passphrases: HashMap::from([("k2".into(), "second-passphrase".into())]),
             idle_timeout: Duration::from_secs(10),
             max_connections: 10,
+            max_connections_per_ip: 4,
             takeover: false,
             read_batch: None,
         }

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -29,10 +29,12 @@ use tokio_util::task::TaskTracker;
 use super::ffi::{Epoll, EpollEvent, Handshake, Library, Socket, SocketId, SrtError};
 use super::streamid::{RejectReason, Rejection, redacted};
 use super::{Admission, SrtSettings};
+use crate::ingest::limits::{ConnectionLimits, ConnectionSlot, LimitRefusal};
 use crate::ingest::{IngestContext, Publication, PublishEnd, PublisherInfo};
 use crate::media::MediaError;
 use crate::media::frame::MediaUnit;
 use crate::media::mpegts::{PushError, TsDemuxer};
+use crate::metrics::ingest::{IngestProtocol, RefusalReason};
 use crate::webhooks::admission::{AdmissionHook, AdmissionRequest, Decision};
 
 /// Largest SRT live payload (libsrt's default SRTO_PAYLOADSIZE is 1316; 1456 is the maximum).
@@ -118,7 +120,8 @@ pub struct SrtListener {
 struct CallbackContext {
     settings: Arc<SrtSettings>,
     ctx: Arc<IngestContext>,
-    connections: Arc<AtomicUsize>,
+    /// Callers' places under `max_connections` and `max_connections_per_ip`.
+    connections: Arc<ConnectionLimits>,
     /// Where the admission hook's request runs (the runtime that bound the listener).
     runtime: Option<tokio::runtime::Handle>,
     /// Streams the admission hook chose at handshake, by the caller's socket.
@@ -139,7 +142,7 @@ impl SrtListener {
     pub fn bind(
         settings: &Arc<SrtSettings>,
         ctx: &Arc<IngestContext>,
-    ) -> Result<(SrtListener, Arc<AtomicUsize>, Hooked), ListenError> {
+    ) -> Result<(SrtListener, Arc<ConnectionLimits>, Hooked), ListenError> {
         let library = Library::start()?;
         let socket = Socket::new()?;
         let option = |option: &'static str| move |error| ListenError::Option { option, error };
@@ -157,7 +160,8 @@ impl SrtListener {
                 .set_passphrase(passphrase)
                 .map_err(option("passphrase"))?;
         }
-        let connections = Arc::new(AtomicUsize::new(0));
+        let connections =
+            ConnectionLimits::new(settings.max_connections, settings.max_connections_per_ip);
         let hooked = Hooked::default();
         let context = CallbackContext {
             settings: Arc::clone(settings),
@@ -188,6 +192,14 @@ impl SrtListener {
     }
 }
 
+/// The `cuecast_ingest_refused_total` reason of a limit.
+fn limit_reason(refusal: LimitRefusal) -> RefusalReason {
+    match refusal {
+        LimitRefusal::Total(_) => RefusalReason::MaxConnections,
+        LimitRefusal::PerIp(_) => RefusalReason::MaxConnectionsPerIp,
+    }
+}
+
 /// The callback's decision: `Err(reject code)`.
 fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32> {
     let stream_id = handshake.stream_id();
@@ -207,8 +219,21 @@ fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32
         );
         reason.code()
     };
-    if context.connections.load(Ordering::Relaxed) >= context.settings.max_connections {
-        return Err(reject(RejectReason::Overload, "too many SRT connections"));
+    let ip = handshake
+        .peer()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.ip());
+    if let Err(refusal) = context.connections.check(ip) {
+        metrics
+            .ingest_refused
+            .count(IngestProtocol::Srt, limit_reason(refusal));
+        return Err(reject(RejectReason::Overload, &refusal.to_string()));
+    }
+    if super::streamid::parse(stream_id, &context.settings.app)
+        .is_err_and(|r| r.reason == RejectReason::BadRequest)
+    {
+        metrics
+            .ingest_refused
+            .count(IngestProtocol::Srt, RefusalReason::BadStreamName);
     }
     let admission = match &context.ctx.admission {
         None => context
@@ -291,6 +316,8 @@ struct Caller {
     connected: Instant,
     last_data: Instant,
     media: Option<MediaLink>,
+    /// Its place under the connection limits, given back when the caller is dropped.
+    _slot: ConnectionSlot,
 }
 
 /// The media side of a caller that sent data.
@@ -309,7 +336,7 @@ struct MediaLink {
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     listener: SrtListener,
-    connections: Arc<AtomicUsize>,
+    connections: Arc<ConnectionLimits>,
     hooked: Hooked,
     settings: Arc<SrtSettings>,
     ctx: Arc<IngestContext>,
@@ -347,7 +374,7 @@ struct Driver {
     listener: Socket,
     epoll: Epoll,
     callers: HashMap<SocketId, Caller>,
-    connections: Arc<AtomicUsize>,
+    connections: Arc<ConnectionLimits>,
     /// The admission hook's choices at handshake.
     hooked: Hooked,
     settings: Arc<SrtSettings>,
@@ -419,6 +446,19 @@ impl Driver {
                 return;
             }
         };
+        // Admitted at handshake; other callers from the same address may have been accepted
+        // since (a handshake flood).
+        let slot = match self.connections.try_acquire(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                self.ctx
+                    .metrics
+                    .ingest_refused
+                    .count(IngestProtocol::Srt, limit_reason(refusal));
+                tracing::warn!(%peer, %refusal, "SRT caller closed after the handshake");
+                return;
+            }
+        };
         if let Err(error) = self.epoll.watch(&socket) {
             tracing::warn!(%peer, %error, "SRT: cannot watch the caller");
             return;
@@ -444,10 +484,9 @@ impl Driver {
                 connected: now,
                 last_data: now,
                 media: None,
+                _slot: slot,
             },
         );
-        self.connections
-            .store(self.callers.len(), Ordering::Relaxed);
     }
 
     /// Reads what `socket` has (up to [`MAX_BATCH`]) and feeds it to its demuxer.
@@ -537,8 +576,12 @@ impl Driver {
         };
         self.epoll.unwatch(&caller.socket);
         drop(caller.socket);
-        self.connections
-            .store(self.callers.len(), Ordering::Relaxed);
+        if matches!(reason, CallerError::Idle(_)) {
+            self.ctx
+                .metrics
+                .ingest_refused
+                .count(IngestProtocol::Srt, RefusalReason::IdleTimeout);
+        }
         tracing::info!(
             peer = %caller.peer,
             stream = %caller.admission.name,

@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use crate::ingest::names::check_key;
+
 /// SRT access-control reject reasons (`srt/access_control.h`), sent to the caller at handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -117,6 +119,12 @@ pub fn parse(stream_id: &str, app: &str) -> Result<PublishRequest, Rejection> {
         return Err(Rejection::new(
             RejectReason::BadRequest,
             "stream id longer than 512 bytes",
+        ));
+    }
+    if stream_id.chars().any(char::is_control) {
+        return Err(Rejection::new(
+            RejectReason::BadRequest,
+            "control character in the stream id",
         ));
     }
     if let Some(pairs) = stream_id.strip_prefix("#!::") {
@@ -228,6 +236,12 @@ fn resource_key(resource: &str, app: &str) -> Result<String, Rejection> {
             "empty stream key in the stream id",
         ));
     }
+    check_key(key).map_err(|reason| {
+        Rejection::new(
+            RejectReason::BadRequest,
+            format!("refused stream key: {reason}"),
+        )
+    })?;
     Ok(key.to_string())
 }
 
@@ -246,6 +260,26 @@ pub fn redacted(stream_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_stream_ids_are_bad_requests() {
+        let long = format!("publish:live/{}", "k".repeat(1024));
+        for id in [
+            long.as_str(),
+            "publish:live/..",
+            "publish:live/%2e%2e",
+            "#!::r=live/a%2fb,m=publish",
+            "publish:live/demo-key\0",
+            "demo\\key",
+        ] {
+            let rejection = parse(id, "live").expect_err(id);
+            assert_eq!(
+                rejection.reason,
+                RejectReason::BadRequest,
+                "{id}: {rejection}"
+            );
+        }
+    }
 
     fn key(stream_id: &str) -> Result<String, RejectReason> {
         parse(stream_id, "live")
