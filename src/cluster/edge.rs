@@ -5,8 +5,9 @@
 //!   `_HLS_skip` — become one upstream request whose answer every waiter gets ([`Flights`]);
 //!   blocking playlist reloads and preload-hinted parts are forwarded as they are, so the
 //!   owner holds them and N viewers here cost one held request there;
-//! - init segments, segments and parts (immutable once published) are kept [`ObjectCache::TTL`]
-//!   so late requests for the same part do not go upstream again;
+//! - answers the owner lets caches keep (`Cache-Control: max-age` — init segments, segments,
+//!   parts, blocking playlist reloads) are kept that long, at most [`ObjectCache::TTL`], so late
+//!   requests for the same part or playlist update do not go upstream again;
 //! - paths, session ids, segment and part numbers are the owner's, untouched: a viewer moved
 //!   between nodes keeps playing.
 //!
@@ -64,6 +65,16 @@ pub struct Upstream {
     pub body: Bytes,
 }
 
+impl Upstream {
+    /// The value of header `name` (lower case), if the owner sent it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// How the edge answered a request (the [`EDGE_HEADER`] value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
@@ -114,9 +125,23 @@ pub fn collapse_key(path: &str, query: Option<&str>) -> String {
     }
 }
 
-/// Whether the object at `path` is immutable once published (init, segments, parts).
-pub fn is_immutable(path: &str) -> bool {
-    path.ends_with(".m4s") || path.ends_with(".mp4")
+/// How long an answer may be kept: its `Cache-Control` `max-age` (none for `no-cache`,
+/// `no-store`, `private` or without one), at most [`ObjectCache::TTL`].
+pub fn keep_for(status: u16, cache_control: Option<&str>) -> Option<Duration> {
+    if status != 200 {
+        return None;
+    }
+    let mut max_age = None;
+    for directive in cache_control?.split(',').map(str::trim) {
+        match directive.split_once('=') {
+            Some(("max-age", secs)) => max_age = secs.trim().parse::<u64>().ok(),
+            None if matches!(directive, "no-cache" | "no-store" | "private") => return None,
+            _ => {}
+        }
+    }
+    max_age
+        .filter(|&secs| secs > 0)
+        .map(|secs| Duration::from_secs(secs).min(ObjectCache::TTL))
 }
 
 type Flight<V> = Shared<Pin<Box<dyn Future<Output = Option<V>> + Send>>>;
@@ -185,17 +210,18 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
     }
 }
 
-/// Immutable objects fetched from owners, kept [`ObjectCache::TTL`] and within a byte budget
+/// Answers fetched from owners that may be kept, each until its expiry, within a byte budget
 /// (oldest out first): sans-IO, time passed in.
 #[derive(Debug, Default)]
 pub struct ObjectCache {
+    /// Expiry and answer.
     entries: HashMap<String, (Instant, Upstream)>,
     order: VecDeque<String>,
     bytes: usize,
 }
 
 impl ObjectCache {
-    /// How long an object is kept (a few parts' worth of late requests).
+    /// How long an answer is kept at most (a few segments' worth of late requests).
     pub const TTL: Duration = Duration::from_secs(10);
     /// Bytes kept at most.
     pub const MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -204,23 +230,24 @@ impl ObjectCache {
     pub fn get(&self, key: &str, now: Instant) -> Option<Upstream> {
         self.entries
             .get(key)
-            .filter(|(at, _)| now.duration_since(*at) < Self::TTL)
+            .filter(|(expiry, _)| now < *expiry)
             .map(|(_, object)| object.clone())
     }
 
-    /// Keeps `object` under `key` from `now`, dropping expired and, over the budget, oldest.
-    pub fn put(&mut self, key: &str, object: Upstream, now: Instant) {
+    /// Keeps `object` under `key` from `now` for `ttl`, dropping expired and, over the budget,
+    /// oldest.
+    pub fn put(&mut self, key: &str, object: Upstream, now: Instant, ttl: Duration) {
         if object.body.len() > Self::MAX_BYTES || self.entries.contains_key(key) {
             return;
         }
         self.bytes += object.body.len();
-        self.entries.insert(key.to_string(), (now, object));
+        self.entries.insert(key.to_string(), (now + ttl, object));
         self.order.push_back(key.to_string());
         while let Some(oldest) = self.order.front() {
             let expired = self
                 .entries
                 .get(oldest)
-                .is_none_or(|(at, _)| now.duration_since(*at) >= Self::TTL);
+                .is_none_or(|(expiry, _)| now >= *expiry);
             if !expired && self.bytes <= Self::MAX_BYTES {
                 break;
             }
@@ -331,7 +358,7 @@ impl Edge {
     }
 
     /// GET `path?query` from the owner at `owner`, collapsed with identical requests in flight
-    /// and, for immutable objects, answered from the cache.
+    /// and answered from the cache while a previous answer may be kept ([`keep_for`]).
     pub async fn fetch(
         &self,
         owner: &str,
@@ -339,13 +366,11 @@ impl Edge {
         query: Option<&str>,
     ) -> (Result<Upstream, EdgeError>, Served) {
         let key = format!("{owner}{}", collapse_key(path, query));
-        let immutable = is_immutable(path);
-        if immutable
-            && let Some(object) = self
-                .cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&key, Instant::now())
+        if let Some(object) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key, Instant::now())
         {
             self.counters.cached.fetch_add(1, Ordering::Relaxed);
             return (Ok(object), Served::Cached);
@@ -360,14 +385,14 @@ impl Edge {
         let cache = Arc::clone(&self.cache);
         let cache_key = key.clone();
         let done = move |answer: &Result<Upstream, EdgeError>| {
-            if immutable
-                && let Ok(object) = answer
-                && object.status == 200
+            if let Ok(object) = answer
+                && let Some(ttl) = keep_for(object.status, object.header("cache-control"))
             {
                 cache.lock().unwrap_or_else(|e| e.into_inner()).put(
                     &cache_key,
                     object.clone(),
                     Instant::now(),
+                    ttl,
                 );
             }
         };
@@ -492,9 +517,24 @@ mod tests {
             collapse_key("/p", Some("_HLS_msn=7")),
             collapse_key("/p", Some("_HLS_msn=8"))
         );
-        assert!(is_immutable("/hls/a/s/v/part12.m4s"));
-        assert!(is_immutable("/hls/a/s/v/init.mp4"));
-        assert!(!is_immutable("/hls/a/s/v/playlist.m3u8"));
+    }
+
+    #[test]
+    fn answers_are_kept_as_long_as_the_owner_allows() {
+        let ttl = ObjectCache::TTL;
+        assert_eq!(
+            keep_for(200, Some("public, max-age=31536000, immutable")),
+            Some(ttl)
+        );
+        assert_eq!(
+            keep_for(200, Some("public, max-age=6")),
+            Some(Duration::from_secs(6))
+        );
+        assert_eq!(keep_for(200, Some("no-cache")), None);
+        assert_eq!(keep_for(200, Some("max-age=0")), None);
+        assert_eq!(keep_for(200, Some("private, max-age=5")), None);
+        assert_eq!(keep_for(200, None), None);
+        assert_eq!(keep_for(404, Some("public, max-age=6")), None);
     }
 
     fn object(len: usize) -> Upstream {
@@ -509,21 +549,21 @@ mod tests {
     fn cache_expires_and_keeps_within_its_budget() {
         let start = Instant::now();
         let mut cache = ObjectCache::default();
-        cache.put("a", object(10), start);
+        cache.put("a", object(10), start, ObjectCache::TTL);
         assert!(cache.get("a", start + Duration::from_secs(1)).is_some());
         assert!(
             cache.get("a", start + ObjectCache::TTL).is_none(),
             "expired"
         );
         let big = ObjectCache::MAX_BYTES / 2 + 1;
-        cache.put("b", object(big), start);
-        cache.put("c", object(big), start);
+        cache.put("b", object(big), start, ObjectCache::TTL);
+        cache.put("c", object(big), start, ObjectCache::TTL);
         assert!(
             cache.get("b", start).is_none(),
             "oldest out over the budget"
         );
         assert!(cache.get("c", start).is_some());
-        cache.put("d", object(1), start + ObjectCache::TTL);
+        cache.put("d", object(1), start + ObjectCache::TTL, ObjectCache::TTL);
         assert_eq!(cache.len(), 1, "expired entries dropped");
     }
 
