@@ -6,7 +6,9 @@
 #   - upstream requests per part: A's media_playlist and part requests during the window (from
 #     A's /metrics, minus the probe's own) divided by the parts published in it;
 #   - the edge's added latency: for each part, when a player on B got its blocking reload minus
-#     when the probe on A got the same one, p50 and p99 (same process, same clock).
+#     when the probe on A got the same one, p50 and p99 (same process, same clock); then the same
+#     players on A directly, as the floor (what the load client and the origin's own fan-out
+#     add without the edge), alternating B, A, B, A.
 #
 #   benches/cluster/run.sh                                   # PLAYERS=1000 DURATION_S=30 ROUNDS=2
 #   SKIP_BUILD=1 PLAYERS=100 DURATION_S=10 ROUNDS=1 benches/cluster/run.sh   # smoke run
@@ -105,22 +107,31 @@ counts() {
     END {print p+0, q+0}'
 }
 
-echo "| round | players on B | parts | upstream playlist req/part | upstream part req/part | added latency p50 (ms) | p99 (ms) | errors |"
-echo "|---|---|---|---|---|---|---|---|"
+# Each round runs the players on B (through the edge), then the same players on A directly (the
+# floor: what the players and the origin's own fan-out add, without the edge), alternating.
+echo "| round | players on | players | parts | upstream playlist req/part | upstream part req/part | after the probe on A, p50 (ms) | p99 (ms) | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
-  read -r pl0 pa0 < <(counts)
-  result=$(python3 -B "$HERE/players.py" "$url_b" "$url_a" "$PLAYERS" "$DURATION_S")
-  read -r pl1 pa1 < <(counts)
-  python3 - "$result" "$pl0" "$pa0" "$pl1" "$pa1" "$round" <<'PY'
+  for where in B A; do
+    url=$url_b; [ "$where" = A ] && url=$url_a
+    read -r pl0 pa0 < <(counts)
+    result=$(python3 -B "$HERE/players.py" "$url" "$url_a" "$PLAYERS" "$DURATION_S")
+    read -r pl1 pa1 < <(counts)
+    python3 - "$result" "$pl0" "$pa0" "$pl1" "$pa1" "$round" "$where" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 pl0, pa0, pl1, pa1, rnd = (int(float(x)) for x in sys.argv[2:7])
+where = sys.argv[7]
 parts = max(1, r["parts_seen_by_probe"])
 probe_each = r["probe_requests"] / 2  # one playlist + one part request per part
-playlists = (pl1 - pl0 - probe_each) / parts
-part_reqs = (pa1 - pa0 - probe_each) / parts
-print(f"| {rnd} | {r['players']} | {parts} | {playlists:.2f} | {part_reqs:.2f} | {r['added_ms_p50']} | {r['added_ms_p99']} | {r['errors']} |")
+if where == "B":
+    playlists = f"{(pl1 - pl0 - probe_each) / parts:.2f}"
+    part_reqs = f"{(pa1 - pa0 - probe_each) / parts:.2f}"
+else:
+    playlists = part_reqs = "(direct)"
+print(f"| {rnd} | {where} | {r['players']} | {parts} | {playlists} | {part_reqs} | {r['added_ms_p50']} | {r['added_ms_p99']} | {r['errors']} |")
 PY
+  done
 done
 log "B's edge counters:"
 curl -fsS "http://127.0.0.1:$b_http/metrics" | grep '^cuecast_edge' >&2
