@@ -20,6 +20,11 @@ const LEASE_KEY: &str = "cuecast:stream:demo:owner";
 /// A node of the cluster on `redis`, its HTTP on a port picked here (its node_url must be
 /// known before it starts).
 fn node(redis: &Redis, lease_ttl_ms: u64) -> Server {
+    node_with(redis, lease_ttl_ms, "false")
+}
+
+/// [`node`], with SRT ingest enabled or not (`"true"`/`"false"`).
+fn node_with(redis: &Redis, lease_ttl_ms: u64, srt: &str) -> Server {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let node_url = format!("http://127.0.0.1:{port}");
@@ -30,7 +35,7 @@ fn node(redis: &Redis, lease_ttl_ms: u64) -> Server {
         ("CUECAST_CLUSTER_NODE_URL", node_url.as_str()),
         ("CUECAST_CLUSTER_LEASE_TTL_MS", ttl.as_str()),
         ("CUECAST_CLUSTER_CONNECT_TIMEOUT_MS", "1000"),
-        ("CUECAST_SRT_ENABLED", "false"),
+        ("CUECAST_SRT_ENABLED", srt),
         ("CUECAST_CHAT_ENABLED", "false"),
         ("CUECAST_RTMPS_ENABLED", "false"),
     ])
@@ -80,7 +85,7 @@ fn media_sequence(playlist: &str) -> u64 {
 fn the_publishing_node_holds_the_lease_and_another_nodes_publisher_is_refused() {
     let redis = Redis::start();
     let a = node(&redis, 3_000);
-    let b = node(&redis, 3_000);
+    let b = node_with(&redis, 3_000, "true");
     let _publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 40);
     media_url(&a, "demo", "source");
     assert!(
@@ -114,7 +119,25 @@ fn the_publishing_node_holds_the_lease_and_another_nodes_publisher_is_refused() 
         !a.log().contains("RTMP publish refused"),
         "A's publisher is untouched"
     );
-    // B serves the stream from A meanwhile, and A keeps it.
+    // Over SRT too, at handshake, with the reject code a second publisher gets on one node.
+    let mut srt = Publisher::ffmpeg_srt(
+        &b.srt_url(),
+        "#!::r=live/demo-key,m=publish",
+        &[],
+        10,
+        "libx264",
+    );
+    let status = srt
+        .wait(Duration::from_secs(20))
+        .expect("B refuses the SRT publisher, so ffmpeg stops");
+    assert!(!status.success(), "ffmpeg failed to publish over SRT on B");
+    let log = wait_log(&b, "SRT_REJX_CONFLICT", Duration::from_secs(5));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("SRT caller rejected") && l.contains("is published on node")),
+        "{log}"
+    );
+    // A keeps the stream.
     assert!(holder(&redis).starts_with(&id_prefix(&a)));
 }
 
