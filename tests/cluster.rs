@@ -392,3 +392,64 @@ fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits_non_zero() {
         "names Redis:\n{stderr}"
     );
 }
+
+/// hls.js (tests/browser/play.mjs, headless Chromium) plays a stream published on A from node B:
+/// started, no stall, no fatal error, low-latency mode with parts and blocking reloads — all of
+/// it through B's fetches from A.
+#[test]
+fn hls_js_plays_from_a_node_that_does_not_own_the_stream() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/hls.js").is_dir()
+            && dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
+    );
+    let redis = Redis::start();
+    let a = node(&redis, 5_000);
+    let b = node(&redis, 5_000);
+    let _publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 60);
+    let video = media_url(&b, "demo", "source");
+    wait_for(&video, Duration::from_secs(30), |t| {
+        t.contains("#EXT-X-PART-INF")
+    });
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_browser");
+    std::fs::create_dir_all(&out).expect("create output dir");
+    let output = Command::new("node")
+        .arg(dir.join("play.mjs"))
+        .args(["--url", &b.url("/hls/demo/index.m3u8")])
+        .args(["--seconds", "12", "--start-timeout", "20", "--json"])
+        .arg(out.join("play.json"))
+        .arg("--log")
+        .arg(out.join("hls.log"))
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "play.mjs failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("play.mjs JSON");
+    let mut brief = report.clone();
+    if let Some(map) = brief.as_object_mut() {
+        map.remove("samples");
+    }
+    assert_eq!(report["started"], true, "{brief}");
+    assert_eq!(report["stalls"].as_u64(), Some(0), "{brief}");
+    assert!(report["fatal_error"] != true, "{brief}");
+    let fatal = report["errors"]
+        .as_array()
+        .is_some_and(|errors| errors.iter().any(|e| e["fatal"] == true));
+    assert!(!fatal, "{brief}");
+    assert_eq!(report["low_latency_mode"], true, "{brief}");
+    assert_eq!(report["parts_seen"], true, "{brief}");
+    let (_, _, metrics) = get(&b.url("/metrics"));
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("cuecast_edge_requests_total{served=\"upstream\"}")
+                && !l.ends_with(" 0")
+        ),
+        "B fetched from A:\n{metrics}"
+    );
+}
