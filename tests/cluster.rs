@@ -341,10 +341,14 @@ fn nodes_ride_out_a_redis_restart_and_take_their_leases_back() {
     let mut b = node(&redis, 2_000);
     let _publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 60);
     let a_url = media_url(&a, "demo", "source");
-    media_url(&b, "demo", "source");
+    let b_during = media_url(&b, "demo", "source");
     redis.kill();
     std::thread::sleep(Duration::from_millis(2_500));
     assert!(a.is_running() && b.is_running(), "no node exits");
+    // B's viewers keep playing from the owner it last saw.
+    let (status, headers, body) = get(&b_during);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key("x-cuecast-edge"));
     // A keeps serving what it owns without Redis.
     let before = common::last_msn(&common::text(&a_url));
     wait_for(&a_url, Duration::from_secs(10), |t| {

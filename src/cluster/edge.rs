@@ -37,6 +37,8 @@ pub const EDGE_HEADER: &str = "x-cuecast-edge";
 
 /// How long an owner lookup is reused.
 const OWNER_TTL: Duration = Duration::from_millis(500);
+/// How long the last owner seen is used while Redis does not answer.
+const STALE_OWNER: Duration = Duration::from_secs(60);
 /// Upper bound of one upstream request (a blocking reload is held by the owner a few target
 /// durations at most).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -325,11 +327,13 @@ impl Edge {
     /// up at most every [`OWNER_TTL`]); here otherwise, or when Redis cannot say.
     pub async fn route(&self, stream: &str) -> Route {
         let now = Instant::now();
-        if let Some((at, route)) = self
+        let known = self
             .owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(stream)
+            .cloned();
+        if let Some((at, route)) = &known
             && now.duration_since(*at) < OWNER_TTL
         {
             return route.clone();
@@ -346,13 +350,21 @@ impl Edge {
                 }
             }
             Ok(_) => Route::Local,
-            Err(err) => {
-                tracing::debug!(stream, error = %err, "cluster: owner lookup failed; serving locally");
-                Route::Local
-            }
+            // Redis is unreachable: the owner last seen (within STALE_OWNER) is still the best
+            // guess, so its viewers here keep playing through the outage.
+            Err(err) => match known {
+                Some((at, route)) if now.duration_since(at) < STALE_OWNER => {
+                    tracing::debug!(stream, error = %err, "cluster: owner lookup failed; using the last owner seen");
+                    route
+                }
+                _ => {
+                    tracing::debug!(stream, error = %err, "cluster: owner lookup failed; serving locally");
+                    Route::Local
+                }
+            },
         };
         let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        owners.retain(|_, (at, _)| now.duration_since(*at) < OWNER_TTL);
+        owners.retain(|_, (at, _)| now.duration_since(*at) < STALE_OWNER);
         owners.insert(stream.to_string(), (now, route.clone()));
         route
     }
