@@ -8,6 +8,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::ChatService;
+use crate::cluster::Cluster;
+use crate::cluster::edge::Edge;
+use crate::cluster::lease::Leases;
 use crate::commerce::events::Events;
 use crate::commerce::recommend::Recommender;
 use crate::commerce::shop::start_events;
@@ -72,6 +75,24 @@ impl App {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("server.data_dir: cannot create {}", data_dir.display()))?;
         let store = Store::open(data_dir).await?;
+        let shutdown = CancellationToken::new();
+        // Clustered: Redis must answer now (the error names it and the process exits non-zero);
+        // later outages are ridden out (the connection manager reconnects).
+        let leases = match config.cluster.settings()? {
+            Some(settings) => {
+                let cluster = Cluster::connect(settings).await.context("cluster")?;
+                let leases = Leases::new(cluster);
+                leases.spawn_renewal(shutdown.clone());
+                Some(leases)
+            }
+            None => None,
+        };
+        let edge = match &leases {
+            Some(leases) => Some(Arc::new(
+                Edge::new(Arc::clone(leases)).context("cluster: HTTP client")?,
+            )),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let media = config
             .media
@@ -98,7 +119,6 @@ impl App {
         )
         .await
         .context("shows")?;
-        let shutdown = CancellationToken::new();
         let recordings = start_recordings(&config, &store, &registry, &shows, &shutdown)
             .await
             .context("recordings")?;
@@ -131,6 +151,7 @@ impl App {
             .webhooks
             .admission()?
             .map(|settings| Arc::new(AdmissionHook::new(settings)));
+        ctx.leases = leases;
         let ctx = Arc::new(ctx);
         let ingest = Ingest::start(&config.rtmp, rtmps, srt, ctx, shutdown.clone()).await?;
         spawn_sweep(Arc::clone(&registry), shutdown.clone());
@@ -190,6 +211,7 @@ impl App {
             recordings: recordings.clone(),
             recommend: Arc::clone(&recommend),
             webhooks: Arc::clone(&webhooks),
+            edge,
         });
         let router = http::router(api, &config.http.cors_allow_origin, &config.web);
         let http = http::Server::start(http_listener, router)?;

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 /// docs/architecture.md, lowest layer first (the test checks that both say the same).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
-    ("store", &[]),
+    ("store", &["setting"]),
     ("setting", &[]),
     ("tls", &[]),
     ("testing", &[]),
+    ("cluster", &["setting"]),
     ("users", &["store", "setting"]),
     ("hls", &["users", "store", "metrics", "setting"]),
     ("webhooks", &["hls", "setting"]),
@@ -25,7 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "ingest",
         &[
-            "media", "hls", "users", "store", "metrics", "setting", "tls", "webhooks",
+            "media", "hls", "users", "store", "metrics", "setting", "tls", "webhooks", "cluster",
         ],
     ),
     (
@@ -46,21 +47,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "http",
         &[
             "chat", "cues", "ingest", "media", "hls", "users", "store", "commerce", "metrics",
-            "setting", "webhooks",
+            "setting", "webhooks", "cluster",
         ],
     ),
     (
         "config",
         &[
             "chat", "cues", "http", "ingest", "media", "hls", "users", "commerce", "setting",
-            "webhooks",
+            "webhooks", "cluster", "store",
         ],
     ),
     (
         "app",
         &[
             "config", "http", "chat", "cues", "ingest", "media", "hls", "users", "store",
-            "commerce", "metrics", "setting", "webhooks",
+            "commerce", "metrics", "setting", "webhooks", "cluster",
         ],
     ),
 ];

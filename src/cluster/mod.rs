@@ -8,6 +8,8 @@
 //! protocol of ours to another except plain HTTP playback requests to a stream's owner.
 
 pub mod config;
+pub mod edge;
+pub mod lease;
 
 pub use config::{Config, Settings};
 

@@ -7,6 +7,10 @@
 //! Errors are `{"error": "...", "field": "..."}` (field only for 400): 400 bad input, 401
 //! missing/invalid token, 404 unknown stream / not live / unknown cue, 409 not applicable,
 //! 413 too large, 429 over the rate (with Retry-After), 503 no media yet, 500 storage.
+//!
+//! Clustered, an operation (not a GET) on a stream published on another node is forwarded to
+//! that node with the caller's `Authorization` and answered with its answer
+//! ([`super::edge::forward_cue`]); 503 if it does not answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -183,6 +187,20 @@ impl FromRequest<Arc<ApiState>> for Admitted {
         let body = read_body(body, api.cues.settings.max_request_bytes)
             .await
             .map_err(IntoResponse::into_response)?;
+        // Clustered: the owner's packager puts cues in the media every node serves.
+        if let Some(answer) = super::edge::forward_cue(
+            api.edge.as_ref(),
+            &api.origin.registry,
+            &stream,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &body,
+        )
+        .await
+        {
+            return Err(answer);
+        }
         Ok(Admitted { stream, body })
     }
 }
@@ -224,7 +242,7 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ap
         (status = 409, description = "Not applicable now", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes` or payload over `cues.max_payload_bytes`", body = ErrorBody),
         (status = 429, description = "Over the stream's cue rate (Retry-After)", body = ErrorBody),
-        (status = 503, description = "The stream has no media yet (Retry-After)", body = ErrorBody),
+        (status = 503, description = "The stream has no media yet, or (clustered) the node publishing it did not answer (Retry-After)", body = ErrorBody),
     ))]
 async fn post_cue(
     State(api): State<Arc<ApiState>>,
@@ -268,6 +286,7 @@ async fn list_cues(
         (status = 404, description = "No such stream or cue", body = ErrorBody),
         (status = 409, description = "The cue has already ended", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
+        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
     ))]
 async fn delete_cue(
     State(api): State<Arc<ApiState>>,
@@ -291,6 +310,7 @@ async fn delete_cue(
         (status = 404, description = "No such stream or cue", body = ErrorBody),
         (status = 409, description = "The cue has already ended", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
+        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
     ))]
 async fn end_cue(
     State(api): State<Arc<ApiState>>,
@@ -397,6 +417,7 @@ fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiErr
         (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
+        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
     ))]
 async fn replace_rundown(
     State(api): State<Arc<ApiState>>,
@@ -417,6 +438,7 @@ async fn replace_rundown(
         (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
         (status = 404, description = "No such stream", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
+        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
     ))]
 async fn append_rundown(
     State(api): State<Arc<ApiState>>,

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod chat_ws;
 mod config;
 pub mod cues;
+pub mod edge;
 pub mod events;
 pub mod keys;
 pub mod live;
@@ -80,6 +81,9 @@ pub struct ApiState {
     pub recommend: Arc<crate::commerce::recommend::Recommender>,
     /// Signed webhooks (their counters in `/metrics`).
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Clustered: playback of and cue forwarding to streams other nodes own (`None` on a
+    /// single node).
+    pub edge: Option<Arc<crate::cluster::edge::Edge>>,
 }
 
 /// Builds the whole HTTP router.
@@ -110,9 +114,21 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str, web: &pages::Config) 
     // Every HLS request (live and VOD) is counted by object kind and status class.
     let count_hls =
         axum::middleware::from_fn_with_state(Arc::clone(&api.metrics), origin::count_requests);
+    let hls = origin::router(Arc::clone(&api.origin));
+    // Clustered: a stream published on another node is fetched from it.
+    let hls = match &api.edge {
+        Some(proxy) => hls.layer(axum::middleware::from_fn_with_state(
+            Arc::new(edge::HlsEdge {
+                edge: Arc::clone(proxy),
+                registry: Arc::clone(&api.origin.registry),
+            }),
+            edge::hls_fallthrough,
+        )),
+        None => hls,
+    };
     let router = Router::new()
         .merge(pages::router(web))
-        .merge(origin::router(Arc::clone(&api.origin)).layer(count_hls.clone()))
+        .merge(hls.layer(count_hls.clone()))
         .merge(service_routes)
         .merge(
             api_routes
@@ -205,6 +221,9 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
         text.push_str(&chat.hub.metrics.render());
     }
     text.push_str(&api.webhooks.render_metrics());
+    if let Some(edge) = &api.edge {
+        text.push_str(&edge.render_metrics());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -60,6 +60,7 @@ impl Config {
             reconnect_grace: secs_or_zero(self.reconnect_grace_s),
             takeover: self.takeover,
             admission: None,
+            leases: None,
         }
     }
 }

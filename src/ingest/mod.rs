@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::lease::{LeaseError, LeaseGuard, Leases};
 use crate::hls::registry::Registry;
 use crate::hls::stream::HlsStream;
 use crate::media::frame::MediaUnit;
@@ -176,6 +177,9 @@ pub struct IngestContext {
     pub takeover: bool,
     /// The publish admission hook (RTMP, RTMPS and SRT), when configured.
     pub admission: Option<Arc<AdmissionHook>>,
+    /// Stream ownership leases in Redis, when clustered: a publish takes its stream's lease
+    /// before it claims the stream here (docs/scaling.md).
+    pub leases: Option<Arc<Leases>>,
 }
 
 /// How a publish ended.
@@ -211,9 +215,30 @@ pub struct Publication {
     claim: PublishClaim,
     /// The stream's live statistics, fed with every unit.
     stats: Arc<StreamStats>,
+    /// The stream's ownership lease (clustered), held until the stream ends here — through the
+    /// reconnect grace.
+    lease: Option<LeaseGuard>,
 }
 
 impl IngestContext {
+    /// Takes `name`'s ownership lease when clustered (`Ok(None)` on a single node). `Err`
+    /// when another node publishes it, or Redis cannot say — the publish is then refused as a
+    /// duplicate publish is on one node.
+    pub async fn lease(&self, name: &str) -> Result<Option<LeaseGuard>, LeaseError> {
+        match &self.leases {
+            Some(leases) => leases.acquire(name).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`IngestContext::lease`] from a thread outside the runtime (SRT's).
+    pub fn lease_blocking(&self, name: &str) -> Result<Option<LeaseGuard>, LeaseError> {
+        match &self.leases {
+            Some(leases) => leases.acquire_blocking(name).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Starts publishing `name` (a known stream): claims the publish slot, then continues the
     /// stream's session if its previous publisher was lost within the grace period, else starts
     /// a new session. `Err` with the current publisher if the stream is live — unless takeover
@@ -274,11 +299,18 @@ impl IngestContext {
             generation,
             registry: Arc::clone(&self.registry),
             claim,
+            lease: None,
         })
     }
 }
 
 impl Publication {
+    /// Keeps the stream's ownership lease ([`IngestContext::lease`]) for as long as the stream
+    /// is live here.
+    pub fn hold_lease(&mut self, lease: Option<LeaseGuard>) {
+        self.lease = lease;
+    }
+
     /// Cancelled when another publisher took the stream over (with `ingest.takeover`): the
     /// driver ends this publish ([`PublishEnd::Lost`]) and closes its connection.
     pub fn kicked(&self) -> CancellationToken {
@@ -319,6 +351,8 @@ impl Publication {
         }
         let generation = self.generation;
         let (stream, grace) = (Arc::clone(&self.stream), self.grace);
+        // The stream stays this node's while it waits for its publisher.
+        let lease = self.lease.take();
         tracing::info!(
             stream = %self.name,
             grace_s = grace.as_secs_f64(),
@@ -332,6 +366,7 @@ impl Publication {
                     "no publisher came back within the grace period; the stream ended"
                 );
             }
+            drop(lease);
         });
     }
 }

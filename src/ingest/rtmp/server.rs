@@ -630,7 +630,29 @@ impl Connection {
             protocol: self.protocol,
             since: Instant::now(),
         };
-        let publication = match self.ctx.begin_publish(&name, info) {
+        let lease = match self.ctx.lease(&name).await {
+            Ok(lease) => lease,
+            Err(err) => {
+                self.ctx
+                    .metrics
+                    .publishes_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    peer = %self.peer,
+                    stream = %name,
+                    reason = %err,
+                    "RTMP publish refused: the stream is not this node's to publish"
+                );
+                // The same answer as a second publisher on one node gets.
+                self.session.reject_publish(
+                    stream_id,
+                    "NetStream.Publish.BadName",
+                    "stream is already being published",
+                );
+                return;
+            }
+        };
+        let mut publication = match self.ctx.begin_publish(&name, info) {
             Ok(publication) => publication,
             Err(current) => {
                 self.ctx
@@ -651,6 +673,7 @@ impl Connection {
                 return;
             }
         };
+        publication.hold_lease(lease);
         self.session.accept_publish(stream_id);
         self.publish = Some(Publish {
             stream_id,

@@ -95,6 +95,8 @@ enum CallerError {
         protocol: &'static str,
         peer: SocketAddr,
     },
+    #[error("stream `{name}` cannot be published here: {reason}")]
+    Leased { name: String, reason: String },
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error("{0}")]
@@ -245,6 +247,14 @@ fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32
         }),
     }
     .map_err(|rejection| reject(rejection.reason, &rejection.detail))?;
+    if let Some(holder) = owned_elsewhere(context, &admission.name) {
+        // As a second publisher on one node is refused (the lease is checked again, and
+        // taken, when media starts).
+        return Err(reject(
+            RejectReason::Conflict,
+            &format!("stream `{}` is published on node {holder}", admission.name),
+        ));
+    }
     if context.ctx.admission.is_some() {
         let mut hooked = context.hooked.lock().unwrap_or_else(|e| e.into_inner());
         hooked.retain(|_, (_, at)| at.elapsed() < HOOKED_TTL);
@@ -265,6 +275,25 @@ fn admit(context: &CallbackContext, handshake: &Handshake<'_>) -> Result<(), i32
         "SRT caller admitted by stream id; handshake continues"
     );
     Ok(())
+}
+
+/// The node holding `name`'s ownership lease when it is another (clustered), asked at
+/// handshake; `None` when it is free, ours, or Redis does not answer within the connect
+/// timeout (the lease taken at the first media then decides).
+fn owned_elsewhere(context: &CallbackContext, name: &str) -> Option<String> {
+    let leases = context.ctx.leases.as_ref()?;
+    let runtime = context.runtime.as_ref()?;
+    if leases.holds(name) {
+        return None;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (asking, stream) = (Arc::clone(leases), name.to_string());
+    runtime.spawn(async move {
+        let _ = tx.send(asking.owner(&stream).await);
+    });
+    let wait = leases.cluster().settings().connect_timeout;
+    let holder = rx.recv_timeout(wait).ok()?.ok()??;
+    (holder != leases.cluster().node_id()).then_some(holder)
 }
 
 /// Asks the admission hook about a caller at handshake (as RTMP asks it at publish): the
@@ -611,7 +640,16 @@ fn start_media(
         protocol: "srt",
         since: Instant::now(),
     };
-    let publication = ctx.begin_publish(name, info).map_err(|current| {
+    let lease = ctx.lease_blocking(name).map_err(|err| {
+        ctx.metrics
+            .publishes_refused
+            .fetch_add(1, Ordering::Relaxed);
+        CallerError::Leased {
+            name: name.clone(),
+            reason: err.to_string(),
+        }
+    })?;
+    let mut publication = ctx.begin_publish(name, info).map_err(|current| {
         ctx.metrics
             .publishes_refused
             .fetch_add(1, Ordering::Relaxed);
@@ -621,6 +659,7 @@ fn start_media(
             peer: current.peer,
         }
     })?;
+    publication.hold_lease(lease);
     let (units_tx, units) = mpsc::channel(UNIT_QUEUE);
     let demuxer = {
         // Units and pipeline bus watchers need the ingest runtime.

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Cluster playback benchmark (docs/benchmarks/cluster.md): one Redis, node A with an ffmpeg
+# publisher (ladder off: one video rendition + audio), node B playing the stream from A.
+# PLAYERS LL-HLS players on B and one probe player on A run for DURATION_S (benches/cluster/
+# players.py), ROUNDS times. Per round:
+#   - upstream requests per part: A's media_playlist and part requests during the window (from
+#     A's /metrics, minus the probe's own) divided by the parts published in it;
+#   - the edge's added latency: for each part, when a player on B got its blocking reload minus
+#     when the probe on A got the same one, p50 and p99 (same process, same clock); then the same
+#     players on A directly, as the floor (what the load client and the origin's own fan-out
+#     add without the edge), alternating B, A, B, A.
+#
+#   benches/cluster/run.sh                                   # PLAYERS=1000 DURATION_S=30 ROUNDS=2
+#   SKIP_BUILD=1 PLAYERS=100 DURATION_S=10 ROUNDS=1 benches/cluster/run.sh   # smoke run
+#   BIN=target/debug/cuecast SKIP_BUILD=1 benches/cluster/run.sh            # another binary
+#
+# Environment: PLAYERS (1000), DURATION_S (30), ROUNDS (2), SKIP_BUILD=1 (use the existing
+# release binary), BIN (binary to run, default $CARGO_TARGET_DIR/release/cuecast).
+# Output: a markdown table on stdout; logs in a temporary directory removed at exit.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$HERE/../.." && pwd)"
+PLAYERS="${PLAYERS:-1000}"
+DURATION_S="${DURATION_S:-30}"
+ROUNDS="${ROUNDS:-2}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+BIN="${BIN:-$TARGET_DIR/release/cuecast}"
+# shellcheck source=../lib.sh
+source "$root/benches/lib.sh"
+
+log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# listen_port of lib.sh, safe under pipefail (grep finds nothing until the line is written).
+port_of() {
+  local addr
+  for _ in $(seq 150); do
+    addr=$( (grep -o "listening $2=[^ ]*" "$1" 2>/dev/null || true) | head -n1 | cut -d= -f2)
+    if [ -n "$addr" ]; then echo "${addr##*:}"; return 0; fi
+    sleep 0.1
+  done
+  log "no 'listening $2=' line in $1"; cat "$1" >&2; return 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  log "building the release binary"
+  (cd "$root" && cargo build --release --locked --bin cuecast >&2)
+fi
+[ -x "$BIN" ] || { log "no binary at $BIN"; exit 1; }
+ulimit -n 65536 2>/dev/null || true
+
+redis_port=$(free_port)
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" \
+  >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+
+# start_node NAME: a cuecast node on a fixed HTTP port (its node_url), RTMP on port 0.
+start_node() {
+  local name="$1" port
+  port=$(free_port)
+  (cd "$root" && env RUST_LOG=info \
+    CUECAST_HTTP_LISTEN="127.0.0.1:$port" CUECAST_RTMP_LISTEN=127.0.0.1:0 \
+    CUECAST_SRT_ENABLED=false CUECAST_RTMPS_ENABLED=false CUECAST_CHAT_ENABLED=false \
+    CUECAST_RECORDINGS_ENABLED=false CUECAST_MEDIA_LADDER='[]' \
+    CUECAST_SERVER_DATA_DIR="$work/$name" \
+    CUECAST_STREAMS='[{name="demo", key="demo-key"}]' \
+    CUECAST_CLUSTER_REDIS_URL="redis://127.0.0.1:$redis_port" \
+    CUECAST_CLUSTER_NODE_URL="http://127.0.0.1:$port" \
+    "$BIN" serve >"$work/$name.log" 2>&1) &
+  pids+=($!)
+  eval "${name}_http=$port"
+}
+start_node a
+start_node b
+rtmp_a=$(port_of "$work/a.log" rtmp)
+port_of "$work/b.log" http >/dev/null
+
+ffmpeg -hide_banner -loglevel error -nostdin -re \
+  -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+  -c:v libx264 -profile:v high -preset veryfast -pix_fmt yuv420p -g 60 -keyint_min 60 \
+  -sc_threshold 0 -bf 2 -b:v 2500k -c:a aac -ar 48000 -ac 2 -b:a 128k \
+  -f flv "rtmp://127.0.0.1:$rtmp_a/live/demo-key" >"$work/ffmpeg.log" 2>&1 &
+pids+=($!)
+
+# The source rendition's media playlist URL on a node (from its multivariant playlist).
+media_url() {
+  local port="$1" master uri
+  for _ in $(seq 100); do
+    master=$(curl -fsS "http://127.0.0.1:$port/hls/demo/index.m3u8" 2>/dev/null) && break
+    sleep 0.2
+  done
+  uri=$(printf '%s\n' "$master" | grep -v '^#' | grep 'playlist.m3u8' | head -n1)
+  echo "http://127.0.0.1:$port/hls/demo/$uri"
+}
+url_a=$(media_url "$a_http")
+url_b=$(media_url "$b_http")
+log "A: $url_a"
+log "B: $url_b"
+sleep 3
+
+# A's request counters: media_playlist and part 2xx.
+counts() {
+  curl -fsS "http://127.0.0.1:$a_http/metrics" | awk '
+    /^cuecast_hls_requests_total\{kind="media_playlist",status="2xx"\}/ {p=$2}
+    /^cuecast_hls_requests_total\{kind="part",status="2xx"\}/ {q=$2}
+    END {print p+0, q+0}'
+}
+
+# Each round runs the players on B (through the edge), then the same players on A directly (the
+# floor: what the players and the origin's own fan-out add, without the edge), alternating.
+echo "| round | players on | players | parts | upstream playlist req/part | upstream part req/part | after the probe on A, p50 (ms) | p99 (ms) | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for round in $(seq "$ROUNDS"); do
+  for where in B A; do
+    url=$url_b; [ "$where" = A ] && url=$url_a
+    read -r pl0 pa0 < <(counts)
+    result=$(python3 -B "$HERE/players.py" "$url" "$url_a" "$PLAYERS" "$DURATION_S")
+    read -r pl1 pa1 < <(counts)
+    python3 - "$result" "$pl0" "$pa0" "$pl1" "$pa1" "$round" "$where" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+pl0, pa0, pl1, pa1, rnd = (int(float(x)) for x in sys.argv[2:7])
+where = sys.argv[7]
+parts = max(1, r["parts_seen_by_probe"])
+probe_each = r["probe_requests"] / 2  # one playlist + one part request per part
+if where == "B":
+    playlists = f"{(pl1 - pl0 - probe_each) / parts:.2f}"
+    part_reqs = f"{(pa1 - pa0 - probe_each) / parts:.2f}"
+else:
+    playlists = part_reqs = "(direct)"
+print(f"| {rnd} | {where} | {r['players']} | {parts} | {playlists} | {part_reqs} | {r['added_ms_p50']} | {r['added_ms_p99']} | {r['errors']} |")
+PY
+  done
+done
+log "B's edge counters:"
+curl -fsS "http://127.0.0.1:$b_http/metrics" | grep '^cuecast_edge' >&2

@@ -1,0 +1,459 @@
+//! Several nodes sharing a real Redis server (docs/scaling.md, "Stream ownership and
+//! playback"): the publishing node holds the stream's lease and a second publisher on another
+//! node is refused; another node plays the stream from the owner (same session, segment and
+//! part numbers, identical bytes) with concurrent identical requests collapsed into one
+//! upstream request; a cue posted to a third node reaches the owner's media and so every
+//! node's playlists and segments; a killed owner's lease expires and the publisher can move;
+//! nodes ride out a Redis restart; a node that cannot reach Redis at start exits naming it.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::services::{Redis, free_port};
+use common::{Publisher, Server, call, get, media_url, preload_hint, wait_for, wait_log};
+
+const TOKEN: &str = "dev-admin-token";
+const LEASE_KEY: &str = "cuecast:stream:demo:owner";
+
+/// A node of the cluster on `redis`, its HTTP on a port picked here (its node_url must be
+/// known before it starts).
+fn node(redis: &Redis, lease_ttl_ms: u64) -> Server {
+    node_with(redis, lease_ttl_ms, "false")
+}
+
+/// [`node`], with SRT ingest enabled or not (`"true"`/`"false"`).
+fn node_with(redis: &Redis, lease_ttl_ms: u64, srt: &str) -> Server {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let node_url = format!("http://127.0.0.1:{port}");
+    let ttl = lease_ttl_ms.to_string();
+    Server::start_with(&[
+        ("CUECAST_HTTP_LISTEN", listen.as_str()),
+        ("CUECAST_CLUSTER_REDIS_URL", redis.url().as_str()),
+        ("CUECAST_CLUSTER_NODE_URL", node_url.as_str()),
+        ("CUECAST_CLUSTER_LEASE_TTL_MS", ttl.as_str()),
+        ("CUECAST_CLUSTER_CONNECT_TIMEOUT_MS", "1000"),
+        ("CUECAST_SRT_ENABLED", srt),
+        ("CUECAST_CHAT_ENABLED", "false"),
+        ("CUECAST_RTMPS_ENABLED", "false"),
+    ])
+}
+
+/// `redis-cli` against `redis`.
+fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The lease holder's node id ("" when nobody holds it).
+fn holder(redis: &Redis) -> String {
+    redis_cli(redis, &["GET", LEASE_KEY])
+}
+
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The node id prefix of `server` (its node_url + '#').
+fn id_prefix(server: &Server) -> String {
+    format!("{}#", server.url(""))
+}
+
+/// The playlist's `#EXT-X-MEDIA-SEQUENCE`.
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no media sequence in\n{playlist}"))
+}
+
+#[test]
+fn the_publishing_node_holds_the_lease_and_another_nodes_publisher_is_refused() {
+    let redis = Redis::start();
+    let a = node(&redis, 3_000);
+    let b = node_with(&redis, 3_000, "true");
+    let _publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 40);
+    media_url(&a, "demo", "source");
+    assert!(
+        holder(&redis).starts_with(&id_prefix(&a)),
+        "A holds the lease: {:?}",
+        holder(&redis)
+    );
+    let ttl: i64 = redis_cli(&redis, &["PTTL", LEASE_KEY])
+        .parse()
+        .expect("pttl");
+    assert!(
+        (0..=3_000).contains(&ttl),
+        "the lease expires by itself: {ttl} ms"
+    );
+    // Renewed: still A's after more than a lease lifetime.
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert!(holder(&redis).starts_with(&id_prefix(&a)));
+
+    let mut second = Publisher::ffmpeg(&b.rtmp_url("demo-key"), 10);
+    let status = second
+        .wait(Duration::from_secs(20))
+        .expect("B refuses the second publisher, so ffmpeg stops");
+    assert!(!status.success(), "ffmpeg failed to publish on B");
+    let log = wait_log(
+        &b,
+        "RTMP publish refused: the stream is not this node's to publish",
+        Duration::from_secs(5),
+    );
+    assert!(log.contains("is published on node"), "{log}");
+    assert!(
+        !a.log().contains("RTMP publish refused"),
+        "A's publisher is untouched"
+    );
+    // Over SRT too, at handshake, with the reject code a second publisher gets on one node.
+    let mut srt = Publisher::ffmpeg_srt(
+        &b.srt_url(),
+        "#!::r=live/demo-key,m=publish",
+        &[],
+        10,
+        "libx264",
+    );
+    let status = srt
+        .wait(Duration::from_secs(20))
+        .expect("B refuses the SRT publisher, so ffmpeg stops");
+    assert!(!status.success(), "ffmpeg failed to publish over SRT on B");
+    let log = wait_log(&b, "SRT_REJX_CONFLICT", Duration::from_secs(5));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("SRT caller rejected") && l.contains("is published on node")),
+        "{log}"
+    );
+    // A keeps the stream.
+    assert!(holder(&redis).starts_with(&id_prefix(&a)));
+}
+
+#[test]
+fn a_non_owner_plays_the_owners_stream_collapsed_and_a_cue_posted_anywhere_reaches_it() {
+    let redis = Redis::start();
+    let a = node(&redis, 5_000);
+    let b = node(&redis, 5_000);
+    let c = node(&redis, 5_000);
+    let _publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 60);
+    let a_playlist_url = media_url(&a, "demo", "source");
+    let b_playlist_url = media_url(&b, "demo", "source");
+    let path = |url: &str| url.split_once("/hls/").map(|(_, p)| p.to_string());
+    assert_eq!(
+        path(&a_playlist_url),
+        path(&b_playlist_url),
+        "B's multivariant names A's session and renditions"
+    );
+    let (status, headers, _) = get(&b.url("/hls/demo/index.m3u8"));
+    assert_eq!(status, 200);
+    assert!(
+        headers.contains_key("x-cuecast-edge"),
+        "B fetched it from A: {headers:?}"
+    );
+    let (_, headers, _) = get(&a.url("/hls/demo/index.m3u8"));
+    assert!(!headers.contains_key("x-cuecast-edge"), "A serves its own");
+
+    // The same segment, by the owner's number, is the same bytes on both nodes.
+    let b_text = wait_for(
+        &b_playlist_url,
+        Duration::from_secs(20),
+        common::segments_at_least(2),
+    );
+    let first = b_text
+        .lines()
+        .find(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+        .expect("a segment")
+        .to_string();
+    let base = |url: &str| {
+        url.rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .expect("base")
+    };
+    let (sa, _, from_a) = get(&format!("{}/{first}", base(&a_playlist_url)));
+    let (sb, hb, from_b) = get(&format!("{}/{first}", base(&b_playlist_url)));
+    assert_eq!((sa, sb), (200, 200));
+    assert_eq!(from_a, from_b, "{first}: B serves A's bytes");
+    assert!(hb.contains_key("x-cuecast-edge"));
+    let (_, hb2, _) = get(&format!("{}/{first}", base(&b_playlist_url)));
+    assert_eq!(
+        hb2.get("x-cuecast-edge").and_then(|v| v.to_str().ok()),
+        Some("cached"),
+        "a segment fetched once is not fetched again"
+    );
+    let a_text = common::text(&a_playlist_url);
+    let (a_seq, b_seq) = (media_sequence(&a_text), media_sequence(&b_text));
+    assert!(
+        a_seq.abs_diff(b_seq) <= 1,
+        "the owner's numbers: A {a_seq}, B {b_seq}"
+    );
+
+    // Twenty viewers on B asking for the next part at once: one request to A.
+    let text = common::text(&b_playlist_url);
+    let (msn, part) = preload_hint(&text);
+    let blocking = format!("{b_playlist_url}?_HLS_msn={msn}&_HLS_part={part}");
+    let viewers: Vec<_> = (0..20)
+        .map(|_| {
+            let url = blocking.clone();
+            std::thread::spawn(move || get(&url))
+        })
+        .collect();
+    let mut served = Vec::new();
+    for viewer in viewers {
+        let (status, headers, body) = viewer.join().expect("viewer");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        served.push(
+            headers
+                .get("x-cuecast-edge")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    let upstream = served.iter().filter(|s| *s == "upstream").count();
+    assert_eq!(
+        upstream, 1,
+        "twenty identical blocking reloads became {upstream} upstream requests: {served:?}"
+    );
+    assert!(
+        served
+            .iter()
+            .all(|s| ["upstream", "collapsed", "cached"].contains(&s.as_str())),
+        "{served:?}"
+    );
+
+    // A cue posted to C (which neither publishes nor was asked for the stream) is forwarded to A.
+    let before_cue = common::last_msn(&common::text(&b_playlist_url));
+    let (status, _, cue) = call(
+        "POST",
+        &c.url("/api/streams/demo/cues"),
+        Some(TOKEN),
+        Some(
+            r#"{"kind": "product", "at": "now", "duration_s": 10, "product": {"id": "sku-1", "title": "Rose perfume", "price": "49.00", "currency": "USD"}}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{cue}");
+    let id = cue["id"].as_str().expect("cue id").to_string();
+    assert!(a.log().contains(&id), "A placed the cue");
+    let needle = format!("ID=\"{id}\"");
+    let on_b = wait_for(&b_playlist_url, Duration::from_secs(10), |t| {
+        t.contains(&needle)
+    });
+    assert!(
+        on_b.lines()
+            .any(|l| l.starts_with("#EXT-X-DATERANGE:") && l.contains(&needle)),
+        "the cue's DATERANGE on B"
+    );
+    // Its emsg is in the media B serves: in a segment completed after the cue was posted.
+    let after = wait_for(&b_playlist_url, Duration::from_secs(15), |t| {
+        common::last_msn(t) > before_cue + 1
+    });
+    let candidates: Vec<String> = after
+        .lines()
+        .filter(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+        .filter(|l| {
+            l.trim_start_matches("seg")
+                .trim_end_matches(".m4s")
+                .parse::<u64>()
+                .is_ok_and(|msn| msn > before_cue)
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(!candidates.is_empty(), "segments after the cue in\n{after}");
+    let carrying: Vec<&String> = candidates
+        .iter()
+        .filter(|uri| {
+            let (status, _, segment) = get(&format!("{}/{uri}", base(&b_playlist_url)));
+            assert_eq!(status, 200, "{uri} from B");
+            common::bmff::top_boxes(&segment)
+                .iter()
+                .any(|(kind, bytes)| kind == "emsg" && String::from_utf8_lossy(bytes).contains(&id))
+        })
+        .collect();
+    assert!(
+        !carrying.is_empty(),
+        "a segment served by B after the cue carries its emsg: {candidates:?}"
+    );
+    // C's edge counted the forward; a GET of the cues is answered by C itself.
+    let (_, _, metrics) = get(&c.url("/metrics"));
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("cuecast_edge_forwarded_total 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_killed_owner_loses_its_lease_and_the_publisher_moves_to_another_node() {
+    let redis = Redis::start();
+    let a = node(&redis, 2_000);
+    let b = node(&redis, 2_000);
+    let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 60);
+    media_url(&a, "demo", "source");
+    let b_url = media_url(&b, "demo", "source");
+    assert!(holder(&redis).starts_with(&id_prefix(&a)));
+    drop(a); // SIGKILL: nothing released on the way out.
+    publisher.kill();
+    let killed = Instant::now();
+    wait_until("A's lease to expire", Duration::from_secs(5), || {
+        holder(&redis).is_empty()
+    });
+    assert!(
+        killed.elapsed() <= Duration::from_millis(2_500),
+        "expired within the lease lifetime: {:?}",
+        killed.elapsed()
+    );
+    // The publisher reconnects to B, which now owns and serves the stream.
+    let _publisher = Publisher::ffmpeg(&b.rtmp_url("demo-key"), 30);
+    wait_until("B to take the lease", Duration::from_secs(15), || {
+        holder(&redis).starts_with(&id_prefix(&b))
+    });
+    let _ = b_url;
+    let local = media_url(&b, "demo", "source");
+    let text = wait_for(
+        &local,
+        Duration::from_secs(20),
+        common::segments_at_least(1),
+    );
+    assert!(text.contains("#EXT-X-PART"), "{text}");
+    let (_, headers, _) = get(&b.url("/hls/demo/index.m3u8"));
+    assert!(
+        !headers.contains_key("x-cuecast-edge"),
+        "B serves its own now"
+    );
+}
+
+#[test]
+fn nodes_ride_out_a_redis_restart_and_take_their_leases_back() {
+    let mut redis = Redis::start();
+    let mut a = node(&redis, 2_000);
+    let mut b = node(&redis, 2_000);
+    let _publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 60);
+    let a_url = media_url(&a, "demo", "source");
+    let b_during = media_url(&b, "demo", "source");
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(a.is_running() && b.is_running(), "no node exits");
+    // B's viewers keep playing from the owner it last saw.
+    let (status, headers, body) = get(&b_during);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key("x-cuecast-edge"));
+    // A keeps serving what it owns without Redis.
+    let before = common::last_msn(&common::text(&a_url));
+    wait_for(&a_url, Duration::from_secs(10), |t| {
+        common::last_msn(t) > before
+    });
+    redis.restart();
+    assert_eq!(holder(&redis), "", "the restarted Redis is empty");
+    wait_until("A to take its lease back", Duration::from_secs(10), || {
+        holder(&redis).starts_with(&id_prefix(&a))
+    });
+    wait_log(&a, "Redis is back", Duration::from_secs(5));
+    // B plays from A again.
+    let b_url = media_url(&b, "demo", "source");
+    let text = wait_for(
+        &b_url,
+        Duration::from_secs(10),
+        common::segments_at_least(1),
+    );
+    assert!(text.contains("#EXT-X-PART"), "{text}");
+    assert!(a.is_running() && b.is_running(), "no node exits");
+}
+
+#[test]
+fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let closed = format!("redis://127.0.0.1:{}", free_port());
+    let output = Command::new(env!("CARGO_BIN_EXE_cuecast"))
+        .arg("serve")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CUECAST_SERVER_DATA_DIR", dir.path().join("data"))
+        .env("CUECAST_HTTP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_RTMP_LISTEN", "127.0.0.1:0")
+        .env("CUECAST_SRT_ENABLED", "false")
+        .env("CUECAST_CHAT_ENABLED", "false")
+        .env("CUECAST_RTMPS_ENABLED", "false")
+        .env("CUECAST_CLUSTER_REDIS_URL", &closed)
+        .env("CUECAST_CLUSTER_NODE_URL", "http://127.0.0.1:1")
+        .env("CUECAST_CLUSTER_CONNECT_TIMEOUT_MS", "500")
+        .output()
+        .expect("run cuecast");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "exits non-zero:\n{stderr}");
+    assert!(
+        stderr.contains("cannot reach Redis at redis://127.0.0.1"),
+        "names Redis:\n{stderr}"
+    );
+}
+
+/// hls.js (tests/browser/play.mjs, headless Chromium) plays a stream published on A from node B:
+/// started, no stall, no fatal error, low-latency mode with parts and blocking reloads — all of
+/// it through B's fetches from A.
+#[test]
+fn hls_js_plays_from_a_node_that_does_not_own_the_stream() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/hls.js").is_dir()
+            && dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
+    );
+    let redis = Redis::start();
+    let a = node(&redis, 5_000);
+    let b = node(&redis, 5_000);
+    let _publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 60);
+    let video = media_url(&b, "demo", "source");
+    wait_for(&video, Duration::from_secs(30), |t| {
+        t.contains("#EXT-X-PART-INF")
+    });
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_browser");
+    std::fs::create_dir_all(&out).expect("create output dir");
+    let output = Command::new("node")
+        .arg(dir.join("play.mjs"))
+        .args(["--url", &b.url("/hls/demo/index.m3u8")])
+        .args(["--seconds", "12", "--start-timeout", "20", "--json"])
+        .arg(out.join("play.json"))
+        .arg("--log")
+        .arg(out.join("hls.log"))
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "play.mjs failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("play.mjs JSON");
+    let mut brief = report.clone();
+    if let Some(map) = brief.as_object_mut() {
+        map.remove("samples");
+    }
+    assert_eq!(report["started"], true, "{brief}");
+    assert_eq!(report["stalls"].as_u64(), Some(0), "{brief}");
+    assert!(report["fatal_error"] != true, "{brief}");
+    let fatal = report["errors"]
+        .as_array()
+        .is_some_and(|errors| errors.iter().any(|e| e["fatal"] == true));
+    assert!(!fatal, "{brief}");
+    assert_eq!(report["low_latency_mode"], true, "{brief}");
+    assert_eq!(report["parts_seen"], true, "{brief}");
+    let (_, _, metrics) = get(&b.url("/metrics"));
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("cuecast_edge_requests_total{served=\"upstream\"}")
+                && !l.ends_with(" 0")
+        ),
+        "B fetched from A:\n{metrics}"
+    );
+}
