@@ -137,6 +137,15 @@ impl App {
 
         let users = Users::open(store.clone(), config.users.settings());
         let users = Arc::new(users.await.context("user accounts")?);
+        // Cluster mode (`[cluster] redis_url` set): connect to Redis, or refuse to start.
+        let cluster = match config.cluster.settings()? {
+            Some(settings) => Some(
+                crate::cluster::Cluster::connect(settings)
+                    .await
+                    .context("cluster")?,
+            ),
+            None => None,
+        };
         let chat = if config.chat.enabled {
             let chat = ChatService::start(
                 &config.chat,
@@ -145,6 +154,7 @@ impl App {
                 store.clone(),
                 Arc::clone(&users),
                 products,
+                cluster.clone(),
             );
             Some(Arc::new(chat.await?))
         } else {
