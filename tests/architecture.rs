@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 /// docs/architecture.md, lowest layer first (the test checks that both say the same).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
-    ("store", &[]),
+    ("store", &["setting"]),
     ("setting", &[]),
     ("tls", &[]),
+    ("cluster", &["setting"]),
     ("testing", &[]),
     ("users", &["store", "setting"]),
     ("hls", &["users", "store", "metrics", "setting"]),
@@ -39,7 +40,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "chat",
         &[
-            "users", "store", "hls", "commerce", "metrics", "setting", "tls",
+            "users", "store", "hls", "commerce", "metrics", "setting", "tls", "cluster",
         ],
     ),
     (
@@ -52,15 +53,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "config",
         &[
-            "chat", "cues", "http", "ingest", "media", "hls", "users", "commerce", "setting",
-            "webhooks",
+            "chat", "cues", "http", "ingest", "media", "hls", "users", "store", "commerce",
+            "setting", "webhooks", "cluster",
         ],
     ),
     (
         "app",
         &[
             "config", "http", "chat", "cues", "ingest", "media", "hls", "users", "store",
-            "commerce", "metrics", "setting", "webhooks",
+            "commerce", "metrics", "setting", "webhooks", "cluster",
         ],
     ),
 ];
