@@ -342,6 +342,7 @@ impl Hub {
         for tail in snapshot.tail {
             self.apply_event(entry, tail.event);
         }
+        entry.room.sort_history();
         for (user, ban) in snapshot.bans {
             self.apply_event(
                 entry,

@@ -552,6 +552,12 @@ impl Room {
         Some(self.commit(message))
     }
 
+    /// Puts the history in id order (cluster mode: ids are taken in the room's stream order,
+    /// so after merging the store's messages with the stream's, id order is the room's order).
+    pub fn sort_history(&mut self) {
+        self.history.make_contiguous().sort_by_key(|m| m.id);
+    }
+
     /// Applies a deletion decided on any node; true when it removed the pin.
     pub fn apply_delete(&mut self, id: i64) -> bool {
         self.history.retain(|m| m.id != id);
