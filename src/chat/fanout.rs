@@ -142,6 +142,12 @@ impl RedisBus {
             .map_err(BusError::from)
     }
 
+    /// Whether `result` failed because the connection had dropped (worth one retry: the
+    /// connection manager reconnects behind it).
+    fn dropped<T>(result: &Result<T, BusError>) -> bool {
+        matches!(result, Err(BusError::Redis(err)) if err.is_io_error() || err.is_connection_dropped())
+    }
+
     /// Checks a post against the room's limits across nodes, takes its id and appends it
     /// (`message.id` is ignored); `floor` is the lowest id the node may be given.
     pub async fn post(
@@ -174,10 +180,13 @@ impl RedisBus {
             .arg(self.node_id())
             .arg(json);
         let mut conn = self.cluster.connection();
-        let result = self
-            .timed(cmd.query_async::<(i64, i64)>(&mut conn))
-            .await
-            .and_then(|(code, value)| Ok(PostOutcome::from_reply(code, value)?));
+        let mut result = self.timed(cmd.query_async::<(i64, i64)>(&mut conn)).await;
+        if Self::dropped(&result) {
+            // The shared connection had dropped (Redis restarted); it reconnects on this retry.
+            result = self.timed(cmd.query_async::<(i64, i64)>(&mut conn)).await;
+        }
+        let result =
+            result.and_then(|(code, value)| Ok(PostOutcome::from_reply(code, value)?));
         match &result {
             Ok(_) => self.metrics.bus_published.fetch_add(1, Ordering::Relaxed),
             Err(err) => {
@@ -244,7 +253,10 @@ impl RedisBus {
             RoomEvent::Deleted { .. } | RoomEvent::Message { .. } => {}
         }
         let mut conn = self.cluster.connection();
-        let result = self.timed(pipe.query_async::<()>(&mut conn)).await;
+        let mut result = self.timed(pipe.query_async::<()>(&mut conn)).await;
+        if Self::dropped(&result) {
+            result = self.timed(pipe.query_async::<()>(&mut conn)).await;
+        }
         match &result {
             Ok(()) => self.metrics.bus_published.fetch_add(1, Ordering::Relaxed),
             Err(err) => {
