@@ -211,7 +211,8 @@ async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
 /// `live`).
 async fn join_refused(chat: &Chat, room: &str, token: &str, code: CloseCode) -> bool {
     let conn = chat.conn().await;
-    let Ok(mut stream) = ChatStream::join(conn.clone(), room, Some(token.into()), None).await else {
+    let Ok(mut stream) = ChatStream::join(conn.clone(), room, Some(token.into()), None).await
+    else {
         return closed_with(&conn).await == Some(code.code() as u64);
     };
     loop {
@@ -285,7 +286,11 @@ fn members_on_three_nodes_see_one_order_and_a_ban_on_c_holds_on_a() {
 
         // Three members on three nodes post at the same time.
         for round in 0..3 {
-            for (who, stream) in [("alice", &mut alice), ("bob", &mut bob), ("carol", &mut carol)] {
+            for (who, stream) in [
+                ("alice", &mut alice),
+                ("bob", &mut bob),
+                ("carol", &mut carol),
+            ] {
                 stream
                     .send(&post(&format!("m {who} {round}"), &format!("{who}{round}")))
                     .await
@@ -387,7 +392,10 @@ fn members_on_three_nodes_see_one_order_and_a_ban_on_c_holds_on_a() {
         wait_readers(&redis, 2).await;
         let (_, _, backfill) = b.join("demo", &b.account("dave", &[]).await).await;
         assert!(backfill.iter().any(|t| t == "m carol 2"), "{backfill:?}");
-        assert!(!backfill.iter().any(|t| t == &seen_by_alice[0].1), "deleted: {backfill:?}");
+        assert!(
+            !backfill.iter().any(|t| t == &seen_by_alice[0].1),
+            "deleted: {backfill:?}"
+        );
         wait_readers(&redis, 3).await;
     });
     for mut server in servers {
@@ -404,8 +412,7 @@ async fn delivered(from: &mut ChatStream, to: &mut ChatStream, prefix: &str) -> 
             .expect("send");
         answer(from, &nonce).await.expect("accepted");
         let text = format!("{prefix} {attempt}");
-        let seen =
-            tokio::time::timeout(Duration::from_millis(500), messages(to, &text, 1)).await;
+        let seen = tokio::time::timeout(Duration::from_millis(500), messages(to, &text, 1)).await;
         if seen.is_ok() {
             return true;
         }

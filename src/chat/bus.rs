@@ -457,11 +457,32 @@ mod tests {
             },
             RoomEvent::SlowMode { seconds: 30 },
         ] {
-            assert_eq!(decode("1-0", &fields("b", &event, None)).unwrap().event, event);
+            assert_eq!(
+                decode("1-0", &fields("b", &event, None)).unwrap().event,
+                event
+            );
         }
         // A message without its id, a bad id or bad JSON is an error, not a panic.
-        assert!(decode("1-0", &fields("b", &RoomEvent::Message { message: message("x") }, None)).is_err());
-        assert!(decode("nope", &fields("b", &RoomEvent::SlowMode { seconds: 1 }, None)).is_err());
+        assert!(
+            decode(
+                "1-0",
+                &fields(
+                    "b",
+                    &RoomEvent::Message {
+                        message: message("x")
+                    },
+                    None
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            decode(
+                "nope",
+                &fields("b", &RoomEvent::SlowMode { seconds: 1 }, None)
+            )
+            .is_err()
+        );
         let mut bad = fields("b", &RoomEvent::SlowMode { seconds: 1 }, None);
         bad.insert("e".into(), b"{".to_vec());
         assert!(decode("1-0", &bad).is_err());

@@ -185,8 +185,7 @@ impl RedisBus {
             // The shared connection had dropped (Redis restarted); it reconnects on this retry.
             result = self.timed(cmd.query_async::<(i64, i64)>(&mut conn)).await;
         }
-        let result =
-            result.and_then(|(code, value)| Ok(PostOutcome::from_reply(code, value)?));
+        let result = result.and_then(|(code, value)| Ok(PostOutcome::from_reply(code, value)?));
         match &result {
             Ok(_) => self.metrics.bus_published.fetch_add(1, Ordering::Relaxed),
             Err(err) => {
@@ -223,7 +222,11 @@ impl RedisBus {
                 let value = bus::ban_value(Ban {
                     until_ms: *until_ms,
                 });
-                pipe.cmd("HSET").arg(&keys.bans).arg(user).arg(value).ignore();
+                pipe.cmd("HSET")
+                    .arg(&keys.bans)
+                    .arg(user)
+                    .arg(value)
+                    .ignore();
             }
             RoomEvent::Unbanned { user } => {
                 pipe.cmd("HDEL").arg(&keys.bans).arg(user).ignore();

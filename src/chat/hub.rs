@@ -371,7 +371,8 @@ impl Hub {
             RoomEvent::Message { message } => {
                 let id = message.id;
                 if let Some(message) = entry.room.apply_message(message) {
-                    self.next_id.fetch_max(id.saturating_add(1), Ordering::Relaxed);
+                    self.next_id
+                        .fetch_max(id.saturating_add(1), Ordering::Relaxed);
                     self.broadcast(
                         entry,
                         &ServerMsg::Message {
@@ -719,8 +720,7 @@ impl Hub {
             }
             ClientMsg::Unban { user } => {
                 let user = user.to_ascii_lowercase();
-                self.moderate(joined, |room| room.unban(who, &user))
-                    .await
+                self.moderate(joined, |room| room.unban(who, &user)).await
             }
             ClientMsg::SlowMode { seconds } => {
                 self.moderate(joined, |room| room.set_slow_mode(who, seconds))
@@ -806,15 +806,19 @@ impl Hub {
                 };
                 (limits, slow_mode)
             };
-            let mut message =
-                draft
-                    .clone()
-                    .into_message(0, room_name.clone(), now_ms(), session.clone(), media_time_ms);
+            let mut message = draft.clone().into_message(
+                0,
+                room_name.clone(),
+                now_ms(),
+                session.clone(),
+                media_time_ms,
+            );
             let floor = self.next_id.load(Ordering::Relaxed);
             match bus.post(&room_name, limits, floor, &message).await {
                 Ok(PostOutcome::Accepted(id)) => {
                     message.id = id;
-                    self.next_id.fetch_max(id.saturating_add(1), Ordering::Relaxed);
+                    self.next_id
+                        .fetch_max(id.saturating_add(1), Ordering::Relaxed);
                     self.metrics.messages.fetch_add(1, Ordering::Relaxed);
                     self.persist(Op::Insert(Arc::new(message)));
                     return ServerMsg::Ack {
