@@ -227,7 +227,6 @@ impl Hub {
         review: Option<Review>,
         metrics: Arc<ChatMetrics>,
         products: Arc<dyn ProductLookup>,
-        bus: Option<Arc<RedisBus>>,
     ) -> Result<Hub, sqlx::Error> {
         let next_id = history::next_id(&store).await?;
         Ok(Hub {
@@ -242,9 +241,15 @@ impl Hub {
             review,
             products,
             wake: tokio::sync::Notify::new(),
-            bus,
+            bus: None,
             metrics,
         })
+    }
+
+    /// In cluster mode: the rooms' events go through `bus` ([`Hub::run_bus`] must run).
+    pub fn with_bus(mut self, bus: Option<Arc<RedisBus>>) -> Hub {
+        self.bus = bus;
+        self
     }
 
     /// Room settings.

@@ -128,10 +128,10 @@ impl ChatService {
                 review,
                 metrics,
                 products,
-                bus,
             )
             .await
-            .context("chat history")?,
+            .context("chat history")?
+            .with_bus(bus),
         );
 
         let shutdown = CancellationToken::new();
