@@ -397,6 +397,8 @@ fn members_on_three_nodes_see_one_order_and_a_ban_on_c_holds_on_a() {
             "deleted: {backfill:?}"
         );
         wait_readers(&redis, 3).await;
+        // B loaded the room again (its store never had C's ban): the ban still holds there.
+        assert!(join_refused(b, "demo", &troll_b, CloseCode::Banned).await);
     });
     for mut server in servers {
         assert!(server.is_running(), "{}", server.log());
