@@ -78,10 +78,13 @@ impl App {
         let shutdown = CancellationToken::new();
         // Clustered: Redis must answer now (the error names it and the process exits non-zero);
         // later outages are ridden out (the connection manager reconnects).
-        let leases = match config.cluster.settings()? {
-            Some(settings) => {
-                let cluster = Cluster::connect(settings).await.context("cluster")?;
-                let leases = Leases::new(cluster);
+        let cluster = match config.cluster.settings()? {
+            Some(settings) => Some(Cluster::connect(settings).await.context("cluster")?),
+            None => None,
+        };
+        let leases = match &cluster {
+            Some(cluster) => {
+                let leases = Leases::new(cluster.clone());
                 leases.spawn_renewal(shutdown.clone());
                 Some(leases)
             }
@@ -166,6 +169,7 @@ impl App {
                 store.clone(),
                 Arc::clone(&users),
                 products,
+                cluster.clone(),
             );
             Some(Arc::new(chat.await?))
         } else {

@@ -17,8 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["setting"]),
     ("setting", &[]),
     ("tls", &[]),
-    ("testing", &[]),
     ("cluster", &["setting"]),
+    ("testing", &[]),
     ("users", &["store", "setting"]),
     ("hls", &["users", "store", "metrics", "setting"]),
     ("webhooks", &["hls", "setting"]),
@@ -40,7 +40,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "chat",
         &[
-            "users", "store", "hls", "commerce", "metrics", "setting", "tls",
+            "users", "store", "hls", "commerce", "metrics", "setting", "tls", "cluster",
         ],
     ),
     (
@@ -53,8 +53,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "config",
         &[
-            "chat", "cues", "http", "ingest", "media", "hls", "users", "commerce", "setting",
-            "webhooks", "cluster", "store",
+            "chat", "cues", "http", "ingest", "media", "hls", "users", "store", "commerce",
+            "setting", "webhooks", "cluster",
         ],
     ),
     (

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::bus::{PostLimits, PostOutcome, RoomEvent};
+use super::fanout::{Delivery, RedisBus, Snapshot};
 use super::history::{self, HistoryWriter, Op};
 use super::metrics::ChatMetrics;
 use super::proto::{self, ClientMsg, CloseCode, RejectCode, ServerMsg};
 use super::review::{Decision, Review};
-use super::room::{Identity, Moderation, Rejection, Room, RoomSettings, timeout_until};
+use super::room::{Ban, Identity, Moderation, Rejection, Room, RoomSettings, timeout_until};
 use crate::commerce::ProductLookup;
 use crate::hls::directory::{Owner, StreamDirectory};
 use crate::hls::registry::Registry;
@@ -62,6 +64,8 @@ pub struct RoomEntry {
     phases: Vec<Phase>,
     /// Presence last announced, and when.
     presence_sent: (usize, Instant),
+    /// Cluster mode: stops the room's stream reader (when the room has no local members left).
+    reader: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl RoomEntry {
@@ -177,6 +181,8 @@ pub struct Hub {
     products: Arc<dyn ProductLookup>,
     /// Wakes the idle ticker: an event was queued or a room's membership changed.
     wake: tokio::sync::Notify,
+    /// Cluster mode: the rooms' events go through Redis (None: this node is alone).
+    bus: Option<Arc<RedisBus>>,
     /// Counters.
     pub metrics: Arc<ChatMetrics>,
 }
@@ -235,8 +241,15 @@ impl Hub {
             review,
             products,
             wake: tokio::sync::Notify::new(),
+            bus: None,
             metrics,
         })
+    }
+
+    /// In cluster mode: the rooms' events go through `bus` ([`Hub::run_bus`] must run).
+    pub fn with_bus(mut self, bus: Option<Arc<RedisBus>>) -> Hub {
+        self.bus = bus;
+        self
     }
 
     /// Room settings.
@@ -275,8 +288,14 @@ impl Hub {
         }
     }
 
-    async fn room(&self, name: &str) -> Result<Arc<Mutex<RoomEntry>>, sqlx::Error> {
-        let mut rooms = self.rooms.lock().await;
+    /// The room `name` (loaded on first use; in cluster mode with the room's shared state and
+    /// its stream reader started). `rooms` is the map's guard: a joining member is added before
+    /// it is released, so an idle room is never dropped under a member.
+    async fn room(
+        &self,
+        rooms: &mut HashMap<String, Arc<Mutex<RoomEntry>>>,
+        name: &str,
+    ) -> Result<Arc<Mutex<RoomEntry>>, sqlx::Error> {
         if let Some(room) = rooms.get(name) {
             return Ok(Arc::clone(room));
         }
@@ -290,13 +309,168 @@ impl Hub {
             loaded.pinned,
             loaded.slow_mode,
         );
-        let entry = Arc::new(Mutex::new(RoomEntry {
+        let mut entry = RoomEntry {
             room,
             phases: (0..self.phases()).map(|_| Phase::default()).collect(),
             presence_sent: (0, Instant::now()),
-        }));
+            reader: None,
+        };
+        let mut cursor = None;
+        if let Some(bus) = &self.bus {
+            // Redis known to be down: load nothing now; the reader catches up when it is back.
+            if bus.is_healthy()
+                && let Ok(snapshot) = bus.snapshot(name, self.settings.room.backfill).await
+            {
+                cursor = Some(snapshot.cursor);
+                self.apply_snapshot(&mut entry, snapshot);
+            }
+            entry.reader = Some(tokio_util::sync::CancellationToken::new());
+        }
+        let reader = entry.reader.clone();
+        let entry = Arc::new(Mutex::new(entry));
+        if let (Some(bus), Some(stop)) = (&self.bus, reader) {
+            bus.spawn_reader(
+                name.to_string(),
+                Arc::clone(&entry),
+                cursor,
+                self.settings.room.backfill,
+                stop,
+            );
+        }
         rooms.insert(name.to_string(), Arc::clone(&entry));
         Ok(entry)
+    }
+
+    /// Applies a room's shared state from Redis: the stream's tail in order (messages not in
+    /// the store, recent moderation), then the bans, slow mode and pin in force.
+    fn apply_snapshot(&self, entry: &mut RoomEntry, snapshot: Snapshot) {
+        for tail in snapshot.tail {
+            self.apply_event(entry, tail.event);
+        }
+        entry.room.sort_history();
+        for (user, ban) in snapshot.bans {
+            self.apply_event(
+                entry,
+                RoomEvent::Banned {
+                    user,
+                    until_ms: ban.until_ms,
+                },
+            );
+        }
+        if let Some(seconds) = snapshot.slow_mode_s
+            && Duration::from_secs(seconds) != entry.room.slow_mode()
+        {
+            self.apply_event(entry, RoomEvent::SlowMode { seconds });
+        }
+        if let Some(message) = snapshot.pinned
+            && message.as_ref().map(|m| m.id) != entry.room.pinned().map(|m| m.id)
+        {
+            self.apply_event(entry, RoomEvent::Pinned { message });
+        }
+    }
+
+    /// Applies one room event — decided here, or read from the room's stream in cluster mode —
+    /// and fans it out to this node's members.
+    fn apply_event(&self, entry: &mut RoomEntry, event: RoomEvent) {
+        match event {
+            RoomEvent::Message { message } => {
+                let id = message.id;
+                if let Some(message) = entry.room.apply_message(message) {
+                    self.next_id
+                        .fetch_max(id.saturating_add(1), Ordering::Relaxed);
+                    self.broadcast(
+                        entry,
+                        &ServerMsg::Message {
+                            message: (*message).clone(),
+                            history: false,
+                        },
+                    );
+                }
+            }
+            RoomEvent::Deleted { id, unpinned } => {
+                let was_pinned = entry.room.apply_delete(id);
+                self.broadcast(entry, &ServerMsg::Deleted { id });
+                if was_pinned || unpinned {
+                    self.broadcast(entry, &ServerMsg::Pinned { message: None });
+                }
+            }
+            RoomEvent::Pinned { message } => {
+                let message = entry.room.apply_pin(message);
+                self.broadcast(
+                    entry,
+                    &ServerMsg::Pinned {
+                        message: message.map(|m| (*m).clone()),
+                    },
+                );
+            }
+            RoomEvent::Banned { user, until_ms } => {
+                for conn in entry.room.apply_ban(&user, Ban { until_ms }) {
+                    let phase = Self::phase_of(conn, entry);
+                    if let Some(member) = entry.phases[phase].members.remove(&conn) {
+                        member.closer.close(CloseCode::Banned);
+                        self.metrics.closed(CloseCode::Banned);
+                    }
+                    entry.room.leave(conn);
+                }
+            }
+            RoomEvent::Unbanned { user } => entry.room.apply_unban(&user),
+            RoomEvent::SlowMode { seconds } => {
+                entry.room.apply_slow_mode(seconds);
+                self.broadcast(entry, &ServerMsg::SlowMode { seconds });
+            }
+        }
+    }
+
+    /// Cluster mode: applies the rooms' stream entries in order as the readers deliver them, and
+    /// every second drops the rooms without local members (their readers stop: the node reads a
+    /// room's stream only while it has members there). Runs until `stop`.
+    pub async fn run_bus(
+        self: Arc<Self>,
+        mut deliveries: mpsc::Receiver<Delivery>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                delivery = deliveries.recv() => match delivery {
+                    Some(Delivery::Entry { room, entry }) => {
+                        self.metrics.bus_applied.fetch_add(1, Ordering::Relaxed);
+                        let mut guard = room.lock().unwrap_or_else(|e| e.into_inner());
+                        self.apply_event(&mut guard, entry.event);
+                    }
+                    Some(Delivery::Snapshot { room, snapshot }) => {
+                        let mut guard = room.lock().unwrap_or_else(|e| e.into_inner());
+                        self.apply_snapshot(&mut guard, snapshot);
+                    }
+                    None => break,
+                },
+                _ = sweep.tick() => self.drop_idle_rooms().await,
+                () = stop.cancelled() => break,
+            }
+        }
+        for room in self.rooms.lock().await.values() {
+            let entry = room.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(reader) = &entry.reader {
+                reader.cancel();
+            }
+        }
+    }
+
+    /// Drops the rooms read from Redis that have no local member left, stopping their readers.
+    async fn drop_idle_rooms(&self) {
+        let mut rooms = self.rooms.lock().await;
+        rooms.retain(|name, room| {
+            let entry = room.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(reader) = &entry.reader else {
+                return true;
+            };
+            if entry.room.presence() > 0 {
+                return true;
+            }
+            reader.cancel();
+            tracing::debug!(room = %name, "chat: no local members left; room unloaded");
+            false
+        });
     }
 
     /// Joins `room`: queues welcome + backfill + `live` first, then live events, on the
@@ -312,7 +486,8 @@ impl Hub {
             return Err(CloseCode::UnknownRoom);
         }
         let who = &self.in_room(room, who);
-        let entry = self.room(room).await.map_err(|err| {
+        let mut rooms = self.rooms.lock().await;
+        let entry = self.room(&mut rooms, room).await.map_err(|err| {
             tracing::error!(error = %err, room, "cannot load chat room");
             CloseCode::Shutdown
         })?;
@@ -367,6 +542,7 @@ impl Hub {
                 },
             );
         }
+        drop(rooms);
         // Presence changed.
         self.wake.notify_one();
         Ok((
@@ -533,24 +709,27 @@ impl Hub {
                 self.post(joined, who, &text, link, product.map(|p| *p), nonce)
                     .await,
             ),
-            ClientMsg::Delete { id } => self.moderate(joined, |room| room.delete(who, id)),
-            ClientMsg::Pin { id } => self.moderate(joined, |room| room.pin(who, Some(id))),
-            ClientMsg::Unpin {} => self.moderate(joined, |room| room.pin(who, None)),
+            ClientMsg::Delete { id } => self.moderate(joined, |room| room.delete(who, id)).await,
+            ClientMsg::Pin { id } => self.moderate(joined, |room| room.pin(who, Some(id))).await,
+            ClientMsg::Unpin {} => self.moderate(joined, |room| room.pin(who, None)).await,
             ClientMsg::Timeout { user, seconds } => {
                 let until = timeout_until(now_ms(), seconds);
                 let user = user.to_ascii_lowercase();
                 self.moderate(joined, |room| room.ban(who, &user, Some(until)))
+                    .await
             }
             ClientMsg::Ban { user } => {
                 let user = user.to_ascii_lowercase();
                 self.moderate(joined, |room| room.ban(who, &user, None))
+                    .await
             }
             ClientMsg::Unban { user } => {
                 let user = user.to_ascii_lowercase();
-                self.moderate(joined, |room| room.unban(who, &user))
+                self.moderate(joined, |room| room.unban(who, &user)).await
             }
             ClientMsg::SlowMode { seconds } => {
                 self.moderate(joined, |room| room.set_slow_mode(who, seconds))
+                    .await
             }
         };
         reply.map(|msg| proto::encode(&msg))
@@ -619,6 +798,51 @@ impl Hub {
         }
         let (session, media_time_ms) = self.media_time(&room_name);
         let stripped = draft.stripped;
+        if let Some(bus) = &self.bus {
+            // Cluster mode: the limits across nodes, the id and the room's order come from
+            // Redis; every node (this one too) delivers the message when it reads it back.
+            let (limits, slow_mode) = {
+                let entry = joined.room.lock().unwrap_or_else(|e| e.into_inner());
+                let slow_mode = entry.room.slow_mode();
+                let limits = if draft.role == proto::Role::Viewer {
+                    PostLimits::viewer(&self.settings.room, slow_mode)
+                } else {
+                    PostLimits::exempt()
+                };
+                (limits, slow_mode)
+            };
+            let mut message = draft.clone().into_message(
+                0,
+                room_name.clone(),
+                now_ms(),
+                session.clone(),
+                media_time_ms,
+            );
+            let floor = self.next_id.load(Ordering::Relaxed);
+            match bus.post(&room_name, limits, floor, &message).await {
+                Ok(PostOutcome::Accepted(id)) => {
+                    message.id = id;
+                    self.next_id
+                        .fetch_max(id.saturating_add(1), Ordering::Relaxed);
+                    self.metrics.messages.fetch_add(1, Ordering::Relaxed);
+                    self.persist(Op::Insert(Arc::new(message)));
+                    return ServerMsg::Ack {
+                        nonce,
+                        id,
+                        stripped,
+                    };
+                }
+                Ok(refused) => {
+                    if let Some(rejection) = refused.rejection(slow_mode) {
+                        return self.reject(&rejection, nonce);
+                    }
+                }
+                // Redis unreachable: this node's members get it (counted as local only).
+                Err(_) => {
+                    self.metrics.bus_local_only.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         let message = {
             let mut entry = joined.room.lock().unwrap_or_else(|e| e.into_inner());
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -663,62 +887,85 @@ impl Hub {
         }
     }
 
-    fn moderate(
+    /// Runs a moderation request on the room's rules (local state is authoritative for the
+    /// check), persists its outcome, and delivers it: alone, to this node's members at once; in
+    /// cluster mode through the room's stream (every node applies it in stream order, this one
+    /// too), or to this node's members only when Redis cannot be reached.
+    async fn moderate(
         &self,
         joined: &Joined,
         act: impl FnOnce(&mut Room) -> Result<Moderation, Rejection>,
     ) -> Option<ServerMsg> {
-        let mut guard = joined.room.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = &mut *guard;
-        let pinned_before = entry.room.pinned().map(|m| m.id);
-        let outcome = match act(&mut entry.room) {
-            Ok(outcome) => outcome,
-            Err(rejection) => return Some(self.reject(&rejection, None)),
-        };
-        let room = entry.room.name.clone();
-        match outcome {
-            Moderation::Deleted(id) => {
-                self.broadcast(entry, &ServerMsg::Deleted { id });
-                if pinned_before == Some(id) {
-                    self.broadcast(entry, &ServerMsg::Pinned { message: None });
-                }
-                self.persist(Op::Delete { room, id });
-            }
-            Moderation::Pinned(message) => {
-                let id = message.as_ref().map(|m| m.id);
-                self.broadcast(
-                    entry,
-                    &ServerMsg::Pinned {
-                        message: message.map(|m| (*m).clone()),
-                    },
-                );
-                self.persist(Op::Pin { room, id });
-            }
-            Moderation::Banned { user, ban, kick } => {
-                for conn in kick {
-                    let phase = Self::phase_of(conn, entry);
-                    if let Some(member) = entry.phases[phase].members.remove(&conn) {
-                        member.closer.close(CloseCode::Banned);
-                        self.metrics.closed(CloseCode::Banned);
+        let (room, event) = {
+            let mut guard = joined.room.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = &mut *guard;
+            let pinned_before = entry.room.pinned().map(|m| m.id);
+            let outcome = match act(&mut entry.room) {
+                Ok(outcome) => outcome,
+                Err(rejection) => return Some(self.reject(&rejection, None)),
+            };
+            let room = entry.room.name.clone();
+            let event = match outcome {
+                Moderation::Deleted(id) => {
+                    self.persist(Op::Delete {
+                        room: room.clone(),
+                        id,
+                    });
+                    RoomEvent::Deleted {
+                        id,
+                        unpinned: pinned_before == Some(id),
                     }
-                    entry.room.leave(conn);
                 }
-                self.persist(Op::Ban {
-                    room,
-                    user,
-                    ban: Some(ban),
-                });
+                Moderation::Pinned(message) => {
+                    self.persist(Op::Pin {
+                        room: room.clone(),
+                        id: message.as_ref().map(|m| m.id),
+                    });
+                    RoomEvent::Pinned {
+                        message: message.map(|m| (*m).clone()),
+                    }
+                }
+                Moderation::Banned { user, ban, .. } => {
+                    self.persist(Op::Ban {
+                        room: room.clone(),
+                        user: user.clone(),
+                        ban: Some(ban),
+                    });
+                    RoomEvent::Banned {
+                        user,
+                        until_ms: ban.until_ms,
+                    }
+                }
+                Moderation::Unbanned(user) => {
+                    self.persist(Op::Ban {
+                        room: room.clone(),
+                        user: user.clone(),
+                        ban: None,
+                    });
+                    RoomEvent::Unbanned { user }
+                }
+                Moderation::SlowMode(seconds) => {
+                    self.persist(Op::SlowMode {
+                        room: room.clone(),
+                        seconds,
+                    });
+                    RoomEvent::SlowMode { seconds }
+                }
+            };
+            if self.bus.is_none() {
+                self.apply_event(entry, event);
+                return None;
             }
-            Moderation::Unbanned(user) => self.persist(Op::Ban {
-                room,
-                user,
-                ban: None,
-            }),
-            Moderation::SlowMode(seconds) => {
-                self.broadcast(entry, &ServerMsg::SlowMode { seconds });
-                self.persist(Op::SlowMode { room, seconds });
-            }
+            (room, event)
+        };
+        if let Some(bus) = &self.bus
+            && bus.publish(&room, &event).await.is_ok()
+        {
+            return None;
         }
+        self.metrics.bus_local_only.fetch_add(1, Ordering::Relaxed);
+        let mut entry = joined.room.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_event(&mut entry, event);
         None
     }
 

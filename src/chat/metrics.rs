@@ -26,6 +26,14 @@ pub struct ChatMetrics {
     pub review_fallback: AtomicU64,
     /// Frames (batches) queued to clients.
     pub deliveries: AtomicU64,
+    /// Room events this node appended to the rooms' Redis streams (cluster mode).
+    pub bus_published: AtomicU64,
+    /// Room events read from the rooms' Redis streams and applied (cluster mode).
+    pub bus_applied: AtomicU64,
+    /// Room events handled on this node only because Redis could not be reached (cluster mode).
+    pub bus_local_only: AtomicU64,
+    /// Redis errors of the chat bus (publish, load, stream reads).
+    pub bus_errors: AtomicU64,
 }
 
 impl ChatMetrics {
@@ -57,6 +65,26 @@ impl ChatMetrics {
                 "cuecast_chat_deliveries_total",
                 "Frame batches queued to chat clients.",
                 &self.deliveries,
+            ),
+            (
+                "cuecast_chat_bus_published_total",
+                "Room events appended to the rooms' Redis streams (cluster mode).",
+                &self.bus_published,
+            ),
+            (
+                "cuecast_chat_bus_applied_total",
+                "Room events read from the rooms' Redis streams and applied (cluster mode).",
+                &self.bus_applied,
+            ),
+            (
+                "cuecast_chat_bus_local_only_total",
+                "Room events delivered on this node only because Redis was unreachable.",
+                &self.bus_local_only,
+            ),
+            (
+                "cuecast_chat_bus_errors_total",
+                "Redis errors of the chat bus (publish, room load, stream reads).",
+                &self.bus_errors,
             ),
         ] {
             let _ = writeln!(

@@ -3,14 +3,18 @@
 //! and history persisted with the stream's media time. Protocol: `docs/chat-protocol.md`.
 //!
 //! Sans-IO parts: [`proto`] (frames, messages, codes), [`room`] (a room's rules and state),
-//! [`links`] (link policy), [`export`] (CSV of a show's chat), [`cert`] rotation state. IO: [`hub`] (fan-out, persistence),
+//! [`links`] (link policy), [`export`] (CSV of a show's chat), [`cert`] rotation state, [`bus`]
+//! (a room's events between nodes). IO: [`hub`] (fan-out, persistence), [`fanout`] (rooms over
+//! Redis in cluster mode),
 //! [`session`] (one client's session over any transport: admission, hello, requests),
 //! [`server`] (QUIC driver), [`review`] (HTTP hook), [`client`] (the `cuecast chat` CLI).
 
+pub mod bus;
 pub mod cert;
 pub mod client;
 mod config;
 pub mod export;
+pub mod fanout;
 pub mod history;
 pub mod hub;
 pub mod links;
@@ -34,6 +38,7 @@ use crate::hls::registry::Registry;
 use crate::store::Store;
 use crate::users::Users;
 use cert::{CertSource, DevCerts};
+use fanout::RedisBus;
 use hub::Hub;
 use metrics::ChatMetrics;
 use review::Review;
@@ -67,6 +72,7 @@ impl ChatService {
         store: Store,
         users: Arc<Users>,
         products: Arc<dyn ProductLookup>,
+        cluster: Option<crate::cluster::Cluster>,
     ) -> anyhow::Result<ChatService> {
         let now = chrono::Utc::now().timestamp();
         let certs = if config.cert_file.as_os_str().is_empty() {
@@ -103,6 +109,13 @@ impl ChatService {
         tracing::info!(target: crate::setting::LISTEN_TARGET, chat = %addr, "listening");
 
         let metrics = Arc::new(ChatMetrics::default());
+        let (bus, deliveries) = match cluster {
+            Some(cluster) => {
+                let (bus, deliveries) = RedisBus::new(cluster, Arc::clone(&metrics));
+                (Some(bus), Some(deliveries))
+            }
+            None => (None, None),
+        };
         let review = config
             .review_settings()
             .map(|settings| Review::new(settings, Arc::clone(&metrics)));
@@ -117,12 +130,16 @@ impl ChatService {
                 products,
             )
             .await
-            .context("chat history")?,
+            .context("chat history")?
+            .with_bus(bus),
         );
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(Arc::clone(&hub).run_ticker(shutdown.clone()));
+        if let Some(deliveries) = deliveries {
+            tasks.spawn(Arc::clone(&hub).run_bus(deliveries, shutdown.clone()));
+        }
         let (rotate_certs, rotate_stop) = (Arc::clone(&certs), shutdown.clone());
         tasks.spawn(async move {
             let mut interval = tokio::time::interval(CERT_CHECK);

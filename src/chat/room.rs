@@ -541,6 +541,60 @@ impl Room {
     }
 }
 
+impl Room {
+    /// Applies a message accepted on any node (cluster mode, in the room's stream order).
+    /// Returns it, or None when the room already holds a message with its id (its own replay,
+    /// or a message loaded from a shared store).
+    pub fn apply_message(&mut self, message: ChatMessage) -> Option<Arc<ChatMessage>> {
+        if self.history.iter().any(|m| m.id == message.id) {
+            return None;
+        }
+        Some(self.commit(message))
+    }
+
+    /// Puts the history in id order (cluster mode: ids are taken in the room's stream order,
+    /// so after merging the store's messages with the stream's, id order is the room's order).
+    pub fn sort_history(&mut self) {
+        self.history.make_contiguous().sort_by_key(|m| m.id);
+    }
+
+    /// Applies a deletion decided on any node; true when it removed the pin.
+    pub fn apply_delete(&mut self, id: i64) -> bool {
+        self.history.retain(|m| m.id != id);
+        if self.pinned.as_ref().is_some_and(|m| m.id == id) {
+            self.pinned = None;
+            return true;
+        }
+        false
+    }
+
+    /// Applies a pin (or unpin) decided on any node.
+    pub fn apply_pin(&mut self, message: Option<ChatMessage>) -> Option<Arc<ChatMessage>> {
+        self.pinned = message.map(Arc::new);
+        self.pinned.clone()
+    }
+
+    /// Applies a ban decided on any node; returns this node's connections of `user` to close.
+    pub fn apply_ban(&mut self, user: &str, ban: Ban) -> Vec<u64> {
+        self.bans.insert(user.to_string(), ban);
+        self.members
+            .iter()
+            .filter(|(_, member)| member.as_deref() == Some(user))
+            .map(|(conn, _)| *conn)
+            .collect()
+    }
+
+    /// Applies a lifted ban.
+    pub fn apply_unban(&mut self, user: &str) {
+        self.bans.remove(user);
+    }
+
+    /// Applies a slow mode set on any node.
+    pub fn apply_slow_mode(&mut self, seconds: u64) {
+        self.slow_mode = Duration::from_secs(seconds.min(86_400));
+    }
+}
+
 fn require(who: &Identity, cap: Capability) -> Result<(), Rejection> {
     if who.can(cap) {
         Ok(())
