@@ -178,17 +178,17 @@ impl Store {
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true);
-        Self::sqlite(options, path.display().to_string(), true).await
+        let url = options.to_url_lossy();
+        Self::sqlite(url.as_str(), path.display().to_string(), true).await
     }
 
     /// An in-memory database (tests and benchmarks).
     pub async fn in_memory() -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new().in_memory(true);
-        Self::sqlite(options, ":memory:".into(), false).await
+        Self::sqlite("sqlite::memory:", ":memory:".into(), false).await
     }
 
     async fn sqlite(
-        options: SqliteConnectOptions,
+        url: &str,
         path: String,
         file: bool,
     ) -> Result<Store, StoreError> {
@@ -197,7 +197,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let options = AnyConnectOptions::from_url(&options.to_url_lossy()).map_err(open_err)?;
+        let options: AnyConnectOptions = url.parse().map_err(open_err)?;
         // One writer connection keeps SQLite's single-writer rule out of the way of callers, and
         // a single in-memory database is only shared inside one connection anyway (so it is
         // never closed for idleness).
