@@ -30,7 +30,7 @@ fn on(url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn env(vars: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn env<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
