@@ -307,6 +307,7 @@ fn every_flow_runs_on_postgresql_and_survives_a_restart() {
     assert_eq!(status, 200);
     assert_eq!(got["title"], "Spring fragrances");
     assert_eq!(got["products"], json!(["sku-1", "sku-2"]));
+    let rundown_url = server.url("/api/streams/second/rundown");
     let (_, _, items) = call("GET", &rundown_url, Some(ADMIN), None);
     assert_eq!(items["items"].as_array().map(Vec::len), Some(1), "{items}");
     assert_eq!(get(&server, &analytics_path, Some(ADMIN)).1, analytics);
