@@ -295,7 +295,7 @@ fn every_flow_runs_on_postgresql_and_survives_a_restart() {
     let server = server.restart(&env(&vars));
     let (status, keys) = get(&server, "/api/keys", Some(&host));
     assert_eq!(status, 200, "{keys}");
-    assert_eq!(ids(&keys, "items", "id"), [key_id.clone()], "{keys}");
+    assert_eq!(ids(&keys, "items", "id"), [key_id.as_str()], "{keys}");
     let creds = r#"{"username": "hana", "password": "correct horse battery"}"#;
     assert_eq!(
         call("POST", &server.url("/api/login"), None, Some(creds)).0,
@@ -455,6 +455,7 @@ fn serve_until_exit(store_url: &str) -> (Option<i32>, String) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("cuecast kept running without its database");
 }
 

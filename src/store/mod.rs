@@ -187,11 +187,7 @@ impl Store {
         Self::sqlite("sqlite::memory:", ":memory:".into(), false).await
     }
 
-    async fn sqlite(
-        url: &str,
-        path: String,
-        file: bool,
-    ) -> Result<Store, StoreError> {
+    async fn sqlite(url: &str, path: String, file: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let open_err = |source| StoreError::Open {
             path: path.clone(),
