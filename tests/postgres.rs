@@ -501,3 +501,25 @@ fn check_config_rejects_a_bad_store_url_naming_the_key() {
         "{stdout}"
     );
 }
+
+#[test]
+fn nodes_starting_together_migrate_once() {
+    let pg = Postgres::start();
+    let url = pg.create_database("together");
+    runtime().block_on(async {
+        let opens = (0..4).map(|_| cuecast::store::Store::postgres(&url, &url));
+        let stores = futures_util::future::join_all(opens).await;
+        for store in &stores {
+            assert!(store.is_ok(), "{:?}", store.as_ref().err());
+        }
+    });
+    // Each migration applied once, the change triggers installed once.
+    assert_eq!(
+        psql(&url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version"),
+        "1,2,3,4,5,6,7,8"
+    );
+    assert_eq!(
+        psql(&url, "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE '%_changes'"),
+        "4"
+    );
+}
