@@ -515,11 +515,17 @@ fn nodes_starting_together_migrate_once() {
     });
     // Each migration applied once, the change triggers installed once.
     assert_eq!(
-        psql(&url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version"),
+        psql(
+            &url,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version"
+        ),
         "1,2,3,4,5,6,7,8"
     );
     assert_eq!(
-        psql(&url, "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE '%_changes'"),
+        psql(
+            &url,
+            "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE '%_changes'"
+        ),
         "4"
     );
 }
