@@ -470,6 +470,8 @@ fn an_unreachable_database_stops_the_node_naming_the_url_without_its_password() 
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
+    // The driver's reason, not only a timeout.
+    assert!(stderr.contains("Connection refused"), "{stderr}");
 }
 
 #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
 use tokio::sync::broadcast;
 
 /// The connection pool the feature modules query.
@@ -120,8 +120,8 @@ pub enum StoreError {
         /// Latest version this build has.
         known: i64,
     },
-    /// `[store] url` is not usable.
-    #[error("store.url: {0}")]
+    /// `[store] url` is not usable (check-config reports it first).
+    #[error("[store] {0}")]
     Config(#[from] crate::setting::Invalid),
 }
 
@@ -238,6 +238,14 @@ impl Store {
             source,
         };
         let options: AnyConnectOptions = url.parse().map_err(open_err)?;
+        // One connection first, so that a database that cannot be reached is reported with
+        // the driver's reason (refused, unknown host, authentication) rather than the pool's
+        // timeout.
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
+            .await
+            .map_err(|_| open_err(sqlx::Error::PoolTimedOut))?
+            .map_err(open_err)?;
+        let _ = first.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(POSTGRES_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
