@@ -175,6 +175,9 @@ impl Store {
     /// Opens (creating if needed) `<data_dir>/cuecast.db` and brings its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
+        // Absolute, so that the sqlite:// URL the Any driver opens has no host part (a
+        // relative `data/` would read as the host "data").
+        let path = std::path::absolute(&path).unwrap_or(path);
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true);
@@ -447,6 +450,37 @@ mod tests {
             matches!(err, StoreError::TooNew { found: 999, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn change_payloads() {
+        let change = |table: &str, key: &str| Change {
+            table: table.into(),
+            key: key.into(),
+        };
+        assert_eq!(Change::parse("shows show-1"), change("shows", "show-1"));
+        assert_eq!(Change::parse("events "), change("events", ""));
+        assert_eq!(
+            Change::parse("catalog_products sku 1"),
+            change("catalog_products", "sku 1")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_is_not_shared_and_announces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        assert_eq!(store.kind(), Kind::Sqlite);
+        assert!(!is_shared(store.pool()));
+        assert!(store.changes().is_none());
+        // $N placeholders, the syntax of every query, bind by number on SQLite too.
+        let (a, b): (String, String) = sqlx::query_as("SELECT $2, $1")
+            .bind("first")
+            .bind("second")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("second", "first"));
     }
 
     #[tokio::test]
