@@ -74,7 +74,7 @@ impl App {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("server.data_dir: cannot create {}", data_dir.display()))?;
-        let store = Store::open(data_dir).await?;
+        let store = Store::connect(&config.store, data_dir).await?;
         let shutdown = CancellationToken::new();
         // Clustered: Redis must answer now (the error names it and the process exits non-zero);
         // later outages are ridden out (the connection manager reconnects).
@@ -192,6 +192,7 @@ impl App {
             recommend.clone(),
         );
         let events = events.await.context("shopper events")?;
+        follow_other_nodes(&store, &catalog, &shows, &host_keys, &events).await?;
         let api = Arc::new(ApiState {
             admin_token,
             keys,
@@ -303,6 +304,31 @@ fn spawn_sweep(registry: Arc<Registry>, shutdown: CancellationToken) {
 /// Opens the recordings (finishing what a crash left), records every new session of
 /// `registry`, names the show of each from `shows`, and runs retention until `shutdown`.
 /// `None` when `recordings.enabled = false`.
+/// On a shared store (PostgreSQL), keeps what this node holds in memory in step with the other
+/// nodes' writes (docs/scaling.md#store); nothing on the embedded store.
+async fn follow_other_nodes(
+    store: &Store,
+    catalog: &Arc<Catalog>,
+    shows: &Arc<Shows>,
+    host_keys: &Arc<HostKeys>,
+    events: &Arc<Events>,
+) -> anyhow::Result<()> {
+    let subscribe = || store.changes();
+    if let Some(changes) = subscribe() {
+        catalog.follow(changes);
+    }
+    if let Some(changes) = subscribe() {
+        shows.follow(changes);
+    }
+    if let Some(changes) = subscribe() {
+        host_keys.follow(changes);
+    }
+    if let Some(changes) = subscribe() {
+        events.follow(changes).await.context("shopper events")?;
+    }
+    Ok(())
+}
+
 async fn start_recordings(
     config: &Config,
     store: &Store,

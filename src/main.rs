@@ -219,7 +219,7 @@ fn catalog_import(file: &Path, config_path: Option<&Path>) -> ExitCode {
                 std::fs::create_dir_all(data_dir).with_context(|| {
                     format!("server.data_dir: cannot create {}", data_dir.display())
                 })?;
-                let store = Store::open(data_dir).await?;
+                let store = Store::connect(&config.store, data_dir).await?;
                 let imported = catalog::import_file(store.pool(), &bytes)
                     .await
                     .with_context(|| format!("{}: nothing imported", file.display()));

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 /// docs/architecture.md, lowest layer first (the test checks that both say the same).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &[]),
-    ("store", &["setting"]),
     ("setting", &[]),
+    ("store", &["setting"]),
     ("tls", &[]),
     ("cluster", &["setting"]),
     ("testing", &[]),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use tokio::sync::mpsc;
 
 use super::proto::{ChatMessage, MessageKind, Role};
@@ -108,8 +108,12 @@ async fn apply(store: &Store, ops: &[Op]) -> Result<(), sqlx::Error> {
         match op {
             Op::Insert(m) => {
                 sqlx::query(
-                    "INSERT OR REPLACE INTO chat_messages (id, room, username, role, kind, text, link, product, sent_at_ms, session, media_time_ms) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chat_messages (id, room, username, role, kind, text, link, product, sent_at_ms, session, media_time_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (id) DO UPDATE SET room = excluded.room, username = excluded.username, \
+                     role = excluded.role, kind = excluded.kind, text = excluded.text, link = excluded.link, \
+                     product = excluded.product, sent_at_ms = excluded.sent_at_ms, session = excluded.session, \
+                     media_time_ms = excluded.media_time_ms",
                 )
                 .bind(m.id)
                 .bind(&m.room)
@@ -126,13 +130,13 @@ async fn apply(store: &Store, ops: &[Op]) -> Result<(), sqlx::Error> {
                 .await?;
             }
             Op::Delete { room, id } => {
-                sqlx::query("DELETE FROM chat_messages WHERE room = ? AND id = ?")
+                sqlx::query("DELETE FROM chat_messages WHERE room = $1 AND id = $2")
                     .bind(room)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(
-                    "UPDATE chat_rooms SET pinned_id = NULL WHERE room = ? AND pinned_id = ?",
+                    "UPDATE chat_rooms SET pinned_id = NULL WHERE room = $1 AND pinned_id = $2",
                 )
                 .bind(room)
                 .bind(id)
@@ -142,7 +146,8 @@ async fn apply(store: &Store, ops: &[Op]) -> Result<(), sqlx::Error> {
             Op::Ban { room, user, ban } => match ban {
                 Some(ban) => {
                     sqlx::query(
-                        "INSERT OR REPLACE INTO chat_bans (room, username, until_ms) VALUES (?, ?, ?)",
+                        "INSERT INTO chat_bans (room, username, until_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (room, username) DO UPDATE SET until_ms = excluded.until_ms",
                     )
                     .bind(room)
                     .bind(user)
@@ -151,7 +156,7 @@ async fn apply(store: &Store, ops: &[Op]) -> Result<(), sqlx::Error> {
                     .await?;
                 }
                 None => {
-                    sqlx::query("DELETE FROM chat_bans WHERE room = ? AND username = ?")
+                    sqlx::query("DELETE FROM chat_bans WHERE room = $1 AND username = $2")
                         .bind(room)
                         .bind(user)
                         .execute(&mut *tx)
@@ -160,7 +165,7 @@ async fn apply(store: &Store, ops: &[Op]) -> Result<(), sqlx::Error> {
             },
             Op::Pin { room, id } => {
                 sqlx::query(
-                    "INSERT INTO chat_rooms (room, pinned_id) VALUES (?, ?) \
+                    "INSERT INTO chat_rooms (room, pinned_id) VALUES ($1, $2) \
                      ON CONFLICT (room) DO UPDATE SET pinned_id = excluded.pinned_id",
                 )
                 .bind(room)
@@ -170,7 +175,7 @@ async fn apply(store: &Store, ops: &[Op]) -> Result<(), sqlx::Error> {
             }
             Op::SlowMode { room, seconds } => {
                 sqlx::query(
-                    "INSERT INTO chat_rooms (room, slow_mode_s) VALUES (?, ?) \
+                    "INSERT INTO chat_rooms (room, slow_mode_s) VALUES ($1, $2) \
                      ON CONFLICT (room) DO UPDATE SET slow_mode_s = excluded.slow_mode_s",
                 )
                 .bind(room)
@@ -190,7 +195,7 @@ macro_rules! columns {
     };
 }
 
-fn message(row: &SqliteRow) -> Result<ChatMessage, sqlx::Error> {
+fn message(row: &AnyRow) -> Result<ChatMessage, sqlx::Error> {
     let link: Option<String> = row.try_get("link")?;
     let product: Option<String> = row.try_get("product")?;
     Ok(ChatMessage {
@@ -226,7 +231,7 @@ pub async fn load(
     let rows = sqlx::query(concat!(
         "SELECT ",
         columns!(),
-        " FROM chat_messages WHERE room = ? ORDER BY id DESC LIMIT ?"
+        " FROM chat_messages WHERE room = $1 ORDER BY id DESC LIMIT $2"
     ))
     .bind(room)
     .bind(backfill as i64)
@@ -235,7 +240,7 @@ pub async fn load(
     let mut messages = rows.iter().map(message).collect::<Result<Vec<_>, _>>()?;
     messages.reverse();
     let bans = sqlx::query(
-        "SELECT username, until_ms FROM chat_bans WHERE room = ? AND (until_ms IS NULL OR until_ms > ?)",
+        "SELECT username, until_ms FROM chat_bans WHERE room = $1 AND (until_ms IS NULL OR until_ms > $2)",
     )
     .bind(room)
     .bind(now_ms)
@@ -252,7 +257,7 @@ pub async fn load(
     })
     .collect::<Result<HashMap<_, _>, sqlx::Error>>()?;
     let settings: Option<(Option<i64>, Option<i64>)> =
-        sqlx::query_as("SELECT pinned_id, slow_mode_s FROM chat_rooms WHERE room = ?")
+        sqlx::query_as("SELECT pinned_id, slow_mode_s FROM chat_rooms WHERE room = $1")
             .bind(room)
             .fetch_optional(store.pool())
             .await?;
@@ -261,7 +266,7 @@ pub async fn load(
         Some(id) => sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM chat_messages WHERE room = ? AND id = ?"
+            " FROM chat_messages WHERE room = $1 AND id = $2"
         ))
         .bind(room)
         .bind(id)
@@ -294,8 +299,8 @@ pub async fn sent_between(
     let rows = sqlx::query(concat!(
         "SELECT ",
         columns!(),
-        " FROM chat_messages WHERE room = ? AND sent_at_ms >= ? AND sent_at_ms <= ? \
-         ORDER BY sent_at_ms, id LIMIT ?"
+        " FROM chat_messages WHERE room = $1 AND sent_at_ms >= $2 AND sent_at_ms <= $3 \
+         ORDER BY sent_at_ms, id LIMIT $4"
     ))
     .bind(room)
     .bind(from_ms)
@@ -330,7 +335,7 @@ pub async fn replay(
         Some(session) => Some(session.clone()),
         None => {
             sqlx::query_scalar(
-                "SELECT session FROM chat_messages WHERE room = ? AND session IS NOT NULL ORDER BY id DESC LIMIT 1",
+                "SELECT session FROM chat_messages WHERE room = $1 AND session IS NOT NULL ORDER BY id DESC LIMIT 1",
             )
             .bind(room)
             .fetch_optional(store.pool())
@@ -343,8 +348,8 @@ pub async fn replay(
     let rows = sqlx::query(concat!(
         "SELECT ",
         columns!(),
-        " FROM chat_messages WHERE room = ? AND session = ? \
-         AND media_time_ms >= ? AND media_time_ms < ? ORDER BY media_time_ms, id LIMIT ?"
+        " FROM chat_messages WHERE room = $1 AND session = $2 \
+         AND media_time_ms >= $3 AND media_time_ms < $4 ORDER BY media_time_ms, id LIMIT $5"
     ))
     .bind(room)
     .bind(&session)

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::catalog::Catalog;
 use super::events::{Event, EventSink, EventType, Events, Known, Settings, Sinks};
@@ -89,7 +89,7 @@ impl EventSink for PopularityFeed {
 /// the popularity (`half_life_s` is `catalog.popularity_half_life_s`); `also` hears every
 /// recorded event too (the recommendations, rebuilt from the store before this call).
 pub async fn start_events(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     settings: Settings,
     shows: &Arc<Shows>,
     catalog: &Arc<Catalog>,
@@ -122,7 +122,7 @@ const REPLAY_HALF_LIVES: f64 = 10.0;
 /// ranks the same after a restart. `half_life_s` is `catalog.popularity_half_life_s`, `now_ms`
 /// the current Unix time in ms. Returns how many events were replayed.
 pub async fn replay_popularity(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     catalog: &Catalog,
     half_life_s: f64,
     now_ms: i64,
@@ -130,7 +130,7 @@ pub async fn replay_popularity(
     let since_ms = now_ms - (half_life_s * REPLAY_HALF_LIVES * 1000.0) as i64;
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT type, product, quantity, ts_ms FROM events \
-         WHERE product IS NOT NULL AND ts_ms >= ? ORDER BY seq",
+         WHERE product IS NOT NULL AND ts_ms >= $1 ORDER BY seq",
     )
     .bind(since_ms)
     .fetch_all(pool)

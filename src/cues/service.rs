@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 use super::Config;
@@ -67,7 +67,7 @@ pub struct RundownItem {
 
 /// Shared state of the cue feature.
 pub struct CueService {
-    pool: SqlitePool,
+    pool: AnyPool,
     /// Settings.
     pub settings: Config,
     registry: Arc<Registry>,
@@ -89,7 +89,7 @@ impl CueService {
     /// Loads unfired rundown items and starts the task that persists fired ones; `products`
     /// fills the product of a cue that gives only its catalog id.
     pub async fn start(
-        pool: SqlitePool,
+        pool: AnyPool,
         settings: Config,
         registry: Arc<Registry>,
         products: Arc<dyn ProductLookup>,

@@ -2,7 +2,7 @@
 //! so a failed request leaves nothing behind.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::model::{Cue, CueSpec, Source, format_date};
 use super::rundown::ScheduledCue;
@@ -74,11 +74,11 @@ fn cue_from_row(row: Row) -> Option<Cue> {
 }
 
 /// Inserts a live cue (seq and id are assigned here); returns its seq.
-pub async fn insert_live(pool: &SqlitePool, cue: &Cue) -> Result<i64, StoreError> {
+pub async fn insert_live(pool: &AnyPool, cue: &Cue) -> Result<i64, StoreError> {
     let spec = serde_json::to_string(&cue.spec).unwrap_or_default();
-    let result = sqlx::query(
+    let seq: i64 = sqlx::query_scalar(
         "INSERT INTO cues (id, stream, state, source, spec, session, start_ns, start_date, \
-         published_ns, created_at) VALUES (?, ?, 'live', ?, ?, ?, ?, ?, ?, ?)",
+         published_ns, created_at) VALUES ($1, $2, 'live', $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
     )
     .bind(&cue.id)
     .bind(&cue.stream)
@@ -89,17 +89,17 @@ pub async fn insert_live(pool: &SqlitePool, cue: &Cue) -> Result<i64, StoreError
     .bind(format_date(&cue.start_date))
     .bind(to_i64(cue.published_ns))
     .bind(format_date(&Utc::now()))
-    .execute(pool)
+    .fetch_one(pool)
     .await
     .map_err(err("insert cue"))?;
-    Ok(result.last_insert_rowid())
+    Ok(seq)
 }
 
 /// A fired rundown item becomes live on `cue.session`.
-pub async fn mark_fired(pool: &SqlitePool, cue: &Cue) -> Result<(), StoreError> {
+pub async fn mark_fired(pool: &AnyPool, cue: &Cue) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE cues SET state = 'live', session = ?, start_ns = ?, start_date = ?, \
-         published_ns = ? WHERE seq = ?",
+        "UPDATE cues SET state = 'live', session = $1, start_ns = $2, start_date = $3, \
+         published_ns = $4 WHERE seq = $5",
     )
     .bind(&cue.session)
     .bind(to_i64(cue.start_ns))
@@ -113,8 +113,8 @@ pub async fn mark_fired(pool: &SqlitePool, cue: &Cue) -> Result<(), StoreError> 
 }
 
 /// Records a cut.
-pub async fn set_ended(pool: &SqlitePool, seq: i64, ended_ns: u64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE cues SET ended_ns = ? WHERE seq = ?")
+pub async fn set_ended(pool: &AnyPool, seq: i64, ended_ns: u64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cues SET ended_ns = $1 WHERE seq = $2")
         .bind(to_i64(ended_ns))
         .bind(seq)
         .execute(pool)
@@ -124,11 +124,11 @@ pub async fn set_ended(pool: &SqlitePool, seq: i64, ended_ns: u64) -> Result<(),
 }
 
 /// Live cues of `stream`, oldest first.
-pub async fn list_live(pool: &SqlitePool, stream: &str) -> Result<Vec<Cue>, StoreError> {
+pub async fn list_live(pool: &AnyPool, stream: &str) -> Result<Vec<Cue>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(concat!(
         "SELECT ",
         live_columns!(),
-        " FROM cues WHERE stream = ? AND state = 'live' ORDER BY seq"
+        " FROM cues WHERE stream = $1 AND state = 'live' ORDER BY seq"
     ))
     .bind(stream)
     .fetch_all(pool)
@@ -146,7 +146,7 @@ pub enum Found {
 }
 
 /// The cue or rundown item `id` of `stream`.
-pub async fn find(pool: &SqlitePool, stream: &str, id: &str) -> Result<Option<Found>, StoreError> {
+pub async fn find(pool: &AnyPool, stream: &str, id: &str) -> Result<Option<Found>, StoreError> {
     let row: Option<(String, Row)> = sqlx::query_as::<
         _,
         (
@@ -165,7 +165,7 @@ pub async fn find(pool: &SqlitePool, stream: &str, id: &str) -> Result<Option<Fo
     >(concat!(
         "SELECT state, ",
         live_columns!(),
-        " FROM cues WHERE stream = ? AND id = ?"
+        " FROM cues WHERE stream = $1 AND id = $2"
     ))
     .bind(stream)
     .bind(id)
@@ -185,14 +185,14 @@ pub async fn find(pool: &SqlitePool, stream: &str, id: &str) -> Result<Option<Fo
 /// Inserts rundown items for `stream` (with `replace`, unfired items are deleted first), in
 /// one transaction; returns them with their seq.
 pub async fn schedule(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     stream: &str,
     items: Vec<(String, u64, CueSpec)>,
     replace: bool,
 ) -> Result<Vec<ScheduledCue>, StoreError> {
     let mut tx = pool.begin().await.map_err(err("begin rundown"))?;
     if replace {
-        sqlx::query("DELETE FROM cues WHERE stream = ? AND state = 'scheduled'")
+        sqlx::query("DELETE FROM cues WHERE stream = $1 AND state = 'scheduled'")
             .bind(stream)
             .execute(&mut *tx)
             .await
@@ -201,20 +201,20 @@ pub async fn schedule(
     let now = format_date(&Utc::now());
     let mut out = Vec::with_capacity(items.len());
     for (id, offset_ns, spec) in items {
-        let result = sqlx::query(
+        let seq: i64 = sqlx::query_scalar(
             "INSERT INTO cues (id, stream, state, source, spec, offset_ns, created_at) \
-             VALUES (?, ?, 'scheduled', 'rundown', ?, ?, ?)",
+             VALUES ($1, $2, 'scheduled', 'rundown', $3, $4, $5) RETURNING seq",
         )
         .bind(&id)
         .bind(stream)
         .bind(serde_json::to_string(&spec).unwrap_or_default())
         .bind(to_i64(offset_ns))
         .bind(&now)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(err("insert rundown item"))?;
         out.push(ScheduledCue {
-            seq: result.last_insert_rowid(),
+            seq,
             id,
             offset_ns,
             spec,
@@ -225,8 +225,8 @@ pub async fn schedule(
 }
 
 /// Deletes an unfired rundown item.
-pub async fn delete_scheduled(pool: &SqlitePool, seq: i64) -> Result<bool, StoreError> {
-    let result = sqlx::query("DELETE FROM cues WHERE seq = ? AND state = 'scheduled'")
+pub async fn delete_scheduled(pool: &AnyPool, seq: i64) -> Result<bool, StoreError> {
+    let result = sqlx::query("DELETE FROM cues WHERE seq = $1 AND state = 'scheduled'")
         .bind(seq)
         .execute(pool)
         .await
@@ -235,7 +235,7 @@ pub async fn delete_scheduled(pool: &SqlitePool, seq: i64) -> Result<bool, Store
 }
 
 /// Every unfired rundown item, by stream (startup).
-pub async fn all_scheduled(pool: &SqlitePool) -> Result<Vec<(String, ScheduledCue)>, StoreError> {
+pub async fn all_scheduled(pool: &AnyPool) -> Result<Vec<(String, ScheduledCue)>, StoreError> {
     let rows: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
         "SELECT seq, id, stream, spec, offset_ns FROM cues WHERE state = 'scheduled' ORDER BY seq",
     )

@@ -12,8 +12,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
 use tokio::sync::mpsc;
 
 use super::{LiveSet, StreamConfig};
@@ -110,6 +110,14 @@ impl StreamKeys {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key_hash, Hosted { id, stream });
+    }
+
+    /// Removes every active hash of key `id`; whether there was one.
+    fn deactivate_id(&self, id: &str) -> bool {
+        let mut hosted = self.hosted.write().unwrap_or_else(|e| e.into_inner());
+        let before = hosted.len();
+        hosted.retain(|_, key| key.id != id);
+        hosted.len() != before
     }
 
     fn deactivate(&self, key_hash: &str) {
@@ -245,7 +253,7 @@ fn date(ms: i64) -> DateTime<Utc> {
 
 /// The hosts' stream keys, in the store and in the [`StreamKeys`] lookup.
 pub struct HostKeys {
-    pool: SqlitePool,
+    pool: AnyPool,
     keys: Arc<StreamKeys>,
     live: Arc<LiveSet>,
     /// Serializes changes (uniqueness checks, then writes).
@@ -263,7 +271,7 @@ macro_rules! select {
     };
 }
 
-fn info_of(row: &sqlx::sqlite::SqliteRow) -> Result<(KeyInfo, String), sqlx::Error> {
+fn info_of(row: &sqlx::any::AnyRow) -> Result<(KeyInfo, String), sqlx::Error> {
     let optional = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         Ok(row.try_get::<Option<i64>, _>(column)?.map(date))
     };
@@ -287,7 +295,7 @@ impl HostKeys {
     /// Loads the hosts' keys into `keys` (active keys publish; every key's stream exists) and
     /// starts recording when keys are used.
     pub async fn open(
-        pool: SqlitePool,
+        pool: AnyPool,
         keys: Arc<StreamKeys>,
         live: Arc<LiveSet>,
     ) -> Result<Arc<HostKeys>, KeyError> {
@@ -310,11 +318,12 @@ impl HostKeys {
         tokio::spawn(async move {
             while let Some(id) = used.recv().await {
                 let now = Utc::now().timestamp_millis();
-                let result = sqlx::query("UPDATE stream_keys SET last_used_at_ms = ? WHERE id = ?")
-                    .bind(now)
-                    .bind(&id)
-                    .execute(&writer)
-                    .await;
+                let result =
+                    sqlx::query("UPDATE stream_keys SET last_used_at_ms = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(&id)
+                        .execute(&writer)
+                        .await;
                 if let Err(err) = result {
                     tracing::warn!(key = %id, error = %err, "cannot record the stream key's use");
                 }
@@ -331,7 +340,7 @@ impl HostKeys {
     /// The keys of `host` (every key when `None`), oldest first.
     pub async fn list(&self, host: Option<&str>) -> Result<Vec<KeyInfo>, KeyError> {
         let rows = sqlx::query(select!(
-            "WHERE ?1 IS NULL OR host = ?1 ORDER BY created_at_ms, id"
+            "WHERE $1 IS NULL OR host = $1 ORDER BY created_at_ms, id"
         ))
         .bind(host)
         .fetch_all(&self.pool)
@@ -408,7 +417,7 @@ impl HostKeys {
         let prefix: String = key.chars().take(SHOWN_PREFIX).collect();
         sqlx::query(
             "INSERT INTO stream_keys (id, host, name, stream, key_hash, prefix, created_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(host)
@@ -436,7 +445,7 @@ impl HostKeys {
         let name = check_name(name)?;
         let _writing = self.writing.lock().await;
         self.owned(actor, id).await?;
-        sqlx::query("UPDATE stream_keys SET name = ? WHERE id = ?")
+        sqlx::query("UPDATE stream_keys SET name = $1 WHERE id = $2")
             .bind(&name)
             .bind(id)
             .execute(&self.pool)
@@ -459,7 +468,7 @@ impl HostKeys {
         let key_hash = hash(&key);
         let prefix: String = key.chars().take(SHOWN_PREFIX).collect();
         sqlx::query(
-            "UPDATE stream_keys SET key_hash = ?, prefix = ?, rotated_at_ms = ? WHERE id = ?",
+            "UPDATE stream_keys SET key_hash = $1, prefix = $2, rotated_at_ms = $3 WHERE id = $4",
         )
         .bind(&key_hash)
         .bind(&prefix)
@@ -483,7 +492,7 @@ impl HostKeys {
         if before.revoked_at.is_some() {
             return Ok(());
         }
-        sqlx::query("UPDATE stream_keys SET revoked_at_ms = ? WHERE id = ?")
+        sqlx::query("UPDATE stream_keys SET revoked_at_ms = $1 WHERE id = $2")
             .bind(Utc::now().timestamp_millis())
             .bind(id)
             .execute(&self.pool)
@@ -494,12 +503,72 @@ impl HostKeys {
         Ok(())
     }
 
+    /// On a shared database: applies other nodes' key changes, announced on `changes` (the
+    /// store's notifications): a key created there publishes here, a rotated one publishes
+    /// with its new key only, a revoked one no longer publishes (and its publisher here is
+    /// disconnected). `*` (notifications lost) re-reads every key. Ends when the store closes.
+    pub fn follow(
+        self: &Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
+    ) -> tokio::task::JoinHandle<()> {
+        use tokio::sync::broadcast::error::RecvError;
+        let keys = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let result = match changes.recv().await {
+                    Ok(change) if change.table == "stream_keys" => keys.refresh(&change.key).await,
+                    Ok(change) if change.table == "*" => keys.refresh_all().await,
+                    Ok(_) => Ok(()),
+                    Err(RecvError::Lagged(_)) => keys.refresh_all().await,
+                    Err(RecvError::Closed) => return,
+                };
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, "stream keys: cannot apply other nodes' changes");
+                }
+            }
+        })
+    }
+
+    async fn refresh_all(&self) -> Result<(), KeyError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM stream_keys")
+            .fetch_all(&self.pool)
+            .await?;
+        for id in ids {
+            self.refresh(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads key `id` into the lookup.
+    async fn refresh(&self, id: &str) -> Result<(), KeyError> {
+        let _writing = self.writing.lock().await;
+        let (info, key_hash) = match self.row(id).await {
+            Ok(found) => found,
+            Err(KeyError::NotFound(_)) => {
+                self.keys.deactivate_id(id);
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        if !self.keys.directory.add_hosted(&info.stream, &info.host) {
+            return Ok(());
+        }
+        let was_active = self.keys.deactivate_id(id);
+        if info.revoked_at.is_none() {
+            self.keys.activate(key_hash, info.id, info.stream);
+        } else if was_active {
+            let kicked = self.live.kick(&info.stream);
+            tracing::info!(key = %id, stream = %info.stream, publisher_disconnected = kicked, "stream key revoked on another node");
+        }
+        Ok(())
+    }
+
     async fn get(&self, id: &str) -> Result<KeyInfo, KeyError> {
         Ok(self.row(id).await?.0)
     }
 
     async fn row(&self, id: &str) -> Result<(KeyInfo, String), KeyError> {
-        let row = sqlx::query(select!("WHERE id = ?"))
+        let row = sqlx::query(select!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?

@@ -1,40 +1,97 @@
-//! Persistent state in an embedded SQLite database (`<data_dir>/cuecast.db`), through sqlx so the
-//! same queries can later run against PostgreSQL when several origins share state.
+//! Persistent state, through sqlx's `Any` driver so the same queries run on either backend:
 //!
-//! Each feature owns its tables: it adds a numbered migration under `src/store/migrations/` and a
-//! line to [`MIGRATIONS`]. Migrations run in order at startup inside one transaction each, and the
-//! applied version is kept in `schema_version`, so a restart never re-runs or loses anything.
+//! - the embedded SQLite database `<data_dir>/cuecast.db` (the default, one node);
+//! - PostgreSQL (`[store] url = "postgres://…"`), shared by several nodes.
+//!
+//! Queries use `$1`-style placeholders, which both drivers read (SQLite takes `$N` as the N-th
+//! parameter), and SQL both dialects accept (`ON CONFLICT … DO UPDATE`, `RETURNING`, quoted
+//! `"user"`). Values are the types `Any` carries: `i64`, `f64`, `String`, `bool`, bytes.
+//!
+//! Each feature owns its tables: it adds a numbered migration under `src/store/migrations/` (and
+//! its PostgreSQL version under `migrations/postgres/`, same number) and a line to
+//! [`MIGRATIONS`]. Migrations run in order at startup inside one transaction each, and the
+//! applied version is kept in `schema_version`, so a restart never re-runs or loses anything. On
+//! PostgreSQL a session advisory lock is held while migrating, so nodes starting together
+//! migrate once.
+//!
+//! Nodes that cache tables in memory follow other nodes' writes through [`Store::changes`]:
+//! PostgreSQL triggers `NOTIFY cuecast_changes` with `<table> <key>` (see
+//! `migrations/postgres/0001_init.sql`); the embedded store has one node and never announces.
 
 pub mod config;
 
 pub use config::{Backend, Config};
 
 use std::path::Path;
-use std::str::FromStr;
+use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Connection, Executor};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
+use tokio::sync::broadcast;
+
+/// The connection pool the feature modules query.
+pub type Pool = AnyPool;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "cuecast.db";
 
-/// Schema migrations, applied in order; the index + 1 is the schema version.
-const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_init", include_str!("migrations/0001_init.sql")),
-    ("0002_cues", include_str!("migrations/0002_cues.sql")),
-    ("0003_chat", include_str!("migrations/0003_chat.sql")),
-    ("0004_catalog", include_str!("migrations/0004_catalog.sql")),
-    ("0005_shows", include_str!("migrations/0005_shows.sql")),
-    ("0006_events", include_str!("migrations/0006_events.sql")),
+/// Schema migrations, applied in order; the index + 1 is the schema version. Each has its
+/// SQLite and its PostgreSQL text.
+const MIGRATIONS: &[(&str, &str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("migrations/0001_init.sql"),
+        include_str!("migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_cues",
+        include_str!("migrations/0002_cues.sql"),
+        include_str!("migrations/postgres/0002_cues.sql"),
+    ),
+    (
+        "0003_chat",
+        include_str!("migrations/0003_chat.sql"),
+        include_str!("migrations/postgres/0003_chat.sql"),
+    ),
+    (
+        "0004_catalog",
+        include_str!("migrations/0004_catalog.sql"),
+        include_str!("migrations/postgres/0004_catalog.sql"),
+    ),
+    (
+        "0005_shows",
+        include_str!("migrations/0005_shows.sql"),
+        include_str!("migrations/postgres/0005_shows.sql"),
+    ),
+    (
+        "0006_events",
+        include_str!("migrations/0006_events.sql"),
+        include_str!("migrations/postgres/0006_events.sql"),
+    ),
     (
         "0007_recordings",
         include_str!("migrations/0007_recordings.sql"),
+        include_str!("migrations/postgres/0007_recordings.sql"),
     ),
     (
         "0008_stream_keys",
         include_str!("migrations/0008_stream_keys.sql"),
+        include_str!("migrations/postgres/0008_stream_keys.sql"),
     ),
 ];
+
+/// The advisory lock key held while migrating a PostgreSQL database ("cuecast" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0063_7565_6361_7374;
+
+/// The NOTIFY channel of the change triggers.
+const CHANGES_CHANNEL: &str = "cuecast_changes";
+
+/// How long to wait for a PostgreSQL connection at start and per query.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections to a PostgreSQL server per node.
+const POSTGRES_CONNECTIONS: u32 = 16;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +99,7 @@ pub enum StoreError {
     /// The database could not be opened or queried.
     #[error("database {path}: {source}")]
     Open {
-        /// The database path.
+        /// The database path or URL (password hidden).
         path: String,
         /// The driver error.
         source: sqlx::Error,
@@ -63,54 +120,153 @@ pub enum StoreError {
         /// Latest version this build has.
         known: i64,
     },
+    /// `[store] url` is not usable (check-config reports it first).
+    #[error("[store] {0}")]
+    Config(#[from] crate::setting::Invalid),
+}
+
+/// Which backend a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The embedded SQLite database.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A row changed by some node: the table and the row's key (empty when the whole table is
+/// announced, as `events` is per statement).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The table's name.
+    pub table: String,
+    /// The key column's value.
+    pub key: String,
+}
+
+impl Change {
+    fn parse(payload: &str) -> Change {
+        let (table, key) = payload.split_once(' ').unwrap_or((payload, ""));
+        Change {
+            table: table.to_string(),
+            key: key.to_string(),
+        }
+    }
 }
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    kind: Kind,
+    /// Other nodes' (and this node's) changes, PostgreSQL only.
+    changes: Option<broadcast::Sender<Change>>,
 }
 
 impl Store {
+    /// Opens the store `config` names: the embedded database in `data_dir`, or PostgreSQL.
+    pub async fn connect(config: &Config, data_dir: &Path) -> Result<Store, StoreError> {
+        match config.backend()? {
+            Backend::Embedded => Store::open(data_dir).await,
+            Backend::Postgres(url) => Store::postgres(&url, &config.display()).await,
+        }
+    }
+
     /// Opens (creating if needed) `<data_dir>/cuecast.db` and brings its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
-        let display = path.display().to_string();
+        // Absolute, so that the sqlite:// URL the Any driver opens has no host part (a
+        // relative `data/` would read as the host "data").
+        let path = std::path::absolute(&path).unwrap_or(path);
         let options = SqliteConnectOptions::new()
             .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5))
-            // 64 MiB of page cache (the default is 2 MiB): the shopper events' indexes take
-            // inserts all over their B-trees, and every page missed is a read from the OS.
-            .pragma("cache_size", "-65536");
-        Self::connect(options, display).await
+            .create_if_missing(true);
+        let url = options.to_url_lossy();
+        Self::sqlite(url.as_str(), path.display().to_string(), true).await
     }
 
     /// An in-memory database (tests and benchmarks).
     pub async fn in_memory() -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: ":memory:".into(),
-            source,
-        };
-        let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(open_err)?;
-        Self::connect(options, ":memory:".into()).await
+        Self::sqlite("sqlite::memory:", ":memory:".into(), false).await
     }
 
-    async fn connect(options: SqliteConnectOptions, path: String) -> Result<Store, StoreError> {
+    async fn sqlite(url: &str, path: String, file: bool) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let options: AnyConnectOptions = url.parse().map_err(open_err)?;
         // One writer connection keeps SQLite's single-writer rule out of the way of callers, and
-        // a single in-memory database is only shared inside one connection anyway.
-        let pool = SqlitePoolOptions::new()
+        // a single in-memory database is only shared inside one connection anyway (so it is
+        // never closed for idleness).
+        let pool = AnyPoolOptions::new()
             .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                         PRAGMA cache_size = -65536;",
+                    )
+                    .await?;
+                    // 64 MiB of page cache (the default is 2 MiB) above: the shopper events'
+                    // indexes take inserts all over their B-trees, and every page missed is a
+                    // read from the OS.
+                    if file {
+                        conn.execute("PRAGMA journal_mode = WAL;").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let store = Store { pool };
+            .map_err(open_err)?;
+        let store = Store {
+            pool,
+            kind: Kind::Sqlite,
+            changes: None,
+        };
         store.migrate(&path).await?;
+        Ok(store)
+    }
+
+    /// Connects to PostgreSQL at `url` (`shown` is the URL with its password hidden, for
+    /// errors), migrates under an advisory lock and starts listening for changes.
+    pub async fn postgres(url: &str, shown: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let open_err = |source| StoreError::Open {
+            path: shown.to_string(),
+            source,
+        };
+        let options: AnyConnectOptions = url.parse().map_err(open_err)?;
+        // One connection first, so that a database that cannot be reached is reported with
+        // the driver's reason (refused, unknown host, authentication) rather than the pool's
+        // timeout.
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
+            .await
+            .map_err(|_| open_err(sqlx::Error::PoolTimedOut))?
+            .map_err(open_err)?;
+        let _ = first.close().await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTIONS)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let (changes, _) = broadcast::channel(4096);
+        let store = Store {
+            pool,
+            kind: Kind::Postgres,
+            changes: Some(changes.clone()),
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url)
+            .await
+            .map_err(open_err)?;
+        listener.listen(CHANGES_CHANNEL).await.map_err(open_err)?;
+        store.migrate(shown).await?;
+        tokio::spawn(listen(store.pool.clone(), listener, changes));
         Ok(store)
     }
 
@@ -120,11 +276,44 @@ impl Store {
             source,
         };
         let mut conn = self.pool.acquire().await.map_err(open_err)?;
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        if self.kind == Kind::Postgres {
+            // Session-level: held across the per-migration transactions below, released when
+            // done (or when the connection drops, if this node dies while migrating).
+            sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_lock($1)) AS locked")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await
+                .map_err(open_err)?;
+        }
+        let result = self.migrate_locked(&mut conn, path).await;
+        if self.kind == Kind::Postgres {
+            let unlocked = sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_unlock($1)) AS u")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await;
+            if let Err(err) = unlocked {
+                // The session still holds the lock: drop the connection to release it.
+                tracing::warn!(error = %err, "cannot release the migration lock");
+                conn.detach();
+            }
+        }
+        result
+    }
+
+    async fn migrate_locked(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        path: &str,
+    ) -> Result<(), StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_string(),
+            source,
+        };
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
             .await
             .map_err(open_err)?;
         let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await
             .map_err(open_err)?;
         let current = current.unwrap_or(0);
@@ -135,11 +324,17 @@ impl Store {
                 known,
             });
         }
-        for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for (index, (name, sqlite, postgres)) in
+            MIGRATIONS.iter().enumerate().skip(current as usize)
+        {
+            let sql = match self.kind {
+                Kind::Sqlite => *sqlite,
+                Kind::Postgres => *postgres,
+            };
             let migrate_err = |source| StoreError::Migrate { name, source };
             let mut tx = conn.begin().await.map_err(migrate_err)?;
-            tx.execute(*sql).await.map_err(migrate_err)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+            tx.execute(sql).await.map_err(migrate_err)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
                 .bind(index as i64 + 1)
                 .execute(&mut *tx)
                 .await
@@ -151,13 +346,63 @@ impl Store {
     }
 
     /// The connection pool, for the feature modules' queries.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The backend.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Changes to the cached tables made by any node (this one included), as committed; `None`
+    /// on the embedded store, where this node is the only writer. A receiver that lags or a
+    /// listener that reconnects gets a `Change` with table `*`: reload everything.
+    pub fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        self.changes.as_ref().map(broadcast::Sender::subscribe)
     }
 
     /// Closes the pool, waiting for queries in flight.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Whether `pool` is a database several nodes may share (PostgreSQL), so rows this node does
+/// not know of may be another node's.
+pub fn is_shared(pool: &AnyPool) -> bool {
+    pool.connect_options().database_url.scheme() != "sqlite"
+}
+
+/// Forwards the `cuecast_changes` notifications until the store closes. When the listener's
+/// connection drops (notifications may be missed until it reconnects) it sends a `*` change
+/// at once and again after reconnecting, so caches reload.
+async fn listen(
+    pool: AnyPool,
+    mut listener: sqlx::postgres::PgListener,
+    changes: broadcast::Sender<Change>,
+) {
+    let mut missed = false;
+    while !pool.is_closed() {
+        match tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await {
+            Err(_elapsed) => {}
+            Ok(Ok(Some(notification))) => {
+                if std::mem::take(&mut missed) {
+                    let _ = changes.send(Change::parse("* "));
+                }
+                let _ = changes.send(Change::parse(notification.payload()));
+            }
+            Ok(Ok(None)) => {
+                tracing::warn!("store: the change listener lost its connection; reconnecting");
+                let _ = changes.send(Change::parse("* "));
+                missed = true;
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "store: the change listener failed; retrying in 1 s");
+                missed = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 
@@ -205,6 +450,37 @@ mod tests {
             matches!(err, StoreError::TooNew { found: 999, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn change_payloads() {
+        let change = |table: &str, key: &str| Change {
+            table: table.into(),
+            key: key.into(),
+        };
+        assert_eq!(Change::parse("shows show-1"), change("shows", "show-1"));
+        assert_eq!(Change::parse("events "), change("events", ""));
+        assert_eq!(
+            Change::parse("catalog_products sku 1"),
+            change("catalog_products", "sku 1")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_is_not_shared_and_announces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        assert_eq!(store.kind(), Kind::Sqlite);
+        assert!(!is_shared(store.pool()));
+        assert!(store.changes().is_none());
+        // $N placeholders, the syntax of every query, bind by number on SQLite too.
+        let (a, b): (String, String) = sqlx::query_as("SELECT $2, $1")
+            .bind("first")
+            .bind("second")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("second", "first"));
     }
 
     #[tokio::test]

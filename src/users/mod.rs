@@ -150,20 +150,35 @@ fn now_ms() -> i64 {
 impl Users {
     /// Opens the service, creating the signing secret on first use.
     pub async fn open(store: Store, settings: UsersSettings) -> Result<Users, UserError> {
-        let existing: Option<String> = sqlx::query_scalar("SELECT value FROM kv WHERE key = ?")
+        let existing: Option<String> = sqlx::query_scalar("SELECT value FROM kv WHERE key = $1")
             .bind(SECRET_KEY)
             .fetch_optional(store.pool())
             .await?;
+        let stored = existing.is_some();
         let secret = match existing.and_then(|s| STANDARD.decode(s).ok()) {
             Some(secret) if secret.len() >= 32 => secret,
             _ => {
+                // Nodes sharing a database that start together race here: the first secret
+                // inserted wins and every node reads that one back, so tokens work on all.
                 let secret: [u8; 32] = rand::random();
-                sqlx::query("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)")
+                sqlx::query(if stored {
+                    "UPDATE kv SET value = $2 WHERE key = $1"
+                } else {
+                    "INSERT INTO kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+                })
+                .bind(SECRET_KEY)
+                .bind(STANDARD.encode(secret))
+                .execute(store.pool())
+                .await?;
+                let stored: String = sqlx::query_scalar("SELECT value FROM kv WHERE key = $1")
                     .bind(SECRET_KEY)
-                    .bind(STANDARD.encode(secret))
-                    .execute(store.pool())
+                    .fetch_one(store.pool())
                     .await?;
-                secret.to_vec()
+                STANDARD
+                    .decode(stored)
+                    .ok()
+                    .filter(|stored| stored.len() >= 32)
+                    .unwrap_or_else(|| secret.to_vec())
             }
         };
         Ok(Users {
@@ -184,7 +199,7 @@ impl Users {
         let hash = hash_password(password.to_string()).await?;
         let caps: BTreeSet<Capability> = [Capability::Send].into();
         let result = sqlx::query(
-            "INSERT INTO users (username, password_hash, capabilities, created_at_ms) VALUES (?, ?, ?, ?)",
+            "INSERT INTO users (username, password_hash, capabilities, created_at_ms) VALUES ($1, $2, $3, $4)",
         )
         .bind(&username)
         .bind(hash)
@@ -224,7 +239,7 @@ impl Users {
 
     async fn check_login(&self, username: &str, password: &str) -> Result<String, UserError> {
         let row: Option<(String, String)> =
-            sqlx::query_as("SELECT password_hash, capabilities FROM users WHERE username = ?")
+            sqlx::query_as("SELECT password_hash, capabilities FROM users WHERE username = $1")
                 .bind(username)
                 .fetch_optional(self.store.pool())
                 .await?;
@@ -247,7 +262,7 @@ impl Users {
         caps: &BTreeSet<Capability>,
     ) -> Result<BTreeSet<Capability>, UserError> {
         let username = canonical_username(username).ok_or(UserError::NotFound)?;
-        let done = sqlx::query("UPDATE users SET capabilities = ? WHERE username = ?")
+        let done = sqlx::query("UPDATE users SET capabilities = $1 WHERE username = $2")
             .bind(caps_to_text(caps))
             .bind(&username)
             .execute(self.store.pool())
@@ -262,7 +277,7 @@ impl Users {
     pub async fn capabilities(&self, username: &str) -> Result<BTreeSet<Capability>, UserError> {
         let username = canonical_username(username).ok_or(UserError::NotFound)?;
         let caps: Option<String> =
-            sqlx::query_scalar("SELECT capabilities FROM users WHERE username = ?")
+            sqlx::query_scalar("SELECT capabilities FROM users WHERE username = $1")
                 .bind(&username)
                 .fetch_optional(self.store.pool())
                 .await?;

@@ -17,7 +17,7 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 pub use config::Config;
 pub use model::{Availability, CatalogProduct};
@@ -115,12 +115,15 @@ pub trait CatalogObserver: Send + Sync {
     fn deleted(&self, id: &str);
 }
 
+/// Products re-read per query when following other nodes' changes.
+const FOLLOW_BATCH: usize = 1000;
+
 /// Popularity by product key, shared with the scoring function of searches.
 type Popularities = Arc<RwLock<HashMap<u64, Popularity>>>;
 
 /// The catalog service.
 pub struct Catalog {
-    pool: SqlitePool,
+    pool: AnyPool,
     /// Settings.
     pub settings: Config,
     products: RwLock<Products>,
@@ -150,7 +153,7 @@ pub fn unix_now() -> f64 {
 
 impl Catalog {
     /// Loads the catalog from the store and builds its index.
-    pub async fn open(pool: SqlitePool, settings: Config) -> Result<Arc<Catalog>, CatalogError> {
+    pub async fn open(pool: AnyPool, settings: Config) -> Result<Arc<Catalog>, CatalogError> {
         let loaded: Vec<Arc<CatalogProduct>> = store::load_all(&pool)
             .await?
             .into_iter()
@@ -216,6 +219,114 @@ impl Catalog {
             observer.deleted(id);
         }
         Ok(true)
+    }
+
+    /// On a shared database: applies other nodes' product changes, announced on `changes`
+    /// (the store's notifications), to this node's memory, search index and observers — as
+    /// [`Catalog::upsert`] and [`Catalog::delete`] would; its own come back too and change
+    /// nothing. A lost notification stream (`*`) reloads every product. Ends when the store
+    /// closes.
+    pub fn follow(
+        self: &Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
+    ) -> tokio::task::JoinHandle<()> {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        let catalog = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let mut ids = std::collections::BTreeSet::new();
+                let mut everything = false;
+                let first = changes.recv().await;
+                let mut next = first.map_err(|err| match err {
+                    RecvError::Closed => TryRecvError::Closed,
+                    RecvError::Lagged(n) => TryRecvError::Lagged(n),
+                });
+                loop {
+                    match next {
+                        Ok(change) if change.table == "catalog_products" => {
+                            ids.insert(change.key);
+                        }
+                        Ok(change) if change.table == "*" => everything = true,
+                        Ok(_) => {}
+                        Err(TryRecvError::Lagged(_)) => everything = true,
+                        Err(TryRecvError::Closed) => return,
+                        Err(TryRecvError::Empty) => break,
+                    }
+                    if ids.len() >= FOLLOW_BATCH {
+                        break;
+                    }
+                    next = changes.try_recv();
+                }
+                if everything || !ids.is_empty() {
+                    let ids: Vec<String> = ids.into_iter().collect();
+                    if let Err(err) = catalog.refresh(everything, &ids).await {
+                        tracing::warn!(error = %err, "catalog: cannot apply other nodes' changes");
+                    }
+                }
+            }
+        })
+    }
+
+    /// Re-reads products `ids` (or all, with `everything`) and applies what differs from memory.
+    async fn refresh(&self, everything: bool, ids: &[String]) -> Result<(), CatalogError> {
+        let _writing = self.writes.lock().await;
+        let stored = if everything {
+            store::load_all(&self.pool).await?
+        } else {
+            store::load_some(&self.pool, ids).await?
+        };
+        let (changed, deleted) = {
+            let memory = self.products.read().unwrap_or_else(|e| e.into_inner());
+            let present: std::collections::HashSet<String> =
+                stored.iter().map(|p| p.id.clone()).collect();
+            let changed: Vec<Arc<CatalogProduct>> = stored
+                .into_iter()
+                .filter(|p| memory.by_id.get(&p.id).is_none_or(|known| **known != *p))
+                .map(Arc::new)
+                .collect();
+            let deleted: Vec<String> = if everything {
+                memory
+                    .by_id
+                    .keys()
+                    .filter(|id| !present.contains(*id))
+                    .cloned()
+                    .collect()
+            } else {
+                ids.iter()
+                    .filter(|id| memory.by_id.contains_key(*id) && !present.contains(*id))
+                    .cloned()
+                    .collect()
+            };
+            (changed, deleted)
+        };
+        if changed.is_empty() && deleted.is_empty() {
+            return Ok(());
+        }
+        self.update_index(changed.clone(), deleted.clone()).await?;
+        {
+            let mut memory = self.products.write().unwrap_or_else(|e| e.into_inner());
+            for p in &changed {
+                memory.insert(Arc::clone(p));
+            }
+            for id in &deleted {
+                memory.remove(id);
+            }
+        }
+        tracing::debug!(
+            changed = changed.len(),
+            deleted = deleted.len(),
+            "catalog: applied other nodes' changes"
+        );
+        let observers = self.observers();
+        for observer in &observers {
+            if !changed.is_empty() {
+                observer.upserted(&changed);
+            }
+            for id in &deleted {
+                observer.deleted(id);
+            }
+        }
+        Ok(())
     }
 
     /// Tells `observer` of every later change; returns every product now (a change racing
@@ -432,7 +543,7 @@ impl ProductLookup for Catalog {
 /// `cuecast catalog import`: parses `bytes` (JSON array or CSV), validates every row and
 /// stores them in one transaction (nothing on any error). The number imported. A running
 /// server indexes them at its next start.
-pub async fn import_file(pool: &SqlitePool, bytes: &[u8]) -> Result<usize, CatalogError> {
+pub async fn import_file(pool: &AnyPool, bytes: &[u8]) -> Result<usize, CatalogError> {
     let products = import::parse_file(bytes)?;
     store::upsert(pool, &products).await?;
     Ok(products.len())

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -156,17 +156,19 @@ struct Job {
 /// The event service: validation, the writer task, analytics.
 pub struct Events {
     settings: Settings,
-    pool: SqlitePool,
+    pool: AnyPool,
     known: Arc<dyn Known>,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     viewers: Arc<Mutex<viewers::ViewerCounter>>,
+    /// The viewers counter and the given sink, told of recorded events.
+    sink: Arc<dyn EventSink>,
 }
 
 impl Events {
     /// Starts the writer task on `pool` (the store's).
     pub fn start(
-        pool: SqlitePool,
+        pool: AnyPool,
         settings: Settings,
         known: Arc<dyn Known>,
         sink: Arc<dyn EventSink>,
@@ -174,9 +176,12 @@ impl Events {
         let (queue, jobs) = mpsc::channel(QUEUE_BATCHES);
         let viewers = Arc::new(Mutex::new(viewers::ViewerCounter::default()));
         let feed = Arc::new(ViewerFeed(Arc::clone(&viewers)));
-        let sink = Arc::new(Sinks(vec![feed, sink]));
+        let sink: Arc<dyn EventSink> = Arc::new(Sinks(vec![feed, sink]));
         tokio::spawn(seed_viewers(pool.clone(), Arc::clone(&viewers)));
-        let writer = tokio::spawn(write_loop(pool.clone(), jobs, sink));
+        // On a shared database every node's events (this one's too) reach the sink through
+        // the tail ([`Events::follow`]), once each and in one order on every node.
+        let direct = (!crate::store::is_shared(&pool)).then(|| Arc::clone(&sink));
+        let writer = tokio::spawn(write_loop(pool.clone(), jobs, direct));
         Events {
             settings,
             pool,
@@ -184,7 +189,25 @@ impl Events {
             queue: Mutex::new(Some(queue)),
             writer: Mutex::new(Some(writer)),
             viewers,
+            sink,
         }
+    }
+
+    /// On a shared database: starts telling the sink of every node's events as they are
+    /// committed, woken by `changes` (the store's notifications) and at least every
+    /// [`TAIL_INTERVAL`]. Starts after the events already stored (the sink's owners load those
+    /// at startup). Ends when the store closes.
+    pub async fn follow(
+        &self,
+        changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
+    ) -> Result<JoinHandle<()>, store::StoreError> {
+        let after = store::last_seq(&self.pool).await?;
+        Ok(tokio::spawn(tail(
+            self.pool.clone(),
+            after,
+            changes,
+            Arc::clone(&self.sink),
+        )))
     }
 
     /// The settings it was started with.
@@ -302,7 +325,7 @@ impl Events {
 
 /// Counts the viewers of the last minute stored before a restart, so that "watching now" does
 /// not start from zero.
-async fn seed_viewers(pool: SqlitePool, counter: Arc<Mutex<viewers::ViewerCounter>>) {
+async fn seed_viewers(pool: AnyPool, counter: Arc<Mutex<viewers::ViewerCounter>>) {
     let now_ms = chrono::Utc::now().timestamp_millis();
     match store::recent_views(&pool, now_ms - viewers::WINDOW_MS).await {
         Ok(views) => {
@@ -315,9 +338,66 @@ async fn seed_viewers(pool: SqlitePool, counter: Arc<Mutex<viewers::ViewerCounte
     }
 }
 
+/// How often a tail looks for new events when no notification comes.
+pub const TAIL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Events read per query of the tail.
+const TAIL_BATCH: usize = 10_000;
+
+async fn tail(
+    pool: AnyPool,
+    mut after: i64,
+    mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
+    sink: Arc<dyn EventSink>,
+) {
+    while !pool.is_closed() {
+        loop {
+            match store::since(&pool, after, TAIL_BATCH).await {
+                Ok(rows) => {
+                    let full = rows.len() == TAIL_BATCH;
+                    if let Some((last, _)) = rows.last() {
+                        after = *last;
+                    }
+                    let events: Vec<Event> = rows.into_iter().map(|(_, event)| event).collect();
+                    if !events.is_empty() {
+                        sink.accepted(&events);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    if !pool.is_closed() {
+                        tracing::warn!(error = %err, "events: cannot read other nodes' events");
+                    }
+                    break;
+                }
+            }
+        }
+        // Wake on the next `events` notification (or any lag), or after the interval.
+        let _ = tokio::time::timeout(TAIL_INTERVAL, async {
+            loop {
+                match changes.recv().await {
+                    Ok(change) if change.table == "events" || change.table == "*" => return,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
+
 /// The writer: takes every batch waiting (up to [`MAX_EVENTS_PER_COMMIT`] events), commits them
 /// in one transaction, answers each, tells the sink. Ends when every sender is gone.
-async fn write_loop(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>, sink: Arc<dyn EventSink>) {
+async fn write_loop(
+    pool: AnyPool,
+    mut jobs: mpsc::Receiver<Job>,
+    sink: Option<Arc<dyn EventSink>>,
+) {
     let statements = store::insert_statements();
     while let Some(first) = jobs.recv().await {
         let mut pending = first.events.len();
@@ -337,8 +417,10 @@ async fn write_loop(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>, sink: Arc<d
         match &result {
             Ok(()) => {
                 tracing::trace!(batches = group.len(), events = pending, "events committed");
-                for job in &group {
-                    sink.accepted(&job.events);
+                if let Some(sink) = &sink {
+                    for job in &group {
+                        sink.accepted(&job.events);
+                    }
                 }
             }
             Err(err) => tracing::error!(error = %err, events = pending, "events not recorded"),
@@ -528,7 +610,7 @@ mod tests {
             .await
             .unwrap();
         let rows: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT visitor, user FROM events ORDER BY seq")
+            sqlx::query_as("SELECT visitor, \"user\" FROM events ORDER BY seq")
                 .fetch_all(store.pool())
                 .await
                 .unwrap();

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -456,7 +456,7 @@ impl Recommender {
     /// The service, following the catalog's changes, its models rebuilt from every event in
     /// the store (`pool`): feed it the events recorded from now on ([`EventSink`]).
     pub async fn start(
-        pool: &SqlitePool,
+        pool: &AnyPool,
         settings: Config,
         catalog: Arc<Catalog>,
         shows: Arc<Shows>,
@@ -513,7 +513,7 @@ impl Recommender {
     }
 
     /// Feeds every recorded event back into the models, oldest first; how many.
-    pub async fn replay(&self, pool: &SqlitePool) -> Result<usize, sqlx::Error> {
+    pub async fn replay(&self, pool: &AnyPool) -> Result<usize, sqlx::Error> {
         type Row = (
             String,
             Option<String>,
@@ -525,7 +525,7 @@ impl Recommender {
             i64,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT type, user, visitor, show, product, order_id, quantity, ts_ms \
+            "SELECT type, \"user\", visitor, show, product, order_id, quantity, ts_ms \
              FROM events ORDER BY seq",
         )
         .fetch_all(pool)

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -80,7 +80,7 @@ enum Message {
 
 /// Shows, their schedule and their state.
 pub struct Shows {
-    pool: SqlitePool,
+    pool: AnyPool,
     settings: Config,
     window: Window,
     registry: Arc<Registry>,
@@ -102,7 +102,7 @@ impl Shows {
     /// Loads the shows, becomes the registry's session lifecycle and starts the event task. A
     /// show live when the server stopped waits `reconnect_grace` for its stream, then ends.
     pub async fn start(
-        pool: SqlitePool,
+        pool: AnyPool,
         settings: Config,
         registry: Arc<Registry>,
         streams: Arc<StreamDirectory>,
@@ -111,8 +111,10 @@ impl Shows {
     ) -> Result<Arc<Shows>, StoreError> {
         let mut shows = BTreeMap::new();
         let mut waiting = Vec::new();
+        // On a shared store a live show may be live on another node: it is left to that node.
+        let shared = crate::store::is_shared(&pool);
         for mut show in store::load_all(&pool).await? {
-            if show.status.state == State::Live {
+            if show.status.state == State::Live && !shared {
                 // Its session died with the previous process.
                 show.status.session = None;
                 waiting.push(show.id.clone());
@@ -202,6 +204,59 @@ impl Shows {
                 .shows()
                 .values()
                 .any(|show| show.stream == stream && show.status.state == State::Live)
+    }
+
+    /// On a shared database: applies other nodes' show changes, announced on `changes` (the
+    /// store's notifications), to this node's shows; `*` (notifications lost) reloads them
+    /// all. Its own writes come back too and change nothing. Ends when the store closes.
+    pub fn follow(
+        self: &Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
+    ) -> tokio::task::JoinHandle<()> {
+        use tokio::sync::broadcast::error::RecvError;
+        let shows = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let result = match changes.recv().await {
+                    Ok(change) if change.table == "shows" => shows.refresh(Some(&change.key)).await,
+                    Ok(change) if change.table == "*" => shows.refresh(None).await,
+                    Ok(_) => Ok(()),
+                    Err(RecvError::Lagged(_)) => shows.refresh(None).await,
+                    Err(RecvError::Closed) => return,
+                };
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, "shows: cannot apply other nodes' changes");
+                }
+            }
+        })
+    }
+
+    /// Re-reads show `id` (or every show) from the store into memory.
+    async fn refresh(&self, id: Option<&str>) -> Result<(), StoreError> {
+        let _writing = self.writing.lock().await;
+        match id {
+            Some(id) => {
+                let stored = store::load_one(&self.pool, id).await?;
+                let mut shows = self.shows();
+                match stored {
+                    Some(show) => {
+                        if shows.get(id) != Some(&show) {
+                            tracing::debug!(show = %id, "show changed on another node");
+                            shows.insert(show.id.clone(), show);
+                        }
+                    }
+                    None => {
+                        shows.remove(id);
+                    }
+                }
+            }
+            None => {
+                let stored = store::load_all(&self.pool).await?;
+                let mut shows = self.shows();
+                *shows = stored.into_iter().map(|s| (s.id.clone(), s)).collect();
+            }
+        }
+        Ok(())
     }
 
     /// Writes `show`, then makes it visible.

@@ -1,7 +1,7 @@
 //! Shows in SQLite (`shows`, `show_products`; migration `0005_shows`).
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
 
 use super::model::Show;
 use super::state::{ShowState, State};
@@ -39,11 +39,29 @@ fn date(id: &str, what: &'static str, ms: i64) -> Result<DateTime<Utc>, StoreErr
 }
 
 /// Every show with its products.
-pub async fn load_all(pool: &SqlitePool) -> Result<Vec<Show>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, title, description, host, stream, scheduled_start_ms, cover_image_url, tags, \
-         state, started_at_ms, ended_at_ms, session FROM shows ORDER BY scheduled_start_ms, id",
-    )
+pub async fn load_all(pool: &AnyPool) -> Result<Vec<Show>, StoreError> {
+    load(pool, None).await
+}
+
+/// Show `id` with its products, if it exists.
+pub async fn load_one(pool: &AnyPool, id: &str) -> Result<Option<Show>, StoreError> {
+    Ok(load(pool, Some(id)).await?.pop())
+}
+
+/// Every show, or the one of `only`.
+async fn load(pool: &AnyPool, only: Option<&str>) -> Result<Vec<Show>, StoreError> {
+    let rows = match only {
+        None => sqlx::query(
+            "SELECT id, title, description, host, stream, scheduled_start_ms, cover_image_url, \
+             tags, state, started_at_ms, ended_at_ms, session FROM shows \
+             ORDER BY scheduled_start_ms, id",
+        ),
+        Some(id) => sqlx::query(
+            "SELECT id, title, description, host, stream, scheduled_start_ms, cover_image_url, \
+             tags, state, started_at_ms, ended_at_ms, session FROM shows WHERE id = $1",
+        )
+        .bind(id),
+    }
     .fetch_all(pool)
     .await?;
     let mut shows = Vec::with_capacity(rows.len());
@@ -83,10 +101,17 @@ pub async fn load_all(pool: &SqlitePool) -> Result<Vec<Show>, StoreError> {
             id,
         });
     }
-    let products =
-        sqlx::query("SELECT show_id, product_id FROM show_products ORDER BY show_id, position")
-            .fetch_all(pool)
-            .await?;
+    let products = match only {
+        None => {
+            sqlx::query("SELECT show_id, product_id FROM show_products ORDER BY show_id, position")
+        }
+        Some(id) => sqlx::query(
+            "SELECT show_id, product_id FROM show_products WHERE show_id = $1 ORDER BY position",
+        )
+        .bind(id),
+    }
+    .fetch_all(pool)
+    .await?;
     let mut by_show: std::collections::HashMap<String, Vec<String>> = Default::default();
     for row in products {
         by_show
@@ -101,12 +126,12 @@ pub async fn load_all(pool: &SqlitePool) -> Result<Vec<Show>, StoreError> {
 }
 
 /// Inserts `show`, or replaces every column and the products of the stored one.
-pub async fn save(pool: &SqlitePool, show: &Show) -> Result<(), StoreError> {
+pub async fn save(pool: &AnyPool, show: &Show) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO shows (id, title, description, host, stream, scheduled_start_ms, \
          cover_image_url, tags, state, started_at_ms, ended_at_ms, session, created_at_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, \
          description = excluded.description, host = excluded.host, stream = excluded.stream, \
          scheduled_start_ms = excluded.scheduled_start_ms, \
@@ -129,25 +154,27 @@ pub async fn save(pool: &SqlitePool, show: &Show) -> Result<(), StoreError> {
     .bind(ms(Utc::now()))
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM show_products WHERE show_id = ?")
+    sqlx::query("DELETE FROM show_products WHERE show_id = $1")
         .bind(&show.id)
         .execute(&mut *tx)
         .await?;
     for (position, product) in show.products.iter().enumerate() {
-        sqlx::query("INSERT INTO show_products (show_id, position, product_id) VALUES (?, ?, ?)")
-            .bind(&show.id)
-            .bind(position as i64)
-            .bind(product)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO show_products (show_id, position, product_id) VALUES ($1, $2, $3)",
+        )
+        .bind(&show.id)
+        .bind(position as i64)
+        .bind(product)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
 /// Deletes show `id` (and its products); false if there was none.
-pub async fn delete(pool: &SqlitePool, id: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM shows WHERE id = ?")
+pub async fn delete(pool: &AnyPool, id: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM shows WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await?;

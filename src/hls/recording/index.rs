@@ -3,8 +3,8 @@
 //! ([`Index::upsert`]) whenever the manifest changes state or grows.
 
 use chrono::{DateTime, TimeZone, Utc};
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
 
 use super::manifest::{Manifest, RecordingState};
 
@@ -84,12 +84,12 @@ macro_rules! select {
 /// The `recordings` table.
 #[derive(Debug, Clone)]
 pub struct Index {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl Index {
     /// The table in `pool`'s database.
-    pub fn new(pool: SqlitePool) -> Index {
+    pub fn new(pool: AnyPool) -> Index {
         Index { pool }
     }
 
@@ -98,7 +98,7 @@ impl Index {
         let renditions = serde_json::to_string(&entry.renditions).unwrap_or_else(|_| "[]".into());
         sqlx::query(
             "INSERT INTO recordings (id, stream, session, show, started_at_ms, ended_at_ms, \
-             duration_ms, renditions, state, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             duration_ms, renditions, state, bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (id) DO UPDATE SET show = excluded.show, \
              ended_at_ms = excluded.ended_at_ms, duration_ms = excluded.duration_ms, \
              renditions = excluded.renditions, state = excluded.state, bytes = excluded.bytes",
@@ -120,7 +120,7 @@ impl Index {
 
     /// Recording `id`.
     pub async fn get(&self, id: &str) -> Result<Option<Entry>, sqlx::Error> {
-        let row = sqlx::query(select!("WHERE id = ?"))
+        let row = sqlx::query(select!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -130,7 +130,7 @@ impl Index {
     /// The recordings matching `filter`, newest first.
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Entry>, sqlx::Error> {
         let rows = sqlx::query(select!(
-            "WHERE (?1 IS NULL OR stream = ?1) AND (?2 IS NULL OR show = ?2) \
+            "WHERE ($1 IS NULL OR stream = $1) AND ($2 IS NULL OR show = $2) \
              ORDER BY started_at_ms DESC, id DESC"
         ))
         .bind(&filter.stream)
@@ -140,8 +140,8 @@ impl Index {
         rows.iter().map(entry).collect()
     }
 
-    /// The newest recording of each of `shows` that has one: show id → entry. One query
-    /// whatever the number of shows (the ids go in as a JSON array).
+    /// The newest recording of each of `shows` that has one: show id → entry. One query per
+    /// [`SHOWS_PER_QUERY`] shows (`show IN ($1, $2, …)`, which both backends read).
     pub async fn newest_of_shows(
         &self,
         shows: &[&str],
@@ -150,18 +150,23 @@ impl Index {
         if shows.is_empty() {
             return Ok(newest);
         }
-        let ids = serde_json::to_string(shows).unwrap_or_else(|_| "[]".into());
-        let rows = sqlx::query(select!(
-            "WHERE show IN (SELECT value FROM json_each(?1)) \
-             ORDER BY started_at_ms DESC, id DESC"
-        ))
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &rows {
-            let entry = entry(row)?;
-            if let Some(show) = entry.show.clone() {
-                newest.entry(show).or_insert(entry);
+        for chunk in shows.chunks(SHOWS_PER_QUERY) {
+            // Built from constants only: the ids are bound.
+            let params: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "{} WHERE show IN ({}) ORDER BY started_at_ms DESC, id DESC",
+                select!(""),
+                params.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for show in chunk {
+                query = query.bind(*show);
+            }
+            for row in &query.fetch_all(&self.pool).await? {
+                let entry = entry(row)?;
+                if let Some(show) = entry.show.clone() {
+                    newest.entry(show).or_insert(entry);
+                }
             }
         }
         Ok(newest)
@@ -169,7 +174,7 @@ impl Index {
 
     /// Removes the row of `id`.
     pub async fn delete(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM recordings WHERE id = ?")
+        sqlx::query("DELETE FROM recordings WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -177,7 +182,10 @@ impl Index {
     }
 }
 
-fn entry(row: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
+/// Shows per query of [`Index::newest_of_shows`].
+const SHOWS_PER_QUERY: usize = 500;
+
+fn entry(row: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
     let millis = |ms: i64| Utc.timestamp_millis_opt(ms).single();
     let decode = |column: &str, reason: &str| sqlx::Error::ColumnDecode {
         index: column.to_string(),

@@ -224,9 +224,10 @@ impl Recorder {
         dir: PathBuf,
         queue_bytes: usize,
         target_duration: u64,
-        pool: sqlx::sqlite::SqlitePool,
+        pool: sqlx::AnyPool,
     ) -> Result<Arc<Recorder>, RecordingError> {
         std::fs::create_dir_all(&dir).map_err(RecordingError::io(&dir))?;
+        let shared = crate::store::is_shared(&pool);
         let index = Index::new(pool);
         let recovered = {
             let dir = dir.clone();
@@ -241,9 +242,10 @@ impl Recorder {
         for manifest in &recovered {
             index.upsert(&Entry::of(manifest)).await?;
         }
-        // Rows whose directory is gone (deleted by hand) go too.
+        // Rows whose directory is gone (deleted by hand) go too — on the embedded store only:
+        // a shared database also indexes the other nodes' recordings, which are not here.
         for entry in index.list(&Filter::default()).await? {
-            if !known.contains(&entry.id) {
+            if !shared && !known.contains(&entry.id) {
                 index.delete(&entry.id).await?;
             }
         }
