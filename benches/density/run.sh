@@ -24,7 +24,8 @@
 # one write per segment: the kernel's share of recording's cost; a server named twice runs twice,
 # and the report pools the runs),
 # SKIP_BUILD=1 (use the
-# existing release binary), CLIP_DIR (where the test clip is cached, default
+# existing release binary), CUECAST_BIN (another cuecast binary, e.g. a copy of an older build;
+# default $CARGO_TARGET_DIR/release/cuecast), CLIP_DIR (where the test clip is cached, default
 # $CARGO_TARGET_DIR/bench-density-cache), CARGO_TARGET_DIR (default ./target).
 # Output: markdown table on stdout and in $CARGO_TARGET_DIR/bench-density.md; per-case logs
 # (server log, nginx error.log, publisher logs) and results.jsonl in $CARGO_TARGET_DIR/bench-density/.
@@ -154,7 +155,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building cuecast (release)"
   (cd "$ROOT" && cargo build --release --locked --bin cuecast)
 fi
-CUECAST="$TARGET_DIR/release/cuecast"
+CUECAST="${CUECAST_BIN:-$TARGET_DIR/release/cuecast}"
 [ -x "$CUECAST" ] || die "$CUECAST not built"
 
 # ------------------------------------------------------------------ the test clip (cached, never committed)
