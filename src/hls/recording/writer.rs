@@ -564,7 +564,10 @@ mod tests {
         assert_eq!(manifest.state, RecordingState::CutShort);
         assert_eq!(manifest.renditions[0].segments.len(), 2);
         assert!(!rec.join("source/seg2.m4s.tmp").exists());
-        assert!(!rec.join("source/seg3.m4s").exists(), "unlisted segment removed");
+        assert!(
+            !rec.join("source/seg3.m4s").exists(),
+            "unlisted segment removed"
+        );
         assert!(rec.join("source/seg1.m4s").exists());
         assert!(rec.join("source/init.mp4").exists());
         let playlist = std::fs::read_to_string(rec.join("source/playlist.m3u8")).expect("read");
