@@ -24,6 +24,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import threads as per_thread  # benches/density/threads.py
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -171,10 +173,21 @@ def check_nginx(hls_dir, key):
             "why": "" if segs > 0 else "no segment"}
 
 
+def check_floor(floor_dir, name):
+    """State of one stream of the floor writer: how many video segments it wrote."""
+    try:
+        count = len(os.listdir(os.path.join(floor_dir, name, "video")))
+    except FileNotFoundError:
+        return {"ok": False, "why": "no directory"}
+    return {"ok": count > 0, "last": count, "why": "" if count else "no segment"}
+
+
 def check_all(args):
     out = {}
     for i in range(1, args.n + 1):
-        if args.server.startswith("cuecast"):
+        if args.server == "floor":
+            out[i] = check_floor(args.floor_dir, f"s{i}")
+        elif args.server.startswith("cuecast"):
             out[i] = check_cuecast(args.http_base, f"s{i}")
         else:
             out[i] = check_nginx(args.hls_dir, f"{args.key_prefix}{i}")
@@ -211,6 +224,7 @@ def run_case(args):
 
     server_pids = pids()
     c0 = {p: cpu_ticks(p) for p in server_pids}
+    tasks0 = per_thread.snapshot(args.pid)
     pub0 = sum(cpu_ticks(p) for p in publishers)
     m0 = machine_ticks()
     t0 = time.monotonic()
@@ -224,6 +238,7 @@ def run_case(args):
         time.sleep(min(1.0, end - now))
     server_pids_end = pids()
     c1 = {p: cpu_ticks(p) for p in server_pids_end}
+    tasks1 = per_thread.snapshot(args.pid)
     pub1 = sum(cpu_ticks(p) for p in publishers)
     m1 = machine_ticks()
     wall = time.monotonic() - t0
@@ -271,6 +286,9 @@ def run_case(args):
         "nproc": os.cpu_count(),
         "loadavg_start": load_start,
         "loadavg_end": load_end,
+        # The server's own threads (not its descendants'), by name with digits folded:
+        # [count, % of a core, voluntary switches/s, nonvoluntary/s].
+        "threads_cpu": per_thread.groups(tasks0, tasks1, wall),
         "log_warn": log_counts(args.log)[0],
         "log_error": log_counts(args.log)[1],
         "log_samples": log_counts(args.log)[2],
@@ -331,8 +349,34 @@ def report(args):
                "start, before any publisher. Served = media playlist answered with segments and its last "
                "segment number advanced across the window. Machine busy = all cores, all processes "
                "(publishers included), % of the whole machine.")
+    summary = []
+    mean = lambda xs: sum(xs) / len(xs)
+    for n in sorted({r["n"] for r in rows}):
+        cpu = lambda server: [r["cpu_pct_core"] for r in rows if r["n"] == n and r["server"] == server]
+        on, off, floor = cpu("cuecast"), cpu("cuecast-norec"), cpu("floor")
+        if on and off and sum(off) > 0:
+            pairs = ", ".join(f"{a / b:.2f}×" for a, b in zip(on, off) if b > 0)
+            summary.append(f"- N={n}: recording on/off, pooled over {len(on)} on and {len(off)} off "
+                           f"runs: {mean(on):.1f} / {mean(off):.1f} % of a core = **{mean(on) / mean(off):.2f}×** "
+                           f"(+{(mean(on) - mean(off)) / n:.3f} % of a core per stream; run by run, in order: {pairs})")
+            writers = [r["threads_cpu"].get("cuecast-rec-s#", [0, 0])[1] for r in rows
+                       if r["n"] == n and r["server"] == "cuecast" and "threads_cpu" in r]
+            if writers:
+                summary.append(f"  - its writer threads (cuecast-rec-*): {mean(writers):.2f} % of a core "
+                               f"({mean(writers) / n:.3f} %/stream) of the +{mean(on) - mean(off):.2f} recording adds")
+        if floor and off and sum(off) > 0:
+            summary.append(f"- N={n}: floor (benches/density/floor.py: the same segment bytes, one file and one "
+                           f"write per segment) {mean(floor):.2f} % of a core ({mean(floor) / n:.3f} %/stream): "
+                           f"(cuecast-norec + floor) / cuecast-norec = **{(mean(off) + mean(floor)) / mean(off):.2f}×**")
+    if summary:
+        out.append("")
+        out.extend(summary)
     notes = []
     for r in rows:
+        if r.get("threads_cpu") and r["server"].startswith("cuecast"):
+            top = list(r["threads_cpu"].items())[:8]
+            notes.append(f"- {r['server']} N={r['n']} per thread (% of a core): "
+                         + ", ".join(f"{name} ×{g[0]} {g[1]:.2f}" for name, g in top))
         if r["log_warn"] or r["log_error"]:
             notes.append(f"- {r['server']} N={r['n']}: {r['log_warn']} warning and {r['log_error']} error "
                          f"lines in its log by the end of the window, first: "
@@ -375,7 +419,7 @@ def main():
     p = sub.add_parser("wait-tcp"); p.add_argument("port", type=int); p.add_argument("timeout", type=float)
     p = sub.add_parser("rss"); p.add_argument("--pid", type=int, required=True); p.add_argument("--tree", action="store_true")
     p = sub.add_parser("case")
-    p.add_argument("--server", choices=["cuecast", "cuecast-norec", "nginx-rtmp"], required=True)
+    p.add_argument("--server", choices=["cuecast", "cuecast-norec", "nginx-rtmp", "floor"], required=True)
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--tree", action="store_true", help="sum over the pid's descendants too")
     p.add_argument("--n", type=int, required=True)
@@ -385,6 +429,7 @@ def main():
     p.add_argument("--http-base", default="")
     p.add_argument("--hls-dir", default="")
     p.add_argument("--recordings-dir", default="")
+    p.add_argument("--floor-dir", default="", help="where the floor writer writes (server floor)")
     p.add_argument("--key-prefix", default="")
     p.add_argument("--log", default="", help="server log: its warning/error lines are counted")
     p.add_argument("--out", required=True)

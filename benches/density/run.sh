@@ -11,13 +11,21 @@
 #   COUNTS=2 WARMUP_S=3 MEASURE_S=5 benches/density/run.sh  # smoke run (~1 min)
 #   SERVERS="cuecast-norec cuecast nginx-rtmp" benches/density/run.sh
 #                                                           # + recording off: its cost per stream
+#   SKIP_BUILD=1 COUNTS=50 WARMUP_S=40 MEASURE_S=30 \
+#     SERVERS="cuecast-norec cuecast floor cuecast-norec cuecast floor" benches/density/run.sh
+#                                                           # recording's cost, alternated, with its
+#                                                           # floor (docs/benchmarks/density.md)
 #
 # A default run takes ~8 minutes. Environment: COUNTS (publisher counts, "20 50"), WARMUP_S
 # (2 × WINDOW_S + 10 = 70: until RSS is steady), MEASURE_S (30), WINDOW_S (cuecast hls.window_s and
 # nginx-rtmp hls_playlist_length, 30), SERVERS ("cuecast nginx-rtmp"; `cuecast` records every
-# stream as the default config does, `cuecast-norec` is cuecast with recordings.enabled = false),
+# stream as the default config does, `cuecast-norec` is cuecast with recordings.enabled = false,
+# `floor` is no server but floor.py, a minimal writer of the bytes cuecast records, one file and
+# one write per segment: the kernel's share of recording's cost; a server named twice runs twice,
+# and the report pools the runs),
 # SKIP_BUILD=1 (use the
-# existing release binary), CLIP_DIR (where the test clip is cached, default
+# existing release binary), CUECAST_BIN (another cuecast binary, e.g. a copy of an older build;
+# default $CARGO_TARGET_DIR/release/cuecast), CLIP_DIR (where the test clip is cached, default
 # $CARGO_TARGET_DIR/bench-density-cache), CARGO_TARGET_DIR (default ./target).
 # Output: markdown table on stdout and in $CARGO_TARGET_DIR/bench-density.md; per-case logs
 # (server log, nginx error.log, publisher logs) and results.jsonl in $CARGO_TARGET_DIR/bench-density/.
@@ -33,6 +41,7 @@ WINDOW_S="${WINDOW_S:-30}"
 # the RSS figure is low (with 10 s: ~15 instead of ~22 MiB/stream at 2.6 Mb/s).
 WARMUP_S="${WARMUP_S:-$((2 * WINDOW_S + 10))}"
 MEASURE_S="${MEASURE_S:-30}"
+SEGMENT_S=2   # cuecast's hls.segment_duration_s (default config) = the clip's GOP (g60 at 30 fps)
 SERVERS="${SERVERS:-cuecast nginx-rtmp}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 CLIP_DIR="${CLIP_DIR:-$TARGET_DIR/bench-density-cache}"
@@ -146,7 +155,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building cuecast (release)"
   (cd "$ROOT" && cargo build --release --locked --bin cuecast)
 fi
-CUECAST="$TARGET_DIR/release/cuecast"
+CUECAST="${CUECAST_BIN:-$TARGET_DIR/release/cuecast}"
 [ -x "$CUECAST" ] || die "$CUECAST not built"
 
 # ------------------------------------------------------------------ the test clip (cached, never committed)
@@ -230,6 +239,14 @@ run_case() {   # $1 = server, $2 = N
       || { tail -20 "$dir/cuecast.log" >&2; die "cuecast did not start"; }
     case_args=(--http-base "http://127.0.0.1:$http_port" --log "$dir/cuecast.log")
     [ "$recording" = true ] && case_args+=(--recordings-dir "$data/recordings")
+  elif [ "$server" = floor ]; then
+    # Not a server: the minimal writer of the bytes cuecast records (floor.py), no publishers.
+    local floor_dir="$TMP/floor-$n"
+    mkdir -p "$floor_dir"
+    python3 -B "$HERE/floor.py" --clip "$CLIP" --n "$n" --dir "$floor_dir" \
+      --segment-s "$SEGMENT_S" >"$dir/floor.log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    case_args=(--floor-dir "$floor_dir")
   else
     local prefix="$TMP/nginx-$n"
     mkdir -p "$prefix/hls"
@@ -250,8 +267,12 @@ run_case() {   # $1 = server, $2 = N
   [ "$server" = nginx-rtmp ] && tree=(--tree)
   idle_kb="$("${MEASURE[@]}" rss --pid "$SERVER_PID" "${tree[@]}")"
 
-  start_publishers "$n" "$rtmp_port" "$dir"
-  log "  $n publishers started; warming up ${WARMUP_S}s"
+  if [ "$server" = floor ]; then
+    log "  floor writer of $n streams started; warming up ${WARMUP_S}s"
+  else
+    start_publishers "$n" "$rtmp_port" "$dir"
+    log "  $n publishers started; warming up ${WARMUP_S}s"
+  fi
   step sleep "$WARMUP_S"
   local pubs
   pubs="$(IFS=,; echo "${PUB_PIDS[*]}")"
@@ -268,15 +289,15 @@ run_case() {   # $1 = server, $2 = N
       rm -f "$f"
     fi
   done
-  rm -rf "$TMP/cuecast-data-$n" "$TMP/nginx-$n"
+  rm -rf "$TMP/cuecast-data-$n" "$TMP/nginx-$n" "$TMP/floor-$n"
   sleep 3
 }
 
 for n in $COUNTS; do
   for server in $SERVERS; do
     case "$server" in
-      cuecast|cuecast-norec|nginx-rtmp) run_case "$server" "$n" ;;
-      *) die "unknown server '$server' in SERVERS (cuecast, cuecast-norec, nginx-rtmp)" ;;
+      cuecast|cuecast-norec|nginx-rtmp|floor) run_case "$server" "$n" ;;
+      *) die "unknown server '$server' in SERVERS (cuecast, cuecast-norec, nginx-rtmp, floor)" ;;
     esac
   done
 done

@@ -19,16 +19,16 @@
 //!
 //! # Crash safety
 //!
-//! Every file is written under a temporary name, then renamed into place — media files with
-//! their data fsynced first, manifests and playlists fsynced once the recording is finished
-//! (while it grows, one lost with the page cache is the previous one, naming only segments on
-//! disk; directories are not fsynced: a power loss may lose the last renames, and recovery
-//! then stops the recording before the first file it does not find): a segment
-//! first, then the manifest that lists it, then the playlists rendered from that manifest, so
-//! no playlist or manifest ever names a file that is not complete on disk. At startup
+//! A segment first (under its final name, one `writev`), then the journal line or manifest
+//! that lists it, then the playlists rendered from that manifest, so no playlist or manifest
+//! ever names a file that is not complete on disk. Init segments, manifests and playlists are
+//! written under a temporary name, then renamed into place. Nothing is fsynced while a
+//! recording grows (the files of its last two minutes, the manifest and playlists are once it
+//! is finished): after a power loss the check of each listed file's size at the next start
+//! ends the recording before the first one that is not whole. At startup
 //! ([`Recorder::open`]) a manifest still in state `recording` (the server was killed) is
 //! finished at its last complete segment as `cut_short`, its playlists get EXT-X-ENDLIST, and
-//! leftover temporary files are removed.
+//! leftover temporary files and the segment files it does not list are removed.
 //!
 //! # Sessions
 //!

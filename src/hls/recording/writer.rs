@@ -41,6 +41,34 @@ pub(super) fn write_atomic(path: &Path, data: &[&[u8]], durable: bool) -> std::i
     result
 }
 
+/// Writes a segment's pieces (the packager's shared part buffers, nothing copied) to `path`
+/// under its final name with one `writev` (another only after a short write): one open, one
+/// write and one close per segment, no temporary name and no rename. Until the write returned
+/// nothing names the file (the journal line or manifest that lists it comes after), and a file
+/// a crash left half-written is not listed and is removed at the next start
+/// ([`remove_unlisted`]); on an error here it is removed at once.
+pub(super) fn write_segment(path: &Path, pieces: &[bytes::Bytes]) -> std::io::Result<()> {
+    let result = (|| {
+        let mut file = std::fs::File::create(path)?;
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            pieces.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match file.write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
 /// A session's writer: owns the recording's manifest and directory.
 pub(super) struct Writer {
     /// The recording's directory.
@@ -138,9 +166,7 @@ impl Writer {
                         .dir
                         .join(&rendition)
                         .join(Resource::Segment(segment.msn).to_string());
-                    let pieces: Vec<&[u8]> =
-                        segment.object.pieces().iter().map(|p| p.as_ref()).collect();
-                    let written = write_atomic(&path, &pieces, false);
+                    let written = write_segment(&path, segment.object.pieces());
                     self.budget.release(bytes);
                     match &written {
                         Ok(()) => {
@@ -416,6 +442,7 @@ fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, Recording
         };
         manifest.cut_short(size, now);
         write_files(dir, &manifest, None, &mut String::new())?;
+        remove_unlisted(dir, &manifest);
         tracing::warn!(
             recording = %manifest.id,
             duration_s = manifest.duration().as_secs_f64(),
@@ -429,6 +456,30 @@ fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, Recording
         tracing::warn!(path = %journal.display(), error = %err, "recording journal not removed");
     }
     Ok(Some(manifest))
+}
+
+/// Removes the segment files of `manifest`'s renditions that it does not list: a segment a
+/// crash left half-written (segments are written under their final names, [`write_segment`]),
+/// and those after the first file [`Manifest::cut_short`] did not find whole.
+fn remove_unlisted(dir: &Path, manifest: &Manifest) {
+    for rendition in &manifest.renditions {
+        let listed: std::collections::HashSet<String> =
+            rendition.segments.iter().map(SegmentEntry::file).collect();
+        let Ok(entries) = std::fs::read_dir(dir.join(&rendition.name)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let is_segment = matches!(Resource::parse(name), Some(Resource::Segment(_)));
+            if is_segment
+                && !listed.contains(name)
+                && let Err(err) = std::fs::remove_file(entry.path())
+            {
+                tracing::warn!(path = %entry.path().display(), error = %err, "unlisted recording segment not removed");
+            }
+        }
+    }
 }
 
 /// Removes `*.tmp` files in `dir` and its rendition directories.
@@ -450,6 +501,27 @@ fn remove_temp_files(dir: &Path) {
 mod tests {
     use super::*;
     use crate::hls::recording::manifest::{Kind, SegmentEntry};
+
+    #[test]
+    fn a_segment_is_its_pieces_in_one_file_under_its_final_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg7.m4s");
+        let pieces: Vec<bytes::Bytes> = (0u8..12)
+            .map(|i| bytes::Bytes::from(vec![i; 1000 + usize::from(i)]))
+            .collect();
+        write_segment(&path, &pieces).expect("written");
+        assert_eq!(std::fs::read(&path).expect("read"), pieces.concat());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["seg7.m4s"]);
+        // A write that fails leaves no file.
+        let missing = dir.path().join("nowhere").join("seg8.m4s");
+        assert!(write_segment(&missing, &pieces).is_err());
+        assert!(!missing.exists());
+    }
 
     #[test]
     fn recovery_finishes_a_recording_left_recording_and_removes_temp_files() {
@@ -477,8 +549,10 @@ mod tests {
             write_atomic(&rec.join(format!("source/seg{msn}.m4s")), &[b"data"], true)
                 .expect("write");
         }
-        // seg2 was being written when the server died.
+        // seg2 was being written when the server died (an older server wrote it under a
+        // temporary name), and so was seg3, unlisted yet, under its final name.
         std::fs::write(rec.join("source/seg2.m4s.tmp"), b"da").expect("write");
+        std::fs::write(rec.join("source/seg3.m4s"), b"d").expect("write");
         write_files(&rec, &manifest, None, &mut String::new()).expect("saved");
         // A directory without a manifest and a file that is not a recording are skipped.
         std::fs::create_dir_all(dir.path().join("empty")).expect("mkdir");
@@ -490,6 +564,12 @@ mod tests {
         assert_eq!(manifest.state, RecordingState::CutShort);
         assert_eq!(manifest.renditions[0].segments.len(), 2);
         assert!(!rec.join("source/seg2.m4s.tmp").exists());
+        assert!(
+            !rec.join("source/seg3.m4s").exists(),
+            "unlisted segment removed"
+        );
+        assert!(rec.join("source/seg1.m4s").exists());
+        assert!(rec.join("source/init.mp4").exists());
         let playlist = std::fs::read_to_string(rec.join("source/playlist.m3u8")).expect("read");
         assert!(
             playlist.ends_with("seg1.m4s\n#EXT-X-ENDLIST\n"),
