@@ -188,6 +188,7 @@ impl Config {
             ("rtmp", self.rtmp.validate()),
             ("rtmps", self.rtmps.validate()),
             ("srt", self.srt.validate()),
+            ("http", self.http.validate()),
             ("api", self.api.validate()),
             ("hls", self.hls.validate()),
             ("media", self.media.validate()),

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use super::HttpError;
 use super::auth::AdminToken;
-use crate::setting::Invalid;
+use super::server::Limits;
+use super::HttpError;
+use crate::setting::{Invalid, positive_secs, secs};
 
 /// The development admin token shipped in the default config.
 pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
@@ -20,9 +21,58 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Access-Control-Allow-Origin value.
     pub cors_allow_origin: String,
+    /// Time a client has to send a whole request head, seconds.
+    pub header_read_timeout_s: f64,
+    /// Largest request head (request line and headers), bytes.
+    pub max_header_bytes: usize,
+    /// Open connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Open connections in total.
+    pub max_connections: usize,
 }
 
+/// Smallest `max_header_bytes` (hyper's smallest read buffer).
+const MIN_HEADER_BYTES: usize = 8192;
+/// Largest `max_header_bytes`.
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
 impl Config {
+    /// Checks what serde cannot; keys are relative to `[http]`.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        positive_secs("header_read_timeout_s", self.header_read_timeout_s)?;
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
+            return Err(Invalid::new(
+                "max_header_bytes",
+                format!("must be {MIN_HEADER_BYTES}..={MAX_HEADER_BYTES}"),
+            ));
+        }
+        for (key, value) in [
+            ("max_connections_per_ip", self.max_connections_per_ip),
+            ("max_connections", self.max_connections),
+        ] {
+            if value < 1 {
+                return Err(Invalid::new(key, "must be at least 1"));
+            }
+        }
+        if self.max_connections_per_ip > self.max_connections {
+            return Err(Invalid::new(
+                "max_connections_per_ip",
+                "must not exceed http.max_connections",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The connection limits the server applies.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: secs(self.header_read_timeout_s),
+            max_header_bytes: self.max_header_bytes,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_connections: self.max_connections,
+        }
+    }
+
     /// Binds the listen address (`http.listen` in the error).
     pub async fn bind(&self) -> Result<TcpListener, HttpError> {
         TcpListener::bind(self.listen)

@@ -42,7 +42,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use config::{ApiConfig, Config, DEV_ADMIN_TOKEN};
-pub use server::{HttpError, Server};
+pub use server::{Connections, HttpError, Limits, Refusal, Server};
 
 /// What the API handlers share.
 pub struct ApiState {
@@ -80,6 +80,8 @@ pub struct ApiState {
     pub recommend: Arc<crate::commerce::recommend::Recommender>,
     /// Signed webhooks (their counters in `/metrics`).
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The HTTP connections and their limits (their counters in `/metrics`).
+    pub connections: Arc<Connections>,
 }
 
 /// Builds the whole HTTP router.
@@ -205,6 +207,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
         text.push_str(&chat.hub.metrics.render());
     }
     text.push_str(&api.webhooks.render_metrics());
+    text.push_str(&api.connections.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
