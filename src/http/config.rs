@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use serde::Deserialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use super::auth::AdminToken;
 use super::server::Limits;
@@ -30,6 +30,10 @@ pub struct Config {
     /// Open connections in total.
     pub max_connections: usize,
 }
+
+/// Connections the kernel queues before they are accepted: a burst of players (a show starts,
+/// a CDN fails over) beyond it would wait for SYN retransmits (1 s, 3 s, 7 s …).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Smallest `max_header_bytes` (hyper's smallest read buffer).
 const MIN_HEADER_BYTES: usize = 8192;
@@ -74,13 +78,22 @@ impl Config {
     }
 
     /// Binds the listen address (`http.listen` in the error).
+    /// The backlog is [`LISTEN_BACKLOG`] (the kernel caps it at `net.core.somaxconn`).
     pub async fn bind(&self) -> Result<TcpListener, HttpError> {
-        TcpListener::bind(self.listen)
-            .await
-            .map_err(|source| HttpError::Bind {
-                addr: self.listen,
-                source,
-            })
+        let bind = || {
+            let socket = if self.listen.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(self.listen)?;
+            socket.listen(LISTEN_BACKLOG)
+        };
+        bind().map_err(|source| HttpError::Bind {
+            addr: self.listen,
+            source,
+        })
     }
 }
 
