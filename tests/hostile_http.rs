@@ -4,7 +4,9 @@
 //! heads, connection limits (per IP and total) and their metrics, 20,000 held playlist requests,
 //! delivery directives out of range, `..` paths on `/hls`, `/vod` and the pages, oversized and
 //! deeply nested JSON on every POST/PUT/PATCH of the OpenAPI document, and a cue title that
-//! tries to start a playlist line.
+//! tries to start a playlist line. QUIC chat: a wrong ALPN, WebTransport from a foreign
+//! Origin, floods from one account and from many (oversized frames, invalid UTF-8, extra
+//! streams and the per-IP limit are in tests/chat.rs).
 
 mod common;
 
@@ -16,6 +18,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Publisher, Server, call, get, listed_parts, media_url, wait_for};
+use cuecast::chat::client;
+use cuecast::chat::proto::{ClientMsg, RejectCode, ServerMsg};
 
 const ADMIN: &str = "dev-admin-token";
 
@@ -590,4 +594,227 @@ fn bad_directives_traversal_paths_hostile_json_and_cue_titles_are_refused_or_esc
     );
     common::parse_media(&playlist);
     watch.assert_on_time(since, "bad requests");
+}
+
+/// A chat account's token (signed up over HTTP).
+fn chat_account(server: &Server, user: &str) -> String {
+    let creds = serde_json::json!({ "username": user, "password": "correct horse battery" });
+    let (status, _, body) = call(
+        "POST",
+        &server.url("/api/signup"),
+        None,
+        Some(&creds.to_string()),
+    );
+    assert_eq!(status, 201, "signup {user}: {body}");
+    body["token"].as_str().expect("token").to_string()
+}
+
+fn chat_post(text: &str, nonce: &str) -> ClientMsg {
+    ClientMsg::Post {
+        text: text.into(),
+        link: None,
+        product: None,
+        nonce: Some(nonce.into()),
+    }
+}
+
+/// Joins `room` and reads past the backfill.
+async fn chat_join(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    trust: &client::Trust,
+    token: Option<&str>,
+) -> client::ChatStream {
+    let conn = client::connect(endpoint, addr, "localhost", trust)
+        .await
+        .expect("connect");
+    let mut stream = client::ChatStream::join(conn, "demo", token.map(str::to_string), None)
+        .await
+        .expect("join");
+    loop {
+        match chat_next(&mut stream).await {
+            ServerMsg::Live {} => return stream,
+            _ => continue,
+        }
+    }
+}
+
+async fn chat_next(stream: &mut client::ChatStream) -> ServerMsg {
+    tokio::time::timeout(Duration::from_secs(15), stream.next())
+        .await
+        .expect("timed out waiting for a chat message")
+        .expect("read")
+        .expect("stream ended")
+}
+
+/// Sends `count` posts back to back, then reads every answer: (acked, rate limited).
+async fn flood(mut stream: client::ChatStream, tag: String, count: usize) -> (usize, usize) {
+    for i in 0..count {
+        stream
+            .send(&chat_post(&format!("{tag} flood {i}"), &format!("{tag}-{i}")))
+            .await
+            .expect("send");
+    }
+    let (mut acked, mut limited, mut answered) = (0, 0, 0);
+    while answered < count {
+        match chat_next(&mut stream).await {
+            ServerMsg::Ack { nonce: Some(n), .. } if n.starts_with(&tag) => {
+                acked += 1;
+                answered += 1;
+            }
+            ServerMsg::Rejected {
+                nonce: Some(n),
+                code,
+                ..
+            } if n.starts_with(&tag) => {
+                assert_eq!(code, RejectCode::RateLimited, "{n}");
+                limited += 1;
+                answered += 1;
+            }
+            _ => {}
+        }
+    }
+    (acked, limited)
+}
+
+#[test]
+fn quic_chat_wrong_alpn_foreign_origin_and_floods_are_bounded() {
+    let (server, _publisher, watch) = live(&[
+        ("CUECAST_CHAT_RATE_BURST", "5"),
+        ("CUECAST_CHAT_RATE_PER_S", "1"),
+    ]);
+    let since = Instant::now();
+    let flooders: Vec<String> = (0..20)
+        .map(|i| chat_account(&server, &format!("flooder{i}")))
+        .collect();
+    let loud = chat_account(&server, "loud");
+    let steady = chat_account(&server, "steady");
+    let http = server.url("");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (handshake_failures, origin_refused) = runtime.block_on(async move {
+        let (trust, port) = client::fetch_pins(&http).await.expect("pins");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port.expect("chat port")));
+        let endpoint = client::endpoint(addr).expect("endpoint");
+
+        // A client offering another ALPN does not get a connection.
+        let tls = client::tls_config(&trust, b"h2").expect("tls");
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quic");
+        let wrong = endpoint
+            .connect_with(quinn::ClientConfig::new(Arc::new(quic)), addr, "localhost")
+            .expect("connect_with")
+            .await;
+        assert!(wrong.is_err(), "a wrong ALPN was accepted");
+
+        // WebTransport from a foreign Origin: 403; from this host's pages: a session.
+        let pins = match &trust {
+            client::Trust::Pinned(pins) => pins.clone(),
+            client::Trust::Ca(_) => unreachable!("development certificate"),
+        };
+        let wt = wtransport::Endpoint::client(
+            wtransport::ClientConfig::builder()
+                .with_bind_default()
+                .with_server_certificate_hashes(
+                    pins.iter().map(|p| wtransport::tls::Sha256Digest::new(*p)),
+                )
+                .build(),
+        )
+        .expect("wt endpoint");
+        let url = format!("https://127.0.0.1:{}/chat", addr.port());
+        let connect = |origin: &str| {
+            wtransport::endpoint::ConnectOptions::builder(&url)
+                .add_header("origin", origin)
+                .build()
+        };
+        let foreign = tokio::time::timeout(
+            Duration::from_secs(15),
+            wt.connect(connect("https://evil.example")),
+        )
+        .await
+        .expect("wt connect timeout");
+        assert!(
+            matches!(
+                foreign,
+                Err(wtransport::error::ConnectingError::SessionRejected)
+            ),
+            "foreign origin: {:?}",
+            foreign.map(|_| ())
+        );
+        let own = tokio::time::timeout(
+            Duration::from_secs(15),
+            wt.connect(connect(&http.trim_end_matches('/').to_string())),
+        )
+        .await
+        .expect("wt connect timeout");
+        assert!(own.is_ok(), "own origin: {:?}", own.map(|_| ()));
+        drop(own);
+
+        // Floods: one account posting 300 messages back to back, 20 accounts 30 each at the
+        // same time. Each account gets its burst and its rate, the rest is refused; a steady
+        // account's messages reach a reader promptly throughout.
+        let mut reader = chat_join(&endpoint, addr, &trust, None).await;
+        let mut steady = chat_join(&endpoint, addr, &trust, Some(&steady)).await;
+        let started = Instant::now();
+        let mut floods = tokio::task::JoinSet::new();
+        let stream = chat_join(&endpoint, addr, &trust, Some(&loud)).await;
+        floods.spawn(flood(stream, "loud".into(), 300));
+        for (i, token) in flooders.iter().enumerate() {
+            let stream = chat_join(&endpoint, addr, &trust, Some(token)).await;
+            floods.spawn(flood(stream, format!("many{i}"), 30));
+        }
+        let mut delays = Vec::new();
+        for i in 0..10 {
+            let text = format!("steady {i}");
+            let sent = Instant::now();
+            steady
+                .send(&chat_post(&text, &format!("s{i}")))
+                .await
+                .expect("send");
+            loop {
+                if let ServerMsg::Message { message, .. } = chat_next(&mut reader).await
+                    && message.text == text
+                {
+                    delays.push(sent.elapsed());
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        let mut total_acked = 0;
+        while let Some(result) = floods.join_next().await {
+            let (acked, limited) = result.expect("flood task");
+            let allowed = 5 + started.elapsed().as_secs() as usize + 1;
+            assert!(acked <= allowed, "{acked} acked ({limited} limited), allowed {allowed}");
+            assert!(limited > 0);
+            total_acked += acked;
+        }
+        assert!(total_acked <= 21 * (6 + started.elapsed().as_secs() as usize));
+        let slowest = delays.iter().max().copied().unwrap_or_default();
+        assert!(
+            slowest < Duration::from_secs(2),
+            "a steady message took {slowest:?} ({delays:?})"
+        );
+        let metrics = reqwest::get(format!("{http}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let value = |series: &str| -> u64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {series}"))
+        };
+        (
+            value("cuecast_chat_handshake_failures_total"),
+            value("cuecast_chat_origin_refused_total"),
+        )
+    });
+    assert!(handshake_failures >= 1);
+    assert_eq!(origin_refused, 1);
+    watch.assert_on_time(since, "chat floods");
 }

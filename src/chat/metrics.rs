@@ -26,6 +26,10 @@ pub struct ChatMetrics {
     pub review_fallback: AtomicU64,
     /// Frames (batches) queued to clients.
     pub deliveries: AtomicU64,
+    /// QUIC handshakes that failed (no common ALPN, not TLS 1.3, bad packets, timeout).
+    pub handshake_failures: AtomicU64,
+    /// WebTransport sessions refused for their `Origin` (403).
+    pub origin_refused: AtomicU64,
 }
 
 impl ChatMetrics {
@@ -57,6 +61,16 @@ impl ChatMetrics {
                 "cuecast_chat_deliveries_total",
                 "Frame batches queued to chat clients.",
                 &self.deliveries,
+            ),
+            (
+                "cuecast_chat_handshake_failures_total",
+                "QUIC handshakes that failed (no common ALPN, TLS, timeout).",
+                &self.handshake_failures,
+            ),
+            (
+                "cuecast_chat_origin_refused_total",
+                "WebTransport sessions refused (403) for a foreign Origin (chat.allowed_origins).",
+                &self.origin_refused,
             ),
         ] {
             let _ = writeln!(
