@@ -35,7 +35,12 @@ fn get_json(server: &Server, path: &str, token: Option<&str>) -> Value {
 }
 
 /// Polls `path` until `accept` likes it.
-fn wait_json(server: &Server, path: &str, token: Option<&str>, accept: impl Fn(&Value) -> bool) -> Value {
+fn wait_json(
+    server: &Server,
+    path: &str,
+    token: Option<&str>,
+    accept: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, _, body) = call("GET", &server.url(path), token, None);
@@ -148,7 +153,9 @@ fn kill_9_mid_show_keeps_everything_stored_and_the_show_continues() {
     let show_id = show["id"].as_str().expect("id").to_string();
     let mut publisher = Publisher::ffmpeg(&server.rtmp_url(&secret), 120);
     let video = media_url(&server, &stream, "source");
-    wait_for(&video, Duration::from_secs(30), |t| t.matches("#EXTINF").count() >= 3);
+    wait_for(&video, Duration::from_secs(30), |t| {
+        t.matches("#EXTINF").count() >= 3
+    });
     let live = wait_json(&server, &format!("/api/shows/{show_id}"), None, |s| {
         s["state"] == "live"
     });
@@ -189,7 +196,11 @@ fn kill_9_mid_show_keeps_everything_stored_and_the_show_continues() {
     let analytics_before = get_json(&server, &analytics_path, Some(ADMIN));
     let csv_path = server.url(&format!("/api/shows/{show_id}/chat.csv"));
     let chat_before = csv(&csv_path);
-    assert_eq!(chat_before.matches("before the crash").count(), 20, "{chat_before}");
+    assert_eq!(
+        chat_before.matches("before the crash").count(),
+        20,
+        "{chat_before}"
+    );
 
     // kill -9 while everything flows; the publisher loses its server.
     let server = server.kill_and_restart(&env());
@@ -218,7 +229,9 @@ fn kill_9_mid_show_keeps_everything_stored_and_the_show_continues() {
     // The publisher reconnects with the same key: the same show goes on, cues and all.
     let mut publisher = Publisher::ffmpeg(&server.rtmp_url(&secret), 60);
     let video = media_url(&server, &stream, "source");
-    wait_for(&video, Duration::from_secs(30), |t| t.matches("#EXTINF").count() >= 2);
+    wait_for(&video, Duration::from_secs(30), |t| {
+        t.matches("#EXTINF").count() >= 2
+    });
     let again = get_json(&server, &format!("/api/shows/{show_id}"), None);
     assert_eq!(again["state"], "live", "{again}");
     assert_eq!(again["started_at"], live["started_at"]);
@@ -244,7 +257,10 @@ fn kill_9_mid_show_keeps_everything_stored_and_the_show_continues() {
         Some(ADMIN),
         |r| r["state"] == "cut_short",
     );
-    assert!(recording["duration_s"].as_f64().unwrap_or(0.0) >= 4.0, "{recording}");
+    assert!(
+        recording["duration_s"].as_f64().unwrap_or(0.0) >= 4.0,
+        "{recording}"
+    );
     let vod = server.url(&format!("/vod/{recording_id}/index.m3u8"));
     let (status, _, _) = common::get(&vod);
     assert_eq!(status, 200);

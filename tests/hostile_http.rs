@@ -53,11 +53,7 @@ impl PartWatch {
             let (_, mut next) = listed_parts(&text);
             while !stop2.load(Ordering::Relaxed) {
                 let reload = format!("{url}?_HLS_msn={}&_HLS_part={}", next.0, next.1);
-                match client
-                    .get(&reload)
-                    .timeout(Duration::from_secs(15))
-                    .send()
-                {
+                match client.get(&reload).timeout(Duration::from_secs(15)).send() {
                     Ok(response) if response.status() == 200 => {
                         let body = response.text().unwrap_or_default();
                         let (parts, after) = listed_parts(&body);
@@ -307,7 +303,12 @@ fn connections_beyond_the_per_ip_and_total_limits_get_503_and_are_counted() {
     let answer = refused(from([127, 0, 0, 2]));
     assert!(answer.starts_with("HTTP/1.1 503"), "per IP: {answer}");
     assert!(answer.contains("too many connections"), "{answer}");
-    assert!(metric(&server, "cuecast_http_connections_refused_total{limit=\"per_ip\"}") >= 1);
+    assert!(
+        metric(
+            &server,
+            "cuecast_http_connections_refused_total{limit=\"per_ip\"}"
+        ) >= 1
+    );
 
     // Another address still gets in until the total (60) is reached.
     let (status, _) = raw_status(
@@ -327,7 +328,10 @@ fn connections_beyond_the_per_ip_and_total_limits_get_503_and_are_counted() {
 fn metric_after_release(server: &Server, idle: &mut Vec<TcpStream>) -> u64 {
     idle.clear();
     std::thread::sleep(Duration::from_millis(300));
-    metric(server, "cuecast_http_connections_refused_total{limit=\"total\"}")
+    metric(
+        server,
+        "cuecast_http_connections_refused_total{limit=\"total\"}",
+    )
 }
 
 #[test]
@@ -411,7 +415,10 @@ fn twenty_thousand_held_playlist_requests_are_all_answered_in_time_with_bounded_
         .map(|(_, (n, _))| n)
         .sum();
     assert_eq!(answered, 20_000, "statuses {statuses:?}");
-    assert!(statuses.get(&503).is_some_and(|(n, _)| *n > 0), "{statuses:?}");
+    assert!(
+        statuses.get(&503).is_some_and(|(n, _)| *n > 0),
+        "{statuses:?}"
+    );
     // The hold limit is three target durations (6 s here); a loaded shared machine adds some.
     assert!(
         slowest < Duration::from_secs(12),
@@ -421,7 +428,12 @@ fn twenty_thousand_held_playlist_requests_are_all_answered_in_time_with_bounded_
         rss_after < rss_before + 200 * 1024,
         "RSS {rss_before} kB → {rss_after} kB"
     );
-    assert!(metric(&server, "cuecast_http_connections_refused_total{limit=\"total\"}") > 0);
+    assert!(
+        metric(
+            &server,
+            "cuecast_http_connections_refused_total{limit=\"total\"}"
+        ) > 0
+    );
     watch.assert_on_time(since, "20,000 held requests");
 }
 
@@ -443,13 +455,11 @@ fn bad_directives_traversal_paths_hostile_json_and_cue_titles_are_refused_or_esc
     ] {
         let started = Instant::now();
         let (status, _, body) = get(&format!("{url}?{query}"));
-        assert_eq!(
-            status,
-            400,
-            "{query}: {}",
-            String::from_utf8_lossy(&body)
+        assert_eq!(status, 400, "{query}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{query} was held"
         );
-        assert!(started.elapsed() < Duration::from_secs(2), "{query} was held");
     }
 
     // `..` and its encodings: never a file outside the served trees.
@@ -527,8 +537,11 @@ fn bad_directives_traversal_paths_hostile_json_and_cue_titles_are_refused_or_esc
                     (400..500).contains(&status),
                     "{method} {path} ({what}): {status} {text}"
                 );
-                let text = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-                let json: serde_json::Value = serde_json::from_str(&text)
+                let text = text
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b)
+                    .unwrap_or_default();
+                let json: serde_json::Value = serde_json::from_str(text)
                     .unwrap_or_else(|_| panic!("{method} {path} ({what}): not JSON: {text}"));
                 assert!(json["error"].is_string(), "{method} {path}: {text}");
                 assert!(started.elapsed() < Duration::from_secs(5));
@@ -651,7 +664,10 @@ async fn chat_next(stream: &mut client::ChatStream) -> ServerMsg {
 async fn flood(mut stream: client::ChatStream, tag: String, count: usize) -> (usize, usize) {
     for i in 0..count {
         stream
-            .send(&chat_post(&format!("{tag} flood {i}"), &format!("{tag}-{i}")))
+            .send(&chat_post(
+                &format!("{tag} flood {i}"),
+                &format!("{tag}-{i}"),
+            ))
             .await
             .expect("send");
     }
@@ -745,7 +761,7 @@ fn quic_chat_wrong_alpn_foreign_origin_and_floods_are_bounded() {
         );
         let own = tokio::time::timeout(
             Duration::from_secs(15),
-            wt.connect(connect(&http.trim_end_matches('/').to_string())),
+            wt.connect(connect(http.trim_end_matches('/'))),
         )
         .await
         .expect("wt connect timeout");
@@ -787,7 +803,10 @@ fn quic_chat_wrong_alpn_foreign_origin_and_floods_are_bounded() {
         while let Some(result) = floods.join_next().await {
             let (acked, limited) = result.expect("flood task");
             let allowed = 5 + started.elapsed().as_secs() as usize + 1;
-            assert!(acked <= allowed, "{acked} acked ({limited} limited), allowed {allowed}");
+            assert!(
+                acked <= allowed,
+                "{acked} acked ({limited} limited), allowed {allowed}"
+            );
             assert!(limited > 0);
             total_acked += acked;
         }

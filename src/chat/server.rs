@@ -190,7 +190,10 @@ async fn webtransport(ctx: &Sessions, conn: quinn::Connection, peer: SocketAddr)
     let host = request.connect().url.host_str().unwrap_or("").to_string();
     if !origin_allowed(origin.as_deref(), &host, &ctx.settings.allowed_origins) {
         tracing::debug!(%peer, ?origin, "WebTransport session from a foreign origin refused");
-        ctx.hub.metrics.origin_refused.fetch_add(1, Ordering::Relaxed);
+        ctx.hub
+            .metrics
+            .origin_refused
+            .fetch_add(1, Ordering::Relaxed);
         let _ = request
             .reject(web_transport_quinn::http::StatusCode::FORBIDDEN)
             .await;
@@ -309,24 +312,58 @@ mod tests {
     fn origins_are_checked_against_the_host_and_the_allowlist() {
         let none: Vec<String> = Vec::new();
         assert!(origin_allowed(None, "chat.example", &none), "native client");
-        assert!(origin_allowed(Some("https://chat.example:8080"), "chat.example", &none));
-        assert!(origin_allowed(Some("HTTPS://Chat.Example"), "chat.example", &none));
-        assert!(!origin_allowed(Some("https://evil.example"), "chat.example", &none));
-        assert!(!origin_allowed(Some("https://chat.example.evil.example"), "chat.example", &none));
+        assert!(origin_allowed(
+            Some("https://chat.example:8080"),
+            "chat.example",
+            &none
+        ));
+        assert!(origin_allowed(
+            Some("HTTPS://Chat.Example"),
+            "chat.example",
+            &none
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            "chat.example",
+            &none
+        ));
+        assert!(!origin_allowed(
+            Some("https://chat.example.evil.example"),
+            "chat.example",
+            &none
+        ));
         assert!(!origin_allowed(Some("null"), "chat.example", &none));
         assert!(!origin_allowed(Some("https://x"), "", &none));
         let shop = vec!["https://shop.example".to_string()];
-        assert!(origin_allowed(Some("https://shop.example"), "chat.example", &shop));
-        assert!(!origin_allowed(Some("https://shop.example:444"), "chat.example", &shop));
+        assert!(origin_allowed(
+            Some("https://shop.example"),
+            "chat.example",
+            &shop
+        ));
+        assert!(!origin_allowed(
+            Some("https://shop.example:444"),
+            "chat.example",
+            &shop
+        ));
         let any = vec!["*".to_string()];
-        assert!(origin_allowed(Some("https://evil.example"), "chat.example", &any));
+        assert!(origin_allowed(
+            Some("https://evil.example"),
+            "chat.example",
+            &any
+        ));
     }
 
     #[test]
     fn only_serialized_origins_are_origins() {
         assert!(is_origin("https://shop.example"));
         assert!(is_origin("http://127.0.0.1:8080"));
-        for bad in ["shop.example", "https://shop.example/path", "ftp://shop.example", "https://u@shop.example", "*"] {
+        for bad in [
+            "shop.example",
+            "https://shop.example/path",
+            "ftp://shop.example",
+            "https://u@shop.example",
+            "*",
+        ] {
             assert!(!is_origin(bad), "{bad}");
         }
     }

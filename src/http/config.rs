@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
 
+use super::HttpError;
 use super::auth::AdminToken;
 use super::server::Limits;
-use super::HttpError;
 use crate::setting::{Invalid, positive_secs, secs};
 
 /// The development admin token shipped in the default config.

@@ -202,7 +202,10 @@ impl Connections {
             "HTTP connections closed on a request-head limit (header read timeout, head too large).",
             &[
                 ("{reason=\"header_timeout\"}", load(&self.header_timeouts)),
-                ("{reason=\"header_too_large\"}", load(&self.header_too_large)),
+                (
+                    "{reason=\"header_too_large\"}",
+                    load(&self.header_too_large),
+                ),
             ],
         );
         let _ = writeln!(
