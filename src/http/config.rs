@@ -124,3 +124,54 @@ impl ApiConfig {
         AdminToken::new(self.admin_token.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cors_allow_origin: "*".into(),
+            header_read_timeout_s: 10.0,
+            max_header_bytes: 16384,
+            max_connections_per_ip: 1024,
+            max_connections: 16384,
+        }
+    }
+
+    #[test]
+    fn limits_are_validated_naming_the_key() {
+        assert!(config().validate().is_ok());
+        let cases: [(&str, fn(&mut Config)); 6] = [
+            ("header_read_timeout_s", |c| c.header_read_timeout_s = 0.0),
+            ("header_read_timeout_s", |c| {
+                c.header_read_timeout_s = f64::NAN
+            }),
+            ("max_header_bytes", |c| c.max_header_bytes = 4096),
+            ("max_header_bytes", |c| c.max_header_bytes = 2 << 20),
+            ("max_connections", |c| c.max_connections = 0),
+            ("max_connections_per_ip", |c| {
+                c.max_connections_per_ip = 20000
+            }),
+        ];
+        for (key, change) in cases {
+            let mut bad = config();
+            change(&mut bad);
+            let err = bad.validate().expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_carry_the_configured_values() {
+        let limits = config().limits();
+        assert_eq!(
+            limits.header_read_timeout,
+            std::time::Duration::from_secs(10)
+        );
+        assert_eq!(limits.max_header_bytes, 16384);
+        assert_eq!(limits.max_connections_per_ip, 1024);
+        assert_eq!(limits.max_connections, 16384);
+    }
+}
