@@ -226,6 +226,9 @@ retry-after: 1\r\nconnection: close\r\ncontent-length: 40\r\n\r\n{\"error\":\"to
 /// How long a refused connection may take to read its 503.
 const REFUSED_LINGER: Duration = Duration::from_secs(2);
 
+/// Least time between two log lines about refused connections.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// After an accept error (out of file descriptors), the pause before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -276,6 +279,8 @@ async fn accept_loop(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
+    let mut refused_unlogged = 0u64;
+    let mut last_refusal_log: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -301,7 +306,18 @@ async fn accept_loop(
                 });
             }
             Err(refusal) => {
-                tracing::debug!(%peer, ?refusal, "HTTP connection limit reached");
+                // One line per REFUSAL_LOG_EVERY at most: a flood must not become a log flood.
+                refused_unlogged += 1;
+                if last_refusal_log.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+                    tracing::warn!(
+                        %peer,
+                        ?refusal,
+                        refused = refused_unlogged,
+                        "HTTP connection limit reached; connections refused with 503 since the last line"
+                    );
+                    refused_unlogged = 0;
+                    last_refusal_log = Some(Instant::now());
+                }
                 tokio::spawn(refuse(tcp));
             }
         }
