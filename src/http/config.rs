@@ -143,7 +143,8 @@ mod tests {
     #[test]
     fn limits_are_validated_naming_the_key() {
         assert!(config().validate().is_ok());
-        let cases: [(&str, fn(&mut Config)); 6] = [
+        type Change = fn(&mut Config);
+        let cases: [(&str, Change); 6] = [
             ("header_read_timeout_s", |c| c.header_read_timeout_s = 0.0),
             ("header_read_timeout_s", |c| {
                 c.header_read_timeout_s = f64::NAN
