@@ -132,8 +132,8 @@ impl PartWatch {
     }
 }
 
-/// The load-heavy tests (20,000 requests, chat floods) run one at a time: on a 2-core machine
-/// each one's clients would otherwise be the other's latency.
+/// The tests run one at a time: each one's hostile clients would otherwise be the latency of
+/// another's part watch on a 2-core machine.
 fn heavy() -> std::sync::MutexGuard<'static, ()> {
     static HEAVY: Mutex<()> = Mutex::new(());
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
@@ -218,6 +218,7 @@ fn rss_kb(pid: u32) -> u64 {
 
 #[test]
 fn slowloris_heads_are_cut_at_the_header_read_timeout_and_big_heads_get_431() {
+    let _alone = heavy();
     let (server, _publisher, watch) = live(&[
         ("CUECAST_HTTP_HEADER_READ_TIMEOUT_S", "2"),
         ("CUECAST_HTTP_MAX_HEADER_BYTES", "16384"),
@@ -292,6 +293,7 @@ fn slowloris_heads_are_cut_at_the_header_read_timeout_and_big_heads_get_431() {
 
 #[test]
 fn connections_beyond_the_per_ip_and_total_limits_get_503_and_are_counted() {
+    let _alone = heavy();
     let (server, _publisher, watch) = live(&[
         ("CUECAST_HTTP_MAX_CONNECTIONS_PER_IP", "40"),
         ("CUECAST_HTTP_MAX_CONNECTIONS", "60"),
@@ -340,7 +342,20 @@ fn connections_beyond_the_per_ip_and_total_limits_get_503_and_are_counted() {
     assert_eq!(status, 200);
     idle.extend((0..25).map(|_| from([127, 0, 0, 3])));
     std::thread::sleep(Duration::from_millis(300));
-    let answer = refused(from([127, 0, 0, 4]));
+    // The part watch's player may have been between two connections: a slot it left is taken
+    // by the first of these and kept; the next is refused.
+    let mut answer = String::new();
+    for _ in 0..5 {
+        let tcp = from([127, 0, 0, 4]);
+        tcp.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut probe = [0u8; 1];
+        if tcp.peek(&mut probe).is_ok() {
+            answer = refused(tcp);
+            break;
+        }
+        idle.push(tcp);
+    }
     assert!(answer.starts_with("HTTP/1.1 503"), "total: {answer}");
     assert!(metric_after_release(&server, &mut idle) >= 1);
     watch.assert_on_time(since, "connection limits");
@@ -463,6 +478,7 @@ fn twenty_thousand_held_playlist_requests_are_all_answered_in_time_with_bounded_
 
 #[test]
 fn bad_directives_traversal_paths_hostile_json_and_cue_titles_are_refused_or_escaped() {
+    let _alone = heavy();
     let (server, _publisher, watch) = live(&[]);
     let since = Instant::now();
     let url = media_url(&server, "demo", "source");
