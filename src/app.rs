@@ -193,6 +193,7 @@ impl App {
         );
         let events = events.await.context("shopper events")?;
         follow_other_nodes(&store, &catalog, &shows, &host_keys, &events).await?;
+        let connections = Arc::new(http::Connections::new(config.http.limits()));
         let api = Arc::new(ApiState {
             admin_token,
             keys,
@@ -217,9 +218,10 @@ impl App {
             recommend: Arc::clone(&recommend),
             webhooks: Arc::clone(&webhooks),
             edge,
+            connections: Arc::clone(&connections),
         });
         let router = http::router(api, &config.http.cors_allow_origin, &config.web);
-        let http = http::Server::start(http_listener, router)?;
+        let http = http::Server::start(http_listener, router, connections)?;
 
         let (rtmp_addr, http_addr, srt_addr) = (ingest.rtmp_addr, http.addr, ingest.srt_addr);
         tracing::info!(%rtmp_addr, %http_addr, srt_addr = ?srt_addr, "cuecast is serving");

@@ -188,6 +188,7 @@ impl Config {
             ("rtmp", self.rtmp.validate()),
             ("rtmps", self.rtmps.validate()),
             ("srt", self.srt.validate()),
+            ("http", self.http.validate()),
             ("api", self.api.validate()),
             ("hls", self.hls.validate()),
             ("media", self.media.validate()),
@@ -399,6 +400,10 @@ mod tests {
                 "127.0.0.1:9000".to_string(),
             ),
             (
+                "CUECAST_HTTP_MAX_CONNECTIONS_PER_IP".to_string(),
+                "64".to_string(),
+            ),
+            (
                 "CUECAST_STREAMS".to_string(),
                 r#"[{name="a", key="ka"}, {name="b", key="kb"}]"#.to_string(),
             ),
@@ -411,6 +416,7 @@ mod tests {
         let config = Config::load(None, env).expect("config");
         assert_eq!(config.hls.segment_duration_s, 4.0);
         assert_eq!(config.http.listen.port(), 9000);
+        assert_eq!(config.http.max_connections_per_ip, 64);
         assert_eq!(config.streams.len(), 2);
         // A numeric-looking value for a string key stays a string.
         assert_eq!(config.api.admin_token, "12345678");

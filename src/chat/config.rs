@@ -72,6 +72,8 @@ pub struct Config {
     pub review_timeout_ms: u64,
     /// Decision when the hook fails: "allow" or "deny".
     pub review_fallback: Decision,
+    /// Origins a browser's WebTransport session may come from besides the chat's own host.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -112,6 +114,14 @@ impl Config {
                 return Err(Invalid::new(key, format!("must be at least {min}")));
             }
         }
+        for origin in &self.allowed_origins {
+            if origin != "*" && !super::server::is_origin(origin.trim_end_matches('/')) {
+                return Err(Invalid::new(
+                    "allowed_origins",
+                    format!("`{origin}` is not \"*\" or an origin such as https://shop.example"),
+                ));
+            }
+        }
         if !(1..=100).contains(&self.batch_phases) {
             return Err(Invalid::new("batch_phases", "must be 1..=100"));
         }
@@ -148,6 +158,11 @@ impl Config {
             max_connections: self.max_connections,
             idle_timeout: secs(self.idle_timeout_s),
             websocket: self.websocket,
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
         }
     }
 

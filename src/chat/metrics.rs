@@ -34,6 +34,10 @@ pub struct ChatMetrics {
     pub bus_local_only: AtomicU64,
     /// Redis errors of the chat bus (publish, load, stream reads).
     pub bus_errors: AtomicU64,
+    /// QUIC handshakes that failed (no common ALPN, not TLS 1.3, bad packets, timeout).
+    pub handshake_failures: AtomicU64,
+    /// WebTransport sessions refused for their `Origin` (403).
+    pub origin_refused: AtomicU64,
 }
 
 impl ChatMetrics {
@@ -85,6 +89,16 @@ impl ChatMetrics {
                 "cuecast_chat_bus_errors_total",
                 "Redis errors of the chat bus (publish, room load, stream reads).",
                 &self.bus_errors,
+            ),
+            (
+                "cuecast_chat_handshake_failures_total",
+                "QUIC handshakes that failed (no common ALPN, TLS, timeout).",
+                &self.handshake_failures,
+            ),
+            (
+                "cuecast_chat_origin_refused_total",
+                "WebTransport sessions refused (403) for a foreign Origin (chat.allowed_origins).",
+                &self.origin_refused,
             ),
         ] {
             let _ = writeln!(

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
@@ -74,7 +75,13 @@ pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<Sessions>, tracker: TaskT
             let peer = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => connection(ctx, conn, peer).await,
-                Err(err) => tracing::debug!(%peer, error = %err, "chat handshake failed"),
+                Err(err) => {
+                    ctx.hub
+                        .metrics
+                        .handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, error = %err, "chat handshake failed");
+                }
             }
         });
     }
@@ -172,6 +179,26 @@ async fn webtransport(ctx: &Sessions, conn: quinn::Connection, peer: SocketAddr)
         let _ = request
             .reject(web_transport_quinn::http::StatusCode::NOT_FOUND)
             .await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+        return;
+    }
+    let origin = request
+        .connect()
+        .headers
+        .get("origin")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    let host = request.connect().url.host_str().unwrap_or("").to_string();
+    if !origin_allowed(origin.as_deref(), &host, &ctx.settings.allowed_origins) {
+        tracing::debug!(%peer, ?origin, "WebTransport session from a foreign origin refused");
+        ctx.hub
+            .metrics
+            .origin_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = request
+            .reject(web_transport_quinn::http::StatusCode::FORBIDDEN)
+            .await;
+        // Let the 403 reach the client (it closes then) before the connection is dropped.
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
         return;
     }
     let session = match request.ok().await {
@@ -198,6 +225,41 @@ async fn webtransport(ctx: &Sessions, conn: quinn::Connection, peer: SocketAddr)
     };
     ctx.finish(&*closer, code);
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+}
+
+/// Whether `text` is a serialized origin: `http` or `https`, a host, an optional port, nothing
+/// else (no path, query, user info).
+pub fn is_origin(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && !text.ends_with('/')
+    })
+}
+
+/// Whether a WebTransport session whose CONNECT carried `origin` (browsers always send it) to
+/// `host` may proceed: no Origin (a native client), an Origin on the same host name (the pages of
+/// this server, any port), or one of `allowed` (lowercase origins, or `*`).
+pub fn origin_allowed(origin: Option<&str>, host: &str, allowed: &[String]) -> bool {
+    let Some(origin) = origin else { return true };
+    if allowed.iter().any(|a| a == "*") {
+        return true;
+    }
+    let origin = origin.trim().to_ascii_lowercase();
+    if allowed.contains(&origin) {
+        return true;
+    }
+    match url::Url::parse(&origin) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => url
+            .host_str()
+            .is_some_and(|h| !host.is_empty() && h.eq_ignore_ascii_case(host)),
+        _ => false,
+    }
 }
 
 /// A UDP socket for a QUIC endpoint: explicitly dual-stack when bound to `[::]`, with `buffer`
@@ -240,4 +302,69 @@ pub fn bind(
         udp_socket(addr, buffer)?,
         Arc::new(quinn::TokioRuntime),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked_against_the_host_and_the_allowlist() {
+        let none: Vec<String> = Vec::new();
+        assert!(origin_allowed(None, "chat.example", &none), "native client");
+        assert!(origin_allowed(
+            Some("https://chat.example:8080"),
+            "chat.example",
+            &none
+        ));
+        assert!(origin_allowed(
+            Some("HTTPS://Chat.Example"),
+            "chat.example",
+            &none
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            "chat.example",
+            &none
+        ));
+        assert!(!origin_allowed(
+            Some("https://chat.example.evil.example"),
+            "chat.example",
+            &none
+        ));
+        assert!(!origin_allowed(Some("null"), "chat.example", &none));
+        assert!(!origin_allowed(Some("https://x"), "", &none));
+        let shop = vec!["https://shop.example".to_string()];
+        assert!(origin_allowed(
+            Some("https://shop.example"),
+            "chat.example",
+            &shop
+        ));
+        assert!(!origin_allowed(
+            Some("https://shop.example:444"),
+            "chat.example",
+            &shop
+        ));
+        let any = vec!["*".to_string()];
+        assert!(origin_allowed(
+            Some("https://evil.example"),
+            "chat.example",
+            &any
+        ));
+    }
+
+    #[test]
+    fn only_serialized_origins_are_origins() {
+        assert!(is_origin("https://shop.example"));
+        assert!(is_origin("http://127.0.0.1:8080"));
+        for bad in [
+            "shop.example",
+            "https://shop.example/path",
+            "ftp://shop.example",
+            "https://u@shop.example",
+            "*",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
+    }
 }

@@ -41,6 +41,9 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// Whether the WebSocket fallback on the HTTP port is served.
     pub websocket: bool,
+    /// Origins (lowercase `scheme://host[:port]`) a WebTransport session may come from besides
+    /// the host it connected to; `*` = any.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Where a session reads the client's messages from.

@@ -43,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use config::{ApiConfig, Config, DEV_ADMIN_TOKEN};
-pub use server::{HttpError, Server};
+pub use server::{Connections, HttpError, Limits, Refusal, Server};
 
 /// What the API handlers share.
 pub struct ApiState {
@@ -84,6 +84,8 @@ pub struct ApiState {
     /// Clustered: playback of and cue forwarding to streams other nodes own (`None` on a
     /// single node).
     pub edge: Option<Arc<crate::cluster::edge::Edge>>,
+    /// The HTTP connections and their limits (their counters in `/metrics`).
+    pub connections: Arc<Connections>,
 }
 
 /// Builds the whole HTTP router.
@@ -224,6 +226,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
     if let Some(edge) = &api.edge {
         text.push_str(&edge.render_metrics());
     }
+    text.push_str(&api.connections.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
