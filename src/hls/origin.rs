@@ -47,11 +47,19 @@ pub fn object_of(path: &str) -> HlsObject {
     let Some(rest) = path.strip_prefix("/hls/") else {
         return HlsObject::Other;
     };
-    let segments: Vec<&str> = rest.split('/').collect();
-    match segments.as_slice() {
-        [_, "index.m3u8"] => HlsObject::Multivariant,
-        [_, _, _, "playlist.m3u8"] => HlsObject::MediaPlaylist,
-        [_, _, _, file] => match Resource::parse(file) {
+    // At most five segments, without collecting them (this runs for every request).
+    let mut segments = rest.splitn(5, '/');
+    let shape = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    );
+    match shape {
+        (Some(_), Some("index.m3u8"), None, None, None) => HlsObject::Multivariant,
+        (Some(_), Some(_), Some(_), Some("playlist.m3u8"), None) => HlsObject::MediaPlaylist,
+        (Some(_), Some(_), Some(_), Some(file), None) => match Resource::parse(file) {
             Some(Resource::Init(_)) => HlsObject::Init,
             Some(Resource::Segment(_)) => HlsObject::Segment,
             Some(Resource::Part(_)) => HlsObject::Part,
@@ -92,16 +100,69 @@ pub struct CachePolicy {
     pub blocking_playlist_max_age: Duration,
 }
 
+/// The Cache-Control values of a [`CachePolicy`], built once (a request clones one: a
+/// reference count, no formatting).
+#[derive(Debug, Clone)]
+struct CacheHeaders {
+    segment: HeaderValue,
+    multivariant: HeaderValue,
+    playlist: HeaderValue,
+    blocking_playlist: HeaderValue,
+}
+
+impl CacheHeaders {
+    fn new(policy: &CachePolicy) -> CacheHeaders {
+        CacheHeaders {
+            segment: cache_control(policy.segment_max_age, true),
+            multivariant: cache_control(policy.multivariant_max_age, false),
+            playlist: cache_control(policy.playlist_max_age, false),
+            blocking_playlist: cache_control(policy.blocking_playlist_max_age, false),
+        }
+    }
+}
+
 /// What the origin handlers share.
 pub struct Origin {
     /// The streams.
     pub registry: Arc<Registry>,
     /// Cache-Control policy.
-    pub cache: CachePolicy,
+    cache: CachePolicy,
+    /// Its header values.
+    headers: CacheHeaders,
     /// Serve LL-HLS (parts, blocking reload, delta updates) rather than plain HLS.
     pub low_latency: bool,
     /// Requests currently held (blocking reloads and preload-hinted parts).
     pub held_requests: AtomicUsize,
+}
+
+impl Origin {
+    /// The origin serving the streams of `registry` with `cache` lifetimes; LL-HLS when
+    /// `low_latency`.
+    pub fn new(registry: Arc<Registry>, cache: CachePolicy, low_latency: bool) -> Origin {
+        Origin {
+            registry,
+            headers: CacheHeaders::new(&cache),
+            cache,
+            low_latency,
+            held_requests: AtomicUsize::new(0),
+        }
+    }
+
+    /// The Cache-Control policy.
+    pub fn cache(&self) -> &CachePolicy {
+        &self.cache
+    }
+}
+
+/// A `200 OK` with `body`, its content type and Cache-Control: the headers are shared values,
+/// the body a clone of shared bytes.
+fn ok(content_type: &'static str, cache_control: &HeaderValue, body: Bytes) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    headers.reserve(2);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, cache_control.clone());
+    response
 }
 
 /// The `/hls` routes.
@@ -181,21 +242,12 @@ async fn multivariant(
     Path(name): Path<String>,
 ) -> Result<Response, OriginError> {
     let stream = find_stream(&origin, &name)?;
-    match stream.multivariant() {
-        Some(playlist) => Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(PLAYLIST_CONTENT_TYPE),
-                ),
-                (
-                    header::CACHE_CONTROL,
-                    cache_control(origin.cache.multivariant_max_age, false),
-                ),
-            ],
-            playlist.to_string(),
-        )
-            .into_response()),
+    match stream.multivariant_text() {
+        Some(text) => Ok(ok(
+            PLAYLIST_CONTENT_TYPE,
+            &origin.headers.multivariant,
+            text,
+        )),
         None if stream.is_ended() => Err(OriginError::NotFound(format!(
             "stream `{name}` ended before its first segment"
         ))),
@@ -289,39 +341,46 @@ async fn wait_until(
     }
 }
 
+/// 400 for `_HLS_msn`/`_HLS_part` too far ahead of the rendition's last part. "Once
+/// EXT-X-ENDLIST is present, the server ignores the directives."
+fn check_directives(rendition: &Rendition, directives: &Directives) -> Result<(), OriginError> {
+    let packager = rendition.packager();
+    if packager.is_ended() {
+        return Ok(());
+    }
+    let last = packager.last_part().unwrap_or(packager.next_part());
+    let part_target = packager.part_target();
+    let per_segment = (packager.config().segment_target.as_nanos()
+        / part_target.as_nanos().max(1))
+    .max(1) as u64;
+    directives
+        .check(last, per_segment, part_target)
+        .map_err(|e| OriginError::BadRequest(e.to_string()))
+}
+
 async fn media_playlist(
     origin: &Origin,
     stream: &HlsStream,
     rendition: &Rendition,
     directives: Directives,
 ) -> Result<Response, OriginError> {
-    let form = {
-        let packager = rendition.packager();
-        if packager.init().is_none() {
-            return Err(OriginError::Starting(format!(
-                "rendition `{}` is starting",
-                rendition.name
-            )));
+    if !rendition.is_initialized() {
+        return Err(OriginError::Starting(format!(
+            "rendition `{}` is starting",
+            rendition.name
+        )));
+    }
+    let form = if !origin.low_latency {
+        PlaylistForm::Plain
+    } else {
+        // The packager is locked only for requests with directives to check.
+        if directives.msn.is_some() {
+            check_directives(rendition, &directives)?;
         }
-        if !origin.low_latency {
-            PlaylistForm::Plain
-        } else {
-            // "Once EXT-X-ENDLIST is present, the server ignores the directives."
-            if let (Some(_), false) = (directives.msn, packager.is_ended()) {
-                let last = packager.last_part().unwrap_or(packager.next_part());
-                let part_target = packager.part_target();
-                let per_segment = (packager.config().segment_target.as_nanos()
-                    / part_target.as_nanos().max(1))
-                .max(1) as u64;
-                directives
-                    .check(last, per_segment, part_target)
-                    .map_err(|e| OriginError::BadRequest(e.to_string()))?;
-            }
-            match directives.skip {
-                SkipRequest::No => PlaylistForm::LowLatency,
-                SkipRequest::Yes => PlaylistForm::Delta,
-                SkipRequest::V2 => PlaylistForm::DeltaV2,
-            }
+        match directives.skip {
+            SkipRequest::No => PlaylistForm::LowLatency,
+            SkipRequest::Yes => PlaylistForm::Delta,
+            SkipRequest::V2 => PlaylistForm::DeltaV2,
         }
     };
     let blocking = origin.low_latency && directives.msn.is_some();
@@ -336,22 +395,12 @@ async fn media_playlist(
         }
     }
     let text = rendition.playlist(form, || stream.rendition_reports(&rendition.name));
-    let max_age = if blocking {
-        origin.cache.blocking_playlist_max_age
+    let cache_control = if blocking {
+        &origin.headers.blocking_playlist
     } else {
-        origin.cache.playlist_max_age
+        &origin.headers.playlist
     };
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(PLAYLIST_CONTENT_TYPE),
-            ),
-            (header::CACHE_CONTROL, cache_control(max_age, false)),
-        ],
-        text,
-    )
-        .into_response())
+    Ok(ok(PLAYLIST_CONTENT_TYPE, cache_control, text))
 }
 
 /// A part GET by part number. The part the playlist's EXT-X-PRELOAD-HINT names (or the one
@@ -420,20 +469,15 @@ fn media(origin: &Origin, rendition: &Rendition, object: Object) -> Response {
         RenditionKind::Video => "video/mp4",
         RenditionKind::Audio => "audio/mp4",
     };
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CACHE_CONTROL,
-                cache_control(origin.cache.segment_max_age, true),
-            ),
-        ],
-        axum::body::Body::new(ObjectBody {
-            remaining: object.len() as u64,
-            pieces: object.into_pieces().into_iter(),
-        }),
-    )
-        .into_response()
+    let mut response = Response::new(axum::body::Body::new(ObjectBody {
+        remaining: object.len() as u64,
+        pieces: object.into_pieces().into_iter(),
+    }));
+    let headers = response.headers_mut();
+    headers.reserve(2);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, origin.headers.segment.clone());
+    response
 }
 
 #[cfg(test)]

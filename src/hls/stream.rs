@@ -7,9 +7,11 @@
 //!
 //! The registry's stream map may be held while a stream's locks are taken (a publish resumes
 //! or ends the stream it replaces under it), never the other way round. Within a stream,
-//! `timeline` and `continuity` are leaves: nothing else is locked while one is held. The
-//! rendition list is only read-locked long enough to clone it, so a rendition's own locks
-//! (their order is in [`super::rendition`]) are never taken under a stream lock.
+//! `timeline`, `continuity` and `multivariant` (the rendered text) are leaves: nothing else is
+//! locked while one is held. The rendition list is only read-locked long enough to clone it or
+//! one of its entries, or to read each rendition's update counter (a `watch` read, a leaf), so a
+//! rendition's own locks (their order is in [`super::rendition`]) are never taken under a stream
+//! lock. `rendering_multivariant` is taken first, before the list and the renditions' locks.
 //!
 //! [`Packager`]: super::packager::Packager
 
@@ -17,6 +19,7 @@ use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::lifecycle::{SessionEvent, SessionLifecycle};
@@ -34,6 +37,14 @@ pub const AUDIO_GROUP: &str = "audio";
 /// many is left out of the multivariant playlist (a transcoded rung that cannot keep up must
 /// not keep viewers from starting the others).
 pub const LAGGARD_SEGMENTS: u64 = 2;
+
+/// The state of a stream's renditions a multivariant playlist was rendered from: how many, and
+/// the sum of their update counters (each only grows, so any publication changes the sum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MultivariantKey {
+    renditions: usize,
+    versions: u64,
+}
 
 /// A stream as the HLS origin sees it: one session, continued by publishers that reconnect
 /// within the grace period.
@@ -55,6 +66,11 @@ pub struct HlsStream {
     continuity: Mutex<Continuity>,
     /// Renditions, sorted by name; added when the pipeline starts.
     renditions: RwLock<Vec<Arc<Rendition>>>,
+    /// The multivariant playlist text and the renditions' state it was rendered from. A leaf.
+    multivariant: RwLock<Option<(MultivariantKey, Option<Bytes>)>>,
+    /// Held while the multivariant playlist is rendered (once per key, however many requests
+    /// miss together); taken before the rendition list and the renditions' locks.
+    rendering_multivariant: Mutex<()>,
     /// When the stream ended (publisher gone, pipeline stopped).
     ended_at: OnceLock<Instant>,
     /// When the stream was created.
@@ -88,6 +104,8 @@ impl HlsStream {
             timeline: Mutex::new(Timeline::default()),
             continuity: Mutex::new(Continuity::default()),
             renditions: RwLock::new(Vec::new()),
+            multivariant: RwLock::new(None),
+            rendering_multivariant: Mutex::new(()),
             ended_at: OnceLock::new(),
             media_now: Arc::new(MediaNow::default()),
             metadata: None,
@@ -277,9 +295,15 @@ impl HlsStream {
         rendition
     }
 
-    /// The rendition called `name`.
+    /// The rendition called `name` (the list is searched under its read lock: one `Arc` is
+    /// cloned, not the list).
     pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
-        self.renditions().into_iter().find(|r| r.name == name)
+        self.renditions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
     }
 
     /// EXT-X-RENDITION-REPORTs for every rendition but `name`, with URIs relative to
@@ -352,6 +376,48 @@ impl HlsStream {
     /// URI of a rendition's media playlist, relative to the multivariant playlist.
     fn playlist_uri(&self, rendition: &str) -> String {
         format!("{}/{rendition}/playlist.m3u8", self.session)
+    }
+
+    /// The multivariant playlist's text ([`Self::multivariant`]), rendered once per state of
+    /// the renditions and shared by every request until one of them publishes again.
+    pub fn multivariant_text(&self) -> Option<Bytes> {
+        let key = self.multivariant_key();
+        if let Some(text) = self.cached_multivariant(key) {
+            return text;
+        }
+        let _rendering = self
+            .rendering_multivariant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(text) = self.cached_multivariant(key) {
+            return text;
+        }
+        let text = self
+            .multivariant()
+            .map(|playlist| Bytes::from(playlist.to_string()));
+        *self.multivariant.write().unwrap_or_else(|e| e.into_inner()) = Some((key, text.clone()));
+        text
+    }
+
+    /// The renditions' state now. Their update counters are read under the list's read lock
+    /// (a `watch` read, a leaf), so the list is not cloned.
+    fn multivariant_key(&self) -> MultivariantKey {
+        let renditions = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        MultivariantKey {
+            renditions: renditions.len(),
+            versions: renditions
+                .iter()
+                .fold(0u64, |sum, r| sum.wrapping_add(r.version())),
+        }
+    }
+
+    /// The multivariant text rendered for `key`, if it is (`Some(None)`: not playable yet).
+    fn cached_multivariant(&self, key: MultivariantKey) -> Option<Option<Bytes>> {
+        let cache = self.multivariant.read().unwrap_or_else(|e| e.into_inner());
+        match cache.as_ref() {
+            Some((cached, text)) if *cached == key => Some(text.clone()),
+            _ => None,
+        }
     }
 
     /// The multivariant playlist, once every rendition has its codec and a complete segment
