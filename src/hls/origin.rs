@@ -350,9 +350,8 @@ fn check_directives(rendition: &Rendition, directives: &Directives) -> Result<()
     }
     let last = packager.last_part().unwrap_or(packager.next_part());
     let part_target = packager.part_target();
-    let per_segment = (packager.config().segment_target.as_nanos()
-        / part_target.as_nanos().max(1))
-    .max(1) as u64;
+    let per_segment =
+        (packager.config().segment_target.as_nanos() / part_target.as_nanos().max(1)).max(1) as u64;
     directives
         .check(last, per_segment, part_target)
         .map_err(|e| OriginError::BadRequest(e.to_string()))
@@ -483,6 +482,7 @@ fn media(origin: &Origin, rendition: &Rendition, object: Object) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hls::packager::PartId;
 
     #[test]
     fn request_paths_by_object_kind() {
@@ -506,6 +506,138 @@ mod tests {
         ] {
             assert_eq!(object_of(path), kind, "{path}");
         }
+    }
+
+    fn test_origin() -> (Arc<Origin>, Arc<HlsStream>, Arc<Rendition>) {
+        use crate::hls::packager::PackagerConfig;
+        let registry = Arc::new(Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+                window: Duration::from_secs(30),
+            },
+            Duration::from_secs(60),
+        ));
+        let stream = registry.create("s");
+        let rendition = stream.add_rendition("source", RenditionKind::Video);
+        rendition.push_init(Bytes::from_static(b"init"), Default::default());
+        for index in 0..12 {
+            publish_part(&rendition, index);
+        }
+        let origin = Arc::new(Origin::new(
+            registry,
+            CachePolicy {
+                segment_max_age: Duration::from_secs(60),
+                multivariant_max_age: Duration::from_secs(2),
+                playlist_max_age: Duration::from_secs(1),
+                blocking_playlist_max_age: Duration::from_secs(6),
+            },
+            true,
+        ));
+        (origin, stream, rendition)
+    }
+
+    /// Part `index` of a feed of 200 ms parts, five to a segment.
+    fn publish_part(rendition: &Rendition, index: u64) {
+        rendition.push_chunk(crate::hls::packager::CmafChunk {
+            data: Bytes::from(vec![0x5a; 100]),
+            pts: index * 200_000_000,
+            duration: 200_000_000,
+            fragment_start: index % 5 == 0,
+            independent: index % 5 == 0,
+            program_date_time: chrono::Utc::now(),
+        });
+    }
+
+    async fn body_of(response: Response) -> Bytes {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Held reloads for two different parts: each waiter is released by the publication of
+    /// the part it asked for, with a playlist that has it, and the waiters of one part share
+    /// one rendering (and get the same bytes a plain request then gets).
+    #[tokio::test]
+    async fn waiters_get_the_version_they_asked_for_from_one_rendering() {
+        let (origin, stream, rendition) = test_origin();
+        let next = rendition.packager().next_part();
+        let after = PartId {
+            msn: next.msn + u64::from(next.part + 1 == 5),
+            part: (next.part + 1) % 5,
+        };
+        let hold = |part: PartId| {
+            let (origin, stream, rendition) = (
+                Arc::clone(&origin),
+                Arc::clone(&stream),
+                Arc::clone(&rendition),
+            );
+            tokio::spawn(async move {
+                let directives = Directives {
+                    msn: Some(part.msn),
+                    part: Some(part.part),
+                    skip: SkipRequest::No,
+                };
+                let response = media_playlist(&origin, &stream, &rendition, directives).await;
+                body_of(response.map_err(|e| format!("{e:?}")).expect("200")).await
+            })
+        };
+        let first: Vec<_> = (0..20).map(|_| hold(next)).collect();
+        let second: Vec<_> = (0..20).map(|_| hold(after)).collect();
+        while origin.held_requests.load(Ordering::Relaxed) < 40 {
+            tokio::task::yield_now().await;
+        }
+        let renders = rendition.renders();
+        publish_part(&rendition, 12);
+        let mut bodies = Vec::new();
+        for waiter in first {
+            bodies.push(waiter.await.expect("join"));
+        }
+        assert_eq!(
+            origin.held_requests.load(Ordering::Relaxed),
+            20,
+            "the others wait"
+        );
+        let wanted = format!("URI=\"part{}.m4s\"", 12);
+        for body in &bodies {
+            assert_eq!(body, &bodies[0], "one version for all");
+            let text = std::str::from_utf8(body).expect("text");
+            assert!(text.contains(&wanted), "{text}");
+            assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part13.m4s\""));
+        }
+        assert_eq!(
+            rendition.renders(),
+            renders + 1,
+            "one rendering for 20 waiters"
+        );
+        publish_part(&rendition, 13);
+        for waiter in second {
+            let body = waiter.await.expect("join");
+            let text = std::str::from_utf8(&body).expect("text");
+            assert!(text.contains("URI=\"part13.m4s\""), "{text}");
+        }
+        assert_eq!(rendition.renders(), renders + 2);
+        // A plain GET of the same version: the same bytes, no new rendering.
+        let plain = media_playlist(&origin, &stream, &rendition, Directives::default())
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .expect("200");
+        assert_eq!(
+            plain
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.as_bytes()),
+            Some(&b"public, max-age=1"[..])
+        );
+        assert_eq!(
+            plain
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(PLAYLIST_CONTENT_TYPE.as_bytes())
+        );
+        body_of(plain).await;
+        assert_eq!(rendition.renders(), renders + 2);
     }
 
     #[test]
