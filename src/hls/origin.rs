@@ -543,8 +543,8 @@ mod tests {
             data: Bytes::from(vec![0x5a; 100]),
             pts: index * 200_000_000,
             duration: 200_000_000,
-            fragment_start: index % 5 == 0,
-            independent: index % 5 == 0,
+            fragment_start: index.is_multiple_of(5),
+            independent: index.is_multiple_of(5),
             program_date_time: chrono::Utc::now(),
         });
     }
