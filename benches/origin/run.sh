@@ -47,7 +47,8 @@ fi
 . "$root/benches/lib.sh"
 
 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_HTTP_LISTEN=127.0.0.1:0 \
-  CUECAST_SRT_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_MEDIA_LADDER="[]" \
+  CUECAST_SRT_ENABLED=false CUECAST_CHAT_LISTEN=127.0.0.1:0 CUECAST_SERVER_DATA_DIR="$work/data" \
+  CUECAST_MEDIA_LADDER="[]" \
   RUST_LOG=warn,cuecast::listen=info "$bin" serve 2>"$work/server.log" &
 pids+=($!)
 rtmp=$(listen_port "$work/server.log" rtmp)
