@@ -218,17 +218,16 @@ async fn run(clients: usize, rounds: usize) {
     while index.load(Ordering::Relaxed) < 3 * PARTS_PER_SEGMENT + 3 {
         publish(&rendition, index.fetch_add(1, Ordering::Relaxed));
     }
-    let origin = Arc::new(Origin {
-        registry: Arc::clone(&registry),
-        cache: CachePolicy {
+    let origin = Arc::new(Origin::new(
+        Arc::clone(&registry),
+        CachePolicy {
             segment_max_age: Duration::from_secs(60),
             multivariant_max_age: Duration::from_secs(2),
             playlist_max_age: Duration::from_secs(1),
             blocking_playlist_max_age: Duration::from_secs(6),
         },
-        low_latency: true,
-        held_requests: Default::default(),
-    });
+        true,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

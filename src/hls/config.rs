@@ -77,16 +77,15 @@ impl Config {
 
     /// The origin serving the streams of `registry`.
     pub fn origin(&self, registry: Arc<Registry>) -> Origin {
-        Origin {
+        Origin::new(
             registry,
-            cache: CachePolicy {
+            CachePolicy {
                 segment_max_age: Duration::from_secs(self.segment_max_age_s),
                 multivariant_max_age: Duration::from_secs(self.multivariant_max_age_s),
                 playlist_max_age: Duration::from_secs(self.playlist_max_age_s),
                 blocking_playlist_max_age: Duration::from_secs(self.blocking_playlist_max_age_s),
             },
-            low_latency: self.low_latency,
-            held_requests: Default::default(),
-        }
+            self.low_latency,
+        )
     }
 }

@@ -47,11 +47,19 @@ pub fn object_of(path: &str) -> HlsObject {
     let Some(rest) = path.strip_prefix("/hls/") else {
         return HlsObject::Other;
     };
-    let segments: Vec<&str> = rest.split('/').collect();
-    match segments.as_slice() {
-        [_, "index.m3u8"] => HlsObject::Multivariant,
-        [_, _, _, "playlist.m3u8"] => HlsObject::MediaPlaylist,
-        [_, _, _, file] => match Resource::parse(file) {
+    // At most five segments, without collecting them (this runs for every request).
+    let mut segments = rest.splitn(5, '/');
+    let shape = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    );
+    match shape {
+        (Some(_), Some("index.m3u8"), None, None, None) => HlsObject::Multivariant,
+        (Some(_), Some(_), Some(_), Some("playlist.m3u8"), None) => HlsObject::MediaPlaylist,
+        (Some(_), Some(_), Some(_), Some(file), None) => match Resource::parse(file) {
             Some(Resource::Init(_)) => HlsObject::Init,
             Some(Resource::Segment(_)) => HlsObject::Segment,
             Some(Resource::Part(_)) => HlsObject::Part,
@@ -92,16 +100,69 @@ pub struct CachePolicy {
     pub blocking_playlist_max_age: Duration,
 }
 
+/// The Cache-Control values of a [`CachePolicy`], built once (a request clones one: a
+/// reference count, no formatting).
+#[derive(Debug, Clone)]
+struct CacheHeaders {
+    segment: HeaderValue,
+    multivariant: HeaderValue,
+    playlist: HeaderValue,
+    blocking_playlist: HeaderValue,
+}
+
+impl CacheHeaders {
+    fn new(policy: &CachePolicy) -> CacheHeaders {
+        CacheHeaders {
+            segment: cache_control(policy.segment_max_age, true),
+            multivariant: cache_control(policy.multivariant_max_age, false),
+            playlist: cache_control(policy.playlist_max_age, false),
+            blocking_playlist: cache_control(policy.blocking_playlist_max_age, false),
+        }
+    }
+}
+
 /// What the origin handlers share.
 pub struct Origin {
     /// The streams.
     pub registry: Arc<Registry>,
     /// Cache-Control policy.
-    pub cache: CachePolicy,
+    cache: CachePolicy,
+    /// Its header values.
+    headers: CacheHeaders,
     /// Serve LL-HLS (parts, blocking reload, delta updates) rather than plain HLS.
     pub low_latency: bool,
     /// Requests currently held (blocking reloads and preload-hinted parts).
     pub held_requests: AtomicUsize,
+}
+
+impl Origin {
+    /// The origin serving the streams of `registry` with `cache` lifetimes; LL-HLS when
+    /// `low_latency`.
+    pub fn new(registry: Arc<Registry>, cache: CachePolicy, low_latency: bool) -> Origin {
+        Origin {
+            registry,
+            headers: CacheHeaders::new(&cache),
+            cache,
+            low_latency,
+            held_requests: AtomicUsize::new(0),
+        }
+    }
+
+    /// The Cache-Control policy.
+    pub fn cache(&self) -> &CachePolicy {
+        &self.cache
+    }
+}
+
+/// A `200 OK` with `body`, its content type and Cache-Control: the headers are shared values,
+/// the body a clone of shared bytes.
+fn ok(content_type: &'static str, cache_control: &HeaderValue, body: Bytes) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    headers.reserve(2);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, cache_control.clone());
+    response
 }
 
 /// The `/hls` routes.
@@ -181,21 +242,12 @@ async fn multivariant(
     Path(name): Path<String>,
 ) -> Result<Response, OriginError> {
     let stream = find_stream(&origin, &name)?;
-    match stream.multivariant() {
-        Some(playlist) => Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(PLAYLIST_CONTENT_TYPE),
-                ),
-                (
-                    header::CACHE_CONTROL,
-                    cache_control(origin.cache.multivariant_max_age, false),
-                ),
-            ],
-            playlist.to_string(),
-        )
-            .into_response()),
+    match stream.multivariant_text() {
+        Some(text) => Ok(ok(
+            PLAYLIST_CONTENT_TYPE,
+            &origin.headers.multivariant,
+            text,
+        )),
         None if stream.is_ended() => Err(OriginError::NotFound(format!(
             "stream `{name}` ended before its first segment"
         ))),
@@ -289,39 +341,45 @@ async fn wait_until(
     }
 }
 
+/// 400 for `_HLS_msn`/`_HLS_part` too far ahead of the rendition's last part. "Once
+/// EXT-X-ENDLIST is present, the server ignores the directives."
+fn check_directives(rendition: &Rendition, directives: &Directives) -> Result<(), OriginError> {
+    let packager = rendition.packager();
+    if packager.is_ended() {
+        return Ok(());
+    }
+    let last = packager.last_part().unwrap_or(packager.next_part());
+    let part_target = packager.part_target();
+    let per_segment =
+        (packager.config().segment_target.as_nanos() / part_target.as_nanos().max(1)).max(1) as u64;
+    directives
+        .check(last, per_segment, part_target)
+        .map_err(|e| OriginError::BadRequest(e.to_string()))
+}
+
 async fn media_playlist(
     origin: &Origin,
     stream: &HlsStream,
     rendition: &Rendition,
     directives: Directives,
 ) -> Result<Response, OriginError> {
-    let form = {
-        let packager = rendition.packager();
-        if packager.init().is_none() {
-            return Err(OriginError::Starting(format!(
-                "rendition `{}` is starting",
-                rendition.name
-            )));
+    if !rendition.is_initialized() {
+        return Err(OriginError::Starting(format!(
+            "rendition `{}` is starting",
+            rendition.name
+        )));
+    }
+    let form = if !origin.low_latency {
+        PlaylistForm::Plain
+    } else {
+        // The packager is locked only for requests with directives to check.
+        if directives.msn.is_some() {
+            check_directives(rendition, &directives)?;
         }
-        if !origin.low_latency {
-            PlaylistForm::Plain
-        } else {
-            // "Once EXT-X-ENDLIST is present, the server ignores the directives."
-            if let (Some(_), false) = (directives.msn, packager.is_ended()) {
-                let last = packager.last_part().unwrap_or(packager.next_part());
-                let part_target = packager.part_target();
-                let per_segment = (packager.config().segment_target.as_nanos()
-                    / part_target.as_nanos().max(1))
-                .max(1) as u64;
-                directives
-                    .check(last, per_segment, part_target)
-                    .map_err(|e| OriginError::BadRequest(e.to_string()))?;
-            }
-            match directives.skip {
-                SkipRequest::No => PlaylistForm::LowLatency,
-                SkipRequest::Yes => PlaylistForm::Delta,
-                SkipRequest::V2 => PlaylistForm::DeltaV2,
-            }
+        match directives.skip {
+            SkipRequest::No => PlaylistForm::LowLatency,
+            SkipRequest::Yes => PlaylistForm::Delta,
+            SkipRequest::V2 => PlaylistForm::DeltaV2,
         }
     };
     let blocking = origin.low_latency && directives.msn.is_some();
@@ -336,22 +394,12 @@ async fn media_playlist(
         }
     }
     let text = rendition.playlist(form, || stream.rendition_reports(&rendition.name));
-    let max_age = if blocking {
-        origin.cache.blocking_playlist_max_age
+    let cache_control = if blocking {
+        &origin.headers.blocking_playlist
     } else {
-        origin.cache.playlist_max_age
+        &origin.headers.playlist
     };
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(PLAYLIST_CONTENT_TYPE),
-            ),
-            (header::CACHE_CONTROL, cache_control(max_age, false)),
-        ],
-        text,
-    )
-        .into_response())
+    Ok(ok(PLAYLIST_CONTENT_TYPE, cache_control, text))
 }
 
 /// A part GET by part number. The part the playlist's EXT-X-PRELOAD-HINT names (or the one
@@ -420,25 +468,21 @@ fn media(origin: &Origin, rendition: &Rendition, object: Object) -> Response {
         RenditionKind::Video => "video/mp4",
         RenditionKind::Audio => "audio/mp4",
     };
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CACHE_CONTROL,
-                cache_control(origin.cache.segment_max_age, true),
-            ),
-        ],
-        axum::body::Body::new(ObjectBody {
-            remaining: object.len() as u64,
-            pieces: object.into_pieces().into_iter(),
-        }),
-    )
-        .into_response()
+    let mut response = Response::new(axum::body::Body::new(ObjectBody {
+        remaining: object.len() as u64,
+        pieces: object.into_pieces().into_iter(),
+    }));
+    let headers = response.headers_mut();
+    headers.reserve(2);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, origin.headers.segment.clone());
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hls::packager::PartId;
 
     #[test]
     fn request_paths_by_object_kind() {
@@ -462,6 +506,138 @@ mod tests {
         ] {
             assert_eq!(object_of(path), kind, "{path}");
         }
+    }
+
+    fn test_origin() -> (Arc<Origin>, Arc<HlsStream>, Arc<Rendition>) {
+        use crate::hls::packager::PackagerConfig;
+        let registry = Arc::new(Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+                window: Duration::from_secs(30),
+            },
+            Duration::from_secs(60),
+        ));
+        let stream = registry.create("s");
+        let rendition = stream.add_rendition("source", RenditionKind::Video);
+        rendition.push_init(Bytes::from_static(b"init"), Default::default());
+        for index in 0..12 {
+            publish_part(&rendition, index);
+        }
+        let origin = Arc::new(Origin::new(
+            registry,
+            CachePolicy {
+                segment_max_age: Duration::from_secs(60),
+                multivariant_max_age: Duration::from_secs(2),
+                playlist_max_age: Duration::from_secs(1),
+                blocking_playlist_max_age: Duration::from_secs(6),
+            },
+            true,
+        ));
+        (origin, stream, rendition)
+    }
+
+    /// Part `index` of a feed of 200 ms parts, five to a segment.
+    fn publish_part(rendition: &Rendition, index: u64) {
+        rendition.push_chunk(crate::hls::packager::CmafChunk {
+            data: Bytes::from(vec![0x5a; 100]),
+            pts: index * 200_000_000,
+            duration: 200_000_000,
+            fragment_start: index.is_multiple_of(5),
+            independent: index.is_multiple_of(5),
+            program_date_time: chrono::Utc::now(),
+        });
+    }
+
+    async fn body_of(response: Response) -> Bytes {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Held reloads for two different parts: each waiter is released by the publication of
+    /// the part it asked for, with a playlist that has it, and the waiters of one part share
+    /// one rendering (and get the same bytes a plain request then gets).
+    #[tokio::test]
+    async fn waiters_get_the_version_they_asked_for_from_one_rendering() {
+        let (origin, stream, rendition) = test_origin();
+        let next = rendition.packager().next_part();
+        let after = PartId {
+            msn: next.msn + u64::from(next.part + 1 == 5),
+            part: (next.part + 1) % 5,
+        };
+        let hold = |part: PartId| {
+            let (origin, stream, rendition) = (
+                Arc::clone(&origin),
+                Arc::clone(&stream),
+                Arc::clone(&rendition),
+            );
+            tokio::spawn(async move {
+                let directives = Directives {
+                    msn: Some(part.msn),
+                    part: Some(part.part),
+                    skip: SkipRequest::No,
+                };
+                let response = media_playlist(&origin, &stream, &rendition, directives).await;
+                body_of(response.map_err(|e| format!("{e:?}")).expect("200")).await
+            })
+        };
+        let first: Vec<_> = (0..20).map(|_| hold(next)).collect();
+        let second: Vec<_> = (0..20).map(|_| hold(after)).collect();
+        while origin.held_requests.load(Ordering::Relaxed) < 40 {
+            tokio::task::yield_now().await;
+        }
+        let renders = rendition.renders();
+        publish_part(&rendition, 12);
+        let mut bodies = Vec::new();
+        for waiter in first {
+            bodies.push(waiter.await.expect("join"));
+        }
+        assert_eq!(
+            origin.held_requests.load(Ordering::Relaxed),
+            20,
+            "the others wait"
+        );
+        let wanted = format!("URI=\"part{}.m4s\"", 12);
+        for body in &bodies {
+            assert_eq!(body, &bodies[0], "one version for all");
+            let text = std::str::from_utf8(body).expect("text");
+            assert!(text.contains(&wanted), "{text}");
+            assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part13.m4s\""));
+        }
+        assert_eq!(
+            rendition.renders(),
+            renders + 1,
+            "one rendering for 20 waiters"
+        );
+        publish_part(&rendition, 13);
+        for waiter in second {
+            let body = waiter.await.expect("join");
+            let text = std::str::from_utf8(&body).expect("text");
+            assert!(text.contains("URI=\"part13.m4s\""), "{text}");
+        }
+        assert_eq!(rendition.renders(), renders + 2);
+        // A plain GET of the same version: the same bytes, no new rendering.
+        let plain = media_playlist(&origin, &stream, &rendition, Directives::default())
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .expect("200");
+        assert_eq!(
+            plain
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.as_bytes()),
+            Some(&b"public, max-age=1"[..])
+        );
+        assert_eq!(
+            plain
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(PLAYLIST_CONTENT_TYPE.as_bytes())
+        );
+        body_of(plain).await;
+        assert_eq!(rendition.renders(), renders + 2);
     }
 
     #[test]

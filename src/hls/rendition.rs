@@ -17,14 +17,18 @@
 //! `recording` is a leaf taken under `packager` (a completed segment is handed to the
 //! recording in the same step that completes it; handing over never blocks).
 //!
+//! 3. `rendering` → `packager` (this rendition's, then each other rendition's in turn for the
+//!    rendition reports; never two packagers at once): one rendering per playlist version.
+//!
 //! `info`, `part_ends` (own), `rendered` and `packager` on its own are taken alone and released
-//! before any other lock of the rendition; playlist rendering reads the packager, releases it,
-//! then fills the render cache. Across renditions, only the rule of 1. applies; the stream's
+//! before any other lock of the rendition; playlist rendering (under `rendering`) reads the
+//! packagers, releases them, then fills the render cache. Across renditions, only the rule of 1. applies; the stream's
 //! locks ([`super::stream`]) are never taken under a rendition's. The timed metadata's own
 //! locks (a cue track's list) are leaves: taken under `carriage` (carrying) and under `packager`
 //! (rendering DATERANGEs), never holding another.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
@@ -117,6 +121,14 @@ pub struct Rendition {
     updates: tokio::sync::watch::Sender<Published>,
     /// Playlists rendered for the current update counter (read-locked on the hot path).
     rendered: RwLock<RenderCache>,
+    /// Held while a playlist is rendered, so each version and form is rendered once however
+    /// many requests miss the cache together. Lock order: before `packager` (and before other
+    /// renditions' `packager`, read for the rendition reports).
+    rendering: Mutex<()>,
+    /// Playlists rendered so far.
+    renders: AtomicU64,
+    /// Set once the first init segment is in the packager.
+    initialized: AtomicBool,
     /// "Now" on the stream's media timeline (shared with the stream).
     media_now: Arc<MediaNow>,
     /// The session's timed metadata (EXT-X-DATERANGE), if any.
@@ -151,6 +163,9 @@ impl Rendition {
             info: Mutex::new(TrackInfo::default()),
             updates: tokio::sync::watch::Sender::new(Published::default()),
             rendered: RwLock::new(RenderCache::default()),
+            rendering: Mutex::new(()),
+            renders: AtomicU64::new(0),
+            initialized: AtomicBool::new(false),
             media_now,
             metadata,
             carriage: Mutex::new(carriage),
@@ -187,7 +202,8 @@ impl Rendition {
             Some((aligner, reference.cloned()));
     }
 
-    /// The media playlist text in `form`, rendered once per packager update and shared.
+    /// The media playlist text in `form`, rendered once per packager update and shared: every
+    /// request and every released waiter of one version gets a clone of the same [`Bytes`].
     /// `reports` supplies the EXT-X-RENDITION-REPORTs (LL forms), called only on a miss.
     pub fn playlist(
         &self,
@@ -196,57 +212,16 @@ impl Rendition {
     ) -> Bytes {
         // Read the counter before the packager: the text is then at least as new as the key.
         let version = self.updates.borrow().version;
-        {
-            let cache = self.rendered.read().unwrap_or_else(|e| e.into_inner());
-            if cache.version == version
-                && let Some(text) = &cache.texts[form.index()]
-            {
-                return text.clone();
-            }
+        if let Some(text) = self.cached(version, form) {
+            return text;
         }
-        let reports = match form {
-            PlaylistForm::Plain => Vec::new(),
-            _ => reports(),
-        };
-        let text = {
-            let packager = self.packager();
-            let mut playlist = packager.media_playlist(form != PlaylistForm::Plain);
-            if let Some(control) = playlist.server_control.as_mut() {
-                control.can_skip_dateranges = control.can_skip_until.is_some();
-            }
-            let window_start = playlist.segments.first().and_then(|s| s.program_date_time);
-            let skip_until =
-                std::time::Duration::from_secs(packager.target_duration()) * SKIP_BOUNDARY_TARGETS;
-            let delta = matches!(form, PlaylistForm::Delta | PlaylistForm::DeltaV2);
-            if delta {
-                playlist.skip_segments(skip_until);
-            }
-            if let Some(metadata) = &self.metadata {
-                let view = View {
-                    window_start,
-                    now_ns: self.media_now.now_ns().unwrap_or(0),
-                    ended: packager.is_ended(),
-                    delta: delta.then(|| Delta {
-                        boundary: playlist
-                            .segments
-                            .first()
-                            .and_then(|s| s.program_date_time)
-                            .or_else(|| {
-                                playlist.partial.as_ref().and_then(|p| p.program_date_time)
-                            }),
-                        skip_until,
-                        skip_dateranges: form == PlaylistForm::DeltaV2 && playlist.skip.is_some(),
-                    }),
-                };
-                let rendered = metadata.render(&view);
-                playlist.dateranges = rendered.dateranges;
-                if let Some(skip) = playlist.skip.as_mut() {
-                    skip.recently_removed_dateranges = rendered.recently_removed;
-                }
-            }
-            playlist.rendition_reports = reports;
-            Bytes::from(playlist.to_string())
-        };
+        // One rendering per version and form: the waiters a publication releases all miss at
+        // once; the first renders, the others find its text here.
+        let _rendering = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(text) = self.cached(version, form) {
+            return text;
+        }
+        let text = self.render(form, reports);
         let mut cache = self.rendered.write().unwrap_or_else(|e| e.into_inner());
         if cache.version != version {
             *cache = RenderCache {
@@ -256,6 +231,72 @@ impl Rendition {
         }
         cache.texts[form.index()] = Some(text.clone());
         text
+    }
+
+    /// The text of `form` rendered for `version`, if it is.
+    fn cached(&self, version: u64, form: PlaylistForm) -> Option<Bytes> {
+        let cache = self.rendered.read().unwrap_or_else(|e| e.into_inner());
+        if cache.version == version {
+            cache.texts[form.index()].clone()
+        } else {
+            None
+        }
+    }
+
+    /// Playlists rendered so far (every form; each version and form is rendered once).
+    pub fn renders(&self) -> u64 {
+        self.renders.load(Ordering::Relaxed)
+    }
+
+    /// Renders the media playlist in `form` from the packager's current state.
+    fn render(&self, form: PlaylistForm, reports: impl FnOnce() -> Vec<RenditionReport>) -> Bytes {
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        let reports = match form {
+            PlaylistForm::Plain => Vec::new(),
+            _ => reports(),
+        };
+        let packager = self.packager();
+        let mut playlist = packager.media_playlist(form != PlaylistForm::Plain);
+        if let Some(control) = playlist.server_control.as_mut() {
+            control.can_skip_dateranges = control.can_skip_until.is_some();
+        }
+        let window_start = playlist.segments.first().and_then(|s| s.program_date_time);
+        let skip_until =
+            std::time::Duration::from_secs(packager.target_duration()) * SKIP_BOUNDARY_TARGETS;
+        let delta = matches!(form, PlaylistForm::Delta | PlaylistForm::DeltaV2);
+        if delta {
+            playlist.skip_segments(skip_until);
+        }
+        if let Some(metadata) = &self.metadata {
+            let view = View {
+                window_start,
+                now_ns: self.media_now.now_ns().unwrap_or(0),
+                ended: packager.is_ended(),
+                delta: delta.then(|| Delta {
+                    boundary: playlist
+                        .segments
+                        .first()
+                        .and_then(|s| s.program_date_time)
+                        .or_else(|| playlist.partial.as_ref().and_then(|p| p.program_date_time)),
+                    skip_until,
+                    skip_dateranges: form == PlaylistForm::DeltaV2 && playlist.skip.is_some(),
+                }),
+            };
+            let rendered = metadata.render(&view);
+            playlist.dateranges = rendered.dateranges;
+            if let Some(skip) = playlist.skip.as_mut() {
+                skip.recently_removed_dateranges = rendered.recently_removed;
+            }
+        }
+        drop(packager);
+        playlist.rendition_reports = reports;
+        Bytes::from(playlist.to_string())
+    }
+
+    /// Whether the rendition has its init segment (it is then never without one): playlists
+    /// can be served.
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
     }
 
     /// The packager, locked. A poisoned lock (a panic elsewhere) is recovered: the packager's
@@ -284,6 +325,9 @@ impl Rendition {
             let mut packager = self.packager();
             packager.handle_init(init);
             self.record(&packager, Some(&info));
+            if packager.init().is_some() {
+                self.initialized.store(true, Ordering::Release);
+            }
             packager.position()
         };
         self.publish(position);
@@ -395,6 +439,11 @@ impl Rendition {
     /// Subscribes to changes.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Published> {
         self.updates.subscribe()
+    }
+
+    /// The update counter (bumped on every publication).
+    pub fn version(&self) -> u64 {
+        self.updates.borrow().version
     }
 
     /// The playlist's end as last published.

@@ -7,9 +7,11 @@
 //!
 //! The registry's stream map may be held while a stream's locks are taken (a publish resumes
 //! or ends the stream it replaces under it), never the other way round. Within a stream,
-//! `timeline` and `continuity` are leaves: nothing else is locked while one is held. The
-//! rendition list is only read-locked long enough to clone it, so a rendition's own locks
-//! (their order is in [`super::rendition`]) are never taken under a stream lock.
+//! `timeline`, `continuity` and `multivariant` (the rendered text) are leaves: nothing else is
+//! locked while one is held. The rendition list is only read-locked long enough to clone it or
+//! one of its entries, or to read each rendition's update counter (a `watch` read, a leaf), so a
+//! rendition's own locks (their order is in [`super::rendition`]) are never taken under a stream
+//! lock. `rendering_multivariant` is taken first, before the list and the renditions' locks.
 //!
 //! [`Packager`]: super::packager::Packager
 
@@ -17,6 +19,7 @@ use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::lifecycle::{SessionEvent, SessionLifecycle};
@@ -34,6 +37,14 @@ pub const AUDIO_GROUP: &str = "audio";
 /// many is left out of the multivariant playlist (a transcoded rung that cannot keep up must
 /// not keep viewers from starting the others).
 pub const LAGGARD_SEGMENTS: u64 = 2;
+
+/// The state of a stream's renditions a multivariant playlist was rendered from: how many, and
+/// the sum of their update counters (each only grows, so any publication changes the sum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MultivariantKey {
+    renditions: usize,
+    versions: u64,
+}
 
 /// A stream as the HLS origin sees it: one session, continued by publishers that reconnect
 /// within the grace period.
@@ -55,6 +66,11 @@ pub struct HlsStream {
     continuity: Mutex<Continuity>,
     /// Renditions, sorted by name; added when the pipeline starts.
     renditions: RwLock<Vec<Arc<Rendition>>>,
+    /// The multivariant playlist text and the renditions' state it was rendered from. A leaf.
+    multivariant: RwLock<Option<(MultivariantKey, Option<Bytes>)>>,
+    /// Held while the multivariant playlist is rendered (once per key, however many requests
+    /// miss together); taken before the rendition list and the renditions' locks.
+    rendering_multivariant: Mutex<()>,
     /// When the stream ended (publisher gone, pipeline stopped).
     ended_at: OnceLock<Instant>,
     /// When the stream was created.
@@ -88,6 +104,8 @@ impl HlsStream {
             timeline: Mutex::new(Timeline::default()),
             continuity: Mutex::new(Continuity::default()),
             renditions: RwLock::new(Vec::new()),
+            multivariant: RwLock::new(None),
+            rendering_multivariant: Mutex::new(()),
             ended_at: OnceLock::new(),
             media_now: Arc::new(MediaNow::default()),
             metadata: None,
@@ -277,9 +295,15 @@ impl HlsStream {
         rendition
     }
 
-    /// The rendition called `name`.
+    /// The rendition called `name` (the list is searched under its read lock: one `Arc` is
+    /// cloned, not the list).
     pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
-        self.renditions().into_iter().find(|r| r.name == name)
+        self.renditions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
     }
 
     /// EXT-X-RENDITION-REPORTs for every rendition but `name`, with URIs relative to
@@ -352,6 +376,48 @@ impl HlsStream {
     /// URI of a rendition's media playlist, relative to the multivariant playlist.
     fn playlist_uri(&self, rendition: &str) -> String {
         format!("{}/{rendition}/playlist.m3u8", self.session)
+    }
+
+    /// The multivariant playlist's text ([`Self::multivariant`]), rendered once per state of
+    /// the renditions and shared by every request until one of them publishes again.
+    pub fn multivariant_text(&self) -> Option<Bytes> {
+        let key = self.multivariant_key();
+        if let Some(text) = self.cached_multivariant(key) {
+            return text;
+        }
+        let _rendering = self
+            .rendering_multivariant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(text) = self.cached_multivariant(key) {
+            return text;
+        }
+        let text = self
+            .multivariant()
+            .map(|playlist| Bytes::from(playlist.to_string()));
+        *self.multivariant.write().unwrap_or_else(|e| e.into_inner()) = Some((key, text.clone()));
+        text
+    }
+
+    /// The renditions' state now. Their update counters are read under the list's read lock
+    /// (a `watch` read, a leaf), so the list is not cloned.
+    fn multivariant_key(&self) -> MultivariantKey {
+        let renditions = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        MultivariantKey {
+            renditions: renditions.len(),
+            versions: renditions
+                .iter()
+                .fold(0u64, |sum, r| sum.wrapping_add(r.version())),
+        }
+    }
+
+    /// The multivariant text rendered for `key`, if it is (`Some(None)`: not playable yet).
+    fn cached_multivariant(&self, key: MultivariantKey) -> Option<Option<Bytes>> {
+        let cache = self.multivariant.read().unwrap_or_else(|e| e.into_inner());
+        match cache.as_ref() {
+            Some((cached, text)) if *cached == key => Some(text.clone()),
+            _ => None,
+        }
     }
 
     /// The multivariant playlist, once every rendition has its codec and a complete segment
@@ -494,6 +560,162 @@ mod tests {
         slow.push_chunk(chunk(0));
         slow.push_chunk(chunk(SECOND));
         assert_eq!(stream.multivariant().expect("both").variants.len(), 2);
+    }
+
+    fn live_rendition(stream: &HlsStream, name: &str, seconds: u64) -> Arc<Rendition> {
+        let rendition = stream.add_rendition(name, RenditionKind::Video);
+        rendition.push_init(Bytes::from_static(b"init"), info("avc1.64001f"));
+        for second in 0..seconds {
+            rendition.push_chunk(chunk(second * SECOND));
+        }
+        rendition
+    }
+
+    fn one_second_segments() -> PackagerConfig {
+        PackagerConfig {
+            segment_target: Duration::from_secs(1),
+            part_target: Duration::from_millis(200),
+            window: Duration::from_secs(30),
+        }
+    }
+
+    /// However many requests ask, each version and form is rendered once and every request
+    /// gets the same bytes (the same buffer, not a copy); a publication renders anew.
+    #[test]
+    fn each_playlist_version_is_rendered_once_and_shared() {
+        let stream = HlsStream::new("s", one_second_segments());
+        let rendition = live_rendition(&stream, "source", 4);
+        let reports = || stream.rendition_reports("source");
+        let first = rendition.playlist(PlaylistForm::LowLatency, reports);
+        assert_eq!(rendition.renders(), 1);
+        for _ in 0..100 {
+            let again = rendition.playlist(PlaylistForm::LowLatency, reports);
+            assert_eq!(again.as_ptr(), first.as_ptr(), "the same buffer");
+        }
+        assert_eq!(rendition.renders(), 1, "rendered once for 101 requests");
+        // Each form is its own rendering of the version.
+        let delta = rendition.playlist(PlaylistForm::Delta, reports);
+        let plain = rendition.playlist(PlaylistForm::Plain, reports);
+        assert_eq!(rendition.renders(), 3);
+        assert_ne!(delta.as_ptr(), first.as_ptr());
+        assert_ne!(plain, first);
+        // A new part: a new version, rendered once more.
+        rendition.push_chunk(chunk(4 * SECOND));
+        let next = rendition.playlist(PlaylistForm::LowLatency, reports);
+        assert_ne!(next, first);
+        assert_eq!(rendition.renders(), 4);
+        assert_eq!(
+            rendition
+                .playlist(PlaylistForm::LowLatency, reports)
+                .as_ptr(),
+            next.as_ptr()
+        );
+        assert_eq!(rendition.renders(), 4);
+    }
+
+    /// Requests that miss the cache together (the waiters one publication releases) still
+    /// render the version once.
+    #[test]
+    fn concurrent_misses_render_a_version_once() {
+        let stream = HlsStream::new("s", one_second_segments());
+        let rendition = live_rendition(&stream, "source", 4);
+        for round in 1..=20u64 {
+            rendition.push_chunk(chunk((3 + round) * SECOND));
+            let barrier = std::sync::Barrier::new(8);
+            let texts: Vec<Bytes> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            rendition.playlist(PlaylistForm::LowLatency, || {
+                                stream.rendition_reports("source")
+                            })
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("no panic"))
+                    .collect()
+            });
+            assert_eq!(rendition.renders(), round, "one rendering per version");
+            assert!(texts.iter().all(|t| t.as_ptr() == texts[0].as_ptr()));
+        }
+    }
+
+    /// The delta form served from the cache is the playlist model's own delta update of the
+    /// packager's state: the full LL playlist with the segments older than six target
+    /// durations replaced by EXT-X-SKIP, rendition reports of the other renditions.
+    #[test]
+    fn the_cached_delta_form_is_the_models_delta_update() {
+        use crate::hls::packager::SKIP_BOUNDARY_TARGETS;
+
+        let stream = HlsStream::new("s", one_second_segments());
+        let rendition = live_rendition(&stream, "source", 14);
+        live_rendition(&stream, "low", 14);
+        let served = rendition.playlist(PlaylistForm::Delta, || stream.rendition_reports("source"));
+        let expected = {
+            let packager = rendition.packager();
+            let mut playlist = packager.media_playlist(true);
+            if let Some(control) = playlist.server_control.as_mut() {
+                control.can_skip_dateranges = control.can_skip_until.is_some();
+            }
+            playlist.skip_segments(
+                Duration::from_secs(packager.target_duration()) * SKIP_BOUNDARY_TARGETS,
+            );
+            drop(packager);
+            playlist.rendition_reports = stream.rendition_reports("source");
+            playlist.to_string()
+        };
+        let served = std::str::from_utf8(&served).expect("text");
+        assert_eq!(served, expected);
+        assert!(served.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{served}");
+        assert!(served.contains("#EXT-X-RENDITION-REPORT:URI=\"../low/playlist.m3u8\""));
+        // And the full form is the same model without the skip.
+        let full = rendition.playlist(PlaylistForm::LowLatency, || {
+            stream.rendition_reports("source")
+        });
+        assert!(
+            !std::str::from_utf8(&full)
+                .expect("text")
+                .contains("EXT-X-SKIP")
+        );
+    }
+
+    /// The multivariant text is rendered once per state of the renditions and shared; any
+    /// rendition's publication renders it again.
+    #[test]
+    fn the_multivariant_text_is_shared_until_a_rendition_publishes() {
+        let stream = HlsStream::new("s", one_second_segments());
+        assert!(stream.multivariant_text().is_none(), "no rendition yet");
+        let source = live_rendition(&stream, "source", 3);
+        let first = stream.multivariant_text().expect("playable");
+        assert_eq!(first, stream.multivariant().expect("playable").to_string());
+        assert_eq!(
+            stream.multivariant_text().expect("playable").as_ptr(),
+            first.as_ptr()
+        );
+        // A new rendition (not playable yet: no segment) and then its first segments.
+        let low = stream.add_rendition("low", RenditionKind::Video);
+        low.push_init(Bytes::from_static(b"init"), info("avc1.4d401e"));
+        let without = stream.multivariant_text().expect("the laggard is left out");
+        assert!(
+            !std::str::from_utf8(&without)
+                .expect("text")
+                .contains("low/")
+        );
+        low.push_chunk(chunk(0));
+        low.push_chunk(chunk(SECOND));
+        let both = stream.multivariant_text().expect("playable");
+        assert_eq!(both, stream.multivariant().expect("playable").to_string());
+        assert!(
+            std::str::from_utf8(&both)
+                .expect("text")
+                .contains("low/playlist.m3u8")
+        );
+        source.push_chunk(chunk(3 * SECOND));
+        let after = stream.multivariant_text().expect("playable");
+        assert_ne!(after.as_ptr(), both.as_ptr(), "rendered again");
     }
 
     /// Continuity through the registry on a manual clock: a reconnect at the end of the grace
