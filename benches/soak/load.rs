@@ -281,6 +281,12 @@ fn part_delay(metrics: &str) -> (f64, f64) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs every bench target once without `--bench`: this one needs a
+    // server and its environment (benches/soak/run.sh passes `--bench`), so it only says so.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("soak_load: a load generator for benches/soak/run.sh (run with --bench)");
+        return;
+    }
     let base: String = env("SOAK_HTTP", "http://127.0.0.1:8080".to_string());
     let pid: u32 = env("SOAK_PID", 0);
     let streams: Vec<String> = env("SOAK_STREAMS", "demo".to_string())

@@ -77,7 +77,7 @@ part_target=$(curl -sf "http://127.0.0.1:$http/hls/soak0/$media" | sed -n 's/^#E
 echo "soak: $PUBLISHERS publishers, $PLAYERS players, $MEMBERS chat members ($SENDERS posting every ${SEND_EVERY_S} s), ${DURATION_S} s, profile $PROFILE" >&2
 SOAK_HTTP="http://127.0.0.1:$http" SOAK_PID=$server SOAK_STREAMS=$names SOAK_PLAYERS=$PLAYERS \
   SOAK_MEMBERS=$MEMBERS SOAK_SENDERS=$SENDERS SOAK_SEND_EVERY_S=$SEND_EVERY_S DURATION_S=$DURATION_S \
-  SAMPLE_S=$SAMPLE_S SOAK_CSV="$OUT/soak.csv" "$load"
+  SAMPLE_S=$SAMPLE_S SOAK_CSV="$OUT/soak.csv" "$load" --bench
 
 # The plot needs matplotlib: the system's, or a venv made once under target/ (pip).
 python=python3
