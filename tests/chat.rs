@@ -1907,34 +1907,48 @@ fn a_websocket_that_does_not_read_is_closed_as_a_slow_consumer_and_the_room_goes
         let (host, _, _) = chat.ws_join("demo", Some(&host_token)).await;
         let (_stalled, _, _) = chat.ws_join("demo", None).await;
         let (mut out, mut incoming) = host.split();
-        // The host reads everything (its acks and its own messages) in the background, until
-        // the answer to its last post.
+        // The host reads everything (its acks and its own messages) in the background and
+        // reports how many of its posts were acknowledged, until the answer to its last post.
+        let (acked_tx, mut acked) = tokio::sync::watch::channel(0u64);
         let reader = tokio::spawn(async move {
             while let Some(Ok(message)) = incoming.next().await {
                 if let WsMessage::Text(text) = message
                     && let Ok(ServerMsg::Ack { nonce, .. }) = serde_json::from_str(&text)
-                    && nonce.as_deref() == Some("last")
                 {
-                    return true;
+                    match nonce.as_deref() {
+                        Some("last") => return true,
+                        Some(n) => {
+                            if let Some(seq) = n.strip_prefix('n').and_then(|s| s.parse().ok()) {
+                                acked_tx.send_replace(seq);
+                            }
+                        }
+                        None => {}
+                    }
                 }
             }
             false
         });
-        // Far more than the loopback socket buffers hold for a client that reads nothing.
+        // Far more than the loopback socket buffers hold for a client that reads nothing. The
+        // host keeps at most WINDOW posts unacknowledged, so its own queue (64 batches) never
+        // fills however slowly this machine runs its reader: only the stalled client's does.
+        const WINDOW: u64 = 8;
         let text = "x".repeat(1900);
         let metrics = format!("{}/metrics", chat.http);
         let slow = "cuecast_chat_closes_total{code=\"8\",reason=\"slow consumer\"} 1";
         let mut closed = false;
-        for round in 0..40 {
-            for i in 0..250 {
-                let msg = post(&text, &format!("n{round}-{i}"));
+        let mut seq = 0u64;
+        for _round in 0..40 {
+            for _ in 0..250 {
+                seq += 1;
+                let floor = seq.saturating_sub(WINDOW);
+                tokio::time::timeout(WAIT, acked.wait_for(|a| *a >= floor))
+                    .await
+                    .expect("the host's posts are acknowledged")
+                    .expect("host reader");
+                let msg = post(&text, &format!("n{seq}"));
                 out.send(WsMessage::text(serde_json::to_string(&msg).unwrap()))
                     .await
                     .expect("host send");
-                if i % 25 == 24 {
-                    // Paced, so that the host, which reads, keeps up with its own queue.
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
             }
             let body = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
             if body.contains(slow) {
