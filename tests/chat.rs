@@ -1969,3 +1969,59 @@ fn a_websocket_that_does_not_read_is_closed_as_a_slow_consumer_and_the_room_goes
         assert!(acked.unwrap(), "the host's last post was not acknowledged");
     });
 }
+
+#[test]
+fn a_websocket_from_a_foreign_origin_is_refused_and_this_hosts_pages_and_allowed_origins_join() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = start(&[("CUECAST_CHAT_ALLOWED_ORIGINS", "[\"https://shop.example\"]")]);
+    runtime().block_on(async {
+        let chat = Chat::of(&server).await;
+        let upgrade = |origin: Option<&str>| {
+            let mut request = chat.ws_url("demo").into_client_request().expect("request");
+            if let Some(origin) = origin {
+                request
+                    .headers_mut()
+                    .insert("origin", origin.parse().expect("origin header"));
+            }
+            tokio_tungstenite::connect_async(request)
+        };
+        // Another site's page: 403 before any upgrade, with a body that says why.
+        match upgrade(Some("https://evil.example")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 403);
+                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                    .to_string();
+                assert!(body.contains("evil.example"), "{body}");
+                assert!(body.contains("allowed_origins"), "{body}");
+            }
+            other => panic!("a foreign origin was not refused: {:?}", other.map(|_| ())),
+        }
+        // This server's own pages (any port of the same host), an allowed origin, and a native
+        // client without an Origin are upgraded and join.
+        let own_port = chat.http.trim_end_matches('/').to_string();
+        for origin in [
+            Some(own_port.as_str()),
+            Some("http://127.0.0.1:9"),
+            Some("https://shop.example"),
+            None,
+        ] {
+            let (mut ws, response) = upgrade(origin)
+                .await
+                .unwrap_or_else(|e| panic!("origin {origin:?} refused: {e}"));
+            assert_eq!(response.status().as_u16(), 101, "origin {origin:?}");
+            ws_send(&mut ws, &hello("demo", None)).await;
+            let welcome = ws_next(&mut ws).await;
+            assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
+        }
+        let metrics = reqwest::get(format!("{}/metrics", chat.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("cuecast_chat_origin_refused_total 1"),
+            "the refusal is counted"
+        );
+    });
+}

@@ -97,7 +97,7 @@ impl ChatMetrics {
             ),
             (
                 "cuecast_chat_origin_refused_total",
-                "WebTransport sessions refused (403) for a foreign Origin (chat.allowed_origins).",
+                "WebTransport sessions and WebSocket upgrades refused (403) for a foreign Origin (chat.allowed_origins).",
                 &self.origin_refused,
             ),
         ] {

@@ -7,6 +7,7 @@
 //! a quiet client and ends the session after `chat.idle_timeout_s` without a word from it.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -14,7 +15,8 @@ use axum::extract::rejection::ExtensionRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -27,6 +29,7 @@ use super::openapi::ErrorBody;
 use super::users::error;
 use crate::chat::hub::Closer;
 use crate::chat::proto::{self, ClientMsg, CloseCode};
+use crate::chat::server::origin_allowed;
 use crate::chat::session::{FrameSink, FrameSource, Sessions, frame_texts};
 
 /// The WebSocket close code of a normal end.
@@ -55,6 +58,7 @@ pub fn ws_close_code(code: CloseCode) -> u16 {
     params(("room" = String, Path, description = "The room (stream name)")),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 403, description = "A browser page from a foreign Origin (neither this host nor one of `chat.allowed_origins`)", body = ErrorBody),
         (status = 404, description = "No such room, or chat (or its WebSocket fallback) is disabled", body = ErrorBody),
         (status = 426, description = "Not a WebSocket upgrade request", body = ErrorBody),
     ))]
@@ -62,6 +66,7 @@ async fn websocket(
     State(api): State<Arc<ApiState>>,
     Path(room): Path<String>,
     peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Some(chat) = api.chat.as_ref().filter(|c| c.sessions.settings.websocket) else {
@@ -69,6 +74,34 @@ async fn websocket(
     };
     if !chat.hub.exists(&room) {
         return error(StatusCode::NOT_FOUND, format!("no room {room:?}"));
+    }
+    // Browsers send the page's Origin with the upgrade (and cookies of this host with it): a
+    // page of another site must not open sessions in a shopper's name (cross-site WebSocket
+    // hijacking). The rule is the WebTransport one.
+    let origin = headers
+        .get(ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let host = headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map_or("", host_name);
+    if !origin_allowed(origin, host, &chat.sessions.settings.allowed_origins) {
+        tracing::debug!(
+            ?origin,
+            host,
+            "chat WebSocket from a foreign origin refused"
+        );
+        chat.hub
+            .metrics
+            .origin_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "origin {:?} may not open chat sessions here (chat.allowed_origins)",
+                origin.unwrap_or_default()
+            ),
+        );
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -89,6 +122,15 @@ async fn websocket(
         .max_message_size(max * BUFFER_FRAMES)
         .max_frame_size(max * BUFFER_FRAMES)
         .on_upgrade(move |socket| session(sessions, socket, ip))
+}
+
+/// The host of a `Host` header value without its port (an IPv6 literal keeps its brackets, as
+/// a URL's host does).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
 /// The chat routes served over HTTP upgrades.
@@ -264,5 +306,15 @@ mod tests {
         for code in proto::ALL_CLOSE_CODES {
             assert!(ws_close_code(code) == 1000 || (4000..5000).contains(&ws_close_code(code)));
         }
+    }
+
+    #[test]
+    fn the_host_header_loses_its_port_only() {
+        assert_eq!(host_name("shop.example:8080"), "shop.example");
+        assert_eq!(host_name("shop.example"), "shop.example");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("[::1]"), "[::1]");
+        assert_eq!(host_name("[::1"), "[::1");
+        assert_eq!(host_name(""), "");
     }
 }
