@@ -790,6 +790,113 @@ fn srt_hostile_stream_ids_silent_callers_and_a_handshake_flood() {
     watch.assert_on_time(started.elapsed());
 }
 
+/// A raw SRT caller (HSv5 caller–listener handshake, written from the protocol description):
+/// induction, then a conclusion whose StreamID extension carries `sid` whatever its length —
+/// what libsrt's own callers cannot send (they cap it at 512 bytes). Returns the handshake
+/// type of the conclusion's answer (`0xFFFF_FFFF`: accepted; 1000 and above: rejected with
+/// that minus 1000 — libsrt answers a protocol error with 1000, "unknown"), or `None` when the listener answered nothing within 2 s.
+fn srt_raw_conclusion(addr: SocketAddr, sid: &[u8]) -> Option<u32> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("udp timeout");
+    socket.connect(addr).expect("udp connect");
+    let caller_id: u32 = 0x2000_0000 | (std::process::id() & 0xFFFF);
+    let handshake = |version: u32, extension: u16, kind: u32, cookie: u32, tail: &[u8]| {
+        let mut packet = Vec::new();
+        for word in [0x8000_0000u32, 0, 1000, 0, version] {
+            packet.extend_from_slice(&word.to_be_bytes()); // control: handshake, to the listener
+        }
+        packet.extend_from_slice(&0u16.to_be_bytes()); // no encryption
+        packet.extend_from_slice(&extension.to_be_bytes());
+        for word in [0x0102_0304u32, 1500, 8192, kind, caller_id, cookie] {
+            packet.extend_from_slice(&word.to_be_bytes()); // ISN, MSS, window, type, id, cookie
+        }
+        packet.extend_from_slice(&u32::from_le_bytes([127, 0, 0, 1]).to_be_bytes());
+        packet.extend_from_slice(&[0; 12]);
+        packet.extend_from_slice(tail);
+        packet
+    };
+    let exchange = |packet: &[u8]| -> Option<Vec<u8>> {
+        socket.send(packet).ok()?;
+        let mut buf = [0u8; 2048];
+        let n = socket.recv(&mut buf).ok()?;
+        (n >= 64).then(|| buf[..n].to_vec())
+    };
+    let field = |packet: &[u8], at: usize| {
+        u32::from_be_bytes([
+            packet[16 + at],
+            packet[17 + at],
+            packet[18 + at],
+            packet[19 + at],
+        ])
+    };
+    let induction = exchange(&handshake(4, 2, 1, 0, &[]))?;
+    let cookie = field(&induction, 28);
+    // HSREQ (SRT 1.5.0, live-mode flags, 120 ms latency both ways), then the StreamID: padded to
+    // whole words, each word's bytes reversed on the wire.
+    let mut tail = Vec::new();
+    for word in [(1u32 << 16) | 3, 0x0001_0500, 0xBF, (120 << 16) | 120] {
+        tail.extend_from_slice(&word.to_be_bytes());
+    }
+    let mut padded = sid.to_vec();
+    padded.resize(sid.len().div_ceil(4) * 4, 0);
+    tail.extend_from_slice(&((5u32 << 16) | (padded.len() / 4) as u32).to_be_bytes());
+    for word in padded.chunks(4) {
+        tail.extend_from_slice(
+            &u32::from_le_bytes([word[0], word[1], word[2], word[3]]).to_be_bytes(),
+        );
+    }
+    let conclusion = exchange(&handshake(5, 0x5, 0xFFFF_FFFF, cookie, &tail))?;
+    Some(field(&conclusion, 20))
+}
+
+#[test]
+fn srt_stream_ids_past_the_protocol_limit_are_refused_before_cuecast_reads_them() {
+    let (server, _publisher) = server_with_healthy_stream(&[], 40);
+    let watch = PartWatch::start(&server, "demo");
+    let started = Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.srt_port));
+    // The raw caller reaches cuecast's admission with a stream id within the limit: a name with
+    // an encoded `..` is refused by cuecast, with its own reject code (server codes: 1000 + the
+    // SRT_REJX_* code, itself above 1000).
+    let within = format!("publish:live/{}%2e%2e", "k".repeat(480));
+    let answer = srt_raw_conclusion(addr, within.as_bytes());
+    assert!(
+        answer.is_some_and(|kind| kind > 2000),
+        "a 499-byte stream id: {answer:?}\n{}",
+        server.log()
+    );
+    assert_eq!(refused_reaches(&server, "srt", "bad_stream_name", 1), 1);
+    // 513 bytes and 1 kB (with a valid key in them, and path characters): libsrt refuses the
+    // handshake itself (a StreamID over 512 bytes is a protocol error), so nothing of it reaches
+    // cuecast's parser, admission or key lookup; no caller is connected.
+    for sid in [
+        format!("publish:live/demo-key?{}", "p".repeat(513 - 22)),
+        format!(
+            "#!::r=live/demo-key,m=publish,u=../../{}",
+            "u".repeat(1024 - 38)
+        ),
+    ] {
+        let answer = srt_raw_conclusion(addr, sid.as_bytes());
+        assert!(
+            answer.is_none_or(|kind| (1000..2000).contains(&kind)),
+            "a {}-byte stream id was not refused by the protocol layer: {answer:?}",
+            sid.len()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(refused(&server, "srt", "bad_stream_name"), 1);
+    let log = server.log();
+    assert!(!log.contains("SRT caller connected"), "{log}");
+    assert_eq!(log.matches("refused stream key").count(), 1, "{log}");
+    assert_eq!(log.matches("STREAMID length").count(), 2, "{log}");
+    // The listener still admits well-formed callers' handshakes after them.
+    let again = srt_raw_conclusion(addr, within.as_bytes());
+    assert!(again.is_some_and(|kind| kind > 2000), "{again:?}");
+    watch.assert_on_time(started.elapsed());
+}
+
 /// Proves [`PartWatch`] can fail: a stream whose publisher stops has no new parts.
 #[test]
 fn part_watch_notices_a_stalled_stream() {
