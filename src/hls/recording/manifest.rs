@@ -171,6 +171,20 @@ impl SegmentEntry {
     pub fn file(&self) -> String {
         Resource::Segment(self.msn).to_string()
     }
+
+    /// The wall-clock time its media ends.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.program_date_time + nanos(self.duration_ns)
+    }
+
+    /// The wall-clock time halfway through its media.
+    fn midpoint(&self) -> DateTime<Utc> {
+        self.program_date_time + nanos(self.duration_ns / 2)
+    }
+}
+
+fn nanos(n: u64) -> chrono::Duration {
+    chrono::Duration::nanoseconds(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// One recorded rendition.
@@ -350,10 +364,7 @@ impl Manifest {
             .renditions
             .iter()
             .filter_map(|r| r.segments.last())
-            .map(|s| {
-                s.program_date_time
-                    + chrono::Duration::nanoseconds(i64::try_from(s.duration_ns).unwrap_or(0))
-            })
+            .map(SegmentEntry::end)
             .max();
         self.state = state;
         self.ended_at = Some(match (state, media_end) {
@@ -386,6 +397,24 @@ impl Manifest {
                 self.incomplete = true;
             }
             rendition.segments.truncate(keep);
+        }
+        // Renditions are written independently, so at the crash one may hold a segment more than
+        // another: the recording ends where every rendition with media still has it (a segment
+        // lying mostly past that end goes), so its listed duration is what a player plays.
+        let common_end = self
+            .renditions
+            .iter()
+            .filter_map(|r| r.segments.last())
+            .map(SegmentEntry::end)
+            .min();
+        if let Some(end) = common_end {
+            for rendition in &mut self.renditions {
+                let before = rendition.segments.len();
+                rendition.segments.retain(|s| s.midpoint() < end);
+                if rendition.segments.len() < before {
+                    self.incomplete = true;
+                }
+            }
         }
         self.finish(RecordingState::CutShort, now);
     }
@@ -697,6 +726,30 @@ mod tests {
         let mut whole = manifest();
         whole.cut_short(|name| size(name).map(|_| 1000), t0());
         assert_eq!(whole.renditions[1].segments.len(), 3);
+    }
+
+    #[test]
+    fn cut_short_ends_every_rendition_where_all_of_them_have_media() {
+        // Video holds seg0..seg2 (to 6 s), audio seg0..seg1 (to 4 s), every file whole: the
+        // recording ends at 4 s, so its duration is what a player of both plays.
+        let mut manifest = manifest();
+        let size = |name: &str| {
+            Some(if name.ends_with("init.mp4") {
+                700
+            } else {
+                1000
+            })
+        };
+        manifest.cut_short(size, t0() + chrono::Duration::hours(1));
+        let lengths: Vec<usize> = manifest
+            .renditions
+            .iter()
+            .map(|r| r.segments.len())
+            .collect();
+        assert_eq!(lengths, vec![2, 2]);
+        assert!(manifest.incomplete);
+        assert_eq!(manifest.duration(), Duration::from_secs(4));
+        assert_eq!(manifest.ended_at, Some(t0() + chrono::Duration::seconds(4)));
     }
 
     #[test]
