@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use common::Server;
+use common::chat::{WAIT, next, post, runtime, wait_for};
 use cuecast::chat::client::{self, ChatStream, Trust};
 use cuecast::chat::proto::{
     self, ClientMsg, CloseCode, Link, MessageKind, ProductCard, RejectCode, ServerMsg,
@@ -20,16 +21,6 @@ use cuecast::commerce::Cta;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// Chat on an ephemeral UDP port plus `extra` overrides.
 fn start(extra: &[(&str, &str)]) -> Server {
@@ -150,37 +141,10 @@ impl Chat {
     }
 }
 
-async fn next(stream: &mut ChatStream) -> ServerMsg {
-    tokio::time::timeout(WAIT, stream.next())
-        .await
-        .expect("timed out waiting for a server message")
-        .expect("read")
-        .expect("stream ended")
-}
-
-/// Reads until `pick` returns Some (skipping presence and anything else).
-async fn wait_for<T>(stream: &mut ChatStream, mut pick: impl FnMut(&ServerMsg) -> Option<T>) -> T {
-    loop {
-        let msg = next(stream).await;
-        if let Some(found) = pick(&msg) {
-            return found;
-        }
-    }
-}
-
 fn message_text(text: &str) -> impl FnMut(&ServerMsg) -> Option<proto::ChatMessage> + '_ {
     move |msg| match msg {
         ServerMsg::Message { message, .. } if message.text.contains(text) => Some(message.clone()),
         _ => None,
-    }
-}
-
-fn post(text: &str, nonce: &str) -> ClientMsg {
-    ClientMsg::Post {
-        text: text.into(),
-        link: None,
-        product: None,
-        nonce: Some(nonce.into()),
     }
 }
 

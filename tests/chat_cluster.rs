@@ -5,23 +5,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::Server;
+use common::chat::{ChatNode, WAIT, closed_with, next, post, runtime, wait_for};
 use common::services::Redis;
-use cuecast::chat::client::{self, ChatStream, Trust};
+use cuecast::chat::client::ChatStream;
 use cuecast::chat::proto::{ClientMsg, CloseCode, RejectCode, ServerMsg};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// A node of a cluster on `redis`, with `extra` overrides.
 fn node(redis: &Redis, name: &str, extra: &[(&str, &str)]) -> Server {
@@ -35,53 +25,23 @@ fn node(redis: &Redis, name: &str, extra: &[(&str, &str)]) -> Server {
     Server::start_with(&env)
 }
 
-/// A node's chat endpoint.
-struct Chat {
-    http: String,
-    addr: SocketAddr,
-    trust: Trust,
-    endpoint: quinn::Endpoint,
-}
+/// A node's chat endpoint, with the cluster tests' way of joining and of making accounts.
+struct Chat(ChatNode);
 
 impl Chat {
     async fn of(server: &Server) -> Chat {
-        let http = server.url("");
-        let (trust, port) = client::fetch_pins(&http).await.expect("cert hashes");
-        let addr: SocketAddr = format!("127.0.0.1:{}", port.expect("port"))
-            .parse()
-            .expect("address");
-        Chat {
-            http,
-            addr,
-            trust,
-            endpoint: client::endpoint(addr).expect("client endpoint"),
-        }
+        Chat(ChatNode::of(server).await)
     }
 
     async fn conn(&self) -> quinn::Connection {
-        client::connect(&self.endpoint, self.addr, "localhost", &self.trust)
-            .await
-            .expect("connect")
+        self.0.conn().await
     }
 
-    /// Joins `room` and reads up to `live`; returns the stream, its connection and the backfill.
+    /// Joins `room` as `token`'s account; returns the stream, its connection and the
+    /// backfill's texts.
     async fn join(&self, room: &str, token: &str) -> (ChatStream, quinn::Connection, Vec<String>) {
-        let conn = self.conn().await;
-        let mut stream = ChatStream::join(conn.clone(), room, Some(token.to_string()), None)
-            .await
-            .expect("join");
-        let mut backfill = Vec::new();
-        loop {
-            match next(&mut stream).await {
-                ServerMsg::Message {
-                    message,
-                    history: true,
-                } => backfill.push(message.text),
-                ServerMsg::Live {} => break,
-                _ => {}
-            }
-        }
-        (stream, conn, backfill)
+        let (stream, conn, backfill) = self.0.join(room, Some(token)).await;
+        (stream, conn, backfill.into_iter().map(|m| m.text).collect())
     }
 
     /// Signs up `user` on this node (each node has its own accounts here), grants `caps` as
@@ -90,7 +50,7 @@ impl Chat {
         let http = reqwest::Client::new();
         let credentials = serde_json::json!({"username": user, "password": "password-123"});
         let response = http
-            .post(format!("{}/api/signup", self.http))
+            .post(format!("{}/api/signup", self.0.http))
             .json(&credentials)
             .send()
             .await
@@ -101,7 +61,7 @@ impl Chat {
             return body["token"].as_str().expect("token").to_string();
         }
         let response = http
-            .put(format!("{}/api/users/{user}/capabilities", self.http))
+            .put(format!("{}/api/users/{user}/capabilities", self.0.http))
             .bearer_auth("dev-admin-token")
             .json(&serde_json::json!({ "capabilities": caps }))
             .send()
@@ -109,39 +69,13 @@ impl Chat {
             .expect("PUT");
         assert_eq!(response.status().as_u16(), 200);
         let response = http
-            .post(format!("{}/api/login", self.http))
+            .post(format!("{}/api/login", self.0.http))
             .json(&credentials)
             .send()
             .await
             .expect("login");
         let body: serde_json::Value = response.json().await.expect("json");
         body["token"].as_str().expect("token").to_string()
-    }
-}
-
-async fn next(stream: &mut ChatStream) -> ServerMsg {
-    tokio::time::timeout(WAIT, stream.next())
-        .await
-        .expect("timed out waiting for a server message")
-        .expect("read")
-        .expect("stream ended")
-}
-
-async fn wait_for<T>(stream: &mut ChatStream, mut pick: impl FnMut(&ServerMsg) -> Option<T>) -> T {
-    loop {
-        let msg = next(stream).await;
-        if let Some(found) = pick(&msg) {
-            return found;
-        }
-    }
-}
-
-fn post(text: &str, nonce: &str) -> ClientMsg {
-    ClientMsg::Post {
-        text: text.into(),
-        link: None,
-        product: None,
-        nonce: Some(nonce.into()),
     }
 }
 
@@ -198,13 +132,6 @@ async fn messages_and_acks(
         }
     }
     (got, ids)
-}
-
-async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
-    match tokio::time::timeout(WAIT, conn.closed()).await {
-        Ok(quinn::ConnectionError::ApplicationClosed(close)) => Some(close.error_code.into_inner()),
-        _ => None,
-    }
 }
 
 /// Whether joining `room` with `token` is refused with `code` (the connection closes before

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::chat::{next, post};
 use common::{Publisher, Server, call, get, listed_parts, media_url, wait_for};
 use cuecast::chat::client;
-use cuecast::chat::proto::{ClientMsg, RejectCode, ServerMsg};
+use cuecast::chat::proto::{RejectCode, ServerMsg};
 
 const ADMIN: &str = "dev-admin-token";
 
@@ -662,15 +663,6 @@ fn chat_account(server: &Server, user: &str) -> String {
     body["token"].as_str().expect("token").to_string()
 }
 
-fn chat_post(text: &str, nonce: &str) -> ClientMsg {
-    ClientMsg::Post {
-        text: text.into(),
-        link: None,
-        product: None,
-        nonce: Some(nonce.into()),
-    }
-}
-
 /// Joins `room` and reads past the backfill.
 async fn chat_join(
     endpoint: &quinn::Endpoint,
@@ -685,35 +677,24 @@ async fn chat_join(
         .await
         .expect("join");
     loop {
-        match chat_next(&mut stream).await {
+        match next(&mut stream).await {
             ServerMsg::Live {} => return stream,
             _ => continue,
         }
     }
 }
 
-async fn chat_next(stream: &mut client::ChatStream) -> ServerMsg {
-    tokio::time::timeout(Duration::from_secs(15), stream.next())
-        .await
-        .expect("timed out waiting for a chat message")
-        .expect("read")
-        .expect("stream ended")
-}
-
 /// Sends `count` posts back to back, then reads every answer: (acked, rate limited).
 async fn flood(mut stream: client::ChatStream, tag: String, count: usize) -> (usize, usize) {
     for i in 0..count {
         stream
-            .send(&chat_post(
-                &format!("{tag} flood {i}"),
-                &format!("{tag}-{i}"),
-            ))
+            .send(&post(&format!("{tag} flood {i}"), &format!("{tag}-{i}")))
             .await
             .expect("send");
     }
     let (mut acked, mut limited, mut answered) = (0, 0, 0);
     while answered < count {
-        match chat_next(&mut stream).await {
+        match next(&mut stream).await {
             ServerMsg::Ack { nonce: Some(n), .. } if n.starts_with(&tag) => {
                 acked += 1;
                 answered += 1;
@@ -827,11 +808,11 @@ fn quic_chat_wrong_alpn_foreign_origin_and_floods_are_bounded() {
             let text = format!("steady {i}");
             let sent = Instant::now();
             steady
-                .send(&chat_post(&text, &format!("s{i}")))
+                .send(&post(&text, &format!("s{i}")))
                 .await
                 .expect("send");
             loop {
-                if let ServerMsg::Message { message, .. } = chat_next(&mut reader).await
+                if let ServerMsg::Message { message, .. } = next(&mut reader).await
                     && message.text == text
                 {
                     delays.push(sent.elapsed());

@@ -6,6 +6,7 @@
 
 mod api;
 pub mod bmff;
+pub mod chat;
 mod hls;
 mod publisher;
 mod server;
