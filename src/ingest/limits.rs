@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
+use crate::setting::Invalid;
+
 /// Why a connection was refused by the limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LimitRefusal {
@@ -53,6 +55,21 @@ fn counted_as(ip: IpAddr) -> IpAddr {
 }
 
 impl ConnectionLimits {
+    /// Checks a listener's `max_connections` and `max_connections_per_ip` keys: at least one
+    /// connection in total, and a per-address cap within 1..=the total.
+    pub fn validate(max_total: usize, max_per_ip: usize) -> Result<(), Invalid> {
+        if max_total == 0 {
+            return Err(Invalid::new("max_connections", "must be at least 1"));
+        }
+        if !(1..=max_total).contains(&max_per_ip) {
+            return Err(Invalid::new(
+                "max_connections_per_ip",
+                format!("must be within 1..=max_connections ({max_total})"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Limits of `max_total` connections, `max_per_ip` per address.
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnectionLimits> {
         Arc::new(ConnectionLimits {

@@ -42,18 +42,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Invalid> {
         positive_secs("idle_timeout_s", self.idle_timeout_s)?;
         positive_secs("handshake_timeout_s", self.handshake_timeout_s)?;
-        if self.max_connections == 0 {
-            return Err(Invalid::new("max_connections", "must be at least 1"));
-        }
-        if !(1..=self.max_connections).contains(&self.max_connections_per_ip) {
-            return Err(Invalid::new(
-                "max_connections_per_ip",
-                format!(
-                    "must be within 1..=max_connections ({})",
-                    self.max_connections
-                ),
-            ));
-        }
+        ConnectionLimits::validate(self.max_connections, self.max_connections_per_ip)?;
         if !(128..=65536).contains(&self.chunk_size) {
             return Err(Invalid::new("chunk_size", "must be within 128..=65536"));
         }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::SrtSettings;
 use crate::ingest::StreamConfig;
+use crate::ingest::limits::ConnectionLimits;
 use crate::setting::{Invalid, millis_or_off, positive_secs, secs};
 
 /// `[srt]`.
@@ -36,18 +37,7 @@ impl Config {
     /// Checks what serde cannot; keys are relative to `[srt]`.
     pub fn validate(&self) -> Result<(), Invalid> {
         positive_secs("idle_timeout_s", self.idle_timeout_s)?;
-        if self.max_connections == 0 {
-            return Err(Invalid::new("max_connections", "must be at least 1"));
-        }
-        if !(1..=self.max_connections).contains(&self.max_connections_per_ip) {
-            return Err(Invalid::new(
-                "max_connections_per_ip",
-                format!(
-                    "must be within 1..=max_connections ({})",
-                    self.max_connections
-                ),
-            ));
-        }
+        ConnectionLimits::validate(self.max_connections, self.max_connections_per_ip)?;
         if ![16, 24, 32].contains(&self.pbkeylen) {
             return Err(Invalid::new(
                 "pbkeylen",
