@@ -150,7 +150,10 @@ fn chat_presence_counts_the_members_of_every_node() {
 
         // A member joining on B is welcomed with the room's count across nodes.
         let (mut second_on_b, welcomed) = member(&b, "demo").await;
-        assert_eq!(welcomed, 4, "welcome presence on B with 2 here and 2 elsewhere");
+        assert_eq!(
+            welcomed, 4,
+            "welcome presence on B with 2 here and 2 elsewhere"
+        );
         presence(&mut on_a, 4, "A after a second member on B").await;
 
         // C's member leaves: the others' counts drop.
@@ -159,7 +162,10 @@ fn chat_presence_counts_the_members_of_every_node() {
         presence(&mut on_a, 3, "A after C's member left").await;
         presence(&mut second_on_b, 3, "B after C's member left").await;
         let count = redis_presence_fields(&redis);
-        assert_eq!(count, 2, "C's count is gone from the room's hash (A and B remain)");
+        assert_eq!(
+            count, 2,
+            "C's count is gone from the room's hash (A and B remain)"
+        );
     });
 }
 

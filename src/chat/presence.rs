@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn a_count_stands_for_the_ttl_after_its_report() {
         let reported = value(4, 10_000);
-        assert_eq!(tally([("a", reported.as_str())], 10_000 + TTL_MS - 1).total, 4);
+        assert_eq!(
+            tally([("a", reported.as_str())], 10_000 + TTL_MS - 1).total,
+            4
+        );
         assert_eq!(tally([("a", reported.as_str())], 10_000 + TTL_MS).total, 0);
     }
 
@@ -119,7 +122,11 @@ mod tests {
         assert_eq!(presence.count(1), 1, "alone: this node's members");
         assert!(presence.reported(1, 4), "three members elsewhere");
         assert_eq!(presence.count(1), 4);
-        assert_eq!(presence.count(2), 5, "a join here counts before the next report");
+        assert_eq!(
+            presence.count(2),
+            5,
+            "a join here counts before the next report"
+        );
         assert!(!presence.reported(2, 5));
         assert!(presence.reported(2, 3), "one left elsewhere");
         assert_eq!(presence.count(2), 3);
