@@ -6,7 +6,8 @@
 //! every node. Screenshot: tests/artifacts/cluster-viewer-banner.png.
 //!
 //! And the chat's presence across nodes (docs/chat.md "Chat across nodes"): members of one room
-//! on three nodes, over real QUIC chat clients, are counted together on every node.
+//! on three nodes, over real QUIC chat clients, are counted together on every node, and a node
+//! that dies drops out of the count.
 
 mod common;
 
@@ -166,6 +167,17 @@ fn chat_presence_counts_the_members_of_every_node() {
             count, 2,
             "C's count is gone from the room's hash (A and B remain)"
         );
+
+        // A node that dies with members drops out of the count once its report expires.
+        let (_again_on_c, _) = member(&c, "demo").await;
+        presence(&mut on_a, 4, "A with a member on C again").await;
+        let killed = Command::new("kill")
+            .args(["-KILL", &c.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success(), "SIGKILL node C");
+        presence(&mut on_a, 3, "A after node C died").await;
+        presence(&mut second_on_b, 3, "B after node C died").await;
     });
 }
 
