@@ -218,8 +218,15 @@ async function run(nodes, browser) {
     }, 45000, 500);
     console.log(`B's page: ${watching.trim()}`);
 
-    // The banner is still on screen (120 s): the screenshot shows it with the count.
+    // B's page still plays, with the banner on screen (120 s): the screenshot shows it with the
+    // count. (On a loaded machine the page may have fallen behind the live edge meanwhile: said.)
+    await playing(page, 'B at the end');
     await page.waitForSelector(`.banner[data-cue="${cue.id}"]`, { timeout: 10000 });
+    const atShot = await page.evaluate(() => ({
+      latency: document.querySelector('.badge.live')?.dataset.latency ?? null,
+      behind: document.querySelector('.badge-button.behind') !== null,
+    }));
+    console.log(`B's page at the screenshot: ${atShot.behind ? 'behind the live edge' : `live, ${atShot.latency} s from the edge`}`);
     const path = await screenshot(page, 'cluster-viewer-banner');
     console.log(`screenshot: ${path}`);
 
