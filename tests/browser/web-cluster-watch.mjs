@@ -222,13 +222,12 @@ async function run(nodes, browser) {
     // count. (On a loaded machine the page may have fallen behind the live edge meanwhile: said.)
     await playing(page, 'B at the end');
     await page.waitForSelector(`.banner[data-cue="${cue.id}"]`, { timeout: 10000 });
+    const path = await screenshot(page, 'cluster-viewer-banner');
     const atShot = await page.evaluate(() => ({
-      latency: document.querySelector('.badge.live')?.dataset.latency ?? null,
+      latency: document.querySelector('.badge.live, .badge-button.behind')?.dataset.latency ?? null,
       behind: document.querySelector('.badge-button.behind') !== null,
     }));
-    console.log(`B's page at the screenshot: ${atShot.behind ? 'behind the live edge' : `live, ${atShot.latency} s from the edge`}`);
-    const path = await screenshot(page, 'cluster-viewer-banner');
-    console.log(`screenshot: ${path}`);
+    console.log(`screenshot: ${path} (B's page ${atShot.behind ? 'behind' : 'at'} the live edge, ${atShot.latency} s from it)`);
 
     for (const p of [page, ...others]) assertNoConsoleErrors(p);
     for (const p of others) await p.context().close();
