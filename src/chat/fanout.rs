@@ -20,6 +20,7 @@ use super::bus::{
 };
 use super::hub::RoomEntry;
 use super::metrics::ChatMetrics;
+use super::presence;
 use super::proto::ChatMessage;
 use super::room::Ban;
 use crate::cluster::Cluster;
@@ -316,6 +317,60 @@ impl RedisBus {
             }
         }
         Ok(snapshot)
+    }
+
+    /// Reports this node's `local` members of `room` at `now_ms` and reads every node's back in
+    /// one atomic round trip (the hash also expires by itself when no node renews it); returns
+    /// the room's presence across nodes ([`presence::tally`]). Expired nodes' fields are deleted.
+    pub async fn presence(&self, room: &str, local: usize, now_ms: i64) -> Result<usize, BusError> {
+        if !self.is_healthy() {
+            return Err(BusError::Unreachable);
+        }
+        let key = presence::key(room);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HSET")
+            .arg(&key)
+            .arg(self.node_id())
+            .arg(presence::value(local, now_ms))
+            .ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(presence::TTL_MS).ignore();
+        pipe.cmd("HGETALL").arg(&key);
+        let mut conn = self.cluster.connection();
+        let result = self
+            .timed(pipe.query_async::<(HashMap<String, String>,)>(&mut conn))
+            .await;
+        let (fields,) = match result {
+            Ok(reply) => reply,
+            Err(err) => {
+                self.failed("presence", room, &err);
+                return Err(err);
+            }
+        };
+        let tally = presence::tally(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())), now_ms);
+        if !tally.stale.is_empty() {
+            let mut cmd = redis::cmd("HDEL");
+            cmd.arg(&key).arg(&tally.stale);
+            // Best effort: the next node to read deletes them otherwise.
+            if let Err(err) = self.timed(cmd.query_async::<i64>(&mut conn)).await {
+                tracing::debug!(error = %err, room, "chat presence: stale nodes not deleted");
+            }
+        }
+        Ok(tally.total)
+    }
+
+    /// Removes this node's count of `room` (its last member left), best effort: it would expire
+    /// by itself [`presence::TTL_MS`] after its last report.
+    pub async fn forget_presence(&self, room: &str) {
+        if !self.is_healthy() {
+            return;
+        }
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(presence::key(room)).arg(self.node_id());
+        let mut conn = self.cluster.connection();
+        if let Err(err) = self.timed(cmd.query_async::<i64>(&mut conn)).await {
+            tracing::debug!(error = %err, room, "chat presence: this node's count not removed");
+        }
     }
 
     /// Starts reading `room`'s stream after `cursor` (None: load a snapshot first) until

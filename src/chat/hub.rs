@@ -22,6 +22,7 @@ use super::bus::{PostLimits, PostOutcome, RoomEvent};
 use super::fanout::{Delivery, RedisBus, Snapshot};
 use super::history::{self, HistoryWriter, Op};
 use super::metrics::ChatMetrics;
+use super::presence::{self, Presence};
 use super::proto::{self, ClientMsg, CloseCode, RejectCode, ServerMsg};
 use super::review::{Decision, Review};
 use super::room::{Ban, Identity, Moderation, Rejection, Room, RoomSettings, timeout_until};
@@ -64,11 +65,18 @@ pub struct RoomEntry {
     phases: Vec<Phase>,
     /// Presence last announced, and when.
     presence_sent: (usize, Instant),
+    /// Cluster mode: the room's members on other nodes, as last read from Redis.
+    presence: Presence,
     /// Cluster mode: stops the room's stream reader (when the room has no local members left).
     reader: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl RoomEntry {
+    /// The room's presence: this node's members now, and the other nodes' as last read.
+    fn presence_now(&self) -> usize {
+        self.presence.count(self.room.presence())
+    }
+
     /// Encodes `msg` once and queues it for every phase's next flush.
     fn queue(&mut self, msg: &ServerMsg) {
         let encoded = proto::encode(msg);
@@ -313,6 +321,7 @@ impl Hub {
             room,
             phases: (0..self.phases()).map(|_| Phase::default()).collect(),
             presence_sent: (0, Instant::now()),
+            presence: Presence::default(),
             reader: None,
         };
         let mut cursor = None;
@@ -429,6 +438,7 @@ impl Hub {
         mut deliveries: mpsc::Receiver<Delivery>,
         stop: tokio_util::sync::CancellationToken,
     ) {
+        tokio::spawn(Arc::clone(&self).run_presence(stop.clone()));
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -459,6 +469,7 @@ impl Hub {
     /// Drops the rooms read from Redis that have no local member left, stopping their readers.
     async fn drop_idle_rooms(&self) {
         let mut rooms = self.rooms.lock().await;
+        let mut dropped = Vec::new();
         rooms.retain(|name, room| {
             let entry = room.lock().unwrap_or_else(|e| e.into_inner());
             let Some(reader) = &entry.reader else {
@@ -469,8 +480,55 @@ impl Hub {
             }
             reader.cancel();
             tracing::debug!(room = %name, "chat: no local members left; room unloaded");
+            dropped.push(name.clone());
             false
         });
+        drop(rooms);
+        if let Some(bus) = &self.bus {
+            for name in dropped {
+                bus.forget_presence(&name).await;
+            }
+        }
+    }
+
+    /// Cluster mode: every [`presence::REPORT_MS`], reports each room's local members to Redis
+    /// and takes the room's count across nodes back (see [`presence`]); a changed count is
+    /// announced by the ticker. Runs until `stop`.
+    async fn run_presence(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let Some(bus) = self.bus.clone() else {
+            return;
+        };
+        let mut every = tokio::time::interval(Duration::from_millis(presence::REPORT_MS));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            let rooms: Vec<(String, Arc<Mutex<RoomEntry>>, usize)> = self
+                .rooms
+                .lock()
+                .await
+                .iter()
+                .filter_map(|(name, room)| {
+                    let entry = room.lock().unwrap_or_else(|e| e.into_inner());
+                    let local = entry.room.presence();
+                    (entry.reader.is_some() && local > 0)
+                        .then(|| (name.clone(), Arc::clone(room), local))
+                })
+                .collect();
+            for (name, room, local) in rooms {
+                let total = bus.presence(&name, local, now_ms()).await;
+                let mut entry = room.lock().unwrap_or_else(|e| e.into_inner());
+                let changed = match total {
+                    Ok(total) => entry.presence.reported(local, total),
+                    Err(_) => entry.presence.unknown(),
+                };
+                if changed {
+                    self.wake.notify_one();
+                }
+            }
+        }
     }
 
     /// Joins `room`: queues welcome + backfill + `live` first, then live events, on the
@@ -512,7 +570,7 @@ impl Hub {
                         caps.sort();
                         caps
                     },
-                    presence: state.room.presence(),
+                    presence: state.presence_now(),
                     slow_mode_s: state.room.slow_mode().as_secs(),
                     max_text_chars: self.settings.room.max_text_chars,
                     pinned: state.room.pinned().map(|m| (**m).clone()),
@@ -642,7 +700,7 @@ impl Hub {
         let (mut flushed, mut backlogged) = (0, 0);
         for room in rooms {
             let mut entry = room.lock().unwrap_or_else(|e| e.into_inner());
-            let presence = entry.room.presence();
+            let presence = entry.presence_now();
             if phases.start == 0
                 && presence != entry.presence_sent.0
                 && now.duration_since(entry.presence_sent.1) >= PRESENCE_INTERVAL
@@ -655,7 +713,7 @@ impl Hub {
                 flushed += got;
                 backlogged += behind;
             }
-            waiting |= entry.room.presence() != entry.presence_sent.0
+            waiting |= entry.presence_now() != entry.presence_sent.0
                 || entry.phases.iter().any(|phase| !phase.pending.is_empty());
         }
         StepOutcome {

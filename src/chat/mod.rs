@@ -4,8 +4,8 @@
 //!
 //! Sans-IO parts: [`proto`] (frames, messages, codes), [`room`] (a room's rules and state),
 //! [`links`] (link policy), [`export`] (CSV of a show's chat), [`cert`] rotation state, [`bus`]
-//! (a room's events between nodes). IO: [`hub`] (fan-out, persistence), [`fanout`] (rooms over
-//! Redis in cluster mode),
+//! (a room's events between nodes), [`presence`] (a room's members counted across nodes).
+//! IO: [`hub`] (fan-out, persistence), [`fanout`] (rooms over Redis in cluster mode),
 //! [`session`] (one client's session over any transport: admission, hello, requests),
 //! [`server`] (QUIC driver), [`review`] (HTTP hook), [`client`] (the `cuecast chat` CLI).
 
@@ -19,6 +19,7 @@ pub mod history;
 pub mod hub;
 pub mod links;
 pub mod metrics;
+pub mod presence;
 pub mod proto;
 pub mod review;
 pub mod room;
