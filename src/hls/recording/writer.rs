@@ -22,14 +22,31 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// Writes `data` to `path` atomically: a temporary file in the same directory, then renamed
 /// over `path`; the data is fsynced before the rename when `durable`.
 pub(super) fn write_atomic(path: &Path, data: &[&[u8]], durable: bool) -> std::io::Result<()> {
+    write_atomic_with(path, durable, |file| {
+        for piece in data {
+            file.write_all(piece)?;
+        }
+        Ok(())
+    })
+}
+
+/// [`write_atomic`] of what `write` writes, through a buffer: a growing recording's manifest
+/// and playlists (hundreds of kB after an hour) are serialized straight into the file, never
+/// whole in memory — a new, larger temporary at every checkpoint is what made the writer
+/// threads' heaps grow over a long show (docs/benchmarks/soak.md).
+pub(super) fn write_atomic_with(
+    path: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut temp = path.as_os_str().to_owned();
     temp.push(TEMP_SUFFIX);
     let temp = PathBuf::from(temp);
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        for piece in data {
-            file.write_all(piece)?;
-        }
+        let mut file =
+            std::io::BufWriter::with_capacity(WRITE_BUFFER, std::fs::File::create(&temp)?);
+        write(&mut file)?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
         if durable {
             file.sync_data()?;
         }
@@ -40,6 +57,9 @@ pub(super) fn write_atomic(path: &Path, data: &[&[u8]], durable: bool) -> std::i
     }
     result
 }
+
+/// The buffer [`write_atomic_with`] writes through.
+const WRITE_BUFFER: usize = 32 * 1024;
 
 /// Writes a segment's pieces (the packager's shared part buffers, nothing copied) to `path`
 /// under its final name with one `writev` (another only after a short write): one open, one
@@ -355,9 +375,11 @@ fn write_files(
     index: &mut String,
 ) -> Result<(), RecordingError> {
     let durable = manifest.state.is_finished();
-    let json = serde_json::to_vec(manifest).unwrap_or_default();
     let path = dir.join(MANIFEST_FILE);
-    write_atomic(&path, &[&json], durable).map_err(RecordingError::io(&path))?;
+    write_atomic_with(&path, durable, |file| {
+        serde_json::to_writer(file, manifest).map_err(std::io::Error::other)
+    })
+    .map_err(RecordingError::io(&path))?;
     // Every playlist when asked for all, else the one of the rendition that grew (the others
     // get the latest DATERANGEs with their own next segment, and all of them at the end).
     for record in &manifest.renditions {
@@ -366,7 +388,7 @@ fn write_files(
         }
         if let Some(playlist) = manifest.media_playlist(&record.name) {
             let path = dir.join(&record.name).join(PLAYLIST_FILE);
-            write_atomic(&path, &[playlist.to_string().as_bytes()], durable)
+            write_atomic_with(&path, durable, |file| write!(file, "{playlist}"))
                 .map_err(RecordingError::io(&path))?;
         }
     }
