@@ -1,7 +1,8 @@
 """Summary and plot of a soak CSV (benches/soak/run.sh): report.py CSV WARMUP_S PART_TARGET_S PNG.
 
 Growth is the mean of the last three samples over the mean of the first three after the
-warm-up. A part is late when the server's part publish delay (worst stream, largest quantile
+warm-up; the RSS slope over the last half of the samples after it tells a plateau from a steady
+climb. A part is late when the server's part publish delay (worst stream, largest quantile
 over its latest 1024 parts) exceeds the part target, the time a part spans; the longest gap a
 player saw between two parts is printed beside it. Chat p99 steadiness: the spread of the
 per-sample p99 after the warm-up (median and max)."""
@@ -33,6 +34,10 @@ print()
 print("| figure | value | goal |")
 print("|---|---|---|")
 print(f"| RSS after warm-up → end | {after[0]['rss_kb']/1024:.0f} → {after[-1]['rss_kb']/1024:.0f} MB ({growth('rss_kb'):+.1f} %) | < 5 % growth |")
+half = after[len(after) // 2:]
+if len(half) >= 2 and half[-1]["t_s"] > half[0]["t_s"]:
+    slope = (half[-1]["rss_kb"] - half[0]["rss_kb"]) / 1024 / ((half[-1]["t_s"] - half[0]["t_s"]) / 3600)
+    print(f"| RSS slope over the last half of the run | {slope:+.1f} MB/h | ≈ 0 |")
 print(f"| open fds after warm-up → end | {after[0]['fds']:.0f} → {after[-1]['fds']:.0f} ({growth('fds'):+.1f} %) | < 5 % growth |")
 print(f"| part publish delay, worst p99 / max over samples | {max(r['part_delay_p99_ms'] for r in after):.0f} / {max(r['part_delay_max_ms'] for r in after):.0f} ms (part target {part_target*1000:.0f} ms) | no part later than its deadline |")
 print(f"| samples with a part past the part target | {late} of {len(after)} | 0 |")
