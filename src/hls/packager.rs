@@ -28,6 +28,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::handoff::{RenditionHandoff, SKIP_INIT_VERSIONS, SKIP_MSNS, SKIP_PARTS};
+use super::rendition::RenditionKind;
+
 use super::playlist::{
     Map, MediaPlaylist, MediaSegment, Part, PartInf, PartialSegment, PreloadHint, PreloadHintType,
     ServerControl,
@@ -468,6 +471,8 @@ pub struct Packager {
     discontinuity_pending: bool,
     /// The publisher ended (EXT-X-ENDLIST).
     ended: bool,
+    /// Version number of the first init (non-zero when continuing another node's session).
+    first_init_version: u32,
 }
 
 impl Packager {
@@ -489,6 +494,46 @@ impl Packager {
             discontinuity_sequence: 0,
             discontinuity_pending: false,
             ended: false,
+            first_init_version: 0,
+        }
+    }
+
+    /// A packager continuing a rendition another node packaged until it died (see
+    /// [`crate::hls::handoff`]): numbering continues from `handoff`, and the first segment
+    /// starts with EXT-X-DISCONTINUITY (and EXT-X-MAP of a new init version).
+    pub fn continuing(config: PackagerConfig, handoff: &RenditionHandoff) -> Self {
+        let mut packager = Packager::new(config);
+        packager.next_msn = handoff.next_msn;
+        packager.parts_published = handoff.next_part;
+        packager.first_init_version = handoff.next_init_version;
+        packager.discontinuity_sequence = handoff.discontinuity_sequence;
+        packager.discontinuity_pending = true;
+        packager.target_duration = packager.target_duration.max(handoff.target_duration);
+        packager
+    }
+
+    /// Where a successor continues this rendition (see [`crate::hls::handoff`]): past every
+    /// number this packager has used, and may use before its next segment boundary.
+    pub fn handoff(&self, name: &str, kind: RenditionKind) -> RenditionHandoff {
+        let discontinuities = self
+            .window
+            .iter()
+            .map(|segment| segment.discontinuity)
+            .chain(self.open.as_ref().map(|open| open.discontinuity))
+            .filter(|&d| d)
+            .count() as u64;
+        let next_init_version = self
+            .inits
+            .back()
+            .map_or(self.first_init_version, |init| init.version + 1);
+        RenditionHandoff {
+            name: name.to_string(),
+            audio: kind == RenditionKind::Audio,
+            next_msn: self.next_msn + SKIP_MSNS,
+            next_part: self.parts_published + SKIP_PARTS,
+            next_init_version: next_init_version + SKIP_INIT_VERSIONS,
+            discontinuity_sequence: self.discontinuity_sequence + discontinuities,
+            target_duration: self.target_duration,
         }
     }
 
@@ -510,7 +555,10 @@ impl Packager {
         {
             return;
         }
-        let version = self.inits.back().map_or(0, |current| current.version + 1);
+        let version = self
+            .inits
+            .back()
+            .map_or(self.first_init_version, |current| current.version + 1);
         self.inits.push_back(InitVersion {
             version,
             data: init,

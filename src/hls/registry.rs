@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use super::handoff::StreamHandoff;
 use super::lifecycle::{Both, SessionEvent, SessionLifecycle};
 use super::packager::PackagerConfig;
 use super::recording::Recorder;
@@ -129,6 +130,33 @@ impl Registry {
         (self.start_session(&mut streams, name), false)
     }
 
+    /// [`Self::publish`] on a clustered node that has just taken the stream's lease: when
+    /// there is no session here to continue and `handoff` is set (the previous owner died
+    /// within the reconnect grace), the session continues from it — the same session id and
+    /// URLs, numbering on from the previous owner's, EXT-X-DISCONTINUITY at the seam — and
+    /// counts as continued (`true`).
+    pub fn publish_continuing(
+        &self,
+        name: &str,
+        grace: Duration,
+        take_over: bool,
+        handoff: Option<StreamHandoff>,
+    ) -> (Arc<HlsStream>, bool) {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = streams.get(name)
+            && (current.resume(grace) || (take_over && current.take_over()))
+        {
+            return (Arc::clone(current), true);
+        }
+        let Some(handoff) = handoff else {
+            return (self.start_session(&mut streams, name), false);
+        };
+        let base = HlsStream::continuing(name, self.packager, Arc::clone(&self.clock), handoff);
+        let stream = self.observe(base);
+        stream.add_handoff_renditions();
+        (self.insert_session(&mut streams, name, stream), true)
+    }
+
     /// A new session of `name` in `streams` (the locked map), ending the one it replaces; the
     /// lifecycle hears of both.
     fn start_session(
@@ -137,6 +165,17 @@ impl Registry {
         name: &str,
     ) -> Arc<HlsStream> {
         let stream = self.new_stream(name);
+        self.insert_session(streams, name, stream)
+    }
+
+    /// `stream` becomes the session of `name` in `streams` (the locked map), ending the one it
+    /// replaces; the lifecycle hears of both.
+    fn insert_session(
+        &self,
+        streams: &mut HashMap<String, Arc<HlsStream>>,
+        name: &str,
+        stream: Arc<HlsStream>,
+    ) -> Arc<HlsStream> {
         if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
             previous.end();
         }
@@ -148,7 +187,15 @@ impl Registry {
 
     /// A new stream, observed by the observer and the lifecycle when they are set.
     fn new_stream(&self, name: &str) -> Arc<HlsStream> {
-        let mut stream = HlsStream::with_clock(name, self.packager, Arc::clone(&self.clock));
+        self.observe(HlsStream::with_clock(
+            name,
+            self.packager,
+            Arc::clone(&self.clock),
+        ))
+    }
+
+    /// `stream`, observed by the observer and the lifecycle and recorded, when they are set.
+    fn observe(&self, mut stream: HlsStream) -> Arc<HlsStream> {
         if let Some(observer) = self.observer.get() {
             stream = stream.observed_by(Arc::clone(observer));
         }

@@ -146,12 +146,13 @@ pub struct Rendition {
 }
 
 impl Rendition {
-    /// A rendition without media; `metadata` (the session's) is listed in its playlists and
-    /// carried in its chunks.
-    pub(super) fn new(
+    /// A rendition without media around `packager` (a new one, or one continuing another
+    /// node's numbering); `metadata` (the session's) is listed in its playlists and carried in
+    /// its chunks.
+    pub(super) fn with_packager(
         name: &str,
         kind: RenditionKind,
-        config: PackagerConfig,
+        packager: Packager,
         media_now: Arc<MediaNow>,
         metadata: Option<Arc<dyn TimedMetadata>>,
     ) -> Rendition {
@@ -159,7 +160,7 @@ impl Rendition {
         Rendition {
             name: name.to_string(),
             kind,
-            packager: Mutex::new(Packager::new(config)),
+            packager: Mutex::new(packager),
             info: Mutex::new(TrackInfo::default()),
             updates: tokio::sync::watch::Sender::new(Published::default()),
             rendered: RwLock::new(RenderCache::default()),

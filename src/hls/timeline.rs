@@ -99,6 +99,22 @@ fn wall_at(media: u64, wall: DateTime<Utc>, pts_ns: u64) -> DateTime<Utc> {
 }
 
 impl Timeline {
+    /// A timeline continuing another node's (see [`super::handoff`]): its media end and
+    /// PROGRAM-DATE-TIME anchor.
+    pub fn continuing(media_end: Option<u64>, anchor: Option<(u64, DateTime<Utc>)>) -> Timeline {
+        Timeline { anchor, media_end }
+    }
+
+    /// The latest media timestamp recorded, ns.
+    pub fn media_end(&self) -> Option<u64> {
+        self.media_end
+    }
+
+    /// The PROGRAM-DATE-TIME anchor: media time ns and its wall clock.
+    pub fn anchor_point(&self) -> Option<(u64, DateTime<Utc>)> {
+        self.anchor
+    }
+
     /// Anchors media time `media_ns` to `wall` (first call wins).
     pub fn anchor(&mut self, media_ns: u64, wall: DateTime<Utc>) {
         self.anchor.get_or_insert((media_ns, wall));
