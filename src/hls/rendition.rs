@@ -35,7 +35,7 @@ use bytes::Bytes;
 
 use super::align::{PartAligner, PartEnds};
 use super::packager::{
-    ChunkOutcome, CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS,
+    ChunkOutcome, CmafChunk, Packager, Position, SKIP_BOUNDARY_TARGETS,
 };
 use super::playlist::RenditionReport;
 use super::recording::Feed;

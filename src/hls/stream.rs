@@ -89,6 +89,8 @@ pub struct HlsStream {
     /// Where this session continues another node's (it took the stream over after that node
     /// died): its renditions' numbering starts there.
     handoff: Option<StreamHandoff>,
+    /// Set once something keeps this session's handoff for a successor.
+    handoff_kept: std::sync::atomic::AtomicBool,
 }
 
 impl HlsStream {
@@ -117,7 +119,16 @@ impl HlsStream {
             lifecycle: None,
             recording: None,
             handoff: None,
+            handoff_kept: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// `true` the first time only: the caller keeps this session's handoff (one writer per
+    /// session, however many publishes continue it).
+    pub fn keep_handoff(&self) -> bool {
+        !self
+            .handoff_kept
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
     }
 
     /// A stream continuing the session another node packaged until it died (see
