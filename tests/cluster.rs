@@ -717,3 +717,107 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
         "B continued A's session"
     );
 }
+
+/// Issue #30 in a browser: hls.js (tests/browser/play.mjs, headless Chromium, low-latency mode)
+/// plays from C a stream published on A; A is killed with SIGKILL, its lease expires and the
+/// publisher moves to B. The player rides the failover without a fatal error, and its playback
+/// time keeps advancing after the seam (from B's media, through C).
+#[test]
+fn hls_js_on_a_non_owner_plays_on_across_the_owners_death() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/hls.js").is_dir()
+            && dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
+    );
+    let redis = Redis::start();
+    let a = node_with_grace(&redis, 2_000, "15");
+    let b = node_with_grace(&redis, 2_000, "15");
+    let c = node_with_grace(&redis, 2_000, "15");
+    let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
+    let video = media_url(&c, "demo", "source");
+    wait_for(&video, Duration::from_secs(30), common::segments_at_least(2));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_failover_browser");
+    std::fs::create_dir_all(&out).expect("create output dir");
+    let started = out.join("started");
+    let _ = std::fs::remove_file(&started);
+    let seconds = 35;
+    let player = Command::new("node")
+        .arg(dir.join("play.mjs"))
+        .args(["--url", &c.url("/hls/demo/index.m3u8")])
+        .args(["--seconds", &seconds.to_string(), "--start-timeout", "20"])
+        .arg("--json")
+        .arg(out.join("play.json"))
+        .arg("--log")
+        .arg(out.join("hls.log"))
+        .arg("--started-file")
+        .arg(&started)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    wait_until("hls.js to start playing", Duration::from_secs(40), || {
+        started.exists()
+    });
+    let playing_since = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let killed_at = playing_since.elapsed().as_secs_f64();
+    drop(a); // SIGKILL
+    publisher.kill();
+    wait_until("A's lease to expire", Duration::from_secs(5), || {
+        holder(&redis).is_empty()
+    });
+    let _publisher = Publisher::ffmpeg(&b.rtmp_url("demo-key"), 60);
+    wait_until("B to take the lease", Duration::from_secs(15), || {
+        holder(&redis).starts_with(&id_prefix(&b))
+    });
+    let output = player.wait_with_output().expect("play.mjs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "play.mjs failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("play.mjs JSON");
+    let mut brief = report.clone();
+    if let Some(map) = brief.as_object_mut() {
+        map.remove("samples");
+    }
+    assert_eq!(report["started"], true, "{brief}");
+    assert!(report["fatal_error"] != true, "{brief}");
+    let fatal = report["errors"]
+        .as_array()
+        .is_some_and(|errors| errors.iter().any(|e| e["fatal"] == true));
+    assert!(!fatal, "{brief}");
+    assert_eq!(report["low_latency_mode"], true, "{brief}");
+    // Playback time (currentTime) at the kill and at the end, from the 500 ms samples.
+    let samples: Vec<(f64, f64)> = report["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter_map(|s| Some((s["t_s"].as_f64()?, s["ct"].as_f64()?)))
+        .collect();
+    let at = |t: f64| {
+        samples
+            .iter()
+            .rev()
+            .find(|(t_s, _)| *t_s <= t)
+            .map_or(0.0, |(_, ct)| *ct)
+    };
+    let (end_t, end_ct) = *samples.last().expect("a sample");
+    let at_kill = at(killed_at);
+    assert!(
+        end_ct - at_kill >= 8.0,
+        "playback went on after the seam: {at_kill:.1} s at the kill ({killed_at:.1} s in), {end_ct:.1} s at the end ({end_t:.1} s in)\n{brief}"
+    );
+    let five_before_end = at(end_t - 5.0);
+    assert!(
+        end_ct - five_before_end >= 3.0,
+        "still playing at the end: {five_before_end:.1} → {end_ct:.1} s over the last 5 s\n{brief}"
+    );
+    assert!(
+        b.log()
+            .contains("continuing the session of a node that died"),
+        "B continued A's session"
+    );
+}
