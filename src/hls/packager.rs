@@ -1783,6 +1783,83 @@ seg1.m4s
         }
     }
 
+    /// A node taking over a dead owner's rendition continues its numbering past every URL the
+    /// owner used or could have used before its next snapshot (segments, parts, init
+    /// versions), with EXT-X-DISCONTINUITY and a new EXT-X-MAP at the seam and the
+    /// discontinuity sequence carried over.
+    #[test]
+    fn a_successor_continues_the_numbering_past_the_handoff_with_a_discontinuity() {
+        let mut feed = Feed::new(config());
+        feed.segment(4, 500);
+        feed.segment(4, 500);
+        feed.packager.handle_interrupt(); // one discontinuity in the owner's window…
+        feed.packager.handle_init(Bytes::from_static(b"INIT1"));
+        feed.segment(4, 500);
+        feed.chunk(500, true); // …and an open segment (msn 3) with one part
+        let handoff = feed.packager.handoff("source", RenditionKind::Video);
+        assert_eq!(handoff.next_msn, 4 + SKIP_MSNS, "past the open segment");
+        assert_eq!(handoff.next_part, 13 + SKIP_PARTS);
+        assert_eq!(handoff.next_init_version, 2 + SKIP_INIT_VERSIONS);
+        assert_eq!(handoff.discontinuity_sequence, 1);
+        assert_eq!(handoff.kind(), RenditionKind::Video);
+        let json = StreamHandoffFixture::round_trip(&handoff);
+        assert_eq!(json, handoff);
+
+        let mut next = Packager::continuing(config(), &handoff);
+        next.handle_init(Bytes::from_static(b"OTHER ENCODER"));
+        assert_eq!(next.init_version(), Some(handoff.next_init_version));
+        let first = next.handle_chunk(make_chunk(20 * NANOS_PER_SEC, 500, true));
+        assert_eq!(
+            first,
+            ChunkOutcome::PartAdded(PartId {
+                msn: handoff.next_msn,
+                part: 0
+            })
+        );
+        for index in 1..4 {
+            next.handle_chunk(make_chunk(20 * NANOS_PER_SEC + index * 500 * MS, 500, false));
+        }
+        next.handle_chunk(make_chunk(22 * NANOS_PER_SEC, 500, true));
+        let text = next.media_playlist(true).to_string();
+        let playlist = parse_media(&text);
+        assert_eq!(playlist.media_sequence, handoff.next_msn);
+        assert_eq!(playlist.discontinuity_sequence, 1);
+        assert!(playlist.segments[0].discontinuity, "{text}");
+        assert!(
+            text.contains(&format!(
+                "#EXT-X-MAP:URI=\"init{}.mp4\"",
+                handoff.next_init_version
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("URI=\"part{}.m4s\"", handoff.next_part)),
+            "{text}"
+        );
+        // Nothing of the old owner's is claimed here.
+        assert!(next.segment(3).is_none() && next.init_by_version(1).is_none());
+        // The target duration never decreases across the seam.
+        assert!(next.target_duration() >= feed.packager.target_duration());
+    }
+
+    /// JSON round trip of a rendition handoff (as kept in Redis).
+    struct StreamHandoffFixture;
+
+    impl StreamHandoffFixture {
+        fn round_trip(handoff: &RenditionHandoff) -> RenditionHandoff {
+            let stream = crate::hls::handoff::StreamHandoff {
+                session: "abc".into(),
+                media_end_ns: Some(1),
+                anchor: Some((0, pdt_at(0))),
+                renditions: vec![handoff.clone()],
+            };
+            let back = crate::hls::handoff::StreamHandoff::from_json(&stream.to_json())
+                .expect("parses");
+            assert_eq!(back, stream);
+            back.rendition("source").expect("listed").clone()
+        }
+    }
+
     #[test]
     fn interrupt_and_resume_continue_msns_with_a_discontinuity() {
         let mut feed = Feed::new(config());

@@ -306,6 +306,68 @@ mod tests {
         assert!(!Arc::ptr_eq(&fresh, &again));
     }
 
+    /// A node that took a dead owner's lease continues its session from the handoff: the same
+    /// session id, the renditions there (held until they publish), numbering from the handoff
+    /// and the media timeline after the owner's; without a handoff, a new session; a session
+    /// still waiting here for its publisher is resumed whatever Redis says.
+    #[test]
+    fn a_handoff_continues_another_nodes_session() {
+        use crate::hls::handoff::{RenditionHandoff, StreamHandoff};
+
+        let registry = registry();
+        let grace = Duration::from_secs(15);
+        let anchor = chrono::Utc::now() - chrono::Duration::seconds(30);
+        let handoff = StreamHandoff {
+            session: "19a0c0ffee".into(),
+            media_end_ns: Some(30_000_000_000),
+            anchor: Some((0, anchor)),
+            renditions: vec![RenditionHandoff {
+                name: "source".into(),
+                audio: false,
+                next_msn: 16,
+                next_part: 2000,
+                next_init_version: 2,
+                discontinuity_sequence: 1,
+                target_duration: 2,
+            }],
+        };
+        let (stream, continued) =
+            registry.publish_continuing("demo", grace, false, Some(handoff.clone()));
+        assert!(continued);
+        assert_eq!(stream.session, "19a0c0ffee");
+        assert_eq!(registry.live_session("demo").as_deref(), Some("19a0c0ffee"));
+        let source = stream.rendition("source").expect("added from the handoff");
+        assert!(!source.is_initialized(), "held until this node publishes");
+        assert_eq!(source.packager().next_part().msn, 16);
+        assert_eq!(stream.handoff_start("source"), Some(16));
+        assert_eq!(stream.handoff_start("other"), None);
+        assert!(stream.continue_at().is_some_and(|at| at > 30_000_000_000));
+        // The first reanchor keeps the old owner's dates: no jump of the failover's gap.
+        let before = stream.program_date_time(30_000_000_000);
+        stream.reanchor(30_100_000_000);
+        assert_eq!(
+            stream.program_date_time(30_000_000_000),
+            before,
+            "PROGRAM-DATE-TIME runs on from the old owner's"
+        );
+        assert_eq!(before, anchor + chrono::Duration::seconds(30));
+        // Its own snapshot names the same session and numbers on.
+        let again = stream.handoff();
+        assert_eq!(again.session, "19a0c0ffee");
+        assert!(again.renditions[0].next_msn > 16);
+        assert!(stream.keep_handoff() && !stream.keep_handoff(), "one writer");
+        // Lost here and back within the grace: resumed locally, the handoff is not used.
+        stream.interrupt(stream.generation());
+        let (local, continued) = registry.publish_continuing("demo", grace, false, Some(handoff));
+        assert!(continued && Arc::ptr_eq(&local, &stream));
+        // No handoff and nothing to resume: a new session.
+        local.end();
+        let (fresh, continued) = registry.publish_continuing("demo", grace, false, None);
+        assert!(!continued);
+        assert_ne!(fresh.session, "19a0c0ffee");
+        assert_eq!(fresh.handoff_start("source"), None);
+    }
+
     /// Records what the registry tells its lifecycle; holds the unpublish of `held`.
     #[derive(Default)]
     struct Recorder {
