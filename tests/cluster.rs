@@ -537,12 +537,14 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
     let c = node_with_grace(&redis, 2_000, "15");
     let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
     let playlist = media_url(&c, "demo", "source");
-    wait_for(&playlist, Duration::from_secs(20), common::segments_at_least(2));
-    let handoff: serde_json::Value = serde_json::from_str(&redis_cli(
-        &redis,
-        &["GET", "cuecast:stream:demo:handoff"],
-    ))
-    .expect("A keeps the stream's handoff in Redis");
+    wait_for(
+        &playlist,
+        Duration::from_secs(20),
+        common::segments_at_least(2),
+    );
+    let handoff: serde_json::Value =
+        serde_json::from_str(&redis_cli(&redis, &["GET", "cuecast:stream:demo:handoff"]))
+            .expect("A keeps the stream's handoff in Redis");
     let session = handoff["session"].as_str().expect("session").to_string();
     assert!(playlist.contains(&format!("/{session}/")), "{playlist}");
 
@@ -562,7 +564,10 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
         );
         std::thread::spawn(move || {
             let client = reqwest::blocking::Client::new();
-            let base = url.rsplit_once('/').map(|(b, _)| b.to_string()).expect("base");
+            let base = url
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_string())
+                .expect("base");
             let mut fetched = HashSet::new();
             while !stop.load(Ordering::SeqCst) {
                 if pause.load(Ordering::SeqCst) != 0 {
@@ -571,7 +576,10 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
                     continue;
                 }
                 let Some((status, text)) = get_held(&client, &url) else {
-                    seen.lock().expect("seen").playlists.push((0, String::new()));
+                    seen.lock()
+                        .expect("seen")
+                        .playlists
+                        .push((0, String::new()));
                     continue;
                 };
                 let mut objects = Vec::new();
@@ -643,14 +651,18 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
         holder(&redis).starts_with(&id_prefix(&b))
     });
     // The viewer goes on across the seam until B has published a few segments.
-    wait_until("C's viewer to play B's segments", Duration::from_secs(30), || {
-        let seen = seen.lock().expect("seen");
-        seen.playlists.last().is_some_and(|(status, text)| {
-            *status == 200
-                && text.contains("#EXT-X-DISCONTINUITY\n")
-                && common::last_msn(text) >= before + 3
-        })
-    });
+    wait_until(
+        "C's viewer to play B's segments",
+        Duration::from_secs(30),
+        || {
+            let seen = seen.lock().expect("seen");
+            seen.playlists.last().is_some_and(|(status, text)| {
+                *status == 200
+                    && text.contains("#EXT-X-DISCONTINUITY\n")
+                    && common::last_msn(text) >= before + 3
+            })
+        },
+    );
     stop.store(true, Ordering::SeqCst);
     viewer.join().expect("viewer");
     blocker.join().expect("blocker");
@@ -669,7 +681,9 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
         seen.objects.len()
     );
     assert!(
-        seen.blocking.iter().all(|(status, _)| *status == 200 || *status == 503),
+        seen.blocking
+            .iter()
+            .all(|(status, _)| *status == 200 || *status == 503),
         "blocking reloads answered or asked to retry, never 404: {:?}",
         statuses(&seen.blocking)
     );
@@ -704,9 +718,17 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
     let after_seam = lines[seam..]
         .iter()
         .find(|l| l.ends_with(".m4s") && !l.starts_with('#'))
-        .and_then(|l| l.trim_start_matches("seg").trim_end_matches(".m4s").parse::<u64>().ok())
+        .and_then(|l| {
+            l.trim_start_matches("seg")
+                .trim_end_matches(".m4s")
+                .parse::<u64>()
+                .ok()
+        })
         .expect("a segment after the seam");
-    assert!(after_seam > before, "B numbers on: {after_seam} after {before}");
+    assert!(
+        after_seam > before,
+        "B numbers on: {after_seam} after {before}"
+    );
     // Still the same URLs: C's multivariant names the same session, now B's.
     assert_eq!(media_url(&c, "demo", "source"), playlist);
     let (_, headers, _) = get(&b.url("/hls/demo/index.m3u8"));
@@ -736,7 +758,11 @@ fn hls_js_on_a_non_owner_plays_on_across_the_owners_death() {
     let c = node_with_grace(&redis, 2_000, "15");
     let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
     let video = media_url(&c, "demo", "source");
-    wait_for(&video, Duration::from_secs(30), common::segments_at_least(2));
+    wait_for(
+        &video,
+        Duration::from_secs(30),
+        common::segments_at_least(2),
+    );
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_failover_browser");
     std::fs::create_dir_all(&out).expect("create output dir");
     let started = out.join("started");

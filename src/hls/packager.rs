@@ -1817,7 +1817,11 @@ seg1.m4s
             })
         );
         for index in 1..4 {
-            next.handle_chunk(make_chunk(20 * NANOS_PER_SEC + index * 500 * MS, 500, false));
+            next.handle_chunk(make_chunk(
+                20 * NANOS_PER_SEC + index * 500 * MS,
+                500,
+                false,
+            ));
         }
         next.handle_chunk(make_chunk(22 * NANOS_PER_SEC, 500, true));
         let text = next.media_playlist(true).to_string();
@@ -1853,8 +1857,8 @@ seg1.m4s
                 anchor: Some((0, pdt_at(0))),
                 renditions: vec![handoff.clone()],
             };
-            let back = crate::hls::handoff::StreamHandoff::from_json(&stream.to_json())
-                .expect("parses");
+            let back =
+                crate::hls::handoff::StreamHandoff::from_json(&stream.to_json()).expect("parses");
             assert_eq!(back, stream);
             back.rendition("source").expect("listed").clone()
         }

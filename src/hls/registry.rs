@@ -355,7 +355,10 @@ mod tests {
         let again = stream.handoff();
         assert_eq!(again.session, "19a0c0ffee");
         assert!(again.renditions[0].next_msn > 16);
-        assert!(stream.keep_handoff() && !stream.keep_handoff(), "one writer");
+        assert!(
+            stream.keep_handoff() && !stream.keep_handoff(),
+            "one writer"
+        );
         // Lost here and back within the grace: resumed locally, the handoff is not used.
         stream.interrupt(stream.generation());
         let (local, continued) = registry.publish_continuing("demo", grace, false, Some(handoff));

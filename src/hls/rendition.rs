@@ -34,9 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 
 use super::align::{PartAligner, PartEnds};
-use super::packager::{
-    ChunkOutcome, CmafChunk, Packager, Position, SKIP_BOUNDARY_TARGETS,
-};
+use super::packager::{ChunkOutcome, CmafChunk, Packager, Position, SKIP_BOUNDARY_TARGETS};
 use super::playlist::RenditionReport;
 use super::recording::Feed;
 use super::timed::{Delta, InBandCarrier, MediaNow, TimedMetadata, View};
