@@ -369,13 +369,19 @@ impl Edge {
         route
     }
 
-    /// Drops what is known of `stream`'s owner: the next [`Self::route`] asks Redis (its owner
-    /// did not answer: it may have died and its lease moved).
-    pub fn forget(&self, stream: &str) {
-        self.owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(stream);
+    /// Drops what is known of `stream`'s owner when it was looked up more than `older_than`
+    /// ago: the next [`Self::route`] asks Redis (its owner did not answer: it may have died and
+    /// its lease moved). However many requests are held, the owner is looked up at most once
+    /// per `older_than`.
+    pub fn forget(&self, stream: &str, older_than: Duration) {
+        let now = Instant::now();
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if owners
+            .get(stream)
+            .is_some_and(|(at, _)| now.duration_since(*at) >= older_than)
+        {
+            owners.remove(stream);
+        }
     }
 
     /// Whether `stream`, owned by nobody now, has a handoff waiting for a node to continue it

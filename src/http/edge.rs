@@ -76,7 +76,7 @@ pub async fn hls_fallthrough(
                 if live_here(&hls.registry, stream) {
                     return next.run(request).await;
                 }
-                hls.edge.forget(stream);
+                hls.edge.forget(stream, FAILOVER_POLL);
                 continue;
             }
             Route::Local => return next.run(request).await,
@@ -98,7 +98,7 @@ pub async fn hls_fallthrough(
                 tracing::debug!(stream, %owner, error = %err, "cluster: the owner did not answer; looking for the stream's owner again");
             }
             tokio::time::sleep(FAILOVER_POLL).await;
-            hls.edge.forget(stream);
+            hls.edge.forget(stream, FAILOVER_POLL);
             continue;
         }
         return match answer {
