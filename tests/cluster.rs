@@ -3,7 +3,8 @@
 //! node is refused; another node plays the stream from the owner (same session, segment and
 //! part numbers, identical bytes) with concurrent identical requests collapsed into one
 //! upstream request; a cue posted to a third node reaches the owner's media and so every
-//! node's playlists and segments; a killed owner's lease expires and the publisher can move;
+//! node's playlists and segments; a killed owner's lease expires and the publisher moves to
+//! another node, which continues the session (viewers elsewhere, hls.js too, play on);
 //! nodes ride out a Redis restart; a node that cannot reach Redis at start exits naming it.
 
 mod common;
