@@ -3,7 +3,8 @@
 //! node is refused; another node plays the stream from the owner (same session, segment and
 //! part numbers, identical bytes) with concurrent identical requests collapsed into one
 //! upstream request; a cue posted to a third node reaches the owner's media and so every
-//! node's playlists and segments; a killed owner's lease expires and the publisher can move;
+//! node's playlists and segments; a killed owner's lease expires and the publisher moves to
+//! another node, which continues the session (viewers elsewhere, hls.js too, play on);
 //! nodes ride out a Redis restart; a node that cannot reach Redis at start exits naming it.
 
 mod common;
@@ -25,20 +26,38 @@ fn node(redis: &Redis, lease_ttl_ms: u64) -> Server {
 
 /// [`node`], with SRT ingest enabled or not (`"true"`/`"false"`).
 fn node_with(redis: &Redis, lease_ttl_ms: u64, srt: &str) -> Server {
+    node_env(redis, lease_ttl_ms, &[("CUECAST_SRT_ENABLED", srt)])
+}
+
+/// [`node`] with more environment (SRT is off unless `extra` turns it on).
+fn node_env(redis: &Redis, lease_ttl_ms: u64, extra: &[(&str, &str)]) -> Server {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let node_url = format!("http://127.0.0.1:{port}");
     let ttl = lease_ttl_ms.to_string();
-    Server::start_with(&[
+    let redis_url = redis.url();
+    let mut env = vec![
         ("CUECAST_HTTP_LISTEN", listen.as_str()),
-        ("CUECAST_CLUSTER_REDIS_URL", redis.url().as_str()),
+        ("CUECAST_CLUSTER_REDIS_URL", redis_url.as_str()),
         ("CUECAST_CLUSTER_NODE_URL", node_url.as_str()),
         ("CUECAST_CLUSTER_LEASE_TTL_MS", ttl.as_str()),
         ("CUECAST_CLUSTER_CONNECT_TIMEOUT_MS", "1000"),
-        ("CUECAST_SRT_ENABLED", srt),
+        ("CUECAST_SRT_ENABLED", "false"),
         ("CUECAST_CHAT_ENABLED", "false"),
         ("CUECAST_RTMPS_ENABLED", "false"),
-    ])
+    ];
+    env.retain(|(key, _)| !extra.iter().any(|(k, _)| k == key));
+    env.extend_from_slice(extra);
+    Server::start_with(&env)
+}
+
+/// [`node`] whose lost publishers are waited for `grace` seconds (reconnect continuity).
+fn node_with_grace(redis: &Redis, lease_ttl_ms: u64, grace: &str) -> Server {
+    node_env(
+        redis,
+        lease_ttl_ms,
+        &[("CUECAST_INGEST_RECONNECT_GRACE_S", grace)],
+    )
 }
 
 /// `redis-cli` against `redis`.
@@ -455,5 +474,377 @@ fn hls_js_plays_from_a_node_that_does_not_own_the_stream() {
                 && !l.ends_with(" 0")
         ),
         "B fetched from A:\n{metrics}"
+    );
+}
+
+/// What a viewer polling a media playlist saw: every playlist answer, and the status of every
+/// URL a playlist listed (fetched once, right after the playlist that listed it).
+#[derive(Default)]
+struct Viewing {
+    /// (status, text) of each playlist reload.
+    playlists: Vec<(u16, String)>,
+    /// (URL, status) of each listed segment, part and init segment.
+    objects: Vec<(String, u16)>,
+    /// (status, text) of each blocking reload (`_HLS_msn`/`_HLS_part` of the last preload hint).
+    blocking: Vec<(u16, String)>,
+}
+
+/// The URIs a media playlist lists: segments, parts and EXT-X-MAP init segments (not the
+/// preload hint: that part does not exist yet).
+fn listed_uris(text: &str) -> Vec<String> {
+    let quoted = |line: &str| {
+        let start = line.find("URI=\"")? + 5;
+        let end = line[start..].find('"')? + start;
+        Some(line[start..end].to_string())
+    };
+    text.lines()
+        .filter_map(|l| {
+            if l.starts_with("#EXT-X-PART:") || l.starts_with("#EXT-X-MAP:") {
+                quoted(l)
+            } else if !l.starts_with('#') && !l.trim().is_empty() {
+                Some(l.trim().to_string())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// GET with a timeout above the edge's failover hold; `None` when no answer came.
+fn get_held(client: &reqwest::blocking::Client, url: &str) -> Option<(u16, String)> {
+    let response = client
+        .get(url)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().unwrap_or_default()))
+}
+
+/// Issue #30: the owner (A) is killed with SIGKILL while a viewer plays from C; its lease
+/// expires, the publisher reconnects to B, which continues A's session from the handoff A kept
+/// in Redis. C's viewer keeps the same playlist URL: the media sequence carries on higher, an
+/// EXT-X-DISCONTINUITY marks the seam, and no URL any playlist listed, no reload and no
+/// blocking reload held across the failover is answered 404.
+#[test]
+fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let redis = Redis::start();
+    let a = node_with_grace(&redis, 2_000, "15");
+    let b = node_with_grace(&redis, 2_000, "15");
+    let c = node_with_grace(&redis, 2_000, "15");
+    let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
+    let playlist = media_url(&c, "demo", "source");
+    wait_for(
+        &playlist,
+        Duration::from_secs(20),
+        common::segments_at_least(2),
+    );
+    let handoff: serde_json::Value =
+        serde_json::from_str(&redis_cli(&redis, &["GET", "cuecast:stream:demo:handoff"]))
+            .expect("A keeps the stream's handoff in Redis");
+    let session = handoff["session"].as_str().expect("session").to_string();
+    assert!(playlist.contains(&format!("/{session}/")), "{playlist}");
+
+    // The viewer on C: reloads every 200 ms and fetches what each playlist lists. It pauses
+    // between rounds when asked (0 run, 1 pause asked, 2 paused), so A is killed between two
+    // rounds: a URL listed a moment before A died but never fetched has no bytes anywhere
+    // (docs/scaling.md, limits).
+    let seen = Arc::new(Mutex::new(Viewing::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pause = Arc::new(AtomicU8::new(0));
+    let viewer = {
+        let (seen, stop, pause, url) = (
+            Arc::clone(&seen),
+            Arc::clone(&stop),
+            Arc::clone(&pause),
+            playlist.clone(),
+        );
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let base = url
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_string())
+                .expect("base");
+            let mut fetched = HashSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                if pause.load(Ordering::SeqCst) != 0 {
+                    pause.store(2, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let Some((status, text)) = get_held(&client, &url) else {
+                    seen.lock()
+                        .expect("seen")
+                        .playlists
+                        .push((0, String::new()));
+                    continue;
+                };
+                let mut objects = Vec::new();
+                if status == 200 {
+                    for uri in listed_uris(&text) {
+                        if fetched.insert(uri.clone()) {
+                            let status = get_held(&client, &format!("{base}/{uri}"))
+                                .map_or(0, |(status, _)| status);
+                            objects.push((uri, status));
+                        }
+                    }
+                }
+                let mut seen = seen.lock().expect("seen");
+                seen.playlists.push((status, text));
+                seen.objects.extend(objects);
+                drop(seen);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    // A player's blocking reloads on C, one after the other: one is held by A when A dies.
+    let blocker = {
+        let (seen, stop, url) = (Arc::clone(&seen), Arc::clone(&stop), playlist.clone());
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let mut next = None;
+            while !stop.load(Ordering::SeqCst) {
+                let target = match next {
+                    Some((msn, part)) => format!("{url}?_HLS_msn={msn}&_HLS_part={part}"),
+                    None => url.clone(),
+                };
+                let Some((status, text)) = get_held(&client, &target) else {
+                    seen.lock().expect("seen").blocking.push((0, String::new()));
+                    continue;
+                };
+                if status == 200 && text.contains("#EXT-X-PRELOAD-HINT") {
+                    next = Some(preload_hint(&text));
+                } else {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                seen.lock().expect("seen").blocking.push((status, text));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    pause.store(1, Ordering::SeqCst);
+    wait_until("the viewer to pause", Duration::from_secs(15), || {
+        pause.load(Ordering::SeqCst) == 2
+    });
+    let before = {
+        let seen = seen.lock().expect("seen");
+        let last = seen
+            .playlists
+            .iter()
+            .rev()
+            .find(|(status, _)| *status == 200)
+            .map(|(_, text)| text.clone())
+            .expect("a playlist before the failover");
+        common::last_msn(&last)
+    };
+    drop(a); // SIGKILL: no release, no goodbye.
+    publisher.kill();
+    pause.store(0, Ordering::SeqCst);
+    wait_until("A's lease to expire", Duration::from_secs(5), || {
+        holder(&redis).is_empty()
+    });
+    let _publisher = Publisher::ffmpeg(&b.rtmp_url("demo-key"), 60);
+    wait_until("B to take the lease", Duration::from_secs(15), || {
+        holder(&redis).starts_with(&id_prefix(&b))
+    });
+    // The viewer goes on across the seam until B has published a few segments.
+    wait_until(
+        "C's viewer to play B's segments",
+        Duration::from_secs(30),
+        || {
+            let seen = seen.lock().expect("seen");
+            seen.playlists.last().is_some_and(|(status, text)| {
+                *status == 200
+                    && text.contains("#EXT-X-DISCONTINUITY\n")
+                    && common::last_msn(text) >= before + 3
+            })
+        },
+    );
+    stop.store(true, Ordering::SeqCst);
+    viewer.join().expect("viewer");
+    blocker.join().expect("blocker");
+
+    let seen = seen.lock().expect("seen");
+    let statuses = |list: &[(u16, String)]| list.iter().map(|(s, _)| *s).collect::<Vec<_>>();
+    assert!(
+        seen.playlists.iter().all(|(status, _)| *status == 200),
+        "every reload of the same playlist URL answered 200 across the failover: {:?}",
+        statuses(&seen.playlists)
+    );
+    let not_found: Vec<_> = seen.objects.iter().filter(|(_, s)| *s != 200).collect();
+    assert!(
+        not_found.is_empty(),
+        "every URL a playlist listed answered 200: {not_found:?} of {}",
+        seen.objects.len()
+    );
+    assert!(
+        seen.blocking
+            .iter()
+            .all(|(status, _)| *status == 200 || *status == 503),
+        "blocking reloads answered or asked to retry, never 404: {:?}",
+        statuses(&seen.blocking)
+    );
+    assert!(
+        seen.blocking
+            .iter()
+            .any(|(status, text)| *status == 200 && common::last_msn(text) > before + 1),
+        "blocking reloads went on after the seam"
+    );
+    // The media sequence never went back, and went on past A's last segment.
+    let texts: Vec<&String> = seen.playlists.iter().map(|(_, text)| text).collect();
+    let sequences: Vec<u64> = texts.iter().map(|t| media_sequence(t)).collect();
+    assert!(
+        sequences.windows(2).all(|w| w[0] <= w[1]),
+        "media sequence never decreases: {sequences:?}"
+    );
+    let last = texts.last().expect("a playlist");
+    assert!(common::last_msn(last) > before, "{last}");
+    // The seam: the first segment B published starts a discontinuity, with its own init.
+    let lines: Vec<&str> = last.lines().collect();
+    let seam = lines
+        .iter()
+        .position(|l| *l == "#EXT-X-DISCONTINUITY")
+        .unwrap_or_else(|| panic!("EXT-X-DISCONTINUITY in\n{last}"));
+    assert!(
+        lines[seam..]
+            .iter()
+            .take(3)
+            .any(|l| l.starts_with("#EXT-X-MAP:URI=\"init") && !l.contains("\"init.mp4\"")),
+        "a new init version after the seam:\n{last}"
+    );
+    let after_seam = lines[seam..]
+        .iter()
+        .find(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+        .and_then(|l| {
+            l.trim_start_matches("seg")
+                .trim_end_matches(".m4s")
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("a segment after the seam");
+    assert!(
+        after_seam > before,
+        "B numbers on: {after_seam} after {before}"
+    );
+    // Still the same URLs: C's multivariant names the same session, now B's.
+    assert_eq!(media_url(&c, "demo", "source"), playlist);
+    let (_, headers, _) = get(&b.url("/hls/demo/index.m3u8"));
+    assert!(!headers.contains_key("x-cuecast-edge"), "B owns it now");
+    assert!(
+        b.log()
+            .contains("continuing the session of a node that died"),
+        "B continued A's session"
+    );
+}
+
+/// Issue #30 in a browser: hls.js (tests/browser/play.mjs, headless Chromium, low-latency mode)
+/// plays from C a stream published on A; A is killed with SIGKILL, its lease expires and the
+/// publisher moves to B. The player rides the failover without a fatal error, and its playback
+/// time keeps advancing after the seam (from B's media, through C).
+#[test]
+fn hls_js_on_a_non_owner_plays_on_across_the_owners_death() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/hls.js").is_dir()
+            && dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
+    );
+    let redis = Redis::start();
+    let a = node_with_grace(&redis, 2_000, "15");
+    let b = node_with_grace(&redis, 2_000, "15");
+    let c = node_with_grace(&redis, 2_000, "15");
+    let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
+    let video = media_url(&c, "demo", "source");
+    wait_for(
+        &video,
+        Duration::from_secs(30),
+        common::segments_at_least(2),
+    );
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_failover_browser");
+    std::fs::create_dir_all(&out).expect("create output dir");
+    let started = out.join("started");
+    let _ = std::fs::remove_file(&started);
+    let seconds = 35;
+    let player = Command::new("node")
+        .arg(dir.join("play.mjs"))
+        .args(["--url", &c.url("/hls/demo/index.m3u8")])
+        .args(["--seconds", &seconds.to_string(), "--start-timeout", "20"])
+        .arg("--json")
+        .arg(out.join("play.json"))
+        .arg("--log")
+        .arg(out.join("hls.log"))
+        .arg("--started-file")
+        .arg(&started)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    wait_until("hls.js to start playing", Duration::from_secs(40), || {
+        started.exists()
+    });
+    let playing_since = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let killed_at = playing_since.elapsed().as_secs_f64();
+    drop(a); // SIGKILL
+    publisher.kill();
+    wait_until("A's lease to expire", Duration::from_secs(5), || {
+        holder(&redis).is_empty()
+    });
+    let _publisher = Publisher::ffmpeg(&b.rtmp_url("demo-key"), 60);
+    wait_until("B to take the lease", Duration::from_secs(15), || {
+        holder(&redis).starts_with(&id_prefix(&b))
+    });
+    let output = player.wait_with_output().expect("play.mjs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "play.mjs failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("play.mjs JSON");
+    let mut brief = report.clone();
+    if let Some(map) = brief.as_object_mut() {
+        map.remove("samples");
+    }
+    assert_eq!(report["started"], true, "{brief}");
+    assert!(report["fatal_error"] != true, "{brief}");
+    let fatal = report["errors"]
+        .as_array()
+        .is_some_and(|errors| errors.iter().any(|e| e["fatal"] == true));
+    assert!(!fatal, "{brief}");
+    assert_eq!(report["low_latency_mode"], true, "{brief}");
+    // Playback time (currentTime) at the kill and at the end, from the 500 ms samples.
+    let samples: Vec<(f64, f64)> = report["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter_map(|s| Some((s["t_s"].as_f64()?, s["ct"].as_f64()?)))
+        .collect();
+    let at = |t: f64| {
+        samples
+            .iter()
+            .rev()
+            .find(|(t_s, _)| *t_s <= t)
+            .map_or(0.0, |(_, ct)| *ct)
+    };
+    let (end_t, end_ct) = *samples.last().expect("a sample");
+    let at_kill = at(killed_at);
+    assert!(
+        end_ct - at_kill >= 8.0,
+        "playback went on after the seam: {at_kill:.1} s at the kill ({killed_at:.1} s in), {end_ct:.1} s at the end ({end_t:.1} s in)\n{brief}"
+    );
+    let five_before_end = at(end_t - 5.0);
+    assert!(
+        end_ct - five_before_end >= 3.0,
+        "still playing at the end: {five_before_end:.1} → {end_ct:.1} s over the last 5 s\n{brief}"
+    );
+    assert!(
+        b.log()
+            .contains("continuing the session of a node that died"),
+        "B continued A's session"
     );
 }

@@ -369,6 +369,27 @@ impl Edge {
         route
     }
 
+    /// Drops what is known of `stream`'s owner when it was looked up more than `older_than`
+    /// ago: the next [`Self::route`] asks Redis (its owner did not answer: it may have died and
+    /// its lease moved). However many requests are held, the owner is looked up at most once
+    /// per `older_than`.
+    pub fn forget(&self, stream: &str, older_than: Duration) {
+        let now = Instant::now();
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if owners
+            .get(stream)
+            .is_some_and(|(at, _)| now.duration_since(*at) >= older_than)
+        {
+            owners.remove(stream);
+        }
+    }
+
+    /// Whether `stream`, owned by nobody now, has a handoff waiting for a node to continue it
+    /// (see [`super::handoff`]).
+    pub async fn handoff_pending(&self, stream: &str) -> bool {
+        self.leases.handoff_pending(stream).await
+    }
+
     /// GET `path?query` from the owner at `owner`, collapsed with identical requests in flight
     /// and answered from the cache while a previous answer may be kept ([`keep_for`]).
     pub async fn fetch(
@@ -377,7 +398,10 @@ impl Edge {
         path: &str,
         query: Option<&str>,
     ) -> (Result<Upstream, EdgeError>, Served) {
-        let key = format!("{owner}{}", collapse_key(path, query));
+        // Not keyed by owner: the URLs of a session are the same objects on whichever node
+        // owns it (a successor continues the numbering without reusing any), so what was
+        // fetched from a previous owner still answers after a failover.
+        let key = collapse_key(path, query);
         if let Some(object) = self
             .cache
             .lock()

@@ -185,6 +185,21 @@ impl std::fmt::Debug for Leases {
 pub struct LeaseGuard {
     stream: String,
     leases: Arc<Leases>,
+    /// The stream's handoff ([`super::handoff`]) found when the lease was taken (not joined).
+    handoff: Option<String>,
+}
+
+impl LeaseGuard {
+    /// The handoff a previous owner left (JSON), when this lease was just taken and one was
+    /// there: the session to continue.
+    pub fn take_handoff(&mut self) -> Option<String> {
+        self.handoff.take()
+    }
+
+    /// The leases it belongs to.
+    pub fn leases(&self) -> &Arc<Leases> {
+        &self.leases
+    }
 }
 
 impl Drop for LeaseGuard {
@@ -219,14 +234,20 @@ impl Leases {
         &self.cluster
     }
 
+    /// The runtime its tasks run on.
+    pub(super) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
     /// Takes (or joins) the lease on `stream`.
     pub async fn acquire(self: &Arc<Self>, stream: &str) -> Result<LeaseGuard, LeaseError> {
-        let guard = || LeaseGuard {
+        let guard = |handoff| LeaseGuard {
             stream: stream.to_string(),
             leases: Arc::clone(self),
+            handoff,
         };
         if self.lock().join(stream) {
-            return Ok(guard());
+            return Ok(guard(None));
         }
         let holder = self
             .take_or_renew(stream)
@@ -239,7 +260,15 @@ impl Leases {
             Answer::Ours => {
                 self.lock().taken(stream);
                 tracing::info!(stream, node_id = %self.cluster.node_id(), "cluster: stream lease taken");
-                Ok(guard())
+                // A previous owner that died within the reconnect grace left its session.
+                let handoff = match self.read_handoff(stream).await {
+                    Ok(handoff) => handoff,
+                    Err(err) => {
+                        tracing::warn!(stream, error = %err, "cluster: cannot read the stream's handoff; starting a new session");
+                        None
+                    }
+                };
+                Ok(guard(handoff))
             }
             Answer::Theirs(holder) => Err(LeaseError::HeldElsewhere {
                 stream: stream.to_string(),

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod edge;
+pub mod handoff;
 pub mod lease;
 
 pub use config::{Config, Settings};

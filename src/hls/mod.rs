@@ -10,6 +10,7 @@ pub mod align;
 mod config;
 pub mod directives;
 pub mod directory;
+pub mod handoff;
 pub mod lifecycle;
 pub mod origin;
 pub mod packager;

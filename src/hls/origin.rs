@@ -363,6 +363,17 @@ async fn media_playlist(
     rendition: &Rendition,
     directives: Directives,
 ) -> Result<Response, OriginError> {
+    // A session continued from a node that died: its viewers' players know the old owner's
+    // segments, and a playlist without any segment stops hls.js, so it is held until this
+    // node's first segment after the seam is complete (503 if that takes too long: retried).
+    if let Some(start) = stream.handoff_start(&rendition.name)
+        && !wait_until(origin, rendition, |p| p.ended || p.complete_up_to > start).await
+    {
+        return Err(OriginError::Starting(format!(
+            "rendition `{}` continues on this node; its first segment is not complete yet",
+            rendition.name
+        )));
+    }
     if !rendition.is_initialized() {
         return Err(OriginError::Starting(format!(
             "rendition `{}` is starting",

@@ -28,6 +28,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::handoff::{RenditionHandoff, SKIP_INIT_VERSIONS, SKIP_MSNS, SKIP_PARTS};
+use super::rendition::RenditionKind;
+
 use super::playlist::{
     Map, MediaPlaylist, MediaSegment, Part, PartInf, PartialSegment, PreloadHint, PreloadHintType,
     ServerControl,
@@ -468,6 +471,8 @@ pub struct Packager {
     discontinuity_pending: bool,
     /// The publisher ended (EXT-X-ENDLIST).
     ended: bool,
+    /// Version number of the first init (non-zero when continuing another node's session).
+    first_init_version: u32,
 }
 
 impl Packager {
@@ -489,6 +494,46 @@ impl Packager {
             discontinuity_sequence: 0,
             discontinuity_pending: false,
             ended: false,
+            first_init_version: 0,
+        }
+    }
+
+    /// A packager continuing a rendition another node packaged until it died (see
+    /// [`crate::hls::handoff`]): numbering continues from `handoff`, and the first segment
+    /// starts with EXT-X-DISCONTINUITY (and EXT-X-MAP of a new init version).
+    pub fn continuing(config: PackagerConfig, handoff: &RenditionHandoff) -> Self {
+        let mut packager = Packager::new(config);
+        packager.next_msn = handoff.next_msn;
+        packager.parts_published = handoff.next_part;
+        packager.first_init_version = handoff.next_init_version;
+        packager.discontinuity_sequence = handoff.discontinuity_sequence;
+        packager.discontinuity_pending = true;
+        packager.target_duration = packager.target_duration.max(handoff.target_duration);
+        packager
+    }
+
+    /// Where a successor continues this rendition (see [`crate::hls::handoff`]): past every
+    /// number this packager has used, and may use before its next segment boundary.
+    pub fn handoff(&self, name: &str, kind: RenditionKind) -> RenditionHandoff {
+        let discontinuities = self
+            .window
+            .iter()
+            .map(|segment| segment.discontinuity)
+            .chain(self.open.as_ref().map(|open| open.discontinuity))
+            .filter(|&d| d)
+            .count() as u64;
+        let next_init_version = self
+            .inits
+            .back()
+            .map_or(self.first_init_version, |init| init.version + 1);
+        RenditionHandoff {
+            name: name.to_string(),
+            audio: kind == RenditionKind::Audio,
+            next_msn: self.next_msn + SKIP_MSNS,
+            next_part: self.parts_published + SKIP_PARTS,
+            next_init_version: next_init_version + SKIP_INIT_VERSIONS,
+            discontinuity_sequence: self.discontinuity_sequence + discontinuities,
+            target_duration: self.target_duration,
         }
     }
 
@@ -510,7 +555,10 @@ impl Packager {
         {
             return;
         }
-        let version = self.inits.back().map_or(0, |current| current.version + 1);
+        let version = self
+            .inits
+            .back()
+            .map_or(self.first_init_version, |current| current.version + 1);
         self.inits.push_back(InitVersion {
             version,
             data: init,
@@ -1732,6 +1780,87 @@ seg1.m4s
             "part99999999999999999999.m4s",
         ] {
             assert_eq!(Resource::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// A node taking over a dead owner's rendition continues its numbering past every URL the
+    /// owner used or could have used before its next snapshot (segments, parts, init
+    /// versions), with EXT-X-DISCONTINUITY and a new EXT-X-MAP at the seam and the
+    /// discontinuity sequence carried over.
+    #[test]
+    fn a_successor_continues_the_numbering_past_the_handoff_with_a_discontinuity() {
+        let mut feed = Feed::new(config());
+        feed.segment(4, 500);
+        feed.segment(4, 500);
+        feed.packager.handle_interrupt(); // one discontinuity in the owner's window…
+        feed.packager.handle_init(Bytes::from_static(b"INIT1"));
+        feed.segment(4, 500);
+        feed.chunk(500, true); // …and an open segment (msn 3) with one part
+        let handoff = feed.packager.handoff("source", RenditionKind::Video);
+        assert_eq!(handoff.next_msn, 4 + SKIP_MSNS, "past the open segment");
+        assert_eq!(handoff.next_part, 13 + SKIP_PARTS);
+        assert_eq!(handoff.next_init_version, 2 + SKIP_INIT_VERSIONS);
+        assert_eq!(handoff.discontinuity_sequence, 1);
+        assert_eq!(handoff.kind(), RenditionKind::Video);
+        let json = StreamHandoffFixture::round_trip(&handoff);
+        assert_eq!(json, handoff);
+
+        let mut next = Packager::continuing(config(), &handoff);
+        next.handle_init(Bytes::from_static(b"OTHER ENCODER"));
+        assert_eq!(next.init_version(), Some(handoff.next_init_version));
+        let first = next.handle_chunk(make_chunk(20 * NANOS_PER_SEC, 500, true));
+        assert_eq!(
+            first,
+            ChunkOutcome::PartAdded(PartId {
+                msn: handoff.next_msn,
+                part: 0
+            })
+        );
+        for index in 1..4 {
+            next.handle_chunk(make_chunk(
+                20 * NANOS_PER_SEC + index * 500 * MS,
+                500,
+                false,
+            ));
+        }
+        next.handle_chunk(make_chunk(22 * NANOS_PER_SEC, 500, true));
+        let text = next.media_playlist(true).to_string();
+        let playlist = parse_media(&text);
+        assert_eq!(playlist.media_sequence, handoff.next_msn);
+        assert_eq!(playlist.discontinuity_sequence, 1);
+        assert!(playlist.segments[0].discontinuity, "{text}");
+        assert!(
+            text.contains(&format!(
+                "#EXT-X-MAP:URI=\"init{}.mp4\"",
+                handoff.next_init_version
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("URI=\"part{}.m4s\"", handoff.next_part)),
+            "{text}"
+        );
+        // Nothing of the old owner's is claimed here.
+        assert!(next.segment(3).is_none() && next.init_by_version(1).is_none());
+        // The target duration never decreases across the seam.
+        assert!(next.target_duration() >= feed.packager.target_duration());
+    }
+
+    /// JSON round trip of a rendition handoff (as kept in Redis).
+    struct StreamHandoffFixture;
+
+    impl StreamHandoffFixture {
+        fn round_trip(handoff: &RenditionHandoff) -> RenditionHandoff {
+            let stream = crate::hls::handoff::StreamHandoff {
+                session: "abc".into(),
+                media_end_ns: Some(1),
+                anchor: Some((0, pdt_at(0))),
+                renditions: vec![handoff.clone()],
+            };
+            let back =
+                crate::hls::handoff::StreamHandoff::from_json(&stream.to_json()).expect("parses");
+            assert_eq!(back, stream);
+            back.rendition("source").expect("listed").clone()
         }
     }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use super::handoff::StreamHandoff;
 use super::lifecycle::{Both, SessionEvent, SessionLifecycle};
 use super::packager::PackagerConfig;
 use super::recording::Recorder;
@@ -129,6 +130,33 @@ impl Registry {
         (self.start_session(&mut streams, name), false)
     }
 
+    /// [`Self::publish`] on a clustered node that has just taken the stream's lease: when
+    /// there is no session here to continue and `handoff` is set (the previous owner died
+    /// within the reconnect grace), the session continues from it — the same session id and
+    /// URLs, numbering on from the previous owner's, EXT-X-DISCONTINUITY at the seam — and
+    /// counts as continued (`true`).
+    pub fn publish_continuing(
+        &self,
+        name: &str,
+        grace: Duration,
+        take_over: bool,
+        handoff: Option<StreamHandoff>,
+    ) -> (Arc<HlsStream>, bool) {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = streams.get(name)
+            && (current.resume(grace) || (take_over && current.take_over()))
+        {
+            return (Arc::clone(current), true);
+        }
+        let Some(handoff) = handoff else {
+            return (self.start_session(&mut streams, name), false);
+        };
+        let base = HlsStream::continuing(name, self.packager, Arc::clone(&self.clock), handoff);
+        let stream = self.observe(base);
+        stream.add_handoff_renditions();
+        (self.insert_session(&mut streams, name, stream), true)
+    }
+
     /// A new session of `name` in `streams` (the locked map), ending the one it replaces; the
     /// lifecycle hears of both.
     fn start_session(
@@ -137,6 +165,17 @@ impl Registry {
         name: &str,
     ) -> Arc<HlsStream> {
         let stream = self.new_stream(name);
+        self.insert_session(streams, name, stream)
+    }
+
+    /// `stream` becomes the session of `name` in `streams` (the locked map), ending the one it
+    /// replaces; the lifecycle hears of both.
+    fn insert_session(
+        &self,
+        streams: &mut HashMap<String, Arc<HlsStream>>,
+        name: &str,
+        stream: Arc<HlsStream>,
+    ) -> Arc<HlsStream> {
         if let Some(previous) = streams.insert(name.to_string(), Arc::clone(&stream)) {
             previous.end();
         }
@@ -148,7 +187,15 @@ impl Registry {
 
     /// A new stream, observed by the observer and the lifecycle when they are set.
     fn new_stream(&self, name: &str) -> Arc<HlsStream> {
-        let mut stream = HlsStream::with_clock(name, self.packager, Arc::clone(&self.clock));
+        self.observe(HlsStream::with_clock(
+            name,
+            self.packager,
+            Arc::clone(&self.clock),
+        ))
+    }
+
+    /// `stream`, observed by the observer and the lifecycle and recorded, when they are set.
+    fn observe(&self, mut stream: HlsStream) -> Arc<HlsStream> {
         if let Some(observer) = self.observer.get() {
             stream = stream.observed_by(Arc::clone(observer));
         }
@@ -257,6 +304,71 @@ mod tests {
         assert!(!resumed);
         assert_ne!(fresh.session, "", "a new session");
         assert!(!Arc::ptr_eq(&fresh, &again));
+    }
+
+    /// A node that took a dead owner's lease continues its session from the handoff: the same
+    /// session id, the renditions there (held until they publish), numbering from the handoff
+    /// and the media timeline after the owner's; without a handoff, a new session; a session
+    /// still waiting here for its publisher is resumed whatever Redis says.
+    #[test]
+    fn a_handoff_continues_another_nodes_session() {
+        use crate::hls::handoff::{RenditionHandoff, StreamHandoff};
+
+        let registry = registry();
+        let grace = Duration::from_secs(15);
+        let anchor = chrono::Utc::now() - chrono::Duration::seconds(30);
+        let handoff = StreamHandoff {
+            session: "19a0c0ffee".into(),
+            media_end_ns: Some(30_000_000_000),
+            anchor: Some((0, anchor)),
+            renditions: vec![RenditionHandoff {
+                name: "source".into(),
+                audio: false,
+                next_msn: 16,
+                next_part: 2000,
+                next_init_version: 2,
+                discontinuity_sequence: 1,
+                target_duration: 2,
+            }],
+        };
+        let (stream, continued) =
+            registry.publish_continuing("demo", grace, false, Some(handoff.clone()));
+        assert!(continued);
+        assert_eq!(stream.session, "19a0c0ffee");
+        assert_eq!(registry.live_session("demo").as_deref(), Some("19a0c0ffee"));
+        let source = stream.rendition("source").expect("added from the handoff");
+        assert!(!source.is_initialized(), "held until this node publishes");
+        assert_eq!(source.packager().next_part().msn, 16);
+        assert_eq!(stream.handoff_start("source"), Some(16));
+        assert_eq!(stream.handoff_start("other"), None);
+        assert!(stream.continue_at().is_some_and(|at| at > 30_000_000_000));
+        // The first reanchor keeps the old owner's dates: no jump of the failover's gap.
+        let before = stream.program_date_time(30_000_000_000);
+        stream.reanchor(30_100_000_000);
+        assert_eq!(
+            stream.program_date_time(30_000_000_000),
+            before,
+            "PROGRAM-DATE-TIME runs on from the old owner's"
+        );
+        assert_eq!(before, anchor + chrono::Duration::seconds(30));
+        // Its own snapshot names the same session and numbers on.
+        let again = stream.handoff();
+        assert_eq!(again.session, "19a0c0ffee");
+        assert!(again.renditions[0].next_msn > 16);
+        assert!(
+            stream.keep_handoff() && !stream.keep_handoff(),
+            "one writer"
+        );
+        // Lost here and back within the grace: resumed locally, the handoff is not used.
+        stream.interrupt(stream.generation());
+        let (local, continued) = registry.publish_continuing("demo", grace, false, Some(handoff));
+        assert!(continued && Arc::ptr_eq(&local, &stream));
+        // No handoff and nothing to resume: a new session.
+        local.end();
+        let (fresh, continued) = registry.publish_continuing("demo", grace, false, None);
+        assert!(!continued);
+        assert_ne!(fresh.session, "19a0c0ffee");
+        assert_eq!(fresh.handoff_start("source"), None);
     }
 
     /// Records what the registry tells its lifecycle; holds the unpublish of `held`.

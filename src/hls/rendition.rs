@@ -34,9 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 
 use super::align::{PartAligner, PartEnds};
-use super::packager::{
-    ChunkOutcome, CmafChunk, Packager, PackagerConfig, Position, SKIP_BOUNDARY_TARGETS,
-};
+use super::packager::{ChunkOutcome, CmafChunk, Packager, Position, SKIP_BOUNDARY_TARGETS};
 use super::playlist::RenditionReport;
 use super::recording::Feed;
 use super::timed::{Delta, InBandCarrier, MediaNow, TimedMetadata, View};
@@ -146,12 +144,13 @@ pub struct Rendition {
 }
 
 impl Rendition {
-    /// A rendition without media; `metadata` (the session's) is listed in its playlists and
-    /// carried in its chunks.
-    pub(super) fn new(
+    /// A rendition without media around `packager` (a new one, or one continuing another
+    /// node's numbering); `metadata` (the session's) is listed in its playlists and carried in
+    /// its chunks.
+    pub(super) fn with_packager(
         name: &str,
         kind: RenditionKind,
-        config: PackagerConfig,
+        packager: Packager,
         media_now: Arc<MediaNow>,
         metadata: Option<Arc<dyn TimedMetadata>>,
     ) -> Rendition {
@@ -159,7 +158,7 @@ impl Rendition {
         Rendition {
             name: name.to_string(),
             kind,
-            packager: Mutex::new(Packager::new(config)),
+            packager: Mutex::new(packager),
             info: Mutex::new(TrackInfo::default()),
             updates: tokio::sync::watch::Sender::new(Published::default()),
             rendered: RwLock::new(RenderCache::default()),

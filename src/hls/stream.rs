@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use super::handoff::StreamHandoff;
 use super::lifecycle::{SessionEvent, SessionLifecycle};
-use super::packager::PackagerConfig;
+use super::packager::{Packager, PackagerConfig};
 use super::playlist::{AudioRendition, MultivariantPlaylist, RenditionReport, Variant};
 use super::recording::{Recorder, StreamRecording};
 pub use super::rendition::{PlaylistForm, Published, Rendition, RenditionKind, TrackInfo};
@@ -85,6 +86,11 @@ pub struct HlsStream {
     lifecycle: Option<Arc<dyn SessionLifecycle>>,
     /// The session's recording, if recorded.
     recording: Option<StreamRecording>,
+    /// Where this session continues another node's (it took the stream over after that node
+    /// died): its renditions' numbering starts there.
+    handoff: Option<StreamHandoff>,
+    /// Set once something keeps this session's handoff for a successor.
+    handoff_kept: std::sync::atomic::AtomicBool,
 }
 
 impl HlsStream {
@@ -112,7 +118,90 @@ impl HlsStream {
             observer: None,
             lifecycle: None,
             recording: None,
+            handoff: None,
+            handoff_kept: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// `true` the first time only: the caller keeps this session's handoff (one writer per
+    /// session, however many publishes continue it).
+    pub fn keep_handoff(&self) -> bool {
+        !self
+            .handoff_kept
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// A stream continuing the session another node packaged until it died (see
+    /// [`super::handoff`]): the same session id, its media timeline, and renditions numbered
+    /// on from it once added (call [`Self::add_handoff_renditions`] after the builders).
+    pub fn continuing(
+        name: &str,
+        config: PackagerConfig,
+        clock: Arc<dyn Clock>,
+        handoff: StreamHandoff,
+    ) -> HlsStream {
+        let mut stream = HlsStream::with_clock(name, config, clock);
+        stream.session = handoff.session.clone();
+        stream.timeline = Mutex::new(Timeline::continuing(handoff.media_end_ns, handoff.anchor));
+        stream.handoff = Some(handoff);
+        stream
+    }
+
+    /// Adds every rendition the previous owner had, so their playlists are held (not 404)
+    /// until this node's pipeline publishes into them.
+    pub fn add_handoff_renditions(&self) {
+        let renditions: Vec<(String, RenditionKind)> = self
+            .handoff
+            .iter()
+            .flat_map(|h| h.renditions.iter().map(|r| (r.name.clone(), r.kind())))
+            .collect();
+        for (name, kind) in renditions {
+            self.add_rendition(&name, kind);
+        }
+    }
+
+    /// The first MSN of rendition `name` when this session continues another node's (the
+    /// MSNs before it were that node's), `None` otherwise.
+    pub fn handoff_start(&self, name: &str) -> Option<u64> {
+        self.handoff.as_ref()?.rendition(name).map(|r| r.next_msn)
+    }
+
+    /// Where a node taking this session over would continue it, now.
+    pub fn handoff(&self) -> StreamHandoff {
+        let (media_end_ns, anchor) = {
+            let timeline = self.timeline();
+            (timeline.media_end(), timeline.anchor_point())
+        };
+        StreamHandoff {
+            session: self.session.clone(),
+            media_end_ns,
+            anchor,
+            renditions: self
+                .renditions()
+                .iter()
+                .map(|r| r.packager().handoff(&r.name, r.kind))
+                .collect(),
+        }
+    }
+
+    /// Changes whenever a rendition opens or completes a segment, gets an init or ends (from
+    /// the published positions: no packager lock), so a handoff is written once per segment.
+    pub fn handoff_key(&self) -> u64 {
+        let renditions = self.renditions.read().unwrap_or_else(|e| e.into_inner());
+        renditions
+            .iter()
+            .map(|r| {
+                let p = r.position();
+                let open = p.open.map_or(0, |(msn, _)| msn + 1);
+                p.complete_up_to
+                    .wrapping_mul(31)
+                    .wrapping_add(open)
+                    .wrapping_mul(31)
+                    .wrapping_add(u64::from(r.is_initialized()))
+            })
+            .fold(renditions.len() as u64, |sum, k| {
+                sum.wrapping_mul(1_000_003).wrapping_add(k)
+            })
     }
 
     /// The session is recorded by `recorder` (with its timed metadata: after
@@ -280,10 +369,14 @@ impl HlsStream {
         if let Some(existing) = renditions.iter().find(|r| r.name == name) {
             return Arc::clone(existing);
         }
-        let rendition = Arc::new(Rendition::new(
+        let packager = match self.handoff.as_ref().and_then(|h| h.rendition(name)) {
+            Some(handoff) => Packager::continuing(self.config, handoff),
+            None => Packager::new(self.config),
+        };
+        let rendition = Arc::new(Rendition::with_packager(
             name,
             kind,
-            self.config,
+            packager,
             Arc::clone(&self.media_now),
             self.metadata.clone(),
         ));

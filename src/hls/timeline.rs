@@ -90,6 +90,10 @@ pub struct Timeline {
     anchor: Option<(u64, DateTime<Utc>)>,
     /// Latest media timestamp pushed (ns, after continuation offsets).
     media_end: Option<u64>,
+    /// Continuing another node's timeline: the next [`Timeline::reanchor`] keeps the anchor,
+    /// so PROGRAM-DATE-TIME runs on from the old owner's dates without the failover's gap
+    /// (players that lost their playlist's overlap find the seam by date).
+    keep_anchor: bool,
 }
 
 /// Wall clock of `pts_ns` through the anchor (`media`, `wall`).
@@ -99,6 +103,26 @@ fn wall_at(media: u64, wall: DateTime<Utc>, pts_ns: u64) -> DateTime<Utc> {
 }
 
 impl Timeline {
+    /// A timeline continuing another node's (see [`super::handoff`]): its media end and
+    /// PROGRAM-DATE-TIME anchor.
+    pub fn continuing(media_end: Option<u64>, anchor: Option<(u64, DateTime<Utc>)>) -> Timeline {
+        Timeline {
+            anchor,
+            media_end,
+            keep_anchor: anchor.is_some(),
+        }
+    }
+
+    /// The latest media timestamp recorded, ns.
+    pub fn media_end(&self) -> Option<u64> {
+        self.media_end
+    }
+
+    /// The PROGRAM-DATE-TIME anchor: media time ns and its wall clock.
+    pub fn anchor_point(&self) -> Option<(u64, DateTime<Utc>)> {
+        self.anchor
+    }
+
     /// Anchors media time `media_ns` to `wall` (first call wins).
     pub fn anchor(&mut self, media_ns: u64, wall: DateTime<Utc>) {
         self.anchor.get_or_insert((media_ns, wall));
@@ -135,6 +159,9 @@ impl Timeline {
     /// PROGRAM-DATE-TIME carries on from `wall`, never going back before the previous
     /// publish's mapping of `media_ns` (a publisher that ran ahead of real time).
     pub fn reanchor(&mut self, media_ns: u64, wall: DateTime<Utc>) {
+        if std::mem::take(&mut self.keep_anchor) && self.anchor.is_some() {
+            return;
+        }
         let wall = match self.anchor {
             Some((media, anchor_wall)) => wall.max(wall_at(media, anchor_wall, media_ns)),
             None => wall,

@@ -14,6 +14,17 @@ use axum::response::{IntoResponse, Response};
 use crate::cluster::edge::{EDGE_HEADER, Edge, FORWARDED_HEADER, Route, Upstream};
 use crate::hls::registry::Registry;
 
+/// How long a viewer's request is held while its stream's owner does not answer or nobody
+/// owns a stream that has a handoff waiting (a failover: the lease expires, the publisher
+/// reconnects to another node): below hls.js's 10 s time to first byte, so the player waits
+/// instead of counting an error. After it: 503 with `Retry-After`.
+const FAILOVER_HOLD: std::time::Duration = std::time::Duration::from_secs(8);
+/// How often a held request looks for the owner again.
+const FAILOVER_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+/// An owner's 503 that comes back within this is "starting" (retried while held), not a held
+/// reload that timed out.
+const QUICK_ANSWER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the `/hls` fall-through needs.
 pub struct HlsEdge {
     /// The proxy.
@@ -50,23 +61,59 @@ pub async fn hls_fallthrough(
     {
         return next.run(request).await;
     }
-    let Route::Remote(owner) = hls.edge.route(stream).await else {
-        return next.run(request).await;
-    };
-    let uri = request.uri();
-    let (answer, served) = hls.edge.fetch(&owner, uri.path(), uri.query()).await;
-    match answer {
-        Ok(upstream) => {
-            let mut response = upstream_response(upstream);
-            response
-                .headers_mut()
-                .insert(EDGE_HEADER, HeaderValue::from_static(served.as_str()));
-            response
+    let deadline = tokio::time::Instant::now() + FAILOVER_HOLD;
+    loop {
+        let owner = match hls.edge.route(stream).await {
+            Route::Remote(owner) => owner,
+            Route::Local if live_here(&hls.registry, stream) => return next.run(request).await,
+            // Nobody owns it, but a node that died (or lost its publisher) left the session
+            // for a successor: hold the request until one continues it.
+            Route::Local
+                if tokio::time::Instant::now() < deadline
+                    && hls.edge.handoff_pending(stream).await =>
+            {
+                tokio::time::sleep(FAILOVER_POLL).await;
+                if live_here(&hls.registry, stream) {
+                    return next.run(request).await;
+                }
+                hls.edge.forget(stream, FAILOVER_POLL);
+                continue;
+            }
+            Route::Local => return next.run(request).await,
+        };
+        let uri = request.uri();
+        let asked = tokio::time::Instant::now();
+        let (answer, served) = hls.edge.fetch(&owner, uri.path(), uri.query()).await;
+        let retry = match &answer {
+            Ok(upstream) => {
+                // A 503 that came back at once: the owner is starting the stream (a successor
+                // before its first segment after the seam). A held reload that timed out is
+                // passed on.
+                upstream.status == 503 && asked.elapsed() < QUICK_ANSWER
+            }
+            Err(_) => true,
+        };
+        if retry && tokio::time::Instant::now() + FAILOVER_POLL < deadline {
+            if let Err(err) = &answer {
+                tracing::debug!(stream, %owner, error = %err, "cluster: the owner did not answer; looking for the stream's owner again");
+            }
+            tokio::time::sleep(FAILOVER_POLL).await;
+            hls.edge.forget(stream, FAILOVER_POLL);
+            continue;
         }
-        Err(err) => {
-            tracing::warn!(stream, %owner, error = %err, "cluster: HLS request to the owner failed");
-            unavailable(&err.to_string())
-        }
+        return match answer {
+            Ok(upstream) => {
+                let mut response = upstream_response(upstream);
+                response
+                    .headers_mut()
+                    .insert(EDGE_HEADER, HeaderValue::from_static(served.as_str()));
+                response
+            }
+            Err(err) => {
+                tracing::warn!(stream, %owner, error = %err, "cluster: HLS request to the owner failed");
+                unavailable(&err.to_string())
+            }
+        };
     }
 }
 

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::handoff::HandoffSource;
 use crate::cluster::lease::{LeaseError, LeaseGuard, Leases};
+use crate::hls::handoff::StreamHandoff;
 use crate::hls::registry::Registry;
 use crate::hls::stream::HlsStream;
 use crate::media::frame::MediaUnit;
@@ -249,6 +251,20 @@ impl IngestContext {
         name: &str,
         info: PublisherInfo,
     ) -> Result<Publication, PublisherInfo> {
+        self.begin_publish_leased(name, info, None)
+    }
+
+    /// [`Self::begin_publish`] holding `lease` (clustered, [`Self::lease`]) for as long as the
+    /// stream is live here. When the lease was just taken from a node that died within the
+    /// reconnect grace, its handoff continues that node's session here (same URLs, numbering
+    /// continued, EXT-X-DISCONTINUITY at the seam); and while the stream is live here its
+    /// handoff is kept in Redis for the next node (docs/scaling.md).
+    pub fn begin_publish_leased(
+        &self,
+        name: &str,
+        info: PublisherInfo,
+        mut lease: Option<LeaseGuard>,
+    ) -> Result<Publication, PublisherInfo> {
         let (peer, protocol) = (info.peer, info.protocol);
         let (claim, replaced) = if self.takeover {
             self.live.take_over(name, info)
@@ -264,9 +280,42 @@ impl IngestContext {
                 "new publisher takes the stream over"
             );
         }
-        let (stream, resumed) =
-            self.registry
-                .publish(name, self.reconnect_grace, replaced.is_some());
+        let handoff = lease
+            .as_mut()
+            .and_then(LeaseGuard::take_handoff)
+            .filter(|_| !self.reconnect_grace.is_zero())
+            .and_then(|json| match StreamHandoff::from_json(&json) {
+                Ok(handoff) => Some(handoff),
+                Err(err) => {
+                    tracing::warn!(stream = %name, error = %err, "cluster: unreadable handoff; starting a new session");
+                    None
+                }
+            });
+        let handoff_session = handoff.as_ref().map(|h| h.session.clone());
+        let (stream, resumed) = self.registry.publish_continuing(
+            name,
+            self.reconnect_grace,
+            replaced.is_some(),
+            handoff,
+        );
+        if let Some(session) = handoff_session.filter(|s| *s == stream.session) {
+            tracing::info!(
+                stream = %name,
+                %session,
+                "cluster: continuing the session of a node that died (handoff)"
+            );
+        }
+        if let Some(lease) = &lease
+            && !self.reconnect_grace.is_zero()
+            && stream.keep_handoff()
+        {
+            let ttl = self.reconnect_grace + lease.leases().cluster().lease_ttl();
+            lease.leases().spawn_handoff_writer(
+                name,
+                Arc::new(HandoffOf(Arc::clone(&stream))),
+                ttl,
+            );
+        }
         let generation = stream.generation();
         if resumed {
             self.metrics
@@ -299,18 +348,29 @@ impl IngestContext {
             generation,
             registry: Arc::clone(&self.registry),
             claim,
-            lease: None,
+            lease,
         })
     }
 }
 
-impl Publication {
-    /// Keeps the stream's ownership lease ([`IngestContext::lease`]) for as long as the stream
-    /// is live here.
-    pub fn hold_lease(&mut self, lease: Option<LeaseGuard>) {
-        self.lease = lease;
+/// A live stream as the cluster's handoff writer reads it.
+struct HandoffOf(Arc<HlsStream>);
+
+impl HandoffSource for HandoffOf {
+    fn key(&self) -> u64 {
+        self.0.handoff_key()
     }
 
+    fn snapshot(&self) -> String {
+        self.0.handoff().to_json()
+    }
+
+    fn ended(&self) -> bool {
+        self.0.is_ended()
+    }
+}
+
+impl Publication {
     /// Cancelled when another publisher took the stream over (with `ingest.takeover`): the
     /// driver ends this publish ([`PublishEnd::Lost`]) and closes its connection.
     pub fn kicked(&self) -> CancellationToken {

@@ -7,7 +7,9 @@
 // Options: --seconds N (wall time to play after the first frame, default 20), --start-timeout N
 // (seconds to wait for the first frame, default 20), --json FILE (also write the JSON there),
 // --chromium PATH (default $CHROMIUM or /usr/bin/chromium), --screenshot FILE (PNG at the end),
-// --log FILE (turns on hls.js debug logging and writes the page's whole console there).
+// --log FILE (turns on hls.js debug logging and writes the page's whole console there),
+// --started-file FILE (written, with the wall time in ms, once the first frame played: a caller
+// that changes something during playback — a failover — knows when to start).
 //
 // Exit code 0 whenever the measurement ran, even if playback never started (`started: false`):
 // the caller decides what passes. Exit code 2 on a harness failure (bad arguments, hls.js missing,
@@ -28,6 +30,7 @@ function parseArgs(argv) {
     chromium: process.env.CHROMIUM || '/usr/bin/chromium',
     screenshot: null,
     log: null,
+    startedFile: null,
   }, {
     '--url': ['url', 'string'],
     '--seconds': ['seconds', 'number'],
@@ -36,7 +39,8 @@ function parseArgs(argv) {
     '--chromium': ['chromium', 'string'],
     '--screenshot': ['screenshot', 'string'],
     '--log': ['log', 'string'],
-  }, 'usage: node play.mjs --url MULTIVARIANT [--seconds 20] [--start-timeout 20] [--json FILE] [--chromium PATH] [--screenshot FILE] [--log FILE]\n');
+    '--started-file': ['startedFile', 'string'],
+  }, 'usage: node play.mjs --url MULTIVARIANT [--seconds 20] [--start-timeout 20] [--json FILE] [--chromium PATH] [--screenshot FILE] [--log FILE] [--started-file FILE]\n');
   if (!opts.url) throw new Error('--url is required');
   for (const [name, v] of [['--seconds', opts.seconds], ['--start-timeout', opts.startTimeout]]) {
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
@@ -106,6 +110,7 @@ async function main() {
       state = await page.evaluate(() => window.report());
     }
     if (state.started) {
+      if (opts.startedFile) await writeFile(opts.startedFile, `${Date.now()}\n`);
       // Play for `seconds` of wall time after the first frame, keeping the last snapshot in case
       // the renderer dies.
       const end = Date.now() + opts.seconds * 1000;

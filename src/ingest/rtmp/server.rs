@@ -652,7 +652,7 @@ impl Connection {
                 return;
             }
         };
-        let mut publication = match self.ctx.begin_publish(&name, info) {
+        let publication = match self.ctx.begin_publish_leased(&name, info, lease) {
             Ok(publication) => publication,
             Err(current) => {
                 self.ctx
@@ -673,7 +673,6 @@ impl Connection {
                 return;
             }
         };
-        publication.hold_lease(lease);
         self.session.accept_publish(stream_id);
         self.publish = Some(Publish {
             stream_id,

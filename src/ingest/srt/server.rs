@@ -649,17 +649,18 @@ fn start_media(
             reason: err.to_string(),
         }
     })?;
-    let mut publication = ctx.begin_publish(name, info).map_err(|current| {
-        ctx.metrics
-            .publishes_refused
-            .fetch_add(1, Ordering::Relaxed);
-        CallerError::Busy {
-            name: name.clone(),
-            protocol: current.protocol,
-            peer: current.peer,
-        }
-    })?;
-    publication.hold_lease(lease);
+    let publication = ctx
+        .begin_publish_leased(name, info, lease)
+        .map_err(|current| {
+            ctx.metrics
+                .publishes_refused
+                .fetch_add(1, Ordering::Relaxed);
+            CallerError::Busy {
+                name: name.clone(),
+                protocol: current.protocol,
+                peer: current.peer,
+            }
+        })?;
     let (units_tx, units) = mpsc::channel(UNIT_QUEUE);
     let demuxer = {
         // Units and pipeline bus watchers need the ingest runtime.
