@@ -72,6 +72,8 @@ struct Shared {
     delivered: AtomicU64,
     sent: AtomicU64,
     lost: AtomicU64,
+    /// Why the first lost member was lost.
+    first_loss: Mutex<Option<String>>,
     latencies: Mutex<Vec<u64>>,
 }
 
@@ -88,6 +90,15 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(now.saturating_sub(sent));
+        }
+    }
+
+    /// A member that could not join or was disconnected.
+    fn lose(&self, why: impl std::fmt::Display) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_loss.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(why.to_string());
         }
     }
 
@@ -240,18 +251,21 @@ async fn quic_member(
             let _ = ready.send(true);
             joined
         }
-        Err(_) => {
+        Err(err) => {
             let _ = ready.send(false);
-            shared.lost.fetch_add(1, Ordering::Relaxed);
+            shared.lose(format!("join: {err:#}"));
             return;
         }
     };
     loop {
         match recv.read_chunk(1 << 16, true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-            Ok(None) => return,
-            Err(_) => {
-                shared.lost.fetch_add(1, Ordering::Relaxed);
+            Ok(None) => {
+                shared.lose("the server ended the stream");
+                return;
+            }
+            Err(err) => {
+                shared.lose(err);
                 return;
             }
         }
@@ -327,16 +341,23 @@ async fn ws_member(
             let _ = ready.send(true);
             ws
         }
-        Err(_) => {
+        Err(err) => {
             let _ = ready.send(false);
-            shared.lost.fetch_add(1, Ordering::Relaxed);
+            shared.lose(format!("join: {err:#}"));
             return;
         }
     };
     while let Some(msg) = ws.next().await {
-        let Ok(msg) = msg else {
-            shared.lost.fetch_add(1, Ordering::Relaxed);
-            return;
+        let msg = match msg {
+            Ok(Message::Close(frame)) => {
+                shared.lose(format!("closed: {frame:?}"));
+                return;
+            }
+            Ok(msg) => msg,
+            Err(err) => {
+                shared.lose(err);
+                return;
+            }
         };
         let Message::Text(text) = msg else { continue };
         let text = text.as_str();
@@ -344,8 +365,8 @@ async fn ws_member(
             Transport::SocketIo => {
                 if text == "2" {
                     // Engine.IO's ping: answer or be dropped.
-                    if ws.send(Message::text("3")).await.is_err() {
-                        shared.lost.fetch_add(1, Ordering::Relaxed);
+                    if let Err(err) = ws.send(Message::text("3")).await {
+                        shared.lose(err);
                         return;
                     }
                     continue;
@@ -358,6 +379,7 @@ async fn ws_member(
             shared.deliver(sample.then_some(text.as_bytes()));
         }
     }
+    shared.lose("the connection ended");
 }
 
 /// The text of a post sent now.
@@ -472,6 +494,7 @@ async fn run(transport: Transport) -> anyhow::Result<serde_json::Value> {
         delivered: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         lost: AtomicU64::new(0),
+        first_loss: Mutex::default(),
         latencies: Mutex::default(),
     });
 
@@ -589,6 +612,11 @@ async fn run(transport: Transport) -> anyhow::Result<serde_json::Value> {
     let client_after = cpu_ticks(std::process::id());
     // Members that dropped during the run (not the ones closed below).
     let lost = shared.lost.load(Ordering::Relaxed);
+    let first_loss = shared
+        .first_loss
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     stop.store(true, Ordering::Relaxed);
     // A sender that failed says why (a refused token, a closed connection).
     sender_tasks.abort_all();
@@ -628,6 +656,7 @@ async fn run(transport: Transport) -> anyhow::Result<serde_json::Value> {
         "max_ms": quantile(&samples, 1.0),
         "samples": samples.len(),
         "lost": lost,
+        "first_loss": first_loss,
         "connect_s": connect_s,
     }))
 }
