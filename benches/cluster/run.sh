@@ -2,7 +2,8 @@
 # Cluster playback benchmark (docs/benchmarks/cluster.md): one Redis, node A with an ffmpeg
 # publisher (ladder off: one video rendition + audio), node B playing the stream from A.
 # PLAYERS LL-HLS players on B and one probe player on A run for DURATION_S (benches/cluster/
-# players.py), ROUNDS times. Per round:
+# players.rs, the cluster_players bench target; CLIENT=python for players.py, which saturates
+# past ~100 players on two cores), ROUNDS times. Per round:
 #   - upstream requests per part: A's media_playlist and part requests during the window (from
 #     A's /metrics, minus the probe's own) divided by the parts published in it;
 #   - the edge's added latency: for each part, when a player on B got its blocking reload minus
@@ -15,7 +16,8 @@
 #   BIN=target/debug/cuecast SKIP_BUILD=1 benches/cluster/run.sh            # another binary
 #
 # Environment: PLAYERS (1000), DURATION_S (30), ROUNDS (2), SKIP_BUILD=1 (use the existing
-# release binary), BIN (binary to run, default $CARGO_TARGET_DIR/release/cuecast).
+# release binaries), BIN (server binary to run, default $CARGO_TARGET_DIR/release/cuecast),
+# PLAYERS_BIN (the players, default the newest release cluster_players), CLIENT (rust or python).
 # Output: a markdown table on stdout; logs in a temporary directory removed at exit.
 set -euo pipefail
 
@@ -26,6 +28,7 @@ DURATION_S="${DURATION_S:-30}"
 ROUNDS="${ROUNDS:-2}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 BIN="${BIN:-$TARGET_DIR/release/cuecast}"
+CLIENT="${CLIENT:-rust}"
 # shellcheck source=../lib.sh
 source "$root/benches/lib.sh"
 
@@ -44,9 +47,21 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   log "building the release binary"
-  (cd "$root" && cargo build --release --locked --bin cuecast >&2)
+  (cd "$root" && cargo build --release --locked --bin cuecast --bench cluster_players >&2)
 fi
 [ -x "$BIN" ] || { log "no binary at $BIN"; exit 1; }
+if [ "$CLIENT" = rust ]; then
+  PLAYERS_BIN="${PLAYERS_BIN:-$( (ls -t "$TARGET_DIR"/release/deps/cluster_players-* 2>/dev/null || true) | grep -v '\.d$' | head -n1)}"
+  [ -n "$PLAYERS_BIN" ] && [ -x "$PLAYERS_BIN" ] || { log "no cluster_players binary (unset SKIP_BUILD)"; exit 1; }
+fi
+# players EDGE_URL OWNER_URL: one round of players, one JSON line.
+players() {
+  if [ "$CLIENT" = rust ]; then
+    "$PLAYERS_BIN" --bench "$1" "$2" "$PLAYERS" "$DURATION_S"
+  else
+    python3 -B "$HERE/players.py" "$1" "$2" "$PLAYERS" "$DURATION_S"
+  fi
+}
 ulimit -n 65536 2>/dev/null || true
 
 redis_port=$(free_port)
@@ -115,7 +130,7 @@ for round in $(seq "$ROUNDS"); do
   for where in B A; do
     url=$url_b; [ "$where" = A ] && url=$url_a
     read -r pl0 pa0 < <(counts)
-    result=$(python3 -B "$HERE/players.py" "$url" "$url_a" "$PLAYERS" "$DURATION_S")
+    result=$(players "$url" "$url_a")
     read -r pl1 pa1 < <(counts)
     python3 - "$result" "$pl0" "$pa0" "$pl1" "$pa1" "$round" "$where" <<'PY'
 import json, sys
