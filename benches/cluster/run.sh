@@ -114,37 +114,41 @@ log "A: $url_a"
 log "B: $url_b"
 sleep 3
 
-# A's request counters: media_playlist and part 2xx.
+# A's request counters (media_playlist and part 2xx) and the video parts A published (the
+# count of its part publish delay summary: one per part of the passthrough video rendition).
 counts() {
   curl -fsS "http://127.0.0.1:$a_http/metrics" | awk '
     /^cuecast_hls_requests_total\{kind="media_playlist",status="2xx"\}/ {p=$2}
     /^cuecast_hls_requests_total\{kind="part",status="2xx"\}/ {q=$2}
-    END {print p+0, q+0}'
+    /^cuecast_stream_part_publish_delay_seconds_count\{stream="demo"\}/ {n=$2}
+    END {print p+0, q+0, n+0}'
 }
 
 # Each round runs the players on B (through the edge), then the same players on A directly (the
 # floor: what the players and the origin's own fan-out add, without the edge), alternating.
-echo "| round | players on | players | parts | upstream playlist req/part | upstream part req/part | after the probe on A, p50 (ms) | p99 (ms) | errors |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| round | players on | players | parts published on A | parts seen by the probe | upstream playlist req/part | upstream part req/part | after the probe on A, p50 (ms) | p99 (ms) | errors |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
   for where in B A; do
     url=$url_b; [ "$where" = A ] && url=$url_a
-    read -r pl0 pa0 < <(counts)
+    read -r pl0 pa0 n0 < <(counts)
     result=$(players "$url" "$url_a")
-    read -r pl1 pa1 < <(counts)
-    python3 - "$result" "$pl0" "$pa0" "$pl1" "$pa1" "$round" "$where" <<'PY'
+    read -r pl1 pa1 n1 < <(counts)
+    python3 - "$result" "$pl0" "$pa0" "$pl1" "$pa1" "$round" "$where" "$n0" "$n1" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 pl0, pa0, pl1, pa1, rnd = (int(float(x)) for x in sys.argv[2:7])
 where = sys.argv[7]
-parts = max(1, r["parts_seen_by_probe"])
+published = int(float(sys.argv[9])) - int(float(sys.argv[8]))
+# Per part A published in the window (the probe, in the players' process, can fall behind).
+parts = max(1, published)
 probe_each = r["probe_requests"] / 2  # one playlist + one part request per part
 if where == "B":
     playlists = f"{(pl1 - pl0 - probe_each) / parts:.2f}"
     part_reqs = f"{(pa1 - pa0 - probe_each) / parts:.2f}"
 else:
     playlists = part_reqs = "(direct)"
-print(f"| {rnd} | {where} | {r['players']} | {parts} | {playlists} | {part_reqs} | {r['added_ms_p50']} | {r['added_ms_p99']} | {r['errors']} |")
+print(f"| {rnd} | {where} | {r['players']} | {published} | {r['parts_seen_by_probe']} | {playlists} | {part_reqs} | {r['added_ms_p50']} | {r['added_ms_p99']} | {r['errors']} |")
 PY
   done
 done
