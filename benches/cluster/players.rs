@@ -8,7 +8,12 @@
 //! latency is the time B's blocking reload completed minus the time A's completed (same clock,
 //! same process). Prints one JSON object, the keys of players.py: `players`,
 //! `parts_seen_by_probe`, `probe_requests`, `edge_requests`, `errors`, `samples`,
-//! `added_ms_p50`, `added_ms_p99`.
+//! `added_ms_p50`, `added_ms_p99`, and `owner`: with `OWNER_METRICS` (A's `/metrics` URL), A's
+//! media playlist and part requests (2xx) and published video parts over the measured window.
+//!
+//! `PLAYERS_WARMUP_S` (default 0): the players start that long before the measured window (their
+//! first plain playlist loads and catching up to the live edge are not counted); requests and
+//! latency samples count only inside the window, which lasts `DURATION_S`.
 //!
 //! Usage: `cluster_players --bench EDGE_MEDIA_URL OWNER_MEDIA_URL PLAYERS DURATION_S` (the media
 //! playlist URLs of the same rendition on B and A). Without `--bench` (as `cargo test --benches`
@@ -26,8 +31,19 @@ const HINT: &str = "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"";
 
 #[derive(Default)]
 struct Counters {
+    /// Requests sent in the measured window.
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Whether the measured window is on.
+    measuring: std::sync::atomic::AtomicBool,
+}
+
+impl Counters {
+    fn request(&self) {
+        if self.measuring.load(Ordering::Relaxed) {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// (msn, part index) of the preload-hinted part: after the last listed part.
@@ -95,10 +111,12 @@ async fn player(
         let part_url = format!("{dir}/{uri}");
         let reload = get(&http, &format!("{url}?_HLS_msn={msn}&_HLS_part={index}")).await;
         let now = Instant::now();
-        counters.requests.fetch_add(1, Ordering::Relaxed);
+        counters.request();
         match reload {
             Some((200, body)) => {
-                done.push(((msn, index), now));
+                if counters.measuring.load(Ordering::Relaxed) {
+                    done.push(((msn, index), now));
+                }
                 text = String::from_utf8_lossy(&body).into_owned();
             }
             _ => {
@@ -107,12 +125,29 @@ async fn player(
                 continue;
             }
         }
-        counters.requests.fetch_add(1, Ordering::Relaxed);
+        counters.request();
         if !matches!(get(&http, &part_url).await, Some((200, _))) {
             error(&counters);
         }
     }
     done
+}
+
+/// The owner's counters: media playlist and part requests answered 2xx, and the video parts it
+/// published (the count of its part publish delay summary, one per passthrough video part).
+async fn owner_counts(http: &reqwest::Client, metrics_url: &str) -> Option<[f64; 3]> {
+    let text = http.get(metrics_url).send().await.ok()?.text().await.ok()?;
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some([
+        value(r#"cuecast_hls_requests_total{kind="media_playlist",status="2xx"} "#),
+        value(r#"cuecast_hls_requests_total{kind="part",status="2xx"} "#),
+        value(r#"cuecast_stream_part_publish_delay_seconds_count{stream="demo"} "#),
+    ])
 }
 
 fn client() -> reqwest::Client {
@@ -171,7 +206,12 @@ fn main() {
         }
     };
     let result = runtime.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs_f64(duration);
+        let warmup: f64 = std::env::var("PLAYERS_WARMUP_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let owner_metrics = std::env::var("OWNER_METRICS").ok();
+        let deadline = Instant::now() + Duration::from_secs_f64(warmup + duration);
         let probe_counters = Arc::new(Counters::default());
         let edge_counters = Arc::new(Counters::default());
         let probe = tokio::spawn(player(
@@ -191,6 +231,30 @@ fn main() {
                 ))
             })
             .collect();
+        // The measured window: after the warm-up (the players' first loads, catching up).
+        tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+        let metrics_http = client();
+        let owner_before = match &owner_metrics {
+            Some(url) => owner_counts(&metrics_http, url).await,
+            None => None,
+        };
+        probe_counters.measuring.store(true, Ordering::Relaxed);
+        edge_counters.measuring.store(true, Ordering::Relaxed);
+        tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        probe_counters.measuring.store(false, Ordering::Relaxed);
+        edge_counters.measuring.store(false, Ordering::Relaxed);
+        let owner_after = match &owner_metrics {
+            Some(url) => owner_counts(&metrics_http, url).await,
+            None => None,
+        };
+        let owner = match (owner_before, owner_after) {
+            (Some(before), Some(after)) => serde_json::json!({
+                "playlist_requests": after[0] - before[0],
+                "part_requests": after[1] - before[1],
+                "parts_published": after[2] - before[2],
+            }),
+            _ => serde_json::Value::Null,
+        };
         let probe_done: HashMap<(u64, u32), Instant> =
             probe.await.unwrap_or_default().into_iter().collect();
         let mut added = Vec::new();
@@ -224,6 +288,7 @@ fn main() {
             "samples": added.len(),
             "added_ms_p50": pct(50.0),
             "added_ms_p99": pct(99.0),
+            "owner": owner,
         })
     });
     println!("{result}");

@@ -17,7 +17,10 @@
 #
 # Environment: PLAYERS (1000), DURATION_S (30), ROUNDS (2), SKIP_BUILD=1 (use the existing
 # release binaries), BIN (server binary to run, default $CARGO_TARGET_DIR/release/cuecast),
-# PLAYERS_BIN (the players, default the newest release cluster_players), CLIENT (rust or python).
+# PLAYERS_BIN (the players, default the newest release cluster_players), CLIENT (rust or python),
+# WARMUP_S (5; rust players only: they start that long before the measured window, and A's
+# counters are read by the players at the window's ends, so the players' first loads and catching
+# up are not counted).
 # Output: a markdown table on stdout; logs in a temporary directory removed at exit.
 set -euo pipefail
 
@@ -29,6 +32,7 @@ ROUNDS="${ROUNDS:-2}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 BIN="${BIN:-$TARGET_DIR/release/cuecast}"
 CLIENT="${CLIENT:-rust}"
+WARMUP_S="${WARMUP_S:-5}"
 # shellcheck source=../lib.sh
 source "$root/benches/lib.sh"
 
@@ -57,7 +61,8 @@ fi
 # players EDGE_URL OWNER_URL: one round of players, one JSON line.
 players() {
   if [ "$CLIENT" = rust ]; then
-    "$PLAYERS_BIN" --bench "$1" "$2" "$PLAYERS" "$DURATION_S"
+    PLAYERS_WARMUP_S="$WARMUP_S" OWNER_METRICS="http://127.0.0.1:$a_http/metrics" \
+      "$PLAYERS_BIN" --bench "$1" "$2" "$PLAYERS" "$DURATION_S"
   else
     python3 -B "$HERE/players.py" "$1" "$2" "$PLAYERS" "$DURATION_S"
   fi
@@ -140,6 +145,10 @@ r = json.loads(sys.argv[1])
 pl0, pa0, pl1, pa1, rnd = (int(float(x)) for x in sys.argv[2:7])
 where = sys.argv[7]
 published = int(float(sys.argv[9])) - int(float(sys.argv[8]))
+owner = r.get("owner")
+if owner:  # the rust players read A's counters over their measured window
+    published = int(owner["parts_published"])
+    pl0, pa0, pl1, pa1 = 0, 0, int(owner["playlist_requests"]), int(owner["part_requests"])
 # Per part A published in the window (the probe, in the players' process, can fall behind).
 parts = max(1, published)
 probe_each = r["probe_requests"] / 2  # one playlist + one part request per part
