@@ -3,13 +3,13 @@
 # (release build) and the Socket.IO peer (benches/socketio/server.js: one room, each post
 # broadcast to it), both running for the whole run; then ROUNDS rounds of three runs, alternated
 # QUIC, WebSocket, Socket.IO: MEMBERS members of one room, SENDERS senders posting RATE msg/s in
-# total, WARMUP_S then SECONDS measured (benches/chat_load.rs, the same Rust load generator for
+# total, WARMUP_S then MEASURE_S measured (benches/chat_load.rs, the same Rust load generator for
 # the three). Per run: the server's utime+stime over the window (/proc of its process) divided by
 # the messages the members counted, delivery latency p50/p99, and losses. The summary gives each
 # transport's median over the rounds and its ratio to Socket.IO.
 #
 # Usage: benches/chat_cpu/run.sh
-#   MEMBERS=1000 RATE=50 SENDERS=5 SECONDS=20 WARMUP_S=3 ROUNDS=3 TRANSPORTS=quic,ws,socketio
+#   MEMBERS=1000 RATE=50 SENDERS=5 MEASURE_S=20 WARMUP_S=3 ROUNDS=3 TRANSPORTS=quic,ws,socketio
 #   PROFILE=release (cargo profile of both binaries)  SKIP_BUILD=1 (use the built binaries)
 #   BIN=path/to/cuecast (another server binary)  OUT=target/chat_cpu (runs.jsonl, logs)
 # Needs node and npm (`npm ci` runs in benches/socketio when node_modules is missing).
@@ -20,7 +20,7 @@ root=$(pwd)
 MEMBERS=${MEMBERS:-1000}
 RATE=${RATE:-50}
 SENDERS=${SENDERS:-5}
-SECONDS_MEASURED=${SECONDS:-20}
+SECONDS_MEASURED=${MEASURE_S:-20}
 WARMUP_S=${WARMUP_S:-3}
 ROUNDS=${ROUNDS:-3}
 TRANSPORTS=${TRANSPORTS:-quic,ws,socketio}

@@ -9,13 +9,13 @@
 #   1r  the members on A only (one clustered node: what Redis alone costs);
 #   3   the members split round-robin over A, B and C (the senders too).
 # Each run is benches/chat_load.rs over native QUIC: SENDERS host accounts post RATE msg/s in
-# total; after WARMUP_S, for SECONDS, post → arrival latency p50/p99 at the members (1 in
+# total; after WARMUP_S, for MEASURE_S, post → arrival latency p50/p99 at the members (1 in
 # members/200 sampled), deliveries counted at every member, and the CPU of the servers involved
 # (nodes + redis-server). The summary gives, per configuration, the largest member count whose
 # median p99 holds ≤ 100 ms with ≥ 95 % delivered and no member lost.
 #
 # Usage: benches/cluster/chat.sh
-#   MEMBERS=500,1000,2000,3000 CONFIGS=1,3 ROUNDS=2 RATE=50 SENDERS=6 SECONDS=10 WARMUP_S=3
+#   MEMBERS=500,1000,2000,3000 CONFIGS=1,3 ROUNDS=2 RATE=50 SENDERS=6 MEASURE_S=10 WARMUP_S=3
 #   PROFILE=release (cargo profile of both binaries)  SKIP_BUILD=1 (use the built binaries)
 #   BIN=path/to/cuecast  OUT=target/cluster_chat (runs.jsonl, node logs)
 # Output: a markdown table of every run and the summary on stdout.
@@ -27,7 +27,7 @@ CONFIGS=${CONFIGS:-1,3}
 ROUNDS=${ROUNDS:-2}
 RATE=${RATE:-50}
 SENDERS=${SENDERS:-6}
-SECONDS_MEASURED=${SECONDS:-10}
+SECONDS_MEASURED=${MEASURE_S:-10}
 WARMUP_S=${WARMUP_S:-3}
 PROFILE=${PROFILE:-release}
 OUT=${OUT:-$root/target/cluster_chat}
