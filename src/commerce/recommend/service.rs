@@ -3,13 +3,18 @@
 //! are visible to the next query), the catalog's changes ([`CatalogObserver`]) and, at
 //! startup, every event in the store (so a restart answers as before). Queries take the lock
 //! for reading, check their parameters (each error names its parameter) and say why each item
-//! is there.
+//! is there. The API reads answers through the answer cache ([`AnswerCache`]): the `*_json`
+//! methods compute an answer once, keep its JSON bytes per (route, caller, parameters) stamped
+//! with the versions of the model parts it used, and [`Recommender::cached`] serves them again
+//! until one of those parts changes (events bump bought-together at once; co-views bump the
+//! related lists at their background refresh, `recommend.related_refresh_s`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sqlx::AnyPool;
 use tokio::task::JoinHandle;
@@ -17,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Config;
 use super::basket::{Baskets, ForYou, ForYouParams};
+use super::cache::{AnswerCache, Cached, Depends, Key, Part, Route, Spelling, Versions, Who};
 use super::content::{self, Content, Kind};
 use super::coview::CoViews;
 use super::ids::{Id, Ids};
@@ -331,10 +337,23 @@ pub struct Recommender {
     trends: TrendingCache,
     /// The last description of the scheduled shows.
     upcoming: ShowsCache,
-    /// Stops the refit task.
+    /// Answers as the API sends them.
+    answers: AnswerCache,
+    /// The versions of the model parts the cached answers were computed from.
+    versions: Versions,
+    /// Co-views arrived since the last related refresh.
+    coviewed: AtomicBool,
+    /// Stops the background tasks (for-you refits, related refreshes).
     stop: CancellationToken,
-    refits: Mutex<Option<JoinHandle<()>>>,
+    refits: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// What bought-together answers are computed from (the fallback is related products).
+const TOGETHER_DEPENDS: Depends = Depends::on(&[Part::Together, Part::Related, Part::Catalog]);
+/// What related answers are computed from.
+const RELATED_DEPENDS: Depends = Depends::on(&[Part::Related, Part::Catalog]);
+/// What a fitted for-you model's answers are computed from.
+const FOR_YOU_DEPENDS: Depends = Depends::on(&[Part::ForYou, Part::Catalog]);
 
 /// Hands the catalog's changes to the service without keeping it alive.
 struct CatalogFeed(Weak<Recommender>);
@@ -343,6 +362,7 @@ impl CatalogObserver for CatalogFeed {
     fn upserted(&self, products: &[Arc<CatalogProduct>]) {
         if let Some(service) = self.0.upgrade() {
             service.describe(products);
+            service.versions.bump(Part::Catalog);
         }
     }
 
@@ -352,6 +372,8 @@ impl CatalogObserver for CatalogFeed {
             if let Some(p) = models.ids.get(id) {
                 models.content.remove(p);
             }
+            drop(models);
+            service.versions.bump(Part::Catalog);
         }
     }
 }
@@ -370,6 +392,20 @@ impl EventSink for Recommender {
         for event in events {
             let show = shows.get(event.show.as_str()).unwrap_or(&None);
             models.apply(event, show);
+        }
+        drop(models);
+        // Bumped after the models changed: an answer stamped before is stale.
+        let with_product = || events.iter().filter(|e| e.product.is_some());
+        if with_product().any(|e| e.kind == EventType::Purchase && e.order.is_some()) {
+            self.versions.bump(Part::Together);
+        }
+        if with_product().any(|e| {
+            matches!(
+                e.kind,
+                EventType::Click | EventType::CtaClick | EventType::AddToCart
+            ) && (e.user.is_some() || e.visitor.is_some())
+        }) {
+            self.coviewed.store(true, Ordering::Release);
         }
         if events
             .iter()
@@ -402,6 +438,7 @@ async fn refit_loop(service: Weak<Recommender>, interval: Duration, stop: Cancel
                     );
                     *current.for_you.write().unwrap_or_else(|e| e.into_inner()) =
                         Some(Arc::new(model));
+                    current.versions.bump(Part::ForYou);
                 }
                 Err(err) => tracing::error!(error = %err, "for-you refit failed"),
             }
@@ -414,12 +451,29 @@ async fn refit_loop(service: Weak<Recommender>, interval: Duration, stop: Cancel
     }
 }
 
+/// Refreshes the related lists when co-views arrived, once per `interval`: the cached related
+/// answers (and bought-together's related fallbacks) are computed again on their next ask.
+/// Ends on `stop` or when the service is gone.
+async fn related_loop(service: Weak<Recommender>, interval: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stop.cancelled() => return,
+        }
+        let Some(current) = service.upgrade() else {
+            return;
+        };
+        if current.coviewed.swap(false, Ordering::AcqRel) {
+            current.versions.bump(Part::Related);
+        }
+    }
+}
+
 impl Recommender {
     /// The service over `catalog` and `shows`, empty (see [`Recommender::start`]).
     pub fn new(settings: Config, catalog: Arc<Catalog>, shows: Arc<Shows>) -> Recommender {
         let models = RwLock::new(Models::new(&settings));
         Recommender {
-            settings,
             catalog,
             shows,
             models,
@@ -427,8 +481,12 @@ impl Recommender {
             purchased: AtomicBool::new(false),
             trends: Mutex::new(HashMap::new()),
             upcoming: Mutex::new(None),
+            answers: AnswerCache::new(settings.answer_cache_bytes, settings.answer_cache_lag_s),
+            versions: Versions::default(),
+            coviewed: AtomicBool::new(false),
             stop: CancellationToken::new(),
-            refits: Mutex::new(None),
+            refits: Mutex::new(Vec::new()),
+            settings,
         }
     }
 
@@ -444,11 +502,11 @@ impl Recommender {
         data
     }
 
-    /// Stops the for-you refits.
+    /// Stops the background tasks (for-you refits, related refreshes).
     pub async fn close(&self) {
         self.stop.cancel();
-        let task = self.refits.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
+        let tasks = std::mem::take(&mut *self.refits.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
             let _ = task.await;
         }
     }
@@ -476,12 +534,21 @@ impl Recommender {
         // Fit for-you at once (in the background) on what was replayed.
         service.purchased.store(true, Ordering::Release);
         let interval = Duration::from_secs_f64(service.settings.for_you_refit_interval_s);
-        let task = tokio::spawn(refit_loop(
+        let refits = tokio::spawn(refit_loop(
             Arc::downgrade(&service),
             interval,
             service.stop.clone(),
         ));
-        *service.refits.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        let related = tokio::spawn(related_loop(
+            Arc::downgrade(&service),
+            Duration::from_secs_f64(service.settings.related_refresh_s),
+            service.stop.clone(),
+        ));
+        service
+            .refits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend([refits, related]);
         Ok(service)
     }
 
@@ -1056,6 +1123,213 @@ impl Recommender {
             model: if live { "show-trending" } else { "show-order" },
             fallback: false,
         })
+    }
+}
+
+/// A request as the answer cache keys it: who asks (see [`Who`]), its query string (or path)
+/// as sent, and when (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// Who asks, as far as the answer depends on it.
+    pub who: Who<'a>,
+    /// The query string as sent (for a show's products, the path).
+    pub raw: &'a str,
+    /// Now, Unix seconds.
+    pub now: f64,
+}
+
+/// The answers through the cache, as the JSON bytes the API sends.
+impl Recommender {
+    /// The cached answer to `route` asked as `asked`, if it is still valid: a hash lookup and
+    /// a [`Bytes`] clone, nothing parsed or allocated.
+    pub fn cached(&self, route: Route, asked: &Asked<'_>) -> Option<Bytes> {
+        let key = Key {
+            route,
+            spelling: Spelling::Raw,
+            who: asked.who,
+            params: asked.raw,
+        };
+        self.answers
+            .get(&key, &self.versions.stamp(), asked.now)
+            .map(|cached| cached.body)
+    }
+
+    /// The answer to `route` under its `normalized` parameters for `shopper`: cached, or
+    /// `compute`d (from the models at the versions stamped before) and kept; kept under its
+    /// raw spelling too, so the next identical request is a [`Recommender::cached`] hit.
+    fn through_cache(
+        &self,
+        route: Route,
+        asked: &Asked<'_>,
+        shopper: Who<'_>,
+        normalized: &str,
+        depends: Depends,
+        compute: impl FnOnce() -> Result<Answer, RecommendError>,
+    ) -> Result<Bytes, RecommendError> {
+        let stamp = self.versions.stamp();
+        let key = Key {
+            route,
+            spelling: Spelling::Normalized,
+            who: shopper,
+            params: normalized,
+        };
+        let answer = match self.answers.get(&key, &stamp, asked.now) {
+            Some(cached) => cached,
+            None => {
+                let cached = Cached {
+                    body: Bytes::from(compute()?.to_json().to_string()),
+                    stamp,
+                    depends,
+                    at: asked.now,
+                };
+                self.answers.insert(&key, cached.clone());
+                cached
+            }
+        };
+        let body = answer.body.clone();
+        let raw = Key {
+            route,
+            spelling: Spelling::Raw,
+            who: asked.who,
+            params: asked.raw,
+        };
+        self.answers.insert(&raw, answer);
+        Ok(body)
+    }
+
+    /// [`Recommender::bought_together`] through the cache.
+    pub fn bought_together_json(
+        &self,
+        asked: &Asked<'_>,
+        products: &[String],
+        limit: Option<usize>,
+        threshold: Option<f64>,
+    ) -> Result<Bytes, RecommendError> {
+        let normalized = format!(
+            "{products:?} {} {}",
+            limit.unwrap_or(self.settings.default_limit),
+            threshold.unwrap_or(0.0)
+        );
+        self.through_cache(
+            Route::BoughtTogether,
+            asked,
+            Who::Anyone,
+            &normalized,
+            TOGETHER_DEPENDS,
+            || self.bought_together(products, limit, threshold),
+        )
+    }
+
+    /// [`Recommender::related`] through the cache.
+    pub fn related_json(
+        &self,
+        asked: &Asked<'_>,
+        product: &str,
+        limit: Option<usize>,
+    ) -> Result<Bytes, RecommendError> {
+        let limit_or_default = limit.unwrap_or(self.settings.default_limit);
+        let normalized = format!("{product:?} {limit_or_default}");
+        self.through_cache(
+            Route::Related,
+            asked,
+            Who::Anyone,
+            &normalized,
+            RELATED_DEPENDS,
+            || self.related(product, limit),
+        )
+    }
+
+    /// [`Recommender::trending`] through the cache (at `asked.now`).
+    pub fn trending_json(
+        &self,
+        asked: &Asked<'_>,
+        limit: Option<usize>,
+        category: Option<&str>,
+        window: Option<f64>,
+    ) -> Result<Bytes, RecommendError> {
+        let normalized_category = category
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(normalize_category);
+        let normalized = format!(
+            "{normalized_category:?} {} {}",
+            window.unwrap_or(self.settings.trending_windows_s[0]),
+            limit.unwrap_or(self.settings.default_limit)
+        );
+        self.through_cache(
+            Route::Trending,
+            asked,
+            Who::Anyone,
+            &normalized,
+            Depends::timed(),
+            || self.trending(limit, category, window, asked.now),
+        )
+    }
+
+    /// [`Recommender::for_you`] of `user` through the cache (at `asked.now`).
+    pub fn for_you_json(
+        &self,
+        asked: &Asked<'_>,
+        user: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Bytes, RecommendError> {
+        let fitted = self
+            .for_you
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        // Until the first fit, trending answers (it moves with time).
+        let depends = if fitted {
+            FOR_YOU_DEPENDS
+        } else {
+            Depends::timed()
+        };
+        let normalized = format!("{}", limit.unwrap_or(self.settings.default_limit));
+        self.through_cache(
+            Route::ForYou,
+            asked,
+            Who::Shopper(user),
+            &normalized,
+            depends,
+            || self.for_you(user, limit, asked.now),
+        )
+    }
+
+    /// [`Recommender::upcoming_shows`] for `user` through the cache (at `asked.now`).
+    pub fn upcoming_shows_json(
+        &self,
+        asked: &Asked<'_>,
+        user: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Bytes, RecommendError> {
+        let normalized = format!("{}", limit.unwrap_or(self.settings.default_limit));
+        let now_ms = (asked.now * 1000.0) as i64;
+        self.through_cache(
+            Route::UpcomingShows,
+            asked,
+            Who::Shopper(user),
+            &normalized,
+            Depends::timed(),
+            || self.upcoming_shows(user, limit, now_ms),
+        )
+    }
+
+    /// [`Recommender::show_products`] of show `id` through the cache (at `asked.now`; the show's
+    /// state and trending move with time).
+    pub fn show_products_json(&self, asked: &Asked<'_>, id: &str) -> Result<Bytes, RecommendError> {
+        self.through_cache(
+            Route::ShowProducts,
+            asked,
+            Who::Anyone,
+            id,
+            Depends::timed(),
+            || self.show_products(id, asked.now),
+        )
+    }
+
+    /// The answer cache's counters and size.
+    pub fn cache_stats(&self) -> super::cache::Stats {
+        self.answers.stats()
     }
 }
 
