@@ -292,6 +292,51 @@ pub struct Stats {
     pub bytes: usize,
 }
 
+impl Stats {
+    /// Prometheus text: `cuecast_recommend_cache_*`.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let lines: [(&str, &str, &str, u64); 5] = [
+            (
+                "cuecast_recommend_cache_hits_total",
+                "counter",
+                "Answer cache lookups that found a valid answer (raw or normalized spelling).",
+                self.hits,
+            ),
+            (
+                "cuecast_recommend_cache_misses_total",
+                "counter",
+                "Answer cache lookups that found none (raw or normalized spelling).",
+                self.misses,
+            ),
+            (
+                "cuecast_recommend_cache_evictions_total",
+                "counter",
+                "Answers dropped to stay within recommend.answer_cache_bytes.",
+                self.evictions,
+            ),
+            (
+                "cuecast_recommend_cache_entries",
+                "gauge",
+                "Answers cached now.",
+                self.entries as u64,
+            ),
+            (
+                "cuecast_recommend_cache_bytes",
+                "gauge",
+                "Bytes of the cached answers (bodies, keys, bookkeeping).",
+                self.bytes as u64,
+            ),
+        ];
+        for (name, kind, help, value) in lines {
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+        text
+    }
+}
+
 /// The answer cache (see the module docs).
 #[derive(Debug)]
 pub struct AnswerCache {

@@ -463,9 +463,7 @@ async fn related_loop(service: Weak<Recommender>, interval: Duration, stop: Canc
         let Some(current) = service.upgrade() else {
             return;
         };
-        if current.coviewed.swap(false, Ordering::AcqRel) {
-            current.versions.bump(Part::Related);
-        }
+        current.refresh_related();
     }
 }
 
@@ -1331,6 +1329,17 @@ impl Recommender {
     pub fn cache_stats(&self) -> super::cache::Stats {
         self.answers.stats()
     }
+
+    /// Refreshes the related lists if co-views arrived since the last refresh: the cached
+    /// related answers are computed again on their next ask (the background task calls it
+    /// every `recommend.related_refresh_s`). Whether it did.
+    pub fn refresh_related(&self) -> bool {
+        let changed = self.coviewed.swap(false, Ordering::AcqRel);
+        if changed {
+            self.versions.bump(Part::Related);
+        }
+        changed
+    }
 }
 
 /// Why a product trends (or not) in a window of `window_s`.
@@ -1343,4 +1352,250 @@ fn trend_reason(t: &Trend, window_s: f64) -> String {
         t.expected,
         t.z
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commerce::catalog::model::tests::sample;
+    use crate::hls::directory::StreamDirectory;
+    use crate::hls::packager::PackagerConfig;
+    use crate::hls::registry::Registry;
+    use crate::store::Store;
+
+    const NOW: f64 = 1_900_000_000.0;
+
+    /// A recommender over a catalog of `ids` (grocery > bakery), no shows, no events, with the
+    /// shipped `[recommend]` changed by `tune`.
+    async fn recommender(store: &Store, ids: &[&str], tune: fn(&mut Config)) -> Recommender {
+        let defaults = crate::config::Config::load(None, std::iter::empty()).expect("defaults");
+        let catalog = Catalog::open(store.pool().clone(), defaults.catalog)
+            .await
+            .expect("catalog");
+        let products = ids
+            .iter()
+            .map(|id| CatalogProduct {
+                title: format!("Bakery {id}"),
+                category: Some("grocery > bakery".into()),
+                ..sample(id)
+            })
+            .collect();
+        catalog.upsert(products).await.expect("products");
+        let registry = Arc::new(Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(2),
+                part_target: Duration::from_millis(500),
+                window: Duration::from_secs(6),
+            },
+            Duration::from_secs(60),
+        ));
+        let shows = Shows::start(
+            store.pool().clone(),
+            defaults.shows,
+            registry,
+            Arc::new(StreamDirectory::new(["demo".into()])),
+            Arc::new(crate::commerce::product::NoCatalog),
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("shows");
+        let mut settings = defaults.recommend;
+        tune(&mut settings);
+        let service = Recommender::new(settings, Arc::clone(&catalog), shows);
+        service.describe(&catalog.observe(Arc::new(NoFeed)));
+        service
+    }
+
+    /// Observes nothing (the tests describe the catalog once).
+    struct NoFeed;
+
+    impl CatalogObserver for NoFeed {
+        fn upserted(&self, _: &[Arc<CatalogProduct>]) {}
+        fn deleted(&self, _: &str) {}
+    }
+
+    fn event(kind: EventType, who: &str, product: &str, order: Option<&str>, t: f64) -> Event {
+        Event {
+            kind,
+            user: Some(who.into()),
+            visitor: None,
+            show: "s1".into(),
+            product: Some(product.into()),
+            cue: None,
+            order: order.map(Into::into),
+            quantity: 1,
+            price: None,
+            ts_ms: (t * 1000.0) as i64,
+        }
+    }
+
+    fn orders(service: &Recommender, lines: &[(&str, &[&str])], t: f64) {
+        let events: Vec<Event> = lines
+            .iter()
+            .flat_map(|(order, products)| {
+                products
+                    .iter()
+                    .map(move |p| event(EventType::Purchase, "u1", p, Some(order), t))
+            })
+            .collect();
+        service.accepted(&events);
+    }
+
+    fn asked(raw: &str, now: f64) -> Asked<'_> {
+        Asked {
+            who: Who::Anyone,
+            raw,
+            now,
+        }
+    }
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn cached_answers_are_the_computed_ones_whatever_the_spelling() {
+        let store = Store::in_memory().await.expect("store");
+        let service = recommender(&store, &["a", "b", "c", "d"], |_| {}).await;
+        orders(
+            &service,
+            &[("o1", &["a", "b"]), ("o2", &["a", "b"]), ("o3", &["a", "c"])],
+            NOW - 60.0,
+        );
+        let cart = ["a".to_string()];
+        let computed = service.bought_together(&cart, None, None).unwrap();
+        assert_eq!(computed.items.len(), 1, "{computed:?}");
+        let computed = computed.to_json().to_string();
+        // A miss computes and keeps it under both spellings.
+        assert_eq!(service.cached(Route::BoughtTogether, &asked("product=a", NOW)), None);
+        let first = service
+            .bought_together_json(&asked("product=a", NOW), &cart, None, None)
+            .unwrap();
+        assert_eq!(text(&first), computed);
+        // The same spelling: a hit, long after (nothing changed).
+        let hit = service.cached(Route::BoughtTogether, &asked("product=a", NOW + 600.0));
+        assert_eq!(hit.as_ref().map(text), Some(computed.as_str()));
+        // Another spelling of the same query: the normalized entry answers.
+        let misses = service.cache_stats().misses;
+        let other = service
+            .bought_together_json(&asked("limit=10&product=a", NOW), &cart, Some(10), None)
+            .unwrap();
+        assert_eq!(text(&other), computed);
+        assert_eq!(service.cache_stats().misses, misses, "the normalized key hit");
+        // Every route: through the cache (a miss, then a hit) as computed.
+        let related = service.related("a", Some(3)).unwrap().to_json().to_string();
+        let through = service
+            .related_json(&asked("product=a&limit=3", NOW), "a", Some(3))
+            .unwrap();
+        assert_eq!(text(&through), related);
+        let hit = service.cached(Route::Related, &asked("product=a&limit=3", NOW + 1.0));
+        assert_eq!(hit.as_ref().map(text), Some(related.as_str()));
+        let trending = service.trending(None, None, None, NOW).unwrap();
+        let through = service
+            .trending_json(&asked("", NOW), None, None, None)
+            .unwrap();
+        assert_eq!(text(&through), trending.to_json().to_string());
+        let for_you = service.for_you(None, None, NOW).unwrap();
+        let through = service.for_you_json(&asked("", NOW), None, None).unwrap();
+        assert_eq!(text(&through), for_you.to_json().to_string());
+        let upcoming = service
+            .upcoming_shows(None, None, (NOW * 1000.0) as i64)
+            .unwrap();
+        let through = service
+            .upcoming_shows_json(&asked("", NOW), None, None)
+            .unwrap();
+        assert_eq!(text(&through), upcoming.to_json().to_string());
+        // Trending moves with time: its answer lives answer_cache_lag_s.
+        assert!(service.cached(Route::Trending, &asked("", NOW + 0.1)).is_some());
+        assert!(service.cached(Route::Trending, &asked("", NOW + 0.3)).is_none());
+        // Refused queries answer their error every time and are not kept.
+        let entries = service.cache_stats().entries;
+        for _ in 0..2 {
+            let unknown = service.related_json(&asked("product=zz", NOW), "zz", None);
+            assert!(matches!(unknown, Err(RecommendError::Unknown { field, .. }) if field == "product"));
+            let limit = service.related_json(&asked("product=a&limit=0", NOW), "a", Some(0));
+            assert!(matches!(limit, Err(RecommendError::Invalid { field, .. }) if field == "limit"));
+        }
+        assert!(service.cached(Route::Related, &asked("product=zz", NOW)).is_none());
+        assert_eq!(service.cache_stats().entries, entries);
+    }
+
+    #[tokio::test]
+    async fn an_order_changes_bought_together_at_once_a_related_list_at_its_refresh() {
+        let store = Store::in_memory().await.expect("store");
+        let service = recommender(&store, &["a", "b", "c", "d"], |_| {}).await;
+        orders(&service, &[("o1", &["a", "b"]), ("o2", &["a", "b"])], NOW - 60.0);
+        let cart = ["a".to_string()];
+        let before = service
+            .bought_together_json(&asked("product=a", NOW), &cart, None, None)
+            .unwrap();
+        let related_before = service
+            .related_json(&asked("product=c", NOW), "c", None)
+            .unwrap();
+        // c bought with a three times, and c and d viewed together.
+        orders(
+            &service,
+            &[("o3", &["a", "c"]), ("o4", &["a", "c"]), ("o5", &["a", "c"])],
+            NOW,
+        );
+        service.accepted(&[
+            event(EventType::Click, "v1", "c", None, NOW),
+            event(EventType::Click, "v1", "d", None, NOW + 1.0),
+        ]);
+        // Within the lag the cached answer may still answer; past it, the order shows.
+        let later = NOW + 0.3;
+        let expected = service.bought_together(&cart, None, None).unwrap();
+        assert_eq!(expected.items[0].id, "c", "{expected:?}");
+        let after = service
+            .cached(Route::BoughtTogether, &asked("product=a", later))
+            .map_or_else(
+                || service.bought_together_json(&asked("product=a", later), &cart, None, None),
+                Ok,
+            )
+            .unwrap();
+        assert_ne!(after, before);
+        assert_eq!(text(&after), expected.to_json().to_string());
+        // The related list of c stays cached (the co-view waits for the refresh)...
+        let related_now = service.related("c", None).unwrap().to_json().to_string();
+        assert_ne!(text(&related_before), related_now, "the click changed it");
+        let cached = service.cached(Route::Related, &asked("product=c", NOW + 5.0));
+        assert_eq!(cached.as_ref(), Some(&related_before));
+        // ...which computes it again.
+        assert!(service.refresh_related());
+        assert!(!service.refresh_related(), "nothing new since");
+        assert_eq!(service.cached(Route::Related, &asked("product=c", NOW + 5.0)), None);
+        let refreshed = service
+            .related_json(&asked("product=c", NOW + 5.0), "c", None)
+            .unwrap();
+        assert_eq!(text(&refreshed), related_now);
+        assert!(related_now.contains("viewed together"), "{related_now}");
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_cap() {
+        let store = Store::in_memory().await.expect("store");
+        let ids: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let cap = 64 * 1024;
+        let service = recommender(&store, &refs, |c| c.answer_cache_bytes = 64 * 1024).await;
+        let mut kept = 0;
+        for id in &ids {
+            let raw = format!("product={id}");
+            let body = service
+                .related_json(&asked(&raw, NOW), id, None)
+                .unwrap();
+            assert!(body.len() > 1000, "a full answer");
+            kept += body.len();
+            let stats = service.cache_stats();
+            assert!(stats.bytes <= cap, "{stats:?}");
+        }
+        let stats = service.cache_stats();
+        assert!(kept > 4 * cap, "asked for more than fits");
+        assert!(stats.evictions > 100, "{stats:?}");
+        assert!(stats.entries > 10, "{stats:?}");
+        // The last asked are kept, the first went.
+        let last = format!("product={}", ids[299]);
+        assert!(service.cached(Route::Related, &asked(&last, NOW)).is_some());
+        assert!(service.cached(Route::Related, &asked("product=p0", NOW)).is_none());
+    }
 }
