@@ -493,16 +493,15 @@ fn the_answer_cache_answers_as_the_models_do_and_follows_orders_within_1_s() {
     let chips = "/api/recommendations/bought-together?product=chips";
     let cached = ok(&server, chips, None);
     assert_eq!(ok(&server, chips, None), cached);
-    assert_eq!(cached["fallback"], true, "no order holds chips yet: {cached}");
+    assert_eq!(
+        cached["fallback"], true,
+        "no order holds chips yet: {cached}"
+    );
     order(&server, &live, "u3", "o6", &["chips", "salsa"]);
     order(&server, &live, "u3", "o7", &["chips", "salsa"]);
-    let (_, took) = poll(
-        &server,
-        chips,
-        None,
-        Duration::from_secs(1),
-        |a| a["fallback"] == false && ids(a).first().map(String::as_str) == Some("salsa"),
-    );
+    let (_, took) = poll(&server, chips, None, Duration::from_secs(1), |a| {
+        a["fallback"] == false && ids(a).first().map(String::as_str) == Some("salsa")
+    });
     eprintln!("the cached bought-together list saw the order after {took:?}");
     let with_order = stable_answers(&server, &breakfast);
 

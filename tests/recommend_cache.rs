@@ -67,7 +67,11 @@ fn a_cache_hit_allocates_nothing() {
         cache.insert(&key(who), answer);
     }
     // Warm (first-use initializations of the hasher and the lock are not the hit path).
-    assert!(cache.get(&key(Who::Anyone), &versions.stamp(), 100.0).is_some());
+    assert!(
+        cache
+            .get(&key(Who::Anyone), &versions.stamp(), 100.0)
+            .is_some()
+    );
 
     let before = allocations();
     let mut bodies = 0;

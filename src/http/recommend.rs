@@ -321,10 +321,7 @@ async fn bought_together(
         (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
         (status = 404, description = "A product the catalog does not hold (`product`)", body = ErrorBody),
     ))]
-async fn related(
-    State(api): State<Arc<ApiState>>,
-    request: Request,
-) -> Result<Response, ApiError> {
+async fn related(State(api): State<Arc<ApiState>>, request: Request) -> Result<Response, ApiError> {
     let asked = Asked {
         who: Who::Anyone,
         raw: raw_query(request.uri()),

@@ -517,7 +517,10 @@ mod tests {
     fn a_timed_answer_lives_lag_seconds() {
         let versions = Versions::default();
         let cache = AnswerCache::new(1 << 20, 0.25);
-        cache.insert(&key("t"), answer("[]", versions.stamp(), Depends::timed(), 10.0));
+        cache.insert(
+            &key("t"),
+            answer("[]", versions.stamp(), Depends::timed(), 10.0),
+        );
         assert!(cache.get(&key("t"), &versions.stamp(), 10.2).is_some());
         assert!(cache.get(&key("t"), &versions.stamp(), 10.25).is_none());
         // A clock that went back does not make it fresh forever.

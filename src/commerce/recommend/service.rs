@@ -1459,7 +1459,11 @@ mod tests {
         let service = recommender(&store, &["a", "b", "c", "d"], |_| {}).await;
         orders(
             &service,
-            &[("o1", &["a", "b"]), ("o2", &["a", "b"]), ("o3", &["a", "c"])],
+            &[
+                ("o1", &["a", "b"]),
+                ("o2", &["a", "b"]),
+                ("o3", &["a", "c"]),
+            ],
             NOW - 60.0,
         );
         let cart = ["a".to_string()];
@@ -1467,7 +1471,10 @@ mod tests {
         assert_eq!(computed.items.len(), 1, "{computed:?}");
         let computed = computed.to_json().to_string();
         // A miss computes and keeps it under both spellings.
-        assert_eq!(service.cached(Route::BoughtTogether, &asked("product=a", NOW)), None);
+        assert_eq!(
+            service.cached(Route::BoughtTogether, &asked("product=a", NOW)),
+            None
+        );
         let first = service
             .bought_together_json(&asked("product=a", NOW), &cart, None, None)
             .unwrap();
@@ -1481,7 +1488,11 @@ mod tests {
             .bought_together_json(&asked("limit=10&product=a", NOW), &cart, Some(10), None)
             .unwrap();
         assert_eq!(text(&other), computed);
-        assert_eq!(service.cache_stats().misses, misses, "the normalized key hit");
+        assert_eq!(
+            service.cache_stats().misses,
+            misses,
+            "the normalized key hit"
+        );
         // Every route: through the cache (a miss, then a hit) as computed.
         let related = service.related("a", Some(3)).unwrap().to_json().to_string();
         let through = service
@@ -1506,17 +1517,33 @@ mod tests {
             .unwrap();
         assert_eq!(text(&through), upcoming.to_json().to_string());
         // Trending moves with time: its answer lives answer_cache_lag_s.
-        assert!(service.cached(Route::Trending, &asked("", NOW + 0.1)).is_some());
-        assert!(service.cached(Route::Trending, &asked("", NOW + 0.3)).is_none());
+        assert!(
+            service
+                .cached(Route::Trending, &asked("", NOW + 0.1))
+                .is_some()
+        );
+        assert!(
+            service
+                .cached(Route::Trending, &asked("", NOW + 0.3))
+                .is_none()
+        );
         // Refused queries answer their error every time and are not kept.
         let entries = service.cache_stats().entries;
         for _ in 0..2 {
             let unknown = service.related_json(&asked("product=zz", NOW), "zz", None);
-            assert!(matches!(unknown, Err(RecommendError::Unknown { field, .. }) if field == "product"));
+            assert!(
+                matches!(unknown, Err(RecommendError::Unknown { field, .. }) if field == "product")
+            );
             let limit = service.related_json(&asked("product=a&limit=0", NOW), "a", Some(0));
-            assert!(matches!(limit, Err(RecommendError::Invalid { field, .. }) if field == "limit"));
+            assert!(
+                matches!(limit, Err(RecommendError::Invalid { field, .. }) if field == "limit")
+            );
         }
-        assert!(service.cached(Route::Related, &asked("product=zz", NOW)).is_none());
+        assert!(
+            service
+                .cached(Route::Related, &asked("product=zz", NOW))
+                .is_none()
+        );
         assert_eq!(service.cache_stats().entries, entries);
     }
 
@@ -1524,7 +1551,11 @@ mod tests {
     async fn an_order_changes_bought_together_at_once_a_related_list_at_its_refresh() {
         let store = Store::in_memory().await.expect("store");
         let service = recommender(&store, &["a", "b", "c", "d"], |_| {}).await;
-        orders(&service, &[("o1", &["a", "b"]), ("o2", &["a", "b"])], NOW - 60.0);
+        orders(
+            &service,
+            &[("o1", &["a", "b"]), ("o2", &["a", "b"])],
+            NOW - 60.0,
+        );
         let cart = ["a".to_string()];
         let before = service
             .bought_together_json(&asked("product=a", NOW), &cart, None, None)
@@ -1535,7 +1566,11 @@ mod tests {
         // c bought with a three times, and c and d viewed together.
         orders(
             &service,
-            &[("o3", &["a", "c"]), ("o4", &["a", "c"]), ("o5", &["a", "c"])],
+            &[
+                ("o3", &["a", "c"]),
+                ("o4", &["a", "c"]),
+                ("o5", &["a", "c"]),
+            ],
             NOW,
         );
         service.accepted(&[
@@ -1563,7 +1598,10 @@ mod tests {
         // ...which computes it again.
         assert!(service.refresh_related());
         assert!(!service.refresh_related(), "nothing new since");
-        assert_eq!(service.cached(Route::Related, &asked("product=c", NOW + 5.0)), None);
+        assert_eq!(
+            service.cached(Route::Related, &asked("product=c", NOW + 5.0)),
+            None
+        );
         let refreshed = service
             .related_json(&asked("product=c", NOW + 5.0), "c", None)
             .unwrap();
@@ -1581,9 +1619,7 @@ mod tests {
         let mut kept = 0;
         for id in &ids {
             let raw = format!("product={id}");
-            let body = service
-                .related_json(&asked(&raw, NOW), id, None)
-                .unwrap();
+            let body = service.related_json(&asked(&raw, NOW), id, None).unwrap();
             assert!(body.len() > 1000, "a full answer");
             kept += body.len();
             let stats = service.cache_stats();
@@ -1596,6 +1632,10 @@ mod tests {
         // The last asked are kept, the first went.
         let last = format!("product={}", ids[299]);
         assert!(service.cached(Route::Related, &asked(&last, NOW)).is_some());
-        assert!(service.cached(Route::Related, &asked("product=p0", NOW)).is_none());
+        assert!(
+            service
+                .cached(Route::Related, &asked("product=p0", NOW))
+                .is_none()
+        );
     }
 }
