@@ -15,7 +15,8 @@
 #    a cart of three), related, trending (all, per department or aisle, each window), for-you
 #    (every shopper, and anonymous), upcoming-shows (every shopper, and anonymous), a show's
 #    products. Peer in the same run, same wrk settings: nginx serving, per query, a static file
-#    holding a real cuecast answer of that query (the median size of those sampled).
+#    holding a real cuecast answer of that query (the median size of those sampled). At the end,
+#    the answer cache's counters (hits, misses, evictions, entries, bytes) from /metrics.
 #
 # Usage: benches/recs/run.sh   (env: CONNECTIONS=200 THREADS=2 DURATION=10s WARMUP=2s SHOWS=30
 #        BATCH=100 LOAD_CONNECTIONS=4 LATENCY_RUNS=50
@@ -120,4 +121,5 @@ for label, r in runs.items():
                           "errors": r["errors"]}))
 PY
 echo "cuecast rss: $(awk '/VmRSS/ {print $2, $3}' /proc/$server/status), cpu-s: $(awk '{printf "%.1f", ($14 + $15) / 100}' /proc/$server/stat)"
+echo "answer cache: $(curl -s -H "Authorization: Bearer $TOKEN" "$base/metrics" | grep '^cuecast_recommend_cache' | tr '\n' ' ')"
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -223,6 +223,7 @@ async fn metrics(State(api): State<Arc<ApiState>>) -> Response {
         text.push_str(&chat.hub.metrics.render());
     }
     text.push_str(&api.webhooks.render_metrics());
+    text.push_str(&api.recommend.cache_stats().render());
     if let Some(edge) = &api.edge {
         text.push_str(&edge.render_metrics());
     }

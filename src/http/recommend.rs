@@ -14,23 +14,32 @@
 //! (`user` may be left out, or must be theirs), or by the shop's backend (a `shop` token) or
 //! the admin for any `user`. Without a token and without `user`, the shopper is anonymous and
 //! gets the cold-start answer; `user` without a token is 401, another shopper's `user` 403.
+//!
+//! Answers come from the recommender's answer cache: a request spelled as one answered before
+//! (same route, query string or path, and caller) is answered with the cached JSON bytes before
+//! anything is parsed, so a hit allocates nothing beyond the response; otherwise the
+//! parameters are checked as before and the answer is computed (or found under its normalized
+//! parameters) and kept.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiState;
 use super::auth::Caller;
-use super::cues::{ApiError, json};
+use super::cues::ApiError;
 use super::openapi::ErrorBody;
 use crate::commerce::catalog::unix_now;
-use crate::commerce::recommend::{Answer, RecommendError};
+use crate::commerce::recommend::RecommendError;
+use crate::commerce::recommend::cache::{Route, Who};
+use crate::commerce::recommend::service::Asked;
 use crate::users::Capability;
 
 /// The recommendation routes.
@@ -231,8 +240,35 @@ impl Params {
     }
 }
 
-fn answer(answer: Answer) -> Response {
-    json(StatusCode::OK, answer.to_json())
+/// A 200 with an answer's JSON bytes (a cached [`Bytes`] is shared, not copied).
+fn answer(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The query string of `uri` as sent (empty without one).
+fn raw_query(uri: &Uri) -> &str {
+    uri.query().unwrap_or("")
+}
+
+/// The query string of `uri` as name/value pairs (see [`Params`]).
+fn pairs(uri: &Uri) -> Pairs {
+    Query::try_from_uri(uri)
+}
+
+/// The caller as the answer cache keys a personal list's raw spelling.
+fn who(caller: &Caller) -> Who<'_> {
+    match caller {
+        Caller::Anonymous => Who::Anyone,
+        Caller::Admin => Who::Admin,
+        Caller::User(claims) => Who::User(&claims.sub, claims.caps.contains(&Capability::Shop)),
+    }
 }
 
 #[utoipa::path(get, path = "/api/recommendations/bought-together", tag = "recommendations",
@@ -246,9 +282,21 @@ fn answer(answer: Answer) -> Response {
     ))]
 async fn bought_together(
     State(api): State<Arc<ApiState>>,
-    query: Pairs,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let params = Params::new(query, &["product", "limit", "threshold"], &["product"])?;
+    let asked = Asked {
+        who: Who::Anyone,
+        raw: raw_query(request.uri()),
+        now: unix_now(),
+    };
+    if let Some(body) = api.recommend.cached(Route::BoughtTogether, &asked) {
+        return Ok(answer(body));
+    }
+    let params = Params::new(
+        pairs(request.uri()),
+        &["product", "limit", "threshold"],
+        &["product"],
+    )?;
     let products: Vec<String> = params
         .all("product")
         .into_iter()
@@ -256,7 +304,8 @@ async fn bought_together(
         .collect();
     let threshold = params.number::<f64>("threshold", "a number")?;
     let threshold = threshold.map(|t| if t.is_finite() { t } else { -1.0 });
-    Ok(answer(api.recommend.bought_together(
+    Ok(answer(api.recommend.bought_together_json(
+        &asked,
         &products,
         params.limit()?,
         threshold,
@@ -272,12 +321,24 @@ async fn bought_together(
         (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
         (status = 404, description = "A product the catalog does not hold (`product`)", body = ErrorBody),
     ))]
-async fn related(State(api): State<Arc<ApiState>>, query: Pairs) -> Result<Response, ApiError> {
-    let params = Params::new(query, &["product", "limit"], &[])?;
+async fn related(State(api): State<Arc<ApiState>>, request: Request) -> Result<Response, ApiError> {
+    let asked = Asked {
+        who: Who::Anyone,
+        raw: raw_query(request.uri()),
+        now: unix_now(),
+    };
+    if let Some(body) = api.recommend.cached(Route::Related, &asked) {
+        return Ok(answer(body));
+    }
+    let params = Params::new(pairs(request.uri()), &["product", "limit"], &[])?;
     let product = params
         .text("product")
         .ok_or_else(|| ApiError::field("product", "product: required"))?;
-    Ok(answer(api.recommend.related(&product, params.limit()?)?))
+    Ok(answer(api.recommend.related_json(
+        &asked,
+        &product,
+        params.limit()?,
+    )?))
 }
 
 #[utoipa::path(get, path = "/api/recommendations/trending", tag = "recommendations",
@@ -288,15 +349,26 @@ async fn related(State(api): State<Arc<ApiState>>, query: Pairs) -> Result<Respo
         (status = 200, description = "Most trending first", body = ProductRecommendations),
         (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
     ))]
-async fn trending(State(api): State<Arc<ApiState>>, query: Pairs) -> Result<Response, ApiError> {
-    let params = Params::new(query, &["limit", "category", "window"], &[])?;
+async fn trending(
+    State(api): State<Arc<ApiState>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let asked = Asked {
+        who: Who::Anyone,
+        raw: raw_query(request.uri()),
+        now: unix_now(),
+    };
+    if let Some(body) = api.recommend.cached(Route::Trending, &asked) {
+        return Ok(answer(body));
+    }
+    let params = Params::new(pairs(request.uri()), &["limit", "category", "window"], &[])?;
     let window = params.number::<f64>("window", "a number of seconds")?;
     let category = params.text("category");
-    Ok(answer(api.recommend.trending(
+    Ok(answer(api.recommend.trending_json(
+        &asked,
         params.limit()?,
         category.as_deref(),
         window,
-        unix_now(),
     )?))
 }
 
@@ -342,13 +414,21 @@ fn shopper(caller: Caller, user: Option<String>) -> Result<Option<String>, ApiEr
 async fn for_you(
     State(api): State<Arc<ApiState>>,
     caller: Caller,
-    query: Pairs,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let (user, limit) = personal(caller, query)?;
-    Ok(answer(api.recommend.for_you(
+    let asked = Asked {
+        who: who(&caller),
+        raw: raw_query(request.uri()),
+        now: unix_now(),
+    };
+    if let Some(body) = api.recommend.cached(Route::ForYou, &asked) {
+        return Ok(answer(body));
+    }
+    let (user, limit) = personal(caller.clone(), pairs(request.uri()))?;
+    Ok(answer(api.recommend.for_you_json(
+        &asked,
         user.as_deref(),
         limit,
-        unix_now(),
     )?))
 }
 
@@ -366,14 +446,21 @@ async fn for_you(
 async fn upcoming_shows(
     State(api): State<Arc<ApiState>>,
     caller: Caller,
-    query: Pairs,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let (user, limit) = personal(caller, query)?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    Ok(answer(api.recommend.upcoming_shows(
+    let asked = Asked {
+        who: who(&caller),
+        raw: raw_query(request.uri()),
+        now: unix_now(),
+    };
+    if let Some(body) = api.recommend.cached(Route::UpcomingShows, &asked) {
+        return Ok(answer(body));
+    }
+    let (user, limit) = personal(caller.clone(), pairs(request.uri()))?;
+    Ok(answer(api.recommend.upcoming_shows_json(
+        &asked,
         user.as_deref(),
         limit,
-        now_ms,
     )?))
 }
 
@@ -394,13 +481,37 @@ fn personal(caller: Caller, query: Pairs) -> Result<(Option<String>, Option<usiz
         (status = 400, description = "A query parameter (this route takes none), named", body = ErrorBody),
         (status = 404, description = "No such show (`id`)", body = ErrorBody),
     ))]
-async fn show_products(
-    State(api): State<Arc<ApiState>>,
-    Path(id): Path<String>,
-    query: Pairs,
-) -> Result<Response, ApiError> {
-    Params::new(query, &[], &[])?;
-    Ok(answer(api.recommend.show_products(&id, unix_now())?))
+async fn show_products(State(api): State<Arc<ApiState>>, request: Request) -> Response {
+    // Keyed by the path as sent; a query string (refused below) never reads the cache.
+    let now = unix_now();
+    let hit = request.uri().query().is_none().then(|| {
+        let asked = Asked {
+            who: Who::Anyone,
+            raw: request.uri().path(),
+            now,
+        };
+        api.recommend.cached(Route::ShowProducts, &asked)
+    });
+    if let Some(Some(body)) = hit {
+        return answer(body);
+    }
+    let (mut parts, _) = request.into_parts();
+    let id = match Path::<String>::from_request_parts(&mut parts, &api).await {
+        Ok(Path(id)) => id,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let asked = Asked {
+        who: Who::Anyone,
+        raw: parts.uri.path(),
+        now,
+    };
+    // Only a request without a query string gets this far (and is kept under its path).
+    let computed = Params::new(pairs(&parts.uri), &[], &[])
+        .and_then(|_| Ok(api.recommend.show_products_json(&asked, &id)?));
+    match computed {
+        Ok(body) => answer(body),
+        Err(err) => err.into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! `[recommend]`: the recommenders' parameters (docs/recommendations.md): the minimum support of
 //! bought-together, the co-view session window and the weight of behaviour against content in
 //! related products, trending's half-lives, prior and minimum volume, the upcoming-shows blend,
-//! the for-you refit interval, and the `limit` of every query.
+//! the for-you refit interval, the `limit` of every query, and the answer cache (its size, how
+//! far an answer may trail the models, how often related lists are refreshed).
 
 use serde::Deserialize;
 
@@ -9,6 +10,11 @@ use crate::setting::{Invalid, positive_secs};
 
 /// Most short half-lives `trending_windows_s` may list.
 pub const MAX_WINDOWS: usize = 8;
+/// Largest `answer_cache_bytes`.
+pub const MAX_CACHE_BYTES: usize = 16 << 30;
+/// Largest `answer_cache_lag_s`: with the trending ranking's own 0.25 s, an event stays visible
+/// within 1 s.
+pub const MAX_LAG_S: f64 = 0.5;
 
 /// `[recommend]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +48,14 @@ pub struct Config {
     pub upcoming_soon_half_s: f64,
     /// Least seconds between two for-you refits (purchases arriving meanwhile wait).
     pub for_you_refit_interval_s: f64,
+    /// Most bytes of cached answers (JSON bodies, keys, bookkeeping); 0 turns the cache off.
+    pub answer_cache_bytes: usize,
+    /// Seconds a cached answer may trail the models (0..=0.5): served that long whatever
+    /// changed, and the lifetime of answers that move with time (trending).
+    pub answer_cache_lag_s: f64,
+    /// Seconds between two refreshes of the related lists when co-views changed (a cached
+    /// related answer stays until then).
+    pub related_refresh_s: f64,
 }
 
 impl Config {
@@ -85,6 +99,19 @@ impl Config {
         non_negative("upcoming_soon_weight", self.upcoming_soon_weight)?;
         positive_secs("upcoming_soon_half_s", self.upcoming_soon_half_s)?;
         positive_secs("for_you_refit_interval_s", self.for_you_refit_interval_s)?;
+        if self.answer_cache_bytes > MAX_CACHE_BYTES {
+            return Err(Invalid::new(
+                "answer_cache_bytes",
+                format!("must be at most {MAX_CACHE_BYTES} (16 GiB)"),
+            ));
+        }
+        if !(0.0..=MAX_LAG_S).contains(&self.answer_cache_lag_s) {
+            return Err(Invalid::new(
+                "answer_cache_lag_s",
+                format!("must be 0 to {MAX_LAG_S} (an event shows within 1 s)"),
+            ));
+        }
+        positive_secs("related_refresh_s", self.related_refresh_s)?;
         Ok(())
     }
 }
@@ -126,6 +153,9 @@ pub(crate) mod tests {
             upcoming_soon_weight: 0.15,
             upcoming_soon_half_s: 86_400.0,
             for_you_refit_interval_s: 10.0,
+            answer_cache_bytes: 64 << 20,
+            answer_cache_lag_s: 0.25,
+            related_refresh_s: 30.0,
         }
     }
 
@@ -133,7 +163,7 @@ pub(crate) mod tests {
     fn bad_values_name_their_key() {
         assert_eq!(config().validate(), Ok(()));
         type Spoil = fn(&mut Config);
-        let cases: [(Spoil, &str); 9] = [
+        let cases: [(Spoil, &str); 13] = [
             (|c| c.max_limit = 0, "max_limit"),
             (|c| c.default_limit = 101, "default_limit"),
             (|c| c.together_min_support = 0, "together_min_support"),
@@ -152,6 +182,10 @@ pub(crate) mod tests {
                 |c| c.for_you_refit_interval_s = 0.0,
                 "for_you_refit_interval_s",
             ),
+            (|c| c.answer_cache_bytes = 17 << 30, "answer_cache_bytes"),
+            (|c| c.answer_cache_lag_s = 0.6, "answer_cache_lag_s"),
+            (|c| c.answer_cache_lag_s = f64::NAN, "answer_cache_lag_s"),
+            (|c| c.related_refresh_s = 0.0, "related_refresh_s"),
         ];
         for (spoil, key) in cases {
             let mut c = config();

@@ -6,9 +6,11 @@
 //! shoppers with similar baskets buy, and its offline evaluation against the published
 //! next-basket baselines). The models are pure (time passed in); [`service`] feeds them the
 //! recorded events (also at startup, from the store), the catalog's changes and the shows, and
-//! answers the API's queries.
+//! answers the API's queries, each kept as its JSON bytes in the answer [`cache`] until a model
+//! part it was computed from changes.
 
 pub mod basket;
+pub mod cache;
 mod config;
 pub mod content;
 pub mod coview;

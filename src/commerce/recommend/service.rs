@@ -3,13 +3,18 @@
 //! are visible to the next query), the catalog's changes ([`CatalogObserver`]) and, at
 //! startup, every event in the store (so a restart answers as before). Queries take the lock
 //! for reading, check their parameters (each error names its parameter) and say why each item
-//! is there.
+//! is there. The API reads answers through the answer cache ([`AnswerCache`]): the `*_json`
+//! methods compute an answer once, keep its JSON bytes per (route, caller, parameters) stamped
+//! with the versions of the model parts it used, and [`Recommender::cached`] serves them again
+//! until one of those parts changes (events bump bought-together at once; co-views bump the
+//! related lists at their background refresh, `recommend.related_refresh_s`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sqlx::AnyPool;
 use tokio::task::JoinHandle;
@@ -17,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Config;
 use super::basket::{Baskets, ForYou, ForYouParams};
+use super::cache::{AnswerCache, Cached, Depends, Key, Part, Route, Spelling, Versions, Who};
 use super::content::{self, Content, Kind};
 use super::coview::CoViews;
 use super::ids::{Id, Ids};
@@ -331,10 +337,23 @@ pub struct Recommender {
     trends: TrendingCache,
     /// The last description of the scheduled shows.
     upcoming: ShowsCache,
-    /// Stops the refit task.
+    /// Answers as the API sends them.
+    answers: AnswerCache,
+    /// The versions of the model parts the cached answers were computed from.
+    versions: Versions,
+    /// Co-views arrived since the last related refresh.
+    coviewed: AtomicBool,
+    /// Stops the background tasks (for-you refits, related refreshes).
     stop: CancellationToken,
-    refits: Mutex<Option<JoinHandle<()>>>,
+    refits: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// What bought-together answers are computed from (the fallback is related products).
+const TOGETHER_DEPENDS: Depends = Depends::on(&[Part::Together, Part::Related, Part::Catalog]);
+/// What related answers are computed from.
+const RELATED_DEPENDS: Depends = Depends::on(&[Part::Related, Part::Catalog]);
+/// What a fitted for-you model's answers are computed from.
+const FOR_YOU_DEPENDS: Depends = Depends::on(&[Part::ForYou, Part::Catalog]);
 
 /// Hands the catalog's changes to the service without keeping it alive.
 struct CatalogFeed(Weak<Recommender>);
@@ -343,6 +362,7 @@ impl CatalogObserver for CatalogFeed {
     fn upserted(&self, products: &[Arc<CatalogProduct>]) {
         if let Some(service) = self.0.upgrade() {
             service.describe(products);
+            service.versions.bump(Part::Catalog);
         }
     }
 
@@ -352,6 +372,8 @@ impl CatalogObserver for CatalogFeed {
             if let Some(p) = models.ids.get(id) {
                 models.content.remove(p);
             }
+            drop(models);
+            service.versions.bump(Part::Catalog);
         }
     }
 }
@@ -370,6 +392,20 @@ impl EventSink for Recommender {
         for event in events {
             let show = shows.get(event.show.as_str()).unwrap_or(&None);
             models.apply(event, show);
+        }
+        drop(models);
+        // Bumped after the models changed: an answer stamped before is stale.
+        let with_product = || events.iter().filter(|e| e.product.is_some());
+        if with_product().any(|e| e.kind == EventType::Purchase && e.order.is_some()) {
+            self.versions.bump(Part::Together);
+        }
+        if with_product().any(|e| {
+            matches!(
+                e.kind,
+                EventType::Click | EventType::CtaClick | EventType::AddToCart
+            ) && (e.user.is_some() || e.visitor.is_some())
+        }) {
+            self.coviewed.store(true, Ordering::Release);
         }
         if events
             .iter()
@@ -402,6 +438,7 @@ async fn refit_loop(service: Weak<Recommender>, interval: Duration, stop: Cancel
                     );
                     *current.for_you.write().unwrap_or_else(|e| e.into_inner()) =
                         Some(Arc::new(model));
+                    current.versions.bump(Part::ForYou);
                 }
                 Err(err) => tracing::error!(error = %err, "for-you refit failed"),
             }
@@ -414,12 +451,27 @@ async fn refit_loop(service: Weak<Recommender>, interval: Duration, stop: Cancel
     }
 }
 
+/// Refreshes the related lists when co-views arrived, once per `interval`: the cached related
+/// answers (and bought-together's related fallbacks) are computed again on their next ask.
+/// Ends on `stop` or when the service is gone.
+async fn related_loop(service: Weak<Recommender>, interval: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stop.cancelled() => return,
+        }
+        let Some(current) = service.upgrade() else {
+            return;
+        };
+        current.refresh_related();
+    }
+}
+
 impl Recommender {
     /// The service over `catalog` and `shows`, empty (see [`Recommender::start`]).
     pub fn new(settings: Config, catalog: Arc<Catalog>, shows: Arc<Shows>) -> Recommender {
         let models = RwLock::new(Models::new(&settings));
         Recommender {
-            settings,
             catalog,
             shows,
             models,
@@ -427,8 +479,12 @@ impl Recommender {
             purchased: AtomicBool::new(false),
             trends: Mutex::new(HashMap::new()),
             upcoming: Mutex::new(None),
+            answers: AnswerCache::new(settings.answer_cache_bytes, settings.answer_cache_lag_s),
+            versions: Versions::default(),
+            coviewed: AtomicBool::new(false),
             stop: CancellationToken::new(),
-            refits: Mutex::new(None),
+            refits: Mutex::new(Vec::new()),
+            settings,
         }
     }
 
@@ -444,11 +500,11 @@ impl Recommender {
         data
     }
 
-    /// Stops the for-you refits.
+    /// Stops the background tasks (for-you refits, related refreshes).
     pub async fn close(&self) {
         self.stop.cancel();
-        let task = self.refits.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
+        let tasks = std::mem::take(&mut *self.refits.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
             let _ = task.await;
         }
     }
@@ -476,12 +532,21 @@ impl Recommender {
         // Fit for-you at once (in the background) on what was replayed.
         service.purchased.store(true, Ordering::Release);
         let interval = Duration::from_secs_f64(service.settings.for_you_refit_interval_s);
-        let task = tokio::spawn(refit_loop(
+        let refits = tokio::spawn(refit_loop(
             Arc::downgrade(&service),
             interval,
             service.stop.clone(),
         ));
-        *service.refits.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        let related = tokio::spawn(related_loop(
+            Arc::downgrade(&service),
+            Duration::from_secs_f64(service.settings.related_refresh_s),
+            service.stop.clone(),
+        ));
+        service
+            .refits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend([refits, related]);
         Ok(service)
     }
 
@@ -1059,6 +1124,224 @@ impl Recommender {
     }
 }
 
+/// A request as the answer cache keys it: who asks (see [`Who`]), its query string (or path)
+/// as sent, and when (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// Who asks, as far as the answer depends on it.
+    pub who: Who<'a>,
+    /// The query string as sent (for a show's products, the path).
+    pub raw: &'a str,
+    /// Now, Unix seconds.
+    pub now: f64,
+}
+
+/// The answers through the cache, as the JSON bytes the API sends.
+impl Recommender {
+    /// The cached answer to `route` asked as `asked`, if it is still valid: a hash lookup and
+    /// a [`Bytes`] clone, nothing parsed or allocated.
+    pub fn cached(&self, route: Route, asked: &Asked<'_>) -> Option<Bytes> {
+        let key = Key {
+            route,
+            spelling: Spelling::Raw,
+            who: asked.who,
+            params: asked.raw,
+        };
+        self.answers
+            .get(&key, &self.versions.stamp(), asked.now)
+            .map(|cached| cached.body)
+    }
+
+    /// The answer to `route` under its `normalized` parameters for `shopper`: cached, or
+    /// `compute`d (from the models at the versions stamped before) and kept; kept under its
+    /// raw spelling too, so the next identical request is a [`Recommender::cached`] hit.
+    fn through_cache(
+        &self,
+        route: Route,
+        asked: &Asked<'_>,
+        shopper: Who<'_>,
+        normalized: &str,
+        depends: Depends,
+        compute: impl FnOnce() -> Result<Answer, RecommendError>,
+    ) -> Result<Bytes, RecommendError> {
+        let stamp = self.versions.stamp();
+        let key = Key {
+            route,
+            spelling: Spelling::Normalized,
+            who: shopper,
+            params: normalized,
+        };
+        let answer = match self.answers.get(&key, &stamp, asked.now) {
+            Some(cached) => cached,
+            None => {
+                let cached = Cached {
+                    body: Bytes::from(compute()?.to_json().to_string()),
+                    stamp,
+                    depends,
+                    at: asked.now,
+                };
+                self.answers.insert(&key, cached.clone());
+                cached
+            }
+        };
+        let body = answer.body.clone();
+        let raw = Key {
+            route,
+            spelling: Spelling::Raw,
+            who: asked.who,
+            params: asked.raw,
+        };
+        self.answers.insert(&raw, answer);
+        Ok(body)
+    }
+
+    /// [`Recommender::bought_together`] through the cache.
+    pub fn bought_together_json(
+        &self,
+        asked: &Asked<'_>,
+        products: &[String],
+        limit: Option<usize>,
+        threshold: Option<f64>,
+    ) -> Result<Bytes, RecommendError> {
+        let normalized = format!(
+            "{products:?} {} {}",
+            limit.unwrap_or(self.settings.default_limit),
+            threshold.unwrap_or(0.0)
+        );
+        self.through_cache(
+            Route::BoughtTogether,
+            asked,
+            Who::Anyone,
+            &normalized,
+            TOGETHER_DEPENDS,
+            || self.bought_together(products, limit, threshold),
+        )
+    }
+
+    /// [`Recommender::related`] through the cache.
+    pub fn related_json(
+        &self,
+        asked: &Asked<'_>,
+        product: &str,
+        limit: Option<usize>,
+    ) -> Result<Bytes, RecommendError> {
+        let limit_or_default = limit.unwrap_or(self.settings.default_limit);
+        let normalized = format!("{product:?} {limit_or_default}");
+        self.through_cache(
+            Route::Related,
+            asked,
+            Who::Anyone,
+            &normalized,
+            RELATED_DEPENDS,
+            || self.related(product, limit),
+        )
+    }
+
+    /// [`Recommender::trending`] through the cache (at `asked.now`).
+    pub fn trending_json(
+        &self,
+        asked: &Asked<'_>,
+        limit: Option<usize>,
+        category: Option<&str>,
+        window: Option<f64>,
+    ) -> Result<Bytes, RecommendError> {
+        let normalized_category = category
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(normalize_category);
+        let normalized = format!(
+            "{normalized_category:?} {} {}",
+            window.unwrap_or(self.settings.trending_windows_s[0]),
+            limit.unwrap_or(self.settings.default_limit)
+        );
+        self.through_cache(
+            Route::Trending,
+            asked,
+            Who::Anyone,
+            &normalized,
+            Depends::timed(),
+            || self.trending(limit, category, window, asked.now),
+        )
+    }
+
+    /// [`Recommender::for_you`] of `user` through the cache (at `asked.now`).
+    pub fn for_you_json(
+        &self,
+        asked: &Asked<'_>,
+        user: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Bytes, RecommendError> {
+        let fitted = self
+            .for_you
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        // Until the first fit, trending answers (it moves with time).
+        let depends = if fitted {
+            FOR_YOU_DEPENDS
+        } else {
+            Depends::timed()
+        };
+        let normalized = format!("{}", limit.unwrap_or(self.settings.default_limit));
+        self.through_cache(
+            Route::ForYou,
+            asked,
+            Who::Shopper(user),
+            &normalized,
+            depends,
+            || self.for_you(user, limit, asked.now),
+        )
+    }
+
+    /// [`Recommender::upcoming_shows`] for `user` through the cache (at `asked.now`).
+    pub fn upcoming_shows_json(
+        &self,
+        asked: &Asked<'_>,
+        user: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Bytes, RecommendError> {
+        let normalized = format!("{}", limit.unwrap_or(self.settings.default_limit));
+        let now_ms = (asked.now * 1000.0) as i64;
+        self.through_cache(
+            Route::UpcomingShows,
+            asked,
+            Who::Shopper(user),
+            &normalized,
+            Depends::timed(),
+            || self.upcoming_shows(user, limit, now_ms),
+        )
+    }
+
+    /// [`Recommender::show_products`] of show `id` through the cache (at `asked.now`; the show's
+    /// state and trending move with time).
+    pub fn show_products_json(&self, asked: &Asked<'_>, id: &str) -> Result<Bytes, RecommendError> {
+        self.through_cache(
+            Route::ShowProducts,
+            asked,
+            Who::Anyone,
+            id,
+            Depends::timed(),
+            || self.show_products(id, asked.now),
+        )
+    }
+
+    /// The answer cache's counters and size.
+    pub fn cache_stats(&self) -> super::cache::Stats {
+        self.answers.stats()
+    }
+
+    /// Refreshes the related lists if co-views arrived since the last refresh: the cached
+    /// related answers are computed again on their next ask (the background task calls it
+    /// every `recommend.related_refresh_s`). Whether it did.
+    pub fn refresh_related(&self) -> bool {
+        let changed = self.coviewed.swap(false, Ordering::AcqRel);
+        if changed {
+            self.versions.bump(Part::Related);
+        }
+        changed
+    }
+}
+
 /// Why a product trends (or not) in a window of `window_s`.
 fn trend_reason(t: &Trend, window_s: f64) -> String {
     format!(
@@ -1069,4 +1352,290 @@ fn trend_reason(t: &Trend, window_s: f64) -> String {
         t.expected,
         t.z
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commerce::catalog::model::tests::sample;
+    use crate::hls::directory::StreamDirectory;
+    use crate::hls::packager::PackagerConfig;
+    use crate::hls::registry::Registry;
+    use crate::store::Store;
+
+    const NOW: f64 = 1_900_000_000.0;
+
+    /// A recommender over a catalog of `ids` (grocery > bakery), no shows, no events, with the
+    /// shipped `[recommend]` changed by `tune`.
+    async fn recommender(store: &Store, ids: &[&str], tune: fn(&mut Config)) -> Recommender {
+        let defaults = crate::config::Config::load(None, std::iter::empty()).expect("defaults");
+        let catalog = Catalog::open(store.pool().clone(), defaults.catalog)
+            .await
+            .expect("catalog");
+        let products = ids
+            .iter()
+            .map(|id| CatalogProduct {
+                title: format!("Bakery {id}"),
+                category: Some("grocery > bakery".into()),
+                ..sample(id)
+            })
+            .collect();
+        catalog.upsert(products).await.expect("products");
+        let registry = Arc::new(Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(2),
+                part_target: Duration::from_millis(500),
+                window: Duration::from_secs(6),
+            },
+            Duration::from_secs(60),
+        ));
+        let shows = Shows::start(
+            store.pool().clone(),
+            defaults.shows,
+            registry,
+            Arc::new(StreamDirectory::new(["demo".into()])),
+            Arc::new(crate::commerce::product::NoCatalog),
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("shows");
+        let mut settings = defaults.recommend;
+        tune(&mut settings);
+        let service = Recommender::new(settings, Arc::clone(&catalog), shows);
+        service.describe(&catalog.observe(Arc::new(NoFeed)));
+        service
+    }
+
+    /// Observes nothing (the tests describe the catalog once).
+    struct NoFeed;
+
+    impl CatalogObserver for NoFeed {
+        fn upserted(&self, _: &[Arc<CatalogProduct>]) {}
+        fn deleted(&self, _: &str) {}
+    }
+
+    fn event(kind: EventType, who: &str, product: &str, order: Option<&str>, t: f64) -> Event {
+        Event {
+            kind,
+            user: Some(who.into()),
+            visitor: None,
+            show: "s1".into(),
+            product: Some(product.into()),
+            cue: None,
+            order: order.map(Into::into),
+            quantity: 1,
+            price: None,
+            ts_ms: (t * 1000.0) as i64,
+        }
+    }
+
+    fn orders(service: &Recommender, lines: &[(&str, &[&str])], t: f64) {
+        let events: Vec<Event> = lines
+            .iter()
+            .flat_map(|(order, products)| {
+                products
+                    .iter()
+                    .map(move |p| event(EventType::Purchase, "u1", p, Some(order), t))
+            })
+            .collect();
+        service.accepted(&events);
+    }
+
+    fn asked(raw: &str, now: f64) -> Asked<'_> {
+        Asked {
+            who: Who::Anyone,
+            raw,
+            now,
+        }
+    }
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn cached_answers_are_the_computed_ones_whatever_the_spelling() {
+        let store = Store::in_memory().await.expect("store");
+        let service = recommender(&store, &["a", "b", "c", "d"], |_| {}).await;
+        orders(
+            &service,
+            &[
+                ("o1", &["a", "b"]),
+                ("o2", &["a", "b"]),
+                ("o3", &["a", "c"]),
+            ],
+            NOW - 60.0,
+        );
+        let cart = ["a".to_string()];
+        let computed = service.bought_together(&cart, None, None).unwrap();
+        assert_eq!(computed.items.len(), 1, "{computed:?}");
+        let computed = computed.to_json().to_string();
+        // A miss computes and keeps it under both spellings.
+        assert_eq!(
+            service.cached(Route::BoughtTogether, &asked("product=a", NOW)),
+            None
+        );
+        let first = service
+            .bought_together_json(&asked("product=a", NOW), &cart, None, None)
+            .unwrap();
+        assert_eq!(text(&first), computed);
+        // The same spelling: a hit, long after (nothing changed).
+        let hit = service.cached(Route::BoughtTogether, &asked("product=a", NOW + 600.0));
+        assert_eq!(hit.as_ref().map(text), Some(computed.as_str()));
+        // Another spelling of the same query: the normalized entry answers.
+        let misses = service.cache_stats().misses;
+        let other = service
+            .bought_together_json(&asked("limit=10&product=a", NOW), &cart, Some(10), None)
+            .unwrap();
+        assert_eq!(text(&other), computed);
+        assert_eq!(
+            service.cache_stats().misses,
+            misses,
+            "the normalized key hit"
+        );
+        // Every route: through the cache (a miss, then a hit) as computed.
+        let related = service.related("a", Some(3)).unwrap().to_json().to_string();
+        let through = service
+            .related_json(&asked("product=a&limit=3", NOW), "a", Some(3))
+            .unwrap();
+        assert_eq!(text(&through), related);
+        let hit = service.cached(Route::Related, &asked("product=a&limit=3", NOW + 1.0));
+        assert_eq!(hit.as_ref().map(text), Some(related.as_str()));
+        let trending = service.trending(None, None, None, NOW).unwrap();
+        let through = service
+            .trending_json(&asked("", NOW), None, None, None)
+            .unwrap();
+        assert_eq!(text(&through), trending.to_json().to_string());
+        let for_you = service.for_you(None, None, NOW).unwrap();
+        let through = service.for_you_json(&asked("", NOW), None, None).unwrap();
+        assert_eq!(text(&through), for_you.to_json().to_string());
+        let upcoming = service
+            .upcoming_shows(None, None, (NOW * 1000.0) as i64)
+            .unwrap();
+        let through = service
+            .upcoming_shows_json(&asked("", NOW), None, None)
+            .unwrap();
+        assert_eq!(text(&through), upcoming.to_json().to_string());
+        // Trending moves with time: its answer lives answer_cache_lag_s.
+        assert!(
+            service
+                .cached(Route::Trending, &asked("", NOW + 0.1))
+                .is_some()
+        );
+        assert!(
+            service
+                .cached(Route::Trending, &asked("", NOW + 0.3))
+                .is_none()
+        );
+        // Refused queries answer their error every time and are not kept.
+        let entries = service.cache_stats().entries;
+        for _ in 0..2 {
+            let unknown = service.related_json(&asked("product=zz", NOW), "zz", None);
+            assert!(
+                matches!(unknown, Err(RecommendError::Unknown { field, .. }) if field == "product")
+            );
+            let limit = service.related_json(&asked("product=a&limit=0", NOW), "a", Some(0));
+            assert!(
+                matches!(limit, Err(RecommendError::Invalid { field, .. }) if field == "limit")
+            );
+        }
+        assert!(
+            service
+                .cached(Route::Related, &asked("product=zz", NOW))
+                .is_none()
+        );
+        assert_eq!(service.cache_stats().entries, entries);
+    }
+
+    #[tokio::test]
+    async fn an_order_changes_bought_together_at_once_a_related_list_at_its_refresh() {
+        let store = Store::in_memory().await.expect("store");
+        let service = recommender(&store, &["a", "b", "c", "d"], |_| {}).await;
+        orders(
+            &service,
+            &[("o1", &["a", "b"]), ("o2", &["a", "b"])],
+            NOW - 60.0,
+        );
+        let cart = ["a".to_string()];
+        let before = service
+            .bought_together_json(&asked("product=a", NOW), &cart, None, None)
+            .unwrap();
+        let related_before = service
+            .related_json(&asked("product=c", NOW), "c", None)
+            .unwrap();
+        // c bought with a three times, and c and d viewed together.
+        orders(
+            &service,
+            &[
+                ("o3", &["a", "c"]),
+                ("o4", &["a", "c"]),
+                ("o5", &["a", "c"]),
+            ],
+            NOW,
+        );
+        service.accepted(&[
+            event(EventType::Click, "v1", "c", None, NOW),
+            event(EventType::Click, "v1", "d", None, NOW + 1.0),
+        ]);
+        // Within the lag the cached answer may still answer; past it, the order shows.
+        let later = NOW + 0.3;
+        let expected = service.bought_together(&cart, None, None).unwrap();
+        assert_eq!(expected.items[0].id, "c", "{expected:?}");
+        let after = service
+            .cached(Route::BoughtTogether, &asked("product=a", later))
+            .map_or_else(
+                || service.bought_together_json(&asked("product=a", later), &cart, None, None),
+                Ok,
+            )
+            .unwrap();
+        assert_ne!(after, before);
+        assert_eq!(text(&after), expected.to_json().to_string());
+        // The related list of c stays cached (the co-view waits for the refresh)...
+        let related_now = service.related("c", None).unwrap().to_json().to_string();
+        assert_ne!(text(&related_before), related_now, "the click changed it");
+        let cached = service.cached(Route::Related, &asked("product=c", NOW + 5.0));
+        assert_eq!(cached.as_ref(), Some(&related_before));
+        // ...which computes it again.
+        assert!(service.refresh_related());
+        assert!(!service.refresh_related(), "nothing new since");
+        assert_eq!(
+            service.cached(Route::Related, &asked("product=c", NOW + 5.0)),
+            None
+        );
+        let refreshed = service
+            .related_json(&asked("product=c", NOW + 5.0), "c", None)
+            .unwrap();
+        assert_eq!(text(&refreshed), related_now);
+        assert!(related_now.contains("viewed together"), "{related_now}");
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_cap() {
+        let store = Store::in_memory().await.expect("store");
+        let ids: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let cap = 64 * 1024;
+        let service = recommender(&store, &refs, |c| c.answer_cache_bytes = 64 * 1024).await;
+        let mut kept = 0;
+        for id in &ids {
+            let raw = format!("product={id}");
+            let body = service.related_json(&asked(&raw, NOW), id, None).unwrap();
+            assert!(body.len() > 1000, "a full answer");
+            kept += body.len();
+            let stats = service.cache_stats();
+            assert!(stats.bytes <= cap, "{stats:?}");
+        }
+        let stats = service.cache_stats();
+        assert!(kept > 4 * cap, "asked for more than fits");
+        assert!(stats.evictions > 100, "{stats:?}");
+        assert!(stats.entries > 10, "{stats:?}");
+        // The last asked are kept, the first went.
+        let last = format!("product={}", ids[299]);
+        assert!(service.cached(Route::Related, &asked(&last, NOW)).is_some());
+        assert!(
+            service
+                .cached(Route::Related, &asked("product=p0", NOW))
+                .is_none()
+        );
+    }
 }
