@@ -158,6 +158,9 @@ impl App {
         let ctx = Arc::new(ctx);
         let ingest = Ingest::start(&config.rtmp, rtmps, srt, ctx, shutdown.clone()).await?;
         spawn_sweep(Arc::clone(&registry), shutdown.clone());
+        if let Some(every) = config.server.heap_trim_interval() {
+            spawn_heap_trim(every, shutdown.clone());
+        }
 
         let users = Users::open(store.clone(), config.users.settings());
         let users = Arc::new(users.await.context("user accounts")?);
@@ -288,6 +291,31 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Gives the heap's free memory back to the system every `every` until `shutdown`
+/// ([`crate::metrics::heap`]), on a blocking thread (a trim walks every arena).
+fn spawn_heap_trim(every: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                () = shutdown.cancelled() => break,
+            }
+            let trimmed = tokio::task::spawn_blocking(|| {
+                let before = crate::metrics::heap::resident_bytes();
+                crate::metrics::heap::trim();
+                (before, crate::metrics::heap::resident_bytes())
+            })
+            .await;
+            if let Ok((Some(before), Some(after))) = trimmed {
+                tracing::debug!(before, after, "heap trimmed");
+            }
+        }
+    });
 }
 
 /// Drops ended streams past their retention, every [`SWEEP_INTERVAL`] until `shutdown`.

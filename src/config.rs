@@ -121,12 +121,24 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Shutdown grace period, seconds.
     pub shutdown_grace_s: f64,
+    /// How often the heap's free memory goes back to the system, seconds (0 = never).
+    pub heap_trim_interval_s: f64,
 }
 
 impl ServerConfig {
     /// Checks what serde cannot; keys are relative to `[server]`.
     fn validate(&self) -> Result<(), Invalid> {
-        positive_secs("shutdown_grace_s", self.shutdown_grace_s)
+        positive_secs("shutdown_grace_s", self.shutdown_grace_s)?;
+        if self.heap_trim_interval_s != 0.0 {
+            positive_secs("heap_trim_interval_s", self.heap_trim_interval_s)?;
+        }
+        Ok(())
+    }
+
+    /// The heap trim interval; `None` when off.
+    pub fn heap_trim_interval(&self) -> Option<std::time::Duration> {
+        (self.heap_trim_interval_s > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(self.heap_trim_interval_s))
     }
 }
 
@@ -438,6 +450,25 @@ mod tests {
         let err = Config::load(None, env).unwrap_err().to_string();
         assert!(err.contains("CUECAST_RTMP_LISTEN"), "{err}");
         assert!(err.contains("rtmp.listen"), "{err}");
+    }
+
+    #[test]
+    fn the_heap_trim_interval_is_off_at_zero_and_never_negative() {
+        let load = |value: &str| {
+            let env = vec![(
+                "CUECAST_SERVER_HEAP_TRIM_INTERVAL_S".to_string(),
+                value.to_string(),
+            )];
+            Config::load(None, env)
+        };
+        let default = Config::load(None, no_env()).expect("default");
+        assert_eq!(
+            default.server.heap_trim_interval(),
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(load("0").expect("off").server.heap_trim_interval(), None);
+        let err = load("-1").unwrap_err().to_string();
+        assert!(err.contains("server.heap_trim_interval_s"), "{err}");
     }
 
     fn file(text: &str) -> tempfile::NamedTempFile {

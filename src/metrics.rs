@@ -1,6 +1,7 @@
 //! Process metrics, exported in the Prometheus text format at `GET /metrics`; per-stream live
 //! statistics in [`stream`] (docs/operations.md, "Metrics", lists every metric).
 
+pub mod heap;
 pub mod ingest;
 pub mod stream;
 
