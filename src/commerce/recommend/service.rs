@@ -48,9 +48,19 @@ const REPLAY_CHUNK: usize = 10_000;
 /// (an event is in the ranking within this long).
 const TRENDING_TTL_S: f64 = 0.25;
 
-/// Trending rankings (of every product, or of one category) and when each was computed, by
-/// window and category.
-type TrendingCache = Mutex<HashMap<(usize, Option<String>), (f64, Arc<Vec<Trend>>)>>;
+/// Trending rankings (of every product, or of one category) by window and category.
+type TrendingCache = Mutex<HashMap<(usize, Option<String>), Ranked>>;
+
+/// A trending ranking, when it was computed, and since when a caller recomputes it (Unix s).
+struct Ranked {
+    at: f64,
+    ranking: Arc<Vec<Trend>>,
+    refreshing_since: Option<f64>,
+}
+
+/// How long past [`TRENDING_TTL_S`] an expired ranking still answers while one caller
+/// recomputes it (a recompute that never stores is retried after this).
+const TRENDING_STALE_S: f64 = 1.0;
 /// Rankings kept before the cache is emptied (categories are many, the ones asked for few).
 const MAX_RANKINGS: usize = 4096;
 /// The scheduled shows as upcoming-shows ranks them and when they were described.
@@ -871,7 +881,10 @@ impl Recommender {
     }
 
     /// Every trending product in `window` at `now`, best first: computed at most once per
-    /// [`TRENDING_TTL_S`] (one caller computes, the others wait and share it).
+    /// [`TRENDING_TTL_S`] per window and category, outside the cache's lock. When one expires,
+    /// the caller that finds it so recomputes it and the others keep getting the expired one
+    /// (for at most [`TRENDING_STALE_S`] more): no caller waits on another's ranking, and
+    /// rankings of other windows and categories are never held up by it.
     fn ranking(
         &self,
         models: &Models,
@@ -879,12 +892,21 @@ impl Recommender {
         category: Option<String>,
         now: f64,
     ) -> Arc<Vec<Trend>> {
-        let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
         let key = (window, category);
-        if let Some((at, ranking)) = cache.get(&key)
-            && (*at..*at + TRENDING_TTL_S).contains(&now)
         {
-            return Arc::clone(ranking);
+            let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = cache.get_mut(&key) {
+                let age = now - entry.at;
+                let fresh = (0.0..TRENDING_TTL_S).contains(&age);
+                let refreshing = (0.0..TRENDING_TTL_S + TRENDING_STALE_S).contains(&age)
+                    && entry
+                        .refreshing_since
+                        .is_some_and(|since| (0.0..TRENDING_STALE_S).contains(&(now - since)));
+                if fresh || refreshing {
+                    return Arc::clone(&entry.ranking);
+                }
+                entry.refreshing_since = Some(now);
+            }
         }
         let admit = |p: Id| {
             key.1.as_deref().is_none_or(|filter| {
@@ -895,10 +917,18 @@ impl Recommender {
             })
         };
         let ranking = Arc::new(models.trending.top(window, now, usize::MAX, admit));
+        let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_RANKINGS {
             cache.clear();
         }
-        cache.insert(key, (now, Arc::clone(&ranking)));
+        cache.insert(
+            key,
+            Ranked {
+                at: now,
+                ranking: Arc::clone(&ranking),
+                refreshing_since: None,
+            },
+        );
         ranking
     }
 
@@ -1451,6 +1481,39 @@ mod tests {
 
     fn text(bytes: &Bytes) -> &str {
         std::str::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn an_expired_trending_ranking_is_recomputed_by_one_caller_while_the_others_get_it() {
+        let store = Store::in_memory().await.expect("store");
+        let service = recommender(&store, &["a", "b"], |_| {}).await;
+        let models = service.read();
+        let rank = |now| service.ranking(&models, 0, None, now);
+        let first = rank(NOW);
+        assert!(Arc::ptr_eq(&first, &rank(NOW + 0.1)), "fresh: shared");
+        // Expired: this caller recomputes (no one else is).
+        let second = rank(NOW + 0.3);
+        assert!(!Arc::ptr_eq(&first, &second), "recomputed");
+        // Another caller is recomputing it (as a concurrent one would have marked it): the
+        // expired ranking answers meanwhile, without waiting.
+        let since = NOW + 0.6;
+        service
+            .trends
+            .lock()
+            .unwrap()
+            .get_mut(&(0, None))
+            .expect("kept")
+            .refreshing_since = Some(since);
+        assert!(
+            Arc::ptr_eq(&second, &rank(NOW + 0.7)),
+            "stale while refreshing"
+        );
+        // A recompute that never stored: retried after TRENDING_STALE_S.
+        let third = rank(since + TRENDING_STALE_S + 0.01);
+        assert!(!Arc::ptr_eq(&second, &third), "retried");
+        // Another category is not held up by this one's state.
+        let other = service.ranking(&models, 0, Some("grocery".into()), NOW + 0.7);
+        assert!(!Arc::ptr_eq(&other, &third));
     }
 
     #[tokio::test]
