@@ -6,6 +6,7 @@
 
 mod api;
 pub mod bmff;
+pub mod browser;
 pub mod chat;
 mod hls;
 mod publisher;
