@@ -35,7 +35,10 @@
 //! One recording per HLS session ([`super::stream::HlsStream::session`]): a publisher that
 //! reconnects within the grace period continues the session and so the recording (the
 //! packager's EXT-X-DISCONTINUITY at the seam is recorded with the segment), a publish after
-//! the grace starts a new session and a new recording.
+//! the grace starts a new session and a new recording. A node that continues the session of a
+//! node that died (a cluster's handoff) records its part as a recording of its own
+//! ([`continued_recording_id`]) and closes the dead node's part, still listed as recording, as
+//! cut short ([`Index::close_cut_short`]).
 
 mod config;
 pub mod index;
