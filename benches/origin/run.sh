@@ -46,15 +46,11 @@ fi
 
 . "$root/benches/lib.sh"
 
-CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_HTTP_LISTEN=127.0.0.1:0 \
-  CUECAST_SRT_ENABLED=false CUECAST_CHAT_LISTEN=127.0.0.1:0 CUECAST_SERVER_DATA_DIR="$work/data" \
-  CUECAST_MEDIA_LADDER="[]" \
-  RUST_LOG=warn,cuecast::listen=info "$bin" serve 2>"$work/server.log" &
-pids+=($!)
+start_cuecast "$bin" "$work/server.log" CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_MEDIA_LADDER="[]"
 rtmp=$(listen_port "$work/server.log" rtmp)
 http=$(listen_port "$work/server.log" http)
 base="http://127.0.0.1:$http"
-for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+wait_healthy "$base"
 ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 \
   -f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
   -c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p -g 60 -keyint_min 60 \
