@@ -18,7 +18,8 @@
 # rounds: req/s, p50/p99 latency, and cuecast / nginx.
 #
 # Usage: benches/origin/run.sh   (env: CONNECTIONS=50 THREADS=2 DURATION=10s WARMUP=2s ROUNDS=3
-#        OBJECTS="playlist part segment" SKIP_BUILD=1 to use target/release/cuecast as built).
+#        OBJECTS="playlist part segment" SKIP_BUILD=1 to use target/release/cuecast as built,
+#        BIN=path/to/cuecast for another server binary).
 #        wrk and nginx are installed with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +35,7 @@ if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --release --locked --bin cuecast
 fi
-bin="$root/target/release/cuecast"
+bin=${BIN:-$root/target/release/cuecast}
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
