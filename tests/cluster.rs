@@ -14,7 +14,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::services::{Postgres, Redis, free_port};
-use common::{Publisher, Server, account, call, get, media_url, preload_hint, wait_for, wait_log};
+use common::{
+    Publisher, Server, account, call, get, media_url, preload_hint, wait_for, wait_log,
+    wait_recordings, wait_show_state,
+};
 
 const TOKEN: &str = "dev-admin-token";
 const LEASE_KEY: &str = "cuecast:stream:demo:owner";
@@ -858,40 +861,6 @@ fn hls_js_on_a_non_owner_plays_on_across_the_owners_death() {
     );
 }
 
-/// The recordings of show `show` as `server` lists them (newest first).
-fn show_recordings(server: &Server, show: &str) -> Vec<serde_json::Value> {
-    let (status, _, body) = call(
-        "GET",
-        &server.url(&format!("/api/recordings?show={show}")),
-        None,
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    body["items"].as_array().expect("items").clone()
-}
-
-/// Polls [`show_recordings`] until `accept` likes them; panics after `timeout`.
-fn wait_show_recordings(
-    server: &Server,
-    show: &str,
-    timeout: Duration,
-    accept: impl Fn(&[serde_json::Value]) -> bool,
-) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let items = show_recordings(server, show);
-        if accept(&items) {
-            return items;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the show's recordings never as expected: {items:#?}\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// The VOD source playlist of recording `id` on `server`, finished (EXT-X-ENDLIST), and the
 /// status of its first and last segments.
 fn finished_replay(server: &Server, id: &str) -> (String, u16, u16) {
@@ -943,9 +912,12 @@ fn a_failed_over_show_is_recorded_in_two_parts_one_per_node_neither_overwritten(
     let show = show["id"].as_str().expect("show id").to_string();
 
     let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
-    let on_a = wait_show_recordings(&a, &show, Duration::from_secs(40), |items| {
-        items.len() == 1 && items[0]["duration_s"].as_f64().unwrap_or(0.0) > 0.0
-    });
+    let on_a = wait_recordings(
+        &a,
+        &format!("show={show}"),
+        Duration::from_secs(40),
+        |items| items.len() == 1 && items[0]["duration_s"].as_f64().unwrap_or(0.0) > 0.0,
+    );
     let a_id = on_a[0]["id"].as_str().expect("id").to_string();
     let killed = Command::new("kill")
         .args(["-KILL", &a.pid().to_string()])
@@ -969,9 +941,12 @@ fn a_failed_over_show_is_recorded_in_two_parts_one_per_node_neither_overwritten(
         "continuing the session of a node that died",
         Duration::from_secs(10),
     );
-    let both = wait_show_recordings(&b, &show, Duration::from_secs(40), |items| {
-        items.len() == 2 && items[1]["state"] == "cut_short"
-    });
+    let both = wait_recordings(
+        &b,
+        &format!("show={show}"),
+        Duration::from_secs(40),
+        |items| items.len() == 2 && items[1]["state"] == "cut_short",
+    );
     let b_id = both[0]["id"].as_str().expect("id").to_string();
     assert_ne!(b_id, a_id, "B's part is a recording of its own");
     assert_eq!(
@@ -1004,20 +979,14 @@ fn a_failed_over_show_is_recorded_in_two_parts_one_per_node_neither_overwritten(
 
     // B's publisher ends: B's part is complete, the show ends, its replay is B's part.
     publisher.wait(Duration::from_secs(40));
-    let ended = wait_show_recordings(&b, &show, Duration::from_secs(40), |items| {
-        items.len() == 2 && items[0]["state"] == "complete"
-    });
+    let ended = wait_recordings(
+        &b,
+        &format!("show={show}"),
+        Duration::from_secs(40),
+        |items| items.len() == 2 && items[0]["state"] == "complete",
+    );
     assert_eq!(ended[0]["id"], b_id.as_str());
-    let show_url = b.url(&format!("/api/shows/{show}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ended_show = loop {
-        let (_, _, body) = call("GET", &show_url, None, None);
-        if body["state"] == "ended" || Instant::now() > deadline {
-            break body;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(ended_show["state"], "ended", "{ended_show}");
+    let ended_show = wait_show_state(&b, &show, "ended", Duration::from_secs(30));
     assert_eq!(
         ended_show["replay"]["recording"],
         b_id.as_str(),
@@ -1037,7 +1006,12 @@ fn a_failed_over_show_is_recorded_in_two_parts_one_per_node_neither_overwritten(
     // A comes back: its crash recovery finishes its part from its own manifest, as its own
     // row; B's part untouched.
     let a = a.kill_and_restart(&as_env(&a_env));
-    let after = wait_show_recordings(&a, &show, Duration::from_secs(20), |items| items.len() == 2);
+    let after = wait_recordings(
+        &a,
+        &format!("show={show}"),
+        Duration::from_secs(20),
+        |items| items.len() == 2,
+    );
     assert_eq!(after[0], ended[0], "B's part untouched by A's restart");
     assert_eq!(after[1]["id"], a_id.as_str());
     assert_eq!(after[1]["state"], "cut_short");

@@ -254,14 +254,20 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    #[tokio::test]
-    async fn rows_round_trip_and_filter_by_stream_and_show() {
+    /// An index on an in-memory store, and a start time (in milliseconds, as rows keep it).
+    async fn index_at() -> (Store, Index, DateTime<Utc>) {
         let store = Store::in_memory().await.expect("store");
         let index = Index::new(store.pool().clone());
         let t0 = Utc
             .timestamp_millis_opt(1_772_000_000_000)
             .single()
             .expect("t");
+        (store, index, t0)
+    }
+
+    #[tokio::test]
+    async fn rows_round_trip_and_filter_by_stream_and_show() {
+        let (_store, index, t0) = index_at().await;
         let mut first = Manifest::new("demo-a", "demo", "a", t0, 2);
         first.show = Some("show-1".into());
         let second = Manifest::new("other-b", "other", "b", t0 + chrono::Duration::hours(1), 2);
@@ -293,12 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_successor_closes_the_sessions_other_live_parts_as_cut_short() {
-        let store = Store::in_memory().await.expect("store");
-        let index = Index::new(store.pool().clone());
-        let t0 = Utc
-            .timestamp_millis_opt(1_772_000_000_000)
-            .single()
-            .expect("t");
+        let (_store, index, t0) = index_at().await;
         let at = |seconds| t0 + chrono::Duration::seconds(seconds);
         // The dead owner's part: 30 s recorded when its last row was written.
         let mut dead = Manifest::new("demo-s", "demo", "s", t0, 2);
@@ -352,12 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_newest_recording_of_each_show_in_one_query() {
-        let store = Store::in_memory().await.expect("store");
-        let index = Index::new(store.pool().clone());
-        let t0 = Utc
-            .timestamp_millis_opt(1_772_000_000_000)
-            .single()
-            .expect("t");
+        let (_store, index, t0) = index_at().await;
         let at = |minutes| t0 + chrono::Duration::minutes(minutes);
         for (id, show, start) in [
             ("demo-a", Some("show-1"), 0),

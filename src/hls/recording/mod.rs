@@ -661,6 +661,18 @@ mod tests {
         }
     }
 
+    /// A registry of 1 s segments, without a recorder.
+    fn unrecorded_registry() -> Registry {
+        Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+                window: Duration::from_secs(3),
+            },
+            Duration::from_secs(60),
+        )
+    }
+
     /// A registry recording into a temporary directory with a queue of `queue_bytes`.
     async fn recording_registry(
         queue_bytes: usize,
@@ -670,14 +682,7 @@ mod tests {
         let recorder = Recorder::open(dir.path().join("rec"), queue_bytes, 1, store.pool().clone())
             .await
             .expect("opened");
-        let registry = Registry::new(
-            PackagerConfig {
-                segment_target: Duration::from_secs(1),
-                part_target: Duration::from_millis(200),
-                window: Duration::from_secs(3),
-            },
-            Duration::from_secs(60),
-        );
+        let registry = unrecorded_registry();
         registry.set_recorder(Arc::clone(&recorder));
         (dir, store, recorder, registry)
     }
@@ -831,45 +836,40 @@ mod tests {
     /// closes the dead node's part, still listed as recording, as cut short.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_continued_session_is_recorded_as_a_part_of_its_own_and_closes_the_dead_owners() {
-        use crate::hls::handoff::{RenditionHandoff, StreamHandoff};
-
         let (_dir, _store, recorder, registry) = recording_registry(1 << 20).await;
+        // The owner that died: another node (a registry of its own) that packaged 16 s of the
+        // session, and the last index row it wrote for its part.
+        let owner = unrecorded_registry();
+        let (dead_stream, _) = owner.publish("demo", Duration::from_secs(5), false);
+        let source = dead_stream.add_rendition("source", RenditionKind::Video);
+        source.push_init(Bytes::from_static(b"init-a"), info());
+        for second in 0..16 {
+            source.push_chunk(chunk(second * SECOND, 100));
+        }
+        let handoff = dead_stream.handoff();
+        let session = handoff.session.clone();
+        let seam = handoff.rendition("source").expect("source").next_msn;
         // Milliseconds, as the index keeps times.
         let started = chrono::DateTime::from_timestamp_millis(
             (Utc::now() - chrono::Duration::seconds(40)).timestamp_millis(),
         )
         .expect("t");
-        // The dead owner's part, as its last index row left it.
-        let dead_id = recording_id("demo", "19a0c0ffee");
-        let mut dead = Entry::of(&Manifest::new(&dead_id, "demo", "19a0c0ffee", started, 1));
-        dead.duration_s = 30.0;
+        let dead_id = recording_id("demo", &session);
+        let mut dead = Entry::of(&Manifest::new(&dead_id, "demo", &session, started, 1));
+        dead.duration_s = 15.0;
         recorder.index().upsert(&dead).await.expect("row");
-        let handoff = StreamHandoff {
-            session: "19a0c0ffee".into(),
-            media_end_ns: Some(30 * SECOND),
-            anchor: Some((0, started)),
-            renditions: vec![RenditionHandoff {
-                name: "source".into(),
-                audio: false,
-                next_msn: 16,
-                next_part: 2000,
-                next_init_version: 2,
-                discontinuity_sequence: 1,
-                target_duration: 1,
-            }],
-        };
         let (stream, continued) =
             registry.publish_continuing("demo", Duration::from_secs(5), false, Some(handoff));
         assert!(continued);
         let id = stream.recording_id().expect("recorded").to_string();
         assert_ne!(id, dead_id, "a recording of its own");
         assert!(
-            id.starts_with("demo-19a0c0ffee-") && is_valid_id(&id),
+            id.starts_with(&format!("{dead_id}-")) && is_valid_id(&id),
             "{id}"
         );
         let source = stream.rendition("source").expect("from the handoff");
         source.push_init(Bytes::from_static(b"init-b"), info());
-        for second in 31..35 {
+        for second in 17..21 {
             source.push_chunk(chunk(second * SECOND, 100));
         }
         stream.end();
@@ -883,7 +883,7 @@ mod tests {
             .expect("row");
         assert_eq!(
             (part.stream.as_str(), part.session.as_str()),
-            ("demo", "19a0c0ffee")
+            ("demo", session.as_str())
         );
         assert_eq!(part.state, RecordingState::Complete);
         assert!(part.started_at > dead.started_at);
@@ -892,7 +892,7 @@ mod tests {
             closed,
             Some(Entry {
                 state: RecordingState::CutShort,
-                ended_at: Some(started + chrono::Duration::seconds(30)),
+                ended_at: Some(started + chrono::Duration::seconds(15)),
                 ..dead
             }),
             "the dead owner's part closed at its recorded end, nothing else changed"
@@ -902,9 +902,10 @@ mod tests {
             serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("read"))
                 .expect("json");
         let first = &manifest.renditions[0].segments[0];
-        assert_eq!(first.msn, 16, "the live numbering from the seam");
+        assert_eq!(first.msn, seam, "the live numbering from the seam");
+        assert!(seam > 15, "past the owner's segments: {seam}");
         assert!(!first.discontinuity, "nothing before it in this recording");
-        assert!(dir.join("source/seg16.m4s").is_file());
+        assert!(dir.join(format!("source/seg{seam}.m4s")).is_file());
         assert!(
             !recorder.dir().join(&dead_id).exists(),
             "the dead node's files are its own"
