@@ -916,7 +916,7 @@ mod tests {
     fn ids_are_names_only() {
         assert!(is_valid_id("demo-18c3f2a0b1"));
         assert_eq!(recording_id("demo", "18c3"), "demo-18c3");
-        let at = chrono::DateTime::from_timestamp_millis(0x19a0_0000_000).expect("t");
+        let at = chrono::DateTime::from_timestamp_millis(0x019a_0000_0000).expect("t");
         assert_eq!(
             continued_recording_id("demo", "18c3", at),
             "demo-18c3-19a00000000"
