@@ -49,17 +49,17 @@ ulimit -n 65536 2>/dev/null || true
 start_redis "$OUT/redis.log"
 redis=$redis_pid
 
-# node NAME CLUSTERED: a node on a fixed HTTP port (its node_url), chat on port 0; sets NAME_url
-# and NAME_pid.
-node() {
+# cluster_node NAME CLUSTERED: a node on a fixed HTTP port (its node_url), chat on port 0; sets
+# NAME_url and NAME_pid.
+cluster_node() {
   start_node "$1" "$bin" "$OUT/$1.log" "$2" CUECAST_RECORDINGS_ENABLED=false CUECAST_CHAT_BACKFILL=0 \
     CUECAST_CHAT_MAX_CONNECTIONS_PER_IP=100000 CUECAST_CHAT_MAX_CONNECTIONS=100000 \
     CUECAST_SERVER_DATA_DIR="$work/$1"
 }
-node a 1
-node b 1
-node c 1
-node s 0
+cluster_node a 1
+cluster_node b 1
+cluster_node c 1
+cluster_node s 0
 for name in a b c s; do
   listen_port "$OUT/$name.log" chat >/dev/null
   url=${name}_url

@@ -60,14 +60,15 @@ ulimit -n 65536 2>/dev/null || true
 
 start_redis "$work/redis.log"
 
-# node NAME: a cuecast node in the cluster on a fixed HTTP port (its node_url), RTMP on port 0.
-node() {
+# cluster_node NAME: a cuecast node in the cluster on a fixed HTTP port (its node_url), RTMP on
+# port 0.
+cluster_node() {
   start_node "$1" "$BIN" "$work/$1.log" 1 RUST_LOG=info CUECAST_CHAT_ENABLED=false \
     CUECAST_RECORDINGS_ENABLED=false CUECAST_MEDIA_LADDER='[]' CUECAST_SERVER_DATA_DIR="$work/$1" \
     CUECAST_STREAMS='[{name="demo", key="demo-key"}]'
 }
-node a
-node b
+cluster_node a
+cluster_node b
 rtmp_a=$(listen_port "$work/a.log" rtmp)
 listen_port "$work/b.log" http >/dev/null
 
