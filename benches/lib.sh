@@ -1,6 +1,8 @@
 # Shared by the end-to-end bench scripts (source it): a scratch directory `$work` removed at exit,
-# `pids` killed at exit (append every background process: `pids+=($!)`), `listen_port` (the
-# port a cuecast listener started on port 0 got), `instacart_csv` (the commerce sample) and
+# `pids` killed at exit (append every background process: `pids+=($!)`), `start_cuecast` (a
+# server on port-0 listeners) and `start_node` (a cluster node on a known HTTP port),
+# `listen_port` (the port a cuecast listener started on port 0 got), `wait_healthy`,
+# `free_port`, `start_redis` (a private redis-server), `instacart_csv` (the commerce sample) and
 # `start_nginx` (nginx as the peer of a run).
 
 work=$(mktemp -d)
@@ -12,18 +14,81 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The port a cuecast listener got: `listen_port LOG NAME` (NAME: rtmp, http, srt, chat) reads the
-# `listening NAME=ADDR` line the server writes to LOG when bound, waiting up to 10 s. Start the
-# server with `listen = "127.0.0.1:0"` keys and `RUST_LOG` including `cuecast::listen=info`.
+lib_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# The port a cuecast listener got: `listen_port LOG NAME` (NAME: rtmp, rtmps, http, srt, chat)
+# reads the `listening NAME=ADDR` line the server writes to LOG when bound, waiting up to 15 s
+# (safe under `set -o pipefail`: grep finds nothing until the line is written); on failure it
+# prints LOG. Start the server with `listen = "127.0.0.1:0"` keys and `RUST_LOG` including
+# `cuecast::listen=info` (as `start_cuecast` does).
 listen_port() {
   local log="$1" name="$2" addr
-  for _ in $(seq 100); do
-    addr=$(grep -o "listening $name=[^ ]*" "$log" 2>/dev/null | head -n1 | cut -d= -f2)
+  for _ in $(seq 150); do
+    addr=$( (grep -o "listening $name=[^ ]*" "$log" 2>/dev/null || true) | head -n1 | cut -d= -f2)
     if [ -n "$addr" ]; then echo "${addr##*:}"; return 0; fi
     sleep 0.1
   done
   echo "no 'listening $name=' line in $log" >&2
+  cat "$log" >&2 2>/dev/null || true
   return 1
+}
+
+# A free TCP port on loopback (bound, then released), for what must know its port before it
+# starts: a cluster node's node_url, redis-server, nginx.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# `start_cuecast BIN LOG [VAR=VALUE ...]`: `BIN serve` from the checkout, its output (stdout and
+# stderr) to LOG, killed at exit, with the HTTP, RTMP and chat listeners on port 0 (read them
+# with `listen_port LOG NAME`), RTMPS and SRT off and RUST_LOG=warn,cuecast::listen=info —
+# each VAR=VALUE (a `CUECAST_*` override, RUST_LOG) set after those, so it overrides them. Sets
+# `cuecast_pid` (the server's own pid).
+start_cuecast() {
+  local bin="$1" log="$2"
+  shift 2
+  (cd "$lib_root" && exec env CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 \
+    CUECAST_CHAT_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_SRT_ENABLED=false \
+    RUST_LOG=warn,cuecast::listen=info "$@" "$bin" serve) >"$log" 2>&1 &
+  cuecast_pid=$!
+  pids+=("$cuecast_pid")
+}
+
+# `start_node NAME BIN LOG CLUSTERED [VAR=VALUE ...]`: `start_cuecast` with HTTP on a port known
+# before it starts (`free_port`: a cluster node's node_url is its own address); CLUSTERED=1 puts
+# it in the cluster on `start_redis`'s server (CUECAST_CLUSTER_REDIS_URL, _NODE_URL). Sets
+# NAME_pid, NAME_port and NAME_url (http://127.0.0.1:PORT).
+start_node() {
+  local name="$1" bin="$2" log="$3" clustered="$4" port cluster=()
+  shift 4
+  port=$(free_port)
+  if [ "$clustered" = 1 ]; then
+    cluster=(CUECAST_CLUSTER_REDIS_URL="redis://127.0.0.1:$redis_port"
+      CUECAST_CLUSTER_NODE_URL="http://127.0.0.1:$port")
+  fi
+  start_cuecast "$bin" "$log" CUECAST_HTTP_LISTEN="127.0.0.1:$port" "${cluster[@]}" "$@"
+  eval "${name}_pid=$cuecast_pid; ${name}_port=$port; ${name}_url=http://127.0.0.1:$port"
+}
+
+# `wait_healthy URL`: waits up to 10 s for URL/healthz to answer (a warning if it does not).
+wait_healthy() {
+  for _ in $(seq 100); do
+    curl -sf "$1/healthz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "warning: $1/healthz did not answer within 10 s" >&2
+}
+
+# `start_redis LOG`: a private redis-server on a free port, no persistence, its files in
+# `$work`, its output to LOG, killed at exit; waits until it answers PING. Sets redis_port and
+# redis_pid.
+start_redis() {
+  redis_port=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" \
+    >"$1" 2>&1 &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  for _ in $(seq 50); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
 }
 
 # The Instacart sample's order lines (../shared/reference/commerce.md): `$INSTACART_CSV`, or
@@ -68,7 +133,7 @@ instacart_csv() {
 # cannot report a port-0 bind, so the port is taken the usual way (the peer only).
 start_nginx() {
   command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
-  nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  nginx_port=$(free_port)
   mkdir -p "$work/nginx"
   chmod a+x "$work"   # nginx's workers run as another user
   cat >"$work/nginx/nginx.conf" <<CONF

@@ -6,13 +6,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use common::Server;
-use common::chat::{WAIT, next, post, runtime, wait_for};
+use common::chat::{ChatNode, WAIT, next, post, runtime, wait_for};
 use cuecast::chat::client::{self, ChatStream, Trust};
 use cuecast::chat::proto::{
     self, ClientMsg, CloseCode, Link, MessageKind, ProductCard, RejectCode, ServerMsg,
@@ -31,37 +30,28 @@ fn start(extra: &[(&str, &str)]) -> Server {
 
 /// The chat endpoint of a running server.
 struct Chat {
-    http: String,
-    addr: SocketAddr,
-    trust: Trust,
+    /// The chat endpoint (tests/common/chat.rs).
+    node: ChatNode,
+    /// The development certificate's pins the server published.
     pins: Vec<[u8; 32]>,
-    endpoint: quinn::Endpoint,
+}
+
+impl std::ops::Deref for Chat {
+    type Target = ChatNode;
+
+    fn deref(&self) -> &ChatNode {
+        &self.node
+    }
 }
 
 impl Chat {
     async fn of(server: &Server) -> Chat {
-        let http = server.url("");
-        let (trust, port) = client::fetch_pins(&http).await.expect("cert hashes");
-        let pins = match &trust {
+        let node = ChatNode::of(server).await;
+        let pins = match &node.trust {
             Trust::Pinned(pins) => pins.clone(),
             Trust::Ca(_) => unreachable!(),
         };
-        let addr: SocketAddr = format!("127.0.0.1:{}", port.expect("port"))
-            .parse()
-            .unwrap();
-        Chat {
-            http,
-            addr,
-            trust,
-            pins,
-            endpoint: client::endpoint(addr).expect("client endpoint"),
-        }
-    }
-
-    async fn conn(&self) -> quinn::Connection {
-        client::connect(&self.endpoint, self.addr, "localhost", &self.trust)
-            .await
-            .expect("connect")
+        Chat { node, pins }
     }
 
     /// Joins `room` and reads up to `live`; returns the stream, the welcome and the backfill.
@@ -70,25 +60,7 @@ impl Chat {
         room: &str,
         token: Option<&str>,
     ) -> (ChatStream, ServerMsg, Vec<proto::ChatMessage>) {
-        let conn = self.conn().await;
-        let mut stream = ChatStream::join(conn, room, token.map(str::to_string), None)
-            .await
-            .expect("join");
-        let welcome = next(&mut stream).await;
-        assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
-        let mut backfill = Vec::new();
-        loop {
-            match next(&mut stream).await {
-                ServerMsg::Message {
-                    message,
-                    history: true,
-                } => backfill.push(message),
-                ServerMsg::Live {} => break,
-                ServerMsg::Presence { .. } => {}
-                other => panic!("unexpected during backfill: {other:?}"),
-            }
-        }
-        (stream, welcome, backfill)
+        self.node.join_checked(room, token).await
     }
 
     async fn post(

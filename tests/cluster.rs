@@ -4,7 +4,8 @@
 //! part numbers, identical bytes) with concurrent identical requests collapsed into one
 //! upstream request; a cue posted to a third node reaches the owner's media and so every
 //! node's playlists and segments; a killed owner's lease expires and the publisher moves to
-//! another node, which continues the session (viewers elsewhere, hls.js too, play on);
+//! another node, which continues the session (viewers elsewhere, hls.js too, play on) and
+//! records its part of it as a recording of its own (on a shared PostgreSQL store);
 //! nodes ride out a Redis restart; a node that cannot reach Redis at start exits naming it.
 
 mod common;
@@ -12,8 +13,11 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::services::{Redis, free_port};
-use common::{Publisher, Server, call, get, media_url, preload_hint, wait_for, wait_log};
+use common::services::{Postgres, Redis, free_port};
+use common::{
+    Publisher, Server, account, call, get, media_url, preload_hint, wait_for, wait_log,
+    wait_recordings, wait_show_state,
+};
 
 const TOKEN: &str = "dev-admin-token";
 const LEASE_KEY: &str = "cuecast:stream:demo:owner";
@@ -31,24 +35,38 @@ fn node_with(redis: &Redis, lease_ttl_ms: u64, srt: &str) -> Server {
 
 /// [`node`] with more environment (SRT is off unless `extra` turns it on).
 fn node_env(redis: &Redis, lease_ttl_ms: u64, extra: &[(&str, &str)]) -> Server {
+    let env = node_vars(redis, lease_ttl_ms, extra);
+    Server::start_with(&as_env(&env))
+}
+
+/// The environment of a node of the cluster on `redis`, HTTP on a port picked here (its
+/// node_url must be known before it starts; a restart with the same environment keeps it).
+fn node_vars(redis: &Redis, lease_ttl_ms: u64, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let node_url = format!("http://127.0.0.1:{port}");
-    let ttl = lease_ttl_ms.to_string();
-    let redis_url = redis.url();
-    let mut env = vec![
-        ("CUECAST_HTTP_LISTEN", listen.as_str()),
-        ("CUECAST_CLUSTER_REDIS_URL", redis_url.as_str()),
-        ("CUECAST_CLUSTER_NODE_URL", node_url.as_str()),
-        ("CUECAST_CLUSTER_LEASE_TTL_MS", ttl.as_str()),
-        ("CUECAST_CLUSTER_CONNECT_TIMEOUT_MS", "1000"),
-        ("CUECAST_SRT_ENABLED", "false"),
-        ("CUECAST_CHAT_ENABLED", "false"),
-        ("CUECAST_RTMPS_ENABLED", "false"),
-    ];
-    env.retain(|(key, _)| !extra.iter().any(|(k, _)| k == key));
-    env.extend_from_slice(extra);
-    Server::start_with(&env)
+    let mut env: Vec<(String, String)> = [
+        ("CUECAST_HTTP_LISTEN", format!("127.0.0.1:{port}")),
+        ("CUECAST_CLUSTER_REDIS_URL", redis.url()),
+        (
+            "CUECAST_CLUSTER_NODE_URL",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("CUECAST_CLUSTER_LEASE_TTL_MS", lease_ttl_ms.to_string()),
+        ("CUECAST_CLUSTER_CONNECT_TIMEOUT_MS", "1000".into()),
+        ("CUECAST_SRT_ENABLED", "false".into()),
+        ("CUECAST_CHAT_ENABLED", "false".into()),
+        ("CUECAST_RTMPS_ENABLED", "false".into()),
+    ]
+    .into_iter()
+    .filter(|(key, _)| !extra.iter().any(|(k, _)| k == key))
+    .map(|(key, value)| (key.to_string(), value))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+/// `env` as [`Server::start_with`] takes it.
+fn as_env(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// [`node`] whose lost publishers are waited for `grace` seconds (reconnect continuity).
@@ -58,6 +76,40 @@ fn node_with_grace(redis: &Redis, lease_ttl_ms: u64, grace: &str) -> Server {
         lease_ttl_ms,
         &[("CUECAST_INGEST_RECONNECT_GRACE_S", grace)],
     )
+}
+
+/// The failover tests' cluster: nodes A, B and C on `redis` (lost publishers waited for 15 s,
+/// so A keeps a handoff), a publisher on A (120 s), and the URL of the stream's source media
+/// playlist on C once C lists two segments.
+fn three_nodes(redis: &Redis) -> (Server, Server, Server, Publisher, String) {
+    let a = node_with_grace(redis, 2_000, "15");
+    let b = node_with_grace(redis, 2_000, "15");
+    let c = node_with_grace(redis, 2_000, "15");
+    let publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
+    let playlist = media_url(&c, "demo", "source");
+    wait_for(
+        &playlist,
+        Duration::from_secs(30),
+        common::segments_at_least(2),
+    );
+    (a, b, c, publisher, playlist)
+}
+
+/// The publisher moves to `to` once the dead owner's lease expired (within 5 s): a publisher
+/// of `seconds` on `to`, returned once `to` holds the lease.
+fn move_publisher(redis: &Redis, to: &Server, seconds: u32) -> Publisher {
+    wait_until(
+        "the dead owner's lease to expire",
+        Duration::from_secs(5),
+        || holder(redis).is_empty(),
+    );
+    let publisher = Publisher::ffmpeg(&to.rtmp_url("demo-key"), seconds);
+    wait_until(
+        "the new node to take the lease",
+        Duration::from_secs(15),
+        || holder(redis).starts_with(&id_prefix(to)),
+    );
+    publisher
 }
 
 /// `redis-cli` against `redis`.
@@ -421,12 +473,7 @@ fn a_node_that_cannot_reach_redis_at_start_says_so_and_exits_non_zero() {
 /// it through B's fetches from A.
 #[test]
 fn hls_js_plays_from_a_node_that_does_not_own_the_stream() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/hls.js").is_dir()
-            && dir.join("node_modules/playwright-core").is_dir(),
-        "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
-    );
+    let dir = common::browser::scripts();
     let redis = Redis::start();
     let a = node(&redis, 5_000);
     let b = node(&redis, 5_000);
@@ -533,16 +580,7 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
     use std::sync::{Arc, Mutex};
 
     let redis = Redis::start();
-    let a = node_with_grace(&redis, 2_000, "15");
-    let b = node_with_grace(&redis, 2_000, "15");
-    let c = node_with_grace(&redis, 2_000, "15");
-    let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
-    let playlist = media_url(&c, "demo", "source");
-    wait_for(
-        &playlist,
-        Duration::from_secs(20),
-        common::segments_at_least(2),
-    );
+    let (a, b, c, mut publisher, playlist) = three_nodes(&redis);
     let handoff: serde_json::Value =
         serde_json::from_str(&redis_cli(&redis, &["GET", "cuecast:stream:demo:handoff"]))
             .expect("A keeps the stream's handoff in Redis");
@@ -644,13 +682,7 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
     drop(a); // SIGKILL: no release, no goodbye.
     publisher.kill();
     pause.store(0, Ordering::SeqCst);
-    wait_until("A's lease to expire", Duration::from_secs(5), || {
-        holder(&redis).is_empty()
-    });
-    let _publisher = Publisher::ffmpeg(&b.rtmp_url("demo-key"), 60);
-    wait_until("B to take the lease", Duration::from_secs(15), || {
-        holder(&redis).starts_with(&id_prefix(&b))
-    });
+    let _publisher = move_publisher(&redis, &b, 60);
     // The viewer goes on across the seam until B has published a few segments.
     wait_until(
         "C's viewer to play B's segments",
@@ -747,23 +779,9 @@ fn a_killed_owners_viewers_keep_playing_from_the_node_the_publisher_moves_to() {
 /// time keeps advancing after the seam (from B's media, through C).
 #[test]
 fn hls_js_on_a_non_owner_plays_on_across_the_owners_death() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/hls.js").is_dir()
-            && dir.join("node_modules/playwright-core").is_dir(),
-        "tests/browser/node_modules is missing: run `.ci/setup --test` (or `npm ci` in tests/browser)"
-    );
+    let dir = common::browser::scripts();
     let redis = Redis::start();
-    let a = node_with_grace(&redis, 2_000, "15");
-    let b = node_with_grace(&redis, 2_000, "15");
-    let c = node_with_grace(&redis, 2_000, "15");
-    let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
-    let video = media_url(&c, "demo", "source");
-    wait_for(
-        &video,
-        Duration::from_secs(30),
-        common::segments_at_least(2),
-    );
+    let (a, b, c, mut publisher, _) = three_nodes(&redis);
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster_failover_browser");
     std::fs::create_dir_all(&out).expect("create output dir");
     let started = out.join("started");
@@ -791,13 +809,7 @@ fn hls_js_on_a_non_owner_plays_on_across_the_owners_death() {
     let killed_at = playing_since.elapsed().as_secs_f64();
     drop(a); // SIGKILL
     publisher.kill();
-    wait_until("A's lease to expire", Duration::from_secs(5), || {
-        holder(&redis).is_empty()
-    });
-    let _publisher = Publisher::ffmpeg(&b.rtmp_url("demo-key"), 60);
-    wait_until("B to take the lease", Duration::from_secs(15), || {
-        holder(&redis).starts_with(&id_prefix(&b))
-    });
+    let _publisher = move_publisher(&redis, &b, 60);
     let output = player.wait_with_output().expect("play.mjs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -846,5 +858,173 @@ fn hls_js_on_a_non_owner_plays_on_across_the_owners_death() {
         b.log()
             .contains("continuing the session of a node that died"),
         "B continued A's session"
+    );
+}
+
+/// The VOD source playlist of recording `id` on `server`, finished (EXT-X-ENDLIST), and the
+/// status of its first and last segments.
+fn finished_replay(server: &Server, id: &str) -> (String, u16, u16) {
+    let base = server.url(&format!("/vod/{id}"));
+    let (status, _, body) = get(&format!("{base}/index.m3u8"));
+    assert_eq!(status, 200, "{id} on {}", server.url(""));
+    assert!(String::from_utf8_lossy(&body).contains("source/playlist.m3u8"));
+    let playlist = common::text(&format!("{base}/source/playlist.m3u8"));
+    assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+    let segments: Vec<&str> = playlist
+        .lines()
+        .filter(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+        .collect();
+    let fetch = |uri: Option<&&str>| {
+        let uri = uri.unwrap_or_else(|| panic!("no segment in\n{playlist}"));
+        get(&format!("{base}/source/{uri}")).0
+    };
+    let (first, last) = (fetch(segments.first()), fetch(segments.last()));
+    (playlist.clone(), first, last)
+}
+
+/// Issue #30 (docs/scaling.md "When the owner dies", docs/recordings.md "Failover"): a show's
+/// stream published on A, A killed with SIGKILL, the publisher moved to B, which continues
+/// the session — on a shared PostgreSQL store. B records its part as a recording of its own
+/// (new id, same show, stream and session, its files on B); A's row keeps what A wrote and
+/// is closed as cut short by B; `/api/recordings?show=` lists both, B's first (newest); the
+/// ended show's replay is B's part, which plays; A, restarted, finishes its part from its
+/// manifest (cut short, still its own row) and plays it.
+#[test]
+fn a_failed_over_show_is_recorded_in_two_parts_one_per_node_neither_overwritten() {
+    let pg = Postgres::start();
+    let store = pg.create_database("failover_recordings");
+    let redis = Redis::start();
+    let extra = [
+        ("CUECAST_STORE_URL", store.as_str()),
+        ("CUECAST_INGEST_RECONNECT_GRACE_S", "8"),
+    ];
+    let a_env = node_vars(&redis, 2_000, &extra);
+    let a = Server::start_with(&as_env(&a_env));
+    let b = node_env(&redis, 2_000, &extra);
+    account(&a, "hana", &["host"]);
+    let new_show = serde_json::json!({
+        "title": "Scarves", "stream": "demo", "host": "hana",
+        "scheduled_start": chrono::Utc::now().to_rfc3339(),
+    })
+    .to_string();
+    let (status, _, show) = call("POST", &a.url("/api/shows"), Some(TOKEN), Some(&new_show));
+    assert_eq!(status, 201, "{show}");
+    let show = show["id"].as_str().expect("show id").to_string();
+
+    let mut publisher = Publisher::ffmpeg(&a.rtmp_url("demo-key"), 120);
+    let on_a = wait_recordings(
+        &a,
+        &format!("show={show}"),
+        Duration::from_secs(40),
+        |items| items.len() == 1 && items[0]["duration_s"].as_f64().unwrap_or(0.0) > 0.0,
+    );
+    let a_id = on_a[0]["id"].as_str().expect("id").to_string();
+    let killed = Command::new("kill")
+        .args(["-KILL", &a.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success(), "SIGKILL node A");
+    publisher.kill();
+    // What A left in the shared index, read on B while A is dead.
+    let (status, _, left) = call(
+        "GET",
+        &b.url(&format!("/api/recordings/{a_id}")),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{left}");
+    assert_eq!(left["state"], "recording", "{left}");
+
+    let mut publisher = move_publisher(&redis, &b, 14);
+    wait_log(
+        &b,
+        "continuing the session of a node that died",
+        Duration::from_secs(10),
+    );
+    let both = wait_recordings(
+        &b,
+        &format!("show={show}"),
+        Duration::from_secs(40),
+        |items| items.len() == 2 && items[1]["state"] == "cut_short",
+    );
+    let b_id = both[0]["id"].as_str().expect("id").to_string();
+    assert_ne!(b_id, a_id, "B's part is a recording of its own");
+    assert_eq!(
+        both[1]["id"],
+        a_id.as_str(),
+        "newest first: B's part, then A's"
+    );
+    assert!(b_id.starts_with(&format!("{a_id}-")), "{b_id}");
+    for key in ["stream", "session", "show"] {
+        assert_eq!(both[0][key], both[1][key], "the same {key}");
+    }
+    assert_eq!(both[0]["state"], "recording");
+    // A's row: what A wrote, closed as cut short at its recorded end.
+    let closed = &both[1];
+    for key in [
+        "started_at",
+        "duration_s",
+        "renditions",
+        "bytes",
+        "playlist",
+    ] {
+        assert_eq!(closed[key], left[key], "A's {key} kept");
+    }
+    assert!(closed["ended_at"].is_string(), "{closed}");
+    assert!(
+        b.log()
+            .contains("recording of the session's previous owner closed as cut short"),
+        "B closed A's part"
+    );
+
+    // B's publisher ends: B's part is complete, the show ends, its replay is B's part.
+    publisher.wait(Duration::from_secs(40));
+    let ended = wait_recordings(
+        &b,
+        &format!("show={show}"),
+        Duration::from_secs(40),
+        |items| items.len() == 2 && items[0]["state"] == "complete",
+    );
+    assert_eq!(ended[0]["id"], b_id.as_str());
+    let ended_show = wait_show_state(&b, &show, "ended", Duration::from_secs(30));
+    assert_eq!(
+        ended_show["replay"]["recording"],
+        b_id.as_str(),
+        "{ended_show}"
+    );
+    let (b_playlist, first, last) = finished_replay(&b, &b_id);
+    assert_eq!(
+        (first, last),
+        (200, 200),
+        "B's part plays on B:\n{b_playlist}"
+    );
+    assert!(
+        !b_playlist.contains("#EXT-X-DISCONTINUITY\n"),
+        "B's part starts at the seam, no discontinuity in it:\n{b_playlist}"
+    );
+
+    // A comes back: its crash recovery finishes its part from its own manifest, as its own
+    // row; B's part untouched.
+    let a = a.kill_and_restart(&as_env(&a_env));
+    let after = wait_recordings(
+        &a,
+        &format!("show={show}"),
+        Duration::from_secs(20),
+        |items| items.len() == 2,
+    );
+    assert_eq!(after[0], ended[0], "B's part untouched by A's restart");
+    assert_eq!(after[1]["id"], a_id.as_str());
+    assert_eq!(after[1]["state"], "cut_short");
+    assert!(
+        after[1]["duration_s"].as_f64() >= left["duration_s"].as_f64(),
+        "{} then {}",
+        left,
+        after[1]
+    );
+    let (a_playlist, first, last) = finished_replay(&a, &a_id);
+    assert_eq!(
+        (first, last),
+        (200, 200),
+        "A's part plays on A:\n{a_playlist}"
     );
 }

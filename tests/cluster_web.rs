@@ -24,15 +24,7 @@ use cuecast::chat::proto::ServerMsg;
 #[test]
 fn the_watch_page_on_a_non_owner_node_shows_a_cue_posted_on_a_third_node_at_its_frame() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let browser = root.join("tests/browser");
-    assert!(
-        browser.join("node_modules/playwright-core").is_dir(),
-        "tests/browser/node_modules is missing: run `.ci/setup --test`"
-    );
-    assert!(
-        root.join("web/dist/index.html").is_file(),
-        "web/dist is missing: run `.ci/setup` (npm ci && npm run build in web/)"
-    );
+    let browser = common::browser::scripts_and_pages();
     let pg = Postgres::start();
     let store = pg.create_database("cluster_web");
     let redis = Redis::start();

@@ -14,7 +14,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bmff::top_boxes;
-use common::{Publisher, Server, call, get, media_url, text, wait_for};
+use common::{
+    Publisher, Server, call, get, media_url, recordings, text, wait_for, wait_recordings,
+    wait_show_state,
+};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "dev-admin-token";
@@ -32,40 +35,6 @@ fn fetch(url: &str) -> Vec<u8> {
 
 fn fetch_text(url: &str) -> String {
     String::from_utf8(fetch(url)).expect("utf-8")
-}
-
-/// The recordings listed for `query` (e.g. `stream=demo`).
-fn recordings(server: &Server, query: &str) -> Vec<Value> {
-    let (status, _, body) = call(
-        "GET",
-        &server.url(&format!("/api/recordings?{query}")),
-        None,
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    body["items"].as_array().expect("items").clone()
-}
-
-/// Polls the recordings of `query` until `accept` likes them, or panics after `timeout`.
-fn wait_recordings(
-    server: &Server,
-    query: &str,
-    timeout: Duration,
-    accept: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let items = recordings(server, query);
-        if accept(&items) {
-            return items;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "recordings never as expected: {items:#?}\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// URIs of the segments a media playlist lists.
@@ -260,16 +229,7 @@ fn a_publish_with_a_cue_is_recorded_byte_for_byte_and_replays_as_vod() {
     assert!(recordings(&server, "show=show-0000000000000000").is_empty());
 
     // The ended show points at its recording.
-    let show_url = server.url(&format!("/api/shows/{show_id}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let show = loop {
-        let (_, _, show) = call("GET", &show_url, None, None);
-        if show["state"] == "ended" || Instant::now() > deadline {
-            break show;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(show["state"], "ended", "{show}");
+    let show = wait_show_state(&server, &show_id, "ended", Duration::from_secs(10));
     assert_eq!(
         show["replay"],
         json!({ "recording": id, "playlist": format!("/vod/{id}/index.m3u8") })

@@ -4,21 +4,15 @@
 //! axe-core, console errors, screenshots to tests/artifacts/. The web build (web/dist) comes from
 //! `.ci/setup` (`npm ci && npm run build` in web/).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 /// Runs `tests/browser/{script}` and fails with its output unless it exits 0.
 fn run(script: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let browser = root.join("tests/browser");
-    assert!(
-        browser.join("node_modules/playwright-core").is_dir(),
-        "tests/browser/node_modules is missing: run `.ci/setup --test`"
-    );
-    assert!(
-        root.join("web/dist/index.html").is_file(),
-        "web/dist is missing: run `.ci/setup` (npm ci && npm run build in web/)"
-    );
+    let browser = common::browser::scripts_and_pages();
     let output = Command::new("node")
         .arg(browser.join(script))
         .env("CUECAST_BIN", env!("CARGO_BIN_EXE_cuecast"))

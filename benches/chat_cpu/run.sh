@@ -38,29 +38,17 @@ load=$(ls -t "$target/$dir"/deps/chat_load-* 2>/dev/null | grep -v '\.d$' | head
 [ -x "$bin" ] && [ -n "$load" ] && [ -x "$load" ] || { echo "build first (or unset SKIP_BUILD)" >&2; exit 1; }
 if [ ! -d benches/socketio/node_modules ]; then (cd benches/socketio && npm ci --no-audit --no-fund >&2); fi
 . "$root/benches/lib.sh"
-# lib.sh's listen_port, safe under pipefail (grep finds nothing until the line is written).
-port_of() {
-  local addr
-  for _ in $(seq 150); do
-    addr=$( (grep -o "listening $2=[^ ]*" "$1" 2>/dev/null || true) | head -n1 | cut -d= -f2)
-    if [ -n "$addr" ]; then echo "${addr##*:}"; return 0; fi
-    sleep 0.1
-  done
-  echo "no 'listening $2=' line in $1" >&2; cat "$1" >&2; return 1
-}
 mkdir -p "$OUT"
 : >"$OUT/runs.jsonl"
 ulimit -n 65536 2>/dev/null || true
 
-CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_SRT_ENABLED=false \
-  CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_CHAT_LISTEN=127.0.0.1:0 \
+start_cuecast "$bin" "$OUT/cuecast.log" \
   CUECAST_CHAT_MAX_CONNECTIONS_PER_IP=100000 CUECAST_CHAT_MAX_CONNECTIONS=100000 \
-  CUECAST_CHAT_BACKFILL=0 CUECAST_RECORDINGS_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data" \
-  RUST_LOG=warn,cuecast::listen=info "$bin" serve 2>"$OUT/cuecast.log" &
-cuecast=$!; pids+=("$cuecast")
-http=$(port_of "$OUT/cuecast.log" http)
-port_of "$OUT/cuecast.log" chat >/dev/null
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
+  CUECAST_CHAT_BACKFILL=0 CUECAST_RECORDINGS_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data"
+cuecast=$cuecast_pid
+http=$(listen_port "$OUT/cuecast.log" http)
+listen_port "$OUT/cuecast.log" chat >/dev/null
+wait_healthy "http://127.0.0.1:$http"
 
 node benches/socketio/server.js >"$OUT/socketio.log" 2>&1 &
 socketio=$!; pids+=("$socketio")

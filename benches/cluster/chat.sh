@@ -42,53 +42,28 @@ bin=${BIN:-$target/$dir/cuecast}
 load=$(ls -t "$target/$dir"/deps/chat_load-* 2>/dev/null | grep -v '\.d$' | head -n1 || true)
 [ -x "$bin" ] && [ -n "$load" ] && [ -x "$load" ] || { echo "build first (or unset SKIP_BUILD)" >&2; exit 1; }
 . "$root/benches/lib.sh"
-# lib.sh's listen_port, safe under pipefail (grep finds nothing until the line is written).
-port_of() {
-  local addr
-  for _ in $(seq 150); do
-    addr=$( (grep -o "listening $2=[^ ]*" "$1" 2>/dev/null || true) | head -n1 | cut -d= -f2)
-    if [ -n "$addr" ]; then echo "${addr##*:}"; return 0; fi
-    sleep 0.1
-  done
-  echo "no 'listening $2=' line in $1" >&2; cat "$1" >&2; return 1
-}
 mkdir -p "$OUT"
 : >"$OUT/runs.jsonl"
 ulimit -n 65536 2>/dev/null || true
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-redis_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" \
-  >"$OUT/redis.log" 2>&1 &
-redis=$!; pids+=("$redis")
-for _ in $(seq 50); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$OUT/redis.log"
+redis=$redis_pid
 
-# start_node NAME CLUSTERED: a node on a fixed HTTP port (its node_url), chat on port 0; sets
-# NAME_http and NAME_pid.
-start_node() {
-  local name="$1" port cluster=()
-  port=$(free_port)
-  if [ "$2" = 1 ]; then
-    cluster=(CUECAST_CLUSTER_REDIS_URL="redis://127.0.0.1:$redis_port"
-      CUECAST_CLUSTER_NODE_URL="http://127.0.0.1:$port")
-  fi
-  env "${cluster[@]}" CUECAST_HTTP_LISTEN="127.0.0.1:$port" CUECAST_RTMP_LISTEN=127.0.0.1:0 \
-    CUECAST_SRT_ENABLED=false CUECAST_RTMPS_ENABLED=false CUECAST_RECORDINGS_ENABLED=false \
-    CUECAST_CHAT_LISTEN=127.0.0.1:0 CUECAST_CHAT_BACKFILL=0 \
+# cluster_node NAME CLUSTERED: a node on a fixed HTTP port (its node_url), chat on port 0; sets
+# NAME_url and NAME_pid.
+cluster_node() {
+  start_node "$1" "$bin" "$OUT/$1.log" "$2" CUECAST_RECORDINGS_ENABLED=false CUECAST_CHAT_BACKFILL=0 \
     CUECAST_CHAT_MAX_CONNECTIONS_PER_IP=100000 CUECAST_CHAT_MAX_CONNECTIONS=100000 \
-    CUECAST_SERVER_DATA_DIR="$work/$name" RUST_LOG=warn,cuecast::listen=info \
-    "$bin" serve 2>"$OUT/$name.log" &
-  pids+=($!)
-  eval "${name}_pid=$!; ${name}_http=http://127.0.0.1:$port"
+    CUECAST_SERVER_DATA_DIR="$work/$1"
 }
-start_node a 1
-start_node b 1
-start_node c 1
-start_node s 0
+cluster_node a 1
+cluster_node b 1
+cluster_node c 1
+cluster_node s 0
 for name in a b c s; do
-  port_of "$OUT/$name.log" chat >/dev/null
-  url=${name}_http
-  for _ in $(seq 100); do curl -sf "${!url}/healthz" >/dev/null && break; sleep 0.1; done
+  listen_port "$OUT/$name.log" chat >/dev/null
+  url=${name}_url
+  wait_healthy "${!url}"
 done
 
 echo "cluster chat: members $MEMBERS, configurations $CONFIGS, $ROUNDS rounds, $RATE msg/s from $SENDERS senders, ${WARMUP_S} s warm-up + ${SECONDS_MEASURED} s measured, profile $PROFILE" >&2
@@ -98,9 +73,9 @@ for n in "${counts[@]}"; do
   for round in $(seq "$ROUNDS"); do
     for config in "${configs[@]}"; do
       case "$config" in
-        1) targets=$s_http; servers=$s_pid ;;
-        1r) targets=$a_http; servers="$a_pid,$redis" ;;
-        3) targets="$a_http,$b_http,$c_http"; servers="$a_pid,$b_pid,$c_pid,$redis" ;;
+        1) targets=$s_url; servers=$s_pid ;;
+        1r) targets=$a_url; servers="$a_pid,$redis" ;;
+        3) targets="$a_url,$b_url,$c_url"; servers="$a_pid,$b_pid,$c_pid,$redis" ;;
         *) echo "CONFIGS: 1, 1r or 3, not $config" >&2; exit 2 ;;
       esac
       for pid in ${servers//,/ }; do

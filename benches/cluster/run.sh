@@ -37,17 +37,6 @@ WARMUP_S="${WARMUP_S:-5}"
 source "$root/benches/lib.sh"
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-# listen_port of lib.sh, safe under pipefail (grep finds nothing until the line is written).
-port_of() {
-  local addr
-  for _ in $(seq 150); do
-    addr=$( (grep -o "listening $2=[^ ]*" "$1" 2>/dev/null || true) | head -n1 | cut -d= -f2)
-    if [ -n "$addr" ]; then echo "${addr##*:}"; return 0; fi
-    sleep 0.1
-  done
-  log "no 'listening $2=' line in $1"; cat "$1" >&2; return 1
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   log "building the release binary"
@@ -61,7 +50,7 @@ fi
 # players EDGE_URL OWNER_URL: one round of players, one JSON line.
 players() {
   if [ "$CLIENT" = rust ]; then
-    PLAYERS_WARMUP_S="$WARMUP_S" OWNER_METRICS="http://127.0.0.1:$a_http/metrics" \
+    PLAYERS_WARMUP_S="$WARMUP_S" OWNER_METRICS="http://127.0.0.1:$a_port/metrics" \
       "$PLAYERS_BIN" --bench "$1" "$2" "$PLAYERS" "$DURATION_S"
   else
     python3 -B "$HERE/players.py" "$1" "$2" "$PLAYERS" "$DURATION_S"
@@ -69,32 +58,19 @@ players() {
 }
 ulimit -n 65536 2>/dev/null || true
 
-redis_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do redis-cli -p "$redis_port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$work/redis.log"
 
-# start_node NAME: a cuecast node on a fixed HTTP port (its node_url), RTMP on port 0.
-start_node() {
-  local name="$1" port
-  port=$(free_port)
-  (cd "$root" && env RUST_LOG=info \
-    CUECAST_HTTP_LISTEN="127.0.0.1:$port" CUECAST_RTMP_LISTEN=127.0.0.1:0 \
-    CUECAST_SRT_ENABLED=false CUECAST_RTMPS_ENABLED=false CUECAST_CHAT_ENABLED=false \
-    CUECAST_RECORDINGS_ENABLED=false CUECAST_MEDIA_LADDER='[]' \
-    CUECAST_SERVER_DATA_DIR="$work/$name" \
-    CUECAST_STREAMS='[{name="demo", key="demo-key"}]' \
-    CUECAST_CLUSTER_REDIS_URL="redis://127.0.0.1:$redis_port" \
-    CUECAST_CLUSTER_NODE_URL="http://127.0.0.1:$port" \
-    "$BIN" serve >"$work/$name.log" 2>&1) &
-  pids+=($!)
-  eval "${name}_http=$port"
+# cluster_node NAME: a cuecast node in the cluster on a fixed HTTP port (its node_url), RTMP on
+# port 0.
+cluster_node() {
+  start_node "$1" "$BIN" "$work/$1.log" 1 RUST_LOG=info CUECAST_CHAT_ENABLED=false \
+    CUECAST_RECORDINGS_ENABLED=false CUECAST_MEDIA_LADDER='[]' CUECAST_SERVER_DATA_DIR="$work/$1" \
+    CUECAST_STREAMS='[{name="demo", key="demo-key"}]'
 }
-start_node a
-start_node b
-rtmp_a=$(port_of "$work/a.log" rtmp)
-port_of "$work/b.log" http >/dev/null
+cluster_node a
+cluster_node b
+rtmp_a=$(listen_port "$work/a.log" rtmp)
+listen_port "$work/b.log" http >/dev/null
 
 ffmpeg -hide_banner -loglevel error -nostdin -re \
   -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
@@ -113,8 +89,8 @@ media_url() {
   uri=$(printf '%s\n' "$master" | grep -v '^#' | grep 'playlist.m3u8' | head -n1)
   echo "http://127.0.0.1:$port/hls/demo/$uri"
 }
-url_a=$(media_url "$a_http")
-url_b=$(media_url "$b_http")
+url_a=$(media_url "$a_port")
+url_b=$(media_url "$b_port")
 log "A: $url_a"
 log "B: $url_b"
 sleep 3
@@ -122,7 +98,7 @@ sleep 3
 # A's request counters (media_playlist and part 2xx) and the video parts A published (the
 # count of its part publish delay summary: one per part of the passthrough video rendition).
 counts() {
-  curl -fsS "http://127.0.0.1:$a_http/metrics" | awk '
+  curl -fsS "http://127.0.0.1:$a_port/metrics" | awk '
     /^cuecast_hls_requests_total\{kind="media_playlist",status="2xx"\}/ {p=$2}
     /^cuecast_hls_requests_total\{kind="part",status="2xx"\}/ {q=$2}
     /^cuecast_stream_part_publish_delay_seconds_count\{stream="demo"\}/ {n=$2}
@@ -162,4 +138,4 @@ PY
   done
 done
 log "B's edge counters:"
-curl -fsS "http://127.0.0.1:$b_http/metrics" | grep '^cuecast_edge' >&2
+curl -fsS "http://127.0.0.1:$b_port/metrics" | grep '^cuecast_edge' >&2

@@ -18,7 +18,8 @@
 # rounds: req/s, p50/p99 latency, and cuecast / nginx.
 #
 # Usage: benches/origin/run.sh   (env: CONNECTIONS=50 THREADS=2 DURATION=10s WARMUP=2s ROUNDS=3
-#        OBJECTS="playlist part segment" SKIP_BUILD=1 to use target/release/cuecast as built).
+#        OBJECTS="playlist part segment" SKIP_BUILD=1 to use target/release/cuecast as built,
+#        BIN=path/to/cuecast for another server binary).
 #        wrk and nginx are installed with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +35,7 @@ if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --release --locked --bin cuecast
 fi
-bin="$root/target/release/cuecast"
+bin=${BIN:-$root/target/release/cuecast}
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -46,15 +47,11 @@ fi
 
 . "$root/benches/lib.sh"
 
-CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_HTTP_LISTEN=127.0.0.1:0 \
-  CUECAST_SRT_ENABLED=false CUECAST_CHAT_LISTEN=127.0.0.1:0 CUECAST_SERVER_DATA_DIR="$work/data" \
-  CUECAST_MEDIA_LADDER="[]" \
-  RUST_LOG=warn,cuecast::listen=info "$bin" serve 2>"$work/server.log" &
-pids+=($!)
+start_cuecast "$bin" "$work/server.log" CUECAST_SERVER_DATA_DIR="$work/data" CUECAST_MEDIA_LADDER="[]"
 rtmp=$(listen_port "$work/server.log" rtmp)
 http=$(listen_port "$work/server.log" http)
 base="http://127.0.0.1:$http"
-for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+wait_healthy "$base"
 ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 \
   -f lavfi -i "testsrc2=size=640x360:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
   -c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p -g 60 -keyint_min 60 \

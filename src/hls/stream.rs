@@ -205,11 +205,13 @@ impl HlsStream {
     }
 
     /// The session is recorded by `recorder` (with its timed metadata: after
-    /// [`Self::observed_by`]). Before the first rendition.
+    /// [`Self::observed_by`]). Before the first rendition. A session continuing another
+    /// node's (a handoff) is recorded as a part of its own ([`Recorder::begin`]).
     pub fn recorded_by(mut self, recorder: &Arc<Recorder>) -> HlsStream {
         self.recording = Some(recorder.begin(
             &self.name,
             &self.session,
+            self.handoff.is_some(),
             self.clock.wall(),
             self.metadata.clone(),
             Arc::clone(&self.media_now),

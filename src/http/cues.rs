@@ -19,7 +19,7 @@ use axum::body::{Bytes, to_bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -231,13 +231,12 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ap
 #[utoipa::path(post, path = "/api/streams/{stream}/cues", tag = "cues",
     summary = "Post a timed product cue",
     security(("admin" = []), ("login" = [])),
-    params(("stream" = String, Path, description = "Stream name")),
+    params(StreamPath),
     request_body = CueBody,
     responses(
         (status = 201, description = "The cue, placed on the live session", body = CueJson),
         (status = 400, description = "A bad field, named", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
+        Unadmitted,
         (status = 404, description = "No such stream, or it is not live", body = ErrorBody),
         (status = 409, description = "Not applicable now", body = ErrorBody),
         (status = 413, description = "Body over `cues.max_request_bytes` or payload over `cues.max_payload_bytes`", body = ErrorBody),
@@ -256,12 +255,11 @@ async fn post_cue(
 #[utoipa::path(get, path = "/api/streams/{stream}/cues", tag = "cues",
     summary = "A stream's cues",
     security(("admin" = []), ("login" = [])),
-    params(("stream" = String, Path, description = "Stream name")),
+    params(StreamPath),
     responses(
         (status = 200, description = "The cues of the stream's sessions", body = CueList),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
-        (status = 404, description = "No such stream", body = ErrorBody),
+        Unadmitted,
+        NoStream,
     ))]
 async fn list_cues(
     State(api): State<Arc<ApiState>>,
@@ -275,49 +273,37 @@ async fn list_cues(
 #[utoipa::path(delete, path = "/api/streams/{stream}/cues/{id}", tag = "cues",
     summary = "End a cue now (or drop an unfired rundown item)",
     security(("admin" = []), ("login" = [])),
-    params(
-        ("stream" = String, Path, description = "Stream name"),
-        ("id" = String, Path, description = "Cue or rundown item id"),
-    ),
+    params(CuePath),
     responses(
         (status = 200, description = "The cue, ended now; or the rundown item removed", body = Ended),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
-        (status = 404, description = "No such stream or cue", body = ErrorBody),
-        (status = 409, description = "The cue has already ended", body = ErrorBody),
-        (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
-        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
+        Unadmitted,
+        EndRefused,
+        OwnerSilent,
     ))]
 async fn delete_cue(
     State(api): State<Arc<ApiState>>,
-    Path(ids): Path<(String, String)>,
+    Path(path): Path<CuePath>,
     admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    end(&api, &admitted.stream, &ids.1).await
+    end(&api, &admitted.stream, &path.id).await
 }
 
 #[utoipa::path(post, path = "/api/streams/{stream}/cues/{id}/end", tag = "cues",
     summary = "End a cue now (as DELETE, for clients without DELETE)",
     security(("admin" = []), ("login" = [])),
-    params(
-        ("stream" = String, Path, description = "Stream name"),
-        ("id" = String, Path, description = "Cue or rundown item id"),
-    ),
+    params(CuePath),
     responses(
         (status = 200, description = "The cue, ended now; or the rundown item removed", body = Ended),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
-        (status = 404, description = "No such stream or cue", body = ErrorBody),
-        (status = 409, description = "The cue has already ended", body = ErrorBody),
-        (status = 413, description = "Body over `cues.max_request_bytes`", body = ErrorBody),
-        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
+        Unadmitted,
+        EndRefused,
+        OwnerSilent,
     ))]
 async fn end_cue(
     State(api): State<Arc<ApiState>>,
-    Path(ids): Path<(String, String)>,
+    Path(path): Path<CuePath>,
     admitted: Admitted,
 ) -> Result<Response, ApiError> {
-    end(&api, &admitted.stream, &ids.1).await
+    end(&api, &admitted.stream, &path.id).await
 }
 
 async fn end(api: &ApiState, stream: &str, id: &str) -> Result<Response, ApiError> {
@@ -408,16 +394,14 @@ fn parse_rundown(body: &[u8], api: &ApiState) -> Result<Vec<RundownItem>, ApiErr
 #[utoipa::path(put, path = "/api/streams/{stream}/rundown", tag = "cues",
     summary = "Replace the unfired rundown items",
     security(("admin" = []), ("login" = [])),
-    params(("stream" = String, Path, description = "Stream name")),
+    params(StreamPath),
     request_body = RundownUpload,
     responses(
         (status = 200, description = "The unfired rundown items", body = Rundown),
-        (status = 400, description = "A bad item field, named (`cues[2].offset_s`)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
-        (status = 404, description = "No such stream", body = ErrorBody),
-        (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
-        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
+        RundownRefused,
+        Unadmitted,
+        NoStream,
+        OwnerSilent,
     ))]
 async fn replace_rundown(
     State(api): State<Arc<ApiState>>,
@@ -429,16 +413,14 @@ async fn replace_rundown(
 #[utoipa::path(post, path = "/api/streams/{stream}/rundown", tag = "cues",
     summary = "Append rundown items",
     security(("admin" = []), ("login" = [])),
-    params(("stream" = String, Path, description = "Stream name")),
+    params(StreamPath),
     request_body = RundownUpload,
     responses(
         (status = 200, description = "The unfired rundown items", body = Rundown),
-        (status = 400, description = "A bad item field, named (`cues[2].offset_s`)", body = ErrorBody),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
-        (status = 404, description = "No such stream", body = ErrorBody),
-        (status = 413, description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`", body = ErrorBody),
-        (status = 503, description = "Clustered: the node publishing the stream did not answer (Retry-After)", body = ErrorBody),
+        RundownRefused,
+        Unadmitted,
+        NoStream,
+        OwnerSilent,
     ))]
 async fn append_rundown(
     State(api): State<Arc<ApiState>>,
@@ -461,12 +443,11 @@ async fn upload_rundown(
 #[utoipa::path(get, path = "/api/streams/{stream}/rundown", tag = "cues",
     summary = "The unfired rundown items",
     security(("admin" = []), ("login" = [])),
-    params(("stream" = String, Path, description = "Stream name")),
+    params(StreamPath),
     responses(
         (status = 200, description = "The unfired rundown items", body = Rundown),
-        (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "Another host's stream (admin, or the stream's host)", body = ErrorBody),
-        (status = 404, description = "No such stream", body = ErrorBody),
+        Unadmitted,
+        NoStream,
     ))]
 async fn get_rundown(
     State(api): State<Arc<ApiState>>,
@@ -474,6 +455,89 @@ async fn get_rundown(
 ) -> Result<Response, ApiError> {
     let items = api.cues.rundown_items(&admitted.stream);
     Ok(json(StatusCode::OK, rundown_json(&items)))
+}
+
+// The routes' parameters and the error answers several of them share, for their
+// `#[utoipa::path]` attributes (documentation only: the answers are `ApiError`s).
+
+/// `{stream}` of a cue route.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct StreamPath {
+    /// Stream name
+    stream: String,
+}
+
+/// `{stream}` and `{id}` of a route on one cue.
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct CuePath {
+    /// Stream name
+    #[allow(dead_code)]
+    stream: String,
+    /// Cue or rundown item id
+    id: String,
+}
+
+/// A caller the route does not admit (the admin token, or the stream's host).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum Unadmitted {
+    #[response(status = 401, description = "Missing or invalid token")]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 403,
+        description = "Another host's stream (admin, or the stream's host)"
+    )]
+    Forbidden(ErrorBody),
+}
+
+/// An unknown stream.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum NoStream {
+    #[response(status = 404, description = "No such stream")]
+    NotFound(ErrorBody),
+}
+
+/// A cue that cannot be ended.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum EndRefused {
+    #[response(status = 404, description = "No such stream or cue")]
+    NotFound(ErrorBody),
+    #[response(status = 409, description = "The cue has already ended")]
+    Ended(ErrorBody),
+    #[response(status = 413, description = "Body over `cues.max_request_bytes`")]
+    TooLarge(ErrorBody),
+}
+
+/// A rundown upload refused for its contents.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum RundownRefused {
+    #[response(
+        status = 400,
+        description = "A bad item field, named (`cues[2].offset_s`)"
+    )]
+    BadItem(ErrorBody),
+    #[response(
+        status = 413,
+        description = "Body over `cues.max_request_bytes`, more items than `cues.max_rundown_items`, or a payload over `cues.max_payload_bytes`"
+    )]
+    TooLarge(ErrorBody),
+}
+
+/// Clustered: the operation was forwarded to the stream's owner, which did not answer.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum OwnerSilent {
+    #[response(
+        status = 503,
+        description = "Clustered: the node publishing the stream did not answer (Retry-After)"
+    )]
+    Unavailable(ErrorBody),
 }
 
 // The bodies' schemas: what `CueRequest` parses and what `Cue::to_json` and `rundown_json`

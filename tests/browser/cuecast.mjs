@@ -43,6 +43,49 @@ export async function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
+/** Waits until `page`'s video plays: two samples of currentTime 1.5 s apart, the second ahead (a
+ * source switch in between retries), within `timeoutMs`. */
+export async function playing(page, label, timeoutMs = 40000) {
+  const now = () => page.evaluate(() => document.querySelector('video')?.currentTime ?? 0);
+  await waitFor(`${label}: currentTime advances`, async () => {
+    const t0 = await now();
+    if (!(t0 > 0)) return false;
+    await sleep(1500);
+    const t1 = await now();
+    return t1 > t0 + 0.5;
+  }, timeoutMs, 100);
+}
+
+/** Where the watch page's player put cue `id` and its banner (the page's window.cuecast hooks):
+ * the banner record (`pdt`, `currentTime` when it appeared), the cue's start on the player's
+ * timeline and mapped through its PROGRAM-DATE-TIME, the banner on screen, its title and price. */
+export async function cueReport(page, id) {
+  return page.evaluate((cueId) => {
+    const { player, banners } = window.cuecast;
+    const video = document.querySelector('video');
+    const pd = player?.playingDate() ?? null;
+    const cue = player?.cues.all().find((c) => c.payload.id === cueId) ?? null;
+    return {
+      banner: banners.find((b) => b.id === cueId) ?? null,
+      cueStart: cue ? cue.start : null,
+      // PDT of the cue's start on this player's timeline.
+      cueStartPdt: cue && pd ? pd + (cue.start - video.currentTime) * 1000 : null,
+      shown: document.querySelector('.banner')?.dataset.cue ?? null,
+      title: document.querySelector('.banner-title')?.textContent ?? null,
+      price: document.querySelector('.banner-price')?.textContent ?? null,
+    };
+  }, id);
+}
+
+/** Waits until `page` shows the banner of cue `id` (its banner recorded and on screen), within
+ * `timeoutMs`: its `cueReport` then. */
+export async function bannerShown(page, id, what, timeoutMs = 20000) {
+  return waitFor(what, async () => {
+    const rep = await cueReport(page, id);
+    return rep.banner && rep.shown === id ? rep : null;
+  }, timeoutMs, 100);
+}
+
 /**
  * Starts `cuecast serve` with `env` overrides (CUECAST_*), waits for every listener's port in its
  * log and for /healthz. Returns { url(path), http, rtmpUrl(key), chatPort, log(), stop() }.

@@ -21,8 +21,8 @@
 
 import { createServer } from 'node:net';
 import {
-  ADMIN, call, user, publish, launch, newPage, screenshot, check, waitFor, sleep,
-  assertNoConsoleErrors, startServer,
+  ADMIN, call, user, publish, launch, newPage, screenshot, check, waitFor,
+  assertNoConsoleErrors, startServer, playing, bannerShown,
 } from './cuecast.mjs';
 
 const STORE_URL = process.env.WEB_CLUSTER_STORE_URL;
@@ -93,35 +93,6 @@ async function openWatch(browser, server, showId) {
   return page;
 }
 
-async function playing(page, label) {
-  const now = () => page.evaluate(() => document.querySelector('video')?.currentTime ?? 0);
-  await waitFor(`${label}: currentTime advances`, async () => {
-    const t0 = await now();
-    if (!(t0 > 0)) return false;
-    await sleep(1500);
-    const t1 = await now();
-    return t1 > t0 + 0.5;
-  }, 60000, 100);
-}
-
-/** Where the page's player put cue `id` and when its banner appeared (window.cuecast hooks). */
-async function cueReport(page, id) {
-  return page.evaluate((cueId) => {
-    const { player, banners } = window.cuecast;
-    const video = document.querySelector('video');
-    const pd = player?.playingDate() ?? null;
-    const cue = player?.cues.all().find((c) => c.payload.id === cueId) ?? null;
-    return {
-      banner: banners.find((b) => b.id === cueId) ?? null,
-      cueStart: cue ? cue.start : null,
-      cueStartPdt: cue && pd ? pd + (cue.start - video.currentTime) * 1000 : null,
-      shown: document.querySelector('.banner')?.dataset.cue ?? null,
-      title: document.querySelector('.banner-title')?.textContent ?? null,
-      price: document.querySelector('.banner-price')?.textContent ?? null,
-    };
-  }, id);
-}
-
 /** The `cuecast_edge_*` counter `name` in `server`'s /metrics (summed over its labels). */
 async function metric(server, name, label = '') {
   const text = await (await fetch(server.url('/metrics'))).text();
@@ -161,7 +132,7 @@ async function run(nodes, browser) {
 
     // --- The viewer app on B.
     const page = await openWatch(browser, b, showId);
-    await playing(page, 'B');
+    await playing(page, 'B', 60000);
     const upstreamBefore = await metric(b, 'cuecast_edge_requests_total', 'served="upstream"');
     check(upstreamBefore > 0, `B fetched the page's media from A (cuecast_edge_requests_total upstream ${upstreamBefore})`);
 
@@ -179,10 +150,7 @@ async function run(nodes, browser) {
     check(a.log().includes(cue.id), 'A (the owner) placed the cue');
 
     // --- B's page shows it, at its frame.
-    const shown = await waitFor(`the banner of cue ${cue.id} on B's page`, async () => {
-      const rep = await cueReport(page, cue.id);
-      return rep.banner && rep.shown === cue.id ? rep : null;
-    }, 30000, 100);
+    const shown = await bannerShown(page, cue.id, `the banner of cue ${cue.id} on B's page`, 30000);
     check(shown.banner.pdt !== null, 'B\'s player knows the PROGRAM-DATE-TIME when the banner appeared');
     const skew = shown.banner.pdt - startMs;
     const placed = shown.cueStartPdt - startMs;
@@ -207,8 +175,8 @@ async function run(nodes, browser) {
 
     // --- "N watching" counts every node's viewers: one more on A, one on C.
     const others = [await openWatch(browser, a, showId), await openWatch(browser, c, showId)];
-    await playing(others[0], 'A');
-    await playing(others[1], 'C');
+    await playing(others[0], 'A', 60000);
+    await playing(others[1], 'C', 60000);
     for (const n of nodes) {
       await waitFor(`${n.name}'s API counts the 3 viewers`, async () => (await call(n, 'GET', `/api/shows/${showId}`)).body.viewers === 3, 30000, 500);
     }
@@ -220,7 +188,7 @@ async function run(nodes, browser) {
 
     // B's page still plays, with the banner on screen (120 s): the screenshot shows it with the
     // count. (On a loaded machine the page may have fallen behind the live edge meanwhile: said.)
-    await playing(page, 'B at the end');
+    await playing(page, 'B at the end', 60000);
     await page.waitForSelector(`.banner[data-cue="${cue.id}"]`, { timeout: 10000 });
     const path = await screenshot(page, 'cluster-viewer-banner');
     const atShot = await page.evaluate(() => ({

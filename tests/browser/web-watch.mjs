@@ -18,7 +18,7 @@
 
 import {
   ADMIN, main, call, user, publish, newPage, axe, screenshot, check, waitFor, sleep,
-  assertNoConsoleErrors, startServer, artifacts,
+  assertNoConsoleErrors, startServer, artifacts, playing, cueReport, bannerShown,
 } from './cuecast.mjs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -72,36 +72,6 @@ async function openWatch(browser, server, showId, { kind = 'desktop', who = null
   page.on('response', (res) => { if (res.status() >= 400) console.log(`[${kind}] ${res.status()} ${res.url()}`); });
   await page.goto(server.url(`/shows/${showId}${query}`), { waitUntil: 'load' });
   return page;
-}
-
-async function playing(page, label) {
-  const now = () => page.evaluate(() => document.querySelector('video')?.currentTime ?? 0);
-  // Two samples 1.5 s apart, the second ahead of the first (a source switch in between retries).
-  await waitFor(`${label}: currentTime advances`, async () => {
-    const t0 = await now();
-    if (!(t0 > 0)) return false;
-    await sleep(1500);
-    const t1 = await now();
-    return t1 > t0 + 0.5;
-  }, 40000, 100);
-}
-
-/** Where the page's player put cue `id`, mapped through its PDT, vs the cue's START-DATE. */
-async function cueReport(page, id) {
-  return page.evaluate((cueId) => {
-    const { player, banners } = window.cuecast;
-    const video = document.querySelector('video');
-    const pd = player.playingDate();
-    const cue = player.cues.all().find((c) => c.payload.id === cueId);
-    return {
-      banner: banners.find((b) => b.id === cueId) ?? null,
-      cueStart: cue ? cue.start : null,
-      // PDT of the cue's start on this player's timeline.
-      cueStartPdt: cue && pd ? pd + (cue.start - video.currentTime) * 1000 : null,
-      shown: document.querySelector('.banner')?.dataset.cue ?? null,
-      title: document.querySelector('.banner-title')?.textContent ?? null,
-    };
-  }, id);
 }
 
 async function chatTexts(page) {
@@ -167,10 +137,7 @@ main(async ({ server, browser }) => {
     check(r.status === 201, `post cue: ${r.status} ${JSON.stringify(r.body)}`);
     const cue = r.body;
     const startMs = Date.parse(cue.start_date);
-    const before = await waitFor('banner on the early page', async () => {
-      const rep = await cueReport(a, cue.id);
-      return rep.banner && rep.shown === cue.id ? rep : null;
-    }, 20000, 100);
+    const before = await bannerShown(a, cue.id, 'banner on the early page');
     check(before.banner.pdt !== null, 'PDT known when the banner appeared');
     const skew = before.banner.pdt - startMs;
     console.log(`early page: banner at PDT ${skew} ms from the cue's START-DATE; cue start mapped ${before.cueStartPdt - startMs} ms`);

@@ -43,3 +43,61 @@ pub fn account(server: &super::Server, user: &str, caps: &[&str]) -> String {
     assert_eq!(status, 200, "login {user}");
     body["token"].as_str().expect("token").to_string()
 }
+
+/// The recordings `server` lists for `query` (`stream=demo`, `show=ID`), newest first.
+pub fn recordings(server: &super::Server, query: &str) -> Vec<serde_json::Value> {
+    let (status, _, body) = call(
+        "GET",
+        &server.url(&format!("/api/recordings?{query}")),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().expect("items").clone()
+}
+
+/// Polls [`recordings`] of `query` until `accept` likes them, or panics after `timeout` (with
+/// the server's log).
+pub fn wait_recordings(
+    server: &super::Server,
+    query: &str,
+    timeout: Duration,
+    accept: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let items = recordings(server, query);
+        if accept(&items) {
+            return items;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recordings of {query} never as expected: {items:#?}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Show `show` as `server` answers it once its `state` is `state` (polled; panics with the last
+/// answer after `timeout`).
+pub fn wait_show_state(
+    server: &super::Server,
+    show: &str,
+    state: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    let url = server.url(&format!("/api/shows/{show}"));
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (_, _, body) = call("GET", &url, None, None);
+        if body["state"] == state {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "show {show} never {state}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

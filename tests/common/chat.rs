@@ -58,7 +58,7 @@ impl ChatNode {
     }
 
     /// Joins `room` (as `token`'s account, or anonymously) and reads up to `live`: the stream,
-    /// its connection and the backfill.
+    /// its connection and the backfill (anything else before `live` is skipped).
     pub async fn join(
         &self,
         room: &str,
@@ -68,19 +68,53 @@ impl ChatNode {
         let mut stream = ChatStream::join(conn.clone(), room, token.map(str::to_string), None)
             .await
             .expect("join");
-        let mut backfill = Vec::new();
-        loop {
-            match next(&mut stream).await {
-                ServerMsg::Message {
-                    message,
-                    history: true,
-                } => backfill.push(message),
-                ServerMsg::Live {} => break,
-                _ => {}
-            }
-        }
+        let (_, backfill) = read_to_live(&mut stream, false).await;
         (stream, conn, backfill)
     }
+
+    /// [`Self::join`], checking what comes before `live`: the welcome first, then only the
+    /// backfill and presence (panics on anything else). The stream, the welcome and the
+    /// backfill.
+    pub async fn join_checked(
+        &self,
+        room: &str,
+        token: Option<&str>,
+    ) -> (ChatStream, ServerMsg, Vec<proto::ChatMessage>) {
+        let conn = self.conn().await;
+        let mut stream = ChatStream::join(conn, room, token.map(str::to_string), None)
+            .await
+            .expect("join");
+        let (welcome, backfill) = read_to_live(&mut stream, true).await;
+        let welcome = welcome.unwrap_or_else(|| panic!("no welcome before live in {room}"));
+        (stream, welcome, backfill)
+    }
+}
+
+/// Reads a joined `stream` up to `live`: the welcome, if it came, and the backfill. `checked`:
+/// the welcome must come first, and nothing but the backfill and presence after it (panics).
+async fn read_to_live(
+    stream: &mut ChatStream,
+    checked: bool,
+) -> (Option<ServerMsg>, Vec<proto::ChatMessage>) {
+    let mut welcome = None;
+    let mut backfill = Vec::new();
+    loop {
+        let msg = next(stream).await;
+        if checked && welcome.is_none() {
+            assert!(matches!(msg, ServerMsg::Welcome { .. }), "{msg:?}");
+        }
+        match msg {
+            ServerMsg::Message {
+                message,
+                history: true,
+            } => backfill.push(message),
+            ServerMsg::Live {} => break,
+            ServerMsg::Welcome { .. } if welcome.is_none() => welcome = Some(msg),
+            ServerMsg::Presence { .. } => {}
+            other => assert!(!checked, "unexpected during backfill: {other:?}"),
+        }
+    }
+    (welcome, backfill)
 }
 
 /// The next server message on `stream`; panics after [`WAIT`] or when the stream ends.

@@ -6,6 +6,7 @@
 
 mod api;
 pub mod bmff;
+pub mod browser;
 pub mod chat;
 mod hls;
 mod publisher;
@@ -14,7 +15,7 @@ pub mod services;
 
 // Each test binary uses a part of these.
 #[allow(unused_imports)]
-pub use api::{account, call};
+pub use api::{account, call, recordings, wait_recordings, wait_show_state};
 #[allow(unused_imports)]
 pub use hls::*;
 #[allow(unused_imports)]

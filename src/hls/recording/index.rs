@@ -172,6 +172,44 @@ impl Index {
         Ok(newest)
     }
 
+    /// Closes the recordings of session `session` of `stream` other than `except` that are
+    /// still listed as `recording` — parts of the session written by a node that died — as
+    /// `cut_short`, ended at their recorded end (`started_at + duration_s`, as their last
+    /// index row had it); nothing else of their rows changes. The ids closed. Called by the
+    /// node that continues the session (it holds the stream's lease, so no other node is
+    /// writing it); the dead node's own crash recovery rewrites its row from its manifest
+    /// when it starts again.
+    pub async fn close_cut_short(
+        &self,
+        stream: &str,
+        session: &str,
+        except: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM recordings WHERE stream = $1 AND session = $2 AND id <> $3 \
+             AND state = 'recording' ORDER BY id",
+        )
+        .bind(stream)
+        .bind(session)
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut closed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let done = sqlx::query(
+                "UPDATE recordings SET state = 'cut_short', \
+                 ended_at_ms = started_at_ms + duration_ms WHERE id = $1 AND state = 'recording'",
+            )
+            .bind(&id)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() > 0 {
+                closed.push(id);
+            }
+        }
+        Ok(closed)
+    }
+
     /// Removes the row of `id`.
     pub async fn delete(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM recordings WHERE id = $1")
@@ -216,14 +254,20 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    #[tokio::test]
-    async fn rows_round_trip_and_filter_by_stream_and_show() {
+    /// An index on an in-memory store, and a start time (in milliseconds, as rows keep it).
+    async fn index_at() -> (Store, Index, DateTime<Utc>) {
         let store = Store::in_memory().await.expect("store");
         let index = Index::new(store.pool().clone());
         let t0 = Utc
             .timestamp_millis_opt(1_772_000_000_000)
             .single()
             .expect("t");
+        (store, index, t0)
+    }
+
+    #[tokio::test]
+    async fn rows_round_trip_and_filter_by_stream_and_show() {
+        let (_store, index, t0) = index_at().await;
         let mut first = Manifest::new("demo-a", "demo", "a", t0, 2);
         first.show = Some("show-1".into());
         let second = Manifest::new("other-b", "other", "b", t0 + chrono::Duration::hours(1), 2);
@@ -254,13 +298,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_successor_closes_the_sessions_other_live_parts_as_cut_short() {
+        let (_store, index, t0) = index_at().await;
+        let at = |seconds| t0 + chrono::Duration::seconds(seconds);
+        // The dead owner's part: 30 s recorded when its last row was written.
+        let mut dead = Manifest::new("demo-s", "demo", "s", t0, 2);
+        dead.show = Some("show-1".into());
+        let mut dead_entry = Entry::of(&dead);
+        dead_entry.duration_s = 30.0;
+        dead_entry.bytes = 4096;
+        index.upsert(&dead_entry).await.expect("insert");
+        // Another session of the stream, live, and a finished part of this session.
+        index
+            .upsert(&Entry::of(&Manifest::new("demo-t", "demo", "t", at(5), 2)))
+            .await
+            .expect("insert");
+        let mut finished = Manifest::new("demo-s-1", "demo", "s", at(1), 2);
+        finished.finish(RecordingState::Complete, at(2));
+        index.upsert(&Entry::of(&finished)).await.expect("insert");
+        let successor = Manifest::new("demo-s-2", "demo", "s", at(40), 2);
+        index.upsert(&Entry::of(&successor)).await.expect("insert");
+
+        let closed = index
+            .close_cut_short("demo", "s", "demo-s-2")
+            .await
+            .expect("closed");
+        assert_eq!(closed, ["demo-s"]);
+        let got = index.get("demo-s").await.expect("query").expect("row");
+        assert_eq!(
+            got,
+            Entry {
+                state: RecordingState::CutShort,
+                ended_at: Some(at(30)),
+                ..dead_entry
+            },
+            "closed at its recorded end, nothing else changed"
+        );
+        for (id, state) in [
+            ("demo-s-2", RecordingState::Recording),
+            ("demo-t", RecordingState::Recording),
+            ("demo-s-1", RecordingState::Complete),
+        ] {
+            let row = index.get(id).await.expect("query").expect("row");
+            assert_eq!(row.state, state, "{id} untouched");
+        }
+        assert!(
+            index
+                .close_cut_short("demo", "s", "demo-s-2")
+                .await
+                .expect("again")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
     async fn the_newest_recording_of_each_show_in_one_query() {
-        let store = Store::in_memory().await.expect("store");
-        let index = Index::new(store.pool().clone());
-        let t0 = Utc
-            .timestamp_millis_opt(1_772_000_000_000)
-            .single()
-            .expect("t");
+        let (_store, index, t0) = index_at().await;
         let at = |minutes| t0 + chrono::Duration::minutes(minutes);
         for (id, show, start) in [
             ("demo-a", Some("show-1"), 0),

@@ -35,7 +35,10 @@
 //! One recording per HLS session ([`super::stream::HlsStream::session`]): a publisher that
 //! reconnects within the grace period continues the session and so the recording (the
 //! packager's EXT-X-DISCONTINUITY at the seam is recorded with the segment), a publish after
-//! the grace starts a new session and a new recording.
+//! the grace starts a new session and a new recording. A node that continues the session of a
+//! node that died (a cluster's handoff) records its part as a recording of its own
+//! ([`continued_recording_id`]) and closes the dead node's part, still listed as recording, as
+//! cut short ([`Index::close_cut_short`]).
 
 mod config;
 pub mod index;
@@ -77,6 +80,17 @@ pub fn is_valid_id(id: &str) -> bool {
 /// The id of the recording of session `session` of stream `stream`.
 pub fn recording_id(stream: &str, session: &str) -> String {
     format!("{stream}-{session}")
+}
+
+/// The id of the recording a node makes of session `session` of `stream` when it continues
+/// that session after the node that started it died (docs/scaling.md, "When the owner dies"):
+/// the session's id and when this node's part started (milliseconds, hex), so it never takes
+/// the row of the dead node's part (`{stream}-{session}`) or of another successor's.
+pub fn continued_recording_id(stream: &str, session: &str, started_at: DateTime<Utc>) -> String {
+    format!(
+        "{stream}-{session}-{:x}",
+        started_at.timestamp_millis().max(0)
+    )
 }
 
 /// Why the recordings could not be opened or changed.
@@ -294,15 +308,27 @@ impl Recorder {
     /// Starts recording session `session` of `stream` (started at `started_at`), with the
     /// session's timed metadata rendered into its playlists. Spawns the session's writer
     /// thread; everything slow happens there.
+    ///
+    /// `continued`: this node continues a session another node started and died in (a
+    /// handoff). Its part is then a recording of its own ([`continued_recording_id`]: the
+    /// same stream and session, a new id, its own files here), and the writer closes the parts
+    /// of the session the index still lists as `recording` as `cut_short`
+    /// ([`Index::close_cut_short`]): the node that wrote them is gone (its lease expired before
+    /// this node took the stream).
     pub fn begin(
         self: &Arc<Self>,
         stream: &str,
         session: &str,
+        continued: bool,
         started_at: DateTime<Utc>,
         metadata: Option<Arc<dyn TimedMetadata>>,
         media_now: Arc<MediaNow>,
     ) -> StreamRecording {
-        let id = recording_id(stream, session);
+        let id = if continued {
+            continued_recording_id(stream, session, started_at)
+        } else {
+            recording_id(stream, session)
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         let budget = Arc::new(Budget::new(self.queue_bytes));
         let manifest = Manifest::new(&id, stream, session, started_at, self.target_duration);
@@ -314,6 +340,7 @@ impl Recorder {
             media_now,
             budget: Arc::clone(&budget),
             index_text: String::new(),
+            close_predecessors: continued,
             checkpoint_at: None,
             journal: None,
             unsynced: std::collections::VecDeque::new(),
@@ -634,6 +661,18 @@ mod tests {
         }
     }
 
+    /// A registry of 1 s segments, without a recorder.
+    fn unrecorded_registry() -> Registry {
+        Registry::new(
+            PackagerConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+                window: Duration::from_secs(3),
+            },
+            Duration::from_secs(60),
+        )
+    }
+
     /// A registry recording into a temporary directory with a queue of `queue_bytes`.
     async fn recording_registry(
         queue_bytes: usize,
@@ -643,14 +682,7 @@ mod tests {
         let recorder = Recorder::open(dir.path().join("rec"), queue_bytes, 1, store.pool().clone())
             .await
             .expect("opened");
-        let registry = Registry::new(
-            PackagerConfig {
-                segment_target: Duration::from_secs(1),
-                part_target: Duration::from_millis(200),
-                window: Duration::from_secs(3),
-            },
-            Duration::from_secs(60),
-        );
+        let registry = unrecorded_registry();
         registry.set_recorder(Arc::clone(&recorder));
         (dir, store, recorder, registry)
     }
@@ -799,10 +831,101 @@ mod tests {
         );
     }
 
+    /// Issue #30: a node continuing the session of a node that died records its part as a
+    /// recording of its own (same stream and session, a new id, numbering from the seam), and
+    /// closes the dead node's part, still listed as recording, as cut short.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_continued_session_is_recorded_as_a_part_of_its_own_and_closes_the_dead_owners() {
+        let (_dir, _store, recorder, registry) = recording_registry(1 << 20).await;
+        // The owner that died: another node (a registry of its own) that packaged 16 s of the
+        // session, and the last index row it wrote for its part.
+        let owner = unrecorded_registry();
+        let (dead_stream, _) = owner.publish("demo", Duration::from_secs(5), false);
+        let source = dead_stream.add_rendition("source", RenditionKind::Video);
+        source.push_init(Bytes::from_static(b"init-a"), info());
+        for second in 0..16 {
+            source.push_chunk(chunk(second * SECOND, 100));
+        }
+        let handoff = dead_stream.handoff();
+        let session = handoff.session.clone();
+        let seam = handoff.rendition("source").expect("source").next_msn;
+        // Milliseconds, as the index keeps times.
+        let started = chrono::DateTime::from_timestamp_millis(
+            (Utc::now() - chrono::Duration::seconds(40)).timestamp_millis(),
+        )
+        .expect("t");
+        let dead_id = recording_id("demo", &session);
+        let mut dead = Entry::of(&Manifest::new(&dead_id, "demo", &session, started, 1));
+        dead.duration_s = 15.0;
+        recorder.index().upsert(&dead).await.expect("row");
+        let (stream, continued) =
+            registry.publish_continuing("demo", Duration::from_secs(5), false, Some(handoff));
+        assert!(continued);
+        let id = stream.recording_id().expect("recorded").to_string();
+        assert_ne!(id, dead_id, "a recording of its own");
+        assert!(
+            id.starts_with(&format!("{dead_id}-")) && is_valid_id(&id),
+            "{id}"
+        );
+        let source = stream.rendition("source").expect("from the handoff");
+        source.push_init(Bytes::from_static(b"init-b"), info());
+        for second in 17..21 {
+            source.push_chunk(chunk(second * SECOND, 100));
+        }
+        stream.end();
+        recorder.close().await;
+
+        let part = recorder
+            .index()
+            .get(&id)
+            .await
+            .expect("query")
+            .expect("row");
+        assert_eq!(
+            (part.stream.as_str(), part.session.as_str()),
+            ("demo", session.as_str())
+        );
+        assert_eq!(part.state, RecordingState::Complete);
+        assert!(part.started_at > dead.started_at);
+        let closed = recorder.index().get(&dead_id).await.expect("query");
+        assert_eq!(
+            closed,
+            Some(Entry {
+                state: RecordingState::CutShort,
+                ended_at: Some(started + chrono::Duration::seconds(15)),
+                ..dead
+            }),
+            "the dead owner's part closed at its recorded end, nothing else changed"
+        );
+        let dir = recorder.dir().join(&id);
+        let manifest: Manifest =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("read"))
+                .expect("json");
+        let first = &manifest.renditions[0].segments[0];
+        assert_eq!(first.msn, seam, "the live numbering from the seam");
+        assert!(seam > 15, "past the owner's segments: {seam}");
+        assert!(!first.discontinuity, "nothing before it in this recording");
+        assert!(dir.join(format!("source/seg{seam}.m4s")).is_file());
+        assert!(
+            !recorder.dir().join(&dead_id).exists(),
+            "the dead node's files are its own"
+        );
+    }
+
     #[test]
     fn ids_are_names_only() {
         assert!(is_valid_id("demo-18c3f2a0b1"));
         assert_eq!(recording_id("demo", "18c3"), "demo-18c3");
+        let at = chrono::DateTime::from_timestamp_millis(0x019a_0000_0000).expect("t");
+        assert_eq!(
+            continued_recording_id("demo", "18c3", at),
+            "demo-18c3-19a00000000"
+        );
+        assert!(is_valid_id(&continued_recording_id(
+            &"s".repeat(64),
+            "19a0c0ffee0",
+            Utc::now()
+        )));
         for bad in ["", "..", "a/b", "a%2e", "a.b", &"x".repeat(MAX_ID + 1)] {
             assert!(!is_valid_id(bad), "{bad:?}");
         }

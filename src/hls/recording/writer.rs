@@ -105,6 +105,10 @@ pub(super) struct Writer {
     pub budget: Arc<Budget>,
     /// The renditions of the multivariant playlist as last written.
     pub index_text: String,
+    /// This recording is a successor's part of a session another node started and died in:
+    /// the session's other parts still listed as `recording` are closed as `cut_short` with
+    /// the first index row written (retried at every checkpoint until it is done).
+    pub close_predecessors: bool,
     /// When the manifest, playlists and index row were last written for new segments (at the
     /// first segment, then every [`CHECKPOINT_INTERVAL`] while the recording grows; the
     /// segments between go to the journal).
@@ -200,6 +204,9 @@ impl Writer {
                         Ok(()) if record.inits.contains(&segment.init_version) => {
                             let mut entry = SegmentEntry::of(&segment);
                             entry.discontinuity |= std::mem::take(&mut record.gap);
+                            // Nothing before a rendition's first segment to be discontinuous
+                            // with (a successor's part starts at the packager's seam).
+                            entry.discontinuity &= !record.segments.is_empty();
                             record.segments.push(entry.clone());
                             self.grew(rendition, kind, entry);
                         }
@@ -359,6 +366,25 @@ impl Writer {
         let index = self.recorder.index.clone();
         if let Err(err) = self.recorder.runtime.block_on(index.upsert(&entry)) {
             tracing::error!(recording = %self.manifest.id, error = %err, "recording index not written");
+            return;
+        }
+        if self.close_predecessors {
+            let closed = self.recorder.runtime.block_on(index.close_cut_short(
+                &self.manifest.stream,
+                &self.manifest.session,
+                &self.manifest.id,
+            ));
+            match closed {
+                Ok(ids) => {
+                    self.close_predecessors = false;
+                    for previous in ids {
+                        tracing::info!(recording = %self.manifest.id, previous = %previous, "recording of the session's previous owner closed as cut short");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(recording = %self.manifest.id, error = %err, "the session's previous recording not closed (retried at the next checkpoint)");
+                }
+            }
         }
     }
 }
