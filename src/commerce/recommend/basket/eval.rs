@@ -294,7 +294,7 @@ struct Stage {
 /// (k 300, α .7, own weight 1, no switch, no slots) — and every later stage holds the choice
 /// before it as its first candidate (a tie keeps it), so a choice can only be better than the
 /// baselines on validation. Small on purpose: CI runs it with the debug binary.
-const STAGES: [Stage; 6] = [
+const STAGES: [Stage; 8] = [
     Stage {
         name: "explore",
         candidates: |base| {
@@ -308,6 +308,7 @@ const STAGES: [Stage; 6] = [
                 trial_share_power: 0.0,
                 vote_decay: 1.0,
                 fusion: 0.0,
+                vote_propensity_power: 0.0,
                 ..base.clone()
             }];
             for neighbours in [100, 200] {
@@ -320,6 +321,7 @@ const STAGES: [Stage; 6] = [
                             // The next stages' choices.
                             vote_decay: 1.0,
                             fusion: 0.0,
+                            vote_propensity_power: 0.0,
                             ..base.clone()
                         });
                     }
@@ -374,6 +376,24 @@ const STAGES: [Stage; 6] = [
         },
     },
     Stage {
+        name: "votes",
+        candidates: |base| {
+            // 0 (no propensity, the stages' before) first.
+            [0.0, 0.5, 1.0, 2.0]
+                .into_iter()
+                .map(|vote_propensity_power| ForYouParams {
+                    vote_propensity_power,
+                    ..base.clone()
+                })
+                .collect()
+        },
+        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
+        wanted: Wanted {
+            all: false,
+            new: true,
+        },
+    },
+    Stage {
         name: "repeat",
         candidates: |base| {
             let mut out = Vec::new();
@@ -389,8 +409,12 @@ const STAGES: [Stage; 6] = [
                             groups,
                             repeat_neighbours,
                             repeat_alpha,
-                            // The switch and the slots are the next stages'.
+                            // The switch, the propensities and the slots are the next
+                            // stages'.
                             repeat_switch: 0.0,
+                            item_propensity: 0.0,
+                            personal_propensity: 0.0,
+                            due_power: 0.0,
                             explore_slots: 0.0,
                             ..base.clone()
                         });
@@ -415,6 +439,35 @@ const STAGES: [Stage; 6] = [
                     ..base.clone()
                 })
                 .collect()
+        },
+        objective: |r| r.recall + r.ndcg,
+        wanted: Wanted {
+            all: true,
+            new: false,
+        },
+    },
+    Stage {
+        name: "propensity",
+        candidates: |base| {
+            // No propensity (the stages' before) first.
+            let mut out = vec![base.clone()];
+            for weight in [0.05, 0.1, 0.2] {
+                for due_power in [0.0, 0.5, 1.0] {
+                    out.push(ForYouParams {
+                        item_propensity: 0.0,
+                        personal_propensity: weight,
+                        due_power,
+                        ..base.clone()
+                    });
+                }
+                out.push(ForYouParams {
+                    item_propensity: weight,
+                    personal_propensity: 0.0,
+                    due_power: 0.0,
+                    ..base.clone()
+                });
+            }
+            out
         },
         objective: |r| r.recall + r.ndcg,
         wanted: Wanted {
@@ -452,7 +505,13 @@ pub fn tune(orders: &Orders) -> Tuned {
     let mut best = ForYouParams::default();
     let mut lines = Vec::new();
     let mut parts = Parts::new(&split.train);
+    let from = std::env::var("XXX_TUNE_FROM").unwrap_or_default();
+    let mut skipping = !from.is_empty();
     for stage in &STAGES {
+        if skipping && stage.name != from {
+            continue;
+        }
+        skipping = false;
         let candidates = (stage.candidates)(&best);
         let mut chosen: Option<(f64, ForYouParams, Report)> = None;
         for params in &candidates {
@@ -460,6 +519,17 @@ pub fn tune(orders: &Orders) -> Tuned {
             let report = evaluate("for-you", &split, &model);
             let value = (stage.objective)(&report);
             tracing::debug!(stage = stage.name, value, ?params, "candidate");
+            eprintln!(
+                "XXX {} {value:.4} r {:.4} n {:.4} e {:.4} ip {} pp {} due {} vp {}",
+                stage.name,
+                report.recall,
+                report.ndcg,
+                report.explore_recall,
+                params.item_propensity,
+                params.personal_propensity,
+                params.due_power,
+                params.vote_propensity_power,
+            );
             if chosen.as_ref().is_none_or(|c| value > c.0) {
                 chosen = Some((value, params.clone(), report));
             }

@@ -76,9 +76,29 @@ pub struct ForYouParams {
     /// Power of each product's repeat rate (how often shoppers who bought it buy it again,
     /// over all shoppers) applied to the own repeat score: 0 ignores it.
     pub repeat_rate_power: f64,
+    /// Weight of each product's repeat propensity ([`ItemRates::propensity`]: of the shoppers
+    /// who bought it and had an order after, the share who bought it again; smoothed) added to
+    /// the shopper's own repeat score (scaled to a maximum of 1) of the products they bought,
+    /// before the own part is scaled to a maximum of 1 again: milk, re-bought by most of its
+    /// buyers, outranks a birthday candle the shopper bought as often; 0 ignores it.
+    pub item_propensity: f64,
+    /// Weight of the shopper's own re-purchase rate of each of their products (of their orders
+    /// after the first one holding it, the share holding it again), shrunk towards the
+    /// product's repeat rate with [`RATE_PRIOR`] orders' worth of weight, added as
+    /// `item_propensity` is; 0 ignores it.
+    pub personal_propensity: f64,
+    /// How much the personal re-purchase rate follows whether a product is due: it is
+    /// multiplied by `min(x, 1/x)^due_power`, x the orders since the shopper last bought it (the
+    /// next one included) over their mean orders between its purchases (only for products
+    /// bought at least twice); 0 ignores it.
+    pub due_power: f64,
     /// Power of each product's trial share (the share of its buyers who first bought it after
     /// their first order) applied to the neighbours' votes for new products: 0 ignores it.
     pub trial_share_power: f64,
+    /// Power of each product's repeat propensity ([`ItemRates::propensity`]) applied to the
+    /// neighbours' votes, as `trial_share_power` is: a new product its buyers go on buying is
+    /// worth more in a next basket than one bought once; 0 ignores it.
+    pub vote_propensity_power: f64,
     /// Length of the list kept per shopper (answers longer than this are filled with popular
     /// products).
     pub keep: usize,
@@ -105,7 +125,11 @@ impl Default for ForYouParams {
             item_weight: 0.4,
             item_neighbours: 50,
             repeat_rate_power: 0.0,
+            item_propensity: 0.0,
+            personal_propensity: 0.05,
+            due_power: 1.0,
             trial_share_power: 1.0,
+            vote_propensity_power: 0.0,
             keep: 100,
         }
     }
@@ -166,6 +190,7 @@ impl ForYou {
             popularity,
             sets,
             counts,
+            spans,
             own,
             shares,
             copurchase,
@@ -189,10 +214,18 @@ impl ForYou {
             } else {
                 Vec::new()
             };
-            let own_max = max_value(&own.1[user]);
+            let own_scores = with_propensity(
+                &own.1[user],
+                &counts[user],
+                &spans[user],
+                data.history(user).len(),
+                rates,
+                params,
+            );
+            let own_max = max_value(&own_scores);
             let own_weight = params.own_weight * repeat_ratios[user].powf(params.repeat_switch);
-            for &(product, value) in &own.1[user] {
-                let rate = rates[product as usize].0.powf(params.repeat_rate_power);
+            for &(product, value) in own_scores.iter() {
+                let rate = rates[product as usize].repeat.powf(params.repeat_rate_power);
                 acc.add(product, rate * value * own_weight / own_max);
             }
             acc.add_scaled(others, 1.0 - own_weight);
@@ -370,6 +403,9 @@ pub(crate) struct Parts {
     sets: ItemSets,
     /// Per shopper, `(product, orders holding it)`, sorted.
     counts: Vec<Vec<(ProductIx, u32)>>,
+    /// Per shopper, `(product, first, last)`: the indices of the first and last orders holding
+    /// it, in `counts`' order ([`spans`]).
+    spans: Vec<Vec<Span>>,
     /// Own repeat scores (TIFU's vector, smoothed by its nearest shoppers' when
     /// `repeat_neighbours` > 0), for (basket_decay, group_decay, groups, repeat_neighbours,
     /// repeat_alpha).
@@ -382,8 +418,8 @@ pub(crate) struct Parts {
     neighbours: (f64, Vec<Vec<(usize, f64)>>),
     /// Item-to-item lists, for `item_neighbours` (built once an item weight asks for them).
     copurchase: Option<(usize, Copurchase)>,
-    /// Per product, its repeat rate and trial share ([`item_rates`]).
-    rates: Vec<(f64, f64)>,
+    /// Per product, its repeat rates and trial share ([`item_rates`]).
+    rates: Vec<ItemRates>,
     /// Per shopper, the others' score (neighbour votes and co-purchase, each scaled to a
     /// maximum of 1) and the products, sorted, co-purchase recommends more than the neighbours
     /// do; for the parameters of [`OthersKey`].
@@ -403,6 +439,7 @@ impl Parts {
                 .iter()
                 .map(|h| purchase_counts(h))
                 .collect(),
+            spans: data.histories().iter().map(|h| spans(h)).collect(),
             own: ((f64::NAN, f64::NAN, 0, 0, f64::NAN), Vec::new()),
             shares: ((0, 0), Vec::new()),
             neighbours: (f64::NAN, Vec::new()),
@@ -516,9 +553,9 @@ impl Parts {
                 let mut voted: Sparse = votes
                     .entries()
                     .map(|(product, value)| {
-                        let trial = self.rates[product as usize]
-                            .1
-                            .powf(params.trial_share_power);
+                        let rates = self.rates[product as usize];
+                        let trial = rates.trial.powf(params.trial_share_power)
+                            * rates.propensity.powf(params.vote_propensity_power);
                         (product, trial * value)
                     })
                     .collect();
@@ -557,9 +594,9 @@ impl Parts {
 
 /// The parameters the others' score is built with (bitwise, so that it can be compared):
 /// neighbours, similarity alpha, locality, recent, item weight, item neighbours, trial share
-/// power, vote decay, fusion.
+/// power, vote decay, fusion, vote propensity power.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct OthersKey([u64; 9]);
+struct OthersKey([u64; 10]);
 
 impl OthersKey {
     fn of(params: &ForYouParams) -> OthersKey {
@@ -573,6 +610,7 @@ impl OthersKey {
             params.trial_share_power.to_bits(),
             params.vote_decay.to_bits(),
             params.fusion.to_bits(),
+            params.vote_propensity_power.to_bits(),
         ])
     }
 }
@@ -581,50 +619,132 @@ impl OthersKey {
 /// neighbours, repeat alpha.
 type OwnKey = (f64, f64, usize, usize, f64);
 
-/// Smoothing of [`item_rates`]: this many pseudo-observations at the global rate.
+/// Smoothing of [`item_rates`], [`repeat_ratios`] and the personal re-purchase rates of
+/// [`with_propensity`]: this many pseudo-observations at the prior rate.
 const RATE_PRIOR: f64 = 5.0;
 
-/// Per product, over every shopper: its repeat rate, the share of the orders after a shopper's
-/// first purchase of it that hold it again, and its trial share, the share of its buyers who
-/// first bought it after their first order; both smoothed towards the global rates.
-fn item_rates(data: &Baskets) -> Vec<(f64, f64)> {
-    // Per product: repeats, opportunities, trial buyers, buyers.
-    let mut sums = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); data.products()];
-    let mut first: HashMap<ProductIx, usize> = HashMap::new();
+/// How much a product is bought again, over every shopper's training orders, each rate
+/// smoothed towards its value over all products with [`RATE_PRIOR`] pseudo-observations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ItemRates {
+    /// Of the orders after a shopper's first purchase of it, the share holding it again.
+    pub(crate) repeat: f64,
+    /// Of its buyers, the share who first bought it after their first order.
+    pub(crate) trial: f64,
+    /// Its repeat propensity: of its buyers who had an order after their first purchase of
+    /// it, the share who bought it again.
+    pub(crate) propensity: f64,
+}
+
+/// [`ItemRates`] of every product of `data`.
+pub(crate) fn item_rates(data: &Baskets) -> Vec<ItemRates> {
+    #[derive(Clone, Copy, Default)]
+    struct Sums {
+        repeats: f64,
+        opportunities: f64,
+        trial_buyers: f64,
+        buyers: f64,
+        rebuyers: f64,
+        could_rebuy: f64,
+    }
+    let mut sums = vec![Sums::default(); data.products()];
     for history in data.histories() {
-        first.clear();
-        for (b, basket) in history.iter().enumerate() {
-            for &product in basket {
-                match first.get(&product) {
-                    Some(_) => sums[product as usize].0 += 1.0,
-                    None => {
-                        first.insert(product, b);
-                    }
+        let counts = purchase_counts(history);
+        for (&(product, count), &(_, first, _)) in counts.iter().zip(&spans(history)) {
+            let entry = &mut sums[product as usize];
+            let after = (history.len() - 1 - first as usize) as f64;
+            entry.repeats += f64::from(count - 1);
+            entry.opportunities += after;
+            entry.buyers += 1.0;
+            if first > 0 {
+                entry.trial_buyers += 1.0;
+            }
+            if after > 0.0 {
+                entry.could_rebuy += 1.0;
+                if count > 1 {
+                    entry.rebuyers += 1.0;
                 }
             }
         }
-        for (&product, &b) in &first {
-            let entry = &mut sums[product as usize];
-            entry.1 += (history.len() - 1 - b) as f64;
-            entry.3 += 1.0;
-            if b > 0 {
-                entry.2 += 1.0;
-            }
-        }
     }
-    let total = sums.iter().fold((0.0, 0.0, 0.0, 0.0), |a, s| {
-        (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3)
+    let total = sums.iter().fold(Sums::default(), |a, s| Sums {
+        repeats: a.repeats + s.repeats,
+        opportunities: a.opportunities + s.opportunities,
+        trial_buyers: a.trial_buyers + s.trial_buyers,
+        buyers: a.buyers + s.buyers,
+        rebuyers: a.rebuyers + s.rebuyers,
+        could_rebuy: a.could_rebuy + s.could_rebuy,
     });
-    let repeat = total.0 / total.1.max(1.0);
-    let trial = total.2 / total.3.max(1.0);
+    let repeat = total.repeats / total.opportunities.max(1.0);
+    let trial = total.trial_buyers / total.buyers.max(1.0);
+    let propensity = total.rebuyers / total.could_rebuy.max(1.0);
+    let smooth = |hits: f64, of: f64, prior: f64| (hits + RATE_PRIOR * prior) / (of + RATE_PRIOR);
     sums.iter()
-        .map(|s| {
-            (
-                (s.0 + RATE_PRIOR * repeat) / (s.1 + RATE_PRIOR),
-                (s.2 + RATE_PRIOR * trial) / (s.3 + RATE_PRIOR),
-            )
+        .map(|s| ItemRates {
+            repeat: smooth(s.repeats, s.opportunities, repeat),
+            trial: smooth(s.trial_buyers, s.buyers, trial),
+            propensity: smooth(s.rebuyers, s.could_rebuy, propensity),
         })
         .collect()
+}
+
+/// A product of a shopper's history: the product, the indices of the first and the last of
+/// their orders holding it.
+type Span = (ProductIx, u32, u32);
+
+/// Per product of `history`, sorted by product (as [`purchase_counts`]): its [`Span`].
+fn spans(history: &[Vec<ProductIx>]) -> Vec<Span> {
+    let mut spans: std::collections::BTreeMap<ProductIx, (u32, u32)> = Default::default();
+    for (b, basket) in history.iter().enumerate() {
+        for &product in basket {
+            spans
+                .entry(product)
+                .and_modify(|s| s.1 = b as u32)
+                .or_insert((b as u32, b as u32));
+        }
+    }
+    spans.into_iter().map(|(p, (f, l))| (p, f, l)).collect()
+}
+
+/// A shopper's own repeat score `own` with the repeat propensities of
+/// [`ForYouParams::item_propensity`] and [`ForYouParams::personal_propensity`]: `own` scaled to a
+/// maximum of 1, plus, for each product the shopper bought (`counts` and `firsts`, from their
+/// `orders` orders), `item_propensity ·` its [`ItemRates::propensity`] `+ personal_propensity ·`
+/// their own smoothed re-purchase rate of it. Both weights 0 leave `own` as it is.
+fn with_propensity<'a>(
+    own: &'a [(ProductIx, f64)],
+    counts: &[(ProductIx, u32)],
+    spans: &[Span],
+    orders: usize,
+    rates: &[ItemRates],
+    params: &ForYouParams,
+) -> std::borrow::Cow<'a, [(ProductIx, f64)]> {
+    if params.item_propensity <= 0.0 && params.personal_propensity <= 0.0 {
+        return std::borrow::Cow::Borrowed(own);
+    }
+    let own_max = max_value(own);
+    let mut out: Sparse = own.iter().map(|&(p, v)| (p, v / own_max)).collect();
+    out.sort_unstable_by_key(|e| e.0);
+    for (&(product, count), &(_, first, last)) in counts.iter().zip(spans) {
+        let rates = rates[product as usize];
+        let after = orders.saturating_sub(1 + first as usize) as f64;
+        let mut personal = (f64::from(count.saturating_sub(1)) + RATE_PRIOR * rates.repeat)
+            / (after + RATE_PRIOR);
+        if count > 1 && params.due_power > 0.0 {
+            // Orders between purchases, on average, against orders since the last one (the
+            // next order included): 1 when it is due.
+            let interval = f64::from(last - first) / f64::from(count - 1);
+            let since = orders.saturating_sub(last as usize) as f64;
+            let ratio = since / interval;
+            personal *= ratio.min(1.0 / ratio).powf(params.due_power);
+        }
+        let extra = params.item_propensity * rates.propensity + params.personal_propensity * personal;
+        match out.binary_search_by_key(&product, |e| e.0) {
+            Ok(i) => out[i].1 += extra,
+            Err(i) => out.insert(i, (product, extra)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Per shopper: of the products in their orders after the first, the share they had bought
