@@ -415,6 +415,7 @@ const STAGES: [Stage; 8] = [
                             item_propensity: 0.0,
                             personal_propensity: 0.0,
                             due_power: 0.0,
+                            hazard_weight: 0.0,
                             explore_slots: 0.0,
                             ..base.clone()
                         });
@@ -451,12 +452,29 @@ const STAGES: [Stage; 8] = [
         candidates: |base| {
             // No propensity (the stages' before) first.
             let mut out = vec![base.clone()];
+            for weight in [0.2, 0.4, 0.8, 1.6, 3.2] {
+                out.push(ForYouParams {
+                    item_propensity: 0.0,
+                    personal_propensity: 0.0,
+                    due_power: 0.0,
+                    hazard_weight: weight,
+                    ..base.clone()
+                });
+                out.push(ForYouParams {
+                    item_propensity: 0.0,
+                    personal_propensity: 0.05,
+                    due_power: 1.0,
+                    hazard_weight: weight,
+                    ..base.clone()
+                });
+            }
             for weight in [0.05, 0.1, 0.2] {
                 for due_power in [0.0, 0.5, 1.0] {
                     out.push(ForYouParams {
                         item_propensity: 0.0,
                         personal_propensity: weight,
                         due_power,
+                        hazard_weight: 0.0,
                         ..base.clone()
                     });
                 }
@@ -464,6 +482,7 @@ const STAGES: [Stage; 8] = [
                     item_propensity: weight,
                     personal_propensity: 0.0,
                     due_power: 0.0,
+                    hazard_weight: 0.0,
                     ..base.clone()
                 });
             }
@@ -520,7 +539,7 @@ pub fn tune(orders: &Orders) -> Tuned {
             let value = (stage.objective)(&report);
             tracing::debug!(stage = stage.name, value, ?params, "candidate");
             eprintln!(
-                "XXX {} {value:.4} r {:.4} n {:.4} e {:.4} ip {} pp {} due {} vp {}",
+                "XXX {} {value:.4} r {:.4} n {:.4} e {:.4} ip {} pp {} due {} vp {} hz {}",
                 stage.name,
                 report.recall,
                 report.ndcg,
@@ -529,6 +548,7 @@ pub fn tune(orders: &Orders) -> Tuned {
                 params.personal_propensity,
                 params.due_power,
                 params.vote_propensity_power,
+                params.hazard_weight,
             );
             if chosen.as_ref().is_none_or(|c| value > c.0) {
                 chosen = Some((value, params.clone(), report));

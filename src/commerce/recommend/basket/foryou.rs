@@ -92,6 +92,12 @@ pub struct ForYouParams {
     /// next one included) over their mean orders between its purchases (only for products
     /// bought at least twice); 0 ignores it.
     pub due_power: f64,
+    /// Weight of each product's repeat hazard ([`repeat_hazards`]: over every shopper, the share
+    /// of next orders holding it when it was last bought as many orders before as the
+    /// shopper's next order is after their last purchase of it; smoothed) added as
+    /// `item_propensity` is: milk bought last week is due, a candle bought last week is not;
+    /// 0 ignores it.
+    pub hazard_weight: f64,
     /// Power of each product's trial share (the share of its buyers who first bought it after
     /// their first order) applied to the neighbours' votes for new products: 0 ignores it.
     pub trial_share_power: f64,
@@ -128,6 +134,7 @@ impl Default for ForYouParams {
             item_propensity: 0.0,
             personal_propensity: 0.05,
             due_power: 1.0,
+            hazard_weight: 0.8,
             trial_share_power: 1.0,
             vote_propensity_power: 0.0,
             keep: 100,
@@ -191,6 +198,7 @@ impl ForYou {
             sets,
             counts,
             spans,
+            hazards,
             own,
             shares,
             copurchase,
@@ -220,6 +228,7 @@ impl ForYou {
                 &spans[user],
                 data.history(user).len(),
                 rates,
+                hazards,
                 params,
             );
             let own_max = max_value(&own_scores);
@@ -406,6 +415,8 @@ pub(crate) struct Parts {
     /// Per shopper, `(product, first, last)`: the indices of the first and last orders holding
     /// it, in `counts`' order ([`spans`]).
     spans: Vec<Vec<Span>>,
+    /// Per product, its repeat hazard by orders since the last purchase ([`repeat_hazards`]).
+    hazards: Vec<[f64; GAP_BUCKETS]>,
     /// Own repeat scores (TIFU's vector, smoothed by its nearest shoppers' when
     /// `repeat_neighbours` > 0), for (basket_decay, group_decay, groups, repeat_neighbours,
     /// repeat_alpha).
@@ -440,6 +451,7 @@ impl Parts {
                 .map(|h| purchase_counts(h))
                 .collect(),
             spans: data.histories().iter().map(|h| spans(h)).collect(),
+            hazards: repeat_hazards(data),
             own: ((f64::NAN, f64::NAN, 0, 0, f64::NAN), Vec::new()),
             shares: ((0, 0), Vec::new()),
             neighbours: (f64::NAN, Vec::new()),
@@ -717,9 +729,13 @@ fn with_propensity<'a>(
     spans: &[Span],
     orders: usize,
     rates: &[ItemRates],
+    hazards: &[[f64; GAP_BUCKETS]],
     params: &ForYouParams,
 ) -> std::borrow::Cow<'a, [(ProductIx, f64)]> {
-    if params.item_propensity <= 0.0 && params.personal_propensity <= 0.0 {
+    if params.item_propensity <= 0.0
+        && params.personal_propensity <= 0.0
+        && params.hazard_weight <= 0.0
+    {
         return std::borrow::Cow::Borrowed(own);
     }
     let own_max = max_value(own);
@@ -738,13 +754,73 @@ fn with_propensity<'a>(
             let ratio = since / interval;
             personal *= ratio.min(1.0 / ratio).powf(params.due_power);
         }
-        let extra = params.item_propensity * rates.propensity + params.personal_propensity * personal;
+        let hazard = hazards[product as usize][gap_bucket(orders.saturating_sub(last as usize))];
+        let extra = params.item_propensity * rates.propensity
+            + params.personal_propensity * personal
+            + params.hazard_weight * hazard;
         match out.binary_search_by_key(&product, |e| e.0) {
             Ok(i) => out[i].1 += extra,
             Err(i) => out.insert(i, (product, extra)),
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Buckets of orders since a product's last purchase ([`gap_bucket`]).
+pub(crate) const GAP_BUCKETS: usize = 8;
+
+/// The bucket of `gap` orders since the last purchase (1: bought in the order just before):
+/// 1, 2, 3, 4, 5–6, 7–9, 10–14, 15 or more.
+fn gap_bucket(gap: usize) -> usize {
+    match gap {
+        0..=4 => gap.saturating_sub(1),
+        5..=6 => 4,
+        7..=9 => 5,
+        10..=14 => 6,
+        _ => 7,
+    }
+}
+
+/// Per product, its repeat hazard by [`gap_bucket`]: over every shopper's orders after their
+/// first, for each product they had bought before, whether the order holds it again, counted
+/// by the orders since they last bought it; each bucket's share smoothed towards the bucket's
+/// share over all products with [`RATE_PRIOR`] pseudo-observations.
+pub(crate) fn repeat_hazards(data: &Baskets) -> Vec<[f64; GAP_BUCKETS]> {
+    // Per product and bucket: (orders holding it again, orders).
+    let mut sums = vec![[(0.0f64, 0.0f64); GAP_BUCKETS]; data.products()];
+    let mut last: HashMap<ProductIx, usize> = HashMap::new();
+    for history in data.histories() {
+        last.clear();
+        for (t, basket) in history.iter().enumerate() {
+            for (&product, &l) in &last {
+                let entry = &mut sums[product as usize][gap_bucket(t - l)];
+                entry.1 += 1.0;
+                if basket.binary_search(&product).is_ok() {
+                    entry.0 += 1.0;
+                }
+            }
+            for &product in basket {
+                last.insert(product, t);
+            }
+        }
+    }
+    let mut global = [(0.0f64, 0.0f64); GAP_BUCKETS];
+    for product in &sums {
+        for (g, s) in global.iter_mut().zip(product) {
+            g.0 += s.0;
+            g.1 += s.1;
+        }
+    }
+    let prior = global.map(|g| g.0 / g.1.max(1.0));
+    sums.iter()
+        .map(|product| {
+            let mut out = [0.0; GAP_BUCKETS];
+            for (b, s) in product.iter().enumerate() {
+                out[b] = (s.0 + RATE_PRIOR * prior[b]) / (s.1 + RATE_PRIOR);
+            }
+            out
+        })
+        .collect()
 }
 
 /// Per shopper: of the products in their orders after the first, the share they had bought
