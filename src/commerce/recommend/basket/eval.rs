@@ -287,11 +287,14 @@ struct Stage {
 
 /// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
 /// the explore metrics (the own part does not touch the new-to-you list), then the recency of
-/// the baskets that vote and rank fusion against the score blend (same metrics), then the own
-/// repeat part and the blend on the full list, then the per-shopper repeat/explore switch and
-/// the adaptive explore slots. The explore and repeat stages each hold their baseline as one
-/// candidate — UP-CF@r (k 100 with the shopper itself: 99 others, votes alone) and TIFU-KNN
-/// (k 300, α .7, own weight 1, no switch, no slots) — and every later stage holds the choice
+/// the baskets that vote, rank fusion against the score blend and the products' repeat
+/// propensity on the votes (same metrics), then the own repeat part and the blend on the full
+/// list, then the per-shopper repeat/explore switch, the repeat propensities added to the own
+/// part (the product's, the shopper's own rate with whether it is due, the product's hazard at
+/// the shopper's gap) and the adaptive explore slots. The explore and repeat stages each hold
+/// their baseline as one candidate — UP-CF@r (k 100 with the shopper itself: 99 others, votes
+/// alone) and TIFU-KNN (k 300, α .7, own weight 1, no switch, no propensities, no slots) — and
+/// every later stage holds the choice
 /// before it as its first candidate (a tie keeps it), so a choice can only be better than the
 /// baselines on validation. Small on purpose: CI runs it with the debug binary.
 const STAGES: [Stage; 8] = [
@@ -450,43 +453,28 @@ const STAGES: [Stage; 8] = [
     Stage {
         name: "propensity",
         candidates: |base| {
-            // No propensity (the stages' before) first.
-            let mut out = vec![base.clone()];
-            for weight in [0.2, 0.4, 0.8, 1.6, 3.2] {
-                out.push(ForYouParams {
-                    item_propensity: 0.0,
-                    personal_propensity: 0.0,
-                    due_power: 0.0,
-                    hazard_weight: weight,
-                    ..base.clone()
-                });
-                out.push(ForYouParams {
-                    item_propensity: 0.0,
-                    personal_propensity: 0.05,
-                    due_power: 1.0,
-                    hazard_weight: weight,
-                    ..base.clone()
-                });
+            // No propensity (the stages' before) first; then (item propensity, personal rate,
+            // due power, hazard weight): the hazard alone and with the shopper's own due rate,
+            // the shopper's own rate with and without due-ness, the product's propensity.
+            let mut grid = vec![(0.0, 0.0, 0.0, 0.0)];
+            for hazard in [0.2, 0.4, 0.8, 1.6, 3.2] {
+                grid.extend([(0.0, 0.0, 0.0, hazard), (0.0, 0.05, 1.0, hazard)]);
             }
             for weight in [0.05, 0.1, 0.2] {
-                for due_power in [0.0, 0.5, 1.0] {
-                    out.push(ForYouParams {
-                        item_propensity: 0.0,
-                        personal_propensity: weight,
-                        due_power,
-                        hazard_weight: 0.0,
-                        ..base.clone()
-                    });
+                for due in [0.0, 0.5, 1.0] {
+                    grid.push((0.0, weight, due, 0.0));
                 }
-                out.push(ForYouParams {
-                    item_propensity: weight,
-                    personal_propensity: 0.0,
-                    due_power: 0.0,
-                    hazard_weight: 0.0,
-                    ..base.clone()
-                });
+                grid.push((weight, 0.0, 0.0, 0.0));
             }
-            out
+            grid.into_iter()
+                .map(|(item, personal, due, hazard)| ForYouParams {
+                    item_propensity: item,
+                    personal_propensity: personal,
+                    due_power: due,
+                    hazard_weight: hazard,
+                    ..base.clone()
+                })
+                .collect()
         },
         objective: |r| r.recall + r.ndcg,
         wanted: Wanted {
@@ -524,13 +512,7 @@ pub fn tune(orders: &Orders) -> Tuned {
     let mut best = ForYouParams::default();
     let mut lines = Vec::new();
     let mut parts = Parts::new(&split.train);
-    let from = std::env::var("XXX_TUNE_FROM").unwrap_or_default();
-    let mut skipping = !from.is_empty();
     for stage in &STAGES {
-        if skipping && stage.name != from {
-            continue;
-        }
-        skipping = false;
         let candidates = (stage.candidates)(&best);
         let mut chosen: Option<(f64, ForYouParams, Report)> = None;
         for params in &candidates {
@@ -538,18 +520,6 @@ pub fn tune(orders: &Orders) -> Tuned {
             let report = evaluate("for-you", &split, &model);
             let value = (stage.objective)(&report);
             tracing::debug!(stage = stage.name, value, ?params, "candidate");
-            eprintln!(
-                "XXX {} {value:.4} r {:.4} n {:.4} e {:.4} ip {} pp {} due {} vp {} hz {}",
-                stage.name,
-                report.recall,
-                report.ndcg,
-                report.explore_recall,
-                params.item_propensity,
-                params.personal_propensity,
-                params.due_power,
-                params.vote_propensity_power,
-                params.hazard_weight,
-            );
             if chosen.as_ref().is_none_or(|c| value > c.0) {
                 chosen = Some((value, params.clone(), report));
             }
@@ -876,6 +846,9 @@ mod tests {
             repeat_alpha: 0.7,
             own_weight: 1.0,
             repeat_switch: 0.0,
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            hazard_weight: 0.0,
             ..ForYouParams::default()
         };
         let for_you = ForYou::fit(&data, &params);
@@ -955,6 +928,58 @@ mod tests {
             "{failures:?}"
         );
         assert_eq!(failures[1], "up-cf: not evaluated");
+    }
+
+    #[test]
+    fn the_grid_holds_the_baselines_and_starts_each_later_stage_from_its_base() {
+        let defaults = ForYouParams::default();
+        let stage = |name: &str| STAGES.iter().find(|s| s.name == name);
+        // The repeat stage's TIFU-KNN candidate has every later addition off, whatever the
+        // defaults hold.
+        let repeat = stage("repeat").map(|s| (s.candidates)(&defaults));
+        let tifu = repeat.iter().flatten().find(|p| {
+            (
+                p.basket_decay,
+                p.group_decay,
+                p.groups,
+                p.repeat_neighbours,
+                p.repeat_alpha,
+            ) == (0.9, 0.7, 3, 300, 0.7)
+                && p.own_weight == 1.0
+        });
+        let tifu = tifu.cloned().unwrap_or_default();
+        assert_eq!(
+            (
+                tifu.repeat_switch,
+                tifu.item_propensity,
+                tifu.personal_propensity,
+                tifu.hazard_weight,
+                tifu.explore_slots
+            ),
+            (0.0, 0.0, 0.0, 0.0, 0.0)
+        );
+        // The explore stage's UP-CF@r candidate: votes alone, no propensity on them.
+        let explore = stage("explore").map(|s| (s.candidates)(&defaults));
+        let up_cf = explore.iter().flatten().next().cloned().unwrap_or_default();
+        assert_eq!(
+            (up_cf.neighbours, up_cf.item_weight, up_cf.trial_share_power),
+            (99, 0.0, 0.0)
+        );
+        assert_eq!(up_cf.vote_propensity_power, 0.0);
+        // The later stages try their base first (a tie keeps it).
+        for name in ["recency", "fusion", "votes", "slots"] {
+            let first = stage(name).and_then(|s| (s.candidates)(&defaults).into_iter().next());
+            assert_eq!(first.as_ref(), Some(&defaults), "{name}");
+        }
+        let base = ForYouParams {
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            due_power: 0.0,
+            hazard_weight: 0.0,
+            ..defaults
+        };
+        let propensity = stage("propensity").map(|s| (s.candidates)(&base));
+        assert_eq!(propensity.as_ref().and_then(|c| c.first()), Some(&base));
     }
 
     #[test]

@@ -7,9 +7,13 @@
 //! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
 //! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
 //! baselines); the others' score alone ranks the "new to you" list, where the shopper's past
-//! products are left out. Recency-weighted votes, rank fusion of votes and co-purchase and
-//! adaptive explore slots in the full list are options the validation grid tries (off by
-//! default: they lost there). Both lists are computed at fit time, so a query is a lookup (the
+//! products are left out. The own part can add each product's repeat propensities: its
+//! repeat hazard at the orders since the shopper last bought it (how often, over all shoppers,
+//! it is bought again that many orders later) and the shopper's own re-purchase rate of it,
+//! weighted by whether it is due (both on by default, chosen on validation). Recency-weighted
+//! votes, rank fusion of votes and co-purchase, the products' buyer repeat share on the own
+//! part and on the votes, and adaptive explore slots in the full list are options the
+//! validation grid tries (off by default: they lost there). Both lists are computed at fit time, so a query is a lookup (the
 //! evaluation that chose the defaults: docs/recommendations.md,
 //! docs/benchmarks/recommend-eval.md).
 
@@ -234,7 +238,9 @@ impl ForYou {
             let own_max = max_value(&own_scores);
             let own_weight = params.own_weight * repeat_ratios[user].powf(params.repeat_switch);
             for &(product, value) in own_scores.iter() {
-                let rate = rates[product as usize].repeat.powf(params.repeat_rate_power);
+                let rate = rates[product as usize]
+                    .repeat
+                    .powf(params.repeat_rate_power);
                 acc.add(product, rate * value * own_weight / own_max);
             }
             acc.add_scaled(others, 1.0 - own_weight);
@@ -718,11 +724,14 @@ fn spans(history: &[Vec<ProductIx>]) -> Vec<Span> {
     spans.into_iter().map(|(p, (f, l))| (p, f, l)).collect()
 }
 
-/// A shopper's own repeat score `own` with the repeat propensities of
-/// [`ForYouParams::item_propensity`] and [`ForYouParams::personal_propensity`]: `own` scaled to a
-/// maximum of 1, plus, for each product the shopper bought (`counts` and `firsts`, from their
-/// `orders` orders), `item_propensity ·` its [`ItemRates::propensity`] `+ personal_propensity ·`
-/// their own smoothed re-purchase rate of it. Both weights 0 leave `own` as it is.
+/// A shopper's own repeat score `own` with the repeat propensities of the parameters: `own`
+/// scaled to a maximum of 1, plus, for each product the shopper bought (`counts` and `spans`,
+/// from their `orders` orders), `item_propensity ·` its [`ItemRates::propensity`]
+/// `+ personal_propensity ·` their own re-purchase rate of it (orders after the first holding it
+/// again, smoothed towards the product's [`ItemRates::repeat`] with [`RATE_PRIOR`] orders; times
+/// how due it is, `min(x, 1/x)^due_power`) `+ hazard_weight ·` the product's repeat hazard at the
+/// orders since the shopper last bought it ([`repeat_hazards`]). All weights 0 leave `own` as
+/// it is.
 fn with_propensity<'a>(
     own: &'a [(ProductIx, f64)],
     counts: &[(ProductIx, u32)],
@@ -744,8 +753,8 @@ fn with_propensity<'a>(
     for (&(product, count), &(_, first, last)) in counts.iter().zip(spans) {
         let rates = rates[product as usize];
         let after = orders.saturating_sub(1 + first as usize) as f64;
-        let mut personal = (f64::from(count.saturating_sub(1)) + RATE_PRIOR * rates.repeat)
-            / (after + RATE_PRIOR);
+        let mut personal =
+            (f64::from(count.saturating_sub(1)) + RATE_PRIOR * rates.repeat) / (after + RATE_PRIOR);
         if count > 1 && params.due_power > 0.0 {
             // Orders between purchases, on average, against orders since the last one (the
             // next order included): 1 when it is due.
@@ -1236,6 +1245,194 @@ mod tests {
             // cat's sugar, which co-purchase (with coffee) and the neighbours both name.
             assert_eq!(products[0], "sugar", "{params:?}");
             assert!(!products.contains(&"coffee"));
+        }
+    }
+
+    /// zoe bought milk and a candle once, in the same order. milk's buyers buy it again two
+    /// orders later; the candle's never do, but it is in more baskets (6 against 5).
+    fn milk_and_candle() -> Baskets {
+        let mut data = Baskets::new();
+        data.push("zoe", ["milk", "candle"]);
+        data.push("zoe", ["bread"]);
+        for user in ["a", "b"] {
+            data.push(user, ["milk"]);
+            data.push(user, ["tea"]);
+            data.push(user, ["milk"]);
+        }
+        for user in ["c", "d", "e", "f", "g"] {
+            data.push(user, ["candle"]);
+            data.push(user, ["soap"]);
+            data.push(user, ["salt"]);
+        }
+        data
+    }
+
+    /// Where `first` ranks against `second` in `user`'s full list (true: above).
+    fn ranks_above(model: &ForYou, user: &str, first: &str, second: &str) -> bool {
+        let answer = model.recommend(user, 10);
+        let position = |product: &str| {
+            answer
+                .items
+                .iter()
+                .position(|s| s.product.as_ref() == product)
+                .unwrap_or(usize::MAX)
+        };
+        position(first) < position(second)
+    }
+
+    #[test]
+    fn a_product_its_buyers_buy_again_outranks_one_bought_as_often_they_do_not() {
+        let data = milk_and_candle();
+        let own_only = ForYouParams {
+            own_weight: 1.0,
+            repeat_switch: 0.0,
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            hazard_weight: 0.0,
+            ..ForYouParams::default()
+        };
+        // The same own score: the more popular candle first.
+        assert!(ranks_above(
+            &ForYou::fit(&data, &own_only),
+            "zoe",
+            "candle",
+            "milk"
+        ));
+        for params in [
+            ForYouParams {
+                item_propensity: 0.2,
+                ..own_only.clone()
+            },
+            ForYouParams {
+                hazard_weight: 0.2,
+                ..own_only.clone()
+            },
+        ] {
+            let model = ForYou::fit(&data, &params);
+            assert!(ranks_above(&model, "zoe", "milk", "candle"), "{params:?}");
+            assert_eq!(
+                model.recommend("zoe", 3).items[1].reason,
+                Reason::BuyAgain { times: 1 }
+            );
+        }
+    }
+
+    #[test]
+    fn item_propensity_is_the_share_of_buyers_who_bought_again_smoothed() {
+        let data = milk_and_candle();
+        let rates = item_rates(&data);
+        let of = |product: &str| rates[data.product_ix(product).map_or(0, |p| p as usize)];
+        // Buyers with an order after their first purchase: milk 3 (zoe, a, b), 2 bought it
+        // again; candle 6, none; tea 2, none; soap 5, none; every other product is bought in
+        // a last order only. Global: 2 of 16.
+        let global = 2.0 / 16.0;
+        let milk = (2.0 + RATE_PRIOR * global) / (3.0 + RATE_PRIOR);
+        let candle = (RATE_PRIOR * global) / (6.0 + RATE_PRIOR);
+        assert!(
+            (of("milk").propensity - milk).abs() < 1e-12,
+            "{:?}",
+            of("milk")
+        );
+        assert!((of("candle").propensity - candle).abs() < 1e-12);
+        assert!((of("salt").propensity - global).abs() < 1e-12);
+    }
+
+    #[test]
+    fn repeat_hazards_count_each_gap_since_the_last_purchase() {
+        let mut data = Baskets::new();
+        for basket in [["a"], ["b"], ["a"]] {
+            data.push("u", basket);
+        }
+        for basket in [["a"], ["a"]] {
+            data.push("v", basket);
+        }
+        let hazards = repeat_hazards(&data);
+        let a = data.product_ix("a").map_or(0, |p| p as usize);
+        let b = data.product_ix("b").map_or(0, |p| p as usize);
+        // One order later: a bought again 1 time of 2 (u no, v yes), b 0 of 1; over all 1 of
+        // 3. Two orders later: a 1 of 1.
+        let one = 1.0 / 3.0;
+        assert!((hazards[a][0] - (1.0 + RATE_PRIOR * one) / (2.0 + RATE_PRIOR)).abs() < 1e-12);
+        assert!((hazards[b][0] - (RATE_PRIOR * one) / (1.0 + RATE_PRIOR)).abs() < 1e-12);
+        assert!((hazards[a][1] - 1.0).abs() < 1e-12);
+        // No observation at all: the bucket's share over all products (none here: 0).
+        assert_eq!(hazards[a][7], 0.0);
+    }
+
+    #[test]
+    fn gap_buckets_cover_every_gap() {
+        let buckets: Vec<usize> = [1, 2, 3, 4, 5, 6, 7, 9, 10, 14, 15, 100]
+            .into_iter()
+            .map(gap_bucket)
+            .collect();
+        assert_eq!(buckets, [0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 7]);
+        assert!(buckets.iter().all(|&b| b < GAP_BUCKETS));
+    }
+
+    #[test]
+    fn a_product_due_now_outranks_one_bought_as_often_but_just_now() {
+        // p every 3 orders, last bought 3 orders before the next one (due); q every 3 orders,
+        // last bought in the order just before (not due), so its plain rate is higher (fewer
+        // orders since its first purchase).
+        let mut data = Baskets::new();
+        for b in 0..9 {
+            let mut basket = vec!["x"];
+            if b % 3 == 0 {
+                basket.push("p");
+            }
+            if b % 3 == 2 {
+                basket.push("q");
+            }
+            data.push("u", basket);
+        }
+        let history = data.history(0);
+        let (counts, spans) = (purchase_counts(history), spans(history));
+        let rates = item_rates(&data);
+        let hazards = repeat_hazards(&data);
+        let p = data.product_ix("p").unwrap_or(ProductIx::MAX);
+        let q = data.product_ix("q").unwrap_or(ProductIx::MAX);
+        let extra = |due_power: f64, product: ProductIx| {
+            let params = ForYouParams {
+                item_propensity: 0.0,
+                personal_propensity: 1.0,
+                due_power,
+                hazard_weight: 0.0,
+                ..ForYouParams::default()
+            };
+            let scores = with_propensity(&[], &counts, &spans, 9, &rates, &hazards, &params);
+            scores.iter().find(|e| e.0 == product).map_or(0.0, |e| e.1)
+        };
+        assert!(extra(0.0, q) > extra(0.0, p));
+        assert!(extra(1.0, p) > extra(1.0, q));
+        // p is exactly due: its rate is left alone; q's is divided by 3.
+        assert!((extra(1.0, p) - extra(0.0, p)).abs() < 1e-12);
+        assert!((extra(1.0, q) - extra(0.0, q) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_propensity_leaves_the_own_score_as_it_is() {
+        let own = [(3, 0.5), (1, 2.0)];
+        let params = ForYouParams {
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            hazard_weight: 0.0,
+            ..ForYouParams::default()
+        };
+        let out = with_propensity(&own, &[], &[], 4, &[], &[], &params);
+        assert!(matches!(out, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(&*out, &own);
+    }
+
+    #[test]
+    fn vote_propensity_keeps_the_new_to_you_list_new() {
+        let params = ForYouParams {
+            vote_propensity_power: 1.0,
+            ..ForYouParams::default()
+        };
+        let answer = ForYou::fit(&shop(), &params).recommend_new("ann", 3);
+        let products: Vec<&str> = answer.items.iter().map(|s| s.product.as_ref()).collect();
+        for past in ["coffee", "milk", "bread"] {
+            assert!(!products.contains(&past), "{past} in {products:?}");
         }
     }
 
