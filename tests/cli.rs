@@ -207,7 +207,15 @@ fn recs_eval_prints_one_json_line_per_model() {
     assert_eq!(
         tuned,
         [
-            "explore", "recency", "fusion", "repeat", "switch", "slots", "chosen"
+            "explore",
+            "recency",
+            "fusion",
+            "votes",
+            "repeat",
+            "switch",
+            "propensity",
+            "slots",
+            "chosen"
         ]
     );
     // Each shopper's last order is {staple, own product}: the repeat models find both.
