@@ -13,9 +13,9 @@
 //! weighted by whether it is due (both on by default, chosen on validation). Recency-weighted
 //! votes, rank fusion of votes and co-purchase, the products' buyer repeat share on the own
 //! part and on the votes, and adaptive explore slots in the full list are options the
-//! validation grid tries (off by default: they lost there). Both lists are computed at fit time, so a query is a lookup (the
-//! evaluation that chose the defaults: docs/recommendations.md,
-//! docs/benchmarks/recommend-eval.md).
+//! validation grid tries (off by default: they lost there). Both lists are computed at fit
+//! time, so a query is a lookup (the evaluation that chose the defaults:
+//! docs/recommendations.md, docs/benchmarks/recommend-eval.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,15 +80,15 @@ pub struct ForYouParams {
     /// Power of each product's repeat rate (how often shoppers who bought it buy it again,
     /// over all shoppers) applied to the own repeat score: 0 ignores it.
     pub repeat_rate_power: f64,
-    /// Weight of each product's repeat propensity ([`ItemRates::propensity`]: of the shoppers
-    /// who bought it and had an order after, the share who bought it again; smoothed) added to
+    /// Weight of each product's repeat propensity (of the shoppers who bought it and had an
+    /// order after, the share who bought it again; smoothed) added to
     /// the shopper's own repeat score (scaled to a maximum of 1) of the products they bought,
     /// before the own part is scaled to a maximum of 1 again: milk, re-bought by most of its
     /// buyers, outranks a birthday candle the shopper bought as often; 0 ignores it.
     pub item_propensity: f64,
     /// Weight of the shopper's own re-purchase rate of each of their products (of their orders
     /// after the first one holding it, the share holding it again), shrunk towards the
-    /// product's repeat rate with [`RATE_PRIOR`] orders' worth of weight, added as
+    /// product's repeat rate with 5 orders' worth of weight, added as
     /// `item_propensity` is; 0 ignores it.
     pub personal_propensity: f64,
     /// How much the personal re-purchase rate follows whether a product is due: it is
@@ -96,16 +96,16 @@ pub struct ForYouParams {
     /// next one included) over their mean orders between its purchases (only for products
     /// bought at least twice); 0 ignores it.
     pub due_power: f64,
-    /// Weight of each product's repeat hazard ([`repeat_hazards`]: over every shopper, the share
-    /// of next orders holding it when it was last bought as many orders before as the
-    /// shopper's next order is after their last purchase of it; smoothed) added as
-    /// `item_propensity` is: milk bought last week is due, a candle bought last week is not;
-    /// 0 ignores it.
+    /// Weight of each product's repeat hazard (over every shopper, the share of orders holding
+    /// it when it was last bought as many orders before as the shopper's next order is after
+    /// their last purchase of it; by gap bucket, smoothed) added as `item_propensity` is: milk
+    /// bought in the last order is due, a candle bought in the last order is not; 0 ignores
+    /// it.
     pub hazard_weight: f64,
     /// Power of each product's trial share (the share of its buyers who first bought it after
     /// their first order) applied to the neighbours' votes for new products: 0 ignores it.
     pub trial_share_power: f64,
-    /// Power of each product's repeat propensity ([`ItemRates::propensity`]) applied to the
+    /// Power of each product's repeat propensity (as for `item_propensity`) applied to the
     /// neighbours' votes, as `trial_share_power` is: a new product its buyers go on buying is
     /// worth more in a next basket than one bought once; 0 ignores it.
     pub vote_propensity_power: f64,
