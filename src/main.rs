@@ -110,6 +110,17 @@ enum RecsCommand {
         /// designs on validation only.
         #[arg(long, requires = "tune")]
         tune_only: bool,
+        /// With `--tune`: validation folds V; fold j holds out each shopper's (last − j)-th
+        /// order and trains on the orders before it, and each candidate is scored on the
+        /// held-out orders of all V folds pooled. 1 is the single second-to-last split.
+        #[arg(
+            long,
+            requires = "tune",
+            value_name = "V",
+            default_value_t = cuecast::commerce::recommend::basket::eval::FOLDS,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20)
+        )]
+        folds: usize,
         /// Fail (exit 1) unless the baselines are within 0.01 of the reference figures.
         #[arg(long)]
         check: bool,
@@ -141,10 +152,11 @@ fn main() -> ExitCode {
                     orders,
                     tune,
                     tune_only,
+                    folds,
                     check,
                     check_goal,
                 },
-        } => return recs_eval(&orders, tune, tune_only, check, check_goal),
+        } => return recs_eval(&orders, tune, tune_only, folds, check, check_goal),
         Command::Chat {
             room,
             server,
@@ -253,6 +265,7 @@ fn recs_eval(
     orders: &Path,
     tune: bool,
     tune_only: bool,
+    folds: usize,
     check: bool,
     check_goal: bool,
 ) -> ExitCode {
@@ -265,7 +278,7 @@ fn recs_eval(
         }
     };
     let params = if tune {
-        let tuned = eval::tune(&orders);
+        let tuned = eval::tune(&orders, folds);
         for line in &tuned.lines {
             println!("{line}");
         }

@@ -207,7 +207,15 @@ fn recs_eval_prints_one_json_line_per_model() {
     assert_eq!(
         tuned,
         [
-            "explore", "recency", "fusion", "repeat", "switch", "slots", "chosen"
+            "explore",
+            "recency",
+            "fusion",
+            "votes",
+            "repeat",
+            "switch",
+            "propensity",
+            "slots",
+            "chosen"
         ]
     );
     // Each shopper's last order is {staple, own product}: the repeat models find both.
@@ -246,6 +254,41 @@ fn recs_eval_tune_only_prints_the_validation_grid_and_scores_no_model_on_test() 
         .collect();
     assert!(lines.iter().all(|l| l.get("model").is_none()), "{stdout}");
     assert_eq!(lines.last().unwrap()["tune"], "chosen");
+    // Three validation folds by default: each of the 5 shoppers' orders 3, 2 and 1 held out
+    // once (never order 4, the test split's).
+    assert!(lines.iter().all(|l| l["folds"] == 3), "{stdout}");
+    assert_eq!(lines.last().unwrap()["validation"]["users"], 15);
+    // --folds 1: the single second-to-last split.
+    let one = cuecast()
+        .args([
+            "recs",
+            "eval",
+            "--tune",
+            "--tune-only",
+            "--folds",
+            "1",
+            "--orders",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(one.status.success());
+    let stdout = String::from_utf8_lossy(&one.stdout);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["folds"].as_u64(), last["validation"]["users"].as_u64()),
+        (Some(1), Some(5))
+    );
+    // No fold at all is refused, and so are folds without --tune.
+    for args in [&["--tune", "--folds", "0"][..], &["--folds", "2"]] {
+        let refused = cuecast()
+            .args(["recs", "eval", "--orders"])
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+    }
     // Nothing on the test split: no goal either.
     assert!(!stderr.contains("goal"), "{stderr}");
     // --tune-only needs --tune.

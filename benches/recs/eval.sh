@@ -10,7 +10,8 @@
 #
 # Usage: benches/recs/eval.sh   (env: CUECAST_BIN=target/debug/cuecast, the binary to run,
 #        built with `cargo build` when it is the default and missing; INSTACART_CSV=path;
-#        OUT=file, where the JSON lines also go). CI runs it with the debug binary.
+#        OUT=file, where the JSON lines also go; FOLDS=3, the validation folds `--tune`
+#        chooses on, each shopper's 3 orders before the last). CI runs it with the debug binary.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -24,6 +25,6 @@ fi
 csv=$(instacart_csv)
 out=${OUT:-$work/eval.jsonl}
 start=$(date +%s.%N)
-"$bin" recs eval --orders "$csv" --tune --check | tee "$out"
+"$bin" recs eval --orders "$csv" --tune --folds "${FOLDS:-3}" --check | tee "$out"
 end=$(date +%s.%N)
 echo "recs eval: $(python3 -c "print(f'{$end - $start:.1f}')") s with $bin" >&2

@@ -146,40 +146,58 @@ impl Ranker for Baseline<'_> {
 
 /// Evaluates `ranker` on `split`'s held-out orders.
 pub fn evaluate(model: &str, split: &Split, ranker: &dyn Ranker) -> Report {
-    let mut all = Mean::default();
-    let mut explore = Mean::default();
-    for (user, basket) in &split.held_out {
-        let truth: HashSet<&str> = basket.iter().map(String::as_str).collect();
-        all.add(score(&ranker.top(user, K, false), &truth, K));
-        let past: HashSet<&str> = split
-            .train
-            .user_ix(user)
-            .map(|u| {
-                split
-                    .train
-                    .history(u)
-                    .iter()
-                    .flatten()
-                    .map(|&p| split.train.product_id(p).as_ref())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let new: HashSet<&str> = truth.difference(&past).copied().collect();
-        if !new.is_empty() {
-            explore.add(score(&ranker.top(user, K, true), &new, K));
+    let mut pooled = Pooled::default();
+    pooled.add(split, ranker);
+    pooled.report(model)
+}
+
+/// Figures pooled over the held-out baskets of one or more splits: every held-out basket
+/// counts once, whichever split it comes from (over one split, exactly [`evaluate`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Pooled {
+    all: Mean,
+    explore: Mean,
+}
+
+impl Pooled {
+    /// Scores `ranker` on `split`'s held-out orders and adds them.
+    fn add(&mut self, split: &Split, ranker: &dyn Ranker) {
+        for (user, basket) in &split.held_out {
+            let truth: HashSet<&str> = basket.iter().map(String::as_str).collect();
+            self.all.add(score(&ranker.top(user, K, false), &truth, K));
+            let past: HashSet<&str> = split
+                .train
+                .user_ix(user)
+                .map(|u| {
+                    split
+                        .train
+                        .history(u)
+                        .iter()
+                        .flatten()
+                        .map(|&p| split.train.product_id(p).as_ref())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let new: HashSet<&str> = truth.difference(&past).copied().collect();
+            if !new.is_empty() {
+                self.explore.add(score(&ranker.top(user, K, true), &new, K));
+            }
         }
     }
-    let (a, e) = (all.mean(), explore.mean());
-    Report {
-        model: model.to_owned(),
-        hr: a.hr,
-        recall: a.recall,
-        ndcg: a.ndcg,
-        explore_hr: e.hr,
-        explore_recall: e.recall,
-        explore_ndcg: e.ndcg,
-        users: all.count,
-        explore_users: explore.count,
+
+    fn report(&self, model: &str) -> Report {
+        let (a, e) = (self.all.mean(), self.explore.mean());
+        Report {
+            model: model.to_owned(),
+            hr: a.hr,
+            recall: a.recall,
+            ndcg: a.ndcg,
+            explore_hr: e.hr,
+            explore_recall: e.recall,
+            explore_ndcg: e.ndcg,
+            users: self.all.count,
+            explore_users: self.explore.count,
+        }
     }
 }
 
@@ -287,14 +305,17 @@ struct Stage {
 
 /// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
 /// the explore metrics (the own part does not touch the new-to-you list), then the recency of
-/// the baskets that vote and rank fusion against the score blend (same metrics), then the own
-/// repeat part and the blend on the full list, then the per-shopper repeat/explore switch and
-/// the adaptive explore slots. The explore and repeat stages each hold their baseline as one
-/// candidate — UP-CF@r (k 100 with the shopper itself: 99 others, votes alone) and TIFU-KNN
-/// (k 300, α .7, own weight 1, no switch, no slots) — and every later stage holds the choice
+/// the baskets that vote, rank fusion against the score blend and the products' repeat
+/// propensity on the votes (same metrics), then the own repeat part and the blend on the full
+/// list, then the per-shopper repeat/explore switch, the repeat propensities added to the own
+/// part (the product's, the shopper's own rate with whether it is due, the product's hazard at
+/// the shopper's gap) and the adaptive explore slots. The explore and repeat stages each hold
+/// their baseline as one candidate — UP-CF@r (k 100 with the shopper itself: 99 others, votes
+/// alone) and TIFU-KNN (k 300, α .7, own weight 1, no switch, no propensities, no slots) — and
+/// every later stage holds the choice
 /// before it as its first candidate (a tie keeps it), so a choice can only be better than the
 /// baselines on validation. Small on purpose: CI runs it with the debug binary.
-const STAGES: [Stage; 6] = [
+const STAGES: [Stage; 8] = [
     Stage {
         name: "explore",
         candidates: |base| {
@@ -308,6 +329,7 @@ const STAGES: [Stage; 6] = [
                 trial_share_power: 0.0,
                 vote_decay: 1.0,
                 fusion: 0.0,
+                vote_propensity_power: 0.0,
                 ..base.clone()
             }];
             for neighbours in [100, 200] {
@@ -320,6 +342,7 @@ const STAGES: [Stage; 6] = [
                             // The next stages' choices.
                             vote_decay: 1.0,
                             fusion: 0.0,
+                            vote_propensity_power: 0.0,
                             ..base.clone()
                         });
                     }
@@ -374,6 +397,24 @@ const STAGES: [Stage; 6] = [
         },
     },
     Stage {
+        name: "votes",
+        candidates: |base| {
+            // 0 (no propensity, the stages' before) first.
+            [0.0, 0.5, 1.0, 2.0]
+                .into_iter()
+                .map(|vote_propensity_power| ForYouParams {
+                    vote_propensity_power,
+                    ..base.clone()
+                })
+                .collect()
+        },
+        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
+        wanted: Wanted {
+            all: false,
+            new: true,
+        },
+    },
+    Stage {
         name: "repeat",
         candidates: |base| {
             let mut out = Vec::new();
@@ -389,8 +430,13 @@ const STAGES: [Stage; 6] = [
                             groups,
                             repeat_neighbours,
                             repeat_alpha,
-                            // The switch and the slots are the next stages'.
+                            // The switch, the propensities and the slots are the next
+                            // stages'.
                             repeat_switch: 0.0,
+                            item_propensity: 0.0,
+                            personal_propensity: 0.0,
+                            due_power: 0.0,
+                            hazard_weight: 0.0,
                             explore_slots: 0.0,
                             ..base.clone()
                         });
@@ -423,6 +469,38 @@ const STAGES: [Stage; 6] = [
         },
     },
     Stage {
+        name: "propensity",
+        candidates: |base| {
+            // No propensity (the stages' before) first; then (item propensity, personal rate,
+            // due power, hazard weight): the hazard alone and with the shopper's own due rate,
+            // the shopper's own rate with and without due-ness, the product's propensity.
+            let mut grid = vec![(0.0, 0.0, 0.0, 0.0)];
+            for hazard in [0.2, 0.4, 0.8, 1.6, 3.2] {
+                grid.extend([(0.0, 0.0, 0.0, hazard), (0.0, 0.05, 1.0, hazard)]);
+            }
+            for weight in [0.05, 0.1, 0.2] {
+                for due in [0.0, 0.5, 1.0] {
+                    grid.push((0.0, weight, due, 0.0));
+                }
+                grid.push((weight, 0.0, 0.0, 0.0));
+            }
+            grid.into_iter()
+                .map(|(item, personal, due, hazard)| ForYouParams {
+                    item_propensity: item,
+                    personal_propensity: personal,
+                    due_power: due,
+                    hazard_weight: hazard,
+                    ..base.clone()
+                })
+                .collect()
+        },
+        objective: |r| r.recall + r.ndcg,
+        wanted: Wanted {
+            all: true,
+            new: false,
+        },
+    },
+    Stage {
         name: "slots",
         candidates: |base| {
             // 0 (the blend alone, the stages' before) first.
@@ -442,22 +520,61 @@ const STAGES: [Stage; 6] = [
     },
 ];
 
-/// Picks `ForYou`'s parameters on the validation split (each shopper's last order dropped, the
-/// one before held out; the test orders are never seen), stage by stage, starting from the
-/// defaults. One JSON line per stage: its name, candidates, the best parameters and their
-/// validation figures (of the one list the stage scores; the other list is popular filler);
-/// then `"tune": "chosen"` with both lists' validation figures.
-pub fn tune(orders: &Orders) -> Tuned {
-    let split = orders.split(1);
+/// Validation folds `cuecast recs eval --tune` uses by default ([`tune`]).
+pub const FOLDS: usize = 3;
+
+/// The validation folds: fold j (1 ≤ j ≤ V) drops each shopper's last j orders, holds out the
+/// one before them ((last − j)-th) and trains on the orders before that one, so no fold ever
+/// sees a shopper's last order (the test split's). A shopper with j orders or fewer sits fold
+/// j out. Each fold keeps the parts of its fits that the next candidates reuse.
+pub struct Folds {
+    splits: Vec<Split>,
+    parts: Vec<Parts>,
+}
+
+impl Folds {
+    /// Folds 1 to `folds` (at least 1) of `orders`.
+    pub fn new(orders: &Orders, folds: usize) -> Folds {
+        let splits: Vec<Split> = (1..=folds.max(1)).map(|j| orders.split(j)).collect();
+        let parts = splits.iter().map(|s| Parts::new(&s.train)).collect();
+        Folds { splits, parts }
+    }
+
+    /// The folds' splits, fold 1 first.
+    pub fn splits(&self) -> &[Split] {
+        &self.splits
+    }
+
+    /// `for-you` with `params` fitted on each fold's training orders, scored on its held-out
+    /// orders, pooled over the folds (the lists of `wanted` only; the other list is popular
+    /// filler).
+    fn score(&mut self, params: &ForYouParams, wanted: Wanted) -> Report {
+        let mut pooled = Pooled::default();
+        for (split, parts) in self.splits.iter().zip(&mut self.parts) {
+            let model = ForYou::fit_with(&split.train, parts, params, wanted);
+            pooled.add(split, &model);
+        }
+        pooled.report("for-you")
+    }
+}
+
+/// Picks `ForYou`'s parameters on `folds` validation folds ([`Folds`]; the test orders are
+/// never seen), stage by stage, starting from the defaults; each candidate's objective is read
+/// from its figures pooled over every fold's held-out orders. With one fold this is the single
+/// validation split (each shopper's last order dropped, the one before held out). One JSON line
+/// per stage: its name, the folds, candidates, the best parameters and their pooled validation
+/// figures (of the one list the stage scores; the other list is popular filler); then
+/// `"tune": "chosen"` with both lists' pooled validation figures.
+pub fn tune(orders: &Orders, folds: usize) -> Tuned {
+    let mut folds = Folds::new(orders, folds);
+    let fold_count = folds.splits.len();
     let mut best = ForYouParams::default();
     let mut lines = Vec::new();
-    let mut parts = Parts::new(&split.train);
     for stage in &STAGES {
         let candidates = (stage.candidates)(&best);
         let mut chosen: Option<(f64, ForYouParams, Report)> = None;
         for params in &candidates {
-            let model = ForYou::fit_with(&split.train, &mut parts, params, stage.wanted);
-            let report = evaluate("for-you", &split, &model);
+            let report = folds.score(params, stage.wanted);
             let value = (stage.objective)(&report);
             tracing::debug!(stage = stage.name, value, ?params, "candidate");
             if chosen.as_ref().is_none_or(|c| value > c.0) {
@@ -468,6 +585,7 @@ pub fn tune(orders: &Orders) -> Tuned {
             lines.push(
                 serde_json::json!({
                     "tune": stage.name,
+                    "folds": fold_count,
                     "candidates": candidates.len(),
                     "params": params,
                     "validation": report,
@@ -478,9 +596,15 @@ pub fn tune(orders: &Orders) -> Tuned {
         }
     }
     // The stages score one list each; the choice, both lists.
-    let report = evaluate("for-you", &split, &ForYou::fit(&split.train, &best));
+    let report = folds.score(&best, Wanted::BOTH);
     lines.push(
-        serde_json::json!({"tune": "chosen", "params": best, "validation": report}).to_string(),
+        serde_json::json!({
+            "tune": "chosen",
+            "folds": fold_count,
+            "params": best,
+            "validation": report,
+        })
+        .to_string(),
     );
     Tuned {
         params: best,
@@ -651,6 +775,7 @@ pub fn fbt(orders: &Orders) -> Vec<FbtReport> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::orders::Order;
     use super::*;
 
     const CSV: &str = "order_id,user_id,order_number,product_id,add_to_cart_order
@@ -786,6 +911,9 @@ mod tests {
             repeat_alpha: 0.7,
             own_weight: 1.0,
             repeat_switch: 0.0,
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            hazard_weight: 0.0,
             ..ForYouParams::default()
         };
         let for_you = ForYou::fit(&data, &params);
@@ -865,6 +993,236 @@ mod tests {
             "{failures:?}"
         );
         assert_eq!(failures[1], "up-cf: not evaluated");
+    }
+
+    #[test]
+    fn the_grid_holds_the_baselines_and_starts_each_later_stage_from_its_base() {
+        let defaults = ForYouParams::default();
+        let stage = |name: &str| STAGES.iter().find(|s| s.name == name);
+        // The repeat stage's TIFU-KNN candidate has every later addition off, whatever the
+        // defaults hold.
+        let repeat = stage("repeat").map(|s| (s.candidates)(&defaults));
+        let tifu = repeat.iter().flatten().find(|p| {
+            (
+                p.basket_decay,
+                p.group_decay,
+                p.groups,
+                p.repeat_neighbours,
+                p.repeat_alpha,
+            ) == (0.9, 0.7, 3, 300, 0.7)
+                && p.own_weight == 1.0
+        });
+        let tifu = tifu.cloned().unwrap_or_default();
+        assert_eq!(
+            (
+                tifu.repeat_switch,
+                tifu.item_propensity,
+                tifu.personal_propensity,
+                tifu.hazard_weight,
+                tifu.explore_slots
+            ),
+            (0.0, 0.0, 0.0, 0.0, 0.0)
+        );
+        // The explore stage's UP-CF@r candidate: votes alone, no propensity on them.
+        let explore = stage("explore").map(|s| (s.candidates)(&defaults));
+        let up_cf = explore.iter().flatten().next().cloned().unwrap_or_default();
+        assert_eq!(
+            (up_cf.neighbours, up_cf.item_weight, up_cf.trial_share_power),
+            (99, 0.0, 0.0)
+        );
+        assert_eq!(up_cf.vote_propensity_power, 0.0);
+        // The later stages try their base first (a tie keeps it).
+        for name in ["recency", "fusion", "votes", "slots"] {
+            let first = stage(name).and_then(|s| (s.candidates)(&defaults).into_iter().next());
+            assert_eq!(first.as_ref(), Some(&defaults), "{name}");
+        }
+        let base = ForYouParams {
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            due_power: 0.0,
+            hazard_weight: 0.0,
+            ..defaults
+        };
+        let propensity = stage("propensity").map(|s| (s.candidates)(&base));
+        assert_eq!(propensity.as_ref().and_then(|c| c.first()), Some(&base));
+    }
+
+    /// Each shopper's training baskets in `split`, as product ids in order.
+    fn trained(split: &Split, user: &str) -> Vec<Vec<String>> {
+        let Some(u) = split.train.user_ix(user) else {
+            return Vec::new();
+        };
+        split
+            .train
+            .history(u)
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .map(|&p| split.train.product_id(p).to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fold_j_holds_out_the_order_j_before_the_last_and_trains_on_the_ones_before_it() {
+        // ann has 5 orders, bob 3, cy 1; each order's one product names it (a1 = ann's first).
+        let mut csv = String::from("order_id,user_id,order_number,product_id\n");
+        let mut id = 0;
+        for (user, count) in [("ann", 5), ("bob", 3), ("cy", 1)] {
+            for n in 1..=count {
+                id += 1;
+                csv.push_str(&format!("{id},{user},{n},{}{n}\n", &user[..1]));
+            }
+        }
+        let orders = Orders::read(csv.as_bytes()).unwrap();
+        let folds = Folds::new(&orders, 3);
+        let splits = folds.splits();
+        assert_eq!(splits.len(), 3);
+        let held = |j: usize| -> Vec<(&str, &str)> {
+            splits[j - 1]
+                .held_out
+                .iter()
+                .map(|(u, b)| (u.as_str(), b[0].as_str()))
+                .collect()
+        };
+        let one = |p: &str| vec![p.to_owned()];
+        // Fold 1 (the single validation split of before): the second-to-last orders.
+        assert_eq!(held(1), [("ann", "a4"), ("bob", "b2")]);
+        assert_eq!(
+            trained(&splits[0], "ann"),
+            [one("a1"), one("a2"), one("a3")]
+        );
+        assert_eq!(trained(&splits[0], "bob"), [one("b1")]);
+        // Fold 2: the third-to-last; bob's first order is held out with nothing before it.
+        assert_eq!(held(2), [("ann", "a3"), ("bob", "b1")]);
+        assert_eq!(trained(&splits[1], "ann"), [one("a1"), one("a2")]);
+        assert!(trained(&splits[1], "bob").is_empty());
+        // Fold 3: bob has no order left and sits it out; cy (one order) sits every fold out.
+        assert_eq!(held(3), [("ann", "a2")]);
+        assert_eq!(trained(&splits[2], "ann"), [one("a1")]);
+        // No fold sees a last order, held out or in training.
+        for split in splits {
+            for last in ["a5", "b3", "c1"] {
+                assert!(split.train.product_ix(last).is_none(), "{last}");
+                assert!(split.held_out.iter().all(|(_, b)| b[0] != last), "{last}");
+            }
+        }
+        // At least one fold.
+        assert_eq!(Folds::new(&orders, 0).splits().len(), 1);
+    }
+
+    /// [`shoppers`] as orders (the grid reads orders): 40 shoppers with 2 to 9 orders.
+    fn shopper_orders() -> Orders {
+        let data = shoppers();
+        let users = (0..data.users())
+            .map(|u| {
+                let history = data.history(u);
+                let list = history
+                    .iter()
+                    .enumerate()
+                    .map(|(n, basket)| Order {
+                        id: format!("{u}-{n}"),
+                        number: n as u64 + 1,
+                        products: basket
+                            .iter()
+                            .map(|&p| data.product_id(p).to_string())
+                            .collect(),
+                    })
+                    .collect();
+                (data.user_id(u).to_string(), list)
+            })
+            .collect();
+        Orders { users }
+    }
+
+    /// The grid as it was before the folds: every candidate fitted on the one validation split
+    /// (`orders.split(1)`) and scored there. Each stage's (parameters, figures), then the
+    /// choice's.
+    fn single_split_grid(orders: &Orders) -> Vec<(ForYouParams, Report)> {
+        let split = orders.split(1);
+        let mut best = ForYouParams::default();
+        let mut parts = Parts::new(&split.train);
+        let mut out = Vec::new();
+        for stage in &STAGES {
+            let mut chosen: Option<(f64, ForYouParams, Report)> = None;
+            for params in (stage.candidates)(&best) {
+                let model = ForYou::fit_with(&split.train, &mut parts, &params, stage.wanted);
+                let report = evaluate("for-you", &split, &model);
+                let value = (stage.objective)(&report);
+                if chosen.as_ref().is_none_or(|c| value > c.0) {
+                    chosen = Some((value, params, report));
+                }
+            }
+            let (_, params, report) = chosen.unwrap();
+            out.push((params.clone(), report));
+            best = params;
+        }
+        let report = evaluate("for-you", &split, &ForYou::fit(&split.train, &best));
+        out.push((best, report));
+        out
+    }
+
+    /// The stages' and the choice's (parameters, figures) from [`tune`]'s lines.
+    fn grid_lines(tuned: &Tuned) -> Vec<(serde_json::Value, serde_json::Value)> {
+        tuned
+            .lines
+            .iter()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                (value["params"].clone(), value["validation"].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_fold_reproduces_the_single_validation_split_exactly() {
+        let orders = shopper_orders();
+        let before = single_split_grid(&orders);
+        let tuned = tune(&orders, 1);
+        let lines = grid_lines(&tuned);
+        assert_eq!(lines.len(), STAGES.len() + 1);
+        for ((params, report), (got_params, got_report)) in before.iter().zip(&lines) {
+            assert_eq!(&serde_json::to_value(params).unwrap(), got_params);
+            assert_eq!(&serde_json::to_value(report).unwrap(), got_report);
+        }
+        assert_eq!(Some(&tuned.params), before.last().map(|b| &b.0));
+        assert!(tuned.lines.iter().all(|l| l.contains("\"folds\":1")));
+    }
+
+    #[test]
+    fn folds_pool_every_folds_held_out_orders() {
+        let orders = shopper_orders();
+        let params = ForYouParams::default();
+        let mut folds = Folds::new(&orders, 3);
+        let pooled = folds.score(&params, Wanted::BOTH);
+        // Every fold's held-out baskets count once: the mean over all of them, each fold's
+        // figures weighted by its shoppers.
+        let each: Vec<Report> = folds
+            .splits()
+            .iter()
+            .map(|s| evaluate("for-you", s, &ForYou::fit(&s.train, &params)))
+            .collect();
+        let users: usize = each.iter().map(|r| r.users).sum();
+        assert_eq!(pooled.users, users);
+        assert_eq!(
+            pooled.explore_users,
+            each.iter().map(|r| r.explore_users).sum::<usize>()
+        );
+        let weighted = |f: fn(&Report) -> f64| {
+            each.iter().map(|r| f(r) * r.users as f64).sum::<f64>() / users as f64
+        };
+        assert!((pooled.recall - weighted(|r| r.recall)).abs() < 1e-12);
+        assert!((pooled.ndcg - weighted(|r| r.ndcg)).abs() < 1e-12);
+        // Fold 1 holds each of the 40 shoppers (all have ≥ 2 orders); later folds fewer.
+        assert_eq!(each[0].users, 40);
+        assert!(each[2].users < each[0].users && each[2].users > 0);
+        // The pooled figures are not fold 1's: three folds choose on more orders.
+        assert_ne!(pooled, each[0]);
+        let tuned = tune(&orders, 3);
+        assert!(tuned.lines.iter().all(|l| l.contains("\"folds\":3")));
+        let chosen = grid_lines(&tuned).pop().unwrap();
+        assert_eq!(chosen.1["users"], users);
     }
 
     #[test]

@@ -7,11 +7,15 @@
 //! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
 //! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
 //! baselines); the others' score alone ranks the "new to you" list, where the shopper's past
-//! products are left out. Recency-weighted votes, rank fusion of votes and co-purchase and
-//! adaptive explore slots in the full list are options the validation grid tries (off by
-//! default: they lost there). Both lists are computed at fit time, so a query is a lookup (the
-//! evaluation that chose the defaults: docs/recommendations.md,
-//! docs/benchmarks/recommend-eval.md).
+//! products are left out. The own part can add each product's repeat propensities: its
+//! repeat hazard at the orders since the shopper last bought it (how often, over all shoppers,
+//! it is bought again that many orders later) and the shopper's own re-purchase rate of it,
+//! weighted by whether it is due (both on by default, chosen on validation). Recency-weighted
+//! votes, rank fusion of votes and co-purchase, the products' buyer repeat share on the own
+//! part and on the votes, and adaptive explore slots in the full list are options the
+//! validation grid tries (off by default: they lost there). Both lists are computed at fit
+//! time, so a query is a lookup (the evaluation that chose the defaults:
+//! docs/recommendations.md, docs/benchmarks/recommend-eval.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +25,8 @@ use super::models::{
 };
 use super::{Baskets, ProductIx, Reason, Recommended, Scored};
 
-/// The model's parameters. `Default` is the set tuned on the Instacart sample's validation split
-/// (each shopper's second-to-last order).
+/// The model's parameters. `Default` is the set tuned on the Instacart sample's three validation
+/// folds (each shopper's three orders before the last, `cuecast recs eval --tune`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ForYouParams {
     /// Decay per basket of the own repeat vector (TIFU's r_b), 0–1.
@@ -76,9 +80,35 @@ pub struct ForYouParams {
     /// Power of each product's repeat rate (how often shoppers who bought it buy it again,
     /// over all shoppers) applied to the own repeat score: 0 ignores it.
     pub repeat_rate_power: f64,
+    /// Weight of each product's repeat propensity (of the shoppers who bought it and had an
+    /// order after, the share who bought it again; smoothed) added to
+    /// the shopper's own repeat score (scaled to a maximum of 1) of the products they bought,
+    /// before the own part is scaled to a maximum of 1 again: milk, re-bought by most of its
+    /// buyers, outranks a birthday candle the shopper bought as often; 0 ignores it.
+    pub item_propensity: f64,
+    /// Weight of the shopper's own re-purchase rate of each of their products (of their orders
+    /// after the first one holding it, the share holding it again), shrunk towards the
+    /// product's repeat rate with 5 orders' worth of weight, added as
+    /// `item_propensity` is; 0 ignores it.
+    pub personal_propensity: f64,
+    /// How much the personal re-purchase rate follows whether a product is due: it is
+    /// multiplied by `min(x, 1/x)^due_power`, x the orders since the shopper last bought it (the
+    /// next one included) over their mean orders between its purchases (only for products
+    /// bought at least twice); 0 ignores it.
+    pub due_power: f64,
+    /// Weight of each product's repeat hazard (over every shopper, the share of orders holding
+    /// it when it was last bought as many orders before as the shopper's next order is after
+    /// their last purchase of it; by gap bucket, smoothed) added as `item_propensity` is: milk
+    /// bought in the last order is due, a candle bought in the last order is not; 0 ignores
+    /// it.
+    pub hazard_weight: f64,
     /// Power of each product's trial share (the share of its buyers who first bought it after
     /// their first order) applied to the neighbours' votes for new products: 0 ignores it.
     pub trial_share_power: f64,
+    /// Power of each product's repeat propensity (as for `item_propensity`) applied to the
+    /// neighbours' votes, as `trial_share_power` is: a new product its buyers go on buying is
+    /// worth more in a next basket than one bought once; 0 ignores it.
+    pub vote_propensity_power: f64,
     /// Length of the list kept per shopper (answers longer than this are filled with popular
     /// products).
     pub keep: usize,
@@ -91,21 +121,26 @@ impl Default for ForYouParams {
             basket_decay: 0.9,
             group_decay: 0.7,
             groups: 5,
-            repeat_neighbours: 0,
-            repeat_alpha: 0.7,
+            repeat_neighbours: 300,
+            repeat_alpha: 0.9,
             neighbours: 100,
             similarity_alpha: 0.75,
             locality: 5.0,
             recent: 10,
             vote_decay: 1.0,
             fusion: 0.0,
-            own_weight: 1.0,
-            repeat_switch: 0.5,
+            own_weight: 0.95,
+            repeat_switch: 0.25,
             explore_slots: 0.0,
             item_weight: 0.4,
             item_neighbours: 50,
             repeat_rate_power: 0.0,
+            item_propensity: 0.0,
+            personal_propensity: 0.05,
+            due_power: 1.0,
+            hazard_weight: 0.4,
             trial_share_power: 1.0,
+            vote_propensity_power: 0.0,
             keep: 100,
         }
     }
@@ -166,6 +201,8 @@ impl ForYou {
             popularity,
             sets,
             counts,
+            spans,
+            hazards,
             own,
             shares,
             copurchase,
@@ -189,10 +226,21 @@ impl ForYou {
             } else {
                 Vec::new()
             };
-            let own_max = max_value(&own.1[user]);
+            let own_scores = with_propensity(
+                &own.1[user],
+                &counts[user],
+                &spans[user],
+                data.history(user).len(),
+                rates,
+                hazards,
+                params,
+            );
+            let own_max = max_value(&own_scores);
             let own_weight = params.own_weight * repeat_ratios[user].powf(params.repeat_switch);
-            for &(product, value) in &own.1[user] {
-                let rate = rates[product as usize].0.powf(params.repeat_rate_power);
+            for &(product, value) in own_scores.iter() {
+                let rate = rates[product as usize]
+                    .repeat
+                    .powf(params.repeat_rate_power);
                 acc.add(product, rate * value * own_weight / own_max);
             }
             acc.add_scaled(others, 1.0 - own_weight);
@@ -370,6 +418,11 @@ pub(crate) struct Parts {
     sets: ItemSets,
     /// Per shopper, `(product, orders holding it)`, sorted.
     counts: Vec<Vec<(ProductIx, u32)>>,
+    /// Per shopper, `(product, first, last)`: the indices of the first and last orders holding
+    /// it, in `counts`' order ([`spans`]).
+    spans: Vec<Vec<Span>>,
+    /// Per product, its repeat hazard by orders since the last purchase ([`repeat_hazards`]).
+    hazards: Vec<[f64; GAP_BUCKETS]>,
     /// Own repeat scores (TIFU's vector, smoothed by its nearest shoppers' when
     /// `repeat_neighbours` > 0), for (basket_decay, group_decay, groups, repeat_neighbours,
     /// repeat_alpha).
@@ -382,8 +435,8 @@ pub(crate) struct Parts {
     neighbours: (f64, Vec<Vec<(usize, f64)>>),
     /// Item-to-item lists, for `item_neighbours` (built once an item weight asks for them).
     copurchase: Option<(usize, Copurchase)>,
-    /// Per product, its repeat rate and trial share ([`item_rates`]).
-    rates: Vec<(f64, f64)>,
+    /// Per product, its repeat rates and trial share ([`item_rates`]).
+    rates: Vec<ItemRates>,
     /// Per shopper, the others' score (neighbour votes and co-purchase, each scaled to a
     /// maximum of 1) and the products, sorted, co-purchase recommends more than the neighbours
     /// do; for the parameters of [`OthersKey`].
@@ -403,6 +456,8 @@ impl Parts {
                 .iter()
                 .map(|h| purchase_counts(h))
                 .collect(),
+            spans: data.histories().iter().map(|h| spans(h)).collect(),
+            hazards: repeat_hazards(data),
             own: ((f64::NAN, f64::NAN, 0, 0, f64::NAN), Vec::new()),
             shares: ((0, 0), Vec::new()),
             neighbours: (f64::NAN, Vec::new()),
@@ -516,9 +571,9 @@ impl Parts {
                 let mut voted: Sparse = votes
                     .entries()
                     .map(|(product, value)| {
-                        let trial = self.rates[product as usize]
-                            .1
-                            .powf(params.trial_share_power);
+                        let rates = self.rates[product as usize];
+                        let trial = rates.trial.powf(params.trial_share_power)
+                            * rates.propensity.powf(params.vote_propensity_power);
                         (product, trial * value)
                     })
                     .collect();
@@ -557,9 +612,9 @@ impl Parts {
 
 /// The parameters the others' score is built with (bitwise, so that it can be compared):
 /// neighbours, similarity alpha, locality, recent, item weight, item neighbours, trial share
-/// power, vote decay, fusion.
+/// power, vote decay, fusion, vote propensity power.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct OthersKey([u64; 9]);
+struct OthersKey([u64; 10]);
 
 impl OthersKey {
     fn of(params: &ForYouParams) -> OthersKey {
@@ -573,6 +628,7 @@ impl OthersKey {
             params.trial_share_power.to_bits(),
             params.vote_decay.to_bits(),
             params.fusion.to_bits(),
+            params.vote_propensity_power.to_bits(),
         ])
     }
 }
@@ -581,48 +637,197 @@ impl OthersKey {
 /// neighbours, repeat alpha.
 type OwnKey = (f64, f64, usize, usize, f64);
 
-/// Smoothing of [`item_rates`]: this many pseudo-observations at the global rate.
+/// Smoothing of [`item_rates`], [`repeat_ratios`] and the personal re-purchase rates of
+/// [`with_propensity`]: this many pseudo-observations at the prior rate.
 const RATE_PRIOR: f64 = 5.0;
 
-/// Per product, over every shopper: its repeat rate, the share of the orders after a shopper's
-/// first purchase of it that hold it again, and its trial share, the share of its buyers who
-/// first bought it after their first order; both smoothed towards the global rates.
-fn item_rates(data: &Baskets) -> Vec<(f64, f64)> {
-    // Per product: repeats, opportunities, trial buyers, buyers.
-    let mut sums = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); data.products()];
-    let mut first: HashMap<ProductIx, usize> = HashMap::new();
+/// How much a product is bought again, over every shopper's training orders, each rate
+/// smoothed towards its value over all products with [`RATE_PRIOR`] pseudo-observations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ItemRates {
+    /// Of the orders after a shopper's first purchase of it, the share holding it again.
+    pub(crate) repeat: f64,
+    /// Of its buyers, the share who first bought it after their first order.
+    pub(crate) trial: f64,
+    /// Its repeat propensity: of its buyers who had an order after their first purchase of
+    /// it, the share who bought it again.
+    pub(crate) propensity: f64,
+}
+
+/// [`ItemRates`] of every product of `data`.
+pub(crate) fn item_rates(data: &Baskets) -> Vec<ItemRates> {
+    #[derive(Clone, Copy, Default)]
+    struct Sums {
+        repeats: f64,
+        opportunities: f64,
+        trial_buyers: f64,
+        buyers: f64,
+        rebuyers: f64,
+        could_rebuy: f64,
+    }
+    let mut sums = vec![Sums::default(); data.products()];
     for history in data.histories() {
-        first.clear();
-        for (b, basket) in history.iter().enumerate() {
-            for &product in basket {
-                match first.get(&product) {
-                    Some(_) => sums[product as usize].0 += 1.0,
-                    None => {
-                        first.insert(product, b);
-                    }
+        let counts = purchase_counts(history);
+        for (&(product, count), &(_, first, _)) in counts.iter().zip(&spans(history)) {
+            let entry = &mut sums[product as usize];
+            let after = (history.len() - 1 - first as usize) as f64;
+            entry.repeats += f64::from(count - 1);
+            entry.opportunities += after;
+            entry.buyers += 1.0;
+            if first > 0 {
+                entry.trial_buyers += 1.0;
+            }
+            if after > 0.0 {
+                entry.could_rebuy += 1.0;
+                if count > 1 {
+                    entry.rebuyers += 1.0;
                 }
             }
         }
-        for (&product, &b) in &first {
-            let entry = &mut sums[product as usize];
-            entry.1 += (history.len() - 1 - b) as f64;
-            entry.3 += 1.0;
-            if b > 0 {
-                entry.2 += 1.0;
+    }
+    let total = sums.iter().fold(Sums::default(), |a, s| Sums {
+        repeats: a.repeats + s.repeats,
+        opportunities: a.opportunities + s.opportunities,
+        trial_buyers: a.trial_buyers + s.trial_buyers,
+        buyers: a.buyers + s.buyers,
+        rebuyers: a.rebuyers + s.rebuyers,
+        could_rebuy: a.could_rebuy + s.could_rebuy,
+    });
+    let repeat = total.repeats / total.opportunities.max(1.0);
+    let trial = total.trial_buyers / total.buyers.max(1.0);
+    let propensity = total.rebuyers / total.could_rebuy.max(1.0);
+    let smooth = |hits: f64, of: f64, prior: f64| (hits + RATE_PRIOR * prior) / (of + RATE_PRIOR);
+    sums.iter()
+        .map(|s| ItemRates {
+            repeat: smooth(s.repeats, s.opportunities, repeat),
+            trial: smooth(s.trial_buyers, s.buyers, trial),
+            propensity: smooth(s.rebuyers, s.could_rebuy, propensity),
+        })
+        .collect()
+}
+
+/// A product of a shopper's history: the product, the indices of the first and the last of
+/// their orders holding it.
+type Span = (ProductIx, u32, u32);
+
+/// Per product of `history`, sorted by product (as [`purchase_counts`]): its [`Span`].
+fn spans(history: &[Vec<ProductIx>]) -> Vec<Span> {
+    let mut spans: std::collections::BTreeMap<ProductIx, (u32, u32)> = Default::default();
+    for (b, basket) in history.iter().enumerate() {
+        for &product in basket {
+            spans
+                .entry(product)
+                .and_modify(|s| s.1 = b as u32)
+                .or_insert((b as u32, b as u32));
+        }
+    }
+    spans.into_iter().map(|(p, (f, l))| (p, f, l)).collect()
+}
+
+/// A shopper's own repeat score `own` with the repeat propensities of the parameters: `own`
+/// scaled to a maximum of 1, plus, for each product the shopper bought (`counts` and `spans`,
+/// from their `orders` orders), `item_propensity ·` its [`ItemRates::propensity`]
+/// `+ personal_propensity ·` their own re-purchase rate of it (orders after the first holding it
+/// again, smoothed towards the product's [`ItemRates::repeat`] with [`RATE_PRIOR`] orders; times
+/// how due it is, `min(x, 1/x)^due_power`) `+ hazard_weight ·` the product's repeat hazard at the
+/// orders since the shopper last bought it ([`repeat_hazards`]). All weights 0 leave `own` as
+/// it is.
+fn with_propensity<'a>(
+    own: &'a [(ProductIx, f64)],
+    counts: &[(ProductIx, u32)],
+    spans: &[Span],
+    orders: usize,
+    rates: &[ItemRates],
+    hazards: &[[f64; GAP_BUCKETS]],
+    params: &ForYouParams,
+) -> std::borrow::Cow<'a, [(ProductIx, f64)]> {
+    if params.item_propensity <= 0.0
+        && params.personal_propensity <= 0.0
+        && params.hazard_weight <= 0.0
+    {
+        return std::borrow::Cow::Borrowed(own);
+    }
+    let own_max = max_value(own);
+    let mut out: Sparse = own.iter().map(|&(p, v)| (p, v / own_max)).collect();
+    out.sort_unstable_by_key(|e| e.0);
+    for (&(product, count), &(_, first, last)) in counts.iter().zip(spans) {
+        let rates = rates[product as usize];
+        let after = orders.saturating_sub(1 + first as usize) as f64;
+        let mut personal =
+            (f64::from(count.saturating_sub(1)) + RATE_PRIOR * rates.repeat) / (after + RATE_PRIOR);
+        if count > 1 && params.due_power > 0.0 {
+            // Orders between purchases, on average, against orders since the last one (the
+            // next order included): 1 when it is due.
+            let interval = f64::from(last - first) / f64::from(count - 1);
+            let since = orders.saturating_sub(last as usize) as f64;
+            let ratio = since / interval;
+            personal *= ratio.min(1.0 / ratio).powf(params.due_power);
+        }
+        let hazard = hazards[product as usize][gap_bucket(orders.saturating_sub(last as usize))];
+        let extra = params.item_propensity * rates.propensity
+            + params.personal_propensity * personal
+            + params.hazard_weight * hazard;
+        match out.binary_search_by_key(&product, |e| e.0) {
+            Ok(i) => out[i].1 += extra,
+            Err(i) => out.insert(i, (product, extra)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Buckets of orders since a product's last purchase ([`gap_bucket`]).
+pub(crate) const GAP_BUCKETS: usize = 8;
+
+/// The bucket of `gap` orders since the last purchase (1: bought in the order just before):
+/// 1, 2, 3, 4, 5–6, 7–9, 10–14, 15 or more.
+fn gap_bucket(gap: usize) -> usize {
+    match gap {
+        0..=4 => gap.saturating_sub(1),
+        5..=6 => 4,
+        7..=9 => 5,
+        10..=14 => 6,
+        _ => 7,
+    }
+}
+
+/// Per product, its repeat hazard by [`gap_bucket`]: over every shopper's orders after their
+/// first, for each product they had bought before, whether the order holds it again, counted
+/// by the orders since they last bought it; each bucket's share smoothed towards the bucket's
+/// share over all products with [`RATE_PRIOR`] pseudo-observations.
+pub(crate) fn repeat_hazards(data: &Baskets) -> Vec<[f64; GAP_BUCKETS]> {
+    // Per product and bucket: (orders holding it again, orders).
+    let mut sums = vec![[(0.0f64, 0.0f64); GAP_BUCKETS]; data.products()];
+    let mut last: HashMap<ProductIx, usize> = HashMap::new();
+    for history in data.histories() {
+        last.clear();
+        for (t, basket) in history.iter().enumerate() {
+            for (&product, &l) in &last {
+                let entry = &mut sums[product as usize][gap_bucket(t - l)];
+                entry.1 += 1.0;
+                if basket.binary_search(&product).is_ok() {
+                    entry.0 += 1.0;
+                }
+            }
+            for &product in basket {
+                last.insert(product, t);
             }
         }
     }
-    let total = sums.iter().fold((0.0, 0.0, 0.0, 0.0), |a, s| {
-        (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3)
-    });
-    let repeat = total.0 / total.1.max(1.0);
-    let trial = total.2 / total.3.max(1.0);
+    let mut global = [(0.0f64, 0.0f64); GAP_BUCKETS];
+    for product in &sums {
+        for (g, s) in global.iter_mut().zip(product) {
+            g.0 += s.0;
+            g.1 += s.1;
+        }
+    }
+    let prior = global.map(|g| g.0 / g.1.max(1.0));
     sums.iter()
-        .map(|s| {
-            (
-                (s.0 + RATE_PRIOR * repeat) / (s.1 + RATE_PRIOR),
-                (s.2 + RATE_PRIOR * trial) / (s.3 + RATE_PRIOR),
-            )
+        .map(|product| {
+            let mut out = [0.0; GAP_BUCKETS];
+            for (b, s) in product.iter().enumerate() {
+                out[b] = (s.0 + RATE_PRIOR * prior[b]) / (s.1 + RATE_PRIOR);
+            }
+            out
         })
         .collect()
 }
@@ -869,7 +1074,12 @@ mod tests {
 
     #[test]
     fn short_lists_are_filled_with_popular_products_once() {
-        let model = ForYou::fit(&shop(), &ForYouParams::default());
+        // The own vector alone (no neighbour smoothing): dan's list runs out of his products.
+        let params = ForYouParams {
+            repeat_neighbours: 0,
+            ..ForYouParams::default()
+        };
+        let model = ForYou::fit(&shop(), &params);
         let answer = model.recommend("dan", 5);
         let products: Vec<&str> = answer.items.iter().map(|s| s.product.as_ref()).collect();
         let mut unique = products.clone();
@@ -992,6 +1202,7 @@ mod tests {
         let base = ForYouParams {
             own_weight: 1.0,
             repeat_switch: 0.0,
+            repeat_neighbours: 0,
             ..ForYouParams::default()
         };
         let new_in_top = |params: &ForYouParams| {
@@ -1040,6 +1251,195 @@ mod tests {
             // cat's sugar, which co-purchase (with coffee) and the neighbours both name.
             assert_eq!(products[0], "sugar", "{params:?}");
             assert!(!products.contains(&"coffee"));
+        }
+    }
+
+    /// zoe bought milk and a candle once, in the same order. milk's buyers buy it again two
+    /// orders later; the candle's never do, but it is in more baskets (6 against 5).
+    fn milk_and_candle() -> Baskets {
+        let mut data = Baskets::new();
+        data.push("zoe", ["milk", "candle"]);
+        data.push("zoe", ["bread"]);
+        for user in ["a", "b"] {
+            data.push(user, ["milk"]);
+            data.push(user, ["tea"]);
+            data.push(user, ["milk"]);
+        }
+        for user in ["c", "d", "e", "f", "g"] {
+            data.push(user, ["candle"]);
+            data.push(user, ["soap"]);
+            data.push(user, ["salt"]);
+        }
+        data
+    }
+
+    /// Where `first` ranks against `second` in `user`'s full list (true: above).
+    fn ranks_above(model: &ForYou, user: &str, first: &str, second: &str) -> bool {
+        let answer = model.recommend(user, 10);
+        let position = |product: &str| {
+            answer
+                .items
+                .iter()
+                .position(|s| s.product.as_ref() == product)
+                .unwrap_or(usize::MAX)
+        };
+        position(first) < position(second)
+    }
+
+    #[test]
+    fn a_product_its_buyers_buy_again_outranks_one_bought_as_often_they_do_not() {
+        let data = milk_and_candle();
+        let own_only = ForYouParams {
+            own_weight: 1.0,
+            repeat_switch: 0.0,
+            repeat_neighbours: 0,
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            hazard_weight: 0.0,
+            ..ForYouParams::default()
+        };
+        // The same own score: the more popular candle first.
+        assert!(ranks_above(
+            &ForYou::fit(&data, &own_only),
+            "zoe",
+            "candle",
+            "milk"
+        ));
+        for params in [
+            ForYouParams {
+                item_propensity: 0.2,
+                ..own_only.clone()
+            },
+            ForYouParams {
+                hazard_weight: 0.2,
+                ..own_only.clone()
+            },
+        ] {
+            let model = ForYou::fit(&data, &params);
+            assert!(ranks_above(&model, "zoe", "milk", "candle"), "{params:?}");
+            assert_eq!(
+                model.recommend("zoe", 3).items[1].reason,
+                Reason::BuyAgain { times: 1 }
+            );
+        }
+    }
+
+    #[test]
+    fn item_propensity_is_the_share_of_buyers_who_bought_again_smoothed() {
+        let data = milk_and_candle();
+        let rates = item_rates(&data);
+        let of = |product: &str| rates[data.product_ix(product).map_or(0, |p| p as usize)];
+        // Buyers with an order after their first purchase: milk 3 (zoe, a, b), 2 bought it
+        // again; candle 6, none; tea 2, none; soap 5, none; every other product is bought in
+        // a last order only. Global: 2 of 16.
+        let global = 2.0 / 16.0;
+        let milk = (2.0 + RATE_PRIOR * global) / (3.0 + RATE_PRIOR);
+        let candle = (RATE_PRIOR * global) / (6.0 + RATE_PRIOR);
+        assert!(
+            (of("milk").propensity - milk).abs() < 1e-12,
+            "{:?}",
+            of("milk")
+        );
+        assert!((of("candle").propensity - candle).abs() < 1e-12);
+        assert!((of("salt").propensity - global).abs() < 1e-12);
+    }
+
+    #[test]
+    fn repeat_hazards_count_each_gap_since_the_last_purchase() {
+        let mut data = Baskets::new();
+        for basket in [["a"], ["b"], ["a"]] {
+            data.push("u", basket);
+        }
+        for basket in [["a"], ["a"]] {
+            data.push("v", basket);
+        }
+        let hazards = repeat_hazards(&data);
+        let a = data.product_ix("a").map_or(0, |p| p as usize);
+        let b = data.product_ix("b").map_or(0, |p| p as usize);
+        // One order later: a bought again 1 time of 2 (u no, v yes), b 0 of 1; over all 1 of
+        // 3. Two orders later: a 1 of 1.
+        let one = 1.0 / 3.0;
+        assert!((hazards[a][0] - (1.0 + RATE_PRIOR * one) / (2.0 + RATE_PRIOR)).abs() < 1e-12);
+        assert!((hazards[b][0] - (RATE_PRIOR * one) / (1.0 + RATE_PRIOR)).abs() < 1e-12);
+        assert!((hazards[a][1] - 1.0).abs() < 1e-12);
+        // No observation at all: the bucket's share over all products (none here: 0).
+        assert_eq!(hazards[a][7], 0.0);
+    }
+
+    #[test]
+    fn gap_buckets_cover_every_gap() {
+        let buckets: Vec<usize> = [1, 2, 3, 4, 5, 6, 7, 9, 10, 14, 15, 100]
+            .into_iter()
+            .map(gap_bucket)
+            .collect();
+        assert_eq!(buckets, [0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 7]);
+        assert!(buckets.iter().all(|&b| b < GAP_BUCKETS));
+    }
+
+    #[test]
+    fn a_product_due_now_outranks_one_bought_as_often_but_just_now() {
+        // p every 3 orders, last bought 3 orders before the next one (due); q every 3 orders,
+        // last bought in the order just before (not due), so its plain rate is higher (fewer
+        // orders since its first purchase).
+        let mut data = Baskets::new();
+        for b in 0..9 {
+            let mut basket = vec!["x"];
+            if b % 3 == 0 {
+                basket.push("p");
+            }
+            if b % 3 == 2 {
+                basket.push("q");
+            }
+            data.push("u", basket);
+        }
+        let history = data.history(0);
+        let (counts, spans) = (purchase_counts(history), spans(history));
+        let rates = item_rates(&data);
+        let hazards = repeat_hazards(&data);
+        let p = data.product_ix("p").unwrap_or(ProductIx::MAX);
+        let q = data.product_ix("q").unwrap_or(ProductIx::MAX);
+        let extra = |due_power: f64, product: ProductIx| {
+            let params = ForYouParams {
+                item_propensity: 0.0,
+                personal_propensity: 1.0,
+                due_power,
+                hazard_weight: 0.0,
+                ..ForYouParams::default()
+            };
+            let scores = with_propensity(&[], &counts, &spans, 9, &rates, &hazards, &params);
+            scores.iter().find(|e| e.0 == product).map_or(0.0, |e| e.1)
+        };
+        assert!(extra(0.0, q) > extra(0.0, p));
+        assert!(extra(1.0, p) > extra(1.0, q));
+        // p is exactly due: its rate is left alone; q's is divided by 3.
+        assert!((extra(1.0, p) - extra(0.0, p)).abs() < 1e-12);
+        assert!((extra(1.0, q) - extra(0.0, q) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn no_propensity_leaves_the_own_score_as_it_is() {
+        let own = [(3, 0.5), (1, 2.0)];
+        let params = ForYouParams {
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            hazard_weight: 0.0,
+            ..ForYouParams::default()
+        };
+        let out = with_propensity(&own, &[], &[], 4, &[], &[], &params);
+        assert!(matches!(out, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(&*out, &own);
+    }
+
+    #[test]
+    fn vote_propensity_keeps_the_new_to_you_list_new() {
+        let params = ForYouParams {
+            vote_propensity_power: 1.0,
+            ..ForYouParams::default()
+        };
+        let answer = ForYou::fit(&shop(), &params).recommend_new("ann", 3);
+        let products: Vec<&str> = answer.items.iter().map(|s| s.product.as_ref()).collect();
+        for past in ["coffee", "milk", "bread"] {
+            assert!(!products.contains(&past), "{past} in {products:?}");
         }
     }
 
