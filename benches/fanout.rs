@@ -504,7 +504,10 @@ async fn measure(target: &Target<'_>, clients: usize) -> Round {
     // The server's side of the connections closes as it reads their end.
     let deadline = Instant::now() + Duration::from_secs(30);
     while open_descriptors() > clients / 10 + 64 {
-        assert!(Instant::now() < deadline, "connections still open after the round");
+        assert!(
+            Instant::now() < deadline,
+            "connections still open after the round"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     round

@@ -146,7 +146,9 @@ impl Group {
     /// The answer in `slot` (`< ANSWER_SLOTS`), made by `make` for the first member that asks;
     /// the others (on any thread) get a clone of it. `None` for a slot out of range.
     pub fn answer(&self, slot: usize, make: impl FnOnce() -> Answer) -> Option<Answer> {
-        self.answers.get(slot).map(|cell| cell.get_or_init(make).clone())
+        self.answers
+            .get(slot)
+            .map(|cell| cell.get_or_init(make).clone())
     }
 
     fn finish(&self, state: u8) {
@@ -437,7 +439,11 @@ mod tests {
         holds.publish(open(4, 3, 23));
         assert_eq!(group.wait().await, Outcome::Reached);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(group.outcome(), Some(Outcome::Reached), "the timer was cancelled");
+        assert_eq!(
+            group.outcome(),
+            Some(Outcome::Reached),
+            "the timer was cancelled"
+        );
         let made = AtomicUsize::new(0);
         let make = || {
             made.fetch_add(1, Ordering::Relaxed);
