@@ -301,20 +301,21 @@ async fn run(clients: usize, rounds: usize) {
     let targets = [&cuecast, &floor];
     let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     println!(
-        "| round | server | all held after | release (server: last response produced) | last response read | p50 read | p99 read |"
+        "| round | server | all held after | release (server: last response produced) | last response read | p50 read | p99 read | server CPU |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for number in 1..=rounds {
         for (which, target) in targets.iter().enumerate() {
             let round = measure(target, clients).await;
             println!(
-                "| {number} | {} | {} | {} | {} | {} | {} |",
+                "| {number} | {} | {} | {} | {} | {} | {} | {} |",
                 target.name,
                 ms(round.all_held),
                 ms(round.release),
                 ms(round.last),
                 ms(round.p50),
-                ms(round.p99)
+                ms(round.p99),
+                ms(round.cpu)
             );
             results[which].push(round);
         }
@@ -348,6 +349,15 @@ async fn run(clients: usize, rounds: usize) {
             .map(|r| format!("{r:.2}"))
             .collect::<Vec<_>>()
             .join(", "),
+    );
+    let cpu = |r: &Round| r.cpu;
+    println!(
+        "server CPU per release, median: cuecast {} ({:.2} µs per response), floor {} ({:.2} µs), ratio {:.2}",
+        ms(median(cuecast, cpu)),
+        median(cuecast, cpu).as_secs_f64() * 1e6 / clients as f64,
+        ms(median(floor, cpu)),
+        median(floor, cpu).as_secs_f64() * 1e6 / clients as f64,
+        median(cuecast, cpu).as_secs_f64() / median(floor, cpu).as_secs_f64().max(1e-9),
     );
 }
 
@@ -419,9 +429,30 @@ async fn floor_server(
 struct Round {
     all_held: Duration,
     release: Duration,
+    /// CPU time (user + system) this process (the server) spent from the publication until the
+    /// last response was read: the server's own work, which a busy machine delays but does not
+    /// inflate the way it inflates wall-clock times.
+    cpu: Duration,
     last: Duration,
     p50: Duration,
     p99: Duration,
+}
+
+/// CPU time (user + system) this process has used so far.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` fills the zeroed struct it is given; no other memory is touched.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// Descriptors this process has open.
@@ -473,12 +504,14 @@ async fn measure(target: &Target<'_>, clients: usize) -> Round {
     let all_held = asked.elapsed();
     let published_at = wall_ns();
     let published = target.epoch.elapsed();
+    let cpu_before = cpu_time();
     (target.publish)();
     let line = from_child
         .next_line()
         .await
         .expect("done")
         .expect("done line");
+    let cpu = cpu_time().saturating_sub(cpu_before);
     assert_eq!((target.held)(), 0, "every held request was answered");
     let release =
         Duration::from_nanos(target.answered.load(Ordering::Relaxed)).saturating_sub(published);
@@ -495,6 +528,7 @@ async fn measure(target: &Target<'_>, clients: usize) -> Round {
     let round = Round {
         all_held,
         release,
+        cpu,
         last: *reads.last().expect("reads"),
         p50: percentile(&reads, 0.5),
         p99: percentile(&reads, 0.99),
