@@ -3,8 +3,12 @@
 //! (server side: the last held handler produced its response) and until the last client has read its
 //! whole response.
 //!
-//! `cargo bench --bench fanout` (N=10000, 5 rounds). `FANOUT_CLIENTS=…`, `FANOUT_ROUNDS=…`
-//! override. Under `cargo test --benches` it runs once with 200 clients.
+//! The same clients are then held by a floor server (raw writes of the same bytes, no HTTP
+//! stack). Rounds alternate between the two servers (cuecast, floor, cuecast, floor, …) so that
+//! a busy machine weighs on both alike; each round connects its clients afresh.
+//!
+//! `cargo bench --bench fanout` (N=10000, 5 rounds per server). `FANOUT_CLIENTS=…`,
+//! `FANOUT_ROUNDS=…` override. Under `cargo test --benches` it runs once with 200 clients.
 
 mod support;
 
@@ -247,70 +251,113 @@ async fn run(clients: usize, rounds: usize) {
     // The same response, byte for byte, for the floor server.
     let response = fetch(addr, &path).await;
 
-    println!(
-        "blocking-reload fan-out: {clients} held clients (separate process), {rounds} rounds, loopback"
-    );
-    let cuecast = measure(
-        &Target {
-            name: "cuecast",
-            addr,
-            path,
-            held: &|| origin.held_requests.load(Ordering::Relaxed),
-            next: &|| {
-                let next: PartId = rendition.packager().next_part();
-                (next.msn, next.part)
-            },
-            publish: &|| publish(&rendition, index.fetch_add(1, Ordering::Relaxed)),
-            answered: &answered,
-            epoch,
-        },
-        clients,
-        rounds,
-    )
-    .await;
-
     // The floor: the same clients held by a bare tokio loop that answers with the bytes above
     // (no HTTP stack): what one write per held socket costs on this machine.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let floor_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let floor_addr = listener.local_addr().expect("addr");
+    let floor_addr = floor_listener.local_addr().expect("addr");
     let (release_tx, release_rx) = watch::channel(0u64);
     let floor_held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let floor_answered = Arc::new(AtomicU64::new(0));
     tokio::spawn(floor_server(
-        listener,
+        floor_listener,
         release_rx,
         Arc::clone(&floor_held),
         Arc::clone(&floor_answered),
         epoch,
         response,
     ));
-    let floor = measure(
-        &Target {
-            name: "floor (raw writes)",
-            addr: floor_addr,
-            path: "/".into(),
-            held: &|| floor_held.load(Ordering::Relaxed),
-            next: &|| (0, 0),
-            publish: &|| {
-                release_tx.send_modify(|n| *n += 1);
-            },
-            answered: &floor_answered,
-            epoch,
-        },
-        clients,
-        rounds,
-    )
-    .await;
+
     println!(
-        "release median: cuecast {}, floor {}, ratio {:.2}; last response read median: cuecast {}, floor {}, ratio {:.2}",
-        ms(cuecast.0),
-        ms(floor.0),
-        cuecast.0.as_secs_f64() / floor.0.as_secs_f64().max(1e-9),
-        ms(cuecast.1),
-        ms(floor.1),
-        cuecast.1.as_secs_f64() / floor.1.as_secs_f64().max(1e-9),
+        "blocking-reload fan-out: {clients} held clients (separate process), {rounds} rounds per server, \
+         alternated (cuecast, floor, cuecast, floor, …), loopback"
+    );
+    let cuecast = Target {
+        name: "cuecast",
+        addr,
+        path,
+        held: &|| origin.held_requests.load(Ordering::Relaxed),
+        next: &|| {
+            let next: PartId = rendition.packager().next_part();
+            (next.msn, next.part)
+        },
+        publish: &|| publish(&rendition, index.fetch_add(1, Ordering::Relaxed)),
+        answered: &answered,
+        epoch,
+    };
+    let floor = Target {
+        name: "floor (raw writes)",
+        addr: floor_addr,
+        path: "/".into(),
+        held: &|| floor_held.load(Ordering::Relaxed),
+        next: &|| (0, 0),
+        publish: &|| {
+            release_tx.send_modify(|n| *n += 1);
+        },
+        answered: &floor_answered,
+        epoch,
+    };
+    let targets = [&cuecast, &floor];
+    let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    println!(
+        "| round | server | all held after | release (server: last response produced) | last response read | p50 read | p99 read | server CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for number in 1..=rounds {
+        for (which, target) in targets.iter().enumerate() {
+            let round = measure(target, clients).await;
+            println!(
+                "| {number} | {} | {} | {} | {} | {} | {} | {} |",
+                target.name,
+                ms(round.all_held),
+                ms(round.release),
+                ms(round.last),
+                ms(round.p50),
+                ms(round.p99),
+                ms(round.cpu)
+            );
+            results[which].push(round);
+        }
+    }
+    let median = |rounds: &[Round], pick: fn(&Round) -> Duration| {
+        let mut values: Vec<Duration> = rounds.iter().map(pick).collect();
+        values.sort();
+        percentile(&values, 0.5)
+    };
+    // Each round's ratio to the floor round right after it (the same machine state, as near
+    // as alternation gets), and the median of those.
+    let mut pair_ratios: Vec<f64> = results[0]
+        .iter()
+        .zip(&results[1])
+        .map(|(c, f)| c.release.as_secs_f64() / f.release.as_secs_f64().max(1e-9))
+        .collect();
+    pair_ratios.sort_by(f64::total_cmp);
+    let (release, last) = (|r: &Round| r.release, |r: &Round| r.last);
+    let (cuecast, floor) = (&results[0], &results[1]);
+    println!(
+        "release median: cuecast {}, floor {}, ratio {:.2}; last response read median: cuecast {}, floor {}, ratio {:.2}; \
+         per-pair release ratios {}",
+        ms(median(cuecast, release)),
+        ms(median(floor, release)),
+        median(cuecast, release).as_secs_f64() / median(floor, release).as_secs_f64().max(1e-9),
+        ms(median(cuecast, last)),
+        ms(median(floor, last)),
+        median(cuecast, last).as_secs_f64() / median(floor, last).as_secs_f64().max(1e-9),
+        pair_ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let cpu = |r: &Round| r.cpu;
+    println!(
+        "server CPU per release, median: cuecast {} ({:.2} µs per response), floor {} ({:.2} µs), ratio {:.2}",
+        ms(median(cuecast, cpu)),
+        median(cuecast, cpu).as_secs_f64() * 1e6 / clients as f64,
+        ms(median(floor, cpu)),
+        median(floor, cpu).as_secs_f64() * 1e6 / clients as f64,
+        median(cuecast, cpu).as_secs_f64() / median(floor, cpu).as_secs_f64().max(1e-9),
     );
 }
 
@@ -378,9 +425,48 @@ async fn floor_server(
     }
 }
 
-/// Runs `rounds` release rounds against `target` with `clients` held connections (in a child
-/// process); prints a row per round; returns the medians (release, last response read).
-async fn measure(target: &Target<'_>, clients: usize, rounds: usize) -> (Duration, Duration) {
+/// One release round.
+struct Round {
+    all_held: Duration,
+    release: Duration,
+    /// CPU time (user + system) this process (the server) spent from the publication until the
+    /// last response was read: the server's own work, which a busy machine delays but does not
+    /// inflate the way it inflates wall-clock times.
+    cpu: Duration,
+    last: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// CPU time (user + system) this process has used so far.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` fills the zeroed struct it is given; no other memory is touched.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Descriptors this process has open.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// One release round against `target`: a client process opens `clients` connections, each
+/// holds one request, the part is published, every response is read; then the client process
+/// is stopped and its connections closed (so the next round, on the other server, stays
+/// within this process's descriptor limit).
+async fn measure(target: &Target<'_>, clients: usize) -> Round {
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
         .env("FANOUT_CLIENT_OF", target.addr.to_string())
         .stdin(std::process::Stdio::piped())
@@ -401,67 +487,62 @@ async fn measure(target: &Target<'_>, clients: usize, rounds: usize) -> (Duratio
         from_child.next_line().await.expect("ready").as_deref(),
         Some("ready")
     );
-    println!("\n{}:", target.name);
-    println!(
-        "| round | all held after | release (server: last response produced) | last response read | p50 read | p99 read |"
-    );
-    println!("|---|---|---|---|---|---|");
-    let mut releases = Vec::new();
-    let mut lasts = Vec::new();
-    for round in 1..=rounds {
-        let (msn, part) = (target.next)();
-        let asked = Instant::now();
-        to_child
-            .write_all(format!("get {msn} {part}\n").as_bytes())
-            .await
-            .expect("to client");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while (target.held)() < clients {
-            let held = (target.held)();
-            assert!(Instant::now() < deadline, "only {held} of {clients} held");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let all_held = asked.elapsed();
-        let published_at = wall_ns();
-        let published = target.epoch.elapsed();
-        (target.publish)();
-        let line = from_child
-            .next_line()
-            .await
-            .expect("done")
-            .expect("done line");
-        assert_eq!((target.held)(), 0, "every held request was answered");
-        let release =
-            Duration::from_nanos(target.answered.load(Ordering::Relaxed)).saturating_sub(published);
-        let mut reads: Vec<Duration> = line
-            .strip_prefix("done ")
-            .expect("done")
-            .split(',')
-            .map(|ns| {
-                let ns: u128 = ns.parse().expect("ns");
-                Duration::from_nanos(u64::try_from(ns.saturating_sub(published_at)).unwrap_or(0))
-            })
-            .collect();
-        reads.sort();
-        let last = *reads.last().expect("reads");
-        println!(
-            "| {round} | {} | {} | {} | {} | {} |",
-            ms(all_held),
-            ms(release),
-            ms(last),
-            ms(percentile(&reads, 0.5)),
-            ms(percentile(&reads, 0.99))
-        );
-        releases.push(release);
-        lasts.push(last);
+    // Let the accepts settle before the round starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (msn, part) = (target.next)();
+    let asked = Instant::now();
+    to_child
+        .write_all(format!("get {msn} {part}\n").as_bytes())
+        .await
+        .expect("to client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (target.held)() < clients {
+        let held = (target.held)();
+        assert!(Instant::now() < deadline, "only {held} of {clients} held");
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    releases.sort();
-    lasts.sort();
-    let medians = (percentile(&releases, 0.5), percentile(&lasts, 0.5));
-    println!(
-        "median over rounds: release {}, last response read {}",
-        ms(medians.0),
-        ms(medians.1)
-    );
-    medians
+    let all_held = asked.elapsed();
+    let published_at = wall_ns();
+    let published = target.epoch.elapsed();
+    let cpu_before = cpu_time();
+    (target.publish)();
+    let line = from_child
+        .next_line()
+        .await
+        .expect("done")
+        .expect("done line");
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    assert_eq!((target.held)(), 0, "every held request was answered");
+    let release =
+        Duration::from_nanos(target.answered.load(Ordering::Relaxed)).saturating_sub(published);
+    let mut reads: Vec<Duration> = line
+        .strip_prefix("done ")
+        .expect("done")
+        .split(',')
+        .map(|ns| {
+            let ns: u128 = ns.parse().expect("ns");
+            Duration::from_nanos(u64::try_from(ns.saturating_sub(published_at)).unwrap_or(0))
+        })
+        .collect();
+    reads.sort();
+    let round = Round {
+        all_held,
+        release,
+        cpu,
+        last: *reads.last().expect("reads"),
+        p50: percentile(&reads, 0.5),
+        p99: percentile(&reads, 0.99),
+    };
+    drop(to_child);
+    let _ = child.kill().await;
+    // The server's side of the connections closes as it reads their end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while open_descriptors() > clients / 10 + 64 {
+        assert!(
+            Instant::now() < deadline,
+            "connections still open after the round"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    round
 }

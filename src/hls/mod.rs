@@ -11,6 +11,7 @@ mod config;
 pub mod directives;
 pub mod directory;
 pub mod handoff;
+pub mod hold;
 pub mod lifecycle;
 pub mod origin;
 pub mod packager;

@@ -23,7 +23,8 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use super::directives::{Directives, SkipRequest};
-use super::packager::{Object, Position, Resource};
+use super::hold::{Answer, Group, Outcome, Target};
+use super::packager::{Object, Resource};
 use super::registry::Registry;
 use super::stream::{HlsStream, PlaylistForm, Rendition, RenditionKind};
 use crate::metrics::{HlsObject, Metrics};
@@ -276,10 +277,13 @@ async fn rendition_file(
     if file == "playlist.m3u8" {
         let directives = Directives::parse(query.as_deref())
             .map_err(|e| OriginError::BadRequest(e.to_string()))?;
+        // Freed now rather than when a held reload is released (with thousands of others).
+        drop((name, session, rendition_name, file, query));
         return media_playlist(&origin, &stream, &rendition, directives).await;
     }
     let resource = Resource::parse(&file)
         .ok_or_else(|| OriginError::NotFound(format!("no such object `{file}`")))?;
+    drop((name, session, rendition_name, file, query));
     let bytes = match resource {
         Resource::Part(part) if origin.low_latency => wait_for_part(&origin, &rendition, part)
             .await?
@@ -310,34 +314,34 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Waits until `ready` holds for the rendition's published position, waking on every
-/// publication (no polling, no packager lock). `false` when the hold limit — "three times the
-/// Target Duration" (→ 503) — passed first.
-async fn wait_until(
-    origin: &Origin,
-    rendition: &Rendition,
-    ready: impl Fn(&Position) -> bool,
-) -> bool {
-    // Subscribe before checking so a publication between the check and the wait is seen.
-    let mut updates = rendition.subscribe();
-    let position = updates.borrow_and_update().position;
-    if ready(&position) {
-        return true;
+/// How a request for `target` was held.
+enum Hold {
+    /// The target was already reached: nothing was held.
+    Ready,
+    /// Held, then released by the publication that reached it: the released group (whose
+    /// members share their answer).
+    Released(Arc<Group>),
+    /// Held until the hold limit — "three times the Target Duration" (→ 503) — passed.
+    Expired,
+}
+
+/// Holds the request until the rendition's published position reaches `target` (a group wait:
+/// woken once, by the publication that reaches it, or by the group's timer), without the
+/// packager lock.
+async fn hold(origin: &Origin, rendition: &Rendition, target: Target) -> Hold {
+    let position = rendition.position();
+    if target.is_reached(&position) {
+        return Hold::Ready;
     }
+    let limit = Duration::from_secs(3 * position.target_duration);
+    // Checked again under the holds' lock against the last publication: none is missed.
+    let Some(group) = rendition.holds().join(target, limit) else {
+        return Hold::Ready;
+    };
     let _held = Held::new(&origin.held_requests);
-    let hold = Duration::from_secs(3 * position.target_duration);
-    let deadline = tokio::time::Instant::now() + hold;
-    loop {
-        match tokio::time::timeout_at(deadline, updates.changed()).await {
-            Ok(Ok(())) => {
-                if ready(&updates.borrow_and_update().position) {
-                    return true;
-                }
-            }
-            // The rendition is gone (stream replaced): answer with what there is.
-            Ok(Err(_)) => return true,
-            Err(_) => return false,
-        }
+    match group.wait().await {
+        Outcome::Reached => Hold::Released(group),
+        Outcome::Expired => Hold::Expired,
     }
 }
 
@@ -367,7 +371,7 @@ async fn media_playlist(
     // segments, and a playlist without any segment stops hls.js, so it is held until this
     // node's first segment after the seam is complete (503 if that takes too long: retried).
     if let Some(start) = stream.handoff_start(&rendition.name)
-        && !wait_until(origin, rendition, |p| p.ended || p.complete_up_to > start).await
+        && let Hold::Expired = hold(origin, rendition, Target::CompleteAfter(start)).await
     {
         return Err(OriginError::Starting(format!(
             "rendition `{}` continues on this node; its first segment is not complete yet",
@@ -396,21 +400,51 @@ async fn media_playlist(
     let blocking = origin.low_latency && directives.msn.is_some();
     if let (true, Some(msn)) = (blocking, directives.msn) {
         let part = directives.part;
-        let ready = wait_until(origin, rendition, |p| p.ended || p.contains(msn, part)).await;
-        if !ready {
-            return Err(OriginError::Unavailable(format!(
-                "segment {msn}{} did not appear within 3 target durations",
-                part.map(|p| format!(" part {p}")).unwrap_or_default()
-            )));
+        match hold(origin, rendition, Target::Playlist { msn, part }).await {
+            Hold::Ready => {}
+            // Every request the publication released gets the same answer: the first one
+            // renders (or finds) the playlist, the others clone it, length header included.
+            Hold::Released(group) => {
+                let render = || Answer::new(playlist_text(stream, rendition, form));
+                if let Some(answer) = group.answer(form.index(), render) {
+                    return Ok(shared_ok(&origin.headers.blocking_playlist, answer));
+                }
+            }
+            Hold::Expired => {
+                return Err(OriginError::Unavailable(format!(
+                    "segment {msn}{} did not appear within 3 target durations",
+                    part.map(|p| format!(" part {p}")).unwrap_or_default()
+                )));
+            }
         }
     }
-    let text = rendition.playlist(form, || stream.rendition_reports(&rendition.name));
+    let text = playlist_text(stream, rendition, form);
     let cache_control = if blocking {
         &origin.headers.blocking_playlist
     } else {
         &origin.headers.playlist
     };
     Ok(ok(PLAYLIST_CONTENT_TYPE, cache_control, text))
+}
+
+/// The media playlist of `rendition` in `form` (rendered once per version and shared).
+fn playlist_text(stream: &HlsStream, rendition: &Rendition, form: PlaylistForm) -> Bytes {
+    rendition.playlist(form, || stream.rendition_reports(&rendition.name))
+}
+
+/// The `200 OK` of a released blocking reload: every header value shared, `Content-Length`
+/// included (nothing is formatted per response).
+fn shared_ok(cache_control: &HeaderValue, answer: Answer) -> Response {
+    let mut response = Response::new(axum::body::Body::from(answer.body));
+    let headers = response.headers_mut();
+    headers.reserve(3);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PLAYLIST_CONTENT_TYPE),
+    );
+    headers.insert(header::CACHE_CONTROL, cache_control.clone());
+    headers.insert(header::CONTENT_LENGTH, answer.content_length);
+    response
 }
 
 /// A part GET by part number. The part the playlist's EXT-X-PRELOAD-HINT names (or the one
@@ -433,8 +467,7 @@ async fn wait_for_part(
             return Ok(None);
         }
     }
-    let settled = |p: &Position| p.ended || p.has_part(number);
-    if !wait_until(origin, rendition, settled).await {
+    if let Hold::Expired = hold(origin, rendition, Target::Part(number)).await {
         return Err(OriginError::Unavailable(format!(
             "`{}` was not published within 3 target durations",
             Resource::Part(number)
@@ -649,6 +682,92 @@ mod tests {
         );
         body_of(plain).await;
         assert_eq!(rendition.renders(), renders + 2);
+    }
+
+    /// Counts the polls of the future it wraps.
+    struct Polls<F> {
+        inner: std::pin::Pin<Box<F>>,
+        count: Arc<AtomicUsize>,
+    }
+
+    impl<F: std::future::Future> std::future::Future for Polls<F> {
+        type Output = F::Output;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<F::Output> {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            self.inner.as_mut().poll(cx)
+        }
+    }
+
+    /// A publication wakes only the held reloads it answers, once each: 30 reloads held for
+    /// the part after next are not polled when the next part comes (they used to be woken by
+    /// every publication, to re-check). The released ones get one shared body, with its
+    /// `Content-Length` set by the origin.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_publication_wakes_only_the_reloads_it_answers() {
+        let (origin, stream, rendition) = test_origin();
+        let next = rendition.packager().next_part();
+        let after = PartId {
+            msn: next.msn + u64::from(next.part + 1 == 5),
+            part: (next.part + 1) % 5,
+        };
+        let hold = |part: PartId| {
+            let (origin, stream, rendition) = (
+                Arc::clone(&origin),
+                Arc::clone(&stream),
+                Arc::clone(&rendition),
+            );
+            let count = Arc::new(AtomicUsize::new(0));
+            let polls = Polls {
+                inner: Box::pin(async move {
+                    let directives = Directives {
+                        msn: Some(part.msn),
+                        part: Some(part.part),
+                        skip: SkipRequest::No,
+                    };
+                    media_playlist(&origin, &stream, &rendition, directives)
+                        .await
+                        .map_err(|e| format!("{e:?}"))
+                }),
+                count: Arc::clone(&count),
+            };
+            (tokio::spawn(polls), count)
+        };
+        let first: Vec<_> = (0..30).map(|_| hold(next)).collect();
+        let second: Vec<_> = (0..30).map(|_| hold(after)).collect();
+        while origin.held_requests.load(Ordering::Relaxed) < 60 {
+            tokio::task::yield_now().await;
+        }
+        publish_part(&rendition, 12);
+        let mut bodies = Vec::new();
+        for (waiter, polls) in first {
+            let response = waiter.await.expect("join").expect("200");
+            assert_eq!(polls.load(Ordering::Relaxed), 2, "held once, woken once");
+            let length = response.headers().get(header::CONTENT_LENGTH).cloned();
+            let body = body_of(response).await;
+            assert_eq!(
+                length.as_ref().map(|v| v.as_bytes()),
+                Some(body.len().to_string().as_bytes())
+            );
+            bodies.push(body);
+        }
+        assert!(bodies.iter().all(|b| b.as_ptr() == bodies[0].as_ptr()));
+        // Time for a wake-up to show, had there been one.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for (waiter, polls) in &second {
+            assert!(!waiter.is_finished());
+            assert_eq!(polls.load(Ordering::Relaxed), 1, "not woken by part 12");
+        }
+        assert_eq!(origin.held_requests.load(Ordering::Relaxed), 30);
+        publish_part(&rendition, 13);
+        for (waiter, polls) in second {
+            let body = body_of(waiter.await.expect("join").expect("200")).await;
+            let text = std::str::from_utf8(&body).expect("text");
+            assert!(text.contains("URI=\"part13.m4s\""), "{text}");
+            assert_eq!(polls.load(Ordering::Relaxed), 2);
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 
 use super::align::{PartAligner, PartEnds};
+use super::hold::Holds;
 use super::packager::{ChunkOutcome, CmafChunk, Packager, Position, SKIP_BOUNDARY_TARGETS};
 use super::playlist::RenditionReport;
 use super::recording::Feed;
@@ -75,8 +76,8 @@ pub enum PlaylistForm {
 }
 
 impl PlaylistForm {
-    /// Slot in the render cache.
-    fn index(self) -> usize {
+    /// Slot of the form in per-form caches (0 to 3).
+    pub fn index(self) -> usize {
         match self {
             PlaylistForm::Plain => 0,
             PlaylistForm::LowLatency => 1,
@@ -117,6 +118,8 @@ pub struct Rendition {
     info: Mutex<TrackInfo>,
     /// Published on every change, so readers can wait for new parts and segments.
     updates: tokio::sync::watch::Sender<Published>,
+    /// The requests held for a part or segment, grouped by target: released by [`Self::publish`].
+    holds: Arc<Holds>,
     /// Playlists rendered for the current update counter (read-locked on the hot path).
     rendered: RwLock<RenderCache>,
     /// Held while a playlist is rendered, so each version and form is rendered once however
@@ -161,6 +164,7 @@ impl Rendition {
             packager: Mutex::new(packager),
             info: Mutex::new(TrackInfo::default()),
             updates: tokio::sync::watch::Sender::new(Published::default()),
+            holds: Arc::new(Holds::new()),
             rendered: RwLock::new(RenderCache::default()),
             rendering: Mutex::new(()),
             renders: AtomicU64::new(0),
@@ -450,10 +454,18 @@ impl Rendition {
         self.updates.borrow().position
     }
 
+    /// The requests held for this rendition's parts and segments.
+    pub fn holds(&self) -> &Arc<Holds> {
+        &self.holds
+    }
+
     fn publish(&self, position: Position) {
         self.updates.send_modify(|published| {
             published.version = published.version.wrapping_add(1);
             published.position = position;
         });
+        // After the update counter: a released request renders (or finds) a version at least
+        // as new as the one that released it.
+        self.holds.publish(position);
     }
 }
