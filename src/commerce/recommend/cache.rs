@@ -221,10 +221,12 @@ struct Slot {
     refreshing_since: Option<f64>,
 }
 
-/// How long after its lag an expired timed answer (trending, a show's products…) is still
-/// served while one request recomputes it: the others would otherwise all recompute the same
-/// ranking at once and queue behind it (a 250 ms trending ranking made p99 392 ms under 200
-/// concurrent requests). A recompute that never stores (an error) is retried after it.
+/// How long after its lag an expired timed answer (trending, upcoming shows, a show's products)
+/// is still served while one request recomputes it: the others would otherwise all recompute
+/// the same answer at once and queue behind each other (trending recomputed per request made
+/// p99 392 ms under 200 concurrent requests). The one stale-while-recompute mechanism of the
+/// recommendations: the trending rankings an answer reads are rebuilt in the background and
+/// never by a request. A recompute that never stores (an error) is retried after it.
 pub const STALE_GRACE: f64 = 1.0;
 
 impl Slot {
