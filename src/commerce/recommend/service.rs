@@ -432,19 +432,21 @@ async fn trending_loop(service: Weak<Recommender>, trended: Arc<Notify>, stop: C
         let Some(current) = service.upgrade() else {
             return;
         };
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let rebuilt =
             tokio::task::spawn_blocking(move || current.refresh_trending(unix_now())).await;
         match rebuilt {
-            Ok(ranked) => tracing::trace!(
+            Ok(ranked) => tracing::debug!(
                 elapsed_us = started.elapsed().as_micros() as u64,
                 ranked,
                 "trending rankings rebuilt"
             ),
             Err(err) => tracing::error!(error = %err, "trending rebuild failed"),
         }
+        // The next one starts `every` after this one started (an event arriving during a
+        // rebuild waits for the rest of it, not for a whole period after it).
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep_until(started + every) => {}
             () = stop.cancelled() => return,
         }
     }
