@@ -351,6 +351,9 @@ const TOGETHER_DEPENDS: Depends = Depends::on(&[Part::Together, Part::Related, P
 const RELATED_DEPENDS: Depends = Depends::on(&[Part::Related, Part::Catalog]);
 /// What a fitted for-you model's answers are computed from.
 const FOR_YOU_DEPENDS: Depends = Depends::on(&[Part::ForYou, Part::Catalog]);
+/// What trending answers are computed from: the rankings (stale as soon as they are rebuilt, so
+/// an event shows one rebuild after it arrives) and the catalog (display fields).
+const TRENDING_DEPENDS: Depends = Depends::on(&[Part::Catalog]).at_once(&[Part::Trending]);
 
 /// Hands the catalog's changes to the service without keeping it alive.
 struct CatalogFeed(Weak<Recommender>);
@@ -686,6 +689,8 @@ impl Recommender {
         drop(models);
         let ranked = rankings.len();
         *self.rankings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rankings);
+        // After the swap: an answer stamped before it is stale, one stamped after reads these.
+        self.versions.bump(Part::Trending);
         ranked
     }
 
@@ -1263,8 +1268,7 @@ impl Recommender {
         )
     }
 
-    /// [`Recommender::trending`] through the cache (kept for the answer cache's lag: it moves
-    /// with each rebuild of the rankings).
+    /// [`Recommender::trending`] through the cache (until the next rebuild of the rankings).
     pub fn trending_json(
         &self,
         asked: &Asked<'_>,
@@ -1286,7 +1290,7 @@ impl Recommender {
             asked,
             Who::Anyone,
             &normalized,
-            Depends::timed(),
+            TRENDING_DEPENDS,
             || self.trending(limit, category, window),
         )
     }
@@ -1633,15 +1637,16 @@ mod tests {
             .upcoming_shows_json(&asked("", NOW), None, None)
             .unwrap();
         assert_eq!(text(&through), upcoming.to_json().to_string());
-        // Trending moves with time: its answer lives answer_cache_lag_s.
+        // Trending answers stay until the rankings are rebuilt, then are stale at once.
+        assert!(
+            service
+                .cached(Route::Trending, &asked("", NOW + 60.0))
+                .is_some()
+        );
+        service.refresh_trending(NOW);
         assert!(
             service
                 .cached(Route::Trending, &asked("", NOW + 0.1))
-                .is_some()
-        );
-        assert!(
-            service
-                .cached(Route::Trending, &asked("", NOW + 0.3))
                 .is_none()
         );
         // Refused queries answer their error every time and are not kept.
