@@ -4,19 +4,23 @@
 //! - bought-together: one product (every partner scored, and from its kept list), a cart of
 //!   three; a purchase line recorded (and the lists it changes);
 //! - related: co-view neighbours + content similarity of one product; a click recorded;
-//! - trending: the top 10 of every product, one category; an event recorded;
+//! - trending: the top 10 of every product, one category; an event recorded; the rebuild of
+//!   every ranking (3 windows, overall, per department and per aisle) when every product trends
+//!   (150,000 lines in the last 10 minutes, as after the HTTP bench's load) and the top 10 of
+//!   one department read from it (what a query does now);
 //! - upcoming shows: 50 scheduled shows ranked for a shopper.
 //!
 //! `cargo bench --bench recommend`; `cargo test --benches` runs each once.
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, criterion_main};
 use cuecast::commerce::recommend::content::{Content, features};
 use cuecast::commerce::recommend::coview::CoViews;
 use cuecast::commerce::recommend::together::CoPurchases;
-use cuecast::commerce::recommend::trending::{Params, Trending};
+use cuecast::commerce::recommend::trending::{Params, Rankings, Trending};
 use cuecast::commerce::recommend::upcoming::{Candidate, Facet, Profile, Weights, rank};
 
 const PRODUCTS: u32 = 14_000;
@@ -56,6 +60,15 @@ struct Models {
     trending: Trending,
 }
 
+fn trending_model() -> Trending {
+    Trending::new(Params {
+        windows: vec![3600.0, 900.0, 21_600.0],
+        long: 7.0 * DAY,
+        prior: 1.0,
+        min_volume: 3.0,
+    })
+}
+
 fn build(rng: &mut Rng) -> Models {
     let mut content = Content::default();
     content.upsert_all((0..PRODUCTS).map(|p| {
@@ -65,12 +78,7 @@ fn build(rng: &mut Rng) -> Models {
     }));
     let mut together = CoPurchases::default();
     let mut listed = CoPurchases::with_lists(200, 2);
-    let mut trending = Trending::new(Params {
-        windows: vec![3600.0, 900.0, 21_600.0],
-        long: 7.0 * DAY,
-        prior: 1.0,
-        min_volume: 3.0,
-    });
+    let mut trending = trending_model();
     for order in 0..ORDERS {
         let t = f64::from(order) / f64::from(ORDERS) * 30.0 * DAY;
         for _ in 0..10 {
@@ -127,6 +135,33 @@ fn bench(c: &mut Criterion) {
     c.bench_function("trending: top 10 of one aisle", |b| {
         b.iter(|| black_box(m.trending.top(0, now, 10, |p| in_aisle[&p])))
     });
+    // Every line of every order in the last 10 minutes: every product bought trends.
+    let mut young = trending_model();
+    let mut rng = Rng(12);
+    for line in 0..ORDERS * 10 {
+        young.record(rng.product(), 10.0, now - 600.0 + f64::from(line) * 0.004);
+    }
+    let names: Vec<Arc<str>> = (0..PRODUCTS).map(|p| Arc::from(format!("{p}"))).collect();
+    let categories: Vec<String> = (0..PRODUCTS).map(category).collect();
+    let rebuild = || {
+        Rankings::build(&young, now, " > ", |p| {
+            (
+                Arc::clone(&names[p as usize]),
+                Some(categories[p as usize].as_str()),
+            )
+        })
+    };
+    c.bench_function(
+        "trending: rebuild every ranking, every product trending",
+        |b| b.iter(|| black_box(rebuild())),
+    );
+    let rankings = rebuild();
+    let department = "department 7";
+    assert!(rankings.get(0, Some(department)).len() >= 10, "it trends");
+    c.bench_function(
+        "trending: top 10 of one department from the rankings",
+        |b| b.iter(|| black_box(rankings.get(0, Some(department)).iter().take(10).count())),
+    );
     let mut profile = Profile::default();
     for p in 0..40 {
         profile.add((Facet::Category, category(p * 13)), 1.0 + f64::from(p));

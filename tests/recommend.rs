@@ -339,6 +339,10 @@ fn every_recommender_answers_from_the_shops_events_and_a_restart_keeps_them() {
     assert_eq!(later["model"], "show-order");
     assert_eq!(ids(&later), ["bread", "butter", "jam"]);
     assert_eq!(get(&server, "/api/shows/show-nope/products", None).0, 404);
+    // The answer is cached under its path; the same path with a query string is still refused,
+    // the parameter named.
+    let (status, body) = get(&server, &format!("/api/shows/{live}/products?x=1"), None);
+    assert_eq!((status, body["field"].as_str()), (400, Some("x")), "{body}");
 
     // Upcoming shows: a cold shopper gets trending/soonest; carol, who clicks what the party
     // show sells, gets it first, and is told why.

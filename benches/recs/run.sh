@@ -16,7 +16,8 @@
 #    (every shopper, and anonymous), upcoming-shows (every shopper, and anonymous), a show's
 #    products. Peer in the same run, same wrk settings: nginx serving, per query, a static file
 #    holding a real cuecast answer of that query (the median size of those sampled). At the end,
-#    the answer cache's counters (hits, misses, evictions, entries, bytes) from /metrics.
+#    the answer cache's counters (hits, misses, evictions, entries, bytes) from /metrics and the
+#    background rebuilds of the trending rankings (count, p50/p99/max time) from the log.
 #
 # Usage: benches/recs/run.sh   (env: CONNECTIONS=200 THREADS=2 DURATION=10s WARMUP=2s SHOWS=30
 #        BATCH=100 LOAD_CONNECTIONS=4 LATENCY_RUNS=50
@@ -122,4 +123,15 @@ for label, r in runs.items():
 PY
 echo "cuecast rss: $(awk '/VmRSS/ {print $2, $3}' /proc/$server/status), cpu-s: $(awk '{printf "%.1f", ($14 + $15) / 100}' /proc/$server/stat)"
 echo "answer cache: $(curl -s -H "Authorization: Bearer $TOKEN" "$base/metrics" | grep '^cuecast_recommend_cache' | tr '\n' ' ')"
+# The background rebuilds of the trending rankings since the restart (the server's debug log).
+python3 - "$work/server.log" <<'PY'
+import json, re, sys
+us = sorted(int(m) for m in re.findall(r"trending rankings rebuilt.*?elapsed_us=(\d+)", open(sys.argv[1]).read()))
+ranked = re.findall(r"trending rankings rebuilt.*?ranked=(\d+)", open(sys.argv[1]).read())
+if us:
+    pick = lambda q: round(us[min(len(us) - 1, int(q * len(us)))] / 1000, 2)
+    print(json.dumps({"trending_rebuilds": len(us), "rebuild_p50_ms": pick(0.5),
+                      "rebuild_p99_ms": pick(0.99), "rebuild_max_ms": round(us[-1] / 1000, 2),
+                      "ranked_entries": int(ranked[-1])}))
+PY
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -15,12 +15,13 @@
 //! the admin for any `user`. Without a token and without `user`, the shopper is anonymous and
 //! gets the cold-start answer; `user` without a token is 401, another shopper's `user` 403.
 //!
-//! Answers come from the recommender's answer cache: a request spelled as one answered before
-//! (same route, query string or path, and caller) is answered with the cached JSON bytes before
-//! anything is parsed, so a hit allocates nothing beyond the response; otherwise the
-//! parameters are checked as before and the answer is computed (or found under its normalized
-//! parameters) and kept.
+//! Answers come from the recommender's answer cache, every route through one helper
+//! ([`through_cache`]): a request spelled as one answered before (same route, query string or
+//! path, and caller) is answered with the cached JSON bytes before anything is parsed, so a hit
+//! allocates nothing beyond the response; otherwise the route's closure checks the parameters
+//! and computes the answer (or finds it under its normalized parameters), which is kept.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -252,6 +253,36 @@ fn answer(body: Bytes) -> Response {
         .into_response()
 }
 
+/// The answer to `route` asked by `who` as `raw` (the query string or path as sent): the
+/// cached bytes when the same request was answered before and the answer is still valid
+/// (nothing parsed), otherwise what `compute` makes of the request (parameters checked, the
+/// answer computed and kept through the recommender's `*_json` methods, or the error).
+async fn through_cache<'r, F, Fut, E>(
+    api: &ApiState,
+    route: Route,
+    who: Who<'r>,
+    raw: &'r str,
+    compute: F,
+) -> Response
+where
+    F: FnOnce(Asked<'r>) -> Fut,
+    Fut: Future<Output = Result<Bytes, E>>,
+    E: IntoResponse,
+{
+    let asked = Asked {
+        who,
+        raw,
+        now: unix_now(),
+    };
+    if let Some(body) = api.recommend.cached(route, &asked) {
+        return answer(body);
+    }
+    match compute(asked).await {
+        Ok(body) => answer(body),
+        Err(err) => err.into_response(),
+    }
+}
+
 /// The query string of `uri` as sent (empty without one).
 fn raw_query(uri: &Uri) -> &str {
     uri.query().unwrap_or("")
@@ -280,36 +311,30 @@ fn who(caller: &Caller) -> Who<'_> {
         (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
         (status = 404, description = "A product of the cart the catalog does not hold (`product`)", body = ErrorBody),
     ))]
-async fn bought_together(
-    State(api): State<Arc<ApiState>>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let asked = Asked {
-        who: Who::Anyone,
-        raw: raw_query(request.uri()),
-        now: unix_now(),
-    };
-    if let Some(body) = api.recommend.cached(Route::BoughtTogether, &asked) {
-        return Ok(answer(body));
-    }
-    let params = Params::new(
-        pairs(request.uri()),
-        &["product", "limit", "threshold"],
-        &["product"],
-    )?;
-    let products: Vec<String> = params
-        .all("product")
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .collect();
-    let threshold = params.number::<f64>("threshold", "a number")?;
-    let threshold = threshold.map(|t| if t.is_finite() { t } else { -1.0 });
-    Ok(answer(api.recommend.bought_together_json(
-        &asked,
-        &products,
-        params.limit()?,
-        threshold,
-    )?))
+async fn bought_together(State(api): State<Arc<ApiState>>, uri: Uri) -> Response {
+    let (api, uri) = (&*api, &uri);
+    through_cache(
+        api,
+        Route::BoughtTogether,
+        Who::Anyone,
+        raw_query(uri),
+        |asked| async move {
+            let params = Params::new(pairs(uri), &["product", "limit", "threshold"], &["product"])?;
+            let products: Vec<String> = params
+                .all("product")
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect();
+            let threshold = params.number::<f64>("threshold", "a number")?;
+            let threshold = threshold.map(|t| if t.is_finite() { t } else { -1.0 });
+            let limit = params.limit()?;
+            Ok::<_, ApiError>(
+                api.recommend
+                    .bought_together_json(&asked, &products, limit, threshold)?,
+            )
+        },
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/recommendations/related", tag = "recommendations",
@@ -321,24 +346,23 @@ async fn bought_together(
         (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
         (status = 404, description = "A product the catalog does not hold (`product`)", body = ErrorBody),
     ))]
-async fn related(State(api): State<Arc<ApiState>>, request: Request) -> Result<Response, ApiError> {
-    let asked = Asked {
-        who: Who::Anyone,
-        raw: raw_query(request.uri()),
-        now: unix_now(),
-    };
-    if let Some(body) = api.recommend.cached(Route::Related, &asked) {
-        return Ok(answer(body));
-    }
-    let params = Params::new(pairs(request.uri()), &["product", "limit"], &[])?;
-    let product = params
-        .text("product")
-        .ok_or_else(|| ApiError::field("product", "product: required"))?;
-    Ok(answer(api.recommend.related_json(
-        &asked,
-        &product,
-        params.limit()?,
-    )?))
+async fn related(State(api): State<Arc<ApiState>>, uri: Uri) -> Response {
+    let (api, uri) = (&*api, &uri);
+    through_cache(
+        api,
+        Route::Related,
+        Who::Anyone,
+        raw_query(uri),
+        |asked| async move {
+            let params = Params::new(pairs(uri), &["product", "limit"], &[])?;
+            let product = params
+                .text("product")
+                .ok_or_else(|| ApiError::field("product", "product: required"))?;
+            let limit = params.limit()?;
+            Ok::<_, ApiError>(api.recommend.related_json(&asked, &product, limit)?)
+        },
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/recommendations/trending", tag = "recommendations",
@@ -349,27 +373,27 @@ async fn related(State(api): State<Arc<ApiState>>, request: Request) -> Result<R
         (status = 200, description = "Most trending first", body = ProductRecommendations),
         (status = 400, description = "A bad, unknown or repeated parameter, named", body = ErrorBody),
     ))]
-async fn trending(
-    State(api): State<Arc<ApiState>>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let asked = Asked {
-        who: Who::Anyone,
-        raw: raw_query(request.uri()),
-        now: unix_now(),
-    };
-    if let Some(body) = api.recommend.cached(Route::Trending, &asked) {
-        return Ok(answer(body));
-    }
-    let params = Params::new(pairs(request.uri()), &["limit", "category", "window"], &[])?;
-    let window = params.number::<f64>("window", "a number of seconds")?;
-    let category = params.text("category");
-    Ok(answer(api.recommend.trending_json(
-        &asked,
-        params.limit()?,
-        category.as_deref(),
-        window,
-    )?))
+async fn trending(State(api): State<Arc<ApiState>>, uri: Uri) -> Response {
+    let (api, uri) = (&*api, &uri);
+    through_cache(
+        api,
+        Route::Trending,
+        Who::Anyone,
+        raw_query(uri),
+        |asked| async move {
+            let params = Params::new(pairs(uri), &["limit", "category", "window"], &[])?;
+            let window = params.number::<f64>("window", "a number of seconds")?;
+            let category = params.text("category");
+            let limit = params.limit()?;
+            Ok::<_, ApiError>(api.recommend.trending_json(
+                &asked,
+                limit,
+                category.as_deref(),
+                window,
+            )?)
+        },
+    )
+    .await
 }
 
 /// The shopper whose personal list `caller` may read (see the module docs).
@@ -411,25 +435,19 @@ fn shopper(caller: Caller, user: Option<String>) -> Result<Option<String>, ApiEr
         (status = 401, description = "`user` without a token, or a token that is neither the admin token nor a valid login", body = ErrorBody),
         (status = 403, description = "Another shopper's `user` with a login token without `shop`", body = ErrorBody),
     ))]
-async fn for_you(
-    State(api): State<Arc<ApiState>>,
-    caller: Caller,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let asked = Asked {
-        who: who(&caller),
-        raw: raw_query(request.uri()),
-        now: unix_now(),
-    };
-    if let Some(body) = api.recommend.cached(Route::ForYou, &asked) {
-        return Ok(answer(body));
-    }
-    let (user, limit) = personal(caller.clone(), pairs(request.uri()))?;
-    Ok(answer(api.recommend.for_you_json(
-        &asked,
-        user.as_deref(),
-        limit,
-    )?))
+async fn for_you(State(api): State<Arc<ApiState>>, caller: Caller, uri: Uri) -> Response {
+    let (api, caller, uri) = (&*api, &caller, &uri);
+    through_cache(
+        api,
+        Route::ForYou,
+        who(caller),
+        raw_query(uri),
+        |asked| async move {
+            let (user, limit) = personal(caller.clone(), pairs(uri))?;
+            Ok::<_, ApiError>(api.recommend.for_you_json(&asked, user.as_deref(), limit)?)
+        },
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/recommendations/upcoming-shows", tag = "recommendations",
@@ -443,25 +461,22 @@ async fn for_you(
         (status = 401, description = "`user` without a token, or a token that is neither the admin token nor a valid login", body = ErrorBody),
         (status = 403, description = "Another shopper's `user` with a login token without `shop`", body = ErrorBody),
     ))]
-async fn upcoming_shows(
-    State(api): State<Arc<ApiState>>,
-    caller: Caller,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let asked = Asked {
-        who: who(&caller),
-        raw: raw_query(request.uri()),
-        now: unix_now(),
-    };
-    if let Some(body) = api.recommend.cached(Route::UpcomingShows, &asked) {
-        return Ok(answer(body));
-    }
-    let (user, limit) = personal(caller.clone(), pairs(request.uri()))?;
-    Ok(answer(api.recommend.upcoming_shows_json(
-        &asked,
-        user.as_deref(),
-        limit,
-    )?))
+async fn upcoming_shows(State(api): State<Arc<ApiState>>, caller: Caller, uri: Uri) -> Response {
+    let (api, caller, uri) = (&*api, &caller, &uri);
+    through_cache(
+        api,
+        Route::UpcomingShows,
+        who(caller),
+        raw_query(uri),
+        |asked| async move {
+            let (user, limit) = personal(caller.clone(), pairs(uri))?;
+            Ok::<_, ApiError>(
+                api.recommend
+                    .upcoming_shows_json(&asked, user.as_deref(), limit)?,
+            )
+        },
+    )
+    .await
 }
 
 /// The query of a personal recommendation (`PersonalQuery`): the shopper the caller may read
@@ -481,37 +496,27 @@ fn personal(caller: Caller, query: Pairs) -> Result<(Option<String>, Option<usiz
         (status = 400, description = "A query parameter (this route takes none), named", body = ErrorBody),
         (status = 404, description = "No such show (`id`)", body = ErrorBody),
     ))]
-async fn show_products(State(api): State<Arc<ApiState>>, request: Request) -> Response {
-    // Keyed by the path as sent; a query string (refused below) never reads the cache.
-    let now = unix_now();
-    let hit = request.uri().query().is_none().then(|| {
-        let asked = Asked {
-            who: Who::Anyone,
-            raw: request.uri().path(),
-            now,
-        };
-        api.recommend.cached(Route::ShowProducts, &asked)
-    });
-    if let Some(Some(body)) = hit {
-        return answer(body);
-    }
-    let (mut parts, _) = request.into_parts();
-    let id = match Path::<String>::from_request_parts(&mut parts, &api).await {
-        Ok(Path(id)) => id,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let asked = Asked {
-        who: Who::Anyone,
-        raw: parts.uri.path(),
-        now,
-    };
-    // Only a request without a query string gets this far (and is kept under its path).
-    let computed = Params::new(pairs(&parts.uri), &[], &[])
-        .and_then(|_| Ok(api.recommend.show_products_json(&asked, &id)?));
-    match computed {
-        Ok(body) => answer(body),
-        Err(err) => err.into_response(),
-    }
+async fn show_products(State(api): State<Arc<ApiState>>, uri: Uri, request: Request) -> Response {
+    // Keyed by the path as sent, with its query string if it has one: such a request is refused
+    // below, never kept, so it never finds an answer.
+    let (api, uri) = (&*api, &uri);
+    let raw = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    through_cache(
+        api,
+        Route::ShowProducts,
+        Who::Anyone,
+        raw,
+        |asked| async move {
+            let (mut parts, _) = request.into_parts();
+            let Path(id) = Path::<String>::from_request_parts(&mut parts, &())
+                .await
+                .map_err(IntoResponse::into_response)?;
+            let computed = Params::new(pairs(uri), &[], &[])
+                .and_then(|_| Ok(api.recommend.show_products_json(&asked, &id)?));
+            computed.map_err(IntoResponse::into_response)
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

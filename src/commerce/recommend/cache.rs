@@ -4,10 +4,13 @@
 //!
 //! Pure (time is passed in, no I/O). The parts ([`Part`]) are versioned separately: a new
 //! order bumps [`Part::Together`] only, so a cached related list stays until the related lists'
-//! background refresh bumps [`Part::Related`]. An answer that moves with time (trending, and
-//! what ranks by it) is [`Depends::timed`] and lives `lag` seconds at most. Any answer younger
+//! background refresh bumps [`Part::Related`]. An answer that moves with time (upcoming shows,
+//! a show's products) is [`Depends::timed`] and lives `lag` seconds at most. Any answer younger
 //! than `lag` is served even if a part it depends on changed since (so a stream of orders does
-//! not recompute a hot list per order); `lag` bounds how far an answer trails the models.
+//! not recompute a hot list per order); `lag` bounds how far an answer trails the models. The
+//! exception: parts that change at most a few times a second ([`Part::Trending`], the
+//! background-built rankings) can be depended on at once ([`Depends::at_once`]), so an answer
+//! from them is stale the moment they change, whatever its age.
 //!
 //! Memory is bounded: the entries' bytes (body, key and bookkeeping) stay within the cap; a
 //! shard over its share evicts its least recently used quarter. Keys are hashed with a random
@@ -53,29 +56,50 @@ pub enum Part {
     Catalog = 2,
     /// The fitted for-you model (bumped by each refit).
     ForYou = 3,
+    /// The trending rankings (bumped by each background rebuild, at most every 0.25 s).
+    Trending = 4,
 }
 
-const PARTS: usize = 4;
+const PARTS: usize = 5;
+
+/// The bit of each of `parts`.
+const fn mask(parts: &[Part]) -> u8 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        mask |= 1 << parts[i] as u8;
+        i += 1;
+    }
+    mask
+}
 
 /// The parts an answer was computed from, and whether it moves with time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Depends {
     parts: u8,
+    /// Those of `parts` whose change makes the answer stale at once (not after `lag`).
+    at_once: u8,
     timed: bool,
 }
 
 impl Depends {
     /// An answer that only changes when one of `parts` does.
     pub const fn on(parts: &[Part]) -> Depends {
-        let mut mask = 0;
-        let mut i = 0;
-        while i < parts.len() {
-            mask |= 1 << parts[i] as u8;
-            i += 1;
-        }
         Depends {
-            parts: mask,
+            parts: mask(parts),
+            at_once: 0,
             timed: false,
+        }
+    }
+
+    /// The same, also depending on `parts`, and stale as soon as one of them changes, even
+    /// younger than `lag` (for parts that change a few times a second at most). Like a timed
+    /// answer, an answer made stale so is served while one request recomputes it.
+    pub const fn at_once(self, parts: &[Part]) -> Depends {
+        Depends {
+            parts: self.parts | mask(parts),
+            at_once: self.at_once | mask(parts),
+            timed: self.timed,
         }
     }
 
@@ -83,8 +107,14 @@ impl Depends {
     pub const fn timed() -> Depends {
         Depends {
             parts: 0,
+            at_once: 0,
             timed: true,
         }
+    }
+
+    /// Whether an expired answer may be served while one request recomputes it.
+    fn served_stale(&self) -> bool {
+        self.timed || self.at_once != 0
     }
 
     /// Whether it moves with time.
@@ -98,9 +128,9 @@ impl Depends {
 pub struct Stamp([u64; PARTS]);
 
 impl Stamp {
-    /// Whether `self` and `other` agree on every part of `depends`.
-    fn agrees(&self, other: &Stamp, depends: Depends) -> bool {
-        (0..PARTS).all(|i| depends.parts & (1 << i) == 0 || self.0[i] == other.0[i])
+    /// Whether `self` and `other` agree on every part of `mask`.
+    fn agrees(&self, other: &Stamp, mask: u8) -> bool {
+        (0..PARTS).all(|i| mask & (1 << i) == 0 || self.0[i] == other.0[i])
     }
 }
 
@@ -221,10 +251,13 @@ struct Slot {
     refreshing_since: Option<f64>,
 }
 
-/// How long after its lag an expired timed answer (trending, a show's products…) is still
-/// served while one request recomputes it: the others would otherwise all recompute the same
-/// ranking at once and queue behind it (a 250 ms trending ranking made p99 392 ms under 200
-/// concurrent requests). A recompute that never stores (an error) is retried after it.
+/// How long after its lag an expired timed answer (upcoming shows, a show's products), or after
+/// its at-once part changed an answer depending on one (trending), is still served while one
+/// request recomputes it: the others would otherwise all recompute
+/// the same answer at once and queue behind each other (trending recomputed per request made
+/// p99 392 ms under 200 concurrent requests). The one stale-while-recompute mechanism of the
+/// recommendations: the trending rankings an answer reads are rebuilt in the background and
+/// never by a request. A recompute that never stores (an error) is retried after it.
 pub const STALE_GRACE: f64 = 1.0;
 
 impl Slot {
@@ -395,10 +428,12 @@ impl AnswerCache {
         let valid = found.and_then(|slot| {
             let answer = &slot.answer;
             let age = now - answer.at;
-            let fresh = (0.0..self.lag).contains(&age);
-            let same = !answer.depends.timed && answer.stamp.agrees(current, answer.depends);
-            // An expired timed answer another request is recomputing right now.
-            let refreshing = answer.depends.timed
+            let depends = answer.depends;
+            let fresh =
+                (0.0..self.lag).contains(&age) && answer.stamp.agrees(current, depends.at_once);
+            let same = !depends.timed && answer.stamp.agrees(current, depends.parts);
+            // An expired answer another request is recomputing right now.
+            let refreshing = depends.served_stale()
                 && (0.0..self.lag + STALE_GRACE).contains(&age)
                 && slot
                     .refreshing_since
@@ -407,7 +442,7 @@ impl AnswerCache {
                 slot.used = tick;
                 Some(answer.clone())
             } else {
-                if answer.depends.timed {
+                if depends.served_stale() {
                     // This request recomputes it; the next ones get this one meanwhile.
                     slot.refreshing_since = Some(now);
                 }
@@ -579,6 +614,35 @@ mod tests {
         let related = |now| cache.get(&key("r"), &versions.stamp(), now);
         assert!(related(10.5).is_none());
         assert!(related(10.6).is_none());
+    }
+
+    #[test]
+    fn an_answer_on_a_part_at_once_is_stale_when_it_changes_whatever_its_age() {
+        let versions = Versions::default();
+        let cache = AnswerCache::new(1 << 20, 0.25);
+        let trending = Depends::on(&[Part::Catalog]).at_once(&[Part::Trending]);
+        let get = |now| cache.get(&key("t"), &versions.stamp(), now).map(|c| c.body);
+        cache.insert(&key("t"), answer("[1]", versions.stamp(), trending, 10.0));
+        // Unchanged: served long after the lag (it is not timed).
+        assert_eq!(get(50.0), Some(Bytes::from_static(b"[1]")));
+        // A catalog change waits for the lag, as for any answer.
+        versions.bump(Part::Catalog);
+        cache.insert(&key("t"), answer("[2]", versions.stamp(), trending, 60.0));
+        versions.bump(Part::Catalog);
+        assert_eq!(get(60.1), Some(Bytes::from_static(b"[2]")));
+        // A rebuild of the rankings: stale at once, younger than the lag. The first request
+        // recomputes; the others get it meanwhile, until the new one is stored.
+        cache.insert(&key("t"), answer("[3]", versions.stamp(), trending, 70.0));
+        versions.bump(Part::Trending);
+        assert_eq!(get(70.05), None);
+        assert_eq!(get(70.06), Some(Bytes::from_static(b"[3]")));
+        cache.insert(&key("t"), answer("[4]", versions.stamp(), trending, 70.07));
+        assert_eq!(get(70.08), Some(Bytes::from_static(b"[4]")));
+        // Answers without at-once parts keep the lag whatever changed.
+        cache.insert(&key("r"), answer("[r]", versions.stamp(), RELATED, 80.0));
+        versions.bump(Part::Related);
+        versions.bump(Part::Trending);
+        assert!(cache.get(&key("r"), &versions.stamp(), 80.1).is_some());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::setting::{Invalid, positive_secs};
 pub const MAX_WINDOWS: usize = 8;
 /// Largest `answer_cache_bytes`.
 pub const MAX_CACHE_BYTES: usize = 16 << 30;
-/// Largest `answer_cache_lag_s`: with the trending ranking's own 0.25 s, an event stays visible
-/// within 1 s.
+/// Largest `answer_cache_lag_s`: with the trending rankings' rebuild at most every 0.25 s, an
+/// event stays visible within 1 s.
 pub const MAX_LAG_S: f64 = 0.5;
 
 /// `[recommend]`.
@@ -51,7 +51,8 @@ pub struct Config {
     /// Most bytes of cached answers (JSON bodies, keys, bookkeeping); 0 turns the cache off.
     pub answer_cache_bytes: usize,
     /// Seconds a cached answer may trail the models (0..=0.5): served that long whatever
-    /// changed, and the lifetime of answers that move with time (trending).
+    /// changed, and the lifetime of answers that move with time (upcoming shows, a show's
+    /// products; trending answers last until the next rebuild of the rankings).
     pub answer_cache_lag_s: f64,
     /// Seconds between two refreshes of the related lists when co-views changed (a cached
     /// related answer stays until then).

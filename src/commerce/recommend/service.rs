@@ -7,7 +7,9 @@
 //! methods compute an answer once, keep its JSON bytes per (route, caller, parameters) stamped
 //! with the versions of the model parts it used, and [`Recommender::cached`] serves them again
 //! until one of those parts changes (events bump bought-together at once; co-views bump the
-//! related lists at their background refresh, `recommend.related_refresh_s`).
+//! related lists at their background refresh, `recommend.related_refresh_s`). Trending is
+//! ranked in the background ([`Rankings`], rebuilt at most every [`TRENDING_REFRESH_S`] when
+//! events arrived) and swapped in whole: a trending query only reads the last rankings.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sqlx::AnyPool;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -27,10 +30,10 @@ use super::content::{self, Content, Kind};
 use super::coview::CoViews;
 use super::ids::{Id, Ids};
 use super::together::CoPurchases;
-use super::trending::{Params, Trend, Trending};
+use super::trending::{Params, Rankings, Trend, Trending};
 use super::upcoming::{self, Candidate, Facet, Profile, Taste, Weights};
 use crate::commerce::catalog::model::{CATEGORY_SEPARATOR, normalize_category};
-use crate::commerce::catalog::{Catalog, CatalogObserver, CatalogProduct};
+use crate::commerce::catalog::{Catalog, CatalogObserver, CatalogProduct, unix_now};
 use crate::commerce::events::{Event, EventSink, EventType};
 use crate::commerce::shop::{event_weight, popularity_weight};
 use crate::commerce::shows::model::rfc3339;
@@ -43,26 +46,16 @@ pub const MAX_CART: usize = 50;
 const CANDIDATES_PER_ITEM: usize = 5;
 /// Events replayed into the models per call at startup.
 const REPLAY_CHUNK: usize = 10_000;
-/// How long a computed trending ranking answers trending queries, seconds: ranking every
-/// product costs a fraction of a millisecond, once per this per window instead of per query
-/// (an event is in the ranking within this long).
-const TRENDING_TTL_S: f64 = 0.25;
-
-/// Trending rankings (of every product, or of one category) by window and category.
-type TrendingCache = Mutex<HashMap<(usize, Option<String>), Ranked>>;
-
-/// A trending ranking, when it was computed, and since when a caller recomputes it (Unix s).
-struct Ranked {
-    at: f64,
-    ranking: Arc<Vec<Trend>>,
-    refreshing_since: Option<f64>,
-}
-
-/// How long past [`TRENDING_TTL_S`] an expired ranking still answers while one caller
-/// recomputes it (a recompute that never stores is retried after this).
-const TRENDING_STALE_S: f64 = 1.0;
-/// Rankings kept before the cache is emptied (categories are many, the ones asked for few).
-const MAX_RANKINGS: usize = 4096;
+/// Least seconds between two rebuilds of the trending rankings, which the background task
+/// starts as soon as an event arrives after this long: an event is ranked within this (plus
+/// the rebuild, a few milliseconds), then the answer cache's lag; well within 1 s.
+pub const TRENDING_REFRESH_S: f64 = 0.25;
+/// Seconds after which the rankings are rebuilt even without events (the decay moves the
+/// scores slowly: a 15-minute half-life moves them by 0.8 % in 10 s).
+const TRENDING_IDLE_S: f64 = 10.0;
+/// How long a description of the scheduled shows answers upcoming-shows (their products'
+/// trends move with time; a changed list of shows is described again at once).
+const SHOWS_TTL_S: f64 = 0.25;
 /// The scheduled shows as upcoming-shows ranks them and when they were described.
 type ShowsCache = Mutex<Option<(i64, Arc<Vec<Candidate>>)>>;
 
@@ -309,14 +302,6 @@ fn product_features(product: &CatalogProduct) -> Vec<content::Feature> {
     )
 }
 
-/// Whether `category` (normalized) is `filter` or below it.
-fn in_category(category: &str, filter: &str) -> bool {
-    category == filter
-        || category
-            .strip_prefix(filter)
-            .is_some_and(|rest| rest.starts_with(CATEGORY_SEPARATOR))
-}
-
 /// A trending z-score squashed into 0..1 (0 when not trending).
 fn squash(z: f64) -> f64 {
     if z > 0.0 { z / (z + 3.0) } else { 0.0 }
@@ -343,8 +328,10 @@ pub struct Recommender {
     for_you: RwLock<Option<Arc<ForYou>>>,
     /// Purchases arrived since the last for-you fit started.
     purchased: AtomicBool,
-    /// The last trending rankings.
-    trends: TrendingCache,
+    /// The last trending rankings, rebuilt in the background and swapped in whole.
+    rankings: RwLock<Arc<Rankings>>,
+    /// Woken by each event batch with a product: the rankings are due for a rebuild.
+    trended: Arc<Notify>,
     /// The last description of the scheduled shows.
     upcoming: ShowsCache,
     /// Answers as the API sends them.
@@ -353,7 +340,7 @@ pub struct Recommender {
     versions: Versions,
     /// Co-views arrived since the last related refresh.
     coviewed: AtomicBool,
-    /// Stops the background tasks (for-you refits, related refreshes).
+    /// Stops the background tasks (for-you refits, related refreshes, trending rebuilds).
     stop: CancellationToken,
     refits: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -364,6 +351,9 @@ const TOGETHER_DEPENDS: Depends = Depends::on(&[Part::Together, Part::Related, P
 const RELATED_DEPENDS: Depends = Depends::on(&[Part::Related, Part::Catalog]);
 /// What a fitted for-you model's answers are computed from.
 const FOR_YOU_DEPENDS: Depends = Depends::on(&[Part::ForYou, Part::Catalog]);
+/// What trending answers are computed from: the rankings (stale as soon as they are rebuilt, so
+/// an event shows one rebuild after it arrives) and the catalog (display fields).
+const TRENDING_DEPENDS: Depends = Depends::on(&[Part::Catalog]).at_once(&[Part::Trending]);
 
 /// Hands the catalog's changes to the service without keeping it alive.
 struct CatalogFeed(Weak<Recommender>);
@@ -422,6 +412,45 @@ impl EventSink for Recommender {
             .any(|e| e.kind == EventType::Purchase && e.user.is_some())
         {
             self.purchased.store(true, Ordering::Release);
+        }
+        if with_product().next().is_some() {
+            self.trended.notify_one();
+        }
+    }
+}
+
+/// Rebuilds the trending rankings when events arrived (woken by them), at most once per
+/// [`TRENDING_REFRESH_S`], and every [`TRENDING_IDLE_S`] without events, off the runtime's
+/// threads; queries read the previous rankings meanwhile. Ends on `stop` or when the service
+/// is gone.
+async fn trending_loop(service: Weak<Recommender>, trended: Arc<Notify>, stop: CancellationToken) {
+    let every = Duration::from_secs_f64(TRENDING_REFRESH_S);
+    let idle = Duration::from_secs_f64(TRENDING_IDLE_S);
+    loop {
+        tokio::select! {
+            () = trended.notified() => {}
+            () = tokio::time::sleep(idle) => {}
+            () = stop.cancelled() => return,
+        }
+        let Some(current) = service.upgrade() else {
+            return;
+        };
+        let started = tokio::time::Instant::now();
+        let rebuilt =
+            tokio::task::spawn_blocking(move || current.refresh_trending(unix_now())).await;
+        match rebuilt {
+            Ok(ranked) => tracing::debug!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                ranked,
+                "trending rankings rebuilt"
+            ),
+            Err(err) => tracing::error!(error = %err, "trending rebuild failed"),
+        }
+        // The next one starts `every` after this one started (an event arriving during a
+        // rebuild waits for the rest of it, not for a whole period after it).
+        tokio::select! {
+            () = tokio::time::sleep_until(started + every) => {}
+            () = stop.cancelled() => return,
         }
     }
 }
@@ -487,7 +516,8 @@ impl Recommender {
             models,
             for_you: RwLock::new(None),
             purchased: AtomicBool::new(false),
-            trends: Mutex::new(HashMap::new()),
+            rankings: RwLock::new(Arc::new(Rankings::default())),
+            trended: Arc::new(Notify::new()),
             upcoming: Mutex::new(None),
             answers: AnswerCache::new(settings.answer_cache_bytes, settings.answer_cache_lag_s),
             versions: Versions::default(),
@@ -510,7 +540,7 @@ impl Recommender {
         data
     }
 
-    /// Stops the background tasks (for-you refits, related refreshes).
+    /// Stops the background tasks (for-you refits, related refreshes, trending rebuilds).
     pub async fn close(&self) {
         self.stop.cancel();
         let tasks = std::mem::take(&mut *self.refits.lock().unwrap_or_else(|e| e.into_inner()));
@@ -532,6 +562,7 @@ impl Recommender {
         service.describe(&products);
         let started = std::time::Instant::now();
         let replayed = service.replay(pool).await?;
+        service.refresh_trending(unix_now());
         tracing::info!(
             events = replayed,
             products = products.len(),
@@ -552,11 +583,16 @@ impl Recommender {
             Duration::from_secs_f64(service.settings.related_refresh_s),
             service.stop.clone(),
         ));
+        let trending = tokio::spawn(trending_loop(
+            Arc::downgrade(&service),
+            Arc::clone(&service.trended),
+            service.stop.clone(),
+        ));
         service
             .refits
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend([refits, related]);
+            .extend([refits, related, trending]);
         Ok(service)
     }
 
@@ -632,9 +668,30 @@ impl Recommender {
         Ok(count)
     }
 
-    /// Approximate heap bytes of the models.
+    /// Approximate heap bytes of the models (the trending rankings included).
     pub fn memory_bytes(&self) -> usize {
-        self.read().memory_bytes()
+        self.read().memory_bytes() + self.rankings().memory_bytes()
+    }
+
+    /// The last trending rankings.
+    fn rankings(&self) -> Arc<Rankings> {
+        Arc::clone(&self.rankings.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Ranks every trending product at `now` (Unix s), overall and per category, in every
+    /// window, and swaps the rankings in for the queries (the background task calls it;
+    /// `start` once after the replay). How many entries they hold.
+    pub fn refresh_trending(&self, now: f64) -> usize {
+        let models = self.read();
+        let rankings = Rankings::build(&models.trending, now, CATEGORY_SEPARATOR, |p| {
+            (Arc::clone(models.ids.name(p)), models.content.category(p))
+        });
+        drop(models);
+        let ranked = rankings.len();
+        *self.rankings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rankings);
+        // After the swap: an answer stamped before it is stale, one stamped after reads these.
+        self.versions.bump(Part::Trending);
+        ranked
     }
 
     /// `limit`, or the default; checked against `recommend.max_limit`.
@@ -847,13 +904,13 @@ impl Recommender {
         }
     }
 
-    /// `GET /api/recommendations/trending?limit=&category=&window=` at `now` (Unix s).
+    /// `GET /api/recommendations/trending?limit=&category=&window=`: from the last rankings
+    /// (see [`Recommender::refresh_trending`]); nothing is computed but the answer.
     pub fn trending(
         &self,
         limit: Option<usize>,
         category: Option<&str>,
         window: Option<f64>,
-        now: f64,
     ) -> Result<Answer, RecommendError> {
         let limit = self.limit(limit)?;
         let index = self.window(window)?;
@@ -861,75 +918,20 @@ impl Recommender {
             .map(str::trim)
             .filter(|c| !c.is_empty())
             .map(normalize_category);
-        let models = self.read();
         let window_s = self.settings.trending_windows_s[index];
         let items = self
-            .ranking(&models, index, category, now)
+            .rankings()
+            .get(index, category.as_deref())
             .iter()
-            .filter(|t| self.listed(models.ids.name(t.product)))
+            .filter(|r| self.listed(&r.name))
             .take(limit)
-            .map(|t| {
-                let reason = trend_reason(t, window_s);
-                self.product_item(models.ids.name(t.product), t.z, reason)
-            })
+            .map(|r| self.product_item(&r.name, r.trend.z, trend_reason(&r.trend, window_s)))
             .collect();
         Ok(Answer {
             items,
             model: "trending",
             fallback: false,
         })
-    }
-
-    /// Every trending product in `window` at `now`, best first: computed at most once per
-    /// [`TRENDING_TTL_S`] per window and category, outside the cache's lock. When one expires,
-    /// the caller that finds it so recomputes it and the others keep getting the expired one
-    /// (for at most [`TRENDING_STALE_S`] more): no caller waits on another's ranking, and
-    /// rankings of other windows and categories are never held up by it.
-    fn ranking(
-        &self,
-        models: &Models,
-        window: usize,
-        category: Option<String>,
-        now: f64,
-    ) -> Arc<Vec<Trend>> {
-        let key = (window, category);
-        {
-            let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = cache.get_mut(&key) {
-                let age = now - entry.at;
-                let fresh = (0.0..TRENDING_TTL_S).contains(&age);
-                let refreshing = (0.0..TRENDING_TTL_S + TRENDING_STALE_S).contains(&age)
-                    && entry
-                        .refreshing_since
-                        .is_some_and(|since| (0.0..TRENDING_STALE_S).contains(&(now - since)));
-                if fresh || refreshing {
-                    return Arc::clone(&entry.ranking);
-                }
-                entry.refreshing_since = Some(now);
-            }
-        }
-        let admit = |p: Id| {
-            key.1.as_deref().is_none_or(|filter| {
-                models
-                    .content
-                    .category(p)
-                    .is_some_and(|c| in_category(c, filter))
-            })
-        };
-        let ranking = Arc::new(models.trending.top(window, now, usize::MAX, admit));
-        let mut cache = self.trends.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= MAX_RANKINGS {
-            cache.clear();
-        }
-        cache.insert(
-            key,
-            Ranked {
-                at: now,
-                ranking: Arc::clone(&ranking),
-                refreshing_since: None,
-            },
-        );
-        ranking
     }
 
     /// `GET /api/recommendations/for-you?user=&limit=`: the next-basket model's list for
@@ -939,7 +941,6 @@ impl Recommender {
         &self,
         user: Option<&str>,
         limit: Option<usize>,
-        now: f64,
     ) -> Result<Answer, RecommendError> {
         let limit = self.limit(limit)?;
         let model = self
@@ -948,7 +949,7 @@ impl Recommender {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let Some(model) = model else {
-            let mut answer = self.trending(Some(limit), None, None, now)?;
+            let mut answer = self.trending(Some(limit), None, None)?;
             for item in &mut answer.items {
                 item.reason = format!("model not fitted yet; trending: {}", item.reason);
             }
@@ -1037,11 +1038,11 @@ impl Recommender {
     }
 
     /// The scheduled `shows` as the ranking sees them, described at most once per
-    /// [`TRENDING_TTL_S`] (their products' trends move with it; a changed list of shows is
+    /// [`SHOWS_TTL_S`] (their products' trends move with time; a changed list of shows is
     /// described again at once).
     fn candidates(&self, models: &Models, shows: &[Show], now_ms: i64) -> Arc<Vec<Candidate>> {
         let mut cache = self.upcoming.lock().unwrap_or_else(|e| e.into_inner());
-        let ttl_ms = (TRENDING_TTL_S * 1000.0) as i64;
+        let ttl_ms = (SHOWS_TTL_S * 1000.0) as i64;
         if let Some((at, candidates)) = cache.as_ref()
             && (*at..*at + ttl_ms).contains(&now_ms)
             && candidates.len() == shows.len()
@@ -1267,7 +1268,7 @@ impl Recommender {
         )
     }
 
-    /// [`Recommender::trending`] through the cache (at `asked.now`).
+    /// [`Recommender::trending`] through the cache (until the next rebuild of the rankings).
     pub fn trending_json(
         &self,
         asked: &Asked<'_>,
@@ -1289,12 +1290,12 @@ impl Recommender {
             asked,
             Who::Anyone,
             &normalized,
-            Depends::timed(),
-            || self.trending(limit, category, window, asked.now),
+            TRENDING_DEPENDS,
+            || self.trending(limit, category, window),
         )
     }
 
-    /// [`Recommender::for_you`] of `user` through the cache (at `asked.now`).
+    /// [`Recommender::for_you`] of `user` through the cache.
     pub fn for_you_json(
         &self,
         asked: &Asked<'_>,
@@ -1319,7 +1320,7 @@ impl Recommender {
             Who::Shopper(user),
             &normalized,
             depends,
-            || self.for_you(user, limit, asked.now),
+            || self.for_you(user, limit),
         )
     }
 
@@ -1483,37 +1484,94 @@ mod tests {
         std::str::from_utf8(bytes).expect("utf-8")
     }
 
+    /// The products of a trending answer.
+    fn trending_ids(answer: &Answer) -> Vec<&str> {
+        answer.items.iter().map(|i| i.id.as_str()).collect()
+    }
+
     #[tokio::test]
-    async fn an_expired_trending_ranking_is_recomputed_by_one_caller_while_the_others_get_it() {
+    async fn trending_reads_the_last_rankings_and_computes_nothing() {
         let store = Store::in_memory().await.expect("store");
-        let service = recommender(&store, &["a", "b"], |_| {}).await;
+        let service = recommender(&store, &["a", "b", "c"], |_| {}).await;
+        let clicks = |product: &str, n: usize, t: f64| {
+            let events: Vec<Event> = (0..n)
+                .map(|i| event(EventType::Click, &format!("v{i}"), product, None, t))
+                .collect();
+            service.accepted(&events);
+        };
+        clicks("a", 5, NOW - 10.0);
+        // Recorded, but not ranked yet: queries read the rankings as last rebuilt.
+        assert!(service.trending(None, None, None).unwrap().items.is_empty());
+        assert!(service.refresh_trending(NOW) > 0);
+        let first = service.trending(None, None, None).unwrap();
+        assert_eq!(trending_ids(&first), ["a"]);
+        clicks("b", 20, NOW);
+        assert_eq!(service.trending(None, None, None).unwrap(), first);
+        service.refresh_trending(NOW + 1.0);
+        let second = service.trending(None, None, None).unwrap();
+        assert_eq!(trending_ids(&second), ["b", "a"]);
+        // Per category (and above it), per window, as the model ranks them at the rebuild.
+        let grocery = service.trending(None, Some(" grocery "), None).unwrap();
+        assert_eq!(grocery, second);
+        let bakery = service.trending(Some(1), Some("grocery >bakery"), Some(900.0));
+        assert_eq!(trending_ids(&bakery.unwrap()), ["b"]);
         let models = service.read();
-        let rank = |now| service.ranking(&models, 0, None, now);
-        let first = rank(NOW);
-        assert!(Arc::ptr_eq(&first, &rank(NOW + 0.1)), "fresh: shared");
-        // Expired: this caller recomputes (no one else is).
-        let second = rank(NOW + 0.3);
-        assert!(!Arc::ptr_eq(&first, &second), "recomputed");
-        // Another caller is recomputing it (as a concurrent one would have marked it): the
-        // expired ranking answers meanwhile, without waiting.
-        let since = NOW + 0.6;
-        service
-            .trends
-            .lock()
-            .unwrap()
-            .get_mut(&(0, None))
-            .expect("kept")
-            .refreshing_since = Some(since);
+        let b = models.ids.get("b").expect("b");
+        let z = models.trending.trend(b, 0, NOW + 1.0).expect("trend").z;
+        drop(models);
+        assert_eq!(second.items[0].score, z, "the score at the rebuild");
         assert!(
-            Arc::ptr_eq(&second, &rank(NOW + 0.7)),
-            "stale while refreshing"
+            service
+                .trending(None, Some("toys"), None)
+                .unwrap()
+                .items
+                .is_empty()
         );
-        // A recompute that never stored: retried after TRENDING_STALE_S.
-        let third = rank(since + TRENDING_STALE_S + 0.01);
-        assert!(!Arc::ptr_eq(&second, &third), "retried");
-        // Another category is not held up by this one's state.
-        let other = service.ranking(&models, 0, Some("grocery".into()), NOW + 0.7);
-        assert!(!Arc::ptr_eq(&other, &third));
+        // Still checked: the window and the limit.
+        assert!(matches!(
+            service.trending(None, None, Some(5.0)),
+            Err(RecommendError::Invalid { field, .. }) if field == "window"
+        ));
+        assert!(matches!(
+            service.trending(Some(0), None, None),
+            Err(RecommendError::Invalid { field, .. }) if field == "limit"
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_background_rebuild_ranks_an_event_within_a_second_and_not_on_a_query() {
+        let store = Store::in_memory().await.expect("store");
+        let Recommender {
+            settings,
+            catalog,
+            shows,
+            ..
+        } = recommender(&store, &["a", "b"], |_| {}).await;
+        let service = Recommender::start(store.pool(), settings, catalog, shows)
+            .await
+            .expect("started");
+        let now = unix_now();
+        let clicks: Vec<Event> = (0..5)
+            .map(|i| event(EventType::Click, &format!("v{i}"), "b", None, now))
+            .collect();
+        service.accepted(&clicks);
+        let before = service.rankings();
+        let asked_at = std::time::Instant::now();
+        let mut seen = None;
+        while asked_at.elapsed() < Duration::from_secs(1) {
+            if trending_ids(&service.trending(None, None, None).unwrap()) == ["b"] {
+                seen = Some(asked_at.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(seen.is_some(), "the click was not ranked within 1 s");
+        assert!(!Arc::ptr_eq(&before, &service.rankings()), "swapped in");
+        // Without events, nothing is rebuilt: the rankings stay the same object.
+        let settled = service.rankings();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(Arc::ptr_eq(&settled, &service.rankings()));
+        service.close().await;
     }
 
     #[tokio::test]
@@ -1564,12 +1622,12 @@ mod tests {
         assert_eq!(text(&through), related);
         let hit = service.cached(Route::Related, &asked("product=a&limit=3", NOW + 1.0));
         assert_eq!(hit.as_ref().map(text), Some(related.as_str()));
-        let trending = service.trending(None, None, None, NOW).unwrap();
+        let trending = service.trending(None, None, None).unwrap();
         let through = service
             .trending_json(&asked("", NOW), None, None, None)
             .unwrap();
         assert_eq!(text(&through), trending.to_json().to_string());
-        let for_you = service.for_you(None, None, NOW).unwrap();
+        let for_you = service.for_you(None, None).unwrap();
         let through = service.for_you_json(&asked("", NOW), None, None).unwrap();
         assert_eq!(text(&through), for_you.to_json().to_string());
         let upcoming = service
@@ -1579,15 +1637,16 @@ mod tests {
             .upcoming_shows_json(&asked("", NOW), None, None)
             .unwrap();
         assert_eq!(text(&through), upcoming.to_json().to_string());
-        // Trending moves with time: its answer lives answer_cache_lag_s.
+        // Trending answers stay until the rankings are rebuilt, then are stale at once.
+        assert!(
+            service
+                .cached(Route::Trending, &asked("", NOW + 60.0))
+                .is_some()
+        );
+        service.refresh_trending(NOW);
         assert!(
             service
                 .cached(Route::Trending, &asked("", NOW + 0.1))
-                .is_some()
-        );
-        assert!(
-            service
-                .cached(Route::Trending, &asked("", NOW + 0.3))
                 .is_none()
         );
         // Refused queries answer their error every time and are not kept.

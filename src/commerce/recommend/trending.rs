@@ -8,8 +8,12 @@
 //!
 //! History starts at the first event the model saw; a model younger than the long half-life
 //! assumes nothing happened before it (new activity trends). Time is Unix seconds, passed in.
+//!
+//! Queries read [`Rankings`]: every trending product of every window, overall and per category,
+//! ranked once as of one instant ([`Rankings::build`]) so a query is a lookup and a slice.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::config::MAX_WINDOWS;
 use super::ids::Id;
@@ -151,10 +155,9 @@ impl Trending {
         if limit == 0 {
             return Vec::new();
         }
-        let order = |a: &Trend, b: &Trend| b.z.total_cmp(&a.z).then(a.product.cmp(&b.product));
-        trends.select_nth_unstable_by(limit - 1, order);
+        trends.select_nth_unstable_by(limit - 1, by_z);
         trends.truncate(limit);
-        trends.sort_by(order);
+        trends.sort_by(by_z);
         trends
     }
 
@@ -171,6 +174,141 @@ impl Trending {
     /// Approximate heap bytes.
     pub fn memory_bytes(&self) -> usize {
         self.items.capacity() * (std::mem::size_of::<Counts>() + 8)
+    }
+}
+
+/// A ranked product: its id, its name (so a reader needs nothing else) and how it trends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// The product's name (its id in the catalog).
+    pub name: Arc<str>,
+    /// How it trends.
+    pub trend: Trend,
+}
+
+/// The trending products of one window: all of them and those of each category, best first.
+#[derive(Debug, Default)]
+struct WindowRanking {
+    all: Vec<Ranked>,
+    /// Keyed by every category path a product is in, its own and each one above it
+    /// (`a > b > c` is in `a > b > c`, `a > b` and `a`).
+    by_category: HashMap<Box<str>, Vec<Ranked>>,
+}
+
+/// Every trending product of every window, overall and per category, best first, as of one
+/// instant. Built whole ([`Rankings::build`]) and then only read: a reader takes a slice.
+#[derive(Debug, Default)]
+pub struct Rankings {
+    at: Option<f64>,
+    windows: Vec<WindowRanking>,
+}
+
+/// The order of a ranking: highest z first, then the lower id (deterministic).
+fn by_z(a: &Trend, b: &Trend) -> std::cmp::Ordering {
+    b.z.total_cmp(&a.z).then(a.product.cmp(&b.product))
+}
+
+impl Rankings {
+    /// Ranks every trending product of `model` at `now` in each window, overall and per
+    /// category: `describe` gives a product's name and category path (levels joined by
+    /// `separator`; a product in `a > b` is listed under `a > b` and `a`). The cost: one trend
+    /// per product and window, a sort, and a push per category level of each trending product.
+    pub fn build<'a>(
+        model: &Trending,
+        now: f64,
+        separator: &str,
+        describe: impl Fn(Id) -> (Arc<str>, Option<&'a str>),
+    ) -> Rankings {
+        let mut described: HashMap<Id, (Arc<str>, Option<&'a str>)> = HashMap::new();
+        let windows = (0..model.params.windows.len())
+            .map(|window| {
+                let mut trends: Vec<Trend> = model
+                    .items
+                    .keys()
+                    .filter_map(|&p| model.trend(p, window, now))
+                    .filter(|t| model.is_trending(t))
+                    .collect();
+                trends.sort_unstable_by(by_z);
+                let mut ranking = WindowRanking::default();
+                for trend in trends {
+                    let (name, category) = described
+                        .entry(trend.product)
+                        .or_insert_with(|| describe(trend.product));
+                    let ranked = Ranked {
+                        name: Arc::clone(name),
+                        trend,
+                    };
+                    if let Some(path) = *category {
+                        let ends = path
+                            .match_indices(separator)
+                            .map(|(i, _)| i)
+                            .chain([path.len()]);
+                        for end in ends {
+                            let level = &path[..end];
+                            match ranking.by_category.get_mut(level) {
+                                Some(list) => list.push(ranked.clone()),
+                                None => {
+                                    ranking
+                                        .by_category
+                                        .insert(level.into(), vec![ranked.clone()]);
+                                }
+                            }
+                        }
+                    }
+                    ranking.all.push(ranked);
+                }
+                ranking
+            })
+            .collect();
+        Rankings {
+            at: Some(now),
+            windows,
+        }
+    }
+
+    /// When it was built (Unix seconds; `None`: never, it is empty).
+    pub fn at(&self) -> Option<f64> {
+        self.at
+    }
+
+    /// The trending products of window `window` (an index of the short half-lives), of
+    /// `category` and below it (a normalized path; `None`: all), best first.
+    pub fn get(&self, window: usize, category: Option<&str>) -> &[Ranked] {
+        let Some(ranking) = self.windows.get(window) else {
+            return &[];
+        };
+        match category {
+            None => &ranking.all,
+            Some(category) => ranking.by_category.get(category).map_or(&[], Vec::as_slice),
+        }
+    }
+
+    /// Products ranked (in any window or category; each counted once per list it is in).
+    pub fn len(&self) -> usize {
+        self.windows
+            .iter()
+            .map(|w| w.all.len() + w.by_category.values().map(Vec::len).sum::<usize>())
+            .sum()
+    }
+
+    /// Whether nothing trends.
+    pub fn is_empty(&self) -> bool {
+        self.windows.iter().all(|w| w.all.is_empty())
+    }
+
+    /// Approximate heap bytes (the names are shared with the ids).
+    pub fn memory_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<Ranked>();
+        self.windows
+            .iter()
+            .map(|w| {
+                w.all.capacity() * entry
+                    + w.by_category
+                        .iter()
+                        .map(|(k, v)| k.len() + 48 + v.capacity() * entry)
+                        .sum::<usize>()
+            })
+            .sum()
     }
 }
 
@@ -242,5 +380,62 @@ mod tests {
         let t = late.trend(9, 0, 1000.0 + HOUR).unwrap();
         assert!((t.recent - 3.0).abs() < 1e-9, "{t:?}");
         assert!(m.trend(9, 5, 1010.0).is_none(), "no such window");
+    }
+
+    #[test]
+    fn rankings_hold_what_top_ranks_overall_and_in_each_category_and_above_it() {
+        let mut m = model();
+        let now = 10.0 * DAY;
+        // Product p: p events within the last hour (so p ranks by p), in one of three aisles.
+        let aisles = ["food > dairy", "food > bakery", "home"];
+        for p in 1..=30u32 {
+            for i in 0..p {
+                m.record(p, 1.0, now - f64::from(i) * 60.0);
+            }
+        }
+        let aisle = |p: Id| aisles[p as usize % 3];
+        let names: Vec<Arc<str>> = (0..=30).map(|p| Arc::from(format!("p{p}"))).collect();
+        let rankings = Rankings::build(&m, now, " > ", |p| {
+            (Arc::clone(&names[p as usize]), Some(aisle(p)))
+        });
+        assert_eq!(rankings.at(), Some(now));
+        let ids = |list: &[Ranked]| list.iter().map(|r| r.trend.product).collect::<Vec<_>>();
+        let top = |admit: &dyn Fn(Id) -> bool| {
+            m.top(0, now, usize::MAX, admit)
+                .iter()
+                .map(|t| t.product)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(rankings.get(0, None)), top(&|_| true));
+        assert!(rankings.get(0, None).len() > 20, "most trend");
+        for filter in ["food > dairy", "food > bakery", "home"] {
+            assert_eq!(
+                ids(rankings.get(0, Some(filter))),
+                top(&|p| aisle(p) == filter),
+                "{filter}"
+            );
+        }
+        // A category holds those below it, and only at a level's boundary.
+        assert_eq!(
+            ids(rankings.get(0, Some("food"))),
+            top(&|p| aisle(p).starts_with("food > "))
+        );
+        assert!(rankings.get(0, Some("foo")).is_empty());
+        assert!(rankings.get(0, Some("food > d")).is_empty());
+        // Each window ranks by its own half-life; an unknown window ranks nothing.
+        assert_eq!(
+            ids(rankings.get(1, Some("home"))),
+            m.top(1, now, usize::MAX, |p| aisle(p) == "home")
+                .iter()
+                .map(|t| t.product)
+                .collect::<Vec<_>>()
+        );
+        assert!(rankings.get(2, None).is_empty());
+        // Each entry carries its name and its trend at `now`.
+        let first = &rankings.get(0, None)[0];
+        assert_eq!(&*first.name, "p30");
+        assert_eq!(Some(first.trend), m.trend(30, 0, now));
+        assert!(rankings.memory_bytes() > 0 && !rankings.is_empty());
+        assert_eq!(Rankings::default().get(0, None), &[] as &[Ranked]);
     }
 }
