@@ -12,14 +12,6 @@ use cuecast::config::Config;
 use cuecast::store::Store;
 use tracing_subscriber::EnvFilter;
 
-/// The server's allocator: jemalloc. glibc's `malloc` keeps memory freed in the middle of its
-/// per-thread arenas, and a server that frees buffers of every size on many threads (media parts,
-/// HTTP bodies, chat batches) saw its RSS climb about 10 MB an hour with the bytes in use flat,
-/// even trimmed every minute (docs/benchmarks/soak.md). jemalloc's size-class slabs and its
-/// time-based purge of unused pages keep RSS at what is in use (docs/operations.md, "Memory").
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 /// cuecast — live-shopping media server (RTMP in, LL-HLS out).
 #[derive(Parser)]
 #[command(version, about)]

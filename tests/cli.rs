@@ -320,18 +320,3 @@ fn recs_eval_names_the_bad_line_and_column() {
     );
     assert!(output.stdout.is_empty());
 }
-
-/// The server allocates through jemalloc (`src/main.rs`; docs/operations.md, "Memory"): asked
-/// for its statistics at exit, the allocator of the binary prints jemalloc's. glibc's malloc
-/// ignores the variable and prints nothing.
-#[test]
-fn the_binary_allocates_through_jemalloc() {
-    let output = cuecast()
-        .arg("check-config")
-        .env("_RJEM_MALLOC_CONF", "stats_print:true")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("jemalloc statistics"), "{stderr}");
-}

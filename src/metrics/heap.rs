@@ -1,11 +1,9 @@
-//! Giving glibc's free heap memory back to the system. The server's own (Rust) allocations go
-//! through jemalloc (`src/main.rs`), which returns unused pages on its own; the C libraries it
-//! links (GStreamer, GLib, SQLite, OpenSSL) allocate through glibc's `malloc`, which keeps what a
-//! thread freed in that thread's arena and never returns memory freed in the middle of one. When
-//! everything went through glibc, the 60-minute soak (docs/benchmarks/soak.md) saw RSS rise
-//! 22 MB/h with the bytes in use flat, and one `malloc_trim` gave 169 MB of 342 MB back. [`trim`]
-//! does that for what is left on glibc's heap; the server runs it every
-//! `server.heap_trim_interval_s`.
+//! Giving the heap's free memory back to the system. glibc's allocator keeps what a thread freed
+//! in that thread's arena; memory freed in the middle of an arena is never returned on its own,
+//! so a server whose threads allocate and free buffers of varied sizes (HTTP bodies, media parts,
+//! playlists) holds more and more free memory: in the 60-minute soak (docs/benchmarks/soak.md)
+//! RSS rose 22 MB/h while the bytes in use stayed flat, and one `malloc_trim` gave 169 MB of
+//! 342 MB back. [`trim`] does that; the server runs it every `server.heap_trim_interval_s`.
 
 /// Returns the allocator's free memory to the system; whether any was returned. Does nothing
 /// (false) where the allocator is not glibc's.
