@@ -11,6 +11,9 @@
 # Usage: benches/soak/run.sh
 #   DURATION_S=3600 WARMUP_S=300 SAMPLE_S=10 PUBLISHERS=10 PLAYERS=200 MEMBERS=1000 SENDERS=50
 #   SEND_EVERY_S=5 PROFILE=release OUT=target/soak  SKIP_BUILD=1 (use the built binaries)
+#   SERVER_WRAPPER='heaptrack -o target/soak/ht' (runs the server under it; the server is then
+#   killed with SIGKILL at the end, so the profile holds what it had allocated: diff two runs of
+#   different lengths per allocation site — docs/benchmarks/soak.md, "where the growth is")
 # Output: $OUT/soak.csv, $OUT/soak.png, $OUT/server.log; the summary on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,8 +60,16 @@ CUECAST_STREAMS="[$streams]" CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABL
   CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false CUECAST_CHAT_LISTEN=127.0.0.1:0 \
   CUECAST_CHAT_MAX_CONNECTIONS_PER_IP=$((MEMBERS + 100)) CUECAST_SERVER_DATA_DIR="$work/data" \
   CUECAST_MEDIA_LADDER='[]' RUST_LOG=warn,cuecast::listen=info \
-  "$bin" serve 2>"$OUT/server.log" &
-server=$!; pids+=("$server")
+  ${SERVER_WRAPPER:-} "$bin" serve 2>"$OUT/server.log" &
+server=$!; pids+=("$server"); wrapper=$server
+if [ -n "${SERVER_WRAPPER:-}" ]; then
+  # The wrapper starts the server as its child: sample and stop that one.
+  for _ in $(seq 100); do
+    child=$(pgrep -P "$wrapper" -f "^$bin serve" || true); [ -n "$child" ] && break; sleep 0.1
+  done
+  [ -n "$child" ] || { echo "no server under $SERVER_WRAPPER" >&2; exit 1; }
+  server=$child; pids+=("$server")
+fi
 rtmp=$(listen_port "$OUT/server.log" rtmp); http=$(listen_port "$OUT/server.log" http)
 listen_port "$OUT/server.log" chat >/dev/null
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
@@ -88,6 +99,7 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then
   fi
   [ -x "$venv/bin/python" ] && python="$venv/bin/python"
 fi
+if [ -n "${SERVER_WRAPPER:-}" ]; then kill -9 "$server"; wait "$wrapper" 2>/dev/null || true; fi
 "$python" "$root/benches/soak/report.py" "$OUT/soak.csv" "$WARMUP_S" "${part_target:-0}" "$OUT/soak.png"
 echo
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), profile $PROFILE"
