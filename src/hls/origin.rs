@@ -599,6 +599,14 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// The part after `next` (the test streams have 5 parts per segment).
+    fn part_after(next: PartId) -> PartId {
+        PartId {
+            msn: next.msn + u64::from(next.part + 1 == 5),
+            part: (next.part + 1) % 5,
+        }
+    }
+
     /// Held reloads for two different parts: each waiter is released by the publication of
     /// the part it asked for, with a playlist that has it, and the waiters of one part share
     /// one rendering (and get the same bytes a plain request then gets).
@@ -606,10 +614,7 @@ mod tests {
     async fn waiters_get_the_version_they_asked_for_from_one_rendering() {
         let (origin, stream, rendition) = test_origin();
         let next = rendition.packager().next_part();
-        let after = PartId {
-            msn: next.msn + u64::from(next.part + 1 == 5),
-            part: (next.part + 1) % 5,
-        };
+        let after = part_after(next);
         let hold = |part: PartId| {
             let (origin, stream, rendition) = (
                 Arc::clone(&origin),
@@ -709,10 +714,7 @@ mod tests {
     async fn a_publication_wakes_only_the_reloads_it_answers() {
         let (origin, stream, rendition) = test_origin();
         let next = rendition.packager().next_part();
-        let after = PartId {
-            msn: next.msn + u64::from(next.part + 1 == 5),
-            part: (next.part + 1) % 5,
-        };
+        let after = part_after(next);
         let hold = |part: PartId| {
             let (origin, stream, rendition) = (
                 Arc::clone(&origin),

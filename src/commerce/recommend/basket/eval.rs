@@ -303,6 +303,28 @@ struct Stage {
     wanted: Wanted,
 }
 
+/// What the explore stages maximise: explore Recall@10 (explore NDCG@10 breaks ties).
+fn explore_objective(r: &Report) -> f64 {
+    r.explore_recall + 1e-3 * r.explore_ndcg
+}
+
+/// The list the explore stages score: the new-to-you one.
+const EXPLORE: Wanted = Wanted {
+    all: false,
+    new: true,
+};
+
+/// What the stages on the full list maximise: Recall@10 + NDCG@10.
+fn full_objective(r: &Report) -> f64 {
+    r.recall + r.ndcg
+}
+
+/// The list those stages score: the blended one.
+const FULL: Wanted = Wanted {
+    all: true,
+    new: false,
+};
+
 /// The grid, in order: first the others' part (neighbour votes, co-purchase, trial share) on
 /// the explore metrics (the own part does not touch the new-to-you list), then the recency of
 /// the baskets that vote, rank fusion against the score blend and the products' repeat
@@ -350,11 +372,8 @@ const STAGES: [Stage; 8] = [
             }
             out
         },
-        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
-        wanted: Wanted {
-            all: false,
-            new: true,
-        },
+        objective: explore_objective,
+        wanted: EXPLORE,
     },
     Stage {
         name: "recency",
@@ -368,11 +387,8 @@ const STAGES: [Stage; 8] = [
                 })
                 .collect()
         },
-        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
-        wanted: Wanted {
-            all: false,
-            new: true,
-        },
+        objective: explore_objective,
+        wanted: EXPLORE,
     },
     Stage {
         name: "fusion",
@@ -390,11 +406,8 @@ const STAGES: [Stage; 8] = [
             }
             out
         },
-        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
-        wanted: Wanted {
-            all: false,
-            new: true,
-        },
+        objective: explore_objective,
+        wanted: EXPLORE,
     },
     Stage {
         name: "votes",
@@ -408,11 +421,8 @@ const STAGES: [Stage; 8] = [
                 })
                 .collect()
         },
-        objective: |r| r.explore_recall + 1e-3 * r.explore_ndcg,
-        wanted: Wanted {
-            all: false,
-            new: true,
-        },
+        objective: explore_objective,
+        wanted: EXPLORE,
     },
     Stage {
         name: "repeat",
@@ -445,11 +455,8 @@ const STAGES: [Stage; 8] = [
             }
             out
         },
-        objective: |r| r.recall + r.ndcg,
-        wanted: Wanted {
-            all: true,
-            new: false,
-        },
+        objective: full_objective,
+        wanted: FULL,
     },
     Stage {
         name: "switch",
@@ -462,11 +469,8 @@ const STAGES: [Stage; 8] = [
                 })
                 .collect()
         },
-        objective: |r| r.recall + r.ndcg,
-        wanted: Wanted {
-            all: true,
-            new: false,
-        },
+        objective: full_objective,
+        wanted: FULL,
     },
     Stage {
         name: "propensity",
@@ -494,11 +498,8 @@ const STAGES: [Stage; 8] = [
                 })
                 .collect()
         },
-        objective: |r| r.recall + r.ndcg,
-        wanted: Wanted {
-            all: true,
-            new: false,
-        },
+        objective: full_objective,
+        wanted: FULL,
     },
     Stage {
         name: "slots",
@@ -512,11 +513,8 @@ const STAGES: [Stage; 8] = [
                 })
                 .collect()
         },
-        objective: |r| r.recall + r.ndcg,
-        wanted: Wanted {
-            all: true,
-            new: false,
-        },
+        objective: full_objective,
+        wanted: FULL,
     },
 ];
 
