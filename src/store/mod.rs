@@ -87,6 +87,11 @@ const MIGRATION_LOCK: i64 = 0x0063_7565_6361_7374;
 /// The NOTIFY channel of the change triggers.
 const CHANGES_CHANNEL: &str = "cuecast_changes";
 
+/// How much of an SQLite database file is read through a memory map (1 GiB: beyond it, pages
+/// are read with `read()`). Mapped pages count in the process's resident set only while the
+/// kernel keeps them, and are shared with its page cache.
+const MMAP_PRAGMA: &str = "PRAGMA mmap_size = 1073741824;";
+
 /// How long to wait for a PostgreSQL connection at start and per query.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -206,16 +211,18 @@ impl Store {
             .max_lifetime(None)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                         PRAGMA cache_size = -65536;",
-                    )
-                    .await?;
-                    // 64 MiB of page cache (the default is 2 MiB) above: the shopper events'
-                    // indexes take inserts all over their B-trees, and every page missed is a
-                    // read from the OS.
+                    conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                        .await?;
                     if file {
                         conn.execute("PRAGMA journal_mode = WAL;").await?;
+                        // The database file is read through a memory map: the shopper events'
+                        // indexes take inserts all over their B-trees, and a page the page
+                        // cache (SQLite's default 2 MiB) no longer holds is then a memory read,
+                        // not a read() from the OS. A larger private cache did the same for
+                        // the events benchmark but kept every page the chat history appends,
+                        // growing the process by ≈ 5 MB an hour up to its size
+                        // (docs/benchmarks/soak.md); mapped pages are the kernel's to drop.
+                        conn.execute(MMAP_PRAGMA).await?;
                     }
                     Ok(())
                 })
@@ -481,6 +488,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((a.as_str(), b.as_str()), ("second", "first"));
+    }
+
+    #[tokio::test]
+    async fn the_database_file_is_read_through_a_map_not_a_private_cache_that_keeps_what_is_written()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mmap, 1 << 30);
+        // SQLite's default cache (-2000: 2,000 KiB), not one that grows with every page the
+        // chat history appends (docs/benchmarks/soak.md).
+        let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(cache, -2000);
     }
 
     #[tokio::test]

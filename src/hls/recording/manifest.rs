@@ -26,6 +26,8 @@ use crate::hls::playlist::{
 };
 use crate::hls::stream::{AUDIO_GROUP, RenditionKind, TrackInfo};
 
+pub use super::segments::SegmentList;
+
 /// File name of the manifest in a recording's directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the multivariant playlist in a recording's directory.
@@ -205,7 +207,7 @@ pub struct RenditionRecord {
     /// Init versions written (files `init.mp4`, `init{n}.mp4`).
     pub inits: Vec<u32>,
     /// Segments written, in order.
-    pub segments: Vec<SegmentEntry>,
+    pub segments: SegmentList,
     /// A segment was lost since the last one listed: the next one starts a discontinuity.
     #[serde(default)]
     pub gap: bool,
@@ -222,7 +224,7 @@ impl RenditionRecord {
             frame_rate: None,
             channels: None,
             inits: Vec::new(),
-            segments: Vec::new(),
+            segments: SegmentList::new(),
             gap: false,
         }
     }
@@ -590,7 +592,7 @@ mod tests {
             channels: None,
         });
         video.inits.push(0);
-        video.segments = vec![segment(0, false), segment(1, false), segment(2, true)];
+        video.segments = vec![segment(0, false), segment(1, false), segment(2, true)].into();
         let audio = manifest.rendition_mut("audio", Kind::Audio);
         audio.set_info(&TrackInfo {
             codecs: Some("mp4a.40.2".into()),
@@ -598,7 +600,7 @@ mod tests {
             ..TrackInfo::default()
         });
         audio.inits.push(0);
-        audio.segments = vec![segment(0, false), segment(1, false)];
+        audio.segments = vec![segment(0, false), segment(1, false)].into();
         manifest.dateranges = vec![DateRange {
             id: "cue-1".into(),
             class: Some("com.cuecast.product".into()),

@@ -44,6 +44,7 @@ mod config;
 pub mod index;
 pub mod manifest;
 pub mod retention;
+mod segments;
 pub mod vod;
 mod writer;
 
@@ -901,7 +902,7 @@ mod tests {
         let manifest: Manifest =
             serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("read"))
                 .expect("json");
-        let first = &manifest.renditions[0].segments[0];
+        let first = manifest.renditions[0].segments.first().expect("a segment");
         assert_eq!(first.msn, seam, "the live numbering from the seam");
         assert!(seam > 15, "past the owner's segments: {seam}");
         assert!(!first.discontinuity, "nothing before it in this recording");

@@ -512,7 +512,7 @@ fn recover(dir: &Path, now: DateTime<Utc>) -> Result<Option<Manifest>, Recording
 fn remove_unlisted(dir: &Path, manifest: &Manifest) {
     for rendition in &manifest.renditions {
         let listed: std::collections::HashSet<String> =
-            rendition.segments.iter().map(SegmentEntry::file).collect();
+            rendition.segments.iter().map(|s| s.file()).collect();
         let Ok(entries) = std::fs::read_dir(dir.join(&rendition.name)) else {
             continue;
         };
