@@ -8,7 +8,8 @@ show (the order's hour of day) and a cue (its add-to-cart position), so analytic
 to group. Prices are made up from the product id (the sample has none). Bodies are built before
 the clock starts; the client then only sends them.
 
-  load.py URL CSV CONNECTIONS BATCH LABEL       (prints one JSON line)
+  load.py URL CSV CONNECTIONS BATCH LABEL SHOWS_JSON   (prints one JSON line; SHOWS_JSON maps
+                                                       the hour "00".."23" to a show id)
   load.py --sqlite-floor CSV BATCH DB SCHEMA   (the same rows INSERTed straight into SQLite)
 """
 import csv
@@ -24,13 +25,13 @@ TOKEN = "dev-admin-token"
 IMPRESSIONS, CLICKS = 2, 1
 
 
-def events_of(csv_path):
-    """(purchases, page events) of the sample."""
+def events_of(csv_path, shows):
+    """(purchases, page events) of the sample; `shows` maps the order's hour to a show id."""
     purchases, page = [], []
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
             product = row["product_id"]
-            show = f"show-{int(row['order_hour_of_day']):02d}"
+            show = shows[f"{int(row['order_hour_of_day']):02d}"]
             cue = f"cue-{int(float(row['add_to_cart_order'] or 1)) % 20}"
             visitor = f"visitor-{row['user_id']}"
             common = {"show": show, "product": product, "cue": cue}
@@ -108,7 +109,7 @@ def quantile(values, q):
 def sqlite_floor(csv_path, size, db, schema):
     """Inserts the same events, one transaction of one executemany per batch, WAL, the server's
     schema (its migration file): the storage floor without HTTP, JSON or validation."""
-    purchases, page = events_of(csv_path)
+    purchases, page = events_of(csv_path, {f"{h:02d}": f"show-{h:02d}" for h in range(24)})
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -137,7 +138,9 @@ def main():
         return
     url, csv_path, connections, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     label = sys.argv[5]
-    purchases, page = events_of(csv_path)
+    with open(sys.argv[6]) as f:
+        shows = json.load(f)
+    purchases, page = events_of(csv_path, shows)
     work = interleave(list(batches(purchases, size, TOKEN)), list(batches(page, size, None)))
     events = sum(n for _, n, _ in work)
     elapsed, latencies, failures = run_http(url, work, connections)
