@@ -381,6 +381,30 @@ pub fn is_shared(pool: &AnyPool) -> bool {
     pool.connect_options().database_url.scheme() != "sqlite"
 }
 
+/// `count` bind parameters for a query on `pool`, numbered from `first`, comma-separated: PostgreSQL's
+/// `$first, $first+1, …`; on SQLite anonymous `?`s, bound in the same order. SQLite looks a
+/// numbered parameter's name up by walking the list of every name in the statement, and the
+/// driver asks for each one's name as it binds, so hundreds of numbered parameters (a
+/// multi-row INSERT, an `IN` list) cost time quadratic in their count: 17 % of the server's CPU
+/// in the events benchmark (docs/benchmarks/events.md). The parameters must be bound in the
+/// order they appear, which numbered in order they are.
+pub fn params(pool: &AnyPool, first: usize, count: usize) -> String {
+    let numbered = is_shared(pool);
+    let mut out = String::with_capacity(count * 6);
+    for n in first..first + count {
+        if n > first {
+            out.push_str(", ");
+        }
+        if numbered {
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push('?');
+        }
+    }
+    out
+}
+
 /// Forwards the `cuecast_changes` notifications until the store closes. When the listener's
 /// connection drops (notifications may be missed until it reconnects) it sends a `*` change
 /// at once and again after reconnecting, so caches reload.
@@ -507,6 +531,29 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cache, -2000);
+    }
+
+    #[tokio::test]
+    async fn bind_parameters_are_anonymous_on_sqlite_and_numbered_on_postgres() {
+        let store = Store::in_memory().await.unwrap();
+        assert_eq!(params(store.pool(), 1, 3), "?, ?, ?");
+        // Bound in order, they land where the numbered ones would.
+        let (a, b, c): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {}",
+            params(store.pool(), 1, 3)
+        )))
+        .bind(1_i64)
+        .bind(2_i64)
+        .bind(3_i64)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!((a, b, c), (1, 2, 3));
+        let postgres = AnyPoolOptions::new()
+            .connect_lazy("postgres://cuecast@127.0.0.1:1/cuecast")
+            .unwrap();
+        assert_eq!(params(&postgres, 12, 3), "$12, $13, $14");
+        assert_eq!(params(&postgres, 1, 0), "");
     }
 
     #[tokio::test]

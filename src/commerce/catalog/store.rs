@@ -21,10 +21,9 @@ pub async fn load_some(pool: &AnyPool, ids: &[String]) -> Result<Vec<CatalogProd
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_QUERY) {
         // Built from constants only: the ids are bound.
-        let params: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT id, doc FROM catalog_products WHERE id IN ({})",
-            params.join(", ")
+            crate::store::params(pool, 1, chunk.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {

@@ -398,7 +398,7 @@ async fn write_loop(
     mut jobs: mpsc::Receiver<Job>,
     sink: Option<Arc<dyn EventSink>>,
 ) {
-    let statements = store::insert_statements();
+    let statements = store::insert_statements(&pool);
     while let Some(first) = jobs.recv().await {
         let mut pending = first.events.len();
         let mut group = vec![first];

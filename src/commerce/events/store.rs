@@ -34,17 +34,17 @@ fn err(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError { action, source }
 }
 
-/// The INSERT statements for 1..=[`ROWS_PER_INSERT`] rows (index = rows - 1): built from
-/// constants only, never from input.
-pub fn insert_statements() -> Vec<Arc<str>> {
+/// The INSERT statements for 1..=[`ROWS_PER_INSERT`] rows (index = rows - 1) for the database
+/// of `pool` ([`crate::store::params`]): built from constants only, never from input.
+pub fn insert_statements(pool: &AnyPool) -> Vec<Arc<str>> {
     (1..=ROWS_PER_INSERT)
         .map(|rows| {
             let values: Vec<String> = (0..rows)
                 .map(|row| {
-                    let first = row * COLUMNS + 1;
-                    let params: Vec<String> =
-                        (first..first + COLUMNS).map(|n| format!("${n}")).collect();
-                    format!("({})", params.join(", "))
+                    format!(
+                        "({})",
+                        crate::store::params(pool, row * COLUMNS + 1, COLUMNS)
+                    )
                 })
                 .collect();
             format!(

@@ -152,11 +152,10 @@ impl Index {
         }
         for chunk in shows.chunks(SHOWS_PER_QUERY) {
             // Built from constants only: the ids are bound.
-            let params: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
             let sql = format!(
                 "{} WHERE show IN ({}) ORDER BY started_at_ms DESC, id DESC",
                 select!(""),
-                params.join(", ")
+                crate::store::params(&self.pool, 1, chunk.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for show in chunk {
