@@ -344,10 +344,17 @@ fn main() {
         tick.tick().await;
         while started.elapsed() < duration {
             tick.tick().await;
-            let metrics = match http.get(format!("{base}/metrics")).send().await {
-                Ok(r) => r.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
+            // Once more on a failure: a keep-alive connection the server closed for idleness
+            // just as the request went out fails it, and left a sample without a reading.
+            let mut metrics = String::new();
+            for _ in 0..2 {
+                if let Ok(r) = http.get(format!("{base}/metrics")).send().await
+                    && let Ok(text) = r.text().await
+                {
+                    metrics = text;
+                    break;
+                }
+            }
             let (delay_p99, delay_max) = part_delay(&metrics);
             let window = stats
                 .window
