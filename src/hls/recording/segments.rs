@@ -92,20 +92,13 @@ impl SegmentList {
     /// Keeps the first `len` segments.
     pub fn truncate(&mut self, len: usize) {
         if len < self.len {
-            self.retain_first(len);
+            *self = self.iter().take(len).collect();
         }
     }
 
     /// Keeps the segments `keep` accepts, in order.
     pub fn retain(&mut self, mut keep: impl FnMut(&SegmentEntry) -> bool) {
-        let kept: SegmentList = self.iter().filter(|entry| keep(entry)).collect();
-        *self = kept;
-    }
-
-    /// Keeps the first `len` segments (fewer than there are).
-    fn retain_first(&mut self, len: usize) {
-        let kept: SegmentList = self.iter().take(len).collect();
-        *self = kept;
+        *self = self.iter().filter(|entry| keep(entry)).collect();
     }
 }
 
