@@ -33,6 +33,11 @@ pub struct RenditionHandoff {
     pub discontinuity_sequence: u64,
     /// EXT-X-TARGETDURATION so far (it never decreases).
     pub target_duration: u64,
+    /// PROGRAM-DATE-TIME of the start of the segment the owner had open (else the end of its
+    /// last one) at the snapshot: a viewer at the live edge has loaded at least up to here.
+    /// Absent in documents written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seam_date: Option<DateTime<Utc>>,
 }
 
 impl RenditionHandoff {
@@ -75,6 +80,18 @@ impl StreamHandoff {
     pub fn rendition(&self, name: &str) -> Option<&RenditionHandoff> {
         self.renditions.iter().find(|r| r.name == name)
     }
+
+    /// Where the successor's dates start: the earliest rendition's [`RenditionHandoff::seam_date`].
+    ///
+    /// A player that has no overlap between the old owner's playlist and the successor's (its
+    /// segments are numbered past a gap, after a discontinuity) finds the next segment by date:
+    /// hls.js looks for the segment whose dates contain the end of the last one it loaded, and
+    /// finds nothing — and stops, for good — when the successor's first date is later than
+    /// that. Dating the successor's first media at the earliest rendition's seam puts it at or
+    /// before the end of whatever a viewer at the live edge has loaded, in every rendition.
+    pub fn seam_date(&self) -> Option<DateTime<Utc>> {
+        self.renditions.iter().filter_map(|r| r.seam_date).min()
+    }
 }
 
 /// How far past the owner's state at the last snapshot the successor starts, so that nothing
@@ -88,3 +105,52 @@ pub const SKIP_MSNS: u64 = 1;
 pub const SKIP_PARTS: u64 = 2 * MAX_PARTS_PER_SEGMENT as u64;
 /// Init versions skipped (see [`SKIP_MSNS`]).
 pub const SKIP_INIT_VERSIONS: u32 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendition(name: &str, seam_date: Option<DateTime<Utc>>) -> RenditionHandoff {
+        RenditionHandoff {
+            name: name.into(),
+            audio: name == "audio",
+            next_msn: 7,
+            next_part: 60,
+            next_init_version: 2,
+            discontinuity_sequence: 0,
+            target_duration: 2,
+            seam_date,
+        }
+    }
+
+    /// The successor's dates start at the earliest rendition's seam; a document written
+    /// before seam dates existed still parses (and gives none).
+    #[test]
+    fn the_seam_date_is_the_earliest_renditions_and_optional_in_the_document() {
+        let t = DateTime::parse_from_rfc3339("2026-12-07T12:35:10.470Z")
+            .expect("date")
+            .with_timezone(&Utc);
+        let handoff = StreamHandoff {
+            session: "1a2508015b8".into(),
+            media_end_ns: Some(10_900_000_000),
+            anchor: Some((0, t)),
+            renditions: vec![
+                rendition("audio", Some(t - chrono::Duration::milliseconds(101))),
+                rendition("source", Some(t)),
+                rendition("low", None),
+            ],
+        };
+        assert_eq!(
+            handoff.seam_date(),
+            Some(t - chrono::Duration::milliseconds(101))
+        );
+        let back = StreamHandoff::from_json(&handoff.to_json()).expect("round trip");
+        assert_eq!(back, handoff);
+        let old = r#"{"session":"s","media_end_ns":5,"anchor":null,"renditions":[
+            {"name":"source","audio":false,"next_msn":3,"next_part":40,"next_init_version":2,
+             "discontinuity_sequence":0,"target_duration":2}]}"#;
+        let old = StreamHandoff::from_json(old).expect("an older document");
+        assert_eq!(old.renditions[0].seam_date, None);
+        assert_eq!(old.seam_date(), None);
+    }
+}

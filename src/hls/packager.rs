@@ -534,7 +534,21 @@ impl Packager {
             next_init_version: next_init_version + SKIP_INIT_VERSIONS,
             discontinuity_sequence: self.discontinuity_sequence + discontinuities,
             target_duration: self.target_duration,
+            seam_date: self.seam_date(),
         }
+    }
+
+    /// PROGRAM-DATE-TIME where a successor's media would meet this rendition's: the start of
+    /// the open segment, else the end of the last complete one (`None` before any segment).
+    /// Every viewer has loaded up to here at least, if it follows the live edge.
+    fn seam_date(&self) -> Option<DateTime<Utc>> {
+        if let Some(open) = &self.open {
+            return Some(open.program_date_time);
+        }
+        self.window.back().map(|segment| {
+            segment.program_date_time
+                + chrono::Duration::nanoseconds(i64::try_from(segment.duration).unwrap_or(i64::MAX))
+        })
     }
 
     /// The settings.

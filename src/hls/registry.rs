@@ -329,6 +329,7 @@ mod tests {
                 next_init_version: 2,
                 discontinuity_sequence: 1,
                 target_duration: 2,
+                seam_date: None,
             }],
         };
         let (stream, continued) =

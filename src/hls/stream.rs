@@ -142,7 +142,11 @@ impl HlsStream {
     ) -> HlsStream {
         let mut stream = HlsStream::with_clock(name, config, clock);
         stream.session = handoff.session.clone();
-        stream.timeline = Mutex::new(Timeline::continuing(handoff.media_end_ns, handoff.anchor));
+        stream.timeline = Mutex::new(Timeline::continuing(
+            handoff.media_end_ns,
+            handoff.anchor,
+            handoff.seam_date(),
+        ));
         stream.handoff = Some(handoff);
         stream
     }
@@ -811,6 +815,45 @@ mod tests {
         source.push_chunk(chunk(3 * SECOND));
         let after = stream.multivariant_text().expect("playable");
         assert_ne!(after.as_ptr(), both.as_ptr(), "rendered again");
+    }
+
+    /// A node continuing a dead owner's session dates its first media at the start of the
+    /// segment the owner had open, not after the owner's last ingested timestamp (which runs
+    /// ahead of what was packaged): hls.js, whose playlist has no overlap with the successor's,
+    /// looks for the segment whose dates contain the end of the last one it loaded and stops
+    /// for good when the successor's dates start after it.
+    #[test]
+    fn a_successor_dates_its_first_media_where_the_owners_open_segment_starts() {
+        let owner = HlsStream::new("demo", one_second_segments());
+        owner.anchor(0);
+        let source = owner.add_rendition("source", RenditionKind::Video);
+        source.push_init(Bytes::from_static(b"init"), info("avc1.64001f"));
+        for second in 0..3 {
+            let mut c = chunk(second * SECOND);
+            c.program_date_time = owner.program_date_time(second * SECOND);
+            source.push_chunk(c);
+        }
+        // Segments 0 and 1 complete, 2 open at 2 s; ingest has seen media up to 3.4 s.
+        owner.note_media(3 * SECOND + 400_000_000);
+        let open_start = owner.program_date_time(2 * SECOND);
+        let handoff = StreamHandoff::from_json(&owner.handoff().to_json()).expect("JSON");
+        assert_eq!(handoff.seam_date(), Some(open_start));
+
+        let successor = HlsStream::continuing(
+            "demo",
+            one_second_segments(),
+            Arc::new(crate::hls::timeline::SystemClock),
+            handoff,
+        );
+        let first = successor.continue_at().expect("the owner's media end");
+        assert!(first > 3 * SECOND, "timestamps stay monotonic: {first}");
+        successor.reanchor(first);
+        assert_eq!(successor.program_date_time(first), open_start);
+        // A viewer that loaded anything of segment 2 (or all of segment 1) ended at or after
+        // the seam, inside the successor's first segment.
+        let viewer_end = owner.program_date_time(2 * SECOND + 200_000_000);
+        assert!(successor.program_date_time(first) <= viewer_end);
+        assert!(successor.program_date_time(first + SECOND) > viewer_end);
     }
 
     /// Continuity through the registry on a manual clock: a reconnect at the end of the grace

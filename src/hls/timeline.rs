@@ -90,10 +90,14 @@ pub struct Timeline {
     anchor: Option<(u64, DateTime<Utc>)>,
     /// Latest media timestamp pushed (ns, after continuation offsets).
     media_end: Option<u64>,
-    /// Continuing another node's timeline: the next [`Timeline::reanchor`] keeps the anchor,
-    /// so PROGRAM-DATE-TIME runs on from the old owner's dates without the failover's gap
-    /// (players that lost their playlist's overlap find the seam by date).
+    /// Continuing another node's timeline: the next [`Timeline::reanchor`] keeps the old
+    /// owner's dates instead of the wall clock, so PROGRAM-DATE-TIME runs on without the
+    /// failover's gap (players that lost their playlist's overlap find the seam by date).
     keep_anchor: bool,
+    /// With `keep_anchor`: the date the continuing media starts at (the old owner's seam, see
+    /// [`super::handoff::StreamHandoff::seam_date`]); `None`: the old owner's date of that
+    /// media time.
+    seam_date: Option<DateTime<Utc>>,
 }
 
 /// Wall clock of `pts_ns` through the anchor (`media`, `wall`).
@@ -103,13 +107,18 @@ fn wall_at(media: u64, wall: DateTime<Utc>, pts_ns: u64) -> DateTime<Utc> {
 }
 
 impl Timeline {
-    /// A timeline continuing another node's (see [`super::handoff`]): its media end and
-    /// PROGRAM-DATE-TIME anchor.
-    pub fn continuing(media_end: Option<u64>, anchor: Option<(u64, DateTime<Utc>)>) -> Timeline {
+    /// A timeline continuing another node's (see [`super::handoff`]): its media end,
+    /// PROGRAM-DATE-TIME anchor and seam date.
+    pub fn continuing(
+        media_end: Option<u64>,
+        anchor: Option<(u64, DateTime<Utc>)>,
+        seam_date: Option<DateTime<Utc>>,
+    ) -> Timeline {
         Timeline {
             anchor,
             media_end,
             keep_anchor: anchor.is_some(),
+            seam_date,
         }
     }
 
@@ -158,8 +167,18 @@ impl Timeline {
     /// A new publish continues the stream at media time `media_ns` at wall-clock `wall`:
     /// PROGRAM-DATE-TIME carries on from `wall`, never going back before the previous
     /// publish's mapping of `media_ns` (a publisher that ran ahead of real time).
+    ///
+    /// On a timeline [continuing](Self::continuing) another node's, the first call dates
+    /// `media_ns` at the old owner's seam date (never later than the old owner's own date of
+    /// `media_ns`), or keeps the old anchor without one.
     pub fn reanchor(&mut self, media_ns: u64, wall: DateTime<Utc>) {
-        if std::mem::take(&mut self.keep_anchor) && self.anchor.is_some() {
+        let seam_date = self.seam_date.take();
+        if std::mem::take(&mut self.keep_anchor)
+            && let Some((media, anchor_wall)) = self.anchor
+        {
+            if let Some(seam) = seam_date {
+                self.anchor = Some((media_ns, seam.min(wall_at(media, anchor_wall, media_ns))));
+            }
             return;
         }
         let wall = match self.anchor {
@@ -294,6 +313,32 @@ mod tests {
         assert!(continuity.take_over(false));
         assert!(!continuity.still_interrupted(1));
         assert!(!continuity.take_over(true), "not after the end");
+    }
+
+    /// A timeline continuing another node's: the first reanchor dates the new media at the
+    /// old owner's seam date (never later than the old owner's date of that media time), or
+    /// keeps the old dates without one; later reanchors follow the wall clock again.
+    #[test]
+    fn a_continued_timeline_dates_its_first_media_at_the_seam() {
+        let anchor = Some((0, t0()));
+        let mut seamed = Timeline::continuing(Some(10 * S), anchor, Some(t0() + secs(8.0)));
+        let first = seamed.continue_at().expect("media end");
+        seamed.reanchor(first, t0() + secs(30.0));
+        assert_eq!(seamed.program_date_time(first, t0()), t0() + secs(8.0));
+        assert_eq!(seamed.program_date_time(first + S, t0()), t0() + secs(9.0));
+        // A seam date later than the old owner's own date of the media: the old date.
+        let mut late = Timeline::continuing(Some(10 * S), anchor, Some(t0() + secs(60.0)));
+        late.reanchor(first, t0() + secs(30.0));
+        assert_eq!(late.program_date_time(first, t0()), t0() + secs(10.1));
+        // Without a seam date: the old owner's dates run on.
+        let mut kept = Timeline::continuing(Some(10 * S), anchor, None);
+        kept.reanchor(first, t0() + secs(30.0));
+        assert_eq!(kept.program_date_time(first, t0()), t0() + secs(10.1));
+        // The next publish (a reconnect to this node) is dated by the wall clock again.
+        seamed.note_media(20 * S);
+        let again = seamed.continue_at().expect("media end");
+        seamed.reanchor(again, t0() + secs(40.0));
+        assert_eq!(seamed.program_date_time(again, t0()), t0() + secs(40.0));
     }
 
     #[test]
