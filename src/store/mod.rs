@@ -23,6 +23,7 @@ pub mod config;
 pub use config::{Backend, Config};
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -79,6 +80,11 @@ const MIGRATIONS: &[(&str, &str, &str)] = &[
         include_str!("migrations/0008_stream_keys.sql"),
         include_str!("migrations/postgres/0008_stream_keys.sql"),
     ),
+    (
+        "0009_events_by_show",
+        include_str!("migrations/0009_events_by_show.sql"),
+        include_str!("migrations/postgres/0009_events_by_show.sql"),
+    ),
 ];
 
 /// The advisory lock key held while migrating a PostgreSQL database ("cuecast" in ASCII).
@@ -91,6 +97,15 @@ const CHANGES_CHANNEL: &str = "cuecast_changes";
 /// are read with `read()`). Mapped pages count in the process's resident set only while the
 /// kernel keeps them, and are shared with its page cache.
 const MMAP_PRAGMA: &str = "PRAGMA mmap_size = 1073741824;";
+
+/// The writer connection checkpoints the write-ahead log itself only past this many pages
+/// (64 MiB): a backstop, should the background checkpointer fall behind or not run (SQLite's
+/// default is 1,000 pages, a checkpoint inside every few commits, on the writer's path).
+const WAL_AUTOCHECKPOINT_PRAGMA: &str = "PRAGMA wal_autocheckpoint = 16384;";
+
+/// How often the background checkpointer copies committed pages from the write-ahead log into
+/// the database file (see [`Checkpointer`]).
+const CHECKPOINT_PERIOD: Duration = Duration::from_secs(1);
 
 /// How long to wait for a PostgreSQL connection at start and per query.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,6 +181,69 @@ pub struct Store {
     kind: Kind,
     /// Other nodes' (and this node's) changes, PostgreSQL only.
     changes: Option<broadcast::Sender<Change>>,
+    /// The embedded database file's checkpoints (none in memory or on PostgreSQL).
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// Checkpoints of the embedded database's write-ahead log, on a connection of their own.
+///
+/// SQLite's default is that the commit that takes the log past 1,000 pages also copies the
+/// log into the database file and syncs it, inside that commit: under a stream of shopper
+/// events every few commits waited for it (the writer's commits took 2.4 ms at the median and
+/// 12.5 ms at p90, docs/benchmarks/events.md). Here a task runs a PASSIVE checkpoint — which
+/// never waits for, nor blocks, the writer or readers — once a [`CHECKPOINT_PERIOD`], and the
+/// writer's own automatic checkpoint is left as a backstop at 64 MiB of log.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    /// Opens its connection to the database at `options` and starts the task.
+    async fn start(options: &AnyConnectOptions) -> Result<Checkpointer, sqlx::Error> {
+        let conn = AnyConnection::connect_with(options).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(checkpoint_loop(conn, stopped));
+        Ok(Checkpointer {
+            stop,
+            task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// Stops the task after its current checkpoint and closes its connection.
+    async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn checkpoint_loop(mut conn: AnyConnection, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut period = tokio::time::interval(CHECKPOINT_PERIOD);
+    period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = period.tick() => {}
+            _ = stop.changed() => break,
+        }
+        // (busy, frames in the log, frames copied into the database file)
+        let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut conn)
+            .await;
+        match done {
+            Ok((_, log, copied)) if log > 0 => {
+                tracing::trace!(log, copied, "database log checkpointed");
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "database log checkpoint failed; the writer checkpoints past 64 MiB of log");
+            }
+        }
+    }
+    let _ = conn.close().await;
 }
 
 impl Store {
@@ -215,6 +293,7 @@ impl Store {
                         .await?;
                     if file {
                         conn.execute("PRAGMA journal_mode = WAL;").await?;
+                        conn.execute(WAL_AUTOCHECKPOINT_PRAGMA).await?;
                         // The database file is read through a memory map: the shopper events'
                         // indexes take inserts all over their B-trees, and a page the page
                         // cache (SQLite's default 2 MiB) no longer holds is then a memory read,
@@ -227,13 +306,21 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(open_err)?;
+        let checkpointer = if file {
+            Some(Arc::new(
+                Checkpointer::start(&options).await.map_err(open_err)?,
+            ))
+        } else {
+            None
+        };
         let store = Store {
             pool,
             kind: Kind::Sqlite,
             changes: None,
+            checkpointer,
         };
         store.migrate(&path).await?;
         Ok(store)
@@ -267,6 +354,7 @@ impl Store {
             pool,
             kind: Kind::Postgres,
             changes: Some(changes.clone()),
+            checkpointer: None,
         };
         let mut listener = sqlx::postgres::PgListener::connect(url)
             .await
@@ -371,6 +459,9 @@ impl Store {
 
     /// Closes the pool, waiting for queries in flight.
     pub async fn close(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.stop().await;
+        }
         self.pool.close().await;
     }
 }
@@ -531,6 +622,55 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cache, -2000);
+    }
+
+    /// A commit that takes the write-ahead log past SQLite's default 1,000 pages does not
+    /// copy it into the database file itself (the writer's path stays a log append and its
+    /// sync); the background checkpointer does, within a period or two.
+    #[tokio::test]
+    async fn commits_leave_checkpoints_to_the_background_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (pages,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(pages, 16384);
+        sqlx::query("CREATE TABLE blobs (b BLOB)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let db = dir.path().join(DB_FILE);
+        let size = || std::fs::metadata(&db).map_or(0, |m| m.len());
+        let before = size();
+        // 8 MiB in one commit: 2,000+ pages of log.
+        let mut tx = store.pool().begin().await.unwrap();
+        for _ in 0..128 {
+            sqlx::query("INSERT INTO blobs VALUES (zeroblob(65536))")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert!(
+            size() < before + (1 << 20),
+            "the commit checkpointed: {before} → {} bytes",
+            size()
+        );
+        let deadline = std::time::Instant::now() + 4 * CHECKPOINT_PERIOD;
+        while size() < before + (8 << 20) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not checkpointed in the background: {} bytes",
+                size()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.close().await;
+        assert!(
+            !dir.path().join(format!("{DB_FILE}-wal")).exists(),
+            "closing leaves no log behind"
+        );
     }
 
     #[tokio::test]
