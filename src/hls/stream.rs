@@ -856,6 +856,76 @@ mod tests {
         assert!(successor.program_date_time(first + SECOND) > viewer_end);
     }
 
+    /// The same at every point of the part cycle the owner can die at, with a second
+    /// rendition two parts behind the first. Whatever a viewer at the live edge has loaded —
+    /// the last complete segment, or any number of the open segment's parts — ends at or after
+    /// the successor's first date in every rendition (a date before it would stop hls.js for
+    /// good), and within the successor's first segment while the renditions are in the same
+    /// segment; when the owner died between one rendition's segment boundary and the other's,
+    /// the leading rendition's viewers are at most one segment past it (hls.js finds the seam
+    /// once the successor's second segment is listed).
+    #[test]
+    fn every_viewer_at_the_live_edge_finds_the_successors_first_segment_by_date() {
+        const PART: u64 = 200_000_000;
+        const PARTS_PER_SEGMENT: u64 = 5;
+        let config = PackagerConfig {
+            segment_target: Duration::from_secs(1),
+            part_target: Duration::from_millis(200),
+            window: Duration::from_secs(30),
+        };
+        for pushed in 1..=17u64 {
+            let owner = HlsStream::new("demo", config);
+            owner.anchor(0);
+            let mut loaded: Vec<(String, Vec<DateTime<Utc>>)> = Vec::new();
+            for (name, parts) in [("source", pushed), ("low", pushed.saturating_sub(2).max(1))] {
+                let rendition = owner.add_rendition(name, RenditionKind::Video);
+                rendition.push_init(Bytes::from_static(b"init"), info("avc1.64001f"));
+                for i in 0..parts {
+                    rendition.push_chunk(CmafChunk {
+                        data: Bytes::from(vec![0u8; 100]),
+                        pts: i * PART,
+                        duration: PART,
+                        fragment_start: i % PARTS_PER_SEGMENT == 0,
+                        independent: i % PARTS_PER_SEGMENT == 0,
+                        program_date_time: owner.program_date_time(i * PART),
+                    });
+                }
+                // A viewer has the last complete segment, and maybe parts of the open one.
+                let open_from = (parts - 1) / PARTS_PER_SEGMENT * PARTS_PER_SEGMENT;
+                let ends = (open_from..=parts)
+                    .map(|i| owner.program_date_time(i * PART))
+                    .collect();
+                loaded.push((name.to_string(), ends));
+            }
+            // Ingest runs ahead of what was packaged.
+            owner.note_media((pushed + 3) * PART);
+            let handoff = StreamHandoff::from_json(&owner.handoff().to_json()).expect("JSON");
+            let successor = HlsStream::continuing(
+                "demo",
+                config,
+                Arc::new(crate::hls::timeline::SystemClock),
+                handoff,
+            );
+            let first = successor.continue_at().expect("media end");
+            successor.reanchor(first);
+            let starts = successor.program_date_time(first);
+            let one_segment =
+                |n: u64| successor.program_date_time(first + n * PARTS_PER_SEGMENT * PART);
+            let same_segment = (pushed - 1) / PARTS_PER_SEGMENT
+                == (pushed.saturating_sub(2).max(1) - 1) / PARTS_PER_SEGMENT;
+            let found_by = one_segment(if same_segment { 1 } else { 2 });
+            for (name, ends) in &loaded {
+                for end in ends {
+                    assert!(
+                        starts <= *end && *end <= found_by,
+                        "killed after {pushed} parts: a viewer of `{name}` that loaded up to \
+                         {end} is outside {starts} – {found_by}"
+                    );
+                }
+            }
+        }
+    }
+
     /// Continuity through the registry on a manual clock: a reconnect at the end of the grace
     /// period continues the session and its PROGRAM-DATE-TIMEs, the first publish's grace timer
     /// then ends nothing, a reconnect after the grace period starts a new session, and an ended
