@@ -545,10 +545,9 @@ impl Packager {
         if let Some(open) = &self.open {
             return Some(open.program_date_time);
         }
-        self.window.back().map(|segment| {
-            segment.program_date_time
-                + chrono::Duration::nanoseconds(i64::try_from(segment.duration).unwrap_or(i64::MAX))
-        })
+        self.window
+            .back()
+            .map(|segment| segment.program_date_time + super::timeline::nanos(segment.duration))
     }
 
     /// The settings.

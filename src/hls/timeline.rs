@@ -100,6 +100,11 @@ pub struct Timeline {
     seam_date: Option<DateTime<Utc>>,
 }
 
+/// `n` nanoseconds as a date offset (saturating past ≈ 292 years).
+pub(crate) fn nanos(n: u64) -> chrono::Duration {
+    chrono::Duration::nanoseconds(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// Wall clock of `pts_ns` through the anchor (`media`, `wall`).
 fn wall_at(media: u64, wall: DateTime<Utc>, pts_ns: u64) -> DateTime<Utc> {
     let offset = i64::try_from(pts_ns).unwrap_or(i64::MAX) - i64::try_from(media).unwrap_or(0);

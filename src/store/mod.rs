@@ -605,22 +605,25 @@ mod tests {
         assert_eq!((a.as_str(), b.as_str()), ("second", "first"));
     }
 
+    /// The value of `PRAGMA name` on the store's connection.
+    async fn pragma(store: &Store, name: &str) -> i64 {
+        let (value,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        value
+    }
+
     #[tokio::test]
     async fn the_database_file_is_read_through_a_map_not_a_private_cache_that_keeps_what_is_written()
      {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let mmap = pragma(&store, "mmap_size").await;
         assert_eq!(mmap, 1 << 30);
         // SQLite's default cache (-2000: 2,000 KiB), not one that grows with every page the
         // chat history appends (docs/benchmarks/soak.md).
-        let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let cache = pragma(&store, "cache_size").await;
         assert_eq!(cache, -2000);
     }
 
@@ -631,10 +634,7 @@ mod tests {
     async fn commits_leave_checkpoints_to_the_background_checkpointer() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let (pages,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+        let pages = pragma(&store, "wal_autocheckpoint").await;
         assert_eq!(pages, 16384);
         sqlx::query("CREATE TABLE blobs (b BLOB)")
             .execute(store.pool())

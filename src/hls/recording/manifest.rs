@@ -25,6 +25,7 @@ use crate::hls::playlist::{
     Variant,
 };
 use crate::hls::stream::{AUDIO_GROUP, RenditionKind, TrackInfo};
+use crate::hls::timeline::nanos;
 
 pub use super::segments::SegmentList;
 
@@ -183,10 +184,6 @@ impl SegmentEntry {
     fn midpoint(&self) -> DateTime<Utc> {
         self.program_date_time + nanos(self.duration_ns / 2)
     }
-}
-
-fn nanos(n: u64) -> chrono::Duration {
-    chrono::Duration::nanoseconds(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// One recorded rendition.
