@@ -9,6 +9,9 @@
 //!
 //! `cargo bench --bench fanout` (N=10000, 5 rounds per server). `FANOUT_CLIENTS=…`,
 //! `FANOUT_ROUNDS=…` override. Under `cargo test --benches` it runs once with 200 clients.
+//! A profile of the releases alone: `mkfifo /tmp/ctl; FANOUT_PERF_CTL=/tmp/ctl perf record
+//! --control fifo:/tmp/ctl --delay=-1 -g -- <bench binary> --bench` (`FANOUT_PERF_SERVER=floor`
+//! profiles the floor's instead).
 
 mod support;
 
@@ -240,13 +243,15 @@ async fn run(clients: usize, rounds: usize) {
     // server instead of by polling the held-request gauge, which would keep a third thread
     // spinning on these two cores during the very release it measures.
     let answered = Arc::new(AtomicU64::new(0));
-    let stamp = Arc::clone(&answered);
-    let app = origin::router(Arc::clone(&origin)).layer(axum::middleware::map_response(
-        move |response: axum::response::Response| {
-            std::future::ready(stamped(&stamp, epoch, response))
-        },
-    ));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let app = Stamp {
+        inner: origin::router(Arc::clone(&origin)),
+        answered: Arc::clone(&answered),
+        epoch,
+    };
+    tokio::spawn(async move {
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
+        axum::serve(listener, app).await
+    });
     let path = format!("/hls/bench/{}/source/playlist.m3u8", stream.session);
     // The same response, byte for byte, for the floor server.
     let response = fetch(addr, &path).await;
@@ -368,6 +373,60 @@ fn stamped<T>(answered: &AtomicU64, epoch: Instant, response: T) -> T {
     response
 }
 
+/// Stamps each response the router produces, as the floor stamps its writes: a plain wrapper
+/// around the router, polled in place. (An axum middleware layer would add two boxed futures per
+/// request to the origin's own, whose cold memory every release touches: the bench would measure
+/// its own instrumentation.)
+#[derive(Clone)]
+struct Stamp<S> {
+    inner: S,
+    answered: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl<S, B> tower_service::Service<axum::http::Request<B>> for Stamp<S>
+where
+    S: tower_service::Service<axum::http::Request<B>>,
+    S::Future: Unpin,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Stamped<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        Stamped {
+            inner: self.inner.call(request),
+            answered: Arc::clone(&self.answered),
+            epoch: self.epoch,
+        }
+    }
+}
+
+struct Stamped<F> {
+    inner: F,
+    answered: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Stamped<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let output = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll(cx));
+        std::task::Poll::Ready(stamped(&self.answered, self.epoch, output))
+    }
+}
+
 /// One plain GET: the whole response (head and body) as the server sent it.
 async fn fetch(addr: std::net::SocketAddr, path: &str) -> Bytes {
     let mut socket = TcpStream::connect(addr).await.expect("connect");
@@ -455,6 +514,27 @@ fn cpu_time() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// With `FANOUT_PERF_CTL=FIFO` (perf's `--control fifo:FIFO`, started with `--delay=-1`), the
+/// profile records only the releases (from the publication to the last response read) of the
+/// server named by `FANOUT_PERF_SERVER` (default `cuecast`): what the CPU column measures.
+fn perf_control(target: &Target<'_>, command: &str) {
+    let Ok(fifo) = std::env::var("FANOUT_PERF_CTL") else {
+        return;
+    };
+    let server = std::env::var("FANOUT_PERF_SERVER").unwrap_or_else(|_| "cuecast".into());
+    if !target.name.starts_with(server.as_str()) {
+        return;
+    }
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .and_then(|mut control| control.write_all(format!("{command}\n").as_bytes()));
+    if let Err(err) = written {
+        eprintln!("perf control {fifo}: {err}");
+    }
+}
+
 /// Descriptors this process has open.
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -504,6 +584,7 @@ async fn measure(target: &Target<'_>, clients: usize) -> Round {
     let all_held = asked.elapsed();
     let published_at = wall_ns();
     let published = target.epoch.elapsed();
+    perf_control(target, "enable");
     let cpu_before = cpu_time();
     (target.publish)();
     let line = from_child
@@ -512,6 +593,7 @@ async fn measure(target: &Target<'_>, clients: usize) -> Round {
         .expect("done")
         .expect("done line");
     let cpu = cpu_time().saturating_sub(cpu_before);
+    perf_control(target, "disable");
     assert_eq!((target.held)(), 0, "every held request was answered");
     let release =
         Duration::from_nanos(target.answered.load(Ordering::Relaxed)).saturating_sub(published);
