@@ -3,7 +3,7 @@
 # server on port-0 listeners) and `start_node` (a cluster node on a known HTTP port),
 # `listen_port` (the port a cuecast listener started on port 0 got), `wait_healthy`,
 # `free_port`, `start_redis` (a private redis-server), `instacart_csv` (the commerce sample) and
-# `start_nginx` (nginx as the peer of a run).
+# `start_nginx` (nginx as the peer of a run), `bench_clip` (a pre-encoded clip to publish).
 
 work=$(mktemp -d)
 pids=()
@@ -31,6 +31,27 @@ listen_port() {
   echo "no 'listening $name=' line in $log" >&2
   cat "$log" >&2 2>/dev/null || true
   return 1
+}
+
+# `bench_clip [bframes|nobframes]`: the path of a 60 s 720p30 2.5 Mb/s H.264 + AAC FLV clip as OBS
+# encodes it (x264 veryfast, high profile, 2 s keyframe interval, with B-frames or without), made
+# once with ffmpeg into target/bench-media. Publishers loop it with
+# `ffmpeg -re -stream_loop -1 -i CLIP -c copy`, so no encoder shares the measured machine's cores
+# (OBS encodes on the host's machine).
+bench_clip() {
+  local variant="${1:-bframes}" bf=2 dir out
+  [ "$variant" = nobframes ] && bf=0
+  dir="${CARGO_TARGET_DIR:-$lib_root/target}/bench-media"
+  out="$dir/clip-720p-$variant.flv"
+  mkdir -p "$dir"
+  if [ ! -s "$out" ]; then
+    ffmpeg -hide_banner -loglevel error -y \
+      -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 60 \
+      -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -bf "$bf" \
+      -g 60 -keyint_min 60 -sc_threshold 0 -b:v 2500k -maxrate 2500k -bufsize 5000k \
+      -c:a aac -ar 48000 -ac 2 -b:a 128k -f flv "$out.tmp" && mv "$out.tmp" "$out"
+  fi
+  echo "$out"
 }
 
 # A free TCP port on loopback (bound, then released), for what must know its port before it

@@ -303,6 +303,29 @@ fn a_non_owner_plays_the_owners_stream_collapsed_and_a_cue_posted_anywhere_reach
             .all(|s| ["upstream", "collapsed", "cached"].contains(&s.as_str())),
         "{served:?}"
     );
+    // What the edge answers in front of the router still gets CORS (browsers on the shop's
+    // own domain play from any node) and is counted in B's HLS requests.
+    let (_, headers, _) = get(&blocking);
+    assert_eq!(
+        headers
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("*"),
+        "{headers:?}"
+    );
+    let (_, _, metrics) = get(&b.url("/metrics"));
+    let metrics = String::from_utf8_lossy(&metrics);
+    let counted = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"cuecast_hls_requests_total{kind="media_playlist",status="2xx"} "#)
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        counted >= 21.0,
+        "B counts the playlists it served from A (21 at least): {counted}"
+    );
 
     // A cue posted to C (which neither publishes nor was asked for the stream) is forwarded to A.
     let before_cue = common::last_msn(&common::text(&b_playlist_url));

@@ -2,14 +2,20 @@
 //! run 1,000 players on two cores): `PLAYERS` players on the edge node (B) and one probe on the
 //! owner (A), each looping as hls.js does at the live edge: a blocking playlist reload for the
 //! preload-hinted part (`_HLS_msn`/`_HLS_part`), then that part. One tokio runtime (two worker
-//! threads), keep-alive HTTP/1.1 connections from a pool (one per player in flight).
+//! threads); each player owns one keep-alive HTTP/1.1 connection, as a browser tab does, spoken
+//! by a minimal client (request line, `Content-Length` or chunked bodies into a reused buffer):
+//! the players share the two cores with both nodes, so the less the client costs, the more of
+//! the measured latency is the servers'. (Until 2026-12-07 evening the players shared one
+//! `reqwest` client and its pool.)
 //!
 //! For every (msn, part) the probe on A and a player on B both received, the edge's added
 //! latency is the time B's blocking reload completed minus the time A's completed (same clock,
 //! same process). Prints one JSON object, the keys of players.py: `players`,
 //! `parts_seen_by_probe`, `probe_requests`, `edge_requests`, `errors`, `samples`,
-//! `added_ms_p50`, `added_ms_p99`, and `owner`: with `OWNER_METRICS` (A's `/metrics` URL), A's
-//! media playlist and part requests (2xx) and published video parts over the measured window.
+//! `added_ms_p50`, `added_ms_p99`, `failures` (the errors by kind: `io` — the connection failed
+//! or closed, `timeout` — no answer in 10 s, or the HTTP status), and `owner`: with
+//! `OWNER_METRICS` (A's `/metrics` URL), A's media playlist and part requests (2xx) and published
+//! video parts over the measured window.
 //!
 //! `PLAYERS_WARMUP_S` (default 0): the players start that long before the measured window (their
 //! first plain playlist loads and catching up to the live edge are not counted); requests and
@@ -22,10 +28,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 const HINT: &str = "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"";
 
@@ -34,6 +43,8 @@ struct Counters {
     /// Requests sent in the measured window.
     requests: AtomicU64,
     errors: AtomicU64,
+    /// The errors by kind (`io`, `timeout`, or the status).
+    failures: Mutex<BTreeMap<String, u64>>,
     /// Whether the measured window is on.
     measuring: std::sync::atomic::AtomicBool,
 }
@@ -44,6 +55,182 @@ impl Counters {
             self.requests.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    fn error(&self, failure: Failure) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let kind = match failure {
+            Failure::Io => "io".to_string(),
+            Failure::Timeout => "timeout".to_string(),
+            Failure::Status(status) => status.to_string(),
+        };
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_default() += 1;
+    }
+}
+
+/// Why a request did not give a 200.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Failure {
+    /// The connection failed, closed, or spoke something else than HTTP/1.1.
+    Io,
+    /// No whole answer within [`TIMEOUT`].
+    Timeout,
+    /// An answer, not 200.
+    Status(u16),
+}
+
+/// How long a request may take (as the reqwest client before had).
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One player's keep-alive HTTP/1.1 connection to one server (`host:port`), opened on first
+/// use and again after a failure.
+struct Conn {
+    host: String,
+    stream: Option<BufReader<TcpStream>>,
+    request: Vec<u8>,
+}
+
+impl Conn {
+    fn new(host: &str) -> Conn {
+        Conn {
+            host: host.to_string(),
+            stream: None,
+            request: Vec::with_capacity(256),
+        }
+    }
+
+    /// GET `path`; the body goes to `body` (replaced). A failed request closes the connection.
+    async fn get(&mut self, path: &str, body: &mut Vec<u8>) -> Result<(), Failure> {
+        let result = match tokio::time::timeout(TIMEOUT, self.exchange(path, body)).await {
+            Ok(Ok(200)) => return Ok(()),
+            Ok(Ok(status)) => Err(Failure::Status(status)),
+            Ok(Err(_)) => Err(Failure::Io),
+            Err(_) => Err(Failure::Timeout),
+        };
+        // Whatever was left unread of a failed answer: start over on a new connection.
+        self.stream = None;
+        result
+    }
+
+    async fn exchange(&mut self, path: &str, body: &mut Vec<u8>) -> std::io::Result<u16> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let tcp = TcpStream::connect(&self.host).await?;
+                tcp.set_nodelay(true)?;
+                self.stream.insert(BufReader::with_capacity(64 * 1024, tcp))
+            }
+        };
+        self.request.clear();
+        self.request.extend_from_slice(b"GET ");
+        self.request.extend_from_slice(path.as_bytes());
+        self.request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        self.request.extend_from_slice(self.host.as_bytes());
+        self.request.extend_from_slice(b"\r\n\r\n");
+        stream.get_mut().write_all(&self.request).await?;
+        read_response(stream, body).await
+    }
+}
+
+fn malformed(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// Reads one line (to `\n`, kept) into `line` (replaced); the end of the stream is an error.
+async fn read_line(stream: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io::Result<()> {
+    line.clear();
+    if stream.read_until(b'\n', line).await? == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    }
+    Ok(())
+}
+
+/// Reads one HTTP/1.1 answer: the status; the body (`Content-Length` or chunked) into `body`.
+async fn read_response(
+    stream: &mut BufReader<TcpStream>,
+    body: &mut Vec<u8>,
+) -> std::io::Result<u16> {
+    let mut line = Vec::with_capacity(128);
+    read_line(stream, &mut line).await?;
+    let status = std::str::from_utf8(&line)
+        .ok()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| malformed("status line"))?;
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        read_line(stream, &mut line).await?;
+        let text = std::str::from_utf8(&line)
+            .map_err(|_| malformed("header"))?
+            .trim_end();
+        if text.is_empty() {
+            break;
+        }
+        let Some((name, value)) = text.split_once(':') else {
+            return Err(malformed("header"));
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| malformed("content-length"))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+        }
+    }
+    body.clear();
+    if chunked {
+        loop {
+            read_line(stream, &mut line).await?;
+            let size = std::str::from_utf8(&line)
+                .ok()
+                .and_then(|l| l.trim().split(';').next())
+                .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+                .ok_or_else(|| malformed("chunk size"))?;
+            if size == 0 {
+                // Trailers, then the empty line.
+                loop {
+                    read_line(stream, &mut line).await?;
+                    if line == b"\r\n" {
+                        return Ok(status);
+                    }
+                }
+            }
+            read_body(stream, body, size).await?;
+            read_line(stream, &mut line).await?;
+        }
+    }
+    let length = length.ok_or_else(|| malformed("no content-length"))?;
+    read_body(stream, body, length).await?;
+    Ok(status)
+}
+
+/// Appends the next `length` bytes of `stream` to `body` (into its spare capacity: no zeroing).
+async fn read_body(
+    stream: &mut BufReader<TcpStream>,
+    body: &mut Vec<u8>,
+    length: usize,
+) -> std::io::Result<()> {
+    let want = body.len() + length;
+    body.reserve(length);
+    (&mut *stream).take(length as u64).read_to_end(body).await?;
+    if body.len() < want {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    }
+    Ok(())
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("http://")?;
+    let slash = rest.find('/')?;
+    Some((&rest[..slash], &rest[slash..]))
 }
 
 /// (msn, part index) of the preload-hinted part: after the last listed part.
@@ -72,62 +259,59 @@ fn hint(text: &str) -> Option<&str> {
     text[at..].split('"').next()
 }
 
-/// GET `url`; the status and the body (read to the end).
-async fn get(http: &reqwest::Client, url: &str) -> Option<(u16, bytes::Bytes)> {
-    let response = http.get(url).send().await.ok()?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await.ok()?;
-    Some((status, body))
-}
-
 /// One player until `deadline`: when each blocking reload completed, per (msn, part).
 async fn player(
-    http: reqwest::Client,
     url: String,
     deadline: Instant,
     counters: Arc<Counters>,
 ) -> Vec<((u64, u32), Instant)> {
     let mut done = Vec::new();
-    let dir = url
-        .rsplit_once('/')
-        .map(|(d, _)| d.to_string())
-        .unwrap_or_default();
-    let error = |counters: &Counters| {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
+    let Some((host, path)) = split_url(&url) else {
+        counters.error(Failure::Io);
+        return done;
     };
-    let mut text = String::new();
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+    let mut conn = Conn::new(host);
+    // The playlist last loaded, and the buffer the other answers are read into (swapped when
+    // a reload brings the next playlist).
+    let mut playlist: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut body: Vec<u8> = Vec::with_capacity(128 * 1024);
     while Instant::now() < deadline {
-        let (Some(uri), Some((msn, index))) = (hint(&text), next_part(&text)) else {
+        let text = std::str::from_utf8(&playlist).unwrap_or_default();
+        let (Some(uri), Some((msn, index))) = (hint(text), next_part(text)) else {
             // No playlist yet (or no hint): load it plainly.
-            match get(&http, &url).await {
-                Some((200, body)) => text = String::from_utf8_lossy(&body).into_owned(),
-                _ => {
-                    error(&counters);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+            if let Err(failure) = conn.get(path, &mut playlist).await {
+                playlist.clear();
+                counters.error(failure);
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             continue;
         };
-        let part_url = format!("{dir}/{uri}");
-        let reload = get(&http, &format!("{url}?_HLS_msn={msn}&_HLS_part={index}")).await;
+        let part_path = format!("{dir}/{uri}");
+        let reload = conn
+            .get(
+                &format!("{path}?_HLS_msn={msn}&_HLS_part={index}"),
+                &mut body,
+            )
+            .await;
         let now = Instant::now();
         counters.request();
         match reload {
-            Some((200, body)) => {
+            Ok(()) => {
                 if counters.measuring.load(Ordering::Relaxed) {
                     done.push(((msn, index), now));
                 }
-                text = String::from_utf8_lossy(&body).into_owned();
+                std::mem::swap(&mut playlist, &mut body);
             }
-            _ => {
-                error(&counters);
+            Err(failure) => {
+                counters.error(failure);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         }
         counters.request();
-        if !matches!(get(&http, &part_url).await, Some((200, _))) {
-            error(&counters);
+        if let Err(failure) = conn.get(&part_path, &mut body).await {
+            counters.error(failure);
         }
     }
     done
@@ -171,6 +355,11 @@ fn self_check() {
     );
     assert_eq!(hint(text), Some("part99.m4s"));
     assert_eq!(next_part("#EXTM3U\n"), None);
+    assert_eq!(
+        split_url("http://127.0.0.1:8080/hls/demo/v/playlist.m3u8"),
+        Some(("127.0.0.1:8080", "/hls/demo/v/playlist.m3u8"))
+    );
+    assert_eq!(split_url("https://example.com/x"), None);
 }
 
 fn main() {
@@ -215,16 +404,13 @@ fn main() {
         let probe_counters = Arc::new(Counters::default());
         let edge_counters = Arc::new(Counters::default());
         let probe = tokio::spawn(player(
-            client(),
             owner_url.clone(),
             deadline,
             Arc::clone(&probe_counters),
         ));
-        let edge_http = client();
         let edge: Vec<_> = (0..players)
             .map(|_| {
                 tokio::spawn(player(
-                    edge_http.clone(),
                     edge_url.clone(),
                     deadline,
                     Arc::clone(&edge_counters),
@@ -278,6 +464,19 @@ fn main() {
             let i = ((p / 100.0 * added.len() as f64) as usize).min(added.len() - 1);
             serde_json::json!((added[i] * 10.0).round() / 10.0)
         };
+        let mut failures = edge_counters
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (kind, n) in probe_counters
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            *failures.entry(kind.clone()).or_default() += n;
+        }
         serde_json::json!({
             "players": players,
             "parts_seen_by_probe": probe_done.len(),
@@ -285,6 +484,7 @@ fn main() {
             "edge_requests": edge_counters.requests.load(Ordering::Relaxed),
             "errors": edge_counters.errors.load(Ordering::Relaxed)
                 + probe_counters.errors.load(Ordering::Relaxed),
+            "failures": failures,
             "samples": added.len(),
             "added_ms_p50": pct(50.0),
             "added_ms_p99": pct(99.0),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Cluster playback benchmark (docs/benchmarks/cluster.md): one Redis, node A with an ffmpeg
-# publisher (ladder off: one video rendition + audio), node B playing the stream from A.
+# publisher (ladder off: one video rendition + audio; `-re -stream_loop -1 -c copy` of
+# `bench_clip`'s pre-encoded 720p30 2.5 Mb/s clip, so no x264 encoder shares the two cores: OBS
+# encodes on the host's machine), node B playing the stream from A.
 # PLAYERS LL-HLS players on B and one probe player on A run for DURATION_S (benches/cluster/
 # players.rs, the cluster_players bench target; CLIENT=python for players.py, which saturates
 # past ~100 players on two cores), ROUNDS times. Per round:
@@ -21,7 +23,8 @@
 # WARMUP_S (5; rust players only: they start that long before the measured window, and A's
 # counters are read by the players at the window's ends, so the players' first loads and catching
 # up are not counted).
-# Output: a markdown table on stdout; logs in a temporary directory removed at exit.
+# Output: a markdown table on stdout (errors: the players' failed requests, by kind: io, timeout
+# or the HTTP status); logs in a temporary directory removed at exit.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,6 +61,7 @@ players() {
 }
 ulimit -n 65536 2>/dev/null || true
 
+clip=$(bench_clip bframes)
 start_redis "$work/redis.log"
 
 # cluster_node NAME: a cuecast node in the cluster on a fixed HTTP port (its node_url), RTMP on
@@ -72,10 +76,7 @@ cluster_node b
 rtmp_a=$(listen_port "$work/a.log" rtmp)
 listen_port "$work/b.log" http >/dev/null
 
-ffmpeg -hide_banner -loglevel error -nostdin -re \
-  -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-  -c:v libx264 -profile:v high -preset veryfast -pix_fmt yuv420p -g 60 -keyint_min 60 \
-  -sc_threshold 0 -bf 2 -b:v 2500k -c:a aac -ar 48000 -ac 2 -b:a 128k \
+ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i "$clip" -c copy \
   -f flv "rtmp://127.0.0.1:$rtmp_a/live/demo-key" >"$work/ffmpeg.log" 2>&1 &
 pids+=($!)
 
@@ -133,7 +134,9 @@ if where == "B":
     part_reqs = f"{(pa1 - pa0 - probe_each) / parts:.2f}"
 else:
     playlists = part_reqs = "(direct)"
-print(f"| {rnd} | {where} | {r['players']} | {published} | {r['parts_seen_by_probe']} | {playlists} | {part_reqs} | {r['added_ms_p50']} | {r['added_ms_p99']} | {r['errors']} |")
+kinds = ", ".join(f"{k} {v}" for k, v in (r.get("failures") or {}).items())
+errors = f"{r['errors']} ({kinds})" if kinds else f"{r['errors']}"
+print(f"| {rnd} | {where} | {r['players']} | {published} | {r['parts_seen_by_probe']} | {playlists} | {part_reqs} | {r['added_ms_p50']} | {r['added_ms_p99']} | {errors} |")
 PY
   done
 done

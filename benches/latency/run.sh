@@ -23,30 +23,14 @@ VARIANTS=${VARIANTS:-"bframes nobframes"}
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 cargo build --release --locked --bin cuecast >/dev/null 2>&1 || cargo build --release --locked --bin cuecast
 
-cache="$root/target/bench-media"
-mkdir -p "$cache"
 . "$root/benches/lib.sh"
-
-
-clip() {
-  local variant=$1 out="$cache/clip-720p-$1.flv" bf=2
-  [ "$variant" = nobframes ] && bf=0
-  if [ ! -s "$out" ]; then
-    ffmpeg -hide_banner -loglevel error -y \
-      -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 60 \
-      -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -bf "$bf" \
-      -g 60 -keyint_min 60 -sc_threshold 0 -b:v 2500k -maxrate 2500k -bufsize 5000k \
-      -c:a aac -ar 48000 -ac 2 -b:a 128k -f flv "$out"
-  fi
-  echo "$out"
-}
 
 quantile() { grep -E "^cuecast_ingest_to_part_seconds\{quantile=\"$1\"\}" "$2" | awk '{printf "%.0f", $2*1000}'; }
 
 echo "| publisher | ingest→part p50 | p90 | p99 | frames | hls.js PDT latency p50 | p90 | hls.latency p50 | stalls | startup |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for variant in $VARIANTS; do
-  file=$(clip "$variant")
+  file=$(bench_clip "$variant")
   CUECAST_RTMP_LISTEN=127.0.0.1:0 CUECAST_RTMPS_ENABLED=false CUECAST_HTTP_LISTEN=127.0.0.1:0 CUECAST_SRT_ENABLED=false \
     CUECAST_SERVER_DATA_DIR="$work/data" RUST_LOG=warn,cuecast::listen=info CUECAST_MEDIA_LADDER='[]' \
     "$root/target/release/cuecast" serve 2>"$work/server-$variant.log" &

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
+use reqwest::header::{HeaderName, HeaderValue};
 
 use super::lease::{Leases, node_url_of};
 
@@ -56,24 +57,26 @@ pub enum EdgeError {
     },
 }
 
-/// An upstream answer: status, the headers worth passing on, body.
+/// An upstream answer: status, the headers worth passing on, body. Every waiter of a collapsed
+/// request and every cache hit gets a clone, so cloning allocates nothing: the headers are
+/// shared and their values (like the body) are reference-counted bytes.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// HTTP status.
     pub status: u16,
     /// Content-Type, Cache-Control, Retry-After, as the owner sent them.
-    pub headers: Vec<(String, String)>,
+    pub headers: Arc<[(HeaderName, HeaderValue)]>,
     /// The body.
     pub body: Bytes,
 }
 
 impl Upstream {
-    /// The value of header `name` (lower case), if the owner sent it.
+    /// The value of header `name` (lower case), if the owner sent it (and it is text).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(n, _)| n.as_str() == name)
+            .and_then(|(_, v)| v.to_str().ok())
     }
 }
 
@@ -104,8 +107,8 @@ impl Served {
 pub enum Route {
     /// Here (it is ours, nobody's, or Redis cannot say).
     Local,
-    /// From the owner at this base URL.
-    Remote(String),
+    /// From the owner at this base URL (shared: every request of the stream clones it).
+    Remote(Arc<str>),
 }
 
 /// The collapsing key of an HLS request: its path and its delivery directives (other query
@@ -120,11 +123,13 @@ pub fn collapse_key(path: &str, query: Option<&str>) -> String {
         })
         .collect();
     directives.sort_unstable();
-    if directives.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", directives.join("&"))
+    let mut key = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    key.push_str(path);
+    for (i, directive) in directives.iter().enumerate() {
+        key.push(if i == 0 { '?' } else { '&' });
+        key.push_str(directive);
     }
+    key
 }
 
 /// How long an answer may be kept: its `Cache-Control` `max-age` (none for `no-cache`,
@@ -162,15 +167,16 @@ impl<V: Clone> Default for Flights<V> {
 }
 
 impl<V: Clone + Send + Sync + 'static> Flights<V> {
-    /// The answer for `key`: `upstream`'s if no request of `key` is in flight (then
-    /// [`Served::Upstream`]), else the one in flight's ([`Served::Collapsed`]; `upstream` is
-    /// dropped unpolled). The upstream future runs to completion in its own task even when every
-    /// waiter goes away; `done` runs on its answer before the key is free again (so a cache
-    /// filled there is seen by the next request). `None` if the task panicked.
-    pub async fn run<F, D>(self: &Arc<Self>, key: &str, upstream: F, done: D) -> (Option<V>, Served)
+    /// The answer for `key`: the future `start` makes if no request of `key` is in flight
+    /// (then [`Served::Upstream`]), else the one in flight's ([`Served::Collapsed`]; `start`
+    /// is not called, so a waiter costs no request building). The upstream future runs to
+    /// completion in its own task even when every waiter goes away, and the key is free again
+    /// only after it (so what it does on its answer, such as filling a cache, is seen by the next
+    /// request). `None` if the task panicked.
+    pub async fn run<F, S>(self: &Arc<Self>, key: &str, start: S) -> (Option<V>, Served)
     where
         F: Future<Output = V> + Send + 'static,
-        D: FnOnce(&V) + Send + 'static,
+        S: FnOnce() -> F,
     {
         let (flight, served) = {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
@@ -179,11 +185,11 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                 None => {
                     let this = Arc::clone(self);
                     let owned_key = key.to_string();
+                    let upstream = start();
                     // The lock is held until the flight is in the map: the task's removal
                     // comes after.
                     let task = tokio::spawn(async move {
                         let value = upstream.await;
-                        done(&value);
                         this.flights
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -346,7 +352,7 @@ impl Edge {
                 if url == me {
                     Route::Local
                 } else {
-                    Route::Remote(url.to_string())
+                    Route::Remote(Arc::from(url))
                 }
             }
             Ok(_) => Route::Local,
@@ -411,28 +417,33 @@ impl Edge {
             self.counters.cached.fetch_add(1, Ordering::Relaxed);
             return (Ok(object), Served::Cached);
         }
-        let url = match query {
-            Some(query) => format!("{owner}{path}?{query}"),
-            None => format!("{owner}{path}"),
-        };
-        let request = self.client.get(&url).header(FORWARDED_HEADER, "1");
-        let owner_name = owner.to_string();
-        let upstream = async move { read(request, &owner_name).await };
-        let cache = Arc::clone(&self.cache);
-        let cache_key = key.clone();
-        let done = move |answer: &Result<Upstream, EdgeError>| {
-            if let Ok(object) = answer
-                && let Some(ttl) = keep_for(object.status, object.header("cache-control"))
-            {
-                cache.lock().unwrap_or_else(|e| e.into_inner()).put(
-                    &cache_key,
-                    object.clone(),
-                    Instant::now(),
-                    ttl,
-                );
+        // Only the first request of a key builds the upstream request (the others wait for
+        // its answer).
+        let start = || {
+            let url = match query {
+                Some(query) => format!("{owner}{path}?{query}"),
+                None => format!("{owner}{path}"),
+            };
+            let request = self.client.get(&url).header(FORWARDED_HEADER, "1");
+            let owner_name = owner.to_string();
+            let cache = Arc::clone(&self.cache);
+            let cache_key = key.clone();
+            async move {
+                let answer = read(request, &owner_name).await;
+                if let Ok(object) = &answer
+                    && let Some(ttl) = keep_for(object.status, object.header("cache-control"))
+                {
+                    cache.lock().unwrap_or_else(|e| e.into_inner()).put(
+                        &cache_key,
+                        object.clone(),
+                        Instant::now(),
+                        ttl,
+                    );
+                }
+                answer
             }
         };
-        let (answer, served) = self.flights.run(&key, upstream, done).await;
+        let (answer, served) = self.flights.run(&key, start).await;
         let answer = answer.unwrap_or_else(|| {
             Err(EdgeError::Upstream {
                 owner: owner.to_string(),
@@ -514,10 +525,10 @@ async fn read(request: reqwest::RequestBuilder, owner: &str) -> Result<Upstream,
         reqwest::header::CACHE_CONTROL,
         reqwest::header::RETRY_AFTER,
     ]
-    .iter()
+    .into_iter()
     .filter_map(|name| {
-        let value = response.headers().get(name)?.to_str().ok()?;
-        Some((name.as_str().to_string(), value.to_string()))
+        let value = response.headers().get(&name)?.clone();
+        Some((name, value))
     })
     .collect();
     let body = response.bytes().await.map_err(failed)?;
@@ -576,7 +587,7 @@ mod tests {
     fn object(len: usize) -> Upstream {
         Upstream {
             status: 200,
-            headers: Vec::new(),
+            headers: Arc::from([]),
             body: Bytes::from(vec![0u8; len]),
         }
     }
@@ -607,18 +618,27 @@ mod tests {
     async fn identical_concurrent_requests_make_one_upstream_request() {
         let flights: Arc<Flights<u32>> = Arc::new(Flights::default());
         let calls = Arc::new(AtomicU64::new(0));
+        let starts = Arc::new(AtomicU64::new(0));
         let (release, released) = tokio::sync::watch::channel(false);
         let mut waiters = Vec::new();
         for _ in 0..50 {
-            let (flights, calls, mut released) =
-                (Arc::clone(&flights), Arc::clone(&calls), released.clone());
+            let (flights, calls, starts, mut released) = (
+                Arc::clone(&flights),
+                Arc::clone(&calls),
+                Arc::clone(&starts),
+                released.clone(),
+            );
             waiters.push(tokio::spawn(async move {
-                let upstream = async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    let _ = released.wait_for(|r| *r).await;
-                    7
+                let start = || {
+                    // Building the request: only the flight's first request does it.
+                    starts.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let _ = released.wait_for(|r| *r).await;
+                        7
+                    }
                 };
-                flights.run("k", upstream, |_| {}).await
+                flights.run("k", start).await
             }));
         }
         while flights.is_empty() {
@@ -633,9 +653,10 @@ mod tests {
             upstream += usize::from(served == Served::Upstream);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(starts.load(Ordering::SeqCst), 1, "waiters build no request");
         assert_eq!(upstream, 1);
         assert!(flights.is_empty(), "the key is free after the answer");
-        let (value, served) = flights.run("k", async { 8 }, |_| {}).await;
+        let (value, served) = flights.run("k", || async { 8 }).await;
         assert_eq!((value, served), (Some(8), Served::Upstream), "a new flight");
     }
 
@@ -646,15 +667,12 @@ mod tests {
         let waiter = {
             let flights = Arc::clone(&flights);
             tokio::spawn(async move {
-                let upstream = async {
+                let upstream = async move {
                     tokio::time::sleep(Duration::from_millis(30)).await;
+                    let _ = done_tx.send(5);
                     5
                 };
-                flights
-                    .run("k", upstream, move |v| {
-                        let _ = done_tx.send(*v);
-                    })
-                    .await
+                flights.run("k", || upstream).await
             })
         };
         tokio::time::sleep(Duration::from_millis(5)).await;

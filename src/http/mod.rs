@@ -32,8 +32,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tower_http::cors::{AllowOrigin, Cors};
+use tower_http::trace::{DefaultOnFailure, Trace};
 
 use crate::cues::service::CueService;
 use crate::hls::origin::{self, Origin};
@@ -90,24 +90,22 @@ pub struct ApiState {
 
 /// Builds the whole HTTP router.
 pub fn router(api: Arc<ApiState>, cors_allow_origin: &str, web: &pages::Config) -> Router {
-    let cors = CorsLayer::new()
-        .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .allow_origin(match cors_allow_origin {
-            "*" => AllowOrigin::any(),
-            origin => match HeaderValue::from_str(origin) {
-                Ok(value) => AllowOrigin::exact(value),
-                Err(_) => AllowOrigin::any(),
-            },
-        });
+    let cors_methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ];
+    let cors_origin = match cors_allow_origin {
+        "*" => AllowOrigin::any(),
+        origin => match HeaderValue::from_str(origin) {
+            Ok(value) => AllowOrigin::exact(value),
+            Err(_) => AllowOrigin::any(),
+        },
+    };
     let api_routes = openapi::api_router();
     let service_routes = Router::new()
         .route("/healthz", get(healthz))
@@ -117,17 +115,6 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str, web: &pages::Config) 
     let count_hls =
         axum::middleware::from_fn_with_state(Arc::clone(&api.metrics), origin::count_requests);
     let hls = origin::router(Arc::clone(&api.origin));
-    // Clustered: a stream published on another node is fetched from it.
-    let hls = match &api.edge {
-        Some(proxy) => hls.layer(axum::middleware::from_fn_with_state(
-            Arc::new(edge::HlsEdge {
-                edge: Arc::clone(proxy),
-                registry: Arc::clone(&api.origin.registry),
-            }),
-            edge::hls_fallthrough,
-        )),
-        None => hls,
-    };
     let router = Router::new()
         .merge(pages::router(web))
         .merge(hls.layer(count_hls.clone()))
@@ -141,15 +128,27 @@ pub fn router(api: Arc<ApiState>, cors_allow_origin: &str, web: &pages::Config) 
         Some(recorder) => router.merge(vod::router(Arc::clone(recorder)).layer(count_hls)),
         None => router,
     };
-    router
-        .fallback(not_found)
-        .layer(cors)
-        // 503s are part of the protocol here (stream starting, blocking reload timeout): log
-        // them with the requests at debug level, not as errors.
-        .layer(
-            TraceLayer::new_for_http()
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        )
+    let router = router.fallback(not_found);
+    // Clustered: a stream published on another node is fetched from it, in front of the
+    // router (`edge::EdgeFirst`).
+    let hls_edge = api.edge.as_ref().map(|proxy| {
+        Arc::new(edge::HlsEdge {
+            edge: Arc::clone(proxy),
+            registry: Arc::clone(&api.origin.registry),
+        })
+    });
+    let service = edge::EdgeFirst::new(hls_edge, Arc::clone(&api.metrics), router);
+    // CORS and tracing wrap the whole service once (as layers of the router they would wrap,
+    // and be cloned with, every route a request goes through).
+    let service = Cors::new(service)
+        .allow_methods(cors_methods)
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_origin(cors_origin);
+    // 503s are part of the protocol here (stream starting, blocking reload timeout): log
+    // them with the requests at debug level, not as errors.
+    let service = Trace::new_for_http(service)
+        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG));
+    Router::new().fallback_service(service)
 }
 
 /// Largest plain-text error body [`json_errors`] rewrites (axum's rejections are one line).
