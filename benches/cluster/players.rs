@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::BufMut;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -211,7 +212,8 @@ async fn read_response(
     Ok(status)
 }
 
-/// Appends the next `length` bytes of `stream` to `body` (into its spare capacity: no zeroing).
+/// Appends the next `length` bytes of `stream` to `body`: what the reader has buffered, then
+/// straight from the socket into `body`'s spare capacity (one copy, no zeroing).
 async fn read_body(
     stream: &mut BufReader<TcpStream>,
     body: &mut Vec<u8>,
@@ -219,9 +221,17 @@ async fn read_body(
 ) -> std::io::Result<()> {
     let want = body.len() + length;
     body.reserve(length);
-    (&mut *stream).take(length as u64).read_to_end(body).await?;
-    if body.len() < want {
-        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    let buffered = stream.buffer();
+    let take = buffered.len().min(length);
+    body.extend_from_slice(&buffered[..take]);
+    stream.consume(take);
+    let socket = stream.get_mut();
+    while body.len() < want {
+        let left = want - body.len();
+        let mut limited = (&mut *body).limit(left);
+        if socket.read_buf(&mut limited).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
     }
     Ok(())
 }
