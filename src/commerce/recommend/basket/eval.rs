@@ -51,18 +51,20 @@ pub struct Report {
 }
 
 /// A model under evaluation: the top `k` for a shopper, or the top `k` of the products they
-/// never bought (`new_only`).
+/// never bought (`new_only`), asked at `now` (the held-out order's day on the shopper's clock:
+/// when they came back, as a server knows the time of a request; `None` unknown). Only
+/// `for-you` reads `now`; the baselines are the published ones, blind to time.
 pub trait Ranker {
     /// Product ids, best first.
-    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>>;
+    fn top(&self, user: &str, k: usize, new_only: bool, now: Option<f64>) -> Vec<Arc<str>>;
 }
 
 impl Ranker for ForYou {
-    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+    fn top(&self, user: &str, k: usize, new_only: bool, now: Option<f64>) -> Vec<Arc<str>> {
         let answer = if new_only {
             self.recommend_new(user, k)
         } else {
-            self.recommend(user, k)
+            self.recommend_at(user, k, now)
         };
         answer.items.into_iter().map(|s| s.product).collect()
     }
@@ -115,7 +117,7 @@ impl<'a> Baseline<'a> {
 }
 
 impl Ranker for Baseline<'_> {
-    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+    fn top(&self, user: &str, k: usize, new_only: bool, _now: Option<f64>) -> Vec<Arc<str>> {
         let ix = self.data.user_ix(user);
         let scores: Sparse = match (ix, &self.kind) {
             (None, _) | (_, Kind::Popularity) => Vec::new(),
@@ -162,9 +164,10 @@ struct Pooled {
 impl Pooled {
     /// Scores `ranker` on `split`'s held-out orders and adds them.
     fn add(&mut self, split: &Split, ranker: &dyn Ranker) {
-        for (user, basket) in &split.held_out {
+        let days = split.held_out_days.iter().copied().chain(std::iter::repeat(None));
+        for ((user, basket), now) in split.held_out.iter().zip(days) {
             let truth: HashSet<&str> = basket.iter().map(String::as_str).collect();
-            self.all.add(score(&ranker.top(user, K, false), &truth, K));
+            self.all.add(score(&ranker.top(user, K, false, now), &truth, K));
             let past: HashSet<&str> = split
                 .train
                 .user_ix(user)
@@ -180,7 +183,7 @@ impl Pooled {
                 .unwrap_or_default();
             let new: HashSet<&str> = truth.difference(&past).copied().collect();
             if !new.is_empty() {
-                self.explore.add(score(&ranker.top(user, K, true), &new, K));
+                self.explore.add(score(&ranker.top(user, K, true, now), &new, K));
             }
         }
     }
@@ -337,7 +340,7 @@ const FULL: Wanted = Wanted {
 /// every later stage holds the choice
 /// before it as its first candidate (a tie keeps it), so a choice can only be better than the
 /// baselines on validation. Small on purpose: CI runs it with the debug binary.
-const STAGES: [Stage; 8] = [
+const STAGES: [Stage; 9] = [
     Stage {
         name: "explore",
         candidates: |base| {
@@ -447,6 +450,8 @@ const STAGES: [Stage; 8] = [
                             personal_propensity: 0.0,
                             due_power: 0.0,
                             hazard_weight: 0.0,
+                            day_hazard_weight: 0.0,
+                            interval_hazard_weight: 0.0,
                             explore_slots: 0.0,
                             ..base.clone()
                         });
@@ -493,6 +498,38 @@ const STAGES: [Stage; 8] = [
                     item_propensity: item,
                     personal_propensity: personal,
                     due_power: due,
+                    hazard_weight: hazard,
+                    ..base.clone()
+                })
+                .collect()
+        },
+        objective: full_objective,
+        wanted: FULL,
+    },
+    Stage {
+        name: "time",
+        candidates: |base| {
+            // No time (the stages' before) first; then the hazards by days since the last
+            // purchase and by those days over the shopper's mean interval, each alone and
+            // together, with and without the hazard by orders.
+            let mut grid = vec![(
+                base.day_hazard_weight,
+                base.interval_hazard_weight,
+                base.hazard_weight,
+            )];
+            for weight in [0.2, 0.4, 0.8, 1.6] {
+                grid.extend([
+                    (weight, 0.0, base.hazard_weight),
+                    (0.0, weight, base.hazard_weight),
+                    (weight / 2.0, weight / 2.0, base.hazard_weight),
+                    (weight, 0.0, 0.0),
+                    (0.0, weight, 0.0),
+                ]);
+            }
+            grid.into_iter()
+                .map(|(day, interval, hazard)| ForYouParams {
+                    day_hazard_weight: day,
+                    interval_hazard_weight: interval,
                     hazard_weight: hazard,
                     ..base.clone()
                 })
@@ -794,7 +831,7 @@ mod tests {
     struct Fixed;
 
     impl Ranker for Fixed {
-        fn top(&self, _user: &str, k: usize, _new_only: bool) -> Vec<Arc<str>> {
+        fn top(&self, _user: &str, k: usize, _new_only: bool, _now: Option<f64>) -> Vec<Arc<str>> {
             ["milk", "tea", "eggs", "kiwi"]
                 .iter()
                 .take(k)
@@ -829,16 +866,16 @@ mod tests {
         let orders = Orders::read(CSV.as_bytes()).unwrap();
         let split = orders.split(0);
         let model = Baseline::top_freq(&split.train);
-        let all = model.top("ann", 3, false);
+        let all = model.top("ann", 3, false, None);
         assert_eq!(all[0].as_ref(), "milk"); // bought twice
-        let new = model.top("ann", 3, true);
+        let new = model.top("ann", 3, true, None);
         assert!(
             new.iter()
                 .all(|p| !["milk", "eggs", "jam"].contains(&p.as_ref()))
         );
         assert_eq!(new.len(), 1); // tea is the only product ann never bought
         let for_you = ForYou::fit(&split.train, &ForYouParams::default());
-        let new = for_you.top("ann", 3, true);
+        let new = for_you.top("ann", 3, true, None);
         assert_eq!(new.first().map(|p| p.as_ref()), Some("tea"));
     }
 
@@ -881,7 +918,7 @@ mod tests {
         let for_you = ForYou::fit(&data, &params);
         for user in 0..data.users() {
             let id = data.user_id(user);
-            assert_eq!(for_you.top(id, K, true), up_cf.top(id, K, true), "{id}");
+            assert_eq!(for_you.top(id, K, true, None), up_cf.top(id, K, true, None), "{id}");
         }
         // With the trial share, the lists differ somewhere: the test can fail.
         let trial = ForYou::fit(
@@ -893,7 +930,7 @@ mod tests {
         );
         assert!(
             (0..data.users())
-                .any(|u| trial.top(data.user_id(u), K, true) != up_cf.top(data.user_id(u), K, true))
+                .any(|u| trial.top(data.user_id(u), K, true, None) != up_cf.top(data.user_id(u), K, true, None))
         );
     }
 
@@ -917,7 +954,7 @@ mod tests {
         let for_you = ForYou::fit(&data, &params);
         for user in 0..data.users() {
             let id = data.user_id(user);
-            assert_eq!(for_you.top(id, K, false), tifu.top(id, K, false), "{id}");
+            assert_eq!(for_you.top(id, K, false, None), tifu.top(id, K, false, None), "{id}");
         }
         // Without the neighbours' smoothing, the lists differ somewhere.
         let alone = ForYou::fit(
@@ -929,7 +966,7 @@ mod tests {
         );
         assert!(
             (0..data.users()).any(
-                |u| alone.top(data.user_id(u), K, false) != tifu.top(data.user_id(u), K, false)
+                |u| alone.top(data.user_id(u), K, false, None) != tifu.top(data.user_id(u), K, false, None)
             )
         );
     }
@@ -948,6 +985,7 @@ mod tests {
                 ("a".to_owned(), vec!["eggs".to_owned(), "tea".to_owned()]),
                 ("b".to_owned(), vec!["jam".to_owned()]), // one product: no query
             ],
+            held_out_days: vec![None, None],
         };
         let model = CoPurchase::new(&split.train);
         // eggs went with tea twice, with milk once (milk is the more popular).
@@ -1030,7 +1068,7 @@ mod tests {
         );
         assert_eq!(up_cf.vote_propensity_power, 0.0);
         // The later stages try their base first (a tie keeps it).
-        for name in ["recency", "fusion", "votes", "slots"] {
+        for name in ["recency", "fusion", "votes", "time", "slots"] {
             let first = stage(name).and_then(|s| (s.candidates)(&defaults).into_iter().next());
             assert_eq!(first.as_ref(), Some(&defaults), "{name}");
         }
@@ -1126,6 +1164,8 @@ mod tests {
                             .iter()
                             .map(|&p| data.product_id(p).to_string())
                             .collect(),
+                        days_since_prior: None,
+                        day: None,
                     })
                     .collect();
                 (data.user_id(u).to_string(), list)
