@@ -1747,6 +1747,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn for_you_puts_weekly_milk_first_when_a_week_has_passed_not_the_day_after() {
+        let store = Store::in_memory().await.expect("store");
+        let service = recommender(&store, &["milk", "tea"], |_| {}).await;
+        // Four shoppers buy milk every 7 days (days 0, 7, … 28) and tea two days after it
+        // (days 2, 9, … 23): the purchase events carry the time, one order per day.
+        let day = |d: f64| NOW + d * 86_400.0;
+        let mut events = Vec::new();
+        for user in ["u1", "u2", "u3", "u4"] {
+            for week in 0..5 {
+                let milk = f64::from(week * 7);
+                let order = format!("{user}-milk-{week}");
+                events.push(event(
+                    EventType::Purchase,
+                    user,
+                    "milk",
+                    Some(&order),
+                    day(milk),
+                ));
+                if week < 4 {
+                    let order = format!("{user}-tea-{week}");
+                    let tea = day(milk + 2.0);
+                    events.push(event(EventType::Purchase, user, "tea", Some(&order), tea));
+                }
+            }
+        }
+        service.accepted(&events);
+        // The service's fit, as its refit loop makes it.
+        let model = ForYou::fit(&service.baskets(), &ForYouParams::default());
+        assert!(
+            model.is_timed(),
+            "the shipped parameters read the query's time"
+        );
+        *service.for_you.write().unwrap() = Some(Arc::new(model));
+        service.versions.bump(Part::ForYou);
+        let first = |now: f64| {
+            let answer = service.for_you(Some("u1"), Some(2), now).unwrap();
+            assert!(!answer.fallback);
+            answer.items[0].id.clone()
+        };
+        // u1 last bought milk on day 28: 7 days later it is due, first.
+        assert_eq!(first(day(35.0)), "milk");
+        // The day after, it is not: tea, bought 6 days before, is.
+        assert_eq!(first(day(29.0)), "tea");
+        // Through the answer cache at the request's time: a day-old answer is not served.
+        let at = |now: f64| {
+            let body = service
+                .for_you_json(&asked("user=u1&limit=2", now), Some("u1"), Some(2))
+                .unwrap();
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            json["items"][0]["product_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(at(day(29.0)), "tea");
+        assert_eq!(at(day(35.0)), "milk");
+    }
+
+    #[tokio::test]
     async fn the_cache_stays_within_its_cap() {
         let store = Store::in_memory().await.expect("store");
         let ids: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();

@@ -151,7 +151,7 @@ impl Default for ForYouParams {
             personal_propensity: 0.05,
             due_power: 1.0,
             hazard_weight: 0.4,
-            day_hazard_weight: 0.0,
+            day_hazard_weight: 0.4,
             interval_hazard_weight: 0.0,
             trial_share_power: 1.0,
             vote_propensity_power: 0.0,
@@ -947,7 +947,8 @@ const MIN_INTERVAL_DAYS: f64 = 1.0;
 /// The bucket of `since` days against a mean of `interval` days between purchases (NaN:
 /// bought once): ratios below .25, .5, .75, .9, 1.1, 1.35, 1.75, 2.5, 4, 7, more; then once.
 fn interval_bucket(since: f64, interval: f64) -> usize {
-    const UPPER: [f64; INTERVAL_BUCKETS - 2] = [0.25, 0.5, 0.75, 0.9, 1.1, 1.35, 1.75, 2.5, 4.0, 7.0];
+    const UPPER: [f64; INTERVAL_BUCKETS - 2] =
+        [0.25, 0.5, 0.75, 0.9, 1.1, 1.35, 1.75, 2.5, 4.0, 7.0];
     if !interval.is_finite() {
         return INTERVAL_BUCKETS - 1;
     }
@@ -1057,7 +1058,11 @@ fn smoothed<const B: usize>(sums: &[[(f64, f64); B]]) -> Vec<[f32; B]> {
 /// Per product of a shopper's history (`counts` and `spans`' order), the day of its last
 /// purchase and the mean days between its purchases (NaN when bought once; both NaN when a
 /// day is unknown).
-fn past_clock(days: &[Option<f64>], counts: &[(ProductIx, u32)], spans: &[Span]) -> Vec<(f32, f32)> {
+fn past_clock(
+    days: &[Option<f64>],
+    counts: &[(ProductIx, u32)],
+    spans: &[Span],
+) -> Vec<(f32, f32)> {
     counts
         .iter()
         .zip(spans)
@@ -1737,7 +1742,10 @@ mod tests {
         assert_eq!(first_at(&model, "ann", Some(29.0)), "tea");
         // Without a time, the order-based list: milk, in the last order.
         assert_eq!(first_at(&model, "ann", None), "milk");
-        assert_eq!(model.recommend("ann", 2), model.recommend_at("ann", 2, None));
+        assert_eq!(
+            model.recommend("ann", 2),
+            model.recommend_at("ann", 2, None)
+        );
         // The reasons stay the shopper's history.
         assert_eq!(
             model.recommend_at("ann", 1, Some(29.0)).items[0].reason,
@@ -1784,10 +1792,12 @@ mod tests {
 
     #[test]
     fn day_and_interval_buckets_cover_every_gap() {
-        let days: Vec<usize> = [0.0, 0.5, 1.0, 3.0, 5.0, 7.0, 9.0, 13.0, 17.0, 24.0, 31.0, 45.0]
-            .into_iter()
-            .map(day_bucket)
-            .collect();
+        let days: Vec<usize> = [
+            0.0, 0.5, 1.0, 3.0, 5.0, 7.0, 9.0, 13.0, 17.0, 24.0, 31.0, 45.0,
+        ]
+        .into_iter()
+        .map(day_bucket)
+        .collect();
         assert_eq!(days, [0, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(day_bucket(60.0), 12);
         assert_eq!(day_bucket(90.0), 13);
