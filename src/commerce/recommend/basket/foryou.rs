@@ -15,7 +15,9 @@
 //! part and on the votes, and adaptive explore slots in the full list are options the
 //! validation grid tries (off by default: they lost there). Both lists are computed at fit
 //! time, so a query is a lookup (the evaluation that chose the defaults:
-//! docs/recommendations.md, docs/benchmarks/recommend-eval.md).
+//! docs/recommendations.md, docs/benchmarks/recommend-eval.md). A query with a time
+//! ([`ForYou::recommend_at`], the baskets pushed with their days) re-ranks the full list's past
+//! products by their repeat hazards at the days since the shopper last bought them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -152,7 +154,7 @@ impl Default for ForYouParams {
             due_power: 1.0,
             hazard_weight: 0.4,
             day_hazard_weight: 0.4,
-            interval_hazard_weight: 0.0,
+            interval_hazard_weight: 0.2,
             trial_share_power: 1.0,
             vote_propensity_power: 0.0,
             keep: 100,
