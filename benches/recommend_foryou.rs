@@ -2,7 +2,10 @@
 //! orders (each shopper's last order held out, as `cuecast recs eval` does) when
 //! `INSTACART_CSV` names df_sample.csv, else on synthetic baskets of the same shape (600
 //! shoppers × 25 orders of ~10 products over 14,000 products, a personal favourites set and a
-//! skewed global popularity); and `recommend(user, 10)` latency, shoppers taken in turn.
+//! skewed global popularity, an order every 3–10 days); and `recommend(user, 10)` latency,
+//! shoppers taken in turn, and `recommend_at(user, 10, now)`, asked at each held-out order's
+//! day (synthetic: 7 days after the last order) — the time-aware re-ranking of the shopper's
+//! list.
 //! Beside them, same run: the peer of `fit`, TIFU-KNN (k 300) scoring every shopper (its user
 //! vectors, neighbours and blended scores: what precomputing its lists would cost), and the
 //! floor of `recommend`, a `HashMap` from shopper to ten product ids, looked up and cloned.
@@ -37,15 +40,17 @@ impl Rng {
     }
 }
 
-/// `users` shoppers with `orders` orders each.
-fn synthetic(users: usize, orders: usize, products: u64) -> (Baskets, Vec<String>) {
+/// `users` shoppers with `orders` orders each, and when each is asked.
+fn synthetic(users: usize, orders: usize, products: u64) -> (Baskets, Vec<(String, Option<f64>)>) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut data = Baskets::new();
     let mut ids = Vec::with_capacity(users);
     for user in 0..users {
         let id = format!("u{user}");
         let favourites: Vec<u64> = (0..15).map(|_| rng.skewed(products)).collect();
+        let mut day = 0.0;
         for _ in 0..orders {
+            day += (3 + rng.next() % 8) as f64;
             let size = 4 + rng.next() % 12;
             let basket: Vec<String> = (0..size)
                 .map(|_| {
@@ -57,20 +62,28 @@ fn synthetic(users: usize, orders: usize, products: u64) -> (Baskets, Vec<String
                     format!("p{p}")
                 })
                 .collect();
-            data.push(&id, basket.iter().map(String::as_str));
+            data.push_at(&id, basket.iter().map(String::as_str), Some(day));
         }
-        ids.push(id);
+        ids.push((id, Some(day + 7.0)));
     }
     (data, ids)
 }
 
-/// The training orders and their shoppers.
-fn data(test_mode: bool) -> (Baskets, Vec<String>, &'static str) {
+/// The training orders, their shoppers and when each is asked.
+type Data = (Baskets, Vec<(String, Option<f64>)>, &'static str);
+
+/// The training orders, their shoppers and when each is asked.
+fn data(test_mode: bool) -> Data {
     if let Ok(path) = std::env::var("INSTACART_CSV") {
         match Orders::read_file(std::path::Path::new(&path)) {
             Ok(orders) => {
                 let split = orders.split(0);
-                let users = split.held_out.into_iter().map(|(user, _)| user).collect();
+                let users = split
+                    .held_out
+                    .into_iter()
+                    .map(|(user, _)| user)
+                    .zip(split.held_out_days)
+                    .collect();
                 return (split.train, users, "instacart");
             }
             Err(err) => eprintln!("INSTACART_CSV: {err}; synthetic data instead"),
@@ -115,7 +128,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
     let floor: HashMap<String, Vec<Arc<str>>> = users
         .iter()
-        .map(|user| {
+        .map(|(user, _)| {
             let items = model.recommend(user, 10).items;
             (user.clone(), items.into_iter().map(|s| s.product).collect())
         })
@@ -124,13 +137,20 @@ fn bench(c: &mut Criterion) {
     c.bench_function(&format!("foryou/recommend10-floor-hashmap/{name}"), |b| {
         b.iter(|| {
             next = (next + 1) % users.len();
-            black_box(floor.get(&users[next]).cloned())
+            black_box(floor.get(&users[next].0).cloned())
         })
     });
     c.bench_function(&format!("foryou/recommend10/{name}"), |b| {
         b.iter(|| {
             next = (next + 1) % users.len();
-            black_box(model.recommend(&users[next], 10))
+            black_box(model.recommend(&users[next].0, 10))
+        })
+    });
+    c.bench_function(&format!("foryou/recommend10-at-time/{name}"), |b| {
+        b.iter(|| {
+            next = (next + 1) % users.len();
+            let (user, now) = &users[next];
+            black_box(model.recommend_at(user, 10, *now))
         })
     });
 }

@@ -214,6 +214,7 @@ fn recs_eval_prints_one_json_line_per_model() {
             "repeat",
             "switch",
             "propensity",
+            "time",
             "slots",
             "chosen"
         ]

@@ -137,8 +137,9 @@ impl Answer {
     }
 }
 
-/// An order: its id and its distinct products, in the order their lines arrived.
-pub type Order = (Arc<str>, Vec<Id>);
+/// An order: its id, its distinct products, in the order their lines arrived, and the time
+/// of its first line (Unix ms).
+pub type Order = (Arc<str>, Vec<Id>, i64);
 
 /// Each user's purchases, grouped by order, orders in the order they arrived.
 #[derive(Debug, Default)]
@@ -150,7 +151,7 @@ pub struct Purchases {
 const RECENT_ORDERS: usize = 16;
 
 impl Purchases {
-    fn record(&mut self, user: &str, order: &str, product: Id) {
+    fn record(&mut self, user: &str, order: &str, product: Id, ts_ms: i64) {
         let orders = match self.users.get_mut(user) {
             Some(orders) => orders,
             None => self.users.entry(Arc::from(user)).or_default(),
@@ -159,14 +160,14 @@ impl Purchases {
             .iter_mut()
             .rev()
             .take(RECENT_ORDERS)
-            .find(|(id, _)| &**id == order);
+            .find(|(id, _, _)| &**id == order);
         match found {
-            Some((_, products)) => {
+            Some((_, products, _)) => {
                 if !products.contains(&product) {
                     products.push(product);
                 }
             }
-            None => orders.push((Arc::from(order), vec![product])),
+            None => orders.push((Arc::from(order), vec![product], ts_ms)),
         }
     }
 
@@ -179,7 +180,7 @@ impl Purchases {
         self.users
             .values()
             .flatten()
-            .map(|(o, p)| o.len() + 56 + p.capacity() * 4)
+            .map(|(o, p, _)| o.len() + 64 + p.capacity() * 4)
             .sum()
     }
 }
@@ -230,7 +231,7 @@ impl Models {
                     if let Some(order) = &event.order {
                         self.together.record(order, p);
                         if let Some(user) = &event.user {
-                            self.purchases.record(user, order, p);
+                            self.purchases.record(user, order, p, event.ts_ms);
                         }
                     }
                 }
@@ -291,6 +292,11 @@ impl Models {
                 .map(|(k, p)| k.len() + 64 + p.memory_bytes())
                 .sum::<usize>()
     }
+}
+
+/// Unix seconds as Unix days, the clock of the for-you model's baskets.
+fn unix_days(seconds: f64) -> f64 {
+    seconds / 86_400.0
 }
 
 /// The category features of a catalog product.
@@ -528,13 +534,18 @@ impl Recommender {
         }
     }
 
-    /// Each user's orders as the for-you model takes them.
+    /// Each user's orders as the for-you model takes them, each on its day (Unix days, from
+    /// the time of the order's first purchase event).
     pub fn baskets(&self) -> Baskets {
         let models = self.read();
         let mut data = Baskets::new();
         for (user, orders) in models.purchases.users() {
-            for (_, products) in orders {
-                data.push(user, products.iter().map(|p| &**models.ids.name(*p)));
+            for (_, products, ts_ms) in orders {
+                data.push_at(
+                    user,
+                    products.iter().map(|p| &**models.ids.name(*p)),
+                    Some(unix_days(*ts_ms as f64 / 1000.0)),
+                );
             }
         }
         data
@@ -934,13 +945,15 @@ impl Recommender {
         })
     }
 
-    /// `GET /api/recommendations/for-you?user=&limit=`: the next-basket model's list for
-    /// `user`; popular products (`fallback`) for an anonymous or unknown shopper, and what
-    /// trends now until the model is first fitted.
+    /// `GET /api/recommendations/for-you?user=&limit=` at `now` (Unix s): the next-basket
+    /// model's list for `user`, their past products ranked by how due they are `now` (the days
+    /// since they last bought each); popular products (`fallback`) for an anonymous or unknown
+    /// shopper, and what trends now until the model is first fitted.
     pub fn for_you(
         &self,
         user: Option<&str>,
         limit: Option<usize>,
+        now: f64,
     ) -> Result<Answer, RecommendError> {
         let limit = self.limit(limit)?;
         let model = self
@@ -957,7 +970,7 @@ impl Recommender {
             answer.fallback = true;
             return Ok(answer);
         };
-        let recommended = model.recommend(user.unwrap_or(""), limit);
+        let recommended = model.recommend_at(user.unwrap_or(""), limit, Some(unix_days(now)));
         let fallback = recommended.fallback;
         let items = recommended
             .items
@@ -1302,16 +1315,18 @@ impl Recommender {
         user: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Bytes, RecommendError> {
-        let fitted = self
+        let timed = self
             .for_you
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .is_some();
-        // Until the first fit, trending answers (it moves with time).
-        let depends = if fitted {
-            FOR_YOU_DEPENDS
-        } else {
+            .as_ref()
+            .is_none_or(|model| model.is_timed());
+        // Until the first fit, trending answers; a time-aware model's answers move with the
+        // days since the shopper's purchases: both move with time.
+        let depends = if timed {
             Depends::timed()
+        } else {
+            FOR_YOU_DEPENDS
         };
         let normalized = format!("{}", limit.unwrap_or(self.settings.default_limit));
         self.through_cache(
@@ -1320,7 +1335,7 @@ impl Recommender {
             Who::Shopper(user),
             &normalized,
             depends,
-            || self.for_you(user, limit),
+            || self.for_you(user, limit, asked.now),
         )
     }
 
@@ -1627,7 +1642,7 @@ mod tests {
             .trending_json(&asked("", NOW), None, None, None)
             .unwrap();
         assert_eq!(text(&through), trending.to_json().to_string());
-        let for_you = service.for_you(None, None).unwrap();
+        let for_you = service.for_you(None, None, NOW).unwrap();
         let through = service.for_you_json(&asked("", NOW), None, None).unwrap();
         assert_eq!(text(&through), for_you.to_json().to_string());
         let upcoming = service
@@ -1729,6 +1744,65 @@ mod tests {
             .unwrap();
         assert_eq!(text(&refreshed), related_now);
         assert!(related_now.contains("viewed together"), "{related_now}");
+    }
+
+    #[tokio::test]
+    async fn for_you_puts_weekly_milk_first_when_a_week_has_passed_not_the_day_after() {
+        let store = Store::in_memory().await.expect("store");
+        let service = recommender(&store, &["milk", "tea"], |_| {}).await;
+        // Four shoppers buy milk every 7 days (days 0, 7, … 28) and tea two days after it
+        // (days 2, 9, … 23): the purchase events carry the time, one order per day.
+        let day = |d: f64| NOW + d * 86_400.0;
+        let mut events = Vec::new();
+        for user in ["u1", "u2", "u3", "u4"] {
+            for week in 0..5 {
+                let milk = f64::from(week * 7);
+                let order = format!("{user}-milk-{week}");
+                events.push(event(
+                    EventType::Purchase,
+                    user,
+                    "milk",
+                    Some(&order),
+                    day(milk),
+                ));
+                if week < 4 {
+                    let order = format!("{user}-tea-{week}");
+                    let tea = day(milk + 2.0);
+                    events.push(event(EventType::Purchase, user, "tea", Some(&order), tea));
+                }
+            }
+        }
+        service.accepted(&events);
+        // The service's fit, as its refit loop makes it.
+        let model = ForYou::fit(&service.baskets(), &ForYouParams::default());
+        assert!(
+            model.is_timed(),
+            "the shipped parameters read the query's time"
+        );
+        *service.for_you.write().unwrap() = Some(Arc::new(model));
+        service.versions.bump(Part::ForYou);
+        let first = |now: f64| {
+            let answer = service.for_you(Some("u1"), Some(2), now).unwrap();
+            assert!(!answer.fallback);
+            answer.items[0].id.clone()
+        };
+        // u1 last bought milk on day 28: 7 days later it is due, first.
+        assert_eq!(first(day(35.0)), "milk");
+        // The day after, it is not: tea, bought 6 days before, is.
+        assert_eq!(first(day(29.0)), "tea");
+        // Through the answer cache at the request's time: a day-old answer is not served.
+        let at = |now: f64| {
+            let body = service
+                .for_you_json(&asked("user=u1&limit=2", now), Some("u1"), Some(2))
+                .unwrap();
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            json["items"][0]["product_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(at(day(29.0)), "tea");
+        assert_eq!(at(day(35.0)), "milk");
     }
 
     #[tokio::test]

@@ -48,21 +48,27 @@ pub struct Report {
     pub users: usize,
     /// Shoppers with at least one new item in their held-out order.
     pub explore_users: usize,
+    /// How the model reads the query's time (absent: it does not; only a time-aware
+    /// `for-you` has it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 /// A model under evaluation: the top `k` for a shopper, or the top `k` of the products they
-/// never bought (`new_only`).
+/// never bought (`new_only`), asked at `now` (the held-out order's day on the shopper's clock:
+/// when they came back, as a server knows the time of a request; `None` unknown). Only
+/// `for-you` reads `now`; the baselines are the published ones, blind to time.
 pub trait Ranker {
     /// Product ids, best first.
-    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>>;
+    fn top(&self, user: &str, k: usize, new_only: bool, now: Option<f64>) -> Vec<Arc<str>>;
 }
 
 impl Ranker for ForYou {
-    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+    fn top(&self, user: &str, k: usize, new_only: bool, now: Option<f64>) -> Vec<Arc<str>> {
         let answer = if new_only {
             self.recommend_new(user, k)
         } else {
-            self.recommend(user, k)
+            self.recommend_at(user, k, now)
         };
         answer.items.into_iter().map(|s| s.product).collect()
     }
@@ -115,7 +121,7 @@ impl<'a> Baseline<'a> {
 }
 
 impl Ranker for Baseline<'_> {
-    fn top(&self, user: &str, k: usize, new_only: bool) -> Vec<Arc<str>> {
+    fn top(&self, user: &str, k: usize, new_only: bool, _now: Option<f64>) -> Vec<Arc<str>> {
         let ix = self.data.user_ix(user);
         let scores: Sparse = match (ix, &self.kind) {
             (None, _) | (_, Kind::Popularity) => Vec::new(),
@@ -162,9 +168,15 @@ struct Pooled {
 impl Pooled {
     /// Scores `ranker` on `split`'s held-out orders and adds them.
     fn add(&mut self, split: &Split, ranker: &dyn Ranker) {
-        for (user, basket) in &split.held_out {
+        let days = split
+            .held_out_days
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(None));
+        for ((user, basket), now) in split.held_out.iter().zip(days) {
             let truth: HashSet<&str> = basket.iter().map(String::as_str).collect();
-            self.all.add(score(&ranker.top(user, K, false), &truth, K));
+            self.all
+                .add(score(&ranker.top(user, K, false, now), &truth, K));
             let past: HashSet<&str> = split
                 .train
                 .user_ix(user)
@@ -180,7 +192,8 @@ impl Pooled {
                 .unwrap_or_default();
             let new: HashSet<&str> = truth.difference(&past).copied().collect();
             if !new.is_empty() {
-                self.explore.add(score(&ranker.top(user, K, true), &new, K));
+                self.explore
+                    .add(score(&ranker.top(user, K, true, now), &new, K));
             }
         }
     }
@@ -197,6 +210,7 @@ impl Pooled {
             explore_ndcg: e.ndcg,
             users: self.all.count,
             explore_users: self.explore.count,
+            time: None,
         }
     }
 }
@@ -231,8 +245,35 @@ pub fn run(orders: &Orders, params: &ForYouParams) -> Vec<Report> {
         ),
         evaluate("up-cf", &split, &Baseline::up_cf(data, 10, 5.0, 0.75, 100)),
     ];
-    reports.push(evaluate("for-you", &split, &ForYou::fit(data, params)));
+    let model = ForYou::fit(data, params);
+    let mut ours = evaluate("for-you", &split, &model);
+    ours.time = time_note(&split, &model);
+    reports.push(ours);
     reports
+}
+
+/// What a time-aware `for-you` is told of time, for its report line: each held-out order is
+/// asked at its day (the shopper's last training order's day plus the held-out order's
+/// `days_since_prior_order`: when they came back, as a server knows the time of a request —
+/// nothing of what they bought); the baselines are asked without a time.
+fn time_note(split: &Split, model: &ForYou) -> Option<String> {
+    if !model.is_timed() {
+        return None;
+    }
+    let known = split.held_out_days.iter().flatten().count();
+    Some(if known == 0 {
+        "time-aware, but the orders have no days_since_prior_order: asked without a time, \
+         order gaps only"
+            .to_owned()
+    } else {
+        format!(
+            "asked at the query's time, as the server is: each held-out order's day (the last \
+             training order's day + its days_since_prior_order, when the shopper came back; \
+             nothing of what they bought), known for {known} of {} shoppers; the baselines \
+             ignore time",
+            split.held_out.len()
+        )
+    })
 }
 
 /// The baselines against the reference figures: one line per figure further than
@@ -337,7 +378,7 @@ const FULL: Wanted = Wanted {
 /// every later stage holds the choice
 /// before it as its first candidate (a tie keeps it), so a choice can only be better than the
 /// baselines on validation. Small on purpose: CI runs it with the debug binary.
-const STAGES: [Stage; 8] = [
+const STAGES: [Stage; 9] = [
     Stage {
         name: "explore",
         candidates: |base| {
@@ -447,6 +488,8 @@ const STAGES: [Stage; 8] = [
                             personal_propensity: 0.0,
                             due_power: 0.0,
                             hazard_weight: 0.0,
+                            day_hazard_weight: 0.0,
+                            interval_hazard_weight: 0.0,
                             explore_slots: 0.0,
                             ..base.clone()
                         });
@@ -493,6 +536,40 @@ const STAGES: [Stage; 8] = [
                     item_propensity: item,
                     personal_propensity: personal,
                     due_power: due,
+                    hazard_weight: hazard,
+                    ..base.clone()
+                })
+                .collect()
+        },
+        objective: full_objective,
+        wanted: FULL,
+    },
+    Stage {
+        name: "time",
+        candidates: |base| {
+            // No time (the stages' before) first; then the hazards by days since the last
+            // purchase and by those days over the shopper's mean interval, each alone and
+            // together, with and without the hazard by orders.
+            let mut grid = vec![(
+                base.day_hazard_weight,
+                base.interval_hazard_weight,
+                base.hazard_weight,
+            )];
+            for weight in [0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.6] {
+                grid.push((weight, 0.0, base.hazard_weight));
+            }
+            for weight in [0.2, 0.4, 0.8] {
+                grid.extend([
+                    (0.0, weight, base.hazard_weight),
+                    (weight, weight / 2.0, base.hazard_weight),
+                    (weight, 0.0, 0.0),
+                    (weight, 0.0, 2.0 * base.hazard_weight),
+                ]);
+            }
+            grid.into_iter()
+                .map(|(day, interval, hazard)| ForYouParams {
+                    day_hazard_weight: day,
+                    interval_hazard_weight: interval,
                     hazard_weight: hazard,
                     ..base.clone()
                 })
@@ -794,7 +871,7 @@ mod tests {
     struct Fixed;
 
     impl Ranker for Fixed {
-        fn top(&self, _user: &str, k: usize, _new_only: bool) -> Vec<Arc<str>> {
+        fn top(&self, _user: &str, k: usize, _new_only: bool, _now: Option<f64>) -> Vec<Arc<str>> {
             ["milk", "tea", "eggs", "kiwi"]
                 .iter()
                 .take(k)
@@ -829,16 +906,16 @@ mod tests {
         let orders = Orders::read(CSV.as_bytes()).unwrap();
         let split = orders.split(0);
         let model = Baseline::top_freq(&split.train);
-        let all = model.top("ann", 3, false);
+        let all = model.top("ann", 3, false, None);
         assert_eq!(all[0].as_ref(), "milk"); // bought twice
-        let new = model.top("ann", 3, true);
+        let new = model.top("ann", 3, true, None);
         assert!(
             new.iter()
                 .all(|p| !["milk", "eggs", "jam"].contains(&p.as_ref()))
         );
         assert_eq!(new.len(), 1); // tea is the only product ann never bought
         let for_you = ForYou::fit(&split.train, &ForYouParams::default());
-        let new = for_you.top("ann", 3, true);
+        let new = for_you.top("ann", 3, true, None);
         assert_eq!(new.first().map(|p| p.as_ref()), Some("tea"));
     }
 
@@ -881,7 +958,11 @@ mod tests {
         let for_you = ForYou::fit(&data, &params);
         for user in 0..data.users() {
             let id = data.user_id(user);
-            assert_eq!(for_you.top(id, K, true), up_cf.top(id, K, true), "{id}");
+            assert_eq!(
+                for_you.top(id, K, true, None),
+                up_cf.top(id, K, true, None),
+                "{id}"
+            );
         }
         // With the trial share, the lists differ somewhere: the test can fail.
         let trial = ForYou::fit(
@@ -892,8 +973,8 @@ mod tests {
             },
         );
         assert!(
-            (0..data.users())
-                .any(|u| trial.top(data.user_id(u), K, true) != up_cf.top(data.user_id(u), K, true))
+            (0..data.users()).any(|u| trial.top(data.user_id(u), K, true, None)
+                != up_cf.top(data.user_id(u), K, true, None))
         );
     }
 
@@ -917,7 +998,11 @@ mod tests {
         let for_you = ForYou::fit(&data, &params);
         for user in 0..data.users() {
             let id = data.user_id(user);
-            assert_eq!(for_you.top(id, K, false), tifu.top(id, K, false), "{id}");
+            assert_eq!(
+                for_you.top(id, K, false, None),
+                tifu.top(id, K, false, None),
+                "{id}"
+            );
         }
         // Without the neighbours' smoothing, the lists differ somewhere.
         let alone = ForYou::fit(
@@ -928,9 +1013,8 @@ mod tests {
             },
         );
         assert!(
-            (0..data.users()).any(
-                |u| alone.top(data.user_id(u), K, false) != tifu.top(data.user_id(u), K, false)
-            )
+            (0..data.users()).any(|u| alone.top(data.user_id(u), K, false, None)
+                != tifu.top(data.user_id(u), K, false, None))
         );
     }
 
@@ -948,6 +1032,7 @@ mod tests {
                 ("a".to_owned(), vec!["eggs".to_owned(), "tea".to_owned()]),
                 ("b".to_owned(), vec!["jam".to_owned()]), // one product: no query
             ],
+            held_out_days: vec![None, None],
         };
         let model = CoPurchase::new(&split.train);
         // eggs went with tea twice, with milk once (milk is the more popular).
@@ -972,6 +1057,7 @@ mod tests {
             explore_ndcg: 0.0,
             users: 593,
             explore_users: 462,
+            time: None,
         }
     }
 
@@ -1030,7 +1116,7 @@ mod tests {
         );
         assert_eq!(up_cf.vote_propensity_power, 0.0);
         // The later stages try their base first (a tie keeps it).
-        for name in ["recency", "fusion", "votes", "slots"] {
+        for name in ["recency", "fusion", "votes", "time", "slots"] {
             let first = stage(name).and_then(|s| (s.candidates)(&defaults).into_iter().next());
             assert_eq!(first.as_ref(), Some(&defaults), "{name}");
         }
@@ -1126,6 +1212,8 @@ mod tests {
                             .iter()
                             .map(|&p| data.product_id(p).to_string())
                             .collect(),
+                        days_since_prior: None,
+                        day: None,
                     })
                     .collect();
                 (data.user_id(u).to_string(), list)

@@ -15,7 +15,9 @@
 //! part and on the votes, and adaptive explore slots in the full list are options the
 //! validation grid tries (off by default: they lost there). Both lists are computed at fit
 //! time, so a query is a lookup (the evaluation that chose the defaults:
-//! docs/recommendations.md, docs/benchmarks/recommend-eval.md).
+//! docs/recommendations.md, docs/benchmarks/recommend-eval.md). A query with a time
+//! ([`ForYou::recommend_at`], the baskets pushed with their days) re-ranks the full list's past
+//! products by their repeat hazards at the days since the shopper last bought them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,6 +104,18 @@ pub struct ForYouParams {
     /// bought in the last order is due, a candle bought in the last order is not; 0 ignores
     /// it.
     pub hazard_weight: f64,
+    /// Time-aware, at query time (a query with no time, or a shopper whose orders' days are
+    /// unknown, leaves it out): weight of each product's repeat hazard by the *days* since the
+    /// shopper last bought it, at the query's time ([`TimeHazards::by_days`]), added to the
+    /// blended score of the shopper's past products in their list as `hazard_weight` adds the
+    /// hazard by orders (times the shopper's own weight over their own part's maximum): milk
+    /// bought 7 days ago is due, milk bought yesterday is not; 0 ignores it.
+    pub day_hazard_weight: f64,
+    /// Time-aware as `day_hazard_weight`: weight of each product's repeat hazard by the days
+    /// since the shopper last bought it over their mean days between its purchases
+    /// ([`TimeHazards::by_interval`]; a product they bought once has its own bucket): 0
+    /// ignores it.
+    pub interval_hazard_weight: f64,
     /// Power of each product's trial share (the share of its buyers who first bought it after
     /// their first order) applied to the neighbours' votes for new products: 0 ignores it.
     pub trial_share_power: f64,
@@ -139,6 +153,8 @@ impl Default for ForYouParams {
             personal_propensity: 0.05,
             due_power: 1.0,
             hazard_weight: 0.4,
+            day_hazard_weight: 0.4,
+            interval_hazard_weight: 0.2,
             trial_share_power: 1.0,
             vote_propensity_power: 0.0,
             keep: 100,
@@ -167,6 +183,12 @@ struct Lists {
     new: Vec<Entry>,
     /// The shopper's past products, sorted.
     past: Vec<ProductIx>,
+    /// Per past product (in `past`'s order): the day the shopper last bought it and their mean
+    /// days between its purchases (NaN: bought once, or days unknown).
+    clock: Vec<(f32, f32)>,
+    /// What a time-aware hazard is multiplied by before it is added to a blended score: the
+    /// shopper's own weight over their own part's maximum (0: no day known).
+    time_scale: f64,
 }
 
 /// The fitted "for you" model: immutable, `Send + Sync`, answers from memory.
@@ -180,6 +202,10 @@ pub struct ForYou {
     products: Vec<Arc<str>>,
     /// The most popular products, best first, with their basket counts.
     popular: Vec<(ProductIx, u32)>,
+    /// The products' repeat hazards by days, for the time-aware part.
+    time: Arc<TimeHazards>,
+    /// `day_hazard_weight` and `interval_hazard_weight`.
+    time_weights: (f64, f64),
 }
 
 impl ForYou {
@@ -209,6 +235,7 @@ impl ForYou {
             rates,
             others,
             repeat_ratios,
+            time,
             ..
         } = &*parts;
         let empty = Copurchase::default();
@@ -237,6 +264,13 @@ impl ForYou {
             );
             let own_max = max_value(&own_scores);
             let own_weight = params.own_weight * repeat_ratios[user].powf(params.repeat_switch);
+            let (clock, time_scale) = if lists_wanted.all {
+                let clock = past_clock(data.days(user), &counts[user], &spans[user]);
+                let known = clock.iter().any(|c| c.0.is_finite());
+                (clock, if known { own_weight / own_max } else { 0.0 })
+            } else {
+                (Vec::new(), 0.0)
+            };
             for &(product, value) in own_scores.iter() {
                 let rate = rates[product as usize]
                     .repeat
@@ -283,6 +317,8 @@ impl ForYou {
                 all: entries(all),
                 new: entries(new),
                 past: past.clone(),
+                clock,
+                time_scale,
             });
         }
         let users = (0..data.users())
@@ -302,6 +338,8 @@ impl ForYou {
             lists,
             products,
             popular,
+            time: Arc::clone(time),
+            time_weights: (params.day_hazard_weight, params.interval_hazard_weight),
         }
     }
 
@@ -309,24 +347,48 @@ impl ForYou {
     /// purchases included. An unknown user (or one with no baskets) gets the popular products
     /// with `fallback = true`.
     pub fn recommend(&self, user: &str, limit: usize) -> Recommended {
-        self.answer(user, limit, false)
+        self.answer(user, limit, false, None)
+    }
+
+    /// [`ForYou::recommend`] at `now` (a day on the clock of the days the baskets were pushed
+    /// with, [`Baskets::push_at`]; the server's: Unix days): the shopper's past products are
+    /// re-ranked by how due they are after the days since they last bought them
+    /// ([`ForYouParams::day_hazard_weight`], [`ForYouParams::interval_hazard_weight`]). `None`,
+    /// or a shopper whose days are unknown, is [`ForYou::recommend`].
+    pub fn recommend_at(&self, user: &str, limit: usize, now: Option<f64>) -> Recommended {
+        self.answer(user, limit, false, now)
+    }
+
+    /// Whether a query's time changes answers (a time-aware weight is on).
+    pub fn is_timed(&self) -> bool {
+        self.time_weights.0 > 0.0 || self.time_weights.1 > 0.0
     }
 
     /// Top `limit` products `user` never bought, from the shoppers most like them (the
     /// "explore" setting of the evaluation). An unknown user gets the popular products with
     /// `fallback = true`.
     pub fn recommend_new(&self, user: &str, limit: usize) -> Recommended {
-        self.answer(user, limit, true)
+        self.answer(user, limit, true, None)
     }
 
-    fn answer(&self, user: &str, limit: usize, new_only: bool) -> Recommended {
+    fn answer(&self, user: &str, limit: usize, new_only: bool, now: Option<f64>) -> Recommended {
         let Some(lists) = self.users.get(user).map(|&ix| &self.lists[ix]) else {
             return Recommended {
                 items: self.popular(limit, &[], &[]),
                 fallback: true,
             };
         };
-        let list = if new_only { &lists.new } else { &lists.all };
+        let timed = match now {
+            Some(now) if !new_only && self.is_timed() && lists.time_scale > 0.0 => {
+                Some(self.at_time(lists, now))
+            }
+            _ => None,
+        };
+        let list = match (&timed, new_only) {
+            (Some(timed), _) => timed,
+            (None, true) => &lists.new,
+            (None, false) => &lists.all,
+        };
         let mut items: Vec<Scored> = list
             .iter()
             .take(limit)
@@ -351,6 +413,32 @@ impl ForYou {
             items,
             fallback: false,
         }
+    }
+
+    /// The shopper's full list at day `now`: each past product's score plus its time-aware
+    /// hazards, weighted and scaled ([`Lists::time_scale`]), re-sorted (ties keep their order).
+    fn at_time(&self, lists: &Lists, now: f64) -> Vec<Entry> {
+        let (by_days, by_interval) = self.time_weights;
+        let mut list = lists.all.clone();
+        for entry in &mut list {
+            if entry.times == 0 {
+                continue;
+            }
+            let Ok(i) = lists.past.binary_search(&entry.product) else {
+                continue;
+            };
+            let (last, interval) = lists.clock[i];
+            if !last.is_finite() {
+                continue;
+            }
+            let since = (now - f64::from(last)).max(0.0);
+            let product = entry.product as usize;
+            let hazard = by_days * self.time.by_days(product, since)
+                + by_interval * self.time.by_interval(product, since, f64::from(interval));
+            entry.score += lists.time_scale * hazard;
+        }
+        list.sort_by(|a, b| b.score.total_cmp(&a.score));
+        list
     }
 
     /// Up to `limit` popular products, none of `chosen` or `past` (sorted).
@@ -387,9 +475,13 @@ impl ForYou {
                 std::mem::size_of::<Lists>()
                     + (l.all.capacity() + l.new.capacity()) * entry
                     + l.past.capacity() * std::mem::size_of::<ProductIx>()
+                    + l.clock.capacity() * std::mem::size_of::<(f32, f32)>()
             })
             .sum();
-        ids + users + lists + self.popular.capacity() * std::mem::size_of::<(ProductIx, u32)>()
+        ids + users
+            + lists
+            + self.popular.capacity() * std::mem::size_of::<(ProductIx, u32)>()
+            + self.time.memory_bytes()
     }
 }
 
@@ -443,6 +535,8 @@ pub(crate) struct Parts {
     others: (Option<OthersKey>, Vec<(Sparse, Vec<ProductIx>)>),
     /// Per shopper, the share of repeat purchases ([`repeat_ratios`]).
     repeat_ratios: Vec<f64>,
+    /// Per product, its repeat hazards by days ([`TimeHazards`]).
+    time: Arc<TimeHazards>,
 }
 
 impl Parts {
@@ -465,6 +559,7 @@ impl Parts {
             rates: item_rates(data),
             others: (None, Vec::new()),
             repeat_ratios: repeat_ratios(data),
+            time: Arc::new(TimeHazards::new(data)),
         }
     }
 
@@ -828,6 +923,164 @@ pub(crate) fn repeat_hazards(data: &Baskets) -> Vec<[f64; GAP_BUCKETS]> {
                 out[b] = (s.0 + RATE_PRIOR * prior[b]) / (s.1 + RATE_PRIOR);
             }
             out
+        })
+        .collect()
+}
+
+/// Buckets of days since a product's last purchase ([`day_bucket`]).
+pub(crate) const DAY_BUCKETS: usize = 15;
+
+/// The bucket of `days` since the last purchase: 0 (the same day), 1, 2, 3, 4–5, 6–7, 8–9,
+/// 10–13, 14–17, 18–24, 25–31, 32–45, 46–60, 61–90, more (fractions round down).
+fn day_bucket(days: f64) -> usize {
+    const UPPER: [f64; DAY_BUCKETS - 1] = [
+        1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 14.0, 18.0, 25.0, 32.0, 46.0, 61.0, 91.0,
+    ];
+    UPPER.iter().take_while(|&&upper| days >= upper).count()
+}
+
+/// Buckets of the days since a product's last purchase over the shopper's mean days between
+/// its purchases ([`interval_bucket`]), the last one for a product bought once.
+pub(crate) const INTERVAL_BUCKETS: usize = 12;
+
+/// Mean days between purchases are taken as at least this (two orders on the same day).
+const MIN_INTERVAL_DAYS: f64 = 1.0;
+
+/// The bucket of `since` days against a mean of `interval` days between purchases (NaN:
+/// bought once): ratios below .25, .5, .75, .9, 1.1, 1.35, 1.75, 2.5, 4, 7, more; then once.
+fn interval_bucket(since: f64, interval: f64) -> usize {
+    const UPPER: [f64; INTERVAL_BUCKETS - 2] =
+        [0.25, 0.5, 0.75, 0.9, 1.1, 1.35, 1.75, 2.5, 4.0, 7.0];
+    if !interval.is_finite() {
+        return INTERVAL_BUCKETS - 1;
+    }
+    let ratio = since / interval.max(MIN_INTERVAL_DAYS);
+    UPPER.iter().take_while(|&&upper| ratio >= upper).count()
+}
+
+/// Per product, its repeat hazards on the shoppers' clocks, from the training orders whose days
+/// are known: over every order of a shopper after their first, for each product they had
+/// bought before, whether the order holds it again, counted by the days since they last bought
+/// it ([`day_bucket`]) and by those days over their mean days between its purchases so far
+/// ([`interval_bucket`]); each bucket's share smoothed towards the bucket's share over all
+/// products with [`RATE_PRIOR`] pseudo-observations.
+#[derive(Debug, Default)]
+pub(crate) struct TimeHazards {
+    days: Vec<[f32; DAY_BUCKETS]>,
+    intervals: Vec<[f32; INTERVAL_BUCKETS]>,
+}
+
+impl TimeHazards {
+    /// The hazards of `data`'s products (0 everywhere when no day is known).
+    pub(crate) fn new(data: &Baskets) -> TimeHazards {
+        let n = data.products();
+        let mut days = vec![[(0.0f64, 0.0f64); DAY_BUCKETS]; n];
+        let mut intervals = vec![[(0.0f64, 0.0f64); INTERVAL_BUCKETS]; n];
+        // Per product bought so far: first day, last day, orders holding it.
+        let mut seen: HashMap<ProductIx, (f64, f64, u32)> = HashMap::new();
+        for (user, history) in data.histories().iter().enumerate() {
+            seen.clear();
+            for (basket, day) in history.iter().zip(data.days(user)) {
+                // The clock stops at the first unknown day.
+                let Some(day) = *day else {
+                    break;
+                };
+                for (&product, &(first, last, count)) in &seen {
+                    let since = (day - last).max(0.0);
+                    let interval = if count > 1 {
+                        (last - first) / f64::from(count - 1)
+                    } else {
+                        f64::NAN
+                    };
+                    let hit = f64::from(u8::from(basket.binary_search(&product).is_ok()));
+                    let d = &mut days[product as usize][day_bucket(since)];
+                    *d = (d.0 + hit, d.1 + 1.0);
+                    let i = &mut intervals[product as usize][interval_bucket(since, interval)];
+                    *i = (i.0 + hit, i.1 + 1.0);
+                }
+                for &product in basket {
+                    seen.entry(product)
+                        .and_modify(|s| {
+                            s.1 = day;
+                            s.2 += 1;
+                        })
+                        .or_insert((day, day, 1));
+                }
+            }
+        }
+        TimeHazards {
+            days: smoothed(&days),
+            intervals: smoothed(&intervals),
+        }
+    }
+
+    /// `product`'s hazard `since` days after its last purchase.
+    pub(crate) fn by_days(&self, product: usize, since: f64) -> f64 {
+        self.days
+            .get(product)
+            .map_or(0.0, |h| f64::from(h[day_bucket(since)]))
+    }
+
+    /// `product`'s hazard `since` days after its last purchase, the shopper's mean days between
+    /// its purchases being `interval` (NaN: bought once).
+    pub(crate) fn by_interval(&self, product: usize, since: f64, interval: f64) -> f64 {
+        self.intervals
+            .get(product)
+            .map_or(0.0, |h| f64::from(h[interval_bucket(since, interval)]))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.days.capacity() * std::mem::size_of::<[f32; DAY_BUCKETS]>()
+            + self.intervals.capacity() * std::mem::size_of::<[f32; INTERVAL_BUCKETS]>()
+    }
+}
+
+/// Per product, each bucket's share `(hits, observations)` smoothed towards the bucket's share
+/// over all products with [`RATE_PRIOR`] pseudo-observations.
+fn smoothed<const B: usize>(sums: &[[(f64, f64); B]]) -> Vec<[f32; B]> {
+    let mut global = [(0.0f64, 0.0f64); B];
+    for product in sums {
+        for (g, s) in global.iter_mut().zip(product) {
+            g.0 += s.0;
+            g.1 += s.1;
+        }
+    }
+    let prior = global.map(|g| g.0 / g.1.max(1.0));
+    sums.iter()
+        .map(|product| {
+            let mut out = [0.0f32; B];
+            for (b, s) in product.iter().enumerate() {
+                out[b] = ((s.0 + RATE_PRIOR * prior[b]) / (s.1 + RATE_PRIOR)) as f32;
+            }
+            out
+        })
+        .collect()
+}
+
+/// Per product of a shopper's history (`counts` and `spans`' order), the day of its last
+/// purchase and the mean days between its purchases (NaN when bought once; both NaN when a
+/// day is unknown).
+fn past_clock(
+    days: &[Option<f64>],
+    counts: &[(ProductIx, u32)],
+    spans: &[Span],
+) -> Vec<(f32, f32)> {
+    counts
+        .iter()
+        .zip(spans)
+        .map(|(&(_, count), &(_, first, last))| {
+            let day = |b: u32| days.get(b as usize).copied().flatten();
+            match (day(first), day(last)) {
+                (Some(first), Some(last)) => {
+                    let interval = if count > 1 {
+                        (last - first) / f64::from(count - 1)
+                    } else {
+                        f64::NAN
+                    };
+                    (last as f32, interval as f32)
+                }
+                _ => (f32::NAN, f32::NAN),
+            }
         })
         .collect()
 }
@@ -1441,6 +1694,122 @@ mod tests {
         for past in ["coffee", "milk", "bread"] {
             assert!(!products.contains(&past), "{past} in {products:?}");
         }
+    }
+
+    /// Four shoppers who order on days 0, 1, 7, 8, … 28: milk every 7 days (days 0, 7, … 28),
+    /// tea every 7 days the day after (days 1, 8, … 22). Their last order is milk's, day 28.
+    fn weekly_milk(with_days: bool) -> Baskets {
+        let mut data = Baskets::new();
+        for user in ["ann", "bob", "cat", "dan"] {
+            for week in 0..5 {
+                let day = f64::from(week * 7);
+                let at = |d: f64| with_days.then_some(d);
+                data.push_at(user, ["milk"], at(day));
+                if week < 4 {
+                    data.push_at(user, ["tea"], at(day + 1.0));
+                }
+            }
+        }
+        data
+    }
+
+    /// Own repeat scores and the hazard by days only, the latter strong.
+    fn by_days_only(day_hazard_weight: f64) -> ForYouParams {
+        ForYouParams {
+            own_weight: 1.0,
+            repeat_switch: 0.0,
+            repeat_neighbours: 0,
+            item_propensity: 0.0,
+            personal_propensity: 0.0,
+            hazard_weight: 0.0,
+            day_hazard_weight,
+            interval_hazard_weight: 0.0,
+            ..ForYouParams::default()
+        }
+    }
+
+    fn first_at(model: &ForYou, user: &str, now: Option<f64>) -> String {
+        let answer = model.recommend_at(user, 2, now);
+        answer.items[0].product.to_string()
+    }
+
+    #[test]
+    fn a_shopper_who_buys_x_every_7_days_gets_x_first_when_7_days_have_passed() {
+        let model = ForYou::fit(&weekly_milk(true), &by_days_only(5.0));
+        assert!(model.is_timed());
+        // 7 days after ann last bought milk: due (every past milk purchase came 7 days after
+        // the one before); tea, 13 days after, was never bought that late.
+        assert_eq!(first_at(&model, "ann", Some(35.0)), "milk");
+        // 1 day after: milk was never bought again the next day; tea, 7 days after, is due.
+        assert_eq!(first_at(&model, "ann", Some(29.0)), "tea");
+        // Without a time, the order-based list: milk, in the last order.
+        assert_eq!(first_at(&model, "ann", None), "milk");
+        assert_eq!(
+            model.recommend("ann", 2),
+            model.recommend_at("ann", 2, None)
+        );
+        // The reasons stay the shopper's history.
+        assert_eq!(
+            model.recommend_at("ann", 1, Some(29.0)).items[0].reason,
+            Reason::BuyAgain { times: 4 }
+        );
+    }
+
+    #[test]
+    fn without_days_or_weights_time_changes_nothing() {
+        // Weight 0: the query's time is ignored.
+        let off = ForYou::fit(&weekly_milk(true), &by_days_only(0.0));
+        assert!(!off.is_timed());
+        assert_eq!(first_at(&off, "ann", Some(29.0)), "milk");
+        // Orders without days: the order-based list, whatever the time.
+        let blind = ForYou::fit(&weekly_milk(false), &by_days_only(5.0));
+        assert_eq!(
+            blind.recommend_at("ann", 2, Some(29.0)),
+            blind.recommend("ann", 2)
+        );
+        // An unknown shopper: popular fallback.
+        assert!(blind.recommend_at("zed", 2, Some(29.0)).fallback);
+    }
+
+    #[test]
+    fn time_hazards_count_each_gap_in_days_and_against_the_interval() {
+        let data = weekly_milk(true);
+        let hazards = TimeHazards::new(&data);
+        let milk = data.product_ix("milk").map_or(0, |p| p as usize);
+        let tea = data.product_ix("tea").map_or(0, |p| p as usize);
+        // Milk: 16 observations 1 day after (never bought), 16 at 7 days (always; the first
+        // at day 7 with no interval yet: 4 of them in the once bucket).
+        assert!(hazards.by_days(milk, 1.0) < 0.01);
+        assert!(hazards.by_days(milk, 7.0) > 0.9);
+        assert!(hazards.by_interval(milk, 7.0, 7.0) > 0.9);
+        assert!(hazards.by_interval(milk, 1.0, 7.0) < 0.1);
+        // Tea: 6 days after (day 7k: never), 7 days after (day 7k + 1: always): one bucket.
+        let tea_week = hazards.by_days(tea, 7.0);
+        assert!((0.3..0.7).contains(&tea_week), "{tea_week}");
+        // No day known: all zero.
+        let blind = TimeHazards::new(&weekly_milk(false));
+        assert_eq!(blind.by_days(milk, 7.0), 0.0);
+        assert_eq!(blind.by_interval(milk, 7.0, f64::NAN), 0.0);
+    }
+
+    #[test]
+    fn day_and_interval_buckets_cover_every_gap() {
+        let days: Vec<usize> = [
+            0.0, 0.5, 1.0, 3.0, 5.0, 7.0, 9.0, 13.0, 17.0, 24.0, 31.0, 45.0,
+        ]
+        .into_iter()
+        .map(day_bucket)
+        .collect();
+        assert_eq!(days, [0, 0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(day_bucket(60.0), 12);
+        assert_eq!(day_bucket(90.0), 13);
+        assert_eq!(day_bucket(1e9), DAY_BUCKETS - 1);
+        assert_eq!(interval_bucket(7.0, 7.0), 4);
+        assert_eq!(interval_bucket(0.0, 7.0), 0);
+        assert_eq!(interval_bucket(100.0, 7.0), INTERVAL_BUCKETS - 2);
+        assert_eq!(interval_bucket(3.0, f64::NAN), INTERVAL_BUCKETS - 1);
+        // Two purchases on one day: the interval counts as one day.
+        assert_eq!(interval_bucket(1.0, 0.0), 4);
     }
 
     #[test]

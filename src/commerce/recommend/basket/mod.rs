@@ -37,6 +37,9 @@ pub struct Baskets {
     user_index: HashMap<Arc<str>, u32>,
     /// Per shopper, their baskets in time order; each basket sorted, without duplicates.
     history: Vec<Vec<Vec<ProductIx>>>,
+    /// Per shopper, the day of each of their baskets on their clock (days, any origin; `None`
+    /// unknown), in `history`'s order.
+    days: Vec<Vec<Option<f64>>>,
     /// Number of baskets pushed.
     basket_count: usize,
 }
@@ -47,9 +50,22 @@ impl Baskets {
         Self::default()
     }
 
-    /// Appends one basket (an order) of `user`, later than their earlier ones. Duplicate products
-    /// in one basket count once; an empty basket is ignored.
+    /// Appends one basket (an order) of `user`, later than their earlier ones, its time
+    /// unknown. Duplicate products in one basket count once; an empty basket is ignored.
     pub fn push<'a>(&mut self, user: &str, products: impl IntoIterator<Item = &'a str>) {
+        self.push_at(user, products, None);
+    }
+
+    /// [`Baskets::push`] of a basket bought on `day` (days on one clock for all of `user`'s
+    /// baskets, e.g. Unix days or days since their first order; not before their earlier
+    /// ones; `None` unknown): the time-aware part of [`ForYou`] reads the days since the
+    /// shopper last bought each product.
+    pub fn push_at<'a>(
+        &mut self,
+        user: &str,
+        products: impl IntoIterator<Item = &'a str>,
+        day: Option<f64>,
+    ) {
         let mut basket: Vec<ProductIx> = products
             .into_iter()
             .map(|product| self.intern_product(product))
@@ -67,10 +83,12 @@ impl Baskets {
                 self.users.push(id.clone());
                 self.user_index.insert(id, ix);
                 self.history.push(Vec::new());
+                self.days.push(Vec::new());
                 ix
             }
         };
         self.history[user as usize].push(basket);
+        self.days[user as usize].push(day.filter(|d| d.is_finite()));
         self.basket_count += 1;
     }
 
@@ -128,6 +146,11 @@ impl Baskets {
     /// Every shopper's baskets.
     pub(crate) fn histories(&self) -> &[Vec<Vec<ProductIx>>] {
         &self.history
+    }
+
+    /// The days of one shopper's baskets, in [`Baskets::history`]'s order.
+    pub(crate) fn days(&self, user: usize) -> &[Option<f64>] {
+        &self.days[user]
     }
 }
 
@@ -197,6 +220,18 @@ mod tests {
         let ann = data.user_ix("ann").unwrap();
         assert_eq!(data.history(ann), &[vec![0, 1], vec![2]]);
         assert_eq!(data.product_id(2).as_ref(), "bread");
+        assert_eq!(data.days(ann), &[None, None]);
+    }
+
+    #[test]
+    fn push_at_keeps_each_baskets_day() {
+        let mut data = Baskets::new();
+        data.push_at("ann", ["milk"], Some(0.0));
+        data.push_at("ann", [], Some(3.0));
+        data.push_at("ann", ["eggs"], Some(7.0));
+        data.push_at("ann", ["tea"], Some(f64::NAN));
+        let ann = data.user_ix("ann").unwrap();
+        assert_eq!(data.days(ann), &[Some(0.0), Some(7.0), None]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Reads order lines in the Instacart layout (`order_id,user_id,order_number,product_id`,
-//! optionally `add_to_cart_order`; other columns such as `order_dow` or a leading unnamed index
-//! are ignored), columns found by the header in any order, into each shopper's orders in
-//! `order_number` order, and splits them the way the evaluation protocol does.
+//! optionally `add_to_cart_order` and `days_since_prior_order`; other columns such as
+//! `order_dow` or a leading unnamed index are ignored), columns found by the header in any
+//! order, into each shopper's orders in `order_number` order, each with its day on the
+//! shopper's clock when the file has the days between orders, and splits them the way the
+//! evaluation protocol does.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -79,6 +81,13 @@ pub struct Order {
     pub number: u64,
     /// Its products in `add_to_cart_order` (file order without that column), each once.
     pub products: Vec<String>,
+    /// `days_since_prior_order`: days since the shopper's previous order (`None`: the first
+    /// order, an empty cell or a file without the column).
+    pub days_since_prior: Option<f32>,
+    /// The order's day on the shopper's clock: 0 for their first order, then the running sum
+    /// of `days_since_prior` (`None` without the column, or from an order whose days since the
+    /// one before are unknown or whose number skips one, on).
+    pub day: Option<f64>,
 }
 
 /// Every shopper's orders, oldest first; shoppers in the order of their first line.
@@ -95,6 +104,10 @@ pub struct Split {
     pub train: Baskets,
     /// Per shopper with a held-out order: `(user_id, its products)`.
     pub held_out: Vec<(String, Vec<String>)>,
+    /// The day of each held-out order on its shopper's clock (as `train`'s baskets' days), in
+    /// `held_out`'s order: when the shopper came back, the query time a server would have
+    /// (nothing of what they bought); `None` unknown.
+    pub held_out_days: Vec<Option<f64>>,
 }
 
 impl Orders {
@@ -124,11 +137,14 @@ impl Orders {
         }
         let [order_col, user_col, number_col, product_col] = columns;
         let cart_col = find("add_to_cart_order");
+        let days_col = find("days_since_prior_order");
 
-        // order id → (user, number, lines (cart position, product)).
+        // order id → (user, number, days since the prior order, lines (cart position,
+        // product)).
         struct Building {
             user: String,
             number: u64,
+            days: Option<f32>,
             lines: Vec<(f64, String)>,
         }
         let mut orders: HashMap<String, Building> = HashMap::new();
@@ -177,6 +193,27 @@ impl Orders {
                     }
                 }
             };
+            let days = match days_col {
+                None => None,
+                Some(col) => {
+                    let raw = record.get(col).unwrap_or_default().trim();
+                    if raw.is_empty() {
+                        None
+                    } else {
+                        let days = raw
+                            .parse::<f32>()
+                            .ok()
+                            .filter(|x| x.is_finite() && *x >= 0.0)
+                            .ok_or_else(|| OrdersError::Value {
+                                line,
+                                column: "days_since_prior_order",
+                                value: raw.to_owned(),
+                                reason: "not a number of days ≥ 0",
+                            })?;
+                        Some(days)
+                    }
+                }
+            };
             match orders.get_mut(order) {
                 Some(building) => {
                     if building.user != user {
@@ -197,6 +234,9 @@ impl Orders {
                             now: number.to_string(),
                         });
                     }
+                    if building.days.is_none() {
+                        building.days = days;
+                    }
                     building.lines.push((cart, product.to_owned()));
                 }
                 None => {
@@ -206,6 +246,7 @@ impl Orders {
                         Building {
                             user: user.to_owned(),
                             number,
+                            days,
                             lines: vec![(cart, product.to_owned())],
                         },
                     );
@@ -237,6 +278,8 @@ impl Orders {
                 id,
                 number: building.number,
                 products,
+                days_since_prior: building.days,
+                day: None,
             });
         }
         let users = user_order
@@ -244,6 +287,9 @@ impl Orders {
             .map(|user| {
                 let mut list = by_user.remove(&user).unwrap_or_default();
                 list.sort_by_key(|o| o.number);
+                if days_col.is_some() {
+                    clock(&mut list);
+                }
                 (user, list)
             })
             .collect();
@@ -261,6 +307,7 @@ impl Orders {
     pub fn split(&self, drop_last: usize) -> Split {
         let mut train = Baskets::new();
         let mut held_out = Vec::new();
+        let mut held_out_days = Vec::new();
         for (user, orders) in &self.users {
             let Some(kept) = orders.len().checked_sub(drop_last) else {
                 continue;
@@ -269,11 +316,38 @@ impl Orders {
                 continue;
             };
             for order in earlier {
-                train.push(user, order.products.iter().map(String::as_str));
+                train.push_at(user, order.products.iter().map(String::as_str), order.day);
             }
             held_out.push((user.clone(), last.products.clone()));
+            held_out_days.push(last.day);
         }
-        Split { train, held_out }
+        Split {
+            train,
+            held_out,
+            held_out_days,
+        }
+    }
+}
+
+/// Sets the days of one shopper's orders (sorted by number): the first 0, each next one the
+/// day before plus its days since the prior order, unknown from an order without them or
+/// whose number is not the one before's plus 1.
+fn clock(orders: &mut [Order]) {
+    let mut day: Option<f64> = None;
+    let mut number: Option<u64> = None;
+    for (i, order) in orders.iter_mut().enumerate() {
+        day = if i == 0 {
+            Some(0.0)
+        } else {
+            match (day, order.days_since_prior) {
+                (Some(day), Some(gap)) if number.map(|n| n + 1) == Some(order.number) => {
+                    Some(day + f64::from(gap))
+                }
+                _ => None,
+            }
+        };
+        number = Some(order.number);
+        order.day = day;
     }
 }
 
@@ -308,6 +382,54 @@ mod tests {
         assert_eq!(numbers, [1, 2, 3]);
         // add_to_cart_order, not file order.
         assert_eq!(list[1].products, ["a", "b"]);
+        // The days since the prior order, and the day on the shopper's clock.
+        let days: Vec<Option<f32>> = list.iter().map(|o| o.days_since_prior).collect();
+        assert_eq!(days, [None, None, Some(3.0)]);
+        // Order 2 has no days since order 1 (an empty cell): its day, and every later one, is
+        // unknown.
+        let clock: Vec<Option<f64>> = list.iter().map(|o| o.day).collect();
+        assert_eq!(clock, [Some(0.0), None, None]);
+    }
+
+    #[test]
+    fn days_add_up_to_each_orders_day_on_the_shoppers_clock() {
+        let text = "order_id,user_id,order_number,product_id,days_since_prior_order
+1,u,1,a,
+2,u,2,b,7.0
+2,u,2,c,7.0
+3,u,3,a,30
+4,u,4,a,0
+5,v,1,a,
+5,v,1,b,
+6,v,3,a,2
+";
+        let orders = Orders::read(text.as_bytes()).unwrap();
+        let days = |user: usize| -> Vec<Option<f64>> {
+            orders.users[user].1.iter().map(|o| o.day).collect()
+        };
+        assert_eq!(days(0), [Some(0.0), Some(7.0), Some(37.0), Some(37.0)]);
+        // v's order 2 is missing: the clock stops at order 3.
+        assert_eq!(days(1), [Some(0.0), None]);
+        // The split carries the days: the held-out order's is the query time.
+        let test = orders.split(0);
+        assert_eq!(test.held_out_days, [Some(37.0), None]);
+        let validation = orders.split(1);
+        assert_eq!(validation.held_out_days, [Some(37.0), Some(0.0)]);
+        let u = validation.train.user_ix("u").unwrap();
+        assert_eq!(validation.train.days(u), [Some(0.0), Some(7.0)]);
+        // Without the column, no day is known.
+        let plain = "order_id,user_id,order_number,product_id\n1,u,1,a\n2,u,2,b\n";
+        let orders = Orders::read(plain.as_bytes()).unwrap();
+        assert!(orders.users[0].1.iter().all(|o| o.day.is_none()));
+        assert_eq!(orders.split(0).held_out_days, [None]);
+        // A day that is not a number is an error naming the line.
+        let bad = "order_id,user_id,order_number,product_id,days_since_prior_order\n1,u,1,a,x\n";
+        let err = Orders::read(bad.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 2, column `days_since_prior_order`"),
+            "{err}"
+        );
     }
 
     #[test]
