@@ -52,9 +52,9 @@ fn live_here(registry: &Registry, stream: &str) -> bool {
 ///
 /// It sits in front of the router rather than as a layer of its `/hls` routes because an edge
 /// answers most of its requests this way (1,000 viewers' blocking reloads and parts per part
-/// the owner publishes): the route match, its path parameters and the per-route layers cost an
-/// edge request ≈ 45 of its ≈ 60 allocations (`docs/benchmarks/cluster.md`), for a request that
-/// uses none of them. Requests it answers are counted in `cuecast_hls_requests_total` here;
+/// the owner publishes): the route match, its path parameters and the per-route layers were
+/// most of an edge request's allocations (≈ 63 → 26 per request when it moved here,
+/// `docs/benchmarks/cluster.md`), for a request that uses none of them. Requests it answers are counted in `cuecast_hls_requests_total` here;
 /// the router counts the others.
 #[derive(Clone)]
 pub struct EdgeFirst {
