@@ -84,18 +84,22 @@ impl tower_service::Service<Request> for EdgeFirst {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match &self.hls {
-            Some(hls) if remote_candidate(hls, &request).is_some() => {
+        let remote = self
+            .hls
+            .as_ref()
+            .and_then(|hls| Some((hls, remote_candidate(hls, &request)?.to_string())));
+        match remote {
+            Some((hls, stream)) => {
                 let (hls, metrics, inner) = (
                     Arc::clone(hls),
                     Arc::clone(&self.metrics),
                     self.inner.clone(),
                 );
                 Either::Right(Box::pin(async move {
-                    Ok(serve_remote(hls, metrics, request, inner).await)
+                    Ok(serve_remote(hls, metrics, stream, request, inner).await)
                 }))
             }
-            _ => Either::Left(self.inner.call(request)),
+            None => Either::Left(self.inner.call(request)),
         }
     }
 }
@@ -115,19 +119,16 @@ fn remote_candidate<'r>(hls: &HlsEdge, request: &'r Request) -> Option<&'r str> 
     candidate.then_some(stream)
 }
 
-/// `request` (a [`remote_candidate`]): from the stream's owner, counted here; or from `inner`
-/// when the stream turns out to be ours or nobody's (after holding it while a failover's
-/// successor takes over).
+/// `request` for `stream` (a [`remote_candidate`]): from the stream's owner, counted here; or
+/// from `inner` when the stream turns out to be ours or nobody's (after holding it while a
+/// failover's successor takes over).
 async fn serve_remote(
     hls: Arc<HlsEdge>,
     metrics: Arc<Metrics>,
+    stream: String,
     request: Request,
     inner: Router,
 ) -> Response {
-    let Some(stream) = remote_candidate(&hls, &request) else {
-        return local(inner, request).await;
-    };
-    let stream = stream.to_string();
     let deadline = tokio::time::Instant::now() + FAILOVER_HOLD;
     loop {
         let owner = match hls.edge.route(&stream).await {

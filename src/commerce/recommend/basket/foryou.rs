@@ -908,23 +908,7 @@ pub(crate) fn repeat_hazards(data: &Baskets) -> Vec<[f64; GAP_BUCKETS]> {
             }
         }
     }
-    let mut global = [(0.0f64, 0.0f64); GAP_BUCKETS];
-    for product in &sums {
-        for (g, s) in global.iter_mut().zip(product) {
-            g.0 += s.0;
-            g.1 += s.1;
-        }
-    }
-    let prior = global.map(|g| g.0 / g.1.max(1.0));
-    sums.iter()
-        .map(|product| {
-            let mut out = [0.0; GAP_BUCKETS];
-            for (b, s) in product.iter().enumerate() {
-                out[b] = (s.0 + RATE_PRIOR * prior[b]) / (s.1 + RATE_PRIOR);
-            }
-            out
-        })
-        .collect()
+    smoothed(&sums)
 }
 
 /// Buckets of days since a product's last purchase ([`day_bucket`]).
@@ -1009,8 +993,8 @@ impl TimeHazards {
             }
         }
         TimeHazards {
-            days: smoothed(&days),
-            intervals: smoothed(&intervals),
+            days: narrow(smoothed(&days)),
+            intervals: narrow(smoothed(&intervals)),
         }
     }
 
@@ -1035,9 +1019,14 @@ impl TimeHazards {
     }
 }
 
+/// The time hazards are kept as `f32` (half the memory; a hazard needs no more).
+fn narrow<const B: usize>(hazards: Vec<[f64; B]>) -> Vec<[f32; B]> {
+    hazards.into_iter().map(|h| h.map(|v| v as f32)).collect()
+}
+
 /// Per product, each bucket's share `(hits, observations)` smoothed towards the bucket's share
 /// over all products with [`RATE_PRIOR`] pseudo-observations.
-fn smoothed<const B: usize>(sums: &[[(f64, f64); B]]) -> Vec<[f32; B]> {
+fn smoothed<const B: usize>(sums: &[[(f64, f64); B]]) -> Vec<[f64; B]> {
     let mut global = [(0.0f64, 0.0f64); B];
     for product in sums {
         for (g, s) in global.iter_mut().zip(product) {
@@ -1048,9 +1037,9 @@ fn smoothed<const B: usize>(sums: &[[(f64, f64); B]]) -> Vec<[f32; B]> {
     let prior = global.map(|g| g.0 / g.1.max(1.0));
     sums.iter()
         .map(|product| {
-            let mut out = [0.0f32; B];
+            let mut out = [0.0; B];
             for (b, s) in product.iter().enumerate() {
-                out[b] = ((s.0 + RATE_PRIOR * prior[b]) / (s.1 + RATE_PRIOR)) as f32;
+                out[b] = (s.0 + RATE_PRIOR * prior[b]) / (s.1 + RATE_PRIOR);
             }
             out
         })
