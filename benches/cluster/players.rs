@@ -3,9 +3,10 @@
 //! owner (A), each looping as hls.js does at the live edge: a blocking playlist reload for the
 //! preload-hinted part (`_HLS_msn`/`_HLS_part`), then that part. One tokio runtime (two worker
 //! threads); each player owns one keep-alive HTTP/1.1 connection, as a browser tab does, spoken
-//! by a minimal client (request line, `Content-Length` or chunked bodies into a reused buffer):
-//! the players share the two cores with both nodes, so the less the client costs, the more of
-//! the measured latency is the servers'. (Until 2026-12-07 evening the players shared one
+//! by a minimal client (request line, `Content-Length` or chunked bodies: a playlist into a
+//! reused buffer, a part's bytes discarded without being copied out of the kernel): the players
+//! share the two cores with both nodes, so the less the client costs, the more of the measured
+//! latency is the servers'. (Until 2026-12-07 evening the players shared one
 //! `reqwest` client and its pool.)
 //!
 //! For every (msn, part) the probe on A and a player on B both received, the edge's added
@@ -104,8 +105,9 @@ impl Conn {
         }
     }
 
-    /// GET `path`; the body goes to `body` (replaced). A failed request closes the connection.
-    async fn get(&mut self, path: &str, body: &mut Vec<u8>) -> Result<(), Failure> {
+    /// GET `path`; the body goes to `body` (replaced), or with `None` is discarded unread. A
+    /// failed request closes the connection.
+    async fn get(&mut self, path: &str, body: Option<&mut Vec<u8>>) -> Result<(), Failure> {
         let result = match tokio::time::timeout(TIMEOUT, self.exchange(path, body)).await {
             Ok(Ok(200)) => return Ok(()),
             Ok(Ok(status)) => Err(Failure::Status(status)),
@@ -117,13 +119,15 @@ impl Conn {
         result
     }
 
-    async fn exchange(&mut self, path: &str, body: &mut Vec<u8>) -> std::io::Result<u16> {
+    async fn exchange(&mut self, path: &str, body: Option<&mut Vec<u8>>) -> std::io::Result<u16> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
             None => {
                 let tcp = TcpStream::connect(&self.host).await?;
                 tcp.set_nodelay(true)?;
-                self.stream.insert(BufReader::with_capacity(64 * 1024, tcp))
+                // Room for a status line, headers and a playlist; a part's bytes past it are
+                // read (or discarded) straight from the socket.
+                self.stream.insert(BufReader::with_capacity(BUFFER, tcp))
             }
         };
         self.request.clear();
@@ -150,10 +154,11 @@ async fn read_line(stream: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std
     Ok(())
 }
 
-/// Reads one HTTP/1.1 answer: the status; the body (`Content-Length` or chunked) into `body`.
+/// Reads one HTTP/1.1 answer: the status; the body (`Content-Length` or chunked) into `body`,
+/// or with `None` discarded.
 async fn read_response(
     stream: &mut BufReader<TcpStream>,
-    body: &mut Vec<u8>,
+    mut body: Option<&mut Vec<u8>>,
 ) -> std::io::Result<u16> {
     let mut line = Vec::with_capacity(128);
     read_line(stream, &mut line).await?;
@@ -185,7 +190,9 @@ async fn read_response(
             chunked = value.eq_ignore_ascii_case("chunked");
         }
     }
-    body.clear();
+    if let Some(body) = body.as_deref_mut() {
+        body.clear();
+    }
     if chunked {
         loop {
             read_line(stream, &mut line).await?;
@@ -203,7 +210,7 @@ async fn read_response(
                     }
                 }
             }
-            read_body(stream, body, size).await?;
+            read_body(stream, body.as_deref_mut(), size).await?;
             read_line(stream, &mut line).await?;
         }
     }
@@ -213,12 +220,18 @@ async fn read_response(
 }
 
 /// Appends the next `length` bytes of `stream` to `body`: what the reader has buffered, then
-/// straight from the socket into `body`'s spare capacity (one copy, no zeroing).
+/// straight from the socket into `body`'s spare capacity (one copy, no zeroing). With `None`
+/// they are discarded: what is buffered is dropped and the rest is taken off the socket with
+/// `MSG_TRUNC`, which TCP honours by not copying it at all (tcp(7)): a player has no use for a
+/// part's bytes, and the copy was most of its CPU.
 async fn read_body(
     stream: &mut BufReader<TcpStream>,
-    body: &mut Vec<u8>,
+    body: Option<&mut Vec<u8>>,
     length: usize,
 ) -> std::io::Result<()> {
+    let Some(body) = body else {
+        return discard(stream, length).await;
+    };
     let want = body.len() + length;
     body.reserve(length);
     let buffered = stream.buffer();
@@ -232,6 +245,46 @@ async fn read_body(
         if socket.read_buf(&mut limited).await? == 0 {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
         }
+    }
+    Ok(())
+}
+
+/// How much a connection's reader buffers: a status line, headers and a playlist.
+const BUFFER: usize = 8 * 1024;
+
+thread_local! {
+    /// What [`discard`] names as its buffer: with `MSG_TRUNC` on TCP the kernel neither reads
+    /// nor writes it, its length only bounds how much one call takes off. Never initialised,
+    /// so it costs address space, not memory.
+    static SCRATCH: std::cell::RefCell<Vec<std::mem::MaybeUninit<u8>>> =
+        std::cell::RefCell::new(vec![std::mem::MaybeUninit::uninit(); 256 * 1024]);
+}
+
+/// Takes the next `length` bytes off `stream` without copying them (see [`read_body`]).
+async fn discard(stream: &mut BufReader<TcpStream>, length: usize) -> std::io::Result<()> {
+    let buffered = stream.buffer().len().min(length);
+    stream.consume(buffered);
+    let mut left = length - buffered;
+    let socket = stream.get_mut();
+    while left > 0 {
+        let got = loop {
+            socket.readable().await?;
+            match socket.try_io(tokio::io::Interest::READABLE, || {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let take = left.min(scratch.len());
+                    socket2::SockRef::from(&*socket)
+                        .recv_with_flags(&mut scratch[..take], libc::MSG_TRUNC)
+                })
+            }) {
+                Ok(got) => break got,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Err(err),
+            }
+        };
+        if got == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        left -= got.min(left);
     }
     Ok(())
 }
@@ -290,7 +343,7 @@ async fn player(
         let text = std::str::from_utf8(&playlist).unwrap_or_default();
         let (Some(uri), Some((msn, index))) = (hint(text), next_part(text)) else {
             // No playlist yet (or no hint): load it plainly.
-            if let Err(failure) = conn.get(path, &mut playlist).await {
+            if let Err(failure) = conn.get(path, Some(&mut playlist)).await {
                 playlist.clear();
                 counters.error(failure);
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -301,7 +354,7 @@ async fn player(
         let reload = conn
             .get(
                 &format!("{path}?_HLS_msn={msn}&_HLS_part={index}"),
-                &mut body,
+                Some(&mut body),
             )
             .await;
         let now = Instant::now();
@@ -320,7 +373,7 @@ async fn player(
             }
         }
         counters.request();
-        if let Err(failure) = conn.get(&part_path, &mut body).await {
+        if let Err(failure) = conn.get(&part_path, None).await {
             counters.error(failure);
         }
     }
