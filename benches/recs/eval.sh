@@ -11,7 +11,10 @@
 # Usage: benches/recs/eval.sh   (env: CUECAST_BIN=target/debug/cuecast, the binary to run,
 #        built with `cargo build` when it is the default and missing; INSTACART_CSV=path;
 #        OUT=file, where the JSON lines also go; FOLDS=3, the validation folds `--tune`
-#        chooses on, each shopper's 3 orders before the last). CI runs it with the debug binary.
+#        chooses on, each shopper's 3 orders before the last; TUNE=0, no tuning: for-you runs
+#        with its defaults, ForYouParams::default(), the choice the tuning made). CI runs it with
+#        the debug binary and TUNE=0: the check of the baselines takes ≈ 30 s of it, the
+#        tuning the other ≈ 7 minutes (the figures in BENCHMARKS.md are with the tuning).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -25,6 +28,8 @@ fi
 csv=$(instacart_csv)
 out=${OUT:-$work/eval.jsonl}
 start=$(date +%s.%N)
-"$bin" recs eval --orders "$csv" --tune --folds "${FOLDS:-3}" --check | tee "$out"
+tune=(--tune --folds "${FOLDS:-3}")
+if [ "${TUNE:-1}" = 0 ]; then tune=(); fi
+"$bin" recs eval --orders "$csv" "${tune[@]}" --check | tee "$out"
 end=$(date +%s.%N)
 echo "recs eval: $(python3 -c "print(f'{$end - $start:.1f}')") s with $bin" >&2
