@@ -283,7 +283,8 @@ async fn discard(stream: &mut BufReader<TcpStream>, length: usize) -> std::io::R
         if got == 0 {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
         }
-        left -= got.min(left);
+        // At most `left`: each call asks for no more.
+        left -= got;
     }
     Ok(())
 }
