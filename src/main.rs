@@ -113,6 +113,16 @@ enum RecsCommand {
             value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20)
         )]
         folds: usize,
+        /// Hold out each shopper's (last − J)-th order instead of their last (training on the
+        /// orders before it) and evaluate every model there with for-you's defaults: with J
+        /// above the tuning's folds, orders the tuning never saw (0: the test split).
+        #[arg(
+            long,
+            value_name = "J",
+            default_value_t = 0,
+            conflicts_with_all = ["tune", "check", "check_goal"]
+        )]
+        holdout: usize,
         /// Fail (exit 1) unless the baselines are within 0.01 of the reference figures.
         #[arg(long)]
         check: bool,
@@ -145,10 +155,21 @@ fn main() -> ExitCode {
                     tune,
                     tune_only,
                     folds,
+                    holdout,
                     check,
                     check_goal,
                 },
-        } => return recs_eval(&orders, tune, tune_only, folds, check, check_goal),
+        } => {
+            let options = EvalOptions {
+                tune,
+                tune_only,
+                folds,
+                holdout,
+                check,
+                check_goal,
+            };
+            return recs_eval(&orders, options);
+        }
         Command::Chat {
             room,
             server,
@@ -251,16 +272,27 @@ fn catalog_import(file: &Path, config_path: Option<&Path>) -> ExitCode {
     }
 }
 
-/// `cuecast recs eval`: JSON lines on stdout (tuned parameters first with `--tune`), check
-/// failures on stderr.
-fn recs_eval(
-    orders: &Path,
+/// `cuecast recs eval`'s flags.
+struct EvalOptions {
     tune: bool,
     tune_only: bool,
     folds: usize,
+    holdout: usize,
     check: bool,
     check_goal: bool,
-) -> ExitCode {
+}
+
+/// `cuecast recs eval`: JSON lines on stdout (tuned parameters first with `--tune`), check
+/// failures on stderr.
+fn recs_eval(orders: &Path, options: EvalOptions) -> ExitCode {
+    let EvalOptions {
+        tune,
+        tune_only,
+        folds,
+        holdout,
+        check,
+        check_goal,
+    } = options;
     use cuecast::commerce::recommend::basket::{ForYouParams, eval, orders::Orders};
     let orders = match Orders::read_file(orders) {
         Ok(orders) => orders,
@@ -281,11 +313,15 @@ fn recs_eval(
     } else {
         ForYouParams::default()
     };
-    let reports = eval::run(&orders, &params);
+    let reports = eval::run_on(&orders, &params, holdout);
     let lines = reports
         .iter()
         .map(serde_json::to_string)
-        .chain(eval::fbt(&orders).iter().map(serde_json::to_string))
+        .chain(
+            eval::fbt_on(&orders, holdout)
+                .iter()
+                .map(serde_json::to_string),
+        )
         .collect::<Vec<_>>();
     for line in lines {
         match line {

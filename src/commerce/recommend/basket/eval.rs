@@ -228,7 +228,14 @@ pub const REFERENCE: [(&str, f64, f64, f64, f64); 5] = [
 /// Every model on the test split (each shopper's last order held out), `for-you` with
 /// `params`: the baselines with the reference settings, then `for-you`.
 pub fn run(orders: &Orders, params: &ForYouParams) -> Vec<Report> {
-    let split = orders.split(0);
+    run_on(orders, params, 0)
+}
+
+/// [`run`] on fold `holdout` ([`Orders::split`]: each shopper's (last − `holdout`)-th order
+/// held out, trained on the orders before it; 0 is the test split). Folds above the tuning's
+/// are orders the tuning never saw: an out-of-sample check that leaves the test split alone.
+pub fn run_on(orders: &Orders, params: &ForYouParams, holdout: usize) -> Vec<Report> {
+    let split = orders.split(holdout);
     let data = &split.train;
     let mut reports = vec![
         evaluate("popularity", &split, &Baseline::popularity(data)),
@@ -378,7 +385,7 @@ const FULL: Wanted = Wanted {
 /// every later stage holds the choice
 /// before it as its first candidate (a tie keeps it), so a choice can only be better than the
 /// baselines on validation. Small on purpose: CI runs it with the debug binary.
-const STAGES: [Stage; 9] = [
+const STAGES: [Stage; 10] = [
     Stage {
         name: "explore",
         candidates: |base| {
@@ -393,6 +400,7 @@ const STAGES: [Stage; 9] = [
                 vote_decay: 1.0,
                 fusion: 0.0,
                 vote_propensity_power: 0.0,
+                ease_weight: 0.0,
                 ..base.clone()
             }];
             for neighbours in [100, 200] {
@@ -406,6 +414,7 @@ const STAGES: [Stage; 9] = [
                             vote_decay: 1.0,
                             fusion: 0.0,
                             vote_propensity_power: 0.0,
+                            ease_weight: 0.0,
                             ..base.clone()
                         });
                     }
@@ -461,6 +470,25 @@ const STAGES: [Stage; 9] = [
                     ..base.clone()
                 })
                 .collect()
+        },
+        objective: explore_objective,
+        wanted: EXPLORE,
+    },
+    Stage {
+        name: "ease",
+        candidates: |base| {
+            // No EASE part (the stages' before) first.
+            let mut out = vec![base.clone()];
+            for ease_lambda in [100.0, 200.0, 400.0, 800.0] {
+                for ease_weight in [0.5, 1.0, 2.0, 4.0] {
+                    out.push(ForYouParams {
+                        ease_lambda,
+                        ease_weight,
+                        ..base.clone()
+                    });
+                }
+            }
+            out
         },
         objective: explore_objective,
         wanted: EXPLORE,
@@ -838,7 +866,12 @@ pub const FBT_MIN_SUPPORT: f64 = 3.0;
 /// Bought-together on the test split: `fbt-cooccurrence` (plain counts) and `fbt-lift` (lift
 /// with minimum support [`FBT_MIN_SUPPORT`]).
 pub fn fbt(orders: &Orders) -> Vec<FbtReport> {
-    let split = orders.split(0);
+    fbt_on(orders, 0)
+}
+
+/// [`fbt`] on fold `holdout` (as [`run_on`]).
+pub fn fbt_on(orders: &Orders, holdout: usize) -> Vec<FbtReport> {
+    let split = orders.split(holdout);
     let model = CoPurchase::new(&split.train);
     vec![
         evaluate_bought_together("fbt-cooccurrence", &split, &|q, k| model.by_count(q, k)),
@@ -953,6 +986,7 @@ mod tests {
             recent: 10,
             item_weight: 0.0,
             trial_share_power: 0.0,
+            ease_weight: 0.0,
             ..ForYouParams::default()
         };
         let for_you = ForYou::fit(&data, &params);

@@ -9,6 +9,7 @@
 //! - [`metrics`], [`orders`] (the Instacart CSV layout) and [`eval`]: the offline evaluation
 //!   `cuecast recs eval` runs (docs/recommendations.md).
 
+pub mod ease;
 pub mod eval;
 pub mod foryou;
 pub mod metrics;

@@ -1,0 +1,385 @@
+//! EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019): the linear
+//! item-to-item model `B` that best rebuilds each shopper's product set `x_u` from their other
+//! products, `min ‖X − XB‖² + λ‖B‖²` with `diag(B) = 0`, whose closed form is
+//! `B = I − P · diag(1 / diag(P))` with `P = (XᵀX + λI)⁻¹`. A shopper's score for product `j`
+//! is `(x_u B)_j = x_uj − (x_u P)_j / P_jj`. Unlike the neighbour votes (which shoppers are
+//! alike) and co-purchase (what shares a basket), every product of the shopper's history
+//! weighs every other product jointly, with what the shopper already has explained away: the
+//! new-to-you list's strongest single signal on the Instacart sample
+//! (docs/benchmarks/recommend-eval.md).
+//!
+//! `P` is products × products. When there are fewer shoppers than products, the same scores
+//! come from a shoppers × shoppers system (Woodbury): with `M = (XXᵀ + λI)⁻¹`,
+//! `x_u P = (M X)_u` and `P_jj = (1 − x_jᵀ M x_j) / λ` (`x_j`: product `j`'s buyers). The fit
+//! takes the smaller side; when that is above `max_dim`, it keeps the `max_dim` products with
+//! the most buyers (the others get no EASE score). Pure code; dense `f64` Cholesky.
+
+use super::ProductIx;
+use super::models::{Accumulator, ItemSets};
+
+/// Why a fit failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EaseError {
+    /// λ must be a positive, finite number (it makes the system positive definite).
+    #[error("EASE regularisation must be positive and finite, got {0}")]
+    Lambda(f64),
+    /// Rounding broke the Cholesky factorisation (not expected with λ > 0).
+    #[error("EASE system is not positive definite at row {0}")]
+    NotPositiveDefinite(usize),
+}
+
+/// A fitted EASE model over an [`ItemSets`] (binary: bought or not).
+#[derive(Debug, Clone)]
+pub struct Ease {
+    fitted: Fitted,
+    lambda: f64,
+}
+
+#[derive(Debug, Clone)]
+enum Fitted {
+    /// Fewer shoppers than products: `M = (XXᵀ + λI)⁻¹` (row-major, shoppers × shoppers) and,
+    /// per product, `P_jj` (0: nobody bought it).
+    Shoppers { inverse: Vec<f64>, diag: Vec<f64> },
+    /// `P = (XᵀX + λI)⁻¹` over `kept` products (row-major, in `kept`'s order); `position[p]`
+    /// is `p`'s index in `kept` (`u32::MAX`: not kept).
+    Products {
+        kept: Vec<ProductIx>,
+        position: Vec<u32>,
+        inverse: Vec<f64>,
+    },
+}
+
+impl Ease {
+    /// Fits EASE with regularisation `lambda` on `sets`, solving a system of at most
+    /// `max_dim` rows (see the module documentation).
+    pub fn fit(sets: &ItemSets, lambda: f64, max_dim: usize) -> Result<Ease, EaseError> {
+        if lambda.is_nan() || lambda <= 0.0 || lambda.is_infinite() {
+            return Err(EaseError::Lambda(lambda));
+        }
+        let shoppers = sets.sets.len();
+        let bought = sets.postings.iter().filter(|p| !p.is_empty()).count();
+        let fitted = if shoppers <= bought && shoppers <= max_dim {
+            fit_shoppers(sets, lambda)?
+        } else {
+            fit_products(sets, lambda, max_dim)?
+        };
+        Ok(Ease { fitted, lambda })
+    }
+
+    /// The regularisation it was fitted with.
+    pub fn lambda(&self) -> f64 {
+        self.lambda
+    }
+
+    /// Adds `user`'s scores `(x_u B)_j` to `acc` for every product the model covers (their
+    /// own products included, scored as the model rebuilds them).
+    pub fn scores(&self, sets: &ItemSets, user: usize, acc: &mut Accumulator) {
+        match &self.fitted {
+            Fitted::Shoppers { inverse, diag } => {
+                let n = sets.sets.len();
+                let row = &inverse[user * n..(user + 1) * n];
+                // (M X)_u = Σ_v M_uv · x_v.
+                for (other, &weight) in row.iter().enumerate() {
+                    if weight != 0.0 {
+                        for &product in &sets.sets[other] {
+                            acc.add(product, weight);
+                        }
+                    }
+                }
+                let own = &sets.sets[user];
+                let touched: Vec<(ProductIx, f64)> = acc.take();
+                for (product, mx) in touched {
+                    let d = diag[product as usize];
+                    if d > 0.0 {
+                        let x = if own.binary_search(&product).is_ok() {
+                            1.0
+                        } else {
+                            0.0
+                        };
+                        acc.add(product, x - mx / d);
+                    }
+                }
+            }
+            Fitted::Products {
+                kept,
+                position,
+                inverse,
+            } => {
+                let m = kept.len();
+                // x_u P, and x_u itself (1 on the shopper's kept products).
+                let mut xp = vec![0.0; m];
+                let mut x = vec![0.0; m];
+                for &p in &sets.sets[user] {
+                    if let Some(i) = kept_index(position, p) {
+                        x[i] = 1.0;
+                        for (sum, &value) in xp.iter_mut().zip(&inverse[i * m..(i + 1) * m]) {
+                            *sum += value;
+                        }
+                    }
+                }
+                for (j, (&product, &sum)) in kept.iter().zip(&xp).enumerate() {
+                    let score = x[j] - sum / inverse[j * m + j];
+                    if score != 0.0 {
+                        acc.add(product, score);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The shoppers-side (Woodbury) fit.
+fn fit_shoppers(sets: &ItemSets, lambda: f64) -> Result<Fitted, EaseError> {
+    let n = sets.sets.len();
+    let mut gram = vec![0.0; n * n];
+    let mut counts = Vec::new();
+    for user in 0..n {
+        sets.common_counts(user, &mut counts);
+        for (other, &common) in counts.iter().enumerate() {
+            gram[user * n + other] = f64::from(common);
+        }
+        gram[user * n + user] += lambda;
+    }
+    let inverse = spd_inverse(gram, n)?;
+    // P_jj = (1 − Σ_{v,w buy j} M_vw) / λ.
+    let diag = sets
+        .postings
+        .iter()
+        .map(|buyers| {
+            if buyers.is_empty() {
+                return 0.0;
+            }
+            let quad: f64 = buyers
+                .iter()
+                .map(|&v| {
+                    let row = &inverse[v as usize * n..(v as usize + 1) * n];
+                    buyers.iter().map(|&w| row[w as usize]).sum::<f64>()
+                })
+                .sum();
+            (1.0 - quad) / lambda
+        })
+        .collect();
+    Ok(Fitted::Shoppers { inverse, diag })
+}
+
+/// The products-side fit over the `max_dim` products with the most buyers (ties by index).
+fn fit_products(sets: &ItemSets, lambda: f64, max_dim: usize) -> Result<Fitted, EaseError> {
+    let mut kept: Vec<ProductIx> = (0..sets.postings.len() as ProductIx)
+        .filter(|&p| !sets.postings[p as usize].is_empty())
+        .collect();
+    kept.sort_by(|&a, &b| {
+        sets.postings[b as usize]
+            .len()
+            .cmp(&sets.postings[a as usize].len())
+            .then(a.cmp(&b))
+    });
+    kept.truncate(max_dim);
+    kept.sort_unstable();
+    let mut position = vec![u32::MAX; sets.postings.len()];
+    for (i, &p) in kept.iter().enumerate() {
+        position[p as usize] = i as u32;
+    }
+    let m = kept.len();
+    let mut gram = vec![0.0; m * m];
+    let mut own = Vec::new();
+    for set in &sets.sets {
+        own.clear();
+        own.extend(set.iter().filter_map(|&p| kept_index(&position, p)));
+        for &i in &own {
+            let row = &mut gram[i * m..(i + 1) * m];
+            for &j in &own {
+                row[j] += 1.0;
+            }
+        }
+    }
+    for i in 0..m {
+        gram[i * m + i] += lambda;
+    }
+    let inverse = spd_inverse(gram, m)?;
+    Ok(Fitted::Products {
+        kept,
+        position,
+        inverse,
+    })
+}
+
+/// `product`'s row in a products-side fit, if kept.
+fn kept_index(position: &[u32], product: ProductIx) -> Option<usize> {
+    match position[product as usize] {
+        u32::MAX => None,
+        i => Some(i as usize),
+    }
+}
+
+/// The inverse of the symmetric positive definite `n × n` matrix `a` (row-major), through its
+/// Cholesky factor `L` (`a = L Lᵀ`, `a⁻¹ = L⁻ᵀ L⁻¹`). Only the lower triangle of `a` is read.
+pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, EaseError> {
+    assert_eq!(a.len(), n * n, "spd_inverse: a is not n × n");
+    // Cholesky in place (lower triangle), row by row.
+    for i in 0..n {
+        for j in 0..=i {
+            let (upper, lower) = a.split_at(i * n);
+            let row_i = &lower[..n];
+            let row_j = if j == i {
+                row_i
+            } else {
+                &upper[j * n..j * n + n]
+            };
+            let dot: f64 = row_i[..j].iter().zip(&row_j[..j]).map(|(x, y)| x * y).sum();
+            let value = a[i * n + j] - dot;
+            if j == i {
+                if value.is_nan() || value <= 0.0 {
+                    return Err(EaseError::NotPositiveDefinite(i));
+                }
+                a[i * n + i] = value.sqrt();
+            } else {
+                a[i * n + j] = value / a[j * n + j];
+            }
+        }
+    }
+    // L⁻¹ (lower triangular), column by column into `inv` (row-major).
+    let mut inv = vec![0.0; n * n];
+    for col in 0..n {
+        inv[col * n + col] = 1.0 / a[col * n + col];
+        for i in col + 1..n {
+            let mut sum = 0.0;
+            for k in col..i {
+                sum += a[i * n + k] * inv[k * n + col];
+            }
+            inv[i * n + col] = -sum / a[i * n + i];
+        }
+    }
+    // a⁻¹ = (L⁻¹)ᵀ L⁻¹: entry (i, j) = Σ_{k ≥ max(i,j)} inv[k][i] · inv[k][j]. Accumulated
+    // row k of L⁻¹ at a time (contiguous), lower triangle, then mirrored.
+    let mut out = vec![0.0; n * n];
+    for k in 0..n {
+        let row = &inv[k * n..k * n + k + 1];
+        for (i, &ki) in row.iter().enumerate() {
+            if ki == 0.0 {
+                continue;
+            }
+            let target = &mut out[i * n..i * n + i + 1];
+            for (t, &kj) in target.iter_mut().zip(&row[..=i]) {
+                *t += ki * kj;
+            }
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            out[j * n + i] = out[i * n + j];
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commerce::recommend::basket::Baskets;
+
+    fn product_ix(data: &Baskets, id: &str) -> ProductIx {
+        data.product_ix(id).expect("product")
+    }
+
+    fn dense(ease: &Ease, sets: &ItemSets, user: usize, products: usize) -> Vec<f64> {
+        let mut acc = Accumulator::new(products);
+        ease.scores(sets, user, &mut acc);
+        (0..products as ProductIx).map(|p| acc.get(p)).collect()
+    }
+
+    #[test]
+    fn spd_inverse_inverts() {
+        // A 3 × 3 SPD matrix and its inverse checked by multiplication.
+        let a = vec![4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
+        let inv = spd_inverse(a.clone(), 3).expect("spd");
+        for i in 0..3 {
+            for j in 0..3 {
+                let v: f64 = (0..3).map(|k| a[i * 3 + k] * inv[k * 3 + j]).sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((v - want).abs() < 1e-12, "({i},{j}) = {v}");
+            }
+        }
+        assert_eq!(
+            spd_inverse(vec![1.0, 2.0, 2.0, 1.0], 2),
+            Err(EaseError::NotPositiveDefinite(1))
+        );
+    }
+
+    fn shop() -> Baskets {
+        let mut data = Baskets::new();
+        // Shoppers who buy pasta buy sauce, half of them bread; "c" has pasta only.
+        for user in ["a", "b", "d", "e"] {
+            data.push(user, ["pasta", "sauce"]);
+        }
+        data.push("a", ["bread"]);
+        data.push("b", ["bread"]);
+        data.push("f", ["milk", "bread"]);
+        data.push("g", ["milk", "eggs"]);
+        data.push("g", ["bread"]);
+        data.push("c", ["pasta"]);
+        data
+    }
+
+    #[test]
+    fn pasta_buyers_get_sauce_first() {
+        let data = shop();
+        let sets = ItemSets::new(&data);
+        let ease = Ease::fit(&sets, 1.0, 1000).expect("fit");
+        let c = data.user_ix("c").expect("c");
+        let scores = dense(&ease, &sets, c, data.products());
+        let score = |id: &str| scores[product_ix(&data, id) as usize];
+        assert!(score("sauce") > score("bread"), "{scores:?}");
+        assert!(score("bread") > score("eggs"), "{scores:?}");
+        assert!(score("bread") > score("milk"), "{scores:?}");
+    }
+
+    #[test]
+    fn both_sides_give_the_same_scores_and_the_cap_keeps_the_most_bought() {
+        let data = shop();
+        let sets = ItemSets::new(&data);
+        // 7 shoppers, 5 products: the products side is the smaller one.
+        let products = Ease::fit(&sets, 2.0, 6).expect("products side");
+        assert!(matches!(products.fitted, Fitted::Products { .. }));
+        // The shoppers side, taken when there are fewer shoppers than products: add products.
+        let mut wide = shop();
+        for i in 0..5 {
+            wide.push("h", [format!("extra{i}").as_str()]);
+        }
+        let wide_sets = ItemSets::new(&wide);
+        let dual = Ease::fit(&wide_sets, 2.0, 100).expect("shoppers side");
+        assert!(matches!(dual.fitted, Fitted::Shoppers { .. }));
+        // 8 shoppers, 10 products, cap 5: the products side over the five most bought
+        // (bread, pasta, sauce, milk, eggs; the extras have one buyer each).
+        let primal = Ease::fit(&wide_sets, 2.0, 5).expect("products side");
+        assert!(matches!(primal.fitted, Fitted::Products { .. }));
+        // Uncapped, the products side gives the shoppers side's scores.
+        let full = fit_products(&wide_sets, 2.0, usize::MAX).expect("full");
+        let full = Ease {
+            fitted: full,
+            lambda: 2.0,
+        };
+        for user in 0..wide.users() {
+            let a = dense(&dual, &wide_sets, user, wide.products());
+            let b = dense(&full, &wide_sets, user, wide.products());
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-9, "user {user}: {a:?} vs {b:?}");
+            }
+        }
+        // The capped fit scores only the kept products.
+        let capped = dense(&primal, &wide_sets, 0, wide.products());
+        let extra = product_ix(&wide, "extra0") as usize;
+        assert_eq!(capped[extra], 0.0);
+        assert!(capped[product_ix(&wide, "bread") as usize] != 0.0);
+    }
+
+    #[test]
+    fn lambda_must_be_positive() {
+        let sets = ItemSets::new(&shop());
+        for lambda in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                Ease::fit(&sets, lambda, 10),
+                Err(EaseError::Lambda(_))
+            ));
+        }
+    }
+}
