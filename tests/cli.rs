@@ -211,6 +211,7 @@ fn recs_eval_prints_one_json_line_per_model() {
             "recency",
             "fusion",
             "votes",
+            "ease",
             "repeat",
             "switch",
             "propensity",
@@ -234,6 +235,49 @@ fn recs_eval_prints_one_json_line_per_model() {
     assert_eq!(checked.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&checked.stderr);
     assert!(stderr.contains("check: popularity hr@10"), "{stderr}");
+}
+
+#[test]
+fn recs_eval_holdout_scores_an_earlier_order_and_refuses_the_test_only_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.csv");
+    // Each shopper's last (5th) order adds a product of their own they never bought before.
+    let mut csv = orders_csv(5);
+    for user in 0..5 {
+        csv.push_str(&format!("{},u{user},5,late{user},1\n", 100 + user));
+    }
+    std::fs::write(&path, csv).unwrap();
+    let for_you = |args: &[&str]| {
+        let output = cuecast()
+            .args(["recs", "eval"])
+            .args(args)
+            .arg("--orders")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|l| l["model"] == "for-you")
+            .unwrap()
+    };
+    // The test split holds out the 5th order: a new product for every shopper.
+    assert_eq!(for_you(&[])["explore_users"], 5);
+    // --holdout 1 holds out the 4th ({staple, own}), trained on the three before.
+    let earlier = for_you(&["--holdout", "1"]);
+    assert_eq!(earlier["explore_users"], 0);
+    assert_eq!(earlier["recall@10"], 1.0);
+    // The reference check and the tuning belong to the test split.
+    for flag in ["--check", "--tune"] {
+        let refused = cuecast()
+            .args(["recs", "eval", "--holdout", "1", flag, "--orders"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{flag}");
+    }
 }
 
 #[test]
