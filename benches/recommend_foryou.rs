@@ -8,7 +8,9 @@
 //! list.
 //! Beside them, same run: the peer of `fit`, TIFU-KNN (k 300) scoring every shopper (its user
 //! vectors, neighbours and blended scores: what precomputing its lists would cost), and the
-//! floor of `recommend`, a `HashMap` from shopper to ten product ids, looked up and cloned.
+//! floor of `recommend`, a `HashMap` from shopper to ten product ids, looked up and cloned; and
+//! the fit without its EASE part, with EASE's dense inverse alone at 1,000 and 3,000 rows (the
+//! products-side cap).
 //! `cargo test --benches` runs each once on a smaller synthetic set.
 
 use std::hint::black_box;
@@ -18,6 +20,7 @@ use criterion::{Criterion, criterion_main};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cuecast::commerce::recommend::basket::ease::spd_inverse;
 use cuecast::commerce::recommend::basket::models::{Accumulator, TifuKnn};
 use cuecast::commerce::recommend::basket::orders::Orders;
 use cuecast::commerce::recommend::basket::{Baskets, ForYou, ForYouParams};
@@ -98,6 +101,25 @@ fn data(test_mode: bool) -> Data {
     }
 }
 
+/// A symmetric positive definite `n × n` matrix shaped like EASE's: co-purchase counts of a
+/// skewed catalogue plus λ on the diagonal.
+fn spd_matrix(n: usize) -> Vec<f64> {
+    let mut rng = Rng(7);
+    let mut m = vec![0.0; n * n];
+    for _ in 0..n * 20 {
+        let basket: Vec<usize> = (0..8).map(|_| rng.skewed(n as u64) as usize).collect();
+        for &i in &basket {
+            for &j in &basket {
+                m[i * n + j] += 1.0;
+            }
+        }
+    }
+    for i in 0..n {
+        m[i * n + i] += 200.0;
+    }
+    m
+}
+
 fn bench(c: &mut Criterion) {
     let test_mode = !std::env::args().any(|a| a == "--bench");
     let (data, users, name) = data(test_mode);
@@ -116,6 +138,14 @@ fn bench(c: &mut Criterion) {
     group.bench_function(format!("fit/{name}"), |b| {
         b.iter(|| ForYou::fit(black_box(&data), &params))
     });
+    // The same fit without the EASE part: what it costs.
+    let without_ease = ForYouParams {
+        ease_weight: 0.0,
+        ..params.clone()
+    };
+    group.bench_function(format!("fit-without-ease/{name}"), |b| {
+        b.iter(|| ForYou::fit(black_box(&data), &without_ease))
+    });
     group.bench_function(format!("fit-peer-tifu-knn/{name}"), |b| {
         b.iter(|| {
             let model = TifuKnn::fit(black_box(&data), 0.9, 0.7, 3, 300, 0.7);
@@ -125,6 +155,18 @@ fn bench(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    // EASE's dense inverse at the products-side cap (3,000: a shop with more shoppers than
+    // that and more products) and at 1,000; a 20 × 20 matrix in test mode.
+    for n in if test_mode {
+        vec![20]
+    } else {
+        vec![1000, 3000]
+    } {
+        let matrix = spd_matrix(n);
+        group.bench_function(format!("ease-spd-inverse/{n}"), |b| {
+            b.iter(|| spd_inverse(black_box(matrix.clone()), n))
+        });
+    }
     group.finish();
     let floor: HashMap<String, Vec<Arc<str>>> = users
         .iter()

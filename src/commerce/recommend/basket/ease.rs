@@ -237,16 +237,24 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, EaseError> {
             }
         }
     }
-    // L⁻¹ (lower triangular), column by column into `inv` (row-major).
+    // L⁻¹ (lower triangular), row by row: row i = (e_i − Σ_{k<i} L_ik · row k) / L_ii, each
+    // row k non-zero on 0..=k only (contiguous sums).
     let mut inv = vec![0.0; n * n];
-    for col in 0..n {
-        inv[col * n + col] = 1.0 / a[col * n + col];
-        for i in col + 1..n {
-            let mut sum = 0.0;
-            for k in col..i {
-                sum += a[i * n + k] * inv[k * n + col];
+    for i in 0..n {
+        let (done, rest) = inv.split_at_mut(i * n);
+        let row = &mut rest[..n];
+        for k in 0..i {
+            let l = a[i * n + k];
+            if l != 0.0 {
+                for (t, &v) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
+                    *t -= l * v;
+                }
             }
-            inv[i * n + col] = -sum / a[i * n + i];
+        }
+        row[i] = 1.0;
+        let d = a[i * n + i];
+        for t in &mut row[..=i] {
+            *t /= d;
         }
     }
     // a⁻¹ = (L⁻¹)ᵀ L⁻¹: entry (i, j) = Σ_{k ≥ max(i,j)} inv[k][i] · inv[k][j]. Accumulated
@@ -303,6 +311,41 @@ mod tests {
             spd_inverse(vec![1.0, 2.0, 2.0, 1.0], 2),
             Err(EaseError::NotPositiveDefinite(1))
         );
+    }
+
+    #[test]
+    fn spd_inverse_inverts_a_larger_gram_matrix() {
+        // XᵀX + λI for a pseudo-random 0/1 matrix X (60 rows, 40 columns).
+        let (rows, n) = (60, 40);
+        let mut state = 0x2545_f491_u64;
+        let x: Vec<f64> = (0..rows * n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                if (state >> 33) % 4 == 0 { 1.0 } else { 0.0 }
+            })
+            .collect();
+        let mut a = vec![0.0; n * n];
+        for r in 0..rows {
+            for i in 0..n {
+                for j in 0..n {
+                    a[i * n + j] += x[r * n + i] * x[r * n + j];
+                }
+            }
+        }
+        for i in 0..n {
+            a[i * n + i] += 0.5;
+        }
+        let inv = spd_inverse(a.clone(), n).expect("spd");
+        for i in 0..n {
+            for j in 0..n {
+                let v: f64 = (0..n).map(|k| a[i * n + k] * inv[k * n + j]).sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((v - want).abs() < 1e-9, "({i},{j}) = {v}");
+                assert_eq!(inv[i * n + j], inv[j * n + i]);
+            }
+        }
     }
 
     fn shop() -> Baskets {
