@@ -323,7 +323,11 @@ mod tests {
                 state = state
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1);
-                if (state >> 33) % 4 == 0 { 1.0 } else { 0.0 }
+                if (state >> 33).is_multiple_of(4) {
+                    1.0
+                } else {
+                    0.0
+                }
             })
             .collect();
         let mut a = vec![0.0; n * n];
