@@ -1,8 +1,9 @@
 //! cuecast's "for you" next-basket model: a shopper's own repeat purchases (TIFU-KNN's
 //! time-decayed, grouped user vector) blended with the others' score: what their nearest
 //! shoppers bought recently (UP-CF@r's asymmetric cosine with locality `q` over their last `r`
-//! baskets, each vote weighted by the product's trial share) and what is often bought with the
-//! shopper's recent products (item-to-item co-purchase). The blend ranks the shopper's full
+//! baskets, each vote weighted by the product's trial share), what is often bought with the
+//! shopper's recent products (item-to-item co-purchase) and what EASE's linear item-to-item
+//! model rebuilds from everything the shopper bought ([`super::ease`]). The blend ranks the shopper's full
 //! list, the own part weighted per shopper by how often they re-buy (their repeat ratio), and
 //! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
 //! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
