@@ -217,7 +217,7 @@ const BLOCK: usize = 32;
 
 /// The inverse of the symmetric positive definite `n × n` matrix `a` (row-major), through its
 /// Cholesky factor `L` (`a = L Lᵀ`, `a⁻¹ = L⁻ᵀ L⁻¹`). Only the lower triangle of `a` is read.
-/// Each of the three steps takes the rows in blocks of [`BLOCK`].
+/// Each of the three steps takes the rows in blocks of 32.
 pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, EaseError> {
     assert_eq!(a.len(), n * n, "spd_inverse: a is not n × n");
     // Cholesky in place (lower triangle): L_ij = (a_ij − L_i,<j · L_j,<j) / L_jj, L_ii the
