@@ -3,8 +3,9 @@
 //! shoppers bought recently (UP-CF@r's asymmetric cosine with locality `q` over their last `r`
 //! baskets, each vote weighted by the product's trial share), what is often bought with the
 //! shopper's recent products (item-to-item co-purchase) and what EASE's linear item-to-item
-//! model rebuilds from everything the shopper bought ([`super::ease`]). The blend ranks the shopper's full
-//! list, the own part weighted per shopper by how often they re-buy (their repeat ratio), and
+//! model rebuilds from everything the shopper bought ([`super::ease`]). The blend ranks the
+//! shopper's full list, the own part weighted per shopper by how often they re-buy (their
+//! repeat ratio), and
 //! optionally smoothed by the TIFU-KNN neighbours' vectors (with the right parameters the full
 //! list is TIFU-KNN's and the new-to-you list UP-CF@r's, so the validation grid holds both
 //! baselines); the others' score alone ranks the "new to you" list, where the shopper's past
@@ -542,7 +543,7 @@ pub(crate) struct Parts {
     ease: Option<(u64, Option<Ease>)>,
     /// Per product, its repeat rates and trial share ([`item_rates`]).
     rates: Vec<ItemRates>,
-    /// Per shopper, the others' score (neighbour votes and co-purchase, each scaled to a
+    /// Per shopper, the others' score (neighbour votes, co-purchase and EASE, each scaled to a
     /// maximum of 1) and the products, sorted, co-purchase recommends more than the neighbours
     /// do; for the parameters of [`OthersKey`].
     others: (Option<OthersKey>, Vec<(Sparse, Vec<ProductIx>)>),
