@@ -89,48 +89,52 @@ enum RecsCommand {
     /// Evaluate the next-basket models on an orders CSV (the Instacart layout: order_id,
     /// user_id, order_number, product_id[, add_to_cart_order], columns found by the header):
     /// each shopper's last order held out, one JSON line per model (docs/recommendations.md).
-    Eval {
-        /// The orders CSV.
-        #[arg(long, value_name = "FILE")]
-        orders: PathBuf,
-        /// Choose for-you's parameters on the validation split (each shopper's second-to-last
-        /// order) first, print them, and evaluate for-you with them.
-        #[arg(long)]
-        tune: bool,
-        /// With `--tune`: print the validation grid's lines and stop, without evaluating
-        /// anything on the test split (each shopper's last order is never scored), to compare
-        /// designs on validation only.
-        #[arg(long, requires = "tune")]
-        tune_only: bool,
-        /// With `--tune`: validation folds V; fold j holds out each shopper's (last − j)-th
-        /// order and trains on the orders before it, and each candidate is scored on the
-        /// held-out orders of all V folds pooled. 1 is the single second-to-last split.
-        #[arg(
-            long,
-            requires = "tune",
-            value_name = "V",
-            default_value_t = cuecast::commerce::recommend::basket::eval::FOLDS,
-            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20)
-        )]
-        folds: usize,
-        /// Hold out each shopper's (last − J)-th order instead of their last (training on the
-        /// orders before it) and evaluate every model there with for-you's defaults: with J
-        /// above the tuning's folds, orders the tuning never saw (0: the test split).
-        #[arg(
-            long,
-            value_name = "J",
-            default_value_t = 0,
-            conflicts_with_all = ["tune", "check", "check_goal"]
-        )]
-        holdout: usize,
-        /// Fail (exit 1) unless the baselines are within 0.01 of the reference figures.
-        #[arg(long)]
-        check: bool,
-        /// Also fail unless for-you beats TIFU-KNN (Recall@10, NDCG@10) and UP-CF@r (explore
-        /// Recall@10), issue 26's goal (reported on stderr either way).
-        #[arg(long)]
-        check_goal: bool,
-    },
+    Eval(EvalArgs),
+}
+
+/// `cuecast recs eval`'s flags.
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The orders CSV.
+    #[arg(long, value_name = "FILE")]
+    orders: PathBuf,
+    /// Choose for-you's parameters on the validation split (each shopper's second-to-last
+    /// order) first, print them, and evaluate for-you with them.
+    #[arg(long)]
+    tune: bool,
+    /// With `--tune`: print the validation grid's lines and stop, without evaluating
+    /// anything on the test split (each shopper's last order is never scored), to compare
+    /// designs on validation only.
+    #[arg(long, requires = "tune")]
+    tune_only: bool,
+    /// With `--tune`: validation folds V; fold j holds out each shopper's (last − j)-th
+    /// order and trains on the orders before it, and each candidate is scored on the
+    /// held-out orders of all V folds pooled. 1 is the single second-to-last split.
+    #[arg(
+        long,
+        requires = "tune",
+        value_name = "V",
+        default_value_t = cuecast::commerce::recommend::basket::eval::FOLDS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20)
+    )]
+    folds: usize,
+    /// Hold out each shopper's (last − J)-th order instead of their last (training on the
+    /// orders before it) and evaluate every model there with for-you's defaults: with J
+    /// above the tuning's folds, orders the tuning never saw (0: the test split).
+    #[arg(
+        long,
+        value_name = "J",
+        default_value_t = 0,
+        conflicts_with_all = ["tune", "check", "check_goal"]
+    )]
+    holdout: usize,
+    /// Fail (exit 1) unless the baselines are within 0.01 of the reference figures.
+    #[arg(long)]
+    check: bool,
+    /// Also fail unless for-you beats TIFU-KNN (Recall@10, NDCG@10) and UP-CF@r (explore
+    /// Recall@10), issue 26's goal (reported on stderr either way).
+    #[arg(long)]
+    check_goal: bool,
 }
 
 fn main() -> ExitCode {
@@ -149,27 +153,8 @@ fn main() -> ExitCode {
             command: CatalogCommand::Import { file, config },
         } => return catalog_import(&file, config.as_deref()),
         Command::Recs {
-            command:
-                RecsCommand::Eval {
-                    orders,
-                    tune,
-                    tune_only,
-                    folds,
-                    holdout,
-                    check,
-                    check_goal,
-                },
-        } => {
-            let options = EvalOptions {
-                tune,
-                tune_only,
-                folds,
-                holdout,
-                check,
-                check_goal,
-            };
-            return recs_eval(&orders, options);
-        }
+            command: RecsCommand::Eval(args),
+        } => return recs_eval(args),
         Command::Chat {
             room,
             server,
@@ -272,29 +257,20 @@ fn catalog_import(file: &Path, config_path: Option<&Path>) -> ExitCode {
     }
 }
 
-/// `cuecast recs eval`'s flags.
-struct EvalOptions {
-    tune: bool,
-    tune_only: bool,
-    folds: usize,
-    holdout: usize,
-    check: bool,
-    check_goal: bool,
-}
-
 /// `cuecast recs eval`: JSON lines on stdout (tuned parameters first with `--tune`), check
 /// failures on stderr.
-fn recs_eval(orders: &Path, options: EvalOptions) -> ExitCode {
-    let EvalOptions {
+fn recs_eval(args: EvalArgs) -> ExitCode {
+    let EvalArgs {
+        orders,
         tune,
         tune_only,
         folds,
         holdout,
         check,
         check_goal,
-    } = options;
+    } = args;
     use cuecast::commerce::recommend::basket::{ForYouParams, eval, orders::Orders};
-    let orders = match Orders::read_file(orders) {
+    let orders = match Orders::read_file(&orders) {
         Ok(orders) => orders,
         Err(err) => {
             eprintln!("cuecast recs eval: {}: {err}", orders.display());
