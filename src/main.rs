@@ -289,12 +289,12 @@ fn recs_eval(args: EvalArgs) -> ExitCode {
     } else {
         ForYouParams::default()
     };
-    let reports = eval::run_on(&orders, &params, holdout);
+    let reports = eval::run(&orders, &params, holdout);
     let lines = reports
         .iter()
         .map(serde_json::to_string)
         .chain(
-            eval::fbt_on(&orders, holdout)
+            eval::fbt(&orders, holdout)
                 .iter()
                 .map(serde_json::to_string),
         )

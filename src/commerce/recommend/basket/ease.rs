@@ -32,7 +32,6 @@ pub enum EaseError {
 #[derive(Debug, Clone)]
 pub struct Ease {
     fitted: Fitted,
-    lambda: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -63,12 +62,7 @@ impl Ease {
         } else {
             fit_products(sets, lambda, max_dim)?
         };
-        Ok(Ease { fitted, lambda })
-    }
-
-    /// The regularisation it was fitted with.
-    pub fn lambda(&self) -> f64 {
-        self.lambda
+        Ok(Ease { fitted })
     }
 
     /// Adds `user`'s scores `(x_u B)_j` to `acc` for every product the model covers (their
@@ -452,10 +446,7 @@ mod tests {
         assert!(matches!(primal.fitted, Fitted::Products { .. }));
         // Uncapped, the products side gives the shoppers side's scores.
         let full = fit_products(&wide_sets, 2.0, usize::MAX).expect("full");
-        let full = Ease {
-            fitted: full,
-            lambda: 2.0,
-        };
+        let full = Ease { fitted: full };
         for user in 0..wide.users() {
             let a = dense(&dual, &wide_sets, user, wide.products());
             let b = dense(&full, &wide_sets, user, wide.products());

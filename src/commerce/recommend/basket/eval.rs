@@ -225,16 +225,12 @@ pub const REFERENCE: [(&str, f64, f64, f64, f64); 5] = [
     ("up-cf", 0.892, 0.370, 0.457, 0.036),
 ];
 
-/// Every model on the test split (each shopper's last order held out), `for-you` with
-/// `params`: the baselines with the reference settings, then `for-you`.
-pub fn run(orders: &Orders, params: &ForYouParams) -> Vec<Report> {
-    run_on(orders, params, 0)
-}
-
-/// [`run`] on fold `holdout` ([`Orders::split`]: each shopper's (last − `holdout`)-th order
-/// held out, trained on the orders before it; 0 is the test split). Folds above the tuning's
-/// are orders the tuning never saw: an out-of-sample check that leaves the test split alone.
-pub fn run_on(orders: &Orders, params: &ForYouParams, holdout: usize) -> Vec<Report> {
+/// Every model on fold `holdout` ([`Orders::split`]: each shopper's (last − `holdout`)-th
+/// order held out, trained on the orders before it; 0 is the test split, each shopper's last
+/// order), `for-you` with `params`: the baselines with the reference settings, then
+/// `for-you`. Folds above the tuning's are orders the tuning never saw: an out-of-sample check
+/// that leaves the test split alone.
+pub fn run(orders: &Orders, params: &ForYouParams, holdout: usize) -> Vec<Report> {
     let split = orders.split(holdout);
     let data = &split.train;
     let mut reports = vec![
@@ -863,14 +859,9 @@ impl<'a> CoPurchase<'a> {
 /// Minimum co-purchase support of `fbt-lift`.
 pub const FBT_MIN_SUPPORT: f64 = 3.0;
 
-/// Bought-together on the test split: `fbt-cooccurrence` (plain counts) and `fbt-lift` (lift
-/// with minimum support [`FBT_MIN_SUPPORT`]).
-pub fn fbt(orders: &Orders) -> Vec<FbtReport> {
-    fbt_on(orders, 0)
-}
-
-/// [`fbt`] on fold `holdout` (as [`run_on`]).
-pub fn fbt_on(orders: &Orders, holdout: usize) -> Vec<FbtReport> {
+/// Bought-together on fold `holdout` (as [`run`]; 0 the test split): `fbt-cooccurrence`
+/// (plain counts) and `fbt-lift` (lift with minimum support [`FBT_MIN_SUPPORT`]).
+pub fn fbt(orders: &Orders, holdout: usize) -> Vec<FbtReport> {
     let split = orders.split(holdout);
     let model = CoPurchase::new(&split.train);
     vec![
