@@ -106,9 +106,7 @@ impl Ease {
                 for &p in &sets.sets[user] {
                     if let Some(i) = kept_index(position, p) {
                         x[i] = 1.0;
-                        for (sum, &value) in xp.iter_mut().zip(&inverse[i * m..(i + 1) * m]) {
-                            *sum += value;
-                        }
+                        axpy(&mut xp, 1.0, &inverse[i * m..(i + 1) * m]);
                     }
                 }
                 for (j, (&product, &sum)) in kept.iter().zip(&xp).enumerate() {
